@@ -1,0 +1,51 @@
+# Rumor — make run | test | lint | proto
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROTOS := $(wildcard proto/rumor/v1/*.proto)
+DATA_ROOT ?= .rumor
+PYTEST_ARGS ?=
+
+.PHONY: run test unit integration lint format proto clean
+
+$(BIN)/rumor: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(BIN)/rumor
+
+## run: create .venv, install Rumor and start a local node (Ctrl-C stops it)
+run: $(BIN)/rumor
+	@echo "Starting one Rumor node; data in $(DATA_ROOT)/node1."
+	@echo "Reach it at 127.0.0.1:7401 (gRPC), e.g. with grpcurl -plaintext 127.0.0.1:7401 list"
+	$(BIN)/rumor node --data-dir $(DATA_ROOT)/node1 --listen 127.0.0.1:7401 --log-format console
+
+## test: lint, then every test (unit, integration) with durations
+test: $(BIN)/rumor lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(BIN)/rumor
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: $(BIN)/rumor
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+## lint: ruff, mypy --strict and the import-linter layer contracts
+lint: $(BIN)/rumor
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	MYPYPATH=.mypy $(BIN)/mypy -p rumor.node -p rumor.client
+	$(BIN)/mypy tests
+	$(BIN)/lint-imports
+
+format: $(BIN)/rumor
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## proto: regenerate the committed stubs from proto/rumor/v1/*.proto
+proto: $(BIN)/rumor
+	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=proto --pyi_out=proto \
+		--grpc_python_out=proto $(PROTOS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

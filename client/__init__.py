@@ -1,0 +1,1 @@
+"""rumor.client: the client side of Rumor (the `rumor` command's launcher)."""

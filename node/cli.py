@@ -1,0 +1,54 @@
+"""`rumor node`: the node's command, contributed to `rumor` through the rumor.cli entry point.
+
+Its options are generated from ``Config``'s fields, so every setting has one
+flag, one RUMOR_* variable and one TOML key.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from rumor.node import logs
+from rumor.node.app import run
+from rumor.node.config import Config, ConfigError
+from rumor.node.server.grpc_server import BindError
+from rumor.node.storage import StoreLocked
+
+
+def _options(command: Any) -> Any:
+    for setting in reversed(Config.settings()):
+        flag = "--" + setting.name.replace("_", "-")
+        choices = setting.metadata["choices"]
+        kind: Any = (
+            click.Choice(choices) if choices else (int if setting.type in ("int", int) else str)
+        )
+        help_text = f"{setting.metadata['help']} [default: {setting.default}]"
+        command = click.option(flag, setting.name, type=kind, default=None, help=help_text)(command)
+    return command
+
+
+@click.command("node")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML file of settings (flags and RUMOR_* variables override it).",
+)
+@_options
+def node_command(config_file: str | None, **flags: Any) -> None:
+    """Run a Rumor node: serve the KV API over gRPC from a local RocksDB."""
+    try:
+        config = Config.load(flags, config_file=config_file)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    logs.configure(config.log_level, config.log_format)
+    try:
+        status = run(config)
+    except (StoreLocked, BindError) as exc:
+        click.echo(f"rumor node: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(status)

@@ -1,0 +1,144 @@
+"""The node's configuration: one dataclass, filled from flags > RUMOR_* env > TOML > defaults.
+
+Every field carries its default and a one-line reason in its ``help``; the
+`rumor node` flags are generated from these fields, so the CLI, environment
+variables and the TOML file can never disagree on names or types. A field
+``min_expiration_ttl`` is the flag ``--min-expiration-ttl``, the environment
+variable ``RUMOR_MIN_EXPIRATION_TTL`` and the TOML key ``min_expiration_ttl``
+(or ``min-expiration-ttl``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it."""
+
+
+def _setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: str = _setting(
+        ".rumor/node", "Directory of this node's RocksDB; it also holds the node id."
+    )
+    listen: str = _setting(
+        "127.0.0.1:7401",
+        "gRPC listen address HOST:PORT; port 0 picks a free one. Loopback by default.",
+    )
+    name: str = _setting("", "A human name for this node in logs and status (ids are random).")
+    durability: str = _setting(
+        "fsync",
+        "fsync: acknowledge after the WAL is synced (group commit), survives power loss;"
+        " wal: after the WAL write, survives a process crash only, faster.",
+        choices=("fsync", "wal"),
+    )
+    min_expiration_ttl: int = _setting(
+        60, "Smallest expiration_ttl (and distance of an absolute expiration) a client may ask."
+    )
+    sweep_interval_ms: int = _setting(
+        1000, "How often the sweeper purges a slice of tombstones and expired keys."
+    )
+    shutdown_grace_ms: int = _setting(5000, "How long a stopping node lets in-flight RPCs finish.")
+    log_level: str = _setting(
+        "info", "debug, info, warning or error.", choices=("debug", "info", "warning", "error")
+    )
+    log_format: str = _setting(
+        "auto",
+        "json, console, or auto (console on a terminal, JSON otherwise).",
+        choices=("auto", "json", "console"),
+    )
+
+    @classmethod
+    def settings(cls) -> list[dataclasses.Field[Any]]:
+        return list(dataclasses.fields(cls))
+
+    @classmethod
+    def load(
+        cls,
+        flags: Mapping[str, Any],
+        env: Mapping[str, str] | None = None,
+        config_file: str | os.PathLike[str] | None = None,
+    ) -> Config:
+        """Merge the sources, highest first: ``flags`` (None = not given), env, TOML, defaults."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        if config_file is not None:
+            values.update(_read_toml(Path(config_file)))
+        for setting in cls.settings():
+            env_name = "RUMOR_" + setting.name.upper()
+            if env_name in env:
+                values[setting.name] = env[env_name]
+            if flags.get(setting.name) is not None:
+                values[setting.name] = flags[setting.name]
+        converted = {name: _convert(name, value) for name, value in values.items()}
+        config = cls(**converted)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        for setting in self.settings():
+            choices = setting.metadata["choices"]
+            value = getattr(self, setting.name)
+            if choices and value not in choices:
+                raise ConfigError(
+                    f"{setting.name} must be one of {', '.join(choices)}; got {value!r}"
+                )
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise ConfigError(f"listen must be HOST:PORT; got {self.listen!r}")
+        if self.min_expiration_ttl < 1:
+            raise ConfigError("min_expiration_ttl must be at least 1")
+        if self.sweep_interval_ms < 1:
+            raise ConfigError("sweep_interval_ms must be at least 1")
+
+
+_TYPES = {setting.name: setting.type for setting in dataclasses.fields(Config)}
+
+
+def _convert(name: str, value: Any) -> Any:
+    kind = _TYPES[name]
+    if kind in ("int", int):
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be an integer; got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{name} must be an integer; got {value!r}") from exc
+    if kind in ("bool", bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false; got {value!r}")
+    return str(value)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    values = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in _TYPES:
+            raise ConfigError(f"config file {path}: unknown setting {key!r}")
+        values[name] = value
+    return values

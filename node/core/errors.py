@@ -1,0 +1,34 @@
+"""The errors the node's operations raise; the server maps each to a gRPC and an HTTP status."""
+
+from __future__ import annotations
+
+
+class RumorError(Exception):
+    """Base of every error a client can be told about; ``str()`` is the message sent."""
+
+
+class InvalidRequest(RumorError, ValueError):
+    """The request breaks a limit or a rule of the data model (gRPC INVALID_ARGUMENT)."""
+
+
+class NamespaceNotFound(RumorError, LookupError):
+    """No live namespace has this id (gRPC NOT_FOUND)."""
+
+    def __init__(self, message: str = "namespace not found") -> None:
+        super().__init__(message)
+
+
+class NamespaceExists(RumorError):
+    """Another live namespace already has this title (gRPC ALREADY_EXISTS)."""
+
+
+class ValueTooLarge(InvalidRequest):
+    """A value or metadata over its limit (HTTP 413)."""
+
+
+class KeyTooLong(InvalidRequest):
+    """A key over its limit (HTTP 414)."""
+
+
+class Unavailable(RumorError):
+    """The node cannot serve the request now (gRPC UNAVAILABLE)."""

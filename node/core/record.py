@@ -1,0 +1,98 @@
+"""The record: what is stored and replicated for one key.
+
+A record is a header (version, origin's write counter, expiration, flags,
+metadata, value length) and, apart from it, the value bytes. Headers are
+small and stored in their own column family so that listing reads headers
+only, never values.
+
+Header encoding (big-endian), 37 bytes then the metadata:
+    hlc u64 | origin u64 | seq u64 | expiration i64 | flags u8 | value_length u32 | metadata
+``expiration`` is absolute seconds since the epoch, 0 for "never". A record is
+expired when ``0 < expiration <= now``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from rumor.node.core.version import Version
+
+_HEADER = struct.Struct(">QQQqBI")
+HEADER_FIXED_SIZE = _HEADER.size
+
+FLAG_TOMBSTONE = 0x01
+FLAG_METADATA = 0x02
+_KNOWN_FLAGS = FLAG_TOMBSTONE | FLAG_METADATA
+
+
+class CorruptRecord(ValueError):
+    """Stored or received header bytes that do not decode."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHeader:
+    """Everything about a record except its value."""
+
+    hlc: int
+    origin: int
+    seq: int
+    expiration: int = 0
+    tombstone: bool = False
+    metadata: bytes | None = None  # compact JSON text
+    value_length: int = 0
+
+    @property
+    def version(self) -> Version:
+        return Version(self.hlc, self.origin)
+
+    def expired(self, now_s: float) -> bool:
+        """True when the record has an expiration and it is not in the future."""
+        return 0 < self.expiration <= now_s
+
+    def live(self, now_s: float) -> bool:
+        """True when the key reads as present: neither deleted nor expired."""
+        return not self.tombstone and not self.expired(now_s)
+
+    def encode(self) -> bytes:
+        flags = (FLAG_TOMBSTONE if self.tombstone else 0) | (
+            FLAG_METADATA if self.metadata is not None else 0
+        )
+        fixed = _HEADER.pack(
+            self.hlc, self.origin, self.seq, self.expiration, flags, self.value_length
+        )
+        return fixed + self.metadata if self.metadata is not None else fixed
+
+    @classmethod
+    def decode(cls, data: bytes) -> RecordHeader:
+        if len(data) < HEADER_FIXED_SIZE:
+            raise CorruptRecord(f"record header of {len(data)} bytes is too short")
+        hlc, origin, seq, expiration, flags, value_length = _HEADER.unpack_from(data)
+        if flags & ~_KNOWN_FLAGS:
+            raise CorruptRecord(f"record header has unknown flags {flags:#x}")
+        metadata = bytes(data[HEADER_FIXED_SIZE:]) if flags & FLAG_METADATA else None
+        return cls(
+            hlc=hlc,
+            origin=origin,
+            seq=seq,
+            expiration=expiration,
+            tombstone=bool(flags & FLAG_TOMBSTONE),
+            metadata=metadata,
+            value_length=value_length,
+        )
+
+
+def decode_version(data: bytes) -> tuple[Version, bool]:
+    """Only the version and tombstone flag of an encoded header (the hot path of apply)."""
+    hlc, origin, _seq, _expiration, flags, _length = _HEADER.unpack_from(data)
+    return Version(hlc, origin), bool(flags & FLAG_TOMBSTONE)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A whole record as it travels: where it belongs, its header and its value."""
+
+    namespace: bytes  # 16 raw bytes of the namespace id
+    key: bytes
+    header: RecordHeader
+    value: bytes = b""

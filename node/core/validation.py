@@ -1,0 +1,231 @@
+"""Every limit of the data model and every message that reports a broken one.
+
+Messages follow Workers KV's wording, with the configured minimum TTL where it
+appears. Nothing else in Rumor words a validation error: the gRPC service and
+the HTTP gateway both call these functions, and raise what they raise.
+Each function either returns the normalised input or raises InvalidRequest
+(or a subclass that tells the HTTP gateway to answer 413 or 414).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from typing import Any
+
+from rumor.node.core.errors import InvalidRequest, KeyTooLong, ValueTooLarge
+
+MAX_KEY_BYTES = 512
+MAX_VALUE_BYTES = 26_214_400  # 25 MiB
+MAX_METADATA_BYTES = 1024
+MAX_LIST_LIMIT = 1000
+DEFAULT_LIST_LIMIT = 1000
+MAX_BULK_WRITE_PAIRS = 10_000
+MAX_BULK_WRITE_BYTES = 100_000_000  # 100 MB: keys, values and metadata together
+MAX_BULK_DELETE_KEYS = 10_000
+MAX_BULK_GET_KEYS = 100
+MAX_TITLE_BYTES = 512
+DEFAULT_MIN_EXPIRATION_TTL = 60
+CURSOR_FORMAT = b"\x01"
+
+
+def key(raw: bytes) -> bytes:
+    """A key: UTF-8, 1..512 bytes, not "." or ".."."""
+    if not raw:
+        raise InvalidRequest("Key name cannot be empty.")
+    if raw in (b".", b".."):
+        raise InvalidRequest(f'"{raw.decode()}" is not allowed as a key name.')
+    if len(raw) > MAX_KEY_BYTES:
+        raise KeyTooLong(
+            f"UTF-8 encoded length of {len(raw)} exceeds key length limit of {MAX_KEY_BYTES}."
+        )
+    _utf8(raw, "Key name must be valid UTF-8.")
+    return raw
+
+
+def prefix(raw: bytes) -> bytes:
+    """A list prefix: literal, case-sensitive, UTF-8, at most 512 bytes (empty allowed)."""
+    if len(raw) > MAX_KEY_BYTES:
+        raise KeyTooLong(
+            f"UTF-8 encoded length of {len(raw)} exceeds key length limit of {MAX_KEY_BYTES}."
+        )
+    _utf8(raw, "Prefix must be valid UTF-8.")
+    return raw
+
+
+def value_length(length: int) -> int:
+    if length > MAX_VALUE_BYTES:
+        raise ValueTooLarge(f"Value length of {length} exceeds limit of {MAX_VALUE_BYTES}.")
+    return length
+
+
+def metadata(raw: bytes | None) -> bytes | None:
+    """Metadata given as JSON text, returned as compact JSON; None when absent."""
+    if raw is None:
+        return None
+    try:
+        parsed = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest("Metadata must be valid JSON.") from exc
+    return metadata_value(parsed)
+
+
+def metadata_value(parsed: Any) -> bytes:
+    """Metadata given as a parsed JSON value, returned as compact JSON."""
+    try:
+        compact = json.dumps(
+            parsed, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest("Metadata must be valid JSON.") from exc
+    if len(compact) > MAX_METADATA_BYTES:
+        raise ValueTooLarge(
+            f"Metadata length of {len(compact)} exceeds limit of {MAX_METADATA_BYTES}."
+        )
+    return compact
+
+
+def expiration(
+    absolute: int | None,
+    ttl: int | None,
+    *,
+    now_s: float,
+    min_ttl: int = DEFAULT_MIN_EXPIRATION_TTL,
+) -> int:
+    """The absolute expiration of a client write (0: never). The TTL wins over ``absolute``.
+
+    The accepting node turns a TTL into an absolute time; only that travels.
+    """
+    if ttl is not None:
+        if ttl <= 0:
+            raise InvalidRequest(
+                f"Invalid expiration_ttl of {ttl}. Please specify integer greater than 0."
+            )
+        if ttl < min_ttl:
+            raise InvalidRequest(
+                f"Invalid expiration_ttl of {ttl}. Expiration TTL must be at least {min_ttl}."
+            )
+        return math.floor(now_s) + ttl
+    if absolute is not None:
+        if absolute <= now_s:
+            raise InvalidRequest(
+                f"Invalid expiration of {absolute}. Please specify integer greater than"
+                " the current number of seconds since the UNIX epoch."
+            )
+        if absolute < now_s + min_ttl:
+            raise InvalidRequest(
+                f"Invalid expiration of {absolute}. Expiration times must be at least"
+                f" {min_ttl} seconds in the future."
+            )
+        return absolute
+    return 0
+
+
+def list_limit(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_LIST_LIMIT
+    if limit < 1:
+        raise InvalidRequest(
+            f"Invalid key_count_limit of {limit}. Please specify an integer greater than 0."
+        )
+    if limit > MAX_LIST_LIMIT:
+        raise InvalidRequest(
+            f"Invalid key_count_limit of {limit}. Please specify an integer less than"
+            f" {MAX_LIST_LIMIT}."
+        )
+    return limit
+
+
+def encode_cursor(last_key: bytes) -> bytes:
+    """An opaque cursor meaning "start after ``last_key``"."""
+    return base64.urlsafe_b64encode(CURSOR_FORMAT + last_key).rstrip(b"=")
+
+
+def cursor(raw: bytes) -> bytes | None:
+    """The key a cursor starts after, or None for an empty cursor."""
+    if not raw:
+        return None
+    try:
+        decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError):
+        decoded = b""
+    last_key = decoded[1:]
+    if decoded[:1] != CURSOR_FORMAT or not last_key or len(last_key) > MAX_KEY_BYTES:
+        raise InvalidRequest(_invalid_cursor(raw))
+    try:
+        last_key.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(_invalid_cursor(raw)) from exc
+    return last_key
+
+
+def _invalid_cursor(raw: bytes) -> str:
+    shown = raw[:64].decode("utf-8", "replace")
+    return f'Invalid cursor "{shown}". Pass the cursor returned by the previous list call.'
+
+
+def bulk_write_size(pairs: int, total_bytes: int) -> None:
+    if pairs > MAX_BULK_WRITE_PAIRS:
+        raise InvalidRequest(
+            f"Bulk write of {pairs} pairs exceeds limit of {MAX_BULK_WRITE_PAIRS}."
+        )
+    if total_bytes > MAX_BULK_WRITE_BYTES:
+        raise ValueTooLarge(
+            f"Bulk write of {total_bytes} bytes exceeds limit of {MAX_BULK_WRITE_BYTES}."
+        )
+
+
+def bulk_delete_size(keys: int) -> None:
+    if keys > MAX_BULK_DELETE_KEYS:
+        raise InvalidRequest(f"Bulk delete of {keys} keys exceeds limit of {MAX_BULK_DELETE_KEYS}.")
+
+
+def bulk_get_size(keys: int) -> None:
+    if keys > MAX_BULK_GET_KEYS:
+        raise InvalidRequest(f"You can request a maximum of {MAX_BULK_GET_KEYS} keys")
+    if keys < 1:
+        raise InvalidRequest("You must request a minimum of 1 key")
+
+
+def bulk_get_type(value_type: str) -> str:
+    if value_type not in ("text", "json"):
+        raise InvalidRequest(
+            f'Invalid type "{value_type}". Bulk get returns values as "text" or "json".'
+        )
+    return value_type
+
+
+def title(raw: str) -> str:
+    """A namespace title: non-empty, at most 512 bytes of UTF-8."""
+    if not raw.strip():
+        raise InvalidRequest("Namespace title cannot be empty.")
+    length = len(raw.encode())
+    if length > MAX_TITLE_BYTES:
+        raise InvalidRequest(
+            f"Namespace title length of {length} exceeds limit of {MAX_TITLE_BYTES}."
+        )
+    return raw
+
+
+def json_value(key_name: bytes, value: bytes) -> str:
+    """A stored value read as JSON: its text, checked to parse."""
+    text = value.decode("utf-8", "replace")
+    try:
+        json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        name = key_name.decode("utf-8", "replace")
+        raise InvalidRequest(f'The value of key "{name}" is not valid JSON.') from exc
+    return text
+
+
+def _utf8(raw: bytes, message: str) -> None:
+    try:
+        raw.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(message) from exc
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -1,0 +1,43 @@
+"""The one place that maps the node's errors onto gRPC (and HTTP) statuses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from rumor.node.core.errors import (
+    InvalidRequest,
+    KeyTooLong,
+    NamespaceExists,
+    NamespaceNotFound,
+    RumorError,
+    Unavailable,
+    ValueTooLarge,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    grpc_code: grpc.StatusCode
+    http_status: int
+    cloudflare_code: int
+
+
+# Most specific first: the first class the error is an instance of decides.
+_STATUSES: tuple[tuple[type[RumorError], Status], ...] = (
+    (ValueTooLarge, Status(grpc.StatusCode.INVALID_ARGUMENT, 413, 10001)),
+    (KeyTooLong, Status(grpc.StatusCode.INVALID_ARGUMENT, 414, 10001)),
+    (InvalidRequest, Status(grpc.StatusCode.INVALID_ARGUMENT, 400, 10001)),
+    (NamespaceNotFound, Status(grpc.StatusCode.NOT_FOUND, 404, 10013)),
+    (NamespaceExists, Status(grpc.StatusCode.ALREADY_EXISTS, 409, 10014)),
+    (Unavailable, Status(grpc.StatusCode.UNAVAILABLE, 503, 10000)),
+)
+_INTERNAL = Status(grpc.StatusCode.INTERNAL, 500, 10000)
+
+
+def status_of(error: BaseException) -> Status:
+    for kind, status in _STATUSES:
+        if isinstance(error, kind):
+            return status
+    return _INTERNAL

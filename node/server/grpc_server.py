@@ -1,0 +1,65 @@
+"""The node's grpc.aio server: KV, health and reflection on one port."""
+
+from __future__ import annotations
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from rumor.node.server.kv_service import KVService
+from rumor.node.server.rpc import service_handler
+from rumor.v1 import kv_pb2
+
+MAX_MESSAGE_BYTES = 128 * 1024 * 1024  # a 100 MB bulk write must fit
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),
+]
+KV_SERVICE = kv_pb2.DESCRIPTOR.services_by_name["KV"]
+
+
+class BindError(RuntimeError):
+    """The listen address could not be bound."""
+
+
+class GrpcServer:
+    """Owns the grpc.aio server and the health status it reports."""
+
+    def __init__(self, kv: KVService) -> None:
+        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+        self.server.add_generic_rpc_handlers((service_handler(KV_SERVICE, kv),))
+        self.health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (KV_SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+
+    def bind(self, address: str) -> str:
+        """Bind ``address`` (port 0 picks a free port); returns the bound host:port."""
+        try:
+            port = self.server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise BindError(f"cannot listen on {address}: {exc}") from exc
+        if port == 0:
+            raise BindError(f"cannot listen on {address}")
+        host = address.rsplit(":", 1)[0]
+        return f"{host}:{port}"
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", KV_SERVICE.full_name):
+            await self.health.set(service, status)
+
+    async def stop(self, grace_s: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)

@@ -1,0 +1,196 @@
+"""The KV gRPC service: translates rumor.v1 messages to and from ``Operations``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from rumor.node.core import validation
+from rumor.node.core.errors import InvalidRequest
+from rumor.node.core.record import RecordHeader
+from rumor.node.replication import Applied
+from rumor.node.server.operations import Found, NamespaceInfo, Operations, PutItem
+from rumor.v1 import kv_pb2
+
+STREAM_CHUNK_BYTES = 1024 * 1024
+
+
+def _namespace(info: NamespaceInfo) -> kv_pb2.Namespace:
+    return kv_pb2.Namespace(id=info.id, title=info.title)
+
+
+def _item(request: kv_pb2.PutRequest, value: bytes | None = None) -> PutItem:
+    return PutItem(
+        key=request.key,
+        value=request.value if value is None else value,
+        expiration=request.expiration if request.HasField("expiration") else None,
+        expiration_ttl=request.expiration_ttl if request.HasField("expiration_ttl") else None,
+        metadata=request.metadata if request.HasField("metadata") else None,
+    )
+
+
+def _put_response(applied: Applied) -> kv_pb2.PutResponse:
+    header = applied.header
+    return kv_pb2.PutResponse(
+        version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
+        seq=header.seq,
+        expiration=header.expiration,
+    )
+
+
+def _found_header(header: RecordHeader, with_metadata: bool) -> kv_pb2.GetResponse:
+    response = kv_pb2.GetResponse(
+        found=True,
+        expiration=header.expiration,
+        version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
+    )
+    if with_metadata and header.metadata is not None:
+        response.metadata = header.metadata
+    return response
+
+
+def _get_response(
+    key: bytes, found: Found | None, value_type: int, with_metadata: bool
+) -> kv_pb2.GetResponse:
+    if found is None:
+        return kv_pb2.GetResponse(found=False)
+    response = _found_header(found.header, with_metadata)
+    if value_type == kv_pb2.VALUE_TYPE_TEXT:
+        response.text = found.value.decode("utf-8", "replace")
+    elif value_type == kv_pb2.VALUE_TYPE_JSON:
+        response.json = validation.json_value(key, found.value)
+    else:
+        response.value = found.value
+    return response
+
+
+class KVService:
+    def __init__(self, operations: Operations) -> None:
+        self.ops = operations
+
+    # ---- namespaces -----------------------------------------------------
+
+    async def CreateNamespace(
+        self, request: kv_pb2.CreateNamespaceRequest, context: Any
+    ) -> kv_pb2.Namespace:
+        return _namespace(await self.ops.create_namespace(request.title))
+
+    async def ListNamespaces(
+        self, request: kv_pb2.ListNamespacesRequest, context: Any
+    ) -> kv_pb2.ListNamespacesResponse:
+        return kv_pb2.ListNamespacesResponse(
+            namespaces=[_namespace(info) for info in self.ops.list_namespaces()]
+        )
+
+    async def GetNamespace(
+        self, request: kv_pb2.GetNamespaceRequest, context: Any
+    ) -> kv_pb2.Namespace:
+        return _namespace(self.ops.get_namespace(request.namespace_id))
+
+    async def RenameNamespace(
+        self, request: kv_pb2.RenameNamespaceRequest, context: Any
+    ) -> kv_pb2.Namespace:
+        return _namespace(await self.ops.rename_namespace(request.namespace_id, request.title))
+
+    async def DeleteNamespace(
+        self, request: kv_pb2.DeleteNamespaceRequest, context: Any
+    ) -> kv_pb2.DeleteNamespaceResponse:
+        await self.ops.delete_namespace(request.namespace_id)
+        return kv_pb2.DeleteNamespaceResponse()
+
+    # ---- keys -----------------------------------------------------------
+
+    async def Put(self, request: kv_pb2.PutRequest, context: Any) -> kv_pb2.PutResponse:
+        return _put_response(await self.ops.put(request.namespace_id, _item(request)))
+
+    async def PutStream(
+        self, requests: AsyncIterator[kv_pb2.PutStreamRequest], context: Any
+    ) -> kv_pb2.PutResponse:
+        header: kv_pb2.PutRequest | None = None
+        value = bytearray()
+        length = 0
+        async for message in requests:
+            if header is None:
+                if not message.HasField("header"):
+                    raise InvalidRequest("The first PutStream message must carry the header.")
+                header = message.header
+            length += len(message.chunk)
+            if length <= validation.MAX_VALUE_BYTES:
+                value += message.chunk
+            # Past the limit, keep reading only to report the whole length.
+        if header is None:
+            raise InvalidRequest("PutStream received no messages.")
+        validation.value_length(length)
+        applied = await self.ops.put(header.namespace_id, _item(header, bytes(value)))
+        return _put_response(applied)
+
+    async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:
+        found = self.ops.get(request.namespace_id, request.key)
+        return _get_response(request.key, found, request.type, request.with_metadata)
+
+    async def GetStream(
+        self, request: kv_pb2.GetRequest, context: Any
+    ) -> AsyncIterator[kv_pb2.GetStreamResponse]:
+        found = self.ops.get(request.namespace_id, request.key)
+        if found is None:
+            yield kv_pb2.GetStreamResponse(header=kv_pb2.GetResponse(found=False))
+            return
+        yield kv_pb2.GetStreamResponse(
+            header=_found_header(found.header, request.with_metadata),
+            value_length=len(found.value),
+        )
+        view = memoryview(found.value)
+        for start in range(0, len(view), STREAM_CHUNK_BYTES):
+            yield kv_pb2.GetStreamResponse(chunk=bytes(view[start : start + STREAM_CHUNK_BYTES]))
+
+    async def BulkGet(self, request: kv_pb2.BulkGetRequest, context: Any) -> kv_pb2.BulkGetResponse:
+        value_type = request.type
+        if value_type not in (kv_pb2.VALUE_TYPE_TEXT, kv_pb2.VALUE_TYPE_JSON):
+            validation.bulk_get_type(kv_pb2.ValueType.Name(value_type))
+        keys = list(request.keys)
+        results = self.ops.get_many(request.namespace_id, keys)
+        return kv_pb2.BulkGetResponse(
+            entries=[
+                kv_pb2.BulkGetEntry(
+                    key=key,
+                    result=_get_response(key, found, value_type, request.with_metadata),
+                )
+                for key, found in zip(keys, results, strict=True)
+            ]
+        )
+
+    async def Delete(self, request: kv_pb2.DeleteRequest, context: Any) -> kv_pb2.DeleteResponse:
+        applied = await self.ops.delete(request.namespace_id, request.key)
+        return kv_pb2.DeleteResponse(
+            version=kv_pb2.Version(hlc=applied.header.hlc, origin=applied.header.origin),
+            seq=applied.header.seq,
+        )
+
+    async def List(self, request: kv_pb2.ListRequest, context: Any) -> kv_pb2.ListResponse:
+        listing = self.ops.list_keys(
+            request.namespace_id,
+            request.prefix,
+            request.limit if request.HasField("limit") else None,
+            request.cursor,
+        )
+        keys = []
+        for name, header in listing.keys:
+            info = kv_pb2.KeyInfo(name=name)
+            if header.expiration:
+                info.expiration = header.expiration
+            if header.metadata is not None:
+                info.metadata = header.metadata
+            keys.append(info)
+        return kv_pb2.ListResponse(keys=keys, list_complete=listing.complete, cursor=listing.cursor)
+
+    async def BulkPut(self, request: kv_pb2.BulkPutRequest, context: Any) -> kv_pb2.BulkPutResponse:
+        count = await self.ops.bulk_put(
+            request.namespace_id, [_item(item) for item in request.items]
+        )
+        return kv_pb2.BulkPutResponse(successful_key_count=count)
+
+    async def BulkDelete(
+        self, request: kv_pb2.BulkDeleteRequest, context: Any
+    ) -> kv_pb2.BulkDeleteResponse:
+        count = await self.ops.bulk_delete(request.namespace_id, list(request.keys))
+        return kv_pb2.BulkDeleteResponse(successful_key_count=count)

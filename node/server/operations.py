@@ -1,0 +1,214 @@
+"""The node's operations, shared by every API (gRPC now, the HTTP gateway later).
+
+Each operation validates its input with ``core.validation`` (the only place
+that words an error), checks the namespace, lets the replica write, and waits
+for durability before it returns. Nothing here knows about gRPC or HTTP: the
+services translate their messages into these calls and map the errors of
+``core.errors`` onto their status codes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rumor.node.core import validation
+from rumor.node.core.errors import NamespaceExists, NamespaceNotFound
+from rumor.node.core.namespaces import RESERVED_NAMESPACE, id_bytes
+from rumor.node.core.record import RecordHeader
+from rumor.node.replication import Applied, Replica
+from rumor.node.replication.replica import Write
+from rumor.node.server.clock import WallClock
+from rumor.node.server.group_commit import GroupCommit
+
+NAMESPACE_SWEEP_BUDGET = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceInfo:
+    id: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class PutItem:
+    """One key of a put or a bulk put, as received (not validated yet)."""
+
+    key: bytes
+    value: bytes
+    expiration: int | None = None
+    expiration_ttl: int | None = None
+    metadata: bytes | None = None  # JSON text
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    header: RecordHeader
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeyListing:
+    keys: list[tuple[bytes, RecordHeader]]
+    complete: bool
+    cursor: bytes  # empty when complete
+
+
+class Operations:
+    def __init__(
+        self,
+        replica: Replica,
+        commit: GroupCommit,
+        clock: WallClock,
+        *,
+        min_expiration_ttl: int = validation.DEFAULT_MIN_EXPIRATION_TTL,
+    ) -> None:
+        self.replica = replica
+        self.commit = commit
+        self.clock = clock
+        self.min_expiration_ttl = min_expiration_ttl
+        self.namespaces_to_sweep: set[bytes] = set()
+
+    # ---- namespaces -----------------------------------------------------
+
+    async def create_namespace(self, title: str) -> NamespaceInfo:
+        title = validation.title(title)
+        self._check_title_free(title)
+        namespace_id = os.urandom(16).hex()
+        applied = self.replica.write(
+            Write(RESERVED_NAMESPACE, namespace_id.encode(), title.encode()),
+            self.clock.wall_ms(),
+        )
+        await self.commit.durable(applied.ticket)
+        return NamespaceInfo(namespace_id, title)
+
+    def list_namespaces(self) -> list[NamespaceInfo]:
+        return [
+            NamespaceInfo(key.decode(), title.decode())
+            for key, header, title in self.replica.namespaces()
+            if not header.tombstone
+        ]
+
+    def get_namespace(self, namespace_id: str) -> NamespaceInfo:
+        raw = self._namespace(namespace_id)
+        title = self.replica.value(RESERVED_NAMESPACE, raw.hex().encode()) or b""
+        return NamespaceInfo(namespace_id, title.decode())
+
+    async def rename_namespace(self, namespace_id: str, title: str) -> NamespaceInfo:
+        self._namespace(namespace_id)
+        title = validation.title(title)
+        self._check_title_free(title, except_id=namespace_id)
+        applied = self.replica.write(
+            Write(RESERVED_NAMESPACE, namespace_id.encode(), title.encode()),
+            self.clock.wall_ms(),
+        )
+        await self.commit.durable(applied.ticket)
+        return NamespaceInfo(namespace_id, title)
+
+    async def delete_namespace(self, namespace_id: str) -> None:
+        raw = self._namespace(namespace_id)
+        applied = self.replica.write(
+            Write(RESERVED_NAMESPACE, namespace_id.encode(), tombstone=True),
+            self.clock.wall_ms(),
+        )
+        self.namespaces_to_sweep.add(raw)
+        await self.commit.durable(applied.ticket)
+
+    def sweep_deleted_namespaces(self) -> bool:
+        """Purge a slice of the keys of deleted namespaces; True when work remains."""
+        for raw in list(self.namespaces_to_sweep):
+            if self.replica.sweep_namespace(raw, self.clock.now_s(), NAMESPACE_SWEEP_BUDGET):
+                self.namespaces_to_sweep.discard(raw)
+            return True
+        return False
+
+    def _namespace(self, namespace_id: str) -> bytes:
+        raw = id_bytes(namespace_id)
+        if raw is None or not self.replica.namespace_live(raw):
+            raise NamespaceNotFound()
+        return raw
+
+    def _check_title_free(self, title: str, except_id: str | None = None) -> None:
+        for info in self.list_namespaces():
+            if info.title == title and info.id != except_id:
+                raise NamespaceExists(f'a namespace titled "{title}" already exists (id {info.id})')
+
+    # ---- writes ---------------------------------------------------------
+
+    def _validated(self, namespace: bytes, item: PutItem, now_s: float) -> Write:
+        key = validation.key(item.key)
+        validation.value_length(len(item.value))
+        metadata = validation.metadata(item.metadata)
+        expiration = validation.expiration(
+            item.expiration, item.expiration_ttl, now_s=now_s, min_ttl=self.min_expiration_ttl
+        )
+        return Write(namespace, key, item.value, metadata, expiration)
+
+    async def put(self, namespace_id: str, item: PutItem) -> Applied:
+        write = self._validated(self._namespace(namespace_id), item, self.clock.now_s())
+        applied = self.replica.write(write, self.clock.wall_ms())
+        await self.commit.durable(applied.ticket)
+        return applied
+
+    async def delete(self, namespace_id: str, key: bytes) -> Applied:
+        write = Write(self._namespace(namespace_id), validation.key(key), tombstone=True)
+        applied = self.replica.write(write, self.clock.wall_ms())
+        await self.commit.durable(applied.ticket)
+        return applied
+
+    async def bulk_put(self, namespace_id: str, items: Sequence[PutItem]) -> int:
+        """Validate every item, then write them all; a key given twice keeps its last item."""
+        namespace = self._namespace(namespace_id)
+        validation.bulk_write_size(
+            len(items),
+            sum(len(i.key) + len(i.value) + len(i.metadata or b"") for i in items),
+        )
+        now_s = self.clock.now_s()
+        last: dict[bytes, Write] = {}
+        for item in items:
+            write = self._validated(namespace, item, now_s)
+            last.pop(write.key, None)
+            last[write.key] = write
+        await self._write_all(list(last.values()))
+        return len(items)
+
+    async def bulk_delete(self, namespace_id: str, keys: Sequence[bytes]) -> int:
+        namespace = self._namespace(namespace_id)
+        validation.bulk_delete_size(len(keys))
+        unique = dict.fromkeys(validation.key(key) for key in keys)
+        await self._write_all([Write(namespace, key, tombstone=True) for key in unique])
+        return len(keys)
+
+    async def _write_all(self, writes: list[Write]) -> None:
+        if not writes:
+            return
+        applied = self.replica.write_many(writes, self.clock.wall_ms())
+        await self.commit.durable(applied[-1].ticket)
+
+    # ---- reads ----------------------------------------------------------
+
+    def get(self, namespace_id: str, key: bytes) -> Found | None:
+        namespace = self._namespace(namespace_id)
+        found = self.replica.read(namespace, validation.key(key), self.clock.now_s())
+        return None if found is None else Found(*found)
+
+    def get_many(self, namespace_id: str, keys: Sequence[bytes]) -> list[Found | None]:
+        namespace = self._namespace(namespace_id)
+        validation.bulk_get_size(len(keys))
+        checked = [validation.key(key) for key in keys]
+        return [
+            None if found is None else Found(*found)
+            for found in self.replica.read_many(namespace, checked, self.clock.now_s())
+        ]
+
+    def list_keys(
+        self, namespace_id: str, prefix: bytes, limit: int | None, cursor: bytes
+    ) -> KeyListing:
+        namespace = self._namespace(namespace_id)
+        prefix = validation.prefix(prefix)
+        limit = validation.list_limit(limit)
+        start_after = validation.cursor(cursor)
+        page = self.replica.list_page(namespace, prefix, start_after, limit, self.clock.now_s())
+        next_cursor = b"" if page.complete else validation.encode_cursor(page.keys[-1][0])
+        return KeyListing(page.keys, page.complete, next_cursor)

@@ -1,0 +1,147 @@
+"""RocksStore: the Store protocol on RocksDB, through rocksdict in raw mode.
+
+Writes never sync by themselves (``WriteOptions.sync`` is off and the WAL is
+on): the node's group commit calls ``sync_wal`` — one ``flush_wal(True)`` for
+every write that finished before it started, and rocksdict releases the GIL
+while it runs, so it can run on a worker thread. Opening the store reads no
+keys. Memory is bounded by small write buffers and a shared block cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    DBCompressionType,
+    Options,
+    Rdict,
+    ReadOptions,
+    WriteBatch,
+    WriteOptions,
+)
+
+from rumor.node.storage.store import COLUMN_FAMILIES, Batch
+
+WRITE_BUFFER_BYTES = 16 * 1024 * 1024
+BLOCK_CACHE_BYTES = 32 * 1024 * 1024
+
+
+class StoreLocked(RuntimeError):
+    """Another process holds the data directory."""
+
+
+class RocksBatch:
+    __slots__ = ("_handles", "batch")
+
+    def __init__(self, handles: dict[str, object]) -> None:
+        self._handles = handles
+        self.batch = WriteBatch(raw_mode=True)
+
+    def put(self, family: str, key: bytes, value: bytes) -> None:
+        self.batch.put(key, value, self._handles[family])
+
+    def delete(self, family: str, key: bytes) -> None:
+        self.batch.delete(key, self._handles[family])
+
+    def __len__(self) -> int:
+        return int(self.batch.len())
+
+
+def _options(cache: Cache) -> Options:
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.create_missing_column_families(True)
+    options.set_write_buffer_size(WRITE_BUFFER_BYTES)
+    options.set_max_write_buffer_number(3)
+    options.set_max_background_jobs(2)
+    options.set_compression_type(DBCompressionType.lz4())
+    table = BlockBasedOptions()
+    table.set_block_cache(cache)
+    table.set_bloom_filter(10, False)
+    options.set_block_based_table_factory(table)
+    return options
+
+
+class RocksStore:
+    """A RocksDB database in ``path`` with Rumor's column families."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        cache = Cache(BLOCK_CACHE_BYTES)
+        families = {name: _options(cache) for name in COLUMN_FAMILIES}
+        try:
+            self._db = Rdict(str(self.path), _options(cache), column_families=families)
+        except Exception as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLocked(
+                    f"data directory {self.path} is in use by another process ({exc})"
+                ) from exc
+            raise
+        self._families = {name: self._db.get_column_family(name) for name in COLUMN_FAMILIES}
+        self._handles: dict[str, object] = {
+            name: self._db.get_column_family_handle(name) for name in COLUMN_FAMILIES
+        }
+        self._write_options = WriteOptions()
+        self._write_options.sync = False
+        self._open_iterators = 0
+        self.closed = False
+
+    def batch(self) -> RocksBatch:
+        return RocksBatch(self._handles)
+
+    def write(self, batch: Batch) -> None:
+        if not isinstance(batch, RocksBatch):
+            raise TypeError("RocksStore.write takes a batch made by RocksStore.batch()")
+        self._db.write(batch.batch, self._write_options)
+
+    def sync_wal(self) -> None:
+        self._db.flush_wal(True)
+
+    def get(self, family: str, key: bytes) -> bytes | None:
+        value: bytes | None = self._families[family].get(key)
+        return value
+
+    def get_many(self, family: str, keys: list[bytes]) -> list[bytes | None]:
+        if not keys:
+            return []
+        values: list[bytes | None] = self._families[family].get(keys)
+        return values
+
+    def scan(
+        self, family: str, start: bytes, stop: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        read_options = ReadOptions()
+        if stop is not None:
+            read_options.set_iterate_upper_bound(stop)
+        iterator = self._families[family].iter(read_options)
+        self._open_iterators += 1
+        try:
+            iterator.seek(start)
+            while iterator.valid():
+                yield iterator.key(), iterator.value()
+                iterator.next()
+        finally:
+            del iterator
+            self._open_iterators -= 1
+
+    def property_int(self, name: str) -> int | None:
+        value: int | None = self._db.property_int_value(name)
+        return value
+
+    def close(self) -> None:
+        """Flush, sync and close; releases the directory lock."""
+        if self.closed:
+            return
+        self.closed = True
+        self._db.flush_wal(True)
+        self._handles.clear()
+        for family in self._families.values():
+            family.close()
+        self._families.clear()
+        self._db.close()
+        del self._db

@@ -1,0 +1,251 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ValueType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VALUE_TYPE_BYTES: _ClassVar[ValueType]
+    VALUE_TYPE_TEXT: _ClassVar[ValueType]
+    VALUE_TYPE_JSON: _ClassVar[ValueType]
+VALUE_TYPE_BYTES: ValueType
+VALUE_TYPE_TEXT: ValueType
+VALUE_TYPE_JSON: ValueType
+
+class Version(_message.Message):
+    __slots__ = ("hlc", "origin")
+    HLC_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    hlc: int
+    origin: int
+    def __init__(self, hlc: _Optional[int] = ..., origin: _Optional[int] = ...) -> None: ...
+
+class Namespace(_message.Message):
+    __slots__ = ("id", "title")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    title: str
+    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ...) -> None: ...
+
+class CreateNamespaceRequest(_message.Message):
+    __slots__ = ("title",)
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    def __init__(self, title: _Optional[str] = ...) -> None: ...
+
+class ListNamespacesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListNamespacesResponse(_message.Message):
+    __slots__ = ("namespaces",)
+    NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    namespaces: _containers.RepeatedCompositeFieldContainer[Namespace]
+    def __init__(self, namespaces: _Optional[_Iterable[_Union[Namespace, _Mapping]]] = ...) -> None: ...
+
+class GetNamespaceRequest(_message.Message):
+    __slots__ = ("namespace_id",)
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    def __init__(self, namespace_id: _Optional[str] = ...) -> None: ...
+
+class RenameNamespaceRequest(_message.Message):
+    __slots__ = ("namespace_id", "title")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    title: str
+    def __init__(self, namespace_id: _Optional[str] = ..., title: _Optional[str] = ...) -> None: ...
+
+class DeleteNamespaceRequest(_message.Message):
+    __slots__ = ("namespace_id",)
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    def __init__(self, namespace_id: _Optional[str] = ...) -> None: ...
+
+class DeleteNamespaceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PutRequest(_message.Message):
+    __slots__ = ("namespace_id", "key", "value", "expiration", "expiration_ttl", "metadata")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_TTL_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    key: bytes
+    value: bytes
+    expiration: int
+    expiration_ttl: int
+    metadata: bytes
+    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., expiration: _Optional[int] = ..., expiration_ttl: _Optional[int] = ..., metadata: _Optional[bytes] = ...) -> None: ...
+
+class PutResponse(_message.Message):
+    __slots__ = ("version", "seq", "expiration")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_FIELD_NUMBER: _ClassVar[int]
+    version: Version
+    seq: int
+    expiration: int
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., seq: _Optional[int] = ..., expiration: _Optional[int] = ...) -> None: ...
+
+class PutStreamRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: PutRequest
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[PutRequest, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class GetRequest(_message.Message):
+    __slots__ = ("namespace_id", "key", "type", "with_metadata")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    WITH_METADATA_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    key: bytes
+    type: ValueType
+    with_metadata: bool
+    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ...) -> None: ...
+
+class GetResponse(_message.Message):
+    __slots__ = ("found", "value", "text", "json", "metadata", "expiration", "version")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    value: bytes
+    text: str
+    json: str
+    metadata: bytes
+    expiration: int
+    version: Version
+    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., text: _Optional[str] = ..., json: _Optional[str] = ..., metadata: _Optional[bytes] = ..., expiration: _Optional[int] = ..., version: _Optional[_Union[Version, _Mapping]] = ...) -> None: ...
+
+class GetStreamResponse(_message.Message):
+    __slots__ = ("header", "value_length", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    VALUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: GetResponse
+    value_length: int
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[GetResponse, _Mapping]] = ..., value_length: _Optional[int] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class BulkGetRequest(_message.Message):
+    __slots__ = ("namespace_id", "keys", "type", "with_metadata")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    WITH_METADATA_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    type: ValueType
+    with_metadata: bool
+    def __init__(self, namespace_id: _Optional[str] = ..., keys: _Optional[_Iterable[bytes]] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ...) -> None: ...
+
+class BulkGetEntry(_message.Message):
+    __slots__ = ("key", "result")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    result: GetResponse
+    def __init__(self, key: _Optional[bytes] = ..., result: _Optional[_Union[GetResponse, _Mapping]] = ...) -> None: ...
+
+class BulkGetResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[BulkGetEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[BulkGetEntry, _Mapping]]] = ...) -> None: ...
+
+class DeleteRequest(_message.Message):
+    __slots__ = ("namespace_id", "key")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    key: bytes
+    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ...) -> None: ...
+
+class DeleteResponse(_message.Message):
+    __slots__ = ("version", "seq")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    version: Version
+    seq: int
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class ListRequest(_message.Message):
+    __slots__ = ("namespace_id", "prefix", "limit", "cursor")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    prefix: bytes
+    limit: int
+    cursor: bytes
+    def __init__(self, namespace_id: _Optional[str] = ..., prefix: _Optional[bytes] = ..., limit: _Optional[int] = ..., cursor: _Optional[bytes] = ...) -> None: ...
+
+class KeyInfo(_message.Message):
+    __slots__ = ("name", "expiration", "metadata")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    name: bytes
+    expiration: int
+    metadata: bytes
+    def __init__(self, name: _Optional[bytes] = ..., expiration: _Optional[int] = ..., metadata: _Optional[bytes] = ...) -> None: ...
+
+class ListResponse(_message.Message):
+    __slots__ = ("keys", "list_complete", "cursor")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    LIST_COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[KeyInfo]
+    list_complete: bool
+    cursor: bytes
+    def __init__(self, keys: _Optional[_Iterable[_Union[KeyInfo, _Mapping]]] = ..., list_complete: _Optional[bool] = ..., cursor: _Optional[bytes] = ...) -> None: ...
+
+class BulkPutRequest(_message.Message):
+    __slots__ = ("namespace_id", "items")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    items: _containers.RepeatedCompositeFieldContainer[PutRequest]
+    def __init__(self, namespace_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[PutRequest, _Mapping]]] = ...) -> None: ...
+
+class BulkPutResponse(_message.Message):
+    __slots__ = ("successful_key_count", "unsuccessful_keys")
+    SUCCESSFUL_KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    UNSUCCESSFUL_KEYS_FIELD_NUMBER: _ClassVar[int]
+    successful_key_count: int
+    unsuccessful_keys: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, successful_key_count: _Optional[int] = ..., unsuccessful_keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class BulkDeleteRequest(_message.Message):
+    __slots__ = ("namespace_id", "keys")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, namespace_id: _Optional[str] = ..., keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class BulkDeleteResponse(_message.Message):
+    __slots__ = ("successful_key_count",)
+    SUCCESSFUL_KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    successful_key_count: int
+    def __init__(self, successful_key_count: _Optional[int] = ...) -> None: ...
