@@ -35,7 +35,7 @@ lint: $(BIN)/rumor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	MYPYPATH=.mypy $(BIN)/mypy -p rumor.node -p rumor.client
-	$(BIN)/mypy tests
+	MYPYPATH=.mypy $(BIN)/mypy tests
 	$(BIN)/lint-imports
 
 format: $(BIN)/rumor
