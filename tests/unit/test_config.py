@@ -1,0 +1,66 @@
+"""Config: flags > RUMOR_* environment > TOML file > defaults, one dataclass."""
+
+from pathlib import Path
+
+import pytest
+
+from rumor.node.config import Config, ConfigError
+
+
+def test_defaults() -> None:
+    config = Config.load({}, env={})
+    assert config.listen == "127.0.0.1:7401"
+    assert config.durability == "fsync"
+    assert config.min_expiration_ttl == 60
+
+
+def test_flags_beat_environment_beat_file(tmp_path: Path) -> None:
+    toml = tmp_path / "rumor.toml"
+    toml.write_text('listen = "127.0.0.1:1"\nmin-expiration-ttl = 5\nname = "from-file"\n')
+    env = {"RUMOR_LISTEN": "127.0.0.1:2", "RUMOR_MIN_EXPIRATION_TTL": "7"}
+    config = Config.load({"listen": "127.0.0.1:3", "name": None}, env=env, config_file=toml)
+    assert config.listen == "127.0.0.1:3"
+    assert config.min_expiration_ttl == 7
+    assert config.name == "from-file"
+
+
+def test_environment_values_are_converted() -> None:
+    config = Config.load({}, env={"RUMOR_SWEEP_INTERVAL_MS": "25"})
+    assert config.sweep_interval_ms == 25
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"durability": "sometimes"}, "durability must be one of fsync, wal"),
+        ({"listen": "nowhere"}, "listen must be HOST:PORT"),
+        ({"min_expiration_ttl": 0}, "min_expiration_ttl must be at least 1"),
+    ],
+)
+def test_bad_values_are_named(flags: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config.load(flags, env={})
+
+
+def test_bad_integer_in_environment() -> None:
+    with pytest.raises(ConfigError, match="min_expiration_ttl must be an integer"):
+        Config.load({}, env={"RUMOR_MIN_EXPIRATION_TTL": "soon"})
+
+
+def test_unknown_toml_key(tmp_path: Path) -> None:
+    toml = tmp_path / "rumor.toml"
+    toml.write_text("colour = 'blue'\n")
+    with pytest.raises(ConfigError, match="unknown setting 'colour'"):
+        Config.load({}, env={}, config_file=toml)
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    toml = tmp_path / "rumor.toml"
+    toml.write_text("listen = \n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        Config.load({}, env={}, config_file=toml)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        Config.load({}, env={}, config_file=tmp_path / "absent.toml")
