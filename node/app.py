@@ -68,7 +68,9 @@ class Node:
                 wall_ms=self.clock.wall_ms(),
                 durability=Durability(config.durability),
             )
-            commit = GroupCommit(replica, on_failure=self._sync_failed)
+            commit = GroupCommit(
+                replica, on_failure=self._sync_failed, in_thread=config.wal_sync == "thread"
+            )
             operations = Operations(
                 replica, commit, self.clock, min_expiration_ttl=config.min_expiration_ttl
             )

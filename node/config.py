@@ -43,6 +43,12 @@ class Config:
         " wal: after the WAL write, survives a process crash only, faster.",
         choices=("fsync", "wal"),
     )
+    wal_sync: str = _setting(
+        "thread",
+        "Where group commit runs its WAL fsync: thread (a worker thread, the loop keeps"
+        " serving) or loop (on the event loop, no thread hand-off).",
+        choices=("thread", "loop"),
+    )
     min_expiration_ttl: int = _setting(
         60, "Smallest expiration_ttl (and distance of an absolute expiration) a client may ask."
     )
