@@ -84,6 +84,8 @@ class RecordHeader:
 
 def decode_version(data: bytes) -> tuple[Version, bool]:
     """Only the version and tombstone flag of an encoded header (the hot path of apply)."""
+    if len(data) < HEADER_FIXED_SIZE:
+        raise CorruptRecord(f"record header of {len(data)} bytes is too short")
     hlc, origin, _seq, _expiration, flags, _length = _HEADER.unpack_from(data)
     return Version(hlc, origin), bool(flags & FLAG_TOMBSTONE)
 

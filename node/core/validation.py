@@ -67,7 +67,7 @@ def metadata(raw: bytes | None) -> bytes | None:
         return None
     try:
         parsed = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidRequest("Metadata must be valid JSON.") from exc
     return metadata_value(parsed)
 
@@ -78,7 +78,7 @@ def metadata_value(parsed: Any) -> bytes:
         compact = json.dumps(
             parsed, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidRequest("Metadata must be valid JSON.") from exc
     if len(compact) > MAX_METADATA_BYTES:
         raise ValueTooLarge(
@@ -107,7 +107,7 @@ def expiration(
             raise InvalidRequest(
                 f"Invalid expiration_ttl of {ttl}. Expiration TTL must be at least {min_ttl}."
             )
-        return math.floor(now_s) + ttl
+        return math.ceil(now_s) + ttl  # the key lives at least ``ttl`` seconds
     if absolute is not None:
         if absolute <= now_s:
             raise InvalidRequest(
@@ -214,7 +214,7 @@ def json_value(key_name: bytes, value: bytes) -> str:
     text = value.decode("utf-8", "replace")
     try:
         json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         name = key_name.decode("utf-8", "replace")
         raise InvalidRequest(f'The value of key "{name}" is not valid JSON.') from exc
     return text

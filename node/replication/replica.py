@@ -131,6 +131,7 @@ class Replica:
             chunk = writes[start : start + MAX_BATCH_RECORDS]
             self._reserve(len(chunk), wall_ms)
             batch = self.store.batch()
+            staged: dict[bytes, RecordHeader] = {}
             headers = []
             for write in chunk:
                 self._seq += 1
@@ -143,7 +144,7 @@ class Replica:
                     metadata=write.metadata,
                     value_length=0 if write.tombstone else len(write.value),
                 )
-                self._stage(batch, write.namespace, write.key, header, write.value)
+                self._stage(batch, write.namespace, write.key, header, write.value, staged)
                 headers.append(header)
             ticket = self._commit(batch)
             applied.extend(Applied(header, ticket) for header in headers)
@@ -188,13 +189,25 @@ class Replica:
         return self._written
 
     def _stage(
-        self, batch: Batch, namespace: bytes, key: bytes, header: RecordHeader, value: bytes
+        self,
+        batch: Batch,
+        namespace: bytes,
+        key: bytes,
+        header: RecordHeader,
+        value: bytes,
+        staged: dict[bytes, RecordHeader],
     ) -> None:
-        """Stage ``header`` (and ``value``) as the record held for the key, replacing any."""
+        """Stage ``header`` (and ``value``) as the record held for the key, replacing any.
+
+        ``staged`` holds what this batch already staged, which the store cannot show yet.
+        """
         stored_key = layout.record_key(namespace, key)
-        held_raw = self.store.get(KV, stored_key)
-        if held_raw is not None:
-            held = RecordHeader.decode(held_raw)
+        held = staged.get(stored_key)
+        if held is None:
+            held_raw = self.store.get(KV, stored_key)
+            held = None if held_raw is None else RecordHeader.decode(held_raw)
+        staged[stored_key] = header
+        if held is not None:
             batch.delete(LOG, layout.log_key(held.origin, held.seq))
             if held.tombstone:
                 self.tombstones_held -= 1

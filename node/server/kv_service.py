@@ -49,6 +49,23 @@ def _found_header(header: RecordHeader, with_metadata: bool) -> kv_pb2.GetRespon
     return response
 
 
+_TYPE_NAMES: dict[int, str] = {
+    kv_pb2.VALUE_TYPE_BYTES: "bytes",
+    kv_pb2.VALUE_TYPE_TEXT: "text",
+    kv_pb2.VALUE_TYPE_JSON: "json",
+}
+
+
+def _type_name(value_type: int) -> str:
+    return _TYPE_NAMES.get(value_type, str(value_type))
+
+
+def _checked_type(value_type: int) -> int:
+    if value_type not in _TYPE_NAMES:
+        raise InvalidRequest(f'Invalid type "{value_type}". Use bytes, text or json.')
+    return value_type
+
+
 def _get_response(
     key: bytes, found: Found | None, value_type: int, with_metadata: bool
 ) -> kv_pb2.GetResponse:
@@ -109,28 +126,37 @@ class KVService:
         header: kv_pb2.PutRequest | None = None
         value = bytearray()
         length = 0
+        finished = False
         async for message in requests:
             if header is None:
                 if not message.HasField("header"):
                     raise InvalidRequest("The first PutStream message must carry the header.")
                 header = message.header
+            if finished:
+                raise InvalidRequest("PutStream received a message after the last one.")
             length += len(message.chunk)
             if length <= validation.MAX_VALUE_BYTES:
                 value += message.chunk
             # Past the limit, keep reading only to report the whole length.
+            finished = message.last
         if header is None:
             raise InvalidRequest("PutStream received no messages.")
+        if not finished:
+            # grpc.aio ends the stream the same way when the client cancels it.
+            raise InvalidRequest("PutStream ended without its last message; nothing was written.")
         validation.value_length(length)
         applied = await self.ops.put(header.namespace_id, _item(header, bytes(value)))
         return _put_response(applied)
 
     async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:
+        value_type = _checked_type(request.type)
         found = self.ops.get(request.namespace_id, request.key)
-        return _get_response(request.key, found, request.type, request.with_metadata)
+        return _get_response(request.key, found, value_type, request.with_metadata)
 
     async def GetStream(
         self, request: kv_pb2.GetRequest, context: Any
     ) -> AsyncIterator[kv_pb2.GetStreamResponse]:
+        _checked_type(request.type)
         found = self.ops.get(request.namespace_id, request.key)
         if found is None:
             yield kv_pb2.GetStreamResponse(header=kv_pb2.GetResponse(found=False))
@@ -146,7 +172,7 @@ class KVService:
     async def BulkGet(self, request: kv_pb2.BulkGetRequest, context: Any) -> kv_pb2.BulkGetResponse:
         value_type = request.type
         if value_type not in (kv_pb2.VALUE_TYPE_TEXT, kv_pb2.VALUE_TYPE_JSON):
-            validation.bulk_get_type(kv_pb2.ValueType.Name(value_type))
+            validation.bulk_get_type(_type_name(value_type))
         keys = list(request.keys)
         results = self.ops.get_many(request.namespace_id, keys)
         return kv_pb2.BulkGetResponse(

@@ -99,12 +99,14 @@ class PutResponse(_message.Message):
     def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., seq: _Optional[int] = ..., expiration: _Optional[int] = ...) -> None: ...
 
 class PutStreamRequest(_message.Message):
-    __slots__ = ("header", "chunk")
+    __slots__ = ("header", "chunk", "last")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
     header: PutRequest
     chunk: bytes
-    def __init__(self, header: _Optional[_Union[PutRequest, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+    last: bool
+    def __init__(self, header: _Optional[_Union[PutRequest, _Mapping]] = ..., chunk: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
 
 class GetRequest(_message.Message):
     __slots__ = ("namespace_id", "key", "type", "with_metadata")
