@@ -28,10 +28,23 @@ from rumor.v1 import kv_pb2 as pb
 from rumor.v1 import kv_pb2_grpc
 
 
-def start_node(data_dir: Path, durability: str, extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
-    command = [sys.executable, "-m", "rumor.node", "--data-dir", str(data_dir),
-               "--listen", "127.0.0.1:0", "--durability", durability, "--log-level", "warning",
-               *extra]
+def start_node(
+    data_dir: Path, durability: str, extra: list[str]
+) -> tuple[subprocess.Popen[bytes], str]:
+    command = [
+        sys.executable,
+        "-m",
+        "rumor.node",
+        "--data-dir",
+        str(data_dir),
+        "--listen",
+        "127.0.0.1:0",
+        "--durability",
+        durability,
+        "--log-level",
+        "warning",
+        *extra,
+    ]
     if shutil.which("taskset"):
         command = ["taskset", "-c", "0", *command]
     process = subprocess.Popen(command, stdout=subprocess.PIPE)
@@ -40,8 +53,9 @@ def start_node(data_dir: Path, durability: str, extra: list[str]) -> tuple[subpr
     return process, json.loads(line)["listen"]
 
 
-async def run_phase(stub: kv_pb2_grpc.KVStub, make_request, call, seconds: float,
-                    in_flight: int) -> tuple[int, list[float]]:
+async def run_phase(
+    stub: kv_pb2_grpc.KVStub, make_request, call, seconds: float, in_flight: int
+) -> tuple[int, list[float]]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
     counter = 0
@@ -67,8 +81,10 @@ def summary(name: str, count: int, latencies: list[float], seconds: float) -> di
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 3),
     }
-    print(f"{name:4} {result['requests_per_s']:>8} req/s  p50 {result['p50_ms']:.2f} ms"
-          f"  p99 {result['p99_ms']:.2f} ms")
+    print(
+        f"{name:4} {result['requests_per_s']:>8} req/s  p50 {result['p50_ms']:.2f} ms"
+        f"  p99 {result['p99_ms']:.2f} ms"
+    )
     return result
 
 
