@@ -1,1 +1,31 @@
-"""rumor.client: the client side of Rumor (the `rumor` command's launcher)."""
+"""rumor.client: the Python SDK for Rumor (sync and asyncio) and the `rumor` command.
+
+    from rumor.client import Client
+
+    with Client(["127.0.0.1:7401", "127.0.0.1:7402"]) as kv:
+        ns = kv.namespace(kv.namespaces.create("SESSIONS").id)
+        ns.put("k", "v", expiration_ttl=600, metadata={"owner": "ada"})
+        ns.get("k")            # "v"
+
+See docs/sdk.md. This package never imports rumor.node.
+"""
+
+from rumor.client.aio import AsyncClient, AsyncKVNamespace, AsyncNamespaces
+from rumor.client.connection import TLS
+from rumor.client.models import KeyInfo, ListResult, NamespaceInfo, ValueWithMetadata, WriteResult
+from rumor.client.sync import Client, KVNamespace, Namespaces
+
+__all__ = [
+    "TLS",
+    "AsyncClient",
+    "AsyncKVNamespace",
+    "AsyncNamespaces",
+    "Client",
+    "KVNamespace",
+    "KeyInfo",
+    "ListResult",
+    "NamespaceInfo",
+    "Namespaces",
+    "ValueWithMetadata",
+    "WriteResult",
+]

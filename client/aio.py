@@ -1,0 +1,292 @@
+"""The asyncio client: ``AsyncClient``, with the same surface as ``Client`` and ``await``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+
+from rumor.client import calls, codec
+from rumor.client.calls import Call
+from rumor.client.connection import (
+    CHANNEL_OPTIONS,
+    DEFAULT_TIMEOUT_S,
+    TLS,
+    Endpoints,
+    call_metadata,
+    credentials,
+)
+from rumor.client.errors import from_rpc_error
+from rumor.client.models import KeyInfo, ListResult, NamespaceInfo, WriteResult
+from rumor.v1 import kv_pb2
+
+R = TypeVar("R")
+
+
+class AsyncClient:
+    """A connection to a Rumor cluster for asyncio code.
+
+    >>> async with AsyncClient("127.0.0.1:7401") as kv:   # doctest: +SKIP
+    ...     ns = kv.namespace((await kv.namespaces.create("SESSIONS")).id)
+    ...     await ns.put("k", "v")
+    """
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str],
+        *,
+        api_token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        tls: bool | TLS | None = None,
+    ) -> None:
+        self.endpoints = Endpoints(endpoints)
+        self.timeout = timeout
+        self._metadata = call_metadata(api_token)
+        self._credentials = credentials(tls)
+        self._channels: dict[int, grpc.aio.Channel] = {}
+        self.namespaces = AsyncNamespaces(self)
+
+    def namespace(self, namespace_id: str) -> AsyncKVNamespace:
+        """The namespace with this id (no call is made until you use it)."""
+        return AsyncKVNamespace(self, namespace_id)
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close(None)
+        self._channels.clear()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _channel(self, index: int) -> grpc.aio.Channel:
+        if index not in self._channels:
+            address = self.endpoints.addresses[index]
+            self._channels[index] = (
+                grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+                if self._credentials is None
+                else grpc.aio.secure_channel(address, self._credentials, options=CHANNEL_OPTIONS)
+            )
+        return self._channels[index]
+
+    async def _attempt(self, retry: bool, attempt: Any) -> Any:
+        """Await ``attempt(channel)`` on the sticky endpoint, failing over on UNAVAILABLE."""
+        tried: list[int] = []
+        last: BaseException | None = None
+        for index in self.endpoints.attempts(retry):
+            try:
+                return await attempt(self._channel(index))
+            except grpc.RpcError as error:
+                address = self.endpoints.addresses[index]
+                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise from_rpc_error(error, address) from None
+                tried.append(index)
+                last = from_rpc_error(error, address)
+                self.endpoints.failed(index)
+        assert last is not None
+        raise self.endpoints.exhausted(tried, last) from None
+
+    async def run(self, call: Call[R]) -> R:
+        """Run one unary call."""
+
+        async def attempt(channel: grpc.aio.Channel) -> Any:
+            method = channel.unary_unary(
+                call.path,
+                request_serializer=_serialize,
+                response_deserializer=call.response_class.FromString,
+            )
+            return await method(call.request, timeout=self.timeout, metadata=self._metadata)
+
+        return call.decode(await self._attempt(call.retry, attempt))
+
+    async def _put_stream(self, header: kv_pb2.PutRequest, chunks: Any, rewind: Any) -> WriteResult:
+        async def messages() -> AsyncIterator[kv_pb2.PutStreamRequest]:
+            yield kv_pb2.PutStreamRequest(header=header)
+            if isinstance(chunks, AsyncIterable):
+                async for chunk in chunks:
+                    yield kv_pb2.PutStreamRequest(chunk=_checked(chunk))
+            else:
+                for chunk in chunks:
+                    yield kv_pb2.PutStreamRequest(chunk=_checked(chunk))
+            yield kv_pb2.PutStreamRequest(last=True)
+
+        async def attempt(channel: grpc.aio.Channel) -> Any:
+            if rewind is not None:
+                rewind()
+            method = channel.stream_unary(
+                "/rumor.v1.KV/PutStream",
+                request_serializer=_serialize,
+                response_deserializer=kv_pb2.PutResponse.FromString,
+            )
+            return await method(messages(), timeout=self.timeout, metadata=self._metadata)
+
+        response = await self._attempt(rewind is not None, attempt)
+        return codec.write_result(response.version, response.seq, response.expiration)
+
+    async def _get_stream(self, request: kv_pb2.GetRequest) -> AsyncIterator[bytes] | None:
+        async def attempt(channel: grpc.aio.Channel) -> Any:
+            method = channel.unary_stream(
+                "/rumor.v1.KV/GetStream",
+                request_serializer=_serialize,
+                response_deserializer=kv_pb2.GetStreamResponse.FromString,
+            )
+            responses = method(request, timeout=self.timeout, metadata=self._metadata)
+            return responses, await responses.read()
+
+        responses, first = await self._attempt(True, attempt)
+        if not first.header.found:
+            responses.cancel()
+            return None
+        return _chunks(responses, self.endpoints.addresses[self.endpoints.current])
+
+
+def _serialize(message: Any) -> bytes:
+    data: bytes = message.SerializeToString()
+    return data
+
+
+def _checked(chunk: Any) -> bytes:
+    if not isinstance(chunk, bytes | bytearray | memoryview):
+        raise TypeError(f"an iterable value must yield bytes, not {type(chunk).__name__}")
+    return bytes(chunk)
+
+
+async def _chunks(responses: Any, address: str) -> AsyncIterator[bytes]:
+    try:
+        while True:  # read() was used for the header, so the iterator API cannot be
+            message = await responses.read()
+            if message is grpc.aio.EOF:  # type: ignore[attr-defined]
+                return
+            yield message.chunk
+    except grpc.RpcError as error:
+        raise from_rpc_error(error, address) from None
+
+
+class AsyncNamespaces:
+    """``client.namespaces``: create, list, get, rename and delete namespaces."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(self, title: str) -> NamespaceInfo:
+        """Create a namespace; raises NamespaceExistsError if the title is taken. Not retried."""
+        return await self._client.run(calls.create_namespace(title))
+
+    async def list(self) -> list[NamespaceInfo]:
+        """Every namespace."""
+        return await self._client.run(calls.list_namespaces())
+
+    async def get(self, namespace_id: str) -> NamespaceInfo:
+        """One namespace; raises NamespaceNotFoundError if there is none with this id."""
+        return await self._client.run(calls.get_namespace(namespace_id))
+
+    async def rename(self, namespace_id: str, title: str) -> NamespaceInfo:
+        """Give a namespace a new title."""
+        return await self._client.run(calls.rename_namespace(namespace_id, title))
+
+    async def delete(self, namespace_id: str) -> None:
+        """Delete a namespace and every key in it."""
+        await self._client.run(calls.delete_namespace(namespace_id))
+
+
+class AsyncKVNamespace:
+    """The keys of one namespace, with the Workers KV methods (awaitable)."""
+
+    def __init__(self, client: AsyncClient, namespace_id: str) -> None:
+        self._client = client
+        self.id = namespace_id
+
+    async def put(
+        self,
+        key: str,
+        value: Any,
+        *,
+        expiration: int | None = None,
+        expiration_ttl: int | None = None,
+        metadata: Any = None,
+    ) -> WriteResult:
+        """Write ``value`` under ``key``; see ``KVNamespace.put``. Also takes an async
+        iterable of bytes, streamed."""
+        data = codec.small_value(value)
+        if data is not None:
+            request = codec.put_request(
+                self.id,
+                key,
+                data,
+                expiration=expiration,
+                expiration_ttl=expiration_ttl,
+                metadata=metadata,
+            )
+            return await self._client.run(calls.put(request))
+        header = codec.put_request(
+            self.id,
+            key,
+            b"",
+            expiration=expiration,
+            expiration_ttl=expiration_ttl,
+            metadata=metadata,
+        )
+        if codec.is_binary_file(value):
+            seekable = getattr(value, "seekable", None)
+            rewind = None
+            if callable(seekable) and seekable():
+                position = value.tell()
+                rewind = lambda: value.seek(position)  # noqa: E731
+            return await self._client._put_stream(
+                header, codec.stream_chunks_from_file(value), rewind
+            )
+        if isinstance(value, AsyncIterable) or (
+            isinstance(value, Iterable) and not isinstance(value, str | dict)
+        ):
+            return await self._client._put_stream(header, value, None)
+        raise codec.unsupported_value(value)
+
+    async def get(self, key: str | Sequence[str], type: str = "text") -> Any:
+        """The value of ``key`` as ``type``; see ``KVNamespace.get``. With type "stream",
+        returns an async iterator of byte chunks."""
+        if not isinstance(key, str):
+            return await self._client.run(calls.get_many(self.id, list(key), type, False))
+        if type == "stream":
+            return await self._client._get_stream(
+                kv_pb2.GetRequest(namespace_id=self.id, key=codec.key_bytes(key))
+            )
+        return await self._client.run(calls.get(self.id, key, type, False))
+
+    async def get_with_metadata(self, key: str | Sequence[str], type: str = "text") -> Any:
+        """``ValueWithMetadata(value, metadata)``; see ``KVNamespace.get_with_metadata``."""
+        if not isinstance(key, str):
+            return await self._client.run(calls.get_many(self.id, list(key), type, True))
+        return await self._client.run(calls.get(self.id, key, type, True))
+
+    async def delete(self, key: str) -> WriteResult:
+        """Delete ``key`` (succeeds for a missing key too)."""
+        return await self._client.run(calls.delete(self.id, key))
+
+    async def list(
+        self, prefix: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> ListResult:
+        """One page of keys in byte order: ``ListResult(keys, list_complete, cursor)``."""
+        return await self._client.run(calls.list_keys(self.id, prefix, limit, cursor))
+
+    async def iter_keys(self, prefix: str | None = None) -> AsyncIterator[KeyInfo]:
+        """Every key with ``prefix``, following cursors page by page."""
+        cursor = None
+        while True:
+            page = await self.list(prefix=prefix, cursor=cursor)
+            for key in page.keys:
+                yield key
+            if page.list_complete or page.cursor is None:
+                return
+            cursor = page.cursor
+
+    async def bulk_put(self, items: Sequence[Any]) -> int:
+        """Write up to 10,000 items at once; see ``KVNamespace.bulk_put``."""
+        return await self._client.run(calls.bulk_put(self.id, items))
+
+    async def bulk_delete(self, keys: Sequence[str]) -> int:
+        """Delete up to 10,000 keys at once."""
+        return await self._client.run(calls.bulk_delete(self.id, list(keys)))

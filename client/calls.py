@@ -1,0 +1,175 @@
+"""Every unary call of the SDK, described once: method, request, decoder, retry policy.
+
+``Client`` runs a ``Call`` with blocking gRPC, ``AsyncClient`` with grpc.aio;
+neither builds a request or decodes a response itself. Reads, puts, deletes
+and bulk calls are retried on another endpoint when one is UNAVAILABLE (a
+repeated put is harmless under last-writer-wins); namespace creation is not,
+since a retry could create two namespaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from google.protobuf.message import Message
+
+from rumor.client import codec
+from rumor.client.models import ListResult, NamespaceInfo, ValueWithMetadata, WriteResult
+from rumor.v1 import kv_pb2
+
+R = TypeVar("R")
+SERVICE = "/rumor.v1.KV/"
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[R]):
+    method: str
+    request: Message
+    response_class: type[Message]
+    decode: Callable[[Any], R]
+    retry: bool = True
+
+    @property
+    def path(self) -> str:
+        return SERVICE + self.method
+
+
+def _namespace(message: kv_pb2.Namespace) -> NamespaceInfo:
+    return NamespaceInfo(message.id, message.title)
+
+
+def create_namespace(title: str) -> Call[NamespaceInfo]:
+    return Call(
+        "CreateNamespace",
+        kv_pb2.CreateNamespaceRequest(title=title),
+        kv_pb2.Namespace,
+        _namespace,
+        retry=False,
+    )
+
+
+def list_namespaces() -> Call[list[NamespaceInfo]]:
+    return Call(
+        "ListNamespaces",
+        kv_pb2.ListNamespacesRequest(),
+        kv_pb2.ListNamespacesResponse,
+        lambda response: [_namespace(n) for n in response.namespaces],
+    )
+
+
+def get_namespace(namespace_id: str) -> Call[NamespaceInfo]:
+    return Call(
+        "GetNamespace",
+        kv_pb2.GetNamespaceRequest(namespace_id=namespace_id),
+        kv_pb2.Namespace,
+        _namespace,
+    )
+
+
+def rename_namespace(namespace_id: str, title: str) -> Call[NamespaceInfo]:
+    return Call(
+        "RenameNamespace",
+        kv_pb2.RenameNamespaceRequest(namespace_id=namespace_id, title=title),
+        kv_pb2.Namespace,
+        _namespace,
+    )
+
+
+def delete_namespace(namespace_id: str) -> Call[None]:
+    return Call(
+        "DeleteNamespace",
+        kv_pb2.DeleteNamespaceRequest(namespace_id=namespace_id),
+        kv_pb2.DeleteNamespaceResponse,
+        lambda _: None,
+    )
+
+
+def put(request: kv_pb2.PutRequest) -> Call[WriteResult]:
+    return Call(
+        "Put",
+        request,
+        kv_pb2.PutResponse,
+        lambda r: codec.write_result(r.version, r.seq, r.expiration),
+    )
+
+
+def get(namespace_id: str, key: str, value_type: str, with_metadata: bool) -> Call[Any]:
+    request = kv_pb2.GetRequest(
+        namespace_id=namespace_id,
+        key=codec.key_bytes(key),
+        type=codec.wire_type(value_type),
+        with_metadata=with_metadata,
+    )
+    if with_metadata:
+        decode: Callable[[Any], Any] = lambda r: ValueWithMetadata(  # noqa: E731
+            codec.decode_value(r, value_type), codec.decode_metadata(r)
+        )
+    else:
+        decode = lambda r: codec.decode_value(r, value_type)  # noqa: E731
+    return Call("Get", request, kv_pb2.GetResponse, decode)
+
+
+def get_many(
+    namespace_id: str, keys: Sequence[str], value_type: str, with_metadata: bool
+) -> Call[dict[str, Any]]:
+    def decode(response: kv_pb2.BulkGetResponse) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, entry in zip(keys, response.entries, strict=True):
+            value = codec.decode_value(entry.result, value_type)
+            result[key] = (
+                ValueWithMetadata(value, codec.decode_metadata(entry.result))
+                if with_metadata
+                else value
+            )
+        return result
+
+    return Call(
+        "BulkGet",
+        codec.bulk_get_request(namespace_id, keys, value_type, with_metadata),
+        kv_pb2.BulkGetResponse,
+        decode,
+    )
+
+
+def delete(namespace_id: str, key: str) -> Call[WriteResult]:
+    return Call(
+        "Delete",
+        kv_pb2.DeleteRequest(namespace_id=namespace_id, key=codec.key_bytes(key)),
+        kv_pb2.DeleteResponse,
+        lambda r: codec.write_result(r.version, r.seq),
+    )
+
+
+def list_keys(
+    namespace_id: str, prefix: str | None, limit: int | None, cursor: str | None
+) -> Call[ListResult]:
+    return Call(
+        "List",
+        codec.list_request(namespace_id, prefix, limit, cursor),
+        kv_pb2.ListResponse,
+        codec.list_result,
+    )
+
+
+def bulk_put(namespace_id: str, items: Sequence[Any]) -> Call[int]:
+    return Call(
+        "BulkPut",
+        kv_pb2.BulkPutRequest(
+            namespace_id=namespace_id, items=[codec.bulk_item(item) for item in items]
+        ),
+        kv_pb2.BulkPutResponse,
+        lambda r: int(r.successful_key_count),
+    )
+
+
+def bulk_delete(namespace_id: str, keys: Sequence[str]) -> Call[int]:
+    return Call(
+        "BulkDelete",
+        kv_pb2.BulkDeleteRequest(
+            namespace_id=namespace_id, keys=[codec.key_bytes(key) for key in keys]
+        ),
+        kv_pb2.BulkDeleteResponse,
+        lambda r: int(r.successful_key_count),
+    )

@@ -1,0 +1,198 @@
+"""Translation between the SDK's Python values and the rumor.v1 messages (no I/O).
+
+Shared by the sync and asyncio clients so both behave identically.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from rumor.client.errors import InvalidRequestError
+from rumor.client.models import KeyInfo, ListResult, WriteResult
+from rumor.v1 import kv_pb2
+
+ValueType = Literal["text", "json", "bytes", "arrayBuffer", "stream"]
+STREAM_CHUNK_BYTES = 1024 * 1024
+ACCEPTED_VALUES = "str, bytes, bytearray, memoryview, a binary file object or an iterable of bytes"
+_WIRE_TYPES: dict[str, kv_pb2.ValueType] = {
+    "text": kv_pb2.VALUE_TYPE_TEXT,
+    "json": kv_pb2.VALUE_TYPE_JSON,
+    "bytes": kv_pb2.VALUE_TYPE_BYTES,
+    "arrayBuffer": kv_pb2.VALUE_TYPE_BYTES,
+    "stream": kv_pb2.VALUE_TYPE_BYTES,
+}
+
+
+def key_bytes(key: str) -> bytes:
+    if not isinstance(key, str):
+        raise TypeError(f"a key must be a str, not {type(key).__name__}")
+    return key.encode("utf-8", "surrogateescape")
+
+
+def key_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def wire_type(value_type: str) -> kv_pb2.ValueType:
+    try:
+        return _WIRE_TYPES[value_type]
+    except KeyError:
+        raise ValueError(
+            f"type must be one of text, json, bytes, arrayBuffer, stream; got {value_type!r}"
+        ) from None
+
+
+def metadata_bytes(metadata: Any) -> bytes | None:
+    if metadata is None:
+        return None
+    try:
+        return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"metadata must be JSON-serialisable: {exc}") from None
+
+
+def metadata_value(raw: bytes) -> Any:
+    return json.loads(raw)
+
+
+def small_value(value: object) -> bytes | None:
+    """The bytes of a value sent in one message, or None if it must be streamed."""
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return None
+
+
+def is_binary_file(value: object) -> bool:
+    if isinstance(value, io.TextIOBase):
+        return False
+    return callable(getattr(value, "read", None))
+
+
+def unsupported_value(value: object) -> TypeError:
+    return TypeError(f"cannot put a {type(value).__name__}: a value must be {ACCEPTED_VALUES}")
+
+
+def put_request(
+    namespace_id: str,
+    key: str,
+    value: bytes,
+    *,
+    expiration: int | None = None,
+    expiration_ttl: int | None = None,
+    metadata: Any = None,
+) -> kv_pb2.PutRequest:
+    request = kv_pb2.PutRequest(namespace_id=namespace_id, key=key_bytes(key), value=value)
+    if expiration is not None:
+        request.expiration = int(expiration)
+    if expiration_ttl is not None:
+        request.expiration_ttl = int(expiration_ttl)
+    encoded = metadata_bytes(metadata)
+    if encoded is not None:
+        request.metadata = encoded
+    return request
+
+
+def bulk_item(item: Mapping[str, Any]) -> kv_pb2.PutRequest:
+    """A wrangler-style item: {key, value, base64?, expiration?, expiration_ttl?, metadata?}."""
+    if not isinstance(item, Mapping) or "key" not in item or "value" not in item:
+        raise InvalidRequestError(
+            'Each bulk item must be an object like {"key": "...", "value": "..."}.'
+        )
+    value = item["value"]
+    data: bytes | None
+    if item.get("base64"):
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise InvalidRequestError(
+                f'The value of key "{item["key"]}" is not valid base64.'
+            ) from None
+    else:
+        data = small_value(value) if not isinstance(value, str) else value.encode()
+        if data is None:
+            raise TypeError(f"bulk values must be str or bytes, not {type(value).__name__}")
+    return put_request(
+        "",
+        item["key"],
+        data,
+        expiration=item.get("expiration"),
+        expiration_ttl=item.get("expiration_ttl"),
+        metadata=item.get("metadata"),
+    )
+
+
+def decode_value(response: kv_pb2.GetResponse, value_type: str) -> Any:
+    """The value of a GetResponse as ``value_type`` asks; None when not found."""
+    if not response.found:
+        return None
+    if value_type == "text":
+        return response.text
+    if value_type == "json":
+        return json.loads(response.json)
+    return response.value
+
+
+def decode_metadata(response: kv_pb2.GetResponse) -> Any:
+    if not response.found or not response.HasField("metadata"):
+        return None
+    return metadata_value(response.metadata)
+
+
+def write_result(version: kv_pb2.Version, seq: int, expiration: int = 0) -> WriteResult:
+    return WriteResult(version.hlc, version.origin, seq, expiration or None)
+
+
+def list_result(response: kv_pb2.ListResponse) -> ListResult:
+    keys = [
+        KeyInfo(
+            name=key_text(info.name),
+            expiration=info.expiration if info.HasField("expiration") else None,
+            metadata=metadata_value(info.metadata) if info.HasField("metadata") else None,
+        )
+        for info in response.keys
+    ]
+    cursor = None if response.list_complete else response.cursor.decode()
+    return ListResult(keys, response.list_complete, cursor)
+
+
+def list_request(
+    namespace_id: str, prefix: str | None, limit: int | None, cursor: str | None
+) -> kv_pb2.ListRequest:
+    request = kv_pb2.ListRequest(namespace_id=namespace_id)
+    if prefix:
+        request.prefix = key_bytes(prefix)
+    if limit is not None:
+        request.limit = int(limit)
+    if cursor:
+        request.cursor = cursor.encode()
+    return request
+
+
+def bulk_get_request(
+    namespace_id: str, keys: Iterable[str], value_type: str, with_metadata: bool
+) -> kv_pb2.BulkGetRequest:
+    if value_type not in ("text", "json"):
+        raise ValueError(f'getting several keys supports type "text" or "json", not {value_type!r}')
+    return kv_pb2.BulkGetRequest(
+        namespace_id=namespace_id,
+        keys=[key_bytes(key) for key in keys],
+        type=_WIRE_TYPES[value_type],
+        with_metadata=with_metadata,
+    )
+
+
+def stream_chunks_from_file(handle: Any) -> Iterable[bytes]:
+    while True:
+        chunk = handle.read(STREAM_CHUNK_BYTES)
+        if not chunk:
+            return
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            raise TypeError("files must be opened in binary mode ('rb') to be put")
+        yield bytes(chunk)

@@ -1,0 +1,50 @@
+"""The values the SDK returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceInfo:
+    """A namespace: its random 32-hex id and its title."""
+
+    id: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A key in a listing: its name, absolute expiration (or None) and metadata (or None)."""
+
+    name: str
+    expiration: int | None = None
+    metadata: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListResult:
+    """One page of a listing. ``cursor`` continues it; it is None once ``list_complete``."""
+
+    keys: list[KeyInfo]
+    list_complete: bool
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValueWithMetadata:
+    """A value and its metadata; both None when the key is missing."""
+
+    value: Any
+    metadata: Any
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """Where a write landed: its version (hlc, origin) and the origin's seq."""
+
+    hlc: int
+    origin: int
+    seq: int
+    expiration: int | None = None

@@ -1,0 +1,298 @@
+"""The blocking client: ``Client``, its ``namespaces`` and ``KVNamespace``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from rumor.client import calls, codec
+from rumor.client.calls import Call
+from rumor.client.connection import (
+    CHANNEL_OPTIONS,
+    DEFAULT_TIMEOUT_S,
+    TLS,
+    Endpoints,
+    call_metadata,
+    credentials,
+)
+from rumor.client.errors import from_rpc_error
+from rumor.client.models import KeyInfo, ListResult, NamespaceInfo, WriteResult
+from rumor.v1 import kv_pb2
+
+R = TypeVar("R")
+
+
+class Client:
+    """A connection to a Rumor cluster through one or more node endpoints.
+
+    >>> with Client(["127.0.0.1:7401", "127.0.0.1:7402"]) as kv:   # doctest: +SKIP
+    ...     ns = kv.namespace(kv.namespaces.create("SESSIONS").id)
+    ...     ns.put("k", "v")
+    """
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str],
+        *,
+        api_token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        tls: bool | TLS | None = None,
+    ) -> None:
+        self.endpoints = Endpoints(endpoints)
+        self.timeout = timeout
+        self._metadata = call_metadata(api_token)
+        self._credentials = credentials(tls)
+        self._channels: dict[int, grpc.Channel] = {}
+        self.namespaces = Namespaces(self)
+
+    def namespace(self, namespace_id: str) -> KVNamespace:
+        """The namespace with this id (no call is made until you use it)."""
+        return KVNamespace(self, namespace_id)
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _channel(self, index: int) -> grpc.Channel:
+        if index not in self._channels:
+            address = self.endpoints.addresses[index]
+            self._channels[index] = (
+                grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+                if self._credentials is None
+                else grpc.secure_channel(address, self._credentials, options=CHANNEL_OPTIONS)
+            )
+        return self._channels[index]
+
+    def _attempt(self, retry: bool, attempt: Any) -> Any:
+        """Run ``attempt(channel)`` on the sticky endpoint, failing over on UNAVAILABLE."""
+        tried: list[int] = []
+        last: BaseException | None = None
+        for index in self.endpoints.attempts(retry):
+            try:
+                return attempt(self._channel(index))
+            except grpc.RpcError as error:
+                address = self.endpoints.addresses[index]
+                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise from_rpc_error(error, address) from None
+                tried.append(index)
+                last = from_rpc_error(error, address)
+                self.endpoints.failed(index)
+        assert last is not None
+        raise self.endpoints.exhausted(tried, last) from None
+
+    def run(self, call: Call[R]) -> R:
+        """Run one unary call."""
+
+        def attempt(channel: grpc.Channel) -> Any:
+            method = channel.unary_unary(
+                call.path,
+                request_serializer=_serialize,
+                response_deserializer=call.response_class.FromString,
+            )
+            return method(call.request, timeout=self.timeout, metadata=self._metadata)
+
+        return call.decode(self._attempt(call.retry, attempt))
+
+    def _put_stream(
+        self, header: kv_pb2.PutRequest, chunks: Iterable[bytes], rewind: Any
+    ) -> WriteResult:
+        def messages() -> Iterator[kv_pb2.PutStreamRequest]:
+            yield kv_pb2.PutStreamRequest(header=header)
+            for chunk in chunks:
+                yield kv_pb2.PutStreamRequest(chunk=chunk)
+            yield kv_pb2.PutStreamRequest(last=True)
+
+        def attempt(channel: grpc.Channel) -> Any:
+            if rewind is not None:
+                rewind()
+            method = channel.stream_unary(
+                "/rumor.v1.KV/PutStream",
+                request_serializer=_serialize,
+                response_deserializer=kv_pb2.PutResponse.FromString,
+            )
+            return method(messages(), timeout=self.timeout, metadata=self._metadata)
+
+        response = self._attempt(rewind is not None, attempt)
+        return codec.write_result(response.version, response.seq, response.expiration)
+
+    def _get_stream(self, request: kv_pb2.GetRequest) -> Iterator[bytes] | None:
+        def attempt(channel: grpc.Channel) -> Any:
+            method = channel.unary_stream(
+                "/rumor.v1.KV/GetStream",
+                request_serializer=_serialize,
+                response_deserializer=kv_pb2.GetStreamResponse.FromString,
+            )
+            responses: Any = method(request, timeout=self.timeout, metadata=self._metadata)
+            return responses, next(responses)
+
+        responses, first = self._attempt(True, attempt)
+        if not first.header.found:
+            responses.cancel()
+            return None
+        return _chunks(responses, self.endpoints.addresses[self.endpoints.current])
+
+
+def _serialize(message: Any) -> bytes:
+    data: bytes = message.SerializeToString()
+    return data
+
+
+def _chunks(responses: Any, address: str) -> Iterator[bytes]:
+    try:
+        for message in responses:
+            yield message.chunk
+    except grpc.RpcError as error:
+        raise from_rpc_error(error, address) from None
+
+
+class Namespaces:
+    """``client.namespaces``: create, list, get, rename and delete namespaces."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(self, title: str) -> NamespaceInfo:
+        """Create a namespace; raises NamespaceExistsError if the title is taken. Not retried."""
+        return self._client.run(calls.create_namespace(title))
+
+    def list(self) -> list[NamespaceInfo]:
+        """Every namespace."""
+        return self._client.run(calls.list_namespaces())
+
+    def get(self, namespace_id: str) -> NamespaceInfo:
+        """One namespace; raises NamespaceNotFoundError if there is none with this id."""
+        return self._client.run(calls.get_namespace(namespace_id))
+
+    def rename(self, namespace_id: str, title: str) -> NamespaceInfo:
+        """Give a namespace a new title."""
+        return self._client.run(calls.rename_namespace(namespace_id, title))
+
+    def delete(self, namespace_id: str) -> None:
+        """Delete a namespace and every key in it."""
+        self._client.run(calls.delete_namespace(namespace_id))
+
+
+class KVNamespace:
+    """The keys of one namespace, with the Workers KV methods."""
+
+    def __init__(self, client: Client, namespace_id: str) -> None:
+        self._client = client
+        self.id = namespace_id
+
+    def put(
+        self,
+        key: str,
+        value: Any,
+        *,
+        expiration: int | None = None,
+        expiration_ttl: int | None = None,
+        metadata: Any = None,
+    ) -> WriteResult:
+        """Write ``value`` under ``key``, replacing value, metadata and expiration together.
+
+        ``value`` is str, bytes, bytearray or memoryview (sent in one message), or a
+        binary file object or an iterable of bytes (streamed in chunks, never read
+        whole). ``expiration`` is absolute seconds since the epoch; ``expiration_ttl``
+        is seconds from now and wins if both are given. ``metadata`` is any JSON value.
+        """
+        data = codec.small_value(value)
+        if data is not None:
+            request = codec.put_request(
+                self.id,
+                key,
+                data,
+                expiration=expiration,
+                expiration_ttl=expiration_ttl,
+                metadata=metadata,
+            )
+            return self._client.run(calls.put(request))
+        header = codec.put_request(
+            self.id,
+            key,
+            b"",
+            expiration=expiration,
+            expiration_ttl=expiration_ttl,
+            metadata=metadata,
+        )
+        if codec.is_binary_file(value):
+            rewind = _rewinder(value)
+            return self._client._put_stream(header, codec.stream_chunks_from_file(value), rewind)
+        if isinstance(value, Iterable) and not isinstance(value, str | dict):
+            return self._client._put_stream(header, _checked_chunks(value), None)
+        raise codec.unsupported_value(value)
+
+    def get(self, key: str | Sequence[str], type: str = "text") -> Any:
+        """The value of ``key`` as ``type`` (text, json, bytes, arrayBuffer or stream).
+
+        None if the key is missing, deleted or expired. Given a list of at most 100
+        keys (type text or json), returns a dict of key to value (None when missing).
+        With type "stream", returns an iterator of byte chunks.
+        """
+        if not isinstance(key, str):
+            return self._client.run(calls.get_many(self.id, list(key), type, False))
+        if type == "stream":
+            return self._client._get_stream(
+                kv_pb2.GetRequest(namespace_id=self.id, key=codec.key_bytes(key))
+            )
+        return self._client.run(calls.get(self.id, key, type, False))
+
+    def get_with_metadata(self, key: str | Sequence[str], type: str = "text") -> Any:
+        """``ValueWithMetadata(value, metadata)`` for a key (both None if missing),
+        or a dict of them for a list of keys."""
+        if not isinstance(key, str):
+            return self._client.run(calls.get_many(self.id, list(key), type, True))
+        return self._client.run(calls.get(self.id, key, type, True))
+
+    def delete(self, key: str) -> WriteResult:
+        """Delete ``key`` (succeeds for a missing key too: the delete is recorded)."""
+        return self._client.run(calls.delete(self.id, key))
+
+    def list(
+        self, prefix: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> ListResult:
+        """One page of keys in byte order: ``ListResult(keys, list_complete, cursor)``."""
+        return self._client.run(calls.list_keys(self.id, prefix, limit, cursor))
+
+    def iter_keys(self, prefix: str | None = None) -> Iterator[KeyInfo]:
+        """Every key with ``prefix``, following cursors page by page."""
+        cursor = None
+        while True:
+            page = self.list(prefix=prefix, cursor=cursor)
+            yield from page.keys
+            if page.list_complete or page.cursor is None:
+                return
+            cursor = page.cursor
+
+    def bulk_put(self, items: Sequence[Any]) -> int:
+        """Write up to 10,000 items ``{key, value, expiration?, expiration_ttl?, metadata?,
+        base64?}`` at once; one bad item fails the whole request and writes nothing."""
+        return self._client.run(calls.bulk_put(self.id, items))
+
+    def bulk_delete(self, keys: Sequence[str]) -> int:
+        """Delete up to 10,000 keys at once."""
+        return self._client.run(calls.bulk_delete(self.id, list(keys)))
+
+
+def _rewinder(handle: Any) -> Any:
+    """A function that puts a seekable file back where it was, or None if it cannot."""
+    seekable = getattr(handle, "seekable", None)
+    if not (callable(seekable) and seekable()):
+        return None
+    position = handle.tell()
+    return lambda: handle.seek(position)
+
+
+def _checked_chunks(chunks: Iterable[Any]) -> Iterator[bytes]:
+    for chunk in chunks:
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            raise TypeError(f"an iterable value must yield bytes, not {type(chunk).__name__}")
+        yield bytes(chunk)
