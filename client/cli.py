@@ -29,7 +29,8 @@ from rumor.client.sync import Client, KVNamespace
 
 BATCH_SIZE = 1000
 F = TypeVar("F", bound=Callable[..., Any])
-stderr = Console(stderr=True)
+# No markup: keys and titles are printed literally, whatever brackets they hold.
+stderr = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 
 class CommandError(click.ClickException):
@@ -336,14 +337,15 @@ def checked_put_items(path: str, data: Any) -> list[dict[str, Any]]:
                 base64.b64decode(item["value"], validate=True)
             except (binascii.Error, ValueError):
                 fail(
-                    f'Item {index} of "{path}" has "base64": true but its value is not '
-                    "valid base64. Nothing was written."
+                    f'Item {index} of "{path}" has "base64": true but its value is not valid '
+                    f"base64 (expected {PUT_SHAPE}). Nothing was written."
                 )
         items.append({k: v for k, v in item.items() if k in PUT_PROPERTIES})
     if unexpected:
         stderr.print(
-            f'[yellow]Unexpected key-value properties in "{path}": '
-            f"{', '.join(sorted(unexpected))} (ignored)[/yellow]"
+            f'Unexpected key-value properties in "{path}": '
+            f"{', '.join(sorted(unexpected))} (ignored)",
+            style="yellow",
         )
     return items
 
@@ -374,7 +376,12 @@ def batches(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
 def with_progress(label: str, items: Sequence[Any], send: Callable[[Sequence[Any]], int]) -> int:
     done = 0
     with Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), console=stderr, transient=True
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=stderr,
+        transient=True,
+        disable=not stderr.is_terminal,
     ) as progress:
         task = progress.add_task(label, total=len(items))
         for batch in batches(items):
