@@ -17,7 +17,9 @@ $(BIN)/rumor: pyproject.toml
 ## run: create .venv, install Rumor and start a local node (Ctrl-C stops it)
 run: $(BIN)/rumor
 	@echo "Starting one Rumor node; data in $(DATA_ROOT)/node1."
-	@echo "Reach it at 127.0.0.1:7401 (gRPC), e.g. with grpcurl -plaintext 127.0.0.1:7401 list"
+	@echo "Reach it at 127.0.0.1:7401 (gRPC), e.g. in another shell:"
+	@echo "  .venv/bin/rumor kv namespace create DEMO"
+	@echo "  .venv/bin/rumor kv key put hello world --namespace DEMO"
 	$(BIN)/rumor node --data-dir $(DATA_ROOT)/node1 --listen 127.0.0.1:7401 --log-format console
 
 ## test: lint, then every test (unit, integration) with durations

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -103,28 +104,40 @@ class AsyncClient:
 
         return call.decode(await self._attempt(call.retry, attempt))
 
-    async def _put_stream(self, header: kv_pb2.PutRequest, chunks: Any, rewind: Any) -> WriteResult:
-        async def messages() -> AsyncIterator[kv_pb2.PutStreamRequest]:
-            yield kv_pb2.PutStreamRequest(header=header)
-            if isinstance(chunks, AsyncIterable):
-                async for chunk in chunks:
-                    yield kv_pb2.PutStreamRequest(chunk=_checked(chunk))
-            else:
-                for chunk in chunks:
-                    yield kv_pb2.PutStreamRequest(chunk=_checked(chunk))
-            yield kv_pb2.PutStreamRequest(last=True)
-
+    async def _put_stream(
+        self, header: kv_pb2.PutRequest, source: codec.StreamSource
+    ) -> WriteResult:
         async def attempt(channel: grpc.aio.Channel) -> Any:
-            if rewind is not None:
-                rewind()
+            failure: list[Exception] = []
+
+            async def messages() -> AsyncIterator[kv_pb2.PutStreamRequest]:
+                yield kv_pb2.PutStreamRequest(header=header)
+                try:
+                    chunks = source.chunks()
+                    if isinstance(chunks, AsyncIterable):
+                        async for chunk in chunks:
+                            yield kv_pb2.PutStreamRequest(chunk=codec.checked_chunk(chunk))
+                    else:
+                        for chunk in chunks:
+                            yield kv_pb2.PutStreamRequest(chunk=codec.checked_chunk(chunk))
+                except Exception as exc:  # grpc.aio would turn it into a cancellation
+                    failure.append(exc)
+                    raise
+                yield kv_pb2.PutStreamRequest(last=True)
+
             method = channel.stream_unary(
                 "/rumor.v1.KV/PutStream",
                 request_serializer=_serialize,
                 response_deserializer=kv_pb2.PutResponse.FromString,
             )
-            return await method(messages(), timeout=self.timeout, metadata=self._metadata)
+            try:
+                return await method(messages(), timeout=self.timeout, metadata=self._metadata)
+            except (grpc.RpcError, asyncio.CancelledError):
+                if failure:
+                    raise failure[0] from None
+                raise
 
-        response = await self._attempt(rewind is not None, attempt)
+        response = await self._attempt(source.retryable, attempt)
         return codec.write_result(response.version, response.seq, response.expiration)
 
     async def _get_stream(self, request: kv_pb2.GetRequest) -> AsyncIterator[bytes] | None:
@@ -147,12 +160,6 @@ class AsyncClient:
 def _serialize(message: Any) -> bytes:
     data: bytes = message.SerializeToString()
     return data
-
-
-def _checked(chunk: Any) -> bytes:
-    if not isinstance(chunk, bytes | bytearray | memoryview):
-        raise TypeError(f"an iterable value must yield bytes, not {type(chunk).__name__}")
-    return bytes(chunk)
 
 
 async def _chunks(responses: Any, address: str) -> AsyncIterator[bytes]:
@@ -230,20 +237,7 @@ class AsyncKVNamespace:
             expiration_ttl=expiration_ttl,
             metadata=metadata,
         )
-        if codec.is_binary_file(value):
-            seekable = getattr(value, "seekable", None)
-            rewind = None
-            if callable(seekable) and seekable():
-                position = value.tell()
-                rewind = lambda: value.seek(position)  # noqa: E731
-            return await self._client._put_stream(
-                header, codec.stream_chunks_from_file(value), rewind
-            )
-        if isinstance(value, AsyncIterable) or (
-            isinstance(value, Iterable) and not isinstance(value, str | dict)
-        ):
-            return await self._client._put_stream(header, value, None)
-        raise codec.unsupported_value(value)
+        return await self._client._put_stream(header, codec.stream_source(value, allow_async=True))
 
     async def get(self, key: str | Sequence[str], type: str = "text") -> Any:
         """The value of ``key`` as ``type``; see ``KVNamespace.get``. With type "stream",

@@ -9,7 +9,8 @@ import base64
 import binascii
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from rumor.client.errors import InvalidRequestError
@@ -186,6 +187,42 @@ def bulk_get_request(
         type=_WIRE_TYPES[value_type],
         with_metadata=with_metadata,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSource:
+    """Where a streamed value comes from: ``chunks()`` starts it (again, if ``retryable``)."""
+
+    chunks: Callable[[], Any]  # a fresh iterable or async iterable of bytes
+    retryable: bool
+
+
+def stream_source(value: object, *, allow_async: bool) -> StreamSource:
+    """How to stream ``value``, or TypeError naming what ``put`` accepts."""
+    if isinstance(value, io.TextIOBase):
+        raise unsupported_value(value)
+    if is_binary_file(value):
+        seekable = getattr(value, "seekable", None)
+        if callable(seekable) and seekable():
+            position = value.tell()  # type: ignore[attr-defined]
+
+            def rewound() -> Iterable[bytes]:
+                value.seek(position)  # type: ignore[attr-defined]
+                return stream_chunks_from_file(value)
+
+            return StreamSource(rewound, retryable=True)
+        return StreamSource(lambda: stream_chunks_from_file(value), retryable=False)
+    if allow_async and isinstance(value, AsyncIterable):
+        return StreamSource(lambda: value, retryable=False)
+    if isinstance(value, Iterable) and not isinstance(value, str | dict):
+        return StreamSource(lambda: value, retryable=False)
+    raise unsupported_value(value)
+
+
+def checked_chunk(chunk: object) -> bytes:
+    if not isinstance(chunk, bytes | bytearray | memoryview):
+        raise TypeError(f"an iterable value must yield bytes, not {type(chunk).__name__}")
+    return bytes(chunk)
 
 
 def stream_chunks_from_file(handle: Any) -> Iterable[bytes]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -102,26 +102,33 @@ class Client:
 
         return call.decode(self._attempt(call.retry, attempt))
 
-    def _put_stream(
-        self, header: kv_pb2.PutRequest, chunks: Iterable[bytes], rewind: Any
-    ) -> WriteResult:
-        def messages() -> Iterator[kv_pb2.PutStreamRequest]:
-            yield kv_pb2.PutStreamRequest(header=header)
-            for chunk in chunks:
-                yield kv_pb2.PutStreamRequest(chunk=chunk)
-            yield kv_pb2.PutStreamRequest(last=True)
-
+    def _put_stream(self, header: kv_pb2.PutRequest, source: codec.StreamSource) -> WriteResult:
         def attempt(channel: grpc.Channel) -> Any:
-            if rewind is not None:
-                rewind()
+            failure: list[Exception] = []
+
+            def messages() -> Iterator[kv_pb2.PutStreamRequest]:
+                yield kv_pb2.PutStreamRequest(header=header)
+                try:
+                    for chunk in source.chunks():
+                        yield kv_pb2.PutStreamRequest(chunk=codec.checked_chunk(chunk))
+                except Exception as exc:  # grpc would hide it behind UNKNOWN
+                    failure.append(exc)
+                    raise
+                yield kv_pb2.PutStreamRequest(last=True)
+
             method = channel.stream_unary(
                 "/rumor.v1.KV/PutStream",
                 request_serializer=_serialize,
                 response_deserializer=kv_pb2.PutResponse.FromString,
             )
-            return method(messages(), timeout=self.timeout, metadata=self._metadata)
+            try:
+                return method(messages(), timeout=self.timeout, metadata=self._metadata)
+            except grpc.RpcError:
+                if failure:
+                    raise failure[0] from None
+                raise
 
-        response = self._attempt(rewind is not None, attempt)
+        response = self._attempt(source.retryable, attempt)
         return codec.write_result(response.version, response.seq, response.expiration)
 
     def _get_stream(self, request: kv_pb2.GetRequest) -> Iterator[bytes] | None:
@@ -223,12 +230,7 @@ class KVNamespace:
             expiration_ttl=expiration_ttl,
             metadata=metadata,
         )
-        if codec.is_binary_file(value):
-            rewind = _rewinder(value)
-            return self._client._put_stream(header, codec.stream_chunks_from_file(value), rewind)
-        if isinstance(value, Iterable) and not isinstance(value, str | dict):
-            return self._client._put_stream(header, _checked_chunks(value), None)
-        raise codec.unsupported_value(value)
+        return self._client._put_stream(header, codec.stream_source(value, allow_async=False))
 
     def get(self, key: str | Sequence[str], type: str = "text") -> Any:
         """The value of ``key`` as ``type`` (text, json, bytes, arrayBuffer or stream).
@@ -280,19 +282,3 @@ class KVNamespace:
     def bulk_delete(self, keys: Sequence[str]) -> int:
         """Delete up to 10,000 keys at once."""
         return self._client.run(calls.bulk_delete(self.id, list(keys)))
-
-
-def _rewinder(handle: Any) -> Any:
-    """A function that puts a seekable file back where it was, or None if it cannot."""
-    seekable = getattr(handle, "seekable", None)
-    if not (callable(seekable) and seekable()):
-        return None
-    position = handle.tell()
-    return lambda: handle.seek(position)
-
-
-def _checked_chunks(chunks: Iterable[Any]) -> Iterator[bytes]:
-    for chunk in chunks:
-        if not isinstance(chunk, bytes | bytearray | memoryview):
-            raise TypeError(f"an iterable value must yield bytes, not {type(chunk).__name__}")
-        yield bytes(chunk)
