@@ -9,6 +9,7 @@ blocks GC — the price of never resurrecting).
 
 With a single member, the vector is the node's own durable watermarks, so
 every durable record is stable at once: a single node purges immediately.
+With several, stability is not enough: ``SafeGc`` adds the second phase.
 """
 
 from __future__ import annotations
@@ -37,3 +38,60 @@ class PurgeRule:
 
     def purgeable(self, origin: int, seq: int) -> bool:
         return seq <= self.stable.get(origin, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Phase 1 at time ``at_ms``: what was stable (C), each member's own mark (S), who."""
+
+    stable: dict[int, int]
+    own: dict[int, int]
+    at_ms: int
+    members: frozenset[int]
+
+
+@dataclass(slots=True)
+class SafeGc:
+    """The two-phase rule that feeds ``PurgeRule``.
+
+    1. Stable: C = the componentwise minimum of the vectors of every member that
+       is not removed (unknown vector: zeros). Note S = {m: vector_m[m]} and t.
+    2. Safe: C may be used for purging once every member's vector dominates S
+       (every write its origin made before covering those records has been seen
+       everywhere, so an older version arriving later is dropped unread), at
+       least ``grace_ms`` after t, and no member joined since t.
+
+    A node alone (no other member, ever counted) has nothing that could deliver
+    an older version, so its own vector is safe at once.
+    """
+
+    grace_ms: int
+    checkpoint_every_ms: int = 1000
+    max_checkpoints: int = 64
+    rule: PurgeRule = field(default_factory=PurgeRule)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+
+    def update(self, vectors: Mapping[int, Mapping[int, int]], now_ms: int) -> None:
+        members = frozenset(vectors)
+        stable = stable_vector(vectors.values())
+        if len(members) <= 1:
+            self.rule.stable = stable
+            self.checkpoints.clear()
+            return
+        if not self.checkpoints or now_ms - self.checkpoints[-1].at_ms >= self.checkpoint_every_ms:
+            own = {member: vectors[member].get(member, 0) for member in members}
+            self.checkpoints.append(Checkpoint(stable, own, now_ms, members))
+            del self.checkpoints[: -self.max_checkpoints]
+        safe_index = -1
+        for index, checkpoint in enumerate(self.checkpoints):
+            if now_ms < checkpoint.at_ms + self.grace_ms:
+                break
+            if not members <= checkpoint.members:
+                continue
+            if all(
+                all(vectors[m].get(o, 0) >= s for o, s in checkpoint.own.items()) for m in members
+            ):
+                safe_index = index
+        if safe_index >= 0:
+            self.rule.stable = self.checkpoints[safe_index].stable
+            del self.checkpoints[:safe_index]

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import re
 
-RESERVED_NAMESPACE = bytes(16)
+RESERVED_NAMESPACE = bytes(16)  # the namespaces themselves
+MEMBERS_NAMESPACE = bytes(15) + b"\x01"  # retirement records of removed members
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+
+
+def is_reserved(namespace: bytes) -> bool:
+    """Rumor's own namespaces (16 bytes starting with 15 zeros): never listed, never purged."""
+    return namespace[:15] == RESERVED_NAMESPACE[:15]
 
 
 def id_bytes(namespace_id: str) -> bytes | None:
@@ -20,7 +26,7 @@ def id_bytes(namespace_id: str) -> bytes | None:
     if ID_PATTERN.fullmatch(namespace_id) is None:
         return None
     raw = bytes.fromhex(namespace_id)
-    return None if raw == RESERVED_NAMESPACE else raw
+    return None if is_reserved(raw) else raw
 
 
 def id_text(raw: bytes) -> str:

@@ -26,18 +26,23 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
+from rumor.node.core import audit
 from rumor.node.core import hlc as hlc_bits
 from rumor.node.core.gc import PurgeRule
 from rumor.node.core.hlc import HybridClock
-from rumor.node.core.namespaces import RESERVED_NAMESPACE
-from rumor.node.core.record import RecordHeader
+from rumor.node.core.namespaces import MEMBERS_NAMESPACE, RESERVED_NAMESPACE, is_reserved
+from rumor.node.core.record import RecordHeader, decode_version
+from rumor.node.core.version import Version, supersedes
+from rumor.node.core.watermarks import Watermarks
+from rumor.node.replication.delta import AuditEntry, Coverage, Delta, WireRecord
 from rumor.node.storage import layout
-from rumor.node.storage.store import KV, LOG, META, VAL, Batch, Store, prefix_end
+from rumor.node.storage.store import DEFERRED, KV, LOG, META, VAL, Batch, Store, prefix_end
 
 MAX_BATCH_RECORDS = 1000
+DELTA_BUDGET = 4 * 1024 * 1024
 SEQ_BLOCK = 10_000
 HLC_BLOCK_MS = 250
 
@@ -73,6 +78,37 @@ class ListPage:
     complete: bool
 
 
+@dataclass(slots=True)
+class _Pending:
+    """What one batch changes, gathered while staging and settled by ``_commit``."""
+
+    staged: dict[bytes, RecordHeader] = field(default_factory=dict)
+    dirty_origins: set[int] = field(default_factory=set)
+    dirty_buckets: set[int] = field(default_factory=set)
+    new_records: list[WireRecord] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Durability:
+    """Settled once the batch with ``ticket`` is durable."""
+
+    ticket: int
+    seq: int
+    watermarks: dict[int, int]
+    new_records: list[WireRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteOutcome:
+    """What applying a batch of received records did."""
+
+    ticket: int
+    new: int  # won locally: held now (and queued to be forwarded)
+    seen: int  # dropped unread: already seen
+    deferred: int  # from too far in the future: kept aside until the clock gets there
+    stale: int  # lost to what is held, or for a deleted namespace
+
+
 class Replica:
     """One node's copy of the data, and the rules for changing it."""
 
@@ -83,6 +119,7 @@ class Replica:
         new_node_id: int,
         wall_ms: int,
         durability: Durability = Durability.FSYNC,
+        max_clock_offset_ms: int = 500,
     ) -> None:
         """Open the replica on ``store``, reading only its marks (never its keys).
 
@@ -90,15 +127,17 @@ class Replica:
         """
         self.store = store
         self.durability = durability
+        self.defer_after_ms = 2 * max_clock_offset_ms
         stored_id = store.get(META, layout.META_NODE_ID)
         if stored_id is None:
             self.node_id = new_node_id
             batch = store.batch()
             batch.put(META, layout.META_NODE_ID, layout.pack_u64(new_node_id))
             store.write(batch)
-            store.sync_wal()
         else:
             self.node_id = layout.unpack_u64(stored_id)
+        # What the WAL recovered after a crash becomes durable here, before anyone hears of it.
+        store.sync_wal()
 
         seq, hlc = layout.unpack_marks(store.get(META, layout.META_MARKS))
         reserved_seq, reserved_hlc = layout.unpack_marks(store.get(META, layout.META_RESERVED))
@@ -110,13 +149,42 @@ class Replica:
         self.records_held, self.tombstones_held = layout.unpack_counters(
             store.get(META, layout.META_COUNTERS)
         )
+        deferred = store.get(META, layout.META_DEFERRED_COUNT)
+        self.deferred_held = 0 if deferred is None else layout.unpack_u64(deferred)
+
+        self.watermarks = Watermarks()
+        for stored_key, raw in store.scan(
+            META, layout.META_WATERMARK_PREFIX, prefix_end(layout.META_WATERMARK_PREFIX)
+        ):
+            origin = layout.suffix_u64(stored_key, layout.META_WATERMARK_PREFIX)
+            self.watermarks.marks[origin] = layout.unpack_u64(raw)
+        for stored_key, raw in store.scan(
+            META, layout.META_RANGES_PREFIX, prefix_end(layout.META_RANGES_PREFIX)
+        ):
+            self.watermarks.load_ranges(
+                layout.suffix_u64(stored_key, layout.META_RANGES_PREFIX), raw
+            )
+        self.watermarks.cover(self.node_id, self._seq)
+        self.durable_watermarks: dict[int, int] = self.watermarks.vector()
+
+        self.audit_buckets = [0] * audit.BUCKETS
+        for stored_key, raw in store.scan(
+            META, layout.META_AUDIT_PREFIX, prefix_end(layout.META_AUDIT_PREFIX)
+        ):
+            self.audit_buckets[layout.suffix_u16(stored_key, layout.META_AUDIT_PREFIX)] = (
+                layout.unpack_u64(raw)
+            )
 
         self._written = 0  # tickets issued
         self._durable = 0  # tickets known durable
-        self._pending_seqs: deque[tuple[int, int]] = deque()  # (ticket, last seq in it)
+        self._settling: deque[_Durability] = deque()
         self.durable_seq = self._seq  # own watermark: every own seq <= it is durable
         self._namespaces: dict[bytes, RecordHeader | None] = {}
+        self._retired: dict[int, bool] = {}
+        self.namespaces_to_sweep: set[bytes] = set()
+        self.ready_to_push: list[WireRecord] = []
         self.purge_rule = PurgeRule()
+        self.audit_repairs_total = 0
 
     # ---- client writes --------------------------------------------------
 
@@ -131,7 +199,7 @@ class Replica:
             chunk = writes[start : start + MAX_BATCH_RECORDS]
             self._reserve(len(chunk), wall_ms)
             batch = self.store.batch()
-            staged: dict[bytes, RecordHeader] = {}
+            pending = _Pending()
             headers = []
             for write in chunk:
                 self._seq += 1
@@ -144,9 +212,14 @@ class Replica:
                     metadata=write.metadata,
                     value_length=0 if write.tombstone else len(write.value),
                 )
-                self._stage(batch, write.namespace, write.key, header, write.value, staged)
+                encoded = header.encode()
+                self._stage(
+                    batch, write.namespace, write.key, header, encoded, write.value, pending
+                )
                 headers.append(header)
-            ticket = self._commit(batch)
+            self.watermarks.cover(self.node_id, self._seq)
+            pending.dirty_origins.add(self.node_id)
+            ticket = self._commit(batch, pending)
             applied.extend(Applied(header, ticket) for header in headers)
         return applied
 
@@ -172,21 +245,47 @@ class Replica:
         self.store.write(batch)
         self.store.sync_wal()
 
-    def _commit(self, batch: Batch) -> int:
+    def _commit(self, batch: Batch, pending: _Pending | None = None) -> int:
+        """Write ``batch`` with the marks, counters, watermarks and buckets it changed."""
         batch.put(META, layout.META_MARKS, layout.pack_marks(self._seq, self.clock.last))
         batch.put(
             META,
             layout.META_COUNTERS,
             layout.pack_counters(self.records_held, self.tombstones_held),
         )
+        changed: dict[int, int] = {}
+        new_records: list[WireRecord] = []
+        if pending is not None:
+            for origin in pending.dirty_origins:
+                mark = self.watermarks.get(origin)
+                changed[origin] = mark
+                batch.put(META, layout.watermark_key(origin), layout.pack_u64(mark))
+                ranges = self.watermarks.pack_ranges(origin)
+                if ranges:
+                    batch.put(META, layout.ranges_key(origin), ranges)
+                else:
+                    batch.delete(META, layout.ranges_key(origin))
+            for bucket in pending.dirty_buckets:
+                batch.put(
+                    META, layout.audit_key(bucket), layout.pack_u64(self.audit_buckets[bucket])
+                )
+            new_records = pending.new_records
         self.store.write(batch)
         self._written += 1
+        settle = _Durability(self._written, self._seq, changed, new_records)
         if self.durability is Durability.WAL:
             self._durable = self._written
-            self.durable_seq = self._seq
+            self._settle(settle)
         else:
-            self._pending_seqs.append((self._written, self._seq))
+            self._settling.append(settle)
         return self._written
+
+    def _settle(self, settled: _Durability) -> None:
+        self.durable_seq = max(self.durable_seq, settled.seq)
+        for origin, mark in settled.watermarks.items():
+            if mark > self.durable_watermarks.get(origin, 0):
+                self.durable_watermarks[origin] = mark
+        self.ready_to_push.extend(settled.new_records)
 
     def _stage(
         self,
@@ -194,35 +293,49 @@ class Replica:
         namespace: bytes,
         key: bytes,
         header: RecordHeader,
+        encoded: bytes,
         value: bytes,
-        staged: dict[bytes, RecordHeader],
+        pending: _Pending,
+        *,
+        held: RecordHeader | None = None,
     ) -> None:
         """Stage ``header`` (and ``value``) as the record held for the key, replacing any.
 
-        ``staged`` holds what this batch already staged, which the store cannot show yet.
+        ``pending.staged`` holds what this batch already staged, which the store
+        cannot show yet; ``held`` may be passed when the caller already read it.
         """
         stored_key = layout.record_key(namespace, key)
-        held = staged.get(stored_key)
         if held is None:
-            held_raw = self.store.get(KV, stored_key)
-            held = None if held_raw is None else RecordHeader.decode(held_raw)
-        staged[stored_key] = header
+            held = pending.staged.get(stored_key)
+            if held is None:
+                held_raw = self.store.get(KV, stored_key)
+                held = None if held_raw is None else RecordHeader.decode(held_raw)
+        pending.staged[stored_key] = header
+        bucket = audit.bucket_of(stored_key)
         if held is not None:
             batch.delete(LOG, layout.log_key(held.origin, held.seq))
             if held.tombstone:
                 self.tombstones_held -= 1
             else:
                 self.records_held -= 1
-        batch.put(KV, stored_key, header.encode())
+                self.audit_buckets[bucket] ^= audit.record_hash(stored_key, held.hlc, held.origin)
+        batch.put(KV, stored_key, encoded)
         if header.tombstone:
             batch.delete(VAL, stored_key)
             self.tombstones_held += 1
         else:
             batch.put(VAL, stored_key, value)
             self.records_held += 1
+            self.audit_buckets[bucket] ^= audit.record_hash(stored_key, header.hlc, header.origin)
+        pending.dirty_buckets.add(bucket)
         batch.put(LOG, layout.log_key(header.origin, header.seq), stored_key)
+        pending.new_records.append(WireRecord(namespace, key, encoded, value))
         if namespace == RESERVED_NAMESPACE:
             self._namespaces[key] = header
+            if header.tombstone:
+                self.namespaces_to_sweep.add(bytes.fromhex(key.decode()))
+        elif namespace == MEMBERS_NAMESPACE:
+            self._retired[int(key.decode(), 16)] = not header.tombstone
 
     # ---- durability -----------------------------------------------------
 
@@ -239,8 +352,252 @@ class Replica:
         if ticket <= self._durable:
             return
         self._durable = ticket
-        while self._pending_seqs and self._pending_seqs[0][0] <= ticket:
-            self.durable_seq = self._pending_seqs.popleft()[1]
+        while self._settling and self._settling[0].ticket <= ticket:
+            self._settle(self._settling.popleft())
+
+    def take_ready_to_push(self) -> list[WireRecord]:
+        """Durable records newly held here, to push to peers (each handed out once)."""
+        ready, self.ready_to_push = self.ready_to_push, []
+        return ready
+
+    # ---- replicated records ---------------------------------------------
+
+    def observe_clock(self, remote_hlc: int, wall_ms: int) -> None:
+        """Merge a peer's HLC, unless it is too far ahead to trust (see deferral)."""
+        if hlc_bits.wall_ms_of(remote_hlc) <= wall_ms + self.defer_after_ms:
+            self.clock.merge(remote_hlc, wall_ms)
+
+    def apply_remote(
+        self,
+        records: Sequence[WireRecord],
+        wall_ms: int,
+        coverage: Sequence[Coverage] = (),
+    ) -> RemoteOutcome:
+        """Apply records received from a peer, then its coverage claims, in batches.
+
+        A record already seen is dropped unread. One from more than twice the
+        maximum clock offset in the future is set aside in ``deferred``. Otherwise
+        the LWW rule decides; a record of a deleted namespace is dropped. Every
+        record handled is marked seen; each coverage claim raises a watermark.
+        """
+        new = seen = deferred = stale = 0
+        horizon_ms = wall_ms + self.defer_after_ms
+        chunks = [
+            records[start : start + MAX_BATCH_RECORDS]
+            for start in range(0, len(records), MAX_BATCH_RECORDS)
+        ] or [[]]
+        ticket = self._written
+        for index, chunk in enumerate(chunks):
+            batch = self.store.batch()
+            pending = _Pending()
+            for record in chunk:
+                hlc, origin, seq = record.ids()
+                if self.watermarks.seen(origin, seq):
+                    seen += 1
+                    continue
+                self.watermarks.mark(origin, seq)
+                pending.dirty_origins.add(origin)
+                if hlc_bits.wall_ms_of(hlc) > horizon_ms:
+                    batch.put(DEFERRED, layout.deferred_key(hlc, origin, seq), record.encode())
+                    self.deferred_held += 1
+                    deferred += 1
+                    continue
+                self.clock.observe(hlc)
+                if self._place(batch, record, pending):
+                    new += 1
+                else:
+                    stale += 1
+            if index == len(chunks) - 1:
+                for claim in coverage:
+                    self.watermarks.cover(claim.origin, claim.last)
+                    pending.dirty_origins.add(claim.origin)
+            if deferred:
+                batch.put(META, layout.META_DEFERRED_COUNT, layout.pack_u64(self.deferred_held))
+            if len(pending.staged) or pending.dirty_origins or len(batch):
+                ticket = self._commit(batch, pending)
+        return RemoteOutcome(ticket, new, seen, deferred, stale)
+
+    def _place(self, batch: Batch, record: WireRecord, pending: _Pending) -> bool:
+        """Stage a received record if it wins under LWW; False if it loses or is dropped."""
+        namespace = record.namespace
+        if not is_reserved(namespace):
+            namespace_record = self.namespace_record(namespace)
+            if namespace_record is not None and namespace_record.tombstone:
+                return False
+        header = record.decoded()
+        stored_key = record.stored_key
+        held = pending.staged.get(stored_key)
+        if held is None:
+            held_raw = self.store.get(KV, stored_key)
+            held = None if held_raw is None else RecordHeader.decode(held_raw)
+        if held is not None and not supersedes(
+            header.version,
+            header.tombstone,
+            held.version,
+            held.tombstone,
+            namespace_record=namespace == RESERVED_NAMESPACE,
+        ):
+            return False
+        self._stage(
+            batch, namespace, record.key, header, record.header, record.value, pending, held=held
+        )
+        return True
+
+    def apply_deferred(self, wall_ms: int) -> int:
+        """Apply the deferred records whose time has come; returns how many were handled."""
+        if not self.deferred_held:
+            return 0
+        due: list[tuple[bytes, WireRecord]] = []
+        for stored_key, raw in self.store.scan(
+            DEFERRED, b"", layout.deferred_key(hlc_bits.pack(wall_ms + 1, 0), 0, 0)
+        ):
+            due.append((stored_key, WireRecord.decode(raw)))
+            if len(due) == MAX_BATCH_RECORDS:
+                break
+        if not due:
+            return 0
+        batch = self.store.batch()
+        pending = _Pending()
+        for stored_key, record in due:
+            batch.delete(DEFERRED, stored_key)
+            self.clock.observe(record.ids()[0])
+            self._place(batch, record, pending)
+        self.deferred_held -= len(due)
+        batch.put(META, layout.META_DEFERRED_COUNT, layout.pack_u64(self.deferred_held))
+        self._commit(batch, pending)
+        return len(due)
+
+    def delta_for(self, digest: Mapping[int, int], budget_bytes: int = DELTA_BUDGET) -> Delta:
+        """The records a peer with watermarks ``digest`` lacks, from one consistent view.
+
+        Per origin, in seq order, the durable records held above the peer's
+        watermark, up to this node's durable watermark, within ``budget_bytes``
+        (at least one record). Each origin gets a coverage claim: complete (up to
+        this node's watermark) or cut short at the last record sent.
+        """
+        records: list[WireRecord] = []
+        coverage: list[Coverage] = []
+        used = 0
+        for origin, mark in sorted(self.durable_watermarks.items()):
+            base = digest.get(origin, 0)
+            if mark <= base:
+                continue
+            last_sent = base
+            for log_key, stored_key in self.store.scan(
+                LOG, layout.log_key(origin, base + 1), layout.log_key(origin, mark + 1)
+            ):
+                header = self.store.get(KV, stored_key)
+                if header is None:  # pragma: no cover - the log and kv change together
+                    continue
+                value = self.store.get(VAL, stored_key) or b""
+                record = WireRecord(
+                    stored_key[: layout.NAMESPACE_BYTES],
+                    stored_key[layout.NAMESPACE_BYTES :],
+                    header,
+                    value,
+                )
+                size = record.size()
+                if records and used + size > budget_bytes:
+                    if last_sent > base:
+                        coverage.append(Coverage(origin, base, last_sent, complete=False))
+                    return Delta(records, coverage)
+                records.append(record)
+                used += size
+                last_sent = layout.split_log_key(log_key)[1]
+            coverage.append(Coverage(origin, base, mark, complete=True))
+        return Delta(records, coverage)
+
+    # ---- audit ----------------------------------------------------------
+
+    def audit_entries(self, buckets: Iterable[int]) -> list[AuditEntry]:
+        """(key, version) of every record held in ``buckets`` (a full scan: audits are rare)."""
+        wanted = set(buckets)
+        entries = []
+        for stored_key, raw in self.store.scan(KV, b""):
+            if audit.bucket_of(stored_key) in wanted:
+                header = RecordHeader.decode(raw)
+                entries.append(
+                    AuditEntry(
+                        stored_key,
+                        header.hlc,
+                        header.origin,
+                        header.seq,
+                        header.tombstone,
+                        header.expiration,
+                    )
+                )
+        return entries
+
+    def audit_wanted(self, theirs: Iterable[AuditEntry], now_s: float) -> list[bytes]:
+        """Keys whose record a peer holds and this node should hold too, but does not.
+
+        Only records this node's watermarks claim as seen count: anything else is
+        merely in flight, and anti-entropy will bring it.
+        """
+        wanted = []
+        for entry in theirs:
+            if entry.tombstone or 0 < entry.expiration <= now_s:
+                continue
+            if not self.watermarks.seen(entry.origin, entry.seq):
+                continue
+            raw = self.store.get(KV, entry.stored_key)
+            if raw is not None:
+                version, tombstone = decode_version(raw)
+                if not supersedes(Version(entry.hlc, entry.origin), False, version, tombstone):
+                    continue
+            wanted.append(entry.stored_key)
+        return wanted
+
+    def fetch(self, stored_keys: Iterable[bytes]) -> list[WireRecord]:
+        records = []
+        for stored_key in stored_keys:
+            header = self.store.get(KV, stored_key)
+            if header is not None:
+                value = self.store.get(VAL, stored_key) or b""
+                records.append(
+                    WireRecord(
+                        stored_key[: layout.NAMESPACE_BYTES],
+                        stored_key[layout.NAMESPACE_BYTES :],
+                        header,
+                        value,
+                    )
+                )
+        return records
+
+    def apply_repairs(self, records: Sequence[WireRecord]) -> int:
+        """Apply records fetched by an audit (already seen, so not filtered); counts repairs."""
+        batch = self.store.batch()
+        pending = _Pending()
+        repaired = sum(1 for record in records if self._place(batch, record, pending))
+        if repaired:
+            self._commit(batch, pending)
+            self.audit_repairs_total += repaired
+        return repaired
+
+    def plant(self, record: WireRecord) -> None:
+        """Test hook: hold a record without marking it seen or pushing it anywhere."""
+        batch = self.store.batch()
+        pending = _Pending()
+        header = record.decoded()
+        self._stage(
+            batch, record.namespace, record.key, header, record.header, record.value, pending
+        )
+        pending.new_records.clear()
+        self._commit(batch, pending)
+
+    # ---- membership records ---------------------------------------------
+
+    def is_retired(self, node_id: int) -> bool:
+        if node_id not in self._retired:
+            raw = self.store.get(
+                KV, layout.record_key(MEMBERS_NAMESPACE, f"{node_id:016x}".encode())
+            )
+            self._retired[node_id] = raw is not None and not decode_version(raw)[1]
+        return self._retired[node_id]
+
+    def retire(self, node_id: int, wall_ms: int) -> Applied:
+        """Write the replicated, never-purged record that removes ``node_id`` for ever."""
+        return self.write(Write(MEMBERS_NAMESPACE, f"{node_id:016x}".encode(), b"removed"), wall_ms)
 
     # ---- reads ----------------------------------------------------------
 
@@ -330,8 +687,8 @@ class Replica:
     # ---- garbage collection ---------------------------------------------
 
     def own_watermarks(self) -> dict[int, int]:
-        """This node's durable watermark vector (single node: only its own origin)."""
-        return {self.node_id: self.durable_seq}
+        """This node's durable watermark vector, as digests advertise it."""
+        return {**self.durable_watermarks, self.node_id: self.durable_seq}
 
     def sweep(
         self, start: bytes, now_s: float, budget: int, stop: bytes | None = None
@@ -372,6 +729,7 @@ class Replica:
     def purge(self, records: Iterable[tuple[bytes, RecordHeader]]) -> int:
         """Remove held records entirely (record, value, log entry), in batches."""
         batch = self.store.batch()
+        pending = _Pending()
         count = 0
         for stored_key, header in records:
             batch.delete(KV, stored_key)
@@ -381,10 +739,16 @@ class Replica:
                 self.tombstones_held -= 1
             else:
                 self.records_held -= 1
+                bucket = audit.bucket_of(stored_key)
+                self.audit_buckets[bucket] ^= audit.record_hash(
+                    stored_key, header.hlc, header.origin
+                )
+                pending.dirty_buckets.add(bucket)
             count += 1
             if count % MAX_BATCH_RECORDS == 0:
-                self._commit(batch)
+                self._commit(batch, pending)
                 batch = self.store.batch()
+                pending = _Pending()
         if count % MAX_BATCH_RECORDS:
-            self._commit(batch)
+            self._commit(batch, pending)
         return count

@@ -21,6 +21,14 @@ META_NODE_ID = b"node_id"
 META_MARKS = b"marks"  # last seq and hlc written
 META_RESERVED = b"reserved"  # seq and hlc reserved by a synced write (durability wal)
 META_COUNTERS = b"counters"
+META_DEFERRED_COUNT = b"deferred_count"
+META_INCARNATION = b"incarnation"
+META_WATERMARK_PREFIX = b"wm/"  # + origin u64 -> seq u64
+META_RANGES_PREFIX = b"ranges/"  # + origin u64 -> packed (start, end) u64 pairs
+META_AUDIT_PREFIX = b"audit/"  # + bucket u16 -> u64
+META_MEMBER_PREFIX = b"member/"  # + id u64 -> encoded member
+_U16 = struct.Struct(">H")
+_DEFERRED_KEY = struct.Struct(">QQQ")  # hlc, origin, seq: applied in hlc order
 
 
 def record_key(namespace: bytes, key: bytes) -> bytes:
@@ -68,3 +76,31 @@ def unpack_counters(stored: bytes | None) -> tuple[int, int]:
         return 0, 0
     records, tombstones = _COUNTERS.unpack(stored)
     return int(records), int(tombstones)
+
+
+def watermark_key(origin: int) -> bytes:
+    return META_WATERMARK_PREFIX + _U64.pack(origin)
+
+
+def ranges_key(origin: int) -> bytes:
+    return META_RANGES_PREFIX + _U64.pack(origin)
+
+
+def audit_key(bucket: int) -> bytes:
+    return META_AUDIT_PREFIX + _U16.pack(bucket)
+
+
+def member_key(member_id: int) -> bytes:
+    return META_MEMBER_PREFIX + _U64.pack(member_id)
+
+
+def suffix_u64(stored: bytes, prefix: bytes) -> int:
+    return int(_U64.unpack(stored[len(prefix) :])[0])
+
+
+def suffix_u16(stored: bytes, prefix: bytes) -> int:
+    return int(_U16.unpack(stored[len(prefix) :])[0])
+
+
+def deferred_key(hlc: int, origin: int, seq: int) -> bytes:
+    return _DEFERRED_KEY.pack(hlc, origin, seq)

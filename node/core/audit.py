@@ -1,0 +1,49 @@
+"""Audit buckets: a cheap fingerprint of the records a node holds.
+
+4,096 buckets; a record for stored key K with version V lands in bucket
+crc32(K) mod 4096 (so every version of a key lands in the same bucket) and
+XORs a 64-bit hash of (K, V) into it. Holding a record XORs it in, replacing
+or purging it XORs it out, so two nodes holding the same live records have
+equal buckets, whatever order they applied things in. Tombstones are left
+out: a tombstone is purged by GC at slightly different times on different
+nodes, and a missing delete still shows, as the live record it failed to
+replace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+
+BUCKETS = 4096
+_VERSION = struct.Struct(">QQ")
+_BUCKET = struct.Struct(">Q")
+
+
+def bucket_of(stored_key: bytes) -> int:
+    return zlib.crc32(stored_key) & (BUCKETS - 1)
+
+
+def record_hash(stored_key: bytes, hlc: int, origin: int) -> int:
+    digest = hashlib.blake2b(stored_key + _VERSION.pack(hlc, origin), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def pack_buckets(buckets: list[int]) -> bytes:
+    return b"".join(_BUCKET.pack(value) for value in buckets)
+
+
+def unpack_buckets(packed: bytes) -> list[int]:
+    if len(packed) != BUCKETS * _BUCKET.size:
+        raise ValueError(f"audit buckets must be {BUCKETS * _BUCKET.size} bytes")
+    return [int(v) for (v,) in _BUCKET.iter_unpack(packed)]
+
+
+def differing(mine: list[int], theirs: list[int]) -> list[int]:
+    return [index for index, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b]
+
+
+def digest(buckets: list[int]) -> int:
+    """One 64-bit summary of all buckets: equal digests mean equal buckets (whp)."""
+    return int.from_bytes(hashlib.blake2b(pack_buckets(buckets), digest_size=8).digest(), "big")

@@ -1,0 +1,80 @@
+from rumor.v1 import replication_pb2 as _replication_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MemberStatus(_message.Message):
+    __slots__ = ("member", "watermarks", "clock_offset_ms")
+    class WatermarksEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    WATERMARKS_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    member: _replication_pb2.Member
+    watermarks: _containers.ScalarMap[int, int]
+    clock_offset_ms: float
+    def __init__(self, member: _Optional[_Union[_replication_pb2.Member, _Mapping]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., clock_offset_ms: _Optional[float] = ...) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("node_id", "name", "address", "hlc", "watermarks", "members", "audit_buckets", "audit_digest", "records_held", "tombstones_held", "ready", "fenced", "audit_repairs_total", "deferred_records", "push_queue_drops")
+    class WatermarksEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HLC_FIELD_NUMBER: _ClassVar[int]
+    WATERMARKS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_HELD_FIELD_NUMBER: _ClassVar[int]
+    TOMBSTONES_HELD_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    FENCED_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_REPAIRS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DEFERRED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    PUSH_QUEUE_DROPS_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    name: str
+    address: str
+    hlc: int
+    watermarks: _containers.ScalarMap[int, int]
+    members: _containers.RepeatedCompositeFieldContainer[MemberStatus]
+    audit_buckets: bytes
+    audit_digest: int
+    records_held: int
+    tombstones_held: int
+    ready: bool
+    fenced: bool
+    audit_repairs_total: int
+    deferred_records: int
+    push_queue_drops: int
+    def __init__(self, node_id: _Optional[int] = ..., name: _Optional[str] = ..., address: _Optional[str] = ..., hlc: _Optional[int] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., audit_buckets: _Optional[bytes] = ..., audit_digest: _Optional[int] = ..., records_held: _Optional[int] = ..., tombstones_held: _Optional[int] = ..., ready: _Optional[bool] = ..., fenced: _Optional[bool] = ..., audit_repairs_total: _Optional[int] = ..., deferred_records: _Optional[int] = ..., push_queue_drops: _Optional[int] = ...) -> None: ...
+
+class RemoveNodeRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    def __init__(self, node_id: _Optional[int] = ...) -> None: ...
+
+class RemoveNodeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

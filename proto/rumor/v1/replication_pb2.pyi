@@ -1,0 +1,192 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MemberState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MEMBER_STATE_ALIVE: _ClassVar[MemberState]
+    MEMBER_STATE_SUSPECT: _ClassVar[MemberState]
+    MEMBER_STATE_DEAD: _ClassVar[MemberState]
+    MEMBER_STATE_LEFT: _ClassVar[MemberState]
+    MEMBER_STATE_REMOVED: _ClassVar[MemberState]
+MEMBER_STATE_ALIVE: MemberState
+MEMBER_STATE_SUSPECT: MemberState
+MEMBER_STATE_DEAD: MemberState
+MEMBER_STATE_LEFT: MemberState
+MEMBER_STATE_REMOVED: MemberState
+
+class Record(_message.Message):
+    __slots__ = ("namespace", "key", "header", "value")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    namespace: bytes
+    key: bytes
+    header: bytes
+    value: bytes
+    def __init__(self, namespace: _Optional[bytes] = ..., key: _Optional[bytes] = ..., header: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class Member(_message.Message):
+    __slots__ = ("id", "address", "incarnation", "state", "boot_nonce", "name")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    BOOT_NONCE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    address: str
+    incarnation: int
+    state: MemberState
+    boot_nonce: int
+    name: str
+    def __init__(self, id: _Optional[int] = ..., address: _Optional[str] = ..., incarnation: _Optional[int] = ..., state: _Optional[_Union[MemberState, str]] = ..., boot_nonce: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
+
+class Coverage(_message.Message):
+    __slots__ = ("origin", "base", "last", "complete")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    BASE_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    origin: int
+    base: int
+    last: int
+    complete: bool
+    def __init__(self, origin: _Optional[int] = ..., base: _Optional[int] = ..., last: _Optional[int] = ..., complete: _Optional[bool] = ...) -> None: ...
+
+class Envelope(_message.Message):
+    __slots__ = ("sender", "boot_nonce", "hlc", "members", "watermarks", "address")
+    class WatermarksEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    BOOT_NONCE_FIELD_NUMBER: _ClassVar[int]
+    HLC_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    WATERMARKS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    sender: int
+    boot_nonce: int
+    hlc: int
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    watermarks: _containers.ScalarMap[int, int]
+    address: str
+    def __init__(self, sender: _Optional[int] = ..., boot_nonce: _Optional[int] = ..., hlc: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., address: _Optional[str] = ...) -> None: ...
+
+class PushRequest(_message.Message):
+    __slots__ = ("envelope", "records", "coverage")
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    records: _containers.RepeatedCompositeFieldContainer[Record]
+    coverage: _containers.RepeatedCompositeFieldContainer[Coverage]
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., coverage: _Optional[_Iterable[_Union[Coverage, _Mapping]]] = ...) -> None: ...
+
+class PushResponse(_message.Message):
+    __slots__ = ("envelope", "not_ready")
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    NOT_READY_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    not_ready: bool
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., not_ready: _Optional[bool] = ...) -> None: ...
+
+class ExchangeRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
+
+class ExchangeResponse(_message.Message):
+    __slots__ = ("envelope", "records", "coverage")
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    records: _containers.RepeatedCompositeFieldContainer[Record]
+    coverage: _containers.RepeatedCompositeFieldContainer[Coverage]
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., coverage: _Optional[_Iterable[_Union[Coverage, _Mapping]]] = ...) -> None: ...
+
+class AuditRequest(_message.Message):
+    __slots__ = ("envelope", "buckets", "list_buckets", "fetch")
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    LIST_BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    FETCH_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    buckets: bytes
+    list_buckets: _containers.RepeatedScalarFieldContainer[int]
+    fetch: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., buckets: _Optional[bytes] = ..., list_buckets: _Optional[_Iterable[int]] = ..., fetch: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class AuditEntry(_message.Message):
+    __slots__ = ("record_key", "hlc", "origin", "tombstone")
+    RECORD_KEY_FIELD_NUMBER: _ClassVar[int]
+    HLC_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    TOMBSTONE_FIELD_NUMBER: _ClassVar[int]
+    record_key: bytes
+    hlc: int
+    origin: int
+    tombstone: bool
+    def __init__(self, record_key: _Optional[bytes] = ..., hlc: _Optional[int] = ..., origin: _Optional[int] = ..., tombstone: _Optional[bool] = ...) -> None: ...
+
+class AuditResponse(_message.Message):
+    __slots__ = ("envelope", "differing", "entries", "records")
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    DIFFERING_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    differing: _containers.RepeatedScalarFieldContainer[int]
+    entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
+    records: _containers.RepeatedCompositeFieldContainer[Record]
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., differing: _Optional[_Iterable[int]] = ..., entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ...) -> None: ...
+
+class PingRequest(_message.Message):
+    __slots__ = ("envelope", "sent_ms", "probe_target", "target_address")
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    SENT_MS_FIELD_NUMBER: _ClassVar[int]
+    PROBE_TARGET_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    sent_ms: int
+    probe_target: int
+    target_address: str
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., sent_ms: _Optional[int] = ..., probe_target: _Optional[int] = ..., target_address: _Optional[str] = ...) -> None: ...
+
+class PingResponse(_message.Message):
+    __slots__ = ("envelope", "received_ms", "replied_ms", "target_alive")
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
+    REPLIED_MS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ALIVE_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    received_ms: int
+    replied_ms: int
+    target_alive: bool
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., received_ms: _Optional[int] = ..., replied_ms: _Optional[int] = ..., target_alive: _Optional[bool] = ...) -> None: ...
+
+class JoinRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
+
+class JoinResponse(_message.Message):
+    __slots__ = ("envelope", "members")
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
