@@ -16,22 +16,39 @@ import json
 import os
 import signal
 import sys
+from dataclasses import replace
 
 import structlog
+from google.protobuf.descriptor import ServiceDescriptor
 
 from rumor.node.config import Config
+from rumor.node.core.clock_fence import ClockFence
+from rumor.node.core.membership import Member, State
 from rumor.node.replication import Durability, Replica
+from rumor.node.replication.membership import Membership
+from rumor.node.server.admin_service import AdminService
 from rumor.node.server.clock import WallClock
+from rumor.node.server.faults import FaultRules
+from rumor.node.server.faults_service import FaultsService
 from rumor.node.server.group_commit import GroupCommit
-from rumor.node.server.grpc_server import GrpcServer
+from rumor.node.server.grpc_server import (
+    ADMIN_SERVICE,
+    FAULTS_SERVICE,
+    KV_SERVICE,
+    REPLICATION_SERVICE,
+    GrpcServer,
+)
 from rumor.node.server.kv_service import KVService
 from rumor.node.server.operations import Operations
+from rumor.node.server.replication_service import ReplicationService
+from rumor.node.server.replicator import ReplicationSettings, Replicator, new_boot_nonce
 from rumor.node.server.sweeper import Sweeper
 from rumor.node.storage import RocksStore
 
 log = structlog.get_logger(__name__)
 
 EXIT_SYNC_FAILED = 70
+EXIT_REMOVED = 78  # EX_CONFIG: this id was removed; the data directory must be wiped
 
 
 def new_node_id() -> int:
@@ -67,20 +84,72 @@ class Node:
                 new_node_id=new_node_id(),
                 wall_ms=self.clock.wall_ms(),
                 durability=Durability(config.durability),
+                max_clock_offset_ms=config.max_clock_offset_ms,
             )
             commit = GroupCommit(
                 replica, on_failure=self._sync_failed, in_thread=config.wal_sync == "thread"
             )
-            operations = Operations(
-                replica, commit, self.clock, min_expiration_ttl=config.min_expiration_ttl
+            fence = ClockFence(
+                config.max_clock_offset_ms, enforce=config.clock_offset_policy == "fence"
             )
-            server = GrpcServer(KVService(operations))
+            faults = FaultRules()
+            me = Member(
+                replica.node_id,
+                "",
+                0,
+                State.ALIVE,
+                new_boot_nonce(self.clock.wall_ms()),
+                config.name,
+            )
+            membership = Membership(
+                store,
+                me,
+                suspicion_timeout_ms=config.suspicion_timeout_ms,
+                member_timeout_ms=config.member_timeout_ms,
+            )
+            placeholder = ReplicationSettings(advertise="")
+            replicator = Replicator(
+                replica,
+                membership,
+                commit,
+                self.clock,
+                placeholder,
+                fence=fence,
+                faults=faults,
+                on_removed=self._removed,
+            )
+            operations = Operations(
+                replica,
+                commit,
+                self.clock,
+                min_expiration_ttl=config.min_expiration_ttl,
+                replication=replicator,
+            )
+            services: list[tuple[ServiceDescriptor, object]] = [
+                (KV_SERVICE, KVService(operations)),
+                (REPLICATION_SERVICE, ReplicationService(replicator)),
+                (ADMIN_SERVICE, AdminService(replicator)),
+            ]
+            if config.enable_fault_injection:
+                services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, replicator)))
+            server = GrpcServer(services)
             listen = server.bind(config.listen)
+            advertise = config.advertise or listen
+            replicator.settings = self._replication_settings(advertise)
+            replicator.ready = not config.seed_list() and not membership.peers()
+            membership.me = replace(membership.me, address=advertise)
+            membership.members[replica.node_id] = membership.me
+
+            async def serving() -> None:
+                await server.set_serving(True)
+
+            replicator.on_ready = serving
             await server.start()
-            await server.set_serving(True)
+            await server.set_serving(replicator.ready)
             structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
             sweeper = Sweeper(replica, operations, self.clock, config.sweep_interval_ms)
             tasks = [asyncio.create_task(sweeper.run(), name="sweeper")]
+            replicator.start()
             self._install_signal_handlers()
             ready = {
                 "event": "node.ready",
@@ -91,15 +160,22 @@ class Node:
             log.info(
                 "node.ready",
                 listen=listen,
+                advertise=advertise,
+                seeds=list(config.seed_list()),
                 data_dir=config.data_dir,
                 durability=config.durability,
                 records=replica.records_held,
+                fault_injection=config.enable_fault_injection,
             )
             print(json.dumps(ready), flush=True)
 
             await self.stopping.wait()
             log.info("node.stopping")
+            await server.set_serving(False)
+            if self.exit_status != EXIT_REMOVED:
+                await replicator.leave()
             await server.stop(config.shutdown_grace_ms / 1000)
+            await replicator.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -111,6 +187,27 @@ class Node:
             store.close()
         log.info("node.stopped", exit_status=self.exit_status)
         return self.exit_status
+
+    def _replication_settings(self, advertise: str) -> ReplicationSettings:
+        config = self.config
+        return ReplicationSettings(
+            advertise=advertise,
+            seeds=config.seed_list(),
+            name=config.name,
+            gossip_interval_ms=config.gossip_interval_ms,
+            fanout=config.fanout,
+            anti_entropy_interval_ms=config.anti_entropy_interval_ms,
+            probe_interval_ms=config.probe_interval_ms,
+            probe_timeout_ms=config.probe_timeout_ms,
+            indirect_probes=config.indirect_probes,
+            audit_interval_ms=config.audit_interval_ms,
+            gc_grace_ms=config.gc_grace_ms,
+            min_replicas_timeout_ms=config.min_replicas_timeout_ms,
+        )
+
+    def _removed(self, message: str) -> None:
+        log.error("node.removed", message=message)
+        self.stop(EXIT_REMOVED)
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

@@ -23,10 +23,23 @@ def _options(command: Any) -> Any:
         flag = "--" + setting.name.replace("_", "-")
         choices = setting.metadata["choices"]
         kind: Any = (
-            click.Choice(choices) if choices else (int if setting.type in ("int", int) else str)
+            click.Choice(choices)
+            if choices
+            else int
+            if setting.type in ("int", int)
+            else bool
+            if setting.type in ("bool", bool)
+            else str
         )
         help_text = f"{setting.metadata['help']} [default: {setting.default}]"
-        command = click.option(flag, setting.name, type=kind, default=None, help=help_text)(command)
+        if kind is bool:
+            command = click.option(flag, setting.name, is_flag=True, default=None, help=help_text)(
+                command
+            )
+        else:
+            command = click.option(flag, setting.name, type=kind, default=None, help=help_text)(
+                command
+            )
     return command
 
 

@@ -37,6 +37,49 @@ class Config:
         "gRPC listen address HOST:PORT; port 0 picks a free one. Loopback by default.",
     )
     name: str = _setting("", "A human name for this node in logs and status (ids are random).")
+    advertise: str = _setting(
+        "", "Address peers use to reach this node (default: the bound listen address)."
+    )
+    seeds: str = _setting(
+        "", "Comma-separated HOST:PORT of nodes to join through; empty: start a new cluster."
+    )
+    gossip_interval_ms: int = _setting(
+        10, "How often each peer's push queue is flushed; lower spreads faster, costs more calls."
+    )
+    fanout: int = _setting(4, "How many random live peers receive each batch of new records.")
+    anti_entropy_interval_ms: int = _setting(
+        1000, "How often a node compares watermarks with a random peer and repairs."
+    )
+    probe_interval_ms: int = _setting(1000, "SWIM: how often one member is probed.")
+    probe_timeout_ms: int = _setting(500, "SWIM: how long a probe waits before indirect probes.")
+    indirect_probes: int = _setting(3, "SWIM: how many members probe a silent one for us.")
+    suspicion_timeout_ms: int = _setting(
+        5000, "SWIM: how long a suspect has to refute before it is declared dead."
+    )
+    member_timeout_ms: int = _setting(
+        0, "Remove a member after this much dead time (0: never; removal is for ever)."
+    )
+    max_clock_offset_ms: int = _setting(
+        500, "Largest tolerated clock offset; records over twice this ahead are deferred."
+    )
+    clock_offset_policy: str = _setting(
+        "fence",
+        "fence: refuse client writes while this node's clock is off from the majority;"
+        " warn: only log (for experiments on skew).",
+        choices=("fence", "warn"),
+    )
+    audit_interval_ms: int = _setting(
+        600_000, "How often buckets are compared with a peer (a backstop; repairs must be 0)."
+    )
+    gc_grace_ms: int = _setting(
+        60_000, "Minimum wait between a tombstone becoming stable everywhere and its purge."
+    )
+    min_replicas_timeout_ms: int = _setting(
+        5000, "How long a put with min_replicas waits for confirmations."
+    )
+    enable_fault_injection: bool = _setting(
+        False, "Serve the Faults service (block, drop, delay, clock offset). Tests only."
+    )
     durability: str = _setting(
         "fsync",
         "fsync: acknowledge after the WAL is synced (group commit), survives power loss;"
@@ -105,8 +148,23 @@ class Config:
             raise ConfigError(f"listen must be HOST:PORT; got {self.listen!r}")
         if self.min_expiration_ttl < 1:
             raise ConfigError("min_expiration_ttl must be at least 1")
-        if self.sweep_interval_ms < 1:
-            raise ConfigError("sweep_interval_ms must be at least 1")
+        for name in (
+            "sweep_interval_ms",
+            "gossip_interval_ms",
+            "anti_entropy_interval_ms",
+            "probe_interval_ms",
+            "probe_timeout_ms",
+            "fanout",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        for seed in self.seed_list():
+            seed_host, _, seed_port = seed.rpartition(":")
+            if not seed_host or not seed_port.isdigit():
+                raise ConfigError(f"seeds must be HOST:PORT,...; got {seed!r}")
+
+    def seed_list(self) -> tuple[str, ...]:
+        return tuple(seed.strip() for seed in self.seeds.split(",") if seed.strip())
 
 
 _TYPES = {setting.name: setting.type for setting in dataclasses.fields(Config)}

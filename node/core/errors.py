@@ -32,3 +32,11 @@ class KeyTooLong(InvalidRequest):
 
 class Unavailable(RumorError):
     """The node cannot serve the request now (gRPC UNAVAILABLE)."""
+
+
+class MemberRemoved(RumorError):
+    """A removed node tried to take part (gRPC FAILED_PRECONDITION)."""
+
+
+class ReplicationTimeout(RumorError):
+    """min_replicas was not reached in time; the write is applied locally (DEADLINE_EXCEEDED)."""

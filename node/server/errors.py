@@ -9,8 +9,10 @@ import grpc
 from rumor.node.core.errors import (
     InvalidRequest,
     KeyTooLong,
+    MemberRemoved,
     NamespaceExists,
     NamespaceNotFound,
+    ReplicationTimeout,
     RumorError,
     Unavailable,
     ValueTooLarge,
@@ -32,6 +34,8 @@ _STATUSES: tuple[tuple[type[RumorError], Status], ...] = (
     (NamespaceNotFound, Status(grpc.StatusCode.NOT_FOUND, 404, 10013)),
     (NamespaceExists, Status(grpc.StatusCode.ALREADY_EXISTS, 409, 10014)),
     (Unavailable, Status(grpc.StatusCode.UNAVAILABLE, 503, 10000)),
+    (MemberRemoved, Status(grpc.StatusCode.FAILED_PRECONDITION, 409, 10000)),
+    (ReplicationTimeout, Status(grpc.StatusCode.DEADLINE_EXCEEDED, 504, 10000)),
 )
 _INTERNAL = Status(grpc.StatusCode.INTERNAL, 500, 10000)
 

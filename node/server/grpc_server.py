@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import grpc
 import grpc.aio
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from rumor.node.server.kv_service import KVService
 from rumor.node.server.rpc import service_handler
-from rumor.v1 import kv_pb2
+from rumor.v1 import admin_pb2, faults_pb2, kv_pb2, replication_pb2
 
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024  # a 100 MB bulk write must fit
 SERVER_OPTIONS = [
@@ -19,6 +19,9 @@ SERVER_OPTIONS = [
     ("grpc.so_reuseport", 0),
 ]
 KV_SERVICE = kv_pb2.DESCRIPTOR.services_by_name["KV"]
+REPLICATION_SERVICE = replication_pb2.DESCRIPTOR.services_by_name["Replication"]
+ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["Admin"]
+FAULTS_SERVICE = faults_pb2.DESCRIPTOR.services_by_name["Faults"]
 
 
 class BindError(RuntimeError):
@@ -28,13 +31,16 @@ class BindError(RuntimeError):
 class GrpcServer:
     """Owns the grpc.aio server and the health status it reports."""
 
-    def __init__(self, kv: KVService) -> None:
+    def __init__(self, services: list[tuple[ServiceDescriptor, object]]) -> None:
         self.server = grpc.aio.server(options=SERVER_OPTIONS)
-        self.server.add_generic_rpc_handlers((service_handler(KV_SERVICE, kv),))
+        self.server.add_generic_rpc_handlers(
+            tuple(service_handler(descriptor, servicer) for descriptor, servicer in services)
+        )
         self.health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = [descriptor.full_name for descriptor, _ in services]
         reflection.enable_server_reflection(
-            (KV_SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+            (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
 
     def bind(self, address: str) -> str:

@@ -118,7 +118,8 @@ class KVService:
     # ---- keys -----------------------------------------------------------
 
     async def Put(self, request: kv_pb2.PutRequest, context: Any) -> kv_pb2.PutResponse:
-        return _put_response(await self.ops.put(request.namespace_id, _item(request)))
+        applied = await self.ops.put(request.namespace_id, _item(request), request.min_replicas)
+        return _put_response(applied)
 
     async def PutStream(
         self, requests: AsyncIterator[kv_pb2.PutStreamRequest], context: Any
@@ -145,7 +146,9 @@ class KVService:
             # grpc.aio ends the stream the same way when the client cancels it.
             raise InvalidRequest("PutStream ended without its last message; nothing was written.")
         validation.value_length(length)
-        applied = await self.ops.put(header.namespace_id, _item(header, bytes(value)))
+        applied = await self.ops.put(
+            header.namespace_id, _item(header, bytes(value)), header.min_replicas
+        )
         return _put_response(applied)
 
     async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:

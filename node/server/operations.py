@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from rumor.node.core import validation
-from rumor.node.core.errors import NamespaceExists, NamespaceNotFound
+from rumor.node.core.errors import NamespaceExists, NamespaceNotFound, ReplicationTimeout
 from rumor.node.core.namespaces import RESERVED_NAMESPACE, id_bytes
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication import Applied, Replica
@@ -23,6 +24,32 @@ from rumor.node.server.clock import WallClock
 from rumor.node.server.group_commit import GroupCommit
 
 NAMESPACE_SWEEP_BUDGET = 1000
+
+
+class ReplicationHooks(Protocol):
+    """What client writes need from replication."""
+
+    def check_clock(self) -> None:
+        """Raise Unavailable while this node's clock is fenced."""
+        ...
+
+    async def wait_for_replicas(self, seq: int, wanted: int) -> None:
+        """Return once ``wanted`` nodes hold own write ``seq``; ReplicationTimeout if not."""
+        ...
+
+
+class Standalone:
+    """No peers: the clock is never fenced and only this node can hold a write."""
+
+    def check_clock(self) -> None:
+        return None
+
+    async def wait_for_replicas(self, seq: int, wanted: int) -> None:
+        if wanted > 1:
+            raise ReplicationTimeout(
+                f"the write is applied locally, but this node has no peers to reach"
+                f" min_replicas={wanted}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,18 +90,20 @@ class Operations:
         clock: WallClock,
         *,
         min_expiration_ttl: int = validation.DEFAULT_MIN_EXPIRATION_TTL,
+        replication: ReplicationHooks | None = None,
     ) -> None:
         self.replica = replica
         self.commit = commit
         self.clock = clock
         self.min_expiration_ttl = min_expiration_ttl
-        self.namespaces_to_sweep: set[bytes] = set()
+        self.replication: ReplicationHooks = replication or Standalone()
 
     # ---- namespaces -----------------------------------------------------
 
     async def create_namespace(self, title: str) -> NamespaceInfo:
         title = validation.title(title)
         self._check_title_free(title)
+        self.replication.check_clock()
         namespace_id = os.urandom(16).hex()
         applied = self.replica.write(
             Write(RESERVED_NAMESPACE, namespace_id.encode(), title.encode()),
@@ -99,6 +128,7 @@ class Operations:
         self._namespace(namespace_id)
         title = validation.title(title)
         self._check_title_free(title, except_id=namespace_id)
+        self.replication.check_clock()
         applied = self.replica.write(
             Write(RESERVED_NAMESPACE, namespace_id.encode(), title.encode()),
             self.clock.wall_ms(),
@@ -107,19 +137,20 @@ class Operations:
         return NamespaceInfo(namespace_id, title)
 
     async def delete_namespace(self, namespace_id: str) -> None:
-        raw = self._namespace(namespace_id)
+        self._namespace(namespace_id)
+        self.replication.check_clock()
         applied = self.replica.write(
             Write(RESERVED_NAMESPACE, namespace_id.encode(), tombstone=True),
             self.clock.wall_ms(),
         )
-        self.namespaces_to_sweep.add(raw)
         await self.commit.durable(applied.ticket)
 
     def sweep_deleted_namespaces(self) -> bool:
         """Purge a slice of the keys of deleted namespaces; True when work remains."""
-        for raw in list(self.namespaces_to_sweep):
+        pending = self.replica.namespaces_to_sweep
+        for raw in list(pending):
             if self.replica.sweep_namespace(raw, self.clock.now_s(), NAMESPACE_SWEEP_BUDGET):
-                self.namespaces_to_sweep.discard(raw)
+                pending.discard(raw)
             return True
         return False
 
@@ -145,14 +176,18 @@ class Operations:
         )
         return Write(namespace, key, item.value, metadata, expiration)
 
-    async def put(self, namespace_id: str, item: PutItem) -> Applied:
+    async def put(self, namespace_id: str, item: PutItem, min_replicas: int = 0) -> Applied:
         write = self._validated(self._namespace(namespace_id), item, self.clock.now_s())
+        self.replication.check_clock()
         applied = self.replica.write(write, self.clock.wall_ms())
         await self.commit.durable(applied.ticket)
+        if min_replicas > 1:
+            await self.replication.wait_for_replicas(applied.header.seq, min_replicas)
         return applied
 
     async def delete(self, namespace_id: str, key: bytes) -> Applied:
         write = Write(self._namespace(namespace_id), validation.key(key), tombstone=True)
+        self.replication.check_clock()
         applied = self.replica.write(write, self.clock.wall_ms())
         await self.commit.durable(applied.ticket)
         return applied
@@ -183,6 +218,7 @@ class Operations:
     async def _write_all(self, writes: list[Write]) -> None:
         if not writes:
             return
+        self.replication.check_clock()
         applied = self.replica.write_many(writes, self.clock.wall_ms())
         await self.commit.durable(applied[-1].ticket)
 

@@ -36,7 +36,6 @@ class Sweeper:
         if self.operations.sweep_deleted_namespaces():
             return
         replica = self.replica
-        replica.purge_rule.update([replica.own_watermarks()])
         before = replica.records_held + replica.tombstones_held
         next_start = replica.sweep(self._next_start, self.clock.now_s(), SLICE)
         purged = before - (replica.records_held + replica.tombstones_held)

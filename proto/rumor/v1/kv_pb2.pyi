@@ -73,20 +73,22 @@ class DeleteNamespaceResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class PutRequest(_message.Message):
-    __slots__ = ("namespace_id", "key", "value", "expiration", "expiration_ttl", "metadata")
+    __slots__ = ("namespace_id", "key", "value", "expiration", "expiration_ttl", "metadata", "min_replicas")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     EXPIRATION_FIELD_NUMBER: _ClassVar[int]
     EXPIRATION_TTL_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     key: bytes
     value: bytes
     expiration: int
     expiration_ttl: int
     metadata: bytes
-    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., expiration: _Optional[int] = ..., expiration_ttl: _Optional[int] = ..., metadata: _Optional[bytes] = ...) -> None: ...
+    min_replicas: int
+    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., expiration: _Optional[int] = ..., expiration_ttl: _Optional[int] = ..., metadata: _Optional[bytes] = ..., min_replicas: _Optional[int] = ...) -> None: ...
 
 class PutResponse(_message.Message):
     __slots__ = ("version", "seq", "expiration")

@@ -130,16 +130,20 @@ class AuditRequest(_message.Message):
     def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., buckets: _Optional[bytes] = ..., list_buckets: _Optional[_Iterable[int]] = ..., fetch: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class AuditEntry(_message.Message):
-    __slots__ = ("record_key", "hlc", "origin", "tombstone")
+    __slots__ = ("record_key", "hlc", "origin", "tombstone", "seq", "expiration")
     RECORD_KEY_FIELD_NUMBER: _ClassVar[int]
     HLC_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     TOMBSTONE_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_FIELD_NUMBER: _ClassVar[int]
     record_key: bytes
     hlc: int
     origin: int
     tombstone: bool
-    def __init__(self, record_key: _Optional[bytes] = ..., hlc: _Optional[int] = ..., origin: _Optional[int] = ..., tombstone: _Optional[bool] = ...) -> None: ...
+    seq: int
+    expiration: int
+    def __init__(self, record_key: _Optional[bytes] = ..., hlc: _Optional[int] = ..., origin: _Optional[int] = ..., tombstone: _Optional[bool] = ..., seq: _Optional[int] = ..., expiration: _Optional[int] = ...) -> None: ...
 
 class AuditResponse(_message.Message):
     __slots__ = ("envelope", "differing", "entries", "records")

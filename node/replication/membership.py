@@ -1,0 +1,223 @@
+"""The member table and SWIM failure detection, sans-I/O.
+
+Members are learned from seeds (Join), from every message's envelope (the
+sender itself) and from the updates piggybacked on push and anti-entropy
+messages. The driver probes one member per interval; a failed direct probe
+and failed indirect probes make it *suspect*; a suspect not refuted (by a
+higher incarnation from the member itself) within the suspicion timeout is
+*dead*. Dead means down, not gone: only a removal takes a member out of the
+count that garbage collection waits on. The node's own incarnation and the
+table are persisted, so a restart keeps both.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections import deque
+from dataclasses import dataclass, replace
+
+from rumor.node.core.membership import Member, State, supersedes
+from rumor.node.storage import layout
+from rumor.node.storage.store import META, Store, prefix_end
+
+_MEMBER = struct.Struct(">QQBQ")  # id, incarnation, state, boot nonce
+RETRANSMITS = 6
+
+
+def encode_member(member: Member) -> bytes:
+    address = member.address.encode()
+    return (
+        _MEMBER.pack(member.id, member.incarnation, int(member.state), member.boot_nonce)
+        + struct.pack(">H", len(address))
+        + address
+        + member.name.encode()
+    )
+
+
+def decode_member(data: bytes) -> Member:
+    member_id, incarnation, state, nonce = _MEMBER.unpack_from(data)
+    offset = _MEMBER.size
+    (length,) = struct.unpack_from(">H", data, offset)
+    offset += 2
+    address = data[offset : offset + length].decode()
+    name = data[offset + length :].decode()
+    return Member(member_id, address, incarnation, State(state), nonce, name)
+
+
+@dataclass(slots=True)
+class _Gossiped:
+    member: Member
+    remaining: int
+
+
+class Membership:
+    def __init__(
+        self,
+        store: Store,
+        me: Member,
+        *,
+        suspicion_timeout_ms: int = 5000,
+        member_timeout_ms: int = 0,
+    ) -> None:
+        self.store = store
+        self.suspicion_timeout_ms = suspicion_timeout_ms
+        self.member_timeout_ms = member_timeout_ms
+        self.members: dict[int, Member] = {}
+        for _, raw in store.scan(
+            META, layout.META_MEMBER_PREFIX, prefix_end(layout.META_MEMBER_PREFIX)
+        ):
+            member = decode_member(raw)
+            self.members[member.id] = member
+        stored = store.get(META, layout.META_INCARNATION)
+        incarnation = max(me.incarnation, 0 if stored is None else layout.unpack_u64(stored))
+        self.me = replace(me, incarnation=incarnation, state=State.ALIVE)
+        self.members[me.id] = self.me
+        self._persist([self.me], incarnation=True)
+        self.vectors: dict[int, dict[int, int]] = {}
+        self.since_ms: dict[int, int] = {}  # when a suspect or dead member became so
+        self._gossip: deque[_Gossiped] = deque([_Gossiped(self.me, RETRANSMITS)])
+        self._probe_order: list[int] = []
+        self.removed_me = False
+
+    # ---- the table ------------------------------------------------------
+
+    def merge(self, update: Member, now_ms: int) -> bool:
+        """Take in what a message says about a member; True if the table changed."""
+        if update.id == self.me.id:
+            return self._about_me(update)
+        current = self.members.get(update.id)
+        if not supersedes(update, current):
+            return False
+        self._set(update, now_ms)
+        return True
+
+    def _about_me(self, update: Member) -> bool:
+        if update.state is State.REMOVED:
+            self.removed_me = True
+            return False
+        if (
+            update.state in (State.SUSPECT, State.DEAD)
+            and update.incarnation >= self.me.incarnation
+        ):
+            # Refute: only the member itself raises its incarnation.
+            self.me = replace(self.me, incarnation=update.incarnation + 1, state=State.ALIVE)
+            self.members[self.me.id] = self.me
+            self._persist([self.me], incarnation=True)
+            self._gossip.append(_Gossiped(self.me, RETRANSMITS))
+            return True
+        return False
+
+    def _set(self, member: Member, now_ms: int) -> None:
+        previous = self.members.get(member.id)
+        self.members[member.id] = member
+        if member.state in (State.SUSPECT, State.DEAD, State.LEFT):
+            if previous is None or previous.state != member.state:
+                self.since_ms[member.id] = now_ms
+        else:
+            self.since_ms.pop(member.id, None)
+        if member.state is State.REMOVED:
+            self.vectors.pop(member.id, None)
+        self._persist([member])
+        self._gossip.append(_Gossiped(member, RETRANSMITS))
+
+    def _persist(self, members: list[Member], *, incarnation: bool = False) -> None:
+        batch = self.store.batch()
+        for member in members:
+            batch.put(META, layout.member_key(member.id), encode_member(member))
+        if incarnation:
+            batch.put(META, layout.META_INCARNATION, layout.pack_u64(self.me.incarnation))
+        self.store.write(batch)
+        if incarnation:
+            self.store.sync_wal()
+
+    def heard_from(self, member_id: int, address: str, boot_nonce: int, now_ms: int) -> None:
+        """A message arrived from ``member_id``: learn it if new."""
+        if member_id == self.me.id or member_id in self.members:
+            current = self.members.get(member_id)
+            if current is not None and current.address != address and address:
+                self._set(replace(current, address=address, boot_nonce=boot_nonce), now_ms)
+            return
+        self._set(Member(member_id, address, 0, State.ALIVE, boot_nonce), now_ms)
+
+    def updates(self, limit: int = 8) -> list[Member]:
+        """Member updates to piggyback on the next message (each sent a few times)."""
+        out: list[Member] = []
+        for _ in range(min(limit, len(self._gossip))):
+            entry = self._gossip.popleft()
+            out.append(entry.member)
+            entry.remaining -= 1
+            if entry.remaining > 0:
+                self._gossip.append(entry)
+        return out
+
+    def all(self) -> list[Member]:
+        return list(self.members.values())
+
+    def peers(self) -> list[Member]:
+        return [m for m in self.members.values() if m.id != self.me.id]
+
+    def up_peers(self) -> list[Member]:
+        return [m for m in self.peers() if m.up and m.address]
+
+    def counted(self) -> list[int]:
+        """Every member that is not removed, alive or not: what GC waits on."""
+        return [m.id for m in self.members.values() if m.state is not State.REMOVED]
+
+    def state_of(self, member_id: int) -> State | None:
+        member = self.members.get(member_id)
+        return None if member is None else member.state
+
+    # ---- SWIM -----------------------------------------------------------
+
+    def next_probe_target(self, rng: random.Random) -> Member | None:
+        """Members in a shuffled round-robin order, so each is probed within n rounds."""
+        candidates = {m.id for m in self.peers() if m.state in (State.ALIVE, State.SUSPECT)}
+        while self._probe_order:
+            member_id = self._probe_order.pop()
+            if member_id in candidates:
+                return self.members[member_id]
+        if not candidates:
+            return None
+        self._probe_order = sorted(candidates)
+        rng.shuffle(self._probe_order)
+        return self.members[self._probe_order.pop()]
+
+    def probe_succeeded(self, member_id: int, now_ms: int) -> None:
+        member = self.members.get(member_id)
+        if member is not None and member.state is State.DEAD:
+            # It answers again: it must have restarted; take it back as alive.
+            self._set(
+                replace(member, state=State.ALIVE, incarnation=member.incarnation + 1), now_ms
+            )
+
+    def probe_failed(self, member_id: int, now_ms: int) -> None:
+        member = self.members.get(member_id)
+        if member is not None and member.state is State.ALIVE:
+            self._set(replace(member, state=State.SUSPECT), now_ms)
+
+    def leave(self) -> Member:
+        """This node is stopping cleanly: announce "left"."""
+        self.me = replace(self.me, state=State.LEFT)
+        self.members[self.me.id] = self.me
+        self._persist([self.me])
+        return self.me
+
+    def tick(self, now_ms: int) -> list[int]:
+        """Advance suspicion timers; returns ids whose --member-timeout of dead time ran out."""
+        expired: list[int] = []
+        for member_id, since in list(self.since_ms.items()):
+            member = self.members[member_id]
+            if member.state is State.SUSPECT and now_ms - since >= self.suspicion_timeout_ms:
+                self._set(replace(member, state=State.DEAD), now_ms)
+            elif (
+                member.state in (State.DEAD, State.LEFT)
+                and self.member_timeout_ms
+                and now_ms - since >= self.member_timeout_ms
+            ):
+                expired.append(member_id)
+        return expired
+
+    def remove(self, member_id: int, now_ms: int) -> None:
+        member = self.members.get(member_id) or Member(member_id, "")
+        self._set(replace(member, state=State.REMOVED), now_ms)

@@ -1,0 +1,77 @@
+"""Per-peer push queues: what each peer will be sent in its next Push.
+
+Records are keyed by namespace + key, so a queued record superseded before it
+was sent is replaced by the newer one (a peer never gets a version it would
+immediately overwrite). Each queue is bounded; what does not fit is counted
+in ``dropped`` and left to anti-entropy, which repairs anything a push missed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from rumor.node.replication.delta import WireRecord
+
+PUSH_BATCH_BYTES = 1024 * 1024
+
+
+class PushQueues:
+    def __init__(self, limit_per_peer: int = 100_000) -> None:
+        self.limit = limit_per_peer
+        self.queues: dict[int, OrderedDict[bytes, WireRecord]] = {}
+        self.queued_bytes: dict[int, int] = {}
+        self.dropped = 0
+
+    def offer(self, records: Iterable[WireRecord], peers: Iterable[int]) -> None:
+        """Queue ``records`` for each of ``peers``."""
+        records = list(records)
+        for peer in peers:
+            queue = self.queues.setdefault(peer, OrderedDict())
+            size = self.queued_bytes.get(peer, 0)
+            for record in records:
+                stored_key = record.stored_key
+                previous = queue.pop(stored_key, None)
+                if previous is not None:
+                    size -= previous.size()
+                    if previous.ids() > record.ids():
+                        record = previous  # noqa: PLW2901 - keep the newer one
+                elif len(queue) >= self.limit:
+                    self.dropped += 1
+                    continue
+                queue[stored_key] = record
+                size += record.size()
+            self.queued_bytes[peer] = size
+
+    def pending(self, peer: int) -> int:
+        return self.queued_bytes.get(peer, 0)
+
+    def take(self, peer: int, max_bytes: int = PUSH_BATCH_BYTES) -> list[WireRecord]:
+        """The oldest queued records for ``peer`` up to ``max_bytes`` (at least one)."""
+        queue = self.queues.get(peer)
+        if not queue:
+            return []
+        batch: list[WireRecord] = []
+        used = 0
+        while queue:
+            stored_key, record = next(iter(queue.items()))
+            size = record.size()
+            if batch and used + size > max_bytes:
+                break
+            del queue[stored_key]
+            batch.append(record)
+            used += size
+        self.queued_bytes[peer] -= used
+        return batch
+
+    def forget(self, peer: int) -> None:
+        self.queues.pop(peer, None)
+        self.queued_bytes.pop(peer, None)
+
+
+def choose_peers(peers: list[int], fanout: int, rng: random.Random) -> list[int]:
+    """``fanout`` distinct random peers (all of them if there are fewer)."""
+    if len(peers) <= fanout:
+        return list(peers)
+    return rng.sample(peers, fanout)

@@ -1,0 +1,58 @@
+"""The Admin gRPC service: status for `rumor cluster status`, and removing members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rumor.node.core import audit
+from rumor.node.core.errors import InvalidRequest
+from rumor.node.server.replicator import Replicator, member_to_pb
+from rumor.v1 import admin_pb2 as pb
+
+
+class AdminService:
+    def __init__(self, replicator: Replicator) -> None:
+        self.replicator = replicator
+
+    async def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
+        r = self.replicator
+        replica = r.replica
+        members = [
+            pb.MemberStatus(
+                member=member_to_pb(member),
+                watermarks=(
+                    replica.own_watermarks()
+                    if member.id == replica.node_id
+                    else r.membership.vectors.get(member.id, {})
+                ),
+                clock_offset_ms=r.fence.offsets.get(member.id, 0.0),
+            )
+            for member in r.membership.all()
+        ]
+        return pb.StatusResponse(
+            node_id=replica.node_id,
+            name=r.settings.name,
+            address=r.settings.advertise,
+            hlc=replica.clock.last,
+            watermarks=replica.own_watermarks(),
+            members=members,
+            audit_buckets=audit.pack_buckets(replica.audit_buckets),
+            audit_digest=audit.digest(replica.audit_buckets),
+            records_held=max(replica.records_held, 0),
+            tombstones_held=max(replica.tombstones_held, 0),
+            ready=r.ready,
+            fenced=r.verdict.fenced,
+            audit_repairs_total=replica.audit_repairs_total,
+            deferred_records=replica.deferred_held,
+            push_queue_drops=r.queues.dropped,
+        )
+
+    async def RemoveNode(
+        self, request: pb.RemoveNodeRequest, context: Any
+    ) -> pb.RemoveNodeResponse:
+        if request.node_id == self.replicator.replica.node_id:
+            raise InvalidRequest("A node cannot remove itself; ask another member.")
+        if request.node_id == 0:
+            raise InvalidRequest("Give the id of the node to remove.")
+        await self.replicator.remove_member(request.node_id)
+        return pb.RemoveNodeResponse()
