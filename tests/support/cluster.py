@@ -68,7 +68,7 @@ class Cluster:
         def same() -> bool:
             states = [status(n) for n in members]
             digests = {s.audit_digest for s in states}
-            marks = {tuple(sorted(s.watermarks.items())) for s in states}
+            marks = {tuple(sorted((o, m) for o, m in s.watermarks.items() if m)) for s in states}
             return len(digests) == 1 and len(marks) == 1
 
         poll(same, timeout=timeout, interval=0.05)
