@@ -14,13 +14,14 @@ $(BIN)/rumor: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(BIN)/rumor
 
-## run: create .venv, install Rumor and start a local node (Ctrl-C stops it)
+## run: create .venv, install Rumor and start a local 3-node cluster (Ctrl-C stops it)
 run: $(BIN)/rumor
-	@echo "Starting one Rumor node; data in $(DATA_ROOT)/node1."
-	@echo "Reach it at 127.0.0.1:7401 (gRPC), e.g. in another shell:"
+	@echo "In another shell, for example:"
 	@echo "  .venv/bin/rumor kv namespace create DEMO"
 	@echo "  .venv/bin/rumor kv key put hello world --namespace DEMO"
-	$(BIN)/rumor node --data-dir $(DATA_ROOT)/node1 --listen 127.0.0.1:7401 --log-format console
+	@echo "  .venv/bin/rumor kv --endpoint 127.0.0.1:7403 key get hello --namespace DEMO --text"
+	@echo "  .venv/bin/rumor cluster status"
+	$(BIN)/rumor cluster up --nodes 3 --data-root $(DATA_ROOT)/cluster --base-port 7401
 
 ## test: lint, then every test (unit, integration) with durations
 test: $(BIN)/rumor lint

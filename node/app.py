@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import sys
-from dataclasses import replace
 
 import structlog
 from google.protobuf.descriptor import ServiceDescriptor
@@ -137,8 +136,7 @@ class Node:
             advertise = config.advertise or listen
             replicator.settings = self._replication_settings(advertise)
             replicator.ready = not config.seed_list() and not membership.peers()
-            membership.me = replace(membership.me, address=advertise)
-            membership.members[replica.node_id] = membership.me
+            membership.announce(advertise)
 
             async def serving() -> None:
                 await server.set_serving(True)

@@ -131,14 +131,28 @@ class Membership:
         if incarnation:
             self.store.sync_wal()
 
-    def heard_from(self, member_id: int, address: str, boot_nonce: int, now_ms: int) -> None:
-        """A message arrived from ``member_id``: learn it if new."""
-        if member_id == self.me.id or member_id in self.members:
-            current = self.members.get(member_id)
-            if current is not None and current.address != address and address:
-                self._set(replace(current, address=address, boot_nonce=boot_nonce), now_ms)
+    def heard_from(
+        self, member_id: int, address: str, boot_nonce: int, now_ms: int, name: str = ""
+    ) -> None:
+        """A message arrived from ``member_id``: learn it if new, or its new address."""
+        if member_id == self.me.id:
             return
-        self._set(Member(member_id, address, 0, State.ALIVE, boot_nonce), now_ms)
+        current = self.members.get(member_id)
+        if current is None:
+            self._set(Member(member_id, address, 0, State.ALIVE, boot_nonce, name), now_ms)
+        elif (
+            current.state is not State.REMOVED
+            and address
+            and (current.address != address or current.name != name)
+        ):
+            self._set(replace(current, address=address, boot_nonce=boot_nonce, name=name), now_ms)
+
+    def announce(self, address: str) -> None:
+        """Set this node's own address (known once bound) and gossip it."""
+        self.me = replace(self.me, address=address)
+        self.members[self.me.id] = self.me
+        self._persist([self.me])
+        self._gossip.append(_Gossiped(self.me, RETRANSMITS))
 
     def updates(self, limit: int = 8) -> list[Member]:
         """Member updates to piggyback on the next message (each sent a few times)."""

@@ -240,6 +240,7 @@ class Replicator:
             members=[member_to_pb(m) for m in members],
             watermarks=self.replica.own_watermarks(),
             address=self.settings.advertise,
+            name=self.settings.name,
         )
 
     def absorb(self, envelope: pb.Envelope) -> None:
@@ -254,7 +255,9 @@ class Replicator:
             )
         now = now_monotonic_ms()
         self.replica.observe_clock(envelope.hlc, self.clock.wall_ms())
-        self.membership.heard_from(sender, envelope.address, envelope.boot_nonce, now)
+        self.membership.heard_from(
+            sender, envelope.address, envelope.boot_nonce, now, envelope.name
+        )
         for update in envelope.members:
             self.membership.merge(member_from_pb(update), now)
         if envelope.watermarks:

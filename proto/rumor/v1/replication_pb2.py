@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arumor/v1/replication.proto\x12\x08rumor.v1\"G\n\x06Record\x12\x11\n\tnamespace\x18\x01 \x01(\x0c\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\x0e\n\x06header\x18\x03 \x01(\x0c\x12\r\n\x05value\x18\x04 \x01(\x0c\"\x82\x01\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12$\n\x05state\x18\x04 \x01(\x0e\x32\x15.rumor.v1.MemberState\x12\x12\n\nboot_nonce\x18\x05 \x01(\x04\x12\x0c\n\x04name\x18\x06 \x01(\t\"H\n\x08\x43overage\x12\x0e\n\x06origin\x18\x01 \x01(\x04\x12\x0c\n\x04\x62\x61se\x18\x02 \x01(\x04\x12\x0c\n\x04last\x18\x03 \x01(\x04\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\"\xda\x01\n\x08\x45nvelope\x12\x0e\n\x06sender\x18\x01 \x01(\x04\x12\x12\n\nboot_nonce\x18\x02 \x01(\x04\x12\x0b\n\x03hlc\x18\x03 \x01(\x04\x12!\n\x07members\x18\x04 \x03(\x0b\x32\x10.rumor.v1.Member\x12\x36\n\nwatermarks\x18\x05 \x03(\x0b\x32\".rumor.v1.Envelope.WatermarksEntry\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x1a\x31\n\x0fWatermarksEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"|\n\x0bPushRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12!\n\x07records\x18\x02 \x03(\x0b\x32\x10.rumor.v1.Record\x12$\n\x08\x63overage\x18\x03 \x03(\x0b\x32\x12.rumor.v1.Coverage\"G\n\x0cPushResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x11\n\tnot_ready\x18\x02 \x01(\x08\"7\n\x0f\x45xchangeRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\"\x81\x01\n\x10\x45xchangeResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12!\n\x07records\x18\x02 \x03(\x0b\x32\x10.rumor.v1.Record\x12$\n\x08\x63overage\x18\x03 \x03(\x0b\x32\x12.rumor.v1.Coverage\"j\n\x0c\x41uditRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x0f\n\x07\x62uckets\x18\x02 \x01(\x0c\x12\x14\n\x0clist_buckets\x18\x03 \x03(\r\x12\r\n\x05\x66\x65tch\x18\x04 \x03(\x0c\"q\n\nAuditEntry\x12\x12\n\nrecord_key\x18\x01 \x01(\x0c\x12\x0b\n\x03hlc\x18\x02 \x01(\x04\x12\x0e\n\x06origin\x18\x03 \x01(\x04\x12\x11\n\ttombstone\x18\x04 \x01(\x08\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x12\n\nexpiration\x18\x06 \x01(\x03\"\x92\x01\n\rAuditResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x11\n\tdiffering\x18\x02 \x03(\r\x12%\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x14.rumor.v1.AuditEntry\x12!\n\x07records\x18\x04 \x03(\x0b\x32\x10.rumor.v1.Record\"r\n\x0bPingRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x0f\n\x07sent_ms\x18\x02 \x01(\x04\x12\x14\n\x0cprobe_target\x18\x03 \x01(\x04\x12\x16\n\x0etarget_address\x18\x04 \x01(\t\"s\n\x0cPingResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x13\n\x0breceived_ms\x18\x02 \x01(\x04\x12\x12\n\nreplied_ms\x18\x03 \x01(\x04\x12\x14\n\x0ctarget_alive\x18\x04 \x01(\x08\"3\n\x0bJoinRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\"W\n\x0cJoinResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12!\n\x07members\x18\x02 \x03(\x0b\x32\x10.rumor.v1.Member*\x87\x01\n\x0bMemberState\x12\x16\n\x12MEMBER_STATE_ALIVE\x10\x00\x12\x18\n\x14MEMBER_STATE_SUSPECT\x10\x01\x12\x15\n\x11MEMBER_STATE_DEAD\x10\x02\x12\x15\n\x11MEMBER_STATE_LEFT\x10\x03\x12\x18\n\x14MEMBER_STATE_REMOVED\x10\x04\x32\xaf\x02\n\x0bReplication\x12\x35\n\x04Push\x12\x15.rumor.v1.PushRequest\x1a\x16.rumor.v1.PushResponse\x12\x41\n\x08\x45xchange\x12\x19.rumor.v1.ExchangeRequest\x1a\x1a.rumor.v1.ExchangeResponse\x12\x38\n\x05\x41udit\x12\x16.rumor.v1.AuditRequest\x1a\x17.rumor.v1.AuditResponse\x12\x35\n\x04Ping\x12\x15.rumor.v1.PingRequest\x1a\x16.rumor.v1.PingResponse\x12\x35\n\x04Join\x12\x15.rumor.v1.JoinRequest\x1a\x16.rumor.v1.JoinResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arumor/v1/replication.proto\x12\x08rumor.v1\"G\n\x06Record\x12\x11\n\tnamespace\x18\x01 \x01(\x0c\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\x0e\n\x06header\x18\x03 \x01(\x0c\x12\r\n\x05value\x18\x04 \x01(\x0c\"\x82\x01\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12$\n\x05state\x18\x04 \x01(\x0e\x32\x15.rumor.v1.MemberState\x12\x12\n\nboot_nonce\x18\x05 \x01(\x04\x12\x0c\n\x04name\x18\x06 \x01(\t\"H\n\x08\x43overage\x12\x0e\n\x06origin\x18\x01 \x01(\x04\x12\x0c\n\x04\x62\x61se\x18\x02 \x01(\x04\x12\x0c\n\x04last\x18\x03 \x01(\x04\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\"\xe8\x01\n\x08\x45nvelope\x12\x0e\n\x06sender\x18\x01 \x01(\x04\x12\x12\n\nboot_nonce\x18\x02 \x01(\x04\x12\x0b\n\x03hlc\x18\x03 \x01(\x04\x12!\n\x07members\x18\x04 \x03(\x0b\x32\x10.rumor.v1.Member\x12\x36\n\nwatermarks\x18\x05 \x03(\x0b\x32\".rumor.v1.Envelope.WatermarksEntry\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12\x0c\n\x04name\x18\x07 \x01(\t\x1a\x31\n\x0fWatermarksEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"|\n\x0bPushRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12!\n\x07records\x18\x02 \x03(\x0b\x32\x10.rumor.v1.Record\x12$\n\x08\x63overage\x18\x03 \x03(\x0b\x32\x12.rumor.v1.Coverage\"G\n\x0cPushResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x11\n\tnot_ready\x18\x02 \x01(\x08\"7\n\x0f\x45xchangeRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\"\x81\x01\n\x10\x45xchangeResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12!\n\x07records\x18\x02 \x03(\x0b\x32\x10.rumor.v1.Record\x12$\n\x08\x63overage\x18\x03 \x03(\x0b\x32\x12.rumor.v1.Coverage\"j\n\x0c\x41uditRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x0f\n\x07\x62uckets\x18\x02 \x01(\x0c\x12\x14\n\x0clist_buckets\x18\x03 \x03(\r\x12\r\n\x05\x66\x65tch\x18\x04 \x03(\x0c\"q\n\nAuditEntry\x12\x12\n\nrecord_key\x18\x01 \x01(\x0c\x12\x0b\n\x03hlc\x18\x02 \x01(\x04\x12\x0e\n\x06origin\x18\x03 \x01(\x04\x12\x11\n\ttombstone\x18\x04 \x01(\x08\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x12\n\nexpiration\x18\x06 \x01(\x03\"\x92\x01\n\rAuditResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x11\n\tdiffering\x18\x02 \x03(\r\x12%\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x14.rumor.v1.AuditEntry\x12!\n\x07records\x18\x04 \x03(\x0b\x32\x10.rumor.v1.Record\"r\n\x0bPingRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x0f\n\x07sent_ms\x18\x02 \x01(\x04\x12\x14\n\x0cprobe_target\x18\x03 \x01(\x04\x12\x16\n\x0etarget_address\x18\x04 \x01(\t\"s\n\x0cPingResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x13\n\x0breceived_ms\x18\x02 \x01(\x04\x12\x12\n\nreplied_ms\x18\x03 \x01(\x04\x12\x14\n\x0ctarget_alive\x18\x04 \x01(\x08\"3\n\x0bJoinRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\"W\n\x0cJoinResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12!\n\x07members\x18\x02 \x03(\x0b\x32\x10.rumor.v1.Member*\x87\x01\n\x0bMemberState\x12\x16\n\x12MEMBER_STATE_ALIVE\x10\x00\x12\x18\n\x14MEMBER_STATE_SUSPECT\x10\x01\x12\x15\n\x11MEMBER_STATE_DEAD\x10\x02\x12\x15\n\x11MEMBER_STATE_LEFT\x10\x03\x12\x18\n\x14MEMBER_STATE_REMOVED\x10\x04\x32\xaf\x02\n\x0bReplication\x12\x35\n\x04Push\x12\x15.rumor.v1.PushRequest\x1a\x16.rumor.v1.PushResponse\x12\x41\n\x08\x45xchange\x12\x19.rumor.v1.ExchangeRequest\x1a\x1a.rumor.v1.ExchangeResponse\x12\x38\n\x05\x41udit\x12\x16.rumor.v1.AuditRequest\x1a\x17.rumor.v1.AuditResponse\x12\x35\n\x04Ping\x12\x15.rumor.v1.PingRequest\x1a\x16.rumor.v1.PingResponse\x12\x35\n\x04Join\x12\x15.rumor.v1.JoinRequest\x1a\x16.rumor.v1.JoinResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENVELOPE_WATERMARKSENTRY']._loaded_options = None
   _globals['_ENVELOPE_WATERMARKSENTRY']._serialized_options = b'8\001'
-  _globals['_MEMBERSTATE']._serialized_start=1677
-  _globals['_MEMBERSTATE']._serialized_end=1812
+  _globals['_MEMBERSTATE']._serialized_start=1691
+  _globals['_MEMBERSTATE']._serialized_end=1826
   _globals['_RECORD']._serialized_start=40
   _globals['_RECORD']._serialized_end=111
   _globals['_MEMBER']._serialized_start=114
@@ -42,31 +42,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COVERAGE']._serialized_start=246
   _globals['_COVERAGE']._serialized_end=318
   _globals['_ENVELOPE']._serialized_start=321
-  _globals['_ENVELOPE']._serialized_end=539
-  _globals['_ENVELOPE_WATERMARKSENTRY']._serialized_start=490
-  _globals['_ENVELOPE_WATERMARKSENTRY']._serialized_end=539
-  _globals['_PUSHREQUEST']._serialized_start=541
-  _globals['_PUSHREQUEST']._serialized_end=665
-  _globals['_PUSHRESPONSE']._serialized_start=667
-  _globals['_PUSHRESPONSE']._serialized_end=738
-  _globals['_EXCHANGEREQUEST']._serialized_start=740
-  _globals['_EXCHANGEREQUEST']._serialized_end=795
-  _globals['_EXCHANGERESPONSE']._serialized_start=798
-  _globals['_EXCHANGERESPONSE']._serialized_end=927
-  _globals['_AUDITREQUEST']._serialized_start=929
-  _globals['_AUDITREQUEST']._serialized_end=1035
-  _globals['_AUDITENTRY']._serialized_start=1037
-  _globals['_AUDITENTRY']._serialized_end=1150
-  _globals['_AUDITRESPONSE']._serialized_start=1153
-  _globals['_AUDITRESPONSE']._serialized_end=1299
-  _globals['_PINGREQUEST']._serialized_start=1301
-  _globals['_PINGREQUEST']._serialized_end=1415
-  _globals['_PINGRESPONSE']._serialized_start=1417
-  _globals['_PINGRESPONSE']._serialized_end=1532
-  _globals['_JOINREQUEST']._serialized_start=1534
-  _globals['_JOINREQUEST']._serialized_end=1585
-  _globals['_JOINRESPONSE']._serialized_start=1587
-  _globals['_JOINRESPONSE']._serialized_end=1674
-  _globals['_REPLICATION']._serialized_start=1815
-  _globals['_REPLICATION']._serialized_end=2118
+  _globals['_ENVELOPE']._serialized_end=553
+  _globals['_ENVELOPE_WATERMARKSENTRY']._serialized_start=504
+  _globals['_ENVELOPE_WATERMARKSENTRY']._serialized_end=553
+  _globals['_PUSHREQUEST']._serialized_start=555
+  _globals['_PUSHREQUEST']._serialized_end=679
+  _globals['_PUSHRESPONSE']._serialized_start=681
+  _globals['_PUSHRESPONSE']._serialized_end=752
+  _globals['_EXCHANGEREQUEST']._serialized_start=754
+  _globals['_EXCHANGEREQUEST']._serialized_end=809
+  _globals['_EXCHANGERESPONSE']._serialized_start=812
+  _globals['_EXCHANGERESPONSE']._serialized_end=941
+  _globals['_AUDITREQUEST']._serialized_start=943
+  _globals['_AUDITREQUEST']._serialized_end=1049
+  _globals['_AUDITENTRY']._serialized_start=1051
+  _globals['_AUDITENTRY']._serialized_end=1164
+  _globals['_AUDITRESPONSE']._serialized_start=1167
+  _globals['_AUDITRESPONSE']._serialized_end=1313
+  _globals['_PINGREQUEST']._serialized_start=1315
+  _globals['_PINGREQUEST']._serialized_end=1429
+  _globals['_PINGRESPONSE']._serialized_start=1431
+  _globals['_PINGRESPONSE']._serialized_end=1546
+  _globals['_JOINREQUEST']._serialized_start=1548
+  _globals['_JOINREQUEST']._serialized_end=1599
+  _globals['_JOINRESPONSE']._serialized_start=1601
+  _globals['_JOINRESPONSE']._serialized_end=1688
+  _globals['_REPLICATION']._serialized_start=1829
+  _globals['_REPLICATION']._serialized_end=2132
 # @@protoc_insertion_point(module_scope)

@@ -61,7 +61,7 @@ class Coverage(_message.Message):
     def __init__(self, origin: _Optional[int] = ..., base: _Optional[int] = ..., last: _Optional[int] = ..., complete: _Optional[bool] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("sender", "boot_nonce", "hlc", "members", "watermarks", "address")
+    __slots__ = ("sender", "boot_nonce", "hlc", "members", "watermarks", "address", "name")
     class WatermarksEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -75,13 +75,15 @@ class Envelope(_message.Message):
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     WATERMARKS_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     sender: int
     boot_nonce: int
     hlc: int
     members: _containers.RepeatedCompositeFieldContainer[Member]
     watermarks: _containers.ScalarMap[int, int]
     address: str
-    def __init__(self, sender: _Optional[int] = ..., boot_nonce: _Optional[int] = ..., hlc: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., address: _Optional[str] = ...) -> None: ...
+    name: str
+    def __init__(self, sender: _Optional[int] = ..., boot_nonce: _Optional[int] = ..., hlc: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., address: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class PushRequest(_message.Message):
     __slots__ = ("envelope", "records", "coverage")

@@ -1,0 +1,299 @@
+"""`rumor cluster up|status` and `rumor admin remove-node`: operating a local or running cluster.
+
+`cluster up` starts N `rumor node` processes on 127.0.0.1, the first starting
+the cluster and the others joining through it, prints how to reach them and
+stops them all cleanly on Ctrl-C. `cluster status` asks every member for its
+view (Admin.Status) and shows states, watermark lag and audit agreement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import grpc
+from rich.console import Console
+from rich.table import Table
+
+from rumor.v1 import admin_pb2
+
+STATES = {0: "alive", 1: "suspect", 2: "dead", 3: "left", 4: "removed"}
+
+
+class ClusterError(click.ClickException):
+    def show(self, file: Any = None) -> None:
+        click.echo(f"✘ {self.format_message()}", err=True)
+
+
+@click.group("cluster")
+def cluster() -> None:
+    """Run a local cluster, or look at a running one."""
+
+
+def _start(command: list[str], log_path: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.wait()
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+        raise ClusterError(f"a node failed to start: {' / '.join(tail) or 'no output'}")
+    return process, json.loads(line)
+
+
+def _stop_all(processes: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@cluster.command("up")
+@click.option("--nodes", default=3, show_default=True, help="How many nodes.")
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Keep each node's data (and log) under DIR/nodeN between runs."
+    " Default: a temporary directory, removed on exit.",
+)
+@click.option(
+    "--base-port",
+    default=7401,
+    show_default=True,
+    help="gRPC ports are BASE, BASE+1, ...; 0 picks free ports.",
+)
+@click.option(
+    "--node-arg", multiple=True, help="Extra flag for every node, e.g. --node-arg=--durability=wal."
+)
+def cluster_up(
+    nodes: int, data_root: str | None, base_port: int, node_arg: tuple[str, ...]
+) -> None:
+    """Start NODES nodes on 127.0.0.1; Ctrl-C stops every node cleanly."""
+    if nodes < 1:
+        raise ClusterError("--nodes must be at least 1")
+    root = Path(data_root) if data_root else Path(tempfile.mkdtemp(prefix="rumor-cluster-"))
+    root.mkdir(parents=True, exist_ok=True)
+    processes: list[subprocess.Popen[bytes]] = []
+    rows = []
+    stop_requested = False
+
+    def request_stop(signum: int, frame: Any) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    previous = signal.signal(signal.SIGTERM, request_stop)
+    try:
+        seeds: list[str] = []
+        for index in range(1, nodes + 1):
+            port = 0 if base_port == 0 else base_port + index - 1
+            command = [
+                sys.executable,
+                "-m",
+                "rumor.node",
+                "--data-dir",
+                str(root / f"node{index}"),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--name",
+                f"node{index}",
+                *node_arg,
+            ]
+            if seeds:
+                command += ["--seeds", ",".join(seeds)]
+            process, ready = _start(command, root / f"node{index}.log")
+            processes.append(process)
+            seeds = seeds or [ready["listen"]]
+            rows.append((f"node{index}", ready["listen"], ready["node_id"]))
+        click.echo(f"Rumor cluster of {nodes} node(s); data and logs in {root}")
+        for name, address, node_id in rows:
+            click.echo(f"  {name}  {address}  id {node_id}")
+        endpoints = ",".join(address for _, address, _ in rows)
+        click.echo(f"Try: RUMOR_ENDPOINT={endpoints} rumor kv namespace create DEMO")
+        click.echo(f"     rumor cluster status --endpoint {rows[0][1]}")
+        click.echo("Ctrl-C stops every node.")
+        while not stop_requested:
+            for (name, _, _), process in zip(rows, processes, strict=True):
+                if process.poll() is not None:
+                    raise ClusterError(
+                        f"{name} exited with status {process.returncode};"
+                        f" see {root / (name + '.log')}"
+                    )
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        click.echo("Stopping every node...", err=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            _stop_all(processes)
+        if not data_root:
+            shutil.rmtree(root, ignore_errors=True)
+    click.echo("Stopped.", err=True)
+
+
+def _admin_call(
+    address: str, method: str, request: Any, response_class: Any, timeout: float
+) -> Any:
+    with grpc.insecure_channel(address) as channel:
+        call = channel.unary_unary(
+            f"/rumor.v1.Admin/{method}",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response_class.FromString,
+        )
+        return call(request, timeout=timeout)
+
+
+def _status(address: str, timeout: float) -> admin_pb2.StatusResponse | None:
+    try:
+        response: admin_pb2.StatusResponse = _admin_call(
+            address, "Status", admin_pb2.StatusRequest(), admin_pb2.StatusResponse, timeout
+        )
+    except grpc.RpcError:
+        return None
+    return response
+
+
+@cluster.command("status")
+@click.option(
+    "--endpoint",
+    envvar="RUMOR_ENDPOINT",
+    default="127.0.0.1:7401",
+    show_default=True,
+    help="Any member; env RUMOR_ENDPOINT.",
+)
+@click.option("--timeout", default=5.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def cluster_status(endpoint: str, timeout: float, as_json: bool) -> None:
+    """Members, their states, watermark lag and whether their audit buckets agree."""
+    first = _status(endpoint.split(",", maxsplit=1)[0], timeout)
+    if first is None:
+        raise ClusterError(f"{endpoint} did not answer Admin.Status")
+    views: dict[int, admin_pb2.StatusResponse | None] = {}
+    for member in first.members:
+        state = STATES.get(member.member.state, "?")
+        if member.member.id == first.node_id:
+            views[member.member.id] = first
+        elif state in ("alive", "suspect") and member.member.address:
+            views[member.member.id] = _status(member.member.address, timeout)
+        else:
+            views[member.member.id] = None
+    newest: dict[int, int] = {}
+    for view in views.values():
+        for origin, mark in view.watermarks.items() if view else []:
+            newest[origin] = max(newest.get(origin, 0), mark)
+    digests = [v.audit_digest for v in views.values() if v is not None]
+    common = max(set(digests), key=digests.count) if digests else None
+    rows: list[dict[str, Any]] = []
+    for member in first.members:
+        view = views.get(member.member.id)
+        lag = (
+            max((newest[o] - view.watermarks.get(o, 0) for o in newest), default=0)
+            if view
+            else None
+        )
+        rows.append(
+            {
+                "name": member.member.name,
+                "id": f"{member.member.id:016x}",
+                "address": member.member.address,
+                "state": STATES.get(member.member.state, "?"),
+                "incarnation": member.member.incarnation,
+                "records": view.records_held if view else None,
+                "tombstones": view.tombstones_held if view else None,
+                "lag": lag,
+                "audit_agrees": None if view is None else view.audit_digest == common,
+                "ready": view.ready if view else None,
+                "fenced": view.fenced if view else None,
+                "audit_repairs": view.audit_repairs_total if view else None,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"Rumor cluster seen from {endpoint}")
+    for column in (
+        "name",
+        "id",
+        "address",
+        "state",
+        "records",
+        "tombstones",
+        "lag",
+        "audit",
+        "ready",
+    ):
+        table.add_column(column)
+    for row in rows:
+        audit = {True: "agrees", False: "DIFFERS", None: "-"}[row["audit_agrees"]]
+        table.add_row(
+            *(
+                str(x)
+                for x in (
+                    row["name"],
+                    row["id"],
+                    row["address"],
+                    row["state"],
+                    "-" if row["records"] is None else row["records"],
+                    "-" if row["tombstones"] is None else row["tombstones"],
+                    "-" if row["lag"] is None else row["lag"],
+                    audit,
+                    "-" if row["ready"] is None else ("fenced" if row["fenced"] else row["ready"]),
+                )
+            )
+        )
+    Console().print(table)
+
+
+@click.group("admin")
+def admin() -> None:
+    """Operator commands on a running node."""
+
+
+@admin.command("remove-node")
+@click.argument("node_id")
+@click.option(
+    "--endpoint",
+    envvar="RUMOR_ENDPOINT",
+    default="127.0.0.1:7401",
+    show_default=True,
+    help="Any live member; env RUMOR_ENDPOINT.",
+)
+def remove_node(node_id: str, endpoint: str) -> None:
+    """Remove member NODE_ID (16 hex digits) from the cluster, for ever.
+
+    A replicated retirement record is written; the removed id is refused from
+    then on, and garbage collection stops waiting for it. To bring the machine
+    back, wipe its data directory and start it as a new node.
+    """
+    try:
+        member = int(node_id, 16)
+    except ValueError:
+        raise ClusterError(f"NODE_ID must be 16 hex digits; got {node_id!r}") from None
+    try:
+        _admin_call(
+            endpoint,
+            "RemoveNode",
+            admin_pb2.RemoveNodeRequest(node_id=member),
+            admin_pb2.RemoveNodeResponse,
+            30,
+        )
+    except grpc.RpcError as error:
+        raise ClusterError(f"{endpoint}: {error.details()}") from None
+    click.echo(f"Removed node {member:016x}.", err=True)
