@@ -215,6 +215,7 @@ class AsyncKVNamespace:
         expiration: int | None = None,
         expiration_ttl: int | None = None,
         metadata: Any = None,
+        min_replicas: int | None = None,
     ) -> WriteResult:
         """Write ``value`` under ``key``; see ``KVNamespace.put``. Also takes an async
         iterable of bytes, streamed."""
@@ -227,6 +228,7 @@ class AsyncKVNamespace:
                 expiration=expiration,
                 expiration_ttl=expiration_ttl,
                 metadata=metadata,
+                min_replicas=min_replicas,
             )
             return await self._client.run(calls.put(request))
         header = codec.put_request(
@@ -236,6 +238,7 @@ class AsyncKVNamespace:
             expiration=expiration,
             expiration_ttl=expiration_ttl,
             metadata=metadata,
+            min_replicas=min_replicas,
         )
         return await self._client._put_stream(header, codec.stream_source(value, allow_async=True))
 

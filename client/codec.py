@@ -88,8 +88,11 @@ def put_request(
     expiration: int | None = None,
     expiration_ttl: int | None = None,
     metadata: Any = None,
+    min_replicas: int | None = None,
 ) -> kv_pb2.PutRequest:
     request = kv_pb2.PutRequest(namespace_id=namespace_id, key=key_bytes(key), value=value)
+    if min_replicas is not None:
+        request.min_replicas = int(min_replicas)
     if expiration is not None:
         request.expiration = int(expiration)
     if expiration_ttl is not None:

@@ -38,6 +38,10 @@ class AuthenticationError(RumorError):
     """The node refused the credentials."""
 
 
+class ReplicationTimeoutError(RumorError):
+    """A put with min_replicas was applied locally but not confirmed by enough nodes in time."""
+
+
 _BY_CODE: dict[grpc.StatusCode, type[RumorError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequestError,
     grpc.StatusCode.NOT_FOUND: NamespaceNotFoundError,
@@ -45,6 +49,7 @@ _BY_CODE: dict[grpc.StatusCode, type[RumorError]] = {
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
     grpc.StatusCode.PERMISSION_DENIED: AuthenticationError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: ReplicationTimeoutError,
 }
 
 

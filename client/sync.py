@@ -203,6 +203,7 @@ class KVNamespace:
         expiration: int | None = None,
         expiration_ttl: int | None = None,
         metadata: Any = None,
+        min_replicas: int | None = None,
     ) -> WriteResult:
         """Write ``value`` under ``key``, replacing value, metadata and expiration together.
 
@@ -210,6 +211,9 @@ class KVNamespace:
         binary file object or an iterable of bytes (streamed in chunks, never read
         whole). ``expiration`` is absolute seconds since the epoch; ``expiration_ttl``
         is seconds from now and wins if both are given. ``metadata`` is any JSON value.
+        ``min_replicas=k`` waits until k nodes (the accepting one included) hold the
+        write; if they do not in time, ``ReplicationTimeoutError`` says the write is
+        applied locally and still spreading.
         """
         data = codec.small_value(value)
         if data is not None:
@@ -220,6 +224,7 @@ class KVNamespace:
                 expiration=expiration,
                 expiration_ttl=expiration_ttl,
                 metadata=metadata,
+                min_replicas=min_replicas,
             )
             return self._client.run(calls.put(request))
         header = codec.put_request(
@@ -229,6 +234,7 @@ class KVNamespace:
             expiration=expiration,
             expiration_ttl=expiration_ttl,
             metadata=metadata,
+            min_replicas=min_replicas,
         )
         return self._client._put_stream(header, codec.stream_source(value, allow_async=False))
 

@@ -625,6 +625,12 @@ class Replicator:
 
     async def wait_for_replicas(self, seq: int, wanted: int) -> None:
         """Wait until ``wanted`` nodes (this one included) hold own write ``seq``."""
+        members = len(self.membership.counted())
+        if members < wanted:
+            raise ReplicationTimeout(
+                f"the write is applied locally, but the cluster has {members} member(s),"
+                f" fewer than min_replicas={wanted}"
+            )
         deadline = time.monotonic() + self.settings.min_replicas_timeout_ms / 1000
         while (held := self.replicas_holding(seq)) < wanted:
             remaining = deadline - time.monotonic()
