@@ -140,11 +140,23 @@ class Membership:
         current = self.members.get(member_id)
         if current is None:
             self._set(Member(member_id, address, 0, State.ALIVE, boot_nonce, name), now_ms)
-        elif (
-            current.state is not State.REMOVED
-            and address
-            and (current.address != address or current.name != name)
-        ):
+        elif current.state is State.REMOVED:
+            return
+        elif current.state is not State.ALIVE:
+            # A message from the member itself is proof of life (it may have restarted,
+            # or a partition healed); the member will also refute with its own increment.
+            self._set(
+                replace(
+                    current,
+                    address=address or current.address,
+                    boot_nonce=boot_nonce,
+                    name=name or current.name,
+                    state=State.ALIVE,
+                    incarnation=current.incarnation + 1,
+                ),
+                now_ms,
+            )
+        elif address and (current.address != address or current.name != name):
             self._set(replace(current, address=address, boot_nonce=boot_nonce, name=name), now_ms)
 
     def announce(self, address: str) -> None:
@@ -197,9 +209,14 @@ class Membership:
         rng.shuffle(self._probe_order)
         return self.members[self._probe_order.pop()]
 
+    def reconnect_target(self, rng: random.Random) -> Member | None:
+        """A dead or departed member to try again (a healed partition, a restart)."""
+        down = [m for m in self.peers() if m.state in (State.DEAD, State.LEFT) and m.address]
+        return rng.choice(down) if down else None
+
     def probe_succeeded(self, member_id: int, now_ms: int) -> None:
         member = self.members.get(member_id)
-        if member is not None and member.state is State.DEAD:
+        if member is not None and member.state in (State.DEAD, State.LEFT, State.SUSPECT):
             # It answers again: it must have restarted; take it back as alive.
             self._set(
                 replace(member, state=State.ALIVE, incarnation=member.incarnation + 1), now_ms

@@ -45,6 +45,11 @@ class AdminService:
             audit_repairs_total=replica.audit_repairs_total,
             deferred_records=replica.deferred_held,
             push_queue_drops=r.queues.dropped,
+            pushes_sent=r.stats.pushes_sent,
+            push_bytes_received=r.stats.push_bytes_received,
+            exchanges=r.stats.exchanges,
+            exchange_bytes_received=r.stats.exchange_bytes,
+            records_applied_remote=r.stats.records_applied_remote,
         )
 
     async def RemoveNode(

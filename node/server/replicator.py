@@ -57,6 +57,7 @@ CHANNEL_OPTIONS = [
 SERVICE = "/rumor.v1.Replication/"
 MAX_FOLLOW_UP_ROUNDS = 1000
 MAX_AUDIT_ENTRIES = 200_000
+RECONNECT_SHARE = 0.25  # of probe rounds that also try a dead member
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,7 @@ class ReplicationStats:
     pushes_sent: int = 0
     pushes_failed: int = 0
     push_bytes: int = 0
+    push_bytes_received: int = 0
     records_applied_remote: int = 0
     exchanges: int = 0
     exchange_bytes: int = 0
@@ -178,7 +180,8 @@ class Replicator:
         self.stats = ReplicationStats()
         self._links: dict[str, _Link] = {}
         self._in_flight: set[int] = set()
-        self._senders: set[asyncio.Task[None]] = set()
+        self._senders: set[asyncio.Task[Any]] = set()
+        self._sync_lock = asyncio.Lock()
         self._vectors_changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._started_ms = now_monotonic_ms()
@@ -255,9 +258,12 @@ class Replicator:
             )
         now = now_monotonic_ms()
         self.replica.observe_clock(envelope.hlc, self.clock.wall_ms())
+        was = self.membership.state_of(sender)
         self.membership.heard_from(
             sender, envelope.address, envelope.boot_nonce, now, envelope.name
         )
+        if was is not None and was is not State.ALIVE:
+            self._catch_up_with(sender)
         for update in envelope.members:
             self.membership.merge(member_from_pb(update), now)
         if envelope.watermarks:
@@ -321,6 +327,17 @@ class Replicator:
             return None
         return response
 
+    def _catch_up_with(self, member_id: int) -> None:
+        """A member is back (healed partition, restart): synchronise with it now."""
+        member = self.membership.members.get(member_id)
+        if member is None or not member.up or not member.address:
+            return
+        # Pull only: the member pulls from us too, and two pushes of the same backlog
+        # would double the bytes of a catch-up.
+        task = asyncio.create_task(self.synchronise(member, push_back=False))
+        self._senders.add(task)
+        task.add_done_callback(self._senders.discard)
+
     # ---- push -----------------------------------------------------------
 
     async def _push_loop(self) -> None:
@@ -364,6 +381,7 @@ class Replicator:
         self.absorb(request.envelope)
         if not self.ready and not request.coverage:
             return pb.PushResponse(envelope=self.envelope(), not_ready=True)
+        self.stats.push_bytes_received += request.ByteSize()
         outcome = self.replica.apply_remote(
             [record_from_pb(r) for r in request.records],
             self.clock.wall_ms(),
@@ -384,17 +402,22 @@ class Replicator:
                 await self.synchronise(self.rng.choice(peers))
             await asyncio.sleep(interval)
 
-    async def synchronise(self, peer: Member) -> bool:
-        """Exchange rounds with ``peer`` until an answer is complete; False if it failed."""
-        for _ in range(MAX_FOLLOW_UP_ROUNDS):
-            complete = await self.exchange(peer)
-            if complete is None:
-                return False
-            if complete:
-                return True
+    async def synchronise(self, peer: Member, *, push_back: bool = True) -> bool:
+        """Exchange rounds with ``peer`` until an answer is complete; False if it failed.
+
+        One synchronisation at a time: concurrent pulls of one backlog from two
+        peers would fetch it twice.
+        """
+        async with self._sync_lock:
+            for _ in range(MAX_FOLLOW_UP_ROUNDS):
+                complete = await self.exchange(peer, push_back=push_back)
+                if complete is None:
+                    return False
+                if complete:
+                    return True
         return False
 
-    async def exchange(self, peer: Member) -> bool | None:
+    async def exchange(self, peer: Member, *, push_back: bool = True) -> bool | None:
         """One push-pull round: pull what we lack, push back what the peer lacks."""
         request = pb.ExchangeRequest(envelope=self.envelope(all_members=True))
         response = await self._call(peer, "Exchange", request, pb.ExchangeResponse)
@@ -414,7 +437,7 @@ class Replicator:
         if complete and not self.ready:
             await self._become_ready("first complete exchange")
         delta = self.replica.delta_for(dict(response.envelope.watermarks))
-        if delta.records:
+        if push_back and delta.records:
             push = pb.PushRequest(
                 envelope=self.envelope(),
                 records=[record_to_pb(r) for r in delta.records],
@@ -514,6 +537,10 @@ class Replicator:
             target = self.membership.next_probe_target(self.rng)
             if target is not None:
                 await self.probe(target)
+            # Now and then, knock on a dead member's door: partitions heal, nodes restart.
+            down = self.membership.reconnect_target(self.rng)
+            if down is not None and (target is None or self.rng.random() < RECONNECT_SHARE):
+                await self.ping(down, self.settings.probe_timeout_ms / 1000)
 
     async def probe(self, target: Member) -> bool:
         timeout = self.settings.probe_timeout_ms / 1000
