@@ -29,9 +29,9 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rumor.v1 import admin_pb2, faults_pb2, kv_pb2, kv_pb2_grpc, replication_pb2  # noqa: E402
-from tests.support.cluster import Cluster, faults, node_id, status  # noqa: E402
-from tests.support.nodes import poll  # noqa: E402
+from rumor.v1 import faults_pb2, kv_pb2, kv_pb2_grpc, replication_pb2
+from tests.support.cluster import Cluster, faults, node_id, status
+from tests.support.nodes import poll
 
 NODE_FLAGS = ("--anti-entropy-interval-ms", "1000", "--gossip-interval-ms", "10")
 
@@ -46,8 +46,11 @@ async def convergence(cluster: Cluster, rate: float, seconds: float) -> dict[str
     followers = [node.address for node in cluster.nodes[1:]]
     channels = {a: grpc.aio.insecure_channel(a) for a in [writer_address, *followers]}
     stubs = {a: kv_pb2_grpc.KVStub(c) for a, c in channels.items()}
-    ns = (await stubs[writer_address].CreateNamespace(
-        kv_pb2.CreateNamespaceRequest(title=f"bench-{time.time()}"))).id
+    ns = (
+        await stubs[writer_address].CreateNamespace(
+            kv_pb2.CreateNamespaceRequest(title=f"bench-{time.time()}")
+        )
+    ).id
     await asyncio.sleep(1.0)  # the namespace itself replicates first
     acked: dict[bytes, float] = {}
     seen: dict[str, dict[bytes, float]] = {a: {} for a in followers}
@@ -86,9 +89,7 @@ async def convergence(cluster: Cluster, rate: float, seconds: float) -> dict[str
             await asyncio.sleep(0.002)
 
     await asyncio.gather(writer(), *(poller(a) for a in followers))
-    latencies = [
-        (max(seen[a][key] for a in followers) - acked[key]) * 1000 for key in acked
-    ]
+    latencies = [(max(seen[a][key] for a in followers) - acked[key]) * 1000 for key in acked]
     for channel in channels.values():
         await channel.close()
     return {
@@ -105,9 +106,7 @@ def in_sync_round(cluster: Cluster) -> dict[str, float]:
     cluster.wait_converged()
     node = cluster.nodes[1]
     marks = dict(status(node).watermarks)
-    request = replication_pb2.ExchangeRequest(
-        envelope=replication_pb2.Envelope(watermarks=marks)
-    )
+    request = replication_pb2.ExchangeRequest(digest=marks)
     with grpc.insecure_channel(cluster.nodes[0].address) as channel:
         exchange = channel.unary_unary(
             "/rumor.v1.Replication/Exchange",
@@ -143,8 +142,7 @@ def catch_up(cluster: Cluster, missed: int) -> dict[str, float]:
         kv.BulkPut(kv_pb2.BulkPutRequest(namespace_id=ns, items=items), timeout=120)
         # A record travels as namespace (16) + key + header (37) + value.
         record_bytes += sum(16 + len(i.key) + 37 + len(i.value) for i in items)
-    poll(lambda: status(cluster.nodes[1]).records_held >= status(first).records_held,
-         timeout=60)
+    poll(lambda: status(cluster.nodes[1]).records_held >= status(first).records_held, timeout=60)
     before = status(third)
     received_before = before.push_bytes_received + before.exchange_bytes_received
     started = time.perf_counter()

@@ -70,14 +70,20 @@ class SafeGc:
     max_checkpoints: int = 64
     rule: PurgeRule = field(default_factory=PurgeRule)
     checkpoints: list[Checkpoint] = field(default_factory=list)
+    in_force: frozenset[int] = frozenset()  # the members the rule in force was decided for
 
     def update(self, vectors: Mapping[int, Mapping[int, int]], now_ms: int) -> None:
         members = frozenset(vectors)
         stable = stable_vector(vectors.values())
         if len(members) <= 1:
             self.rule.stable = stable
+            self.in_force = members
             self.checkpoints.clear()
             return
+        if not members <= self.in_force:
+            # Someone joined since the rule in force was decided: it no longer holds.
+            self.rule.stable = {}
+            self.in_force = frozenset()
         if not self.checkpoints or now_ms - self.checkpoints[-1].at_ms >= self.checkpoint_every_ms:
             own = {member: vectors[member].get(member, 0) for member in members}
             self.checkpoints.append(Checkpoint(stable, own, now_ms, members))
@@ -94,4 +100,5 @@ class SafeGc:
                 safe_index = index
         if safe_index >= 0:
             self.rule.stable = self.checkpoints[safe_index].stable
+            self.in_force = self.checkpoints[safe_index].members
             del self.checkpoints[:safe_index]

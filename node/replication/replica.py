@@ -96,6 +96,7 @@ class _Durability:
     seq: int
     watermarks: dict[int, int]
     new_records: list[WireRecord]
+    keys: list[bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,7 @@ class Replica:
         self._written = 0  # tickets issued
         self._durable = 0  # tickets known durable
         self._settling: deque[_Durability] = deque()
+        self._unsynced: dict[bytes, int] = {}  # keys changed by batches not yet durable
         self.durable_seq = self._seq  # own watermark: every own seq <= it is durable
         self._namespaces: dict[bytes, RecordHeader | None] = {}
         self._retired: dict[int, bool] = {}
@@ -185,6 +187,7 @@ class Replica:
         self.ready_to_push: list[WireRecord] = []
         self.purge_rule = PurgeRule()
         self.audit_repairs_total = 0
+        self.provisional: dict[int, int] = {}  # claims of cut-short answers, see apply_remote
 
     # ---- client writes --------------------------------------------------
 
@@ -272,15 +275,25 @@ class Replica:
             new_records = pending.new_records
         self.store.write(batch)
         self._written += 1
-        settle = _Durability(self._written, self._seq, changed, new_records)
+        keys = list(pending.staged) if pending is not None else []
+        settle = _Durability(self._written, self._seq, changed, new_records, keys)
         if self.durability is Durability.WAL:
             self._durable = self._written
             self._settle(settle)
         else:
+            for key in keys:
+                self._unsynced[key] = self._unsynced.get(key, 0) + 1
             self._settling.append(settle)
         return self._written
 
     def _settle(self, settled: _Durability) -> None:
+        if self.durability is not Durability.WAL:
+            for key in settled.keys:
+                left = self._unsynced[key] - 1
+                if left:
+                    self._unsynced[key] = left
+                else:
+                    del self._unsynced[key]
         self.durable_seq = max(self.durable_seq, settled.seq)
         for origin, mark in settled.watermarks.items():
             if mark > self.durable_watermarks.get(origin, 0):
@@ -313,7 +326,8 @@ class Replica:
         pending.staged[stored_key] = header
         bucket = audit.bucket_of(stored_key)
         if held is not None:
-            batch.delete(LOG, layout.log_key(held.origin, held.seq))
+            # The replaced record's log entry stays (until GC): it points at the key,
+            # so an answer covering its seq sends the record that replaced it.
             if held.tombstone:
                 self.tombstones_held -= 1
             else:
@@ -372,8 +386,16 @@ class Replica:
         records: Sequence[WireRecord],
         wall_ms: int,
         coverage: Sequence[Coverage] = (),
+        *,
+        session: bool = False,
     ) -> RemoteOutcome:
         """Apply records received from a peer, then its coverage claims, in batches.
+
+        Claims of a complete answer raise the watermarks. A cut-short answer's
+        claims are only provisional: within a synchronisation (``session``, see
+        ``begin_sync``) they shape the next digest, and they become watermarks
+        together with the claims of the round that completes it, when every
+        record they vouch for has arrived. Outside a session they are dropped.
 
         A record already seen is dropped unread. One from more than twice the
         maximum clock offset in the future is set aside in ``deferred``. Otherwise
@@ -408,14 +430,40 @@ class Replica:
                 else:
                     stale += 1
             if index == len(chunks) - 1:
-                for claim in coverage:
-                    self.watermarks.cover(claim.origin, claim.last)
-                    pending.dirty_origins.add(claim.origin)
+                self._claim(coverage, session, pending)
             if deferred:
                 batch.put(META, layout.META_DEFERRED_COUNT, layout.pack_u64(self.deferred_held))
             if len(pending.staged) or pending.dirty_origins or len(batch):
                 ticket = self._commit(batch, pending)
         return RemoteOutcome(ticket, new, seen, deferred, stale)
+
+    def _claim(self, coverage: Sequence[Coverage], session: bool, pending: _Pending) -> None:
+        if not all(claim.complete for claim in coverage):
+            if session:
+                for claim in coverage:
+                    if claim.last > self.provisional.get(claim.origin, 0):
+                        self.provisional[claim.origin] = claim.last
+            return
+        if session:
+            for origin, last in self.provisional.items():
+                self.watermarks.cover(origin, last)
+                pending.dirty_origins.add(origin)
+            self.provisional.clear()
+        for claim in coverage:
+            self.watermarks.cover(claim.origin, claim.last)
+            pending.dirty_origins.add(claim.origin)
+
+    def begin_sync(self) -> None:
+        """Start a synchronisation with one peer: forget provisional claims of an older one."""
+        self.provisional.clear()
+
+    def sync_digest(self) -> dict[int, int]:
+        """The digest to send within a synchronisation: durable marks and provisional claims."""
+        digest = self.own_watermarks()
+        for origin, last in self.provisional.items():
+            if last > digest.get(origin, 0):
+                digest[origin] = last
+        return digest
 
     def _place(self, batch: Batch, record: WireRecord, pending: _Pending) -> bool:
         """Stage a received record if it wins under LWW; False if it loses or is dropped."""
@@ -470,42 +518,122 @@ class Replica:
     def delta_for(self, digest: Mapping[int, int], budget_bytes: int = DELTA_BUDGET) -> Delta:
         """The records a peer with watermarks ``digest`` lacks, from one consistent view.
 
-        Per origin, in seq order, the durable records held above the peer's
-        watermark, up to this node's durable watermark, within ``budget_bytes``
-        (at least one record). Each origin gets a coverage claim: complete (up to
-        this node's watermark) or cut short at the last record sent.
+        Per origin o, in seq order, every seq in (digest[o], durable wm[o]] is
+        accounted for: the record itself if it is still held; else the record
+        that replaced it (the log keeps replaced entries until GC) unless the
+        peer has seen that one; else the record deferred here. Held records above
+        the watermark (arrived out of order) are sent too, so whatever this node
+        holds reaches the peer. A complete answer's claims therefore never vouch
+        for a seq whose record, or something newer, was not sent. The answer is
+        cut short (``complete=False``) at the budget (at least one record) or at a
+        key whose latest change is not durable yet.
         """
         records: list[WireRecord] = []
         coverage: list[Coverage] = []
+        sent_keys: set[bytes] = set()
         used = 0
-        for origin, mark in sorted(self.durable_watermarks.items()):
+        deferred = self._deferred_by_origin() if self.deferred_held else {}
+        for origin in self._log_origins(self.durable_watermarks):
+            mark = self.durable_watermarks.get(origin, 0)
             base = digest.get(origin, 0)
-            if mark <= base:
-                continue
-            last_sent = base
-            for log_key, stored_key in self.store.scan(
-                LOG, layout.log_key(origin, base + 1), layout.log_key(origin, mark + 1)
-            ):
-                header = self.store.get(KV, stored_key)
-                if header is None:  # pragma: no cover - the log and kv change together
-                    continue
-                value = self.store.get(VAL, stored_key) or b""
-                record = WireRecord(
-                    stored_key[: layout.NAMESPACE_BYTES],
-                    stored_key[layout.NAMESPACE_BYTES :],
-                    header,
-                    value,
+            last = base
+            entries: list[tuple[int, bytes | WireRecord]] = [
+                (layout.split_log_key(log_key)[1], stored_key)
+                for log_key, stored_key in self.store.scan(
+                    LOG,
+                    layout.log_key(origin, base + 1),
+                    layout.log_key(origin + 1, 0) if origin < (1 << 64) - 1 else None,
                 )
-                size = record.size()
-                if records and used + size > budget_bytes:
-                    if last_sent > base:
-                        coverage.append(Coverage(origin, base, last_sent, complete=False))
+            ]
+            entries += [(seq, rec) for seq, rec in deferred.get(origin, []) if base < seq <= mark]
+            entries.sort(key=lambda entry: entry[0])
+            for seq, entry in entries:
+                claimed = seq <= mark
+                if isinstance(entry, WireRecord):  # deferred here: send it as it came
+                    record: WireRecord | None = entry
+                elif entry in self._unsynced:
+                    if not claimed:
+                        continue
+                    coverage.append(Coverage(origin, base, last, complete=False))
                     return Delta(records, coverage)
-                records.append(record)
-                used += size
-                last_sent = layout.split_log_key(log_key)[1]
-            coverage.append(Coverage(origin, base, mark, complete=True))
+                else:
+                    record = self._held_record(entry, digest, sent_keys)
+                if record is not None:
+                    size = record.size()
+                    if records and used + size > budget_bytes:
+                        coverage.append(Coverage(origin, base, last, complete=False))
+                        return Delta(records, coverage)
+                    records.append(record)
+                    sent_keys.add(record.stored_key)
+                    used += size
+                if claimed:
+                    last = seq
+            if mark > base:
+                coverage.append(Coverage(origin, base, mark, complete=True))
         return Delta(records, coverage)
+
+    def _log_origins(self, known: Mapping[int, int]) -> list[int]:
+        """Every origin with a watermark here or an entry in the log, in order."""
+        origins = set(known)
+        probe = 0
+        while True:
+            found = next(iter(self.store.scan(LOG, layout.log_key(probe, 0))), None)
+            if found is None:
+                break
+            origin = layout.split_log_key(found[0])[0]
+            origins.add(origin)
+            if origin == (1 << 64) - 1:
+                break
+            probe = origin + 1
+        return sorted(origins)
+
+    def _held_record(
+        self, stored_key: bytes, digest: Mapping[int, int], sent_keys: set[bytes]
+    ) -> WireRecord | None:
+        """The record held for a key, unless already sent or already seen by the peer."""
+        if stored_key in sent_keys:
+            return None
+        header = self.store.get(KV, stored_key)
+        if header is None:  # purged: stable everywhere, nobody needs it
+            return None
+        record = WireRecord(
+            stored_key[: layout.NAMESPACE_BYTES], stored_key[layout.NAMESPACE_BYTES :], header
+        )
+        _, origin, seq = record.ids()
+        if seq <= digest.get(origin, 0):
+            return None
+        value = self.store.get(VAL, stored_key) or b""
+        return WireRecord(record.namespace, record.key, header, value)
+
+    def _deferred_by_origin(self) -> dict[int, list[tuple[int, WireRecord]]]:
+        grouped: dict[int, list[tuple[int, WireRecord]]] = {}
+        for _, raw in self.store.scan(DEFERRED, b""):
+            record = WireRecord.decode(raw)
+            _, origin, seq = record.ids()
+            grouped.setdefault(origin, []).append((seq, record))
+        return grouped
+
+    def sweep_log(self, start: bytes, budget: int) -> bytes | None:
+        """Drop log entries of replaced records that every member has seen; returns where
+        to continue, or None after the last entry."""
+        stable = self.purge_rule.stable
+        batch = self.store.batch()
+        scanned = 0
+        next_start: bytes | None = None
+        for log_key, stored_key in self.store.scan(LOG, start):
+            if scanned == budget:
+                next_start = log_key
+                break
+            scanned += 1
+            origin, seq = layout.split_log_key(log_key)
+            if seq > stable.get(origin, 0):
+                continue
+            raw = self.store.get(KV, stored_key)
+            if raw is None or WireRecord(b"", b"", raw).ids()[1:] != (origin, seq):
+                batch.delete(LOG, log_key)
+        if len(batch):
+            self.store.write(batch)
+        return next_start
 
     # ---- audit ----------------------------------------------------------
 

@@ -409,6 +409,7 @@ class Replicator:
         peers would fetch it twice.
         """
         async with self._sync_lock:
+            self.replica.begin_sync()
             for _ in range(MAX_FOLLOW_UP_ROUNDS):
                 complete = await self.exchange(peer, push_back=push_back)
                 if complete is None:
@@ -419,7 +420,9 @@ class Replicator:
 
     async def exchange(self, peer: Member, *, push_back: bool = True) -> bool | None:
         """One push-pull round: pull what we lack, push back what the peer lacks."""
-        request = pb.ExchangeRequest(envelope=self.envelope(all_members=True))
+        request = pb.ExchangeRequest(
+            envelope=self.envelope(all_members=True), digest=self.replica.sync_digest()
+        )
         response = await self._call(peer, "Exchange", request, pb.ExchangeResponse)
         if response is None:
             return None
@@ -429,7 +432,10 @@ class Replicator:
         self.stats.last_exchange_bytes = size
         coverage = [coverage_from_pb(c) for c in response.coverage]
         outcome = self.replica.apply_remote(
-            [record_from_pb(r) for r in response.records], self.clock.wall_ms(), coverage
+            [record_from_pb(r) for r in response.records],
+            self.clock.wall_ms(),
+            coverage,
+            session=True,
         )
         self.stats.records_applied_remote += outcome.new
         await self.commit.durable(outcome.ticket)
@@ -450,7 +456,7 @@ class Replicator:
         self.check_inbound(request.envelope)
         self.absorb(request.envelope)
         # One synchronous step: the watermarks advertised and the records sent agree.
-        delta = self.replica.delta_for(dict(request.envelope.watermarks))
+        delta = self.replica.delta_for(dict(request.digest or request.envelope.watermarks))
         return pb.ExchangeResponse(
             envelope=self.envelope(),
             records=[record_to_pb(r) for r in delta.records],

@@ -29,6 +29,7 @@ class Sweeper:
         self.clock = clock
         self.interval_s = interval_ms / 1000
         self._next_start: bytes = b""
+        self._next_log: bytes = b""
         self.passes = 0
 
     def sweep_once(self) -> None:
@@ -41,6 +42,7 @@ class Sweeper:
         purged = before - (replica.records_held + replica.tombstones_held)
         if purged:
             log.debug("sweep.purged", records=purged)
+        self._next_log = replica.sweep_log(self._next_log, SLICE) or b""
         if next_start is None:
             self.passes += 1
             self._next_start = b""

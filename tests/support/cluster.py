@@ -77,7 +77,7 @@ class Cluster:
         self,
         node: NodeProcess,
         peers: Sequence[NodeProcess] = (),
-        direction: int = faults_pb2.DIRECTION_BOTH,
+        direction: faults_pb2.Direction = faults_pb2.DIRECTION_BOTH,
     ) -> None:
         faults(node).Block(
             faults_pb2.BlockRequest(peers=[node_id(p) for p in peers], direction=direction)

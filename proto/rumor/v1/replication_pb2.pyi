@@ -104,10 +104,19 @@ class PushResponse(_message.Message):
     def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., not_ready: _Optional[bool] = ...) -> None: ...
 
 class ExchangeRequest(_message.Message):
-    __slots__ = ("envelope",)
+    __slots__ = ("envelope", "digest")
+    class DigestEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     envelope: Envelope
-    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
+    digest: _containers.ScalarMap[int, int]
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., digest: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class ExchangeResponse(_message.Message):
     __slots__ = ("envelope", "records", "coverage")
