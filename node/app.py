@@ -134,7 +134,7 @@ class Node:
             server = GrpcServer(services)
             listen = server.bind(config.listen)
             advertise = config.advertise or listen
-            replicator.settings = self._replication_settings(advertise)
+            replicator.configure(self._replication_settings(advertise))
             replicator.ready = not config.seed_list() and not membership.peers()
             membership.announce(advertise)
 

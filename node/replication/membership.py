@@ -142,6 +142,8 @@ class Membership:
             self._set(Member(member_id, address, 0, State.ALIVE, boot_nonce, name), now_ms)
         elif current.state is State.REMOVED:
             return
+        elif current.state is State.LEFT and current.boot_nonce == boot_nonce:
+            return  # the last words of a node that is stopping: it stays "left"
         elif current.state is not State.ALIVE:
             # A message from the member itself is proof of life (it may have restarted,
             # or a partition healed); the member will also refute with its own increment.
@@ -216,7 +218,7 @@ class Membership:
 
     def probe_succeeded(self, member_id: int, now_ms: int) -> None:
         member = self.members.get(member_id)
-        if member is not None and member.state in (State.DEAD, State.LEFT, State.SUSPECT):
+        if member is not None and member.state in (State.DEAD, State.SUSPECT):
             # It answers again: it must have restarted; take it back as alive.
             self._set(
                 replace(member, state=State.ALIVE, incarnation=member.incarnation + 1), now_ms

@@ -57,6 +57,7 @@ CHANNEL_OPTIONS = [
 SERVICE = "/rumor.v1.Replication/"
 MAX_FOLLOW_UP_ROUNDS = 1000
 MAX_AUDIT_ENTRIES = 200_000
+APPLY_SLICE = 2000  # received records applied per event-loop step
 RECONNECT_SHARE = 0.25  # of probe rounds that also try a dead member
 
 
@@ -190,6 +191,11 @@ class Replicator:
 
     # ---- lifecycle ------------------------------------------------------
 
+    def configure(self, settings: ReplicationSettings) -> None:
+        """Settings known only once the server is bound (the advertised address)."""
+        self.settings = settings
+        self.gc.grace_ms = settings.gc_grace_ms
+
     def start(self) -> None:
         loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("push", self._push_loop),
@@ -212,18 +218,23 @@ class Replicator:
                 log.exception("replication.loop_failed", loop=name)
                 await asyncio.sleep(0.5)
 
-    async def stop(self) -> None:
-        for task in self._tasks:
+    async def stop_loops(self) -> None:
+        for task in [*self._tasks, *self._senders]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._senders]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._tasks = []
+
+    async def stop(self) -> None:
+        await self.stop_loops()
         for link in self._links.values():
             await link.channel.close(None)
         self._links.clear()
 
     async def leave(self) -> None:
-        """Announce "left" to the live peers (best effort, briefly)."""
+        """Stop gossiping and announce "left" to the live peers (best effort, briefly)."""
+        await self.stop_loops()
         self.membership.leave()
         peers = self.membership.up_peers()
         request = pb.PushRequest(envelope=self.envelope(all_members=True))
@@ -431,12 +442,16 @@ class Replicator:
         self.stats.exchange_bytes += size
         self.stats.last_exchange_bytes = size
         coverage = [coverage_from_pb(c) for c in response.coverage]
-        outcome = self.replica.apply_remote(
-            [record_from_pb(r) for r in response.records],
-            self.clock.wall_ms(),
-            coverage,
-            session=True,
-        )
+        records = [record_from_pb(r) for r in response.records]
+        # Apply a large answer in slices, letting the event loop breathe between them;
+        # the claims go with the last slice.
+        while len(records) > APPLY_SLICE:
+            part, records = records[:APPLY_SLICE], records[APPLY_SLICE:]
+            self.stats.records_applied_remote += self.replica.apply_remote(
+                part, self.clock.wall_ms()
+            ).new
+            await asyncio.sleep(0)
+        outcome = self.replica.apply_remote(records, self.clock.wall_ms(), coverage, session=True)
         self.stats.records_applied_remote += outcome.new
         await self.commit.durable(outcome.ticket)
         complete = all(claim.complete for claim in coverage)
