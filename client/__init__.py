@@ -12,7 +12,14 @@ See docs/sdk.md. This package never imports rumor.node.
 
 from rumor.client.aio import AsyncClient, AsyncKVNamespace, AsyncNamespaces
 from rumor.client.connection import TLS
-from rumor.client.models import KeyInfo, ListResult, NamespaceInfo, ValueWithMetadata, WriteResult
+from rumor.client.models import (
+    Change,
+    KeyInfo,
+    ListResult,
+    NamespaceInfo,
+    ValueWithMetadata,
+    WriteResult,
+)
 from rumor.client.sync import Client, KVNamespace, Namespaces
 
 __all__ = [
@@ -20,6 +27,7 @@ __all__ = [
     "AsyncClient",
     "AsyncKVNamespace",
     "AsyncNamespaces",
+    "Change",
     "Client",
     "KVNamespace",
     "KeyInfo",

@@ -20,7 +20,7 @@ from rumor.client.connection import (
     credentials,
 )
 from rumor.client.errors import from_rpc_error
-from rumor.client.models import KeyInfo, ListResult, NamespaceInfo, WriteResult
+from rumor.client.models import Change, KeyInfo, ListResult, NamespaceInfo, WriteResult
 from rumor.v1 import kv_pb2
 
 R = TypeVar("R")
@@ -287,3 +287,27 @@ class AsyncKVNamespace:
     async def bulk_delete(self, keys: Sequence[str]) -> int:
         """Delete up to 10,000 keys at once."""
         return await self._client.run(calls.bulk_delete(self.id, list(keys)))
+
+    async def watch(self, prefix: str | None = None, *, buffer: int = 0) -> AsyncIterator[Change]:
+        """Every change the connected node applies to keys with ``prefix``; see
+        ``KVNamespace.watch``."""
+        request = codec.watch_request(self.id, prefix, buffer)
+        channel = self._client._channel(self._client.endpoints.current)
+        address = self._client.endpoints.addresses[self._client.endpoints.current]
+        method = channel.unary_stream(
+            "/rumor.v1.KV/Watch",
+            request_serializer=_serialize,
+            response_deserializer=kv_pb2.WatchEvent.FromString,
+        )
+        call = method(request, metadata=self._client._metadata)
+        try:
+            while True:
+                event: Any = await call.read()
+                if event is grpc.aio.EOF:  # type: ignore[attr-defined]
+                    return
+                yield codec.change(event)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:
+                raise from_rpc_error(error, address) from None
+        finally:
+            call.cancel()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rumor.client.errors import InvalidRequestError
-from rumor.client.models import KeyInfo, ListResult, WriteResult
+from rumor.client.models import Change, KeyInfo, ListResult, WriteResult
 from rumor.v1 import kv_pb2
 
 ValueType = Literal["text", "json", "bytes", "arrayBuffer", "stream"]
@@ -236,3 +236,25 @@ def stream_chunks_from_file(handle: Any) -> Iterable[bytes]:
         if not isinstance(chunk, bytes | bytearray | memoryview):
             raise TypeError("files must be opened in binary mode ('rb') to be put")
         yield bytes(chunk)
+
+
+def watch_request(namespace_id: str, prefix: str | None, buffer: int) -> kv_pb2.WatchRequest:
+    return kv_pb2.WatchRequest(
+        namespace_id=namespace_id, prefix=key_bytes(prefix or ""), buffer=buffer
+    )
+
+
+def change(event: kv_pb2.WatchEvent) -> Change:
+    if event.fell_behind:
+        return Change(key="", fell_behind=True, dropped=event.dropped)
+    return Change(
+        key=key_text(event.key),
+        hlc=event.version.hlc,
+        origin=event.version.origin,
+        seq=event.seq,
+        deleted=event.tombstone,
+        expiration=event.expiration or None,
+        applied_wall_ms=event.applied_wall_ms,
+        applied_monotonic_ns=event.applied_monotonic_ns,
+        local=event.local,
+    )

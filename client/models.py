@@ -48,3 +48,21 @@ class WriteResult:
     origin: int
     seq: int
     expiration: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change a node applied, from ``watch``: a put, a delete (``deleted``), or,
+    with ``fell_behind``, a notice that ``dropped`` changes were lost to a slow reader."""
+
+    key: str
+    hlc: int = 0
+    origin: int = 0
+    seq: int = 0
+    deleted: bool = False
+    expiration: int | None = None
+    applied_wall_ms: int = 0
+    applied_monotonic_ns: int = 0
+    local: bool = False
+    fell_behind: bool = False
+    dropped: int = 0

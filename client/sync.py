@@ -18,7 +18,7 @@ from rumor.client.connection import (
     credentials,
 )
 from rumor.client.errors import from_rpc_error
-from rumor.client.models import KeyInfo, ListResult, NamespaceInfo, WriteResult
+from rumor.client.models import Change, KeyInfo, ListResult, NamespaceInfo, WriteResult
 from rumor.v1 import kv_pb2
 
 R = TypeVar("R")
@@ -130,6 +130,26 @@ class Client:
 
         response = self._attempt(source.retryable, attempt)
         return codec.write_result(response.version, response.seq, response.expiration)
+
+    def _watch(self, request: kv_pb2.WatchRequest) -> Iterator[Change]:
+        def attempt(channel: grpc.Channel) -> Any:
+            method = channel.unary_stream(
+                "/rumor.v1.KV/Watch",
+                request_serializer=_serialize,
+                response_deserializer=kv_pb2.WatchEvent.FromString,
+            )
+            return method(request, metadata=self._metadata)
+
+        events = self._attempt(True, attempt)
+        address = self.endpoints.addresses[self.endpoints.current]
+        try:
+            for event in events:
+                yield codec.change(event)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:
+                raise from_rpc_error(error, address) from None
+        finally:
+            events.cancel()
 
     def _get_stream(self, request: kv_pb2.GetRequest) -> Iterator[bytes] | None:
         def attempt(channel: grpc.Channel) -> Any:
@@ -288,3 +308,13 @@ class KVNamespace:
     def bulk_delete(self, keys: Sequence[str]) -> int:
         """Delete up to 10,000 keys at once."""
         return self._client.run(calls.bulk_delete(self.id, list(keys)))
+
+    def watch(self, prefix: str | None = None, *, buffer: int = 0) -> Iterator[Change]:
+        """Every change the connected node applies to keys with ``prefix``, as it happens.
+
+        Runs until you stop iterating (or the node goes away). If you read too
+        slowly, the node drops changes and yields a ``Change(fell_behind=True,
+        dropped=n)`` notice; writes are never slowed down by a watcher.
+        """
+        request = codec.watch_request(self.id, prefix, buffer)
+        return self._client._watch(request)

@@ -42,6 +42,7 @@ from rumor.node.server.operations import Operations
 from rumor.node.server.replication_service import ReplicationService
 from rumor.node.server.replicator import ReplicationSettings, Replicator, new_boot_nonce
 from rumor.node.server.sweeper import Sweeper
+from rumor.node.server.watch import WatchHub
 from rumor.node.storage import RocksStore
 
 log = structlog.get_logger(__name__)
@@ -117,6 +118,8 @@ class Node:
                 faults=faults,
                 on_removed=self._removed,
             )
+            watches = WatchHub(self.clock.wall_ms)
+            replica.listeners.append(watches.publish)
             operations = Operations(
                 replica,
                 commit,
@@ -125,7 +128,7 @@ class Node:
                 replication=replicator,
             )
             services: list[tuple[ServiceDescriptor, object]] = [
-                (KV_SERVICE, KVService(operations)),
+                (KV_SERVICE, KVService(operations, watches)),
                 (REPLICATION_SERVICE, ReplicationService(replicator)),
                 (ADMIN_SERVICE, AdminService(replicator)),
             ]

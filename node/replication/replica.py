@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rumor.node.core import audit
@@ -188,6 +188,8 @@ class Replica:
         self.purge_rule = PurgeRule()
         self.audit_repairs_total = 0
         self.provisional: dict[int, int] = {}  # claims of cut-short answers, see apply_remote
+        # Called with the records each batch newly held, right after the batch is written.
+        self.listeners: list[Callable[[list[WireRecord]], None]] = []
 
     # ---- client writes --------------------------------------------------
 
@@ -275,6 +277,9 @@ class Replica:
             new_records = pending.new_records
         self.store.write(batch)
         self._written += 1
+        if self.listeners and new_records:
+            for listener in self.listeners:
+                listener(new_records)
         keys = list(pending.staged) if pending is not None else []
         settle = _Durability(self._written, self._seq, changed, new_records, keys)
         if self.durability is Durability.WAL:

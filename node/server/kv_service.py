@@ -10,6 +10,7 @@ from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication import Applied
 from rumor.node.server.operations import Found, NamespaceInfo, Operations, PutItem
+from rumor.node.server.watch import WatchHub
 from rumor.v1 import kv_pb2
 
 STREAM_CHUNK_BYTES = 1024 * 1024
@@ -82,8 +83,9 @@ def _get_response(
 
 
 class KVService:
-    def __init__(self, operations: Operations) -> None:
+    def __init__(self, operations: Operations, watches: WatchHub) -> None:
         self.ops = operations
+        self.watches = watches
 
     # ---- namespaces -----------------------------------------------------
 
@@ -223,3 +225,25 @@ class KVService:
     ) -> kv_pb2.BulkDeleteResponse:
         count = await self.ops.bulk_delete(request.namespace_id, list(request.keys))
         return kv_pb2.BulkDeleteResponse(successful_key_count=count)
+
+    async def Watch(
+        self, request: kv_pb2.WatchRequest, context: Any
+    ) -> AsyncIterator[kv_pb2.WatchEvent]:
+        namespace = self.ops.namespace_bytes(request.namespace_id)
+        prefix = validation.prefix(request.prefix)
+        node_id = self.ops.replica.node_id
+        async for dropped, change in self.watches.watch(namespace, prefix, request.buffer):
+            if change is None:
+                yield kv_pb2.WatchEvent(fell_behind=True, dropped=dropped)
+                continue
+            header = RecordHeader.decode(change.header)
+            yield kv_pb2.WatchEvent(
+                key=change.key,
+                version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
+                seq=header.seq,
+                tombstone=header.tombstone,
+                expiration=header.expiration,
+                applied_wall_ms=change.applied_wall_ms,
+                applied_monotonic_ns=change.applied_monotonic_ns,
+                local=header.origin == node_id,
+            )

@@ -154,6 +154,10 @@ class Operations:
             return True
         return False
 
+    def namespace_bytes(self, namespace_id: str) -> bytes:
+        """The raw id of a live namespace; NamespaceNotFound otherwise."""
+        return self._namespace(namespace_id)
+
     def _namespace(self, namespace_id: str) -> bytes:
         raw = id_bytes(namespace_id)
         if raw is None or not self.replica.namespace_live(raw):

@@ -253,3 +253,37 @@ class BulkDeleteResponse(_message.Message):
     SUCCESSFUL_KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
     successful_key_count: int
     def __init__(self, successful_key_count: _Optional[int] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("namespace_id", "prefix", "buffer")
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    BUFFER_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    prefix: bytes
+    buffer: int
+    def __init__(self, namespace_id: _Optional[str] = ..., prefix: _Optional[bytes] = ..., buffer: _Optional[int] = ...) -> None: ...
+
+class WatchEvent(_message.Message):
+    __slots__ = ("key", "version", "seq", "tombstone", "expiration", "applied_wall_ms", "applied_monotonic_ns", "local", "fell_behind", "dropped")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TOMBSTONE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_WALL_MS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_MONOTONIC_NS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_FIELD_NUMBER: _ClassVar[int]
+    FELL_BEHIND_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    version: Version
+    seq: int
+    tombstone: bool
+    expiration: int
+    applied_wall_ms: int
+    applied_monotonic_ns: int
+    local: bool
+    fell_behind: bool
+    dropped: int
+    def __init__(self, key: _Optional[bytes] = ..., version: _Optional[_Union[Version, _Mapping]] = ..., seq: _Optional[int] = ..., tombstone: _Optional[bool] = ..., expiration: _Optional[int] = ..., applied_wall_ms: _Optional[int] = ..., applied_monotonic_ns: _Optional[int] = ..., local: _Optional[bool] = ..., fell_behind: _Optional[bool] = ..., dropped: _Optional[int] = ...) -> None: ...

@@ -104,6 +104,11 @@ class KVStub:
                 request_serializer=rumor_dot_v1_dot_kv__pb2.BulkDeleteRequest.SerializeToString,
                 response_deserializer=rumor_dot_v1_dot_kv__pb2.BulkDeleteResponse.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/rumor.v1.KV/Watch',
+                request_serializer=rumor_dot_v1_dot_kv__pb2.WatchRequest.SerializeToString,
+                response_deserializer=rumor_dot_v1_dot_kv__pb2.WatchEvent.FromString,
+                _registered_method=True)
 
 
 class KVServicer:
@@ -193,6 +198,12 @@ class KVServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KVServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -265,6 +276,11 @@ def add_KVServicer_to_server(servicer, server):
                     servicer.BulkDelete,
                     request_deserializer=rumor_dot_v1_dot_kv__pb2.BulkDeleteRequest.FromString,
                     response_serializer=rumor_dot_v1_dot_kv__pb2.BulkDeleteResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=rumor_dot_v1_dot_kv__pb2.WatchRequest.FromString,
+                    response_serializer=rumor_dot_v1_dot_kv__pb2.WatchEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -645,6 +661,33 @@ class KV:
             '/rumor.v1.KV/BulkDelete',
             rumor_dot_v1_dot_kv__pb2.BulkDeleteRequest.SerializeToString,
             rumor_dot_v1_dot_kv__pb2.BulkDeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rumor.v1.KV/Watch',
+            rumor_dot_v1_dot_kv__pb2.WatchRequest.SerializeToString,
+            rumor_dot_v1_dot_kv__pb2.WatchEvent.FromString,
             options,
             channel_credentials,
             insecure,
