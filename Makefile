@@ -6,7 +6,9 @@ PROTOS := $(wildcard proto/rumor/v1/*.proto)
 DATA_ROOT ?= .rumor
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration lint format proto clean
+.PHONY: run test unit integration lint format proto chaos clean
+SEEDS ?= 1 2 3
+SCENARIOS ?= steady partition oneway crash_restart skew_fence skew_warn loss
 
 $(BIN)/rumor: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,13 +39,20 @@ integration: $(BIN)/rumor
 lint: $(BIN)/rumor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MYPYPATH=.mypy $(BIN)/mypy -p rumor.node -p rumor.client
+	MYPYPATH=.mypy $(BIN)/mypy -p rumor.node -p rumor.client -p rumor.experiments
 	MYPYPATH=.mypy $(BIN)/mypy tests
 	$(BIN)/lint-imports
 
 format: $(BIN)/rumor
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## chaos: every scenario with several seeds (long; reports under experiments-out/)
+chaos: $(BIN)/rumor
+	@status=0; for scenario in $(SCENARIOS); do for seed in $(SEEDS); do \
+		$(BIN)/rumor experiment run $$scenario --seed $$seed \
+			--out experiments-out/chaos/$$scenario-$$seed || status=1; \
+	done; done; exit $$status
 
 ## proto: regenerate the committed stubs from proto/rumor/v1/*.proto
 proto: $(BIN)/rumor

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from rumor.node.core import audit
-from rumor.node.core.errors import InvalidRequest
+from rumor.node.core.errors import InvalidRequest, NamespaceNotFound
+from rumor.node.core.namespaces import id_bytes
+from rumor.node.core.record import RecordHeader
 from rumor.node.server.replicator import Replicator, member_to_pb
+from rumor.node.storage import layout
+from rumor.node.storage.store import KV, prefix_end
 from rumor.v1 import admin_pb2 as pb
 
 
@@ -61,3 +66,27 @@ class AdminService:
             raise InvalidRequest("Give the id of the node to remove.")
         await self.replicator.remove_member(request.node_id)
         return pb.RemoveNodeResponse()
+
+    async def Records(
+        self, request: pb.RecordsRequest, context: Any
+    ) -> AsyncIterator[pb.RecordInfo]:
+        namespace = id_bytes(request.namespace_id)
+        if namespace is None:
+            raise NamespaceNotFound()
+        replica = self.replicator.replica
+        start = layout.record_key(namespace, b"")
+        batch: list[pb.RecordInfo] = []
+        for stored_key, raw in replica.store.scan(KV, start, prefix_end(start)):
+            header = RecordHeader.decode(raw)
+            batch.append(
+                pb.RecordInfo(
+                    key=stored_key[layout.NAMESPACE_BYTES :],
+                    hlc=header.hlc,
+                    origin=header.origin,
+                    seq=header.seq,
+                    tombstone=header.tombstone,
+                    expiration=header.expiration,
+                )
+            )
+        for info in batch:
+            yield info

@@ -239,7 +239,7 @@ class Replicator:
         peers = self.membership.up_peers()
         request = pb.PushRequest(envelope=self.envelope(all_members=True))
         await asyncio.gather(
-            *(self._call(peer, "Push", request, pb.PushResponse, timeout_s=0.5) for peer in peers),
+            *(self._call(peer, "Push", request, pb.PushResponse, timeout_s=2.0) for peer in peers),
             return_exceptions=True,
         )
 

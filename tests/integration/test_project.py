@@ -20,6 +20,7 @@ SUBPACKAGES = [
     "rumor/node/replication",
     "rumor/node/server",
     "rumor/client",
+    "rumor/experiments",
 ]
 
 

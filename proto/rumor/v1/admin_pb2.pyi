@@ -79,6 +79,28 @@ class StatusResponse(_message.Message):
     records_applied_remote: int
     def __init__(self, node_id: _Optional[int] = ..., name: _Optional[str] = ..., address: _Optional[str] = ..., hlc: _Optional[int] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., audit_buckets: _Optional[bytes] = ..., audit_digest: _Optional[int] = ..., records_held: _Optional[int] = ..., tombstones_held: _Optional[int] = ..., ready: _Optional[bool] = ..., fenced: _Optional[bool] = ..., audit_repairs_total: _Optional[int] = ..., deferred_records: _Optional[int] = ..., push_queue_drops: _Optional[int] = ..., pushes_sent: _Optional[int] = ..., push_bytes_received: _Optional[int] = ..., exchanges: _Optional[int] = ..., exchange_bytes_received: _Optional[int] = ..., records_applied_remote: _Optional[int] = ...) -> None: ...
 
+class RecordsRequest(_message.Message):
+    __slots__ = ("namespace_id",)
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    namespace_id: str
+    def __init__(self, namespace_id: _Optional[str] = ...) -> None: ...
+
+class RecordInfo(_message.Message):
+    __slots__ = ("key", "hlc", "origin", "seq", "tombstone", "expiration")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    HLC_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TOMBSTONE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    hlc: int
+    origin: int
+    seq: int
+    tombstone: bool
+    expiration: int
+    def __init__(self, key: _Optional[bytes] = ..., hlc: _Optional[int] = ..., origin: _Optional[int] = ..., seq: _Optional[int] = ..., tombstone: _Optional[bool] = ..., expiration: _Optional[int] = ...) -> None: ...
+
 class RemoveNodeRequest(_message.Message):
     __slots__ = ("node_id",)
     NODE_ID_FIELD_NUMBER: _ClassVar[int]

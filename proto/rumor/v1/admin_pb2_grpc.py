@@ -44,6 +44,11 @@ class AdminStub:
                 request_serializer=rumor_dot_v1_dot_admin__pb2.RemoveNodeRequest.SerializeToString,
                 response_deserializer=rumor_dot_v1_dot_admin__pb2.RemoveNodeResponse.FromString,
                 _registered_method=True)
+        self.Records = channel.unary_stream(
+                '/rumor.v1.Admin/Records',
+                request_serializer=rumor_dot_v1_dot_admin__pb2.RecordsRequest.SerializeToString,
+                response_deserializer=rumor_dot_v1_dot_admin__pb2.RecordInfo.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -61,6 +66,12 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Records(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +84,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.RemoveNode,
                     request_deserializer=rumor_dot_v1_dot_admin__pb2.RemoveNodeRequest.FromString,
                     response_serializer=rumor_dot_v1_dot_admin__pb2.RemoveNodeResponse.SerializeToString,
+            ),
+            'Records': grpc.unary_stream_rpc_method_handler(
+                    servicer.Records,
+                    request_deserializer=rumor_dot_v1_dot_admin__pb2.RecordsRequest.FromString,
+                    response_serializer=rumor_dot_v1_dot_admin__pb2.RecordInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +145,33 @@ class Admin:
             '/rumor.v1.Admin/RemoveNode',
             rumor_dot_v1_dot_admin__pb2.RemoveNodeRequest.SerializeToString,
             rumor_dot_v1_dot_admin__pb2.RemoveNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Records(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rumor.v1.Admin/Records',
+            rumor_dot_v1_dot_admin__pb2.RecordsRequest.SerializeToString,
+            rumor_dot_v1_dot_admin__pb2.RecordInfo.FromString,
             options,
             channel_credentials,
             insecure,

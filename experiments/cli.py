@@ -1,0 +1,165 @@
+"""`rumor experiment list|run` and `rumor simulate`, contributed through rumor.cli."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rumor.experiments import checkers, harness, report, simulator
+from rumor.experiments.scenario import ScenarioError, bundled, load
+
+
+class ExperimentError(click.ClickException):
+    def show(self, file: Any = None) -> None:
+        click.echo(f"✘ {self.format_message()}", err=True)
+
+
+@click.group("experiment")
+def experiment() -> None:
+    """Consistency experiments on real nodes: faults, checkers, reports."""
+
+
+@experiment.command("list")
+def list_scenarios() -> None:
+    """The bundled scenarios (experiments/scenarios/*.toml)."""
+    for name, path in sorted(bundled().items()):
+        scenario = load(str(path))
+        click.echo(
+            f"{name:15} {scenario.nodes} nodes, {scenario.duration_s:g} s  {scenario.description}"
+        )
+
+
+@experiment.command("run")
+@click.argument("scenario")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to write summary.json, CSVs, report.md and plots"
+    " (default: experiments-out/SCENARIO-TIME).",
+)
+@click.option("--seed", type=int, default=None, help="Override the scenario's seed.")
+def run_experiment(scenario: str, out: str | None, seed: int | None) -> None:
+    """Run SCENARIO (a bundled name or a TOML file); one verdict line per checker."""
+    try:
+        chosen = load(scenario)
+    except ScenarioError as exc:
+        raise ExperimentError(str(exc)) from None
+    if seed is not None:
+        chosen = replace(chosen, seed=seed)
+    out_dir = Path(out or f"experiments-out/{chosen.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    click.echo(f"Running {chosen.name} (seed {chosen.seed}): {chosen.description}")
+    with tempfile.TemporaryDirectory(prefix="rumor-experiment-") as work:
+        history, skipped = harness.run(chosen, Path(work), say=click.echo)
+    history.dump(out_dir / "history.json")
+    verdicts = checkers.check_all(history, bound_s=chosen.converge_bound_s)
+    stats = checkers.visibility(history)
+    scenario_info = {**asdict(chosen), "skipped": skipped}
+    report.write_report(history, verdicts, stats, out_dir, chosen.name, scenario_info)
+    for verdict in verdicts:
+        click.echo(verdict.line())
+    click.echo(_figures(stats))
+    for message in skipped:
+        click.echo(f"- skipped: {message}")
+    click.echo(f"Report: {out_dir / 'report.md'}")
+    if not all(v.ok for v in verdicts):
+        sys.exit(1)
+
+
+def _figures(stats: checkers.VisibilityStats) -> str:
+    """One line of key figures: t-visibility at 10/50/100 ms per node, full replication."""
+    shares = stats.t_visibility
+    parts = [
+        f"{node} " + "/".join(f"{shares[node].get(t, 0.0):.0%}" for t in (10, 50, 100))
+        for node in stats.nodes
+    ]
+    full = stats.full_replication
+    tail = (
+        f"; full replication p50 {full.p50_ms:.1f} ms, p99 {full.p99_ms:.1f} ms"
+        if full is not None
+        else ""
+    )
+    return "  t-visibility at 10/50/100 ms: " + ", ".join(parts) + tail
+
+
+def _sweep_spec(text: str) -> tuple[str, list[int | float]]:
+    name, _, values = text.partition("=")
+    known = {f.name for f in fields(simulator.SimulationConfig)}
+    if name not in known or not values:
+        raise click.BadParameter(
+            f"use FIELD=V1,V2,... with FIELD one of {', '.join(sorted(known))}"
+        )
+    parsed: list[int | float] = [float(v) if "." in v else int(v) for v in values.split(",")]
+    return name, parsed
+
+
+@click.command("simulate")
+@click.option("--nodes", default=100, show_default=True)
+@click.option("--fanout", default=4, show_default=True)
+@click.option("--gossip-interval-ms", default=10, show_default=True)
+@click.option("--anti-entropy-interval-ms", default=1000, show_default=True)
+@click.option("--loss", default=0.0, show_default=True, help="Share of messages lost.")
+@click.option(
+    "--latency-ms",
+    default="uniform:1:5",
+    show_default=True,
+    help="fixed:N | uniform:A:B | exp:MEAN | normal:MEAN:SD",
+)
+@click.option("--writes", default=100, show_default=True)
+@click.option("--seed", default=1, show_default=True)
+@click.option("--sweep", default=None, help="FIELD=V1,V2,... e.g. nodes=10,100,1000")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write results JSON (and the sweep plot) here.",
+)
+def simulate(
+    nodes: int,
+    fanout: int,
+    gossip_interval_ms: int,
+    anti_entropy_interval_ms: int,
+    loss: float,
+    latency_ms: str,
+    writes: int,
+    seed: int,
+    sweep: str | None,
+    out: str | None,
+) -> None:
+    """Run the node's own replica on virtual time with a simulated network."""
+    try:
+        config = simulator.SimulationConfig(
+            nodes=nodes,
+            fanout=fanout,
+            gossip_interval_ms=gossip_interval_ms,
+            anti_entropy_interval_ms=anti_entropy_interval_ms,
+            loss=loss,
+            latency_ms=latency_ms,
+            writes=writes,
+            seed=seed,
+        )
+        if sweep:
+            field, values = _sweep_spec(sweep)
+            results = simulator.sweep(config, field, values)
+        else:
+            results = [simulator.run(config)]
+    except ValueError as exc:
+        raise ExperimentError(str(exc)) from None
+    click.echo(simulator.format_table(results))
+    if out:
+        out_dir = Path(out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "simulation.json").write_text(
+            json.dumps([asdict(r) for r in results], default=str, indent=2)
+        )
+        if sweep:
+            simulator.plot_sweep(results, out_dir / "sweep.png")
+        click.echo(f"Wrote {out_dir}")
