@@ -106,6 +106,13 @@ class Membership:
             self._persist([self.me], incarnation=True)
             self._gossip.append(_Gossiped(self.me, RETRANSMITS))
             return True
+        if update.incarnation > self.me.incarnation:
+            # A peer took us back as alive at a higher incarnation (proof of life after a
+            # partition or restart): adopt it, so our own later news ("left") still wins.
+            self.me = replace(self.me, incarnation=update.incarnation)
+            self.members[self.me.id] = self.me
+            self._persist([self.me], incarnation=True)
+            return True
         return False
 
     def _set(self, member: Member, now_ms: int) -> None:
