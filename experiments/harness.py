@@ -7,6 +7,12 @@ the faults at their times, then heals everything (Faults cleared, killed nodes
 restarted, paused nodes resumed), waits until every node reports the same
 audit digest, reads every node's records (tombstones included) and stops the
 nodes. Everything observed goes into a ``History`` for the checkers.
+
+With ``network = "netns"`` every node runs in its own network namespace
+(``experiments/netns.py``) listening on ``<its address>:7401``; the harness
+reaches them through the bridge, and ``isolate``/``reconnect`` cut a node off
+for real. Without root or ``ip netns`` the run falls back to loopback and the
+Faults service, and says so in ``skipped``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import structlog
 
 from rumor.client import AsyncClient
 from rumor.client.errors import RumorError
+from rumor.experiments import netns
 from rumor.experiments.history import Ack, Applied, Attempt, FaultWindow, Held, History
 from rumor.experiments.processes import NodeProcess, poll
 from rumor.experiments.scenario import FaultStep, Scenario
@@ -84,6 +91,16 @@ class Harness:
         self._open_faults: dict[str, tuple[int, str]] = {}
         self._op = 0
         self.skipped: list[str] = []
+        self.network: netns.NamespaceNetwork | None = None
+        self._isolated: set[int] = set()
+
+    def _skip(self, message: str) -> None:
+        if message not in self.skipped:
+            self.skipped.append(message)
+        self.say(f"  skipped: {message}")
+
+    def _prefix(self, index: int) -> list[str]:
+        return self.network.prefix(index) if self.network is not None else []
 
     # ---- nodes ----------------------------------------------------------
 
@@ -92,7 +109,20 @@ class Harness:
         for index in range(self.scenario.nodes):
             name = f"n{index + 1}"
             seeds = ("--seeds", self.nodes[0].address) if self.nodes else ()
-            node = NodeProcess(self.work_dir / name, *args, "--name", name, *seeds)
+            advertise: tuple[str, ...] = ()
+            if self.network is not None:
+                advertise = ("--advertise", self.network.listen(index))
+            node = NodeProcess(
+                self.work_dir / name,
+                *args,
+                "--name",
+                name,
+                *advertise,
+                *seeds,
+                prefix=self._prefix(index),
+            )
+            if self.network is not None:
+                node.address = self.network.listen(index)
             node.start()
             self.nodes.append(node)
             self.names.append(name)
@@ -185,8 +215,35 @@ class Harness:
             self._close("pause", f"n{node + 1}")
         elif step.action == "faketime":
             self._faketime(node, float(p.get("offset_s", 5)))
+        elif step.action == "isolate":
+            self._isolate(node)
+        elif step.action == "reconnect":
+            self._reconnect(node)
         elif step.action == "heal":
             self.heal()
+
+    def _isolate(self, node: int) -> None:
+        if node in self._isolated:
+            return
+        if self.network is not None:
+            self.network.isolate(node)
+        else:
+            self._skip("isolate without network namespaces: Faults Block of the node instead")
+            others = [self.ids[i] for i in range(len(self.nodes)) if i != node]
+            self._faults_call(node, "Block", faults_pb2.BlockRequest(peers=others))
+        self._isolated.add(node)
+        self._open("isolate", f"n{node + 1}")
+
+    def _reconnect(self, node: int) -> None:
+        if node not in self._isolated:
+            return
+        self._isolated.discard(node)
+        if self.network is not None:
+            self.network.restore(node)
+        else:
+            with contextlib.suppress(grpc.RpcError):
+                self._faults_call(node, "Clear", faults_pb2.Empty())
+        self._close("isolate", f"n{node + 1}")
 
     def _restart(self, node: int) -> None:
         if node in self._killed:
@@ -201,7 +258,7 @@ class Harness:
             return
         process = self.nodes[node]
         process.stop()
-        process.prefix = ["faketime", "-f", f"{offset_s:+g}s"]
+        process.prefix = [*self._prefix(node), "faketime", "-f", f"{offset_s:+g}s"]
         process.start()
         self._open("faketime", f"n{node + 1} {offset_s:+g} s")
 
@@ -211,6 +268,9 @@ class Harness:
         self._paused.clear()
         for node in sorted(self._killed):
             self._restart(node)
+        if self.network is not None:
+            self.network.restore_all()
+        self._isolated.clear()
         for index in range(len(self.nodes)):
             with contextlib.suppress(grpc.RpcError):
                 self._faults_call(index, "Clear", faults_pb2.Empty())
@@ -413,6 +473,17 @@ class Harness:
 
     def run(self) -> History:
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            if self.scenario.network == "netns":
+                reason = netns.available()
+                if reason is not None:
+                    self._skip(f"real partitions need network namespaces: {reason}")
+                else:
+                    netns.cleanup_leftovers()
+                    self.network = stack.enter_context(netns.NamespaceNetwork(self.scenario.nodes))
+            return self._run_nodes()
+
+    def _run_nodes(self) -> History:
         try:
             self._start_nodes()
             poll(

@@ -7,6 +7,7 @@
     duration_s = 20            # workload time; faults happen inside it
     converge_bound_s = 30      # convergence checker: digests equal within this after heal
     node_args = ["--anti-entropy-interval-ms", "200"]
+    network = "loopback"       # or "netns": one network namespace per node (needs root)
 
     [workload]
     rate = 100                 # operations per second, all nodes together
@@ -30,7 +31,9 @@ loss (drop, delay_fraction, delay_ms), clock_offset (node, offset_ms),
 kill (node), restart (node), pause (node), resume (node), heal (clears every
 Faults rule and clock offset, restarts killed and resumes paused nodes),
 faketime (node, offset_s: restart the node under libfaketime; skipped with a
-message when faketime is not installed).
+message when faketime is not installed), isolate (node: cut it off from every
+other node; a real cut with network = "netns", else Faults Block of that node),
+reconnect (node: undo isolate; heal also reconnects every isolated node).
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ from typing import Any
 
 ACTIONS = (
     "partition", "block", "loss", "clock_offset", "kill", "restart", "pause", "resume",
-    "heal", "faketime",
+    "heal", "faketime", "isolate", "reconnect",
 )  # fmt: skip
+NETWORKS = ("loopback", "netns")
 
 
 class ScenarioError(ValueError):
@@ -82,6 +86,7 @@ class Scenario:
     node_args: tuple[str, ...] = ()
     workload: Workload = field(default_factory=Workload)
     faults: tuple[FaultStep, ...] = ()
+    network: str = "loopback"
 
     @classmethod
     def from_toml(cls, text: str, source: str = "scenario") -> Scenario:
@@ -121,11 +126,16 @@ class Scenario:
                 node_args=tuple(str(a) for a in raw.get("node_args", [])),
                 workload=workload,
                 faults=tuple(sorted(faults, key=lambda f: f.at_s)),
+                network=str(raw.get("network", "loopback")),
             )
         except ScenarioError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise ScenarioError(f"{source}: {exc!r}") from exc
+        if scenario.network not in NETWORKS:
+            raise ScenarioError(
+                f"{source}: unknown network {scenario.network!r}; use one of {', '.join(NETWORKS)}"
+            )
         for step in scenario.faults:
             for key in ("node",):
                 if key in step.params and not 0 <= int(step.params[key]) < scenario.nodes:

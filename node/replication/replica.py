@@ -152,6 +152,7 @@ class Replica:
         )
         deferred = store.get(META, layout.META_DEFERRED_COUNT)
         self.deferred_held = 0 if deferred is None else layout.unpack_u64(deferred)
+        self._deferred_floor: dict[int, int] = {}  # per origin, the lowest deferred seq
 
         self.watermarks = Watermarks()
         for stored_key, raw in store.scan(
@@ -190,6 +191,9 @@ class Replica:
         self.provisional: dict[int, int] = {}  # claims of cut-short answers, see apply_remote
         # Called with the records each batch newly held, right after the batch is written.
         self.listeners: list[Callable[[list[WireRecord]], None]] = []
+        if self.deferred_held:
+            for origin, records in self._deferred_by_origin().items():
+                self._deferred_floor[origin] = min(seq for seq, _ in records)
 
     # ---- client writes --------------------------------------------------
 
@@ -426,6 +430,7 @@ class Replica:
                 pending.dirty_origins.add(origin)
                 if hlc_bits.wall_ms_of(hlc) > horizon_ms:
                     batch.put(DEFERRED, layout.deferred_key(hlc, origin, seq), record.encode())
+                    self._deferred_floor[origin] = min(seq, self._deferred_floor.get(origin, seq))
                     self.deferred_held += 1
                     deferred += 1
                     continue
@@ -516,6 +521,10 @@ class Replica:
             self.clock.observe(record.ids()[0])
             self._place(batch, record, pending)
         self.deferred_held -= len(due)
+        self._deferred_floor = {}
+        if self.deferred_held:
+            for origin, records in self._deferred_by_origin().items():
+                self._deferred_floor[origin] = min(seq for seq, _ in records)
         batch.put(META, layout.META_DEFERRED_COUNT, layout.pack_u64(self.deferred_held))
         self._commit(batch, pending)
         return len(due)
@@ -820,8 +829,18 @@ class Replica:
     # ---- garbage collection ---------------------------------------------
 
     def own_watermarks(self) -> dict[int, int]:
-        """This node's durable watermark vector, as digests advertise it."""
-        return {**self.durable_watermarks, self.node_id: self.durable_seq}
+        """This node's durable watermark vector, as digests advertise it.
+
+        A deferred record counts as seen, but it is not applied and its HLC is not
+        merged yet, so this node may still create versions older than it. Peers use
+        the advertised vector to decide when a tombstone is safe to purge (and to
+        count replicas), so it stops short of any deferred seq.
+        """
+        vector = {**self.durable_watermarks, self.node_id: self.durable_seq}
+        for origin, lowest in self._deferred_floor.items():
+            if vector.get(origin, 0) >= lowest:
+                vector[origin] = lowest - 1
+        return vector
 
     def sweep(
         self, start: bytes, now_s: float, budget: int, stop: bytes | None = None
