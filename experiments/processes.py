@@ -46,6 +46,7 @@ class NodeProcess:
         self.prefix = list(prefix)
         self.process: subprocess.Popen[bytes] | None = None
         self.address = ""
+        self.http = ""
         self.node_id = ""
         self._channel: grpc.Channel | None = None
         self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
@@ -74,6 +75,7 @@ class NodeProcess:
         ready = self._read_ready(timeout)
         self.address = ready["listen"]
         self.node_id = ready["node_id"]
+        self.http = ready.get("http") or ""
         return self
 
     def _read_ready(self, timeout: float) -> dict[str, Any]:

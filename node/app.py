@@ -26,6 +26,7 @@ from rumor.node.core.membership import Member, State
 from rumor.node.replication import Durability, Replica
 from rumor.node.replication.membership import Membership
 from rumor.node.server.admin_service import AdminService
+from rumor.node.server.auth import TokenChecker, load_tokens
 from rumor.node.server.clock import WallClock
 from rumor.node.server.faults import FaultRules
 from rumor.node.server.faults_service import FaultsService
@@ -35,9 +36,12 @@ from rumor.node.server.grpc_server import (
     FAULTS_SERVICE,
     KV_SERVICE,
     REPLICATION_SERVICE,
+    BindError,
     GrpcServer,
 )
+from rumor.node.server.http_gateway import build_app, serve
 from rumor.node.server.kv_service import KVService
+from rumor.node.server.metrics import Metrics
 from rumor.node.server.operations import Operations
 from rumor.node.server.replication_service import ReplicationService
 from rumor.node.server.replicator import ReplicationSettings, Replicator, new_boot_nonce
@@ -134,7 +138,23 @@ class Node:
             ]
             if config.enable_fault_injection:
                 services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, replicator)))
-            server = GrpcServer(services)
+            tokens = TokenChecker(
+                load_tokens(config.api_token, config.api_token_file or None, None)
+            )
+            if not tokens.enabled:
+                log.warning("auth.open", reason="no --api-token configured: the APIs are open")
+            metrics = Metrics(
+                node_id=replica.node_id,
+                replica=replica,
+                stats=replicator.stats,
+                queues=replicator.queues,
+                vectors=lambda: membership.vectors,
+            )
+            server = GrpcServer(
+                services,
+                authorize={KV_SERVICE.full_name: tokens.grpc_allows} if tokens.enabled else None,
+                observe=metrics.observe,
+            )
             listen = server.bind(config.listen)
             advertise = config.advertise or listen
             replicator.configure(self._replication_settings(advertise))
@@ -145,6 +165,21 @@ class Node:
                 await server.set_serving(True)
 
             replicator.on_ready = serving
+            http_runner = None
+            http_address = None
+            if config.http:
+                gateway = build_app(
+                    operations,
+                    authorize=tokens.http_status if tokens.enabled else None,
+                    ready=lambda: replicator.ready,
+                    metrics_text=metrics.render,
+                    observe=metrics.observe,
+                )
+                host, _, port = config.http.rpartition(":")
+                try:
+                    http_runner, http_address = await serve(gateway, host, int(port))
+                except OSError as exc:
+                    raise BindError(f"cannot listen on {config.http}: {exc.strerror}") from exc
             await server.start()
             await server.set_serving(replicator.ready)
             structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
@@ -155,7 +190,7 @@ class Node:
             ready = {
                 "event": "node.ready",
                 "listen": listen,
-                "http": None,
+                "http": http_address,
                 "node_id": f"{replica.node_id:016x}",
             }
             log.info(
@@ -176,6 +211,8 @@ class Node:
             if self.exit_status != EXIT_REMOVED:
                 await replicator.leave()
             await server.stop(config.shutdown_grace_ms / 1000)
+            if http_runner is not None:
+                await http_runner.cleanup()
             await replicator.stop()
             for task in tasks:
                 task.cancel()

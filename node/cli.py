@@ -36,6 +36,8 @@ def _options(command: Any) -> Any:
             command = click.option(flag, setting.name, is_flag=True, default=None, help=help_text)(
                 command
             )
+        elif setting.type in ("tuple[str, ...]", tuple[str, ...]):
+            command = click.option(flag, setting.name, multiple=True, help=help_text)(command)
         else:
             command = click.option(flag, setting.name, type=kind, default=None, help=help_text)(
                 command

@@ -36,6 +36,19 @@ class Config:
         "127.0.0.1:7401",
         "gRPC listen address HOST:PORT; port 0 picks a free one. Loopback by default.",
     )
+    http: str = _setting(
+        "",
+        "HOST:PORT of the Cloudflare-compatible HTTP API with /metrics and /healthz"
+        " (port 0 picks a free one); empty: no HTTP listener.",
+    )
+    api_token: tuple[str, ...] = _setting(
+        (),
+        "A bearer token clients must send (repeatable; RUMOR_API_TOKEN takes a comma-"
+        "separated list). None at all: the APIs are open, and the log says so.",
+    )
+    api_token_file: str = _setting(
+        "", "A file of tokens, one per line (# comments allowed), added to --api-token."
+    )
     name: str = _setting("", "A human name for this node in logs and status (ids are random).")
     advertise: str = _setting(
         "", "Address peers use to reach this node (default: the bound listen address)."
@@ -128,8 +141,9 @@ class Config:
             env_name = "RUMOR_" + setting.name.upper()
             if env_name in env:
                 values[setting.name] = env[env_name]
-            if flags.get(setting.name) is not None:
-                values[setting.name] = flags[setting.name]
+            flag = flags.get(setting.name)
+            if flag is not None and flag != ():  # a repeatable flag not given is ()
+                values[setting.name] = flag
         converted = {name: _convert(name, value) for name, value in values.items()}
         config = cls(**converted)
         config.check()
@@ -143,9 +157,13 @@ class Config:
                 raise ConfigError(
                     f"{setting.name} must be one of {', '.join(choices)}; got {value!r}"
                 )
-        host, _, port = self.listen.rpartition(":")
-        if not host or not port.isdigit() or int(port) > 65535:
-            raise ConfigError(f"listen must be HOST:PORT; got {self.listen!r}")
+        for name in ("listen", "http"):
+            address = getattr(self, name)
+            if name == "http" and not address:
+                continue
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or int(port) > 65535:
+                raise ConfigError(f"{name} must be HOST:PORT; got {address!r}")
         if self.min_expiration_ttl < 1:
             raise ConfigError("min_expiration_ttl must be at least 1")
         for name in (
@@ -172,6 +190,9 @@ _TYPES = {setting.name: setting.type for setting in dataclasses.fields(Config)}
 
 def _convert(name: str, value: Any) -> Any:
     kind = _TYPES[name]
+    if kind in ("tuple[str, ...]", tuple[str, ...]):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(str(item).strip() for item in items if str(item).strip())
     if kind in ("int", int):
         if isinstance(value, bool):
             raise ConfigError(f"{name} must be an integer; got {value!r}")

@@ -229,3 +229,16 @@ def _utf8(raw: bytes, message: str) -> None:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+HTTP_MIN_LIST_LIMIT = 10
+
+
+def http_list_limit(limit: int | None) -> int:
+    """The list limit of the Cloudflare-compatible HTTP API: 10..1000 (default 1000)."""
+    if limit is not None and limit < HTTP_MIN_LIST_LIMIT:
+        raise InvalidRequest(
+            f"Invalid key_count_limit of {limit}. Please specify an integer greater than or"
+            f" equal to {HTTP_MIN_LIST_LIMIT}."
+        )
+    return list_limit(limit)

@@ -9,7 +9,7 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from rumor.node.server.rpc import service_handler
+from rumor.node.server.rpc import Authorize, Observe, service_handler
 from rumor.v1 import admin_pb2, faults_pb2, kv_pb2, replication_pb2
 
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024  # a 100 MB bulk write must fit
@@ -31,10 +31,26 @@ class BindError(RuntimeError):
 class GrpcServer:
     """Owns the grpc.aio server and the health status it reports."""
 
-    def __init__(self, services: list[tuple[ServiceDescriptor, object]]) -> None:
+    def __init__(
+        self,
+        services: list[tuple[ServiceDescriptor, object]],
+        *,
+        authorize: dict[str, Authorize] | None = None,
+        observe: Observe | None = None,
+    ) -> None:
+        """``authorize`` maps a service's full name to its token check (absent: open)."""
         self.server = grpc.aio.server(options=SERVER_OPTIONS)
+        checks = authorize or {}
         self.server.add_generic_rpc_handlers(
-            tuple(service_handler(descriptor, servicer) for descriptor, servicer in services)
+            tuple(
+                service_handler(
+                    descriptor,
+                    servicer,
+                    authorize=checks.get(descriptor.full_name),
+                    observe=observe,
+                )
+                for descriptor, servicer in services
+            )
         )
         self.health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -8,11 +8,18 @@ Handlers are built from the service's descriptor rather than the generated
 - a ``RumorError`` becomes its status (``errors.status_of``) with its message
   word for word; anything else is logged with its traceback and answered
   INTERNAL — a bad request never takes the node down.
+
+Two optional hooks, both free when unset: ``authorize`` sees each call's
+invocation metadata before anything else and a call it refuses is aborted
+UNAUTHENTICATED; ``observe(api, method, status_name, seconds)`` is told the
+outcome and duration of every call, OK or not.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -27,6 +34,16 @@ from rumor.node.core.errors import InvalidRequest, RumorError
 from rumor.node.server.errors import status_of
 
 log = structlog.get_logger(__name__)
+
+Authorize = Callable[[Any], bool]
+Observe = Callable[[str, str, str, float], None]
+
+UNAUTHENTICATED_DETAILS = "missing or invalid API token"
+# StatusCode names by the enum and by its integer value (what aio contexts may return).
+_CODE_NAMES: dict[object, str] = {}
+for _code in grpc.StatusCode:
+    _CODE_NAMES[_code] = _code.name
+    _CODE_NAMES[_code.value[0]] = _code.name
 
 
 class _Malformed:
@@ -72,9 +89,87 @@ def _bind(name: str) -> None:
     structlog.contextvars.bind_contextvars(rpc=name, request_id=os.urandom(6).hex())
 
 
+def _code_name(context: Any, default: str) -> str:
+    """The status a call ended with as a StatusCode name (``default`` when unset)."""
+    try:
+        code = context.code()
+    except (AttributeError, NotImplementedError):
+        return default
+    if code is None:
+        return default
+    return _CODE_NAMES.get(code, default)
+
+
+async def _authorize(authorize: Authorize | None, context: Any) -> None:
+    if authorize is not None and not authorize(context.invocation_metadata()):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_DETAILS)
+
+
+def _guard_unary(
+    behavior: Callable[[Any, Any], Any],
+    name: str,
+    authorize: Authorize | None,
+    observe: Observe | None,
+) -> Callable[[Any, Any], Any]:
+    """Wraps a unary-response behavior (unary-unary or stream-unary) with the hooks."""
+
+    async def guarded(request: Any, context: Any) -> Any:
+        start = time.perf_counter()
+        status = "UNKNOWN"
+        try:
+            await _authorize(authorize, context)
+            response = await behavior(request, context)
+            status = _code_name(context, "OK")
+            return response
+        except grpc.aio.AbortError:
+            status = _code_name(context, "UNKNOWN")
+            raise
+        except asyncio.CancelledError:
+            status = "CANCELLED"
+            raise
+        finally:
+            if observe is not None:
+                observe("grpc", name, status, time.perf_counter() - start)
+
+    return guarded
+
+
+def _guard_stream(
+    behavior: Callable[[Any, Any], AsyncIterator[Any]],
+    name: str,
+    authorize: Authorize | None,
+    observe: Observe | None,
+) -> Callable[[Any, Any], AsyncIterator[Any]]:
+    """Wraps a server-streaming behavior with the hooks; the time covers the whole stream."""
+
+    async def guarded(request: Any, context: Any) -> AsyncIterator[Any]:
+        start = time.perf_counter()
+        status = "UNKNOWN"
+        try:
+            await _authorize(authorize, context)
+            async for response in behavior(request, context):
+                yield response
+            status = _code_name(context, "OK")
+        except grpc.aio.AbortError:
+            status = _code_name(context, "UNKNOWN")
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            status = "CANCELLED"
+            raise
+        finally:
+            if observe is not None:
+                observe("grpc", name, status, time.perf_counter() - start)
+
+    return guarded
+
+
 def _handler(
-    method: MethodDescriptor, implementation: Callable[..., Any]
+    method: MethodDescriptor,
+    implementation: Callable[..., Any],
+    authorize: Authorize | None = None,
+    observe: Observe | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
+    hooked = authorize is not None or observe is not None
     request_class = message_factory.GetMessageClass(method.input_type)
     deserialize = _deserializer(request_class)
     name = method.name
@@ -88,6 +183,10 @@ def _handler(
             except Exception as error:
                 await _fail(context, error)
 
+        if hooked:
+            return grpc.stream_unary_rpc_method_handler(
+                _guard_unary(stream_unary, name, authorize, observe), deserialize, _serialize
+            )
         return grpc.stream_unary_rpc_method_handler(stream_unary, deserialize, _serialize)
 
     if method.server_streaming and not method.client_streaming:
@@ -102,6 +201,10 @@ def _handler(
             except Exception as error:
                 await _fail(context, error)
 
+        if hooked:
+            return grpc.unary_stream_rpc_method_handler(
+                _guard_stream(unary_stream, name, authorize, observe), deserialize, _serialize
+            )
         return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, _serialize)
 
     if method.client_streaming:
@@ -116,14 +219,28 @@ def _handler(
         except Exception as error:
             await _fail(context, error)
 
+    if hooked:
+        return grpc.unary_unary_rpc_method_handler(
+            _guard_unary(unary_unary, name, authorize, observe), deserialize, _serialize
+        )
     return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, _serialize)
 
 
 def service_handler(
-    service: ServiceDescriptor, servicer: object
+    service: ServiceDescriptor,
+    servicer: object,
+    *,
+    authorize: Authorize | None = None,
+    observe: Observe | None = None,
 ) -> grpc.GenericRpcHandler[Any, Any]:
-    """A handler for every method of ``service``, each calling ``servicer.<MethodName>``."""
+    """A handler for every method of ``service``, each calling ``servicer.<MethodName>``.
+
+    ``authorize(invocation_metadata)`` refusing a call aborts it UNAUTHENTICATED
+    before the request is looked at; ``observe("grpc", method, status, seconds)``
+    is called once every call is over.
+    """
     handlers = {
-        method.name: _handler(method, getattr(servicer, method.name)) for method in service.methods
+        method.name: _handler(method, getattr(servicer, method.name), authorize, observe)
+        for method in service.methods
     }
     return grpc.method_handlers_generic_handler(service.full_name, handlers)

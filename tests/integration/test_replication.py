@@ -589,7 +589,7 @@ def test_a_joining_node_gets_100000_keys_and_serves_only_once_caught_up(tmp_path
                     for i in range(start, start + BULK_BATCH)
                 ]
                 assert space.bulk_put(items) == BULK_BATCH
-        converge(grown, timeout=30)
+        converge(grown, timeout=60)
         held = status(n1).records_held
         assert held == JOIN_KEYS + 1  # and the namespace's own record
 
@@ -619,7 +619,7 @@ def test_a_joining_node_gets_100000_keys_and_serves_only_once_caught_up(tmp_path
         poll(caught_up, timeout=60, interval=0.1)
         sample = [b"key-%06d" % i for i in (0, JOIN_KEYS - 1, *random.sample(range(JOIN_KEYS), 98))]
         assert holds([joiner], ns, {key: f"value-{int(key[4:])}" for key in sample})
-        converge(grown, timeout=30)
+        converge(grown, timeout=60)
         assert status(joiner).records_held == held
 
 

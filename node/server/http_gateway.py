@@ -1,0 +1,473 @@
+"""The Cloudflare-compatible HTTP gateway: the Workers KV part of Cloudflare's REST API v4.
+
+Every route calls the same ``Operations`` as the gRPC service; errors of
+``core.errors`` are mapped by ``errors.status_of`` (the one error map) onto the
+HTTP status and Cloudflare's error code, inside Cloudflare's envelope
+``{success, errors: [{code, message}], messages, result, result_info}``.
+Keys are taken from the raw path and percent-decoded to bytes, so ``a%2Fb`` is
+the key ``a/b``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import structlog
+from aiohttp import BodyPartReader, web
+from aiohttp.typedefs import Middleware
+
+from rumor.node.core import validation
+from rumor.node.core.errors import InvalidRequest, RumorError
+from rumor.node.core.record import RecordHeader
+from rumor.node.server.errors import status_of
+from rumor.node.server.operations import Found, NamespaceInfo, Operations, PutItem
+
+PREFIX = "/client/v4/accounts/{account_id}/storage/kv/namespaces"
+MAX_BODY_BYTES = 128 * 1024 * 1024
+DEFAULT_PER_PAGE = 20
+MAX_PER_PAGE = 100
+CODE_AUTH = 10000
+CODE_INTERNAL = 10000
+CODE_KEY_NOT_FOUND = 10009
+# The raw path split on "/" (at most 10 times): [..., "namespaces", ns, "values", key].
+_KEY_SEGMENT = 10
+
+Authorize = Callable[[str | None], int | None]
+Observe = Callable[[str, str, int, float], None]
+MetricsText = Callable[[], tuple[bytes, str]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_log = structlog.get_logger(__name__)
+_OPERATIONS = web.AppKey("operations", Operations)
+
+
+# ---- envelope -----------------------------------------------------------
+
+
+def envelope(result: Any = None, *, result_info: Any = None, status: int = 200) -> web.Response:
+    body: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": result}
+    if result_info is not None:
+        body["result_info"] = result_info
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def failure(status: int, code: int, message: str) -> web.Response:
+    body = {
+        "success": False,
+        "errors": [{"code": code, "message": message}],
+        "messages": [],
+        "result": None,
+    }
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# ---- request parsing ----------------------------------------------------
+
+
+def _operations(request: web.Request) -> Operations:
+    return request.app[_OPERATIONS]
+
+
+def _namespace_id(request: web.Request) -> str:
+    return request.match_info["namespace_id"]
+
+
+def _raw_key(request: web.Request) -> bytes:
+    """The key of a values/metadata route, percent-decoded from the raw path."""
+    path = request.raw_path.split("?", 1)[0]
+    parts = path.split("/", _KEY_SEGMENT)
+    return unquote_to_bytes(parts[_KEY_SEGMENT]) if len(parts) > _KEY_SEGMENT else b""
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    return _as_int(raw, name)
+
+
+def _as_int(raw: Any, name: str) -> int:
+    if isinstance(raw, bool):
+        raise InvalidRequest(f"Invalid {name} of {raw!r}. Please specify an integer.")
+    if isinstance(raw, int):
+        return raw
+    try:
+        number = float(raw)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number.is_integer():
+        raise InvalidRequest(f"Invalid {name} of {raw!r}. Please specify an integer.")
+    return int(number)
+
+
+async def _json_body(request: web.Request) -> Any:
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidRequest("The request body must be valid JSON.") from exc
+
+
+def _metadata_json(raw: bytes | None) -> Any:
+    return None if raw is None else json.loads(raw)
+
+
+def _namespace_json(info: NamespaceInfo) -> dict[str, Any]:
+    return {"id": info.id, "title": info.title, "supports_url_encoding": True}
+
+
+# ---- namespaces ---------------------------------------------------------
+
+
+async def create_namespace(request: web.Request) -> web.StreamResponse:
+    body = await _json_body(request)
+    title = body.get("title") if isinstance(body, dict) else None
+    if not isinstance(title, str):
+        raise InvalidRequest('The request body must be {"title": "..."}.')
+    return envelope(_namespace_json(await _operations(request).create_namespace(title)))
+
+
+async def list_namespaces(request: web.Request) -> web.StreamResponse:
+    page = _int_param(request, "page") or 1
+    per_page = _int_param(request, "per_page") or DEFAULT_PER_PAGE
+    if page < 1:
+        raise InvalidRequest(f"Invalid page of {page}. Please specify an integer greater than 0.")
+    if not 1 <= per_page <= MAX_PER_PAGE:
+        raise InvalidRequest(
+            f"Invalid per_page of {per_page}. Please specify an integer from 1 to {MAX_PER_PAGE}."
+        )
+    order = request.query.get("order", "id")
+    direction = request.query.get("direction", "asc")
+    if order not in ("id", "title"):
+        raise InvalidRequest(f'Invalid order "{order}". Order by "id" or "title".')
+    if direction not in ("asc", "desc"):
+        raise InvalidRequest(f'Invalid direction "{direction}". Use "asc" or "desc".')
+    infos = sorted(
+        _operations(request).list_namespaces(),
+        key=lambda info: (info.title, info.id) if order == "title" else (info.id, info.title),
+        reverse=direction == "desc",
+    )
+    chosen = infos[(page - 1) * per_page : page * per_page]
+    return envelope(
+        [_namespace_json(info) for info in chosen],
+        result_info={
+            "page": page,
+            "per_page": per_page,
+            "count": len(chosen),
+            "total_count": len(infos),
+        },
+    )
+
+
+async def get_namespace(request: web.Request) -> web.StreamResponse:
+    return envelope(_namespace_json(_operations(request).get_namespace(_namespace_id(request))))
+
+
+async def rename_namespace(request: web.Request) -> web.StreamResponse:
+    body = await _json_body(request)
+    title = body.get("title") if isinstance(body, dict) else None
+    if not isinstance(title, str):
+        raise InvalidRequest('The request body must be {"title": "..."}.')
+    info = await _operations(request).rename_namespace(_namespace_id(request), title)
+    return envelope(_namespace_json(info))
+
+
+async def delete_namespace(request: web.Request) -> web.StreamResponse:
+    await _operations(request).delete_namespace(_namespace_id(request))
+    return envelope({})
+
+
+# ---- keys ---------------------------------------------------------------
+
+
+def _key_json(name: bytes, header: RecordHeader) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name.decode()}
+    if header.expiration:
+        entry["expiration"] = header.expiration
+    if header.metadata is not None:
+        entry["metadata"] = json.loads(header.metadata)
+    return entry
+
+
+async def list_keys(request: web.Request) -> web.StreamResponse:
+    limit = validation.http_list_limit(_int_param(request, "limit"))
+    listing = _operations(request).list_keys(
+        _namespace_id(request),
+        request.query.get("prefix", "").encode(),
+        limit,
+        request.query.get("cursor", "").encode(),
+    )
+    keys = [_key_json(name, header) for name, header in listing.keys]
+    return envelope(keys, result_info={"count": len(keys), "cursor": listing.cursor.decode()})
+
+
+# ---- values -------------------------------------------------------------
+
+
+def _key_not_found() -> web.Response:
+    return failure(404, CODE_KEY_NOT_FOUND, "key not found")
+
+
+async def get_value(request: web.Request) -> web.StreamResponse:
+    found = _operations(request).get(_namespace_id(request), _raw_key(request))
+    if found is None:
+        return _key_not_found()
+    headers = {"Content-Type": "application/octet-stream"}
+    if found.header.expiration:
+        headers["expiration"] = str(found.header.expiration)
+    return web.Response(body=found.value, headers=headers)
+
+
+def _part_metadata(raw: bytes, content_type: str) -> bytes:
+    """A multipart ``metadata`` part: JSON text; a text/plain part that is not JSON is a string."""
+    if content_type.startswith("text/plain"):
+        try:
+            json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError as exc:
+                raise InvalidRequest("Metadata must be valid JSON.") from exc
+            return validation.metadata_value(text)
+    return raw
+
+
+async def _read_part(part: BodyPartReader) -> bytes:
+    chunks = bytearray()
+    while chunk := await part.read_chunk():
+        chunks += chunk
+    return bytes(chunks)
+
+
+async def put_value(request: web.Request) -> web.StreamResponse:
+    metadata: bytes | None = None
+    if request.content_type.startswith("multipart/"):
+        value: bytes | None = None
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise InvalidRequest("Nested multipart bodies are not supported.")
+            raw = await _read_part(part)
+            if part.name == "value":
+                value = raw
+            elif part.name == "metadata":
+                content_type = part.headers.get("Content-Type", "application/json")
+                metadata = _part_metadata(raw, content_type)
+        if value is None:
+            raise InvalidRequest('The multipart body must have a "value" part.')
+    else:
+        value = await request.read()
+    validation.value_length(len(value))
+    item = PutItem(
+        key=_raw_key(request),
+        value=value,
+        expiration=_int_param(request, "expiration"),
+        expiration_ttl=_int_param(request, "expiration_ttl"),
+        metadata=metadata,
+    )
+    await _operations(request).put(_namespace_id(request), item)
+    return envelope({})
+
+
+async def delete_value(request: web.Request) -> web.StreamResponse:
+    await _operations(request).delete(_namespace_id(request), _raw_key(request))
+    return envelope({})
+
+
+async def get_metadata(request: web.Request) -> web.StreamResponse:
+    found = _operations(request).get(_namespace_id(request), _raw_key(request))
+    if found is None:
+        return _key_not_found()
+    return envelope(_metadata_json(found.header.metadata))
+
+
+# ---- bulk ---------------------------------------------------------------
+
+
+def _bulk_item(index: int, raw: Any) -> PutItem:
+    if not isinstance(raw, dict):
+        raise InvalidRequest(f"Bulk item {index} must be an object with a key and a value.")
+    key, value = raw.get("key"), raw.get("value")
+    if not isinstance(key, str) or not isinstance(value, str):
+        raise InvalidRequest(f"Bulk item {index} must have a string key and a string value.")
+    if raw.get("base64"):
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidRequest(f"Bulk item {index} has a value that is not base64.") from exc
+    else:
+        data = value.encode()
+    expiration = raw.get("expiration")
+    ttl = raw.get("expiration_ttl")
+    metadata = raw.get("metadata")
+    return PutItem(
+        key=key.encode(),
+        value=data,
+        expiration=None if expiration is None else _as_int(expiration, "expiration"),
+        expiration_ttl=None if ttl is None else _as_int(ttl, "expiration_ttl"),
+        metadata=None if metadata is None else validation.metadata_value(metadata),
+    )
+
+
+async def bulk_put(request: web.Request) -> web.StreamResponse:
+    body = await _json_body(request)
+    if not isinstance(body, list):
+        raise InvalidRequest("The request body must be a list of key-value pairs.")
+    items = [_bulk_item(index, raw) for index, raw in enumerate(body)]
+    count = await _operations(request).bulk_put(_namespace_id(request), items)
+    return envelope({"successful_key_count": count, "unsuccessful_keys": []})
+
+
+async def bulk_delete(request: web.Request) -> web.StreamResponse:
+    body = await _json_body(request)
+    if not isinstance(body, list) or not all(isinstance(key, str) for key in body):
+        raise InvalidRequest("The request body must be a list of key names.")
+    count = await _operations(request).bulk_delete(
+        _namespace_id(request), [key.encode() for key in body]
+    )
+    return envelope({"successful_key_count": count, "unsuccessful_keys": []})
+
+
+def _bulk_value(key: bytes, found: Found, value_type: str) -> Any:
+    if value_type == "json":
+        return json.loads(validation.json_value(key, found.value))
+    return found.value.decode("utf-8", "replace")
+
+
+async def bulk_get(request: web.Request) -> web.StreamResponse:
+    body = await _json_body(request)
+    keys = body.get("keys") if isinstance(body, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+        raise InvalidRequest('The request body must be {"keys": ["...", ...]}.')
+    assert isinstance(body, dict)
+    value_type = validation.bulk_get_type(str(body.get("type", "text")))
+    with_metadata = bool(body.get("withMetadata", False))
+    raw_keys = [key.encode() for key in keys]
+    results = _operations(request).get_many(_namespace_id(request), raw_keys)
+    values: dict[str, Any] = {}
+    for name, raw, found in zip(keys, raw_keys, results, strict=True):
+        value = None if found is None else _bulk_value(raw, found, value_type)
+        if with_metadata:
+            metadata = None if found is None else _metadata_json(found.header.metadata)
+            values[name] = None if found is None else {"value": value, "metadata": metadata}
+        else:
+            values[name] = value
+    return envelope({"values": values})
+
+
+# ---- app ----------------------------------------------------------------
+
+
+def _middleware(authorize: Authorize | None, observe: Observe | None) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        route = request.match_info.route.name or "unmatched"
+        status = 500
+        try:
+            response = await _answer(request, handler, authorize)
+            status = response.status
+            return response
+        finally:
+            if observe is not None:
+                observe("http", route, status, time.perf_counter() - started)
+
+    return middleware
+
+
+async def _answer(
+    request: web.Request, handler: Handler, authorize: Authorize | None
+) -> web.StreamResponse:
+    public = request.path in ("/healthz", "/metrics")
+    if authorize is not None and not public:
+        denied = authorize(request.headers.get("Authorization"))
+        if denied is not None:
+            return failure(denied, CODE_AUTH, "Authentication error")
+    try:
+        return await handler(request)
+    except RumorError as error:
+        status = status_of(error)
+        return failure(status.http_status, status.cloudflare_code, str(error))
+    except web.HTTPException as error:
+        if public:
+            raise
+        return failure(error.status, CODE_INTERNAL, error.reason)
+    except Exception:
+        _log.exception("http.internal_error", path=request.path)
+        return failure(500, CODE_INTERNAL, "internal error")
+
+
+def build_app(
+    operations: Operations,
+    *,
+    authorize: Authorize | None = None,
+    ready: Callable[[], bool] = lambda: True,
+    metrics_text: MetricsText | None = None,
+    observe: Observe | None = None,
+) -> web.Application:
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES, middlewares=[_middleware(authorize, observe)]
+    )
+    app[_OPERATIONS] = operations
+
+    async def healthz(request: web.Request) -> web.StreamResponse:
+        ok = ready()
+        return web.json_response(
+            {"status": "ok" if ok else "unavailable"}, status=200 if ok else 503
+        )
+
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        if metrics_text is None:
+            raise web.HTTPNotFound()
+        body, content_type = metrics_text()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    ns = PREFIX + "/{namespace_id}"
+    routes: list[tuple[str, str, Handler, str]] = [
+        ("GET", "/healthz", healthz, "healthz"),
+        ("GET", "/metrics", metrics, "metrics"),
+        ("POST", PREFIX, create_namespace, "namespaces.create"),
+        ("GET", PREFIX, list_namespaces, "namespaces.list"),
+        ("GET", ns, get_namespace, "namespaces.get"),
+        ("PUT", ns, rename_namespace, "namespaces.update"),
+        ("DELETE", ns, delete_namespace, "namespaces.delete"),
+        ("GET", ns + "/keys", list_keys, "keys.list"),
+        ("GET", ns + "/values/{key:.*}", get_value, "values.get"),
+        ("PUT", ns + "/values/{key:.*}", put_value, "values.update"),
+        ("DELETE", ns + "/values/{key:.*}", delete_value, "values.delete"),
+        ("GET", ns + "/metadata/{key:.*}", get_metadata, "metadata.get"),
+        ("PUT", ns + "/bulk", bulk_put, "bulk.update"),
+        ("DELETE", ns + "/bulk", bulk_delete, "bulk.delete"),
+        ("POST", ns + "/bulk/delete", bulk_delete, "bulk.delete_post"),
+        ("POST", ns + "/bulk/get", bulk_get, "bulk.get"),
+    ]
+    for method, path, handler, name in routes:
+        app.router.add_route(method, path, handler, name=name)
+    return app
+
+
+async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
+    """Serve ``app``; return the runner and the "host:port" bound (port 0 picks a free one)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_host, bound_port = runner.addresses[0][:2]
+    shown = f"[{bound_host}]" if ":" in str(bound_host) else str(bound_host)
+    return runner, f"{shown}:{bound_port}"

@@ -1,0 +1,211 @@
+"""Prometheus metrics for one node, served at ``/metrics``.
+
+Two kinds of series live in the node's own ``CollectorRegistry`` (never the
+process-global one, so several nodes in one process — as in tests — stay apart):
+
+- per-request series fed by ``Metrics.observe``, called by the gRPC wrapper
+  (``rpc.service_handler(observe=...)``) and the HTTP gateway:
+  ``rumor_requests_total{api,method,status}`` and the
+  ``rumor_request_seconds{api,method}`` histogram;
+- node state read at scrape time by a custom collector from counters the node
+  already keeps (the replica's stored counters, ``ReplicationStats``, the push
+  queues, the watermark vectors), so nothing extra is done on the write path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+Vectors = Callable[[], Mapping[int, Mapping[int, int]]]
+
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+
+def watermark_lag(own: Mapping[int, int], vectors: Iterable[Mapping[int, int]]) -> dict[int, int]:
+    """Per origin: the highest watermark any known member advertises, minus ours (>= 0)."""
+    best: dict[int, int] = dict(own)
+    for vector in vectors:
+        for origin, seq in vector.items():
+            if seq > best.get(origin, 0):
+                best[origin] = seq
+    return {origin: max(seq - own.get(origin, 0), 0) for origin, seq in best.items()}
+
+
+class _StateCollector(Collector):
+    """Reads the node's counters at scrape time."""
+
+    def __init__(
+        self, node_id: int, replica: Any, stats: Any, queues: Any, vectors: Vectors | None
+    ) -> None:
+        self.node_id = node_id
+        self.replica = replica
+        self.stats = stats
+        self.queues = queues
+        self.vectors = vectors
+
+    def collect(self) -> Iterable[Metric]:
+        replica, stats = self.replica, self.stats
+
+        info = GaugeMetricFamily(
+            "rumor_node_info", "This node's id (value always 1).", labels=["node_id"]
+        )
+        info.add_metric([str(self.node_id)], 1)
+        yield info
+
+        yield GaugeMetricFamily(
+            "rumor_records_held",
+            "Live records stored on this node (stored counter, not a scan).",
+            value=max(int(replica.records_held), 0),
+        )
+        yield GaugeMetricFamily(
+            "rumor_tombstones_held",
+            "Tombstones stored on this node, awaiting purge (stored counter).",
+            value=max(int(replica.tombstones_held), 0),
+        )
+        yield GaugeMetricFamily(
+            "rumor_deferred_records",
+            "Remote records received but deferred (their HLC is too far ahead).",
+            value=int(replica.deferred_held),
+        )
+        yield CounterMetricFamily(
+            "rumor_audit_repairs",
+            "Records repaired by the audit (Merkle bucket) rounds since start.",
+            value=int(replica.audit_repairs_total),
+        )
+
+        applied = CounterMetricFamily(
+            "rumor_records_applied",
+            "Records applied: local = this node's own writes (its durable sequence), "
+            "remote = newer versions taken from peers since start.",
+            labels=["source"],
+        )
+        applied.add_metric(["local"], int(replica.durable_seq))
+        applied.add_metric(["remote"], int(stats.records_applied_remote))
+        yield applied
+
+        push_rounds = CounterMetricFamily(
+            "rumor_push_rounds",
+            "Push rounds (one Push call per batch) by direction and result.",
+            labels=["direction", "result"],
+        )
+        push_rounds.add_metric(["sent", "ok"], int(stats.pushes_sent))
+        push_rounds.add_metric(["sent", "failed"], int(stats.pushes_failed))
+        received = getattr(stats, "pushes_received", None)
+        if received is not None:
+            push_rounds.add_metric(["received", "ok"], int(received))
+        yield push_rounds
+
+        push_bytes = CounterMetricFamily(
+            "rumor_push_bytes",
+            "Bytes of Push requests (serialized size) by direction.",
+            labels=["direction"],
+        )
+        push_bytes.add_metric(["sent"], int(stats.push_bytes))
+        push_bytes.add_metric(["received"], int(stats.push_bytes_received))
+        yield push_bytes
+
+        yield CounterMetricFamily(
+            "rumor_anti_entropy_rounds",
+            "Anti-entropy (push-pull Exchange) rounds this node started and completed.",
+            value=int(stats.exchanges),
+        )
+        ae_bytes = CounterMetricFamily(
+            "rumor_anti_entropy_bytes",
+            "Bytes of Exchange responses received in anti-entropy rounds this node started.",
+            labels=["direction"],
+        )
+        ae_bytes.add_metric(["received"], int(stats.exchange_bytes))
+        yield ae_bytes
+        yield CounterMetricFamily(
+            "rumor_audit_rounds",
+            "Audit rounds (Merkle bucket comparison) this node ran.",
+            value=int(stats.audit_rounds),
+        )
+
+        yield CounterMetricFamily(
+            "rumor_push_queue_drops",
+            "Records dropped from full push queues (anti-entropy repairs them later).",
+            value=int(self.queues.dropped),
+        )
+
+        lag = GaugeMetricFamily(
+            "rumor_watermark_lag",
+            "Per origin: highest watermark any known member advertises minus ours "
+            "(sequence numbers this node has yet to see).",
+            labels=["origin"],
+        )
+        if self.vectors is not None:
+            own = replica.own_watermarks()
+            for origin, behind in sorted(watermark_lag(own, self.vectors().values()).items()):
+                lag.add_metric([str(origin)], behind)
+        yield lag
+
+
+class Metrics:
+    """A node's metrics: request series plus a scrape-time collector of its state.
+
+    ``vectors`` returns the watermark vectors known for the other members
+    (``membership.vectors``); without it no ``rumor_watermark_lag`` samples are
+    reported.
+    """
+
+    def __init__(
+        self,
+        *,
+        node_id: int,
+        replica: Any,
+        stats: Any,
+        queues: Any,
+        vectors: Vectors | None = None,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._requests = Counter(
+            "rumor_requests",
+            "Requests handled, by API (grpc or http), method and status "
+            "(gRPC status code name or HTTP status).",
+            ["api", "method", "status"],
+            registry=self.registry,
+        )
+        self._seconds = Histogram(
+            "rumor_request_seconds",
+            "Time to handle a request (for a stream: until it ends), by API and method.",
+            ["api", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_StateCollector(node_id, replica, stats, queues, vectors))
+
+    def observe(self, api: str, method: str, status: str | int, seconds: float) -> None:
+        self._requests.labels(api, method, str(status)).inc()
+        self._seconds.labels(api, method).observe(max(seconds, 0.0))
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type, for the ``/metrics`` handler."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,104 @@
+"""The HTTP gateway, API tokens, /metrics and /healthz on a real node process."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from rumor.client import Client
+from rumor.client.errors import AuthenticationError
+from tests.support.nodes import NodeProcess
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    root: Path = tmp_path_factory.mktemp("secured")
+    token_file = root / "tokens"
+    token_file.write_text("# one per line\nsecond-token\n")
+    node = NodeProcess(
+        root / "data", "--http", "127.0.0.1:0", "--api-token", TOKEN,
+        "--api-token-file", str(token_file), "--min-expiration-ttl", "1",
+    )  # fmt: skip
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def _request(
+    url: str, token: str | None = None, method: str = "GET", body: bytes | None = None
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method=method)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_grpc_needs_a_token(secured: NodeProcess) -> None:
+    with Client(secured.address, timeout=5) as anonymous, pytest.raises(AuthenticationError):
+        anonymous.namespaces.list()
+    with (
+        Client(secured.address, api_token="wrong", timeout=5) as wrong,
+        pytest.raises(AuthenticationError) as failure,
+    ):
+        wrong.namespaces.list()
+    assert "API token" in str(failure.value)
+    with Client(secured.address, api_token=TOKEN) as client:
+        assert isinstance(client.namespaces.list(), list)
+    with Client(secured.address, api_token="second-token") as client:  # from the file
+        assert isinstance(client.namespaces.list(), list)
+
+
+def test_http_needs_a_token_and_serves_the_cloudflare_api(secured: NodeProcess) -> None:
+    base = f"http://{secured.http}/client/v4/accounts/acct/storage/kv/namespaces"
+    status, body = _request(base)
+    assert status == 401 and json.loads(body)["success"] is False
+    assert _request(base, "wrong")[0] == 403
+    status, body = _request(base, TOKEN, "POST", json.dumps({"title": "HTTP"}).encode())
+    assert status == 200
+    namespace = json.loads(body)["result"]["id"]
+    status, _ = _request(f"{base}/{namespace}/values/a%2Fb", TOKEN, "PUT", b"hello")
+    assert status == 200
+    status, body = _request(f"{base}/{namespace}/values/a%2Fb", TOKEN)
+    assert (status, body) == (200, b"hello")
+    with Client(secured.address, api_token=TOKEN) as client:  # one store behind both APIs
+        assert client.namespace(namespace).get("a/b") == "hello"
+    status, body = _request(f"{base}/{namespace}/values/missing", TOKEN)
+    assert status == 404 and json.loads(body)["errors"][0]["code"] == 10009
+
+
+def test_metrics_and_health_are_open(secured: NodeProcess) -> None:
+    status, body = _request(f"http://{secured.http}/healthz")
+    assert status == 200
+    status, body = _request(f"http://{secured.http}/metrics")
+    text = body.decode()
+    assert status == 200
+    for name in (
+        "rumor_requests_total",
+        "rumor_request_seconds",
+        "rumor_records_held",
+        "rumor_tombstones_held",
+        "rumor_push_queue_drops_total",
+    ):
+        assert name in text, name
+    assert 'api="grpc"' in text and 'api="http"' in text
+
+
+def test_health_service_stays_open(secured: NodeProcess) -> None:
+    with grpc.insecure_channel(secured.address) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
