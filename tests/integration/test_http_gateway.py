@@ -503,3 +503,20 @@ def test_cloudflare_sdk(threaded_gateway: str) -> None:
     with pytest.raises(cloudflare.BadRequestError) as raised:
         kv.values.update("k", account_id=ACCOUNT, namespace_id=ns, value=b"v", expiration_ttl=0)
     assert "Invalid expiration_ttl of 0." in str(raised.value)
+
+
+def test_cloudflare_sdk_namespace_get_update_delete(threaded_gateway: str) -> None:
+    cloudflare = pytest.importorskip("cloudflare", reason="the cloudflare SDK is not installed")
+    client = cloudflare.Cloudflare(
+        api_token="t", base_url=f"http://{threaded_gateway}/client/v4", max_retries=0
+    )
+    kv = client.kv.namespaces
+    ns = kv.create(account_id=ACCOUNT, title="sdk-lifecycle").id
+    assert kv.get(ns, account_id=ACCOUNT).title == "sdk-lifecycle"
+    kv.update(ns, account_id=ACCOUNT, title="sdk-renamed")
+    assert kv.get(ns, account_id=ACCOUNT).title == "sdk-renamed"
+    kv.values.update("k", account_id=ACCOUNT, namespace_id=ns, value=b"v")
+    kv.delete(ns, account_id=ACCOUNT)
+    with pytest.raises(cloudflare.NotFoundError):
+        kv.get(ns, account_id=ACCOUNT)
+    assert all(item.id != ns for item in kv.list(account_id=ACCOUNT))

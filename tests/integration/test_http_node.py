@@ -102,3 +102,27 @@ def test_health_service_stays_open(secured: NodeProcess) -> None:
     with grpc.insecure_channel(secured.address) as channel:
         answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _metric(text: str, name: str, *labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and all(label in line for label in labels):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_move_with_traffic(secured: NodeProcess) -> None:
+    url = f"http://{secured.http}/metrics"
+    before = _request(url)[1].decode()
+    with Client(secured.address, api_token=TOKEN) as client:
+        namespace = client.namespace(client.namespaces.create("METRICS").id)
+        for i in range(5):
+            namespace.put(f"k{i}", "v")
+    after = _request(url)[1].decode()
+    puts = ('method="Put"', 'api="grpc"')
+    assert _metric(after, "rumor_requests_total", *puts) >= (
+        _metric(before, "rumor_requests_total", *puts) + 5
+    )
+    assert _metric(after, "rumor_records_held") >= _metric(before, "rumor_records_held") + 5
+    assert _metric(after, "rumor_request_seconds_count", *puts) >= 5
