@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+from typing import Any
 
 import structlog
 from google.protobuf.descriptor import ServiceDescriptor
@@ -45,6 +46,7 @@ from rumor.node.server.metrics import Metrics
 from rumor.node.server.operations import Operations
 from rumor.node.server.replication_service import ReplicationService
 from rumor.node.server.replicator import ReplicationSettings, Replicator, new_boot_nonce
+from rumor.node.server.security import SECRET_HEADER, SecretChecker, Tls, load_secret
 from rumor.node.server.sweeper import Sweeper
 from rumor.node.server.watch import WatchHub
 from rumor.node.storage import RocksStore
@@ -53,6 +55,11 @@ log = structlog.get_logger(__name__)
 
 EXIT_SYNC_FAILED = 70
 EXIT_REMOVED = 78  # EX_CONFIG: this id was removed; the data directory must be wiped
+
+
+def _loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def new_node_id() -> int:
@@ -150,12 +157,30 @@ class Node:
                 queues=replicator.queues,
                 vectors=lambda: membership.vectors,
             )
-            server = GrpcServer(
-                services,
-                authorize={KV_SERVICE.full_name: tokens.grpc_allows} if tokens.enabled else None,
-                observe=metrics.observe,
+            tls = Tls.load(config.tls_cert, config.tls_key, config.tls_ca)
+            secret = load_secret(config.cluster_secret_file, os.environ.get("RUMOR_CLUSTER_SECRET"))
+            checks: dict[str, Any] = {}
+            if tokens.enabled:
+                checks[KV_SERVICE.full_name] = tokens.grpc_allows
+            if secret is not None:
+                secret_checker = SecretChecker(secret)
+                for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE):
+                    checks[descriptor.full_name] = secret_checker.allows
+                replicator.call_metadata = ((SECRET_HEADER, secret),)
+            else:
+                log.warning("cluster.open", reason="no cluster secret: any host may replicate")
+            if tls is not None:
+                replicator.channel_credentials = tls.channel_credentials()
+            server = GrpcServer(services, authorize=checks or None, observe=metrics.observe)
+            listen = server.bind(
+                config.listen, tls.server_credentials() if tls is not None else None
             )
-            listen = server.bind(config.listen)
+            if tls is None and not _loopback(listen):
+                log.warning(
+                    "listener.exposed",
+                    listen=listen,
+                    reason="not on loopback and without TLS: traffic is readable on the network",
+                )
             advertise = config.advertise or listen
             replicator.configure(self._replication_settings(advertise))
             replicator.ready = not config.seed_list() and not membership.peers()

@@ -15,6 +15,7 @@ from rumor.node import logs
 from rumor.node.app import run
 from rumor.node.config import Config, ConfigError
 from rumor.node.server.grpc_server import BindError
+from rumor.node.server.security import SecurityError
 from rumor.node.storage import StoreLocked
 
 
@@ -63,7 +64,7 @@ def node_command(config_file: str | None, **flags: Any) -> None:
     logs.configure(config.log_level, config.log_format)
     try:
         status = run(config)
-    except (StoreLocked, BindError) as exc:
+    except (StoreLocked, BindError, SecurityError, ValueError) as exc:
         click.echo(f"rumor node: {exc}", err=True)
         sys.exit(1)
     sys.exit(status)

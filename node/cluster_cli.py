@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -157,7 +158,9 @@ def _admin_call(
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=response_class.FromString,
         )
-        return call(request, timeout=timeout)
+        secret = os.environ.get("RUMOR_CLUSTER_SECRET", "").strip()
+        metadata = (("x-rumor-cluster-secret", secret),) if secret else ()
+        return call(request, timeout=timeout, metadata=metadata)
 
 
 def _status(address: str, timeout: float) -> admin_pb2.StatusResponse | None:

@@ -46,6 +46,16 @@ class Config:
         "A bearer token clients must send (repeatable; RUMOR_API_TOKEN takes a comma-"
         "separated list). None at all: the APIs are open, and the log says so.",
     )
+    tls_cert: str = _setting("", "PEM certificate: every gRPC listener speaks TLS only.")
+    tls_key: str = _setting("", "PEM private key of --tls-cert.")
+    tls_ca: str = _setting(
+        "", "PEM CA: peers and clients must present a certificate it signed (mutual TLS)."
+    )
+    cluster_secret_file: str = _setting(
+        "",
+        "File holding the cluster secret that Replication, Admin and Faults calls must"
+        " carry (or RUMOR_CLUSTER_SECRET; never on the command line).",
+    )
     api_token_file: str = _setting(
         "", "A file of tokens, one per line (# comments allowed), added to --api-token."
     )

@@ -59,10 +59,13 @@ class GrpcServer:
             (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
 
-    def bind(self, address: str) -> str:
+    def bind(self, address: str, credentials: grpc.ServerCredentials | None = None) -> str:
         """Bind ``address`` (port 0 picks a free port); returns the bound host:port."""
         try:
-            port = self.server.add_insecure_port(address)
+            if credentials is None:
+                port = self.server.add_insecure_port(address)
+            else:
+                port = self.server.add_secure_port(address, credentials)
         except RuntimeError as exc:
             raise BindError(f"cannot listen on {address}: {exc}") from exc
         if port == 0:

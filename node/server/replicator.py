@@ -188,6 +188,8 @@ class Replicator:
         self._started_ms = now_monotonic_ms()
         self._warned_clock = False
         self.on_ready: Callable[[], Awaitable[None]] | None = None
+        self.channel_credentials: grpc.ChannelCredentials | None = None  # TLS to peers
+        self.call_metadata: tuple[tuple[str, str], ...] = ()  # e.g. the cluster secret
 
     # ---- lifecycle ------------------------------------------------------
 
@@ -295,7 +297,14 @@ class Replicator:
     def _link(self, address: str) -> _Link:
         link = self._links.get(address)
         if link is None:
-            link = _Link(grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS))
+            channel = (
+                grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+                if self.channel_credentials is None
+                else grpc.aio.secure_channel(
+                    address, self.channel_credentials, options=CHANNEL_OPTIONS
+                )
+            )
+            link = _Link(channel)
             self._links[address] = link
         return link
 
@@ -325,7 +334,7 @@ class Replicator:
             link.methods[method] = callable_
         timeout = timeout_s if timeout_s is not None else self.settings.rpc_timeout_ms / 1000
         try:
-            response = await callable_(request, timeout=timeout)
+            response = await callable_(request, timeout=timeout, metadata=self.call_metadata)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.FAILED_PRECONDITION and "removed" in (
                 error.details() or ""
