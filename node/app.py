@@ -49,7 +49,9 @@ from rumor.node.server.replicator import ReplicationSettings, Replicator, new_bo
 from rumor.node.server.security import SECRET_HEADER, SecretChecker, Tls, load_secret
 from rumor.node.server.sweeper import Sweeper
 from rumor.node.server.watch import WatchHub
-from rumor.node.storage import RocksStore
+from rumor.node.storage import RocksStore, layout
+from rumor.node.storage.rocks import RESTORED_MARKER
+from rumor.node.storage.store import META
 
 log = structlog.get_logger(__name__)
 
@@ -90,6 +92,7 @@ class Node:
         config = self.config
         store = RocksStore(config.data_dir)
         try:
+            self._take_new_id_if_restored(store)
             replica = Replica(
                 store,
                 new_node_id=new_node_id(),
@@ -141,7 +144,10 @@ class Node:
             services: list[tuple[ServiceDescriptor, object]] = [
                 (KV_SERVICE, KVService(operations, watches)),
                 (REPLICATION_SERVICE, ReplicationService(replicator)),
-                (ADMIN_SERVICE, AdminService(replicator)),
+                (
+                    ADMIN_SERVICE,
+                    AdminService(replicator, checkpoint=store.checkpoint, drain=self.stop),
+                ),
             ]
             if config.enable_fault_injection:
                 services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, replicator)))
@@ -250,6 +256,26 @@ class Node:
             store.close()
         log.info("node.stopped", exit_status=self.exit_status)
         return self.exit_status
+
+    def _take_new_id_if_restored(self, store: RocksStore) -> None:
+        """A node started on a checkpoint (or a copy) must not claim the original's id."""
+        marker = store.path / RESTORED_MARKER
+        if not marker.exists():
+            return
+        old = store.get(META, layout.META_NODE_ID)
+        _, hlc = layout.unpack_marks(store.get(META, layout.META_MARKS))
+        batch = store.batch()
+        batch.put(META, layout.META_NODE_ID, layout.pack_u64(new_node_id()))
+        batch.put(META, layout.META_MARKS, layout.pack_marks(0, hlc))  # a new origin: seq 0
+        batch.delete(META, layout.META_RESERVED)
+        batch.delete(META, layout.META_INCARNATION)
+        store.write(batch)
+        store.sync_wal()
+        marker.unlink()
+        log.info(
+            "node.restored",
+            previous_id=None if old is None else f"{layout.unpack_u64(old):016x}",
+        )
 
     def _replication_settings(self, advertise: str) -> ReplicationSettings:
         config = self.config

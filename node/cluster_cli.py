@@ -269,6 +269,84 @@ def admin() -> None:
     """Operator commands on a running node."""
 
 
+def _endpoint_option(command: Any) -> Any:
+    return click.option(
+        "--endpoint",
+        envvar="RUMOR_ENDPOINT",
+        default="127.0.0.1:7401",
+        show_default=True,
+        help="The node to ask; env RUMOR_ENDPOINT.",
+    )(command)
+
+
+@admin.command("checkpoint")
+@click.argument("directory")
+@_endpoint_option
+def checkpoint(directory: str, endpoint: str) -> None:
+    """Write a consistent checkpoint of the node's data to DIRECTORY (on the node's host).
+
+    Start a node on it (--data-dir DIRECTORY) to restore: it takes a new id and
+    catches up with the cluster.
+    """
+    try:
+        _admin_call(
+            endpoint,
+            "Checkpoint",
+            admin_pb2.CheckpointRequest(directory=directory),
+            admin_pb2.CheckpointResponse,
+            300,
+        )
+    except grpc.RpcError as error:
+        raise ClusterError(f"{endpoint}: {error.details()}") from None
+    click.echo(f"Checkpoint written to {directory} on the node's host.", err=True)
+
+
+@admin.command("drain")
+@_endpoint_option
+def drain(endpoint: str) -> None:
+    """Make the node leave the cluster gracefully and stop."""
+    try:
+        _admin_call(endpoint, "Drain", admin_pb2.DrainRequest(), admin_pb2.DrainResponse, 30)
+    except grpc.RpcError as error:
+        raise ClusterError(f"{endpoint}: {error.details()}") from None
+    click.echo(f"{endpoint} is leaving the cluster and stopping.", err=True)
+
+
+@admin.command("status")
+@_endpoint_option
+def admin_status(endpoint: str) -> None:
+    """The node's own view: id, readiness, clock fencing, counters, members (JSON)."""
+    answer = _status(endpoint, 10)
+    if answer is None:
+        raise ClusterError(f"{endpoint} did not answer Admin.Status")
+    click.echo(
+        json.dumps(
+            {
+                "node_id": f"{answer.node_id:016x}",
+                "name": answer.name,
+                "address": answer.address,
+                "ready": answer.ready,
+                "fenced": answer.fenced,
+                "records": answer.records_held,
+                "tombstones": answer.tombstones_held,
+                "deferred": answer.deferred_records,
+                "audit_repairs_total": answer.audit_repairs_total,
+                "members": [
+                    {
+                        "id": f"{m.member.id:016x}",
+                        "name": m.member.name,
+                        "address": m.member.address,
+                        "state": STATES.get(m.member.state, "?"),
+                        "incarnation": m.member.incarnation,
+                    }
+                    for m in answer.members
+                ],
+            },
+            indent=2,
+        )
+    )
+
+
 @admin.command("remove-node")
 @click.argument("node_id")
 @click.option(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from rumor.node.core import audit
@@ -16,8 +16,38 @@ from rumor.v1 import admin_pb2 as pb
 
 
 class AdminService:
-    def __init__(self, replicator: Replicator) -> None:
+    def __init__(
+        self,
+        replicator: Replicator,
+        *,
+        checkpoint: Callable[[str], object] | None = None,
+        drain: Callable[[], None] | None = None,
+    ) -> None:
         self.replicator = replicator
+        self._checkpoint = checkpoint
+        self._drain = drain
+
+    async def Checkpoint(
+        self, request: pb.CheckpointRequest, context: Any
+    ) -> pb.CheckpointResponse:
+        if self._checkpoint is None:
+            raise InvalidRequest("This node's store cannot take checkpoints.")
+        if not request.directory:
+            raise InvalidRequest("Give the directory to write the checkpoint to.")
+        try:
+            self._checkpoint(request.directory)
+        except FileExistsError as exc:
+            raise InvalidRequest(f"{exc}: a checkpoint goes to a new directory.") from None
+        except OSError as exc:
+            raise InvalidRequest(
+                f"cannot write a checkpoint to {request.directory}: {exc}"
+            ) from None
+        return pb.CheckpointResponse(directory=request.directory)
+
+    async def Drain(self, request: pb.DrainRequest, context: Any) -> pb.DrainResponse:
+        if self._drain is not None:
+            self._drain()
+        return pb.DrainResponse()
 
     async def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
         r = self.replicator

@@ -16,6 +16,7 @@ from pathlib import Path
 from rocksdict import (
     BlockBasedOptions,
     Cache,
+    Checkpoint,
     DBCompressionType,
     Options,
     Rdict,
@@ -27,6 +28,7 @@ from rocksdict import (
 from rumor.node.storage.store import COLUMN_FAMILIES, Batch
 
 WRITE_BUFFER_BYTES = 16 * 1024 * 1024
+RESTORED_MARKER = "RUMOR_CHECKPOINT"  # in a checkpoint: the node must take a new id
 BLOCK_CACHE_BYTES = 32 * 1024 * 1024
 
 
@@ -128,6 +130,17 @@ class RocksStore:
         finally:
             del iterator
             self._open_iterators -= 1
+
+    def checkpoint(self, directory: str | os.PathLike[str]) -> Path:
+        """A consistent copy of the database (hard links where possible) in ``directory``,
+        marked so that a node started on it takes a new id."""
+        target = Path(directory)
+        if target.exists():
+            raise FileExistsError(f"{target} already exists")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Checkpoint(self._db).create_checkpoint(str(target))
+        (target / RESTORED_MARKER).write_text("taken by rumor admin checkpoint\n")
+        return target
 
     def property_int(self, name: str) -> int | None:
         value: int | None = self._db.property_int_value(name)

@@ -49,6 +49,16 @@ class AdminStub:
                 request_serializer=rumor_dot_v1_dot_admin__pb2.RecordsRequest.SerializeToString,
                 response_deserializer=rumor_dot_v1_dot_admin__pb2.RecordInfo.FromString,
                 _registered_method=True)
+        self.Checkpoint = channel.unary_unary(
+                '/rumor.v1.Admin/Checkpoint',
+                request_serializer=rumor_dot_v1_dot_admin__pb2.CheckpointRequest.SerializeToString,
+                response_deserializer=rumor_dot_v1_dot_admin__pb2.CheckpointResponse.FromString,
+                _registered_method=True)
+        self.Drain = channel.unary_unary(
+                '/rumor.v1.Admin/Drain',
+                request_serializer=rumor_dot_v1_dot_admin__pb2.DrainRequest.SerializeToString,
+                response_deserializer=rumor_dot_v1_dot_admin__pb2.DrainResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -72,6 +82,20 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Checkpoint(self, request, context):
+        """A consistent RocksDB checkpoint while serving; a node started on it takes a new id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Drain(self, request, context):
+        """Leave the cluster gracefully and stop.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +113,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Records,
                     request_deserializer=rumor_dot_v1_dot_admin__pb2.RecordsRequest.FromString,
                     response_serializer=rumor_dot_v1_dot_admin__pb2.RecordInfo.SerializeToString,
+            ),
+            'Checkpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.Checkpoint,
+                    request_deserializer=rumor_dot_v1_dot_admin__pb2.CheckpointRequest.FromString,
+                    response_serializer=rumor_dot_v1_dot_admin__pb2.CheckpointResponse.SerializeToString,
+            ),
+            'Drain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Drain,
+                    request_deserializer=rumor_dot_v1_dot_admin__pb2.DrainRequest.FromString,
+                    response_serializer=rumor_dot_v1_dot_admin__pb2.DrainResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +206,60 @@ class Admin:
             '/rumor.v1.Admin/Records',
             rumor_dot_v1_dot_admin__pb2.RecordsRequest.SerializeToString,
             rumor_dot_v1_dot_admin__pb2.RecordInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Checkpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rumor.v1.Admin/Checkpoint',
+            rumor_dot_v1_dot_admin__pb2.CheckpointRequest.SerializeToString,
+            rumor_dot_v1_dot_admin__pb2.CheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Drain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rumor.v1.Admin/Drain',
+            rumor_dot_v1_dot_admin__pb2.DrainRequest.SerializeToString,
+            rumor_dot_v1_dot_admin__pb2.DrainResponse.FromString,
             options,
             channel_credentials,
             insecure,
