@@ -160,22 +160,24 @@ class Config:
         return config
 
     def check(self) -> None:
+        """Every problem with the settings, one line each, in one ConfigError."""
+        problems: list[str] = []
         for setting in self.settings():
             choices = setting.metadata["choices"]
             value = getattr(self, setting.name)
             if choices and value not in choices:
-                raise ConfigError(
+                problems.append(
                     f"{setting.name} must be one of {', '.join(choices)}; got {value!r}"
                 )
-        for name in ("listen", "http"):
+        for name in ("listen", "http", "advertise"):
             address = getattr(self, name)
-            if name == "http" and not address:
+            if name != "listen" and not address:
                 continue
             host, _, port = address.rpartition(":")
             if not host or not port.isdigit() or int(port) > 65535:
-                raise ConfigError(f"{name} must be HOST:PORT; got {address!r}")
+                problems.append(f"{name} must be HOST:PORT; got {address!r}")
         if self.min_expiration_ttl < 1:
-            raise ConfigError("min_expiration_ttl must be at least 1")
+            problems.append("min_expiration_ttl must be at least 1")
         for name in (
             "sweep_interval_ms",
             "gossip_interval_ms",
@@ -185,11 +187,13 @@ class Config:
             "fanout",
         ):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1")
+                problems.append(f"{name} must be at least 1")
         for seed in self.seed_list():
             seed_host, _, seed_port = seed.rpartition(":")
             if not seed_host or not seed_port.isdigit():
-                raise ConfigError(f"seeds must be HOST:PORT,...; got {seed!r}")
+                problems.append(f"seeds must be HOST:PORT,...; got {seed!r}")
+        if problems:
+            raise ConfigError("\n".join(problems))
 
     def seed_list(self) -> tuple[str, ...]:
         return tuple(seed.strip() for seed in self.seeds.split(",") if seed.strip())

@@ -36,6 +36,23 @@ class StoreLocked(RuntimeError):
     """Another process holds the data directory."""
 
 
+def _lock_holder(lock: Path) -> str | None:
+    """The pid and command of the process holding RocksDB's LOCK file, if /proc tells."""
+    target = str(lock.resolve())
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            for fd in fd_dir.iterdir():
+                if os.readlink(fd) == target:
+                    pid = fd_dir.parent.name
+                    if int(pid) == os.getpid():
+                        return f"{pid}, this very process"
+                    command = (fd_dir.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+                    return f"{pid}: {command.decode(errors='replace').strip()[:120]}"
+        except OSError:
+            continue
+    return None
+
+
 class RocksBatch:
     __slots__ = ("_handles", "batch")
 
@@ -80,8 +97,10 @@ class RocksStore:
             self._db = Rdict(str(self.path), _options(cache), column_families=families)
         except Exception as exc:
             if "lock" in str(exc).lower():
+                holder = _lock_holder(self.path / "LOCK")
+                by = f" (pid {holder})" if holder else ""
                 raise StoreLocked(
-                    f"data directory {self.path} is in use by another process ({exc})"
+                    f"data directory {self.path} is in use by another process{by}"
                 ) from exc
             raise
         self._families = {name: self._db.get_column_family(name) for name in COLUMN_FAMILIES}

@@ -90,6 +90,7 @@ def test_second_node_on_a_locked_data_dir_is_refused(tmp_path: Path) -> None:
         )
         assert second.returncode == 1
         assert "in use by another process" in second.stderr
+        assert f"pid {first.process.pid}" in second.stderr if first.process else False
         assert first.alive()
     finally:
         first.stop()

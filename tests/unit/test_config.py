@@ -64,3 +64,12 @@ def test_invalid_toml(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         Config.load({}, env={}, config_file=tmp_path / "absent.toml")
+
+
+def test_every_problem_is_reported_on_its_own_line() -> None:
+    with pytest.raises(ConfigError) as failure:
+        Config.load({"listen": "nowhere", "fanout": 0, "durability": "often"}, env={})
+    lines = str(failure.value).splitlines()
+    assert len(lines) == 3
+    assert any(line.startswith("listen must be HOST:PORT") for line in lines)
+    assert "fanout must be at least 1" in lines
