@@ -142,6 +142,16 @@ class FakeAdmin:
         for _ in range(3):
             yield pb.RecordInfo()
 
+    async def Checkpoint(  # noqa: N802
+        self, request: pb.CheckpointRequest, context: Any
+    ) -> pb.CheckpointResponse:
+        self.calls.append("Checkpoint")
+        return pb.CheckpointResponse(directory=request.directory)
+
+    async def Drain(self, request: pb.DrainRequest, context: Any) -> pb.DrainResponse:  # noqa: N802
+        self.calls.append("Drain")
+        return pb.DrainResponse()
+
 
 Observed = list[tuple[str, str, str, float]]
 
