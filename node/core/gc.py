@@ -17,14 +17,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from rumor.node.core.watermarks import dominates, origins
+
 
 def stable_vector(vectors: Iterable[Mapping[int, int]]) -> dict[int, int]:
     """The componentwise minimum of watermark vectors (a missing origin is 0)."""
     vectors = list(vectors)
     if not vectors:
         return {}
-    origins = set().union(*(vector.keys() for vector in vectors))
-    return {origin: min(vector.get(origin, 0) for vector in vectors) for origin in origins}
+    return {origin: min(vector.get(origin, 0) for vector in vectors) for origin in origins(vectors)}
 
 
 @dataclass(slots=True)
@@ -94,9 +95,7 @@ class SafeGc:
                 break
             if not members <= checkpoint.members:
                 continue
-            if all(
-                all(vectors[m].get(o, 0) >= s for o, s in checkpoint.own.items()) for m in members
-            ):
+            if all(dominates(vectors[m], checkpoint.own) for m in members):
                 safe_index = index
         if safe_index >= 0:
             self.rule.stable = self.checkpoints[safe_index].stable

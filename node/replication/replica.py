@@ -191,9 +191,7 @@ class Replica:
         self.provisional: dict[int, int] = {}  # claims of cut-short answers, see apply_remote
         # Called with the records each batch newly held, right after the batch is written.
         self.listeners: list[Callable[[list[WireRecord]], None]] = []
-        if self.deferred_held:
-            for origin, records in self._deferred_by_origin().items():
-                self._deferred_floor[origin] = min(seq for seq, _ in records)
+        self._refresh_deferred_floor()
 
     # ---- client writes --------------------------------------------------
 
@@ -521,10 +519,7 @@ class Replica:
             self.clock.observe(record.ids()[0])
             self._place(batch, record, pending)
         self.deferred_held -= len(due)
-        self._deferred_floor = {}
-        if self.deferred_held:
-            for origin, records in self._deferred_by_origin().items():
-                self._deferred_floor[origin] = min(seq for seq, _ in records)
+        self._refresh_deferred_floor()
         batch.put(META, layout.META_DEFERRED_COUNT, layout.pack_u64(self.deferred_held))
         self._commit(batch, pending)
         return len(due)
@@ -618,6 +613,13 @@ class Replica:
             return None
         value = self.store.get(VAL, stored_key) or b""
         return WireRecord(record.namespace, record.key, header, value)
+
+    def _refresh_deferred_floor(self) -> None:
+        """Recompute, per origin, the lowest seq still deferred (a scan; deferral is rare)."""
+        self._deferred_floor = {}
+        if self.deferred_held:
+            for origin, records in self._deferred_by_origin().items():
+                self._deferred_floor[origin] = min(seq for seq, _ in records)
 
     def _deferred_by_origin(self) -> dict[int, list[tuple[int, WireRecord]]]:
         grouped: dict[int, list[tuple[int, WireRecord]]] = {}

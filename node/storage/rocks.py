@@ -161,10 +161,6 @@ class RocksStore:
         (target / RESTORED_MARKER).write_text("taken by rumor admin checkpoint\n")
         return target
 
-    def property_int(self, name: str) -> int | None:
-        value: int | None = self._db.property_int_value(name)
-        return value
-
     def close(self) -> None:
         """Flush, sync and close; releases the directory lock."""
         if self.closed:
