@@ -706,6 +706,9 @@ def test_a_cleanly_stopped_node_is_left_then_alive_again_after_restart(
 
 def test_status_lists_every_member_alive_on_every_node(cluster: Cluster) -> None:
     ids = {node_id(node) for node in cluster.nodes}
+    # A probe answered late on a busy machine makes a member suspect for a moment; the
+    # claim is that every member is listed alive once the cluster is quiet.
+    poll_described(lambda: everyone_alive(cluster.nodes), cluster.nodes)
     for node in cluster.nodes:
         answer = status(node)
         assert answer.node_id == node_id(node)
@@ -713,7 +716,6 @@ def test_status_lists_every_member_alive_on_every_node(cluster: Cluster) -> None
         assert answer.ready and not answer.fenced
         assert len(answer.members) == 3
         assert {entry.member.id for entry in answer.members} == ids
-        assert {entry.member.state for entry in answer.members} == {ALIVE}
         addresses = {entry.member.id: entry.member.address for entry in answer.members}
         assert addresses == {node_id(n): n.address for n in cluster.nodes}
 
