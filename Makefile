@@ -1,4 +1,4 @@
-# Rumor — make run | test | lint | proto
+# Rumor — make run | test | lint | proto | chaos | bench
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ PROTOS := $(wildcard proto/rumor/v1/*.proto)
 DATA_ROOT ?= .rumor
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration lint format proto chaos clean
+.PHONY: run test unit integration lint format proto chaos bench clean
 SEEDS ?= 1 2 3
 SCENARIOS ?= steady partition oneway crash_restart skew_fence skew_warn loss
 
@@ -39,7 +39,7 @@ integration: $(BIN)/rumor
 lint: $(BIN)/rumor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MYPYPATH=.mypy $(BIN)/mypy -p rumor.node -p rumor.client -p rumor.experiments
+	MYPYPATH=.mypy $(BIN)/mypy -p rumor.node -p rumor.client -p rumor.experiments -p rumor.bench
 	MYPYPATH=.mypy $(BIN)/mypy tests
 	$(BIN)/lint-imports
 
@@ -53,6 +53,10 @@ chaos: $(BIN)/rumor
 		$(BIN)/rumor experiment run $$scenario --seed $$seed \
 			--out experiments-out/chaos/$$scenario-$$seed || status=1; \
 	done; done; exit $$status
+
+## bench: every benchmark against its same-run baseline, median of 5 (long; bench/results/)
+bench: $(BIN)/rumor
+	$(BIN)/rumor bench all
 
 ## proto: regenerate the committed stubs from proto/rumor/v1/*.proto
 proto: $(BIN)/rumor

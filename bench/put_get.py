@@ -1,134 +1,189 @@
-"""Single-node Put and Get throughput: 64 calls in flight from one asyncio client.
+"""put-get: one node under 64 in-flight asyncio unary Puts and Gets, against a bare echo server.
 
-Usage: python bench/put_get.py [--seconds 5] [--in-flight 64] [--value-bytes 100]
-                               [--durability fsync] [--node-arg=--flag=value ...]
-
-Starts a real node on 127.0.0.1 in a temporary directory (pinned to core 0
-when taskset exists, the client on core 1), runs Puts then Gets of distinct
-keys for the given time each, and prints requests/s and latency percentiles.
+The node (durability fsync, the default) and the echo server each run pinned to
+core 0, the client to core 1. Each run measures the echo server's Put and Get,
+then a fresh node's Put (fsync), Put (wal) and Get of keys it holds, for the
+same time each; the figures are the medians of the runs. Server CPU per
+request comes from /proc (user + system time of the server process).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
-import shutil
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
-from rumor.v1 import kv_pb2 as pb
-from rumor.v1 import kv_pb2_grpc
+from rumor.bench.common import (
+    CLIENT_CORE,
+    NODE_CORE,
+    Result,
+    Target,
+    cpu_seconds,
+    medians,
+    node_flags,
+    percentile,
+    pid_of,
+    pin_self,
+    scratch_dir,
+    start_node,
+    start_process,
+    stop_process,
+)
+from rumor.v1 import kv_pb2, kv_pb2_grpc
+
+IN_FLIGHT = 64
+VALUE_BYTES = 100
+GET_KEYS = 10_000
 
 
-def start_node(
-    data_dir: Path, durability: str, extra: list[str]
-) -> tuple[subprocess.Popen[bytes], str]:
-    command = [
-        sys.executable,
-        "-m",
-        "rumor.node",
-        "--data-dir",
-        str(data_dir),
-        "--listen",
-        "127.0.0.1:0",
-        "--durability",
-        durability,
-        "--log-level",
-        "warning",
-        *extra,
-    ]
-    if shutil.which("taskset"):
-        command = ["taskset", "-c", "0", *command]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    return process, json.loads(line)["listen"]
+@dataclass
+class Phase:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us_per_request: float
+
+    def figures(self, prefix: str) -> dict[str, float]:
+        return {
+            f"{prefix}_requests_per_s": round(self.requests_per_s, 1),
+            f"{prefix}_p50_ms": round(self.p50_ms, 3),
+            f"{prefix}_p99_ms": round(self.p99_ms, 3),
+            f"{prefix}_server_cpu_us_per_request": round(self.cpu_us_per_request, 1),
+        }
 
 
-async def run_phase(
-    stub: kv_pb2_grpc.KVStub, make_request, call, seconds: float, in_flight: int
-) -> tuple[int, list[float]]:
+async def load(
+    call: Callable[[Any], Awaitable[Any]],
+    make_request: Callable[[int], Any],
+    server_pid: int,
+    seconds: float,
+    warmup: float,
+) -> Phase:
+    """``IN_FLIGHT`` workers calling back to back; measured after ``warmup`` seconds."""
     latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
     counter = 0
+    measuring = False
+    stop_at = time.perf_counter() + warmup + seconds
 
     async def worker() -> None:
         nonlocal counter
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < stop_at:
             counter += 1
             request = make_request(counter)
             started = time.perf_counter()
             await call(request)
-            latencies.append(time.perf_counter() - started)
+            if measuring:
+                latencies.append(time.perf_counter() - started)
 
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    return len(latencies), latencies
+    async def measure() -> tuple[float, float]:
+        nonlocal measuring
+        await asyncio.sleep(warmup)
+        measuring = True
+        return time.perf_counter(), cpu_seconds(server_pid)
 
-
-def summary(name: str, count: int, latencies: list[float], seconds: float) -> dict[str, float]:
-    latencies.sort()
-    result = {
-        "requests_per_s": round(count / seconds),
-        "p50_ms": round(latencies[len(latencies) // 2] * 1000, 3),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
-        "mean_ms": round(statistics.fmean(latencies) * 1000, 3),
-    }
-    print(
-        f"{name:4} {result['requests_per_s']:>8} req/s  p50 {result['p50_ms']:.2f} ms"
-        f"  p99 {result['p99_ms']:.2f} ms"
+    workers = [asyncio.create_task(worker()) for _ in range(IN_FLIGHT)]
+    started, cpu_before = await measure()
+    await asyncio.gather(*workers)
+    elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(server_pid) - cpu_before
+    count = max(1, len(latencies))
+    return Phase(
+        requests_per_s=len(latencies) / elapsed,
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        cpu_us_per_request=cpu / count * 1e6,
     )
-    return result
 
 
-async def main_async(args: argparse.Namespace, address: str) -> dict[str, dict[str, float]]:
-    if shutil.which("taskset"):
-        os.sched_setaffinity(0, {1})
+async def drive(
+    address: str, server_pid: int, seconds: float, warmup: float, *, puts_only: bool, is_node: bool
+) -> dict[str, Phase]:
     channel = grpc.aio.insecure_channel(address)
-    stub = kv_pb2_grpc.KVStub(channel)
-    ns = (await stub.CreateNamespace(pb.CreateNamespaceRequest(title="bench"))).id
-    value = os.urandom(args.value_bytes)
-    keys = 50_000
+    stub = kv_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
+    namespace = (await stub.CreateNamespace(kv_pb2.CreateNamespaceRequest(title="bench"))).id
+    value = os.urandom(VALUE_BYTES)
 
-    def put_request(i: int) -> pb.PutRequest:
-        return pb.PutRequest(namespace_id=ns, key=b"key-%08d" % (i % keys), value=value)
+    def put_request(i: int) -> kv_pb2.PutRequest:
+        return kv_pb2.PutRequest(namespace_id=namespace, key=b"key-%08d" % i, value=value)
 
-    def get_request(i: int) -> pb.GetRequest:
-        return pb.GetRequest(namespace_id=ns, key=b"key-%08d" % (i % keys))
+    def get_request(i: int) -> kv_pb2.GetRequest:
+        return kv_pb2.GetRequest(namespace_id=namespace, key=b"held-%08d" % (i % GET_KEYS))
 
-    results = {}
-    count, latencies = await run_phase(stub, put_request, stub.Put, args.seconds, args.in_flight)
-    results["put"] = summary("put", count, latencies, args.seconds)
-    count, latencies = await run_phase(stub, get_request, stub.Get, args.seconds, args.in_flight)
-    results["get"] = summary("get", count, latencies, args.seconds)
-    await channel.close()
-    return results
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--in-flight", type=int, default=64)
-    parser.add_argument("--value-bytes", type=int, default=100)
-    parser.add_argument("--durability", default="fsync", choices=["fsync", "wal"])
-    parser.add_argument("--node-arg", action="append", default=[])
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        process, address = start_node(Path(tmp) / "data", args.durability, args.node_arg)
-        try:
-            results = asyncio.run(main_async(args, address))
-        finally:
-            process.terminate()
-            process.wait(30)
-    print(json.dumps({"durability": args.durability, **results}))
+    phases = {"put": await load(stub.Put, put_request, server_pid, seconds, warmup)}
+    if not puts_only:
+        if is_node:
+            items = [kv_pb2.PutRequest(key=b"held-%08d" % i, value=value) for i in range(GET_KEYS)]
+            await stub.BulkPut(kv_pb2.BulkPutRequest(namespace_id=namespace, items=items))
+        phases["get"] = await load(stub.Get, get_request, server_pid, seconds, warmup)
+    await channel.close(None)
+    return phases
 
 
-if __name__ == "__main__":
-    main()
+def one_run(root: Path, index: int, seconds: float, warmup: float) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    echo, ready = start_process(["-m", "rumor.bench.echo_server"], NODE_CORE)
+    try:
+        phases = asyncio.run(
+            drive(ready["listen"], echo.pid, seconds, warmup, puts_only=False, is_node=False)
+        )
+    finally:
+        stop_process(echo)
+    figures |= phases["put"].figures("echo_put") | phases["get"].figures("echo_get")
+    node = start_node(root / f"fsync-{index}", *node_flags("fsync"))
+    try:
+        phases = asyncio.run(
+            drive(node.address, pid_of(node), seconds, warmup, puts_only=False, is_node=True)
+        )
+    finally:
+        node.stop()
+    figures |= phases["put"].figures("put_fsync") | phases["get"].figures("get")
+    node = start_node(root / f"wal-{index}", *node_flags("wal"))
+    try:
+        phases = asyncio.run(
+            drive(node.address, pid_of(node), seconds, warmup, puts_only=True, is_node=True)
+        )
+    finally:
+        node.stop()
+    figures |= phases["put"].figures("put_wal")
+    return figures
+
+
+def run(*, quick: bool, runs: int) -> Result:
+    seconds, warmup = (0.5, 0.2) if quick else (5.0, 1.0)
+    runs = 1 if quick else runs
+    pin_self(CLIENT_CORE)
+    with scratch_dir("put-get") as root:
+        samples = [one_run(root, index, seconds, warmup) for index in range(runs)]
+    figures = medians(samples)
+    rumor = {k: v for k, v in figures.items() if not k.startswith("echo_")}
+    echo = {k: v for k, v in figures.items() if k.startswith("echo_")}
+    put_ratio = rumor["put_fsync_requests_per_s"] / echo["echo_put_requests_per_s"]
+    get_ratio = rumor["get_requests_per_s"] / echo["echo_get_requests_per_s"]
+    wal_ratio = rumor["put_wal_requests_per_s"] / echo["echo_put_requests_per_s"]
+    return Result(
+        name="put-get",
+        quick=quick,
+        runs=runs,
+        figures=rumor,
+        baseline=echo,
+        ratios={
+            "put_fsync / echo": round(put_ratio, 3),
+            "put_wal / echo": round(wal_ratio, 3),
+            "get / echo": round(get_ratio, 3),
+        },
+        targets=[
+            Target("Put (fsync) throughput / echo", round(put_ratio, 3), ">=", 0.85),
+            Target("Get throughput / echo", round(get_ratio, 3), ">=", 0.90),
+        ],
+        notes=[
+            f"{IN_FLIGHT} unary calls in flight from one asyncio client on core {CLIENT_CORE};"
+            f" server on core {NODE_CORE}; {VALUE_BYTES}-byte values;"
+            f" {seconds} s per phase after {warmup} s of warm-up",
+        ],
+    )

@@ -1,187 +1,272 @@
-"""Replication figures on a real 3-node cluster on 127.0.0.1.
+"""replication: how fast a write reaches every node, and what applying a pushed record costs.
 
-Usage: python bench/replication.py [--rate 200] [--seconds 10] [--missed 10000]
-
-1. Convergence: writes at a steady rate on node 1 (asyncio client); followers
-   are polled with BulkGet every 2 ms for the keys they do not hold yet; prints
-   the time from acknowledgement until every node holds each write (p50, p99).
-   (Polling adds up to ~2 ms and its own load; Watch will measure it better.)
-2. In-sync anti-entropy round: the bytes of an Exchange request and answer
-   between two nodes that hold the same data, per origin.
-3. Catch-up: node 3 is cut off (Faults), misses N writes (BulkPut on node 1),
-   is healed; prints the time until its audit digest equals node 1's, and the
-   bytes it received (push + exchange answers) against the serialized size of
-   the records it missed.
+1. Convergence. Three nodes on 127.0.0.1 (default timers: gossip every 10 ms,
+   fanout 4); an asyncio client writes to node 1 at a steady rate while a Watch
+   stream on every node reports when each node applied each write. A write's
+   replication time is the last node's apply time minus the time node 1 applied
+   it (both from the nodes' monotonic clocks, comparable on one host). The
+   baseline is the client's own Put latency (acknowledgement) in the same run.
+2. Apply cost. One node (pinned to core 0) receives Push calls from this
+   process acting as a peer, with batches of 1 to 1,000 records; its CPU time
+   per applied record is compared with its CPU time per served Put (64 in
+   flight), measured in the same run.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import statistics
-import sys
-import tempfile
+import os
 import time
-from pathlib import Path
 
 import grpc
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rumor.bench.common import (
+    CLIENT_CORE,
+    Result,
+    Target,
+    cpu_seconds,
+    median,
+    node_flags,
+    percentile,
+    pid_of,
+    pin_self,
+    scratch_dir,
+    start_cluster,
+    start_node,
+)
+from rumor.bench.put_get import load
+from rumor.node.core.hlc import pack
+from rumor.node.core.record import RecordHeader
+from rumor.v1 import kv_pb2, kv_pb2_grpc, replication_pb2, replication_pb2_grpc
 
-from rumor.v1 import faults_pb2, kv_pb2, kv_pb2_grpc, replication_pb2
-from tests.support.cluster import Cluster, faults, node_id, status
-from tests.support.nodes import poll
+RATE_PER_S = 500
+VALUE_BYTES = 100
+BATCH_SIZES = (1, 10, 30, 100, 300, 1000)
+FAKE_PEER = 0x0BE1_C4A7_0000_0001
+QUIET_TIMERS = (
+    # The fake peer never answers probes or exchanges: keep the node from trying.
+    "--probe-interval-ms", "3600000",
+    "--anti-entropy-interval-ms", "3600000",
+    "--audit-interval-ms", "3600000",
+)  # fmt: skip
 
-NODE_FLAGS = ("--anti-entropy-interval-ms", "1000", "--gossip-interval-ms", "10")
+
+# ---- 1. convergence -------------------------------------------------------------
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+async def convergence_window(
+    addresses: list[str], namespace: str, window: int, seconds: float
+) -> dict[str, float]:
+    """One window of writes at RATE_PER_S; replication and ack latencies in ms."""
+    prefix = b"w%02d-" % window
+    channels = [grpc.aio.insecure_channel(address) for address in addresses]
+    stubs = [kv_pb2_grpc.KVStub(channel) for channel in channels]  # type: ignore[no-untyped-call]
+    count = int(RATE_PER_S * seconds)
+    applied: list[dict[bytes, int]] = [{} for _ in addresses]
+    streams = [
+        stub.Watch(kv_pb2.WatchRequest(namespace_id=namespace, prefix=prefix)) for stub in stubs
+    ]
 
+    async def watcher(index: int) -> None:
+        seen = applied[index]
+        async for event in streams[index]:
+            seen[event.key] = event.applied_monotonic_ns
+            if len(seen) >= count:
+                return
 
-async def convergence(cluster: Cluster, rate: float, seconds: float) -> dict[str, float]:
-    writer_address = cluster.nodes[0].address
-    followers = [node.address for node in cluster.nodes[1:]]
-    channels = {a: grpc.aio.insecure_channel(a) for a in [writer_address, *followers]}
-    stubs = {a: kv_pb2_grpc.KVStub(c) for a, c in channels.items()}
-    ns = (
-        await stubs[writer_address].CreateNamespace(
-            kv_pb2.CreateNamespaceRequest(title=f"bench-{time.time()}")
-        )
-    ).id
-    await asyncio.sleep(1.0)  # the namespace itself replicates first
-    acked: dict[bytes, float] = {}
-    seen: dict[str, dict[bytes, float]] = {a: {} for a in followers}
-    done = asyncio.Event()
+    watchers = [asyncio.create_task(watcher(i)) for i in range(len(addresses))]
+    await asyncio.sleep(0.2)  # the streams are open on every node
+    acks: list[float] = []
+    interval = 1 / RATE_PER_S
+    start = time.perf_counter()
+    value = os.urandom(VALUE_BYTES)
 
-    async def writer() -> None:
-        interval = 1 / rate
-        start = time.perf_counter()
-        count = int(rate * seconds)
-        for i in range(count):
-            delay = start + i * interval - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            key = b"w%08d" % i
-            await stubs[writer_address].Put(
-                kv_pb2.PutRequest(namespace_id=ns, key=key, value=b"x" * 100)
-            )
-            acked[key] = time.perf_counter()
-        done.set()
+    async def put(key: bytes) -> None:
+        sent = time.perf_counter()
+        await stubs[0].Put(kv_pb2.PutRequest(namespace_id=namespace, key=key, value=value))
+        acks.append((time.perf_counter() - sent) * 1000)
 
-    async def poller(address: str) -> None:
-        while True:
-            missing = [k for k in acked if k not in seen[address]][:100]
-            if not missing:
-                if done.is_set():
-                    return
-                await asyncio.sleep(0.002)
-                continue
-            response = await stubs[address].BulkGet(
-                kv_pb2.BulkGetRequest(namespace_id=ns, keys=missing, type=kv_pb2.VALUE_TYPE_TEXT)
-            )
-            now = time.perf_counter()
-            for entry in response.entries:
-                if entry.result.found:
-                    seen[address][entry.key] = now
-            await asyncio.sleep(0.002)
-
-    await asyncio.gather(writer(), *(poller(a) for a in followers))
-    latencies = [(max(seen[a][key] for a in followers) - acked[key]) * 1000 for key in acked]
-    for channel in channels.values():
-        await channel.close()
+    puts = []
+    for i in range(count):
+        delay = start + i * interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        puts.append(asyncio.create_task(put(prefix + b"%08d" % i)))
+    await asyncio.gather(*puts)
+    try:
+        await asyncio.wait_for(asyncio.gather(*watchers), timeout=60)
+    finally:
+        for stream in streams:
+            stream.cancel()
+        for channel in channels:
+            await channel.close(None)
+    latencies = [(max(seen[key] for seen in applied) - applied[0][key]) / 1e6 for key in applied[0]]
     return {
         "writes": len(latencies),
-        "rate_per_s": rate,
-        "p50_ms": round(percentile(latencies, 0.50), 2),
-        "p99_ms": round(percentile(latencies, 0.99), 2),
-        "max_ms": round(max(latencies), 2),
-        "mean_ms": round(statistics.fmean(latencies), 2),
+        "replication_p50_ms": round(percentile(latencies, 0.50), 2),
+        "replication_p99_ms": round(percentile(latencies, 0.99), 2),
+        "replication_max_ms": round(max(latencies), 2),
+        "ack_p50_ms": round(percentile(acks, 0.50), 2),
+        "ack_p99_ms": round(percentile(acks, 0.99), 2),
     }
 
 
-def in_sync_round(cluster: Cluster) -> dict[str, float]:
-    cluster.wait_converged()
-    node = cluster.nodes[1]
-    marks = dict(status(node).watermarks)
-    request = replication_pb2.ExchangeRequest(digest=marks)
-    with grpc.insecure_channel(cluster.nodes[0].address) as channel:
-        exchange = channel.unary_unary(
-            "/rumor.v1.Replication/Exchange",
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=replication_pb2.ExchangeResponse.FromString,
+async def convergence(addresses: list[str], windows: int, seconds: float) -> list[dict[str, float]]:
+    channel = grpc.aio.insecure_channel(addresses[0])
+    stub = kv_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
+    namespace = (await stub.CreateNamespace(kv_pb2.CreateNamespaceRequest(title="replication"))).id
+    await channel.close(None)
+    for address in addresses[1:]:  # the namespace itself replicates first
+        async with grpc.aio.insecure_channel(address) as other:
+            follower = kv_pb2_grpc.KVStub(other)  # type: ignore[no-untyped-call]
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    await follower.GetNamespace(kv_pb2.GetNamespaceRequest(namespace_id=namespace))
+                    break
+                except grpc.aio.AioRpcError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.01)
+    return [await convergence_window(addresses, namespace, w, seconds) for w in range(windows)]
+
+
+# ---- 2. apply cost --------------------------------------------------------------
+
+
+def push_request(
+    namespace: bytes, first_seq: int, size: int, value: bytes
+) -> replication_pb2.PushRequest:
+    now_ms = int(time.time() * 1000)
+    records = []
+    for offset in range(size):
+        seq = first_seq + offset
+        header = RecordHeader(
+            hlc=pack(now_ms, offset), origin=FAKE_PEER, seq=seq, value_length=len(value)
         )
-        response = exchange(request, timeout=10)
-    origins = max(1, len(marks))
-    members_bytes = sum(m.ByteSize() + 2 for m in response.envelope.members)
-    total = request.ByteSize() + response.ByteSize()
-    return {
-        "origins": origins,
-        "records_in_answer": len(response.records),
-        "request_bytes": request.ByteSize(),
-        "answer_bytes": response.ByteSize(),
-        "bytes_per_origin": round(total / origins, 1),
-        "bytes_per_origin_without_member_gossip": round((total - members_bytes) / origins, 1),
-    }
+        records.append(
+            replication_pb2.Record(
+                namespace=namespace, key=b"pushed-%010d" % seq, header=header.encode(), value=value
+            )
+        )
+    envelope = replication_pb2.Envelope(
+        sender=FAKE_PEER, boot_nonce=1, hlc=pack(now_ms, 0), address="127.0.0.1:9", name="bench"
+    )
+    return replication_pb2.PushRequest(envelope=envelope, records=records)
 
 
-def catch_up(cluster: Cluster, missed: int) -> dict[str, float]:
-    first, third = cluster.nodes[0], cluster.nodes[2]
-    kv = kv_pb2_grpc.KVStub(first.channel)
-    ns = kv.CreateNamespace(kv_pb2.CreateNamespaceRequest(title=f"catchup-{time.time()}")).id
-    cluster.wait_converged()
-    faults(third).Block(faults_pb2.BlockRequest())
-    record_bytes = 0
-    for start in range(0, missed, 10_000):
-        items = [
-            kv_pb2.PutRequest(key=b"m%08d" % i, value=b"v" * 100)
-            for i in range(start, min(missed, start + 10_000))
-        ]
-        kv.BulkPut(kv_pb2.BulkPutRequest(namespace_id=ns, items=items), timeout=120)
-        # A record travels as namespace (16) + key + header (37) + value.
-        record_bytes += sum(16 + len(i.key) + 37 + len(i.value) for i in items)
-    poll(lambda: status(cluster.nodes[1]).records_held >= status(first).records_held, timeout=60)
-    before = status(third)
-    received_before = before.push_bytes_received + before.exchange_bytes_received
-    started = time.perf_counter()
-    faults(third).Clear(faults_pb2.Empty())
-    target = status(first).audit_digest
-    poll(lambda: status(third).audit_digest == target, timeout=120, interval=0.01)
-    elapsed = time.perf_counter() - started
-    after = status(third)
-    received = after.push_bytes_received + after.exchange_bytes_received - received_before
-    return {
-        "missed_writes": missed,
-        "catch_up_s": round(elapsed, 3),
-        "bytes_received": received,
-        "missed_record_bytes": record_bytes,
-        "bytes_ratio": round(received / record_bytes, 3),
-        "node": f"{node_id(third):016x}",
-    }
+async def apply_cost(
+    address: str, pid: int, records_per_size: int, put_seconds: float
+) -> dict[str, float]:
+    channel = grpc.aio.insecure_channel(address)
+    kv = kv_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
+    replication = replication_pb2_grpc.ReplicationStub(channel)  # type: ignore[no-untyped-call]
+    namespace_id = (await kv.CreateNamespace(kv_pb2.CreateNamespaceRequest(title="apply"))).id
+    namespace = bytes.fromhex(namespace_id)
+    value = os.urandom(VALUE_BYTES)
+
+    def put_request(i: int) -> kv_pb2.PutRequest:
+        return kv_pb2.PutRequest(namespace_id=namespace_id, key=b"put-%08d" % i, value=value)
+
+    served = await load(kv.Put, put_request, pid, put_seconds, warmup=put_seconds / 5)
+    figures = {"put_server_cpu_us": round(served.cpu_us_per_request, 1)}
+    seq = 1
+    for size in BATCH_SIZES:
+        batches = max(4, records_per_size // size)
+        requests = []
+        for _ in range(batches):
+            requests.append(push_request(namespace, seq, size, value))
+            seq += size
+        pending = list(reversed(requests))
+
+        async def pusher(pending: list[replication_pb2.PushRequest]) -> None:
+            while pending:
+                answer = await replication.Push(pending.pop(), timeout=60)
+                assert not answer.not_ready
+
+        cpu_before = cpu_seconds(pid)
+        await asyncio.gather(*(pusher(pending) for _ in range(4)))
+        cpu = cpu_seconds(pid) - cpu_before
+        figures[f"apply_cpu_us_per_record_batch_{size}"] = round(cpu / (batches * size) * 1e6, 1)
+    await channel.close(None)
+    return figures
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=200)
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--missed", type=int, default=10_000)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        cluster = Cluster(Path(tmp), 3, *NODE_FLAGS)
+# ---- the benchmark --------------------------------------------------------------
+
+
+def run(*, quick: bool, runs: int) -> Result:
+    runs = 1 if quick else runs
+    seconds = 1.0 if quick else 10.0
+    pin_self(CLIENT_CORE)
+    with scratch_dir("replication") as root:
+        nodes = start_cluster(root / "cluster", 3, *node_flags(), cores=[None])
         try:
-            results = {
-                "convergence": asyncio.run(convergence(cluster, args.rate, args.seconds)),
-                "in_sync_round": in_sync_round(cluster),
-                "catch_up": catch_up(cluster, args.missed),
-            }
+            windows = asyncio.run(convergence([n.address for n in nodes], runs, seconds))
         finally:
-            cluster.stop()
-    for name, figures in results.items():
-        print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
-    print(json.dumps(results))
-
-
-if __name__ == "__main__":
-    main()
+            for node in nodes:
+                node.stop()
+        costs = []
+        for index in range(runs):
+            node = start_node(root / f"apply-{index}", *node_flags(), *QUIET_TIMERS)
+            try:
+                costs.append(
+                    asyncio.run(
+                        apply_cost(
+                            node.address,
+                            pid_of(node),
+                            2_000 if quick else 20_000,
+                            0.5 if quick else 3.0,
+                        )
+                    )
+                )
+            finally:
+                node.stop()
+    convergence_figures = {
+        key: round(median([w[key] for w in windows]), 2) for key in windows[0] if key != "writes"
+    }
+    cost = {key: round(median([c[key] for c in costs]), 1) for key in costs[0]}
+    put_cpu = cost.pop("put_server_cpu_us")
+    ack = {key: convergence_figures.pop(key) for key in ("ack_p50_ms", "ack_p99_ms")}
+    share = {
+        f"apply cpu / put cpu, batch {size}": round(
+            cost[f"apply_cpu_us_per_record_batch_{size}"] / put_cpu, 3
+        )
+        for size in BATCH_SIZES
+    }
+    worst_from_30 = max(
+        share[f"apply cpu / put cpu, batch {size}"] for size in BATCH_SIZES if size >= 30
+    )
+    replication_p50 = convergence_figures["replication_p50_ms"]
+    return Result(
+        name="replication",
+        quick=quick,
+        runs=runs,
+        figures={**convergence_figures, **cost},
+        baseline={**ack, "put_server_cpu_us": put_cpu},
+        ratios={
+            "replication p50 / ack p50": round(replication_p50 / max(0.001, ack["ack_p50_ms"]), 3),
+            **share,
+        },
+        targets=[
+            Target(
+                "time until all 3 hold a write, p50",
+                convergence_figures["replication_p50_ms"],
+                "<=",
+                30,
+                "ms",
+            ),
+            Target(
+                "time until all 3 hold a write, p99",
+                convergence_figures["replication_p99_ms"],
+                "<=",
+                100,
+                "ms",
+            ),
+            Target("apply CPU / served Put CPU at >= 30 per batch", worst_from_30, "<=", 0.10),
+        ],
+        notes=[
+            f"{RATE_PER_S} writes/s for {seconds} s per window, {runs} windows, 3 nodes"
+            f" unpinned on {os.cpu_count()} cores; apply cost: one node on core 0",
+        ],
+    )

@@ -21,6 +21,7 @@ SUBPACKAGES = [
     "rumor/node/server",
     "rumor/client",
     "rumor/experiments",
+    "rumor/bench",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Rumor's benchmarks: each measures Rumor against a same-run baseline (``rumor bench``)."""

@@ -1,0 +1,127 @@
+"""bulk: BulkPut of 10,000-pair batches into one node, against rocksdict WriteBatches in-process.
+
+The node (durability fsync, pinned to core 0) takes BulkPut requests built
+before the clock starts, two in flight from an asyncio client on core 1. The
+baseline writes the same pairs (same keys, 100-byte values) into a rocksdict
+database in this process, one WriteBatch of 10,000 puts per batch, each
+written with sync on, as the node's fsync durability does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import grpc
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
+from rumor.bench.common import (
+    CLIENT_CORE,
+    Result,
+    Target,
+    cpu_seconds,
+    medians,
+    node_flags,
+    pid_of,
+    pin_self,
+    scratch_dir,
+    start_node,
+)
+from rumor.v1 import kv_pb2, kv_pb2_grpc
+
+BATCH_PAIRS = 10_000
+VALUE_BYTES = 100
+IN_FLIGHT = 2
+
+
+def pairs(batch: int, value: bytes) -> list[tuple[bytes, bytes]]:
+    start = batch * BATCH_PAIRS
+    return [(b"bulk-%010d" % i, value) for i in range(start, start + BATCH_PAIRS)]
+
+
+async def node_keys_per_s(address: str, pid: int, batches: int, value: bytes) -> dict[str, float]:
+    channel = grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", -1)])
+    stub = kv_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
+    namespace = (await stub.CreateNamespace(kv_pb2.CreateNamespaceRequest(title="bulk"))).id
+    requests = [
+        kv_pb2.BulkPutRequest(
+            namespace_id=namespace,
+            items=[kv_pb2.PutRequest(key=k, value=v) for k, v in pairs(batch, value)],
+        )
+        for batch in range(batches)
+    ]
+    pending = list(reversed(requests))
+
+    async def sender() -> None:
+        while pending:
+            response = await stub.BulkPut(pending.pop(), timeout=120)
+            assert response.successful_key_count == BATCH_PAIRS
+
+    cpu_before = cpu_seconds(pid)
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(IN_FLIGHT)))
+    elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(pid) - cpu_before
+    await channel.close(None)
+    keys = batches * BATCH_PAIRS
+    return {
+        "keys_per_s": round(keys / elapsed),
+        "batch_ms": round(elapsed / batches * 1000 * IN_FLIGHT, 1),
+        "server_cpu_us_per_key": round(cpu / keys * 1e6, 2),
+    }
+
+
+def rocksdict_keys_per_s(path: Path, batches: int, value: bytes) -> dict[str, float]:
+    database = Rdict(str(path), Options(raw_mode=True))
+    synced = WriteOptions()
+    synced.sync = True
+    try:
+        prepared = [pairs(batch, value) for batch in range(batches)]
+        started = time.perf_counter()
+        for batch in prepared:
+            writes = WriteBatch(raw_mode=True)
+            for key, each in batch:
+                writes.put(key, each)
+            database.write(writes, synced)
+        elapsed = time.perf_counter() - started
+    finally:
+        database.close()
+    return {"keys_per_s": round(batches * BATCH_PAIRS / elapsed)}
+
+
+def one_run(root: Path, index: int, batches: int) -> dict[str, float]:
+    value = os.urandom(VALUE_BYTES)
+    baseline = rocksdict_keys_per_s(root / f"rocksdict-{index}", batches, value)
+    node = start_node(root / f"node-{index}", *node_flags("fsync"))
+    try:
+        measured = asyncio.run(node_keys_per_s(node.address, pid_of(node), batches, value))
+    finally:
+        node.stop()
+    return {**measured, "rocksdict_keys_per_s": baseline["keys_per_s"]}
+
+
+def run(*, quick: bool, runs: int) -> Result:
+    batches = 2 if quick else 20
+    runs = 1 if quick else runs
+    pin_self(CLIENT_CORE)
+    with scratch_dir("bulk") as root:
+        samples = [one_run(root, index, batches) for index in range(runs)]
+    figures = medians(samples)
+    baseline = {"rocksdict_keys_per_s": figures.pop("rocksdict_keys_per_s")}
+    return Result(
+        name="bulk",
+        quick=quick,
+        runs=runs,
+        figures=figures,
+        baseline=baseline,
+        ratios={
+            "node / rocksdict": round(figures["keys_per_s"] / baseline["rocksdict_keys_per_s"], 3)
+        },
+        targets=[Target("BulkPut keys/s", figures["keys_per_s"], ">=", 100_000, "keys/s")],
+        notes=[
+            f"{batches} batches of {BATCH_PAIRS:,} pairs, {VALUE_BYTES}-byte values,"
+            f" {IN_FLIGHT} requests in flight; durability fsync"
+        ],
+    )
