@@ -9,6 +9,9 @@ from pathlib import Path
 import click
 
 from rumor.bench.common import DEFAULT_RUNS, RESULTS_DIR, Result, report
+from rumor.bench.plots import write_plots
+
+PLOTS_DIR = Path("docs/bench")
 
 # Benchmark name -> the module whose run(quick=, runs=) measures it.
 BENCHMARKS = {
@@ -27,7 +30,7 @@ def run_benchmark(name: str, *, quick: bool, runs: int) -> Result:
 
 
 @click.command("bench")
-@click.argument("name", type=click.Choice([*BENCHMARKS, "all"]))
+@click.argument("name", type=click.Choice([*BENCHMARKS, "all", "plots"]))
 @click.option("--quick", is_flag=True, help="Seconds instead of minutes: proves it runs.")
 @click.option(
     "--runs",
@@ -43,8 +46,23 @@ def run_benchmark(name: str, *, quick: bool, runs: int) -> Result:
     show_default=True,
     help="Directory for the JSON results.",
 )
-def bench(name: str, quick: bool, runs: int, out: Path) -> None:
-    """Run benchmark NAME against its same-run baseline (see docs/BENCHMARKS.md)."""
+@click.option(
+    "--plots",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=PLOTS_DIR,
+    show_default=True,
+    help="Where `all` and `plots` draw the figures of the full results.",
+)
+def bench(name: str, quick: bool, runs: int, out: Path, plots: Path) -> None:
+    """Run benchmark NAME against its same-run baseline (see docs/BENCHMARKS.md).
+
+    `all` runs every benchmark and then draws the plots; `plots` only draws
+    them from the JSON results already in --out.
+    """
+    if name == "plots":
+        for path in write_plots(out, plots):
+            click.echo(f"plotted {path}")
+        return
     names = list(BENCHMARKS) if name == "all" else [name]
     missed = []
     for each in names:
@@ -53,4 +71,7 @@ def bench(name: str, quick: bool, runs: int, out: Path) -> None:
         missed += [f"{each}: {t.name}" for t in result.targets if not t.met]
     if missed and not quick:
         click.echo("\ntargets not met:\n  " + "\n  ".join(missed), err=True)
+    if name == "all" and not quick:
+        for path in write_plots(out, plots):
+            click.echo(f"plotted {path}")
     sys.exit(0)
