@@ -208,7 +208,12 @@ class Replica:
             batch = self.store.batch()
             pending = _Pending()
             headers = []
-            for write in chunk:
+            stored_keys = [layout.record_key(write.namespace, write.key) for write in chunk]
+            held_now = self.store.get_many(KV, stored_keys)  # one read for the whole chunk
+            for write, stored_key, held_raw in zip(chunk, stored_keys, held_now, strict=True):
+                held = pending.staged.get(stored_key)
+                if held is None and held_raw is not None:
+                    held = RecordHeader.decode(held_raw)
                 self._seq += 1
                 header = RecordHeader(
                     hlc=self.clock.tick(wall_ms),
@@ -221,7 +226,15 @@ class Replica:
                 )
                 encoded = header.encode()
                 self._stage(
-                    batch, write.namespace, write.key, header, encoded, write.value, pending
+                    batch,
+                    write.namespace,
+                    write.key,
+                    header,
+                    encoded,
+                    write.value,
+                    pending,
+                    held=held,
+                    looked_up=True,
                 )
                 headers.append(header)
             self.watermarks.cover(self.node_id, self._seq)
@@ -318,14 +331,16 @@ class Replica:
         pending: _Pending,
         *,
         held: RecordHeader | None = None,
+        looked_up: bool = False,
     ) -> None:
         """Stage ``header`` (and ``value``) as the record held for the key, replacing any.
 
         ``pending.staged`` holds what this batch already staged, which the store
-        cannot show yet; ``held`` may be passed when the caller already read it.
+        cannot show yet; a caller that already read what is held passes it as
+        ``held`` (None: nothing) with ``looked_up``.
         """
         stored_key = layout.record_key(namespace, key)
-        if held is None:
+        if not looked_up:
             held = pending.staged.get(stored_key)
             if held is None:
                 held_raw = self.store.get(KV, stored_key)
@@ -495,7 +510,15 @@ class Replica:
         ):
             return False
         self._stage(
-            batch, namespace, record.key, header, record.header, record.value, pending, held=held
+            batch,
+            namespace,
+            record.key,
+            header,
+            record.header,
+            record.value,
+            pending,
+            held=held,
+            looked_up=True,
         )
         return True
 
