@@ -201,10 +201,21 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StateCollector(node_id, replica, stats, queues, vectors))
+        # ``labels()`` takes a lock and rebuilds its key on every call; each request
+        # would pay it twice, so the children are looked up once per label set.
+        self._children: dict[tuple[str, str, str | int], tuple[Any, Any]] = {}
 
     def observe(self, api: str, method: str, status: str | int, seconds: float) -> None:
-        self._requests.labels(api, method, str(status)).inc()
-        self._seconds.labels(api, method).observe(max(seconds, 0.0))
+        key = (api, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self._requests.labels(api, method, str(status)),
+                self._seconds.labels(api, method),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(max(seconds, 0.0))
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for the ``/metrics`` handler."""
