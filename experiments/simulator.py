@@ -19,7 +19,8 @@ Contract.
   already synchronising starts an Exchange with a random peer: the request
   carries ``sync_digest()``, the responder answers with ``delta_for`` and its
   watermarks, the asker applies the answer with ``session=True`` and pushes back
-  ``delta_for`` the responder's watermarks (with coverage); a cut-short answer is
+  ``push_back_for`` the responder's watermarks (a small backlog, with coverage);
+  a cut-short answer is
   followed by another round at once. A synchronisation whose request or answer
   was lost is abandoned after ``exchange_timeout_ms`` (the real RPC timeout).
 - The network delivers every message (Push, Exchange request, Exchange answer)
@@ -526,8 +527,8 @@ class _Simulation:
         delta = answer.delta
         replica.apply_remote(delta.records, wall_ms, delta.coverage, session=True)
         self.wake(node)
-        back = replica.delta_for(answer.responder_watermarks)
-        if back.records:
+        back = replica.push_back_for(answer.responder_watermarks)
+        if back is not None:
             self.push_messages += 1
             self.send(_Push(answer.responder, back.records, back.coverage, replica.clock.last))
         if delta.complete or sync.rounds >= MAX_FOLLOW_UP_ROUNDS:

@@ -43,6 +43,7 @@ from rumor.node.storage.store import DEFERRED, KV, LOG, META, VAL, Batch, Store,
 
 MAX_BATCH_RECORDS = 1000
 DELTA_BUDGET = 4 * 1024 * 1024
+PUSH_BACK_BUDGET = 256 * 1024  # a larger backlog is left for the peer to pull
 SEQ_BLOCK = 10_000
 HLC_BLOCK_MS = 250
 
@@ -546,6 +547,18 @@ class Replica:
         batch.put(META, layout.META_DEFERRED_COUNT, layout.pack_u64(self.deferred_held))
         self._commit(batch, pending)
         return len(due)
+
+    def push_back_for(self, watermarks: Mapping[int, int]) -> Delta | None:
+        """What to push back to a peer with ``watermarks`` after pulling from it, if anything.
+
+        Only a small backlog, whole: a peer that lacks more pulls it itself, one
+        synchronisation at a time, whereas every node that finds it lagging would
+        push it the whole backlog at once.
+        """
+        delta = self.delta_for(watermarks, budget_bytes=PUSH_BACK_BUDGET)
+        if not delta.records or not all(claim.complete for claim in delta.coverage):
+            return None
+        return delta
 
     def delta_for(self, digest: Mapping[int, int], budget_bytes: int = DELTA_BUDGET) -> Delta:
         """The records a peer with watermarks ``digest`` lacks, from one consistent view.

@@ -466,8 +466,9 @@ class Replicator:
         complete = all(claim.complete for claim in coverage)
         if complete and not self.ready:
             await self._become_ready("first complete exchange")
-        delta = self.replica.delta_for(dict(response.envelope.watermarks))
-        if push_back and delta.records:
+        marks = dict(response.envelope.watermarks)
+        delta = self.replica.push_back_for(marks) if push_back else None
+        if delta is not None:
             push = pb.PushRequest(
                 envelope=self.envelope(),
                 records=[record_to_pb(r) for r in delta.records],
