@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from rumor.node.core.version import Version
 
@@ -30,8 +31,7 @@ class CorruptRecord(ValueError):
     """Stored or received header bytes that do not decode."""
 
 
-@dataclass(frozen=True, slots=True)
-class RecordHeader:
+class RecordHeader(NamedTuple):
     """Everything about a record except its value."""
 
     hlc: int
@@ -80,6 +80,22 @@ class RecordHeader:
             metadata=metadata,
             value_length=value_length,
         )
+
+
+def header_ids(data: bytes) -> tuple[int, int, int]:
+    """(hlc, origin, seq) of an encoded header, without decoding the rest."""
+    if len(data) < HEADER_FIXED_SIZE:
+        raise CorruptRecord(f"record header of {len(data)} bytes is too short")
+    hlc, origin, seq, _expiration, _flags, _length = _HEADER.unpack_from(data)
+    return hlc, origin, seq
+
+
+def gone(data: bytes, now_s: float) -> bool:
+    """Whether an encoded header is a tombstone or expired (the sweeper's hot path)."""
+    if len(data) < HEADER_FIXED_SIZE:
+        raise CorruptRecord(f"record header of {len(data)} bytes is too short")
+    _hlc, _origin, _seq, expiration, flags, _length = _HEADER.unpack_from(data)
+    return bool(flags & FLAG_TOMBSTONE) or 0 < expiration <= now_s
 
 
 def decode_version(data: bytes) -> tuple[Version, bool]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from rumor.node.core.record import RecordHeader
 
@@ -18,8 +19,7 @@ _FIXED = struct.Struct(">QQQ")  # hlc, origin, seq: the first fields of an encod
 _WIRE_LENGTHS = struct.Struct(">HI")
 
 
-@dataclass(frozen=True, slots=True)
-class WireRecord:
+class WireRecord(NamedTuple):
     namespace: bytes
     key: bytes
     header: bytes

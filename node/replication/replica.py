@@ -28,13 +28,14 @@ import enum
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from rumor.node.core import audit
 from rumor.node.core import hlc as hlc_bits
 from rumor.node.core.gc import PurgeRule
 from rumor.node.core.hlc import HybridClock
 from rumor.node.core.namespaces import MEMBERS_NAMESPACE, RESERVED_NAMESPACE, is_reserved
-from rumor.node.core.record import RecordHeader, decode_version
+from rumor.node.core.record import RecordHeader, decode_version, gone, header_ids
 from rumor.node.core.version import Version, supersedes
 from rumor.node.core.watermarks import Watermarks
 from rumor.node.replication.delta import AuditEntry, Coverage, Delta, WireRecord
@@ -53,16 +54,14 @@ class Durability(enum.Enum):
     WAL = "wal"  # acknowledged after the WAL write: survives a crash, not a power loss
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
+class Applied(NamedTuple):
     """A write the replica made: its header and the ticket to wait on for durability."""
 
     header: RecordHeader
     ticket: int
 
 
-@dataclass(frozen=True, slots=True)
-class Write:
+class Write(NamedTuple):
     """One validated client write: a put, or a delete when ``tombstone``."""
 
     namespace: bytes
@@ -670,18 +669,21 @@ class Replica:
         to continue, or None after the last entry."""
         stable = self.purge_rule.stable
         batch = self.store.batch()
-        scanned = 0
         next_start: bytes | None = None
-        for log_key, stored_key in self.store.scan(LOG, start):
+        candidates: list[tuple[bytes, int, int]] = []
+        stored_keys: list[bytes] = []
+        for scanned, (log_key, stored_key) in enumerate(self.store.scan(LOG, start)):
             if scanned == budget:
                 next_start = log_key
                 break
-            scanned += 1
             origin, seq = layout.split_log_key(log_key)
-            if seq > stable.get(origin, 0):
-                continue
-            raw = self.store.get(KV, stored_key)
-            if raw is None or WireRecord(b"", b"", raw).ids()[1:] != (origin, seq):
+            if seq <= stable.get(origin, 0):
+                candidates.append((log_key, origin, seq))
+                stored_keys.append(stored_key)
+        for (log_key, origin, seq), raw in zip(
+            candidates, self.store.get_many(KV, stored_keys), strict=True
+        ):
+            if raw is None or header_ids(raw)[1:] != (origin, seq):
                 batch.delete(LOG, log_key)
         if len(batch):
             self.store.write(batch)
@@ -901,13 +903,11 @@ class Replica:
             namespace = stored_key[: layout.NAMESPACE_BYTES]
             if namespace == RESERVED_NAMESPACE:
                 continue
-            header = RecordHeader.decode(raw)
             namespace_record = self.namespace_record(namespace)
             if (namespace_record is not None and namespace_record.tombstone) or (
-                (header.tombstone or header.expired(now_s))
-                and self.purge_rule.purgeable(header.origin, header.seq)
+                gone(raw, now_s) and self.purge_rule.purgeable(*header_ids(raw)[1:])
             ):
-                purge.append((stored_key, header))
+                purge.append((stored_key, RecordHeader.decode(raw)))
         self.purge(purge)
         return next_start
 

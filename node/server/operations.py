@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from rumor.node.core import validation
 from rumor.node.core.errors import NamespaceExists, NamespaceNotFound, ReplicationTimeout
@@ -58,8 +58,7 @@ class NamespaceInfo:
     title: str
 
 
-@dataclass(frozen=True, slots=True)
-class PutItem:
+class PutItem(NamedTuple):
     """One key of a put or a bulk put, as received (not validated yet)."""
 
     key: bytes

@@ -21,6 +21,8 @@ from rumor.node.core.record import (
     Record,
     RecordHeader,
     decode_version,
+    gone,
+    header_ids,
 )
 from rumor.node.core.version import Version
 
@@ -58,6 +60,20 @@ def test_decode_version_agrees_with_decode(header: RecordHeader) -> None:
     decoded = RecordHeader.decode(encoded)
     assert decode_version(encoded) == (decoded.version, decoded.tombstone)
     assert decode_version(encoded) == (Version(header.hlc, header.origin), header.tombstone)
+
+
+@given(headers, st.floats(min_value=-1e12, max_value=1e12, allow_nan=False))
+def test_the_sweepers_fast_checks_agree_with_decode(header: RecordHeader, now_s: float) -> None:
+    encoded = header.encode()
+    assert header_ids(encoded) == (header.hlc, header.origin, header.seq)
+    assert gone(encoded, now_s) == (not header.live(now_s))
+
+
+def test_the_fast_checks_refuse_a_short_header() -> None:
+    with pytest.raises(CorruptRecord):
+        header_ids(b"\x00" * (HEADER_FIXED_SIZE - 1))
+    with pytest.raises(CorruptRecord):
+        gone(b"", 0.0)
 
 
 def test_header_is_37_bytes_before_metadata() -> None:
