@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -321,9 +323,28 @@ class Node:
             loop.add_signal_handler(signum, self.stop)
 
 
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """What makes the node's event loop (``--event-loop``); None: asyncio's own.
+
+    uvloop is optional: ``auto`` takes it only when it imports, ``uvloop``
+    insists on it (a ValueError, reported as a start-up error, when missing).
+    """
+    if choice == "asyncio":
+        return None
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        if choice == "uvloop":
+            raise ValueError("--event-loop uvloop: the uvloop package is not installed") from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def run(config: Config) -> int:
     """Serve until SIGTERM/SIGINT; returns the process exit status."""
-    return asyncio.run(Node(config).run())
+    with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
+        return runner.run(Node(config).run())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -115,6 +115,12 @@ class Config:
         " serving) or loop (on the event loop, no thread hand-off).",
         choices=("thread", "loop"),
     )
+    event_loop: str = _setting(
+        "auto",
+        "auto: uvloop when the package is installed (about 5-10% more requests/s),"
+        " else asyncio's own loop; asyncio or uvloop to choose (uvloop missing: no start).",
+        choices=("auto", "asyncio", "uvloop"),
+    )
     min_expiration_ttl: int = _setting(
         60, "Smallest expiration_ttl (and distance of an absolute expiration) a client may ask."
     )
