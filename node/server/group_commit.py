@@ -12,12 +12,14 @@ Under load a sync costs far more than its fsync: the hand-off to the worker
 thread, the wake-up back on the loop, and answering its writers in small
 groups (more, smaller socket writes). When the disk is fast, syncs started
 back to back each cover a write or two, and that overhead, not the disk, caps
-Puts per second. So once writes arrive while a sync runs (the node is busy),
-the next sync first lets the event loop run until one of its iterations
-brings no new write — whatever the loop had in hand has then written — or
-until ``busy_window_s`` after the previous sync started, whichever comes
-first. A lone writer, or a write after a quiet moment, syncs at once, and a
-few concurrent writers wait one loop iteration at most.
+Puts per second. So the group commit learns how many writers are about: the
+writers a sync released plus those that arrived while it ran. If writes
+arrived while the previous sync ran (the node is busy), the next sync waits
+until that many writers wait for it — the ones just answered come back with
+their next write — or until ``busy_window_s`` has passed, whichever comes
+first (as MySQL's binlog group commit does with a count and a delay). A lone
+writer, or a write after a quiet moment, syncs at once; when writers go away
+one sync waits the window and the count adapts.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ class GroupCommit:
         self._running: asyncio.Future[None] | None = None
         self._failure: BaseException | None = None
         self._busy = False  # writes arrived while the latest sync ran
-        self._last_start = 0.0  # loop time at which the latest sync started
+        self._waiting = 0  # writers in durable() now
+        self._expected = 0  # writers about: released by the latest sync + arrived during it
+        self._enough: asyncio.Event | None = None  # set once _expected writers wait
         self.syncs = 0
 
     async def durable(self, ticket: int) -> None:
@@ -62,19 +66,26 @@ class GroupCommit:
         replica = self._replica
         if replica.durability is Durability.WAL:
             return
-        while not replica.is_durable(ticket):
-            if self._failure is not None:
-                raise SyncFailed("the write-ahead log could not be synced") from self._failure
-            if self._running is None:
-                self._running = asyncio.ensure_future(self._sync())
-            await asyncio.shield(self._running)
+        if replica.is_durable(ticket):
+            return
+        self._waiting += 1
+        if self._enough is not None and self._waiting >= self._expected:
+            self._enough.set()
+        try:
+            while not replica.is_durable(ticket):
+                if self._failure is not None:
+                    raise SyncFailed("the write-ahead log could not be synced") from self._failure
+                if self._running is None:
+                    self._running = asyncio.ensure_future(self._sync())
+                await asyncio.shield(self._running)
+        finally:
+            self._waiting -= 1
 
     async def _sync(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            if self._busy:
-                await self._gather_writes(loop)
-            self._last_start = loop.time()
+            if self._busy and self._waiting < self._expected:
+                await self._gather_writers()
             target = self._replica.written_ticket
             if self._in_thread:
                 # run_in_executor, not to_thread: the sync needs no copy of the context.
@@ -90,18 +101,19 @@ class GroupCommit:
             self._running = None
         self.syncs += 1
         self._busy = self._replica.written_ticket > target
+        # The writers this sync answers and those that came during it: all wait still.
+        self._expected = self._waiting
         self._replica.mark_durable(target)
 
-    async def _gather_writes(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Run the loop until an iteration brings no new write, or the busy window ends."""
-        deadline = self._last_start + self._busy_window_s
-        seen = self._replica.written_ticket
-        while loop.time() < deadline:
-            await asyncio.sleep(0)
-            now = self._replica.written_ticket
-            if now == seen:
-                return
-            seen = now
+    async def _gather_writers(self) -> None:
+        """Wait until as many writers wait as the latest sync saw, or the busy window ends."""
+        self._enough = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._enough.wait(), self._busy_window_s)
+        except TimeoutError:
+            pass
+        finally:
+            self._enough = None
 
     async def flush(self) -> None:
         """Make every write so far durable (used at shutdown)."""

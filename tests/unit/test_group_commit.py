@@ -2,8 +2,8 @@
 
 Checks that a write is acknowledged only after a sync that started after it,
 that one sync serves writers that wait together, that a lone writer syncs at
-once, that while busy the next sync also takes the writes the loop makes in
-the iterations that follow, and that a failed sync is fatal.
+once, that while busy the next sync waits (within a window) for as many
+writers as the previous one saw, and that a failed sync is fatal.
 """
 
 from __future__ import annotations
@@ -70,32 +70,67 @@ async def test_a_lone_writer_syncs_for_each_write() -> None:
     assert store.syncs - before == 5
 
 
-async def test_busy_sync_waits_for_the_writes_of_the_next_iterations() -> None:
+async def test_busy_sync_waits_for_as_many_writers_as_the_last_one_saw() -> None:
     store, replica, commit, _ = make()
     store.hold = threading.Event()
-    first = write(replica, 0)
-    waiter = asyncio.ensure_future(commit.durable(first))
+    first = asyncio.ensure_future(commit.durable(write(replica, 0)))
     await asyncio.to_thread(store.started.wait, 5)
-    # Written while the first sync runs: it cannot cover this one, so the node is busy.
+    # Two writers arrive while the first sync runs: three writers are about.
     second = write(replica, 1)
+    third = write(replica, 2)
+    waiting = [asyncio.ensure_future(commit.durable(t)) for t in (second, third)]
     store.hold.set()
-    await waiter
+    await first
     assert not replica.is_durable(second)
 
-    async def one_write_per_iteration(start: int) -> list[int]:
-        tickets = []
-        for i in range(start, start + 3):
-            tickets.append(write(replica, i))
+    async def comes_back_later() -> int:
+        for _ in range(3):
             await asyncio.sleep(0)
-        return tickets
+        ticket = write(replica, 3)
+        await commit.durable(ticket)
+        return ticket
 
     before = store.syncs
-    late = asyncio.ensure_future(one_write_per_iteration(2))
-    await commit.durable(second)
-    tickets = await late
-    # The sync that covered ``second`` waited for the loop to stop bringing writes.
+    late = await asyncio.gather(comes_back_later(), *waiting)
+    # One sync: it waited for the third writer instead of syncing the two at once.
     assert store.syncs - before == 1
-    assert all(replica.is_durable(ticket) for ticket in tickets)
+    assert replica.is_durable(late[0]) and replica.is_durable(third)
+
+
+async def test_a_busy_sync_waits_no_longer_than_the_window() -> None:
+    store, replica, commit, _ = make()
+    store.hold = threading.Event()
+    first = asyncio.ensure_future(commit.durable(write(replica, 0)))
+    await asyncio.to_thread(store.started.wait, 5)
+    second = write(replica, 1)
+    waiting = [asyncio.ensure_future(commit.durable(second)) for _ in range(3)]
+    store.hold.set()
+    await first
+    # Four writers were about; only three come back. The sync still happens.
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(asyncio.gather(*waiting), timeout=5)
+    assert replica.is_durable(second)
+    assert asyncio.get_running_loop().time() - started < 1
+
+
+async def test_a_closed_loop_of_writers_converges_on_one_sync_per_round() -> None:
+    """Eight writers, each writing again as soon as it is answered: once the group
+    commit has seen them all, each sync waits for all eight instead of syncing
+    whichever one or two came back first."""
+    store, replica, commit, _ = make()
+    rounds, writers = 20, 8
+    counter = iter(range(1_000_000))
+
+    async def writer() -> None:
+        for _ in range(rounds):
+            ticket = write(replica, next(counter))
+            await commit.durable(ticket)
+            assert replica.is_durable(ticket)
+            await asyncio.sleep(0)  # the answer travels back before the next write
+
+    before = store.syncs
+    await asyncio.gather(*(writer() for _ in range(writers)))
+    assert store.syncs - before <= rounds * 2
 
 
 async def test_a_failed_sync_is_fatal() -> None:
