@@ -117,7 +117,7 @@ class Config:
     )
     event_loop: str = _setting(
         "auto",
-        "auto: uvloop when the package is installed (about 5-10% more requests/s),"
+        "auto: uvloop when the package is installed (0-5% more requests/s measured),"
         " else asyncio's own loop; asyncio or uvloop to choose (uvloop missing: no start).",
         choices=("auto", "asyncio", "uvloop"),
     )
