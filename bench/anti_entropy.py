@@ -18,12 +18,10 @@ import os
 import time
 
 from rumor.bench.common import (
-    CLIENT_CORE,
     Result,
     Target,
     medians,
     node_flags,
-    pin_self,
     scratch_dir,
     start_cluster,
     status,
@@ -113,7 +111,6 @@ def run(*, quick: bool, runs: int) -> Result:
     runs = 1 if quick else runs
     keys = 20_000 if quick else 1_000_000
     missed = 1_000 if quick else 10_000
-    pin_self(CLIENT_CORE)
     with scratch_dir("anti-entropy") as root:
         nodes = start_cluster(root, 3, *node_flags(), "--enable-fault-injection", cores=[None])
         try:
