@@ -6,7 +6,8 @@ Three nodes on 127.0.0.1 (default timers: anti-entropy every 1 s) hold
 - In-sync round: the bytes of one Exchange (request + answer) between two
   nodes holding the same data, per origin.
 - Catch-up: node 3 is cut off with Faults.Block, node 1 takes 10,000 new
-  writes (BulkPut), node 3 is healed; the time until node 3's audit digest
+  writes (BulkPut) which it and node 2 gossip between them, node 3 is healed
+  once that gossip is over; the time until node 3's audit digest
   equals node 1's, and the bytes node 3 received (Push and Exchange answers)
   against the serialized size of the records it missed. The baseline is the
   time node 1 took to take those writes from the client.
@@ -22,6 +23,7 @@ from rumor.bench.common import (
     Target,
     medians,
     node_flags,
+    pin_self,
     scratch_dir,
     start_cluster,
     status,
@@ -46,6 +48,21 @@ def bulk_put(node: NodeProcess, namespace: str, keys: list[bytes], value: bytes)
 def converged(nodes: list[NodeProcess]) -> bool:
     digests = {status(node).audit_digest for node in nodes}
     return len(digests) == 1
+
+
+def settle(nodes: list[NodeProcess]) -> None:
+    """Wait until ``nodes`` stop pushing: the gossip of the missed writes (forwarded to
+    node 3 and refused) is over, so what node 3 receives after the heal is its repair."""
+    last: list[int] = []
+
+    def quiet() -> bool:
+        nonlocal last
+        now = [status(node).pushes_sent for node in nodes]
+        same = now == last
+        last = now
+        return same
+
+    poll(quiet, timeout=60, interval=0.1)
 
 
 def serialized_bytes(namespace: bytes, keys: list[bytes], value: bytes) -> int:
@@ -88,6 +105,7 @@ def catch_up(nodes: list[NodeProcess], namespace: str, run: int, missed: int) ->
     bulk_put(first, namespace, keys, value)
     write_s = time.perf_counter() - started
     poll(lambda: converged([first, second]), timeout=120, interval=0.01)
+    settle([first, second])
     before = status(third)
     received_before = before.push_bytes_received + before.exchange_bytes_received
     target = status(first).audit_digest
@@ -111,6 +129,7 @@ def run(*, quick: bool, runs: int) -> Result:
     runs = 1 if quick else runs
     keys = 20_000 if quick else 1_000_000
     missed = 1_000 if quick else 10_000
+    pin_self(None)  # the cluster and this client share every core
     with scratch_dir("anti-entropy") as root:
         nodes = start_cluster(root, 3, *node_flags(), "--enable-fault-injection", cores=[None])
         try:

@@ -8,6 +8,7 @@ one JSON file to the results directory.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import rocksdict
 
 from rumor.experiments.processes import NodeProcess, poll
 from rumor.v1 import admin_pb2, admin_pb2_grpc
@@ -95,9 +95,17 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "grpcio": grpc.__version__,
-        "rocksdict": getattr(rocksdict, "__version__", "unknown"),
+        "rocksdict": _version("rocksdict"),
+        "protobuf": _version("protobuf"),
         "pinned": can_pin(),
     }
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def can_pin() -> bool:
@@ -109,9 +117,10 @@ def pin_prefix(core: int) -> list[str]:
     return ["taskset", "-c", str(core)] if can_pin() else []
 
 
-def pin_self(core: int) -> None:
+def pin_self(core: int | None) -> None:
+    """Run this process on ``core`` only (None: on every core again)."""
     if can_pin():
-        os.sched_setaffinity(0, {core})
+        os.sched_setaffinity(0, {core} if core is not None else set(range(os.cpu_count() or 1)))
 
 
 def median(values: Sequence[float]) -> float:

@@ -199,6 +199,7 @@ async def apply_cost(
 def run(*, quick: bool, runs: int) -> Result:
     runs = 1 if quick else runs
     seconds = 1.0 if quick else 10.0
+    pin_self(None)
     with scratch_dir("replication") as root:
         nodes = start_cluster(root / "cluster", 3, *node_flags(), cores=[None])
         try:
