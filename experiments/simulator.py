@@ -12,7 +12,8 @@ Contract.
   same result, write for write (``wall_s`` aside).
 - The driver mirrors ``rumor.node.server.replicator``: every
   ``gossip_interval_ms`` a node takes what its replica has ready to push, queues
-  it for ``fanout`` random other nodes (``PushQueues``, ``choose_peers``) and sends
+  it, per origin, for ``fanout`` random other nodes but the origin (``PushQueues``,
+  ``plan_pushes``'s rule, ``choose_peers``) and sends
   each waiting queue as one Push; a receiver merges the sender's HLC and applies
   the records, and forwards what won on its next tick. Every
   ``anti_entropy_interval_ms`` (a random phase per node) a node that is not
@@ -55,7 +56,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rumor.node.replication.delta import Coverage, Delta, WireRecord
-from rumor.node.replication.push_queues import PushQueues, choose_peers
+from rumor.node.replication.push_queues import PushQueues, by_origin, choose_peers
 from rumor.node.replication.replica import Durability, Replica, Write
 from rumor.node.storage.memory import MemoryStore
 
@@ -339,6 +340,7 @@ class _Simulation:
             replica.listeners.append(self._arrival_listener(index))
             phase = self.rng.uniform(0, config.gossip_interval_ms)
             self.nodes.append(_Node(index, replica, PushQueues(), phase))
+        self.index_of = {node.replica.node_id: node.index for node in self.nodes}
 
         # Per write: key, time issued, time each node first held it, nodes holding it.
         self.write_of_key = {self.key_of(w): w for w in range(config.writes)}
@@ -431,26 +433,30 @@ class _Simulation:
         node.tick_scheduled = True
         self.schedule(node.gossip_phase_ms + ticks * interval, _GossipTick(node.index))
 
-    def gossip_peers(self, node: _Node) -> list[int]:
-        """``fanout`` distinct random other nodes, through ``choose_peers``.
+    def gossip_peers(self, node: _Node, origin: int) -> list[int]:
+        """``fanout`` distinct random nodes other than this one and ``origin`` (an index),
+        through ``choose_peers``.
 
-        One more than wanted is drawn from every node, this one is dropped, and
-        the first ``fanout`` others are kept: a uniform choice among the others,
-        without building a list of all the others for every node.
+        Two more than wanted are drawn from every node, the two excluded ones are
+        dropped, and the first ``fanout`` others are kept: a uniform choice among
+        the others, without building a list of them for every node.
         """
         fanout = self.config.fanout
-        chosen = [p for p in choose_peers(self.all_nodes, fanout + 1, self.rng) if p != node.index]
-        return chosen[:fanout]
+        excluded = (node.index, origin)
+        chosen = choose_peers(self.all_nodes, fanout + 2, self.rng)
+        return [p for p in chosen if p not in excluded][:fanout]
 
     def gossip_tick(self, node: _Node) -> None:
-        """As ``Replicator.flush_pushes``: queue what is ready, send every waiting queue."""
+        """As ``Replicator.flush_pushes``: queue what is ready (per origin, never back to
+        the origin, as ``plan_pushes``), send every waiting queue."""
         node.tick_scheduled = False
         records = node.replica.take_ready_to_push()
         if records and self.config.nodes > 1:
-            targets = self.gossip_peers(node)
-            node.queues.offer(records, targets)
-            for target in targets:
-                node.waiting_peers[target] = None
+            for origin, group in by_origin(records).items():
+                targets = self.gossip_peers(node, self.index_of.get(origin, -1))
+                node.queues.offer(group, targets)
+                for target in targets:
+                    node.waiting_peers[target] = None
         waiting, node.waiting_peers = node.waiting_peers, {}
         for peer in waiting:
             batch = node.queues.take(peer)

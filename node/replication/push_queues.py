@@ -70,6 +70,27 @@ class PushQueues:
         self.queued_bytes.pop(peer, None)
 
 
+def by_origin(records: Iterable[WireRecord]) -> dict[int, list[WireRecord]]:
+    """``records`` grouped by the node that wrote them, in order within each group."""
+    groups: dict[int, list[WireRecord]] = {}
+    for record in records:
+        groups.setdefault(record.ids()[1], []).append(record)
+    return groups
+
+
+def plan_pushes(
+    records: Iterable[WireRecord], peers: list[int], fanout: int, rng: random.Random
+) -> list[tuple[list[int], list[WireRecord]]]:
+    """Which peers get which records: per origin, ``fanout`` random peers other than
+    the origin itself (it holds the record, or something newer, already)."""
+    plan = []
+    for origin, group in by_origin(records).items():
+        candidates = [peer for peer in peers if peer != origin]
+        if candidates:
+            plan.append((choose_peers(candidates, fanout, rng), group))
+    return plan
+
+
 def choose_peers(peers: list[int], fanout: int, rng: random.Random) -> list[int]:
     """``fanout`` distinct random peers (all of them if there are fewer)."""
     if len(peers) <= fanout:

@@ -42,7 +42,7 @@ from rumor.node.core.membership import Member, State
 from rumor.node.replication import Replica
 from rumor.node.replication.delta import AuditEntry, Coverage, WireRecord
 from rumor.node.replication.membership import Membership
-from rumor.node.replication.push_queues import PushQueues, choose_peers
+from rumor.node.replication.push_queues import PushQueues, plan_pushes
 from rumor.node.server.clock import WallClock
 from rumor.node.server.faults import FaultRules
 from rumor.node.server.group_commit import GroupCommit
@@ -370,8 +370,9 @@ class Replicator:
         records = self.replica.take_ready_to_push()
         peers = self.membership.up_peers()
         if records and peers:
-            targets = choose_peers([p.id for p in peers], self.settings.fanout, self.rng)
-            self.queues.offer(records, targets)
+            peer_ids = [p.id for p in peers]
+            for targets, group in plan_pushes(records, peer_ids, self.settings.fanout, self.rng):
+                self.queues.offer(group, targets)
         for peer in peers:
             if peer.id not in self._in_flight and self.queues.pending(peer.id):
                 self._in_flight.add(peer.id)
