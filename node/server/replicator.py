@@ -409,7 +409,13 @@ class Replicator:
             [coverage_from_pb(c) for c in request.coverage],
         )
         self.stats.records_applied_remote += outcome.new
-        await self.commit.durable(outcome.ticket)
+        # Answered before the WAL sync: nothing relies on a push (this node advertises
+        # durable watermarks only, and forwards records once durable), so the sync
+        # is requested, not awaited, and serves the pushes that arrive meanwhile too.
+        if not self.replica.is_durable(outcome.ticket):
+            sync = asyncio.create_task(self.commit.durable(outcome.ticket))
+            self._senders.add(sync)
+            sync.add_done_callback(self._senders.discard)
         return pb.PushResponse(envelope=self.envelope())
 
     # ---- anti-entropy ---------------------------------------------------
