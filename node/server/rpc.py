@@ -113,7 +113,7 @@ def _guard_unary(
     authorize: Authorize | None,
     observe: Observe | None,
 ) -> Callable[[Any, Any], Any]:
-    """Wraps a stream-unary behavior with the hooks (unary-unary: ``_guarded_unary_unary``)."""
+    """Wraps a unary-response behavior (unary-unary or stream-unary) with the hooks."""
 
     async def guarded(request: Any, context: Any) -> Any:
         start = time.perf_counter()
@@ -223,54 +223,9 @@ def _handler(
 
     if hooked:
         return grpc.unary_unary_rpc_method_handler(
-            _guarded_unary_unary(implementation, name, authorize, observe),
-            deserialize,
-            _serialize,
+            _guard_unary(unary_unary, name, authorize, observe), deserialize, _serialize
         )
     return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, _serialize)
-
-
-def _guarded_unary_unary(
-    implementation: Callable[..., Any],
-    name: str,
-    authorize: Authorize | None,
-    observe: Observe | None,
-) -> Callable[[Any, Any], Any]:
-    """``_guard_unary`` around the plain unary-unary behavior, as one coroutine.
-
-    Every KV Get and Put goes through here, so the hooks, the request id and the
-    error mapping share one frame instead of three nested coroutines; what each
-    step does, and in which order, is exactly that of the nested form.
-    """
-    perf_counter = time.perf_counter
-
-    async def guarded(request: Any, context: Any) -> Any:
-        start = perf_counter()
-        status = "UNKNOWN"
-        try:
-            if authorize is not None and not authorize(context.invocation_metadata()):
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_DETAILS)
-            _bind(name)
-            response = None
-            try:
-                if isinstance(request, _Malformed):
-                    raise InvalidRequest(request.reason)
-                response = await implementation(request, context)
-            except Exception as error:
-                await _fail(context, error)
-            status = _code_name(context, "OK")
-            return response
-        except grpc.aio.AbortError:
-            status = _code_name(context, "UNKNOWN")
-            raise
-        except asyncio.CancelledError:
-            status = "CANCELLED"
-            raise
-        finally:
-            if observe is not None:
-                observe("grpc", name, status, perf_counter() - start)
-
-    return guarded
 
 
 def service_handler(
