@@ -21,6 +21,7 @@ import time
 from rumor.bench.common import (
     Result,
     Target,
+    bulk_put,
     medians,
     node_flags,
     pin_self,
@@ -33,16 +34,7 @@ from rumor.node.core.hlc import pack
 from rumor.node.core.record import RecordHeader
 from rumor.v1 import faults_pb2, faults_pb2_grpc, kv_pb2, replication_pb2
 
-BATCH_PAIRS = 10_000
 VALUE_BYTES = 100
-
-
-def bulk_put(node: NodeProcess, namespace: str, keys: list[bytes], value: bytes) -> None:
-    for start in range(0, len(keys), BATCH_PAIRS):
-        items = [
-            kv_pb2.PutRequest(key=key, value=value) for key in keys[start : start + BATCH_PAIRS]
-        ]
-        node.kv.BulkPut(kv_pb2.BulkPutRequest(namespace_id=namespace, items=items), timeout=300)
 
 
 def converged(nodes: list[NodeProcess]) -> bool:

@@ -18,6 +18,7 @@ import grpc
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from rumor.bench.common import (
+    BULK_PAIRS,
     CLIENT_CORE,
     Result,
     Target,
@@ -31,14 +32,13 @@ from rumor.bench.common import (
 )
 from rumor.v1 import kv_pb2, kv_pb2_grpc
 
-BATCH_PAIRS = 10_000
 VALUE_BYTES = 100
 IN_FLIGHT = 2
 
 
 def pairs(batch: int, value: bytes) -> list[tuple[bytes, bytes]]:
-    start = batch * BATCH_PAIRS
-    return [(b"bulk-%010d" % i, value) for i in range(start, start + BATCH_PAIRS)]
+    start = batch * BULK_PAIRS
+    return [(b"bulk-%010d" % i, value) for i in range(start, start + BULK_PAIRS)]
 
 
 async def node_keys_per_s(address: str, pid: int, batches: int, value: bytes) -> dict[str, float]:
@@ -57,7 +57,7 @@ async def node_keys_per_s(address: str, pid: int, batches: int, value: bytes) ->
     async def sender() -> None:
         while pending:
             response = await stub.BulkPut(pending.pop(), timeout=120)
-            assert response.successful_key_count == BATCH_PAIRS
+            assert response.successful_key_count == BULK_PAIRS
 
     cpu_before = cpu_seconds(pid)
     started = time.perf_counter()
@@ -65,7 +65,7 @@ async def node_keys_per_s(address: str, pid: int, batches: int, value: bytes) ->
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(pid) - cpu_before
     await channel.close(None)
-    keys = batches * BATCH_PAIRS
+    keys = batches * BULK_PAIRS
     return {
         "keys_per_s": round(keys / elapsed),
         "batch_ms": round(elapsed / batches * 1000 * IN_FLIGHT, 1),
@@ -88,7 +88,7 @@ def rocksdict_keys_per_s(path: Path, batches: int, value: bytes) -> dict[str, fl
         elapsed = time.perf_counter() - started
     finally:
         database.close()
-    return {"keys_per_s": round(batches * BATCH_PAIRS / elapsed)}
+    return {"keys_per_s": round(batches * BULK_PAIRS / elapsed)}
 
 
 def one_run(root: Path, index: int, batches: int) -> dict[str, float]:
@@ -121,7 +121,7 @@ def run(*, quick: bool, runs: int) -> Result:
         },
         targets=[Target("BulkPut keys/s", figures["keys_per_s"], ">=", 100_000, "keys/s")],
         notes=[
-            f"{batches} batches of {BATCH_PAIRS:,} pairs, {VALUE_BYTES}-byte values,"
+            f"{batches} batches of {BULK_PAIRS:,} pairs, {VALUE_BYTES}-byte values,"
             f" {IN_FLIGHT} requests in flight; durability fsync"
         ],
     )

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,11 +27,12 @@ from typing import Any
 import grpc
 
 from rumor.experiments.processes import NodeProcess, poll
-from rumor.v1 import admin_pb2, admin_pb2_grpc
+from rumor.v1 import admin_pb2, admin_pb2_grpc, kv_pb2
 
 NODE_CORE = 0
 CLIENT_CORE = 1
 DEFAULT_RUNS = 5
+BULK_PAIRS = 10_000  # the most a BulkPut takes
 RESULTS_DIR = Path("bench/results")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -204,18 +205,13 @@ def scratch_dir(name: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
-@contextmanager
-def running(*nodes: NodeProcess) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for node in nodes:
-            node.stop()
-
-
-def repeat(runs: int, measure: Callable[[int], dict[str, float]]) -> list[dict[str, float]]:
-    """``measure(run_index)`` ``runs`` times."""
-    return [measure(index) for index in range(runs)]
+def bulk_put(node: NodeProcess, namespace: str, keys: list[bytes], value: bytes) -> None:
+    """Write ``keys`` (all with ``value``) through ``node`` in BulkPuts of 10,000."""
+    for start in range(0, len(keys), BULK_PAIRS):
+        items = [
+            kv_pb2.PutRequest(key=key, value=value) for key in keys[start : start + BULK_PAIRS]
+        ]
+        node.kv.BulkPut(kv_pb2.BulkPutRequest(namespace_id=namespace, items=items), timeout=300)
 
 
 def start_process(

@@ -12,6 +12,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
+def _save(figure: Any, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def _load(results: Path, name: str) -> dict[str, Any] | None:
     path = results / f"{name}.json"
     if not path.exists():
@@ -41,11 +48,7 @@ def put_get(document: dict[str, Any], out: Path) -> Path:
     axes.set_ylabel("requests/s (64 in flight, 100-byte values)")
     axes.set_title("One node against the echo baseline (same run)")
     axes.legend()
-    path = out / "put_get.png"
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(figure, out / "put_get.png")
 
 
 def apply_cost(document: dict[str, Any], out: Path) -> Path:
@@ -65,11 +68,7 @@ def apply_cost(document: dict[str, Any], out: Path) -> Path:
     axes.set_ylabel("node CPU, µs")
     axes.set_title("Replication apply cost against batch size")
     axes.legend()
-    path = out / "replication_apply_cost.png"
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(figure, out / "replication_apply_cost.png")
 
 
 def targets(documents: list[dict[str, Any]], out: Path) -> Path:
@@ -88,11 +87,7 @@ def targets(documents: list[dict[str, Any]], out: Path) -> Path:
     axes.invert_yaxis()
     axes.set_xlabel("measured / target (≤ 1 meets it)")
     axes.set_title("DESIGN.md §11 targets")
-    path = out / "targets.png"
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(figure, out / "targets.png")
 
 
 def write_plots(results: Path, out: Path) -> list[Path]:

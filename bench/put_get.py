@@ -125,33 +125,35 @@ async def drive(
     return phases
 
 
+def node_phases(
+    data_dir: Path, durability: str, seconds: float, warmup: float, *, puts_only: bool
+) -> dict[str, Phase]:
+    node = start_node(data_dir, *node_flags(durability))
+    try:
+        return asyncio.run(
+            drive(node.address, pid_of(node), seconds, warmup, puts_only=puts_only, is_node=True)
+        )
+    finally:
+        node.stop()
+
+
 def one_run(root: Path, index: int, seconds: float, warmup: float) -> dict[str, float]:
-    figures: dict[str, float] = {}
     echo, ready = start_process(["-m", "rumor.bench.echo_server"], NODE_CORE)
     try:
-        phases = asyncio.run(
+        echo_phases = asyncio.run(
             drive(ready["listen"], echo.pid, seconds, warmup, puts_only=False, is_node=False)
         )
     finally:
         stop_process(echo)
-    figures |= phases["put"].figures("echo_put") | phases["get"].figures("echo_get")
-    node = start_node(root / f"fsync-{index}", *node_flags("fsync"))
-    try:
-        phases = asyncio.run(
-            drive(node.address, pid_of(node), seconds, warmup, puts_only=False, is_node=True)
-        )
-    finally:
-        node.stop()
-    figures |= phases["put"].figures("put_fsync") | phases["get"].figures("get")
-    node = start_node(root / f"wal-{index}", *node_flags("wal"))
-    try:
-        phases = asyncio.run(
-            drive(node.address, pid_of(node), seconds, warmup, puts_only=True, is_node=True)
-        )
-    finally:
-        node.stop()
-    figures |= phases["put"].figures("put_wal")
-    return figures
+    fsync = node_phases(root / f"fsync-{index}", "fsync", seconds, warmup, puts_only=False)
+    wal = node_phases(root / f"wal-{index}", "wal", seconds, warmup, puts_only=True)
+    return (
+        echo_phases["put"].figures("echo_put")
+        | echo_phases["get"].figures("echo_get")
+        | fsync["put"].figures("put_fsync")
+        | fsync["get"].figures("get")
+        | wal["put"].figures("put_wal")
+    )
 
 
 def run(*, quick: bool, runs: int) -> Result:

@@ -20,6 +20,7 @@ from rumor.bench.common import (
     CLIENT_CORE,
     Result,
     Target,
+    bulk_put,
     median,
     node_flags,
     peak_rss_mb,
@@ -31,19 +32,12 @@ from rumor.bench.common import (
 from rumor.experiments.processes import NodeProcess
 from rumor.v1 import kv_pb2
 
-BATCH_PAIRS = 10_000
 VALUE_BYTES = 100
 
 
 def load(node: NodeProcess, keys: int) -> str:
     namespace: str = node.kv.CreateNamespace(kv_pb2.CreateNamespaceRequest(title="restart")).id
-    value = os.urandom(VALUE_BYTES)
-    for start in range(0, keys, BATCH_PAIRS):
-        items = [
-            kv_pb2.PutRequest(key=b"held-%08d" % i, value=value)
-            for i in range(start, min(keys, start + BATCH_PAIRS))
-        ]
-        node.kv.BulkPut(kv_pb2.BulkPutRequest(namespace_id=namespace, items=items), timeout=300)
+    bulk_put(node, namespace, [b"held-%08d" % i for i in range(keys)], os.urandom(VALUE_BYTES))
     return namespace
 
 
