@@ -209,7 +209,12 @@ class Replica:
             pending = _Pending()
             headers = []
             stored_keys = [layout.record_key(write.namespace, write.key) for write in chunk]
-            held_now = self.store.get_many(KV, stored_keys)  # one read for the whole chunk
+            # One read for the whole chunk; a single Put takes the cheaper point read.
+            held_now = (
+                self.store.get_many(KV, stored_keys)
+                if len(stored_keys) > 1
+                else [self.store.get(KV, key) for key in stored_keys]
+            )
             for write, stored_key, held_raw in zip(chunk, stored_keys, held_now, strict=True):
                 held = pending.staged.get(stored_key)
                 if held is None and held_raw is not None:
