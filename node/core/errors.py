@@ -40,3 +40,7 @@ class MemberRemoved(RumorError):
 
 class ReplicationTimeout(RumorError):
     """min_replicas was not reached in time; the write is applied locally (DEADLINE_EXCEEDED)."""
+
+
+class MalformedPeerMessage(RumorError, ValueError):
+    """A peer's message breaks the structural rules; it is rejected whole (INVALID_ARGUMENT)."""

@@ -248,6 +248,22 @@ class Replica:
             applied.extend(Applied(header, ticket) for header in headers)
         return applied
 
+    def skip_seqs_past(self, seq: int) -> None:
+        """Issue no seq <= ``seq`` from now on (a peer has seen that much of this node).
+
+        A stale copy of a node's disk remembers fewer of its own writes than its peers
+        have seen; continuing from its own mark would give one (origin, seq) to two
+        writes. The skipped seqs are covered by this node's own watermark.
+        """
+        if seq <= self._seq:
+            return
+        self._seq = seq
+        self.watermarks.cover(self.node_id, seq)
+        batch = self.store.batch()
+        pending = _Pending()
+        pending.dirty_origins.add(self.node_id)
+        self._commit(batch, pending)
+
     def _reserve(self, count: int, wall_ms: int) -> None:
         """Under durability wal, extend the synced reservation of seqs and HLC if needed."""
         if self.durability is not Durability.WAL:

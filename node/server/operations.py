@@ -39,9 +39,20 @@ class ReplicationHooks(Protocol):
         """Return once ``wanted`` nodes hold own write ``seq``; ReplicationTimeout if not."""
         ...
 
+    def propose(self, writes: Sequence[Write]) -> list[Applied]:
+        """Apply client writes through the protocol engine (seq, HLC, the write itself)."""
+        ...
+
 
 class Standalone:
     """No peers: the clock is never fenced and only this node can hold a write."""
+
+    def __init__(self, replica: Replica, clock: WallClock) -> None:
+        self.replica = replica
+        self.clock = clock
+
+    def propose(self, writes: Sequence[Write]) -> list[Applied]:
+        return self.replica.write_many(writes, self.clock.wall_ms())
 
     def check_clock(self) -> None:
         return None
@@ -112,7 +123,7 @@ class Operations:
         self.commit = commit
         self.clock = clock
         self.min_expiration_ttl = min_expiration_ttl
-        self.replication: ReplicationHooks = replication or Standalone()
+        self.replication: ReplicationHooks = replication or Standalone(replica, clock)
 
     # ---- namespaces -----------------------------------------------------
 
@@ -121,10 +132,9 @@ class Operations:
         self._check_title_free(title)
         self.replication.check_clock()
         namespace_id = os.urandom(16).hex()
-        applied = self.replica.write(
-            Write(RESERVED_NAMESPACE, namespace_id.encode(), title.encode()),
-            self.clock.wall_ms(),
-        )
+        applied = self.replication.propose(
+            [Write(RESERVED_NAMESPACE, namespace_id.encode(), title.encode())]
+        )[0]
         await self.commit.durable(applied.ticket)
         return NamespaceInfo(namespace_id, title)
 
@@ -145,20 +155,18 @@ class Operations:
         title = validation.title(title)
         self._check_title_free(title, except_id=namespace_id)
         self.replication.check_clock()
-        applied = self.replica.write(
-            Write(RESERVED_NAMESPACE, namespace_id.encode(), title.encode()),
-            self.clock.wall_ms(),
-        )
+        applied = self.replication.propose(
+            [Write(RESERVED_NAMESPACE, namespace_id.encode(), title.encode())]
+        )[0]
         await self.commit.durable(applied.ticket)
         return NamespaceInfo(namespace_id, title)
 
     async def delete_namespace(self, namespace_id: str) -> None:
         self._namespace(namespace_id)
         self.replication.check_clock()
-        applied = self.replica.write(
-            Write(RESERVED_NAMESPACE, namespace_id.encode(), tombstone=True),
-            self.clock.wall_ms(),
-        )
+        applied = self.replication.propose(
+            [Write(RESERVED_NAMESPACE, namespace_id.encode(), tombstone=True)]
+        )[0]
         await self.commit.durable(applied.ticket)
 
     def sweep_deleted_namespaces(self) -> bool:
@@ -199,7 +207,7 @@ class Operations:
     async def put(self, namespace_id: str, item: PutItem, min_replicas: int = 0) -> Applied:
         write = self._validated(self._namespace(namespace_id), item, self.clock.now_s())
         self.replication.check_clock()
-        applied = self.replica.write(write, self.clock.wall_ms())
+        applied = self.replication.propose([write])[0]
         await self.commit.durable(applied.ticket)
         if min_replicas > 1:
             await self.replication.wait_for_replicas(applied.header.seq, min_replicas)
@@ -208,7 +216,7 @@ class Operations:
     async def delete(self, namespace_id: str, key: bytes) -> Applied:
         write = Write(self._namespace(namespace_id), validation.key(key), tombstone=True)
         self.replication.check_clock()
-        applied = self.replica.write(write, self.clock.wall_ms())
+        applied = self.replication.propose([write])[0]
         await self.commit.durable(applied.ticket)
         return applied
 
@@ -244,7 +252,7 @@ class Operations:
         if not writes:
             return 0
         self.replication.check_clock()
-        return self.replica.write_many(writes, self.clock.wall_ms())[-1].ticket
+        return self.replication.propose(writes)[-1].ticket
 
     # ---- reads ----------------------------------------------------------
 
