@@ -11,6 +11,7 @@ Rules:
   remote timestamp: max(wall << 16, last + 1, remote + 1). Afterwards every
   timestamp this clock issues is greater than ``remote``.
 - ``observe(remote)`` only raises the floor (no new timestamp is issued).
+- ``ticks(last, wall_ms, n)`` are the n timestamps n ticks would issue, without a clock.
 The clock never goes backwards, whatever the wall clock does.
 """
 
@@ -36,6 +37,15 @@ def wall_ms_of(timestamp: int) -> int:
 def counter_of(timestamp: int) -> int:
     """The logical counter part of a timestamp."""
     return timestamp & COUNTER_MASK
+
+
+def ticks(last: int, wall_ms: int, count: int) -> range:
+    """The timestamps ``count`` ticks at ``wall_ms`` issue after ``last``, in order.
+
+    The first is max(wall << 16, last + 1); each later one is the previous + 1.
+    """
+    first = max(wall_ms << COUNTER_BITS, last + 1)
+    return range(first, first + count)
 
 
 @dataclass(slots=True)
