@@ -3,7 +3,7 @@
 A timestamp is one 64-bit integer: 48 bits of wall-clock milliseconds above a
 16-bit counter. Because the counter sits in the low bits, "the next timestamp"
 is simply ``last + 1``, and a counter overflow carries into the millisecond
-part by itself, exactly as the design asks.
+part by itself.
 
 Rules:
 - ``tick(wall_ms)`` stamps a local event: max(wall << 16, last + 1).

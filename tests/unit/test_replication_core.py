@@ -439,7 +439,7 @@ def test_three_replicas_converge_through_a_relay() -> None:
 
 
 def test_a_cut_short_answer_does_not_cover_a_record_whose_replacement_it_left_out() -> None:
-    """DESIGN §5.2: every seq <= wm[o] is held, superseded by something held, or deferred.
+    """The watermark promise: every seq <= wm[o] is held, superseded by something held, or deferred.
 
     (A, 1) was replaced by (A, 3); an answer cut short after (A, 2) leaves (A, 3)
     out but still covers (A, 1): the asker then counts (A, 1) as seen while it
@@ -463,7 +463,7 @@ def test_a_cut_short_answer_does_not_cover_a_record_whose_replacement_it_left_ou
 
 
 def test_an_audit_after_a_cut_short_answer_repairs_nothing() -> None:
-    """audit_repairs_total must stay 0 (DESIGN §5.3); a false coverage claim makes it count.
+    """audit_repairs_total must stay 0 (a repair is a divergence); a false claim makes it count.
 
     A third replica still holds (A, 1), which it got by push before (A, 3)
     replaced it. The asker's watermarks claim (A, 1) (see the test above), so
@@ -486,10 +486,10 @@ def test_an_audit_after_a_cut_short_answer_repairs_nothing() -> None:
 def test_an_answer_does_not_cover_a_record_whose_replacement_it_holds_above_its_watermark() -> None:
     """The replacement reached the responder out of order (by push), above its wm[C].
 
-    DESIGN §5.2 has the peer send "the records it holds above the asker's
-    wm[o]"; delta_for stops at its own watermark, so (C, 2) stays behind while
-    (A, 1), which it replaced, is covered: the asker claims (A, 1) and holds
-    nothing for its key, even though the answer was complete.
+    The answer must also carry the records the peer holds above its own wm[o]:
+    were delta_for to stop at its watermark, (C, 2) would stay behind while
+    (A, 1), which it replaced, is covered, and the asker would claim (A, 1)
+    and hold nothing for its key, even though the answer was complete.
     """
     first, responder, third = new_replica(A_ID), new_replica(B_ID), new_replica(C_ID)
     asker = new_replica(0x0D0D)
