@@ -42,5 +42,5 @@ class ReplicationTimeout(RumorError):
     """min_replicas was not reached in time; the write is applied locally (DEADLINE_EXCEEDED)."""
 
 
-class MalformedPeerMessage(RumorError, ValueError):
-    """A peer's message breaks the structural rules; it is rejected whole (INVALID_ARGUMENT)."""
+class MalformedPeerMessage(InvalidRequest):
+    """A peer sent a record or a claim that breaks a structural rule; nothing of it applied."""

@@ -123,6 +123,14 @@ class AntiEntropy:
         engine = self.engine
         engine.stats.exchanges += 1
         reply = answer.body
+        try:
+            # The whole answer, before any slice of it is applied: one bad record rejects it.
+            engine.replica.check_peer_message(reply.records, reply.coverage)
+        except MalformedPeerMessage as error:
+            engine.stats.malformed_messages += 1
+            engine.notice(NoticeKind.MALFORMED, str(error), peer=f"{session.peer.id:016x}")
+            self.session = None
+            return
         session.pending = list(reply.records)
         session.coverage = engine.envelopes.clamp_coverage(reply.coverage)
         session.peer_marks = dict(answer.envelope.watermarks)

@@ -1,4 +1,4 @@
-"""Every validation rule of the data model (DESIGN.md §2), through real gRPC calls.
+"""Every validation rule of the Workers KV data model, through real gRPC calls.
 
 Each broken limit is answered INVALID_ARGUMENT with Workers KV's exact wording;
 an unknown namespace is NOT_FOUND "namespace not found"; a missing key is a

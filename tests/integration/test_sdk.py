@@ -1,4 +1,4 @@
-"""The blocking SDK (``rumor.client.Client``) against one real node (DESIGN §2, §7).
+"""The blocking SDK (``rumor.client.Client``) against one real node.
 
 Every test talks to the node only through the SDK: namespaces, every value
 type put and read back, streaming in 1 MiB reads, expiration and metadata,

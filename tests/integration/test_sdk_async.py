@@ -1,4 +1,4 @@
-"""The asyncio SDK (``rumor.client.AsyncClient``) against one real node (DESIGN §2, §7).
+"""The asyncio SDK (``rumor.client.AsyncClient``) against one real node.
 
 The same surface as the blocking client, awaited: namespaces, every value type
 (including async generators) put and read back, streaming in 1 MiB reads,

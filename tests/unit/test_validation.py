@@ -1,4 +1,4 @@
-"""Every limit of the data model and its exact Workers KV message (DESIGN.md §2).
+"""Every limit of the data model and its exact Workers KV message.
 
 Checks rumor.node.core.validation: keys, prefixes, values, metadata (size counted
 in UTF-8 bytes of compact JSON), expirations (TTL and absolute, with the configured
