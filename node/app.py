@@ -157,8 +157,9 @@ class Node:
                 min_expiration_ttl=config.min_expiration_ttl,
                 replication=replicator,
             )
+            kv_service = KVService(operations, watches)
             services: list[tuple[ServiceDescriptor, object]] = [
-                (KV_SERVICE, KVService(operations, watches)),
+                (KV_SERVICE, kv_service),
                 (REPLICATION_SERVICE, ReplicationService(replicator)),
                 (
                     ADMIN_SERVICE,
@@ -227,6 +228,7 @@ class Node:
                     http_runner, http_address = await serve(gateway, host, int(port))
                 except OSError as exc:
                     raise BindError(f"cannot listen on {config.http}: {exc.strerror}") from exc
+            kv_service.grpc_address, kv_service.http_address = listen, http_address or ""
             await server.start()
             await server.set_serving(replicator.ready)
             structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
