@@ -23,6 +23,7 @@ from rumor.client.errors import from_rpc_error
 from rumor.client.models import (
     Change,
     KeyInfo,
+    Listeners,
     ListResult,
     NamespaceInfo,
     ValueWithMetadata,
@@ -55,6 +56,11 @@ class AsyncClient:
         self._credentials = credentials(tls)
         self._channels: dict[int, grpc.aio.Channel] = {}
         self.namespaces = AsyncNamespaces(self)
+
+    async def listeners(self) -> Listeners:
+        """Where the connected node serves (its HTTP listener carries the REST API
+        and the Workers binding protocol)."""
+        return await self.run(calls.listeners())
 
     def namespace(self, namespace_id: str) -> AsyncKVNamespace:
         """The namespace with this id (no call is made until you use it)."""

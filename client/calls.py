@@ -16,7 +16,13 @@ from typing import Any, Generic, TypeVar
 from google.protobuf.message import Message
 
 from rumor.client import codec
-from rumor.client.models import ListResult, NamespaceInfo, ValueWithMetadata, WriteResult
+from rumor.client.models import (
+    Listeners,
+    ListResult,
+    NamespaceInfo,
+    ValueWithMetadata,
+    WriteResult,
+)
 from rumor.v1 import kv_pb2
 
 R = TypeVar("R")
@@ -180,4 +186,13 @@ def bulk_delete(namespace_id: str, keys: Sequence[str]) -> Call[int]:
         ),
         kv_pb2.BulkDeleteResponse,
         lambda r: int(r.successful_key_count),
+    )
+
+
+def listeners() -> Call[Listeners]:
+    return Call(
+        "Listeners",
+        kv_pb2.ListenersRequest(),
+        kv_pb2.ListenersResponse,
+        lambda r: Listeners(r.grpc, r.http or None),
     )

@@ -21,6 +21,7 @@ from rumor.client.errors import from_rpc_error
 from rumor.client.models import (
     Change,
     KeyInfo,
+    Listeners,
     ListResult,
     NamespaceInfo,
     ValueWithMetadata,
@@ -53,6 +54,11 @@ class Client:
         self._credentials = credentials(tls)
         self._channels: dict[int, grpc.Channel] = {}
         self.namespaces = Namespaces(self)
+
+    def listeners(self) -> Listeners:
+        """Where the connected node serves (its HTTP listener carries the REST API
+        and the Workers binding protocol)."""
+        return self.run(calls.listeners())
 
     def namespace(self, namespace_id: str) -> KVNamespace:
         """The namespace with this id (no call is made until you use it)."""
