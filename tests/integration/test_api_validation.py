@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from rumor.v1 import admin_pb2, admin_pb2_grpc
 from rumor.v1 import kv_pb2 as pb
 from tests.integration.kv_helpers import (
     assert_invalid,
@@ -355,3 +356,55 @@ def test_failed_requests_leave_the_key_as_it_was(node: NodeProcess, ns: str) -> 
     assert got.expiration == 0
     assert (got.version.hlc, got.version.origin) == (written.version.hlc, written.version.origin)
     assert listed(node, ns) == [b"k"]
+
+
+# ---- the 32-bit range and rejected writes ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "expiration_ttl",
+            2**63 - 1,  # now + ttl would overflow 64 bits
+            f"Invalid expiration_ttl of {2**63 - 1}. Expiration TTL must be less than 2147483648.",
+        ),
+        (
+            "expiration",
+            2**31,
+            "Invalid expiration of 2147483648. Expiration times must be less than 2147483648"
+            " seconds since the UNIX epoch.",
+        ),
+    ],
+)
+def test_out_of_range_expirations_are_rejected_and_change_nothing(
+    node: NodeProcess, ns: str, field: str, value: int, message: str
+) -> None:
+    admin = admin_pb2_grpc.AdminStub(node.channel)
+    before_seq = node.kv.Put(pb.PutRequest(namespace_id=ns, key=b"marker", value=b"1")).seq
+    before = admin.Status(admin_pb2.StatusRequest())
+    request = pb.PutRequest(namespace_id=ns, key=b"far", value=b"x")
+    setattr(request, field, value)
+    assert_invalid(lambda: node.kv.Put(request), message)
+    after = admin.Status(admin_pb2.StatusRequest())
+    assert after.records_held == before.records_held
+    assert after.audit_digest == before.audit_digest
+    next_seq = node.kv.Put(pb.PutRequest(namespace_id=ns, key=b"marker", value=b"2")).seq
+    assert next_seq == before_seq + 1  # the rejected write consumed no seq
+    assert not node.kv.Get(pb.GetRequest(namespace_id=ns, key=b"far")).found
+
+
+def test_cache_ttl_is_checked_and_otherwise_ignored(node: NodeProcess, ns: str) -> None:
+    put(node, ns, b"k")
+    found = node.kv.Get(pb.GetRequest(namespace_id=ns, key=b"k", cache_ttl=60))
+    assert found.found
+    assert_invalid(
+        lambda: node.kv.Get(pb.GetRequest(namespace_id=ns, key=b"k", cache_ttl=10)),
+        "Invalid cache_ttl of 10. Cache TTL must be at least 30.",
+    )
+    assert_invalid(
+        lambda: node.kv.BulkGet(
+            pb.BulkGetRequest(namespace_id=ns, keys=[b"k"], type=pb.VALUE_TYPE_TEXT, cache_ttl=29)
+        ),
+        "Invalid cache_ttl of 29. Cache TTL must be at least 30.",
+    )

@@ -117,7 +117,9 @@ def workers(
     started: list[WorkerDev] = []
     try:
         # The first names the namespace by id, the second by title.
-        for index, (node, name) in enumerate(zip(cluster.nodes[:2], (namespace, TITLE))):
+        for index, (node, name) in enumerate(
+            zip(cluster.nodes[:2], (namespace, TITLE), strict=True)
+        ):
             started.append(WorkerDev(node, name, logs / f"worker-{index}.log"))
         yield started
     finally:
