@@ -214,8 +214,9 @@ class Node:
             queues=engine.gossip.queues,
             vectors=lambda: membership.vectors,
         )
+        kv_service = KVService(operations, watches)
         services: list[tuple[ServiceDescriptor, object]] = [
-            (KV_SERVICE, KVService(operations, watches)),
+            (KV_SERVICE, kv_service),
             (REPLICATION_SERVICE, ReplicationService(replicator)),
             (ADMIN_SERVICE, AdminService(replicator, checkpoint=store.checkpoint, drain=self.stop)),
         ]
@@ -230,6 +231,7 @@ class Node:
         http_runner, http_address = await self._serve_http(
             operations, security, replicator, metrics
         )
+        kv_service.grpc_address, kv_service.http_address = listen, http_address or ""
         await server.start()
         await server.set_serving(replicator.ready)
         structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")

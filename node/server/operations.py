@@ -256,19 +256,28 @@ class Operations:
 
     # ---- reads ----------------------------------------------------------
 
-    def get(self, namespace_id: str, key: bytes) -> Found | None:
+    def get(self, namespace_id: str, key: bytes, cache_ttl: object = None) -> Found | None:
+        """The live record of ``key``; ``cache_ttl`` is checked and ignored (reads are local)."""
         namespace = self._namespace(namespace_id)
-        found = self.replica.read(namespace, validation.key(key), self.clock.now_s())
+        checked = validation.key(key)
+        validation.cache_ttl(cache_ttl)
+        found = self.replica.read(namespace, checked, self.clock.now_s())
         return None if found is None else Found(*found)
 
-    def get_many(self, namespace_id: str, keys: Sequence[bytes]) -> list[Found | None]:
+    def get_many(
+        self, namespace_id: str, keys: Sequence[bytes], cache_ttl: object = None
+    ) -> list[Found | None]:
+        """Up to 100 keys at once, their values at most 25 MiB together."""
         namespace = self._namespace(namespace_id)
         validation.bulk_get_size(len(keys))
         checked = [validation.key(key) for key in keys]
-        return [
+        validation.cache_ttl(cache_ttl)
+        results = [
             None if found is None else Found(*found)
             for found in self.replica.read_many(namespace, checked, self.clock.now_s())
         ]
+        validation.bulk_get_total(sum(len(found.value) for found in results if found is not None))
+        return results
 
     def list_keys(
         self, namespace_id: str, prefix: bytes, limit: int | None, cursor: bytes
