@@ -198,7 +198,6 @@ class Engine:
     def propose(self, writes: Sequence[Write], now: Now) -> list[Applied]:
         """Apply client writes; the driver waits for their tickets to be durable."""
         self.check_writable()
-        self.joining.before_write()
         return self.replica.write_many(writes, now.wall_ms)
 
     def ready(self) -> Ready:

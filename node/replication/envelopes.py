@@ -80,7 +80,7 @@ class Envelopes:
             watermarks = replica.own_watermarks()
             high = {**self.high_seqs, engine.node_id: own}
         elif isinstance(body, PushReply) and to:
-            watermarks = {engine.node_id: own, to: replica.own_watermarks().get(to, 0)}
+            watermarks = {engine.node_id: own, to: replica.own_watermark(to)}
         else:
             watermarks = {engine.node_id: own}
         return Envelope(

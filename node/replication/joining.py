@@ -200,9 +200,6 @@ class Joining:
         engine = self.engine
         engine.reply(token, JoinReply(tuple(engine.membership.all())), to=sender, all_members=True)
 
-    def before_write(self) -> None:
-        """Client writes need nothing from joining (seq skips happen on first contact)."""
-
     # ---- one live process per id ------------------------------------------------
 
     def receive(self, message: Inbound, now: Now) -> None:

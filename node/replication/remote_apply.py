@@ -187,6 +187,15 @@ def own_watermarks(state: ReplicaState) -> dict[int, int]:
     return vector
 
 
+def own_watermark(state: ReplicaState, origin: int) -> int:
+    """One entry of ``own_watermarks``, without building the vector."""
+    if origin == state.node_id:
+        return state.durable_seq
+    mark = state.durable_watermarks.get(origin, 0)
+    lowest = state.deferred_floor.get(origin)
+    return lowest - 1 if lowest is not None and mark >= lowest else mark
+
+
 def sync_digest(state: ReplicaState) -> dict[int, int]:
     """The digest to send within a synchronisation: durable marks and provisional claims."""
     digest = own_watermarks(state)

@@ -213,6 +213,10 @@ class Replica:
         """This node's durable watermark vector, as digests advertise it."""
         return remote_apply.own_watermarks(self.state)
 
+    def own_watermark(self, origin: int) -> int:
+        """This node's advertised watermark for one origin (``own_watermarks()[origin]``)."""
+        return remote_apply.own_watermark(self.state, origin)
+
     def apply_deferred(self, wall_ms: int) -> int:
         """Apply the deferred records whose time has come; returns how many were handled."""
         return remote_apply.apply_deferred(self.state, wall_ms)

@@ -84,6 +84,7 @@ class Replicator:
         faults: FaultRules,
         on_stop: Callable[[str, NoticeKind], None],
         throttle: LogThrottle | None = None,
+        now: Callable[[], Now] | None = None,
     ) -> None:
         self.engine = engine
         self.replica: Replica = engine.replica
@@ -94,6 +95,7 @@ class Replicator:
         self.on_stop = on_stop
         self.on_ready: Callable[[], Awaitable[None]] | None = None
         self.throttle = throttle or LogThrottle(log)
+        self._now = now  # a test's clock; the real one otherwise
         self._tokens = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Reply]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -120,6 +122,8 @@ class Replicator:
         return self.engine.gossip.queues
 
     def now(self) -> Now:
+        if self._now is not None:
+            return self._now()
         return Now(now_monotonic_ms(), self.clock.wall_ms())
 
     # ---- lifecycle ------------------------------------------------------------
@@ -131,9 +135,7 @@ class Replicator:
         tick_s = self.engine.config.tick_interval_ms / 1000
         while True:
             try:
-                now = self.now()
-                self.engine.tick(now)
-                next_ms = self.pump()
+                next_ms = self.tick_once()
             except Exception:
                 log.exception("replication.tick_failed")
                 next_ms = now_monotonic_ms() + 500
@@ -176,6 +178,11 @@ class Replicator:
         )
 
     # ---- pumping ready() ------------------------------------------------------
+
+    def tick_once(self) -> int:
+        """Let the engine's timers run, then do what it has ready; returns its next due time."""
+        self.engine.tick(self.now())
+        return self.pump()
 
     def pump(self) -> int:
         """Do what the engine has ready; returns when its next timer is due."""
@@ -268,6 +275,7 @@ class Replicator:
 
     def propose(self, writes: Sequence[Write]) -> list[Applied]:
         applied = self.engine.propose(writes, self.now())
+        self.pump()
         return applied
 
     async def remove_member(self, member_id: int) -> None:
