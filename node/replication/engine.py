@@ -192,8 +192,6 @@ class Engine:
         self.gossip.tick(now)
         self.anti_entropy.tick(now)
         self.audits.tick(now)
-        self._collect_garbage(now)
-        self._check_clock()
 
     def propose(self, writes: Sequence[Write], now: Now) -> list[Applied]:
         """Apply client writes; the driver waits for their tickets to be durable."""
@@ -330,14 +328,18 @@ class Engine:
     # ---- timers -----------------------------------------------------------
 
     def _scale_with_cluster(self, now: Now) -> None:
-        """Suspicion and retransmits grow with log(cluster size); high seqs are kept."""
+        """The O(members) work, once per housekeeping interval: suspicion and retransmits
+        grow with log(cluster size), the GC rule and the clock fence are recomputed,
+        high seqs are kept."""
         if now.mono_ms < self._next_housekeeping_ms:
             return
-        self._next_housekeeping_ms = now.mono_ms + 1000
+        self._next_housekeeping_ms = now.mono_ms + self.config.housekeeping_interval_ms
         members = len(self.membership.members)
         self.membership.suspicion_timeout_ms = self.config.suspicion_ms(members)
         self.membership.retransmits = self.config.retransmits(members)
         self.envelopes.persist_high_seqs()
+        self._collect_garbage(now)
+        self._check_clock()
 
     def _collect_garbage(self, now: Now) -> None:
         if not self.joining.may_collect_garbage() and "gc_alone" not in self.canaries:

@@ -36,7 +36,7 @@ from rumor.node.replication.messages import (
     RefusalCode,
     Response,
 )
-from rumor.node.replication.push_queues import PushQueues, by_origin, choose_peers
+from rumor.node.replication.push_queues import PushQueues, by_origin
 
 if TYPE_CHECKING:
     from rumor.node.replication.engine import Engine
@@ -68,29 +68,36 @@ class Gossip:
         """Plan what became durable, then send each peer with something waiting one Push."""
         engine = self.engine
         records = engine.replica.take_ready_to_push()
-        peers = engine.membership.up_peers()
-        if records and peers:
-            self.plan(records, [p.id for p in peers])
-        for peer in peers:
-            if peer.id in self.in_flight:
+        if records:
+            peers = engine.membership.up_peers()
+            if peers:
+                self.plan(records, [p.id for p in peers])
+        waiting = [peer for peer, queue in self.queues.queues.items() if queue]
+        waiting += [peer for peer in self.announce if peer not in self.queues.queues]
+        members = engine.membership.members
+        for peer_id in waiting:
+            peer = members.get(peer_id)
+            if peer_id in self.in_flight or peer is None:
                 continue
-            if self.queues.pending(peer.id) or self.announce.get(peer.id):
+            if peer.up and peer.address:
                 self._send(peer, now)
 
     def plan(self, records: Sequence[WireRecord], peers: list[int]) -> None:
+        """Per origin: ``fanout`` random peers but the origin get the records (eager),
+        ``lazy_fanout`` more get their ids; O(fanout) per origin, whatever the cluster size."""
         config = self.engine.config
         rng = self.engine.rng
+        eager_count, lazy_count = config.fanout, config.lazy_fanout
         for origin, group in by_origin(records).items():
-            candidates = [peer for peer in peers if peer != origin]
-            if not candidates:
+            wanted = min(len(peers), eager_count + lazy_count + 1)
+            chosen = [peer for peer in rng.sample(peers, wanted) if peer != origin]
+            eager, lazy = chosen[:eager_count], chosen[eager_count : eager_count + lazy_count]
+            if not eager:
                 continue
-            eager = choose_peers(candidates, config.fanout, rng)
             self.queues.offer(group, eager)
-            if config.lazy_fanout and len(candidates) > len(eager):
-                chosen = set(eager)
-                rest = [peer for peer in candidates if peer not in chosen]
+            if lazy:
                 ids = [(origin, record.ids()[2]) for record in group]
-                for peer in choose_peers(rest, config.lazy_fanout, rng):
+                for peer in lazy:
                     self.announce.setdefault(peer, []).extend(ids)
 
     def _send(self, peer: Member, now: Now) -> None:

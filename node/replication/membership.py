@@ -16,6 +16,7 @@ import random
 import struct
 from collections import deque
 from dataclasses import dataclass, replace
+from typing import Any
 
 from rumor.node.core.membership import Event, Member, State, supersedes, transition
 from rumor.node.storage import layout
@@ -65,6 +66,7 @@ class Membership:
         self.suspicion_timeout_ms = suspicion_timeout_ms
         self.member_timeout_ms = member_timeout_ms
         self.members: dict[int, Member] = {}
+        self._views: dict[str, list[Any]] = {}
         for _, raw in store.scan(
             META, layout.META_MEMBER_PREFIX, prefix_end(layout.META_MEMBER_PREFIX)
         ):
@@ -119,6 +121,7 @@ class Membership:
     def _set(self, member: Member, now_ms: int) -> None:
         previous = self.members.get(member.id)
         self.members[member.id] = member
+        self._views.clear()
         if member.state in (State.SUSPECT, State.DEAD, State.LEFT):
             if previous is None or previous.state != member.state:
                 self.since_ms[member.id] = now_ms
@@ -192,15 +195,28 @@ class Membership:
     def all(self) -> list[Member]:
         return list(self.members.values())
 
+    # The views below are asked for on every tick; they are kept until the table changes
+    # (callers must not modify the lists they get).
+
     def peers(self) -> list[Member]:
-        return [m for m in self.members.values() if m.id != self.me.id]
+        view = self._views.get("peers")
+        if view is None:
+            view = self._views["peers"] = [m for m in self.members.values() if m.id != self.me.id]
+        return view
 
     def up_peers(self) -> list[Member]:
-        return [m for m in self.peers() if m.up and m.address]
+        view = self._views.get("up")
+        if view is None:
+            view = self._views["up"] = [m for m in self.peers() if m.up and m.address]
+        return view
 
     def counted(self) -> list[int]:
         """Every member that is not removed, alive or not: what GC waits on."""
-        return [m.id for m in self.members.values() if m.state is not State.REMOVED]
+        view = self._views.get("counted")
+        if view is None:
+            view = [m.id for m in self.members.values() if m.state is not State.REMOVED]
+            self._views["counted"] = view
+        return view
 
     def state_of(self, member_id: int) -> State | None:
         member = self.members.get(member_id)
