@@ -10,6 +10,7 @@ Checked after every schedule, on the processes still running:
   expired put is not undercut: no node reads an older live version of its key;
 - **no resurrection**: a key whose highest acknowledged write is a delete reads
   back live on no node;
+- **a removed node stops** (it is told so by the peers that refuse it);
 - **one process per id**: a copy of a live node's disk started on another
   address gets ``DUPLICATE_ID`` and stops within ``Bounds.duplicate_ms`` of both
   being reachable, and the original keeps running.
@@ -110,7 +111,10 @@ class Outcome:
 
 
 def live_processes(cluster: Cluster) -> list[SimulatedProcess]:
-    return [p for p in cluster.processes.values() if p.running]
+    """The processes still running on slots not removed from the cluster."""
+    return [
+        p for slot, p in cluster.processes.items() if p.running and slot not in cluster.removed_ms
+    ]
 
 
 def agreed(cluster: Cluster) -> bool:
@@ -186,6 +190,15 @@ def check(
                 )
                 break
     violations += _duplicates(cluster, schedule, bounds)
+    for slot, removed_ms in sorted(cluster.removed_ms.items()):
+        process = cluster.processes[slot]
+        if process.running:
+            violations.append(
+                Violation(
+                    "a removed node stops",
+                    f"node-{slot}, removed at {removed_ms:.0f} ms, still runs at {now_ms:.0f} ms",
+                )
+            )
     notices: dict[str, int] = {}
     for process in cluster.every_process:
         for _, notice in process.notices:

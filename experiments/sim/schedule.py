@@ -178,6 +178,8 @@ def generate(
             FaultPlan("split", 0, rng.randint(1500, 3000), side, rng.choice(("drop", "refuse")))
         )
         first_b = side[0]
+        # The first node of each group seeds the other's; every other node seeds both
+        # first nodes, so the groups still meet if one of the two is gone.
         node_plans = [
             NodePlan(
                 slot,
@@ -186,9 +188,9 @@ def generate(
                 if slot == 0
                 else (0,)
                 if slot == first_b
-                else (0,)
+                else (0, first_b)
                 if slot < first_b
-                else (first_b,),
+                else (first_b, 0),
             )
             for slot in slots
         ]
