@@ -1,9 +1,10 @@
 """What every benchmark shares: pinned node processes, medians, targets and result files.
 
 A benchmark measures Rumor and a baseline in the same run on the same machine
-(DESIGN.md §11), repeats each measurement (median of five by default, one in
-``--quick`` mode), checks its figures against the design's targets and writes
-one JSON file to the results directory.
+(so every target is a ratio against something measured next to it), repeats each
+measurement (median of five by default, one in ``--quick`` mode), checks its
+figures against Rumor's performance targets (listed in docs/BENCHMARKS.md) and
+writes one JSON file to the results directory.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 @dataclass
 class Target:
-    """One figure the design promises: ``measured`` must be ``op`` ``limit``."""
+    """One figure Rumor promises: ``measured`` must be ``op`` ``limit``."""
 
     name: str
     measured: float

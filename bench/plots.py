@@ -86,7 +86,7 @@ def targets(documents: list[dict[str, Any]], out: Path) -> Path:
     axes.axvline(1.0, color="black", linewidth=1)
     axes.invert_yaxis()
     axes.set_xlabel("measured / target (≤ 1 meets it)")
-    axes.set_title("DESIGN.md §11 targets")
+    axes.set_title("performance targets")
     return _save(figure, out / "targets.png")
 
 

@@ -20,7 +20,15 @@ from rumor.client.connection import (
     credentials,
 )
 from rumor.client.errors import from_rpc_error
-from rumor.client.models import Change, KeyInfo, ListResult, NamespaceInfo, WriteResult
+from rumor.client.models import (
+    Change,
+    KeyInfo,
+    Listeners,
+    ListResult,
+    NamespaceInfo,
+    ValueWithMetadata,
+    WriteResult,
+)
 from rumor.v1 import kv_pb2
 
 R = TypeVar("R")
@@ -49,6 +57,11 @@ class AsyncClient:
         self._channels: dict[int, grpc.aio.Channel] = {}
         self.namespaces = AsyncNamespaces(self)
 
+    async def listeners(self) -> Listeners:
+        """Where the connected node serves (its HTTP listener carries the REST API
+        and the Workers binding protocol)."""
+        return await self.run(calls.listeners())
+
     def namespace(self, namespace_id: str) -> AsyncKVNamespace:
         """The namespace with this id (no call is made until you use it)."""
         return AsyncKVNamespace(self, namespace_id)
@@ -74,7 +87,7 @@ class AsyncClient:
             )
         return self._channels[index]
 
-    async def _attempt(self, retry: bool, attempt: Any) -> Any:
+    async def _attempt(self, retry: bool, attempt: Any, method: str) -> Any:
         """Await ``attempt(channel)`` on the sticky endpoint, failing over on UNAVAILABLE."""
         tried: list[int] = []
         last: BaseException | None = None
@@ -84,9 +97,9 @@ class AsyncClient:
             except grpc.RpcError as error:
                 address = self.endpoints.addresses[index]
                 if error.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise from_rpc_error(error, address) from None
+                    raise from_rpc_error(error, address, method) from None
                 tried.append(index)
-                last = from_rpc_error(error, address)
+                last = from_rpc_error(error, address, method)
                 self.endpoints.failed(index)
         assert last is not None
         raise self.endpoints.exhausted(tried, last) from None
@@ -102,7 +115,7 @@ class AsyncClient:
             )
             return await method(call.request, timeout=self.timeout, metadata=self._metadata)
 
-        return call.decode(await self._attempt(call.retry, attempt))
+        return call.decode(await self._attempt(call.retry, attempt, call.method))
 
     async def _put_stream(
         self, header: kv_pb2.PutRequest, source: codec.StreamSource
@@ -137,10 +150,14 @@ class AsyncClient:
                     raise failure[0] from None
                 raise
 
-        response = await self._attempt(source.retryable, attempt)
+        response = await self._attempt(source.retryable, attempt, "PutStream")
         return codec.write_result(response.version, response.seq, response.expiration)
 
-    async def _get_stream(self, request: kv_pb2.GetRequest) -> AsyncIterator[bytes] | None:
+    async def _get_stream(
+        self, request: kv_pb2.GetRequest
+    ) -> tuple[kv_pb2.GetResponse, AsyncIterator[bytes]] | None:
+        """The header of a found key and its value in chunks; None when missing."""
+
         async def attempt(channel: grpc.aio.Channel) -> Any:
             method = channel.unary_stream(
                 "/rumor.v1.KV/GetStream",
@@ -150,11 +167,11 @@ class AsyncClient:
             responses = method(request, timeout=self.timeout, metadata=self._metadata)
             return responses, await responses.read()
 
-        responses, first = await self._attempt(True, attempt)
+        responses, first = await self._attempt(True, attempt, "GetStream")
         if not first.header.found:
             responses.cancel()
             return None
-        return _chunks(responses, self.endpoints.addresses[self.endpoints.current])
+        return first.header, _chunks(responses, self.endpoints.addresses[self.endpoints.current])
 
 
 def _serialize(message: Any) -> bytes:
@@ -170,7 +187,7 @@ async def _chunks(responses: Any, address: str) -> AsyncIterator[bytes]:
                 return
             yield message.chunk
     except grpc.RpcError as error:
-        raise from_rpc_error(error, address) from None
+        raise from_rpc_error(error, address, "GetStream") from None
 
 
 class AsyncNamespaces:
@@ -242,22 +259,38 @@ class AsyncKVNamespace:
         )
         return await self._client._put_stream(header, codec.stream_source(value, allow_async=True))
 
-    async def get(self, key: str | Sequence[str], type: str = "text") -> Any:
+    async def get(
+        self, key: str | Sequence[str], type: str = "text", *, cache_ttl: int | None = None
+    ) -> Any:
         """The value of ``key`` as ``type``; see ``KVNamespace.get``. With type "stream",
         returns an async iterator of byte chunks."""
         if not isinstance(key, str):
-            return await self._client.run(calls.get_many(self.id, list(key), type, False))
-        if type == "stream":
-            return await self._client._get_stream(
-                kv_pb2.GetRequest(namespace_id=self.id, key=codec.key_bytes(key))
+            return await self._client.run(
+                calls.get_many(self.id, list(key), type, False, cache_ttl)
             )
-        return await self._client.run(calls.get(self.id, key, type, False))
+        if type == "stream":
+            found = await self._client._get_stream(
+                codec.get_request(self.id, key, type, False, cache_ttl)
+            )
+            return None if found is None else found[1]
+        return await self._client.run(calls.get(self.id, key, type, False, cache_ttl))
 
-    async def get_with_metadata(self, key: str | Sequence[str], type: str = "text") -> Any:
-        """``ValueWithMetadata(value, metadata)``; see ``KVNamespace.get_with_metadata``."""
+    async def get_with_metadata(
+        self, key: str | Sequence[str], type: str = "text", *, cache_ttl: int | None = None
+    ) -> Any:
+        """``ValueWithMetadata(value, metadata)``; see ``KVNamespace.get_with_metadata``.
+        With type "stream" the value is an async iterator of byte chunks."""
         if not isinstance(key, str):
-            return await self._client.run(calls.get_many(self.id, list(key), type, True))
-        return await self._client.run(calls.get(self.id, key, type, True))
+            return await self._client.run(calls.get_many(self.id, list(key), type, True, cache_ttl))
+        if type == "stream":
+            found = await self._client._get_stream(
+                codec.get_request(self.id, key, type, True, cache_ttl)
+            )
+            if found is None:
+                return ValueWithMetadata(None, None)
+            header, chunks = found
+            return ValueWithMetadata(chunks, codec.decode_metadata(header))
+        return await self._client.run(calls.get(self.id, key, type, True, cache_ttl))
 
     async def delete(self, key: str) -> WriteResult:
         """Delete ``key`` (succeeds for a missing key too)."""

@@ -16,7 +16,13 @@ from typing import Any, Generic, TypeVar
 from google.protobuf.message import Message
 
 from rumor.client import codec
-from rumor.client.models import ListResult, NamespaceInfo, ValueWithMetadata, WriteResult
+from rumor.client.models import (
+    Listeners,
+    ListResult,
+    NamespaceInfo,
+    ValueWithMetadata,
+    WriteResult,
+)
 from rumor.v1 import kv_pb2
 
 R = TypeVar("R")
@@ -95,13 +101,14 @@ def put(request: kv_pb2.PutRequest) -> Call[WriteResult]:
     )
 
 
-def get(namespace_id: str, key: str, value_type: str, with_metadata: bool) -> Call[Any]:
-    request = kv_pb2.GetRequest(
-        namespace_id=namespace_id,
-        key=codec.key_bytes(key),
-        type=codec.wire_type(value_type),
-        with_metadata=with_metadata,
-    )
+def get(
+    namespace_id: str,
+    key: str,
+    value_type: str,
+    with_metadata: bool,
+    cache_ttl: int | None = None,
+) -> Call[Any]:
+    request = codec.get_request(namespace_id, key, value_type, with_metadata, cache_ttl)
     if with_metadata:
         decode: Callable[[Any], Any] = lambda r: ValueWithMetadata(  # noqa: E731
             codec.decode_value(r, value_type), codec.decode_metadata(r)
@@ -112,22 +119,29 @@ def get(namespace_id: str, key: str, value_type: str, with_metadata: bool) -> Ca
 
 
 def get_many(
-    namespace_id: str, keys: Sequence[str], value_type: str, with_metadata: bool
+    namespace_id: str,
+    keys: Sequence[str],
+    value_type: str,
+    with_metadata: bool,
+    cache_ttl: int | None = None,
 ) -> Call[dict[str, Any]]:
     def decode(response: kv_pb2.BulkGetResponse) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key, entry in zip(keys, response.entries, strict=True):
             value = codec.decode_value(entry.result, value_type)
-            result[key] = (
-                ValueWithMetadata(value, codec.decode_metadata(entry.result))
-                if with_metadata
-                else value
-            )
+            if with_metadata:
+                # A missing key is None, not ValueWithMetadata(None, None), as in workerd.
+                found = entry.result.found
+                result[key] = (
+                    ValueWithMetadata(value, codec.decode_metadata(entry.result)) if found else None
+                )
+            else:
+                result[key] = value
         return result
 
     return Call(
         "BulkGet",
-        codec.bulk_get_request(namespace_id, keys, value_type, with_metadata),
+        codec.bulk_get_request(namespace_id, keys, value_type, with_metadata, cache_ttl),
         kv_pb2.BulkGetResponse,
         decode,
     )
@@ -172,4 +186,13 @@ def bulk_delete(namespace_id: str, keys: Sequence[str]) -> Call[int]:
         ),
         kv_pb2.BulkDeleteResponse,
         lambda r: int(r.successful_key_count),
+    )
+
+
+def listeners() -> Call[Listeners]:
+    return Call(
+        "Listeners",
+        kv_pb2.ListenersRequest(),
+        kv_pb2.ListenersResponse,
+        lambda r: Listeners(r.grpc, r.http or None),
     )

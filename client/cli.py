@@ -23,7 +23,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from rumor.client.connection import TLS
+from rumor.client.cli_options import GlobalOptionsGroup, Settings, connection_options
 from rumor.client.errors import RumorError
 from rumor.client.sync import Client, KVNamespace
 
@@ -44,46 +44,27 @@ def fail(message: str) -> NoReturn:
     raise CommandError(message)
 
 
-class Settings:
-    def __init__(self, endpoint: str, api_token: str | None, ca: str | None, timeout: float):
-        self.endpoints = [e for e in endpoint.split(",") if e.strip()]
-        self.api_token = api_token
-        self.ca = ca
-        self.timeout = timeout
-
-    def client(self) -> Client:
-        tls = TLS(ca=self.ca) if self.ca else None
-        return Client(self.endpoints, api_token=self.api_token, timeout=self.timeout, tls=tls)
-
-
-class KVGroup(click.Group):
-    """Turns every SDK, file and JSON error into one clear line."""
+class KVGroup(GlobalOptionsGroup):
+    """Turns every SDK, file and JSON error into one clear line (the node's message)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except RumorError as exc:
-            raise CommandError(str(exc)) from None
+            raise CommandError(exc.message) from None
         except (TypeError, ValueError, OSError) as exc:
             raise CommandError(str(exc)) from None
 
 
 @click.group("kv", cls=KVGroup)
-@click.option(
-    "--endpoint",
-    envvar="RUMOR_ENDPOINT",
-    default="127.0.0.1:7401",
-    show_default=True,
-    help="Node address HOST:PORT (comma-separate several for failover). Env RUMOR_ENDPOINT.",
-)
-@click.option("--api-token", envvar="RUMOR_API_TOKEN", default=None, help="Env RUMOR_API_TOKEN.")
-@click.option("--ca", default=None, type=click.Path(dir_okay=False), help="CA file: use TLS.")
-@click.option("--timeout", default=30.0, show_default=True, help="Seconds per call.")
+@connection_options
 @click.pass_context
 def kv(
     ctx: click.Context, endpoint: str, api_token: str | None, ca: str | None, timeout: float
 ) -> None:
-    """Manage namespaces and keys, like `wrangler kv`."""
+    """Manage namespaces and keys, like `wrangler kv`.
+
+    --endpoint, --api-token, --ca and --timeout may be given anywhere on the line."""
     ctx.obj = Settings(endpoint, api_token, ca, timeout)
 
 

@@ -179,17 +179,50 @@ def list_request(
     return request
 
 
+def get_request(
+    namespace_id: str,
+    key: str,
+    value_type: str,
+    with_metadata: bool,
+    cache_ttl: int | None = None,
+) -> kv_pb2.GetRequest:
+    request = kv_pb2.GetRequest(
+        namespace_id=namespace_id,
+        key=key_bytes(key),
+        type=wire_type(value_type),
+        with_metadata=with_metadata,
+    )
+    if cache_ttl is not None:
+        request.cache_ttl = _cache_ttl(cache_ttl)
+    return request
+
+
+def _cache_ttl(cache_ttl: object) -> int:
+    """An int for the message; the node checks its range and words the error
+    (clamped so that protobuf's int64 never refuses it first)."""
+    if isinstance(cache_ttl, bool) or not isinstance(cache_ttl, int):
+        raise TypeError(f"cache_ttl must be an int, not {type(cache_ttl).__name__}")
+    return max(min(cache_ttl, 2**63 - 1), -(2**63))
+
+
 def bulk_get_request(
-    namespace_id: str, keys: Iterable[str], value_type: str, with_metadata: bool
+    namespace_id: str,
+    keys: Iterable[str],
+    value_type: str,
+    with_metadata: bool,
+    cache_ttl: int | None = None,
 ) -> kv_pb2.BulkGetRequest:
     if value_type not in ("text", "json"):
-        raise ValueError(f'getting several keys supports type "text" or "json", not {value_type!r}')
-    return kv_pb2.BulkGetRequest(
+        raise ValueError(f'"{value_type}" is not a valid type. Use "json" or "text" instead.')
+    request = kv_pb2.BulkGetRequest(
         namespace_id=namespace_id,
         keys=[key_bytes(key) for key in keys],
         type=_WIRE_TYPES[value_type],
         with_metadata=with_metadata,
     )
+    if cache_ttl is not None:
+        request.cache_ttl = _cache_ttl(cache_ttl)
+    return request
 
 
 @dataclass(frozen=True, slots=True)

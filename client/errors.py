@@ -1,4 +1,10 @@
-"""The SDK's errors. The node's message is kept word for word in ``str(error)``.
+"""The SDK's errors. The node's message is kept word for word in ``error.message``.
+
+An error the node answered reads as workerd words it inside a Worker:
+``str(error)`` is ``KV PUT failed: 400 Invalid expiration_ttl of 10. ...`` with
+the operation (``error.operation``: PUT, GET, GET_BULK, DELETE, LIST, PUT_BULK,
+DELETE_BULK, NAMESPACE_CREATE, ...) and the HTTP status the REST API would
+answer (``error.status``: 400, 404, 413, 414, ...).
 
 - ``InvalidRequestError`` (also a ``ValueError``): the node rejected the request
   (INVALID_ARGUMENT), e.g. ``Key name cannot be empty.``
@@ -16,6 +22,17 @@ import grpc
 
 class RumorError(Exception):
     """Base of every error the SDK raises for a failed call."""
+
+    def __init__(
+        self, message: str, *, operation: str | None = None, status: int | None = None
+    ) -> None:
+        self.message = message
+        self.operation = operation
+        self.status = status
+        if operation is not None and status is not None:
+            super().__init__(f"KV {operation} failed: {status} {message}")
+        else:
+            super().__init__(message)
 
 
 class InvalidRequestError(RumorError, ValueError):
@@ -53,8 +70,43 @@ _BY_CODE: dict[grpc.StatusCode, type[RumorError]] = {
 }
 
 
-def from_rpc_error(error: grpc.RpcError, endpoint: str) -> RumorError:
-    """The SDK error for a failed call, keeping the node's message."""
+# The operation names workerd puts in front of its errors, by gRPC method.
+_OPERATIONS = {
+    "Put": "PUT",
+    "PutStream": "PUT",
+    "Get": "GET",
+    "GetStream": "GET",
+    "BulkGet": "GET_BULK",
+    "Delete": "DELETE",
+    "List": "LIST",
+    "BulkPut": "PUT_BULK",
+    "BulkDelete": "DELETE_BULK",
+    "Watch": "WATCH",
+    "CreateNamespace": "NAMESPACE_CREATE",
+    "ListNamespaces": "NAMESPACE_LIST",
+    "GetNamespace": "NAMESPACE_GET",
+    "RenameNamespace": "NAMESPACE_RENAME",
+    "DeleteNamespace": "NAMESPACE_DELETE",
+    "Listeners": "LISTENERS",
+}
+_HTTP_STATUS_HEADER = "rumor-http-status"
+_HTTP_STATUS_BY_CODE = {
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+}
+
+
+def _http_status(error: grpc.RpcError) -> int | None:
+    """The HTTP status the node gave this error, or None when the node did not answer."""
+    trailing = getattr(error, "trailing_metadata", None)
+    for key, value in (trailing() if callable(trailing) else None) or ():
+        if key == _HTTP_STATUS_HEADER and str(value).isdigit():
+            return int(value)
+    return _HTTP_STATUS_BY_CODE.get(error.code())
+
+
+def from_rpc_error(error: grpc.RpcError, endpoint: str, method: str = "") -> RumorError:
+    """The SDK error for a failed call of ``method``, keeping the node's message."""
     code: grpc.StatusCode = error.code()
     details: str = error.details() or ""
     kind = _BY_CODE.get(code)
@@ -62,4 +114,6 @@ def from_rpc_error(error: grpc.RpcError, endpoint: str) -> RumorError:
         return RumorError(f"{endpoint}: {code.name}: {details}")
     if kind is UnavailableError:
         return UnavailableError(f"{endpoint} is unavailable: {details}")
-    return kind(details)
+    operation = _OPERATIONS.get(method)
+    status = _http_status(error)
+    return kind(details, operation=operation, status=status)

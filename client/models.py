@@ -66,3 +66,11 @@ class Change:
     local: bool = False
     fell_behind: bool = False
     dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Listeners:
+    """Where a node serves: its gRPC address and its HTTP listener (None when it has none)."""
+
+    grpc: str
+    http: str | None

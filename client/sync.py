@@ -18,7 +18,15 @@ from rumor.client.connection import (
     credentials,
 )
 from rumor.client.errors import from_rpc_error
-from rumor.client.models import Change, KeyInfo, ListResult, NamespaceInfo, WriteResult
+from rumor.client.models import (
+    Change,
+    KeyInfo,
+    Listeners,
+    ListResult,
+    NamespaceInfo,
+    ValueWithMetadata,
+    WriteResult,
+)
 from rumor.v1 import kv_pb2
 
 R = TypeVar("R")
@@ -47,6 +55,11 @@ class Client:
         self._channels: dict[int, grpc.Channel] = {}
         self.namespaces = Namespaces(self)
 
+    def listeners(self) -> Listeners:
+        """Where the connected node serves (its HTTP listener carries the REST API
+        and the Workers binding protocol)."""
+        return self.run(calls.listeners())
+
     def namespace(self, namespace_id: str) -> KVNamespace:
         """The namespace with this id (no call is made until you use it)."""
         return KVNamespace(self, namespace_id)
@@ -72,7 +85,7 @@ class Client:
             )
         return self._channels[index]
 
-    def _attempt(self, retry: bool, attempt: Any) -> Any:
+    def _attempt(self, retry: bool, attempt: Any, method: str) -> Any:
         """Run ``attempt(channel)`` on the sticky endpoint, failing over on UNAVAILABLE."""
         tried: list[int] = []
         last: BaseException | None = None
@@ -82,9 +95,9 @@ class Client:
             except grpc.RpcError as error:
                 address = self.endpoints.addresses[index]
                 if error.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise from_rpc_error(error, address) from None
+                    raise from_rpc_error(error, address, method) from None
                 tried.append(index)
-                last = from_rpc_error(error, address)
+                last = from_rpc_error(error, address, method)
                 self.endpoints.failed(index)
         assert last is not None
         raise self.endpoints.exhausted(tried, last) from None
@@ -100,7 +113,7 @@ class Client:
             )
             return method(call.request, timeout=self.timeout, metadata=self._metadata)
 
-        return call.decode(self._attempt(call.retry, attempt))
+        return call.decode(self._attempt(call.retry, attempt, call.method))
 
     def _put_stream(self, header: kv_pb2.PutRequest, source: codec.StreamSource) -> WriteResult:
         def attempt(channel: grpc.Channel) -> Any:
@@ -128,7 +141,7 @@ class Client:
                     raise failure[0] from None
                 raise
 
-        response = self._attempt(source.retryable, attempt)
+        response = self._attempt(source.retryable, attempt, "PutStream")
         return codec.write_result(response.version, response.seq, response.expiration)
 
     def _watch(self, request: kv_pb2.WatchRequest) -> Iterator[Change]:
@@ -140,18 +153,22 @@ class Client:
             )
             return method(request, metadata=self._metadata)
 
-        events = self._attempt(True, attempt)
+        events = self._attempt(True, attempt, "Watch")
         address = self.endpoints.addresses[self.endpoints.current]
         try:
             for event in events:
                 yield codec.change(event)
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.CANCELLED:
-                raise from_rpc_error(error, address) from None
+                raise from_rpc_error(error, address, "Watch") from None
         finally:
             events.cancel()
 
-    def _get_stream(self, request: kv_pb2.GetRequest) -> Iterator[bytes] | None:
+    def _get_stream(
+        self, request: kv_pb2.GetRequest
+    ) -> tuple[kv_pb2.GetResponse, Iterator[bytes]] | None:
+        """The header of a found key and its value in chunks; None when missing."""
+
         def attempt(channel: grpc.Channel) -> Any:
             method = channel.unary_stream(
                 "/rumor.v1.KV/GetStream",
@@ -161,11 +178,11 @@ class Client:
             responses: Any = method(request, timeout=self.timeout, metadata=self._metadata)
             return responses, next(responses)
 
-        responses, first = self._attempt(True, attempt)
+        responses, first = self._attempt(True, attempt, "GetStream")
         if not first.header.found:
             responses.cancel()
             return None
-        return _chunks(responses, self.endpoints.addresses[self.endpoints.current])
+        return first.header, _chunks(responses, self.endpoints.addresses[self.endpoints.current])
 
 
 def _serialize(message: Any) -> bytes:
@@ -178,7 +195,7 @@ def _chunks(responses: Any, address: str) -> Iterator[bytes]:
         for message in responses:
             yield message.chunk
     except grpc.RpcError as error:
-        raise from_rpc_error(error, address) from None
+        raise from_rpc_error(error, address, "GetStream") from None
 
 
 class Namespaces:
@@ -258,27 +275,41 @@ class KVNamespace:
         )
         return self._client._put_stream(header, codec.stream_source(value, allow_async=False))
 
-    def get(self, key: str | Sequence[str], type: str = "text") -> Any:
+    def get(
+        self, key: str | Sequence[str], type: str = "text", *, cache_ttl: int | None = None
+    ) -> Any:
         """The value of ``key`` as ``type`` (text, json, bytes, arrayBuffer or stream).
 
         None if the key is missing, deleted or expired. Given a list of at most 100
         keys (type text or json), returns a dict of key to value (None when missing).
-        With type "stream", returns an iterator of byte chunks.
+        With type "stream", returns an iterator of byte chunks. ``cache_ttl``
+        (Workers KV's cacheTtl, at least 30) is checked and otherwise ignored:
+        every read is served by the node's own copy.
         """
         if not isinstance(key, str):
-            return self._client.run(calls.get_many(self.id, list(key), type, False))
+            return self._client.run(calls.get_many(self.id, list(key), type, False, cache_ttl))
         if type == "stream":
-            return self._client._get_stream(
-                kv_pb2.GetRequest(namespace_id=self.id, key=codec.key_bytes(key))
+            found = self._client._get_stream(
+                codec.get_request(self.id, key, type, False, cache_ttl)
             )
-        return self._client.run(calls.get(self.id, key, type, False))
+            return None if found is None else found[1]
+        return self._client.run(calls.get(self.id, key, type, False, cache_ttl))
 
-    def get_with_metadata(self, key: str | Sequence[str], type: str = "text") -> Any:
+    def get_with_metadata(
+        self, key: str | Sequence[str], type: str = "text", *, cache_ttl: int | None = None
+    ) -> Any:
         """``ValueWithMetadata(value, metadata)`` for a key (both None if missing),
-        or a dict of them for a list of keys."""
+        or for a list of keys a dict of them (None for a missing key, as workerd
+        answers). With type "stream" the value is an iterator of byte chunks."""
         if not isinstance(key, str):
-            return self._client.run(calls.get_many(self.id, list(key), type, True))
-        return self._client.run(calls.get(self.id, key, type, True))
+            return self._client.run(calls.get_many(self.id, list(key), type, True, cache_ttl))
+        if type == "stream":
+            found = self._client._get_stream(codec.get_request(self.id, key, type, True, cache_ttl))
+            if found is None:
+                return ValueWithMetadata(None, None)
+            header, chunks = found
+            return ValueWithMetadata(chunks, codec.decode_metadata(header))
+        return self._client.run(calls.get(self.id, key, type, True, cache_ttl))
 
     def delete(self, key: str) -> WriteResult:
         """Delete ``key`` (succeeds for a missing key too: the delete is recorded)."""

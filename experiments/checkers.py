@@ -1,6 +1,6 @@
 """Jepsen-style checkers: verdicts on a :class:`~rumor.experiments.history.History`.
 
-Rumor promises eventual consistency with last-writer-wins (DESIGN §3, §5, §9).
+Rumor promises eventual consistency with last-writer-wins (docs/ALGORITHM.md).
 Each checker states one consequence of that promise as a rule that can be
 judged from what the harness recorded, and returns a :class:`Verdict`:
 
@@ -14,7 +14,7 @@ judged from what the harness recorded, and returns a :class:`Verdict`:
     expired put). Why: an acknowledgement is a promise; losing an
     acknowledged write is the worst failure of a store.
 ``convergence``
-    After the heal, the audit digests of all nodes (DESIGN §5.3) become equal
+    After the heal, the audit digests of all nodes (one per node, of its audit buckets) become equal
     within a bound, and we say how long it took. Why: eventual consistency
     means exactly this, and the buckets cover every held record, tombstones
     included.
@@ -34,7 +34,7 @@ judged from what the harness recorded, and returns a :class:`Verdict`:
     a tombstone of version T for a key, it never applies a version < T of that
     key later. Why: the final-state form catches a deleted key that came back;
     the watch-order form also catches one that came back and went away again
-    before the end (for example, a tombstone purged too early, DESIGN §5.5).
+    before the end (for example, a tombstone purged before every member had seen it).
 
 :func:`visibility` measures rather than judges: t-visibility per node (Bailis
 et al., *Probabilistically Bounded Staleness*): the share of acknowledged
@@ -117,7 +117,7 @@ def node_names(history: History) -> list[str]:
 
 
 def is_expired(expiration: int | None, end_wall_s: float) -> bool:
-    """Workers KV: a key is expired when ``expiration <= now`` (DESIGN §2)."""
+    """Workers KV: a key is expired when ``expiration <= now``."""
     return expiration is not None and expiration <= end_wall_s
 
 
@@ -150,7 +150,7 @@ def _highest_ack(acks: Sequence[Ack]) -> Ack:
 def _purgeable_versions(history: History) -> dict[str, Version]:
     """Per key, the highest version of a record GC may have purged everywhere.
 
-    Those are tombstones and expired puts (DESIGN §5.5), as acknowledged or as
+    Those are tombstones and expired puts (what GC purges), as acknowledged or as
     seen applied in a Watch stream. A node that holds nothing for a key may
     have purged such a record, and with it the right to remember any older
     write of the key.

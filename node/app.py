@@ -16,19 +16,22 @@ import gc
 import importlib
 import json
 import os
+import random
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from google.protobuf.descriptor import ServiceDescriptor
 
 from rumor.node.config import Config
-from rumor.node.core.clock_fence import ClockFence
 from rumor.node.core.membership import Member, State
 from rumor.node.replication import Durability, Replica
+from rumor.node.replication.engine import Engine
 from rumor.node.replication.membership import Membership
+from rumor.node.replication.messages import NoticeKind, Now
 from rumor.node.server.admin_service import AdminService
 from rumor.node.server.auth import TokenChecker, load_tokens
 from rumor.node.server.clock import WallClock
@@ -47,8 +50,9 @@ from rumor.node.server.http_gateway import build_app, serve
 from rumor.node.server.kv_service import KVService
 from rumor.node.server.metrics import Metrics
 from rumor.node.server.operations import Operations
+from rumor.node.server.peer_transport import GrpcTransport
 from rumor.node.server.replication_service import ReplicationService
-from rumor.node.server.replicator import ReplicationSettings, Replicator, new_boot_nonce
+from rumor.node.server.replicator import Replicator, new_boot_nonce, now_monotonic_ms
 from rumor.node.server.security import SECRET_HEADER, SecretChecker, Tls, load_secret
 from rumor.node.server.sweeper import Sweeper
 from rumor.node.server.watch import WatchHub
@@ -60,6 +64,7 @@ log = structlog.get_logger(__name__)
 
 EXIT_SYNC_FAILED = 70
 EXIT_REMOVED = 78  # EX_CONFIG: this id was removed; the data directory must be wiped
+EXIT_DUPLICATE_ID = 76  # another live process holds this node's id (a copied data directory)
 
 
 def tune_garbage_collector() -> None:
@@ -88,6 +93,36 @@ def new_node_id() -> int:
             return node_id
 
 
+@dataclass(frozen=True, slots=True)
+class _Security:
+    """Who may call what: API tokens (KV), the cluster secret (node-to-node, admin), TLS."""
+
+    tokens: TokenChecker
+    tls: Tls | None
+    checks: dict[str, Any]
+    call_metadata: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def load(cls, config: Config) -> _Security:
+        tokens = TokenChecker(load_tokens(config.api_token, config.api_token_file or None, None))
+        if not tokens.enabled:
+            log.warning("auth.open", reason="no --api-token configured: the APIs are open")
+        tls = Tls.load(config.tls_cert, config.tls_key, config.tls_ca)
+        secret = load_secret(config.cluster_secret_file, os.environ.get("RUMOR_CLUSTER_SECRET"))
+        checks: dict[str, Any] = {}
+        if tokens.enabled:
+            checks[KV_SERVICE.full_name] = tokens.grpc_allows
+        metadata: tuple[tuple[str, str], ...] = ()
+        if secret is not None:
+            secret_checker = SecretChecker(secret)
+            for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE):
+                checks[descriptor.full_name] = secret_checker.allows
+            metadata = ((SECRET_HEADER, secret),)
+        else:
+            log.warning("cluster.open", reason="no cluster secret: any host may replicate")
+        return cls(tokens, tls, checks, metadata)
+
+
 class Node:
     """One running node; ``run`` serves until stopped and returns the exit status."""
 
@@ -105,174 +140,184 @@ class Node:
         self.stop(EXIT_SYNC_FAILED)
 
     async def run(self) -> int:
-        config = self.config
-        store = RocksStore(config.data_dir)
+        store = RocksStore(self.config.data_dir)
         try:
             self._take_new_id_if_restored(store)
-            replica = Replica(
-                store,
-                new_node_id=new_node_id(),
-                wall_ms=self.clock.wall_ms(),
-                durability=Durability(config.durability),
-                max_clock_offset_ms=config.max_clock_offset_ms,
-            )
-            commit = GroupCommit(
-                replica, on_failure=self._sync_failed, in_thread=config.wal_sync == "thread"
-            )
-            fence = ClockFence(
-                config.max_clock_offset_ms, enforce=config.clock_offset_policy == "fence"
-            )
-            faults = FaultRules()
-            me = Member(
+            await self._serve(store)
+        finally:
+            store.close()
+        log.info("node.stopped", exit_status=self.exit_status)
+        return self.exit_status
+
+    async def _serve(self, store: RocksStore) -> None:
+        config = self.config
+        replica = Replica(
+            store,
+            new_node_id=new_node_id(),
+            wall_ms=self.clock.wall_ms(),
+            durability=Durability(config.durability),
+            max_clock_offset_ms=config.protocol().max_clock_offset_ms,
+        )
+        commit = GroupCommit(
+            replica, on_failure=self._sync_failed, in_thread=config.wal_sync == "thread"
+        )
+        faults = FaultRules()
+        membership = Membership(
+            store,
+            Member(
                 replica.node_id,
                 "",
                 0,
                 State.ALIVE,
                 new_boot_nonce(self.clock.wall_ms()),
                 config.name,
-            )
-            membership = Membership(
-                store,
-                me,
-                suspicion_timeout_ms=config.suspicion_timeout_ms,
-                member_timeout_ms=config.member_timeout_ms,
-            )
-            placeholder = ReplicationSettings(advertise="")
-            replicator = Replicator(
-                replica,
-                membership,
-                commit,
-                self.clock,
-                placeholder,
-                fence=fence,
-                faults=faults,
-                on_removed=self._removed,
-            )
-            watches = WatchHub(self.clock.wall_ms)
-            replica.listeners.append(watches.publish)
-            operations = Operations(
-                replica,
-                commit,
-                self.clock,
-                min_expiration_ttl=config.min_expiration_ttl,
-                replication=replicator,
-            )
-            services: list[tuple[ServiceDescriptor, object]] = [
-                (KV_SERVICE, KVService(operations, watches)),
-                (REPLICATION_SERVICE, ReplicationService(replicator)),
-                (
-                    ADMIN_SERVICE,
-                    AdminService(replicator, checkpoint=store.checkpoint, drain=self.stop),
-                ),
-            ]
-            if config.enable_fault_injection:
-                services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, replicator)))
-            tokens = TokenChecker(
-                load_tokens(config.api_token, config.api_token_file or None, None)
-            )
-            if not tokens.enabled:
-                log.warning("auth.open", reason="no --api-token configured: the APIs are open")
-            metrics = Metrics(
-                node_id=replica.node_id,
-                replica=replica,
-                stats=replicator.stats,
-                queues=replicator.queues,
-                vectors=lambda: membership.vectors,
-            )
-            tls = Tls.load(config.tls_cert, config.tls_key, config.tls_ca)
-            secret = load_secret(config.cluster_secret_file, os.environ.get("RUMOR_CLUSTER_SECRET"))
-            checks: dict[str, Any] = {}
-            if tokens.enabled:
-                checks[KV_SERVICE.full_name] = tokens.grpc_allows
-            if secret is not None:
-                secret_checker = SecretChecker(secret)
-                for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE):
-                    checks[descriptor.full_name] = secret_checker.allows
-                replicator.call_metadata = ((SECRET_HEADER, secret),)
-            else:
-                log.warning("cluster.open", reason="no cluster secret: any host may replicate")
-            if tls is not None:
-                replicator.channel_credentials = tls.channel_credentials()
-            server = GrpcServer(services, authorize=checks or None, observe=metrics.observe)
-            listen = server.bind(
-                config.listen, tls.server_credentials() if tls is not None else None
-            )
-            if tls is None and not _loopback(listen):
-                log.warning(
-                    "listener.exposed",
-                    listen=listen,
-                    reason="not on loopback and without TLS: traffic is readable on the network",
-                )
-            advertise = config.advertise or listen
-            replicator.configure(self._replication_settings(advertise))
-            replicator.ready = not config.seed_list() and not membership.peers()
-            membership.announce(advertise)
+            ),
+            member_timeout_ms=config.member_timeout_ms,
+        )
+        security = _Security.load(config)
+        server, listen = self._bind(security)
+        advertise = config.advertise or listen
+        membership.announce(advertise)
+        engine = Engine(
+            replica,
+            membership,
+            config.protocol(),
+            rng=random.Random(),
+            seeds=config.seed_list(),
+            advertise=advertise,
+            name=config.name,
+            now=Now(now_monotonic_ms(), self.clock.wall_ms()),
+        )
+        stats = engine.stats
+        transport = GrpcTransport(
+            faults,
+            credentials=security.tls.channel_credentials() if security.tls else None,
+            metadata=security.call_metadata,
+            stats=stats,
+        )
+        replicator = Replicator(
+            engine, transport, commit, self.clock, faults=faults, on_stop=self._refused
+        )
+        watches = WatchHub(self.clock.wall_ms)
+        replica.listeners.append(watches.publish)
+        operations = Operations(
+            replica,
+            commit,
+            self.clock,
+            min_expiration_ttl=config.min_expiration_ttl,
+            replication=replicator,
+        )
+        metrics = Metrics(
+            node_id=replica.node_id,
+            replica=replica,
+            stats=stats,
+            queues=engine.gossip.queues,
+            vectors=lambda: membership.vectors,
+        )
+        kv_service = KVService(operations, watches)
+        services: list[tuple[ServiceDescriptor, object]] = [
+            (KV_SERVICE, kv_service),
+            (REPLICATION_SERVICE, ReplicationService(replicator)),
+            (ADMIN_SERVICE, AdminService(replicator, checkpoint=store.checkpoint, drain=self.stop)),
+        ]
+        if config.enable_fault_injection:
+            services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, replicator)))
+        server.add_services(services, authorize=security.checks or None, observe=metrics.observe)
 
-            async def serving() -> None:
-                await server.set_serving(True)
+        async def serving() -> None:
+            await server.set_serving(True)
 
-            replicator.on_ready = serving
-            http_runner = None
-            http_address = None
-            if config.http:
-                gateway = build_app(
-                    operations,
-                    authorize=tokens.http_status if tokens.enabled else None,
-                    ready=lambda: replicator.ready,
-                    metrics_text=metrics.render,
-                    observe=metrics.observe,
-                )
-                host, _, port = config.http.rpartition(":")
-                try:
-                    http_runner, http_address = await serve(gateway, host, int(port))
-                except OSError as exc:
-                    raise BindError(f"cannot listen on {config.http}: {exc.strerror}") from exc
-            await server.start()
-            await server.set_serving(replicator.ready)
-            structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
-            sweeper = Sweeper(replica, operations, self.clock, config.sweep_interval_ms)
-            tasks = [asyncio.create_task(sweeper.run(), name="sweeper")]
-            replicator.start()
-            self._install_signal_handlers()
-            ready = {
-                "event": "node.ready",
-                "listen": listen,
-                "http": http_address,
-                "node_id": f"{replica.node_id:016x}",
-            }
-            log.info(
-                "node.ready",
+        replicator.on_ready = serving
+        http_runner, http_address = await self._serve_http(
+            operations, security, replicator, metrics
+        )
+        kv_service.grpc_address, kv_service.http_address = listen, http_address or ""
+        await server.start()
+        await server.set_serving(replicator.ready)
+        structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
+        sweeper = Sweeper(replica, operations, self.clock, config.sweep_interval_ms)
+        tasks = [asyncio.create_task(sweeper.run(), name="sweeper")]
+        replicator.start()
+        self._install_signal_handlers()
+        self._announce_ready(listen, advertise, http_address, replica)
+
+        await self.stopping.wait()
+        log.info("node.stopping")
+        await server.set_serving(False)
+        if self.exit_status not in (EXIT_REMOVED, EXIT_DUPLICATE_ID):
+            await replicator.leave()
+        await server.stop(config.shutdown_grace_ms / 1000)
+        if http_runner is not None:
+            await http_runner.cleanup()
+        await replicator.stop()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.exit_status != EXIT_SYNC_FAILED:
+            await commit.flush()
+
+    def _bind(self, security: _Security) -> tuple[GrpcServer, str]:
+        server = GrpcServer()
+        listen = server.bind(
+            self.config.listen,
+            security.tls.server_credentials() if security.tls is not None else None,
+        )
+        if security.tls is None and not _loopback(listen):
+            log.warning(
+                "listener.exposed",
                 listen=listen,
-                advertise=advertise,
-                seeds=list(config.seed_list()),
-                data_dir=config.data_dir,
-                durability=config.durability,
-                records=replica.records_held,
-                fault_injection=config.enable_fault_injection,
+                reason="not on loopback and without TLS: traffic is readable on the network",
             )
-            tune_garbage_collector()
-            print(json.dumps(ready), flush=True)
+        return server, listen
 
-            await self.stopping.wait()
-            log.info("node.stopping")
-            await server.set_serving(False)
-            if self.exit_status != EXIT_REMOVED:
-                await replicator.leave()
-            await server.stop(config.shutdown_grace_ms / 1000)
-            if http_runner is not None:
-                await http_runner.cleanup()
-            await replicator.stop()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            if self.exit_status != EXIT_SYNC_FAILED:
-                await commit.flush()
-        finally:
-            store.close()
-        log.info("node.stopped", exit_status=self.exit_status)
-        return self.exit_status
+    async def _serve_http(
+        self,
+        operations: Operations,
+        security: _Security,
+        replicator: Replicator,
+        metrics: Metrics,
+    ) -> tuple[Any, str | None]:
+        config = self.config
+        if not config.http:
+            return None, None
+        tokens = security.tokens
+        gateway = build_app(
+            operations,
+            authorize=tokens.http_status if tokens.enabled else None,
+            ready=lambda: replicator.ready,
+            metrics_text=metrics.render,
+            observe=metrics.observe,
+        )
+        host, _, port = config.http.rpartition(":")
+        try:
+            return await serve(gateway, host, int(port))
+        except OSError as exc:
+            raise BindError(f"cannot listen on {config.http}: {exc.strerror}") from exc
+
+    def _announce_ready(
+        self, listen: str, advertise: str, http_address: str | None, replica: Replica
+    ) -> None:
+        config = self.config
+        log.info(
+            "node.ready",
+            listen=listen,
+            advertise=advertise,
+            seeds=list(config.seed_list()),
+            data_dir=config.data_dir,
+            durability=config.durability,
+            records=replica.records_held,
+            fault_injection=config.enable_fault_injection,
+        )
+        tune_garbage_collector()
+        ready = {
+            "event": "node.ready",
+            "listen": listen,
+            "http": http_address,
+            "node_id": f"{replica.node_id:016x}",
+        }
+        print(json.dumps(ready), flush=True)
 
     def _take_new_id_if_restored(self, store: RocksStore) -> None:
         """A node started on a checkpoint (or a copy) must not claim the original's id."""
@@ -294,26 +339,10 @@ class Node:
             previous_id=None if old is None else f"{layout.unpack_u64(old):016x}",
         )
 
-    def _replication_settings(self, advertise: str) -> ReplicationSettings:
-        config = self.config
-        return ReplicationSettings(
-            advertise=advertise,
-            seeds=config.seed_list(),
-            name=config.name,
-            gossip_interval_ms=config.gossip_interval_ms,
-            fanout=config.fanout,
-            anti_entropy_interval_ms=config.anti_entropy_interval_ms,
-            probe_interval_ms=config.probe_interval_ms,
-            probe_timeout_ms=config.probe_timeout_ms,
-            indirect_probes=config.indirect_probes,
-            audit_interval_ms=config.audit_interval_ms,
-            gc_grace_ms=config.gc_grace_ms,
-            min_replicas_timeout_ms=config.min_replicas_timeout_ms,
-        )
-
-    def _removed(self, message: str) -> None:
-        log.error("node.removed", message=message)
-        self.stop(EXIT_REMOVED)
+    def _refused(self, message: str, kind: NoticeKind) -> None:
+        """The cluster refuses this node: it was removed, or another process holds its id."""
+        print(f"rumor node: {message}", file=sys.stderr, flush=True)
+        self.stop(EXIT_REMOVED if kind is NoticeKind.REMOVED else EXIT_DUPLICATE_ID)
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

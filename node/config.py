@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rumor.node.replication.protocol_config import ProtocolConfig
+
+_LAN = ProtocolConfig.lan()  # the protocol defaults; --protocol-profile picks another base
+
 
 class ConfigError(ValueError):
     """A setting that cannot be used; the message names it."""
@@ -67,23 +71,36 @@ class Config:
         "", "Comma-separated HOST:PORT of nodes to join through; empty: start a new cluster."
     )
     gossip_interval_ms: int = _setting(
-        10, "How often each peer's push queue is flushed; lower spreads faster, costs more calls."
+        _LAN.gossip_interval_ms,
+        "How often each peer's push queue is flushed; lower spreads faster, costs more calls.",
     )
-    fanout: int = _setting(4, "How many random live peers receive each batch of new records.")
+    fanout: int = _setting(
+        _LAN.fanout, "How many random live peers receive each batch of new records."
+    )
     anti_entropy_interval_ms: int = _setting(
-        1000, "How often a node compares watermarks with a random peer and repairs."
+        _LAN.anti_entropy_interval_ms,
+        "How often a node compares watermarks with a random peer and repairs.",
     )
-    probe_interval_ms: int = _setting(1000, "SWIM: how often one member is probed.")
-    probe_timeout_ms: int = _setting(500, "SWIM: how long a probe waits before indirect probes.")
-    indirect_probes: int = _setting(3, "SWIM: how many members probe a silent one for us.")
+    probe_interval_ms: int = _setting(
+        _LAN.probe_interval_ms, "SWIM: how often one member is probed."
+    )
+    probe_timeout_ms: int = _setting(
+        _LAN.probe_timeout_ms, "SWIM: how long a probe waits before indirect probes."
+    )
+    indirect_probes: int = _setting(
+        _LAN.indirect_probes, "SWIM: how many members probe a silent one for us."
+    )
     suspicion_timeout_ms: int = _setting(
-        5000, "SWIM: how long a suspect has to refute before it is declared dead."
+        _LAN.suspicion_timeout_ms,
+        "SWIM: how long a suspect has to refute before it is declared dead.",
     )
     member_timeout_ms: int = _setting(
-        0, "Remove a member after this much dead time (0: never; removal is for ever)."
+        _LAN.member_timeout_ms,
+        "Remove a member after this much dead time (0: never; removal is for ever).",
     )
     max_clock_offset_ms: int = _setting(
-        500, "Largest tolerated clock offset; records over twice this ahead are deferred."
+        _LAN.max_clock_offset_ms,
+        "Largest tolerated clock offset; records over twice this ahead are deferred.",
     )
     clock_offset_policy: str = _setting(
         "fence",
@@ -91,14 +108,34 @@ class Config:
         " warn: only log (for experiments on skew).",
         choices=("fence", "warn"),
     )
+    join_timeout_ms: int = _setting(
+        _LAN.join_timeout_ms,
+        "Serve alone after this long if no seed answered (seeds are still retried for ever).",
+    )
+    seed_contact_interval_ms: int = _setting(
+        _LAN.seed_contact_interval_ms,
+        "How often a node joins through a random seed, so groups formed apart merge.",
+    )
+    lazy_fanout: int = _setting(
+        _LAN.lazy_fanout,
+        "Further peers told only the ids of new records; they pull what push missed.",
+    )
+    protocol_profile: str = _setting(
+        "lan",
+        "Base of every protocol timer not set here: lan (a data centre), local (one"
+        " machine, milliseconds: tests) or wan (links across regions).",
+        choices=("lan", "local", "wan"),
+    )
     audit_interval_ms: int = _setting(
-        600_000, "How often buckets are compared with a peer (a backstop; repairs must be 0)."
+        _LAN.audit_interval_ms,
+        "How often buckets are compared with a peer (a backstop; repairs must be 0).",
     )
     gc_grace_ms: int = _setting(
-        60_000, "Minimum wait between a tombstone becoming stable everywhere and its purge."
+        _LAN.gc_grace_ms,
+        "Minimum wait between a tombstone becoming stable everywhere and its purge.",
     )
     min_replicas_timeout_ms: int = _setting(
-        5000, "How long a put with min_replicas waits for confirmations."
+        _LAN.min_replicas_timeout_ms, "How long a put with min_replicas waits for confirmations."
     )
     enable_fault_injection: bool = _setting(
         False, "Serve the Faults service (block, drop, delay, clock offset). Tests only."
@@ -137,9 +174,12 @@ class Config:
         choices=("auto", "json", "console"),
     )
 
+    # The settings given explicitly (flag, environment or TOML), for ``protocol``.
+    explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
     @classmethod
     def settings(cls) -> list[dataclasses.Field[Any]]:
-        return list(dataclasses.fields(cls))
+        return [f for f in dataclasses.fields(cls) if f.name != "explicit"]
 
     @classmethod
     def load(
@@ -161,7 +201,7 @@ class Config:
             if flag is not None and flag != ():  # a repeatable flag not given is ()
                 values[setting.name] = flag
         converted = {name: _convert(name, value) for name, value in values.items()}
-        config = cls(**converted)
+        config = cls(**converted, explicit=frozenset(converted))
         config.check()
         return config
 
@@ -201,11 +241,23 @@ class Config:
         if problems:
             raise ConfigError("\n".join(problems))
 
+    def protocol(self) -> ProtocolConfig:
+        """The protocol's knobs: the profile's, with every setting given explicitly."""
+        base = ProtocolConfig.profile(self.protocol_profile)
+        given = {name: getattr(self, name) for name in _PROTOCOL_SETTINGS if name in self.explicit}
+        if "clock_offset_policy" in self.explicit or self.clock_offset_policy != "fence":
+            given["fence_clock"] = self.clock_offset_policy == "fence"
+        return base.replace(**given)
+
     def seed_list(self) -> tuple[str, ...]:
         return tuple(seed.strip() for seed in self.seeds.split(",") if seed.strip())
 
 
-_TYPES = {setting.name: setting.type for setting in dataclasses.fields(Config)}
+_TYPES = {setting.name: setting.type for setting in Config.settings()}
+# Settings that are protocol knobs, under the same name in ProtocolConfig.
+_PROTOCOL_SETTINGS = tuple(
+    name for name in _TYPES if name in {f.name for f in dataclasses.fields(ProtocolConfig)}
+)
 
 
 def _convert(name: str, value: Any) -> Any:

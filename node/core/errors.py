@@ -40,3 +40,7 @@ class MemberRemoved(RumorError):
 
 class ReplicationTimeout(RumorError):
     """min_replicas was not reached in time; the write is applied locally (DEADLINE_EXCEEDED)."""
+
+
+class MalformedPeerMessage(InvalidRequest):
+    """A peer sent a record or a claim that breaks a structural rule; nothing of it applied."""

@@ -3,7 +3,7 @@
 A timestamp is one 64-bit integer: 48 bits of wall-clock milliseconds above a
 16-bit counter. Because the counter sits in the low bits, "the next timestamp"
 is simply ``last + 1``, and a counter overflow carries into the millisecond
-part by itself, exactly as the design asks.
+part by itself.
 
 Rules:
 - ``tick(wall_ms)`` stamps a local event: max(wall << 16, last + 1).
@@ -11,6 +11,7 @@ Rules:
   remote timestamp: max(wall << 16, last + 1, remote + 1). Afterwards every
   timestamp this clock issues is greater than ``remote``.
 - ``observe(remote)`` only raises the floor (no new timestamp is issued).
+- ``ticks(last, wall_ms, n)`` are the n timestamps n ticks would issue, without a clock.
 The clock never goes backwards, whatever the wall clock does.
 """
 
@@ -36,6 +37,15 @@ def wall_ms_of(timestamp: int) -> int:
 def counter_of(timestamp: int) -> int:
     """The logical counter part of a timestamp."""
     return timestamp & COUNTER_MASK
+
+
+def ticks(last: int, wall_ms: int, count: int) -> range:
+    """The timestamps ``count`` ticks at ``wall_ms`` issue after ``last``, in order.
+
+    The first is max(wall << 16, last + 1); each later one is the previous + 1.
+    """
+    first = max(wall_ms << COUNTER_BITS, last + 1)
+    return range(first, first + count)
 
 
 @dataclass(slots=True)

@@ -58,3 +58,42 @@ def supersedes(new: Member, old: Member | None) -> bool:
     return (new.boot_nonce, new.address) != (old.boot_nonce, old.address) and (
         new.boot_nonce > old.boot_nonce
     )
+
+
+class Event(enum.Enum):
+    """What can happen to a member, as this node sees it (SWIM)."""
+
+    PROBE_OK = "probe_ok"  # it answered a direct or an indirect probe
+    PROBE_FAILED = "probe_failed"  # neither it nor the indirect probes reached it
+    SUSPICION_TIMEOUT = "suspicion_timeout"  # suspected for the whole suspicion timeout
+    HEARD_SAME_BOOT = "heard_same_boot"  # a message from the member itself, same process
+    HEARD_NEW_BOOT = "heard_new_boot"  # a message from the member itself, a new process
+    REMOVED = "removed"  # `rumor admin remove-node`, or --member-timeout of dead time
+
+
+# (state, event) -> (new state, raise the incarnation). A pair missing from the table
+# changes nothing. Raising the incarnation makes this node's word beat the older news
+# of suspicion or death that others still spread; only a member itself raises its own
+# incarnation otherwise (to refute).
+TRANSITIONS: dict[tuple[State, Event], tuple[State, bool]] = {
+    (State.ALIVE, Event.PROBE_FAILED): (State.SUSPECT, False),
+    (State.SUSPECT, Event.PROBE_OK): (State.ALIVE, True),
+    (State.SUSPECT, Event.SUSPICION_TIMEOUT): (State.DEAD, False),
+    (State.SUSPECT, Event.HEARD_SAME_BOOT): (State.ALIVE, True),
+    (State.SUSPECT, Event.HEARD_NEW_BOOT): (State.ALIVE, True),
+    (State.DEAD, Event.PROBE_OK): (State.ALIVE, True),
+    (State.DEAD, Event.HEARD_SAME_BOOT): (State.ALIVE, True),
+    (State.DEAD, Event.HEARD_NEW_BOOT): (State.ALIVE, True),
+    # "left" is the last word of a stopping process: its own later messages do not
+    # undo it, but a new process (a restart) is alive again.
+    (State.LEFT, Event.HEARD_NEW_BOOT): (State.ALIVE, True),
+    (State.ALIVE, Event.REMOVED): (State.REMOVED, False),
+    (State.SUSPECT, Event.REMOVED): (State.REMOVED, False),
+    (State.DEAD, Event.REMOVED): (State.REMOVED, False),
+    (State.LEFT, Event.REMOVED): (State.REMOVED, False),
+}
+
+
+def transition(state: State, event: Event) -> tuple[State, bool] | None:
+    """The new state (and whether to raise the incarnation), or None: no change."""
+    return TRANSITIONS.get((state, event))

@@ -14,9 +14,9 @@ expired when ``0 < expiration <= now``.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import NamedTuple
 
+from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.version import Version
 
 _HEADER = struct.Struct(">QQQqBI")
@@ -55,13 +55,27 @@ class RecordHeader(NamedTuple):
         return not self.tombstone and not self.expired(now_s)
 
     def encode(self) -> bytes:
+        """The header's bytes; InvalidRequest if a field does not fit its width."""
         flags = (FLAG_TOMBSTONE if self.tombstone else 0) | (
             FLAG_METADATA if self.metadata is not None else 0
         )
-        fixed = _HEADER.pack(
-            self.hlc, self.origin, self.seq, self.expiration, flags, self.value_length
-        )
+        try:
+            fixed = _HEADER.pack(
+                self.hlc, self.origin, self.seq, self.expiration, flags, self.value_length
+            )
+        except struct.error:
+            raise InvalidRequest(self._unencodable()) from None
         return fixed + self.metadata if self.metadata is not None else fixed
+
+    def _unencodable(self) -> str:
+        if not -(1 << 63) <= self.expiration < 1 << 63:
+            return (
+                f"Invalid expiration of {self.expiration}. Please specify a number of"
+                " seconds since the UNIX epoch that fits in 64 bits."
+            )
+        if not 0 <= self.value_length < 1 << 32:
+            return f"Value length of {self.value_length} does not fit in a record."
+        return f"The record header (hlc, origin, seq) {self.version}, {self.seq} does not fit."
 
     @classmethod
     def decode(cls, data: bytes) -> RecordHeader:
@@ -104,13 +118,3 @@ def decode_version(data: bytes) -> tuple[Version, bool]:
         raise CorruptRecord(f"record header of {len(data)} bytes is too short")
     hlc, origin, _seq, _expiration, flags, _length = _HEADER.unpack_from(data)
     return Version(hlc, origin), bool(flags & FLAG_TOMBSTONE)
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A whole record as it travels: where it belongs, its header and its value."""
-
-    namespace: bytes  # 16 raw bytes of the namespace id
-    key: bytes
-    header: RecordHeader
-    value: bytes = b""

@@ -5,6 +5,11 @@ appears. Nothing else in Rumor words a validation error: the gRPC service and
 the HTTP gateway both call these functions, and raise what they raise.
 Each function either returns the normalised input or raises InvalidRequest
 (or a subclass that tells the HTTP gateway to answer 413 or 414).
+
+Time is whole seconds, ``now = floor(wall clock)``, as Miniflare counts it:
+``expiration = floor(now) + 60`` is accepted and a TTL gives ``floor(now) + ttl``.
+Expirations, TTLs and cache TTLs must fit the Workers binding's 32-bit integers
+(below 2**31); every bad value is refused here, before anything is written.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ MAX_BULK_WRITE_PAIRS = 10_000
 MAX_BULK_WRITE_BYTES = 100_000_000  # 100 MB: keys, values and metadata together
 MAX_BULK_DELETE_KEYS = 10_000
 MAX_BULK_GET_KEYS = 100
+MAX_BULK_GET_BYTES = 26_214_400  # 25 MiB: every value of one bulk get together
+MIN_CACHE_TTL = 30
+MAX_SECONDS = 2**31  # exclusive: the Workers binding passes these as 32-bit integers
 MAX_TITLE_BYTES = 512
 DEFAULT_MIN_EXPIRATION_TTL = 60
 CURSOR_FORMAT = b"\x01"
@@ -97,7 +105,9 @@ def expiration(
     """The absolute expiration of a client write (0: never). The TTL wins over ``absolute``.
 
     The accepting node turns a TTL into an absolute time; only that travels.
+    ``now`` is whole seconds (the wall clock rounded down), as in Miniflare.
     """
+    now = math.floor(now_s)
     if ttl is not None:
         if ttl <= 0:
             raise InvalidRequest(
@@ -107,29 +117,80 @@ def expiration(
             raise InvalidRequest(
                 f"Invalid expiration_ttl of {ttl}. Expiration TTL must be at least {min_ttl}."
             )
-        return math.ceil(now_s) + ttl  # the key lives at least ``ttl`` seconds
+        if ttl >= MAX_SECONDS:
+            raise InvalidRequest(
+                f"Invalid expiration_ttl of {ttl}. Expiration TTL must be less than {MAX_SECONDS}."
+            )
+        return now + ttl
     if absolute is not None:
-        if absolute <= now_s:
+        if absolute <= now:
             raise InvalidRequest(
                 f"Invalid expiration of {absolute}. Please specify integer greater than"
                 " the current number of seconds since the UNIX epoch."
             )
-        if absolute < now_s + min_ttl:
+        if absolute < now + min_ttl:
             raise InvalidRequest(
                 f"Invalid expiration of {absolute}. Expiration times must be at least"
                 f" {min_ttl} seconds in the future."
+            )
+        if absolute >= MAX_SECONDS:
+            raise InvalidRequest(
+                f"Invalid expiration of {absolute}. Expiration times must be less than"
+                f" {MAX_SECONDS} seconds since the UNIX epoch."
             )
         return absolute
     return 0
 
 
-def list_limit(limit: int | None) -> int:
-    if limit is None:
-        return DEFAULT_LIST_LIMIT
-    if limit < 1:
+def integer(raw: object, name: str) -> int:
+    """A whole number given as a JSON number or as text (query strings, workerd's cacheTtl)."""
+    if isinstance(raw, bool):
+        raise InvalidRequest(f"Invalid {name} of {raw!r}. Please specify an integer.")
+    if isinstance(raw, int):
+        return raw
+    number = math.nan
+    if isinstance(raw, str | float):
+        try:
+            number = float(raw)
+        except ValueError:
+            number = math.nan
+    if not number.is_integer():
+        shown = raw if isinstance(raw, str) else repr(raw)
+        raise InvalidRequest(f"Invalid {name} of {shown}. Please specify an integer.")
+    return int(number)
+
+
+def cache_ttl(raw: object) -> int | None:
+    """A read's ``cacheTtl``: accepted, checked, then ignored (every read is local).
+
+    workerd sends it as text in a bulk get (``"60"``), so numeric strings count.
+    """
+    if raw is None:
+        return None
+    try:
+        ttl = integer(raw, "cache_ttl")
+    except InvalidRequest:
+        ttl = None
+    if ttl is None or ttl < MIN_CACHE_TTL:
+        shown = raw if ttl is None else ttl
         raise InvalidRequest(
-            f"Invalid key_count_limit of {limit}. Please specify an integer greater than 0."
+            f"Invalid cache_ttl of {shown}. Cache TTL must be at least {MIN_CACHE_TTL}."
         )
+    if ttl >= MAX_SECONDS:
+        raise InvalidRequest(
+            f"Invalid cache_ttl of {ttl}. Cache TTL must be less than {MAX_SECONDS}."
+        )
+    return ttl
+
+
+def list_limit(limit: int | None) -> int:
+    """A list page size: 1..1000; absent, 0 or negative means the default (1000).
+
+    workerd drops a limit of 0 or less rather than sending it, so the node
+    reads it the same way from every API.
+    """
+    if limit is None or limit <= 0:
+        return DEFAULT_LIST_LIMIT
     if limit > MAX_LIST_LIMIT:
         raise InvalidRequest(
             f"Invalid key_count_limit of {limit}. Please specify an integer less than"
@@ -191,10 +252,28 @@ def bulk_get_size(keys: int) -> None:
 
 def bulk_get_type(value_type: str) -> str:
     if value_type not in ("text", "json"):
-        raise InvalidRequest(
-            f'Invalid type "{value_type}". Bulk get returns values as "text" or "json".'
-        )
+        raise InvalidRequest(f'"{value_type}" is not a valid type. Use "json" or "text" instead.')
     return value_type
+
+
+def bulk_get_total(total_bytes: int) -> None:
+    """The values of one bulk get together: at most 25 MiB."""
+    if total_bytes > MAX_BULK_GET_BYTES:
+        raise ValueTooLarge(
+            f"Total size of request exceeds the limit of {MAX_BULK_GET_BYTES // 1024 // 1024}MB"
+        )
+
+
+def bulk_json_value(value: bytes) -> str:
+    """A value of a bulk get read as JSON (Miniflare's message: it names no key)."""
+    text = value.decode("utf-8", "replace")
+    try:
+        json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequest(
+            "At least one of the requested keys corresponds to a non-json value"
+        ) from exc
+    return text
 
 
 def title(raw: str) -> str:
@@ -235,10 +314,35 @@ HTTP_MIN_LIST_LIMIT = 10
 
 
 def http_list_limit(limit: int | None) -> int:
-    """The list limit of the Cloudflare-compatible HTTP API: 10..1000 (default 1000)."""
-    if limit is not None and limit < HTTP_MIN_LIST_LIMIT:
+    """The list limit of the Cloudflare-compatible HTTP API: 10..1000 (default 1000;
+    0 or less also means the default, as everywhere)."""
+    if limit is not None and 0 < limit < HTTP_MIN_LIST_LIMIT:
         raise InvalidRequest(
             f"Invalid key_count_limit of {limit}. Please specify an integer greater than or"
             f" equal to {HTTP_MIN_LIST_LIMIT}."
         )
     return list_limit(limit)
+
+
+MAX_PER_PAGE = 1000
+DEFAULT_PER_PAGE = 20
+
+
+def page(raw: int | None) -> int:
+    """A page number of the HTTP namespace list: 1 or more (default 1)."""
+    if raw is None:
+        return 1
+    if raw < 1:
+        raise InvalidRequest(f"Invalid page of {raw}. Please specify an integer greater than 0.")
+    return raw
+
+
+def per_page(raw: int | None) -> int:
+    """Namespaces per page of the HTTP list: 1..1000 (default 20; wrangler asks for 1000)."""
+    if raw is None:
+        return DEFAULT_PER_PAGE
+    if not 1 <= raw <= MAX_PER_PAGE:
+        raise InvalidRequest(
+            f"Invalid per_page of {raw}. Please specify an integer from 1 to {MAX_PER_PAGE}."
+        )
+    return raw

@@ -63,11 +63,15 @@ class WireRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Coverage:
-    """For one origin: the records sent are all the sender holds in (base, last].
+    """For one origin: every seq in (base, last] is accounted for by the records sent.
 
     ``complete``: nothing above ``last`` was left out, so ``last`` is the sender's
-    watermark; otherwise the answer was cut short at ``last``. Either way the
-    receiver may set wm[origin] = max(wm[origin], last).
+    watermark, and the receiver sets wm[origin] = max(wm[origin], last). Otherwise
+    the answer was cut short at ``last``, and the claim is only provisional: a seq
+    it vouches for may have been replaced by a record of an origin the answer did
+    not reach. Within a synchronisation it shapes the next digest, and becomes a
+    watermark with the claims of the round that completes it; outside one it is
+    dropped (see ``remote_apply``).
     """
 
     origin: int

@@ -17,7 +17,7 @@ import struct
 from collections import deque
 from dataclasses import dataclass, replace
 
-from rumor.node.core.membership import Member, State, supersedes
+from rumor.node.core.membership import Event, Member, State, supersedes, transition
 from rumor.node.storage import layout
 from rumor.node.storage.store import META, Store, prefix_end
 
@@ -61,6 +61,7 @@ class Membership:
         member_timeout_ms: int = 0,
     ) -> None:
         self.store = store
+        self.retransmits = RETRANSMITS  # the engine scales it with the cluster
         self.suspicion_timeout_ms = suspicion_timeout_ms
         self.member_timeout_ms = member_timeout_ms
         self.members: dict[int, Member] = {}
@@ -76,7 +77,7 @@ class Membership:
         self._persist([self.me], incarnation=True)
         self.vectors: dict[int, dict[int, int]] = {}
         self.since_ms: dict[int, int] = {}  # when a suspect or dead member became so
-        self._gossip: deque[_Gossiped] = deque([_Gossiped(self.me, RETRANSMITS)])
+        self._gossip: deque[_Gossiped] = deque([_Gossiped(self.me, self.retransmits)])
         self._probe_order: list[int] = []
         self.removed_me = False
 
@@ -104,7 +105,7 @@ class Membership:
             self.me = replace(self.me, incarnation=update.incarnation + 1, state=State.ALIVE)
             self.members[self.me.id] = self.me
             self._persist([self.me], incarnation=True)
-            self._gossip.append(_Gossiped(self.me, RETRANSMITS))
+            self._gossip.append(_Gossiped(self.me, self.retransmits))
             return True
         if update.incarnation > self.me.incarnation:
             # A peer took us back as alive at a higher incarnation (proof of life after a
@@ -126,7 +127,7 @@ class Membership:
         if member.state is State.REMOVED:
             self.vectors.pop(member.id, None)
         self._persist([member])
-        self._gossip.append(_Gossiped(member, RETRANSMITS))
+        self._gossip.append(_Gossiped(member, self.retransmits))
 
     def _persist(self, members: list[Member], *, incarnation: bool = False) -> None:
         batch = self.store.batch()
@@ -147,33 +148,35 @@ class Membership:
         current = self.members.get(member_id)
         if current is None:
             self._set(Member(member_id, address, 0, State.ALIVE, boot_nonce, name), now_ms)
-        elif current.state is State.REMOVED:
             return
-        elif current.state is State.LEFT and current.boot_nonce == boot_nonce:
-            return  # the last words of a node that is stopping: it stays "left"
-        elif current.state is not State.ALIVE:
-            # A message from the member itself is proof of life (it may have restarted,
-            # or a partition healed); the member will also refute with its own increment.
-            self._set(
-                replace(
-                    current,
-                    address=address or current.address,
-                    boot_nonce=boot_nonce,
-                    name=name or current.name,
-                    state=State.ALIVE,
-                    incarnation=current.incarnation + 1,
-                ),
-                now_ms,
-            )
-        elif address and (current.address != address or current.name != name):
-            self._set(replace(current, address=address, boot_nonce=boot_nonce, name=name), now_ms)
+        if current.state is State.REMOVED:
+            return
+        event = Event.HEARD_SAME_BOOT if current.boot_nonce == boot_nonce else Event.HEARD_NEW_BOOT
+        moved = replace(
+            current,
+            address=address or current.address,
+            boot_nonce=boot_nonce,
+            name=name or current.name,
+        )
+        if not self._apply(moved, event, now_ms) and moved != current:
+            self._set(moved, now_ms)
+
+    def _apply(self, member: Member, event: Event, now_ms: int) -> bool:
+        """Apply the SWIM transition for ``event`` to ``member``; False if none applies."""
+        change = transition(member.state, event)
+        if change is None:
+            return False
+        state, bump = change
+        incarnation = member.incarnation + 1 if bump else member.incarnation
+        self._set(replace(member, state=state, incarnation=incarnation), now_ms)
+        return True
 
     def announce(self, address: str) -> None:
         """Set this node's own address (known once bound) and gossip it."""
         self.me = replace(self.me, address=address)
         self.members[self.me.id] = self.me
         self._persist([self.me])
-        self._gossip.append(_Gossiped(self.me, RETRANSMITS))
+        self._gossip.append(_Gossiped(self.me, self.retransmits))
 
     def updates(self, limit: int = 8) -> list[Member]:
         """Member updates to piggyback on the next message (each sent a few times)."""
@@ -225,16 +228,13 @@ class Membership:
 
     def probe_succeeded(self, member_id: int, now_ms: int) -> None:
         member = self.members.get(member_id)
-        if member is not None and member.state in (State.DEAD, State.SUSPECT):
-            # It answers again: it must have restarted; take it back as alive.
-            self._set(
-                replace(member, state=State.ALIVE, incarnation=member.incarnation + 1), now_ms
-            )
+        if member is not None:
+            self._apply(member, Event.PROBE_OK, now_ms)
 
     def probe_failed(self, member_id: int, now_ms: int) -> None:
         member = self.members.get(member_id)
-        if member is not None and member.state is State.ALIVE:
-            self._set(replace(member, state=State.SUSPECT), now_ms)
+        if member is not None:
+            self._apply(member, Event.PROBE_FAILED, now_ms)
 
     def leave(self) -> Member:
         """This node is stopping cleanly: announce "left"."""
@@ -249,7 +249,7 @@ class Membership:
         for member_id, since in list(self.since_ms.items()):
             member = self.members[member_id]
             if member.state is State.SUSPECT and now_ms - since >= self.suspicion_timeout_ms:
-                self._set(replace(member, state=State.DEAD), now_ms)
+                self._apply(member, Event.SUSPICION_TIMEOUT, now_ms)
             elif (
                 member.state in (State.DEAD, State.LEFT)
                 and self.member_timeout_ms
@@ -260,4 +260,5 @@ class Membership:
 
     def remove(self, member_id: int, now_ms: int) -> None:
         member = self.members.get(member_id) or Member(member_id, "")
-        self._set(replace(member, state=State.REMOVED), now_ms)
+        if not self._apply(member, Event.REMOVED, now_ms):
+            self._set(replace(member, state=State.REMOVED), now_ms)

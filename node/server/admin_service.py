@@ -9,7 +9,8 @@ from rumor.node.core import audit
 from rumor.node.core.errors import InvalidRequest, NamespaceNotFound
 from rumor.node.core.namespaces import id_bytes
 from rumor.node.core.record import RecordHeader
-from rumor.node.server.replicator import Replicator, member_to_pb
+from rumor.node.server.replication_codec import member_to_pb
+from rumor.node.server.replicator import Replicator
 from rumor.node.storage import layout
 from rumor.node.storage.store import KV, prefix_end
 from rumor.v1 import admin_pb2 as pb
@@ -60,14 +61,14 @@ class AdminService:
                     if member.id == replica.node_id
                     else r.membership.vectors.get(member.id, {})
                 ),
-                clock_offset_ms=r.fence.offsets.get(member.id, 0.0),
+                clock_offset_ms=r.engine.fence.offsets.get(member.id, 0.0),
             )
             for member in r.membership.all()
         ]
         return pb.StatusResponse(
             node_id=replica.node_id,
-            name=r.settings.name,
-            address=r.settings.advertise,
+            name=r.engine.name,
+            address=r.engine.advertise,
             hlc=replica.clock.last,
             watermarks=replica.own_watermarks(),
             members=members,
@@ -76,7 +77,7 @@ class AdminService:
             records_held=max(replica.records_held, 0),
             tombstones_held=max(replica.tombstones_held, 0),
             ready=r.ready,
-            fenced=r.verdict.fenced,
+            fenced=r.engine.verdict.fenced,
             audit_repairs_total=replica.audit_repairs_total,
             deferred_records=replica.deferred_held,
             push_queue_drops=r.queues.dropped,

@@ -32,7 +32,8 @@ _STATUSES: tuple[tuple[type[RumorError], Status], ...] = (
     (KeyTooLong, Status(grpc.StatusCode.INVALID_ARGUMENT, 414, 10001)),
     (InvalidRequest, Status(grpc.StatusCode.INVALID_ARGUMENT, 400, 10001)),
     (NamespaceNotFound, Status(grpc.StatusCode.NOT_FOUND, 404, 10013)),
-    (NamespaceExists, Status(grpc.StatusCode.ALREADY_EXISTS, 409, 10014)),
+    # HTTP 400, not 409: wrangler and the Cloudflare SDKs retry a 409 three times.
+    (NamespaceExists, Status(grpc.StatusCode.ALREADY_EXISTS, 400, 10014)),
     (Unavailable, Status(grpc.StatusCode.UNAVAILABLE, 503, 10000)),
     (MemberRemoved, Status(grpc.StatusCode.FAILED_PRECONDITION, 409, 10000)),
     (ReplicationTimeout, Status(grpc.StatusCode.DEADLINE_EXCEEDED, 504, 10000)),

@@ -7,7 +7,8 @@ from typing import Any
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.server.clock import WallClock
 from rumor.node.server.faults import FaultRules
-from rumor.node.server.replicator import Replicator, record_from_pb
+from rumor.node.server.replication_codec import record_from_pb
+from rumor.node.server.replicator import Replicator
 from rumor.v1 import faults_pb2 as pb
 
 

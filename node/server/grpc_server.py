@@ -31,15 +31,20 @@ class BindError(RuntimeError):
 class GrpcServer:
     """Owns the grpc.aio server and the health status it reports."""
 
-    def __init__(
+    def __init__(self) -> None:
+        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+        self.health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+
+    def add_services(
         self,
         services: list[tuple[ServiceDescriptor, object]],
         *,
         authorize: dict[str, Authorize] | None = None,
         observe: Observe | None = None,
     ) -> None:
-        """``authorize`` maps a service's full name to its token check (absent: open)."""
-        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+        """Serve ``services`` (before ``start``); ``authorize`` maps a service's full name
+        to its token check (absent: open)."""
         checks = authorize or {}
         self.server.add_generic_rpc_handlers(
             tuple(
@@ -52,8 +57,6 @@ class GrpcServer:
                 for descriptor, servicer in services
             )
         )
-        self.health = health_aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = [descriptor.full_name for descriptor, _ in services]
         reflection.enable_server_reflection(
             (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server

@@ -25,16 +25,19 @@ from aiohttp.typedefs import Middleware
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest, RumorError
 from rumor.node.core.record import RecordHeader
+from rumor.node.server import workers_binding
+from rumor.node.server.bulk_get import bulk_get_values
 from rumor.node.server.errors import status_of
-from rumor.node.server.operations import Found, NamespaceInfo, Operations, PutItem
+from rumor.node.server.operations import NamespaceInfo, Operations, PutItem
 
 PREFIX = "/client/v4/accounts/{account_id}/storage/kv/namespaces"
 MAX_BODY_BYTES = 128 * 1024 * 1024
-DEFAULT_PER_PAGE = 20
-MAX_PER_PAGE = 100
 CODE_AUTH = 10000
 CODE_INTERNAL = 10000
 CODE_KEY_NOT_FOUND = 10009
+# Rumor has no accounts: any account id in a path is accepted; this one is offered.
+LOCAL_ACCOUNT_ID = "0" * 32
+LOCAL_ACCOUNT_NAME = "Rumor"
 # The raw path split on "/" (at most 10 times): [..., "namespaces", ns, "values", key].
 _KEY_SEGMENT = 10
 
@@ -93,21 +96,7 @@ def _int_param(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
-    return _as_int(raw, name)
-
-
-def _as_int(raw: Any, name: str) -> int:
-    if isinstance(raw, bool):
-        raise InvalidRequest(f"Invalid {name} of {raw!r}. Please specify an integer.")
-    if isinstance(raw, int):
-        return raw
-    try:
-        number = float(raw)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not number.is_integer():
-        raise InvalidRequest(f"Invalid {name} of {raw!r}. Please specify an integer.")
-    return int(number)
+    return validation.integer(raw, name)
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -138,14 +127,8 @@ async def create_namespace(request: web.Request) -> web.StreamResponse:
 
 
 async def list_namespaces(request: web.Request) -> web.StreamResponse:
-    page = _int_param(request, "page") or 1
-    per_page = _int_param(request, "per_page") or DEFAULT_PER_PAGE
-    if page < 1:
-        raise InvalidRequest(f"Invalid page of {page}. Please specify an integer greater than 0.")
-    if not 1 <= per_page <= MAX_PER_PAGE:
-        raise InvalidRequest(
-            f"Invalid per_page of {per_page}. Please specify an integer from 1 to {MAX_PER_PAGE}."
-        )
+    page = validation.page(_int_param(request, "page"))
+    per_page = validation.per_page(_int_param(request, "per_page"))
     order = request.query.get("order", "id")
     direction = request.query.get("direction", "asc")
     if order not in ("id", "title"):
@@ -218,8 +201,14 @@ def _key_not_found() -> web.Response:
     return failure(404, CODE_KEY_NOT_FOUND, "key not found")
 
 
+def _cache_ttl(request: web.Request) -> str | None:
+    return request.query.get("cache_ttl") or None
+
+
 async def get_value(request: web.Request) -> web.StreamResponse:
-    found = _operations(request).get(_namespace_id(request), _raw_key(request))
+    found = _operations(request).get(
+        _namespace_id(request), _raw_key(request), cache_ttl=_cache_ttl(request)
+    )
     if found is None:
         return _key_not_found()
     headers = {"Content-Type": "application/octet-stream"}
@@ -285,7 +274,9 @@ async def delete_value(request: web.Request) -> web.StreamResponse:
 
 
 async def get_metadata(request: web.Request) -> web.StreamResponse:
-    found = _operations(request).get(_namespace_id(request), _raw_key(request))
+    found = _operations(request).get(
+        _namespace_id(request), _raw_key(request), cache_ttl=_cache_ttl(request)
+    )
     if found is None:
         return _key_not_found()
     return envelope(_metadata_json(found.header.metadata))
@@ -313,8 +304,8 @@ def _bulk_item(index: int, raw: Any) -> PutItem:
     return PutItem(
         key=key.encode(),
         value=data,
-        expiration=None if expiration is None else _as_int(expiration, "expiration"),
-        expiration_ttl=None if ttl is None else _as_int(ttl, "expiration_ttl"),
+        expiration=None if expiration is None else validation.integer(expiration, "expiration"),
+        expiration_ttl=None if ttl is None else validation.integer(ttl, "expiration_ttl"),
         metadata=None if metadata is None else validation.metadata_value(metadata),
     )
 
@@ -338,31 +329,31 @@ async def bulk_delete(request: web.Request) -> web.StreamResponse:
     return envelope({"successful_key_count": count, "unsuccessful_keys": []})
 
 
-def _bulk_value(key: bytes, found: Found, value_type: str) -> Any:
-    if value_type == "json":
-        return json.loads(validation.json_value(key, found.value))
-    return found.value.decode("utf-8", "replace")
-
-
 async def bulk_get(request: web.Request) -> web.StreamResponse:
     body = await _json_body(request)
-    keys = body.get("keys") if isinstance(body, dict) else None
-    if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
-        raise InvalidRequest('The request body must be {"keys": ["...", ...]}.')
-    assert isinstance(body, dict)
-    value_type = validation.bulk_get_type(str(body.get("type", "text")))
-    with_metadata = bool(body.get("withMetadata", False))
-    raw_keys = [key.encode() for key in keys]
-    results = _operations(request).get_many(_namespace_id(request), raw_keys)
-    values: dict[str, Any] = {}
-    for name, raw, found in zip(keys, raw_keys, results, strict=True):
-        value = None if found is None else _bulk_value(raw, found, value_type)
-        if with_metadata:
-            metadata = None if found is None else _metadata_json(found.header.metadata)
-            values[name] = None if found is None else {"value": value, "metadata": metadata}
-        else:
-            values[name] = value
+    values = bulk_get_values(_operations(request), _namespace_id(request), body)
     return envelope({"values": values})
+
+
+# ---- account (what wrangler asks without CLOUDFLARE_ACCOUNT_ID) ----------
+
+
+async def list_memberships(request: web.Request) -> web.StreamResponse:
+    """One local account, so wrangler picks it without asking."""
+    membership = {
+        "id": LOCAL_ACCOUNT_ID,
+        "account": {"id": LOCAL_ACCOUNT_ID, "name": LOCAL_ACCOUNT_NAME},
+        "roles": ["Administrator"],
+        "status": "accepted",
+    }
+    return envelope(
+        [membership], result_info={"page": 1, "per_page": 20, "count": 1, "total_count": 1}
+    )
+
+
+async def verify_token(request: web.Request) -> web.StreamResponse:
+    """Reached only with a valid token (or none needed): the token is active."""
+    return envelope({"id": LOCAL_ACCOUNT_ID, "status": "active"})
 
 
 # ---- app ----------------------------------------------------------------
@@ -372,10 +363,20 @@ def _middleware(authorize: Authorize | None, observe: Observe | None) -> Middlew
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
-        route = request.match_info.route.name or "unmatched"
+        binding = workers_binding.is_binding_request(request)
+        if binding:
+            route = workers_binding.route_name(request)
+        else:
+            route = request.match_info.route.name or "unmatched"
         status = 500
         try:
-            response = await _answer(request, handler, authorize)
+            if binding:
+                # Before any routing: a binding's keys may be named "metrics" or "client/v4/…".
+                response = await workers_binding.answer(
+                    request, request.app[_OPERATIONS], authorize
+                )
+            else:
+                response = await _answer(request, handler, authorize)
             status = response.status
             return response
         finally:
@@ -452,6 +453,8 @@ def build_app(
         ("DELETE", ns + "/bulk", bulk_delete, "bulk.delete"),
         ("POST", ns + "/bulk/delete", bulk_delete, "bulk.delete_post"),
         ("POST", ns + "/bulk/get", bulk_get, "bulk.get"),
+        ("GET", "/client/v4/memberships", list_memberships, "memberships.list"),
+        ("GET", "/client/v4/user/tokens/verify", verify_token, "tokens.verify"),
     ]
     for method, path, handler, name in routes:
         app.router.add_route(method, path, handler, name=name)

@@ -67,8 +67,12 @@ def _checked_type(value_type: int) -> int:
     return value_type
 
 
+def _cache_ttl(request: kv_pb2.GetRequest | kv_pb2.BulkGetRequest) -> int | None:
+    return request.cache_ttl if request.HasField("cache_ttl") else None
+
+
 def _get_response(
-    key: bytes, found: Found | None, value_type: int, with_metadata: bool
+    key: bytes, found: Found | None, value_type: int, with_metadata: bool, *, bulk: bool = False
 ) -> kv_pb2.GetResponse:
     if found is None:
         return kv_pb2.GetResponse(found=False)
@@ -76,7 +80,11 @@ def _get_response(
     if value_type == kv_pb2.VALUE_TYPE_TEXT:
         response.text = found.value.decode("utf-8", "replace")
     elif value_type == kv_pb2.VALUE_TYPE_JSON:
-        response.json = validation.json_value(key, found.value)
+        response.json = (
+            validation.bulk_json_value(found.value)
+            if bulk
+            else validation.json_value(key, found.value)
+        )
     else:
         response.value = found.value
     return response
@@ -86,6 +94,9 @@ class KVService:
     def __init__(self, operations: Operations, watches: WatchHub) -> None:
         self.ops = operations
         self.watches = watches
+        # Filled in once the listeners are bound (the HTTP one may be absent).
+        self.grpc_address = ""
+        self.http_address = ""
 
     # ---- namespaces -----------------------------------------------------
 
@@ -155,14 +166,14 @@ class KVService:
 
     async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:
         value_type = _checked_type(request.type)
-        found = self.ops.get(request.namespace_id, request.key)
+        found = self.ops.get(request.namespace_id, request.key, _cache_ttl(request))
         return _get_response(request.key, found, value_type, request.with_metadata)
 
     async def GetStream(
         self, request: kv_pb2.GetRequest, context: Any
     ) -> AsyncIterator[kv_pb2.GetStreamResponse]:
         _checked_type(request.type)
-        found = self.ops.get(request.namespace_id, request.key)
+        found = self.ops.get(request.namespace_id, request.key, _cache_ttl(request))
         if found is None:
             yield kv_pb2.GetStreamResponse(header=kv_pb2.GetResponse(found=False))
             return
@@ -179,12 +190,12 @@ class KVService:
         if value_type not in (kv_pb2.VALUE_TYPE_TEXT, kv_pb2.VALUE_TYPE_JSON):
             validation.bulk_get_type(_type_name(value_type))
         keys = list(request.keys)
-        results = self.ops.get_many(request.namespace_id, keys)
+        results = self.ops.get_many(request.namespace_id, keys, _cache_ttl(request))
         return kv_pb2.BulkGetResponse(
             entries=[
                 kv_pb2.BulkGetEntry(
                     key=key,
-                    result=_get_response(key, found, value_type, request.with_metadata),
+                    result=_get_response(key, found, value_type, request.with_metadata, bulk=True),
                 )
                 for key, found in zip(keys, results, strict=True)
             ]
@@ -247,3 +258,8 @@ class KVService:
                 applied_monotonic_ns=change.applied_monotonic_ns,
                 local=header.origin == node_id,
             )
+
+    async def Listeners(
+        self, request: kv_pb2.ListenersRequest, context: Any
+    ) -> kv_pb2.ListenersResponse:
+        return kv_pb2.ListenersResponse(grpc=self.grpc_address, http=self.http_address)

@@ -39,9 +39,20 @@ class ReplicationHooks(Protocol):
         """Return once ``wanted`` nodes hold own write ``seq``; ReplicationTimeout if not."""
         ...
 
+    def propose(self, writes: Sequence[Write]) -> list[Applied]:
+        """Apply client writes through the protocol engine (seq, HLC, the write itself)."""
+        ...
+
 
 class Standalone:
     """No peers: the clock is never fenced and only this node can hold a write."""
+
+    def __init__(self, replica: Replica, clock: WallClock) -> None:
+        self.replica = replica
+        self.clock = clock
+
+    def propose(self, writes: Sequence[Write]) -> list[Applied]:
+        return self.replica.write_many(writes, self.clock.wall_ms())
 
     def check_clock(self) -> None:
         return None
@@ -112,7 +123,7 @@ class Operations:
         self.commit = commit
         self.clock = clock
         self.min_expiration_ttl = min_expiration_ttl
-        self.replication: ReplicationHooks = replication or Standalone()
+        self.replication: ReplicationHooks = replication or Standalone(replica, clock)
 
     # ---- namespaces -----------------------------------------------------
 
@@ -121,10 +132,9 @@ class Operations:
         self._check_title_free(title)
         self.replication.check_clock()
         namespace_id = os.urandom(16).hex()
-        applied = self.replica.write(
-            Write(RESERVED_NAMESPACE, namespace_id.encode(), title.encode()),
-            self.clock.wall_ms(),
-        )
+        applied = self.replication.propose(
+            [Write(RESERVED_NAMESPACE, namespace_id.encode(), title.encode())]
+        )[0]
         await self.commit.durable(applied.ticket)
         return NamespaceInfo(namespace_id, title)
 
@@ -145,20 +155,18 @@ class Operations:
         title = validation.title(title)
         self._check_title_free(title, except_id=namespace_id)
         self.replication.check_clock()
-        applied = self.replica.write(
-            Write(RESERVED_NAMESPACE, namespace_id.encode(), title.encode()),
-            self.clock.wall_ms(),
-        )
+        applied = self.replication.propose(
+            [Write(RESERVED_NAMESPACE, namespace_id.encode(), title.encode())]
+        )[0]
         await self.commit.durable(applied.ticket)
         return NamespaceInfo(namespace_id, title)
 
     async def delete_namespace(self, namespace_id: str) -> None:
         self._namespace(namespace_id)
         self.replication.check_clock()
-        applied = self.replica.write(
-            Write(RESERVED_NAMESPACE, namespace_id.encode(), tombstone=True),
-            self.clock.wall_ms(),
-        )
+        applied = self.replication.propose(
+            [Write(RESERVED_NAMESPACE, namespace_id.encode(), tombstone=True)]
+        )[0]
         await self.commit.durable(applied.ticket)
 
     def sweep_deleted_namespaces(self) -> bool:
@@ -199,7 +207,7 @@ class Operations:
     async def put(self, namespace_id: str, item: PutItem, min_replicas: int = 0) -> Applied:
         write = self._validated(self._namespace(namespace_id), item, self.clock.now_s())
         self.replication.check_clock()
-        applied = self.replica.write(write, self.clock.wall_ms())
+        applied = self.replication.propose([write])[0]
         await self.commit.durable(applied.ticket)
         if min_replicas > 1:
             await self.replication.wait_for_replicas(applied.header.seq, min_replicas)
@@ -208,7 +216,7 @@ class Operations:
     async def delete(self, namespace_id: str, key: bytes) -> Applied:
         write = Write(self._namespace(namespace_id), validation.key(key), tombstone=True)
         self.replication.check_clock()
-        applied = self.replica.write(write, self.clock.wall_ms())
+        applied = self.replication.propose([write])[0]
         await self.commit.durable(applied.ticket)
         return applied
 
@@ -244,23 +252,32 @@ class Operations:
         if not writes:
             return 0
         self.replication.check_clock()
-        return self.replica.write_many(writes, self.clock.wall_ms())[-1].ticket
+        return self.replication.propose(writes)[-1].ticket
 
     # ---- reads ----------------------------------------------------------
 
-    def get(self, namespace_id: str, key: bytes) -> Found | None:
+    def get(self, namespace_id: str, key: bytes, cache_ttl: object = None) -> Found | None:
+        """The live record of ``key``; ``cache_ttl`` is checked and ignored (reads are local)."""
         namespace = self._namespace(namespace_id)
-        found = self.replica.read(namespace, validation.key(key), self.clock.now_s())
+        checked = validation.key(key)
+        validation.cache_ttl(cache_ttl)
+        found = self.replica.read(namespace, checked, self.clock.now_s())
         return None if found is None else Found(*found)
 
-    def get_many(self, namespace_id: str, keys: Sequence[bytes]) -> list[Found | None]:
+    def get_many(
+        self, namespace_id: str, keys: Sequence[bytes], cache_ttl: object = None
+    ) -> list[Found | None]:
+        """Up to 100 keys at once, their values at most 25 MiB together."""
         namespace = self._namespace(namespace_id)
         validation.bulk_get_size(len(keys))
         checked = [validation.key(key) for key in keys]
-        return [
+        validation.cache_ttl(cache_ttl)
+        results = [
             None if found is None else Found(*found)
             for found in self.replica.read_many(namespace, checked, self.clock.now_s())
         ]
+        validation.bulk_get_total(sum(len(found.value) for found in results if found is not None))
+        return results
 
     def list_keys(
         self, namespace_id: str, prefix: bytes, limit: int | None, cursor: bytes

@@ -39,6 +39,7 @@ Authorize = Callable[[Any], bool]
 Observe = Callable[[str, str, str, float], None]
 
 UNAUTHENTICATED_DETAILS = "missing or invalid API token"
+HTTP_STATUS_HEADER = "rumor-http-status"
 # StatusCode names by the enum and by its integer value (what aio contexts may return).
 _CODE_NAMES: dict[object, str] = {}
 for _code in grpc.StatusCode:
@@ -73,7 +74,14 @@ async def _fail(context: grpc.aio.ServicerContext[Any, Any], error: BaseExceptio
     if isinstance(error, grpc.aio.AbortError):
         raise error
     if isinstance(error, RumorError):
-        await context.abort(status_of(error).grpc_code, str(error))
+        status = status_of(error)
+        # The HTTP status travels too, so the SDK can word its errors as workerd
+        # does (``KV PUT failed: 413 ...``) without guessing from the gRPC code.
+        await context.abort(
+            status.grpc_code,
+            str(error),
+            trailing_metadata=((HTTP_STATUS_HEADER, str(status.http_status)),),
+        )
     log.exception("rpc.internal_error", error=repr(error))
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {error!r}")
 

@@ -4,6 +4,7 @@ Column families:
 - ``kv``:       namespace (16 bytes) + key -> encoded record header
 - ``val``:      namespace + key -> value bytes (absent for tombstones)
 - ``log``:      origin (8 bytes) + seq (8 bytes) -> namespace + key, for records held
+                and, until GC finds them stable, for the records they replaced
 - ``deferred``: records from the future, applied once the local clock reaches them
 - ``meta``:     node id, clock and sequence marks, counters, watermarks, members
 

@@ -1,4 +1,4 @@
-"""Every validation rule of the data model (DESIGN.md §2), through real gRPC calls.
+"""Every validation rule of the Workers KV data model, through real gRPC calls.
 
 Each broken limit is answered INVALID_ARGUMENT with Workers KV's exact wording;
 an unknown namespace is NOT_FOUND "namespace not found"; a missing key is a
@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from rumor.v1 import admin_pb2, admin_pb2_grpc
 from rumor.v1 import kv_pb2 as pb
 from tests.integration.kv_helpers import (
     assert_invalid,
@@ -209,17 +210,19 @@ def test_metadata_that_is_not_json_is_rejected(node: NodeProcess, ns: str, metad
 # ---- list -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("limit", "message"),
-    [
-        (0, "Invalid key_count_limit of 0. Please specify an integer greater than 0."),
-        (1001, "Invalid key_count_limit of 1001. Please specify an integer less than 1000."),
-    ],
-)
-def test_list_limit_out_of_range_is_rejected(
-    node: NodeProcess, ns: str, limit: int, message: str
-) -> None:
-    assert_invalid(lambda: node.kv.List(pb.ListRequest(namespace_id=ns, limit=limit)), message)
+def test_list_limit_over_1000_is_rejected(node: NodeProcess, ns: str) -> None:
+    assert_invalid(
+        lambda: node.kv.List(pb.ListRequest(namespace_id=ns, limit=1001)),
+        "Invalid key_count_limit of 1001. Please specify an integer less than 1000.",
+    )
+
+
+def test_list_limit_of_zero_means_the_default(node: NodeProcess, ns: str) -> None:
+    """As workerd reads it: such a limit is dropped, and the default page is 1000."""
+    put(node, ns, b"a")
+    put(node, ns, b"b")
+    page = node.kv.List(pb.ListRequest(namespace_id=ns, limit=0))
+    assert [info.name for info in page.keys] == [b"a", b"b"] and page.list_complete
 
 
 @pytest.mark.parametrize("limit", [1, 1000])
@@ -287,7 +290,7 @@ def test_bulk_get_as_bytes_is_rejected(node: NodeProcess, ns: str) -> None:
         lambda: node.kv.BulkGet(
             pb.BulkGetRequest(namespace_id=ns, keys=[b"k"], type=pb.VALUE_TYPE_BYTES)
         ),
-        'Invalid type "bytes". Bulk get returns values as "text" or "json".',
+        '"bytes" is not a valid type. Use "json" or "text" instead.',
     )
 
 
@@ -353,3 +356,55 @@ def test_failed_requests_leave_the_key_as_it_was(node: NodeProcess, ns: str) -> 
     assert got.expiration == 0
     assert (got.version.hlc, got.version.origin) == (written.version.hlc, written.version.origin)
     assert listed(node, ns) == [b"k"]
+
+
+# ---- the 32-bit range and rejected writes ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "expiration_ttl",
+            2**63 - 1,  # now + ttl would overflow 64 bits
+            f"Invalid expiration_ttl of {2**63 - 1}. Expiration TTL must be less than 2147483648.",
+        ),
+        (
+            "expiration",
+            2**31,
+            "Invalid expiration of 2147483648. Expiration times must be less than 2147483648"
+            " seconds since the UNIX epoch.",
+        ),
+    ],
+)
+def test_out_of_range_expirations_are_rejected_and_change_nothing(
+    node: NodeProcess, ns: str, field: str, value: int, message: str
+) -> None:
+    admin = admin_pb2_grpc.AdminStub(node.channel)
+    before_seq = node.kv.Put(pb.PutRequest(namespace_id=ns, key=b"marker", value=b"1")).seq
+    before = admin.Status(admin_pb2.StatusRequest())
+    request = pb.PutRequest(namespace_id=ns, key=b"far", value=b"x")
+    setattr(request, field, value)
+    assert_invalid(lambda: node.kv.Put(request), message)
+    after = admin.Status(admin_pb2.StatusRequest())
+    assert after.records_held == before.records_held
+    assert after.audit_digest == before.audit_digest
+    next_seq = node.kv.Put(pb.PutRequest(namespace_id=ns, key=b"marker", value=b"2")).seq
+    assert next_seq == before_seq + 1  # the rejected write consumed no seq
+    assert not node.kv.Get(pb.GetRequest(namespace_id=ns, key=b"far")).found
+
+
+def test_cache_ttl_is_checked_and_otherwise_ignored(node: NodeProcess, ns: str) -> None:
+    put(node, ns, b"k")
+    found = node.kv.Get(pb.GetRequest(namespace_id=ns, key=b"k", cache_ttl=60))
+    assert found.found
+    assert_invalid(
+        lambda: node.kv.Get(pb.GetRequest(namespace_id=ns, key=b"k", cache_ttl=10)),
+        "Invalid cache_ttl of 10. Cache TTL must be at least 30.",
+    )
+    assert_invalid(
+        lambda: node.kv.BulkGet(
+            pb.BulkGetRequest(namespace_id=ns, keys=[b"k"], type=pb.VALUE_TYPE_TEXT, cache_ttl=29)
+        ),
+        "Invalid cache_ttl of 29. Cache TTL must be at least 30.",
+    )

@@ -31,7 +31,7 @@ def test_quick_benchmark_runs_and_writes_its_result(name: str, tmp_path: Path) -
     assert document["name"] == name and document["quick"] is True
     assert document["figures"] and document["baseline"] and document["ratios"]
     assert all(isinstance(v, int | float) for v in document["ratios"].values())
-    assert document["targets"], "each benchmark checks the design's targets"
+    assert document["targets"], "each benchmark checks its performance targets"
     for target in document["targets"]:
         assert {"name", "measured", "op", "limit", "met"} <= set(target)
     assert document["machine"]["cores"] >= 1

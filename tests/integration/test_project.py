@@ -97,3 +97,28 @@ def test_rumor_command_assembles_node_from_entry_points() -> None:
 def test_node_help_lists_settings(flag: str) -> None:
     result = subprocess.run([str(BIN / "rumor"), "node", "--help"], capture_output=True, text=True)
     assert flag in result.stdout
+
+
+# The name of a document this repository never had; spelled backwards so that this
+# file does not mention it either.
+ABSENT_DOCUMENT = "NGISED"[::-1]
+KNOWN_MENTIONS = {
+    "experiments/simulator.py",  # rewritten with the engine
+}
+
+
+def test_no_file_refers_to_a_document_outside_the_repository() -> None:
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=False)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    offenders = []
+    for name in listed.stdout.decode().split("\0"):
+        if not name or name in KNOWN_MENTIONS or name.endswith(("-lock.json", ".lock")):
+            continue
+        path = ROOT / name
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if b"\0" not in data and ABSENT_DOCUMENT.encode() in data:
+            offenders.append(name)
+    assert offenders == [], f"these files refer to {ABSENT_DOCUMENT}: {offenders}"

@@ -1,4 +1,4 @@
-"""Replication between real node processes (DESIGN §3-§5).
+"""Replication between real node processes (push, anti-entropy, membership, GC).
 
 Most tests share one 3-node cluster (millisecond protocol timers, fault
 injection on, ``--min-replicas-timeout-ms 500``) and work in namespaces of
@@ -329,7 +329,7 @@ def test_a_bulk_delete_replicates_to_every_node(cluster: Cluster, ns: str) -> No
 
 
 def test_a_delete_on_a_node_that_never_saw_the_key_wins(cluster: Cluster, ns: str) -> None:
-    """A stale replica must not swallow a delete (DESIGN §2): it writes a tombstone anyway."""
+    """A stale replica must not swallow a delete: a delete always writes a tombstone."""
     n1, n2, n3 = cluster.nodes
     cluster.block(n3)  # n3 hears nothing and says nothing; kept short, below failure detection
     try:
@@ -444,7 +444,7 @@ def test_writes_into_a_namespace_deleted_elsewhere_are_dropped(cluster: Cluster)
 
 
 def test_one_title_created_on_two_cut_off_nodes_gives_two_namespaces(cluster: Cluster) -> None:
-    """DESIGN §4: both namespaces exist everywhere; neither swallows the other."""
+    """Namespaces are ids, not titles: both exist everywhere; neither swallows the other."""
     _, n2, n3 = cluster.nodes
     title = f"twice-{next(_titles)}"
     cluster.block(n2)
@@ -676,7 +676,7 @@ def test_put_with_more_min_replicas_than_members_fails_at_once(cluster: Cluster,
 def test_a_cleanly_stopped_node_is_left_then_alive_again_after_restart(
     cluster: Cluster, ns: str
 ) -> None:
-    """SIGTERM announces "left": down, not gone (DESIGN §5.4). It comes back on restart."""
+    """SIGTERM announces "left": down, not gone. It comes back on restart."""
     n1, n2, n3 = cluster.nodes
     # Writes still spreading as it stops, as in any live cluster.
     for node in (n1, n2):

@@ -1,4 +1,4 @@
-"""Replication under faults (DESIGN §3, §5): partitions, loss, crashes, clock skew, removal, audit.
+"""Replication under faults: partitions, loss, crashes, clock skew, removal, audit.
 
 The Faults service of nodes started with ``--enable-fault-injection`` blocks
 replication messages (both ways or one way), drops a fraction of them, shifts
@@ -223,7 +223,7 @@ def test_a_tombstone_outlives_a_down_member_and_nothing_resurrects(tmp_path: Pat
 
 
 def test_removing_a_dead_member_lets_its_tombstones_go(tmp_path: Path) -> None:
-    """A member that never talks again blocks GC until an operator removes it (DESIGN §5.5)."""
+    """A member that never talks again blocks GC until an operator removes it."""
     with running_cluster(tmp_path, 3) as three:
         n1, n2, n3 = three.nodes
         poll(lambda: everyone_alive(three.nodes), timeout=10)
@@ -277,7 +277,7 @@ def test_a_node_whose_clock_is_far_ahead_refuses_writes_until_back(
     finally:
         skewed.SetClockOffset(faults_pb2.ClockOffsetRequest(offset_ms=0))
     # Its HLC ran 5 s ahead meanwhile and never goes back: fenced until the wall clock
-    # catches up with it (DESIGN §3 judges on max(wall clock, HLC)).
+    # catches up with it (fencing judges a node's time as max(wall clock, HLC)).
     poll(lambda: not status(n2).fenced, timeout=15, interval=0.1)
     put(n2, ns, b"after", b"back in range")
     poll(lambda: all(get(node, ns, b"after").found for node in cluster.nodes))
@@ -286,7 +286,7 @@ def test_a_node_whose_clock_is_far_ahead_refuses_writes_until_back(
 
 
 def test_with_a_single_peer_a_skewed_node_only_warns(tmp_path: Path) -> None:
-    """DESIGN §3: fencing needs at least two live peers to tell whose clock is off."""
+    """Fencing needs at least two live peers to tell whose clock is off."""
     with running_cluster(tmp_path, 2) as two:
         n1, n2 = two.nodes
         poll(lambda: everyone_alive(two.nodes), timeout=10)
@@ -318,7 +318,7 @@ def test_warn_policy_keeps_a_skewed_node_writing_and_peers_defer_its_records(
 ) -> None:
     """No fencing under --clock-offset-policy warn. 2 s ahead is over twice
     --max-clock-offset (500 ms), so the peers keep the record aside until their
-    clocks get there (DESIGN §3, deferral)."""
+    clocks get there (deferral)."""
     n1, n2, n3 = warn_cluster.nodes
     ns = new_namespace(warn_cluster, "skew")
     faults(n2).SetClockOffset(faults_pb2.ClockOffsetRequest(offset_ms=2000))
@@ -353,7 +353,7 @@ def test_warn_policy_keeps_a_skewed_node_writing_and_peers_defer_its_records(
 def test_a_write_made_after_seeing_another_wins_even_from_a_slow_clock(
     warn_cluster: Cluster,
 ) -> None:
-    """DESIGN §3: a node that has seen a record only creates newer ones afterwards.
+    """The HLC rule: a node that has seen a record only creates newer ones afterwards.
 
     n3's clock is 800 ms slow (not enough to defer n1's record, which is
     applied at once); its overwrite must still outrank the write it overwrites.

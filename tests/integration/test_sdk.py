@@ -1,4 +1,4 @@
-"""The blocking SDK (``rumor.client.Client``) against one real node (DESIGN §2, §7).
+"""The blocking SDK (``rumor.client.Client``) against one real node.
 
 Every test talks to the node only through the SDK: namespaces, every value
 type put and read back, streaming in 1 MiB reads, expiration and metadata,
@@ -149,7 +149,7 @@ def test_unknown_namespace_raises_not_found_with_the_nodes_message(
         call(client)
     assert isinstance(caught.value, LookupError)
     assert isinstance(caught.value, RumorError)
-    assert str(caught.value) == "namespace not found"
+    assert caught.value.message == "namespace not found"
 
 
 # --- put: value types -------------------------------------------------------------------
@@ -385,7 +385,7 @@ def test_get_a_list_of_100_keys(kv_ns: KVNamespace) -> None:
 def test_get_101_keys_is_invalid(kv_ns: KVNamespace) -> None:
     with pytest.raises(InvalidRequestError) as caught:
         kv_ns.get([f"k{i}" for i in range(101)])
-    assert str(caught.value) == "You can request a maximum of 100 keys"
+    assert caught.value.message == "You can request a maximum of 100 keys"
 
 
 def test_get_with_metadata(kv_ns: KVNamespace) -> None:
@@ -398,7 +398,7 @@ def test_get_with_metadata(kv_ns: KVNamespace) -> None:
     assert kv_ns.get_with_metadata(["a", "b", "missing"]) == {
         "a": ValueWithMetadata("1", {"m": "a"}),
         "b": ValueWithMetadata("2", None),
-        "missing": ValueWithMetadata(None, None),
+        "missing": None,  # as workerd answers a missing key
     }
 
 
@@ -448,7 +448,7 @@ def test_bulk_put_with_one_bad_item_writes_nothing(kv_ns: KVNamespace) -> None:
                 {"key": "good-2", "value": "3"},
             ]
         )
-    assert str(caught.value) == "Key name cannot be empty."
+    assert caught.value.message == "Key name cannot be empty."
     assert kv_ns.get(["good-1", "good-2"]) == {"good-1": None, "good-2": None}
     assert kv_ns.list().keys == []
 
@@ -524,7 +524,7 @@ def test_invalid_request_is_a_value_error_with_the_nodes_message(
         kv_ns.put(key, "x", **kwargs)
     assert isinstance(caught.value, ValueError)
     assert isinstance(caught.value, RumorError)
-    assert str(caught.value) == message
+    assert caught.value.message == message
 
 
 def test_a_512_byte_key_is_accepted(kv_ns: KVNamespace) -> None:
@@ -685,3 +685,30 @@ def test_context_manager_closes_every_channel(
     for channel in opened:
         with pytest.raises(ValueError, match="closed channel"):
             channel.unary_unary(LIST_NAMESPACES, None, None)(b"", timeout=TIMEOUT)
+
+
+def test_errors_read_as_workerd_words_them(kv_ns: KVNamespace) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        kv_ns.put("k", "v", expiration_ttl=0)
+    error = caught.value
+    assert (error.operation, error.status) == ("PUT", 400)
+    assert str(error) == (
+        "KV PUT failed: 400 Invalid expiration_ttl of 0. Please specify integer greater than 0."
+    )
+    with pytest.raises(InvalidRequestError) as too_long:
+        kv_ns.get("x" * 513)
+    assert str(too_long.value) == (
+        "KV GET failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512."
+    )
+
+
+def test_get_with_metadata_as_a_stream_and_cache_ttl(kv_ns: KVNamespace) -> None:
+    kv_ns.put("s", b"x" * 3_000_000, metadata={"big": True})
+    found = kv_ns.get_with_metadata("s", type="stream", cache_ttl=60)
+    assert found.metadata == {"big": True}
+    assert b"".join(found.value) == b"x" * 3_000_000
+    assert kv_ns.get_with_metadata("absent", type="stream") == ValueWithMetadata(None, None)
+    assert kv_ns.get(["s"], cache_ttl=30) == {"s": "x" * 3_000_000}
+    with pytest.raises(InvalidRequestError) as caught:
+        kv_ns.get("s", cache_ttl=10)
+    assert caught.value.message == "Invalid cache_ttl of 10. Cache TTL must be at least 30."

@@ -16,7 +16,7 @@ virtual wall clock and its own durability mode, run a random schedule of steps:
   replicas in fsync mode, and restarts: a new Replica on the same store, which
   must read exactly as before.
 
-After every step, on every replica, the watermark invariant of DESIGN §5.2:
+After every step, on every replica, the watermark invariant (docs/ALGORITHM.md, invariant 3):
 every (origin, seq) created anywhere that the replica's watermarks claim as
 seen is held, or superseded by a newer record for its key that is held or
 deferred, or itself deferred. At the end everything in flight is delivered
@@ -252,7 +252,7 @@ class Simulation:
     def check_watermark_invariant(self, *, strict: bool) -> None:
         """What a replica's watermarks claim as seen, it holds, or holds something newer.
 
-        ``strict``: for every record ever created (DESIGN §5.2: held, superseded
+        ``strict``: for every record ever created (the watermark promise: held, superseded
         by something held, or deferred; a newer record deferred counts too).
         Otherwise only for the records that are the newest of their key so far:
         a claim on those that is not backed can never be repaired by anti-entropy.
@@ -493,7 +493,7 @@ CONVERGENCE_SETTINGS = settings(
 def test_watermark_invariant_holds_after_every_step(
     cluster: tuple[list[Durability], list[int]], steps: list[Step]
 ) -> None:
-    """DESIGN §5.2, for every record: seen means held, superseded by something held, or deferred.
+    """For every record: seen means held, superseded by something held, or deferred.
 
     At risk wherever a coverage claim spans a seq whose record the responder
     replaced by one the answer does not carry: an answer cut short by a small

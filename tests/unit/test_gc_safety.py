@@ -1,6 +1,6 @@
 """Safe garbage collection (rumor.node.core.gc.SafeGc and the replica's purge rule).
 
-DESIGN §5.5: a tombstone or expired record (o, s) may be purged only once it is
+The two-phase GC rule: a tombstone or expired record (o, s) may be purged only once it is
 stable (s <= C[o], C the componentwise minimum of every counted member's
 watermark vector, an unknown vector counting as zeros) *and* safe: every
 member's vector dominates S (each member's own mark when C was noted), at least
@@ -60,7 +60,7 @@ def dominates_all(vectors: Mapping[int, Mapping[int, int]], own: Mapping[int, in
 def justified(
     origin: int, seq: int, vectors: Vectors, now_ms: int, history: list[Observation]
 ) -> bool:
-    """Whether purging (origin, seq) now is allowed by DESIGN §5.5, given what was observed."""
+    """Whether the two-phase GC rule allows purging (origin, seq) now, given what was seen."""
     members = frozenset(vectors)
     if len(members) == 1:
         (vector,) = vectors.values()

@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rumor.node.core.hlc import COUNTER_MASK, HybridClock, counter_of, pack, wall_ms_of
+from rumor.node.core.hlc import COUNTER_MASK, HybridClock, counter_of, pack, ticks, wall_ms_of
 
 wall = st.integers(min_value=0, max_value=(1 << 47))
 events = st.lists(
@@ -60,3 +60,9 @@ def test_every_timestamp_issued_is_greater_than_everything_seen(
             assert stamp > remote
             high = max(high, remote)
         high = max(high, stamp)
+
+
+@given(st.integers(0, (1 << 62)), wall, st.integers(0, 50))
+def test_ticks_are_the_timestamps_a_clock_would_issue(last: int, wall_ms: int, count: int) -> None:
+    clock = HybridClock(last)
+    assert list(ticks(last, wall_ms, count)) == [clock.tick(wall_ms) for _ in range(count)]

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from rumor.node.replication.engine import ReplicationStats
 from rumor.node.server.metrics import Metrics, watermark_lag
-from rumor.node.server.replicator import ReplicationStats
 
 
 @dataclass

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.record import (
     FLAG_METADATA,
     FLAG_TOMBSTONE,
     HEADER_FIXED_SIZE,
     CorruptRecord,
-    Record,
     RecordHeader,
     decode_version,
     gone,
@@ -110,10 +110,18 @@ def test_version_is_hlc_then_origin() -> None:
     assert header.version.origin == 7
 
 
-def test_record_value_defaults_to_empty() -> None:
-    header = RecordHeader(hlc=1, origin=2, seq=3)
-    record = Record(namespace=bytes(16), key=b"k", header=header)
-    assert record.value == b""
+@pytest.mark.parametrize("expiration", [1 << 63, (1 << 64) + 5, -(1 << 63) - 1])
+def test_an_expiration_beyond_64_bits_is_an_invalid_request_not_a_struct_error(
+    expiration: int,
+) -> None:
+    header = RecordHeader(hlc=1, origin=2, seq=3, expiration=expiration)
+    with pytest.raises(InvalidRequest, match=f"Invalid expiration of {expiration}"):
+        header.encode()
+
+
+def test_the_widest_expiration_still_encodes() -> None:
+    header = RecordHeader(hlc=1, origin=2, seq=3, expiration=(1 << 63) - 1)
+    assert RecordHeader.decode(header.encode()) == header
 
 
 # ---- expiry ----------------------------------------------------------------

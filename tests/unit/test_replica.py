@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from rumor.node.core import hlc as hlc_bits
 from rumor.node.core import validation
-from rumor.node.core.namespaces import RESERVED_NAMESPACE
+from rumor.node.core.errors import InvalidRequest
+from rumor.node.core.namespaces import MEMBERS_NAMESPACE, RESERVED_NAMESPACE
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication.replica import (
     MAX_BATCH_RECORDS,
@@ -33,7 +34,7 @@ from rumor.node.replication.replica import (
     Write,
 )
 from rumor.node.storage import MemoryStore, RocksStore, Store, layout
-from rumor.node.storage.store import KV, LOG, META, VAL, Batch, prefix_end
+from rumor.node.storage.store import COLUMN_FAMILIES, KV, LOG, META, VAL, Batch, prefix_end
 
 NODE_ID = 0x1234_5678_9ABC_DEF0
 OTHER_NODE_ID = 0x0FED_CBA9_8765_4321
@@ -1047,3 +1048,75 @@ def test_fsync_power_loss_keeps_durable_records_and_never_reissues_their_seqs(
     after = replica.write(put(b"after"), WALL_MS).header
     assert after.seq > max((header.seq for header in durable.values()), default=0)
     assert after.hlc > max((header.hlc for header in durable.values()), default=0)
+
+
+# ---- a rejected write changes nothing ---------------------------------------------------
+
+
+def everything(replica: Replica) -> object:
+    """All the state a write could change: in memory and in every column family."""
+    return (
+        replica.state.seq,
+        replica.clock.last,
+        replica.records_held,
+        replica.tombstones_held,
+        list(replica.audit_buckets),
+        replica.watermarks.vector(),
+        {origin: list(spans) for origin, spans in replica.watermarks.ranges.items()},
+        dict(replica.durable_watermarks),
+        replica.durable_seq,
+        replica.written_ticket,
+        list(replica.ready_to_push),
+        dict(replica.state.namespaces),
+        dict(replica.state.retired),
+        set(replica.namespaces_to_sweep),
+        {family: list(replica.store.scan(family, b"")) for family in COLUMN_FAMILIES},
+    )
+
+
+UNENCODABLE = 1 << 64  # an expiration that does not fit the header's 64 bits
+
+
+@pytest.mark.parametrize("durability", list(Durability))
+@pytest.mark.parametrize("count", [4, 1500])  # mid-batch; in the second of two batches
+def test_a_write_many_with_an_unencodable_item_changes_nothing(
+    durability: Durability, count: int
+) -> None:
+    replica = new_replica(durability=durability)
+    create_namespace(replica, OTHER_NS, b"other", WALL_MS)
+    replica.write_many([put(b"a"), put(b"b"), delete(b"c")], WALL_MS)
+    replica.retire(OTHER_NODE_ID, WALL_MS)
+    replica.write(put(b"a", b"again"), WALL_MS + 5)
+    if durability is Durability.FSYNC:
+        make_durable(replica)
+        replica.write(put(b"b", b"unsynced"), WALL_MS + 6)  # one batch still settling
+    heard: list[object] = []
+    replica.listeners.append(heard.append)
+    before = everything(replica)
+    writes = [put(f"k{index}".encode()) for index in range(count)]
+    writes[count - 2] = put(b"bad", expiration=UNENCODABLE)
+    writes[0] = Write(RESERVED_NAMESPACE, namespace_key(OTHER_NS), tombstone=True)
+    writes[1] = Write(MEMBERS_NAMESPACE, f"{NODE_ID + 1:016x}".encode(), b"removed")
+
+    with pytest.raises(InvalidRequest, match=f"Invalid expiration of {UNENCODABLE}"):
+        replica.write_many(writes, WALL_MS + 10)
+
+    assert everything(replica) == before
+    assert heard == []
+    assert replica.namespace_live(OTHER_NS)
+    assert not replica.is_retired(NODE_ID + 1)
+    seq = replica.state.seq
+    applied = replica.write(put(b"next"), WALL_MS + 10)
+    assert applied.header.seq == seq + 1
+    assert_consistent(replica)
+
+
+def test_a_single_unencodable_put_is_an_invalid_request_and_takes_no_seq(
+    replica: Replica,
+) -> None:
+    first = replica.write(put(b"a"), WALL_MS)
+    before = everything(replica)
+    with pytest.raises(InvalidRequest):
+        replica.write(put(b"a", expiration=-(1 << 63) - 1), WALL_MS)
+    assert everything(replica) == before
+    assert replica.write(put(b"a"), WALL_MS).header.seq == first.header.seq + 1

@@ -12,12 +12,14 @@ retirement records, and purging.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pytest
 
 from rumor.node.core import audit
 from rumor.node.core import hlc as hlc_bits
+from rumor.node.core.errors import InvalidRequest, MalformedPeerMessage
 from rumor.node.core.namespaces import RESERVED_NAMESPACE
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication.delta import Coverage, Delta, WireRecord
@@ -437,7 +439,7 @@ def test_three_replicas_converge_through_a_relay() -> None:
 
 
 def test_a_cut_short_answer_does_not_cover_a_record_whose_replacement_it_left_out() -> None:
-    """DESIGN §5.2: every seq <= wm[o] is held, superseded by something held, or deferred.
+    """The watermark promise: every seq <= wm[o] is held, superseded by something held, or deferred.
 
     (A, 1) was replaced by (A, 3); an answer cut short after (A, 2) leaves (A, 3)
     out but still covers (A, 1): the asker then counts (A, 1) as seen while it
@@ -461,7 +463,7 @@ def test_a_cut_short_answer_does_not_cover_a_record_whose_replacement_it_left_ou
 
 
 def test_an_audit_after_a_cut_short_answer_repairs_nothing() -> None:
-    """audit_repairs_total must stay 0 (DESIGN §5.3); a false coverage claim makes it count.
+    """audit_repairs_total must stay 0 (a repair is a divergence); a false claim makes it count.
 
     A third replica still holds (A, 1), which it got by push before (A, 3)
     replaced it. The asker's watermarks claim (A, 1) (see the test above), so
@@ -484,10 +486,10 @@ def test_an_audit_after_a_cut_short_answer_repairs_nothing() -> None:
 def test_an_answer_does_not_cover_a_record_whose_replacement_it_holds_above_its_watermark() -> None:
     """The replacement reached the responder out of order (by push), above its wm[C].
 
-    DESIGN §5.2 has the peer send "the records it holds above the asker's
-    wm[o]"; delta_for stops at its own watermark, so (C, 2) stays behind while
-    (A, 1), which it replaced, is covered: the asker claims (A, 1) and holds
-    nothing for its key, even though the answer was complete.
+    The answer must also carry the records the peer holds above its own wm[o]:
+    were delta_for to stop at its watermark, (C, 2) would stay behind while
+    (A, 1), which it replaced, is covered, and the asker would claim (A, 1)
+    and hold nothing for its key, even though the answer was complete.
     """
     first, responder, third = new_replica(A_ID), new_replica(B_ID), new_replica(C_ID)
     asker = new_replica(0x0D0D)
@@ -916,3 +918,112 @@ def test_restart_keeps_records_watermarks_and_buckets() -> None:
     header = restarted.write(put(b"next"), WALL_MS).header
     assert header.seq == replica.durable_seq + 1
     assert header.hlc > replica.clock.last
+
+
+# ---- peer input is untrusted ---------------------------------------------------------
+
+
+def pushed(key: bytes, seq: int, *, origin: int = A_ID, value: bytes = b"v") -> WireRecord:
+    header = RecordHeader(hlc_bits.pack(WALL_MS, seq), origin, seq, value_length=len(value))
+    return WireRecord(NS, key, header.encode(), value)
+
+
+def malformed(seq: int) -> WireRecord:
+    """A record whose header claims a longer value than it carries."""
+    header = RecordHeader(hlc_bits.pack(WALL_MS, seq), A_ID, seq, value_length=9)
+    return WireRecord(NS, b"bad", header.encode(), b"v")
+
+
+def test_a_push_with_a_bad_record_after_a_good_one_applies_and_marks_nothing() -> None:
+    receiver = new_replica(B_ID)
+    before = (held_headers(receiver), receiver.watermarks.vector(), receiver.written_ticket)
+    with pytest.raises(MalformedPeerMessage, match=r"record 1 of 2 .*the header says 9"):
+        receiver.apply_remote([pushed(b"good", 1), malformed(2)], WALL_MS)
+    assert not receiver.watermarks.seen(A_ID, 1)
+    assert not receiver.watermarks.seen(A_ID, 2)
+    assert (held_headers(receiver), receiver.watermarks.vector(), receiver.written_ticket) == (
+        before
+    )
+    assert receiver.take_ready_to_push() == []
+    # The good record still applies when it comes again, alone.
+    assert receiver.apply_remote([pushed(b"good", 1)], WALL_MS).new == 1
+    assert receiver.read(NS, b"good", NOW_S) is not None
+
+
+def test_a_bad_record_in_a_later_batch_of_a_message_rejects_the_first_batch_too() -> None:
+    receiver = new_replica(B_ID)
+    records = [pushed(f"k{seq}".encode(), seq) for seq in range(1, 1201)] + [malformed(1201)]
+    with pytest.raises(MalformedPeerMessage, match="record 1200 of 1201"):
+        receiver.apply_remote(records, WALL_MS)
+    assert held_headers(receiver) == {}
+    assert receiver.watermarks.get(A_ID) == 0
+
+
+@pytest.mark.parametrize(
+    ("claim", "rule"),
+    [
+        (Coverage(0, 0, 5, complete=True), "origin 0"),
+        (Coverage(A_ID, 6, 5, complete=True), "not a range"),
+        (Coverage(A_ID, 0, 1 << 63, complete=True), "2^63"),
+    ],
+)
+def test_a_malformed_coverage_claim_rejects_the_whole_message(claim: Coverage, rule: str) -> None:
+    receiver = new_replica(B_ID)
+    good = Coverage(A_ID, 0, 1, complete=True)
+    with pytest.raises(MalformedPeerMessage, match=f"coverage claim 1 .*{re.escape(rule)}"):
+        receiver.apply_remote([pushed(b"good", 1)], WALL_MS, [good, claim], session=True)
+    assert held_headers(receiver) == {}
+    assert receiver.watermarks.vector() == {}
+    assert receiver.provisional == {}
+
+
+def test_malformed_peer_message_is_an_invalid_request() -> None:
+    assert issubclass(MalformedPeerMessage, InvalidRequest)
+    assert issubclass(MalformedPeerMessage, ValueError)
+
+
+def test_repairs_are_checked_whole_before_any_applies() -> None:
+    receiver = new_replica(B_ID)
+    with pytest.raises(MalformedPeerMessage, match="record 1 of 2"):
+        receiver.apply_repairs([pushed(b"good", 1), malformed(2)])
+    assert held_headers(receiver) == {}
+    assert receiver.audit_repairs_total == 0
+
+
+def planted_responder() -> tuple[Replica, list[WireRecord]]:
+    """A responder holding A's seqs 1..5, of which seq 3 is malformed (planted)."""
+    responder = new_replica(B_ID)
+    good = [pushed(f"k{seq}".encode(), seq) for seq in (1, 2, 4, 5)]
+    responder.apply_remote(good, WALL_MS, [Coverage(A_ID, 0, 5, complete=True)])
+    bad = WireRecord(NS, b".", pushed(b".", 3).header, b"v")  # "." is never a key
+    responder.plant(bad)
+    return responder, good
+
+
+def test_delta_for_skips_a_held_record_it_would_reject_and_serves_the_rest() -> None:
+    responder, good = planted_responder()
+    delta = responder.delta_for({})
+    assert ids(delta.records) == [(A_ID, 1), (A_ID, 2), (A_ID, 4), (A_ID, 5)]
+    assert delta.records == good
+    assert responder.invalid_records_skipped == 1
+    assert Coverage(A_ID, 0, 5, complete=True) in delta.coverage
+    asker = new_replica(C_ID)
+    asker.apply_remote(delta.records, WALL_MS, delta.coverage)  # accepted whole
+    assert asker.watermarks.get(A_ID) == 5
+    assert asker.read(NS, b"k5", NOW_S) is not None
+
+
+def test_a_skipped_record_does_not_cut_a_budgeted_answer_short() -> None:
+    responder, good = planted_responder()
+    first = responder.delta_for({}, budget_bytes=good[0].size() * 2)
+    assert ids(first.records) == [(A_ID, 1), (A_ID, 2)]
+    assert first.coverage == [Coverage(A_ID, 0, 3, complete=False)]  # vouches past the bad 3
+    rest = responder.delta_for({A_ID: first.coverage[0].last})
+    assert ids(rest.records) == [(A_ID, 4), (A_ID, 5)]
+
+
+def test_an_audit_fetch_never_serves_a_record_it_would_reject() -> None:
+    responder, _ = planted_responder()
+    fetched = responder.fetch([layout.record_key(NS, b"."), layout.record_key(NS, b"k1")])
+    assert [record.key for record in fetched] == [b"k1"]
+    assert responder.invalid_records_skipped == 1

@@ -1,4 +1,4 @@
-"""Every limit of the data model and its exact Workers KV message (DESIGN.md §2).
+"""Every limit of the data model and its exact Workers KV message.
 
 Checks rumor.node.core.validation: keys, prefixes, values, metadata (size counted
 in UTF-8 bytes of compact JSON), expirations (TTL and absolute, with the configured
@@ -295,12 +295,83 @@ def test_ttl_of_one_is_accepted_with_minimum_one() -> None:
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.001, 0.5, 0.999])
-def test_ttl_becomes_a_whole_second_at_least_ttl_ahead(fraction: float) -> None:
-    """The key lives at least ``ttl`` seconds, and less than one second more."""
-    now_s = NOW + fraction
-    result = validation.expiration(None, 120, now_s=now_s)
+def test_ttl_counts_from_the_current_whole_second(fraction: float) -> None:
+    """Miniflare's rule: floor(now) + ttl, so the key never outlives its TTL."""
+    result = validation.expiration(None, 120, now_s=NOW + fraction)
     assert isinstance(result, int)
-    assert 120 <= result - now_s < 121
+    assert result == NOW_INT + 120
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 0.999])
+def test_expiration_exactly_the_minimum_after_the_whole_second_is_accepted(
+    fraction: float,
+) -> None:
+    assert validation.expiration(NOW_INT + 60, None, now_s=NOW + fraction) == NOW_INT + 60
+
+
+@pytest.mark.parametrize("ttl", [2**31, 2**31 + 1, 2**63, 2**64 + 5])
+def test_ttl_beyond_the_32_bit_range_is_rejected(ttl: int) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        validation.expiration(None, ttl, now_s=NOW)
+    assert str(caught.value) == (
+        f"Invalid expiration_ttl of {ttl}. Expiration TTL must be less than 2147483648."
+    )
+
+
+def test_ttl_just_inside_the_32_bit_range_is_accepted() -> None:
+    assert validation.expiration(None, 2**31 - 1, now_s=NOW) == NOW_INT + 2**31 - 1
+
+
+@pytest.mark.parametrize("absolute", [2**31, 2**62, 2**64])
+def test_expiration_beyond_the_32_bit_range_is_rejected(absolute: int) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        validation.expiration(absolute, None, now_s=NOW)
+    assert str(caught.value) == (
+        f"Invalid expiration of {absolute}. Expiration times must be less than 2147483648"
+        " seconds since the UNIX epoch."
+    )
+
+
+def test_expiration_just_inside_the_32_bit_range_is_accepted() -> None:
+    assert validation.expiration(2**31 - 1, None, now_s=NOW) == 2**31 - 1
+
+
+# ---- cache ttl --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [None, 30, 60, "30", "60", 2**31 - 1])
+def test_cache_ttl_of_30_or_more_is_accepted_and_numeric_strings_count(raw: object) -> None:
+    assert validation.cache_ttl(raw) == (None if raw is None else int(str(raw)))
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"), [(10, "10"), ("10", "10"), (0, "0"), (-5, "-5"), ("abc", "abc"), (29, "29")]
+)
+def test_cache_ttl_below_30_or_not_a_number_is_rejected(raw: object, shown: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        validation.cache_ttl(raw)
+    assert str(caught.value) == f"Invalid cache_ttl of {shown}. Cache TTL must be at least 30."
+
+
+def test_cache_ttl_beyond_the_32_bit_range_is_rejected() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        validation.cache_ttl(2**31)
+    assert str(caught.value) == (
+        "Invalid cache_ttl of 2147483648. Cache TTL must be less than 2147483648."
+    )
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(5, 5), ("7", 7), ("1e3", 1000), (8.0, 8)])
+def test_integers_may_be_given_as_text(raw: object, expected: int) -> None:
+    assert validation.integer(raw, "expiration") == expected
+
+
+@pytest.mark.parametrize("raw", ["x", "1.5", True, 1.5, "inf", None])
+def test_non_integers_are_rejected_with_their_name(raw: object) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        validation.integer(raw, "expiration_ttl")
+    assert str(caught.value).startswith("Invalid expiration_ttl of ")
+    assert str(caught.value).endswith(". Please specify an integer.")
 
 
 @pytest.mark.parametrize("absolute", [NOW_INT - 1, NOW_INT, 0, 1])
@@ -370,13 +441,17 @@ def test_list_limits_in_range_are_accepted(limit: int) -> None:
     assert validation.list_limit(limit) == limit
 
 
-@pytest.mark.parametrize("limit", [0, -1])
-def test_list_limit_below_one_is_rejected(limit: int) -> None:
+@pytest.mark.parametrize("limit", [0, -1, -1000])
+def test_list_limit_of_zero_or_less_means_the_default(limit: int) -> None:
+    """workerd drops such a limit instead of sending it; every API reads it the same way."""
+    assert validation.list_limit(limit) == 1000
+    assert validation.http_list_limit(limit) == 1000
+
+
+def test_http_list_limit_below_ten_is_rejected() -> None:
     with pytest.raises(InvalidRequest) as caught:
-        validation.list_limit(limit)
-    assert str(caught.value) == (
-        f"Invalid key_count_limit of {limit}. Please specify an integer greater than 0."
-    )
+        validation.http_list_limit(9)
+    assert "Invalid key_count_limit of 9." in str(caught.value)
 
 
 def test_list_limit_above_1000_is_rejected() -> None:
@@ -416,7 +491,40 @@ def test_bulk_get_types_text_and_json_are_accepted(value_type: str) -> None:
 def test_other_bulk_get_types_are_rejected(value_type: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         validation.bulk_get_type(value_type)
-    assert f'"{value_type}"' in str(caught.value)
+    assert str(caught.value) == f'"{value_type}" is not a valid type. Use "json" or "text" instead.'
+
+
+def test_bulk_get_of_exactly_25_mib_is_accepted() -> None:
+    validation.bulk_get_total(25 * 1024 * 1024)  # raises on failure
+
+
+def test_bulk_get_over_25_mib_is_rejected_as_too_large() -> None:
+    with pytest.raises(ValueTooLarge) as caught:
+        validation.bulk_get_total(25 * 1024 * 1024 + 1)
+    assert str(caught.value) == "Total size of request exceeds the limit of 25MB"
+
+
+def test_bulk_json_value_words_its_error_as_miniflare() -> None:
+    assert validation.bulk_json_value(b'{"a": 1}') == '{"a": 1}'
+    with pytest.raises(InvalidRequest) as caught:
+        validation.bulk_json_value(b"plain text")
+    assert str(caught.value) == (
+        "At least one of the requested keys corresponds to a non-json value"
+    )
+
+
+@pytest.mark.parametrize("per_page", [1, 20, 100, 1000])
+def test_per_page_up_to_1000_is_accepted(per_page: int) -> None:
+    assert validation.per_page(per_page) == per_page
+
+
+@pytest.mark.parametrize("per_page", [0, 1001])
+def test_per_page_outside_1_to_1000_is_rejected(per_page: int) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        validation.per_page(per_page)
+    assert str(caught.value) == (
+        f"Invalid per_page of {per_page}. Please specify an integer from 1 to 1000."
+    )
 
 
 def test_bulk_write_at_both_limits_is_accepted() -> None:

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11rumor/v1/kv.proto\x12\x08rumor.v1\"&\n\x07Version\x12\x0b\n\x03hlc\x18\x01 \x01(\x04\x12\x0e\n\x06origin\x18\x02 \x01(\x04\"&\n\tNamespace\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\"\'\n\x16\x43reateNamespaceRequest\x12\r\n\x05title\x18\x01 \x01(\t\"\x17\n\x15ListNamespacesRequest\"A\n\x16ListNamespacesResponse\x12\'\n\nnamespaces\x18\x01 \x03(\x0b\x32\x13.rumor.v1.Namespace\"+\n\x13GetNamespaceRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\"=\n\x16RenameNamespaceRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\".\n\x16\x44\x65leteNamespaceRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteNamespaceResponse\"\xd0\x01\n\nPutRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x17\n\nexpiration\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x1b\n\x0e\x65xpiration_ttl\x18\x05 \x01(\x03H\x01\x88\x01\x01\x12\x15\n\x08metadata\x18\x06 \x01(\x0cH\x02\x88\x01\x01\x12\x14\n\x0cmin_replicas\x18\x07 \x01(\rB\r\n\x0b_expirationB\x11\n\x0f_expiration_ttlB\x0b\n\t_metadata\"R\n\x0bPutResponse\x12\"\n\x07version\x18\x01 \x01(\x0b\x32\x11.rumor.v1.Version\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x12\n\nexpiration\x18\x03 \x01(\x03\"U\n\x10PutStreamRequest\x12$\n\x06header\x18\x01 \x01(\x0b\x32\x14.rumor.v1.PutRequest\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\"i\n\nGetRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12!\n\x04type\x18\x03 \x01(\x0e\x32\x13.rumor.v1.ValueType\x12\x15\n\rwith_metadata\x18\x04 \x01(\x08\"\xb4\x01\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0f\n\x05value\x18\x02 \x01(\x0cH\x00\x12\x0e\n\x04text\x18\x03 \x01(\tH\x00\x12\x0e\n\x04json\x18\x04 \x01(\tH\x00\x12\x15\n\x08metadata\x18\x05 \x01(\x0cH\x01\x88\x01\x01\x12\x12\n\nexpiration\x18\x06 \x01(\x03\x12\"\n\x07version\x18\x07 \x01(\x0b\x32\x11.rumor.v1.VersionB\t\n\x07payloadB\x0b\n\t_metadata\"_\n\x11GetStreamResponse\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x15.rumor.v1.GetResponse\x12\x14\n\x0cvalue_length\x18\x02 \x01(\x04\x12\r\n\x05\x63hunk\x18\x03 \x01(\x0c\"n\n\x0e\x42ulkGetRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\x0c\x12!\n\x04type\x18\x03 \x01(\x0e\x32\x13.rumor.v1.ValueType\x12\x15\n\rwith_metadata\x18\x04 \x01(\x08\"B\n\x0c\x42ulkGetEntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12%\n\x06result\x18\x02 \x01(\x0b\x32\x15.rumor.v1.GetResponse\":\n\x0f\x42ulkGetResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.rumor.v1.BulkGetEntry\"2\n\rDeleteRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x0c\"A\n\x0e\x44\x65leteResponse\x12\"\n\x07version\x18\x01 \x01(\x0b\x32\x11.rumor.v1.Version\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"a\n\x0bListRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\x0c\x12\x12\n\x05limit\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\x0c\x42\x08\n\x06_limit\"c\n\x07KeyInfo\x12\x0c\n\x04name\x18\x01 \x01(\x0c\x12\x17\n\nexpiration\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\x08metadata\x18\x03 \x01(\x0cH\x01\x88\x01\x01\x42\r\n\x0b_expirationB\x0b\n\t_metadata\"V\n\x0cListResponse\x12\x1f\n\x04keys\x18\x01 \x03(\x0b\x32\x11.rumor.v1.KeyInfo\x12\x15\n\rlist_complete\x18\x02 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\x0c\"K\n\x0e\x42ulkPutRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12#\n\x05items\x18\x02 \x03(\x0b\x32\x14.rumor.v1.PutRequest\"J\n\x0f\x42ulkPutResponse\x12\x1c\n\x14successful_key_count\x18\x01 \x01(\x04\x12\x19\n\x11unsuccessful_keys\x18\x02 \x03(\x0c\"7\n\x11\x42ulkDeleteRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\x0c\"2\n\x12\x42ulkDeleteResponse\x12\x1c\n\x14successful_key_count\x18\x01 \x01(\x04\"D\n\x0cWatchRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\x0c\x12\x0e\n\x06\x62uffer\x18\x03 \x01(\r\"\xdd\x01\n\nWatchEvent\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\"\n\x07version\x18\x02 \x01(\x0b\x32\x11.rumor.v1.Version\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x11\n\ttombstone\x18\x04 \x01(\x08\x12\x12\n\nexpiration\x18\x05 \x01(\x03\x12\x17\n\x0f\x61pplied_wall_ms\x18\x06 \x01(\x03\x12\x1c\n\x14\x61pplied_monotonic_ns\x18\x07 \x01(\x03\x12\r\n\x05local\x18\x08 \x01(\x08\x12\x13\n\x0b\x66\x65ll_behind\x18\t \x01(\x08\x12\x0f\n\x07\x64ropped\x18\n \x01(\x04*K\n\tValueType\x12\x14\n\x10VALUE_TYPE_BYTES\x10\x00\x12\x13\n\x0fVALUE_TYPE_TEXT\x10\x01\x12\x13\n\x0fVALUE_TYPE_JSON\x10\x02\x32\xeb\x07\n\x02KV\x12H\n\x0f\x43reateNamespace\x12 .rumor.v1.CreateNamespaceRequest\x1a\x13.rumor.v1.Namespace\x12S\n\x0eListNamespaces\x12\x1f.rumor.v1.ListNamespacesRequest\x1a .rumor.v1.ListNamespacesResponse\x12\x42\n\x0cGetNamespace\x12\x1d.rumor.v1.GetNamespaceRequest\x1a\x13.rumor.v1.Namespace\x12H\n\x0fRenameNamespace\x12 .rumor.v1.RenameNamespaceRequest\x1a\x13.rumor.v1.Namespace\x12V\n\x0f\x44\x65leteNamespace\x12 .rumor.v1.DeleteNamespaceRequest\x1a!.rumor.v1.DeleteNamespaceResponse\x12\x32\n\x03Put\x12\x14.rumor.v1.PutRequest\x1a\x15.rumor.v1.PutResponse\x12@\n\tPutStream\x12\x1a.rumor.v1.PutStreamRequest\x1a\x15.rumor.v1.PutResponse(\x01\x12\x32\n\x03Get\x12\x14.rumor.v1.GetRequest\x1a\x15.rumor.v1.GetResponse\x12@\n\tGetStream\x12\x14.rumor.v1.GetRequest\x1a\x1b.rumor.v1.GetStreamResponse0\x01\x12>\n\x07\x42ulkGet\x12\x18.rumor.v1.BulkGetRequest\x1a\x19.rumor.v1.BulkGetResponse\x12;\n\x06\x44\x65lete\x12\x17.rumor.v1.DeleteRequest\x1a\x18.rumor.v1.DeleteResponse\x12\x35\n\x04List\x12\x15.rumor.v1.ListRequest\x1a\x16.rumor.v1.ListResponse\x12>\n\x07\x42ulkPut\x12\x18.rumor.v1.BulkPutRequest\x1a\x19.rumor.v1.BulkPutResponse\x12G\n\nBulkDelete\x12\x1b.rumor.v1.BulkDeleteRequest\x1a\x1c.rumor.v1.BulkDeleteResponse\x12\x37\n\x05Watch\x12\x16.rumor.v1.WatchRequest\x1a\x14.rumor.v1.WatchEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11rumor/v1/kv.proto\x12\x08rumor.v1\"&\n\x07Version\x12\x0b\n\x03hlc\x18\x01 \x01(\x04\x12\x0e\n\x06origin\x18\x02 \x01(\x04\"&\n\tNamespace\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\"\'\n\x16\x43reateNamespaceRequest\x12\r\n\x05title\x18\x01 \x01(\t\"\x17\n\x15ListNamespacesRequest\"A\n\x16ListNamespacesResponse\x12\'\n\nnamespaces\x18\x01 \x03(\x0b\x32\x13.rumor.v1.Namespace\"+\n\x13GetNamespaceRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\"=\n\x16RenameNamespaceRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\".\n\x16\x44\x65leteNamespaceRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteNamespaceResponse\"\xd0\x01\n\nPutRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x17\n\nexpiration\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x1b\n\x0e\x65xpiration_ttl\x18\x05 \x01(\x03H\x01\x88\x01\x01\x12\x15\n\x08metadata\x18\x06 \x01(\x0cH\x02\x88\x01\x01\x12\x14\n\x0cmin_replicas\x18\x07 \x01(\rB\r\n\x0b_expirationB\x11\n\x0f_expiration_ttlB\x0b\n\t_metadata\"R\n\x0bPutResponse\x12\"\n\x07version\x18\x01 \x01(\x0b\x32\x11.rumor.v1.Version\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x12\n\nexpiration\x18\x03 \x01(\x03\"U\n\x10PutStreamRequest\x12$\n\x06header\x18\x01 \x01(\x0b\x32\x14.rumor.v1.PutRequest\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\"\x8f\x01\n\nGetRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12!\n\x04type\x18\x03 \x01(\x0e\x32\x13.rumor.v1.ValueType\x12\x15\n\rwith_metadata\x18\x04 \x01(\x08\x12\x16\n\tcache_ttl\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x0c\n\n_cache_ttl\"\xb4\x01\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0f\n\x05value\x18\x02 \x01(\x0cH\x00\x12\x0e\n\x04text\x18\x03 \x01(\tH\x00\x12\x0e\n\x04json\x18\x04 \x01(\tH\x00\x12\x15\n\x08metadata\x18\x05 \x01(\x0cH\x01\x88\x01\x01\x12\x12\n\nexpiration\x18\x06 \x01(\x03\x12\"\n\x07version\x18\x07 \x01(\x0b\x32\x11.rumor.v1.VersionB\t\n\x07payloadB\x0b\n\t_metadata\"_\n\x11GetStreamResponse\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x15.rumor.v1.GetResponse\x12\x14\n\x0cvalue_length\x18\x02 \x01(\x04\x12\r\n\x05\x63hunk\x18\x03 \x01(\x0c\"\x94\x01\n\x0e\x42ulkGetRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\x0c\x12!\n\x04type\x18\x03 \x01(\x0e\x32\x13.rumor.v1.ValueType\x12\x15\n\rwith_metadata\x18\x04 \x01(\x08\x12\x16\n\tcache_ttl\x18\x05 \x01(\x03H\x00\x88\x01\x01\x42\x0c\n\n_cache_ttl\"B\n\x0c\x42ulkGetEntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12%\n\x06result\x18\x02 \x01(\x0b\x32\x15.rumor.v1.GetResponse\":\n\x0f\x42ulkGetResponse\x12\'\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x16.rumor.v1.BulkGetEntry\"2\n\rDeleteRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x0c\"A\n\x0e\x44\x65leteResponse\x12\"\n\x07version\x18\x01 \x01(\x0b\x32\x11.rumor.v1.Version\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"a\n\x0bListRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\x0c\x12\x12\n\x05limit\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\x0c\x42\x08\n\x06_limit\"c\n\x07KeyInfo\x12\x0c\n\x04name\x18\x01 \x01(\x0c\x12\x17\n\nexpiration\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\x08metadata\x18\x03 \x01(\x0cH\x01\x88\x01\x01\x42\r\n\x0b_expirationB\x0b\n\t_metadata\"V\n\x0cListResponse\x12\x1f\n\x04keys\x18\x01 \x03(\x0b\x32\x11.rumor.v1.KeyInfo\x12\x15\n\rlist_complete\x18\x02 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\x0c\"K\n\x0e\x42ulkPutRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12#\n\x05items\x18\x02 \x03(\x0b\x32\x14.rumor.v1.PutRequest\"J\n\x0f\x42ulkPutResponse\x12\x1c\n\x14successful_key_count\x18\x01 \x01(\x04\x12\x19\n\x11unsuccessful_keys\x18\x02 \x03(\x0c\"7\n\x11\x42ulkDeleteRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\x0c\"2\n\x12\x42ulkDeleteResponse\x12\x1c\n\x14successful_key_count\x18\x01 \x01(\x04\"D\n\x0cWatchRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\x0c\x12\x0e\n\x06\x62uffer\x18\x03 \x01(\r\"\xdd\x01\n\nWatchEvent\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\"\n\x07version\x18\x02 \x01(\x0b\x32\x11.rumor.v1.Version\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x11\n\ttombstone\x18\x04 \x01(\x08\x12\x12\n\nexpiration\x18\x05 \x01(\x03\x12\x17\n\x0f\x61pplied_wall_ms\x18\x06 \x01(\x03\x12\x1c\n\x14\x61pplied_monotonic_ns\x18\x07 \x01(\x03\x12\r\n\x05local\x18\x08 \x01(\x08\x12\x13\n\x0b\x66\x65ll_behind\x18\t \x01(\x08\x12\x0f\n\x07\x64ropped\x18\n \x01(\x04\"\x12\n\x10ListenersRequest\"/\n\x11ListenersResponse\x12\x0c\n\x04grpc\x18\x01 \x01(\t\x12\x0c\n\x04http\x18\x02 \x01(\t*K\n\tValueType\x12\x14\n\x10VALUE_TYPE_BYTES\x10\x00\x12\x13\n\x0fVALUE_TYPE_TEXT\x10\x01\x12\x13\n\x0fVALUE_TYPE_JSON\x10\x02\x32\xb1\x08\n\x02KV\x12H\n\x0f\x43reateNamespace\x12 .rumor.v1.CreateNamespaceRequest\x1a\x13.rumor.v1.Namespace\x12S\n\x0eListNamespaces\x12\x1f.rumor.v1.ListNamespacesRequest\x1a .rumor.v1.ListNamespacesResponse\x12\x42\n\x0cGetNamespace\x12\x1d.rumor.v1.GetNamespaceRequest\x1a\x13.rumor.v1.Namespace\x12H\n\x0fRenameNamespace\x12 .rumor.v1.RenameNamespaceRequest\x1a\x13.rumor.v1.Namespace\x12V\n\x0f\x44\x65leteNamespace\x12 .rumor.v1.DeleteNamespaceRequest\x1a!.rumor.v1.DeleteNamespaceResponse\x12\x32\n\x03Put\x12\x14.rumor.v1.PutRequest\x1a\x15.rumor.v1.PutResponse\x12@\n\tPutStream\x12\x1a.rumor.v1.PutStreamRequest\x1a\x15.rumor.v1.PutResponse(\x01\x12\x32\n\x03Get\x12\x14.rumor.v1.GetRequest\x1a\x15.rumor.v1.GetResponse\x12@\n\tGetStream\x12\x14.rumor.v1.GetRequest\x1a\x1b.rumor.v1.GetStreamResponse0\x01\x12>\n\x07\x42ulkGet\x12\x18.rumor.v1.BulkGetRequest\x1a\x19.rumor.v1.BulkGetResponse\x12;\n\x06\x44\x65lete\x12\x17.rumor.v1.DeleteRequest\x1a\x18.rumor.v1.DeleteResponse\x12\x35\n\x04List\x12\x15.rumor.v1.ListRequest\x1a\x16.rumor.v1.ListResponse\x12>\n\x07\x42ulkPut\x12\x18.rumor.v1.BulkPutRequest\x1a\x19.rumor.v1.BulkPutResponse\x12G\n\nBulkDelete\x12\x1b.rumor.v1.BulkDeleteRequest\x1a\x1c.rumor.v1.BulkDeleteResponse\x12\x37\n\x05Watch\x12\x16.rumor.v1.WatchRequest\x1a\x14.rumor.v1.WatchEvent0\x01\x12\x44\n\tListeners\x12\x1a.rumor.v1.ListenersRequest\x1a\x1b.rumor.v1.ListenersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rumor.v1.kv_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VALUETYPE']._serialized_start=2399
-  _globals['_VALUETYPE']._serialized_end=2474
+  _globals['_VALUETYPE']._serialized_start=2546
+  _globals['_VALUETYPE']._serialized_end=2621
   _globals['_VERSION']._serialized_start=31
   _globals['_VERSION']._serialized_end=69
   _globals['_NAMESPACE']._serialized_start=71
@@ -57,40 +57,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUTRESPONSE']._serialized_end=720
   _globals['_PUTSTREAMREQUEST']._serialized_start=722
   _globals['_PUTSTREAMREQUEST']._serialized_end=807
-  _globals['_GETREQUEST']._serialized_start=809
-  _globals['_GETREQUEST']._serialized_end=914
-  _globals['_GETRESPONSE']._serialized_start=917
-  _globals['_GETRESPONSE']._serialized_end=1097
-  _globals['_GETSTREAMRESPONSE']._serialized_start=1099
-  _globals['_GETSTREAMRESPONSE']._serialized_end=1194
-  _globals['_BULKGETREQUEST']._serialized_start=1196
-  _globals['_BULKGETREQUEST']._serialized_end=1306
-  _globals['_BULKGETENTRY']._serialized_start=1308
-  _globals['_BULKGETENTRY']._serialized_end=1374
-  _globals['_BULKGETRESPONSE']._serialized_start=1376
-  _globals['_BULKGETRESPONSE']._serialized_end=1434
-  _globals['_DELETEREQUEST']._serialized_start=1436
-  _globals['_DELETEREQUEST']._serialized_end=1486
-  _globals['_DELETERESPONSE']._serialized_start=1488
-  _globals['_DELETERESPONSE']._serialized_end=1553
-  _globals['_LISTREQUEST']._serialized_start=1555
-  _globals['_LISTREQUEST']._serialized_end=1652
-  _globals['_KEYINFO']._serialized_start=1654
-  _globals['_KEYINFO']._serialized_end=1753
-  _globals['_LISTRESPONSE']._serialized_start=1755
-  _globals['_LISTRESPONSE']._serialized_end=1841
-  _globals['_BULKPUTREQUEST']._serialized_start=1843
-  _globals['_BULKPUTREQUEST']._serialized_end=1918
-  _globals['_BULKPUTRESPONSE']._serialized_start=1920
-  _globals['_BULKPUTRESPONSE']._serialized_end=1994
-  _globals['_BULKDELETEREQUEST']._serialized_start=1996
-  _globals['_BULKDELETEREQUEST']._serialized_end=2051
-  _globals['_BULKDELETERESPONSE']._serialized_start=2053
-  _globals['_BULKDELETERESPONSE']._serialized_end=2103
-  _globals['_WATCHREQUEST']._serialized_start=2105
-  _globals['_WATCHREQUEST']._serialized_end=2173
-  _globals['_WATCHEVENT']._serialized_start=2176
-  _globals['_WATCHEVENT']._serialized_end=2397
-  _globals['_KV']._serialized_start=2477
-  _globals['_KV']._serialized_end=3480
+  _globals['_GETREQUEST']._serialized_start=810
+  _globals['_GETREQUEST']._serialized_end=953
+  _globals['_GETRESPONSE']._serialized_start=956
+  _globals['_GETRESPONSE']._serialized_end=1136
+  _globals['_GETSTREAMRESPONSE']._serialized_start=1138
+  _globals['_GETSTREAMRESPONSE']._serialized_end=1233
+  _globals['_BULKGETREQUEST']._serialized_start=1236
+  _globals['_BULKGETREQUEST']._serialized_end=1384
+  _globals['_BULKGETENTRY']._serialized_start=1386
+  _globals['_BULKGETENTRY']._serialized_end=1452
+  _globals['_BULKGETRESPONSE']._serialized_start=1454
+  _globals['_BULKGETRESPONSE']._serialized_end=1512
+  _globals['_DELETEREQUEST']._serialized_start=1514
+  _globals['_DELETEREQUEST']._serialized_end=1564
+  _globals['_DELETERESPONSE']._serialized_start=1566
+  _globals['_DELETERESPONSE']._serialized_end=1631
+  _globals['_LISTREQUEST']._serialized_start=1633
+  _globals['_LISTREQUEST']._serialized_end=1730
+  _globals['_KEYINFO']._serialized_start=1732
+  _globals['_KEYINFO']._serialized_end=1831
+  _globals['_LISTRESPONSE']._serialized_start=1833
+  _globals['_LISTRESPONSE']._serialized_end=1919
+  _globals['_BULKPUTREQUEST']._serialized_start=1921
+  _globals['_BULKPUTREQUEST']._serialized_end=1996
+  _globals['_BULKPUTRESPONSE']._serialized_start=1998
+  _globals['_BULKPUTRESPONSE']._serialized_end=2072
+  _globals['_BULKDELETEREQUEST']._serialized_start=2074
+  _globals['_BULKDELETEREQUEST']._serialized_end=2129
+  _globals['_BULKDELETERESPONSE']._serialized_start=2131
+  _globals['_BULKDELETERESPONSE']._serialized_end=2181
+  _globals['_WATCHREQUEST']._serialized_start=2183
+  _globals['_WATCHREQUEST']._serialized_end=2251
+  _globals['_WATCHEVENT']._serialized_start=2254
+  _globals['_WATCHEVENT']._serialized_end=2475
+  _globals['_LISTENERSREQUEST']._serialized_start=2477
+  _globals['_LISTENERSREQUEST']._serialized_end=2495
+  _globals['_LISTENERSRESPONSE']._serialized_start=2497
+  _globals['_LISTENERSRESPONSE']._serialized_end=2544
+  _globals['_KV']._serialized_start=2624
+  _globals['_KV']._serialized_end=3697
 # @@protoc_insertion_point(module_scope)

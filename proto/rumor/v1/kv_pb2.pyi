@@ -111,16 +111,18 @@ class PutStreamRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[PutRequest, _Mapping]] = ..., chunk: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
 
 class GetRequest(_message.Message):
-    __slots__ = ("namespace_id", "key", "type", "with_metadata")
+    __slots__ = ("namespace_id", "key", "type", "with_metadata", "cache_ttl")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     WITH_METADATA_FIELD_NUMBER: _ClassVar[int]
+    CACHE_TTL_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     key: bytes
     type: ValueType
     with_metadata: bool
-    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ...) -> None: ...
+    cache_ttl: int
+    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ..., cache_ttl: _Optional[int] = ...) -> None: ...
 
 class GetResponse(_message.Message):
     __slots__ = ("found", "value", "text", "json", "metadata", "expiration", "version")
@@ -151,16 +153,18 @@ class GetStreamResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[GetResponse, _Mapping]] = ..., value_length: _Optional[int] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class BulkGetRequest(_message.Message):
-    __slots__ = ("namespace_id", "keys", "type", "with_metadata")
+    __slots__ = ("namespace_id", "keys", "type", "with_metadata", "cache_ttl")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     WITH_METADATA_FIELD_NUMBER: _ClassVar[int]
+    CACHE_TTL_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     keys: _containers.RepeatedScalarFieldContainer[bytes]
     type: ValueType
     with_metadata: bool
-    def __init__(self, namespace_id: _Optional[str] = ..., keys: _Optional[_Iterable[bytes]] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ...) -> None: ...
+    cache_ttl: int
+    def __init__(self, namespace_id: _Optional[str] = ..., keys: _Optional[_Iterable[bytes]] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ..., cache_ttl: _Optional[int] = ...) -> None: ...
 
 class BulkGetEntry(_message.Message):
     __slots__ = ("key", "result")
@@ -287,3 +291,15 @@ class WatchEvent(_message.Message):
     fell_behind: bool
     dropped: int
     def __init__(self, key: _Optional[bytes] = ..., version: _Optional[_Union[Version, _Mapping]] = ..., seq: _Optional[int] = ..., tombstone: _Optional[bool] = ..., expiration: _Optional[int] = ..., applied_wall_ms: _Optional[int] = ..., applied_monotonic_ns: _Optional[int] = ..., local: _Optional[bool] = ..., fell_behind: _Optional[bool] = ..., dropped: _Optional[int] = ...) -> None: ...
+
+class ListenersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListenersResponse(_message.Message):
+    __slots__ = ("grpc", "http")
+    GRPC_FIELD_NUMBER: _ClassVar[int]
+    HTTP_FIELD_NUMBER: _ClassVar[int]
+    grpc: str
+    http: str
+    def __init__(self, grpc: _Optional[str] = ..., http: _Optional[str] = ...) -> None: ...

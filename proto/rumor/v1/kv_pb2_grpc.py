@@ -109,6 +109,11 @@ class KVStub:
                 request_serializer=rumor_dot_v1_dot_kv__pb2.WatchRequest.SerializeToString,
                 response_deserializer=rumor_dot_v1_dot_kv__pb2.WatchEvent.FromString,
                 _registered_method=True)
+        self.Listeners = channel.unary_unary(
+                '/rumor.v1.KV/Listeners',
+                request_serializer=rumor_dot_v1_dot_kv__pb2.ListenersRequest.SerializeToString,
+                response_deserializer=rumor_dot_v1_dot_kv__pb2.ListenersResponse.FromString,
+                _registered_method=True)
 
 
 class KVServicer:
@@ -204,6 +209,12 @@ class KVServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Listeners(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KVServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -281,6 +292,11 @@ def add_KVServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=rumor_dot_v1_dot_kv__pb2.WatchRequest.FromString,
                     response_serializer=rumor_dot_v1_dot_kv__pb2.WatchEvent.SerializeToString,
+            ),
+            'Listeners': grpc.unary_unary_rpc_method_handler(
+                    servicer.Listeners,
+                    request_deserializer=rumor_dot_v1_dot_kv__pb2.ListenersRequest.FromString,
+                    response_serializer=rumor_dot_v1_dot_kv__pb2.ListenersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -688,6 +704,33 @@ class KV:
             '/rumor.v1.KV/Watch',
             rumor_dot_v1_dot_kv__pb2.WatchRequest.SerializeToString,
             rumor_dot_v1_dot_kv__pb2.WatchEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Listeners(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rumor.v1.KV/Listeners',
+            rumor_dot_v1_dot_kv__pb2.ListenersRequest.SerializeToString,
+            rumor_dot_v1_dot_kv__pb2.ListenersResponse.FromString,
             options,
             channel_credentials,
             insecure,

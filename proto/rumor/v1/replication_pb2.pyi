@@ -61,8 +61,15 @@ class Coverage(_message.Message):
     def __init__(self, origin: _Optional[int] = ..., base: _Optional[int] = ..., last: _Optional[int] = ..., complete: _Optional[bool] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("sender", "boot_nonce", "hlc", "members", "watermarks", "address", "name")
+    __slots__ = ("sender", "boot_nonce", "hlc", "members", "watermarks", "address", "name", "high_seqs")
     class WatermarksEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    class HighSeqsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +83,7 @@ class Envelope(_message.Message):
     WATERMARKS_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    HIGH_SEQS_FIELD_NUMBER: _ClassVar[int]
     sender: int
     boot_nonce: int
     hlc: int
@@ -83,17 +91,28 @@ class Envelope(_message.Message):
     watermarks: _containers.ScalarMap[int, int]
     address: str
     name: str
-    def __init__(self, sender: _Optional[int] = ..., boot_nonce: _Optional[int] = ..., hlc: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., address: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    high_seqs: _containers.ScalarMap[int, int]
+    def __init__(self, sender: _Optional[int] = ..., boot_nonce: _Optional[int] = ..., hlc: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., address: _Optional[str] = ..., name: _Optional[str] = ..., high_seqs: _Optional[_Mapping[int, int]] = ...) -> None: ...
+
+class RecordId(_message.Message):
+    __slots__ = ("origin", "seq")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    origin: int
+    seq: int
+    def __init__(self, origin: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class PushRequest(_message.Message):
-    __slots__ = ("envelope", "records", "coverage")
+    __slots__ = ("envelope", "records", "coverage", "announced")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCED_FIELD_NUMBER: _ClassVar[int]
     envelope: Envelope
     records: _containers.RepeatedCompositeFieldContainer[Record]
     coverage: _containers.RepeatedCompositeFieldContainer[Coverage]
-    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., coverage: _Optional[_Iterable[_Union[Coverage, _Mapping]]] = ...) -> None: ...
+    announced: _containers.RepeatedCompositeFieldContainer[RecordId]
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., coverage: _Optional[_Iterable[_Union[Coverage, _Mapping]]] = ..., announced: _Optional[_Iterable[_Union[RecordId, _Mapping]]] = ...) -> None: ...
 
 class PushResponse(_message.Message):
     __slots__ = ("envelope", "not_ready")

@@ -1,0 +1,109 @@
+"""Audit rounds: the backstop that compares buckets with one peer and repairs.
+
+Every ``audit_interval_ms`` a serving node sends one random live peer its
+4,096 audit buckets. The peer answers with the differing buckets and its
+(key, version, origin, seq) entries in them (at most ``max_audit_entries``).
+The node asks back for the records it should hold and does not — those its
+own watermarks claim as seen, so genuine divergences, not writes in flight —
+and applies them, counting repairs. Repairs must stay at zero: each one is a
+bug to report, and a notice says so.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rumor.node.core import audit
+from rumor.node.core.errors import MalformedPeerMessage
+from rumor.node.core.membership import Member
+from rumor.node.replication.delta import AuditEntry
+from rumor.node.replication.messages import (
+    Audit,
+    AuditReply,
+    Failed,
+    NoticeKind,
+    Now,
+    Refusal,
+    RefusalCode,
+    Response,
+)
+
+if TYPE_CHECKING:
+    from rumor.node.replication.engine import Engine
+
+
+class AuditRounds:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.running = False
+        self._next_round_ms = engine.config.audit_interval_ms
+
+    def due_ms(self) -> int:
+        return self._next_round_ms
+
+    def tick(self, now: Now) -> None:
+        if now.mono_ms < self._next_round_ms:
+            return
+        engine = self.engine
+        self._next_round_ms = now.mono_ms + engine.config.audit_interval_ms
+        peers = engine.membership.up_peers()
+        if peers and engine.serving and not self.running:
+            self.start(engine.rng.choice(peers), now)
+
+    def start(self, peer: Member, now: Now) -> None:
+        engine = self.engine
+        self.running = True
+        engine.stats.audit_rounds += 1
+        request = Audit(buckets=tuple(engine.replica.audit_buckets))
+        engine.send(peer, request, lambda answer, at: self._compared(peer, answer, at), now)
+
+    def _compared(self, peer: Member, answer: Response | Failed, now: Now) -> None:
+        engine = self.engine
+        if not isinstance(answer, Response) or not isinstance(answer.body, AuditReply):
+            self.running = False
+            return
+        wanted = engine.replica.audit_wanted(answer.body.entries, now.wall_s)
+        if not wanted:
+            self.running = False
+            return
+        engine.send(
+            peer,
+            Audit(fetch=tuple(wanted)),
+            lambda fetched, at: self._fetched(peer, fetched, at),
+            now,
+        )
+
+    def _fetched(self, peer: Member, answer: Response | Failed, now: Now) -> None:
+        engine = self.engine
+        self.running = False
+        if not isinstance(answer, Response) or not isinstance(answer.body, AuditReply):
+            return
+        try:
+            repaired = engine.replica.apply_repairs(list(answer.body.records))
+        except MalformedPeerMessage as error:
+            engine.stats.malformed_messages += 1
+            engine.notice(NoticeKind.MALFORMED, str(error), peer=f"{peer.id:016x}")
+            return
+        if repaired:
+            engine.want_durable(engine.replica.written_ticket)
+            engine.notice(NoticeKind.AUDIT_REPAIRED, "", peer=f"{peer.id:016x}", records=repaired)
+
+    def answer(self, token: int, sender: int, request: Audit, now: Now) -> None:
+        engine = self.engine
+        replica = engine.replica
+        differing: tuple[int, ...] = ()
+        entries: tuple[AuditEntry, ...] = ()
+        if request.buckets:
+            if len(request.buckets) != audit.BUCKETS:
+                engine.reply(
+                    token,
+                    Refusal(RefusalCode.MALFORMED, f"an audit carries {audit.BUCKETS} buckets"),
+                    to=sender,
+                )
+                return
+            differing = tuple(audit.differing(replica.audit_buckets, list(request.buckets)))
+            if differing:
+                limit = engine.config.max_audit_entries
+                entries = tuple(replica.audit_entries(differing)[:limit])
+        records = tuple(replica.fetch(request.fetch)) if request.fetch else ()
+        engine.reply(token, AuditReply(differing, entries, records), to=sender)
