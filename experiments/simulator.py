@@ -35,6 +35,7 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -245,7 +246,7 @@ def _simulate(config: SimulationConfig) -> tuple[_Arrivals, Cluster, float, floa
             process.propose([Write(NAMESPACE, key_of(index), value_of[index])], [None])
 
     for index in range(config.writes):
-        loop.at(first + index * config.write_interval_ms, lambda index=index: write(index))
+        loop.at(first + index * config.write_interval_ms, partial(write, index))
     total = config.writes
     loop.run_until(first + config.max_virtual_ms, lambda: arrivals.everywhere == total)
     counts = {

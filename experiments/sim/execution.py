@@ -181,7 +181,7 @@ def _plan_fault(cluster: Cluster, fault: FaultPlan, every_slot: set[int]) -> Non
         late = fault.style == "late"
 
         def begin() -> None:
-            cluster.start(slots[0], (slots[1],))
+            cluster.start(slots[0], slots[1:2] if late else slots[1:])
 
         def end() -> None:
             if late:

@@ -19,8 +19,8 @@ Faults (``FaultPlan.kind``), each from ``at_ms`` for ``duration_ms``:
 - ``crash``: ``slots[0]`` crashes, restarts on its disk (``style`` keep) or on an
   empty one (wipe: a new node id);
 - ``power``: ``slots[0]`` loses power (unsynced writes gone) and restarts;
-- ``join``: ``slots[0]`` starts with seed ``slots[1]``; ``style`` late: the seed is a
-  new node too, started ``duration_ms`` later with seed ``slots[2]``;
+- ``join``: ``slots[0]`` starts with seeds ``slots[1:]``; ``style`` late: its one seed
+  ``slots[1]`` is a new node too, started ``duration_ms`` later with seed ``slots[2]``;
 - ``restore``: a copy of ``slots[0]``'s disk is taken, and at the end it restarts on it;
 - ``remove``: ``slots[1]`` removes ``slots[0]`` (``style`` dead: crashed first);
 - ``duplicate``: a copy of live ``slots[0]``'s disk starts on new slot ``slots[1]``;
@@ -206,9 +206,10 @@ def generate(
         duration = rng.randint(200, 1200)
         victim = rng.choice(slots)
         other = rng.choice([s for s in slots if s != victim])
-        style, value, fault_slots = "", 0.0, (victim,)
+        style, value = "", 0.0
+        fault_slots: tuple[int, ...] = (victim,)
         if kind == "partition":
-            side = rng.sample(slots, rng.randint(1, count // 2))
+            side = tuple(rng.sample(slots, rng.randint(1, count // 2)))
             fault_slots, style = tuple(sorted(side)), rng.choice(("drop", "refuse"))
         elif kind == "oneway":
             fault_slots = (
@@ -225,8 +226,12 @@ def generate(
             style = rng.choice(("keep", "keep", "wipe"))
         elif kind == "join":
             style = rng.choice(("", "late"))
+            # A joiner names two seeds, as a deployment does: one gone for good (removed)
+            # must not leave it alone for ever.
             fault_slots = (
-                (next_slot, next_slot + 1, victim) if style == "late" else (next_slot, victim)
+                (next_slot, next_slot + 1, victim)
+                if style == "late"
+                else (next_slot, victim, other)
             )
             next_slot += 2 if style == "late" else 1
         elif kind == "remove":
