@@ -8,6 +8,7 @@ PYTEST_ARGS ?=
 
 .PHONY: run test unit integration lint format proto chaos bench clean
 SEEDS ?= 1 2 3
+FUZZ_SCHEDULES ?= 10000
 SCENARIOS ?= steady partition oneway crash_restart skew_fence skew_warn loss
 
 $(BIN)/rumor: pyproject.toml
@@ -47,12 +48,16 @@ format: $(BIN)/rumor
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## chaos: every scenario with several seeds (long; reports under experiments-out/)
+## chaos: every scenario with several seeds, then 10,000 simulated fault schedules per durability mode (long)
 chaos: $(BIN)/rumor
 	@status=0; for scenario in $(SCENARIOS); do for seed in $(SEEDS); do \
 		$(BIN)/rumor experiment run $$scenario --seed $$seed \
 			--out experiments-out/chaos/$$scenario-$$seed || status=1; \
-	done; done; exit $$status
+	done; done; \
+	for durability in fsync wal; do \
+		$(BIN)/rumor simulate --fuzz $(FUZZ_SCHEDULES) --seed 1 --durability $$durability \
+			--out experiments-out/chaos/fuzz-$$durability || status=1; \
+	done; exit $$status
 
 ## bench: every benchmark against its same-run baseline, median of 5 (long; bench/results/)
 bench: $(BIN)/rumor

@@ -14,6 +14,7 @@ import click
 
 from rumor.experiments import checkers, harness, report, simulator
 from rumor.experiments.scenario import ScenarioError, bundled, load
+from rumor.experiments.sim import fuzz
 
 
 class ExperimentError(click.ClickException):
@@ -120,7 +121,29 @@ def _sweep_spec(text: str) -> tuple[str, list[int | float]]:
     "--out",
     type=click.Path(file_okay=False),
     default=None,
-    help="Write results JSON (and the sweep plot) here.",
+    help="Write results JSON (and the sweep plot) here; with --fuzz, failing schedules.",
+)
+@click.option("--fuzz", "fuzz_count", type=int, default=None, help="Run N random fault schedules.")
+@click.option(
+    "--durability",
+    type=click.Choice(["fsync", "wal"]),
+    default="fsync",
+    show_default=True,
+    help="With --fuzz: the nodes' durability mode.",
+)
+@click.option(
+    "--canary",
+    "canaries",
+    multiple=True,
+    help="With --fuzz: switch a fixed bug back on (the fuzz must find it).",
+)
+@click.option("--no-shrink", is_flag=True, help="With --fuzz: do not shrink failing schedules.")
+@click.option(
+    "--replay",
+    "replay_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Run a saved schedule again and check it.",
 )
 def simulate(
     nodes: int,
@@ -133,8 +156,19 @@ def simulate(
     seed: int,
     sweep: str | None,
     out: str | None,
+    fuzz_count: int | None,
+    durability: str,
+    canaries: tuple[str, ...],
+    no_shrink: bool,
+    replay_file: str | None,
 ) -> None:
-    """Run the node's own replica on virtual time with a simulated network."""
+    """The real engine on virtual time: write latency at scale, or fuzz and replay faults."""
+    if replay_file is not None:
+        _replay(Path(replay_file))
+        return
+    if fuzz_count is not None:
+        _fuzz(fuzz_count, seed, durability, canaries, Path(out or "simulation-failures"), no_shrink)
+        return
     try:
         config = simulator.SimulationConfig(
             nodes=nodes,
@@ -163,3 +197,36 @@ def simulate(
         if sweep:
             simulator.plot_sweep(results, out_dir / "sweep.png")
         click.echo(f"Wrote {out_dir}")
+
+
+def _fuzz(
+    count: int, seed: int, durability: str, canaries: tuple[str, ...], out: Path, no_shrink: bool
+) -> None:
+    result = fuzz.fuzz(
+        count,
+        seed,
+        durability=durability,
+        canaries=canaries,
+        out=out,
+        shrink_failures=not no_shrink,
+        say=click.echo,
+    )
+    reported = ", ".join(f"{name} {n}" for name, n in sorted(result.reported.items()) if n)
+    click.echo(
+        f"{result.schedules} schedules ({durability}), {result.acknowledged:,} acknowledged"
+        f" writes, {len(result.failures)} failed, {result.wall_s:.1f} s"
+        + (f"; reported, not asserted: {reported}" if reported else "")
+    )
+    if result.failures:
+        raise ExperimentError(f"{len(result.failures)} schedule(s) broke an invariant")
+
+
+def _replay(path: Path) -> None:
+    schedule, outcome = fuzz.replay(path)
+    click.echo(
+        f"{path}: {len(schedule.nodes)} nodes, {len(schedule.faults)} faults,"
+        f" {len(schedule.writes)} writes ({schedule.durability})"
+    )
+    click.echo(outcome.summary())
+    if outcome.failed:
+        raise ExperimentError("the schedule broke an invariant")

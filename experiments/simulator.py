@@ -1,137 +1,66 @@
-"""The replica on virtual time: thousands of nodes, lossy links, latency distributions.
+"""Write latency at scale: the real engine on virtual time, thousands of nodes.
 
 Contract.
 
-- ``run(config)`` builds ``config.nodes`` real ``Replica`` objects (DESIGN §1: the
-  replica is sans-I/O), each on its own ``MemoryStore`` with durability ``wal``
-  (a record is durable, and so pushable, the moment it is written), and drives
-  them with a discrete-event loop on virtual time: a heap of (time, seq, event).
-  There is no asyncio, no grpc, no wall clock and no global random state: every
-  random choice — node ids, timer phases, writers, peers, latencies, losses —
-  comes from one ``random.Random(config.seed)``, so the same config gives the
-  same result, write for write (``wall_s`` aside).
-- The driver mirrors ``rumor.node.server.replicator``: every
-  ``gossip_interval_ms`` a node takes what its replica has ready to push, queues
-  it, per origin, for ``fanout`` random other nodes but the origin (``PushQueues``,
-  ``plan_pushes``'s rule, ``choose_peers``) and sends
-  each waiting queue as one Push; a receiver merges the sender's HLC and applies
-  the records, and forwards what won on its next tick. Every
-  ``anti_entropy_interval_ms`` (a random phase per node) a node that is not
-  already synchronising starts an Exchange with a random peer: the request
-  carries ``sync_digest()``, the responder answers with ``delta_for`` and its
-  watermarks, the asker applies the answer with ``session=True`` and pushes back
-  ``push_back_for`` the responder's watermarks (a small backlog, with coverage);
-  a cut-short answer is
-  followed by another round at once. A synchronisation whose request or answer
-  was lost is abandoned after ``exchange_timeout_ms`` (the real RPC timeout).
-- The network delivers every message (Push, Exchange request, Exchange answer)
-  after one draw from the latency distribution, or drops it with probability
-  ``loss``. Membership is static and complete: every node knows every node.
-- Writes: ``writes`` puts of distinct keys in one namespace, one every
-  ``write_interval_ms`` from time 0, each at a random node.
+- ``run(config)`` starts ``config.nodes`` processes of the simulator
+  (``rumor.experiments.sim``): each a real ``Replica``, ``Membership`` and
+  ``Engine`` on its own in-memory disk, durability ``wal`` (a write is
+  durable, and so pushable, once written), with ``ProtocolConfig.lan()`` but
+  the config's fanout, gossip and anti-entropy intervals and call timeout.
+  Node 0 starts a new cluster; every other node joins with node 0 as its seed,
+  all within the first 100 ms. Nothing here makes a protocol decision: the
+  network delivers what the engines emit, after a latency draw, or loses it.
+- Warm-up: the run waits until every node serves and knows every member (at
+  most ``warmup_ms``); then ``writes`` puts of distinct keys, one every
+  ``write_interval_ms``, each at a random node.
 - Measured: the virtual time each node first holds each write (the replica's
-  ``listeners`` hook, called with every batch of newly held records); from it,
-  per write, the time from the put until every node holds it.
-- The run ends once every write is held everywhere, or at ``max_virtual_ms``
-  (a write not everywhere by then counts as never: ``None``, and ``inf`` in the
-  percentiles).
+  ``listeners`` hook); from it, per write, the time from the put until every
+  node holds it; messages (requests and replies) and records pushed.
+- The measured phase ends once every write is held everywhere, or
+  ``max_virtual_ms`` after the first write (a write not everywhere by then
+  counts as never: ``None``, and ``inf`` in the percentiles).
 
-Simplifications, on purpose: pushes are one-way (the real reply carries only
-the receiver's HLC and watermarks, which min_replicas and GC use, not
-convergence), so there is no one-push-in-flight-per-peer limit; clocks share
-one virtual wall clock (no skew, so nothing is deferred); no SWIM, audit or GC.
+Every random choice (ids, nonces, the engines' rngs, writers, latencies,
+losses) comes from one ``random.Random(config.seed)``: the same config gives
+the same result, write for write (``wall_s`` aside).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import heapq
+import gc
 import math
 import random
 import time
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from rumor.node.replication.delta import Coverage, Delta, WireRecord
-from rumor.node.replication.push_queues import PushQueues, by_origin, choose_peers
-from rumor.node.replication.replica import Durability, Replica, Write
-from rumor.node.storage.memory import MemoryStore
+from rumor.experiments.sim.cluster import Cluster, ClusterSettings
+from rumor.experiments.sim.latency import LatencyDistribution, parse_latency
+from rumor.experiments.sim.ledger import NAMESPACE
+from rumor.experiments.sim.process import ProcessSettings
+from rumor.node.replication.delta import WireRecord
+from rumor.node.replication.protocol_config import ProtocolConfig
+from rumor.node.replication.replica import Durability, Write
 
-BASE_WALL_MS = 1_700_000_000_000  # virtual time 0 on every node's wall clock
-NAMESPACE = bytes.fromhex("51a1a7ed51a1a7ed51a1a7ed51a1a7ed")
-MAX_FOLLOW_UP_ROUNDS = 1000  # as the real driver: rounds of one synchronisation
-WITHIN_MS = 1000.0  # the "everywhere within 1 s" target of DESIGN §11
+__all__ = [
+    "LatencyDistribution",
+    "SimulationConfig",
+    "SimulationResult",
+    "format_table",
+    "parse_latency",
+    "percentile",
+    "plot_sweep",
+    "run",
+    "sweep",
+]
 
-# ---- latency distributions ------------------------------------------------------------
-
-_LATENCY_FORMS = "fixed:N, uniform:A:B, exp:MEAN or normal:MEAN:SD (milliseconds)"
-_LATENCY_ARITY = {"fixed": 1, "uniform": 2, "exp": 1, "normal": 2}
-
-
-@dataclass(frozen=True, slots=True)
-class LatencyDistribution:
-    """One-way message latency in ms, parsed from a spec such as ``uniform:1:5``.
-
-    ``fixed:N`` always N; ``uniform:A:B`` uniform in [A, B]; ``exp:MEAN``
-    exponential with that mean; ``normal:MEAN:SD`` normal, clipped at 0.
-    """
-
-    kind: str
-    parameters: tuple[float, ...]
-
-    @classmethod
-    def parse(cls, spec: str) -> LatencyDistribution:
-        """Parse ``spec``; raises ValueError saying what is wrong and what is expected."""
-
-        def refuse(problem: str) -> ValueError:
-            return ValueError(f"latency spec {spec!r}: {problem}; expected {_LATENCY_FORMS}")
-
-        if not isinstance(spec, str) or not spec.strip():
-            raise refuse("it is empty")
-        kind, *raw = (part.strip() for part in spec.strip().split(":"))
-        kind = kind.lower()
-        arity = _LATENCY_ARITY.get(kind)
-        if arity is None:
-            raise refuse(f"unknown distribution {kind!r}")
-        if len(raw) != arity:
-            raise refuse(f"{kind} takes {arity} number(s), got {len(raw)}")
-        try:
-            parameters = tuple(float(part) for part in raw)
-        except ValueError:
-            raise refuse(f"{':'.join(raw)!r} are not all numbers") from None
-        if not all(math.isfinite(p) and p >= 0 for p in parameters):
-            raise refuse("every number must be finite and >= 0")
-        if kind == "uniform" and parameters[0] > parameters[1]:
-            raise refuse("uniform:A:B needs A <= B")
-        if kind == "exp" and parameters[0] == 0:
-            raise refuse("exp:MEAN needs MEAN > 0 (or use fixed:0)")
-        return cls(kind, parameters)
-
-    def sampler(self, rng: random.Random) -> Callable[[], float]:
-        """A function drawing one latency (ms, >= 0) from ``rng`` per call."""
-        if self.kind == "fixed":
-            value = self.parameters[0]
-            return lambda: value
-        if self.kind == "uniform":
-            low, high = self.parameters
-            return lambda: rng.uniform(low, high)
-        if self.kind == "exp":
-            rate = 1.0 / self.parameters[0]
-            return lambda: rng.expovariate(rate)
-        mean, deviation = self.parameters
-        return lambda: max(0.0, rng.gauss(mean, deviation))
-
-    def __str__(self) -> str:
-        return ":".join([self.kind, *(f"{p:g}" for p in self.parameters)])
-
-
-def parse_latency(spec: str) -> LatencyDistribution:
-    """``LatencyDistribution.parse``: raises ValueError on anything but a valid spec."""
-    return LatencyDistribution.parse(spec)
-
+WITHIN_MS = 1000.0  # the "everywhere within 1 s" target
+FORMED_CHECK_MS = 100  # how often the warm-up looks whether the cluster has formed
 
 # ---- configuration and result -------------------------------------------------------
 
@@ -152,6 +81,7 @@ class SimulationConfig:
     max_virtual_ms: int = 60_000
     exchange_timeout_ms: int = 10_000  # a lost exchange is abandoned after this
     value_bytes: int = 100
+    warmup_ms: int = 30_000  # at most this long for every node to serve and know every member
 
     def __post_init__(self) -> None:
         problems = []
@@ -199,12 +129,18 @@ class SimulationResult:
     max_ms: float
     share_within_1s: float  # of writes held by every node within 1 s of the put
     reached_everywhere: int  # writes held by every node by the end
-    messages_sent: int  # pushes, exchange requests and answers, push-backs
+    messages_sent: int  # every request and reply of the measured phase
     messages_lost: int
     push_messages: int
     exchange_rounds: int
-    virtual_ms: float  # virtual time when the run ended
+    virtual_ms: float  # virtual time from the first write until the run ended
     wall_s: float  # real time the run took
+    records_pushed: int = 0  # records carried by pushes in the measured phase
+    warmup_ms: float = 0.0  # virtual time the cluster took to form
+
+    @property
+    def records_pushed_per_write(self) -> float:
+        return self.records_pushed / len(self.write_times_ms) if self.write_times_ms else 0.0
 
     @property
     def converged(self) -> bool:
@@ -220,355 +156,117 @@ def percentile(values: Sequence[float], share: float) -> float:
     return ordered[rank - 1]
 
 
-# ---- the simulation ---------------------------------------------------------------------
+# ---- the measured run ------------------------------------------------------------------
 
 
-class _Event(Protocol):
-    def happen(self, simulation: _Simulation) -> None: ...
+def key_of(write_index: int) -> bytes:
+    return b"sim-%08d" % write_index
 
 
-@dataclass(slots=True)
-class _Sync:
-    """A node's synchronisation in progress: the peer, and when to give up on it."""
-
-    peer: int
-    sync_id: int
-    rounds: int
-    deadline_ms: float
-
-
-@dataclass(slots=True)
-class _Node:
-    index: int
-    replica: Replica
-    queues: PushQueues
-    gossip_phase_ms: float
-    waiting_peers: dict[int, None] = field(default_factory=dict)  # queues not yet sent
-    tick_scheduled: bool = False
-    sync: _Sync | None = None
+def _protocol(config: SimulationConfig) -> ProtocolConfig:
+    return ProtocolConfig.lan().replace(
+        fanout=config.fanout,
+        gossip_interval_ms=config.gossip_interval_ms,
+        anti_entropy_interval_ms=config.anti_entropy_interval_ms,
+        rpc_timeout_ms=config.exchange_timeout_ms,
+    )
 
 
-@dataclass(slots=True)
-class _IssueWrite:
-    write_index: int
+class _Arrivals:
+    """Per write, when each node first held it (``inf``: not yet)."""
 
-    def happen(self, simulation: _Simulation) -> None:
-        simulation.issue_write(self.write_index)
+    def __init__(self, writes: int, nodes: int, loop_now: Callable[[], float]) -> None:
+        self.now = loop_now
+        self.nodes = nodes
+        self.write_of_key = {key_of(w): w for w in range(writes)}
+        self.issued_ms = [math.nan] * writes
+        self.arrival_ms = [array("d", [math.inf]) * nodes for _ in range(writes)]
+        self.holders = [0] * writes
+        self.everywhere_ms: list[float | None] = [None] * writes
+        self.everywhere = 0
 
-
-@dataclass(slots=True)
-class _GossipTick:
-    node: int
-
-    def happen(self, simulation: _Simulation) -> None:
-        simulation.gossip_tick(simulation.nodes[self.node])
-
-
-@dataclass(slots=True)
-class _AntiEntropyTimer:
-    node: int
-
-    def happen(self, simulation: _Simulation) -> None:
-        simulation.anti_entropy_timer(simulation.nodes[self.node])
-
-
-@dataclass(slots=True)
-class _Push:
-    target: int
-    records: list[WireRecord]
-    coverage: list[Coverage]
-    sender_hlc: int
-
-    def happen(self, simulation: _Simulation) -> None:
-        simulation.receive_push(self)
-
-
-@dataclass(slots=True)
-class _ExchangeRequest:
-    asker: int
-    responder: int
-    sync_id: int
-    digest: dict[int, int]
-    asker_hlc: int
-
-    def happen(self, simulation: _Simulation) -> None:
-        simulation.answer_exchange(self)
-
-
-@dataclass(slots=True)
-class _ExchangeAnswer:
-    asker: int
-    responder: int
-    sync_id: int
-    delta: Delta
-    responder_watermarks: dict[int, int]
-    responder_hlc: int
-
-    def happen(self, simulation: _Simulation) -> None:
-        simulation.receive_answer(self)
-
-
-class _Simulation:
-    def __init__(self, config: SimulationConfig) -> None:
-        self.config = config
-        self.rng = random.Random(config.seed)
-        self.draw_latency = config.latency.sampler(self.rng)
-        self.now_ms = 0.0
-        self._events: list[tuple[float, int, _Event]] = []
-        self._sequence = 0
-        self._sync_ids = 0
-        self.messages_sent = 0
-        self.messages_lost = 0
-        self.push_messages = 0
-        self.exchange_rounds = 0
-
-        count = config.nodes
-        self.all_nodes = list(range(count))
-        node_ids: set[int] = set()
-        self.nodes: list[_Node] = []
-        for index in range(count):
-            node_id = 0
-            while node_id == 0 or node_id in node_ids:
-                node_id = self.rng.getrandbits(64)
-            node_ids.add(node_id)
-            replica = Replica(
-                MemoryStore(),
-                new_node_id=node_id,
-                wall_ms=BASE_WALL_MS,
-                durability=Durability.WAL,
-            )
-            replica.listeners.append(self._arrival_listener(index))
-            phase = self.rng.uniform(0, config.gossip_interval_ms)
-            self.nodes.append(_Node(index, replica, PushQueues(), phase))
-        self.index_of = {node.replica.node_id: node.index for node in self.nodes}
-
-        # Per write: key, time issued, time each node first held it, nodes holding it.
-        self.write_of_key = {self.key_of(w): w for w in range(config.writes)}
-        self.issued_ms = [math.nan] * config.writes
-        self.arrival_ms = [array("d", [math.inf]) * count for _ in range(config.writes)]
-        self.holders = [0] * config.writes
-        self.everywhere_ms: list[float | None] = [None] * config.writes
-        self.writes_everywhere = 0
-
-        if count > 1:
-            for node in self.nodes:
-                phase = self.rng.uniform(0, config.anti_entropy_interval_ms)
-                self.schedule(phase, _AntiEntropyTimer(node.index))
-        for write_index in range(config.writes):
-            self.schedule(write_index * config.write_interval_ms, _IssueWrite(write_index))
-
-    @staticmethod
-    def key_of(write_index: int) -> bytes:
-        return b"sim-%08d" % write_index
-
-    # ---- the loop ----------------------------------------------------------------
-
-    def schedule(self, at_ms: float, event: _Event) -> None:
-        self._sequence += 1
-        heapq.heappush(self._events, (at_ms, self._sequence, event))
-
-    def run(self) -> None:
-        events = self._events
-        limit = float(self.config.max_virtual_ms)
-        total = self.config.writes
-        while events and self.writes_everywhere < total:
-            at_ms, _, event = events[0]
-            if at_ms > limit:
-                self.now_ms = limit
-                return
-            heapq.heappop(events)
-            self.now_ms = at_ms
-            event.happen(self)
-
-    @property
-    def wall_ms(self) -> int:
-        return BASE_WALL_MS + int(self.now_ms)
-
-    def send(self, event: _Event) -> None:
-        """Put a message on the network: lost, or delivered after one latency draw."""
-        self.messages_sent += 1
-        if self.config.loss and self.rng.random() < self.config.loss:
-            self.messages_lost += 1
-            return
-        self.schedule(self.now_ms + self.draw_latency(), event)
-
-    # ---- measurements ------------------------------------------------------------
-
-    def _arrival_listener(self, node_index: int) -> Callable[[list[WireRecord]], None]:
-        def record_arrivals(records: list[WireRecord]) -> None:
+    def listener(self, node: int) -> Callable[[list[WireRecord]], None]:
+        def arrived(records: list[WireRecord]) -> None:
             for record in records:
-                write_index = self.write_of_key.get(record.key)
-                if write_index is None:
+                write = self.write_of_key.get(record.key)
+                if write is None or self.arrival_ms[write][node] != math.inf:
                     continue
-                arrivals = self.arrival_ms[write_index]
-                if arrivals[node_index] != math.inf:
-                    continue
-                arrivals[node_index] = self.now_ms
-                self.holders[write_index] += 1
-                if self.holders[write_index] == self.config.nodes:
-                    self.everywhere_ms[write_index] = self.now_ms - self.issued_ms[write_index]
-                    self.writes_everywhere += 1
+                now = self.now()
+                self.arrival_ms[write][node] = now
+                self.holders[write] += 1
+                if self.holders[write] == self.nodes:
+                    self.everywhere_ms[write] = now - self.issued_ms[write]
+                    self.everywhere += 1
 
-        return record_arrivals
+        return arrived
 
-    # ---- writes and push ---------------------------------------------------------
 
-    def issue_write(self, write_index: int) -> None:
-        node = self.nodes[self.rng.randrange(self.config.nodes)]
-        self.issued_ms[write_index] = self.now_ms
-        value = (b"%d;" % write_index).ljust(self.config.value_bytes, b".")
-        node.replica.write(Write(NAMESPACE, self.key_of(write_index), value), self.wall_ms)
-        self.wake(node)
+def _formed(cluster: Cluster, nodes: int) -> bool:
+    return all(
+        p.engine.serving and len(p.engine.membership.members) >= nodes
+        for p in cluster.processes.values()
+    )
 
-    def wake(self, node: _Node) -> None:
-        """Make sure a node with something to push has its next gossip tick scheduled.
 
-        Ticks stay on the node's grid (phase + k * interval); a tick with nothing
-        to do is simply not scheduled, which is the same as a tick doing nothing.
-        """
-        if node.tick_scheduled or not (node.replica.ready_to_push or node.waiting_peers):
-            return
-        interval = self.config.gossip_interval_ms
-        ticks = math.floor((self.now_ms - node.gossip_phase_ms) / interval) + 1
-        node.tick_scheduled = True
-        self.schedule(node.gossip_phase_ms + ticks * interval, _GossipTick(node.index))
+def _simulate(config: SimulationConfig) -> tuple[_Arrivals, Cluster, float, float, dict[str, int]]:
+    rng = random.Random(config.seed)
+    settings = ClusterSettings(
+        ProcessSettings(_protocol(config), Durability.WAL),
+        config.latency,
+        config.loss,
+        track_sync=False,
+    )
+    cluster = Cluster(settings, rng)
+    loop = cluster.loop
+    arrivals = _Arrivals(config.writes, config.nodes, lambda: loop.now_ms)
+    for slot in range(config.nodes):
+        seeds = () if slot == 0 else (0,)
+        loop.at(0 if slot == 0 else rng.uniform(0, 100), _starter(cluster, arrivals, slot, seeds))
+    warmed = 0.0
+    while warmed < config.warmup_ms:
+        warmed += FORMED_CHECK_MS
+        loop.run_until(warmed)
+        if len(cluster.processes) == config.nodes and _formed(cluster, config.nodes):
+            break
+    stats = cluster.network.stats
+    before = (
+        stats.messages,
+        stats.lost,
+        stats.by_kind.get("Push", 0),
+        stats.by_kind.get("Exchange", 0),
+        stats.records_pushed,
+    )
+    first = loop.now_ms
+    value_of = [(b"%d;" % w).ljust(config.value_bytes, b".") for w in range(config.writes)]
 
-    def gossip_peers(self, node: _Node, origin: int) -> list[int]:
-        """``fanout`` distinct random nodes other than this one and ``origin`` (an index),
-        through ``choose_peers``.
+    def write(index: int) -> None:
+        process = cluster.processes[rng.randrange(config.nodes)]
+        arrivals.issued_ms[index] = loop.now_ms
+        if process.running:
+            process.propose([Write(NAMESPACE, key_of(index), value_of[index])], [None])
 
-        Two more than wanted are drawn from every node, the two excluded ones are
-        dropped, and the first ``fanout`` others are kept: a uniform choice among
-        the others, without building a list of them for every node.
-        """
-        fanout = self.config.fanout
-        excluded = (node.index, origin)
-        chosen = choose_peers(self.all_nodes, fanout + 2, self.rng)
-        return [p for p in chosen if p not in excluded][:fanout]
+    for index in range(config.writes):
+        loop.at(first + index * config.write_interval_ms, partial(write, index))
+    total = config.writes
+    loop.run_until(first + config.max_virtual_ms, lambda: arrivals.everywhere == total)
+    counts = {
+        "messages": stats.messages - before[0],
+        "lost": stats.lost - before[1],
+        "pushes": stats.by_kind.get("Push", 0) - before[2],
+        "exchanges": stats.by_kind.get("Exchange", 0) - before[3],
+        "records_pushed": stats.records_pushed - before[4],
+    }
+    return arrivals, cluster, first, loop.now_ms - first, counts
 
-    def gossip_tick(self, node: _Node) -> None:
-        """As ``Replicator.flush_pushes``: queue what is ready (per origin, never back to
-        the origin, as ``plan_pushes``), send every waiting queue."""
-        node.tick_scheduled = False
-        records = node.replica.take_ready_to_push()
-        if records and self.config.nodes > 1:
-            for origin, group in by_origin(records).items():
-                targets = self.gossip_peers(node, self.index_of.get(origin, -1))
-                node.queues.offer(group, targets)
-                for target in targets:
-                    node.waiting_peers[target] = None
-        waiting, node.waiting_peers = node.waiting_peers, {}
-        for peer in waiting:
-            batch = node.queues.take(peer)
-            if batch:
-                self.push_messages += 1
-                self.send(_Push(peer, batch, [], node.replica.clock.last))
-            if node.queues.pending(peer):
-                node.waiting_peers[peer] = None
-        self.wake(node)
 
-    def receive_push(self, push: _Push) -> None:
-        """As ``Replicator.handle_push``: merge the sender's HLC, apply, forward what won."""
-        node = self.nodes[push.target]
-        replica = node.replica
-        wall_ms = self.wall_ms
-        replica.observe_clock(push.sender_hlc, wall_ms)
-        replica.apply_remote(push.records, wall_ms, push.coverage)
-        self.wake(node)
+def _starter(
+    cluster: Cluster, arrivals: _Arrivals, slot: int, seeds: tuple[int, ...]
+) -> Callable[[], None]:
+    def start() -> None:
+        process = cluster.start(slot, seeds)
+        process.replica.listeners.append(arrivals.listener(slot))
 
-    # ---- anti-entropy ------------------------------------------------------------
-
-    def anti_entropy_timer(self, node: _Node) -> None:
-        self.schedule(
-            self.now_ms + self.config.anti_entropy_interval_ms, _AntiEntropyTimer(node.index)
-        )
-        if node.sync is not None and self.now_ms < node.sync.deadline_ms:
-            return  # one synchronisation at a time
-        peer = self.rng.randrange(self.config.nodes - 1)
-        if peer >= node.index:
-            peer += 1
-        self._sync_ids += 1
-        node.sync = _Sync(peer, self._sync_ids, 0, 0.0)
-        node.replica.begin_sync()
-        self.request_round(node)
-
-    def request_round(self, node: _Node) -> None:
-        sync = node.sync
-        assert sync is not None
-        sync.rounds += 1
-        sync.deadline_ms = self.now_ms + self.config.exchange_timeout_ms
-        self.exchange_rounds += 1
-        replica = node.replica
-        self.send(
-            _ExchangeRequest(
-                node.index, sync.peer, sync.sync_id, replica.sync_digest(), replica.clock.last
-            )
-        )
-
-    def answer_exchange(self, request: _ExchangeRequest) -> None:
-        """As ``Replicator.handle_exchange``: one consistent view, from one synchronous step."""
-        replica = self.nodes[request.responder].replica
-        replica.observe_clock(request.asker_hlc, self.wall_ms)
-        delta = replica.delta_for(request.digest)
-        self.send(
-            _ExchangeAnswer(
-                request.asker,
-                request.responder,
-                request.sync_id,
-                delta,
-                replica.own_watermarks(),
-                replica.clock.last,
-            )
-        )
-
-    def receive_answer(self, answer: _ExchangeAnswer) -> None:
-        """As ``Replicator.exchange``: apply the answer in the session, push back, follow up."""
-        node = self.nodes[answer.asker]
-        sync = node.sync
-        if sync is None or sync.sync_id != answer.sync_id:
-            return  # the synchronisation timed out and was abandoned
-        replica = node.replica
-        wall_ms = self.wall_ms
-        replica.observe_clock(answer.responder_hlc, wall_ms)
-        delta = answer.delta
-        replica.apply_remote(delta.records, wall_ms, delta.coverage, session=True)
-        self.wake(node)
-        back = replica.push_back_for(answer.responder_watermarks)
-        if back is not None:
-            self.push_messages += 1
-            self.send(_Push(answer.responder, back.records, back.coverage, replica.clock.last))
-        if delta.complete or sync.rounds >= MAX_FOLLOW_UP_ROUNDS:
-            node.sync = None
-        else:
-            self.request_round(node)
-
-    # ---- the result --------------------------------------------------------------
-
-    def result(self, wall_s: float) -> SimulationResult:
-        times = tuple(self.everywhere_ms)
-        ranked = [math.inf if t is None else t for t in times]
-        within = sum(1 for t in ranked if t <= WITHIN_MS)
-        visibility = tuple(
-            tuple(at - issued for at in arrivals)
-            for arrivals, issued in zip(self.arrival_ms, self.issued_ms, strict=True)
-        )
-        return SimulationResult(
-            config=self.config,
-            write_times_ms=times,
-            visibility_ms=visibility,
-            p50_ms=percentile(ranked, 0.50),
-            p90_ms=percentile(ranked, 0.90),
-            p99_ms=percentile(ranked, 0.99),
-            max_ms=max(ranked, default=math.nan),
-            share_within_1s=within / len(ranked) if ranked else 1.0,
-            reached_everywhere=self.writes_everywhere,
-            messages_sent=self.messages_sent,
-            messages_lost=self.messages_lost,
-            push_messages=self.push_messages,
-            exchange_rounds=self.exchange_rounds,
-            virtual_ms=self.now_ms,
-            wall_s=wall_s,
-        )
+    return start
 
 
 # ---- the API ------------------------------------------------------------------------------
@@ -577,9 +275,39 @@ class _Simulation:
 def run(config: SimulationConfig) -> SimulationResult:
     """Simulate ``config`` on virtual time; deterministic for a config (``wall_s`` aside)."""
     started = time.perf_counter()
-    simulation = _Simulation(config)
-    simulation.run()
-    return simulation.result(time.perf_counter() - started)
+    collecting = gc.isenabled()
+    gc.disable()  # many short-lived closures, no long-lived cycles: see sim.execution
+    try:
+        arrivals, _cluster, warmup_ms, virtual_ms, counts = _simulate(config)
+    finally:
+        if collecting:
+            gc.enable()
+    times = tuple(arrivals.everywhere_ms)
+    ranked = [math.inf if t is None else t for t in times]
+    within = sum(1 for t in ranked if t <= WITHIN_MS)
+    visibility = tuple(
+        tuple(at - issued for at in per_node)
+        for per_node, issued in zip(arrivals.arrival_ms, arrivals.issued_ms, strict=True)
+    )
+    return SimulationResult(
+        config=config,
+        write_times_ms=times,
+        visibility_ms=visibility,
+        p50_ms=percentile(ranked, 0.50),
+        p90_ms=percentile(ranked, 0.90),
+        p99_ms=percentile(ranked, 0.99),
+        max_ms=max(ranked, default=math.nan),
+        share_within_1s=within / len(ranked) if ranked else 1.0,
+        reached_everywhere=arrivals.everywhere,
+        messages_sent=counts["messages"],
+        messages_lost=counts["lost"],
+        push_messages=counts["pushes"],
+        exchange_rounds=counts["exchanges"],
+        virtual_ms=virtual_ms,
+        wall_s=time.perf_counter() - started,
+        records_pushed=counts["records_pushed"],
+        warmup_ms=warmup_ms,
+    )
 
 
 def sweep(base: SimulationConfig, field: str, values: Sequence[Any]) -> list[SimulationResult]:
@@ -618,9 +346,20 @@ def _ms(value: float) -> str:
 
 def format_table(results: Sequence[SimulationResult]) -> str:
     """A plain-text table, one row per result: nodes (and any other config field that
-    varies), p50, p99 and max time to every node, share within 1 s, messages, wall s."""
+    varies), p50, p99 and max time to every node, share within 1 s, messages, records
+    pushed per write, wall s."""
     varying = _varying_fields(results)
-    header = ["nodes", *varying, "p50 ms", "p99 ms", "max ms", "within 1 s", "messages", "wall s"]
+    header = [
+        "nodes",
+        *varying,
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "within 1 s",
+        "messages",
+        "pushed/write",
+        "wall s",
+    ]
     rows = [header]
     for result in results:
         lost = f" ({result.messages_lost:,} lost)" if result.messages_lost else ""
@@ -633,6 +372,7 @@ def format_table(results: Sequence[SimulationResult]) -> str:
                 _ms(result.max_ms),
                 f"{100 * result.share_within_1s:.1f}%",
                 f"{result.messages_sent:,}{lost}",
+                f"{result.records_pushed_per_write:.1f}",
                 f"{result.wall_s:.2f}",
             ]
         )

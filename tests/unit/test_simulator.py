@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from rumor.experiments.sim.execution import run_schedule
+from rumor.experiments.sim.schedule import FaultPlan, NodePlan, Schedule, WritePlan, generate
 from rumor.experiments.simulator import (
     LatencyDistribution,
     SimulationConfig,
@@ -25,7 +27,7 @@ from rumor.experiments.simulator import (
     sweep,
 )
 
-SMALL = SimulationConfig(nodes=24, writes=15, write_interval_ms=5, seed=7)
+SMALL = SimulationConfig(nodes=12, writes=15, write_interval_ms=5, seed=7)
 
 
 def assert_everywhere(result: SimulationResult) -> None:
@@ -79,7 +81,7 @@ def test_every_write_reaches_every_node_without_loss() -> None:
 @pytest.mark.parametrize("seed", [3, 4])
 def test_anti_entropy_repairs_what_a_lossy_network_drops(seed: int) -> None:
     """10% of pushes, exchange requests and answers lost: still everything everywhere."""
-    config = SimulationConfig(nodes=60, writes=30, write_interval_ms=5, loss=0.1, seed=seed)
+    config = SimulationConfig(nodes=12, writes=20, write_interval_ms=5, loss=0.1, seed=seed)
     result = run(config)
     assert result.messages_lost > 0
     assert result.exchange_rounds > 0
@@ -88,7 +90,7 @@ def test_anti_entropy_repairs_what_a_lossy_network_drops(seed: int) -> None:
 
 def test_anti_entropy_carries_writes_where_pushes_die_out() -> None:
     """Fanout 1 (each node forwards to one peer) reaches few nodes; anti-entropy the rest."""
-    config = SimulationConfig(nodes=40, fanout=1, writes=5, anti_entropy_interval_ms=200, seed=5)
+    config = SimulationConfig(nodes=16, fanout=1, writes=5, anti_entropy_interval_ms=200, seed=5)
     result = run(config)
     assert_everywhere(result)
     assert result.exchange_rounds > 0
@@ -224,3 +226,66 @@ def test_percentiles_are_nearest_rank() -> None:
     assert percentile(values, 1.0) == 100
     assert percentile([math.inf, 1.0], 0.5) == 1.0
     assert math.isnan(percentile([], 0.5))
+
+
+# ---- whole nodes under faults (rumor.experiments.sim) --------------------------------------
+
+
+def _cluster(nodes: int, durability: str = "fsync") -> Schedule:
+    """Node 0 starts a cluster, the others join it; 60 writes over 24 keys, no faults."""
+    writes = tuple(
+        WritePlan(1200 + 20 * i, i % nodes, i % 24, ("put", "delete", "ttl")[i % 3], 1)
+        for i in range(60)
+    )
+    return Schedule(
+        seed=11,
+        durability=durability,
+        canaries=(),
+        nodes=(NodePlan(0, 0, ()), *(NodePlan(s, 10 * s, (0,)) for s in range(1, nodes))),
+        writes=writes,
+        faults=(),
+    )
+
+
+def test_a_schedule_replays_identically_and_another_seed_differs() -> None:
+    schedule = generate(5)
+    first, second = run_schedule(schedule), run_schedule(schedule)
+    assert (first.messages, first.acknowledged, first.converged_ms, first.virtual_ms) == (
+        second.messages,
+        second.acknowledged,
+        second.converged_ms,
+        second.virtual_ms,
+    )
+    other = run_schedule(dataclasses.replace(schedule, seed=schedule.seed + 1))
+    assert (other.messages, other.converged_ms) != (first.messages, first.converged_ms)
+
+
+def test_a_partition_heals_and_the_nodes_converge() -> None:
+    base = _cluster(5)
+    partition = FaultPlan("partition", 1300, 1200, (0, 1), "drop")
+    outcome = run_schedule(dataclasses.replace(base, faults=(partition,)))
+    assert outcome.acknowledged > 40
+    assert outcome.converged_ms is not None
+    assert not outcome.violations, outcome.summary()
+
+
+def test_power_loss_under_fsync_loses_no_acknowledged_write() -> None:
+    base = _cluster(5)
+    faults = tuple(FaultPlan("power", 1500 + 300 * s, 400, (s,)) for s in range(4))
+    outcome = run_schedule(dataclasses.replace(base, faults=faults))
+    assert outcome.acknowledged > 30
+    assert not outcome.violations, outcome.summary()
+    assert outcome.reported["wal power loss"] == 0
+
+
+def test_a_saved_schedule_replays_from_its_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from rumor.experiments.cli import simulate  # noqa: PLC0415
+
+    path = _cluster(4).save(tmp_path / "schedule.json")
+    assert Schedule.load(path) == _cluster(4)
+    result = CliRunner().invoke(simulate, ["--replay", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "4 nodes, 0 faults, 60 writes (fsync)" in result.output
+    assert "converged" in result.output

@@ -1,0 +1,12 @@
+"""Deterministic simulation of whole nodes: the real ``Engine`` on virtual time.
+
+One concept per module: ``loop`` (virtual time), ``latency`` (delay draws),
+``disk`` (a store that knows what is synced), ``network`` (calls, replies,
+timeouts and link faults), ``process`` (the driver of one engine, as the
+server drives it), ``trace`` (the inputs and outputs of engines, for replay),
+``cluster`` (processes on addresses: start, crash, power loss, restore),
+``ledger`` (what clients were told), ``schedule`` (a run as data, drawn from a
+seed), ``execution`` (running a schedule), ``invariants`` (what must hold at
+the end), ``shrink`` (delta debugging) and ``fuzz`` (many schedules).
+Nothing here makes a protocol decision: the engine does.
+"""

@@ -1,0 +1,259 @@
+"""Running a ``Schedule``: the cluster, its writes and faults, the heal, the settling.
+
+Every fault is a pair of actions on the cluster or its network, at its start
+and at its end. At ``heal_ms`` everything is healed (links, clocks) and the
+run goes on until the nodes agree or the convergence bound has passed; the
+invariants are then checked (``invariants.check``).
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import time
+from collections.abc import Callable
+
+from rumor.experiments.sim.cluster import Cluster, ClusterSettings, address_of
+from rumor.experiments.sim.invariants import Bounds, Outcome, agreed, check
+from rumor.experiments.sim.latency import LatencyDistribution
+from rumor.experiments.sim.network import DROP, REFUSE
+from rumor.experiments.sim.process import ProcessSettings
+from rumor.experiments.sim.schedule import FaultPlan, Schedule
+from rumor.node.replication.delta import Coverage
+from rumor.node.replication.messages import Envelope, Outbound, Push
+from rumor.node.replication.protocol_config import ProtocolConfig
+from rumor.node.replication.replica import Durability
+
+FORGED_WATERMARK = 2**63 - 1
+QUICK_LATENCY = "uniform:0.2:2"
+
+
+def quick_protocol() -> ProtocolConfig:
+    """The fuzz's timers: ``ProtocolConfig.local()``."""
+    return ProtocolConfig.local()
+
+
+def run_schedule(
+    schedule: Schedule, protocol: ProtocolConfig | None = None, *, trace: bool = False
+) -> Outcome:
+    """Run ``schedule`` (deterministic for a schedule) and check the invariants."""
+    # A run makes many short-lived closures and no long-lived cycles: the cyclic
+    # collector's pauses cost a third of the time and free nothing until the end.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(schedule, protocol, trace)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _run(schedule: Schedule, protocol: ProtocolConfig | None, trace: bool) -> Outcome:
+    started = time.perf_counter()
+    protocol = protocol or quick_protocol()
+    settings = ClusterSettings(
+        ProcessSettings(
+            protocol, Durability(schedule.durability), canaries=frozenset(schedule.canaries)
+        ),
+        LatencyDistribution.parse(QUICK_LATENCY),
+    )
+    cluster = Cluster(settings, random.Random(schedule.seed), trace=trace)
+    loop = cluster.loop
+    for node in schedule.nodes:
+        loop.at(node.start_ms, _start(cluster, node.slot, node.seeds))
+    for write in schedule.writes:
+        loop.at(write.at_ms, _write(cluster, write.slot, write.key, write.op, write.ttl_s))
+    for fault in schedule.faults:
+        _plan_fault(cluster, fault, schedule.slots)
+    heal_ms = schedule.heal_ms
+    loop.at(heal_ms, lambda: _heal(cluster))
+    loop.run_until(heal_ms)
+    bounds = Bounds.of(protocol, len(cluster.processes))
+    converged = _settle(cluster, heal_ms + bounds.convergence_ms, protocol.anti_entropy_interval_ms)
+    return check(cluster, schedule, bounds, heal_ms, converged, time.perf_counter() - started)
+
+
+def _settle(cluster: Cluster, limit_ms: float, every_ms: int) -> float | None:
+    """Run until the live nodes agree (checked every ``every_ms`` / 4); when, or None."""
+    loop = cluster.loop
+    step = max(1, every_ms // 4)
+    while loop.now_ms < limit_ms:
+        loop.run_until(min(limit_ms, loop.now_ms + step))
+        if agreed(cluster):
+            return loop.now_ms
+    return None
+
+
+def _start(cluster: Cluster, slot: int, seeds: tuple[int, ...]) -> Callable[[], None]:
+    return lambda: None if slot in cluster.processes else _ignore(cluster.start(slot, seeds))
+
+
+def _ignore(_: object) -> None:
+    pass
+
+
+def _write(cluster: Cluster, slot: int, key: int, op: str, ttl_s: int) -> Callable[[], None]:
+    name = b"key-%03d" % key
+
+    def write() -> None:
+        value = b"v%d@%d" % (len(cluster.ledger.writes), slot)
+        cluster.write(slot, name, value, tombstone=op == "delete", ttl_s=ttl_s)
+
+    return write
+
+
+def _heal(cluster: Cluster) -> None:
+    cluster.network.heal()
+    cluster.offsets_ms.clear()
+
+
+# ---- faults ----------------------------------------------------------------------------
+
+
+def _plan_fault(cluster: Cluster, fault: FaultPlan, every_slot: set[int]) -> None:
+    loop, network = cluster.loop, cluster.network
+    kind, slots = fault.kind, fault.slots
+    begin: Callable[[], None]
+    end: Callable[[], None] = lambda: None  # noqa: E731
+    if kind in ("partition", "split"):
+        style = REFUSE if fault.style == "refuse" else DROP
+
+        def begin() -> None:
+            inside = set(slots)
+            for a in inside:
+                for b in every_slot - inside:
+                    network.block(address_of(a), address_of(b), style)
+                    network.block(address_of(b), address_of(a), style)
+
+        def end() -> None:
+            inside = set(slots)
+            for source, target in list(network.blocked):
+                if _slot_of(source) in inside or _slot_of(target) in inside:
+                    network.unblock(source, target)
+
+    elif kind == "oneway":
+
+        def begin() -> None:
+            for target in slots[1:]:
+                network.block(address_of(slots[0]), address_of(target))
+
+        def end() -> None:
+            for target in slots[1:]:
+                network.unblock(address_of(slots[0]), address_of(target))
+
+    elif kind == "loss":
+
+        def begin() -> None:
+            network.loss = fault.value
+
+        def end() -> None:
+            network.loss = cluster.settings.loss
+
+    elif kind == "delay":
+
+        def begin() -> None:
+            network.extra_delay_ms[address_of(slots[0])] = fault.value
+
+        def end() -> None:
+            network.extra_delay_ms.pop(address_of(slots[0]), None)
+
+    elif kind == "skew":
+
+        def begin() -> None:
+            cluster.offsets_ms[slots[0]] = int(fault.value)
+
+        def end() -> None:
+            cluster.offsets_ms.pop(slots[0], None)
+
+    elif kind in ("crash", "power"):
+
+        def begin() -> None:
+            if kind == "power":
+                cluster.lose_power(slots[0])
+            else:
+                cluster.crash(slots[0])
+
+        def end() -> None:
+            if slots[0] in cluster.processes and not _gone(cluster, slots[0]):
+                cluster.restart(slots[0], keep_data=fault.style != "wipe")
+
+    elif kind == "join":
+        late = fault.style == "late"
+
+        def begin() -> None:
+            cluster.start(slots[0], slots[1:2] if late else slots[1:])
+
+        def end() -> None:
+            if late:
+                cluster.start(slots[1], (slots[2],))
+
+    elif kind == "restore":
+        copies = []
+
+        def begin() -> None:
+            if slots[0] in cluster.disks:
+                copies.append(cluster.disks[slots[0]].copy())
+
+        def end() -> None:
+            if copies and not _gone(cluster, slots[0]):
+                cluster.restore(slots[0], copies[0])
+
+    elif kind == "remove":
+
+        def begin() -> None:
+            if fault.style == "dead":
+                cluster.crash(slots[0])
+            else:
+                cluster.remove(slots[0], slots[1])
+
+        def end() -> None:
+            if fault.style == "dead":
+                cluster.remove(slots[0], slots[1])
+
+    elif kind == "duplicate":
+
+        def begin() -> None:
+            source = cluster.processes.get(slots[0])
+            if source is not None and source.running:
+                cluster.duplicates[slots[1]] = (slots[0], loop.now_ms)
+                cluster.start(slots[1], cluster.seeds[slots[0]], disk=source.disk.copy())
+
+    elif kind == "forge":
+
+        def begin() -> None:
+            _forge(cluster, fault)
+
+    else:
+        raise ValueError(f"unknown fault kind {kind!r}")
+    loop.at(fault.at_ms, begin)
+    loop.at(fault.end_ms, end)
+
+
+def _slot_of(address: str) -> int:
+    return int(address.split("-", 1)[1].split(":", 1)[0])
+
+
+def _gone(cluster: Cluster, slot: int) -> bool:
+    """Removed, or stopped for a duplicate id: not to be brought back."""
+    process = cluster.processes[slot]
+    return slot in cluster.removed_ms or process.stopped_by is not None
+
+
+def _forge(cluster: Cluster, fault: FaultPlan) -> None:
+    """A peer (or a forged Exchange answer) claims every seq of an origin as held."""
+    victim, forger, origin = (cluster.processes.get(s) for s in fault.slots)
+    if victim is None or forger is None or origin is None or not victim.running:
+        return
+    claim = Coverage(origin.node_id, 0, FORGED_WATERMARK, True)
+    if fault.style == "exchange":
+        cluster.network.forged_exchange_replies[victim.address] = claim
+        return
+    envelope = Envelope(
+        forger.node_id,
+        forger.boot_nonce,
+        forger.replica.clock.last,
+        forger.address,
+        f"node-{fault.slots[1]}",
+    )
+    forged = Outbound(0, victim.node_id, victim.address, envelope, Push(coverage=(claim,)), 1000)
+    cluster.network.call(None, forged, source=forger.address)

@@ -1,0 +1,98 @@
+"""Many random schedules; each failure saved as JSON, shrunk, and given a replay command.
+
+Schedule ``i`` of ``fuzz(count, seed)`` is ``generate(seed * 1_000_003 + i)``:
+the same command finds the same failures. A failing schedule is written to
+``<out>/<seed>-<i>.json`` and its shrunk form to ``<seed>-<i>.min.json``;
+``rumor simulate --replay FILE`` runs either again, exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rumor.experiments.sim.execution import run_schedule
+from rumor.experiments.sim.invariants import Outcome
+from rumor.experiments.sim.schedule import Schedule, generate
+from rumor.experiments.sim.shrink import shrink
+
+SEED_STRIDE = 1_000_003
+
+
+@dataclass(slots=True)
+class Failure:
+    index: int
+    schedule: Schedule
+    outcome: Outcome
+    path: Path | None = None
+    shrunk: Schedule | None = None
+    shrunk_path: Path | None = None
+
+
+@dataclass(slots=True)
+class FuzzReport:
+    schedules: int = 0
+    wall_s: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+    reported: dict[str, int] = field(default_factory=dict)
+    acknowledged: int = 0
+
+
+def schedule_for(seed: int, index: int, durability: str, canaries: tuple[str, ...]) -> Schedule:
+    return generate(seed * SEED_STRIDE + index, durability=durability, canaries=canaries)
+
+
+def breaks(invariants: set[str]) -> Callable[[Schedule], bool]:
+    """Whether a schedule still breaks one of ``invariants`` (what shrinking keeps)."""
+    return lambda schedule: bool(run_schedule(schedule).invariants_broken & invariants)
+
+
+def fuzz(
+    count: int,
+    seed: int,
+    *,
+    durability: str = "fsync",
+    canaries: tuple[str, ...] = (),
+    out: Path | None = None,
+    shrink_failures: bool = True,
+    stop_at_first: bool = False,
+    say: Callable[[str], None] = lambda _: None,
+) -> FuzzReport:
+    report = FuzzReport()
+    started = time.perf_counter()
+    for index in range(count):
+        schedule = schedule_for(seed, index, durability, canaries)
+        outcome = run_schedule(schedule)
+        report.schedules += 1
+        report.acknowledged += outcome.acknowledged
+        for name, value in outcome.reported.items():
+            report.reported[name] = report.reported.get(name, 0) + value
+        if outcome.failed:
+            failure = Failure(index, schedule, outcome)
+            report.failures.append(failure)
+            say(f"schedule {index} failed: {outcome.summary()}")
+            if out is not None:
+                failure.path = schedule.save(out / f"{seed}-{index}.json")
+                say(f"  wrote {failure.path}")
+            if shrink_failures:
+                failure.shrunk = shrink(schedule, breaks(outcome.invariants_broken))
+                say(
+                    f"  shrunk to {len(failure.shrunk.nodes)} nodes,"
+                    f" {len(failure.shrunk.faults)} faults, {len(failure.shrunk.writes)} writes"
+                )
+                if out is not None:
+                    failure.shrunk_path = failure.shrunk.save(out / f"{seed}-{index}.min.json")
+                    say(f"  replay: rumor simulate --replay {failure.shrunk_path}")
+            elif failure.path is not None:
+                say(f"  replay: rumor simulate --replay {failure.path}")
+            if stop_at_first:
+                break
+    report.wall_s = time.perf_counter() - started
+    return report
+
+
+def replay(path: Path) -> tuple[Schedule, Outcome]:
+    schedule = Schedule.load(path)
+    return schedule, run_schedule(schedule)

@@ -1,0 +1,282 @@
+"""What must hold once a schedule's faults are healed, and the bounds it must hold within.
+
+Checked after every schedule, on the processes still running:
+
+- **convergence**: within ``Bounds.convergence_ms`` of the heal every node's
+  audit buckets are equal (so they hold the same live records), and their
+  ``audit.digest`` is equal at the end;
+- **no lost write**: an acknowledged put is held by some node, or hidden by a
+  higher version of its key (even an expired one); an acknowledged delete or
+  expired put is not undercut: no node reads an older live version of its key;
+- **no resurrection**: a key whose highest acknowledged write is a delete reads
+  back live on no node;
+- **a removed node stops** (it is told so by the peers that refuse it);
+- **one process per id**: a copy of a live node's disk started on another
+  address gets ``DUPLICATE_ID`` and stops within ``Bounds.duplicate_ms`` of both
+  being reachable, and the original keeps running.
+
+Reported, not asserted: writes acknowledged by a node after it was removed;
+writes only a wiped, restored or removed node held; under durability ``wal``,
+writes lost to a power loss (a WAL write survives a crash, not a power cut).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rumor.experiments.sim.cluster import Cluster
+from rumor.experiments.sim.ledger import NAMESPACE, ClientWrite
+from rumor.experiments.sim.process import BASE_WALL_MS, SimulatedProcess
+from rumor.experiments.sim.schedule import NETWORK_FAULTS, Schedule
+from rumor.node.core import audit
+from rumor.node.core.record import RecordHeader
+from rumor.node.core.version import Version
+from rumor.node.replication.messages import NoticeKind
+from rumor.node.replication.protocol_config import ProtocolConfig
+
+DATA_FAULTS = ("crash", "power", "restore", "remove")
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    convergence_ms: int
+    duplicate_ms: int
+
+    @classmethod
+    def of(cls, protocol: ProtocolConfig, members: int) -> Bounds:
+        """From the config: a call stranded by the partition times out (rpc timeout),
+        groups meet again (a seed contact), a dead member is found alive (suspicion),
+        then a few anti-entropy rounds and a GC grace. A duplicate: its first join
+        call and seed retry, then a few probe rounds for the proof."""
+        convergence = (
+            protocol.rpc_timeout_ms
+            + protocol.seed_contact_interval_ms
+            + protocol.suspicion_ms(members)
+            + 5 * protocol.anti_entropy_interval_ms
+            + protocol.gc_grace_ms
+        )
+        duplicate = (
+            protocol.join_call_timeout_ms
+            + protocol.seed_retry_max_ms
+            + 4 * protocol.probe_interval_ms
+            + 2 * protocol.probe_timeout_ms
+        )
+        return cls(convergence, duplicate)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    invariant: str
+    detail: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    violations: list[Violation]
+    reported: dict[str, int]
+    writes: int
+    acknowledged: int
+    refused: int
+    heal_ms: int
+    converged_ms: float | None
+    virtual_ms: float
+    messages: int
+    wall_s: float
+    notices: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.violations)
+
+    @property
+    def invariants_broken(self) -> set[str]:
+        return {v.invariant for v in self.violations}
+
+    def summary(self) -> str:
+        settled = (
+            f"converged {self.converged_ms - self.heal_ms:.0f} ms after the heal"
+            if self.converged_ms is not None
+            else "did not converge"
+        )
+        reported = ", ".join(f"{k} {v}" for k, v in sorted(self.reported.items()) if v)
+        lines = [
+            f"{self.acknowledged}/{self.writes} writes acknowledged ({self.refused} refused),"
+            f" {settled}, {self.messages:,} messages, {self.wall_s:.2f} s"
+            + (f"; reported: {reported}" if reported else "")
+        ]
+        lines += [f"  VIOLATED {v.invariant}: {v.detail}" for v in self.violations[:10]]
+        if len(self.violations) > 10:
+            lines.append(f"  ... and {len(self.violations) - 10} more")
+        return "\n".join(lines)
+
+
+def live_processes(cluster: Cluster) -> list[SimulatedProcess]:
+    """The processes still running on slots not removed from the cluster."""
+    return [
+        p for slot, p in cluster.processes.items() if p.running and slot not in cluster.removed_ms
+    ]
+
+
+def agreed(cluster: Cluster) -> bool:
+    """Every running node holds the same live records (equal audit buckets)."""
+    live = live_processes(cluster)
+    if len(live) < 2:
+        return True
+    first = live[0].replica.audit_buckets
+    return all(p.replica.audit_buckets == first for p in live[1:])
+
+
+def _reads_live(header: RecordHeader, now_s: float) -> bool:
+    return not header.tombstone and not (0 < header.expiration <= now_s)
+
+
+def check(
+    cluster: Cluster,
+    schedule: Schedule,
+    bounds: Bounds,
+    heal_ms: int,
+    converged_ms: float | None,
+    wall_s: float,
+) -> Outcome:
+    violations: list[Violation] = []
+    reported = {"after removal": 0, "on wiped, restored or removed nodes": 0, "wal power loss": 0}
+    live = live_processes(cluster)
+    now_ms = cluster.loop.now_ms
+    now_s = (BASE_WALL_MS + int(now_ms)) / 1000
+    if converged_ms is None:
+        digests = sorted({f"{audit.digest(p.replica.audit_buckets):016x}" for p in live})
+        violations.append(
+            Violation(
+                "convergence",
+                f"{len(digests)} different audit digests among {len(live)} nodes"
+                f" {bounds.convergence_ms} ms after the heal",
+            )
+        )
+    held: dict[bytes, list[RecordHeader]] = {}
+
+    def headers(key: bytes) -> list[RecordHeader]:
+        if key not in held:
+            found = (p.replica.header(NAMESPACE, key) for p in live)
+            held[key] = [h for h in found if h is not None]
+        return held[key]
+
+    best: dict[bytes, ClientWrite] = {}
+    for write in cluster.ledger.acknowledged:
+        exemption = _exemption(cluster, write, schedule)
+        if _lost(write, headers(write.key), now_s):
+            if exemption:
+                reported[exemption] += 1
+            else:
+                what = "delete" if write.tombstone else "ttl put" if write.expiration else "put"
+                violations.append(
+                    Violation(
+                        "no lost write",
+                        f"acknowledged {what} #{write.index} of {write.key.decode()} on node-"
+                        f"{write.slot} at {write.acked_ms:.0f} ms is gone",
+                    )
+                )
+        if not exemption and (write.key not in best or write.version > best[write.key].version):
+            best[write.key] = write
+    for key, write in best.items():
+        if not write.tombstone:
+            continue
+        for header in headers(key):
+            if _reads_live(header, now_s) and Version(header.hlc, header.origin) < write.version:
+                violations.append(
+                    Violation(
+                        "no resurrection",
+                        f"{key.decode()} deleted by #{write.index} reads live again",
+                    )
+                )
+                break
+    violations += _duplicates(cluster, schedule, bounds)
+    for slot, removed_ms in sorted(cluster.removed_ms.items()):
+        process = cluster.processes[slot]
+        if process.running:
+            violations.append(
+                Violation(
+                    "a removed node stops",
+                    f"node-{slot}, removed at {removed_ms:.0f} ms, still runs at {now_ms:.0f} ms",
+                )
+            )
+    notices: dict[str, int] = {}
+    for process in cluster.every_process:
+        for _, notice in process.notices:
+            notices[notice.kind.value] = notices.get(notice.kind.value, 0) + 1
+    return Outcome(
+        violations=violations,
+        reported=reported,
+        writes=len(cluster.ledger.writes) + cluster.ledger.refused,
+        acknowledged=len(cluster.ledger.acknowledged),
+        refused=cluster.ledger.refused,
+        heal_ms=heal_ms,
+        converged_ms=converged_ms,
+        virtual_ms=now_ms,
+        messages=cluster.network.stats.messages,
+        wall_s=wall_s,
+        notices=notices,
+    )
+
+
+def _lost(write: ClientWrite, held: list[RecordHeader], now_s: float) -> bool:
+    versions = [Version(h.hlc, h.origin) for h in held]
+    if not write.tombstone and not (0 < write.expiration <= now_s):
+        return not versions or max(versions) < write.version
+    return any(
+        _reads_live(h, now_s) and v < write.version for h, v in zip(held, versions, strict=True)
+    )
+
+
+def _exemption(cluster: Cluster, write: ClientWrite, schedule: Schedule) -> str:
+    """Why losing ``write`` would not be the protocol's fault ("" if it would be)."""
+    if write.after_removal:
+        return "after removal"
+    history = cluster.history[write.slot]
+    acked = write.acked_ms or 0.0
+    if history.removed_ms is not None or any(t >= acked for t in history.replaced_ms):
+        return "on wiped, restored or removed nodes"
+    if schedule.durability == "wal" and any(t >= acked for t in history.power_lost_ms):
+        return "wal power loss"
+    return ""
+
+
+def _duplicates(cluster: Cluster, schedule: Schedule, bounds: Bounds) -> list[Violation]:
+    violations = []
+    for slot, (source, started_ms) in cluster.duplicates.items():
+        disturbed = [
+            f
+            for f in schedule.faults
+            if f.end_ms >= started_ms and source in f.slots and f.kind in DATA_FAULTS
+        ]
+        if disturbed:
+            continue  # the original went down: the copy may be taken in without proof
+        reachable_ms = max(
+            [started_ms]
+            + [
+                f.end_ms
+                for f in schedule.faults
+                if f.kind in NETWORK_FAULTS and f.end_ms >= started_ms
+            ]
+        )
+        copy, original = cluster.processes[slot], cluster.processes[source]
+        detected = [t for t, n in copy.notices if n.kind is NoticeKind.DUPLICATE_ID]
+        if original.stopped_by is NoticeKind.DUPLICATE_ID:
+            violations.append(
+                Violation("one process per id", f"the original node-{source} stopped, not its copy")
+            )
+        elif not detected:
+            violations.append(
+                Violation(
+                    "one process per id",
+                    f"the copy of node-{source} on node-{slot} was never refused",
+                )
+            )
+        elif detected[0] > reachable_ms + bounds.duplicate_ms:
+            violations.append(
+                Violation(
+                    "one process per id",
+                    f"the copy of node-{source} was refused {detected[0] - reachable_ms:.0f} ms"
+                    f" after both were reachable (bound {bounds.duplicate_ms} ms)",
+                )
+            )
+    return violations
