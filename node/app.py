@@ -11,7 +11,6 @@ A failed WAL sync stops the node with exit status 70.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import importlib
 import json
@@ -54,7 +53,6 @@ from rumor.node.server.peer_transport import GrpcTransport
 from rumor.node.server.replication_service import ReplicationService
 from rumor.node.server.replicator import Replicator, new_boot_nonce, now_monotonic_ms
 from rumor.node.server.security import SECRET_HEADER, SecretChecker, Tls, load_secret
-from rumor.node.server.sweeper import Sweeper
 from rumor.node.server.watch import WatchHub
 from rumor.node.storage import RocksStore, layout
 from rumor.node.storage.rocks import RESTORED_MARKER
@@ -235,8 +233,6 @@ class Node:
         await server.start()
         await server.set_serving(replicator.ready)
         structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
-        sweeper = Sweeper(replica, operations, self.clock, config.sweep_interval_ms)
-        tasks = [asyncio.create_task(sweeper.run(), name="sweeper")]
         replicator.start()
         self._install_signal_handlers()
         self._announce_ready(listen, advertise, http_address, replica)
@@ -250,11 +246,6 @@ class Node:
         if http_runner is not None:
             await http_runner.cleanup()
         await replicator.stop()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         if self.exit_status != EXIT_SYNC_FAILED:
             await commit.flush()
 

@@ -162,7 +162,8 @@ class Config:
         60, "Smallest expiration_ttl (and distance of an absolute expiration) a client may ask."
     )
     sweep_interval_ms: int = _setting(
-        1000, "How often the sweeper purges a slice of tombstones and expired keys."
+        _LAN.sweep_interval_ms,
+        "How often the sweeper purges a slice of tombstones and expired keys.",
     )
     shutdown_grace_ms: int = _setting(5000, "How long a stopping node lets in-flight RPCs finish.")
     log_level: str = _setting(

@@ -66,6 +66,7 @@ class Cluster:
         self.trace = Trace() if trace else None
         self.every_process: list[SimulatedProcess] = []
         self.removed_ms: dict[int, float] = {}
+        self.restored_ms: list[float] = []  # when a node restarted on a stale copy
         self.duplicates: dict[int, tuple[int, float]] = {}  # slot -> (the copied slot, when)
         self._ids: set[int] = set()
 
@@ -142,6 +143,7 @@ class Cluster:
         """Restart ``slot`` on an old copy of a disk (a restored backup)."""
         self.crash(slot)
         self.history.setdefault(slot, SlotHistory()).replaced_ms.append(self.loop.now_ms)
+        self.restored_ms.append(self.loop.now_ms)
         return self.start(slot, self.seeds.get(slot, ()), disk=copy)
 
     def remove(self, victim: int, by: int) -> bool:
@@ -175,6 +177,9 @@ class Cluster:
             expiration,
             self.loop.now_ms,
             Version(0, 0),
+            # Alone: seeds, none of them reached yet (a first node without seeds is not).
+            alone=not process.engine.joining.may_collect_garbage()
+            and not process.engine.membership.up_peers(),
         )
         try:
             applied = process.propose([write], [entry])

@@ -14,7 +14,14 @@ import time
 from collections.abc import Callable
 
 from rumor.experiments.sim.cluster import Cluster, ClusterSettings, address_of
-from rumor.experiments.sim.invariants import Bounds, Outcome, agreed, check
+from rumor.experiments.sim.invariants import (
+    Bounds,
+    Outcome,
+    Violation,
+    agreed,
+    check,
+    writes_missing_after,
+)
 from rumor.experiments.sim.latency import LatencyDistribution
 from rumor.experiments.sim.network import DROP, REFUSE
 from rumor.experiments.sim.process import ProcessSettings
@@ -68,9 +75,19 @@ def _run(schedule: Schedule, protocol: ProtocolConfig | None, trace: bool) -> Ou
     heal_ms = schedule.heal_ms
     loop.at(heal_ms, lambda: _heal(cluster))
     loop.run_until(heal_ms)
-    bounds = Bounds.of(protocol, len(cluster.processes))
-    converged = _settle(cluster, heal_ms + bounds.convergence_ms, protocol.anti_entropy_interval_ms)
-    return check(cluster, schedule, bounds, heal_ms, converged, time.perf_counter() - started)
+    forged_until = schedule.forged_until_ms
+    bounds = Bounds.of(protocol, len(cluster.processes), forged=forged_until is not None)
+    every_ms = protocol.anti_entropy_interval_ms
+    late: list[Violation] = []
+    if forged_until is not None:
+        # A clamped lie may hide older records until an audit; later writes must not wait.
+        unforged = Bounds.of(protocol, len(cluster.processes))
+        _settle(cluster, heal_ms + unforged.convergence_ms, every_ms)
+        late = writes_missing_after(cluster, forged_until)
+    converged = _settle(cluster, heal_ms + bounds.convergence_ms, every_ms)
+    outcome = check(cluster, schedule, bounds, heal_ms, converged, time.perf_counter() - started)
+    outcome.violations += late
+    return outcome
 
 
 def _settle(cluster: Cluster, limit_ms: float, every_ms: int) -> float | None:
@@ -222,6 +239,12 @@ def _plan_fault(cluster: Cluster, fault: FaultPlan, every_slot: set[int]) -> Non
 
         def begin() -> None:
             _forge(cluster, fault)
+
+        def end() -> None:
+            # A forged answer not used by the end of the fault is never sent.
+            victim = cluster.processes.get(slots[0])
+            if victim is not None:
+                network.forged_exchange_replies.pop(victim.address, None)
 
     else:
         raise ValueError(f"unknown fault kind {kind!r}")

@@ -20,6 +20,7 @@ class ClientWrite:
     version: Version
     acked_ms: float | None = None
     after_removal: bool = False  # acknowledged by a node already removed from the cluster
+    alone: bool = False  # made by a node serving alone (no live member) at the time
 
 
 @dataclass(slots=True)

@@ -146,6 +146,9 @@ class Network:
             stats.records_pushed += len(body.records)
         now = self.loop.now_ms
         call = _Call(caller, outbound.message_id, now + outbound.timeout_ms)
+        # As a real RPC's deadline: whatever happens to the request, the caller hears
+        # back by then (a request the callee holds unanswered times out too).
+        self._fail_at(call, call.deadline_ms, FailureCause.DEADLINE)
         source = caller.address if caller is not None else source
         style = self.blocked.get((source, outbound.address)) if self.blocked else None
         if style is not None:

@@ -152,6 +152,12 @@ class Schedule:
     def load(cls, path: Path) -> Schedule:
         return cls.from_json(path.read_text())
 
+    @property
+    def forged_until_ms(self) -> int | None:
+        """When the last forged message of the schedule was sent, if any."""
+        ends = [fault.end_ms for fault in self.faults if fault.kind == "forge"]
+        return max(ends) if ends else None
+
 
 # ---- drawing a schedule ---------------------------------------------------------------
 
@@ -235,6 +241,11 @@ def generate(
             )
             next_slot += 2 if style == "late" else 1
         elif kind == "remove":
+            # Never the founding node: every node names it as a seed, some only it, and
+            # removing a cluster's only seed for ever is an operator's mistake that
+            # leaves nodes that cannot find each other again, not a protocol fault.
+            victim = rng.choice(slots[1:]) if len(slots) > 1 else victim
+            other = rng.choice([s for s in slots if s != victim])
             fault_slots, style = (victim, other), rng.choice(("dead", "live"))
         elif kind == "duplicate":
             fault_slots = (victim, next_slot)

@@ -73,7 +73,16 @@ class SafeGc:
     checkpoints: list[Checkpoint] = field(default_factory=list)
     in_force: frozenset[int] = frozenset()  # the members the rule in force was decided for
 
-    def update(self, vectors: Mapping[int, Mapping[int, int]], now_ms: int) -> None:
+    def update(
+        self,
+        vectors: Mapping[int, Mapping[int, int]],
+        now_ms: int,
+        issued: Mapping[int, int] | None = None,
+    ) -> None:
+        """``issued``: each member's own seq as it last said it had issued (durable or
+        not): S. Without it, S is each member's own watermark, which lags its writes
+        in flight — a write issued before its origin covered a tombstone but made
+        durable only after the checkpoint would escape phase 2."""
         members = frozenset(vectors)
         stable = stable_vector(vectors.values())
         if len(members) <= 1:
@@ -86,7 +95,10 @@ class SafeGc:
             self.rule.stable = {}
             self.in_force = frozenset()
         if not self.checkpoints or now_ms - self.checkpoints[-1].at_ms >= self.checkpoint_every_ms:
-            own = {member: vectors[member].get(member, 0) for member in members}
+            own = {
+                member: max(vectors[member].get(member, 0), (issued or {}).get(member, 0))
+                for member in members
+            }
             self.checkpoints.append(Checkpoint(stable, own, now_ms, members))
             del self.checkpoints[: -self.max_checkpoints]
         safe_index = -1

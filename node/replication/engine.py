@@ -22,7 +22,8 @@ The engine never reads a clock, a socket or a random source it was not given
 simulator replays a schedule exactly, and a trace-equivalence test holds the
 gRPC driver to it. Components, one concept each, hold the rest: push
 (``gossip``), anti-entropy (``anti_entropy``), SWIM (``probing``), seeds,
-joins and duplicate ids (``joining``), audits (``audit_rounds``).
+joins and duplicate ids (``joining``), audits (``audit_rounds``), purges
+(``sweep_rounds``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from rumor.node.replication.messages import (
 from rumor.node.replication.probing import Probing
 from rumor.node.replication.protocol_config import ProtocolConfig
 from rumor.node.replication.replica import Applied, Replica, Write
+from rumor.node.replication.sweep_rounds import SweepRounds
 
 Continuation = Callable[[Response | Failed, Now], None]
 
@@ -122,6 +124,7 @@ class Engine:
         self.probing = Probing(self)
         self.joining = Joining(self, tuple(seeds), now)
         self.audits = AuditRounds(self)
+        self.sweeps = SweepRounds(self)
         self.serving = self.joining.alone_from_start()
         self._out = Ready()
         self._expect: dict[int, Continuation] = {}
@@ -131,6 +134,7 @@ class Engine:
         self._removed = False
         self._warned_clock = False
         self._next_housekeeping_ms = 0
+        self._own_writes_missing_until = 0  # own seqs peers hold that this node must take back
         if self.serving:
             self.notice(NoticeKind.READY, "no seeds and no known members: a new cluster")
 
@@ -192,6 +196,7 @@ class Engine:
         self.gossip.tick(now)
         self.anti_entropy.tick(now)
         self.audits.tick(now)
+        self.sweeps.tick(now)
 
     def propose(self, writes: Sequence[Write], now: Now) -> list[Applied]:
         """Apply client writes; the driver waits for their tickets to be durable."""
@@ -281,11 +286,26 @@ class Engine:
     # ---- client-facing decisions -----------------------------------------
 
     def check_writable(self) -> None:
-        """Refuse client writes while the clock is fenced (or the node is stopping)."""
+        """Refuse client writes while the clock is fenced, while this node catches up on
+        its own writes (a stale copy of its disk), or while it stops."""
         if self.verdict.fenced:
             raise Unavailable(f"clock offset too large: {self.verdict.offset_ms:+.0f} ms")
+        if self._own_writes_missing_until:
+            if self.replica.watermarks.get(self.node_id) < self._own_writes_missing_until:
+                raise Unavailable(
+                    "this node's data directory is older than what its peers have seen of"
+                    " it: it is taking its own writes back from them first"
+                )
+            self._own_writes_missing_until = 0
         if self._stopped:
             raise Unavailable("this node is stopping")
+
+    def behind_on_own_writes(self, seen: int, peer: int, now: Now) -> None:
+        """A peer has seen own seqs up to ``seen``, beyond what this node holds (a stale
+        copy of its disk): never issue them again, and take them back from the peer."""
+        self.replica.skip_seqs_past(seen)
+        self._own_writes_missing_until = max(self._own_writes_missing_until, seen)
+        self.anti_entropy.catch_up(peer, now)
 
     def replicas_holding(self, seq: int) -> int:
         """How many nodes (this one included) hold own write ``seq`` or something newer."""
@@ -351,7 +371,8 @@ class Engine:
             for member_id in membership.counted()
         }
         vectors[self.node_id] = self.replica.own_watermarks()
-        self.gc.update(vectors, now.mono_ms)
+        issued = {**self.envelopes.issued, self.node_id: self.replica.seq}
+        self.gc.update(vectors, now.mono_ms, issued)
 
     def _check_clock(self) -> None:
         self.verdict = self.fence.verdict(p.id for p in self.membership.up_peers())
@@ -366,6 +387,7 @@ class Engine:
             self.probing.due_ms(),
             self.joining.due_ms(),
             self.audits.due_ms(),
+            self.sweeps.due_ms(),
         ]
         return min(due)
 

@@ -65,6 +65,7 @@ class Envelopes:
             engine.replica.store.get(META, META_HIGH_SEQS)
         )
         self._high_dirty = False
+        self.issued: dict[int, int] = {}  # each member's last own seq issued, as it said
 
     # ---- outgoing -------------------------------------------------------------
 
@@ -92,6 +93,7 @@ class Envelopes:
             members=tuple(members),
             watermarks=watermarks,
             high_seqs=high,
+            issued_seq=replica.seq,
         )
 
     # ---- incoming -------------------------------------------------------------
@@ -128,6 +130,8 @@ class Envelopes:
                     NoticeKind.MEMBER_STATE, "", member=f"{update.id:016x}", state=update.state.name
                 )
         self._learn_high(sender, envelope)
+        if envelope.issued_seq or sender not in self.issued:
+            self.issued[sender] = envelope.issued_seq
         if envelope.watermarks:
             vector = membership.vectors.setdefault(sender, {})
             for origin, mark in envelope.watermarks.items():
@@ -135,9 +139,7 @@ class Envelopes:
                     vector[origin] = mark
             seen_of_me = envelope.watermarks.get(engine.node_id, 0)
             if seen_of_me > replica.durable_seq and seen_of_me < MAX_SEQ:
-                # A peer has seen more of this node than it remembers (a stale copy of a
-                # disk): move past it, so no (origin, seq) is ever issued twice.
-                replica.skip_seqs_past(seen_of_me)
+                engine.behind_on_own_writes(seen_of_me, sender, now)
         if membership.removed_me:
             engine.removed(
                 f"this node ({engine.node_id:016x}) was removed from the cluster;"
@@ -148,11 +150,11 @@ class Envelopes:
     def _learn_high(self, sender: int, envelope: Envelope) -> None:
         high = self.high_seqs
         own = envelope.watermarks.get(sender, 0)
-        if own > high.get(sender, 0):
+        if own > high.get(sender, -1):
             high[sender] = own
             self._high_dirty = True
         for origin, seq in envelope.high_seqs.items():
-            if seq > high.get(origin, 0) and origin != self.engine.node_id:
+            if seq > high.get(origin, -1) and origin != self.engine.node_id:
                 high[origin] = seq
                 self._high_dirty = True
 
@@ -165,7 +167,7 @@ class Envelopes:
         clamped = []
         for claim in coverage:
             ceiling = self._ceiling(claim.origin)
-            if ceiling is not None and claim.last > ceiling:
+            if claim.last > ceiling:
                 self._clamped(claim.origin, claim.last, ceiling)
                 claim = Coverage(claim.origin, claim.base, max(claim.base, ceiling), claim.complete)  # noqa: PLW2901
             clamped.append(claim)
@@ -177,14 +179,13 @@ class Envelopes:
             return dict(vector)
         out = {}
         for origin, mark in vector.items():
-            ceiling = self._ceiling(origin)
-            out[origin] = mark if ceiling is None else min(mark, ceiling)
+            out[origin] = min(mark, self._ceiling(origin))
         return out
 
-    def _ceiling(self, origin: int) -> int | None:
+    def _ceiling(self, origin: int) -> int:
         if origin == self.engine.node_id:
             return self.engine.replica.durable_seq
-        return self.high_seqs.get(origin)
+        return self.high_seqs.get(origin, 0)
 
     def _clamped(self, origin: int, claimed: int, ceiling: int) -> None:
         engine = self.engine

@@ -41,6 +41,7 @@ from rumor.node.replication.push_queues import PushQueues, by_origin
 if TYPE_CHECKING:
     from rumor.node.replication.engine import Engine
 
+IDLE_MS = 1 << 62  # "no timer": new records come with a step, a proposal or an advance
 MAX_WANTED = 100_000  # announced ids waiting to arrive; beyond this, anti-entropy's job
 
 
@@ -54,7 +55,10 @@ class Gossip:
         self._next_flush_ms = 0
 
     def due_ms(self) -> int:
-        return self._next_flush_ms
+        """The next flush, if anything waits for one; idle, no timer of its own."""
+        if self.queues.queues or self.announce or self.wanted or self.engine.replica.ready_to_push:
+            return self._next_flush_ms
+        return IDLE_MS
 
     def tick(self, now: Now) -> None:
         if now.mono_ms < self._next_flush_ms:

@@ -12,9 +12,13 @@ other and become one cluster. A seed that answers with this node's own id is
 this node (a StatefulSet's first pod seeds itself) and is not tried again.
 
 Serving alone. A node that found no seed serves alone after
-``join_timeout_ms`` and keeps trying. But while it has seeds it has never
+``join_timeout_ms`` and keeps trying. But while it has a seed it has never
 joined through, it purges nothing: a merge with a node holding an older put
-of a key it deleted alone would bring the key back.
+of a key it deleted alone would bring the key back. That holds for every
+seed, not just one: a node that joined through one seed may be in a group
+that formed apart from another seed's. A seed counts as joined once it
+answered a Join, or once a member the GC already waits on has its address
+(or it is this node itself).
 
 Duplicate ids. An id is live in one process only. When a message comes from
 a known id at a new address with a new boot nonce while the recorded member
@@ -50,7 +54,7 @@ from rumor.node.storage.store import META
 if TYPE_CHECKING:
     from rumor.node.replication.engine import Engine
 
-META_JOINED = b"joined-through-seed"
+META_JOINED_PREFIX = b"joined-seed:"  # + the seed's address: it answered a Join once
 
 
 def duplicate_message(node_id: int, address: str) -> str:
@@ -73,7 +77,12 @@ class Joining:
         self.engine = engine
         self.seeds = tuple(seed for seed in seeds if seed and seed != engine.advertise)
         self.self_seeds: set[str] = set()
-        self.joined = engine.replica.store.get(META, META_JOINED) is not None
+        store = engine.replica.store
+        self.joined: set[str] = {
+            seed
+            for seed in self.seeds
+            if store.get(META, META_JOINED_PREFIX + seed.encode()) is not None
+        }
         self.join_deadline_ms = now.mono_ms + engine.config.join_timeout_ms
         self._backoff_ms = engine.config.seed_retry_min_ms
         self._next_attempt_ms = now.mono_ms
@@ -87,8 +96,12 @@ class Joining:
         return not self.seeds and not self.engine.membership.peers()
 
     def may_collect_garbage(self) -> bool:
-        """False while this node has seeds it has never joined through."""
-        return self.joined or not self._seed_addresses()
+        """False while this node has a seed it has never joined through."""
+        unjoined = [seed for seed in self._seed_addresses() if seed not in self.joined]
+        if not unjoined:
+            return True
+        known = {m.address for m in self.engine.membership.members.values()}
+        return all(seed in known for seed in unjoined)
 
     def due_ms(self) -> int:
         due = self._next_contact_ms
@@ -175,11 +188,11 @@ class Joining:
         # if it fails to make this node serve.
         self._next_attempt_ms = now.mono_ms + self._jittered(engine.config.seed_retry_max_ms)
         self._warned = False
-        if address in self.seeds and not self.joined:
-            self.joined = True
+        if address in self.seeds and address not in self.joined:
+            self.joined.add(address)
             store = engine.replica.store
             batch = store.batch()
-            batch.put(META, META_JOINED, b"1")
+            batch.put(META, META_JOINED_PREFIX + address.encode(), b"1")
             store.write(batch)
         if isinstance(answer.body, JoinReply):
             for member in answer.body.members:

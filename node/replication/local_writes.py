@@ -99,7 +99,9 @@ def _build(
     for write, hlc in zip(writes, stamps, strict=True):
         namespace, key, value, metadata, expiration, tombstone = write
         seq += 1
-        length = 0 if tombstone else len(value)
+        if tombstone:
+            value = b""  # a tombstone carries no value: peers would refuse the record
+        length = len(value)
         header = RecordHeader(hlc, origin, seq, expiration, tombstone, metadata, length)
         built.append((WireRecord(namespace, key, header.encode(), value), header))
     return built
@@ -129,8 +131,10 @@ def skip_seqs_past(state: ReplicaState, seq: int) -> None:
 
     A stale copy of a node's disk remembers fewer of its own writes than its
     peers have seen; going on from its own mark would give one (origin, seq) to
-    two writes. The skipped seqs are covered by the node's own watermark.
+    two writes. The skipped seqs are *not* covered by the own watermark: this
+    node does not hold them, and anti-entropy brings them back from the peers
+    (the engine takes no client write until it has).
     """
     if seq <= state.seq:
         return
-    staging.commit(state, state.store.batch(), Pending(seq=seq))
+    staging.commit(state, state.store.batch(), Pending(skip_seq=seq))

@@ -34,6 +34,8 @@ class Envelope:
     # Each origin's highest seq the sender knows it issued (merged by max): the
     # ceiling that watermark claims are clamped to. Carried with ``members``.
     high_seqs: Mapping[int, int] = field(default_factory=dict)
+    # The sender's last own seq issued, durable or not (GC's phase 2 waits for it).
+    issued_seq: int = 0
 
 
 # ---- requests and their replies -----------------------------------------------------

@@ -52,6 +52,8 @@ class ProtocolConfig:
     audit_interval_ms: int = 600_000  # a backstop: repairs must stay 0
     max_audit_entries: int = 200_000  # per answer: larger differences are repaired in rounds
     gc_grace_ms: int = 60_000  # between a tombstone being stable everywhere and its purge
+    sweep_interval_ms: int = 1000  # a slice of the key space is swept for purgeable records
+    sweep_slice_records: int = 10_000  # headers looked at per sweep: bounded work per interval
     housekeeping_interval_ms: int = 1000  # GC vectors, the clock fence, scaling: O(members)
     max_clock_offset_ms: int = 500  # records over twice this ahead are deferred
     fence_clock: bool = True  # refuse client writes while this clock is off from the majority
@@ -82,6 +84,7 @@ class ProtocolConfig:
             audit_interval_ms=5000,
             gc_grace_ms=200,
             housekeeping_interval_ms=100,
+            sweep_interval_ms=50,
             rpc_timeout_ms=5000,
             tick_interval_ms=20,
         )

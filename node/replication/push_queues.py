@@ -62,7 +62,11 @@ class PushQueues:
             del queue[stored_key]
             batch.append(record)
             used += size
-        self.queued_bytes[peer] -= used
+        if queue:
+            self.queued_bytes[peer] -= used
+        else:  # only peers with something queued keep an entry: flushes look at those
+            del self.queues[peer]
+            del self.queued_bytes[peer]
         return batch
 
     def forget(self, peer: int) -> None:

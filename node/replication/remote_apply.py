@@ -180,17 +180,23 @@ def begin_sync(state: ReplicaState) -> None:
 
 def own_watermarks(state: ReplicaState) -> dict[int, int]:
     """This node's durable watermark vector, as digests advertise it (short of deferrals)."""
-    vector = {**state.durable_watermarks, state.node_id: state.durable_seq}
+    vector = {**state.durable_watermarks, state.node_id: _own_mark(state)}
     for origin, lowest in state.deferred_floor.items():
         if vector.get(origin, 0) >= lowest:
             vector[origin] = lowest - 1
     return vector
 
 
+def _own_mark(state: ReplicaState) -> int:
+    """The own watermark: durable own seqs, short of any own writes not held (a stale
+    copy of this node's disk still catching up on them)."""
+    return min(state.durable_seq, state.durable_watermarks.get(state.node_id, state.durable_seq))
+
+
 def own_watermark(state: ReplicaState, origin: int) -> int:
     """One entry of ``own_watermarks``, without building the vector."""
     if origin == state.node_id:
-        return state.durable_seq
+        return _own_mark(state)
     mark = state.durable_watermarks.get(origin, 0)
     lowest = state.deferred_floor.get(origin)
     return lowest - 1 if lowest is not None and mark >= lowest else mark

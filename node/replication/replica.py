@@ -108,6 +108,7 @@ class Replica:
     watermarks: _InState[Watermarks] = _InState()
     durable_watermarks: _InState[dict[int, int]] = _InState()
     durable_seq: _InState[int] = _InState()
+    seq: _InState[int] = _InState()  # the last own seq issued (durable or not)
     records_held: _InState[int] = _InState()
     tombstones_held: _InState[int] = _InState()
     deferred_held: _InState[int] = _InState()

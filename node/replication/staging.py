@@ -51,6 +51,7 @@ class Pending:
     records_held: int = 0  # change in the counters
     tombstones_held: int = 0
     seq: int = 0  # the own seq after the batch, covered by the own watermark (0: unchanged)
+    skip_seq: int = 0  # issue no own seq up to this one, without covering them (a stale copy)
     hlc: int = 0  # the clock after the batch is at least this
     watermarks: Watermarks | None = None  # after the batch, for the origins it touches
     namespaces: dict[bytes, RecordHeader] | None = None  # reserved-namespace records staged
@@ -134,7 +135,7 @@ def stage(
 
 def commit(state: ReplicaState, batch: Batch, pending: Pending) -> int:
     """Write ``batch`` with everything ``pending`` changed, then apply it; returns the ticket."""
-    seq = max(state.seq, pending.seq)
+    seq = max(state.seq, pending.seq, pending.skip_seq)
     hlc = max(state.clock.last, pending.hlc)
     records_held = state.records_held + pending.records_held
     tombstones_held = state.tombstones_held + pending.tombstones_held

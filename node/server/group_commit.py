@@ -50,6 +50,8 @@ class GroupCommit:
         busy_window_s: float = BUSY_WINDOW_S,
     ) -> None:
         self._replica = replica
+        # Called after each sync, e.g. to wake the replication loop: new durable records.
+        self.after_sync: list[Callable[[], None]] = []
         self._on_failure = on_failure
         self._in_thread = in_thread
         self._busy_window_s = busy_window_s
@@ -104,6 +106,8 @@ class GroupCommit:
         # The writers this sync answers and those that came during it: all wait still.
         self._expected = self._waiting
         self._replica.mark_durable(target)
+        for listener in self.after_sync:
+            listener()
 
     async def _gather_writers(self) -> None:
         """Wait until as many writers wait as the latest sync saw, or the busy window ends."""

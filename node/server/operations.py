@@ -25,8 +25,6 @@ from rumor.node.replication.replica import Write
 from rumor.node.server.clock import WallClock
 from rumor.node.server.group_commit import GroupCommit
 
-NAMESPACE_SWEEP_BUDGET = 1000
-
 
 class ReplicationHooks(Protocol):
     """What client writes need from replication."""
@@ -168,15 +166,6 @@ class Operations:
             [Write(RESERVED_NAMESPACE, namespace_id.encode(), tombstone=True)]
         )[0]
         await self.commit.durable(applied.ticket)
-
-    def sweep_deleted_namespaces(self) -> bool:
-        """Purge a slice of the keys of deleted namespaces; True when work remains."""
-        pending = self.replica.namespaces_to_sweep
-        for raw in list(pending):
-            if self.replica.sweep_namespace(raw, self.clock.now_s(), NAMESPACE_SWEEP_BUDGET):
-                pending.discard(raw)
-            return True
-        return False
 
     def namespace_bytes(self, namespace_id: str) -> bytes:
         """The raw id of a live namespace; NamespaceNotFound otherwise."""

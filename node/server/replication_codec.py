@@ -102,6 +102,7 @@ def envelope_to_pb(envelope: Envelope) -> pb.Envelope:
         address=envelope.address,
         name=envelope.name,
         high_seqs=envelope.high_seqs,
+        issued_seq=envelope.issued_seq,
     )
 
 
@@ -115,6 +116,7 @@ def envelope_from_pb(message: pb.Envelope) -> Envelope:
         members=tuple(member_from_pb(m) for m in message.members),
         watermarks=dict(message.watermarks),
         high_seqs=dict(message.high_seqs),
+        issued_seq=message.issued_seq,
     )
 
 

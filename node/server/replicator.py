@@ -102,6 +102,7 @@ class Replicator:
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._vectors_changed = asyncio.Event()
+        commit.after_sync.append(self._wake.set)  # records just became durable: push them
 
     # ---- what the rest of the node reads ------------------------------------
 
