@@ -48,6 +48,7 @@ from rumor.node.server.grpc_server import (
 )
 from rumor.node.server.http_gateway import build_app, serve
 from rumor.node.server.kv_service import KVService
+from rumor.node.server.loop_lag import LoopLag
 from rumor.node.server.metrics import Metrics
 from rumor.node.server.operations import Operations
 from rumor.node.server.peer_transport import GrpcTransport
@@ -214,11 +215,17 @@ class Node:
             queues=engine.gossip.queues,
             vectors=lambda: membership.vectors,
         )
+        loop_lag = LoopLag(metrics.observe_loop_lag)
         kv_service = KVService(operations, watches)
         services: list[tuple[ServiceDescriptor, object]] = [
             (KV_SERVICE, kv_service),
             (REPLICATION_SERVICE, ReplicationService(replicator)),
-            (ADMIN_SERVICE, AdminService(replicator, checkpoint=store.checkpoint, drain=self.stop)),
+            (
+                ADMIN_SERVICE,
+                AdminService(
+                    replicator, checkpoint=store.checkpoint, drain=self.stop, loop_lag=loop_lag
+                ),
+            ),
         ]
         if config.enable_fault_injection:
             services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, replicator)))
@@ -236,7 +243,10 @@ class Node:
         await server.set_serving(replicator.ready)
         structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
         sweeper = Sweeper(replica, operations, self.clock, config.sweep_interval_ms)
-        tasks = [asyncio.create_task(sweeper.run(), name="sweeper")]
+        tasks = [
+            asyncio.create_task(sweeper.run(), name="sweeper"),
+            asyncio.create_task(loop_lag.run(), name="loop-lag"),
+        ]
         replicator.start()
         self._install_signal_handlers()
         self._announce_ready(listen, advertise, http_address, replica)
