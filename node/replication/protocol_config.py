@@ -35,7 +35,7 @@ class ProtocolConfig:
     # Log entries one answer visits: bounds its time on the event loop (~10 ms) whatever
     # the store holds; a cut-short answer is followed at once, so a catch-up only takes
     # more rounds.
-    answer_entry_budget: int = 4000
+    answer_entry_budget: int = 1500
     max_follow_up_rounds: int = 100_000  # of one synchronisation: it ends when complete
     apply_slice_records: int = 2000  # received records applied per step: the loop breathes
     # ---- SWIM membership ----
@@ -56,7 +56,7 @@ class ProtocolConfig:
     audit_interval_ms: int = 600_000  # a backstop: repairs must stay 0
     # Records one audit answer compares: an audit walks the key space in slices of this
     # (one round each, back to back), so no answer scans the whole store on the loop.
-    audit_scan_records: int = 5000
+    audit_scan_records: int = 3000
     gc_grace_ms: int = 60_000  # between a tombstone being stable everywhere and its purge
     max_clock_offset_ms: int = 500  # records over twice this ahead are deferred
     fence_clock: bool = True  # refuse client writes while this clock is off from the majority
