@@ -47,7 +47,7 @@ MAX_WANTED = 100_000  # announced ids waiting to arrive; beyond this, anti-entro
 class Gossip:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.queues = PushQueues(engine.config.push_queue_records)
+        self.queues = PushQueues(engine.config.push_queue_bytes)
         self.announce: dict[int, list[tuple[int, int]]] = {}
         self.in_flight: set[int] = set()
         self.wanted: dict[tuple[int, int], tuple[int, int]] = {}  # id -> (announcer, due ms)
@@ -69,6 +69,7 @@ class Gossip:
         engine = self.engine
         records = engine.replica.take_ready_to_push()
         peers = engine.membership.up_peers()
+        self._drop_queues_of_the_dead(peers)
         if records and peers:
             self.plan(records, [p.id for p in peers])
         for peer in peers:
@@ -76,6 +77,13 @@ class Gossip:
                 continue
             if self.queues.pending(peer.id) or self.announce.get(peer.id):
                 self._send(peer, now)
+
+    def _drop_queues_of_the_dead(self, up: list[Member]) -> None:
+        """A member that is not up gets nothing queued: anti-entropy covers it on return."""
+        live = {peer.id for peer in up}
+        for peer_id in self.queues.peers():
+            if peer_id not in live:
+                self.queues.forget(peer_id)
 
     def plan(self, records: Sequence[WireRecord], peers: list[int]) -> None:
         config = self.engine.config

@@ -28,7 +28,9 @@ class ProtocolConfig:
     lazy_fanout: int = 4  # further peers told only the ids: they pull what push missed
     pull_grace_ms: int = 50  # an announced record not pushed by then is pulled
     push_batch_bytes: int = 1024 * 1024  # one Push at most: a large backlog takes several
-    push_queue_records: int = 100_000  # per peer; overflow is counted and left to anti-entropy
+    # Per peer, in bytes: memory stays bounded whatever the records weigh; overflow is
+    # counted and left to anti-entropy. A dead member's queue is dropped.
+    push_queue_bytes: int = 8 * 1024 * 1024
     # ---- anti-entropy ----
     anti_entropy_interval_ms: int = 1000  # in-sync rounds cost O(origins) bytes each
     delta_budget_bytes: int = 4 * 1024 * 1024  # one answer at most; a cut-short one is followed
