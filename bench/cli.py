@@ -20,6 +20,7 @@ BENCHMARKS = {
     "replication": "rumor.bench.replication",
     "anti-entropy": "rumor.bench.anti_entropy",
     "restart": "rumor.bench.restart",
+    "loop-steps": "rumor.bench.loop_steps",
 }
 
 

@@ -11,6 +11,7 @@ A failed WAL sync stops the node with exit status 70.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib
 import json
@@ -47,6 +48,7 @@ from rumor.node.server.grpc_server import (
 )
 from rumor.node.server.http_gateway import build_app, serve
 from rumor.node.server.kv_service import KVService
+from rumor.node.server.loop_lag import LoopLag
 from rumor.node.server.metrics import Metrics
 from rumor.node.server.operations import Operations
 from rumor.node.server.peer_transport import GrpcTransport
@@ -212,11 +214,17 @@ class Node:
             queues=engine.gossip.queues,
             vectors=lambda: membership.vectors,
         )
+        loop_lag = LoopLag(metrics.observe_loop_lag)
         kv_service = KVService(operations, watches)
         services: list[tuple[ServiceDescriptor, object]] = [
             (KV_SERVICE, kv_service),
             (REPLICATION_SERVICE, ReplicationService(replicator)),
-            (ADMIN_SERVICE, AdminService(replicator, checkpoint=store.checkpoint, drain=self.stop)),
+            (
+                ADMIN_SERVICE,
+                AdminService(
+                    replicator, checkpoint=store.checkpoint, drain=self.stop, loop_lag=loop_lag
+                ),
+            ),
         ]
         if config.enable_fault_injection:
             services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, replicator)))
@@ -233,6 +241,7 @@ class Node:
         await server.start()
         await server.set_serving(replicator.ready)
         structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
+        tasks = [asyncio.create_task(loop_lag.run(), name="loop-lag")]
         replicator.start()
         self._install_signal_handlers()
         self._announce_ready(listen, advertise, http_address, replica)
@@ -246,6 +255,11 @@ class Node:
         if http_runner is not None:
             await http_runner.cleanup()
         await replicator.stop()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self.exit_status != EXIT_SYNC_FAILED:
             await commit.flush()
 

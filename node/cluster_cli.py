@@ -331,6 +331,7 @@ def admin_status(endpoint: str) -> None:
                 "tombstones": answer.tombstones_held,
                 "deferred": answer.deferred_records,
                 "audit_repairs_total": answer.audit_repairs_total,
+                "max_event_loop_lag_ms": round(answer.max_event_loop_lag_ms, 1),
                 "members": [
                     {
                         "id": f"{m.member.id:016x}",

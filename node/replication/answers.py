@@ -12,9 +12,15 @@ holds reaches the peer. Each origin gets a ``Coverage`` claim.
 Rules:
 - A complete answer's claims never vouch for a seq whose record, or
   something newer for its key, was not sent (or already seen by the peer).
-- The answer is cut short (``complete=False``) at the budget (at least one
-  record is sent) or at a key whose latest change is not durable yet: it
-  must not vouch for a state a power loss could undo.
+- The answer is cut short (``complete=False``) at the byte budget (at least
+  one record is sent), at the entry budget (log entries visited: the work of
+  one answer on the event loop is bounded whatever the store holds, and the
+  asker's next round goes on from where this one stopped), or at a key whose
+  latest change is not durable yet: it must not vouch for a state a power
+  loss could undo.
+- The log is read lazily, in seq order, and the walk stops at the budget:
+  an answer costs what it sends, never the length of the tail above the
+  asker's watermark.
 - A sender never serves a record it would reject: a held record that breaks
   a structural rule (``record_shape``) is left out as if it were absent and
   counted in ``invalid_records_skipped``. Its seqs are still covered, which
@@ -23,7 +29,8 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import heapq
+from collections.abc import Iterator, Mapping
 
 from rumor.node.core import record_shape
 from rumor.node.core.record import HEADER_FIXED_SIZE
@@ -34,6 +41,7 @@ from rumor.node.storage import layout
 from rumor.node.storage.store import KV, LOG, VAL
 
 DELTA_BUDGET = 4 * 1024 * 1024
+ENTRY_BUDGET = 1 << 62  # log entries visited per answer (the engine passes its own)
 PUSH_BACK_BUDGET = 256 * 1024  # a larger backlog is left for the peer to pull
 _LAST_ORIGIN = (1 << 64) - 1
 
@@ -52,19 +60,27 @@ def push_back_for(state: ReplicaState, watermarks: Mapping[int, int]) -> Delta |
 
 
 def delta_for(
-    state: ReplicaState, digest: Mapping[int, int], budget_bytes: int = DELTA_BUDGET
+    state: ReplicaState,
+    digest: Mapping[int, int],
+    budget_bytes: int = DELTA_BUDGET,
+    budget_entries: int = ENTRY_BUDGET,
 ) -> Delta:
     """The records a peer with watermarks ``digest`` lacks, from one consistent view."""
     records: list[WireRecord] = []
     coverage: list[Coverage] = []
     sent_keys: set[bytes] = set()
     used = 0
+    visited = 0
     deferred = remote_apply.deferred_by_origin(state) if state.deferred_held else {}
     for origin in log_origins(state, state.durable_watermarks):
         mark = state.durable_watermarks.get(origin, 0)
         base = digest.get(origin, 0)
         last = base
         for seq, entry in _entries(state, origin, base, mark, deferred.get(origin, [])):
+            if visited >= budget_entries and (records or last > base):
+                coverage.append(Coverage(origin, base, last, complete=False))
+                return Delta(records, coverage)
+            visited += 1
             claimed = seq <= mark
             if isinstance(entry, WireRecord):  # deferred here: send it as it came
                 record: WireRecord | None = _servable(state, entry)
@@ -96,19 +112,25 @@ def _entries(
     base: int,
     mark: int,
     deferred: list[tuple[int, WireRecord]],
-) -> list[tuple[int, bytes | WireRecord]]:
-    """Origin's seqs above ``base`` in order: a stored key from the log, or a deferred record."""
-    entries: list[tuple[int, bytes | WireRecord]] = [
+) -> Iterator[tuple[int, bytes | WireRecord]]:
+    """Origin's seqs above ``base`` in order, lazily: a stored key from the log, or a
+    deferred record (few, already in memory)."""
+    logged: Iterator[tuple[int, bytes | WireRecord]] = (
         (layout.split_log_key(log_key)[1], stored_key)
         for log_key, stored_key in state.store.scan(
             LOG,
             layout.log_key(origin, base + 1),
             layout.log_key(origin + 1, 0) if origin < _LAST_ORIGIN else None,
         )
-    ]
-    entries += [(seq, record) for seq, record in deferred if base < seq <= mark]
-    entries.sort(key=lambda entry: entry[0])
-    return entries
+    )
+    if not deferred:
+        yield from logged
+        return
+    held_back = sorted(
+        ((seq, record) for seq, record in deferred if base < seq <= mark),
+        key=lambda entry: entry[0],
+    )
+    yield from heapq.merge(logged, held_back, key=lambda entry: entry[0])
 
 
 def log_origins(state: ReplicaState, known: Mapping[int, int]) -> list[int]:

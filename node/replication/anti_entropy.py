@@ -194,7 +194,9 @@ class AntiEntropy:
         engine = self.engine
         digest = {o: s for o, s in exchange.digest.items() if o and s >= 0}
         try:
-            delta = engine.replica.delta_for(digest, engine.config.delta_budget_bytes)
+            delta = engine.replica.delta_for(
+                digest, engine.config.delta_budget_bytes, engine.config.answer_entry_budget
+            )
         except MalformedPeerMessage as error:
             engine.reply(token, Refusal(RefusalCode.MALFORMED, str(error)), to=sender)
             return

@@ -2,11 +2,15 @@
 
 Every ``audit_interval_ms`` a serving node sends one random live peer its
 4,096 audit buckets. The peer answers with the differing buckets and its
-(key, version, origin, seq) entries in them (at most ``max_audit_entries``).
-The node asks back for the records it should hold and does not — those its
-own watermarks claim as seen, so genuine divergences, not writes in flight —
-and applies them, counting repairs. Repairs must stay at zero: each one is a
-bug to report, and a notice says so.
+(key, version, origin, seq) entries in them, among the next
+``audit_scan_records`` records of its key space (one slice), and where the
+slice ended. The node asks back for the records it should hold and does not
+— those its own watermarks claim as seen, so genuine divergences, not writes
+in flight — applies them, counting repairs, and compares the next slice
+(buckets sent afresh) until the peer's key space is walked or the buckets
+agree. So an answer costs one slice on the peer's loop, however large its
+store. Repairs must stay at zero: each one is a bug to report, and a notice
+says so.
 """
 
 from __future__ import annotations
@@ -51,48 +55,62 @@ class AuditRounds:
             self.start(engine.rng.choice(peers), now)
 
     def start(self, peer: Member, now: Now) -> None:
-        engine = self.engine
         self.running = True
-        engine.stats.audit_rounds += 1
-        request = Audit(buckets=tuple(engine.replica.audit_buckets))
-        engine.send(peer, request, lambda answer, at: self._compared(peer, answer, at), now)
+        self.engine.stats.audit_rounds += 1
+        self._compare(peer, b"", now)
+
+    def _compare(self, peer: Member, scan_from: bytes, now: Now) -> None:
+        request = Audit(buckets=tuple(self.engine.replica.audit_buckets), scan_from=scan_from)
+        self.engine.send(peer, request, lambda answer, at: self._compared(peer, answer, at), now)
 
     def _compared(self, peer: Member, answer: Response | Failed, now: Now) -> None:
         engine = self.engine
         if not isinstance(answer, Response) or not isinstance(answer.body, AuditReply):
             self.running = False
             return
+        scan_next = answer.body.scan_next
         wanted = engine.replica.audit_wanted(answer.body.entries, now.wall_s)
         if not wanted:
-            self.running = False
+            self._next_slice(peer, scan_next, now)
             return
         engine.send(
             peer,
             Audit(fetch=tuple(wanted)),
-            lambda fetched, at: self._fetched(peer, fetched, at),
+            lambda fetched, at: self._fetched(peer, fetched, scan_next, at),
             now,
         )
 
-    def _fetched(self, peer: Member, answer: Response | Failed, now: Now) -> None:
+    def _fetched(self, peer: Member, answer: Response | Failed, scan_next: bytes, now: Now) -> None:
         engine = self.engine
-        self.running = False
         if not isinstance(answer, Response) or not isinstance(answer.body, AuditReply):
+            self.running = False
             return
         try:
             repaired = engine.replica.apply_repairs(list(answer.body.records))
         except MalformedPeerMessage as error:
             engine.stats.malformed_messages += 1
             engine.notice(NoticeKind.MALFORMED, str(error), peer=f"{peer.id:016x}")
+            self.running = False
             return
         if repaired:
             engine.want_durable(engine.replica.written_ticket)
             engine.notice(NoticeKind.AUDIT_REPAIRED, "", peer=f"{peer.id:016x}", records=repaired)
+        self._next_slice(peer, scan_next, now)
+
+    def _next_slice(self, peer: Member, scan_next: bytes, now: Now) -> None:
+        """Compare the next slice of the peer's key space, or end the audit."""
+        current = self.engine.membership.members.get(peer.id)
+        if scan_next and current is not None and current.up:
+            self._compare(current, scan_next, now)
+        else:
+            self.running = False
 
     def answer(self, token: int, sender: int, request: Audit, now: Now) -> None:
         engine = self.engine
         replica = engine.replica
         differing: tuple[int, ...] = ()
         entries: tuple[AuditEntry, ...] = ()
+        scan_next = b""
         if request.buckets:
             if len(request.buckets) != audit.BUCKETS:
                 engine.reply(
@@ -103,7 +121,9 @@ class AuditRounds:
                 return
             differing = tuple(audit.differing(replica.audit_buckets, list(request.buckets)))
             if differing:
-                limit = engine.config.max_audit_entries
-                entries = tuple(replica.audit_entries(differing)[:limit])
+                found, scan_next = replica.audit_entries(
+                    differing, request.scan_from, engine.config.audit_scan_records
+                )
+                entries = tuple(found)
         records = tuple(replica.fetch(request.fetch)) if request.fetch else ()
-        engine.reply(token, AuditReply(differing, entries, records), to=sender)
+        engine.reply(token, AuditReply(differing, entries, records, scan_next), to=sender)

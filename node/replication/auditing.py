@@ -31,11 +31,19 @@ from rumor.node.replication.state import ReplicaState
 from rumor.node.storage.store import KV
 
 
-def audit_entries(state: ReplicaState, buckets: Iterable[int]) -> list[AuditEntry]:
-    """(key, version) of every record held in ``buckets`` (a full scan: audits are rare)."""
+def audit_entries(
+    state: ReplicaState, buckets: Iterable[int], start: bytes = b"", budget: int = 1 << 62
+) -> tuple[list[AuditEntry], bytes]:
+    """(key, version) of the records held in ``buckets`` among up to ``budget`` records
+    from ``start`` on, and where the next slice starts (empty: this was the last).
+
+    An audit compares the key space one slice at a time, so an answer costs its
+    budget, not a scan of the whole store."""
     wanted = set(buckets)
-    entries = []
-    for stored_key, raw in state.store.scan(KV, b""):
+    entries: list[AuditEntry] = []
+    for scanned, (stored_key, raw) in enumerate(state.store.scan(KV, start)):
+        if scanned == budget:
+            return entries, stored_key
         if audit.bucket_of(stored_key) in wanted:
             header = RecordHeader.decode(raw)
             entries.append(
@@ -48,7 +56,7 @@ def audit_entries(state: ReplicaState, buckets: Iterable[int]) -> list[AuditEntr
                     header.expiration,
                 )
             )
-    return entries
+    return entries, b""
 
 
 def audit_wanted(state: ReplicaState, theirs: Iterable[AuditEntry], now_s: float) -> list[bytes]:

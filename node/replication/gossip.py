@@ -48,7 +48,7 @@ MAX_WANTED = 100_000  # announced ids waiting to arrive; beyond this, anti-entro
 class Gossip:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.queues = PushQueues(engine.config.push_queue_records)
+        self.queues = PushQueues(engine.config.push_queue_bytes)
         self.announce: dict[int, list[tuple[int, int]]] = {}
         self.in_flight: set[int] = set()
         self.wanted: dict[tuple[int, int], tuple[int, int]] = {}  # id -> (announcer, due ms)
@@ -81,9 +81,11 @@ class Gossip:
         members = engine.membership.members
         for peer_id in waiting:
             peer = members.get(peer_id)
-            if peer_id in self.in_flight or peer is None:
+            if peer is None or not peer.up or not peer.address:
+                # Not up: nothing stays queued for it; anti-entropy covers it on return.
+                self.forget(peer_id)
                 continue
-            if peer.up and peer.address:
+            if peer_id not in self.in_flight:
                 self._send(peer, now)
 
     def plan(self, records: Sequence[WireRecord], peers: list[int]) -> None:

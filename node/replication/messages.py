@@ -95,10 +95,12 @@ class JoinReply:
 
 @dataclass(frozen=True, slots=True)
 class Audit:
-    """Either the asker's buckets (compare) or record keys to send back (fetch)."""
+    """Either the asker's buckets (compare the records from ``scan_from`` on, one
+    slice of the key space) or record keys to send back (fetch)."""
 
     buckets: tuple[int, ...] = ()
     fetch: tuple[bytes, ...] = ()
+    scan_from: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ class AuditReply:
     differing: tuple[int, ...] = ()
     entries: tuple[AuditEntry, ...] = ()
     records: tuple[WireRecord, ...] = ()
+    scan_next: bytes = b""  # the compared slice ended here (empty: the last slice)
 
 
 Request = Push | Exchange | Ping | Join | Audit

@@ -28,11 +28,17 @@ class ProtocolConfig:
     lazy_fanout: int = 4  # further peers told only the ids: they pull what push missed
     pull_grace_ms: int = 50  # an announced record not pushed by then is pulled
     push_batch_bytes: int = 1024 * 1024  # one Push at most: a large backlog takes several
-    push_queue_records: int = 100_000  # per peer; overflow is counted and left to anti-entropy
+    # Per peer, in bytes: memory stays bounded whatever the records weigh; overflow is
+    # counted and left to anti-entropy. A dead member's queue is dropped.
+    push_queue_bytes: int = 8 * 1024 * 1024
     # ---- anti-entropy ----
     anti_entropy_interval_ms: int = 1000  # in-sync rounds cost O(origins) bytes each
     delta_budget_bytes: int = 4 * 1024 * 1024  # one answer at most; a cut-short one is followed
-    max_follow_up_rounds: int = 1000  # of one synchronisation (4 GiB at the budget above)
+    # Log entries one answer visits: bounds its time on the event loop (~10 ms) whatever
+    # the store holds; a cut-short answer is followed at once, so a catch-up only takes
+    # more rounds.
+    answer_entry_budget: int = 1500
+    max_follow_up_rounds: int = 100_000  # of one synchronisation: it ends when complete
     apply_slice_records: int = 2000  # received records applied per step: the loop breathes
     # ---- SWIM membership ----
     probe_interval_ms: int = 1000  # one member probed per interval (round-robin)
@@ -50,10 +56,12 @@ class ProtocolConfig:
     seed_contact_interval_ms: int = 30_000  # every node joins through a random seed this often
     # ---- audit, GC, clocks ----
     audit_interval_ms: int = 600_000  # a backstop: repairs must stay 0
-    max_audit_entries: int = 200_000  # per answer: larger differences are repaired in rounds
+    # Records one audit answer compares: an audit walks the key space in slices of this
+    # (one round each, back to back), so no answer scans the whole store on the loop.
+    audit_scan_records: int = 3000
     gc_grace_ms: int = 60_000  # between a tombstone being stable everywhere and its purge
-    sweep_interval_ms: int = 1000  # a slice of the key space is swept for purgeable records
-    sweep_slice_records: int = 10_000  # headers looked at per sweep: bounded work per interval
+    sweep_interval_ms: int = 200  # a slice of the key space is swept for purgeable records
+    sweep_slice_records: int = 2000  # headers per slice (~3 ms at 1 M keys): the loop stays free
     housekeeping_interval_ms: int = 1000  # GC vectors, the clock fence, scaling: O(members)
     max_clock_offset_ms: int = 500  # records over twice this ahead are deferred
     fence_clock: bool = True  # refuse client writes while this clock is off from the majority

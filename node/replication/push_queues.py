@@ -2,8 +2,11 @@
 
 Records are keyed by namespace + key, so a queued record superseded before it
 was sent is replaced by the newer one (a peer never gets a version it would
-immediately overwrite). Each queue is bounded; what does not fit is counted
-in ``dropped`` and left to anti-entropy, which repairs anything a push missed.
+immediately overwrite). Each queue is bounded in bytes (records of any size
+cost what they weigh); what does not fit is counted in ``dropped`` and left to
+anti-entropy, which repairs anything a push missed. A dead member's queue is
+dropped whole (``forget``): anti-entropy brings it what it missed when it
+comes back.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from collections.abc import Iterable
 from rumor.node.replication.delta import WireRecord
 
 PUSH_BATCH_BYTES = 1024 * 1024
+QUEUE_BYTES_PER_PEER = 8 * 1024 * 1024
 
 
 class PushQueues:
-    def __init__(self, limit_per_peer: int = 100_000) -> None:
-        self.limit = limit_per_peer
+    def __init__(self, limit_bytes_per_peer: int = QUEUE_BYTES_PER_PEER) -> None:
+        self.limit_bytes = limit_bytes_per_peer
         self.queues: dict[int, OrderedDict[bytes, WireRecord]] = {}
         self.queued_bytes: dict[int, int] = {}
         self.dropped = 0
@@ -37,7 +41,7 @@ class PushQueues:
                     size -= previous.size()
                     if previous.ids() > record.ids():
                         record = previous  # noqa: PLW2901 - keep the newer one
-                elif len(queue) >= self.limit:
+                elif size + record.size() > self.limit_bytes:
                     self.dropped += 1
                     continue
                 queue[stored_key] = record
@@ -68,6 +72,10 @@ class PushQueues:
             del self.queues[peer]
             del self.queued_bytes[peer]
         return batch
+
+    def peers(self) -> list[int]:
+        """The peers with a queue (possibly empty)."""
+        return list(self.queues)
 
     def forget(self, peer: int) -> None:
         self.queues.pop(peer, None)

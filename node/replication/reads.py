@@ -7,7 +7,10 @@ Rules:
   nor expired (``0 < expiration <= now``).
 - Listing reads headers only, never values, and fills its pages: expired and
   deleted keys are skipped, not counted, so a short page means the listing
-  is complete.
+  is complete. A page may take several slices of at most ``scan_budget``
+  headers (``resume_from`` says where the next slice starts), so a page over
+  many tombstones never holds the event loop for long; the caller yields
+  between slices and still fills the page.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from rumor.node.storage.store import KV, VAL, Store, prefix_end
 class ListPage:
     keys: list[tuple[bytes, RecordHeader]]
     complete: bool
+    resume_from: bytes | None = None  # the slice's budget ran out: go on from this stored key
 
 
 def header(store: Store, namespace: bytes, key: bytes) -> RecordHeader | None:
@@ -72,14 +76,28 @@ def list_page(
     start_after: bytes | None,
     limit: int,
     now_s: float,
+    *,
+    scan_budget: int | None = None,
+    resume_from: bytes | None = None,
 ) -> ListPage:
-    """Up to ``limit`` live keys with ``prefix``, in byte order, after ``start_after``."""
+    """Up to ``limit`` live keys with ``prefix``, in byte order, after ``start_after``.
+
+    With ``scan_budget``, at most that many headers are read: a slice that ran
+    out returns what it found and ``resume_from``; the next slice passes it back
+    (with the page's remaining limit)."""
     low = layout.record_key(namespace, prefix)
     if start_after is not None and start_after >= prefix:
         low = max(low, layout.record_key(namespace, start_after) + b"\x00")
+    if resume_from is not None:
+        low = max(low, resume_from)
     high = prefix_end(layout.record_key(namespace, prefix))
     keys: list[tuple[bytes, RecordHeader]] = []
+    scanned = 0
     for stored_key, raw in store.scan(KV, low, high):
+        if scan_budget is not None:
+            if scanned == scan_budget:
+                return ListPage(keys, complete=False, resume_from=stored_key)
+            scanned += 1
         decoded = RecordHeader.decode(raw)
         if not decoded.live(now_s):
             continue

@@ -46,7 +46,7 @@ from rumor.node.replication import (
     staging,
     sweeping,
 )
-from rumor.node.replication.answers import DELTA_BUDGET, PUSH_BACK_BUDGET
+from rumor.node.replication.answers import DELTA_BUDGET, ENTRY_BUDGET, PUSH_BACK_BUDGET
 from rumor.node.replication.delta import AuditEntry, Coverage, Delta, WireRecord
 from rumor.node.replication.local_writes import HLC_BLOCK_MS, SEQ_BLOCK, Applied, Write
 from rumor.node.replication.reads import ListPage
@@ -224,9 +224,14 @@ class Replica:
 
     # ---- answers --------------------------------------------------------
 
-    def delta_for(self, digest: Mapping[int, int], budget_bytes: int = DELTA_BUDGET) -> Delta:
+    def delta_for(
+        self,
+        digest: Mapping[int, int],
+        budget_bytes: int = DELTA_BUDGET,
+        budget_entries: int = ENTRY_BUDGET,
+    ) -> Delta:
         """The records a peer with watermarks ``digest`` lacks (see answers)."""
-        return answers.delta_for(self.state, digest, budget_bytes)
+        return answers.delta_for(self.state, digest, budget_bytes, budget_entries)
 
     def push_back_for(self, watermarks: Mapping[int, int]) -> Delta | None:
         """What to push back to a peer with ``watermarks`` after pulling from it, if anything."""
@@ -234,8 +239,10 @@ class Replica:
 
     # ---- audit ----------------------------------------------------------
 
-    def audit_entries(self, buckets: Iterable[int]) -> list[AuditEntry]:
-        return auditing.audit_entries(self.state, buckets)
+    def audit_entries(
+        self, buckets: Iterable[int], start: bytes = b"", budget: int = 1 << 62
+    ) -> tuple[list[AuditEntry], bytes]:
+        return auditing.audit_entries(self.state, buckets, start, budget)
 
     def audit_wanted(self, theirs: Iterable[AuditEntry], now_s: float) -> list[bytes]:
         return auditing.audit_wanted(self.state, theirs, now_s)
@@ -291,8 +298,20 @@ class Replica:
         start_after: bytes | None,
         limit: int,
         now_s: float,
+        *,
+        scan_budget: int | None = None,
+        resume_from: bytes | None = None,
     ) -> ListPage:
-        return reads.list_page(self.state.store, namespace, prefix, start_after, limit, now_s)
+        return reads.list_page(
+            self.state.store,
+            namespace,
+            prefix,
+            start_after,
+            limit,
+            now_s,
+            scan_budget=scan_budget,
+            resume_from=resume_from,
+        )
 
     # ---- garbage collection ---------------------------------------------
 

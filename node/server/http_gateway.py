@@ -184,7 +184,7 @@ def _key_json(name: bytes, header: RecordHeader) -> dict[str, Any]:
 
 async def list_keys(request: web.Request) -> web.StreamResponse:
     limit = validation.http_list_limit(_int_param(request, "limit"))
-    listing = _operations(request).list_keys(
+    listing = await _operations(request).list_keys(
         _namespace_id(request),
         request.query.get("prefix", "").encode(),
         limit,

@@ -209,7 +209,7 @@ class KVService:
         )
 
     async def List(self, request: kv_pb2.ListRequest, context: Any) -> kv_pb2.ListResponse:
-        listing = self.ops.list_keys(
+        listing = await self.ops.list_keys(
             request.namespace_id,
             request.prefix,
             request.limit if request.HasField("limit") else None,

@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 
 Vectors = Callable[[], Mapping[int, Mapping[int, int]]]
 
+LOOP_LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 LATENCY_BUCKETS = (
     0.0005,
     0.001,
@@ -200,6 +201,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._loop_lag = Histogram(
+            "rumor_event_loop_lag_seconds",
+            "How late a timer set every 10 ms fired: the event loop's stalls.",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_StateCollector(node_id, replica, stats, queues, vectors))
         # ``labels()`` takes a lock and rebuilds its key on every call; each request
         # would pay it twice, so the children are looked up once per label set.
@@ -216,6 +223,9 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(max(seconds, 0.0))
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        self._loop_lag.observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for the ``/metrics`` handler."""

@@ -147,6 +147,7 @@ def request_to_pb(envelope: Envelope, body: Request) -> Any:
         envelope=env,
         buckets=audit.pack_buckets(list(body.buckets)) if body.buckets else b"",
         fetch=list(body.fetch),
+        scan_from=body.scan_from,
     )
 
 
@@ -171,7 +172,7 @@ def request_from_pb(method: str, message: Any) -> tuple[Envelope, Request]:
             if len(message.buckets) != audit.BUCKETS * 8:
                 raise MalformedPeerMessage(f"an audit carries {audit.BUCKETS} buckets")
             buckets = tuple(audit.unpack_buckets(message.buckets))
-        body = Audit(buckets, tuple(message.fetch))
+        body = Audit(buckets, tuple(message.fetch), message.scan_from)
     return envelope, body
 
 
@@ -212,6 +213,7 @@ def reply_to_pb(envelope: Envelope, body: ReplyBody) -> Any:
             for e in body.entries
         ],
         records=[record_to_pb(r) for r in body.records],
+        scan_next=body.scan_next,
     )
 
 
@@ -237,5 +239,6 @@ def reply_from_pb(method: str, message: Any) -> tuple[Envelope, ReplyBody]:
                 for e in message.entries
             ),
             tuple(record_from_pb(r) for r in message.records),
+            message.scan_next,
         )
     return envelope, body

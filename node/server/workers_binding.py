@@ -111,7 +111,7 @@ async def _dispatch(request: web.Request, operations: Operations) -> web.StreamR
     if path == "/":
         if method != "GET":
             raise web.HTTPMethodNotAllowed(method, ["GET"])
-        return _list(request, operations, namespace_id)
+        return await _list(request, operations, namespace_id)
     if path == BULK_GET_PATH and method == "POST":
         return await _bulk_get(request, operations, namespace_id)
     key = unquote_to_bytes(path[1:])
@@ -190,8 +190,10 @@ def _key_json(name: bytes, header: RecordHeader) -> dict[str, Any]:
     return entry
 
 
-def _list(request: web.Request, operations: Operations, namespace_id: str) -> web.StreamResponse:
-    listing = operations.list_keys(
+async def _list(
+    request: web.Request, operations: Operations, namespace_id: str
+) -> web.StreamResponse:
+    listing = await operations.list_keys(
         namespace_id,
         request.query.get("prefix", "").encode(),
         _int_query(request, "key_count_limit"),

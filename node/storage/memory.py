@@ -81,5 +81,12 @@ class MemoryStore:
             else:
                 index = bisect_left(order, key + b"\x00")
 
+    def snapshot_copy(self, directory: str = "") -> MemoryStore:
+        """A consistent copy (``directory`` is ignored: nothing here touches a disk)."""
+        copy = MemoryStore()
+        copy._data = {family: dict(table) for family, table in self._data.items()}
+        copy._order = {family: list(order) for family, order in self._order.items()}
+        return copy
+
     def close(self) -> None:
         pass

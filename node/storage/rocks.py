@@ -161,6 +161,17 @@ class RocksStore:
         (target / RESTORED_MARKER).write_text("taken by rumor admin checkpoint\n")
         return target
 
+    def snapshot_copy(self, directory: str) -> RocksStore:
+        """A checkpoint for bootstrapping a peer (hard links: ``directory`` must be on
+        this store's file system), opened as a store; no restore marker, since the
+        installing node keeps its own id."""
+        target = Path(directory)
+        if target.exists():
+            raise FileExistsError(f"{target} already exists")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Checkpoint(self._db).create_checkpoint(str(target))
+        return RocksStore(target)
+
     def close(self) -> None:
         """Flush, sync and close; releases the directory lock."""
         if self.closed:

@@ -68,7 +68,19 @@ def test_a_queued_record_superseded_before_it_is_sent_is_replaced() -> None:
 
 
 def test_a_full_queue_counts_what_it_drops() -> None:
-    queues = PushQueues(limit_per_peer=2)
-    queues.offer([record(1, seq) for seq in range(1, 5)], [9])
+    records = [record(1, seq) for seq in range(1, 5)]
+    queues = PushQueues(limit_bytes_per_peer=2 * records[0].size())
+    queues.offer(records, [9])
     assert queues.dropped == 2
     assert len(queues.take(9)) == 2
+
+
+def test_a_queue_is_bounded_by_bytes_not_by_records() -> None:
+    small = [record(1, seq) for seq in range(1, 101)]
+    queues = PushQueues(limit_bytes_per_peer=sum(r.size() for r in small))
+    queues.offer(small, [9])
+    assert queues.dropped == 0
+    big = record(2, 1)._replace(value=b"x" * 1000)
+    queues.offer([big], [9])
+    assert queues.dropped == 1  # one large record does not fit where 100 small ones did
+    assert queues.pending(9) == sum(r.size() for r in small)

@@ -478,7 +478,7 @@ def test_an_audit_after_a_cut_short_answer_repairs_nothing() -> None:
     origin.write(put(b"k", b"new"), WALL_MS)
     pull(asker, origin, WALL_MS, budget=1)
     differing = audit.differing(asker.audit_buckets, holder.audit_buckets)
-    wanted = asker.audit_wanted(holder.audit_entries(differing), NOW_S)
+    wanted = asker.audit_wanted(holder.audit_entries(differing)[0], NOW_S)
     asker.apply_repairs(holder.fetch(wanted))
     assert asker.audit_repairs_total == 0, f"audit repaired {wanted}"
 
@@ -786,11 +786,11 @@ def test_audit_finds_and_repairs_exactly_a_record_lost_despite_the_watermarks() 
     differing = audit.differing(asker.audit_buckets, holder.audit_buckets)
     assert differing == [audit.bucket_of(lost.stored_key)]
 
-    theirs = holder.audit_entries(differing)
+    theirs = holder.audit_entries(differing)[0]
     assert lost.stored_key in {entry.stored_key for entry in theirs}
     wanted = asker.audit_wanted(theirs, NOW_S)
     assert wanted == [lost.stored_key]
-    assert holder.audit_wanted(asker.audit_entries(differing), NOW_S) == []
+    assert holder.audit_wanted(asker.audit_entries(differing)[0], NOW_S) == []
 
     assert asker.apply_repairs(holder.fetch(wanted)) == 1
     assert asker.audit_repairs_total == 1
@@ -808,7 +808,7 @@ def test_audit_does_not_want_a_record_its_watermarks_have_not_seen() -> None:
     holder.plant(in_flight)
     differing = audit.differing(asker.audit_buckets, holder.audit_buckets)
     assert differing == [audit.bucket_of(in_flight.stored_key)]
-    assert asker.audit_wanted(holder.audit_entries(differing), NOW_S) == []
+    assert asker.audit_wanted(holder.audit_entries(differing)[0], NOW_S) == []
     assert asker.audit_repairs_total == 0
 
 
@@ -828,7 +828,7 @@ def test_audit_ignores_tombstones_and_expired_records() -> None:
         audit.bucket_of(expired.stored_key)
     ]
     every_bucket = range(audit.BUCKETS)
-    assert asker.audit_wanted(holder.audit_entries(every_bucket), NOW_S) == []
+    assert asker.audit_wanted(holder.audit_entries(every_bucket)[0], NOW_S) == []
 
 
 # ---- retirement ---------------------------------------------------------------------

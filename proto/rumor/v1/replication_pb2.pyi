@@ -150,16 +150,18 @@ class ExchangeResponse(_message.Message):
     def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., coverage: _Optional[_Iterable[_Union[Coverage, _Mapping]]] = ...) -> None: ...
 
 class AuditRequest(_message.Message):
-    __slots__ = ("envelope", "buckets", "list_buckets", "fetch")
+    __slots__ = ("envelope", "buckets", "list_buckets", "fetch", "scan_from")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     BUCKETS_FIELD_NUMBER: _ClassVar[int]
     LIST_BUCKETS_FIELD_NUMBER: _ClassVar[int]
     FETCH_FIELD_NUMBER: _ClassVar[int]
+    SCAN_FROM_FIELD_NUMBER: _ClassVar[int]
     envelope: Envelope
     buckets: bytes
     list_buckets: _containers.RepeatedScalarFieldContainer[int]
     fetch: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., buckets: _Optional[bytes] = ..., list_buckets: _Optional[_Iterable[int]] = ..., fetch: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    scan_from: bytes
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., buckets: _Optional[bytes] = ..., list_buckets: _Optional[_Iterable[int]] = ..., fetch: _Optional[_Iterable[bytes]] = ..., scan_from: _Optional[bytes] = ...) -> None: ...
 
 class AuditEntry(_message.Message):
     __slots__ = ("record_key", "hlc", "origin", "tombstone", "seq", "expiration")
@@ -178,16 +180,18 @@ class AuditEntry(_message.Message):
     def __init__(self, record_key: _Optional[bytes] = ..., hlc: _Optional[int] = ..., origin: _Optional[int] = ..., tombstone: _Optional[bool] = ..., seq: _Optional[int] = ..., expiration: _Optional[int] = ...) -> None: ...
 
 class AuditResponse(_message.Message):
-    __slots__ = ("envelope", "differing", "entries", "records")
+    __slots__ = ("envelope", "differing", "entries", "records", "scan_next")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     DIFFERING_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    SCAN_NEXT_FIELD_NUMBER: _ClassVar[int]
     envelope: Envelope
     differing: _containers.RepeatedScalarFieldContainer[int]
     entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
     records: _containers.RepeatedCompositeFieldContainer[Record]
-    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., differing: _Optional[_Iterable[int]] = ..., entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ...) -> None: ...
+    scan_next: bytes
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., differing: _Optional[_Iterable[int]] = ..., entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., scan_next: _Optional[bytes] = ...) -> None: ...
 
 class PingRequest(_message.Message):
     __slots__ = ("envelope", "sent_ms", "probe_target", "target_address")
