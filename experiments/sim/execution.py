@@ -85,9 +85,26 @@ def _run(schedule: Schedule, protocol: ProtocolConfig | None, trace: bool) -> Ou
         _settle(cluster, heal_ms + unforged.convergence_ms, every_ms)
         late = writes_missing_after(cluster, forged_until)
     converged = _settle(cluster, heal_ms + bounds.convergence_ms, every_ms)
+    _until_removed_stop(cluster, heal_ms + bounds.convergence_ms, every_ms)
     outcome = check(cluster, schedule, bounds, heal_ms, converged, time.perf_counter() - started)
     outcome.violations += late
     return outcome
+
+
+def _until_removed_stop(cluster: Cluster, limit_ms: float, every_ms: int) -> None:
+    """Agreement can come before a removed node hears of its removal: give it until the
+    convergence bound to stop, as the invariant says."""
+    loop = cluster.loop
+
+    def running() -> bool:
+        return any(
+            cluster.processes[slot].running
+            for slot in cluster.removed_ms
+            if slot in cluster.processes
+        )
+
+    while running() and loop.now_ms < limit_ms:
+        loop.run_until(min(limit_ms, loop.now_ms + max(1, every_ms // 4)))
 
 
 def _settle(cluster: Cluster, limit_ms: float, every_ms: int) -> float | None:
@@ -202,7 +219,8 @@ def _plan_fault(cluster: Cluster, fault: FaultPlan, every_slot: set[int]) -> Non
 
         def end() -> None:
             if late:
-                cluster.start(slots[1], (slots[2],))
+                # Its own seed may have been removed meanwhile: it also names the founder.
+                cluster.start(slots[1], tuple(sorted({slots[2], 0})))
 
     elif kind == "restore":
         copies = []
