@@ -519,6 +519,16 @@ async def _admitted(
             calls.leave()
 
 
+def close_if_body_unread(request: web.Request) -> None:
+    """Refused before its body was read: close the connection after the answer.
+
+    aiohttp would otherwise read and discard the rest for up to 10 s ("lingering
+    close"), gigabytes on a fast link, for a request already refused.
+    """
+    if not request.content.is_eof() and request.protocol is not None:
+        request.protocol.force_close()
+
+
 def _refused(binding: bool, status: int, message: str) -> web.Response:
     if binding:
         return workers_binding.failure(status, message)
@@ -537,6 +547,7 @@ async def _answer(
         return await handler(request)
     except RumorError as error:
         status = status_of(error)
+        close_if_body_unread(request)
         return failure(status.http_status, status.cloudflare_code, str(error))
     except web.HTTPException as error:
         if public:

@@ -105,6 +105,8 @@ async def answer(
     try:
         return await _dispatch(request, operations, reads or ByteBudget(2**62, 0))
     except RumorError as error:
+        if not request.content.is_eof() and request.protocol is not None:
+            request.protocol.force_close()  # refused: do not read the rest of the body
         return failure(status_of(error).http_status, str(error))
     except web.HTTPException as error:
         return failure(error.status, error.reason)

@@ -48,7 +48,9 @@ def test_checkpoint_under_writes_restores_as_a_new_node_that_converges(tmp_path:
                 stop.set()
                 writer.join(30)
             assert result.returncode == 0, result.stderr
-            restored = NodeProcess(checkpoints / "copy", *cluster.extra, "--seeds", n1.address).start()
+            restored = NodeProcess(
+                checkpoints / "copy", *cluster.extra, "--seeds", n1.address
+            ).start()
             assert restored.node_id != n1.node_id
             cluster.wait_converged([*cluster.nodes, restored], timeout=60)
             with Client(restored.address) as reader:
