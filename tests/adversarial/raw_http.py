@@ -43,10 +43,10 @@ def request(
     head, _, rest = bytes(received).partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     _, status, *reason = status_line.split(" ", 2)
-    parsed = {}
+    parsed: dict[str, str] = {}
     for line in header_lines:
-        name, _, value = line.partition(":")
-        parsed[name.strip().lower()] = value.strip()
+        field, _, text = line.partition(":")
+        parsed[field.strip().lower()] = text.strip()
     if parsed.get("transfer-encoding") == "chunked":
         rest = _unchunk(rest)
     return Answer(int(status), reason[0] if reason else "", parsed, rest)
