@@ -5,11 +5,12 @@ health calls never take from them, so a client flood cannot starve peers):
 
 - ``ByteBudget``: bytes of values read for clients and not yet sent. rocksdict
   has no partial get, so a value is read whole; before reading, a read
-  reserves room for the largest value it could find (``ceiling``), shrinks the
-  reservation to what it read, and releases it once the answer is sent. A read
-  that finds no room waits, and past its deadline is refused ``Overloaded``
-  (RESOURCE_EXHAUSTED / HTTP 503). When nothing is in flight a read is always
-  admitted, so one value larger than the budget can still be served.
+  reserves the value's length as its header gives it (headers and values are
+  stored apart), ``settle``s the reservation to what it actually read (a
+  write in between may have changed it) and releases it once the answer is
+  sent. A read that finds no room waits, and past its deadline is refused
+  ``Overloaded`` (RESOURCE_EXHAUSTED / HTTP 503). When nothing is in flight a
+  read is always admitted, so one value larger than the budget is still served.
 - ``CallBudget``: client calls served at once (KV over gRPC, HTTP requests).
   A call beyond it is refused at once: queueing would only hold more memory.
 """
@@ -24,7 +25,7 @@ from rumor.node.core.errors import Overloaded
 
 
 class Reservation:
-    """Bytes held against a ``ByteBudget``; ``shrink`` to what was read, ``release`` once sent."""
+    """Bytes held against a ``ByteBudget``; ``settle`` to what was read, ``release`` once sent."""
 
     __slots__ = ("_budget", "held")
 
@@ -32,10 +33,13 @@ class Reservation:
         self._budget = budget
         self.held = held
 
-    def shrink(self, size: int) -> None:
+    def settle(self, size: int) -> None:
+        """Hold ``size`` bytes: what was read (more than reserved is taken without waiting)."""
         if size < self.held:
             self._budget._give_back(self.held - size)
-            self.held = size
+        else:
+            self._budget.in_flight += size - self.held
+        self.held = size
 
     def release(self) -> None:
         if self.held:
@@ -52,11 +56,10 @@ class ByteBudget:
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     def _fits(self, size: int) -> bool:
-        return self.in_flight == 0 or self.in_flight + size <= self.capacity
+        return size == 0 or self.in_flight == 0 or self.in_flight + size <= self.capacity
 
-    async def reserve(self, ceiling: int) -> Reservation:
-        """Room for up to ``ceiling`` bytes, waiting at most ``timeout_s`` (Overloaded after)."""
-        size = min(ceiling, self.capacity)
+    async def reserve(self, size: int) -> Reservation:
+        """Room for ``size`` bytes, waiting at most ``timeout_s`` (Overloaded after)."""
         deadline = time.monotonic() + self.timeout_s
         while not self._fits(size):
             remaining = deadline - time.monotonic()

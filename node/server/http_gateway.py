@@ -147,14 +147,15 @@ async def send_value(
 async def read_value(
     request: web.Request, operations: Operations, namespace_id: str, key: bytes
 ) -> tuple[Any, Any]:
-    """Reserve room in the read budget, read ``key``; (found or None, the reservation)."""
-    reservation = await request.app[_READS].reserve(validation.MAX_VALUE_BYTES)
+    """Wait for room in the read budget, read ``key``; (found or None, the reservation)."""
+    reads = request.app[_READS]
+    reservation = await reads.reserve(operations.value_bytes(namespace_id, [key]))
     try:
         found = operations.get(namespace_id, key, cache_ttl=_cache_ttl(request))
     except BaseException:
         reservation.release()
         raise
-    reservation.shrink(0 if found is None else len(found.value))
+    reservation.settle(0 if found is None else len(found.value))
     return found, reservation
 
 
@@ -425,14 +426,19 @@ async def bulk_delete(request: web.Request) -> web.StreamResponse:
 
 async def bulk_get(request: web.Request) -> web.StreamResponse:
     body = await _json_body(request)
-    reservation = await request.app[_READS].reserve(validation.MAX_BULK_GET_BYTES)
+    keys = body.get("keys") if isinstance(body, dict) else None
+    names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+    operations = _operations(request)
+    reservation = await request.app[_READS].reserve(
+        operations.value_bytes(_namespace_id(request), names)
+    )
     try:
         values = bulk_get_values(_operations(request), _namespace_id(request), body)
         encoded = _dumps(
             {"success": True, "errors": [], "messages": [], "result": {"values": values}}
         ).encode()
         del values
-        reservation.shrink(len(encoded))
+        reservation.settle(len(encoded))
         headers = {"Content-Type": "application/json; charset=utf-8"}
         return await send_value(request, encoded, headers)
     finally:

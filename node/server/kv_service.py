@@ -186,10 +186,12 @@ class KVService:
 
     async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:
         value_type = _checked_type(request.type)
-        reservation = await self.reads.reserve(validation.MAX_VALUE_BYTES)
+        reservation = await self.reads.reserve(
+            self.ops.value_bytes(request.namespace_id, [request.key])
+        )
         try:
             found = self.ops.get(request.namespace_id, request.key, _cache_ttl(request))
-            reservation.shrink(0 if found is None else len(found.value))
+            reservation.settle(0 if found is None else len(found.value))
             response = _get_response(request.key, found, value_type, request.with_metadata)
         except BaseException:
             reservation.release()
@@ -201,14 +203,16 @@ class KVService:
         self, request: kv_pb2.GetRequest, context: Any
     ) -> AsyncIterator[kv_pb2.GetStreamResponse]:
         _checked_type(request.type)
-        reservation = await self.reads.reserve(validation.MAX_VALUE_BYTES)
+        reservation = await self.reads.reserve(
+            self.ops.value_bytes(request.namespace_id, [request.key])
+        )
         try:
             found = self.ops.get(request.namespace_id, request.key, _cache_ttl(request))
             if found is None:
                 reservation.release()
                 yield kv_pb2.GetStreamResponse(header=kv_pb2.GetResponse(found=False))
                 return
-            reservation.shrink(len(found.value))
+            reservation.settle(len(found.value))
             yield kv_pb2.GetStreamResponse(
                 header=_found_header(found.header, request.with_metadata),
                 value_length=len(found.value),
@@ -225,10 +229,10 @@ class KVService:
         if value_type not in (kv_pb2.VALUE_TYPE_TEXT, kv_pb2.VALUE_TYPE_JSON):
             validation.bulk_get_type(_type_name(value_type))
         keys = list(request.keys)
-        reservation = await self.reads.reserve(validation.MAX_BULK_GET_BYTES)
+        reservation = await self.reads.reserve(self.ops.value_bytes(request.namespace_id, keys))
         try:
             results = self.ops.get_many(request.namespace_id, keys, _cache_ttl(request))
-            reservation.shrink(sum(len(found.value) for found in results if found is not None))
+            reservation.settle(sum(len(found.value) for found in results if found is not None))
             response = kv_pb2.BulkGetResponse(
                 entries=[
                     kv_pb2.BulkGetEntry(

@@ -164,12 +164,12 @@ async def _send(request: web.Request, body: bytes, headers: dict[str, str]) -> w
 async def _get(
     request: web.Request, operations: Operations, namespace_id: str, key: bytes, reads: ByteBudget
 ) -> web.StreamResponse:
-    reservation = await reads.reserve(validation.MAX_VALUE_BYTES)
+    reservation = await reads.reserve(operations.value_bytes(namespace_id, [key]))
     try:
         found = operations.get(namespace_id, key, cache_ttl=request.query.get("cache_ttl"))
         if found is None:
             return web.Response(status=404, reason="Not Found")
-        reservation.shrink(len(found.value))
+        reservation.settle(len(found.value))
         headers = {"Content-Type": "application/octet-stream"}
         if found.header.metadata is not None:
             headers[METADATA_HEADER] = _metadata_header(found.header.metadata)
@@ -243,10 +243,12 @@ async def _bulk_get(
     request: web.Request, operations: Operations, namespace_id: str, reads: ByteBudget
 ) -> web.StreamResponse:
     body = validation.json_body(await request.read())
-    reservation = await reads.reserve(validation.MAX_BULK_GET_BYTES)
+    keys = body.get("keys") if isinstance(body, dict) else None
+    names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+    reservation = await reads.reserve(operations.value_bytes(namespace_id, names))
     try:
         encoded = _dumps(bulk_get_values(operations, namespace_id, body)).encode()
-        reservation.shrink(len(encoded))
+        reservation.settle(len(encoded))
         return await _send(request, encoded, {"Content-Type": "application/json; charset=utf-8"})
     finally:
         reservation.release()
