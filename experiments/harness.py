@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -104,8 +106,21 @@ class Harness:
 
     # ---- nodes ----------------------------------------------------------
 
+    def _cluster_secret(self) -> tuple[str | None, tuple[str, ...]]:
+        """Nodes in network namespaces listen on non-loopback addresses: they get a
+        generated cluster secret (a file of mode 0600), as a real deployment would."""
+        if self.network is None:
+            return None, ()
+        secret = secrets.token_hex(32)
+        path = self.work_dir / "cluster-secret"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secret + "\n")
+        return secret, ("--cluster-secret-file", str(path))
+
     def _start_nodes(self) -> None:
-        args = (*EXPERIMENT_NODE_ARGS, *self.scenario.node_args)
+        secret, secret_args = self._cluster_secret()
+        args = (*EXPERIMENT_NODE_ARGS, *self.scenario.node_args, *secret_args)
         for index in range(self.scenario.nodes):
             name = f"n{index + 1}"
             seeds = ("--seeds", self.nodes[0].address) if self.nodes else ()
@@ -120,6 +135,7 @@ class Harness:
                 *advertise,
                 *seeds,
                 prefix=self._prefix(index),
+                cluster_secret=secret,
             )
             if self.network is not None:
                 node.address = self.network.listen(index)

@@ -2,7 +2,8 @@
 
 ``NodeProcess`` starts ``python -m rumor.node`` with a data directory,
 waits for its ``node.ready`` line (with a deadline, never a sleep), and stops
-it with SIGTERM (or SIGKILL). Its stderr goes to ``<data_dir>.log``. An
+it with SIGTERM (or SIGKILL). Given a ``cluster_secret``, every call on its
+``channel`` carries it (as admin tools do). Its stderr goes to ``<data_dir>.log``. An
 optional command prefix (e.g. ``faketime``) wraps the node. Used by the
 experiment harness and by the integration tests.
 """
@@ -29,7 +30,31 @@ CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 ]
+SECRET_HEADER = "x-rumor-cluster-secret"
 T = TypeVar("T")
+
+
+class _WithMetadata(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+):
+    """Adds fixed metadata (the cluster secret) to every call of a channel."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.metadata = metadata
+
+    def _details(self, details: Any) -> Any:
+        return details._replace(metadata=(*(details.metadata or ()), *self.metadata))
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
 
 
 class NodeProcess:
@@ -39,11 +64,13 @@ class NodeProcess:
         *args: str,
         env: dict[str, str] | None = None,
         prefix: Sequence[str] = (),
+        cluster_secret: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.args = list(args)
         self.env = env
         self.prefix = list(prefix)
+        self.cluster_secret = cluster_secret
         self.process: subprocess.Popen[bytes] | None = None
         self.address = ""
         self.http = ""
@@ -113,7 +140,11 @@ class NodeProcess:
     @property
     def channel(self) -> grpc.Channel:
         if self._channel is None:
-            self._channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+            channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+            if self.cluster_secret:
+                secret = _WithMetadata(((SECRET_HEADER, self.cluster_secret),))
+                channel = grpc.intercept_channel(channel, secret)
+            self._channel = channel
         return self._channel
 
     @property

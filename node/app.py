@@ -33,8 +33,10 @@ from rumor.node.replication.engine import Engine
 from rumor.node.replication.membership import Membership
 from rumor.node.replication.messages import NoticeKind, Now
 from rumor.node.server.admin_service import AdminService
+from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.auth import TokenChecker, load_tokens
 from rumor.node.server.clock import WallClock
+from rumor.node.server.exposure import Exposure, is_loopback
 from rumor.node.server.faults import FaultRules
 from rumor.node.server.faults_service import FaultsService
 from rumor.node.server.group_commit import GroupCommit
@@ -47,7 +49,9 @@ from rumor.node.server.grpc_server import (
     GrpcServer,
 )
 from rumor.node.server.http_gateway import build_app, serve
+from rumor.node.server.http_guard import HttpGuard
 from rumor.node.server.kv_service import KVService
+from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.loop_lag import LoopLag
 from rumor.node.server.metrics import Metrics
 from rumor.node.server.operations import Operations
@@ -78,11 +82,6 @@ def tune_garbage_collector() -> None:
     (``Operations.bulk_put``).
     """
     gc.freeze()
-
-
-def _loopback(address: str) -> bool:
-    host = address.rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def new_node_id() -> int:
@@ -120,6 +119,13 @@ class _Security:
             metadata = ((SECRET_HEADER, secret),)
         else:
             log.warning("cluster.open", reason="no cluster secret: any host may replicate")
+        Exposure(
+            grpc_listen=config.listen,
+            http_listen=config.http,
+            has_cluster_secret=secret is not None,
+            has_api_token=tokens.enabled,
+            insecure=config.insecure,
+        ).check()
         return cls(tokens, tls, checks, metadata)
 
 
@@ -198,7 +204,14 @@ class Node:
         replicator = Replicator(
             engine, transport, commit, self.clock, faults=faults, on_stop=self._refused
         )
-        watches = WatchHub(self.clock.wall_ms)
+        watches = WatchHub(
+            self.clock.wall_ms,
+            max_watchers=config.max_watchers,
+            max_per_connection=config.max_watchers_per_connection,
+            max_buffer=config.max_watch_buffer,
+        )
+        reads = ByteBudget(config.max_read_bytes_in_flight, config.read_admission_timeout_ms / 1000)
+        client_calls = CallBudget(config.max_client_calls)
         replica.listeners.append(watches.publish)
         operations = Operations(
             replica,
@@ -215,27 +228,34 @@ class Node:
             vectors=lambda: membership.vectors,
         )
         loop_lag = LoopLag(metrics.observe_loop_lag)
-        kv_service = KVService(operations, watches)
+        kv_service = KVService(operations, watches, reads)
+        admin_service = AdminService(
+            replicator,
+            checkpoint=store.checkpoint,
+            checkpoint_dir=config.checkpoint_dir or None,
+            drain=self.stop,
+            loop_lag=loop_lag,
+        )
         services: list[tuple[ServiceDescriptor, object]] = [
             (KV_SERVICE, kv_service),
             (REPLICATION_SERVICE, ReplicationService(replicator)),
-            (
-                ADMIN_SERVICE,
-                AdminService(
-                    replicator, checkpoint=store.checkpoint, drain=self.stop, loop_lag=loop_lag
-                ),
-            ),
+            (ADMIN_SERVICE, admin_service),
         ]
         if config.enable_fault_injection:
             services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, replicator)))
-        server.add_services(services, authorize=security.checks or None, observe=metrics.observe)
+        server.add_services(
+            services,
+            authorize=security.checks or None,
+            observe=metrics.observe,
+            budgets={KV_SERVICE.full_name: client_calls},
+        )
 
         async def serving() -> None:
             await server.set_serving(True)
 
         replicator.on_ready = serving
         http_runner, http_address = await self._serve_http(
-            operations, security, replicator, metrics
+            operations, security, replicator, metrics, reads, client_calls, advertise
         )
         kv_service.grpc_address, kv_service.http_address = listen, http_address or ""
         await server.start()
@@ -269,7 +289,7 @@ class Node:
             self.config.listen,
             security.tls.server_credentials() if security.tls is not None else None,
         )
-        if security.tls is None and not _loopback(listen):
+        if security.tls is None and not is_loopback(listen):
             log.warning(
                 "listener.exposed",
                 listen=listen,
@@ -283,17 +303,29 @@ class Node:
         security: _Security,
         replicator: Replicator,
         metrics: Metrics,
+        reads: ByteBudget,
+        client_calls: CallBudget,
+        advertise: str,
     ) -> tuple[Any, str | None]:
         config = self.config
         if not config.http:
             return None, None
         tokens = security.tokens
+        guard = HttpGuard.for_listener(
+            config.http,
+            advertise=advertise,
+            allowed_hosts=config.http_allowed_hosts,
+            token_valid=tokens.http_status if tokens.enabled else None,
+        )
         gateway = build_app(
             operations,
             authorize=tokens.http_status if tokens.enabled else None,
             ready=lambda: replicator.ready,
             metrics_text=metrics.render,
             observe=metrics.observe,
+            guard=guard,
+            reads=reads,
+            calls=client_calls,
         )
         host, _, port = config.http.rpartition(":")
         try:
@@ -353,6 +385,21 @@ class Node:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
+        loop.set_exception_handler(_throttled_loop_errors())
+
+
+def _throttled_loop_errors() -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+    """The event loop's error handler, one line per cause per interval: out of file
+    descriptors, ``accept`` fails in a tight loop and would log a traceback each time."""
+    throttle = LogThrottle(log)
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        message = str(context.get("message", ""))
+        cause = (message, type(error).__name__, getattr(error, "errno", None))
+        throttle.error("loop.error", cause, message=message, error=repr(error))
+
+    return handle
 
 
 def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import click
+import structlog
 
 from rumor.node import logs
 from rumor.node.app import run
@@ -62,6 +63,12 @@ def node_command(config_file: str | None, **flags: Any) -> None:
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     logs.configure(config.log_level, config.log_format)
+    if flags.get("api_token"):
+        structlog.get_logger(__name__).warning(
+            "auth.token_in_argv",
+            reason="--api-token shows in `ps` to every user of this host; use"
+            " --api-token-file FILE or RUMOR_API_TOKEN instead",
+        )
     try:
         status = run(config)
     except (StoreLocked, BindError, SecurityError, ValueError) as exc:

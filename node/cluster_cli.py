@@ -4,6 +4,11 @@
 the cluster and the others joining through it, prints how to reach them and
 stops them all cleanly on Ctrl-C. `cluster status` asks every member for its
 view (Admin.Status) and shows states, watermark lag and audit agreement.
+
+`cluster up` generates a cluster secret for its nodes (``cluster-secret`` in
+the data root, mode 0600, kept across runs with ``--data-root``); every admin
+command reads it from ``--cluster-secret-file`` / RUMOR_CLUSTER_SECRET_FILE, or
+RUMOR_CLUSTER_SECRET holding the secret itself.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -28,6 +34,8 @@ from rich.table import Table
 from rumor.v1 import admin_pb2
 
 STATES = {0: "alive", 1: "suspect", 2: "dead", 3: "left", 4: "removed"}
+SECRET_FILE_NAME = "cluster-secret"
+SECRET_HEADER = "x-rumor-cluster-secret"  # the node's rumor.node.server.security
 
 
 class ClusterError(click.ClickException):
@@ -65,6 +73,45 @@ def _stop_all(processes: list[subprocess.Popen[bytes]], timeout: float = 20.0) -
             process.wait()
 
 
+def ensure_secret_file(root: Path) -> Path:
+    """``root/cluster-secret``: created with a new random secret (mode 0600) if absent."""
+    path = root / SECRET_FILE_NAME
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+    return path
+
+
+def read_secret(secret_file: str | None) -> str | None:
+    """The cluster secret admin calls carry: the file's, else RUMOR_CLUSTER_SECRET's."""
+    if secret_file:
+        try:
+            secret = Path(secret_file).read_text().strip()
+        except OSError as exc:
+            raise ClusterError(
+                f"cannot read the cluster secret file {secret_file}: {exc.strerror}"
+            ) from None
+        if not secret:
+            raise ClusterError(f"the cluster secret file {secret_file} is empty")
+        return secret
+    return os.environ.get("RUMOR_CLUSTER_SECRET", "").strip() or None
+
+
+def _secret_option(command: Any) -> Any:
+    return click.option(
+        "--cluster-secret-file",
+        "secret_file",
+        envvar="RUMOR_CLUSTER_SECRET_FILE",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="File holding the cluster secret (`rumor cluster up` prints it);"
+        " env RUMOR_CLUSTER_SECRET_FILE, or RUMOR_CLUSTER_SECRET with the secret itself.",
+    )(command)
+
+
 @cluster.command("up")
 @click.option("--nodes", default=3, show_default=True, help="How many nodes.")
 @click.option(
@@ -91,6 +138,7 @@ def cluster_up(
         raise ClusterError("--nodes must be at least 1")
     root = Path(data_root) if data_root else Path(tempfile.mkdtemp(prefix="rumor-cluster-"))
     root.mkdir(parents=True, exist_ok=True)
+    secret_file = ensure_secret_file(root)
     processes: list[subprocess.Popen[bytes]] = []
     rows = []
     stop_requested = False
@@ -114,6 +162,8 @@ def cluster_up(
                 f"127.0.0.1:{port}",
                 "--name",
                 f"node{index}",
+                "--cluster-secret-file",
+                str(secret_file),
                 *node_arg,
             ]
             if seeds:
@@ -126,7 +176,9 @@ def cluster_up(
         for name, address, node_id in rows:
             click.echo(f"  {name}  {address}  id {node_id}")
         endpoints = ",".join(address for _, address, _ in rows)
+        click.echo(f"Cluster secret (Replication and Admin calls): {secret_file}")
         click.echo(f"Try: RUMOR_ENDPOINT={endpoints} rumor kv namespace create DEMO")
+        click.echo(f"     export RUMOR_CLUSTER_SECRET_FILE={secret_file}")
         click.echo(f"     rumor cluster status --endpoint {rows[0][1]}")
         click.echo("Ctrl-C stops every node.")
         while not stop_requested:
@@ -150,7 +202,12 @@ def cluster_up(
 
 
 def _admin_call(
-    address: str, method: str, request: Any, response_class: Any, timeout: float
+    address: str,
+    method: str,
+    request: Any,
+    response_class: Any,
+    timeout: float,
+    secret: str | None,
 ) -> Any:
     with grpc.insecure_channel(address) as channel:
         call = channel.unary_unary(
@@ -158,17 +215,21 @@ def _admin_call(
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=response_class.FromString,
         )
-        secret = os.environ.get("RUMOR_CLUSTER_SECRET", "").strip()
-        metadata = (("x-rumor-cluster-secret", secret),) if secret else ()
+        metadata = ((SECRET_HEADER, secret),) if secret else ()
         return call(request, timeout=timeout, metadata=metadata)
 
 
-def _status(address: str, timeout: float) -> admin_pb2.StatusResponse | None:
+def _status(address: str, timeout: float, secret: str | None) -> admin_pb2.StatusResponse | None:
     try:
         response: admin_pb2.StatusResponse = _admin_call(
-            address, "Status", admin_pb2.StatusRequest(), admin_pb2.StatusResponse, timeout
+            address, "Status", admin_pb2.StatusRequest(), admin_pb2.StatusResponse, timeout, secret
         )
-    except grpc.RpcError:
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise ClusterError(
+                f"{address} refused the cluster secret: give --cluster-secret-file FILE"
+                " (or RUMOR_CLUSTER_SECRET_FILE)"
+            ) from None
         return None
     return response
 
@@ -183,9 +244,11 @@ def _status(address: str, timeout: float) -> admin_pb2.StatusResponse | None:
 )
 @click.option("--timeout", default=5.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def cluster_status(endpoint: str, timeout: float, as_json: bool) -> None:
+@_secret_option
+def cluster_status(endpoint: str, timeout: float, as_json: bool, secret_file: str | None) -> None:
     """Members, their states, watermark lag and whether their audit buckets agree."""
-    first = _status(endpoint.split(",", maxsplit=1)[0], timeout)
+    secret = read_secret(secret_file)
+    first = _status(endpoint.split(",", maxsplit=1)[0], timeout, secret)
     if first is None:
         raise ClusterError(f"{endpoint} did not answer Admin.Status")
     views: dict[int, admin_pb2.StatusResponse | None] = {}
@@ -194,7 +257,7 @@ def cluster_status(endpoint: str, timeout: float, as_json: bool) -> None:
         if member.member.id == first.node_id:
             views[member.member.id] = first
         elif state in ("alive", "suspect") and member.member.address:
-            views[member.member.id] = _status(member.member.address, timeout)
+            views[member.member.id] = _status(member.member.address, timeout, secret)
         else:
             views[member.member.id] = None
     newest: dict[int, int] = {}
@@ -282,31 +345,42 @@ def _endpoint_option(command: Any) -> Any:
 @admin.command("checkpoint")
 @click.argument("directory")
 @_endpoint_option
-def checkpoint(directory: str, endpoint: str) -> None:
+@_secret_option
+def checkpoint(directory: str, endpoint: str, secret_file: str | None) -> None:
     """Write a consistent checkpoint of the node's data to DIRECTORY (on the node's host).
 
-    Start a node on it (--data-dir DIRECTORY) to restore: it takes a new id and
-    catches up with the cluster.
+    DIRECTORY is a new directory under the node's --checkpoint-dir (a name
+    relative to it, or an absolute path inside it). Start a node on it
+    (--data-dir DIRECTORY) to restore: it takes a new id and catches up.
     """
     try:
-        _admin_call(
+        answer = _admin_call(
             endpoint,
             "Checkpoint",
             admin_pb2.CheckpointRequest(directory=directory),
             admin_pb2.CheckpointResponse,
             300,
+            read_secret(secret_file),
         )
     except grpc.RpcError as error:
         raise ClusterError(f"{endpoint}: {error.details()}") from None
-    click.echo(f"Checkpoint written to {directory} on the node's host.", err=True)
+    click.echo(f"Checkpoint written to {answer.directory} on the node's host.", err=True)
 
 
 @admin.command("drain")
 @_endpoint_option
-def drain(endpoint: str) -> None:
+@_secret_option
+def drain(endpoint: str, secret_file: str | None) -> None:
     """Make the node leave the cluster gracefully and stop."""
     try:
-        _admin_call(endpoint, "Drain", admin_pb2.DrainRequest(), admin_pb2.DrainResponse, 30)
+        _admin_call(
+            endpoint,
+            "Drain",
+            admin_pb2.DrainRequest(),
+            admin_pb2.DrainResponse,
+            30,
+            read_secret(secret_file),
+        )
     except grpc.RpcError as error:
         raise ClusterError(f"{endpoint}: {error.details()}") from None
     click.echo(f"{endpoint} is leaving the cluster and stopping.", err=True)
@@ -314,9 +388,10 @@ def drain(endpoint: str) -> None:
 
 @admin.command("status")
 @_endpoint_option
-def admin_status(endpoint: str) -> None:
+@_secret_option
+def admin_status(endpoint: str, secret_file: str | None) -> None:
     """The node's own view: id, readiness, clock fencing, counters, members (JSON)."""
-    answer = _status(endpoint, 10)
+    answer = _status(endpoint, 10, read_secret(secret_file))
     if answer is None:
         raise ClusterError(f"{endpoint} did not answer Admin.Status")
     click.echo(
@@ -357,7 +432,8 @@ def admin_status(endpoint: str) -> None:
     show_default=True,
     help="Any live member; env RUMOR_ENDPOINT.",
 )
-def remove_node(node_id: str, endpoint: str) -> None:
+@_secret_option
+def remove_node(node_id: str, endpoint: str, secret_file: str | None) -> None:
     """Remove member NODE_ID (16 hex digits) from the cluster, for ever.
 
     A replicated retirement record is written; the removed id is refused from
@@ -375,6 +451,7 @@ def remove_node(node_id: str, endpoint: str) -> None:
             admin_pb2.RemoveNodeRequest(node_id=member),
             admin_pb2.RemoveNodeResponse,
             30,
+            read_secret(secret_file),
         )
     except grpc.RpcError as error:
         raise ClusterError(f"{endpoint}: {error.details()}") from None

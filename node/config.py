@@ -63,6 +63,46 @@ class Config:
     api_token_file: str = _setting(
         "", "A file of tokens, one per line (# comments allowed), added to --api-token."
     )
+    insecure: bool = _setting(
+        False,
+        "Serve a non-loopback gRPC listener without a cluster secret, or a non-loopback HTTP"
+        " listener without an API token (refused otherwise). Never in production.",
+    )
+    checkpoint_dir: str = _setting(
+        "",
+        "The only directory Admin.Checkpoint may write under (a new subdirectory per"
+        " checkpoint); empty: checkpoints are refused.",
+    )
+    http_allowed_hosts: tuple[str, ...] = _setting(
+        (),
+        "Host header names the HTTP API answers besides loopback, IP literals and the"
+        " listen/advertise hosts (against DNS rebinding); * allows any.",
+    )
+    max_watchers: int = _setting(
+        512, "Most Watch streams the node serves at once (RESOURCE_EXHAUSTED beyond)."
+    )
+    max_watchers_per_connection: int = _setting(
+        64, "Most Watch streams one client connection may hold at once."
+    )
+    max_watch_buffer: int = _setting(
+        1024,
+        "Most changes queued for one watcher; a client may ask for fewer, never more.",
+    )
+    max_read_bytes_in_flight: int = _setting(
+        256 * 1024 * 1024,
+        "Bytes of values read for clients and not yet sent, node-wide; a read waits for"
+        " room (one value is always admitted when nothing else is in flight).",
+    )
+    read_admission_timeout_ms: int = _setting(
+        5000,
+        "How long a read waits for room under max_read_bytes_in_flight before it is"
+        " answered RESOURCE_EXHAUSTED (HTTP 503).",
+    )
+    max_client_calls: int = _setting(
+        512,
+        "Most KV calls (gRPC) and HTTP requests served at once; Replication, Admin and"
+        " health calls have their own budget, so peers are never starved by clients.",
+    )
     name: str = _setting("", "A human name for this node in logs and status (ids are random).")
     advertise: str = _setting(
         "", "Address peers use to reach this node (default: the bound listen address)."
@@ -223,6 +263,17 @@ class Config:
             host, _, port = address.rpartition(":")
             if not host or not port.isdigit() or int(port) > 65535:
                 problems.append(f"{name} must be HOST:PORT; got {address!r}")
+        for name in (
+            "max_watchers",
+            "max_watchers_per_connection",
+            "max_watch_buffer",
+            "max_read_bytes_in_flight",
+            "max_client_calls",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        if self.read_admission_timeout_ms < 0:
+            problems.append("read_admission_timeout_ms must be at least 0")
         if self.min_expiration_ttl < 1:
             problems.append("min_expiration_ttl must be at least 1")
         for name in (

@@ -44,3 +44,11 @@ class ReplicationTimeout(RumorError):
 
 class MalformedPeerMessage(InvalidRequest):
     """A peer sent a record or a claim that breaks a structural rule; nothing of it applied."""
+
+
+class Overloaded(RumorError):
+    """A bounded resource is full and did not free up in time (RESOURCE_EXHAUSTED, HTTP 503)."""
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """A body in a format the route does not take, e.g. JSON not sent as application/json (415)."""

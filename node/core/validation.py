@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from typing import Any
 
 from rumor.node.core.errors import InvalidRequest, KeyTooLong, ValueTooLarge
@@ -297,6 +298,45 @@ def json_value(key_name: bytes, value: bytes) -> str:
         name = key_name.decode("utf-8", "replace")
         raise InvalidRequest(f'The value of key "{name}" is not valid JSON.') from exc
     return text
+
+
+# A \uD800-\uDFFF escape: the only way a JSON text can hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def json_body(raw: bytes) -> Any:
+    """A request body parsed as JSON; InvalidRequest if it is not JSON a key or value can hold.
+
+    JSON allows ``"\\ud800"`` (a lone surrogate), which no UTF-8 text can hold:
+    such a body is refused here rather than failing later when encoded.
+    """
+    try:
+        parsed = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidRequest("The request body must be valid JSON.") from exc
+    if _SURROGATE_ESCAPE.search(raw) and _holds_lone_surrogate(parsed):
+        raise InvalidRequest(
+            "The request body must be valid JSON text: it holds a lone UTF-16 surrogate"
+            " (\\ud800-\\udfff not in a pair)."
+        )
+    return parsed
+
+
+def _holds_lone_surrogate(parsed: Any) -> bool:
+    pending = [parsed]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+    return False
 
 
 def _utf8(raw: bytes, message: str) -> None:

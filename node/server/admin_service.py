@@ -1,9 +1,17 @@
-"""The Admin gRPC service: status for `rumor cluster status`, and removing members."""
+"""The Admin gRPC service: status for `rumor cluster status`, checkpoints, drain, removal.
+
+A checkpoint is written only under the node's ``--checkpoint-dir``: the
+directory asked for is taken relative to it (an absolute path must lie inside
+it), ``..`` is refused outright and the resolved path (symlinks followed) must
+stay inside, so a caller cannot make the node write a copy of its database
+anywhere else. Without ``--checkpoint-dir`` checkpoints are refused.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path, PurePath
 from typing import Any
 
 from rumor.node.core import audit
@@ -18,17 +26,42 @@ from rumor.node.storage.store import KV, prefix_end
 from rumor.v1 import admin_pb2 as pb
 
 
+def checkpoint_target(root: str | None, asked: str) -> Path:
+    """Where a checkpoint asked for as ``asked`` goes; InvalidRequest if not under ``root``."""
+    if root is None:
+        raise InvalidRequest(
+            "Checkpoints are off on this node: start it with --checkpoint-dir DIR to allow"
+            " them under DIR."
+        )
+    if not asked:
+        raise InvalidRequest("Give the directory to write the checkpoint to.")
+    if "\x00" in asked:
+        raise InvalidRequest("The checkpoint directory name cannot hold a NUL character.")
+    if ".." in PurePath(asked).parts:
+        raise InvalidRequest(f"The checkpoint directory {asked!r} cannot contain '..'.")
+    base = Path(root).resolve()
+    target = (base / asked).resolve()
+    if target == base or not target.is_relative_to(base):
+        raise InvalidRequest(
+            f"The checkpoint directory {asked!r} is outside this node's checkpoint directory"
+            f" {root}; give a name inside it."
+        )
+    return target
+
+
 class AdminService:
     def __init__(
         self,
         replicator: Replicator,
         *,
         checkpoint: Callable[[str], object] | None = None,
+        checkpoint_dir: str | None = None,
         drain: Callable[[], None] | None = None,
         loop_lag: LoopLag | None = None,
     ) -> None:
         self.replicator = replicator
         self._checkpoint = checkpoint
+        self._checkpoint_dir = checkpoint_dir
         self._drain = drain
         self._loop_lag = loop_lag
 
@@ -37,19 +70,17 @@ class AdminService:
     ) -> pb.CheckpointResponse:
         if self._checkpoint is None:
             raise InvalidRequest("This node's store cannot take checkpoints.")
-        if not request.directory:
-            raise InvalidRequest("Give the directory to write the checkpoint to.")
+        target = checkpoint_target(self._checkpoint_dir, request.directory)
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             # A checkpoint flushes memtables and links files: seconds on a large store,
             # off the loop (rocksdict releases the GIL while RocksDB works).
-            await asyncio.to_thread(self._checkpoint, request.directory)
+            await asyncio.to_thread(self._checkpoint, str(target))
         except FileExistsError as exc:
             raise InvalidRequest(f"{exc}: a checkpoint goes to a new directory.") from None
         except OSError as exc:
-            raise InvalidRequest(
-                f"cannot write a checkpoint to {request.directory}: {exc}"
-            ) from None
-        return pb.CheckpointResponse(directory=request.directory)
+            raise InvalidRequest(f"cannot write a checkpoint to {target}: {exc}") from None
+        return pb.CheckpointResponse(directory=str(target))
 
     async def Drain(self, request: pb.DrainRequest, context: Any) -> pb.DrainResponse:
         if self._drain is not None:

@@ -35,7 +35,9 @@ def _bearer(value: str | bytes | None) -> bytes | None:
     token = token.strip()
     if scheme.lower() != _SCHEME or not token:
         return None
-    return token.encode("utf-8")
+    # Non-UTF-8 header bytes arrive as surrogate escapes: compared as the bytes sent
+    # (and so wrong), never an encoding error.
+    return token.encode("utf-8", "surrogateescape")
 
 
 class TokenChecker:

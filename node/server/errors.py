@@ -12,9 +12,11 @@ from rumor.node.core.errors import (
     MemberRemoved,
     NamespaceExists,
     NamespaceNotFound,
+    Overloaded,
     ReplicationTimeout,
     RumorError,
     Unavailable,
+    UnsupportedMediaType,
     ValueTooLarge,
 )
 
@@ -30,11 +32,13 @@ class Status:
 _STATUSES: tuple[tuple[type[RumorError], Status], ...] = (
     (ValueTooLarge, Status(grpc.StatusCode.INVALID_ARGUMENT, 413, 10001)),
     (KeyTooLong, Status(grpc.StatusCode.INVALID_ARGUMENT, 414, 10001)),
+    (UnsupportedMediaType, Status(grpc.StatusCode.INVALID_ARGUMENT, 415, 10001)),
     (InvalidRequest, Status(grpc.StatusCode.INVALID_ARGUMENT, 400, 10001)),
     (NamespaceNotFound, Status(grpc.StatusCode.NOT_FOUND, 404, 10013)),
     # HTTP 400, not 409: wrangler and the Cloudflare SDKs retry a 409 three times.
     (NamespaceExists, Status(grpc.StatusCode.ALREADY_EXISTS, 400, 10014)),
     (Unavailable, Status(grpc.StatusCode.UNAVAILABLE, 503, 10000)),
+    (Overloaded, Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 503, 10000)),
     (MemberRemoved, Status(grpc.StatusCode.FAILED_PRECONDITION, 409, 10000)),
     (ReplicationTimeout, Status(grpc.StatusCode.DEADLINE_EXCEEDED, 504, 10000)),
 )

@@ -9,6 +9,7 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from rumor.node.server.admission import CallBudget
 from rumor.node.server.rpc import Authorize, Observe, service_handler
 from rumor.v1 import admin_pb2, faults_pb2, kv_pb2, replication_pb2
 
@@ -42,10 +43,12 @@ class GrpcServer:
         *,
         authorize: dict[str, Authorize] | None = None,
         observe: Observe | None = None,
+        budgets: dict[str, CallBudget] | None = None,
     ) -> None:
         """Serve ``services`` (before ``start``); ``authorize`` maps a service's full name
-        to its token check (absent: open)."""
+        to its token check (absent: open), ``budgets`` to its client-call budget."""
         checks = authorize or {}
+        limits = budgets or {}
         self.server.add_generic_rpc_handlers(
             tuple(
                 service_handler(
@@ -53,6 +56,7 @@ class GrpcServer:
                     servicer,
                     authorize=checks.get(descriptor.full_name),
                     observe=observe,
+                    budget=limits.get(descriptor.full_name),
                 )
                 for descriptor, servicer in services
             )

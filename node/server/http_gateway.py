@@ -6,6 +6,16 @@ HTTP status and Cloudflare's error code, inside Cloudflare's envelope
 ``{success, errors: [{code, message}], messages, result, result_info}``.
 Keys are taken from the raw path and percent-decoded to bytes, so ``a%2Fb`` is
 the key ``a/b``.
+
+Before any route runs, the middleware refuses cross-site use (``http_guard``:
+Origin and Host, 403) and requests beyond the client-call budget (503); JSON
+bodies are taken only as ``application/json`` (415). Values are sent in
+chunks, holding their bytes against the node's in-flight read budget until
+the last chunk is written, so slow readers cannot pile values up in memory. A
+multipart body is counted against the body limit as it streams (aiohttp's
+``client_max_size`` does not see multipart parts): a part beyond it is
+refused when the limit is crossed, and a value part is buffered only up to
+the value limit.
 """
 
 from __future__ import annotations
@@ -23,15 +33,25 @@ from aiohttp import BodyPartReader, web
 from aiohttp.typedefs import Middleware
 
 from rumor.node.core import validation
-from rumor.node.core.errors import InvalidRequest, RumorError
+from rumor.node.core.errors import (
+    InvalidRequest,
+    RumorError,
+    UnsupportedMediaType,
+    ValueTooLarge,
+)
 from rumor.node.core.record import RecordHeader
 from rumor.node.server import workers_binding
+from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.bulk_get import bulk_get_values
 from rumor.node.server.errors import status_of
+from rumor.node.server.http_guard import HTTP_FORBIDDEN, HttpGuard
+from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import NamespaceInfo, Operations, PutItem
 
 PREFIX = "/client/v4/accounts/{account_id}/storage/kv/namespaces"
 MAX_BODY_BYTES = 128 * 1024 * 1024
+SEND_CHUNK_BYTES = 256 * 1024  # a value is written in chunks, each awaiting the socket
+PUBLIC_PATHS = ("/healthz", "/metrics")
 CODE_AUTH = 10000
 CODE_INTERNAL = 10000
 CODE_KEY_NOT_FOUND = 10009
@@ -47,7 +67,9 @@ MetricsText = Callable[[], tuple[bytes, str]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _log = structlog.get_logger(__name__)
+_throttled = LogThrottle(_log)
 _OPERATIONS = web.AppKey("operations", Operations)
+_READS = web.AppKey("reads", ByteBudget)
 
 
 # ---- envelope -----------------------------------------------------------
@@ -100,11 +122,41 @@ def _int_param(request: web.Request, name: str) -> int | None:
 
 
 async def _json_body(request: web.Request) -> Any:
-    raw = await request.read()
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            "The request body must be JSON sent as Content-Type: application/json;"
+            f" got {request.content_type!r}."
+        )
+    return validation.json_body(await request.read())
+
+
+async def send_value(
+    request: web.Request, value: bytes, headers: dict[str, str]
+) -> web.StreamResponse:
+    """Write ``value`` in chunks, each awaiting the socket (a slow reader holds no copies)."""
+    response = web.StreamResponse(headers=headers)
+    response.content_length = len(value)
+    await response.prepare(request)
+    view = memoryview(value)
+    for start in range(0, len(view), SEND_CHUNK_BYTES):
+        await response.write(view[start : start + SEND_CHUNK_BYTES])
+    await response.write_eof()
+    return response
+
+
+async def read_value(
+    request: web.Request, operations: Operations, namespace_id: str, key: bytes
+) -> tuple[Any, Any]:
+    """Wait for room in the read budget, read ``key``; (found or None, the reservation)."""
+    reads = request.app[_READS]
+    reservation = await reads.reserve(operations.value_bytes(namespace_id, [key]))
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidRequest("The request body must be valid JSON.") from exc
+        found = operations.get(namespace_id, key, cache_ttl=_cache_ttl(request))
+    except BaseException:
+        reservation.release()
+        raise
+    reservation.settle(0 if found is None else len(found.value))
+    return found, reservation
 
 
 def _metadata_json(raw: bytes | None) -> Any:
@@ -206,15 +258,18 @@ def _cache_ttl(request: web.Request) -> str | None:
 
 
 async def get_value(request: web.Request) -> web.StreamResponse:
-    found = _operations(request).get(
-        _namespace_id(request), _raw_key(request), cache_ttl=_cache_ttl(request)
+    found, reservation = await read_value(
+        request, _operations(request), _namespace_id(request), _raw_key(request)
     )
-    if found is None:
-        return _key_not_found()
-    headers = {"Content-Type": "application/octet-stream"}
-    if found.header.expiration:
-        headers["expiration"] = str(found.header.expiration)
-    return web.Response(body=found.value, headers=headers)
+    try:
+        if found is None:
+            return _key_not_found()
+        headers = {"Content-Type": "application/octet-stream"}
+        if found.header.expiration:
+            headers["expiration"] = str(found.header.expiration)
+        return await send_value(request, found.value, headers)
+    finally:
+        reservation.release()
 
 
 def _part_metadata(raw: bytes, content_type: str) -> bytes:
@@ -231,29 +286,68 @@ def _part_metadata(raw: bytes, content_type: str) -> bytes:
     return raw
 
 
-async def _read_part(part: BodyPartReader) -> bytes:
+class _BodyCounter:
+    """The bytes of a multipart body read so far, refused past ``MAX_BODY_BYTES``."""
+
+    def __init__(self) -> None:
+        self.read = 0
+
+    def add(self, size: int) -> None:
+        self.read += size
+        if self.read > MAX_BODY_BYTES:
+            raise ValueTooLarge(f"The request body exceeds the limit of {MAX_BODY_BYTES} bytes.")
+
+
+async def _read_part(part: BodyPartReader, counter: _BodyCounter, keep: int) -> tuple[bytes, int]:
+    """The first ``keep`` bytes of ``part`` and its whole length (counted, not buffered)."""
     chunks = bytearray()
+    length = 0
     while chunk := await part.read_chunk():
-        chunks += chunk
-    return bytes(chunks)
+        counter.add(len(chunk))
+        length += len(chunk)
+        if length <= keep:
+            chunks += chunk
+    return bytes(chunks), length
+
+
+async def _multipart_value(request: web.Request) -> tuple[bytes, int, bytes | None]:
+    """The ``value`` part (buffered up to the value limit), its length and ``metadata``."""
+    counter = _BodyCounter()
+    value: bytes | None = None
+    length = 0
+    metadata: bytes | None = None
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise InvalidRequest("Nested multipart bodies are not supported.")
+            if part.name == "value":
+                value, length = await _read_part(part, counter, validation.MAX_VALUE_BYTES)
+            elif part.name == "metadata":
+                raw, size = await _read_part(part, counter, validation.MAX_METADATA_BYTES * 8)
+                if size > len(raw):
+                    raise ValueTooLarge(
+                        f"Metadata length of {size} exceeds limit of"
+                        f" {validation.MAX_METADATA_BYTES}."
+                    )
+                content_type = part.headers.get("Content-Type", "application/json")
+                metadata = _part_metadata(raw, content_type)
+            else:
+                await _read_part(part, counter, 0)
+    except (ValueError, AssertionError, LookupError, TypeError) as exc:
+        if isinstance(exc, RumorError):
+            raise
+        raise InvalidRequest(f"The multipart body is malformed: {exc}") from exc
+    if value is None:
+        raise InvalidRequest('The multipart body must have a "value" part.')
+    return value, length, metadata
 
 
 async def put_value(request: web.Request) -> web.StreamResponse:
     metadata: bytes | None = None
     if request.content_type.startswith("multipart/"):
-        value: bytes | None = None
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise InvalidRequest("Nested multipart bodies are not supported.")
-            raw = await _read_part(part)
-            if part.name == "value":
-                value = raw
-            elif part.name == "metadata":
-                content_type = part.headers.get("Content-Type", "application/json")
-                metadata = _part_metadata(raw, content_type)
-        if value is None:
-            raise InvalidRequest('The multipart body must have a "value" part.')
+        value, length, metadata = await _multipart_value(request)
+        validation.value_length(length)
     else:
         value = await request.read()
     validation.value_length(len(value))
@@ -274,9 +368,10 @@ async def delete_value(request: web.Request) -> web.StreamResponse:
 
 
 async def get_metadata(request: web.Request) -> web.StreamResponse:
-    found = _operations(request).get(
-        _namespace_id(request), _raw_key(request), cache_ttl=_cache_ttl(request)
+    found, reservation = await read_value(
+        request, _operations(request), _namespace_id(request), _raw_key(request)
     )
+    reservation.release()  # only the metadata is sent
     if found is None:
         return _key_not_found()
     return envelope(_metadata_json(found.header.metadata))
@@ -331,8 +426,23 @@ async def bulk_delete(request: web.Request) -> web.StreamResponse:
 
 async def bulk_get(request: web.Request) -> web.StreamResponse:
     body = await _json_body(request)
-    values = bulk_get_values(_operations(request), _namespace_id(request), body)
-    return envelope({"values": values})
+    keys = body.get("keys") if isinstance(body, dict) else None
+    names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+    operations = _operations(request)
+    reservation = await request.app[_READS].reserve(
+        operations.value_bytes(_namespace_id(request), names)
+    )
+    try:
+        values = bulk_get_values(_operations(request), _namespace_id(request), body)
+        encoded = _dumps(
+            {"success": True, "errors": [], "messages": [], "result": {"values": values}}
+        ).encode()
+        del values
+        reservation.settle(len(encoded))
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        return await send_value(request, encoded, headers)
+    finally:
+        reservation.release()
 
 
 # ---- account (what wrangler asks without CLOUDFLARE_ACCOUNT_ID) ----------
@@ -359,7 +469,12 @@ async def verify_token(request: web.Request) -> web.StreamResponse:
 # ---- app ----------------------------------------------------------------
 
 
-def _middleware(authorize: Authorize | None, observe: Observe | None) -> Middleware:
+def _middleware(
+    authorize: Authorize | None,
+    observe: Observe | None,
+    guard: HttpGuard,
+    calls: CallBudget,
+) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -370,13 +485,7 @@ def _middleware(authorize: Authorize | None, observe: Observe | None) -> Middlew
             route = request.match_info.route.name or "unmatched"
         status = 500
         try:
-            if binding:
-                # Before any routing: a binding's keys may be named "metrics" or "client/v4/…".
-                response = await workers_binding.answer(
-                    request, request.app[_OPERATIONS], authorize
-                )
-            else:
-                response = await _answer(request, handler, authorize)
+            response = await _admitted(request, handler, binding, authorize, guard, calls)
             status = response.status
             return response
         finally:
@@ -386,10 +495,56 @@ def _middleware(authorize: Authorize | None, observe: Observe | None) -> Middlew
     return middleware
 
 
+async def _admitted(
+    request: web.Request,
+    handler: Handler,
+    binding: bool,
+    authorize: Authorize | None,
+    guard: HttpGuard,
+    calls: CallBudget,
+) -> web.StreamResponse:
+    """The answer, once the request passed the cross-site checks and the call budget."""
+    refusal = guard.refusal(request, binding=binding)
+    if refusal is not None:
+        return _refused(binding, HTTP_FORBIDDEN, refusal)
+    budgeted = binding or request.path not in PUBLIC_PATHS
+    if budgeted:
+        try:
+            calls.enter()
+        except RumorError as error:
+            return _refused(binding, status_of(error).http_status, str(error))
+    try:
+        if binding:
+            # Before any routing: a binding's keys may be named "metrics" or "client/v4/…".
+            return await workers_binding.answer(
+                request, request.app[_OPERATIONS], authorize, request.app[_READS]
+            )
+        return await _answer(request, handler, authorize)
+    finally:
+        if budgeted:
+            calls.leave()
+
+
+def close_if_body_unread(request: web.Request) -> None:
+    """Refused before its body was read: close the connection after the answer.
+
+    aiohttp would otherwise read and discard the rest for up to 10 s ("lingering
+    close"), gigabytes on a fast link, for a request already refused.
+    """
+    if not request.content.is_eof() and request.protocol is not None:
+        request.protocol.force_close()
+
+
+def _refused(binding: bool, status: int, message: str) -> web.Response:
+    if binding:
+        return workers_binding.failure(status, message)
+    return failure(status, CODE_AUTH if status == HTTP_FORBIDDEN else CODE_INTERNAL, message)
+
+
 async def _answer(
     request: web.Request, handler: Handler, authorize: Authorize | None
 ) -> web.StreamResponse:
-    public = request.path in ("/healthz", "/metrics")
+    public = request.path in PUBLIC_PATHS
     if authorize is not None and not public:
         denied = authorize(request.headers.get("Authorization"))
         if denied is not None:
@@ -398,13 +553,16 @@ async def _answer(
         return await handler(request)
     except RumorError as error:
         status = status_of(error)
+        close_if_body_unread(request)
         return failure(status.http_status, status.cloudflare_code, str(error))
     except web.HTTPException as error:
         if public:
             raise
         return failure(error.status, CODE_INTERNAL, error.reason)
-    except Exception:
-        _log.exception("http.internal_error", path=request.path)
+    except Exception as error:
+        _throttled.error(
+            "http.internal_error", (request.path, type(error).__name__), exc_info=error
+        )
         return failure(500, CODE_INTERNAL, "internal error")
 
 
@@ -415,11 +573,18 @@ def build_app(
     ready: Callable[[], bool] = lambda: True,
     metrics_text: MetricsText | None = None,
     observe: Observe | None = None,
+    guard: HttpGuard | None = None,
+    reads: ByteBudget | None = None,
+    calls: CallBudget | None = None,
 ) -> web.Application:
+    """The gateway; without ``guard`` it answers as a loopback listener would."""
+    guard = guard or HttpGuard.for_listener("127.0.0.1:0")
+    calls = calls or CallBudget(2**31)
     app = web.Application(
-        client_max_size=MAX_BODY_BYTES, middlewares=[_middleware(authorize, observe)]
+        client_max_size=MAX_BODY_BYTES, middlewares=[_middleware(authorize, observe, guard, calls)]
     )
     app[_OPERATIONS] = operations
+    app[_READS] = reads or ByteBudget(2**62, 0)
 
     async def healthz(request: web.Request) -> web.StreamResponse:
         ok = ready()

@@ -9,6 +9,7 @@ from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication import Applied
+from rumor.node.server.admission import ByteBudget
 from rumor.node.server.operations import Found, NamespaceInfo, Operations, PutItem
 from rumor.node.server.watch import WatchHub
 from rumor.v1 import kv_pb2
@@ -90,10 +91,29 @@ def _get_response(
     return response
 
 
+def _release_when_done(context: Any, release: Any) -> None:
+    """Run ``release`` once the call is over: grpc holds a unary answer until it is sent."""
+    add_done_callback = getattr(context, "add_done_callback", None)
+    if add_done_callback is None:
+        release()
+    else:
+        add_done_callback(lambda _: release())
+
+
+def _connection(context: Any) -> str:
+    try:
+        return str(context.peer())
+    except (AttributeError, NotImplementedError):
+        return ""
+
+
 class KVService:
-    def __init__(self, operations: Operations, watches: WatchHub) -> None:
+    def __init__(
+        self, operations: Operations, watches: WatchHub, reads: ByteBudget | None = None
+    ) -> None:
         self.ops = operations
         self.watches = watches
+        self.reads = reads or ByteBudget(2**62, 0)
         # Filled in once the listeners are bound (the HTTP one may be absent).
         self.grpc_address = ""
         self.http_address = ""
@@ -166,40 +186,69 @@ class KVService:
 
     async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:
         value_type = _checked_type(request.type)
-        found = self.ops.get(request.namespace_id, request.key, _cache_ttl(request))
-        return _get_response(request.key, found, value_type, request.with_metadata)
+        reservation = await self.reads.reserve(
+            self.ops.value_bytes(request.namespace_id, [request.key])
+        )
+        try:
+            found = self.ops.get(request.namespace_id, request.key, _cache_ttl(request))
+            reservation.settle(0 if found is None else len(found.value))
+            response = _get_response(request.key, found, value_type, request.with_metadata)
+        except BaseException:
+            reservation.release()
+            raise
+        _release_when_done(context, reservation.release)
+        return response
 
     async def GetStream(
         self, request: kv_pb2.GetRequest, context: Any
     ) -> AsyncIterator[kv_pb2.GetStreamResponse]:
         _checked_type(request.type)
-        found = self.ops.get(request.namespace_id, request.key, _cache_ttl(request))
-        if found is None:
-            yield kv_pb2.GetStreamResponse(header=kv_pb2.GetResponse(found=False))
-            return
-        yield kv_pb2.GetStreamResponse(
-            header=_found_header(found.header, request.with_metadata),
-            value_length=len(found.value),
+        reservation = await self.reads.reserve(
+            self.ops.value_bytes(request.namespace_id, [request.key])
         )
-        view = memoryview(found.value)
-        for start in range(0, len(view), STREAM_CHUNK_BYTES):
-            yield kv_pb2.GetStreamResponse(chunk=bytes(view[start : start + STREAM_CHUNK_BYTES]))
+        try:
+            found = self.ops.get(request.namespace_id, request.key, _cache_ttl(request))
+            if found is None:
+                reservation.release()
+                yield kv_pb2.GetStreamResponse(header=kv_pb2.GetResponse(found=False))
+                return
+            reservation.settle(len(found.value))
+            yield kv_pb2.GetStreamResponse(
+                header=_found_header(found.header, request.with_metadata),
+                value_length=len(found.value),
+            )
+            view = memoryview(found.value)
+            for start in range(0, len(view), STREAM_CHUNK_BYTES):
+                chunk = bytes(view[start : start + STREAM_CHUNK_BYTES])
+                yield kv_pb2.GetStreamResponse(chunk=chunk)
+        finally:
+            reservation.release()
 
     async def BulkGet(self, request: kv_pb2.BulkGetRequest, context: Any) -> kv_pb2.BulkGetResponse:
         value_type = request.type
         if value_type not in (kv_pb2.VALUE_TYPE_TEXT, kv_pb2.VALUE_TYPE_JSON):
             validation.bulk_get_type(_type_name(value_type))
         keys = list(request.keys)
-        results = self.ops.get_many(request.namespace_id, keys, _cache_ttl(request))
-        return kv_pb2.BulkGetResponse(
-            entries=[
-                kv_pb2.BulkGetEntry(
-                    key=key,
-                    result=_get_response(key, found, value_type, request.with_metadata, bulk=True),
-                )
-                for key, found in zip(keys, results, strict=True)
-            ]
-        )
+        reservation = await self.reads.reserve(self.ops.value_bytes(request.namespace_id, keys))
+        try:
+            results = self.ops.get_many(request.namespace_id, keys, _cache_ttl(request))
+            reservation.settle(sum(len(found.value) for found in results if found is not None))
+            response = kv_pb2.BulkGetResponse(
+                entries=[
+                    kv_pb2.BulkGetEntry(
+                        key=key,
+                        result=_get_response(
+                            key, found, value_type, request.with_metadata, bulk=True
+                        ),
+                    )
+                    for key, found in zip(keys, results, strict=True)
+                ]
+            )
+        except BaseException:
+            reservation.release()
+            raise
+        _release_when_done(context, reservation.release)
+        return response
 
     async def Delete(self, request: kv_pb2.DeleteRequest, context: Any) -> kv_pb2.DeleteResponse:
         applied = await self.ops.delete(request.namespace_id, request.key)
@@ -243,7 +292,8 @@ class KVService:
         namespace = self.ops.namespace_bytes(request.namespace_id)
         prefix = validation.prefix(request.prefix)
         node_id = self.ops.replica.node_id
-        async for dropped, change in self.watches.watch(namespace, prefix, request.buffer):
+        changes = self.watches.watch(namespace, prefix, request.buffer, _connection(context))
+        async for dropped, change in changes:
             if change is None:
                 yield kv_pb2.WatchEvent(fell_behind=True, dropped=dropped)
                 continue

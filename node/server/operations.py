@@ -21,7 +21,7 @@ from rumor.node.core import validation
 from rumor.node.core.errors import NamespaceExists, NamespaceNotFound, ReplicationTimeout
 from rumor.node.core.namespaces import RESERVED_NAMESPACE, id_bytes
 from rumor.node.core.record import RecordHeader
-from rumor.node.replication import Applied, Replica
+from rumor.node.replication import Applied, Replica, reads
 from rumor.node.replication.replica import Write
 from rumor.node.server.clock import WallClock
 from rumor.node.server.group_commit import GroupCommit
@@ -257,6 +257,23 @@ class Operations:
         validation.cache_ttl(cache_ttl)
         found = self.replica.read(namespace, checked, self.clock.now_s())
         return None if found is None else Found(*found)
+
+    def value_bytes(self, namespace_id: str, keys: Sequence[bytes]) -> int:
+        """How many bytes reading ``keys`` would return, from their headers alone.
+
+        For admission before a read (a value is read whole); 0 for what is
+        missing or invalid: the read itself reports those.
+        """
+        raw = id_bytes(namespace_id)
+        if raw is None:
+            return 0
+        store = self.replica.state.store
+        total = 0
+        for key in keys[: validation.MAX_BULK_GET_KEYS]:
+            if key and len(key) <= validation.MAX_KEY_BYTES:
+                header = reads.header(store, raw, key)
+                total += 0 if header is None else header.value_length
+        return total
 
     def get_many(
         self, namespace_id: str, keys: Sequence[bytes], cache_ttl: object = None

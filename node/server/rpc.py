@@ -12,7 +12,10 @@ Handlers are built from the service's descriptor rather than the generated
 Two optional hooks, both free when unset: ``authorize`` sees each call's
 invocation metadata before anything else and a call it refuses is aborted
 UNAUTHENTICATED; ``observe(api, method, status_name, seconds)`` is told the
-outcome and duration of every call, OK or not.
+outcome and duration of every call, OK or not. A ``CallBudget`` (clients'
+services only) bounds the calls served at once: one beyond it is answered
+RESOURCE_EXHAUSTED before its request is looked at. Streams that hold a bound
+of their own (Watch) do not take from it.
 """
 
 from __future__ import annotations
@@ -31,9 +34,14 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from rumor.node.core.errors import InvalidRequest, RumorError
+from rumor.node.server.admission import CallBudget
 from rumor.node.server.errors import status_of
+from rumor.node.server.log_throttle import LogThrottle
 
 log = structlog.get_logger(__name__)
+_throttled = LogThrottle(log)
+# Streams bounded by their own limit (watchers per node and per connection).
+UNBUDGETED_METHODS = frozenset({"Watch"})
 
 Authorize = Callable[[Any], bool]
 Observe = Callable[[str, str, str, float], None]
@@ -82,7 +90,7 @@ async def _fail(context: grpc.aio.ServicerContext[Any, Any], error: BaseExceptio
             str(error),
             trailing_metadata=((HTTP_STATUS_HEADER, str(status.http_status)),),
         )
-    log.exception("rpc.internal_error", error=repr(error))
+    _throttled.error("rpc.internal_error", type(error).__name__, error=repr(error), exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {error!r}")
 
 
@@ -173,13 +181,44 @@ def _guard_stream(
     return guarded
 
 
+def _budgeted_unary(implementation: Callable[..., Any], budget: CallBudget) -> Callable[..., Any]:
+    async def budgeted(request: Any, context: Any) -> Any:
+        budget.enter()
+        try:
+            return await implementation(request, context)
+        finally:
+            budget.leave()
+
+    return budgeted
+
+
+def _budgeted_stream(
+    implementation: Callable[..., AsyncIterator[Any]], budget: CallBudget
+) -> Callable[..., AsyncIterator[Any]]:
+    async def budgeted(request: Any, context: Any) -> AsyncIterator[Any]:
+        budget.enter()
+        try:
+            async for response in implementation(request, context):
+                yield response
+        finally:
+            budget.leave()
+
+    return budgeted
+
+
 def _handler(
     method: MethodDescriptor,
     implementation: Callable[..., Any],
     authorize: Authorize | None = None,
     observe: Observe | None = None,
+    budget: CallBudget | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     hooked = authorize is not None or observe is not None
+    if budget is not None and method.name not in UNBUDGETED_METHODS:
+        if method.server_streaming:
+            implementation = _budgeted_stream(implementation, budget)
+        else:
+            implementation = _budgeted_unary(implementation, budget)
     request_class = message_factory.GetMessageClass(method.input_type)
     deserialize = _deserializer(request_class)
     name = method.name
@@ -242,15 +281,16 @@ def service_handler(
     *,
     authorize: Authorize | None = None,
     observe: Observe | None = None,
+    budget: CallBudget | None = None,
 ) -> grpc.GenericRpcHandler[Any, Any]:
     """A handler for every method of ``service``, each calling ``servicer.<MethodName>``.
 
     ``authorize(invocation_metadata)`` refusing a call aborts it UNAUTHENTICATED
     before the request is looked at; ``observe("grpc", method, status, seconds)``
-    is called once every call is over.
+    is called once every call is over; ``budget`` bounds the calls served at once.
     """
     handlers = {
-        method.name: _handler(method, getattr(servicer, method.name), authorize, observe)
+        method.name: _handler(method, getattr(servicer, method.name), authorize, observe, budget)
         for method in service.methods
     }
     return grpc.method_handlers_generic_handler(service.full_name, handlers)

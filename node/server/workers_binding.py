@@ -36,10 +36,12 @@ import structlog
 from aiohttp import web
 
 from rumor.node.core import validation
-from rumor.node.core.errors import InvalidRequest, RumorError
+from rumor.node.core.errors import RumorError, ValueTooLarge
 from rumor.node.core.record import RecordHeader
+from rumor.node.server.admission import ByteBudget
 from rumor.node.server.bulk_get import bulk_get_values
 from rumor.node.server.errors import status_of
+from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations, PutItem
 
 NAMESPACE_HEADER = "Rumor-Namespace"
@@ -47,10 +49,13 @@ METADATA_HEADER = "CF-KV-Metadata"
 EXPIRATION_HEADER = "CF-Expiration"
 BULK_GET_PATH = "/bulk/get"
 READ_CHUNK_BYTES = 1024 * 1024
+SEND_CHUNK_BYTES = 256 * 1024
+MAX_BODY_BYTES = 128 * 1024 * 1024  # as the REST API's (a streamed body is counted)
 
 Authorize = Callable[[str | None], int | None]
 
 _log = structlog.get_logger(__name__)
+_throttled = LogThrottle(_log)
 
 
 def is_binding_request(request: web.Request) -> bool:
@@ -81,31 +86,40 @@ def reason_phrase(message: str) -> str:
     )
 
 
-def _failure(status: int, message: str) -> web.Response:
+def failure(status: int, message: str) -> web.Response:
     return web.Response(
         status=status, reason=reason_phrase(message), text=message, content_type="text/plain"
     )
 
 
 async def answer(
-    request: web.Request, operations: Operations, authorize: Authorize | None
+    request: web.Request,
+    operations: Operations,
+    authorize: Authorize | None,
+    reads: ByteBudget | None = None,
 ) -> web.StreamResponse:
     if authorize is not None:
         denied = authorize(request.headers.get("Authorization"))
         if denied is not None:
-            return _failure(denied, "Authentication error")
+            return failure(denied, "Authentication error")
     try:
-        return await _dispatch(request, operations)
+        return await _dispatch(request, operations, reads or ByteBudget(2**62, 0))
     except RumorError as error:
-        return _failure(status_of(error).http_status, str(error))
+        if not request.content.is_eof() and request.protocol is not None:
+            request.protocol.force_close()  # refused: do not read the rest of the body
+        return failure(status_of(error).http_status, str(error))
     except web.HTTPException as error:
-        return _failure(error.status, error.reason)
-    except Exception:
-        _log.exception("binding.internal_error", path=_path(request))
-        return _failure(500, "internal error")
+        return failure(error.status, error.reason)
+    except Exception as error:
+        _throttled.error(
+            "binding.internal_error", (_path(request), type(error).__name__), exc_info=error
+        )
+        return failure(500, "internal error")
 
 
-async def _dispatch(request: web.Request, operations: Operations) -> web.StreamResponse:
+async def _dispatch(
+    request: web.Request, operations: Operations, reads: ByteBudget
+) -> web.StreamResponse:
     namespace_id = request.headers[NAMESPACE_HEADER]
     path, method = _path(request), request.method
     if path == "/":
@@ -113,10 +127,10 @@ async def _dispatch(request: web.Request, operations: Operations) -> web.StreamR
             raise web.HTTPMethodNotAllowed(method, ["GET"])
         return await _list(request, operations, namespace_id)
     if path == BULK_GET_PATH and method == "POST":
-        return await _bulk_get(request, operations, namespace_id)
+        return await _bulk_get(request, operations, namespace_id, reads)
     key = unquote_to_bytes(path[1:])
     if method == "GET":
-        return _get(request, operations, namespace_id, key)
+        return await _get(request, operations, namespace_id, key, reads)
     if method == "PUT":
         return await _put(request, operations, namespace_id, key)
     if method == "DELETE":
@@ -135,18 +149,35 @@ def _metadata_header(metadata: bytes) -> str:
     return json.dumps(json.loads(metadata), separators=(",", ":"))
 
 
-def _get(
-    request: web.Request, operations: Operations, namespace_id: str, key: bytes
+async def _send(request: web.Request, body: bytes, headers: dict[str, str]) -> web.StreamResponse:
+    """Write ``body`` in chunks, each awaiting the socket (a slow reader holds no copies)."""
+    response = web.StreamResponse(headers=headers)
+    response.content_length = len(body)
+    await response.prepare(request)
+    view = memoryview(body)
+    for start in range(0, len(view), SEND_CHUNK_BYTES):
+        await response.write(view[start : start + SEND_CHUNK_BYTES])
+    await response.write_eof()
+    return response
+
+
+async def _get(
+    request: web.Request, operations: Operations, namespace_id: str, key: bytes, reads: ByteBudget
 ) -> web.StreamResponse:
-    found = operations.get(namespace_id, key, cache_ttl=request.query.get("cache_ttl"))
-    if found is None:
-        return web.Response(status=404, reason="Not Found")
-    headers = {"Content-Type": "application/octet-stream"}
-    if found.header.metadata is not None:
-        headers[METADATA_HEADER] = _metadata_header(found.header.metadata)
-    if found.header.expiration:
-        headers[EXPIRATION_HEADER] = str(found.header.expiration)
-    return web.Response(body=found.value, headers=headers)
+    reservation = await reads.reserve(operations.value_bytes(namespace_id, [key]))
+    try:
+        found = operations.get(namespace_id, key, cache_ttl=request.query.get("cache_ttl"))
+        if found is None:
+            return web.Response(status=404, reason="Not Found")
+        reservation.settle(len(found.value))
+        headers = {"Content-Type": "application/octet-stream"}
+        if found.header.metadata is not None:
+            headers[METADATA_HEADER] = _metadata_header(found.header.metadata)
+        if found.header.expiration:
+            headers[EXPIRATION_HEADER] = str(found.header.expiration)
+        return await _send(request, found.value, headers)
+    finally:
+        reservation.release()
 
 
 async def _read_value(request: web.Request) -> bytes:
@@ -155,6 +186,8 @@ async def _read_value(request: web.Request) -> bytes:
     length = 0
     async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
         length += len(chunk)
+        if length > MAX_BODY_BYTES:
+            raise ValueTooLarge(f"The request body exceeds the limit of {MAX_BODY_BYTES} bytes.")
         if length <= validation.MAX_VALUE_BYTES:
             value += chunk
     validation.value_length(length)
@@ -209,14 +242,18 @@ async def _list(
 
 
 async def _bulk_get(
-    request: web.Request, operations: Operations, namespace_id: str
+    request: web.Request, operations: Operations, namespace_id: str, reads: ByteBudget
 ) -> web.StreamResponse:
-    raw = await request.read()
+    body = validation.json_body(await request.read())
+    keys = body.get("keys") if isinstance(body, dict) else None
+    names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+    reservation = await reads.reserve(operations.value_bytes(namespace_id, names))
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidRequest("The request body must be valid JSON.") from exc
-    return web.json_response(bulk_get_values(operations, namespace_id, body), dumps=_dumps)
+        encoded = _dumps(bulk_get_values(operations, namespace_id, body)).encode()
+        reservation.settle(len(encoded))
+        return await _send(request, encoded, {"Content-Type": "application/json; charset=utf-8"})
+    finally:
+        reservation.release()
 
 
 def _dumps(value: Any) -> str:

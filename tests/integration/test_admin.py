@@ -22,7 +22,8 @@ def _admin(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_checkpoint_under_writes_restores_as_a_new_node_that_converges(tmp_path: Path) -> None:
-    cluster = Cluster(tmp_path, 2)
+    checkpoints = tmp_path / "checkpoints"
+    cluster = Cluster(tmp_path, 2, "--checkpoint-dir", str(checkpoints))
     restored: NodeProcess | None = None
     try:
         n1 = cluster.nodes[0]
@@ -42,17 +43,19 @@ def test_checkpoint_under_writes_restores_as_a_new_node_that_converges(tmp_path:
             writer = threading.Thread(target=write)
             writer.start()
             try:
-                result = _admin("checkpoint", str(tmp_path / "copy"), "--endpoint", n1.address)
+                result = _admin("checkpoint", str(checkpoints / "copy"), "--endpoint", n1.address)
             finally:
                 stop.set()
                 writer.join(30)
             assert result.returncode == 0, result.stderr
-            restored = NodeProcess(tmp_path / "copy", *cluster.extra, "--seeds", n1.address).start()
+            restored = NodeProcess(
+                checkpoints / "copy", *cluster.extra, "--seeds", n1.address
+            ).start()
             assert restored.node_id != n1.node_id
             cluster.wait_converged([*cluster.nodes, restored], timeout=60)
             with Client(restored.address) as reader:
                 assert reader.namespace(ns.id).get("before0000") == "v"
-        again = _admin("checkpoint", str(tmp_path / "copy"), "--endpoint", n1.address)
+        again = _admin("checkpoint", "copy", "--endpoint", n1.address)
         assert again.returncode == 1 and "already exists" in again.stderr
     finally:
         if restored is not None:

@@ -359,13 +359,25 @@ def test_statefulset_config_is_mounted_from_the_configmap() -> None:
     assert key in objects["ConfigMap"]["data"]
 
 
-def test_statefulset_token_comes_from_the_secret() -> None:
+def test_statefulset_secrets_are_files_from_the_secret() -> None:
     objects = k8s_objects()
-    env = {item["name"]: item for item in statefulset_container()["env"]}
-    ref = env["RUMOR_API_TOKEN"]["valueFrom"]["secretKeyRef"]
+    container = statefulset_container()
+    env = {item["name"]: item for item in container["env"]}
+    assert "RUMOR_API_TOKEN" not in env and "RUMOR_CLUSTER_SECRET" not in env
+    volumes = {
+        volume["name"]: volume
+        for volume in objects["StatefulSet"]["spec"]["template"]["spec"]["volumes"]
+    }
     secret = objects["Secret"]
-    assert ref["name"] == secret["metadata"]["name"]
-    assert ref["key"] in {**secret.get("stringData", {}), **secret.get("data", {})}
+    keys = {**secret.get("stringData", {}), **secret.get("data", {})}
+    for variable in ("RUMOR_API_TOKEN_FILE", "RUMOR_CLUSTER_SECRET_FILE"):
+        path = Path(env[variable]["value"])
+        mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(path.parent))
+        assert mount.get("readOnly") is True, variable
+        source = volumes[mount["name"]]["secret"]
+        assert source["secretName"] == secret["metadata"]["name"]
+        items = {item["path"]: item["key"] for item in source.get("items", [])}
+        assert items.get(path.name, path.name) in keys, variable
 
 
 def test_k8s_ports_and_probes_agree() -> None:
@@ -441,3 +453,45 @@ def test_docs_cover_each_deployment() -> None:
         "journalctl",
     ):
         assert needle in text, needle
+
+
+# --- Secure by default: every deployment listens off loopback, so each must carry a
+# cluster secret and an API token, from files -------------------------------------------------
+
+
+def test_compose_secrets_are_files() -> None:
+    doc = compose()
+    declared = doc["secrets"]
+    for name, service in doc["services"].items():
+        env = service["environment"]
+        assert "RUMOR_API_TOKEN" not in env and "RUMOR_CLUSTER_SECRET" not in env, name
+        used = set(service["secrets"])
+        for variable in ("RUMOR_CLUSTER_SECRET_FILE", "RUMOR_API_TOKEN_FILE"):
+            path = Path(env[variable])
+            assert path.parent == Path("/run/secrets"), (name, variable)
+            assert path.name in used and path.name in declared, (name, variable)
+    for secret in declared.values():
+        source = (DEPLOY / secret["file"]).resolve()
+        assert source.is_relative_to(DEPLOY / "secrets"), source
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "deploy/secrets/" in ignored  # generated per deployment, never committed
+
+
+def test_systemd_secrets_are_credentials() -> None:
+    text = (DEPLOY / "systemd" / "rumor.service").read_text()
+    credentials = dict(re.findall(r"^LoadCredential=([\w-]+):(\S+)$", text, re.MULTILINE))
+    args = exec_start()
+    for flag in ("--cluster-secret-file", "--api-token-file"):
+        path = flag_value(args, flag)
+        directory, _, name = path.rpartition("/")
+        assert directory == "${CREDENTIALS_DIRECTORY}", (flag, path)
+        assert name in credentials, (flag, name)
+        assert Path(credentials[name]).is_absolute()
+    assert "--api-token" not in args  # a token in argv shows in `ps`
+
+
+def test_no_deployment_passes_a_secret_in_argv() -> None:
+    commands = [*dockerfile_args("CMD"), exec_start(), statefulset_container()["args"]]
+    commands += [service["command"] for service in compose()["services"].values()]
+    for command in commands:
+        assert "--api-token" not in command, command

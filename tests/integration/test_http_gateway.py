@@ -297,7 +297,8 @@ async def test_validation_errors(gw: Gateway) -> None:
     keys101 = [f"k{i}" for i in range(101)]
     status, body = await gw.call("POST", f"{BASE}/{ns}/bulk/get", json={"keys": keys101})
     assert status == 400 and _error(body) == (10001, "You can request a maximum of 100 keys")
-    status, body = await gw.call("POST", BASE, data=b"{not json")
+    json_type = {"Content-Type": "application/json"}
+    status, body = await gw.call("POST", BASE, data=b"{not json", headers=json_type)
     assert status == 400 and _error(body)[0] == 10001
 
 

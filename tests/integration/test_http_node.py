@@ -36,9 +36,14 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
 
 
 def _request(
-    url: str, token: str | None = None, method: str = "GET", body: bytes | None = None
+    url: str,
+    token: str | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
+    content_type: str = "application/octet-stream",
 ) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, method=method)
+    request.add_header("Content-Type", content_type)
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -68,7 +73,9 @@ def test_http_needs_a_token_and_serves_the_cloudflare_api(secured: NodeProcess) 
     status, body = _request(base)
     assert status == 401 and json.loads(body)["success"] is False
     assert _request(base, "wrong")[0] == 403
-    status, body = _request(base, TOKEN, "POST", json.dumps({"title": "HTTP"}).encode())
+    title = json.dumps({"title": "HTTP"}).encode()
+    assert _request(base, TOKEN, "POST", title)[0] == 415  # JSON only as application/json
+    status, body = _request(base, TOKEN, "POST", title, "application/json")
     assert status == 200
     namespace = json.loads(body)["result"]["id"]
     status, _ = _request(f"{base}/{namespace}/values/a%2Fb", TOKEN, "PUT", b"hello")

@@ -1,0 +1,111 @@
+"""Admission control: what clients may hold of the node at once, and who waits.
+
+Two budgets, both node-wide and both for clients only (Replication, Admin and
+health calls never take from them, so a client flood cannot starve peers):
+
+- ``ByteBudget``: bytes of values read for clients and not yet sent. rocksdict
+  has no partial get, so a value is read whole; before reading, a read
+  reserves the value's length as its header gives it (headers and values are
+  stored apart), ``settle``s the reservation to what it actually read (a
+  write in between may have changed it) and releases it once the answer is
+  sent. A read that finds no room waits, and past its deadline is refused
+  ``Overloaded`` (RESOURCE_EXHAUSTED / HTTP 503). When nothing is in flight a
+  read is always admitted, so one value larger than the budget is still served.
+- ``CallBudget``: client calls served at once (KV over gRPC, HTTP requests).
+  A call beyond it is refused at once: queueing would only hold more memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+from rumor.node.core.errors import Overloaded
+
+
+class Reservation:
+    """Bytes held against a ``ByteBudget``; ``settle`` to what was read, ``release`` once sent."""
+
+    __slots__ = ("_budget", "held")
+
+    def __init__(self, budget: ByteBudget, held: int) -> None:
+        self._budget = budget
+        self.held = held
+
+    def settle(self, size: int) -> None:
+        """Hold ``size`` bytes: what was read (more than reserved is taken without waiting)."""
+        if size < self.held:
+            self._budget._give_back(self.held - size)
+        else:
+            self._budget.in_flight += size - self.held
+        self.held = size
+
+    def release(self) -> None:
+        if self.held:
+            self._budget._give_back(self.held)
+            self.held = 0
+
+
+class ByteBudget:
+    def __init__(self, capacity: int, timeout_s: float) -> None:
+        self.capacity = capacity
+        self.timeout_s = timeout_s
+        self.in_flight = 0
+        self.refused = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def _fits(self, size: int) -> bool:
+        return size == 0 or self.in_flight == 0 or self.in_flight + size <= self.capacity
+
+    async def reserve(self, size: int) -> Reservation:
+        """Room for ``size`` bytes, waiting at most ``timeout_s`` (Overloaded after)."""
+        deadline = time.monotonic() + self.timeout_s
+        while not self._fits(size):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.refused += 1
+                raise Overloaded(
+                    f"the node is sending {self.in_flight} bytes of values to clients (limit"
+                    f" {self.capacity}); try again later"
+                )
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                pass
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self.in_flight += size
+        return Reservation(self, size)
+
+    def _give_back(self, size: int) -> None:
+        self.in_flight -= size
+        # Every waiter looks again: a small release may fit a small read, not a large one.
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class CallBudget:
+    """At most ``capacity`` client calls at once; ``enter`` refuses the next one."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.active = 0
+        self.refused = 0
+
+    def enter(self) -> None:
+        if self.active >= self.capacity:
+            self.refused += 1
+            raise Overloaded(
+                f"the node is serving {self.active} client calls (limit {self.capacity});"
+                " try again later"
+            )
+        self.active += 1
+
+    def leave(self) -> None:
+        self.active -= 1
