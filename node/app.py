@@ -32,6 +32,7 @@ from rumor.node.replication import Durability, Replica
 from rumor.node.replication.engine import Engine
 from rumor.node.replication.membership import Membership
 from rumor.node.replication.messages import NoticeKind, Now
+from rumor.node.server import snapshot_swap
 from rumor.node.server.admin_service import AdminService
 from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.auth import TokenChecker, load_tokens
@@ -59,6 +60,8 @@ from rumor.node.server.peer_transport import GrpcTransport
 from rumor.node.server.replication_service import ReplicationService
 from rumor.node.server.replicator import Replicator, new_boot_nonce, now_monotonic_ms
 from rumor.node.server.security import SECRET_HEADER, SecretChecker, Tls, load_secret
+from rumor.node.server.snapshot_client import download, grpc_stream
+from rumor.node.server.snapshot_server import SnapshotServer, remove_all
 from rumor.node.server.watch import WatchHub
 from rumor.node.storage import RocksStore, layout
 from rumor.node.storage.rocks import RESTORED_MARKER
@@ -137,6 +140,10 @@ class Node:
         self.clock = WallClock()
         self.stopping = asyncio.Event()
         self.exit_status = 0
+        self._install = False  # a verified snapshot waits in incoming/: restart to install it
+        self._retry = False  # the install failed: serve again, catching up by anti-entropy
+        self._snapshots_allowed = config.snapshot_bootstrap
+        self._replica: Replica | None = None
 
     def stop(self, exit_status: int = 0) -> None:
         self.exit_status = self.exit_status or exit_status
@@ -146,14 +153,39 @@ class Node:
         self.stop(EXIT_SYNC_FAILED)
 
     async def run(self) -> int:
-        store = RocksStore(self.config.data_dir)
-        try:
-            self._take_new_id_if_restored(store)
-            await self._serve(store)
-        finally:
-            store.close()
+        data_dir = self.config.data_dir
+        remove_all(data_dir)  # checkpoints served by an earlier process
+        if snapshot_swap.resume(data_dir):
+            log.info("snapshot.installed", message="an interrupted install was finished")
+        while True:
+            store = RocksStore(data_dir)
+            try:
+                self._take_new_id_if_restored(store)
+                await self._serve(store)
+                if self._install and self._replica is not None:
+                    self._install = self._prepare_install(self._replica)
+            finally:
+                store.close()
+            if self._install:
+                snapshot_swap.begin(data_dir)
+                log.info("node.bootstrapped_by_snapshot", message="restarting on the copy")
+            elif not self._retry:
+                break
+            self._install = self._retry = False
+            self.stopping = asyncio.Event()
         log.info("node.stopped", exit_status=self.exit_status)
         return self.exit_status
+
+    def _prepare_install(self, replica: Replica) -> bool:
+        try:
+            snapshot_swap.prepare(replica.state, self.config.data_dir)
+        except Exception as error:
+            log.error("snapshot.install_failed", error=repr(error))
+            self._snapshots_allowed = False  # catch up by anti-entropy instead
+            self._retry = True
+            snapshot_swap.resume(self.config.data_dir)  # no marker: drops the copy
+            return False
+        return True
 
     async def _serve(self, store: RocksStore) -> None:
         config = self.config
@@ -184,10 +216,11 @@ class Node:
         server, listen = self._bind(security)
         advertise = config.advertise or listen
         membership.announce(advertise)
+        self._replica = replica
         engine = Engine(
             replica,
             membership,
-            config.protocol(),
+            config.protocol().replace(snapshot_bootstrap=self._snapshots_allowed),
             rng=random.Random(),
             seeds=config.seed_list(),
             advertise=advertise,
@@ -204,6 +237,15 @@ class Node:
         replicator = Replicator(
             engine, transport, commit, self.clock, faults=faults, on_stop=self._refused
         )
+        snapshots = SnapshotServer(
+            config.data_dir, store.snapshot_files, engine.snapshots.may_serve
+        )
+
+        async def fetch_snapshot(address: str) -> object:
+            stream = grpc_stream(transport.channel(address), security.call_metadata)
+            return await download(stream, replica.node_id, config.data_dir)
+
+        replicator.download_snapshot = fetch_snapshot
         watches = WatchHub(
             self.clock.wall_ms,
             max_watchers=config.max_watchers,
@@ -238,7 +280,7 @@ class Node:
         )
         services: list[tuple[ServiceDescriptor, object]] = [
             (KV_SERVICE, kv_service),
-            (REPLICATION_SERVICE, ReplicationService(replicator)),
+            (REPLICATION_SERVICE, ReplicationService(replicator, snapshots)),
             (ADMIN_SERVICE, admin_service),
         ]
         if config.enable_fault_injection:
@@ -269,12 +311,13 @@ class Node:
         await self.stopping.wait()
         log.info("node.stopping")
         await server.set_serving(False)
-        if self.exit_status not in (EXIT_REMOVED, EXIT_DUPLICATE_ID):
+        if self.exit_status not in (EXIT_REMOVED, EXIT_DUPLICATE_ID) and not self._install:
             await replicator.leave()
         await server.stop(config.shutdown_grace_ms / 1000)
         if http_runner is not None:
             await http_runner.cleanup()
         await replicator.stop()
+        await snapshots.close()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -377,7 +420,12 @@ class Node:
         )
 
     def _refused(self, message: str, kind: NoticeKind) -> None:
-        """The cluster refuses this node: it was removed, or another process holds its id."""
+        """The cluster refuses this node: it was removed, or another process holds its id;
+        or the engine stops it to install a downloaded snapshot."""
+        if kind is NoticeKind.INSTALL_SNAPSHOT:
+            self._install = True
+            self.stop()
+            return
         print(f"rumor node: {message}", file=sys.stderr, flush=True)
         self.stop(EXIT_REMOVED if kind is NoticeKind.REMOVED else EXIT_DUPLICATE_ID)
 

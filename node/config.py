@@ -73,6 +73,11 @@ class Config:
         "The only directory Admin.Checkpoint may write under (a new subdirectory per"
         " checkpoint); empty: checkpoints are refused.",
     )
+    snapshot_bootstrap: bool = _setting(
+        True,
+        "A fresh node (never served, holding nothing) fetches a peer's consistent copy"
+        " instead of pulling every record by anti-entropy.",
+    )
     http_allowed_hosts: tuple[str, ...] = _setting(
         (),
         "Host header names the HTTP API answers besides loopback, IP literals and the"
@@ -297,6 +302,7 @@ class Config:
         """The protocol's knobs: the profile's, with every setting given explicitly."""
         base = ProtocolConfig.profile(self.protocol_profile)
         given = {name: getattr(self, name) for name in _PROTOCOL_SETTINGS if name in self.explicit}
+        given["snapshot_bootstrap"] = self.snapshot_bootstrap  # the node's driver can fetch
         if "clock_offset_policy" in self.explicit or self.clock_offset_policy != "fence":
             given["fence_clock"] = self.clock_offset_policy == "fence"
         return base.replace(**given)

@@ -43,6 +43,7 @@ from rumor.node.replication.gossip import Gossip
 from rumor.node.replication.joining import Joining
 from rumor.node.replication.membership import Membership
 from rumor.node.replication.messages import (
+    Admit,
     Audit,
     Done,
     Exchange,
@@ -63,10 +64,12 @@ from rumor.node.replication.messages import (
     ReplyBody,
     Request,
     Response,
+    SnapshotFetch,
 )
 from rumor.node.replication.probing import Probing
 from rumor.node.replication.protocol_config import ProtocolConfig
 from rumor.node.replication.replica import Applied, Replica, Write
+from rumor.node.replication.snapshot_join import SnapshotJoin
 from rumor.node.replication.sweep_rounds import SweepRounds
 
 Continuation = Callable[[Response | Failed, Now], None]
@@ -125,6 +128,7 @@ class Engine:
         self.joining = Joining(self, tuple(seeds), now)
         self.audits = AuditRounds(self)
         self.sweeps = SweepRounds(self)
+        self.snapshots = SnapshotJoin(self)
         self.serving = self.joining.alone_from_start()
         self._out = Ready()
         self._expect: dict[int, Continuation] = {}
@@ -180,6 +184,8 @@ class Engine:
             self.joining.answer(token, sender, now)
         elif isinstance(body, Audit):
             self.audits.answer(token, sender, body, now)
+        elif isinstance(body, Admit):
+            self.snapshots.answer(token, sender, now)
 
     def tick(self, now: Now) -> None:
         if self._stopped:
@@ -194,6 +200,9 @@ class Engine:
             self.notice(NoticeKind.MEMBER_TIMED_OUT, "", member=f"{member_id:016x}")
             self.remove_member(member_id, now)
         self.gossip.tick(now)
+        self.snapshots.tick(now)
+        if self.snapshots.fetching:
+            return  # the copy replaces whatever this node would take meanwhile
         self.anti_entropy.tick(now)
         self.audits.tick(now)
         self.sweeps.tick(now)
@@ -216,6 +225,11 @@ class Engine:
         if done.synced_ticket:
             self.replica.mark_durable(done.synced_ticket)
             self.anti_entropy.synced(now)
+            self.snapshots.synced()
+        if done.snapshot_fetched:
+            self.snapshots.fetched(now)
+        elif done.snapshot_failed:
+            self.snapshots.fall_back(done.snapshot_failed, now)
         for failure in done.failed:
             continuation = self._expect.pop(failure.message_id, None)
             if continuation is None:
@@ -277,6 +291,13 @@ class Engine:
             self._removed = True
             self._stopped = True
             self.notice(NoticeKind.REMOVED, message)
+
+    def fetch_snapshot(self, peer: Member) -> None:
+        self._out.snapshot_fetch = SnapshotFetch(peer.id, peer.address)
+
+    def stop_for_install(self) -> None:
+        self._stopped = True
+        self.snapshots.refuse_waiting()
 
     def stop_for_duplicate(self, message: str) -> None:
         if not self._stopped:

@@ -122,7 +122,7 @@ class Joining:
     def tick(self, now: Now) -> None:
         engine = self.engine
         if not engine.serving:
-            if engine.anti_entropy.session is not None:
+            if engine.anti_entropy.session is not None or engine.snapshots.fetching:
                 # Catching up through a member: serving alone is for when none answers.
                 self.join_deadline_ms = max(
                     self.join_deadline_ms, now.mono_ms + engine.config.join_timeout_ms
@@ -198,7 +198,11 @@ class Joining:
             for member in answer.body.members:
                 engine.membership.merge(member, now.mono_ms)
         peer = engine.membership.members.get(sender)
-        if peer is not None and not engine.serving and engine.anti_entropy.session is None:
+        if peer is None or engine.serving or engine.snapshots.fetching:
+            return
+        if engine.snapshots.wants_snapshot():
+            engine.snapshots.ask(peer, now)
+        elif engine.anti_entropy.session is None:
             engine.anti_entropy.start(peer, now, push_back=True)
 
     def _backoff(self, now: Now) -> None:

@@ -111,8 +111,19 @@ class AuditReply:
     scan_next: bytes = b""  # the compared slice ended here (empty: the last slice)
 
 
-Request = Push | Exchange | Ping | Join | Audit
-ReplyBody = PushReply | ExchangeReply | PingReply | JoinReply | AuditReply
+@dataclass(frozen=True, slots=True)
+class Admit:
+    """A fresh node asks to be admitted for bootstrap by snapshot (see snapshot_join)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitReply:
+    admitted: bool = False
+    reason: str = ""  # why not
+
+
+Request = Push | Exchange | Ping | Join | Audit | Admit
+ReplyBody = PushReply | ExchangeReply | PingReply | JoinReply | AuditReply | AdmitReply
 
 
 class RefusalCode(enum.Enum):
@@ -164,6 +175,15 @@ class Outbound:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotFetch:
+    """Fetch a consistent copy of member ``peer``'s store (it admitted this node), then
+    report the outcome through ``Done.snapshot_fetched`` or ``Done.snapshot_failed``."""
+
+    peer: int
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     token: int
     envelope: Envelope
@@ -204,6 +224,8 @@ class NoticeKind(enum.Enum):
     MALFORMED = "malformed"  # a peer sent a malformed message; it was rejected whole
     CLAMPED = "clamped"  # a watermark claim above its origin's known high seq was clamped
     SEED_UNREACHABLE = "seed_unreachable"  # no seed answered; retrying with backoff
+    SNAPSHOT = "snapshot"  # bootstrap by snapshot: admitted, fetching, or falling back
+    INSTALL_SNAPSHOT = "install_snapshot"  # a verified copy is downloaded: stop, install it
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +244,12 @@ class Ready:
     sync_ticket: int = 0  # make every write up to this ticket durable, then ``advance``
     notices: list[Notice] = field(default_factory=list)
     next_tick_ms: int = 0  # call ``tick`` again no later than this (monotonic ms)
+    snapshot_fetch: SnapshotFetch | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.messages or self.replies or self.sync_ticket or self.notices)
+        return bool(
+            self.messages or self.replies or self.sync_ticket or self.notices or self.snapshot_fetch
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +258,8 @@ class Done:
 
     synced_ticket: int = 0  # every write up to this ticket is durable
     failed: tuple[Failed, ...] = ()
+    snapshot_fetched: bool = False  # the copy asked for is downloaded and verified
+    snapshot_failed: str = ""  # or why it could not be
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,10 @@ class ProtocolConfig:
     seed_retry_min_ms: int = 200  # first retry of the seeds; doubles (jittered) ...
     seed_retry_max_ms: int = 10_000  # ... up to this, for ever, while no member is live
     seed_contact_interval_ms: int = 30_000  # every node joins through a random seed this often
+    # A fresh node fetches a peer's copy instead of pulling every record (off unless the
+    # driver can fetch one: the node turns it on, see ``--bootstrap-by-snapshot``).
+    snapshot_bootstrap: bool = False
+    snapshot_hold_ms: int = 60_000  # an admission slot frees this long after the yes
     # ---- audit, GC, clocks ----
     audit_interval_ms: int = 600_000  # a backstop: repairs must stay 0
     # Records one audit answer compares: an audit walks the key space in slices of this

@@ -165,6 +165,11 @@ class Replica:
         """The ticket of the latest write: a WAL sync started now covers it."""
         return self.state.written
 
+    def issue_ticket(self) -> int:
+        """A ticket for what was written outside the replica (a member entry): a WAL
+        sync for it covers every write before it."""
+        return staging.issue_ticket(self.state)
+
     def is_durable(self, ticket: int) -> bool:
         return ticket <= self.state.durable
 

@@ -252,6 +252,14 @@ def settle(state: ReplicaState, settled: Settling) -> None:
     state.ready_to_push.extend(settled.new_records)
 
 
+def issue_ticket(state: ReplicaState) -> int:
+    """A ticket for a write made outside ``commit`` (already in the store's WAL)."""
+    state.written += 1
+    if state.durability is Durability.WAL:
+        state.durable = state.written
+    return state.written
+
+
 def mark_durable(state: ReplicaState, ticket: int) -> None:
     """Every write with a ticket <= ``ticket`` is synced to disk."""
     if ticket <= state.durable:

@@ -103,6 +103,10 @@ class GrpcTransport:
             self._links[address] = link
         return link
 
+    def channel(self, address: str) -> grpc.aio.Channel:
+        """The channel to ``address`` (for a snapshot's stream)."""
+        return self._link(address).channel
+
     async def call(self, outbound: Outbound) -> Response | Failed:
         faults = self.faults
         if faults.blocks_outbound(outbound.to) or faults.drops():

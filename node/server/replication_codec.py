@@ -15,6 +15,8 @@ from rumor.node.core.errors import MalformedPeerMessage
 from rumor.node.core.membership import Member, State
 from rumor.node.replication.delta import AuditEntry, Coverage, WireRecord
 from rumor.node.replication.messages import (
+    Admit,
+    AdmitReply,
     Audit,
     AuditReply,
     Envelope,
@@ -37,6 +39,7 @@ METHOD_OF: dict[type, str] = {
     Ping: "Ping",
     Join: "Join",
     Audit: "Audit",
+    Admit: "Admit",
 }
 RESPONSE_CLASS: dict[str, Any] = {
     "Push": pb.PushResponse,
@@ -44,6 +47,7 @@ RESPONSE_CLASS: dict[str, Any] = {
     "Ping": pb.PingResponse,
     "Join": pb.JoinResponse,
     "Audit": pb.AuditResponse,
+    "Admit": pb.AdmitResponse,
 }
 
 
@@ -143,6 +147,8 @@ def request_to_pb(envelope: Envelope, body: Request) -> Any:
         )
     if isinstance(body, Join):
         return pb.JoinRequest(envelope=env)
+    if isinstance(body, Admit):
+        return pb.AdmitRequest(envelope=env)
     return pb.AuditRequest(
         envelope=env,
         buckets=audit.pack_buckets(list(body.buckets)) if body.buckets else b"",
@@ -166,6 +172,8 @@ def request_from_pb(method: str, message: Any) -> tuple[Envelope, Request]:
         body = Ping(message.sent_ms, message.probe_target, message.target_address)
     elif method == "Join":
         body = Join()
+    elif method == "Admit":
+        body = Admit()
     else:
         buckets: tuple[int, ...] = ()
         if message.buckets:
@@ -198,6 +206,8 @@ def reply_to_pb(envelope: Envelope, body: ReplyBody) -> Any:
         )
     if isinstance(body, JoinReply):
         return pb.JoinResponse(envelope=env, members=[member_to_pb(m) for m in body.members])
+    if isinstance(body, AdmitReply):
+        return pb.AdmitResponse(envelope=env, admitted=body.admitted, reason=body.reason)
     return pb.AuditResponse(
         envelope=env,
         differing=list(body.differing),
@@ -231,6 +241,8 @@ def reply_from_pb(method: str, message: Any) -> tuple[Envelope, ReplyBody]:
         body = PingReply(message.received_ms, message.replied_ms, message.target_alive)
     elif method == "Join":
         body = JoinReply(tuple(member_from_pb(m) for m in message.members))
+    elif method == "Admit":
+        body = AdmitReply(message.admitted, message.reason)
     else:
         body = AuditReply(
             tuple(message.differing),

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from rumor.node.core.errors import Unavailable
 from rumor.node.server.replicator import Refused, Replicator
+from rumor.node.server.snapshot_server import SnapshotServer
 from rumor.v1 import replication_pb2 as pb
 
 
 class ReplicationService:
-    def __init__(self, replicator: Replicator) -> None:
+    def __init__(self, replicator: Replicator, snapshots: SnapshotServer | None = None) -> None:
         self.replicator = replicator
+        self.snapshots = snapshots
 
     async def _handle(self, method: str, request: Any) -> Any:
         try:
@@ -38,3 +41,15 @@ class ReplicationService:
     async def Join(self, request: pb.JoinRequest, context: Any) -> pb.JoinResponse:
         response: pb.JoinResponse = await self._handle("Join", request)
         return response
+
+    async def Admit(self, request: pb.AdmitRequest, context: Any) -> pb.AdmitResponse:
+        response: pb.AdmitResponse = await self._handle("Admit", request)
+        return response
+
+    async def FetchSnapshot(
+        self, request: pb.SnapshotRequest, context: Any
+    ) -> AsyncIterator[pb.SnapshotChunk]:
+        if self.snapshots is None:
+            raise Unavailable("this node serves no snapshots")
+        async for chunk in self.snapshots.stream(request):
+            yield chunk

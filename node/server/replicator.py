@@ -48,6 +48,7 @@ from rumor.node.replication.messages import (
     Refusal,
     RefusalCode,
     Reply,
+    SnapshotFetch,
 )
 from rumor.node.replication.replica import Write
 from rumor.node.server.clock import WallClock
@@ -94,6 +95,8 @@ class Replicator:
         self.faults = faults
         self.on_stop = on_stop
         self.on_ready: Callable[[], Awaitable[None]] | None = None
+        # Downloads and verifies a peer's snapshot (by address); raises if it cannot.
+        self.download_snapshot: Callable[[str], Awaitable[object]] | None = None
         self.throttle = throttle or LogThrottle(log)
         self._now = now  # a test's clock; the real one otherwise
         self._tokens = itertools.count(1)
@@ -196,6 +199,8 @@ class Replicator:
                 waiter.set_result(reply)
         if ready.sync_ticket:
             self._spawn(self._sync(ready.sync_ticket))
+        if ready.snapshot_fetch is not None:
+            self._spawn(self._fetch_snapshot(ready.snapshot_fetch))
         for notice in ready.notices:
             self._notice(notice.kind, notice.message, dict(notice.fields))
         self._vectors_changed.set()
@@ -220,6 +225,23 @@ class Replicator:
             self.engine.step(result, self.now())
         self.pump()
 
+    async def _fetch_snapshot(self, fetch: SnapshotFetch) -> None:
+        started = time.monotonic()
+        try:
+            if self.download_snapshot is None:
+                raise RuntimeError("this driver fetches no snapshots")
+            await self.download_snapshot(fetch.address)
+        except Exception as error:
+            log.warning("snapshot.fetch_failed", peer=fetch.address, error=repr(error))
+            done = Done(snapshot_failed=str(error) or type(error).__name__)
+        else:
+            log.info(
+                "snapshot.fetched", peer=fetch.address, seconds=round(time.monotonic() - started, 2)
+            )
+            done = Done(snapshot_fetched=True)
+        self.engine.advance(done, self.now())
+        self.pump()
+
     async def _sync(self, ticket: int) -> None:
         await self.commit.durable(ticket)
         self.engine.advance(Done(synced_ticket=ticket), self.now())
@@ -233,6 +255,11 @@ class Replicator:
         elif kind in (NoticeKind.REMOVED, NoticeKind.DUPLICATE_ID):
             log.error(f"node.{kind.value}", message=message)
             self.on_stop(message, kind)
+        elif kind is NoticeKind.INSTALL_SNAPSHOT:
+            log.info("snapshot.install", message=message, **fields)
+            self.on_stop(message, kind)
+        elif kind is NoticeKind.SNAPSHOT:
+            log.info("snapshot.join", message=message, **fields)
         elif kind is NoticeKind.MEMBER_STATE:
             log.info("member.state", **fields)
         elif kind in (NoticeKind.MALFORMED, NoticeKind.CLAMPED):

@@ -161,6 +161,15 @@ class RocksStore:
         (target / RESTORED_MARKER).write_text("taken by rumor admin checkpoint\n")
         return target
 
+    def snapshot_files(self, directory: str) -> Path:
+        """A checkpoint for a peer's bootstrap (hard links, no restore marker), not opened."""
+        target = Path(directory)
+        if target.exists():
+            raise FileExistsError(f"{target} already exists")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Checkpoint(self._db).create_checkpoint(str(target))
+        return target
+
     def snapshot_copy(self, directory: str) -> RocksStore:
         """A checkpoint for bootstrapping a peer (hard links: ``directory`` must be on
         this store's file system), opened as a store; no restore marker, since the

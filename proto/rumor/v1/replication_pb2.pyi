@@ -230,3 +230,57 @@ class JoinResponse(_message.Message):
     envelope: Envelope
     members: _containers.RepeatedCompositeFieldContainer[Member]
     def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+
+class AdmitRequest(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
+
+class AdmitResponse(_message.Message):
+    __slots__ = ("envelope", "admitted", "reason")
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    ADMITTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    admitted: bool
+    reason: str
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., admitted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SnapshotRequest(_message.Message):
+    __slots__ = ("sender", "snapshot_id", "file_index", "offset")
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    FILE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    sender: int
+    snapshot_id: str
+    file_index: int
+    offset: int
+    def __init__(self, sender: _Optional[int] = ..., snapshot_id: _Optional[str] = ..., file_index: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class SnapshotFile(_message.Message):
+    __slots__ = ("name", "size", "crc32")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    CRC32_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size: int
+    crc32: int
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., crc32: _Optional[int] = ...) -> None: ...
+
+class SnapshotChunk(_message.Message):
+    __slots__ = ("snapshot_id", "files", "file_index", "offset", "data", "crc32")
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    FILE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CRC32_FIELD_NUMBER: _ClassVar[int]
+    snapshot_id: str
+    files: _containers.RepeatedCompositeFieldContainer[SnapshotFile]
+    file_index: int
+    offset: int
+    data: bytes
+    crc32: int
+    def __init__(self, snapshot_id: _Optional[str] = ..., files: _Optional[_Iterable[_Union[SnapshotFile, _Mapping]]] = ..., file_index: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., crc32: _Optional[int] = ...) -> None: ...

@@ -59,6 +59,16 @@ class ReplicationStub:
                 request_serializer=rumor_dot_v1_dot_replication__pb2.JoinRequest.SerializeToString,
                 response_deserializer=rumor_dot_v1_dot_replication__pb2.JoinResponse.FromString,
                 _registered_method=True)
+        self.Admit = channel.unary_unary(
+                '/rumor.v1.Replication/Admit',
+                request_serializer=rumor_dot_v1_dot_replication__pb2.AdmitRequest.SerializeToString,
+                response_deserializer=rumor_dot_v1_dot_replication__pb2.AdmitResponse.FromString,
+                _registered_method=True)
+        self.FetchSnapshot = channel.unary_stream(
+                '/rumor.v1.Replication/FetchSnapshot',
+                request_serializer=rumor_dot_v1_dot_replication__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=rumor_dot_v1_dot_replication__pb2.SnapshotChunk.FromString,
+                _registered_method=True)
 
 
 class ReplicationServicer:
@@ -94,6 +104,18 @@ class ReplicationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Admit(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchSnapshot(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +143,16 @@ def add_ReplicationServicer_to_server(servicer, server):
                     servicer.Join,
                     request_deserializer=rumor_dot_v1_dot_replication__pb2.JoinRequest.FromString,
                     response_serializer=rumor_dot_v1_dot_replication__pb2.JoinResponse.SerializeToString,
+            ),
+            'Admit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Admit,
+                    request_deserializer=rumor_dot_v1_dot_replication__pb2.AdmitRequest.FromString,
+                    response_serializer=rumor_dot_v1_dot_replication__pb2.AdmitResponse.SerializeToString,
+            ),
+            'FetchSnapshot': grpc.unary_stream_rpc_method_handler(
+                    servicer.FetchSnapshot,
+                    request_deserializer=rumor_dot_v1_dot_replication__pb2.SnapshotRequest.FromString,
+                    response_serializer=rumor_dot_v1_dot_replication__pb2.SnapshotChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +290,60 @@ class Replication:
             '/rumor.v1.Replication/Join',
             rumor_dot_v1_dot_replication__pb2.JoinRequest.SerializeToString,
             rumor_dot_v1_dot_replication__pb2.JoinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Admit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rumor.v1.Replication/Admit',
+            rumor_dot_v1_dot_replication__pb2.AdmitRequest.SerializeToString,
+            rumor_dot_v1_dot_replication__pb2.AdmitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rumor.v1.Replication/FetchSnapshot',
+            rumor_dot_v1_dot_replication__pb2.SnapshotRequest.SerializeToString,
+            rumor_dot_v1_dot_replication__pb2.SnapshotChunk.FromString,
             options,
             channel_credentials,
             insecure,
