@@ -144,6 +144,9 @@ class Node:
         self._retry = False  # the install failed: serve again, catching up by anti-entropy
         self._snapshots_allowed = config.snapshot_bootstrap
         self._replica: Replica | None = None
+        # After a restart for an install, the same ports as before (even if given as :0).
+        self._listen = ""
+        self._http = ""
 
     def stop(self, exit_status: int = 0) -> None:
         self.exit_status = self.exit_status or exit_status
@@ -300,6 +303,7 @@ class Node:
             operations, security, replicator, metrics, reads, client_calls, advertise
         )
         kv_service.grpc_address, kv_service.http_address = listen, http_address or ""
+        self._listen, self._http = listen, http_address or ""
         await server.start()
         await server.set_serving(replicator.ready)
         structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
@@ -329,7 +333,7 @@ class Node:
     def _bind(self, security: _Security) -> tuple[GrpcServer, str]:
         server = GrpcServer()
         listen = server.bind(
-            self.config.listen,
+            self._listen or self.config.listen,
             security.tls.server_credentials() if security.tls is not None else None,
         )
         if security.tls is None and not is_loopback(listen):
@@ -370,7 +374,7 @@ class Node:
             reads=reads,
             calls=client_calls,
         )
-        host, _, port = config.http.rpartition(":")
+        host, _, port = (self._http or config.http).rpartition(":")
         try:
             return await serve(gateway, host, int(port))
         except OSError as exc:

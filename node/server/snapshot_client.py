@@ -57,15 +57,14 @@ async def download(stream: Stream, sender: int, data_dir: str | Path) -> Path:
                     if snapshot_id and chunk.snapshot_id != snapshot_id:
                         raise SnapshotFailed("the peer answered with another snapshot")
                     snapshot_id, files = chunk.snapshot_id, list(chunk.files)
+                    index, offset = _past_full(files, index, offset)
                     continue
                 if chunk.file_index != index or chunk.offset != offset:
                     raise SnapshotFailed("a chunk out of order")
                 if zlib.crc32(chunk.data) != chunk.crc32:
                     raise SnapshotFailed(f"a chunk of {files[index].name} fails its checksum")
                 await asyncio.to_thread(_write, target / files[index].name, offset, chunk.data)
-                offset += len(chunk.data)
-                if offset >= files[index].size:
-                    index, offset = index + 1, 0
+                index, offset = _past_full(files, index, offset + len(chunk.data))
             if snapshot_id:
                 break
         except grpc.aio.AioRpcError as error:
@@ -82,6 +81,13 @@ async def download(stream: Stream, sender: int, data_dir: str | Path) -> Path:
     if bad:
         raise SnapshotFailed(f"files fail their size or checksum: {', '.join(bad)}")
     return target
+
+
+def _past_full(files: list[pb.SnapshotFile], index: int, offset: int) -> tuple[int, int]:
+    """Where the next chunk starts: past every file already whole (empty files get none)."""
+    while index < len(files) and offset >= files[index].size:
+        index, offset = index + 1, 0
+    return index, offset
 
 
 def _write(path: Path, offset: int, data: bytes) -> None:
