@@ -87,6 +87,7 @@ def test_a_fresh_joiner_is_admitted_only_once_durable_then_fetches_then_stops_to
     seed.advance(Done(synced_ticket=ready.sync_ticket), NOW)
     (reply,) = seed.ready().replies
     assert reply.body == AdmitReply(True)
+    assert not isinstance(reply.body, Refusal)
     joiner.step(Response(admit.message_id, reply.envelope, reply.body), NOW)
     assert joiner.ready().snapshot_fetch == SnapshotFetch(1, "seed")
     joiner.tick(NOW)
@@ -103,6 +104,7 @@ def test_a_failed_fetch_falls_back_to_anti_entropy_with_the_same_peer() -> None:
     ready = deliver(admit, joiner, seed)
     seed.advance(Done(synced_ticket=ready.sync_ticket), NOW)
     (reply,) = seed.ready().replies
+    assert not isinstance(reply.body, Refusal)
     joiner.step(Response(admit.message_id, reply.envelope, reply.body), NOW)
     assert joiner.ready().snapshot_fetch is not None
     joiner.advance(Done(snapshot_failed="stream broke"), NOW)
