@@ -21,6 +21,7 @@ BENCHMARKS = {
     "anti-entropy": "rumor.bench.anti_entropy",
     "restart": "rumor.bench.restart",
     "loop-steps": "rumor.bench.loop_steps",
+    "join": "rumor.bench.join",
 }
 
 
