@@ -4,7 +4,8 @@ Theory of operation. ``download`` calls ``FetchSnapshot`` and writes each
 chunk (its CRC-32 checked) at its offset of its file under
 ``incoming/db/``. A broken stream is resumed with the same snapshot id from
 the file and offset reached, up to ``ATTEMPTS`` times; then every file's
-size and CRC-32 is checked against the list the first message gave. Writes
+size and CRC-32 (computed as its chunks arrive, in order) is checked against
+the list the first message gave. Writes
 and checks run in a worker thread. Anything short of a verified copy raises
 ``SnapshotFailed`` (the engine then falls back to anti-entropy).
 """
@@ -20,7 +21,6 @@ from typing import Any
 
 import grpc.aio
 
-from rumor.node.server.snapshot_server import file_crc32
 from rumor.v1 import replication_pb2 as pb
 
 INCOMING = "incoming"
@@ -46,6 +46,7 @@ async def download(stream: Stream, sender: int, data_dir: str | Path) -> Path:
     snapshot_id = ""
     files: list[pb.SnapshotFile] = []
     index, offset = 0, 0
+    crcs: dict[int, int] = {}  # each file's CRC-32 so far (chunks arrive in order)
     last_error = "no attempt"
     for _ in range(ATTEMPTS):
         request = pb.SnapshotRequest(
@@ -64,6 +65,7 @@ async def download(stream: Stream, sender: int, data_dir: str | Path) -> Path:
                 if zlib.crc32(chunk.data) != chunk.crc32:
                     raise SnapshotFailed(f"a chunk of {files[index].name} fails its checksum")
                 await asyncio.to_thread(_write, target / files[index].name, offset, chunk.data)
+                crcs[index] = zlib.crc32(chunk.data, crcs.get(index, 0))
                 index, offset = _past_full(files, index, offset + len(chunk.data))
             if snapshot_id:
                 break
@@ -77,7 +79,7 @@ async def download(stream: Stream, sender: int, data_dir: str | Path) -> Path:
     # Empty files get no chunk: create them.
     for entry in files:
         (target / entry.name).touch()
-    bad = await asyncio.to_thread(_verify, target, files)
+    bad = await asyncio.to_thread(_verify, target, files, crcs)
     if bad:
         raise SnapshotFailed(f"files fail their size or checksum: {', '.join(bad)}")
     return target
@@ -98,13 +100,13 @@ def _write(path: Path, offset: int, data: bytes) -> None:
         handle.truncate()
 
 
-def _verify(target: Path, files: list[pb.SnapshotFile]) -> list[str]:
-    bad = []
-    for entry in files:
-        path = target / entry.name
-        if path.stat().st_size != entry.size or file_crc32(path) != entry.crc32:
-            bad.append(entry.name)
-    return bad
+def _verify(target: Path, files: list[pb.SnapshotFile], crcs: dict[int, int]) -> list[str]:
+    """The files that differ from the list in size or CRC-32 (computed as they arrived)."""
+    return [
+        entry.name
+        for index, entry in enumerate(files)
+        if (target / entry.name).stat().st_size != entry.size or crcs.get(index, 0) != entry.crc32
+    ]
 
 
 def grpc_stream(channel: grpc.aio.Channel, metadata: Any) -> Stream:
