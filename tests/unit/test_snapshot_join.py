@@ -9,9 +9,14 @@ in any phase of the swap is finished by the next start-up.
 
 from __future__ import annotations
 
+import asyncio
 import random
+import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
+import grpc.aio
 import pytest
 
 from rumor.node.core.membership import Member, State
@@ -34,8 +39,10 @@ from rumor.node.replication.messages import (
 from rumor.node.replication.protocol_config import ProtocolConfig
 from rumor.node.replication.replica import Durability, Replica, Write
 from rumor.node.server import snapshot_swap
+from rumor.node.server.snapshot_client import SnapshotFailed, download
 from rumor.node.storage import MemoryStore, RocksStore
 from rumor.node.storage.store import KV, META
+from rumor.v1 import replication_pb2 as pb
 
 NOW = Now(1_000, 1_700_000_000_000)
 CONFIG = ProtocolConfig.local().replace(snapshot_bootstrap=True)
@@ -180,3 +187,71 @@ def test_an_unfinished_download_is_dropped_and_the_own_store_kept(tmp_path: Path
         assert store.get(META, b"whose") == b"own"
     finally:
         store.close()
+
+
+# ---- the download ------------------------------------------------------------------
+
+
+def _served(files: dict[str, bytes], chunk: int) -> list[pb.SnapshotChunk]:
+    """What a peer would stream from the start: the list, then chunks of ``chunk`` bytes."""
+    names = sorted(files)
+    listing = [
+        pb.SnapshotFile(name=n, size=len(files[n]), crc32=zlib.crc32(files[n])) for n in names
+    ]
+    out = [pb.SnapshotChunk(snapshot_id="s1", files=listing)]
+    for index, name in enumerate(names):
+        data = files[name]
+        for offset in range(0, len(data), chunk):
+            piece = data[offset : offset + chunk]
+            out.append(
+                pb.SnapshotChunk(
+                    file_index=index, offset=offset, data=piece, crc32=zlib.crc32(piece)
+                )
+            )
+    return out
+
+
+class _Broken(grpc.aio.AioRpcError):
+    def __init__(self) -> None:
+        super().__init__(
+            grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "broken"
+        )
+
+
+def test_a_broken_stream_resumes_from_the_file_and_offset_it_reached(tmp_path: Path) -> None:
+    files = {"000009.sst": bytes(range(256)) * 40, "CURRENT": b"MANIFEST-1\n", "EMPTY": b""}
+    chunks = _served(files, 1000)
+    asked: list[tuple[str, int, int]] = []
+
+    async def stream(
+        request: pb.SnapshotRequest, timeout_s: float
+    ) -> AsyncIterator[pb.SnapshotChunk]:
+        asked.append((request.snapshot_id, request.file_index, request.offset))
+        start = next(
+            i
+            for i, c in enumerate(chunks)
+            if i > 0 and (c.file_index, c.offset) >= (request.file_index, request.offset)
+        )
+        yield chunks[0]
+        for position, chunk in enumerate(chunks[start:], start):
+            if len(asked) == 1 and position == 4:
+                raise _Broken()
+            yield chunk
+
+    target = asyncio.run(download(stream, 2, tmp_path))
+    assert asked == [("", 0, 0), ("s1", 0, 3000)]
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == files
+
+
+def test_a_corrupt_chunk_fails_the_download(tmp_path: Path) -> None:
+    chunks = _served({"000009.sst": b"x" * 3000}, 1000)
+    chunks[2] = pb.SnapshotChunk(file_index=0, offset=1000, data=b"y" * 1000, crc32=1)
+
+    async def stream(
+        request: pb.SnapshotRequest, timeout_s: float
+    ) -> AsyncIterator[pb.SnapshotChunk]:
+        for chunk in chunks:
+            yield chunk
+
+    with pytest.raises(SnapshotFailed, match="checksum"):
+        asyncio.run(download(stream, 2, tmp_path))
