@@ -214,7 +214,7 @@ def _served(files: dict[str, bytes], chunk: int) -> list[pb.SnapshotChunk]:
 class _Broken(grpc.aio.AioRpcError):
     def __init__(self) -> None:
         super().__init__(
-            grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "broken"
+            grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "broken", ""
         )
 
 
