@@ -114,7 +114,7 @@ def _probe_timeouts(log: str, peer: str) -> int:
 def one_join(root: Path, keys: int) -> dict[str, float]:
     source, namespace = dataset(keys)
     shutil.copytree(source, root / "server")
-    server = start_node(root / "server", *node_flags())
+    server = start_node(root / "server", *node_flags(), "--snapshot-min-records", "1000")
     joiner = NodeProcess(
         root / "joiner",
         *node_flags(),

@@ -78,6 +78,11 @@ class Config:
         "A fresh node (never served, holding nothing) fetches a peer's consistent copy"
         " instead of pulling every record by anti-entropy.",
     )
+    snapshot_min_records: int = _setting(
+        50_000,
+        "Serve a snapshot to a fresh node only when holding at least this many records"
+        " and tombstones (fewer: it catches up by anti-entropy).",
+    )
     http_allowed_hosts: tuple[str, ...] = _setting(
         (),
         "Host header names the HTTP API answers besides loopback, IP literals and the"

@@ -58,6 +58,9 @@ class ProtocolConfig:
     # driver can fetch one: the node turns it on, see ``--bootstrap-by-snapshot``).
     snapshot_bootstrap: bool = False
     snapshot_hold_ms: int = 60_000  # an admission slot frees this long after the yes
+    # A peer holding fewer records (and tombstones) says no: anti-entropy brings that
+    # many in about a second, quicker than a checkpoint, a download and a restart.
+    snapshot_min_records: int = 50_000
     # ---- audit, GC, clocks ----
     audit_interval_ms: int = 600_000  # a backstop: repairs must stay 0
     # Records one audit answer compares: an audit walks the key space in slices of this

@@ -22,8 +22,9 @@ like any other.
 Rules:
 - Only a node that has never served and holds nothing asks (``tried`` once
   per process: after a failed try it catches up by anti-entropy).
-- The peer admits only while it serves, only counted members, and at most
-  ``MAX_SERVED_AT_ONCE`` at a time.
+- The peer admits only while it serves, only when it holds at least
+  ``snapshot_min_records`` (fewer come quicker by anti-entropy), only counted
+  members, and at most ``MAX_SERVED_AT_ONCE`` at a time.
 - The yes goes out only after the admission is durable.
 """
 
@@ -121,6 +122,12 @@ class SnapshotJoin:
         engine = self.engine
         if not engine.serving:
             engine.reply(token, AdmitReply(False, "not serving yet"), to=sender)
+            return
+        state = engine.replica.state
+        if state.records_held + state.tombstones_held < engine.config.snapshot_min_records:
+            engine.reply(
+                token, AdmitReply(False, "few records: anti-entropy is quicker"), to=sender
+            )
             return
         membership = engine.membership
         if not self.admission.admit(sender, membership.vectors, set(membership.counted())):

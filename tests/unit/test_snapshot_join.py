@@ -45,10 +45,12 @@ from rumor.node.storage.store import KV, META
 from rumor.v1 import replication_pb2 as pb
 
 NOW = Now(1_000, 1_700_000_000_000)
-CONFIG = ProtocolConfig.local().replace(snapshot_bootstrap=True)
+CONFIG = ProtocolConfig.local().replace(snapshot_bootstrap=True, snapshot_min_records=0)
 
 
-def engine(node_id: int, address: str, seeds: tuple[str, ...] = ()) -> Engine:
+def engine(
+    node_id: int, address: str, seeds: tuple[str, ...] = (), config: ProtocolConfig = CONFIG
+) -> Engine:
     store = MemoryStore()
     replica = Replica(
         store,
@@ -59,7 +61,7 @@ def engine(node_id: int, address: str, seeds: tuple[str, ...] = ()) -> Engine:
     )
     membership = Membership(store, Member(node_id, address, 0, State.ALIVE, node_id, ""))
     return Engine(
-        replica, membership, CONFIG, rng=random.Random(1), seeds=seeds, advertise=address, now=NOW
+        replica, membership, config, rng=random.Random(1), seeds=seeds, advertise=address, now=NOW
     )
 
 
@@ -125,6 +127,20 @@ def test_a_peer_not_serving_yet_refuses_and_the_joiner_falls_back() -> None:
     assert not seed.serving
     admit = join(joiner, seed)
     deliver(admit, joiner, seed)
+    assert any(isinstance(m.body, Exchange) for m in joiner.ready().messages)
+
+
+def test_a_peer_holding_few_records_says_no_and_the_joiner_takes_anti_entropy() -> None:
+    seed = engine(1, "seed", config=CONFIG.replace(snapshot_min_records=10))
+    joiner = engine(2, "joiner", ("seed",))
+    seed.propose([Write(b"\0" * 16, b"k%d" % i, b"v") for i in range(9)], NOW)
+    admit = join(joiner, seed)
+    assert isinstance(admit.body, Admit)
+    ready = deliver(admit, joiner, seed)
+    assert [r.body for r in ready.replies] == [
+        AdmitReply(False, "few records: anti-entropy is quicker")
+    ]
+    assert not seed.snapshots.may_serve(2)
     assert any(isinstance(m.body, Exchange) for m in joiner.ready().messages)
 
 
