@@ -41,6 +41,7 @@ METHOD_OF: dict[type, str] = {
     Audit: "Audit",
     Admit: "Admit",
 }
+MAX_INCARNATION = 1 << 63
 RESPONSE_CLASS: dict[str, Any] = {
     "Push": pb.PushResponse,
     "Exchange": pb.ExchangeResponse,
@@ -67,6 +68,9 @@ def member_from_pb(message: pb.Member) -> Member:
         state = State(message.state)
     except ValueError:
         raise MalformedPeerMessage(f"unknown member state {message.state}") from None
+    if message.incarnation >= MAX_INCARNATION:
+        # Incarnations grow by one per refutation: this one could not grow (u64 overflow).
+        raise MalformedPeerMessage(f"member incarnation {message.incarnation} out of range")
     return Member(
         message.id, message.address, message.incarnation, state, message.boot_nonce, message.name
     )

@@ -241,7 +241,9 @@ def test_a_client_flood_never_starves_replication(cluster: Cluster, ns: str) -> 
 SERVICES = (KV_SERVICE, REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE)
 # Methods whose valid requests act on the node or the cluster (drain it, remove a
 # member, block peers, offset clocks): they get only requests that cannot decode.
-ACTING = {"Drain", "RemoveNode", "Checkpoint", "Join"} | {m.name for m in FAULTS_SERVICE.methods}
+ACTING = {"Drain", "RemoveNode", "Checkpoint", "Join", "Admit"} | {
+    m.name for m in FAULTS_SERVICE.methods
+}
 NEVER = {"INTERNAL", "UNKNOWN", "DATA_LOSS"}
 
 
