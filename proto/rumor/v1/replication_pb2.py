@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arumor/v1/replication.proto\x12\x08rumor.v1\"G\n\x06Record\x12\x11\n\tnamespace\x18\x01 \x01(\x0c\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\x0e\n\x06header\x18\x03 \x01(\x0c\x12\r\n\x05value\x18\x04 \x01(\x0c\"\x82\x01\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12$\n\x05state\x18\x04 \x01(\x0e\x32\x15.rumor.v1.MemberState\x12\x12\n\nboot_nonce\x18\x05 \x01(\x04\x12\x0c\n\x04name\x18\x06 \x01(\t\"H\n\x08\x43overage\x12\x0e\n\x06origin\x18\x01 \x01(\x04\x12\x0c\n\x04\x62\x61se\x18\x02 \x01(\x04\x12\x0c\n\x04last\x18\x03 \x01(\x04\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\"\xe2\x02\n\x08\x45nvelope\x12\x0e\n\x06sender\x18\x01 \x01(\x04\x12\x12\n\nboot_nonce\x18\x02 \x01(\x04\x12\x0b\n\x03hlc\x18\x03 \x01(\x04\x12!\n\x07members\x18\x04 \x03(\x0b\x32\x10.rumor.v1.Member\x12\x36\n\nwatermarks\x18\x05 \x03(\x0b\x32\".rumor.v1.Envelope.WatermarksEntry\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x33\n\thigh_seqs\x18\x08 \x03(\x0b\x32 .rumor.v1.Envelope.HighSeqsEntry\x12\x12\n\nissued_seq\x18\t \x01(\x04\x1a\x31\n\x0fWatermarksEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a/\n\rHighSeqsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\'\n\x08RecordId\x12\x0e\n\x06origin\x18\x01 \x01(\x04\x12\x0b\n\x03seq\x18\x02 \x01(\x04\"\xa3\x01\n\x0bPushRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12!\n\x07records\x18\x02 \x03(\x0b\x32\x10.rumor.v1.Record\x12$\n\x08\x63overage\x18\x03 \x03(\x0b\x32\x12.rumor.v1.Coverage\x12%\n\tannounced\x18\x04 \x03(\x0b\x32\x12.rumor.v1.RecordId\"G\n\x0cPushResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x11\n\tnot_ready\x18\x02 \x01(\x08\"\x9d\x01\n\x0f\x45xchangeRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x35\n\x06\x64igest\x18\x02 \x03(\x0b\x32%.rumor.v1.ExchangeRequest.DigestEntry\x1a-\n\x0b\x44igestEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x81\x01\n\x10\x45xchangeResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12!\n\x07records\x18\x02 \x03(\x0b\x32\x10.rumor.v1.Record\x12$\n\x08\x63overage\x18\x03 \x03(\x0b\x32\x12.rumor.v1.Coverage\"}\n\x0c\x41uditRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x0f\n\x07\x62uckets\x18\x02 \x01(\x0c\x12\x14\n\x0clist_buckets\x18\x03 \x03(\r\x12\r\n\x05\x66\x65tch\x18\x04 \x03(\x0c\x12\x11\n\tscan_from\x18\x05 \x01(\x0c\"q\n\nAuditEntry\x12\x12\n\nrecord_key\x18\x01 \x01(\x0c\x12\x0b\n\x03hlc\x18\x02 \x01(\x04\x12\x0e\n\x06origin\x18\x03 \x01(\x04\x12\x11\n\ttombstone\x18\x04 \x01(\x08\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x12\n\nexpiration\x18\x06 \x01(\x03\"\xa5\x01\n\rAuditResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x11\n\tdiffering\x18\x02 \x03(\r\x12%\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x14.rumor.v1.AuditEntry\x12!\n\x07records\x18\x04 \x03(\x0b\x32\x10.rumor.v1.Record\x12\x11\n\tscan_next\x18\x05 \x01(\x0c\"r\n\x0bPingRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x0f\n\x07sent_ms\x18\x02 \x01(\x04\x12\x14\n\x0cprobe_target\x18\x03 \x01(\x04\x12\x16\n\x0etarget_address\x18\x04 \x01(\t\"s\n\x0cPingResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x13\n\x0breceived_ms\x18\x02 \x01(\x04\x12\x12\n\nreplied_ms\x18\x03 \x01(\x04\x12\x14\n\x0ctarget_alive\x18\x04 \x01(\x08\"3\n\x0bJoinRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\"W\n\x0cJoinResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12!\n\x07members\x18\x02 \x03(\x0b\x32\x10.rumor.v1.Member*\x87\x01\n\x0bMemberState\x12\x16\n\x12MEMBER_STATE_ALIVE\x10\x00\x12\x18\n\x14MEMBER_STATE_SUSPECT\x10\x01\x12\x15\n\x11MEMBER_STATE_DEAD\x10\x02\x12\x15\n\x11MEMBER_STATE_LEFT\x10\x03\x12\x18\n\x14MEMBER_STATE_REMOVED\x10\x04\x32\xaf\x02\n\x0bReplication\x12\x35\n\x04Push\x12\x15.rumor.v1.PushRequest\x1a\x16.rumor.v1.PushResponse\x12\x41\n\x08\x45xchange\x12\x19.rumor.v1.ExchangeRequest\x1a\x1a.rumor.v1.ExchangeResponse\x12\x38\n\x05\x41udit\x12\x16.rumor.v1.AuditRequest\x1a\x17.rumor.v1.AuditResponse\x12\x35\n\x04Ping\x12\x15.rumor.v1.PingRequest\x1a\x16.rumor.v1.PingResponse\x12\x35\n\x04Join\x12\x15.rumor.v1.JoinRequest\x1a\x16.rumor.v1.JoinResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arumor/v1/replication.proto\x12\x08rumor.v1\"G\n\x06Record\x12\x11\n\tnamespace\x18\x01 \x01(\x0c\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\x0e\n\x06header\x18\x03 \x01(\x0c\x12\r\n\x05value\x18\x04 \x01(\x0c\"\x82\x01\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12$\n\x05state\x18\x04 \x01(\x0e\x32\x15.rumor.v1.MemberState\x12\x12\n\nboot_nonce\x18\x05 \x01(\x04\x12\x0c\n\x04name\x18\x06 \x01(\t\"H\n\x08\x43overage\x12\x0e\n\x06origin\x18\x01 \x01(\x04\x12\x0c\n\x04\x62\x61se\x18\x02 \x01(\x04\x12\x0c\n\x04last\x18\x03 \x01(\x04\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\"\xe2\x02\n\x08\x45nvelope\x12\x0e\n\x06sender\x18\x01 \x01(\x04\x12\x12\n\nboot_nonce\x18\x02 \x01(\x04\x12\x0b\n\x03hlc\x18\x03 \x01(\x04\x12!\n\x07members\x18\x04 \x03(\x0b\x32\x10.rumor.v1.Member\x12\x36\n\nwatermarks\x18\x05 \x03(\x0b\x32\".rumor.v1.Envelope.WatermarksEntry\x12\x0f\n\x07\x61\x64\x64ress\x18\x06 \x01(\t\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x33\n\thigh_seqs\x18\x08 \x03(\x0b\x32 .rumor.v1.Envelope.HighSeqsEntry\x12\x12\n\nissued_seq\x18\t \x01(\x04\x1a\x31\n\x0fWatermarksEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a/\n\rHighSeqsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\";\n\x08RecordId\x12\x0e\n\x06origin\x18\x01 \x01(\x04\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12\x12\n\nrecord_key\x18\x03 \x01(\x0c\"\xa3\x01\n\x0bPushRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12!\n\x07records\x18\x02 \x03(\x0b\x32\x10.rumor.v1.Record\x12$\n\x08\x63overage\x18\x03 \x03(\x0b\x32\x12.rumor.v1.Coverage\x12%\n\tannounced\x18\x04 \x03(\x0b\x32\x12.rumor.v1.RecordId\"G\n\x0cPushResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x11\n\tnot_ready\x18\x02 \x01(\x08\"\x9d\x01\n\x0f\x45xchangeRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x35\n\x06\x64igest\x18\x02 \x03(\x0b\x32%.rumor.v1.ExchangeRequest.DigestEntry\x1a-\n\x0b\x44igestEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x81\x01\n\x10\x45xchangeResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12!\n\x07records\x18\x02 \x03(\x0b\x32\x10.rumor.v1.Record\x12$\n\x08\x63overage\x18\x03 \x03(\x0b\x32\x12.rumor.v1.Coverage\"}\n\x0c\x41uditRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x0f\n\x07\x62uckets\x18\x02 \x01(\x0c\x12\x14\n\x0clist_buckets\x18\x03 \x03(\r\x12\r\n\x05\x66\x65tch\x18\x04 \x03(\x0c\x12\x11\n\tscan_from\x18\x05 \x01(\x0c\"q\n\nAuditEntry\x12\x12\n\nrecord_key\x18\x01 \x01(\x0c\x12\x0b\n\x03hlc\x18\x02 \x01(\x04\x12\x0e\n\x06origin\x18\x03 \x01(\x04\x12\x11\n\ttombstone\x18\x04 \x01(\x08\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x12\n\nexpiration\x18\x06 \x01(\x03\"\xa5\x01\n\rAuditResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x11\n\tdiffering\x18\x02 \x03(\r\x12%\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x14.rumor.v1.AuditEntry\x12!\n\x07records\x18\x04 \x03(\x0b\x32\x10.rumor.v1.Record\x12\x11\n\tscan_next\x18\x05 \x01(\x0c\"r\n\x0bPingRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x0f\n\x07sent_ms\x18\x02 \x01(\x04\x12\x14\n\x0cprobe_target\x18\x03 \x01(\x04\x12\x16\n\x0etarget_address\x18\x04 \x01(\t\"s\n\x0cPingResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12\x13\n\x0breceived_ms\x18\x02 \x01(\x04\x12\x12\n\nreplied_ms\x18\x03 \x01(\x04\x12\x14\n\x0ctarget_alive\x18\x04 \x01(\x08\"3\n\x0bJoinRequest\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\"W\n\x0cJoinResponse\x12$\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x12.rumor.v1.Envelope\x12!\n\x07members\x18\x02 \x03(\x0b\x32\x10.rumor.v1.Member*\x87\x01\n\x0bMemberState\x12\x16\n\x12MEMBER_STATE_ALIVE\x10\x00\x12\x18\n\x14MEMBER_STATE_SUSPECT\x10\x01\x12\x15\n\x11MEMBER_STATE_DEAD\x10\x02\x12\x15\n\x11MEMBER_STATE_LEFT\x10\x03\x12\x18\n\x14MEMBER_STATE_REMOVED\x10\x04\x32\xaf\x02\n\x0bReplication\x12\x35\n\x04Push\x12\x15.rumor.v1.PushRequest\x1a\x16.rumor.v1.PushResponse\x12\x41\n\x08\x45xchange\x12\x19.rumor.v1.ExchangeRequest\x1a\x1a.rumor.v1.ExchangeResponse\x12\x38\n\x05\x41udit\x12\x16.rumor.v1.AuditRequest\x1a\x17.rumor.v1.AuditResponse\x12\x35\n\x04Ping\x12\x15.rumor.v1.PingRequest\x1a\x16.rumor.v1.PingResponse\x12\x35\n\x04Join\x12\x15.rumor.v1.JoinRequest\x1a\x16.rumor.v1.JoinResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENVELOPE_HIGHSEQSENTRY']._serialized_options = b'8\001'
   _globals['_EXCHANGEREQUEST_DIGESTENTRY']._loaded_options = None
   _globals['_EXCHANGEREQUEST_DIGESTENTRY']._serialized_options = b'8\001'
-  _globals['_MEMBERSTATE']._serialized_start=2035
-  _globals['_MEMBERSTATE']._serialized_end=2170
+  _globals['_MEMBERSTATE']._serialized_start=2055
+  _globals['_MEMBERSTATE']._serialized_end=2190
   _globals['_RECORD']._serialized_start=40
   _globals['_RECORD']._serialized_end=111
   _globals['_MEMBER']._serialized_start=114
@@ -52,31 +52,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENVELOPE_HIGHSEQSENTRY']._serialized_start=628
   _globals['_ENVELOPE_HIGHSEQSENTRY']._serialized_end=675
   _globals['_RECORDID']._serialized_start=677
-  _globals['_RECORDID']._serialized_end=716
-  _globals['_PUSHREQUEST']._serialized_start=719
-  _globals['_PUSHREQUEST']._serialized_end=882
-  _globals['_PUSHRESPONSE']._serialized_start=884
-  _globals['_PUSHRESPONSE']._serialized_end=955
-  _globals['_EXCHANGEREQUEST']._serialized_start=958
-  _globals['_EXCHANGEREQUEST']._serialized_end=1115
-  _globals['_EXCHANGEREQUEST_DIGESTENTRY']._serialized_start=1070
-  _globals['_EXCHANGEREQUEST_DIGESTENTRY']._serialized_end=1115
-  _globals['_EXCHANGERESPONSE']._serialized_start=1118
-  _globals['_EXCHANGERESPONSE']._serialized_end=1247
-  _globals['_AUDITREQUEST']._serialized_start=1249
-  _globals['_AUDITREQUEST']._serialized_end=1374
-  _globals['_AUDITENTRY']._serialized_start=1376
-  _globals['_AUDITENTRY']._serialized_end=1489
-  _globals['_AUDITRESPONSE']._serialized_start=1492
-  _globals['_AUDITRESPONSE']._serialized_end=1657
-  _globals['_PINGREQUEST']._serialized_start=1659
-  _globals['_PINGREQUEST']._serialized_end=1773
-  _globals['_PINGRESPONSE']._serialized_start=1775
-  _globals['_PINGRESPONSE']._serialized_end=1890
-  _globals['_JOINREQUEST']._serialized_start=1892
-  _globals['_JOINREQUEST']._serialized_end=1943
-  _globals['_JOINRESPONSE']._serialized_start=1945
-  _globals['_JOINRESPONSE']._serialized_end=2032
-  _globals['_REPLICATION']._serialized_start=2173
-  _globals['_REPLICATION']._serialized_end=2476
+  _globals['_RECORDID']._serialized_end=736
+  _globals['_PUSHREQUEST']._serialized_start=739
+  _globals['_PUSHREQUEST']._serialized_end=902
+  _globals['_PUSHRESPONSE']._serialized_start=904
+  _globals['_PUSHRESPONSE']._serialized_end=975
+  _globals['_EXCHANGEREQUEST']._serialized_start=978
+  _globals['_EXCHANGEREQUEST']._serialized_end=1135
+  _globals['_EXCHANGEREQUEST_DIGESTENTRY']._serialized_start=1090
+  _globals['_EXCHANGEREQUEST_DIGESTENTRY']._serialized_end=1135
+  _globals['_EXCHANGERESPONSE']._serialized_start=1138
+  _globals['_EXCHANGERESPONSE']._serialized_end=1267
+  _globals['_AUDITREQUEST']._serialized_start=1269
+  _globals['_AUDITREQUEST']._serialized_end=1394
+  _globals['_AUDITENTRY']._serialized_start=1396
+  _globals['_AUDITENTRY']._serialized_end=1509
+  _globals['_AUDITRESPONSE']._serialized_start=1512
+  _globals['_AUDITRESPONSE']._serialized_end=1677
+  _globals['_PINGREQUEST']._serialized_start=1679
+  _globals['_PINGREQUEST']._serialized_end=1793
+  _globals['_PINGRESPONSE']._serialized_start=1795
+  _globals['_PINGRESPONSE']._serialized_end=1910
+  _globals['_JOINREQUEST']._serialized_start=1912
+  _globals['_JOINREQUEST']._serialized_end=1963
+  _globals['_JOINRESPONSE']._serialized_start=1965
+  _globals['_JOINRESPONSE']._serialized_end=2052
+  _globals['_REPLICATION']._serialized_start=2193
+  _globals['_REPLICATION']._serialized_end=2496
 # @@protoc_insertion_point(module_scope)
