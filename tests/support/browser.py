@@ -15,6 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # before Playwright is imported
+from playwright.sync_api import sync_playwright
+
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = (
     "--no-sandbox",
@@ -41,9 +44,6 @@ def chromium_missing() -> str | None:
 @contextmanager
 def chromium() -> Iterator[Any]:
     """A headless Chromium (a Playwright ``Browser``) on a fresh profile."""
-    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
