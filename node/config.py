@@ -73,6 +73,11 @@ class Config:
         "The only directory Admin.Checkpoint may write under (a new subdirectory per"
         " checkpoint); empty: checkpoints are refused.",
     )
+    experiments_dir: str = _setting(
+        "",
+        "The only directory whose experiment reports (report.md, plots) the web console at"
+        " /ui/ shows; paths outside it are refused. Empty: no reports.",
+    )
     http_allowed_hosts: tuple[str, ...] = _setting(
         (),
         "Host header names the HTTP API answers besides loopback, IP literals and the"
