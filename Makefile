@@ -6,7 +6,7 @@ PROTOS := $(wildcard proto/rumor/v1/*.proto)
 DATA_ROOT ?= .rumor
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration lint format proto chaos bench clean
+.PHONY: run test unit integration lint format proto chaos bench clean screenshots
 SEEDS ?= 1 2 3
 FUZZ_SCHEDULES ?= 10000
 SCENARIOS ?= steady partition oneway crash_restart skew_fence skew_warn loss
@@ -62,6 +62,10 @@ chaos: $(BIN)/rumor
 ## bench: every benchmark against its same-run baseline, median of 5 (long; bench/results/)
 bench: $(BIN)/rumor
 	$(BIN)/rumor bench all
+
+## screenshots: the web console's screenshots for the README (docs/ui/), from a local 2-node cluster
+screenshots: $(BIN)/rumor
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m tests.support.screenshots docs/ui
 
 ## proto: regenerate the committed stubs from proto/rumor/v1/*.proto
 proto: $(BIN)/rumor

@@ -79,7 +79,9 @@ class SimulationConfig:
     write_interval_ms: int = 10
     seed: int = 1
     max_virtual_ms: int = 60_000
-    exchange_timeout_ms: int = 10_000  # a lost exchange is abandoned after this
+    exchange_timeout_ms: int = (
+        ProtocolConfig.lan().rpc_timeout_ms
+    )  # a lost exchange is abandoned after this
     value_bytes: int = 100
     warmup_ms: int = 30_000  # at most this long for every node to serve and know every member
 

@@ -32,11 +32,12 @@ from rumor.node.replication import Durability, Replica
 from rumor.node.replication.engine import Engine
 from rumor.node.replication.membership import Membership
 from rumor.node.replication.messages import NoticeKind, Now
-from rumor.node.server import snapshot_swap
+from rumor.node.server import console, snapshot_swap
 from rumor.node.server.admin_service import AdminService
 from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.auth import TokenChecker, load_tokens
 from rumor.node.server.clock import WallClock
+from rumor.node.server.console_feed import ClusterView
 from rumor.node.server.exposure import Exposure, is_loopback
 from rumor.node.server.faults import FaultRules
 from rumor.node.server.faults_service import FaultsService
@@ -299,8 +300,9 @@ class Node:
             await server.set_serving(True)
 
         replicator.on_ready = serving
+        cluster_view = ClusterView(replicator, watches, loop_lag)
         http_runner, http_address = await self._serve_http(
-            operations, security, replicator, metrics, reads, client_calls, advertise
+            operations, security, replicator, metrics, reads, client_calls, advertise, cluster_view
         )
         kv_service.grpc_address, kv_service.http_address = listen, http_address or ""
         self._listen, self._http = listen, http_address or ""
@@ -353,6 +355,7 @@ class Node:
         reads: ByteBudget,
         client_calls: CallBudget,
         advertise: str,
+        cluster_view: ClusterView,
     ) -> tuple[Any, str | None]:
         config = self.config
         if not config.http:
@@ -373,6 +376,15 @@ class Node:
             guard=guard,
             reads=reads,
             calls=client_calls,
+        )
+        console.add_routes(
+            gateway,
+            console.Console(
+                operations,
+                cluster_view,
+                authorize=tokens.http_status if tokens.enabled else None,
+                experiments_dir=config.experiments_dir,
+            ),
         )
         host, _, port = (self._http or config.http).rpartition(":")
         try:

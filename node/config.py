@@ -83,6 +83,11 @@ class Config:
         "Serve a snapshot to a fresh node only when holding at least this many records"
         " and tombstones (fewer: it catches up by anti-entropy).",
     )
+    experiments_dir: str = _setting(
+        "",
+        "The only directory whose experiment reports (report.md, plots) the web console at"
+        " /ui/ shows; paths outside it are refused. Empty: no reports.",
+    )
     http_allowed_hosts: tuple[str, ...] = _setting(
         (),
         "Host header names the HTTP API answers besides loopback, IP literals and the"

@@ -44,19 +44,24 @@ class Bounds:
 
     @classmethod
     def of(cls, protocol: ProtocolConfig, members: int, *, forged: bool = False) -> Bounds:
-        """From the config: a call stranded by the partition times out (rpc timeout),
+        """From the config: a call stranded by the partition times out (rpc or join call
+        timeout),
         groups meet again (a seed contact), a dead member is found alive (suspicion),
-        then a few anti-entropy rounds and a GC grace. After a forged watermark claim,
-        add two audit intervals: a clamped lie still vouches for seqs up to the origin's
-        high seq, and only the audit — the backstop for wrong watermarks — repairs the
-        records it skipped. A duplicate: its first join call and seed retry, then a few
+        then a few anti-entropy rounds and a GC grace. After a forged watermark claim
+        (or a write made while serving alone), add two audit intervals: a clamped lie
+        still vouches for seqs up to the origin's high seq, a purge may have raced an
+        unknown node's older put, and only the audit — the backstop — repairs those.
+        A duplicate: its first join call and seed retry, then a few
         probe rounds for the proof."""
         convergence = (
-            protocol.rpc_timeout_ms
+            max(protocol.rpc_timeout_ms, protocol.join_call_timeout_ms)
             + protocol.seed_contact_interval_ms
             + protocol.suspicion_ms(members)
             + 5 * protocol.anti_entropy_interval_ms
-            + protocol.gc_grace_ms
+            # Expired records count in the audit buckets until purged, and purges need
+            # a GC checkpoint, its grace and a sweep on every node.
+            + 2 * (protocol.gc_grace_ms + protocol.housekeeping_interval_ms)
+            + protocol.sweep_interval_ms
             + (2 * protocol.audit_interval_ms if forged else 0)
         )
         duplicate = (

@@ -138,6 +138,7 @@ class Engine:
         self._removed = False
         self._warned_clock = False
         self._next_housekeeping_ms = 0
+        self._next_gc_ms = 0
         self._own_writes_missing_until = 0  # own seqs peers hold that this node must take back
         if self.serving:
             self.notice(NoticeKind.READY, "no seeds and no known members: a new cluster")
@@ -379,7 +380,13 @@ class Engine:
         self.membership.suspicion_timeout_ms = self.config.suspicion_ms(members)
         self.membership.retransmits = self.config.retransmits(members)
         self.envelopes.persist_high_seqs()
-        self._collect_garbage(now)
+        # GC's vectors are O(members^2) to combine: at scale, less often (every
+        # housekeeping interval per hundred members), so a node's cost stays O(members).
+        if now.mono_ms >= self._next_gc_ms:
+            self._next_gc_ms = now.mono_ms + self.config.housekeeping_interval_ms * max(
+                1, members // 100
+            )
+            self._collect_garbage(now)
         self._check_clock()
 
     def _collect_garbage(self, now: Now) -> None:

@@ -3,13 +3,13 @@
 Every ``gossip_interval_ms`` the records that became durable here (local
 writes, and received records that won) are planned per origin: ``fanout``
 random live peers other than the origin get the records (eager push), and
-``lazy_fanout`` further peers get only their ids, (origin, seq). A receiver
-forwards only what was new to it, so a write spreads epidemically and the
-traffic stops by itself. Forward-once push leaves about e^-fanout of the nodes
-without a record; those that were told its id and still lack it after
-``pull_grace_ms`` pull from the announcer (an anti-entropy exchange), so the
-tail is repaired in milliseconds rather than at the next anti-entropy round,
-for ids, not records.
+``lazy_fanout`` further peers get only their ids, (origin, seq, key). A
+receiver forwards only what was new to it, so a write spreads epidemically
+and the traffic stops by itself. Forward-once push leaves about e^-fanout of
+the nodes without a record; those that were told its id and still lack it
+after ``pull_grace_ms`` fetch it by key from the announcer, so the tail is
+repaired in milliseconds rather than at the next anti-entropy round, for ids,
+not records.
 
 Each peer has at most one Push in flight. A joining node refuses epidemic
 pushes ("not ready") until its first complete exchange; a push-back (a Push
@@ -27,7 +27,10 @@ from rumor.node.core.errors import MalformedPeerMessage
 from rumor.node.core.membership import Member
 from rumor.node.replication.delta import WireRecord
 from rumor.node.replication.messages import (
+    Audit,
+    AuditReply,
     Failed,
+    FailureCause,
     NoticeKind,
     Now,
     Push,
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from rumor.node.replication.engine import Engine
 
 IDLE_MS = 1 << 62  # "no timer": new records come with a step, a proposal or an advance
+MAX_FETCH_KEYS = 1000  # per fetch of announced records from one announcer
 MAX_WANTED = 100_000  # announced ids waiting to arrive; beyond this, anti-entropy's job
 
 
@@ -49,9 +53,10 @@ class Gossip:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.queues = PushQueues(engine.config.push_queue_bytes)
-        self.announce: dict[int, list[tuple[int, int]]] = {}
+        self.announce: dict[int, list[tuple[int, int, bytes]]] = {}
         self.in_flight: set[int] = set()
-        self.wanted: dict[tuple[int, int], tuple[int, int]] = {}  # id -> (announcer, due ms)
+        # (origin, seq) -> (announcer, when to fetch it, namespace + key)
+        self.wanted: dict[tuple[int, int], tuple[int, int, bytes]] = {}
         self._next_flush_ms = 0
 
     def due_ms(self) -> int:
@@ -102,7 +107,7 @@ class Gossip:
                 continue
             self.queues.offer(group, eager)
             if lazy:
-                ids = [(origin, record.ids()[2]) for record in group]
+                ids = [(origin, record.ids()[2], record.stored_key) for record in group]
                 for peer in lazy:
                     self.announce.setdefault(peer, []).extend(ids)
 
@@ -118,10 +123,15 @@ class Gossip:
             self.in_flight.discard(peer.id)
             if isinstance(answer, Failed):
                 engine.stats.pushes_failed += 1
+                if answer.cause in (FailureCause.DEADLINE, FailureCause.REFUSED):
+                    # Lost on the way (or refused for now): try these records again; a
+                    # peer that is down by then has its queue dropped at the next flush.
+                    self.queues.offer(batch, (peer.id,))
             else:
                 engine.stats.pushes_sent += 1
 
-        engine.send(peer, Push(tuple(batch), (), announced), then, now)
+        timeout = engine.config.push_timeout_ms
+        engine.send(peer, Push(tuple(batch), (), announced), then, now, timeout_ms=timeout)
 
     def forget(self, member_id: int) -> None:
         self.queues.forget(member_id)
@@ -148,25 +158,50 @@ class Gossip:
             self._note_announced(sender, push.announced, now)
         engine.reply(token, PushReply(), to=sender)
 
-    def _note_announced(self, sender: int, announced: Sequence[tuple[int, int]], now: Now) -> None:
+    def _note_announced(
+        self, sender: int, announced: Sequence[tuple[int, int, bytes]], now: Now
+    ) -> None:
         watermarks = self.engine.replica.watermarks
         due = now.mono_ms + self.engine.config.pull_grace_ms
-        for origin, seq in announced:
+        for origin, seq, stored_key in announced:
             if len(self.wanted) >= MAX_WANTED:
                 return
             if not watermarks.seen(origin, seq):
-                self.wanted.setdefault((origin, seq), (sender, due))
+                self.wanted.setdefault((origin, seq), (sender, due, stored_key))
 
     def _pull_missed(self, now: Now) -> None:
-        """Pull, from an announcer, what it announced and no push brought in time."""
+        """Fetch, from each announcer, what it announced and no push brought in time.
+
+        By key, with an audit-style fetch: small, answered at once, and not one of the
+        node's (one at a time) synchronisations, which a lost message would hold up.
+        """
         engine = self.engine
         watermarks = engine.replica.watermarks
-        pull_from: int | None = None
-        for ident, (announcer, due) in list(self.wanted.items()):
+        fetch: dict[int, list[bytes]] = {}
+        for ident, (announcer, due, stored_key) in list(self.wanted.items()):
             if watermarks.seen(*ident):
                 del self.wanted[ident]
             elif due <= now.mono_ms:
                 del self.wanted[ident]
-                pull_from = pull_from or announcer
-        if pull_from is not None:
-            engine.anti_entropy.catch_up(pull_from, now)
+                keys = fetch.setdefault(announcer, [])
+                if len(keys) < MAX_FETCH_KEYS:
+                    keys.append(stored_key)
+        members = engine.membership.members
+        for announcer, keys in fetch.items():
+            peer = members.get(announcer)
+            if peer is None or not peer.up or not peer.address:
+                continue
+            engine.send(peer, Audit(fetch=tuple(keys)), self._fetched, now)
+
+    def _fetched(self, answer: Response | Failed, now: Now) -> None:
+        if not isinstance(answer, Response) or not isinstance(answer.body, AuditReply):
+            return  # anti-entropy brings them
+        engine = self.engine
+        try:
+            outcome = engine.replica.apply_remote(list(answer.body.records), now.wall_ms)
+        except MalformedPeerMessage as error:
+            engine.stats.malformed_messages += 1
+            engine.notice(NoticeKind.MALFORMED, str(error), peer=f"{answer.envelope.sender:016x}")
+            return
+        engine.stats.records_applied_remote += outcome.new
+        engine.want_durable(outcome.ticket)

@@ -44,11 +44,12 @@ class Envelope:
 @dataclass(frozen=True, slots=True)
 class Push:
     """Records for the receiver; ``coverage`` only on an anti-entropy push-back;
-    ``announced``: (origin, seq) held by the sender, pushed to others (pull if missed)."""
+    ``announced``: (origin, seq, namespace + key) of records the sender holds and
+    pushed to others: the receiver fetches those it still lacks after a grace."""
 
     records: tuple[WireRecord, ...] = ()
     coverage: tuple[Coverage, ...] = ()
-    announced: tuple[tuple[int, int], ...] = ()
+    announced: tuple[tuple[int, int, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,10 @@ class ProtocolConfig:
     lazy_fanout: int = 4  # further peers told only the ids: they pull what push missed
     pull_grace_ms: int = 50  # an announced record not pushed by then is pulled
     push_batch_bytes: int = 1024 * 1024  # one Push at most: a large backlog takes several
+    # A peer has one Push in flight: a lost one must not hold its queue for a whole RPC
+    # timeout (with 1% loss, 10 s stalls made writes take seconds to spread); its
+    # records are queued again.
+    push_timeout_ms: int = 500
     # Per peer, in bytes: memory stays bounded whatever the records weigh; overflow is
     # counted and left to anti-entropy. A dead member's queue is dropped.
     push_queue_bytes: int = 8 * 1024 * 1024
@@ -73,7 +77,9 @@ class ProtocolConfig:
     max_clock_offset_ms: int = 500  # records over twice this ahead are deferred
     fence_clock: bool = True  # refuse client writes while this clock is off from the majority
     # ---- calls ----
-    rpc_timeout_ms: int = 10_000  # push, exchange and audit calls
+    # Exchange and audit calls. Answers are budgeted (small), and an anti-entropy round
+    # whose message was lost holds the node's one synchronisation until this passes.
+    rpc_timeout_ms: int = 2000
     join_call_timeout_ms: int = 2000  # a seed that does not answer this fast is retried later
     leave_timeout_ms: int = 2000  # the "left" announcement is best effort
     min_replicas_timeout_ms: int = 5000  # a put with min_replicas waits this long
@@ -100,7 +106,8 @@ class ProtocolConfig:
             gc_grace_ms=200,
             housekeeping_interval_ms=100,
             sweep_interval_ms=50,
-            rpc_timeout_ms=5000,
+            rpc_timeout_ms=1000,
+            push_timeout_ms=200,
             tick_interval_ms=20,
         )
 
@@ -118,7 +125,8 @@ class ProtocolConfig:
             retransmit_mult=4,
             join_timeout_ms=15_000,
             join_call_timeout_ms=5000,
-            rpc_timeout_ms=30_000,
+            rpc_timeout_ms=10_000,
+            push_timeout_ms=3000,
         )
 
     @classmethod

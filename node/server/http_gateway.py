@@ -52,6 +52,7 @@ PREFIX = "/client/v4/accounts/{account_id}/storage/kv/namespaces"
 MAX_BODY_BYTES = 128 * 1024 * 1024
 SEND_CHUNK_BYTES = 256 * 1024  # a value is written in chunks, each awaiting the socket
 PUBLIC_PATHS = ("/healthz", "/metrics")
+CONSOLE_ROOT = "/ui"
 CODE_AUTH = 10000
 CODE_INTERNAL = 10000
 CODE_KEY_NOT_FOUND = 10009
@@ -121,7 +122,7 @@ def _int_param(request: web.Request, name: str) -> int | None:
     return validation.integer(raw, name)
 
 
-async def _json_body(request: web.Request) -> Any:
+async def json_body(request: web.Request) -> Any:
     if request.content_type != "application/json":
         raise UnsupportedMediaType(
             "The request body must be JSON sent as Content-Type: application/json;"
@@ -171,7 +172,7 @@ def _namespace_json(info: NamespaceInfo) -> dict[str, Any]:
 
 
 async def create_namespace(request: web.Request) -> web.StreamResponse:
-    body = await _json_body(request)
+    body = await json_body(request)
     title = body.get("title") if isinstance(body, dict) else None
     if not isinstance(title, str):
         raise InvalidRequest('The request body must be {"title": "..."}.')
@@ -209,7 +210,7 @@ async def get_namespace(request: web.Request) -> web.StreamResponse:
 
 
 async def rename_namespace(request: web.Request) -> web.StreamResponse:
-    body = await _json_body(request)
+    body = await json_body(request)
     title = body.get("title") if isinstance(body, dict) else None
     if not isinstance(title, str):
         raise InvalidRequest('The request body must be {"title": "..."}.')
@@ -406,7 +407,7 @@ def _bulk_item(index: int, raw: Any) -> PutItem:
 
 
 async def bulk_put(request: web.Request) -> web.StreamResponse:
-    body = await _json_body(request)
+    body = await json_body(request)
     if not isinstance(body, list):
         raise InvalidRequest("The request body must be a list of key-value pairs.")
     items = [_bulk_item(index, raw) for index, raw in enumerate(body)]
@@ -415,7 +416,7 @@ async def bulk_put(request: web.Request) -> web.StreamResponse:
 
 
 async def bulk_delete(request: web.Request) -> web.StreamResponse:
-    body = await _json_body(request)
+    body = await json_body(request)
     if not isinstance(body, list) or not all(isinstance(key, str) for key in body):
         raise InvalidRequest("The request body must be a list of key names.")
     count = await _operations(request).bulk_delete(
@@ -425,7 +426,7 @@ async def bulk_delete(request: web.Request) -> web.StreamResponse:
 
 
 async def bulk_get(request: web.Request) -> web.StreamResponse:
-    body = await _json_body(request)
+    body = await json_body(request)
     keys = body.get("keys") if isinstance(body, dict) else None
     names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
     operations = _operations(request)
@@ -545,7 +546,9 @@ async def _answer(
     request: web.Request, handler: Handler, authorize: Authorize | None
 ) -> web.StreamResponse:
     public = request.path in PUBLIC_PATHS
-    if authorize is not None and not public:
+    # The web console checks its own session cookie or token (console.py).
+    console = request.path == CONSOLE_ROOT or request.path.startswith(CONSOLE_ROOT + "/")
+    if authorize is not None and not public and not console:
         denied = authorize(request.headers.get("Authorization"))
         if denied is not None:
             return failure(denied, CODE_AUTH, "Authentication error")

@@ -25,11 +25,13 @@ class LoopLag:
         self.observe = observe
         self.interval_s = interval_s
         self.max_seconds = 0.0
+        self.last_seconds = 0.0  # the latest sample (the web console shows it live)
         self.samples = 0
 
     def record(self, lag_s: float) -> None:
         lag_s = max(lag_s, 0.0)
         self.samples += 1
+        self.last_seconds = lag_s
         self.max_seconds = max(self.max_seconds, lag_s)
         if self.observe is not None:
             self.observe(lag_s)

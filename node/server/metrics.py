@@ -149,6 +149,22 @@ class _StateCollector(Collector):
             "Audit rounds (Merkle bucket comparison) this node ran.",
             value=int(stats.audit_rounds),
         )
+        # Untrusted peer input: what was refused or cut down (getattr: older stats objects).
+        yield CounterMetricFamily(
+            "rumor_watermark_claims_clamped",
+            "Watermark claims above their origin's known high seq, clamped to it.",
+            value=int(getattr(stats, "claims_clamped", 0)),
+        )
+        yield CounterMetricFamily(
+            "rumor_peer_messages_malformed",
+            "Peer messages rejected whole because a record or claim was malformed.",
+            value=int(getattr(stats, "malformed_messages", 0)),
+        )
+        yield CounterMetricFamily(
+            "rumor_peer_calls_failed",
+            "Calls to peers that failed (each is logged, rate-limited per peer and cause).",
+            value=int(getattr(stats, "calls_failed", 0)),
+        )
 
         yield CounterMetricFamily(
             "rumor_push_queue_drops",

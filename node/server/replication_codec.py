@@ -138,7 +138,7 @@ def request_to_pb(envelope: Envelope, body: Request) -> Any:
             envelope=env,
             records=[record_to_pb(r) for r in body.records],
             coverage=[_coverage_to_pb(c) for c in body.coverage],
-            announced=[pb.RecordId(origin=o, seq=s) for o, s in body.announced],
+            announced=[pb.RecordId(origin=o, seq=s, record_key=k) for o, s, k in body.announced],
         )
     if isinstance(body, Exchange):
         return pb.ExchangeRequest(envelope=env, digest=body.digest)
@@ -168,7 +168,7 @@ def request_from_pb(method: str, message: Any) -> tuple[Envelope, Request]:
         body = Push(
             tuple(record_from_pb(r) for r in message.records),
             tuple(_coverage_from_pb(c) for c in message.coverage),
-            tuple((a.origin, a.seq) for a in message.announced),
+            tuple((a.origin, a.seq, a.record_key) for a in message.announced),
         )
     elif method == "Exchange":
         body = Exchange(dict(message.digest or message.envelope.watermarks))

@@ -105,6 +105,7 @@ class Replicator:
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._vectors_changed = asyncio.Event()
+        self._sync_requested = 0  # the highest ticket a sync was started for
         commit.after_sync.append(self._wake.set)  # records just became durable: push them
 
     # ---- what the rest of the node reads ------------------------------------
@@ -197,7 +198,9 @@ class Replicator:
             waiter = self._waiting.pop(reply.token, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(reply)
-        if ready.sync_ticket:
+        if ready.sync_ticket > self._sync_requested:
+            # One sync per new ticket: the engine repeats a wanted ticket until it is durable.
+            self._sync_requested = ready.sync_ticket
             self._spawn(self._sync(ready.sync_ticket))
         if ready.snapshot_fetch is not None:
             self._spawn(self._fetch_snapshot(ready.snapshot_fetch))

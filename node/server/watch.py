@@ -27,10 +27,12 @@ from rumor.node.replication.delta import WireRecord
 DEFAULT_MAX_WATCHERS = 512
 DEFAULT_MAX_WATCHERS_PER_CONNECTION = 64
 DEFAULT_MAX_BUFFER = 1024
+ANY_NAMESPACE = b""  # a watcher of every namespace (the web console); never a namespace id
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
+    namespace: bytes
     key: bytes
     header: bytes  # encoded RecordHeader
     applied_wall_ms: int
@@ -69,8 +71,13 @@ class WatchHub:
         monotonic_ns = time.monotonic_ns()
         for record in records:
             for watcher in self.watchers:
-                if record.namespace == watcher.namespace and record.key.startswith(watcher.prefix):
-                    change = Change(record.key, record.header, wall_ms, monotonic_ns)
+                namespace = watcher.namespace
+                if namespace in (record.namespace, ANY_NAMESPACE) and record.key.startswith(
+                    watcher.prefix
+                ):
+                    change = Change(
+                        record.namespace, record.key, record.header, wall_ms, monotonic_ns
+                    )
                     try:
                         watcher.queue.put_nowait(change)
                     except asyncio.QueueFull:

@@ -80,11 +80,11 @@ def test_every_write_reaches_every_node_without_loss() -> None:
 
 @pytest.mark.parametrize("seed", [3, 4])
 def test_anti_entropy_repairs_what_a_lossy_network_drops(seed: int) -> None:
-    """10% of pushes, exchange requests and answers lost: still everything everywhere."""
+    """10% of pushes, fetches, exchange requests and answers lost: still everything
+    everywhere (lost pushes are retried, announced records fetched, the rest pulled)."""
     config = SimulationConfig(nodes=12, writes=20, write_interval_ms=5, loss=0.1, seed=seed)
     result = run(config)
     assert result.messages_lost > 0
-    assert result.exchange_rounds > 0
     assert_everywhere(result)
 
 

@@ -97,12 +97,14 @@ class Envelope(_message.Message):
     def __init__(self, sender: _Optional[int] = ..., boot_nonce: _Optional[int] = ..., hlc: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., address: _Optional[str] = ..., name: _Optional[str] = ..., high_seqs: _Optional[_Mapping[int, int]] = ..., issued_seq: _Optional[int] = ...) -> None: ...
 
 class RecordId(_message.Message):
-    __slots__ = ("origin", "seq")
+    __slots__ = ("origin", "seq", "record_key")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    RECORD_KEY_FIELD_NUMBER: _ClassVar[int]
     origin: int
     seq: int
-    def __init__(self, origin: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
+    record_key: bytes
+    def __init__(self, origin: _Optional[int] = ..., seq: _Optional[int] = ..., record_key: _Optional[bytes] = ...) -> None: ...
 
 class PushRequest(_message.Message):
     __slots__ = ("envelope", "records", "coverage", "announced")
