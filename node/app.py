@@ -143,7 +143,7 @@ class Node:
         self.exit_status = 0
         self._install = False  # a verified snapshot waits in incoming/: restart to install it
         self._retry = False  # the install failed: serve again, catching up by anti-entropy
-        self._snapshots_allowed = config.snapshot_bootstrap
+        self._snapshots_allowed = not config.no_snapshot_bootstrap
         self._replica: Replica | None = None
         # After a restart for an install, the same ports as before (even if given as :0).
         self._listen = ""

@@ -73,10 +73,10 @@ class Config:
         "The only directory Admin.Checkpoint may write under (a new subdirectory per"
         " checkpoint); empty: checkpoints are refused.",
     )
-    snapshot_bootstrap: bool = _setting(
-        True,
-        "A fresh node (never served, holding nothing) fetches a peer's consistent copy"
-        " instead of pulling every record by anti-entropy.",
+    no_snapshot_bootstrap: bool = _setting(
+        False,
+        "Never bootstrap by snapshot: a fresh node (never served, holding nothing) pulls"
+        " every record by anti-entropy instead of fetching a peer's consistent copy.",
     )
     snapshot_min_records: int = _setting(
         50_000,
@@ -312,7 +312,7 @@ class Config:
         """The protocol's knobs: the profile's, with every setting given explicitly."""
         base = ProtocolConfig.profile(self.protocol_profile)
         given = {name: getattr(self, name) for name in _PROTOCOL_SETTINGS if name in self.explicit}
-        given["snapshot_bootstrap"] = self.snapshot_bootstrap  # the node's driver can fetch
+        given["snapshot_bootstrap"] = not self.no_snapshot_bootstrap  # the node can fetch one
         if "clock_offset_policy" in self.explicit or self.clock_offset_policy != "fence":
             given["fence_clock"] = self.clock_offset_policy == "fence"
         return base.replace(**given)
