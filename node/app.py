@@ -12,15 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import importlib
 import json
-import os
 import random
 import signal
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -35,10 +30,9 @@ from rumor.node.replication.messages import NoticeKind, Now
 from rumor.node.server import console, snapshot_swap
 from rumor.node.server.admin_service import AdminService
 from rumor.node.server.admission import ByteBudget, CallBudget
-from rumor.node.server.auth import TokenChecker, load_tokens
 from rumor.node.server.clock import WallClock
 from rumor.node.server.console_feed import ClusterView
-from rumor.node.server.exposure import Exposure, is_loopback
+from rumor.node.server.exposure import is_loopback
 from rumor.node.server.faults import FaultRules
 from rumor.node.server.faults_service import FaultsService
 from rumor.node.server.group_commit import GroupCommit
@@ -53,17 +47,22 @@ from rumor.node.server.grpc_server import (
 from rumor.node.server.http_gateway import build_app, serve
 from rumor.node.server.http_guard import HttpGuard
 from rumor.node.server.kv_service import KVService
-from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.loop_lag import LoopLag
 from rumor.node.server.metrics import Metrics
 from rumor.node.server.operations import Operations
 from rumor.node.server.peer_transport import GrpcTransport
 from rumor.node.server.replication_service import ReplicationService
 from rumor.node.server.replicator import Replicator, new_boot_nonce, now_monotonic_ms
-from rumor.node.server.security import SECRET_HEADER, SecretChecker, Tls, load_secret
 from rumor.node.server.snapshot_client import download, grpc_stream
 from rumor.node.server.snapshot_server import SnapshotServer, remove_all
 from rumor.node.server.watch import WatchHub
+from rumor.node.startup import (
+    Security,
+    event_loop_factory,
+    new_node_id,
+    throttled_loop_errors,
+    tune_garbage_collector,
+)
 from rumor.node.storage import RocksStore, layout
 from rumor.node.storage.rocks import RESTORED_MARKER
 from rumor.node.storage.store import META
@@ -73,64 +72,6 @@ log = structlog.get_logger(__name__)
 EXIT_SYNC_FAILED = 70
 EXIT_REMOVED = 78  # EX_CONFIG: this id was removed; the data directory must be wiped
 EXIT_DUPLICATE_ID = 76  # another live process holds this node's id (a copied data directory)
-
-
-def tune_garbage_collector() -> None:
-    """Keep the objects the node holds from start-up out of the collector's walks.
-
-    They live as long as the node, so ``gc.freeze`` moves them to a generation
-    that is never collected. The collection thresholds stay the default:
-    raising them for the whole process (100,000) saved about 15% of a bulk
-    write's CPU, but also lets grpc.aio's per-call garbage pile up between
-    collections; bulk writes pause the collector for their own loop instead
-    (``Operations.bulk_put``).
-    """
-    gc.freeze()
-
-
-def new_node_id() -> int:
-    """A random, non-zero 64-bit node id (taken only on a first start)."""
-    while True:
-        node_id = int.from_bytes(os.urandom(8), "big")
-        if node_id:
-            return node_id
-
-
-@dataclass(frozen=True, slots=True)
-class _Security:
-    """Who may call what: API tokens (KV), the cluster secret (node-to-node, admin), TLS."""
-
-    tokens: TokenChecker
-    tls: Tls | None
-    checks: dict[str, Any]
-    call_metadata: tuple[tuple[str, str], ...]
-
-    @classmethod
-    def load(cls, config: Config) -> _Security:
-        tokens = TokenChecker(load_tokens(config.api_token, config.api_token_file or None, None))
-        if not tokens.enabled:
-            log.warning("auth.open", reason="no --api-token configured: the APIs are open")
-        tls = Tls.load(config.tls_cert, config.tls_key, config.tls_ca)
-        secret = load_secret(config.cluster_secret_file, os.environ.get("RUMOR_CLUSTER_SECRET"))
-        checks: dict[str, Any] = {}
-        if tokens.enabled:
-            checks[KV_SERVICE.full_name] = tokens.grpc_allows
-        metadata: tuple[tuple[str, str], ...] = ()
-        if secret is not None:
-            secret_checker = SecretChecker(secret)
-            for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE):
-                checks[descriptor.full_name] = secret_checker.allows
-            metadata = ((SECRET_HEADER, secret),)
-        else:
-            log.warning("cluster.open", reason="no cluster secret: any host may replicate")
-        Exposure(
-            grpc_listen=config.listen,
-            http_listen=config.http,
-            has_cluster_secret=secret is not None,
-            has_api_token=tokens.enabled,
-            insecure=config.insecure,
-        ).check()
-        return cls(tokens, tls, checks, metadata)
 
 
 class Node:
@@ -216,7 +157,7 @@ class Node:
             ),
             member_timeout_ms=config.member_timeout_ms,
         )
-        security = _Security.load(config)
+        security = Security.load(config)
         server, listen = self._bind(security)
         advertise = config.advertise or listen
         membership.announce(advertise)
@@ -332,7 +273,7 @@ class Node:
         if self.exit_status != EXIT_SYNC_FAILED:
             await commit.flush()
 
-    def _bind(self, security: _Security) -> tuple[GrpcServer, str]:
+    def _bind(self, security: Security) -> tuple[GrpcServer, str]:
         server = GrpcServer()
         listen = server.bind(
             self._listen or self.config.listen,
@@ -349,7 +290,7 @@ class Node:
     async def _serve_http(
         self,
         operations: Operations,
-        security: _Security,
+        security: Security,
         replicator: Replicator,
         metrics: Metrics,
         reads: ByteBudget,
@@ -449,39 +390,7 @@ class Node:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
-        loop.set_exception_handler(_throttled_loop_errors())
-
-
-def _throttled_loop_errors() -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
-    """The event loop's error handler, one line per cause per interval: out of file
-    descriptors, ``accept`` fails in a tight loop and would log a traceback each time."""
-    throttle = LogThrottle(log)
-
-    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        error = context.get("exception")
-        message = str(context.get("message", ""))
-        cause = (message, type(error).__name__, getattr(error, "errno", None))
-        throttle.error("loop.error", cause, message=message, error=repr(error))
-
-    return handle
-
-
-def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """What makes the node's event loop (``--event-loop``); None: asyncio's own.
-
-    uvloop is optional: ``auto`` takes it only when it imports, ``uvloop``
-    insists on it (a ValueError, reported as a start-up error, when missing).
-    """
-    if choice == "asyncio":
-        return None
-    try:
-        uvloop = importlib.import_module("uvloop")
-    except ImportError:
-        if choice == "uvloop":
-            raise ValueError("--event-loop uvloop: the uvloop package is not installed") from None
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
+        loop.set_exception_handler(throttled_loop_errors())
 
 
 def run(config: Config) -> int:

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from rumor.node.app import event_loop_factory
 from rumor.node.config import Config
+from rumor.node.startup import event_loop_factory
 
 
 def test_default_is_auto() -> None:
