@@ -23,7 +23,7 @@ run: $(BIN)/rumor
 	@echo "  .venv/bin/rumor kv namespace create DEMO"
 	@echo "  .venv/bin/rumor kv key put hello world --namespace DEMO"
 	@echo "  .venv/bin/rumor kv --endpoint 127.0.0.1:7403 key get hello --namespace DEMO --text"
-	@echo "  .venv/bin/rumor cluster status"
+	@echo "  RUMOR_CLUSTER_SECRET_FILE=$(DATA_ROOT)/cluster/cluster-secret .venv/bin/rumor cluster status"
 	$(BIN)/rumor cluster up --nodes 3 --data-root $(DATA_ROOT)/cluster --base-port 7401
 
 ## test: lint, then every test (unit, integration) with durations
