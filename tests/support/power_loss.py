@@ -16,11 +16,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 SHIM_SOURCE = Path(__file__).with_name("power") / "shim.c"
 ROOT_ENV = "RUMOR_POWER_ROOT"
 STATE_ENV = "RUMOR_POWER_STATE"
+KILL_AT_ENV = "RUMOR_POWER_KILL_AT"
 
 
 def compile_shim(directory: Path) -> Path:
@@ -36,8 +38,12 @@ def compile_shim(directory: Path) -> Path:
     return target
 
 
-def shim_env(shim: Path, root: Path, state: Path) -> dict[str, str]:
-    return {"LD_PRELOAD": str(shim), ROOT_ENV: str(root), STATE_ENV: str(state)}
+def shim_env(shim: Path, root: Path, state: Path, kill_at: int | None = None) -> dict[str, str]:
+    """The environment for a process under the shim (``kill_at``: die after that sync)."""
+    env = {"LD_PRELOAD": str(shim), ROOT_ENV: str(root), STATE_ENV: str(state)}
+    if kill_at is not None:
+        env[KILL_AT_ENV] = str(kill_at)
+    return env
 
 
 def _listing_name(relative: str) -> str:
@@ -75,7 +81,16 @@ def captures(state: Path) -> str:
         return ""
 
 
-def cut(root: Path, state: Path) -> None:
+@dataclass
+class Cut:
+    """What a cut threw away: names the live directory had, bytes beyond the synced contents."""
+
+    dropped_names: int = 0  # creates (and rename targets) never made durable
+    dropped_bytes: int = 0  # data never synced
+    restored_names: int = 0  # unlinks (and rename sources) never made durable
+
+
+def cut(root: Path, state: Path) -> Cut:
     """Replace ``root`` by its durable image (the process using it must be dead)."""
     rebuilt = root.with_name(root.name + ".cut")
     shutil.rmtree(rebuilt, ignore_errors=True)
@@ -103,5 +118,20 @@ def cut(root: Path, state: Path) -> None:
             restored[inode] = target / name
 
     build("", rebuilt)
+    summary = Cut()
+    for directory, _, files in os.walk(root):
+        for name in files:
+            live = Path(directory) / name
+            kept = rebuilt / live.relative_to(root)
+            if not kept.exists():
+                summary.dropped_names += 1
+                summary.dropped_bytes += live.stat().st_size
+            else:
+                summary.dropped_bytes += max(0, live.stat().st_size - kept.stat().st_size)
+    for directory, _, files in os.walk(rebuilt):
+        for name in files:
+            if not (root / (Path(directory) / name).relative_to(rebuilt)).exists():
+                summary.restored_names += 1
     shutil.rmtree(root)
     rebuilt.rename(root)
+    return summary

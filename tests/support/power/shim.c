@@ -14,6 +14,9 @@
  * msync, sync and syncfs are not interposed: they count as not durable, so a
  * missed sync path drops data (fails the test) instead of keeping it.
  * Each capture appends one byte to state/captures (tests check it grows).
+ * With RUMOR_POWER_KILL_AT=N the process SIGKILLs itself right after its Nth
+ * capture: a cut between two syncs, e.g. after a new file's fsync and before
+ * its directory's, wherever that falls (in recovery, in a flush, in a write).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -21,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,13 +40,17 @@ static char state[4096];
 static int active;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long counter;
+static long kill_at;
+static long captured;
 
 __attribute__((constructor)) static void init(void) {
     real_fsync = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
     real_fdatasync = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
     const char *r = getenv("RUMOR_POWER_ROOT");
     const char *s = getenv("RUMOR_POWER_STATE");
+    const char *k = getenv("RUMOR_POWER_KILL_AT");
     if (r && s && realpath(r, root) && realpath(s, state)) active = 1;
+    if (k) kill_at = atol(k);
 }
 
 static void tmp_path(char *out, size_t size) {
@@ -153,6 +161,7 @@ static void capture(int fd) {
     snprintf(mark, sizeof mark, "%s/captures", state);
     int m = open(mark, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (m >= 0) { (void)!write(m, S_ISDIR(st.st_mode) ? "d" : "f", 1); close(m); }
+    if (++captured == kill_at) kill(getpid(), SIGKILL);
     pthread_mutex_unlock(&lock);
     errno = saved;
 }
