@@ -118,6 +118,9 @@ class Workload:
     lost: int = 0
     acknowledged: int = 0
     writes: int = 0
+    top_seq: int = 0  # the highest seq acknowledged so far
+    floor: int = 0  # the highest seq acknowledged before this cycle's restart
+    reused_seqs: list[str] = field(default_factory=list)
 
     def run(self, node: NodeProcess, count: int, cycle: int) -> dict[bytes, State]:
         """Issue ``count`` writes, SIGKILL the node with the last ones in flight.
@@ -125,6 +128,7 @@ class Workload:
         Returns the writes that were in flight (unacknowledged) at the kill.
         """
         flight: list[tuple[bytes, State, Future[object]]] = []
+        self.floor = self.top_seq
         for index in range(count):
             if len(flight) >= WINDOW:
                 self._settle(flight.pop(0))
@@ -154,9 +158,13 @@ class Workload:
     def _settle(self, entry: tuple[bytes, State, Future[object]]) -> bool:
         key, state, future = entry
         try:
-            future.result(timeout=30)
+            response = future.result(timeout=30)
         except grpc.RpcError:
             return False
+        seq = int(getattr(response, "seq"))  # noqa: B009 (a PutResponse or a DeleteResponse)
+        if seq <= self.floor:  # issued again after the cut: two writes under one seq
+            self.reused_seqs.append(f"{key!r}: seq {seq} <= {self.floor}")
+        self.top_seq = max(self.top_seq, seq)
         self.acked[key] = state
         self.acknowledged += 1
         return True
@@ -236,3 +244,5 @@ def test_power_cuts(shim: Path, tmp_path: Path, durability: str) -> None:
     )
     assert dropped.dropped_bytes > 0, "the cuts dropped nothing: the test would be vacuous"
     assert not failures, "\n".join(failures[:20])
+    # Both modes: a seq acknowledged before a cut is never issued again after it.
+    assert not workload.reused_seqs, workload.reused_seqs[:20]
