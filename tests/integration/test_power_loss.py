@@ -169,19 +169,30 @@ class Workload:
         self.acknowledged += 1
         return True
 
-    def check(self, node: NodeProcess, pending: dict[bytes, State]) -> list[str]:
-        """Compare what the restarted node holds with what was acknowledged."""
+    def check(self, node: NodeProcess, pending: dict[bytes, State]) -> list[str] | None:
+        """Compare what the restarted node holds with what was acknowledged.
+
+        None when the node died (its shim's kill after a sync) before every read answered.
+        """
         reads = {
             key: node.kv.Get.future(pb.GetRequest(namespace_id=self.ns, key=key)) for key in KEYS
         }
-        lost = []
+        seen: dict[bytes, State] = {}
         for key, future in reads.items():
-            got = future.result(timeout=30)
-            seen: State = got.value if got.found else None
+            try:
+                got = future.result(timeout=30)
+            except grpc.RpcError:
+                assert node.process is not None
+                node.process.wait(timeout=30)  # not alive: died at its sync number kill_at
+                assert node.process.returncode == -9, "a read failed on a live node"
+                return None
+            seen[key] = got.value if got.found else None
+        lost = []
+        for key, state in seen.items():
             allowed = {self.acked[key]} | ({pending[key]} if key in pending else set())
-            if seen not in allowed:
-                lost.append(f"{key!r}: acknowledged {self.acked[key]!r}, found {seen!r}")
-            self.acked[key] = seen  # the next cycle starts from what survived
+            if state not in allowed:
+                lost.append(f"{key!r}: acknowledged {self.acked[key]!r}, found {state!r}")
+            self.acked[key] = state  # the next cycle starts from what survived
         self.lost += len(lost)
         return lost
 
@@ -221,17 +232,20 @@ def test_power_cuts(shim: Path, tmp_path: Path, durability: str) -> None:
                 in_recovery += 1  # it died at sync number kill_at, before it was ready
             else:
                 lost = workload.check(node, pending)
-                if durability == "fsync":
-                    failures += [f"cut {cycle}: {line}" for line in lost]
-                if cycle == CUTS:
-                    break
-                before = workload.acknowledged
-                synced = power_loss.captures(state).count("f")
-                count = rng.choice([0, rng.randint(1, 250)])
-                pending = workload.run(node, count, cycle)
-                if durability == "fsync" and workload.acknowledged > before:
-                    after = power_loss.captures(state).count("f")
-                    assert after > synced, "writes acknowledged, but the shim saw no file sync"
+                if lost is None:
+                    in_recovery += 1  # it died after it was ready, before every read answered
+                else:
+                    if durability == "fsync":
+                        failures += [f"cut {cycle}: {line}" for line in lost]
+                    if cycle == CUTS:
+                        break
+                    before = workload.acknowledged
+                    synced = power_loss.captures(state).count("f")
+                    count = rng.choice([0, rng.randint(1, 250)])
+                    pending = workload.run(node, count, cycle)
+                    if durability == "fsync" and workload.acknowledged > before:
+                        after = power_loss.captures(state).count("f")
+                        assert after > synced, "writes acknowledged, but the shim saw no file sync"
         finally:
             node.kill()
         _add(dropped, power_loss.cut(root, state))
