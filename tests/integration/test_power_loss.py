@@ -128,10 +128,14 @@ class Workload:
         Returns the writes that were in flight (unacknowledged) at the kill.
         """
         flight: list[tuple[bytes, State, Future[object]]] = []
+        pending: dict[bytes, State] = {}
         self.floor = self.top_seq
         for index in range(count):
             if len(flight) >= WINDOW:
-                self._settle(flight.pop(0))
+                oldest = flight.pop(0)
+                if not self._settle(oldest):
+                    pending[oldest[0]] = oldest[1]  # it may have been applied
+                    break  # the node died (its shim's kill after a sync): no more writes
             busy = {key for key, _, _ in flight}
             key = self.rng.choice([k for k in KEYS if k not in busy])
             future: Future[object]
@@ -148,7 +152,6 @@ class Workload:
         assert node.process is not None
         node.process.kill()  # the power goes: SIGKILL with writes in flight
         node.process.wait()
-        pending: dict[bytes, State] = {}
         for entry in flight:
             if not self._settle(entry):
                 pending[entry[0]] = entry[1]
