@@ -6,9 +6,10 @@ PROTOS := $(wildcard proto/rumor/v1/*.proto)
 DATA_ROOT ?= .rumor
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration lint format proto chaos bench clean screenshots
+.PHONY: run test unit integration lint format proto chaos power bench clean screenshots
 SEEDS ?= 1 2 3
 FUZZ_SCHEDULES ?= 10000
+POWER_CUTS ?= 500
 SCENARIOS ?= steady partition oneway crash_restart skew_fence skew_warn loss
 
 $(BIN)/rumor: pyproject.toml
@@ -48,7 +49,7 @@ format: $(BIN)/rumor
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## chaos: every scenario with several seeds, then 10,000 simulated fault schedules per durability mode (long)
+## chaos: every scenario with several seeds, 10,000 simulated fault schedules per durability mode, then $(POWER_CUTS) power cuts per mode (long)
 chaos: $(BIN)/rumor
 	@status=0; for scenario in $(SCENARIOS); do for seed in $(SEEDS); do \
 		$(BIN)/rumor experiment run $$scenario --seed $$seed \
@@ -57,7 +58,12 @@ chaos: $(BIN)/rumor
 	for durability in fsync wal; do \
 		$(BIN)/rumor simulate --fuzz $(FUZZ_SCHEDULES) --seed 1 --durability $$durability \
 			--out experiments-out/chaos/fuzz-$$durability || status=1; \
-	done; exit $$status
+	done; \
+	$(MAKE) power || status=1; exit $$status
+
+## power: $(POWER_CUTS) power cuts of a real node per durability mode (fsync must lose nothing)
+power: $(BIN)/rumor
+	RUMOR_POWER_CUTS=$(POWER_CUTS) $(BIN)/pytest -s tests/integration/test_power_loss.py $(PYTEST_ARGS)
 
 ## bench: every benchmark against its same-run baseline, median of 5 (long; bench/results/)
 bench: $(BIN)/rumor
