@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import grpc
+
 from rumor.v1 import kv_pb2 as pb
 from tests.integration.kv_helpers import get, put
 from tests.integration.test_joining import JOIN
@@ -37,6 +39,24 @@ def _load(node: NodeProcess, ns: str) -> None:
 def _delete(node: NodeProcess, ns: str, start: int, stop: int) -> None:
     keys = [_key(i) for i in range(start, stop)]
     node.kv.BulkDelete(pb.BulkDeleteRequest(namespace_id=ns, keys=keys))
+
+
+def _serving_again(node: NodeProcess) -> bool:
+    """The node restarted on its installed copy and answers again.
+
+    ``node.bootstrapped_by_snapshot`` is logged before the node reopens its
+    store and listener, so a call right after it can be refused.
+    """
+    log = node.log()
+    marker = log.find("node.bootstrapped_by_snapshot")
+    if marker < 0 or "node.ready" not in log[marker:]:
+        return False
+    try:
+        return status(node).ready
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            return False
+        raise
 
 
 def _same(a: NodeProcess, b: NodeProcess) -> bool:
@@ -75,7 +95,7 @@ def test_a_fresh_node_bootstraps_by_snapshot_while_deletes_and_purges_go_on(
         joiner.args[-1] = seed.address
         deleter.start()
         joiner.start()
-        poll_described(lambda: "node.bootstrapped_by_snapshot" in joiner.log(), [seed, joiner], 20)
+        poll_described(lambda: _serving_again(joiner), [seed, joiner], 20)
         stop.set()
         deleter.join(timeout=10)
         poll_described(lambda: everyone_alive([seed, joiner]), [seed, joiner], 10)
