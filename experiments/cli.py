@@ -115,6 +115,12 @@ def _sweep_spec(text: str) -> tuple[str, list[int | float]]:
     help="fixed:N | uniform:A:B | exp:MEAN | normal:MEAN:SD",
 )
 @click.option("--writes", default=100, show_default=True)
+@click.option(
+    "--write-interval-ms",
+    default=simulator.SimulationConfig.write_interval_ms,
+    show_default=True,
+    help="Virtual time between two writes (each at a random node).",
+)
 @click.option("--seed", default=1, show_default=True)
 @click.option("--sweep", default=None, help="FIELD=V1,V2,... e.g. nodes=10,100,1000")
 @click.option(
@@ -153,6 +159,7 @@ def simulate(
     loss: float,
     latency_ms: str,
     writes: int,
+    write_interval_ms: int,
     seed: int,
     sweep: str | None,
     out: str | None,
@@ -178,6 +185,7 @@ def simulate(
             loss=loss,
             latency_ms=latency_ms,
             writes=writes,
+            write_interval_ms=write_interval_ms,
             seed=seed,
         )
         if sweep:

@@ -123,12 +123,10 @@ class Envelopes:
             and membership.state_of(sender) is State.ALIVE
         ):
             engine.anti_entropy.catch_up(sender, now)
-        for update in envelope.members:
-            before = membership.state_of(update.id)
-            if membership.merge(update, now.mono_ms) and before != update.state:
-                engine.notice(
-                    NoticeKind.MEMBER_STATE, "", member=f"{update.id:016x}", state=update.state.name
-                )
+        for update in membership.merge_all(envelope.members, now.mono_ms):
+            engine.notice(
+                NoticeKind.MEMBER_STATE, "", member=f"{update.id:016x}", state=update.state.name
+            )
         self._learn_high(sender, envelope)
         if envelope.issued_seq or sender not in self.issued:
             self.issued[sender] = envelope.issued_seq

@@ -1,9 +1,12 @@
 """Push gossip: who gets each new record, when queues flush, what a receiver does.
 
 Every ``gossip_interval_ms`` the records that became durable here (local
-writes, and received records that won) are planned per origin: ``fanout``
-random live peers other than the origin get the records (eager push), and
-``lazy_fanout`` further peers get only their ids, (origin, seq, key). A
+writes, and received records that won) are planned together: ``fanout``
+random live peers get them (eager push; a peer never gets its own records
+back), and ``lazy_fanout`` further peers get only their ids, (origin, seq,
+key). One draw per flush, not per record or origin, so under load a node
+sends ``fanout + lazy_fanout`` Pushes per interval however many records it
+has, as memberlist packs its broadcasts. A
 receiver forwards only what was new to it, so a write spreads epidemically
 and the traffic stops by itself. Forward-once push leaves about e^-fanout of
 the nodes without a record; those that were told its id and still lack it
@@ -39,7 +42,7 @@ from rumor.node.replication.messages import (
     RefusalCode,
     Response,
 )
-from rumor.node.replication.push_queues import PushQueues, by_origin
+from rumor.node.replication.push_queues import PushQueues, plan_pushes
 
 if TYPE_CHECKING:
     from rumor.node.replication.engine import Engine
@@ -94,21 +97,15 @@ class Gossip:
                 self._send(peer, now)
 
     def plan(self, records: Sequence[WireRecord], peers: list[int]) -> None:
-        """Per origin: ``fanout`` random peers but the origin get the records (eager),
-        ``lazy_fanout`` more get their ids; O(fanout) per origin, whatever the cluster size."""
+        """Queue the records for their eager peers and their ids for the lazy ones."""
         config = self.engine.config
-        rng = self.engine.rng
-        eager_count, lazy_count = config.fanout, config.lazy_fanout
-        for origin, group in by_origin(records).items():
-            wanted = min(len(peers), eager_count + lazy_count + 1)
-            chosen = [peer for peer in rng.sample(peers, wanted) if peer != origin]
-            eager, lazy = chosen[:eager_count], chosen[eager_count : eager_count + lazy_count]
-            if not eager:
-                continue
-            self.queues.offer(group, eager)
-            if lazy:
-                ids = [(origin, record.ids()[2], record.stored_key) for record in group]
-                for peer in lazy:
+        for planned in plan_pushes(
+            records, peers, config.fanout, config.lazy_fanout, self.engine.rng
+        ):
+            self.queues.offer(planned.records, planned.eager)
+            if planned.lazy:
+                ids = [(r.ids()[1], r.ids()[2], r.stored_key) for r in planned.records]
+                for peer in planned.lazy:
                     self.announce.setdefault(peer, []).extend(ids)
 
     def _send(self, peer: Member, now: Now) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import struct
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -95,6 +96,23 @@ class Membership:
         self._set(update, now_ms)
         return True
 
+    def merge_all(self, updates: Iterable[Member], now_ms: int) -> list[Member]:
+        """``merge`` each update; the ones that changed a member's state, to be noticed.
+
+        The common case, an update the table already holds (each is piggybacked
+        ``retransmits`` times), costs one lookup and one comparison.
+        """
+        members = self.members
+        changed: list[Member] = []
+        for update in updates:
+            current = members.get(update.id)
+            if current is update or current == update:
+                continue
+            before = None if current is None else current.state
+            if self.merge(update, now_ms) and before != update.state:
+                changed.append(update)
+        return changed
+
     def _about_me(self, update: Member) -> bool:
         if update.state is State.REMOVED:
             self.removed_me = True
@@ -154,6 +172,13 @@ class Membership:
             return
         if current.state is State.REMOVED:
             return
+        if (
+            current.state is State.ALIVE
+            and current.boot_nonce == boot_nonce
+            and (current.address == address or not address)
+            and (current.name == name or not name)
+        ):
+            return  # the common case: nothing to learn
         event = Event.HEARD_SAME_BOOT if current.boot_nonce == boot_nonce else Event.HEARD_NEW_BOOT
         moved = replace(
             current,

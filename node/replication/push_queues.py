@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from rumor.node.replication.delta import WireRecord
 
@@ -90,21 +91,31 @@ def by_origin(records: Iterable[WireRecord]) -> dict[int, list[WireRecord]]:
     return groups
 
 
+@dataclass(slots=True)
+class PushPlan:
+    """One origin's records: who gets them (``eager``) and who only their ids (``lazy``)."""
+
+    eager: list[int]
+    lazy: list[int]
+    records: list[WireRecord]
+
+
 def plan_pushes(
-    records: Iterable[WireRecord], peers: list[int], fanout: int, rng: random.Random
-) -> list[tuple[list[int], list[WireRecord]]]:
-    """Which peers get which records: per origin, ``fanout`` random peers other than
-    the origin itself (it holds the record, or something newer, already)."""
+    records: Iterable[WireRecord],
+    peers: list[int],
+    fanout: int,
+    lazy_fanout: int,
+    rng: random.Random,
+) -> list[PushPlan]:
+    """Who gets what from one flush: one draw of ``fanout + lazy_fanout + 1`` peers for
+    all the records, each origin's records going to the first ``fanout`` drawn that are
+    not the origin (it holds them, or something newer, already) and their ids to the
+    next ``lazy_fanout``. One draw, so a flush sends at most ``fanout + lazy_fanout``
+    Pushes however many records it carries; O(fanout) per origin at any cluster size."""
+    drawn = rng.sample(peers, min(len(peers), fanout + lazy_fanout + 1))
     plan = []
     for origin, group in by_origin(records).items():
-        candidates = [peer for peer in peers if peer != origin]
-        if candidates:
-            plan.append((choose_peers(candidates, fanout, rng), group))
+        chosen = [peer for peer in drawn if peer != origin]
+        if chosen:
+            plan.append(PushPlan(chosen[:fanout], chosen[fanout : fanout + lazy_fanout], group))
     return plan
-
-
-def choose_peers(peers: list[int], fanout: int, rng: random.Random) -> list[int]:
-    """``fanout`` distinct random peers (all of them if there are fewer)."""
-    if len(peers) <= fanout:
-        return list(peers)
-    return rng.sample(peers, fanout)

@@ -27,26 +27,33 @@ def record(origin: int, seq: int, key: bytes = b"", hlc: int = 0) -> WireRecord:
 
 @given(
     st.lists(ORIGINS, min_size=1, max_size=40),
-    st.lists(ORIGINS, min_size=1, max_size=5, unique=True),
+    st.lists(ORIGINS, min_size=1, max_size=12, unique=True),
     st.integers(min_value=1, max_value=6),
+    st.integers(min_value=0, max_value=4),
     st.integers(min_value=0, max_value=2**32),
 )
 def test_a_plan_never_sends_a_record_to_its_origin(
-    origins: list[int], peers: list[int], fanout: int, seed: int
+    origins: list[int], peers: list[int], fanout: int, lazy_fanout: int, seed: int
 ) -> None:
     records = [record(origin, seq) for seq, origin in enumerate(origins, 1)]
-    plan = plan_pushes(records, peers, fanout, random.Random(seed))
-    planned = [r for _, group in plan for r in group]
-    for targets, group in plan:
-        group_origins = {r.ids()[1] for r in group}
+    plan = plan_pushes(records, peers, fanout, lazy_fanout, random.Random(seed))
+    planned = [r for entry in plan for r in entry.records]
+    for entry in plan:
+        group_origins = {r.ids()[1] for r in entry.records}
         assert len(group_origins) == 1
         (origin,) = group_origins
-        assert origin not in targets
-        assert len(set(targets)) == len(targets) == min(fanout, len(set(peers) - {origin}))
-        assert set(targets) <= set(peers)
+        others = set(peers) - {origin}
+        assert origin not in entry.eager + entry.lazy
+        assert len(set(entry.eager)) == len(entry.eager) == min(fanout, len(others))
+        assert not set(entry.eager) & set(entry.lazy)
+        assert len(entry.lazy) <= lazy_fanout
+        assert set(entry.eager) | set(entry.lazy) <= set(peers)
     # Every record is planned once, unless its origin is the only peer there is.
     expected = [r for r in records if set(peers) - {r.ids()[1]}]
     assert sorted(planned) == sorted(expected)
+    # One draw per flush: at most fanout + lazy_fanout + 1 distinct peers get anything.
+    touched = {peer for entry in plan for peer in entry.eager + entry.lazy}
+    assert len(touched) <= fanout + lazy_fanout + 1
 
 
 def test_records_are_grouped_by_origin_in_order() -> None:
