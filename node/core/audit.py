@@ -15,6 +15,9 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 BUCKETS = 4096
 _VERSION = struct.Struct(">QQ")
@@ -47,3 +50,31 @@ def differing(mine: list[int], theirs: list[int]) -> list[int]:
 def digest(buckets: list[int]) -> int:
     """One 64-bit summary of all buckets: equal digests mean equal buckets (whp)."""
     return int.from_bytes(hashlib.blake2b(pack_buckets(buckets), digest_size=8).digest(), "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """Whether members' audit digests agree: ``differ`` hold another digest than the
+    most common one, ``unknown`` have none known yet (not counted either way)."""
+
+    agree: bool
+    common: int | None
+    differ: tuple[int, ...]
+    unknown: tuple[int, ...]
+
+
+def agreement(digests: Mapping[int, int | None]) -> Agreement:
+    """Compare the digests of members (id -> digest, None when not known).
+
+    They agree when every member's digest is known and all are equal. Otherwise
+    ``common`` is the digest most members hold (ties: the smallest digest, so
+    the answer does not depend on order) and ``differ`` the members without it.
+    """
+    known = {member: value for member, value in digests.items() if value is not None}
+    unknown = tuple(sorted(member for member, value in digests.items() if value is None))
+    if not known:
+        return Agreement(False, None, (), unknown)
+    counts = Counter(known.values())
+    common = min(counts, key=lambda value: (-counts[value], value))
+    differ = tuple(sorted(member for member, value in known.items() if value != common))
+    return Agreement(not differ and not unknown, common, differ, unknown)
