@@ -50,11 +50,26 @@ function showLogin() {
 
 // ---- cluster ------------------------------------------------------------
 
-function pair(list, term, value, cls) {
+function pair(list, term, value, cls, id) {
   const item = el("div");
   item.append(el("dt", term));
-  item.append(el("dd", value, cls));
+  const dd = el("dd", value, cls);
+  if (id) dd.id = id;
+  item.append(dd);
   list.append(item);
+}
+
+function memberName(id) {
+  const m = state.status ? state.status.members.find((x) => x.id === id) : null;
+  return m && m.name ? m.name : id.slice(0, 6);
+}
+
+function agreementText(a) {
+  if (a.agree) return `agree (${a.common})`;
+  const parts = [];
+  if (a.differ.length) parts.push(`disagree: ${a.differ.map(memberName).join(", ")} differ from ${a.common}`);
+  if (a.unknown.length) parts.push(`unknown: ${a.unknown.map(memberName).join(", ")}`);
+  return parts.join("; ");
 }
 
 function renderStatus(s) {
@@ -68,6 +83,10 @@ function renderStatus(s) {
   pair(summary, "Ready", node.ready ? "yes" : "no");
   pair(summary, "Clock fenced", node.fenced ? "yes" : "no");
   pair(summary, "Audit digest", node.audit_digest);
+  const agreement = node.audit_agreement;
+  pair(summary, "Audit digests of alive members", agreementText(agreement), agreement.agree ? "state-alive" : "state-suspect", "audit-agreement");
+  const others = s.members.filter((m) => !m.self && m.state === "alive").length;
+  pair(summary, "Watch streams to other members", `${node.watching.length} of ${others}`, null, "watch-streams");
   pair(summary, "Records / tombstones", `${node.records_held} / ${node.tombstones_held}`);
   pair(summary, "Event-loop lag (now / max)", `${node.loop_lag_ms.toFixed(1)} / ${node.max_loop_lag_ms.toFixed(1)} ms`);
   pair(summary, "Watchers", `${node.watchers} of ${node.max_watchers}`);
@@ -93,10 +112,10 @@ function renderStatus(s) {
     add("Lag per origin", lag.length ? lag.join(", ") : "none");
     add("Watermarks agree", m.watermarks_agree ? "yes" : "no");
     add("Clock offset", `${m.clock_offset_ms.toFixed(1)} ms`);
+    add("Audit digest", m.audit_digest ?? "unknown");
     card.append(list);
     members.append(card);
   }
-  updateSpread(s);
 }
 
 // ---- live stream ----------------------------------------------------------
@@ -110,6 +129,7 @@ function connect() {
   source.addEventListener("status", (e) => renderStatus(JSON.parse(e.data)));
   source.addEventListener("behind", (e) => { $("live").textContent = `live (missed ${JSON.parse(e.data).dropped} changes)`; });
   source.addEventListener("changes", (e) => onChanges(JSON.parse(e.data)));
+  source.addEventListener("applied", (e) => onApplied(JSON.parse(e.data)));
 }
 
 let refreshTimer = null;
@@ -119,7 +139,7 @@ function onChanges(changes) {
     if (c.kind === "namespace") namespaces = true;
     else {
       if (c.namespace === state.ns) keys = true;
-      recordWrite(c);
+      recordWrite(c, state.status ? state.status.node.id : "");
     }
   }
   if (refreshTimer === null && (namespaces || keys)) {
@@ -134,28 +154,24 @@ function onChanges(changes) {
 
 // ---- convergence ----------------------------------------------------------
 
+// A write's spread: for each member, when it applied the write, from that member's
+// Watch (this node's own watcher, the others' relayed by this node as `applied`),
+// in milliseconds after the write's HLC timestamp.
 const MAX_WRITES = 100;
-function recordWrite(c) {
+function recordWrite(c, member) {
   const id = `${c.origin}:${c.seq}`;
-  if (state.writes.has(id)) return;
-  const here = state.status ? state.status.node.id : "";
-  const known = {};
-  known[here] = c.applied_ms - c.written_ms;
-  state.writes.set(id, { ...c, known });
-  while (state.writes.size > MAX_WRITES) state.writes.delete(state.writes.keys().next().value);
+  let write = state.writes.get(id);
+  if (!write) {
+    write = { key: c.key, namespace: c.namespace, deleted: c.deleted, origin: c.origin, seq: c.seq, written_ms: c.written_ms, known: {} };
+    state.writes.set(id, write);
+    while (state.writes.size > MAX_WRITES) state.writes.delete(state.writes.keys().next().value);
+  }
+  if (write.known[member] === undefined) write.known[member] = c.applied_ms - c.written_ms;
 }
 
-function updateSpread(s) {
-  let changed = false;
-  for (const w of state.writes.values()) {
-    for (const m of s.members) {
-      if (w.known[m.id] === undefined && (m.watermarks[w.origin] || 0) >= w.seq) {
-        w.known[m.id] = s.node.wall_ms - w.written_ms;
-        changed = true;
-      }
-    }
-  }
-  if (changed) renderWrites();
+function onApplied(records) {
+  for (const r of records) recordWrite(r, r.member);
+  renderWrites();
 }
 
 function upMembers() {
@@ -165,10 +181,16 @@ function upMembers() {
 function renderWrites() {
   const list = $("writes");
   list.replaceChildren();
-  const names = new Map((state.status ? state.status.members : []).map((m) => [m.id, m.name || m.id.slice(0, 6)]));
   for (const w of [...state.writes.values()].reverse().slice(0, 20)) {
-    const spread = Object.entries(w.known).map(([id, ms]) => `${names.get(id) || id.slice(0, 6)} ${Math.max(ms, 0)} ms`).join(", ");
-    list.append(el("li", `${w.deleted ? "delete" : "put"} ${w.key} — ${spread}`));
+    const item = el("li", `${w.deleted ? "delete" : "put"} ${w.key} —`);
+    item.dataset.key = w.key;
+    const spread = Object.entries(w.known).sort((x, y) => x[1] - y[1]);
+    for (const [id, ms] of spread) {
+      const span = el("span", ` ${memberName(id)} +${ms} ms`, "spread");
+      span.dataset.member = id;
+      item.append(span);
+    }
+    list.append(item);
   }
   drawCdf();
 }
