@@ -4,7 +4,8 @@ Its assets (``console_assets/``: plain HTML, CSS and JavaScript, no build step,
 nothing fetched from outside the node) are served from the package; its JSON
 API under ``/ui/api/`` calls the same in-process objects as the rest of the
 node: ``Operations`` for data, the Replicator and the WatchHub for the live
-view (``console_feed``), and ``console_files`` for experiment reports.
+view (``console_feed``, with ``console_peers`` for the other members), and
+``console_files`` and ``console_markdown`` for experiment reports.
 
 Who may use it. The gateway's middleware has already refused cross-site
 requests (``http_guard``: Origin and Host) and skips its bearer check for
@@ -39,7 +40,7 @@ from aiohttp import web
 
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
-from rumor.node.server import console_files
+from rumor.node.server import console_files, console_markdown
 from rumor.node.server.console_feed import ClusterView, stream
 from rumor.node.server.http_gateway import (
     CODE_AUTH,
@@ -383,6 +384,25 @@ async def _experiment_file(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def _experiment_report(request: web.Request) -> web.StreamResponse:
+    root = _console(request).experiments_dir
+    asked = request.query.get("path", "")
+
+    def rendered() -> console_markdown.RenderedReport:
+        body, _ = console_files.read_report_file(root, asked)
+        if not asked.lower().endswith(".md"):
+            raise InvalidRequest("Only Markdown reports (.md) are rendered.")
+        if len(body) > console_markdown.MAX_RENDER_BYTES:
+            raise InvalidRequest(
+                f"The report is larger than {console_markdown.MAX_RENDER_BYTES} bytes:"
+                " open it as a file instead."
+            )
+        return console_markdown.render_report(body.decode("utf-8", "replace"), asked)
+
+    report = await asyncio.to_thread(rendered)
+    return envelope({"path": asked, "html": report.html, "images": list(report.images)})
+
+
 # ---- routes -------------------------------------------------------------
 
 
@@ -415,6 +435,12 @@ def add_routes(app: web.Application, console: Console) -> None:
         ("DELETE", ns + "/value", _guarded(_delete_value), "console.values.delete"),
         ("GET", api + "/experiments", _guarded(_list_experiments), "console.experiments.list"),
         ("GET", api + "/experiments/file", _guarded(_experiment_file), "console.experiments.file"),
+        (
+            "GET",
+            api + "/experiments/report",
+            _guarded(_experiment_report),
+            "console.experiments.report",
+        ),
     ]
     for method, path, handler, name in routes:
         app.router.add_route(method, path, handler, name=name)

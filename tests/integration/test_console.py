@@ -3,8 +3,11 @@
 A namespace and a key created in node A's console appear in node B's console
 within 2 s; every view fits 1280x800 and 390x844 without horizontal scroll,
 axe-core finds no serious or critical problem and Tab reaches every control.
-The experiments view serves only files inside --experiments-dir, and with an
-API token the console needs a session cookie and a CSRF token for changes.
+The experiments view renders reports from Markdown and serves only files inside
+--experiments-dir. The console runs under its real Content-Security-Policy and
+logs no violation of it. A write's spread lists every node, and the audit
+digests of a converged cluster agree. With an API token the console needs a
+session cookie and a CSRF token for changes.
 """
 
 from __future__ import annotations
@@ -45,7 +48,10 @@ def experiments(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("console")
     runs = root / "experiments"
     (runs / "steady-1").mkdir(parents=True)
-    (runs / "steady-1" / "report.md").write_text("# steady\n\nconverged in 41 ms\n")
+    (runs / "steady-1" / "report.md").write_text(
+        "# steady\n\nconverged in 41 ms\n\n| p50 | p99 |\n|---|---|\n| 4 | 41 |\n\n"
+        "![t-visibility](tvis.png)\n\n<script>alert(1)</script>\n"
+    )
     (runs / "steady-1" / "tvis.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(16))
     (root / "secret.md").write_text("not for the console\n")
     (runs / "escape.md").symlink_to(root / "secret.md")
@@ -173,6 +179,12 @@ def test_every_view_fits_is_accessible_and_reachable_by_tab(cluster: Cluster, br
         for view in VIEWS:
             page.click(f"button[data-view='{view}']")
             page.wait_for_selector(f"#view-{view}:not([hidden])")
+            if view == "experiments":  # the report, rendered from Markdown
+                page.click("#runs button:text-is('steady-1')")
+                page.locator("#report h1:text-is('steady')").wait_for()
+                assert page.locator("#report table td").count() == 2
+                assert page.locator("#report script").count() == 0
+                assert "tvis.png" in (page.locator("#report img").first.get_attribute("src") or "")
             width = page.evaluate(
                 "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
             )
@@ -220,10 +232,15 @@ def test_experiment_files_outside_the_directory_are_refused(cluster: Cluster) ->
     assert status == 200 and b"converged in 41 ms" in body
     status, body, headers = _get(base + "/file?path=steady-1/tvis.png")
     assert status == 200 and headers["Content-Type"] == "image/png"
+    status, body, _ = _get(base + "/report?path=steady-1/report.md")
+    rendered = json.loads(body)["result"]
+    assert status == 200 and "<h1>steady</h1>" in rendered["html"]
+    assert "<script>" not in rendered["html"] and rendered["images"] == ["steady-1/tvis.png"]
     for path in ("../secret.md", "steady-1/../../secret.md", "%2Fetc%2Fpasswd", "escape.md"):
-        status, body, _ = _get(f"{base}/file?path={path}")
-        assert status == 400, (path, status)
-        assert b"not for the console" not in body
+        for endpoint in ("file", "report"):
+            status, body, _ = _get(f"{base}/{endpoint}?path={path}")
+            assert status == 400, (endpoint, path, status)
+            assert b"not for the console" not in body
 
 
 def test_with_a_token_the_console_needs_a_session_and_csrf(tmp_path: Path) -> None:

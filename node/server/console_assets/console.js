@@ -381,15 +381,20 @@ async function loadExperiments() {
 
 async function openReport(run) {
   const report = $("report");
-  const response = await fetch(`${API}/experiments/file?path=${encodeURIComponent(run.report)}`, { credentials: "same-origin" });
   report.replaceChildren(el("h3", run.report));
-  report.append(el("pre", await response.text(), "report"));
-  for (const plot of run.plots) {
-    const img = el("img", null, "plot");
-    img.src = `${API}/experiments/file?path=${encodeURIComponent(plot)}`;
-    img.alt = "Plot " + plot;
-    report.append(img);
-  }
+  try {
+    // The node renders the Markdown to HTML without raw HTML, scripts or unsafe links.
+    const { result } = await api("GET", `/experiments/report?path=${encodeURIComponent(run.report)}`);
+    const body = el("article", null, "report");
+    body.innerHTML = result.html;
+    report.append(body);
+    for (const plot of run.plots.filter((p) => !result.images.includes(p))) {
+      const img = el("img", null, "plot");
+      img.src = `${API}/experiments/file?path=${encodeURIComponent(plot)}`;
+      img.alt = "Plot " + plot;
+      report.append(img);
+    }
+  } catch (error) { report.append(el("p", error.message, "error")); }
 }
 
 // ---- start ----------------------------------------------------------------
