@@ -7,9 +7,15 @@ node last learned them and how far each lags the highest known per origin,
 the audit digest, the event-loop lag and replication rates since the
 previous snapshot.
 
+The snapshot also holds the other alive members' audit digests and whether
+they agree with this node's (``audit.agreement``), as ``PeerFeeds`` polled
+them, and the members whose Watch stream ``PeerFeeds`` holds.
+
 ``stream`` is one console's Server-Sent Events stream: a ``status`` event
-every ``STATUS_INTERVAL_S`` and a ``changes`` event with every change the node
-applies, read from a WatchHub watcher of every namespace. The stream is a
+every ``STATUS_INTERVAL_S``, a ``changes`` event with every change the node
+applies, read from a WatchHub watcher of every namespace, and an ``applied``
+event with the changes the other members applied, relayed by ``PeerFeeds``
+(subscribed while the stream is open). The stream is a
 watcher like any other: it is refused (Overloaded, 503) beyond the node's
 watcher limits, and when the browser reads too slowly changes are dropped and
 a ``behind`` event says how many. It ends when the node's HTTP listener shuts
@@ -36,7 +42,7 @@ from rumor.node.server.loop_lag import LoopLag
 from rumor.node.server.replicator import Replicator
 from rumor.node.server.watch import ANY_NAMESPACE, Change, Watcher, WatchHub
 
-STATUS_INTERVAL_S = 0.25  # how often the browser learns member watermarks (the spread's resolution)
+STATUS_INTERVAL_S = 0.25  # how often the browser learns the member table
 MAX_CHANGES_PER_EVENT = 200
 WATCH_BUFFER = 1024
 
