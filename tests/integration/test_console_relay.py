@@ -11,6 +11,7 @@ import http.client
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -48,9 +49,9 @@ def _call(node: NodeProcess, method: str, path: str, body: Any = None) -> Any:
 class _Events:
     """One console's SSE stream: (event, data) pairs read with a deadline."""
 
-    def __init__(self, node: NodeProcess) -> None:
+    def __init__(self, node: NodeProcess, headers: dict[str, str] | None = None) -> None:
         self.connection = http.client.HTTPConnection(node.http, timeout=WITHIN_S)
-        self.connection.request("GET", "/ui/api/events")
+        self.connection.request("GET", "/ui/api/events", headers=headers or {})
         self.response = self.connection.getresponse()
         assert self.response.status == 200
 
@@ -108,6 +109,22 @@ def test_a_console_receives_every_members_apply_of_a_write(cluster: Cluster) -> 
     while _watchers(a_node) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _watchers(a_node) == 0
+
+
+def test_with_an_api_token_the_stream_to_a_member_carries_it(tmp_path: Path) -> None:
+    token = "relay-test-token"
+    nodes = Cluster(tmp_path, 2, "--http", "127.0.0.1:0", "--api-token", token)
+    try:
+        a_node, b_node = nodes.nodes
+        events = _Events(b_node, {"Authorization": f"Bearer {token}"})
+        try:
+            # A accepts B's Watch only with the token: the stream is open once it did.
+            events.until(lambda name, data: True if name == "status" and data["node"]["watching"]
+                         == [a_node.node_id] else None)  # fmt: skip
+        finally:
+            events.close()
+    finally:
+        nodes.stop()
 
 
 def test_watch_of_every_namespace_cannot_name_one(cluster: Cluster) -> None:
