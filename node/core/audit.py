@@ -54,8 +54,10 @@ def digest(buckets: list[int]) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Agreement:
-    """Whether members' audit digests agree: ``differ`` hold another digest than the
-    most common one, ``unknown`` have none known yet (not counted either way)."""
+    """Whether members' audit digests agree. ``common`` is the digest more than half
+    of the known members hold (None without such a majority), ``differ`` the known
+    members without it (all of them without a majority), ``unknown`` the members
+    with no digest known yet."""
 
     agree: bool
     common: int | None
@@ -66,15 +68,13 @@ class Agreement:
 def agreement(digests: Mapping[int, int | None]) -> Agreement:
     """Compare the digests of members (id -> digest, None when not known).
 
-    They agree when every member's digest is known and all are equal. Otherwise
-    ``common`` is the digest most members hold (ties: the smallest digest, so
-    the answer does not depend on order) and ``differ`` the members without it.
+    They agree when every member's digest is known and all are equal.
     """
     known = {member: value for member, value in digests.items() if value is not None}
     unknown = tuple(sorted(member for member, value in digests.items() if value is None))
     if not known:
         return Agreement(False, None, (), unknown)
-    counts = Counter(known.values())
-    common = min(counts, key=lambda value: (-counts[value], value))
-    differ = tuple(sorted(member for member, value in known.items() if value != common))
+    value, count = Counter(known.values()).most_common(1)[0]
+    common = value if 2 * count > len(known) else None
+    differ = tuple(sorted(member for member, held in known.items() if held != common))
     return Agreement(not differ and not unknown, common, differ, unknown)

@@ -67,7 +67,9 @@ function memberName(id) {
 function agreementText(a) {
   if (a.agree) return `agree (${a.common})`;
   const parts = [];
-  if (a.differ.length) parts.push(`disagree: ${a.differ.map(memberName).join(", ")} differ from ${a.common}`);
+  const names = a.differ.map(memberName).join(", ");
+  if (a.differ.length && a.common === null) parts.push(`disagree: ${names} hold different digests`);
+  else if (a.differ.length) parts.push(`disagree: ${names} ${a.differ.length === 1 ? "differs" : "differ"} from the majority's ${a.common}`);
   if (a.unknown.length) parts.push(`unknown: ${a.unknown.map(memberName).join(", ")}`);
   return parts.join("; ");
 }
