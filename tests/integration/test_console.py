@@ -249,8 +249,9 @@ def test_with_a_token_the_console_needs_a_session_and_csrf(tmp_path: Path) -> No
     node.start()
     try:
         api = f"http://{node.http}/ui/api"
-        status, body, _ = _get(api + "/status")
-        assert status == 401
+        for path in ("/status", "/experiments", "/experiments/file?path=a.md",
+                     "/experiments/report?path=a.md"):  # fmt: skip
+            assert _get(api + path)[0] == 401, path
         assert _get(api + "/session")[0] == 200
         assert _get(f"http://{node.http}/ui/")[0] == 200
         login = json.dumps({"token": "wrong"}).encode()
