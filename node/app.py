@@ -32,6 +32,7 @@ from rumor.node.server.admin_service import AdminService
 from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.clock import WallClock
 from rumor.node.server.console_feed import ClusterView
+from rumor.node.server.console_peers import PeerAccess, PeerFeeds
 from rumor.node.server.exposure import is_loopback
 from rumor.node.server.faults import FaultRules
 from rumor.node.server.faults_service import FaultsService
@@ -241,7 +242,15 @@ class Node:
             await server.set_serving(True)
 
         replicator.on_ready = serving
-        cluster_view = ClusterView(replicator, watches, loop_lag)
+        peers = PeerFeeds(
+            replicator,
+            PeerAccess(
+                credentials=security.tls.channel_credentials() if security.tls else None,
+                api_token=security.api_token,
+                admin_metadata=security.call_metadata,
+            ),
+        )
+        cluster_view = ClusterView(replicator, watches, loop_lag, peers)
         http_runner, http_address = await self._serve_http(
             operations, security, replicator, metrics, reads, client_calls, advertise, cluster_view
         )
@@ -263,6 +272,7 @@ class Node:
         await server.stop(config.shutdown_grace_ms / 1000)
         if http_runner is not None:
             await http_runner.cleanup()
+        await peers.stop()
         await replicator.stop()
         await snapshots.close()
         for task in tasks:

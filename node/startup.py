@@ -64,10 +64,12 @@ class Security:
     tls: Tls | None
     checks: dict[str, Any]
     call_metadata: tuple[tuple[str, str], ...]
+    api_token: str | None = None  # what this node presents to another node's KV service
 
     @classmethod
     def load(cls, config: Config) -> Security:
-        tokens = TokenChecker(load_tokens(config.api_token, config.api_token_file or None, None))
+        configured = load_tokens(config.api_token, config.api_token_file or None, None)
+        tokens = TokenChecker(configured)
         if not tokens.enabled:
             log.warning("auth.open", reason="no --api-token configured: the APIs are open")
         tls = Tls.load(config.tls_cert, config.tls_key, config.tls_ca)
@@ -90,7 +92,7 @@ class Security:
             has_api_token=tokens.enabled,
             insecure=config.insecure,
         ).check()
-        return cls(tokens, tls, checks, metadata)
+        return cls(tokens, tls, checks, metadata, configured[0] if configured else None)
 
 
 def throttled_loop_errors() -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:

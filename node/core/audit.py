@@ -15,6 +15,9 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 BUCKETS = 4096
 _VERSION = struct.Struct(">QQ")
@@ -47,3 +50,31 @@ def differing(mine: list[int], theirs: list[int]) -> list[int]:
 def digest(buckets: list[int]) -> int:
     """One 64-bit summary of all buckets: equal digests mean equal buckets (whp)."""
     return int.from_bytes(hashlib.blake2b(pack_buckets(buckets), digest_size=8).digest(), "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """Whether members' audit digests agree. ``common`` is the digest more than half
+    of the known members hold (None without such a majority), ``differ`` the known
+    members without it (all of them without a majority), ``unknown`` the members
+    with no digest known yet."""
+
+    agree: bool
+    common: int | None
+    differ: tuple[int, ...]
+    unknown: tuple[int, ...]
+
+
+def agreement(digests: Mapping[int, int | None]) -> Agreement:
+    """Compare the digests of members (id -> digest, None when not known).
+
+    They agree when every member's digest is known and all are equal.
+    """
+    known = {member: value for member, value in digests.items() if value is not None}
+    unknown = tuple(sorted(member for member, value in digests.items() if value is None))
+    if not known:
+        return Agreement(False, None, (), unknown)
+    value, count = Counter(known.values()).most_common(1)[0]
+    common = value if 2 * count > len(known) else None
+    differ = tuple(sorted(member for member, held in known.items() if held != common))
+    return Agreement(not differ and not unknown, common, differ, unknown)

@@ -4,7 +4,8 @@ Its assets (``console_assets/``: plain HTML, CSS and JavaScript, no build step,
 nothing fetched from outside the node) are served from the package; its JSON
 API under ``/ui/api/`` calls the same in-process objects as the rest of the
 node: ``Operations`` for data, the Replicator and the WatchHub for the live
-view (``console_feed``), and ``console_files`` for experiment reports.
+view (``console_feed``, with ``console_peers`` for the other members), and
+``console_experiments`` for experiment reports.
 
 Who may use it. The gateway's middleware has already refused cross-site
 requests (``http_guard``: Origin and Host) and skips its bearer check for
@@ -39,7 +40,7 @@ from aiohttp import web
 
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
-from rumor.node.server import console_files
+from rumor.node.server import console_experiments
 from rumor.node.server.console_feed import ClusterView, stream
 from rumor.node.server.http_gateway import (
     CODE_AUTH,
@@ -60,6 +61,7 @@ ASSETS = {
     "index.html": "text/html; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    "spread.js": "text/javascript; charset=utf-8",
 }
 _SAFE_METHODS = ("GET", "HEAD")
 
@@ -357,30 +359,11 @@ async def _delete_value(request: web.Request) -> web.StreamResponse:
 # ---- experiments --------------------------------------------------------
 
 
-async def _list_experiments(request: web.Request) -> web.StreamResponse:
-    root = _console(request).experiments_dir
-    runs = await asyncio.to_thread(console_files.list_runs, root)
-    return envelope(
-        {
-            "configured": bool(root),
-            "runs": [{"report": r.path, "modified": r.modified, "plots": r.plots} for r in runs],
-        }
-    )
+def _in_experiments_dir(handler: console_experiments.Handler) -> Any:
+    async def call(request: web.Request) -> web.StreamResponse:
+        return await handler(request, _console(request).experiments_dir)
 
-
-async def _experiment_file(request: web.Request) -> web.StreamResponse:
-    root = _console(request).experiments_dir
-    body, content_type = await asyncio.to_thread(
-        console_files.read_report_file, root, request.query.get("path", "")
-    )
-    return web.Response(
-        body=body,
-        headers={
-            "Content-Type": content_type,
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "default-src 'none'",
-        },
-    )
+    return call
 
 
 # ---- routes -------------------------------------------------------------
@@ -413,8 +396,10 @@ def add_routes(app: web.Application, console: Console) -> None:
         ("GET", ns + "/value", _guarded(_get_value), "console.values.get"),
         ("PUT", ns + "/value", _guarded(_put_value), "console.values.update"),
         ("DELETE", ns + "/value", _guarded(_delete_value), "console.values.delete"),
-        ("GET", api + "/experiments", _guarded(_list_experiments), "console.experiments.list"),
-        ("GET", api + "/experiments/file", _guarded(_experiment_file), "console.experiments.file"),
     ]
+    for path, handler in console_experiments.HANDLERS.items():
+        name = "console.experiments." + (path.strip("/") or "list")
+        guarded = _guarded(_in_experiments_dir(handler))
+        routes.append(("GET", api + "/experiments" + path, guarded, name))
     for method, path, handler, name in routes:
         app.router.add_route(method, path, handler, name=name)

@@ -7,9 +7,15 @@ node last learned them and how far each lags the highest known per origin,
 the audit digest, the event-loop lag and replication rates since the
 previous snapshot.
 
+The snapshot also holds the other alive members' audit digests and whether
+they agree with this node's (``audit.agreement``), as ``PeerFeeds`` polled
+them, and the members whose Watch stream ``PeerFeeds`` holds.
+
 ``stream`` is one console's Server-Sent Events stream: a ``status`` event
-every ``STATUS_INTERVAL_S`` and a ``changes`` event with every change the node
-applies, read from a WatchHub watcher of every namespace. The stream is a
+every ``STATUS_INTERVAL_S``, a ``changes`` event with every change the node
+applies, read from a WatchHub watcher of every namespace, and an ``applied``
+event with the changes the other members applied, relayed by ``PeerFeeds``
+(subscribed while the stream is open). The stream is a
 watcher like any other: it is refused (Overloaded, 503) beyond the node's
 watcher limits, and when the browser reads too slowly changes are dropped and
 a ``behind`` event says how many. It ends when the node's HTTP listener shuts
@@ -27,14 +33,16 @@ from typing import Any
 from aiohttp import web
 
 from rumor.node.core import hlc
-from rumor.node.core.audit import digest
+from rumor.node.core.audit import agreement, digest
+from rumor.node.core.membership import State
 from rumor.node.core.namespaces import RESERVED_NAMESPACE, id_text, is_reserved
 from rumor.node.core.record import RecordHeader
+from rumor.node.server.console_peers import PeerFeeds, Subscription
 from rumor.node.server.loop_lag import LoopLag
 from rumor.node.server.replicator import Replicator
 from rumor.node.server.watch import ANY_NAMESPACE, Change, Watcher, WatchHub
 
-STATUS_INTERVAL_S = 0.25  # how often the browser learns member watermarks (the spread's resolution)
+STATUS_INTERVAL_S = 0.25  # how often the browser learns the member table
 MAX_CHANGES_PER_EVENT = 200
 WATCH_BUFFER = 1024
 
@@ -52,10 +60,17 @@ class _Rates:
 class ClusterView:
     """The status the console shows, read from the node's own objects."""
 
-    def __init__(self, replicator: Replicator, watches: WatchHub, loop_lag: LoopLag | None) -> None:
+    def __init__(
+        self,
+        replicator: Replicator,
+        watches: WatchHub,
+        loop_lag: LoopLag | None,
+        peers: PeerFeeds | None = None,
+    ) -> None:
         self.replicator = replicator
         self.watches = watches
         self.loop_lag = loop_lag
+        self.peers = peers  # None: no relay of other members' Watch, no remote digests
         self._rates = _Rates()
 
     def _rates_per_second(self) -> dict[str, float]:
@@ -88,8 +103,16 @@ class ClusterView:
         for marks in vectors.values():
             for origin, seq in marks.items():
                 highest[origin] = max(highest.get(origin, 0), seq)
+        own_digest = digest(replica.audit_buckets)
+        digests: dict[int, int | None] = {}
         members = []
         for member in r.membership.all():
+            if member.id == replica.node_id:
+                member_digest: int | None = own_digest
+            else:
+                member_digest = None if self.peers is None else self.peers.digest_of(member.id)
+            if member.state is State.ALIVE or member.id == replica.node_id:
+                digests[member.id] = member_digest
             marks = vectors[member.id]
             lag = {_hex(o): top - marks.get(o, 0) for o, top in highest.items()}
             members.append(
@@ -105,9 +128,11 @@ class ClusterView:
                     "behind": sum(lag.values()),
                     "watermarks_agree": all(v == 0 for v in lag.values()),
                     "clock_offset_ms": r.engine.fence.offsets.get(member.id, 0.0),
+                    "audit_digest": None if member_digest is None else f"{member_digest:016x}",
                 }
             )
         loop_lag = self.loop_lag
+        audit = agreement(digests)
         return {
             "node": {
                 "id": _hex(replica.node_id),
@@ -115,7 +140,14 @@ class ClusterView:
                 "address": r.engine.advertise,
                 "ready": r.ready,
                 "fenced": r.engine.verdict.fenced,
-                "audit_digest": f"{digest(replica.audit_buckets):016x}",
+                "audit_digest": f"{own_digest:016x}",
+                "audit_agreement": {
+                    "agree": audit.agree,
+                    "common": None if audit.common is None else f"{audit.common:016x}",
+                    "differ": [_hex(m) for m in audit.differ],
+                    "unknown": [_hex(m) for m in audit.unknown],
+                },
+                "watching": [] if self.peers is None else self.peers.watching(),
                 "audit_repairs_total": replica.audit_repairs_total,
                 "records_held": max(replica.records_held, 0),
                 "tombstones_held": max(replica.tombstones_held, 0),
@@ -164,11 +196,19 @@ def _drain(watcher: Watcher, first: Change) -> list[dict[str, Any]]:
     ]
 
 
+def _relayed(subscription: Subscription, first: dict[str, Any]) -> list[dict[str, Any]]:
+    records = [first]
+    while len(records) < MAX_CHANGES_PER_EVENT and not subscription.queue.empty():
+        records.append(subscription.queue.get_nowait())
+    return records
+
+
 async def stream(
     request: web.Request, view: ClusterView, closing: asyncio.Event, connection: str
 ) -> web.StreamResponse:
     """The SSE stream of one console (Overloaded before it starts when over the limits)."""
     watcher = view.watches.open(ANY_NAMESPACE, b"", WATCH_BUFFER, connection)
+    subscription = None if view.peers is None else view.peers.subscribe()
     try:
         response = web.StreamResponse(
             headers={
@@ -178,28 +218,52 @@ async def stream(
             }
         )
         await response.prepare(request)
-        closed = asyncio.ensure_future(closing.wait())
-        try:
-            await response.write(b"retry: 1000\n\n" + _event("status", view.snapshot()))
-            next_status = time.monotonic() + STATUS_INTERVAL_S
-            while not closing.is_set():
-                timeout = max(next_status - time.monotonic(), 0.0)
-                getter = asyncio.ensure_future(watcher.queue.get())
-                done, _ = await asyncio.wait({getter, closed}, timeout=timeout)
-                if getter not in done:
-                    getter.cancel()
-                else:
-                    if watcher.dropped:
-                        dropped, watcher.dropped = watcher.dropped, 0
-                        await response.write(_event("behind", {"dropped": dropped}))
-                    await response.write(_event("changes", _drain(watcher, getter.result())))
-                if time.monotonic() >= next_status:
-                    await response.write(_event("status", view.snapshot()))
-                    next_status = time.monotonic() + STATUS_INTERVAL_S
-        except (ConnectionResetError, ConnectionError):
-            pass
-        finally:
-            closed.cancel()
+        await _serve(response, view, watcher, subscription, closing)
         return response
     finally:
         view.watches.close(watcher, connection)
+        if subscription is not None and view.peers is not None:
+            await view.peers.unsubscribe(subscription)
+
+
+async def _serve(
+    response: web.StreamResponse,
+    view: ClusterView,
+    watcher: Watcher,
+    subscription: Subscription | None,
+    closing: asyncio.Event,
+) -> None:
+    """Write ``status``, ``changes``, ``applied`` and ``behind`` events until ``closing``."""
+    closed = asyncio.ensure_future(closing.wait())
+    getter = asyncio.ensure_future(watcher.queue.get())
+    relay = None if subscription is None else asyncio.ensure_future(subscription.queue.get())
+    try:
+        await response.write(b"retry: 1000\n\n" + _event("status", view.snapshot()))
+        next_status = time.monotonic() + STATUS_INTERVAL_S
+        while not closing.is_set():
+            timeout = max(next_status - time.monotonic(), 0.0)
+            waiting = {getter, closed} if relay is None else {getter, relay, closed}
+            done, _ = await asyncio.wait(waiting, timeout=timeout)
+            dropped = watcher.dropped
+            if subscription is not None:
+                dropped += subscription.dropped
+                subscription.dropped = 0
+            watcher.dropped = 0
+            if dropped:
+                await response.write(_event("behind", {"dropped": dropped}))
+            if getter in done:
+                await response.write(_event("changes", _drain(watcher, getter.result())))
+                getter = asyncio.ensure_future(watcher.queue.get())
+            if relay is not None and subscription is not None and relay in done:
+                records = _relayed(subscription, relay.result())
+                await response.write(_event("applied", records))
+                relay = asyncio.ensure_future(subscription.queue.get())
+            if time.monotonic() >= next_status:
+                await response.write(_event("status", view.snapshot()))
+                next_status = time.monotonic() + STATUS_INTERVAL_S
+    except (ConnectionResetError, ConnectionError):
+        pass
+    finally:
+        for future in (closed, getter, relay):
+            if future is not None:
+                future.cancel()

@@ -7,11 +7,12 @@ from typing import Any
 
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
+from rumor.node.core.namespaces import id_text, is_reserved
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication import Applied
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.operations import Found, NamespaceInfo, Operations, PutItem
-from rumor.node.server.watch import WatchHub
+from rumor.node.server.watch import ANY_NAMESPACE, WatchHub
 from rumor.v1 import kv_pb2
 
 STREAM_CHUNK_BYTES = 1024 * 1024
@@ -289,25 +290,39 @@ class KVService:
     async def Watch(
         self, request: kv_pb2.WatchRequest, context: Any
     ) -> AsyncIterator[kv_pb2.WatchEvent]:
-        namespace = self.ops.namespace_bytes(request.namespace_id)
+        if request.all_namespaces:
+            if request.namespace_id:
+                raise InvalidRequest("Give a namespace_id or all_namespaces, not both.")
+            namespace = ANY_NAMESPACE
+        else:
+            namespace = self.ops.namespace_bytes(request.namespace_id)
         prefix = validation.prefix(request.prefix)
         node_id = self.ops.replica.node_id
-        changes = self.watches.watch(namespace, prefix, request.buffer, _connection(context))
-        async for dropped, change in changes:
-            if change is None:
-                yield kv_pb2.WatchEvent(fell_behind=True, dropped=dropped)
-                continue
-            header = RecordHeader.decode(change.header)
-            yield kv_pb2.WatchEvent(
-                key=change.key,
-                version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
-                seq=header.seq,
-                tombstone=header.tombstone,
-                expiration=header.expiration,
-                applied_wall_ms=change.applied_wall_ms,
-                applied_monotonic_ns=change.applied_monotonic_ns,
-                local=header.origin == node_id,
-            )
+        connection = _connection(context)
+        watcher = self.watches.open(namespace, prefix, request.buffer, connection)
+        try:
+            # The watcher is registered: the caller learns it from the initial metadata.
+            await context.send_initial_metadata(())
+            async for dropped, change in self.watches.follow(watcher):
+                if change is None:
+                    yield kv_pb2.WatchEvent(fell_behind=True, dropped=dropped)
+                    continue
+                if is_reserved(change.namespace):
+                    continue  # namespace records and other internals: not keys
+                header = RecordHeader.decode(change.header)
+                yield kv_pb2.WatchEvent(
+                    key=change.key,
+                    version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
+                    seq=header.seq,
+                    tombstone=header.tombstone,
+                    expiration=header.expiration,
+                    applied_wall_ms=change.applied_wall_ms,
+                    applied_monotonic_ns=change.applied_monotonic_ns,
+                    local=header.origin == node_id,
+                    namespace_id=id_text(change.namespace),
+                )
+        finally:
+            self.watches.close(watcher, connection)
 
     async def Listeners(
         self, request: kv_pb2.ListenersRequest, context: Any

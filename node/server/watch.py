@@ -116,20 +116,26 @@ class WatchHub:
         if self._per_connection[connection] <= 0:
             del self._per_connection[connection]
 
+    async def follow(self, watcher: Watcher) -> AsyncIterator[tuple[int, Change | None]]:
+        """Yield (dropped since the last yield, change) of an open watcher; (n, None) is a
+        fell-behind notice. The caller ``close``s the watcher."""
+        while True:
+            change = await watcher.queue.get()
+            if watcher.dropped:
+                dropped, watcher.dropped = watcher.dropped, 0
+                yield dropped, None
+            yield 0, change
+
     async def watch(
         self, namespace: bytes, prefix: bytes, buffer: int = 0, connection: str = ""
     ) -> AsyncIterator[tuple[int, Change | None]]:
-        """Yield (dropped since the last yield, change); (n, None) is a fell-behind notice.
+        """``open`` then ``follow`` a watcher, closed when the iteration ends.
 
         The limits are checked when iteration starts (Overloaded from the first step).
         """
         watcher = self.open(namespace, prefix, buffer, connection)
         try:
-            while True:
-                change = await watcher.queue.get()
-                if watcher.dropped:
-                    dropped, watcher.dropped = watcher.dropped, 0
-                    yield dropped, None
-                yield 0, change
+            async for item in self.follow(watcher):
+                yield item
         finally:
             self.close(watcher, connection)

@@ -1,4 +1,5 @@
 // Rumor's web console: plain JavaScript, no dependencies. Data from /ui/api/ on this node.
+// The Convergence view (recordWrite, onApplied, renderWrites) is in spread.js.
 "use strict";
 const API = "/ui/api";
 const state = { csrf: null, ns: "", cursor: "", prefix: "", value: null, status: null, writes: new Map(), events: null };
@@ -50,11 +51,28 @@ function showLogin() {
 
 // ---- cluster ------------------------------------------------------------
 
-function pair(list, term, value, cls) {
+function pair(list, term, value, cls, id) {
   const item = el("div");
   item.append(el("dt", term));
-  item.append(el("dd", value, cls));
+  const dd = el("dd", value, cls);
+  if (id) dd.id = id;
+  item.append(dd);
   list.append(item);
+}
+
+function memberName(id) {
+  const m = state.status ? state.status.members.find((x) => x.id === id) : null;
+  return m && m.name ? m.name : id.slice(0, 6);
+}
+
+function agreementText(a) {
+  if (a.agree) return `agree (${a.common})`;
+  const parts = [];
+  const names = a.differ.map(memberName).join(", ");
+  if (a.differ.length && a.common === null) parts.push(`disagree: ${names} hold different digests`);
+  else if (a.differ.length) parts.push(`disagree: ${names} ${a.differ.length === 1 ? "differs" : "differ"} from the majority's ${a.common}`);
+  if (a.unknown.length) parts.push(`unknown: ${a.unknown.map(memberName).join(", ")}`);
+  return parts.join("; ");
 }
 
 function renderStatus(s) {
@@ -68,6 +86,10 @@ function renderStatus(s) {
   pair(summary, "Ready", node.ready ? "yes" : "no");
   pair(summary, "Clock fenced", node.fenced ? "yes" : "no");
   pair(summary, "Audit digest", node.audit_digest);
+  const agreement = node.audit_agreement;
+  pair(summary, "Audit digests of alive members", agreementText(agreement), agreement.agree ? "state-alive" : "state-suspect", "audit-agreement");
+  const others = s.members.filter((m) => !m.self && m.state === "alive").length;
+  pair(summary, "Watch streams to other members", `${node.watching.length} of ${others}`, null, "watch-streams");
   pair(summary, "Records / tombstones", `${node.records_held} / ${node.tombstones_held}`);
   pair(summary, "Event-loop lag (now / max)", `${node.loop_lag_ms.toFixed(1)} / ${node.max_loop_lag_ms.toFixed(1)} ms`);
   pair(summary, "Watchers", `${node.watchers} of ${node.max_watchers}`);
@@ -93,10 +115,10 @@ function renderStatus(s) {
     add("Lag per origin", lag.length ? lag.join(", ") : "none");
     add("Watermarks agree", m.watermarks_agree ? "yes" : "no");
     add("Clock offset", `${m.clock_offset_ms.toFixed(1)} ms`);
+    add("Audit digest", m.audit_digest ?? "unknown");
     card.append(list);
     members.append(card);
   }
-  updateSpread(s);
 }
 
 // ---- live stream ----------------------------------------------------------
@@ -110,6 +132,7 @@ function connect() {
   source.addEventListener("status", (e) => renderStatus(JSON.parse(e.data)));
   source.addEventListener("behind", (e) => { $("live").textContent = `live (missed ${JSON.parse(e.data).dropped} changes)`; });
   source.addEventListener("changes", (e) => onChanges(JSON.parse(e.data)));
+  source.addEventListener("applied", (e) => onApplied(JSON.parse(e.data)));
 }
 
 let refreshTimer = null;
@@ -119,7 +142,7 @@ function onChanges(changes) {
     if (c.kind === "namespace") namespaces = true;
     else {
       if (c.namespace === state.ns) keys = true;
-      recordWrite(c);
+      recordWrite(c, state.status ? state.status.node.id : "");
     }
   }
   if (refreshTimer === null && (namespaces || keys)) {
@@ -130,79 +153,6 @@ function onChanges(changes) {
     }, 50);
   }
   renderWrites();
-}
-
-// ---- convergence ----------------------------------------------------------
-
-const MAX_WRITES = 100;
-function recordWrite(c) {
-  const id = `${c.origin}:${c.seq}`;
-  if (state.writes.has(id)) return;
-  const here = state.status ? state.status.node.id : "";
-  const known = {};
-  known[here] = c.applied_ms - c.written_ms;
-  state.writes.set(id, { ...c, known });
-  while (state.writes.size > MAX_WRITES) state.writes.delete(state.writes.keys().next().value);
-}
-
-function updateSpread(s) {
-  let changed = false;
-  for (const w of state.writes.values()) {
-    for (const m of s.members) {
-      if (w.known[m.id] === undefined && (m.watermarks[w.origin] || 0) >= w.seq) {
-        w.known[m.id] = s.node.wall_ms - w.written_ms;
-        changed = true;
-      }
-    }
-  }
-  if (changed) renderWrites();
-}
-
-function upMembers() {
-  return state.status ? state.status.members.filter((m) => m.state === "alive" || m.state === "suspect") : [];
-}
-
-function renderWrites() {
-  const list = $("writes");
-  list.replaceChildren();
-  const names = new Map((state.status ? state.status.members : []).map((m) => [m.id, m.name || m.id.slice(0, 6)]));
-  for (const w of [...state.writes.values()].reverse().slice(0, 20)) {
-    const spread = Object.entries(w.known).map(([id, ms]) => `${names.get(id) || id.slice(0, 6)} ${Math.max(ms, 0)} ms`).join(", ");
-    list.append(el("li", `${w.deleted ? "delete" : "put"} ${w.key} — ${spread}`));
-  }
-  drawCdf();
-}
-
-function cdfPoints(values, maxMs) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.map((v, i) => `${40 + (350 * Math.min(v, maxMs)) / maxMs},${180 - (160 * (i + 1)) / sorted.length}`).join(" ");
-}
-
-function drawCdf() {
-  const svg = $("cdf");
-  const ns = "http://www.w3.org/2000/svg";
-  const title = $("cdf-title");
-  svg.replaceChildren(title);
-  const writes = [...state.writes.values()];
-  const here = state.status ? state.status.node.id : "";
-  const local = writes.map((w) => Math.max(w.known[here] ?? 0, 0));
-  const up = upMembers();
-  const everywhere = writes.filter((w) => up.every((m) => w.known[m.id] !== undefined)).map((w) => Math.max(...up.map((m) => w.known[m.id]), 0));
-  const maxMs = Math.max(10, ...local, ...everywhere);
-  const line = (x1, y1, x2, y2) => { const l = document.createElementNS(ns, "line"); l.setAttribute("x1", x1); l.setAttribute("y1", y1); l.setAttribute("x2", x2); l.setAttribute("y2", y2); l.setAttribute("stroke", "#4d5661"); svg.append(l); };
-  const text = (x, y, t) => { const n = document.createElementNS(ns, "text"); n.setAttribute("x", x); n.setAttribute("y", y); n.setAttribute("font-size", "11"); n.setAttribute("fill", "#1b1f24"); n.textContent = t; svg.append(n); };
-  line(40, 180, 390, 180); line(40, 20, 40, 180);
-  text(4, 24, "1.0"); text(4, 184, "0"); text(40, 196, "0 ms"); text(330, 196, `${Math.round(maxMs)} ms`);
-  const draw = (values, dash) => {
-    if (!values.length) return;
-    const p = document.createElementNS(ns, "polyline");
-    p.setAttribute("points", cdfPoints(values, maxMs));
-    p.setAttribute("fill", "none"); p.setAttribute("stroke", "#0b5cad"); p.setAttribute("stroke-width", "2");
-    if (dash) p.setAttribute("stroke-dasharray", "5 3");
-    svg.append(p);
-  };
-  draw(local, false); draw(everywhere, true);
-  title.textContent = `t-visibility CDF of ${writes.length} recent writes; ${everywhere.length} known on every member`;
 }
 
 // ---- data -----------------------------------------------------------------
@@ -359,15 +309,20 @@ async function loadExperiments() {
 
 async function openReport(run) {
   const report = $("report");
-  const response = await fetch(`${API}/experiments/file?path=${encodeURIComponent(run.report)}`, { credentials: "same-origin" });
   report.replaceChildren(el("h3", run.report));
-  report.append(el("pre", await response.text(), "report"));
-  for (const plot of run.plots) {
-    const img = el("img", null, "plot");
-    img.src = `${API}/experiments/file?path=${encodeURIComponent(plot)}`;
-    img.alt = "Plot " + plot;
-    report.append(img);
-  }
+  try {
+    // The node renders the Markdown to HTML without raw HTML, scripts or unsafe links.
+    const { result } = await api("GET", `/experiments/report?path=${encodeURIComponent(run.report)}`);
+    const body = el("article", null, "report");
+    body.innerHTML = result.html;
+    report.append(body);
+    for (const plot of run.plots.filter((p) => !result.images.includes(p))) {
+      const img = el("img", null, "plot");
+      img.src = `${API}/experiments/file?path=${encodeURIComponent(plot)}`;
+      img.alt = "Plot " + plot;
+      report.append(img);
+    }
+  } catch (error) { report.append(el("p", error.message, "error")); }
 }
 
 // ---- start ----------------------------------------------------------------

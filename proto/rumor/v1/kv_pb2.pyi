@@ -259,17 +259,19 @@ class BulkDeleteResponse(_message.Message):
     def __init__(self, successful_key_count: _Optional[int] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("namespace_id", "prefix", "buffer")
+    __slots__ = ("namespace_id", "prefix", "buffer", "all_namespaces")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     BUFFER_FIELD_NUMBER: _ClassVar[int]
+    ALL_NAMESPACES_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     prefix: bytes
     buffer: int
-    def __init__(self, namespace_id: _Optional[str] = ..., prefix: _Optional[bytes] = ..., buffer: _Optional[int] = ...) -> None: ...
+    all_namespaces: bool
+    def __init__(self, namespace_id: _Optional[str] = ..., prefix: _Optional[bytes] = ..., buffer: _Optional[int] = ..., all_namespaces: _Optional[bool] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
-    __slots__ = ("key", "version", "seq", "tombstone", "expiration", "applied_wall_ms", "applied_monotonic_ns", "local", "fell_behind", "dropped")
+    __slots__ = ("key", "version", "seq", "tombstone", "expiration", "applied_wall_ms", "applied_monotonic_ns", "local", "fell_behind", "dropped", "namespace_id")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -280,6 +282,7 @@ class WatchEvent(_message.Message):
     LOCAL_FIELD_NUMBER: _ClassVar[int]
     FELL_BEHIND_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     key: bytes
     version: Version
     seq: int
@@ -290,7 +293,8 @@ class WatchEvent(_message.Message):
     local: bool
     fell_behind: bool
     dropped: int
-    def __init__(self, key: _Optional[bytes] = ..., version: _Optional[_Union[Version, _Mapping]] = ..., seq: _Optional[int] = ..., tombstone: _Optional[bool] = ..., expiration: _Optional[int] = ..., applied_wall_ms: _Optional[int] = ..., applied_monotonic_ns: _Optional[int] = ..., local: _Optional[bool] = ..., fell_behind: _Optional[bool] = ..., dropped: _Optional[int] = ...) -> None: ...
+    namespace_id: str
+    def __init__(self, key: _Optional[bytes] = ..., version: _Optional[_Union[Version, _Mapping]] = ..., seq: _Optional[int] = ..., tombstone: _Optional[bool] = ..., expiration: _Optional[int] = ..., applied_wall_ms: _Optional[int] = ..., applied_monotonic_ns: _Optional[int] = ..., local: _Optional[bool] = ..., fell_behind: _Optional[bool] = ..., dropped: _Optional[int] = ..., namespace_id: _Optional[str] = ...) -> None: ...
 
 class ListenersRequest(_message.Message):
     __slots__ = ()
