@@ -22,12 +22,13 @@ def _namespace(info: NamespaceInfo) -> kv_pb2.Namespace:
 
 
 def _item(request: kv_pb2.PutRequest, value: bytes | None = None) -> PutItem:
+    # Positional: a bulk put builds up to 10,000 of these.
     return PutItem(
-        key=request.key,
-        value=request.value if value is None else value,
-        expiration=request.expiration if request.HasField("expiration") else None,
-        expiration_ttl=request.expiration_ttl if request.HasField("expiration_ttl") else None,
-        metadata=request.metadata if request.HasField("metadata") else None,
+        request.key,
+        request.value if value is None else value,
+        request.expiration if request.HasField("expiration") else None,
+        request.expiration_ttl if request.HasField("expiration_ttl") else None,
+        request.metadata if request.HasField("metadata") else None,
     )
 
 
