@@ -40,6 +40,7 @@ from rumor.node.storage import layout
 from rumor.node.storage.store import KV, LOG, META, VAL, Batch
 
 MAX_BATCH_RECORDS = 1000
+_AUDIT_KEYS = [layout.audit_key(bucket) for bucket in range(audit.BUCKETS)]
 
 
 @dataclass(slots=True)
@@ -204,11 +205,8 @@ def commit(state: ReplicaState, batch: Batch, pending: Pending) -> int:
     own_mark, marks = _put_watermarks(state, batch, pending)
     audit_buckets = state.audit_buckets
     buckets = [(bucket, audit_buckets[bucket] ^ xor) for bucket, xor in pending.buckets.items()]
-    batch.put_many(
-        META,
-        [layout.audit_key(bucket) for bucket, _ in buckets],
-        [layout.pack_u64(value) for _, value in buckets],
-    )
+    bucket_values = layout.pack_u64s(value for _, value in buckets)
+    batch.put_many(META, [_AUDIT_KEYS[bucket] for bucket, _ in buckets], bucket_values)
     if pending.deferred:
         count = layout.pack_u64(state.deferred_held + pending.deferred)
         batch.put(META, layout.META_DEFERRED_COUNT, count)

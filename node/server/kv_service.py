@@ -10,6 +10,7 @@ from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication import Applied
 from rumor.node.server.admission import ByteBudget
+from rumor.node.server.bulk_put_request import plain_columns
 from rumor.node.server.operations import Found, NamespaceInfo, Operations, PutItem
 from rumor.node.server.watch import WatchHub
 from rumor.v1 import kv_pb2
@@ -276,9 +277,12 @@ class KVService:
         return kv_pb2.ListResponse(keys=keys, list_complete=listing.complete, cursor=listing.cursor)
 
     async def BulkPut(self, request: kv_pb2.BulkPutRequest, context: Any) -> kv_pb2.BulkPutResponse:
-        count = await self.ops.bulk_put(
-            request.namespace_id, [_item(item) for item in request.items]
-        )
+        columns = plain_columns(request)
+        if columns is None:
+            items = [_item(item) for item in request.items]
+            count = await self.ops.bulk_put(request.namespace_id, items)
+        else:
+            count = await self.ops.bulk_put_plain(request.namespace_id, *columns)
         return kv_pb2.BulkPutResponse(successful_key_count=count)
 
     async def BulkDelete(

@@ -238,28 +238,44 @@ class Operations:
 
     async def bulk_put(self, namespace_id: str, items: Sequence[PutItem]) -> int:
         """Validate every item, then write them all; a key given twice keeps its last item."""
-        namespace = self._namespace(namespace_id)
         # Column by column (a transposition in C): most checks of a bulk write need no
         # Python per key.
         keys, values, expirations, ttls, metadata = zip(*items, strict=True) if items else ((),) * 5
-        validation.bulk_write_size(
-            len(items),
-            sum(map(len, keys)) + sum(map(len, values)) + sum(map(len, filter(None, metadata))),
+        plain = expirations.count(None) == ttls.count(None) == metadata.count(None) == len(items)
+        metadata_bytes = sum(map(len, filter(None, metadata)))
+        return await self._bulk_put(
+            namespace_id, keys, values, None if plain else items, metadata_bytes
         )
+
+    async def bulk_put_plain(
+        self, namespace_id: str, keys: Sequence[bytes], values: Sequence[bytes]
+    ) -> int:
+        """``bulk_put`` of items that give only a key and a value, as two columns."""
+        return await self._bulk_put(namespace_id, keys, values, None, 0)
+
+    async def _bulk_put(
+        self,
+        namespace_id: str,
+        keys: Sequence[bytes],
+        values: Sequence[bytes],
+        items: Sequence[PutItem] | None,  # None: only keys and values
+        metadata_bytes: int,
+    ) -> int:
+        namespace = self._namespace(namespace_id)
+        total_bytes = sum(map(len, keys)) + sum(map(len, values)) + metadata_bytes
+        validation.bulk_write_size(len(keys), total_bytes)
         now_s = self.clock.now_s()
         with collector_paused():
-            plain = validation.all_keys_and_values_valid(keys, values) and (
-                expirations.count(None) == ttls.count(None) == metadata.count(None) == len(items)
-            )
-            if plain:
+            if items is None and validation.all_keys_and_values_valid(keys, values):
                 writes = [
                     Write(namespace, key, value) for key, value in zip(keys, values, strict=True)
                 ]
             else:  # each item checked in turn: the first invalid one is reported
-                writes = [self._validated(namespace, item, now_s) for item in items]
+                each = items if items is not None else list(map(PutItem, keys, values))
+                writes = [self._validated(namespace, item, now_s) for item in each]
             ticket = self._write_many(_last_of_each_key(writes))
         await self.commit.durable(ticket)
-        return len(items)
+        return len(keys)
 
     async def bulk_delete(self, namespace_id: str, keys: Sequence[bytes]) -> int:
         namespace = self._namespace(namespace_id)

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 NAMESPACE_BYTES = 16
 _LOG_KEY = struct.Struct(">QQ")
@@ -95,6 +95,11 @@ def ranges_key(origin: int) -> bytes:
 
 def audit_key(bucket: int) -> bytes:
     return META_AUDIT_PREFIX + _U16.pack(bucket)
+
+
+def pack_u64s(values: Iterable[int]) -> list[bytes]:
+    """``pack_u64`` of each value."""
+    return list(map(_U64.pack, values))
 
 
 def member_key(member_id: int) -> bytes:

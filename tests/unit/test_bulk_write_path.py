@@ -3,7 +3,8 @@
 ``audit.fold`` against ``bucket_of`` + ``record_hash``; ``encode_headers``
 against ``RecordHeader.encode`` (and its error); ``all_keys_and_values_valid``
 against ``validation.key`` and ``value_length`` one by one (UTF-8 cut at a key's
-edge included); ``write_all`` against ``write_many`` on two replicas (same
+edge included); ``plain_columns`` only for requests whose items set nothing but a
+key and a value; ``write_all`` against ``write_many`` on two replicas (same
 records, log, counters, buckets); a bulk write that repeats a key or replaces
 held records and tombstones.
 """
@@ -21,8 +22,10 @@ from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.record import RecordHeader, encode_headers
 from rumor.node.replication import Replica
 from rumor.node.replication.replica import Write
+from rumor.node.server.bulk_put_request import plain_columns
 from rumor.node.storage import MemoryStore
 from rumor.node.storage.store import KV, LOG, META, VAL
+from rumor.v1 import kv_pb2
 
 NAMESPACE = b"\x01" * 16
 WALL_MS = 1_700_000_000_000
@@ -149,3 +152,42 @@ def test_write_all_matches_write_many_and_returns_the_last_ticket() -> None:
         ticket = bulk.write_all(writes, WALL_MS)
         assert ticket == (applied[-1].ticket if applied else 0)
         assert _contents(bulk) == _contents(many)
+
+
+def _request(items: list[kv_pb2.PutRequest], namespace_id: str) -> kv_pb2.BulkPutRequest:
+    encoded = kv_pb2.BulkPutRequest(namespace_id=namespace_id, items=items).SerializeToString()
+    return kv_pb2.BulkPutRequest.FromString(encoded)
+
+
+PLAIN_ITEMS = {
+    "small": [
+        kv_pb2.PutRequest(key=b"k%d" % i, value=b"v" * (i * 997 % 20_000 + 1)) for i in range(40)
+    ],
+    "long lengths": [kv_pb2.PutRequest(key=b"k" * 600, value=b"v" * (3 << 20))],
+    "none": [],
+}
+NOT_PLAIN_ITEMS = {
+    "expiration 0": [kv_pb2.PutRequest(key=b"a", value=b"b", expiration=0)],
+    "ttl": [
+        kv_pb2.PutRequest(key=b"a", value=b"b"),
+        kv_pb2.PutRequest(key=b"c", value=b"d", expiration_ttl=60),
+    ],
+    "empty metadata": [kv_pb2.PutRequest(key=b"a", value=b"b", metadata=b"")],
+    "item namespace": [kv_pb2.PutRequest(key=b"a", value=b"b", namespace_id="x")],
+    "min_replicas": [kv_pb2.PutRequest(key=b"a", value=b"b", min_replicas=2)],
+    "empty value": [kv_pb2.PutRequest(key=b"a", value=b"")],
+    "empty key": [kv_pb2.PutRequest(key=b"", value=b"b")],
+}
+
+
+@pytest.mark.parametrize("namespace_id", ["", "n" * 200])
+@pytest.mark.parametrize("name", sorted(PLAIN_ITEMS))
+def test_plain_columns_reads_keys_and_values(name: str, namespace_id: str) -> None:
+    items = PLAIN_ITEMS[name]
+    columns = plain_columns(_request(items, namespace_id))
+    assert columns == ([i.key for i in items], [i.value for i in items])
+
+
+@pytest.mark.parametrize("name", sorted(NOT_PLAIN_ITEMS))
+def test_plain_columns_refuses_an_item_that_sets_more(name: str) -> None:
+    assert plain_columns(_request(NOT_PLAIN_ITEMS[name], "abc")) is None
