@@ -9,7 +9,8 @@ request comes from /proc (user + system time of the server process).
 The fsync node is measured twice in each run: through the raw gRPC stubs and
 through the Python SDK (``AsyncClient``, string keys, what an application
 calls), alternating which goes first from run to run; the ``sdk_`` figures and
-the SDK / raw ratios compare the two on the same node.
+the SDK / raw ratios compare the two on the same node (left to go quiet in
+between).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from rumor.bench.common import (
     percentile,
     pid_of,
     pin_self,
+    quiet,
     scratch_dir,
     start_node,
     start_process,
@@ -174,9 +176,10 @@ def node_phases(
         if sdk_first is None:
             return await raw
         sdk = drive_sdk(address, pid, seconds, warmup)
-        if sdk_first:
-            return await sdk | await raw
-        return await raw | await sdk
+        first, second = (sdk, raw) if sdk_first else (raw, sdk)
+        phases = await first
+        await quiet(pid)
+        return phases | await second
 
     try:
         return asyncio.run(both())
