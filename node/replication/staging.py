@@ -234,8 +234,11 @@ def commit(state: ReplicaState, batch: Batch, pending: Pending) -> int:
         settle(state, settling)
     else:
         unsynced = state.unsynced
-        for key in settling.keys:
-            unsynced[key] = unsynced.get(key, 0) + 1
+        if unsynced.keys().isdisjoint(settling.keys):  # a bulk write's new keys: no counting
+            unsynced.update(dict.fromkeys(settling.keys, 1))
+        else:
+            for key in settling.keys:
+                unsynced[key] = unsynced.get(key, 0) + 1
         state.settling.append(settling)
     return state.written
 
