@@ -80,13 +80,15 @@ def _write_batch(
     """Stage and commit one batch of built records; returns its ticket."""
     batch = state.store.batch()
     pending = Pending()
-    # One read for the whole batch; a single Put takes the cheaper point read.
-    stored_keys = [namespace + key for namespace, key, _, _ in records]
+    # One read for the whole batch.
     if len(records) > 1:
+        stored_keys = [namespace + key for namespace, key, _, _ in records]
         held_raw = state.store.get_many(KV, stored_keys)
-    else:
-        held_raw = [state.store.get(KV, stored_keys[0])]
-    staging.stage_many(state, batch, pending, records, headers, stored_keys, held_raw)
+        staging.stage_many(state, batch, pending, records, headers, stored_keys, held_raw)
+    else:  # a single Put: the point read, and none of the columns' set-up
+        stored_key = records[0].stored_key
+        held = staging.held_header(state, pending, stored_key)
+        staging.stage(state, batch, pending, records[0], headers[0], held, stored_key)
     last = headers[-1]
     pending.seq = last.seq
     pending.hlc = last.hlc
