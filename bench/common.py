@@ -9,6 +9,7 @@ writes one JSON file to the results directory.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import json
 import os
@@ -145,6 +146,18 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+async def quiet(pid: int, *, idle_share: float = 0.05, timeout_s: float = 15.0) -> None:
+    """Wait until the process uses under ``idle_share`` of a core over 0.2 s (RocksDB's
+    flushes and compactions of what the previous phase wrote are over), at most
+    ``timeout_s``: two phases on one node then each pay for their own writes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(0.2)
+        if cpu_seconds(pid) - before < idle_share * 0.2:
+            return
 
 
 def peak_rss_mb(pid: int) -> float:

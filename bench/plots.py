@@ -40,10 +40,18 @@ def put_get(document: dict[str, Any], out: Path) -> Path:
         baseline["echo_put_requests_per_s"],
         baseline["echo_get_requests_per_s"],
     ]
+    # Through the Python SDK on the same node (no SDK run for Put under wal).
+    sdk = [
+        figures.get("sdk_put_fsync_requests_per_s", 0),
+        0,
+        figures.get("sdk_get_requests_per_s", 0),
+    ]
     figure, axes = plt.subplots(figsize=(7, 4))
     positions = range(len(labels))
-    axes.bar([p - 0.2 for p in positions], echo, 0.4, label="bare grpc.aio echo server")
-    axes.bar([p + 0.2 for p in positions], rumor, 0.4, label="Rumor node")
+    axes.bar([p - 0.27 for p in positions], echo, 0.27, label="bare grpc.aio echo server")
+    axes.bar(list(positions), rumor, 0.27, label="Rumor node, raw gRPC stubs")
+    if any(sdk):
+        axes.bar([p + 0.27 for p in positions], sdk, 0.27, label="Rumor node, Python SDK")
     axes.set_xticks(list(positions), labels)
     axes.set_ylabel("requests/s (64 in flight, 100-byte values)")
     axes.set_title("One node against the echo baseline (same run)")

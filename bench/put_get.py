@@ -5,6 +5,12 @@ core 0, the client to core 1. Each run measures the echo server's Put and Get,
 then a fresh node's Put (fsync), Put (wal) and Get of keys it holds, for the
 same time each; the figures are the medians of the runs. Server CPU per
 request comes from /proc (user + system time of the server process).
+
+The fsync node is measured twice in each run: through the raw gRPC stubs and
+through the Python SDK (``AsyncClient``, string keys, what an application
+calls), alternating which goes first from run to run; the ``sdk_`` figures and
+the SDK / raw ratios compare the two on the same node (left to go quiet in
+between).
 """
 
 from __future__ import annotations
@@ -30,11 +36,13 @@ from rumor.bench.common import (
     percentile,
     pid_of,
     pin_self,
+    quiet,
     scratch_dir,
     start_node,
     start_process,
     stop_process,
 )
+from rumor.client import AsyncClient
 from rumor.v1 import kv_pb2, kv_pb2_grpc
 
 IN_FLIGHT = 64
@@ -125,14 +133,56 @@ async def drive(
     return phases
 
 
+async def drive_sdk(
+    address: str, server_pid: int, seconds: float, warmup: float
+) -> dict[str, Phase]:
+    """The same Puts and Gets through the asyncio SDK, in a namespace of their own."""
+    async with AsyncClient(address) as client:
+        namespace = client.namespace((await client.namespaces.create("bench-sdk")).id)
+        value = os.urandom(VALUE_BYTES)
+
+        async def put(key: str) -> None:
+            await namespace.put(key, value)
+
+        async def get(key: str) -> None:
+            await namespace.get(key, "bytes")
+
+        phases = {"sdk_put": await load(put, "key-{:08d}".format, server_pid, seconds, warmup)}
+        await namespace.bulk_put(
+            [{"key": f"held-{i:08d}", "value": value} for i in range(GET_KEYS)]
+        )
+
+        def held_key(i: int) -> str:
+            return f"held-{i % GET_KEYS:08d}"
+
+        phases["sdk_get"] = await load(get, held_key, server_pid, seconds, warmup)
+    return phases
+
+
 def node_phases(
-    data_dir: Path, durability: str, seconds: float, warmup: float, *, puts_only: bool
+    data_dir: Path,
+    durability: str,
+    seconds: float,
+    warmup: float,
+    *,
+    puts_only: bool,
+    sdk_first: bool | None = None,  # None: raw stubs only
 ) -> dict[str, Phase]:
     node = start_node(data_dir, *node_flags(durability))
+    address, pid = node.address, pid_of(node)
+
+    async def both() -> dict[str, Phase]:
+        raw = drive(address, pid, seconds, warmup, puts_only=puts_only, is_node=True)
+        if sdk_first is None:
+            return await raw
+        sdk = drive_sdk(address, pid, seconds, warmup)
+        first, second = (sdk, raw) if sdk_first else (raw, sdk)
+        phases = await first
+        await quiet(pid)
+        return phases | await second
+
     try:
-        return asyncio.run(
-            drive(node.address, pid_of(node), seconds, warmup, puts_only=puts_only, is_node=True)
-        )
+        return asyncio.run(both())
     finally:
         node.stop()
 
@@ -145,13 +195,17 @@ def one_run(root: Path, index: int, seconds: float, warmup: float) -> dict[str, 
         )
     finally:
         stop_process(echo)
-    fsync = node_phases(root / f"fsync-{index}", "fsync", seconds, warmup, puts_only=False)
+    fsync = node_phases(
+        root / f"fsync-{index}", "fsync", seconds, warmup, puts_only=False, sdk_first=index % 2 == 1
+    )
     wal = node_phases(root / f"wal-{index}", "wal", seconds, warmup, puts_only=True)
     return (
         echo_phases["put"].figures("echo_put")
         | echo_phases["get"].figures("echo_get")
         | fsync["put"].figures("put_fsync")
         | fsync["get"].figures("get")
+        | fsync["sdk_put"].figures("sdk_put_fsync")
+        | fsync["sdk_get"].figures("sdk_get")
         | wal["put"].figures("put_wal")
     )
 
@@ -168,6 +222,8 @@ def run(*, quick: bool, runs: int) -> Result:
     put_ratio = rumor["put_fsync_requests_per_s"] / echo["echo_put_requests_per_s"]
     get_ratio = rumor["get_requests_per_s"] / echo["echo_get_requests_per_s"]
     wal_ratio = rumor["put_wal_requests_per_s"] / echo["echo_put_requests_per_s"]
+    sdk_put = rumor["sdk_put_fsync_requests_per_s"] / rumor["put_fsync_requests_per_s"]
+    sdk_get = rumor["sdk_get_requests_per_s"] / rumor["get_requests_per_s"]
     return Result(
         name="put-get",
         quick=quick,
@@ -178,6 +234,8 @@ def run(*, quick: bool, runs: int) -> Result:
             "put_fsync / echo": round(put_ratio, 3),
             "put_wal / echo": round(wal_ratio, 3),
             "get / echo": round(get_ratio, 3),
+            "sdk_put_fsync / put_fsync (SDK / raw)": round(sdk_put, 3),
+            "sdk_get / get (SDK / raw)": round(sdk_get, 3),
         },
         targets=[
             Target("Put (fsync) throughput / echo", round(put_ratio, 3), ">=", 0.85),

@@ -170,9 +170,7 @@ def list_keys(
 def bulk_put(namespace_id: str, items: Sequence[Any]) -> Call[int]:
     return Call(
         "BulkPut",
-        kv_pb2.BulkPutRequest(
-            namespace_id=namespace_id, items=[codec.bulk_item(item) for item in items]
-        ),
+        codec.bulk_put_request(namespace_id, items),
         kv_pb2.BulkPutResponse,
         lambda r: int(r.successful_key_count),
     )

@@ -103,6 +103,29 @@ def put_request(
     return request
 
 
+def bulk_put_request(
+    namespace_id: str, items: Iterable[Mapping[str, Any]]
+) -> kv_pb2.BulkPutRequest:
+    """A BulkPutRequest of wrangler-style items (see ``bulk_item``), each built in place:
+    an item of only a key and a value is the common case, and copying a built message
+    into the request cost as much as building it."""
+    request = kv_pb2.BulkPutRequest(namespace_id=namespace_id)
+    add = request.items.add
+    append = request.items.append
+    for item in items:
+        # Exactly {"key": str, "value": bytes | str}: what ``bulk_item`` makes of it, made here.
+        if type(item) is dict and len(item) == 2 and type(item.get("key")) is str:
+            value = item.get("value")
+            if type(value) is bytes:
+                add(key=key_bytes(item["key"]), value=value)
+                continue
+            if type(value) is str:
+                add(key=key_bytes(item["key"]), value=value.encode())
+                continue
+        append(bulk_item(item))
+    return request
+
+
 def bulk_item(item: Mapping[str, Any]) -> kv_pb2.PutRequest:
     """A wrangler-style item: {key, value, base64?, expiration?, expiration_ttl?, metadata?}."""
     if not isinstance(item, Mapping) or "key" not in item or "value" not in item:

@@ -14,6 +14,7 @@ expired when ``0 < expiration <= now``.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from rumor.node.core.errors import InvalidRequest
@@ -94,6 +95,26 @@ class RecordHeader(NamedTuple):
             metadata=metadata,
             value_length=value_length,
         )
+
+
+def encode_headers(headers: Sequence[RecordHeader]) -> list[bytes]:
+    """``encode`` of every header (a bulk write's hot path); raises what ``encode`` raises."""
+    pack = _HEADER.pack
+    encoded: list[bytes] = []
+    append = encoded.append
+    try:
+        for hlc, origin, seq, expiration, tombstone, metadata, value_length in headers:
+            flags = FLAG_TOMBSTONE if tombstone else 0
+            if metadata is None:
+                append(pack(hlc, origin, seq, expiration, flags, value_length))
+            else:
+                flags |= FLAG_METADATA
+                append(pack(hlc, origin, seq, expiration, flags, value_length) + metadata)
+    except struct.error:
+        for header in headers:
+            header.encode()  # raises InvalidRequest, worded for the first that does not fit
+        raise
+    return encoded
 
 
 def header_ids(data: bytes) -> tuple[int, int, int]:

@@ -19,6 +19,7 @@ import binascii
 import json
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from rumor.node.core.errors import InvalidRequest, KeyTooLong, ValueTooLarge
@@ -52,6 +53,27 @@ def key(raw: bytes) -> bytes:
         )
     _utf8(raw, "Key name must be valid UTF-8.")
     return raw
+
+
+def all_keys_and_values_valid(keys: Sequence[bytes], values: Sequence[bytes]) -> bool:
+    """Whether every key passes ``key`` and every value ``value_length`` (checked for
+    all of them at once, in C; call ``key`` and ``value_length`` on each for the error)."""
+    if not keys:
+        return True
+    if min(map(len, keys)) == 0 or max(map(len, keys)) > MAX_KEY_BYTES:
+        return False
+    if b"." in keys or b".." in keys or max(map(len, values)) > MAX_VALUE_BYTES:
+        return False
+    # An ASCII separator: a sequence cut short at a key's end, or a continuation byte
+    # at a key's start, breaks the joined text as it breaks the key alone.
+    joined = b"\n".join(keys)
+    if joined.isascii():
+        return True
+    try:
+        joined.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def prefix(raw: bytes) -> bytes:

@@ -213,6 +213,12 @@ class Engine:
         self.check_writable()
         return self.replica.write_many(writes, now.wall_ms)
 
+    def propose_all(self, writes: Sequence[Write], now: Now) -> int:
+        """``propose`` for a caller that waits for all the writes at once (a bulk write):
+        returns only the ticket of the last (0 for none)."""
+        self.check_writable()
+        return self.replica.write_all(writes, now.wall_ms)
+
     def ready(self) -> Ready:
         out, self._out = self._out, Ready()
         out.sync_ticket = max(self._sync_ticket, out.sync_ticket)

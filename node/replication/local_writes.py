@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from rumor.node.core import hlc as hlc_bits
-from rumor.node.core.record import RecordHeader
+from rumor.node.core.record import RecordHeader, encode_headers
 from rumor.node.replication import staging
 from rumor.node.replication.delta import WireRecord
 from rumor.node.replication.staging import MAX_BATCH_RECORDS, Pending
@@ -54,57 +54,68 @@ class Write(NamedTuple):
 
 def write_many(state: ReplicaState, writes: Sequence[Write], wall_ms: int) -> list[Applied]:
     """Apply client writes, one seq and one HLC tick each, in batches of at most 1,000."""
-    built = _build(state, writes, wall_ms)  # raises before any change
-    if len(built) <= MAX_BATCH_RECORDS:
-        return _write_batch(state, built, wall_ms) if built else []
+    records, headers = _build(state, writes, wall_ms)  # raises before any change
     applied: list[Applied] = []
-    for start in range(0, len(built), MAX_BATCH_RECORDS):
-        applied += _write_batch(state, built[start : start + MAX_BATCH_RECORDS], wall_ms)
+    for start in range(0, len(records), MAX_BATCH_RECORDS):
+        end = start + MAX_BATCH_RECORDS
+        ticket = _write_batch(state, records[start:end], headers[start:end], wall_ms)
+        applied += [Applied(header, ticket) for header in headers[start:end]]
     return applied
 
 
+def write_all(state: ReplicaState, writes: Sequence[Write], wall_ms: int) -> int:
+    """``write_many`` without an ``Applied`` per write: the ticket of the last batch
+    (0 for no writes), for callers that wait only for all of them (bulk writes)."""
+    records, headers = _build(state, writes, wall_ms)  # raises before any change
+    ticket = 0
+    for start in range(0, len(records), MAX_BATCH_RECORDS):
+        end = start + MAX_BATCH_RECORDS
+        ticket = _write_batch(state, records[start:end], headers[start:end], wall_ms)
+    return ticket
+
+
 def _write_batch(
-    state: ReplicaState, built: list[tuple[WireRecord, RecordHeader]], wall_ms: int
-) -> list[Applied]:
+    state: ReplicaState, records: list[WireRecord], headers: list[RecordHeader], wall_ms: int
+) -> int:
+    """Stage and commit one batch of built records; returns its ticket."""
     batch = state.store.batch()
     pending = Pending()
-    staged = pending.staged
-    # One read for the whole batch; a single Put takes the cheaper point read.
-    stored_keys = [namespace + key for (namespace, key, _, _), _ in built]
-    if len(built) > 1:
-        held_now = state.store.get_many(KV, stored_keys)
-    else:
-        held_now = [state.store.get(KV, stored_keys[0])]
-    for (record, header), stored_key, held_raw in zip(built, stored_keys, held_now, strict=True):
-        held = staged.get(stored_key)
-        if held is None and held_raw is not None:
-            held = RecordHeader.decode(held_raw)
-        staging.stage(state, batch, pending, record, header, held, stored_key)
-    last = built[-1][1]
+    # One read for the whole batch.
+    if len(records) > 1:
+        stored_keys = [namespace + key for namespace, key, _, _ in records]
+        held_raw = state.store.get_many(KV, stored_keys)
+        staging.stage_many(state, batch, pending, records, headers, stored_keys, held_raw)
+    else:  # a single Put: the point read, and none of the columns' set-up
+        stored_key = records[0].stored_key
+        held = staging.held_header(state, pending, stored_key)
+        staging.stage(state, batch, pending, records[0], headers[0], held, stored_key)
+    last = headers[-1]
     pending.seq = last.seq
     pending.hlc = last.hlc
-    _reserve(state, len(built), wall_ms)
-    ticket = staging.commit(state, batch, pending)
-    return [Applied(header, ticket) for _, header in built]
+    _reserve(state, len(records), wall_ms)
+    return staging.commit(state, batch, pending)
 
 
 def _build(
     state: ReplicaState, writes: Sequence[Write], wall_ms: int
-) -> list[tuple[WireRecord, RecordHeader]]:
-    """Every write's record, encoded, with the seqs and HLCs they will take."""
+) -> tuple[list[WireRecord], list[RecordHeader]]:
+    """Every write's record, encoded, and its header, with the seqs and HLCs they will take."""
     origin = state.node_id
     seq = state.seq
-    built = []
+    headers = []
     stamps = hlc_bits.ticks(state.clock.last, wall_ms, len(writes))
-    for write, hlc in zip(writes, stamps, strict=True):
-        namespace, key, value, metadata, expiration, tombstone = write
+    for (_, _, value, metadata, expiration, tombstone), hlc in zip(writes, stamps, strict=True):
         seq += 1
-        if tombstone:
-            value = b""  # a tombstone carries no value: peers would refuse the record
-        length = len(value)
-        header = RecordHeader(hlc, origin, seq, expiration, tombstone, metadata, length)
-        built.append((WireRecord(namespace, key, header.encode(), value), header))
-    return built
+        # A tombstone carries no value: peers would refuse the record.
+        length = 0 if tombstone else len(value)
+        headers.append(RecordHeader(hlc, origin, seq, expiration, tombstone, metadata, length))
+    records = [
+        WireRecord(namespace, key, encoded, b"" if tombstone else value)
+        for (namespace, key, value, _, _, tombstone), encoded in zip(
+            writes, encode_headers(headers), strict=True
+        )
+    ]
+    return records, headers
 
 
 def _reserve(state: ReplicaState, count: int, wall_ms: int) -> None:

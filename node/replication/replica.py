@@ -154,6 +154,10 @@ class Replica:
         nothing and raises InvalidRequest."""
         return local_writes.write_many(self.state, writes, wall_ms)
 
+    def write_all(self, writes: Sequence[Write], wall_ms: int) -> int:
+        """``write_many`` returning only the durability ticket of the last write (0: none)."""
+        return local_writes.write_all(self.state, writes, wall_ms)
+
     def skip_seqs_past(self, seq: int) -> None:
         """Issue no own seq <= ``seq`` from now on (see ``local_writes.skip_seqs_past``)."""
         local_writes.skip_seqs_past(self.state, seq)

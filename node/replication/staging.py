@@ -27,6 +27,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rumor.node.core import audit
@@ -39,6 +40,7 @@ from rumor.node.storage import layout
 from rumor.node.storage.store import KV, LOG, META, VAL, Batch
 
 MAX_BATCH_RECORDS = 1000
+_AUDIT_KEYS = [layout.audit_key(bucket) for bucket in range(audit.BUCKETS)]
 
 
 @dataclass(slots=True)
@@ -100,7 +102,7 @@ def stage(
     stored_key: bytes,
 ) -> None:
     """Stage ``record`` (decoded: ``header``) as the one held for its key, replacing ``held``."""
-    namespace, key, encoded, value = record
+    namespace, _, encoded, value = record
     pending.staged[stored_key] = header
     bucket = audit.bucket_of(stored_key)
     xor = pending.buckets.get(bucket, 0)
@@ -123,14 +125,73 @@ def stage(
     pending.buckets[bucket] = xor
     batch.put(LOG, layout.log_key(header.origin, header.seq), stored_key)
     pending.new_records.append(record)
-    if namespace == RESERVED_NAMESPACE:
+    if namespace in (RESERVED_NAMESPACE, MEMBERS_NAMESPACE):
+        _stage_rare(pending, record, header)
+
+
+def stage_many(
+    state: ReplicaState,
+    batch: Batch,
+    pending: Pending,
+    records: Sequence[WireRecord],
+    headers: Sequence[RecordHeader],
+    stored_keys: Sequence[bytes],
+    held_raw: Sequence[bytes | None],
+) -> None:
+    """``stage`` each record in order, replacing what ``held_raw`` (the store's encoded
+    headers) or an earlier record of the batch holds for its key: the same batch and
+    ``Pending``, with the store's and the audit's work done a family at a time."""
+    staged = pending.staged
+    values: list[bytes | None] = []
+    live: tuple[list[bytes], list[int], list[int]] = ([], [], [])
+    replaced: tuple[list[bytes], list[int], list[int]] = ([], [], [])
+    tombstones = replaced_tombstones = 0
+    rows = zip(records, headers, stored_keys, held_raw, strict=True)
+    for record, header, stored_key, raw in rows:
+        held = staged.get(stored_key)
+        if held is None and raw is not None:
+            held = RecordHeader.decode(raw)
+        if held is not None:
+            if held.tombstone:
+                replaced_tombstones += 1
+            else:
+                replaced[0].append(stored_key)
+                replaced[1].append(held.hlc)
+                replaced[2].append(held.origin)
+        staged[stored_key] = header
+        if header.tombstone:
+            values.append(None)
+            tombstones += 1
+        else:
+            values.append(record.value)
+            live[0].append(stored_key)
+            live[1].append(header.hlc)
+            live[2].append(header.origin)
+    batch.put_many(KV, stored_keys, [record.header for record in records])
+    batch.put_many(VAL, stored_keys, values)
+    origins = [header.origin for header in headers]
+    batch.put_many(LOG, layout.log_keys(origins, [header.seq for header in headers]), stored_keys)
+    audit.fold(pending.buckets, *replaced)
+    audit.fold(pending.buckets, *live)
+    pending.records_held += len(live[0]) - len(replaced[0])
+    pending.tombstones_held += tombstones - replaced_tombstones
+    pending.new_records.extend(records)
+    namespaces = {record.namespace for record in records}
+    if RESERVED_NAMESPACE in namespaces or MEMBERS_NAMESPACE in namespaces:
+        for record, header in zip(records, headers, strict=True):
+            _stage_rare(pending, record, header)
+
+
+def _stage_rare(pending: Pending, record: WireRecord, header: RecordHeader) -> None:
+    """Note a reserved-namespace or member record the batch stages."""
+    if record.namespace == RESERVED_NAMESPACE:
         if pending.namespaces is None:
             pending.namespaces = {}
-        pending.namespaces[key] = header
-    elif namespace == MEMBERS_NAMESPACE:
+        pending.namespaces[record.key] = header
+    elif record.namespace == MEMBERS_NAMESPACE:
         if pending.retired is None:
             pending.retired = {}
-        pending.retired[int(key.decode(), 16)] = not header.tombstone
+        pending.retired[int(record.key.decode(), 16)] = not header.tombstone
 
 
 def commit(state: ReplicaState, batch: Batch, pending: Pending) -> int:
@@ -144,8 +205,8 @@ def commit(state: ReplicaState, batch: Batch, pending: Pending) -> int:
     own_mark, marks = _put_watermarks(state, batch, pending)
     audit_buckets = state.audit_buckets
     buckets = [(bucket, audit_buckets[bucket] ^ xor) for bucket, xor in pending.buckets.items()]
-    for bucket, value in buckets:
-        batch.put(META, layout.audit_key(bucket), layout.pack_u64(value))
+    bucket_values = layout.pack_u64s(value for _, value in buckets)
+    batch.put_many(META, [_AUDIT_KEYS[bucket] for bucket, _ in buckets], bucket_values)
     if pending.deferred:
         count = layout.pack_u64(state.deferred_held + pending.deferred)
         batch.put(META, layout.META_DEFERRED_COUNT, count)
@@ -173,8 +234,11 @@ def commit(state: ReplicaState, batch: Batch, pending: Pending) -> int:
         settle(state, settling)
     else:
         unsynced = state.unsynced
-        for key in settling.keys:
-            unsynced[key] = unsynced.get(key, 0) + 1
+        if unsynced.keys().isdisjoint(settling.keys):  # a bulk write's new keys: no counting
+            unsynced.update(dict.fromkeys(settling.keys, 1))
+        else:
+            for key in settling.keys:
+                unsynced[key] = unsynced.get(key, 0) + 1
         state.settling.append(settling)
     return state.written
 

@@ -11,6 +11,7 @@ from rumor.node.core.namespaces import id_text, is_reserved
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication import Applied
 from rumor.node.server.admission import ByteBudget
+from rumor.node.server.bulk_put_request import plain_columns
 from rumor.node.server.operations import Found, NamespaceInfo, Operations, PutItem
 from rumor.node.server.watch import ANY_NAMESPACE, WatchHub
 from rumor.v1 import kv_pb2
@@ -23,12 +24,13 @@ def _namespace(info: NamespaceInfo) -> kv_pb2.Namespace:
 
 
 def _item(request: kv_pb2.PutRequest, value: bytes | None = None) -> PutItem:
+    # Positional: a bulk put builds up to 10,000 of these.
     return PutItem(
-        key=request.key,
-        value=request.value if value is None else value,
-        expiration=request.expiration if request.HasField("expiration") else None,
-        expiration_ttl=request.expiration_ttl if request.HasField("expiration_ttl") else None,
-        metadata=request.metadata if request.HasField("metadata") else None,
+        request.key,
+        request.value if value is None else value,
+        request.expiration if request.HasField("expiration") else None,
+        request.expiration_ttl if request.HasField("expiration_ttl") else None,
+        request.metadata if request.HasField("metadata") else None,
     )
 
 
@@ -276,9 +278,12 @@ class KVService:
         return kv_pb2.ListResponse(keys=keys, list_complete=listing.complete, cursor=listing.cursor)
 
     async def BulkPut(self, request: kv_pb2.BulkPutRequest, context: Any) -> kv_pb2.BulkPutResponse:
-        count = await self.ops.bulk_put(
-            request.namespace_id, [_item(item) for item in request.items]
-        )
+        columns = plain_columns(request)
+        if columns is None:
+            items = [_item(item) for item in request.items]
+            count = await self.ops.bulk_put(request.namespace_id, items)
+        else:
+            count = await self.ops.bulk_put_plain(request.namespace_id, *columns)
         return kv_pb2.BulkPutResponse(successful_key_count=count)
 
     async def BulkDelete(

@@ -309,6 +309,11 @@ class Replicator:
         self.pump()
         return applied
 
+    def propose_all(self, writes: Sequence[Write]) -> int:
+        ticket = self.engine.propose_all(writes, self.now())
+        self.pump()
+        return ticket
+
     async def remove_member(self, member_id: int) -> None:
         applied = self.engine.remove_member(member_id, self.now())
         self.pump()

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Sequence
 
 NAMESPACE_BYTES = 16
 _LOG_KEY = struct.Struct(">QQ")
@@ -41,6 +42,12 @@ def split_record_key(stored: bytes) -> tuple[bytes, bytes]:
 
 def log_key(origin: int, seq: int) -> bytes:
     return _LOG_KEY.pack(origin, seq)
+
+
+def log_keys(origins: Sequence[int], seqs: Sequence[int]) -> list[bytes]:
+    """``log_key`` of each (origin, seq)."""
+    pack = _LOG_KEY.pack
+    return [pack(origin, seq) for origin, seq in zip(origins, seqs, strict=True)]
 
 
 def split_log_key(stored: bytes) -> tuple[int, int]:
@@ -88,6 +95,11 @@ def ranges_key(origin: int) -> bytes:
 
 def audit_key(bucket: int) -> bytes:
     return META_AUDIT_PREFIX + _U16.pack(bucket)
+
+
+def pack_u64s(values: Iterable[int]) -> list[bytes]:
+    """``pack_u64`` of each value."""
+    return list(map(_U64.pack, values))
 
 
 def member_key(member_id: int) -> bytes:

@@ -8,7 +8,7 @@ that counts its calls.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from rumor.node.storage.store import COLUMN_FAMILIES, Batch
 
@@ -24,6 +24,10 @@ class MemoryBatch:
 
     def delete(self, family: str, key: bytes) -> None:
         self.operations.append((family, bytes(key), None))
+
+    def put_many(self, family: str, keys: Sequence[bytes], values: Sequence[bytes | None]) -> None:
+        for key, value in zip(keys, values, strict=True):
+            self.operations.append((family, bytes(key), None if value is None else bytes(value)))
 
     def __len__(self) -> int:
         return len(self.operations)

@@ -16,7 +16,7 @@ never see half a batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 KV = "kv"
@@ -33,6 +33,10 @@ class Batch(Protocol):
     def put(self, family: str, key: bytes, value: bytes) -> None: ...
 
     def delete(self, family: str, key: bytes) -> None: ...
+
+    def put_many(self, family: str, keys: Sequence[bytes], values: Sequence[bytes | None]) -> None:
+        """``put`` each key with its value, in order; a None value deletes the key."""
+        ...
 
     def __len__(self) -> int: ...
 

@@ -17,6 +17,8 @@ import pytest
 from rumor.bench.cli import BENCHMARKS
 
 RUMOR = str(Path(sys.executable).with_name("rumor"))
+# Benchmarks measuring the Python SDK beside the raw stubs: a figure each must report.
+SDK_BENCHMARKS = {"put-get": "sdk_put_fsync_requests_per_s", "bulk": "sdk_keys_per_s"}
 
 
 @pytest.mark.parametrize("name", sorted(BENCHMARKS))
@@ -35,6 +37,9 @@ def test_quick_benchmark_runs_and_writes_its_result(name: str, tmp_path: Path) -
     for target in document["targets"]:
         assert {"name", "measured", "op", "limit", "met"} <= set(target)
     assert document["machine"]["cores"] >= 1
+    if name in SDK_BENCHMARKS:  # the same node through the raw stubs and the SDK
+        assert SDK_BENCHMARKS[name] in document["figures"]
+        assert any("sdk" in ratio.lower() for ratio in document["ratios"])
 
 
 def test_an_unknown_benchmark_is_refused_with_the_list() -> None:

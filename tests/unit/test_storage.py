@@ -472,3 +472,15 @@ def test_rocks_store_creates_its_directory(tmp_path: Path) -> None:
         assert path.is_dir()
     finally:
         store.close()
+
+
+def test_put_many_puts_and_deletes_in_order(store: Store) -> None:
+    put(store, VAL, (b"gone", b"old"), (b"kept", b"old"))
+    batch = store.batch()
+    batch.put_many(VAL, [b"a", b"gone", b"a", b"b"], [b"1", None, b"2", b"3"])
+    batch.put_many(KV, [b"a"], [b"header"])
+    batch.put_many(LOG, [], [])
+    store.write(batch)
+    assert store.get_many(VAL, [b"a", b"b", b"gone", b"kept"]) == [b"2", b"3", None, b"old"]
+    assert store.get(KV, b"a") == b"header"
+    assert store.get(KV, b"b") is None
