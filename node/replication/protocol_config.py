@@ -25,7 +25,11 @@ class ProtocolConfig:
     # ---- push (the rumor) ----
     gossip_interval_ms: int = 10  # how often push queues flush: latency against calls per second
     fanout: int = 4  # peers each new record is pushed to: e^-fanout of nodes wait for a pull
-    lazy_fanout: int = 4  # further peers told only the ids: they pull what push missed
+    # Further peers told only the ids: they pull what push missed. 6, not 4: at 1,000
+    # simulated nodes a node neither pushed nor told a record waits for anti-entropy
+    # (~e^-(fanout + lazy) of the nodes); 4 left 98.5-99.0% of writes everywhere
+    # within 1 s, 6 reaches 99.9% for 24% more messages (ids only).
+    lazy_fanout: int = 6
     pull_grace_ms: int = 50  # an announced record not pushed by then is pulled
     push_batch_bytes: int = 1024 * 1024  # one Push at most: a large backlog takes several
     # A peer has one Push in flight: a lost one must not hold its queue for a whole RPC
