@@ -57,6 +57,7 @@ class SnapshotJoin:
         self.fetching = 0  # the peer a copy is being fetched from (0: none)
         self._hold_until: dict[int, int] = {}  # admitted joiner -> when its slot frees
         self._waiting: list[tuple[int, int, int]] = []  # (ticket, token, joiner)
+        self._unadmitted: set[int] = set()  # canary ``snapshot_unadmitted``: GC skips them
 
     # ---- the joiner ---------------------------------------------------------
 
@@ -130,7 +131,11 @@ class SnapshotJoin:
             )
             return
         membership = engine.membership
-        if not self.admission.admit(sender, membership.vectors, set(membership.counted())):
+        if "snapshot_unadmitted" in engine.canaries:
+            # Before the fix: the copy was served to a joiner the GC did not wait for.
+            self.admission.serving.add(sender)
+            self._unadmitted.add(sender)
+        elif not self.admission.admit(sender, membership.vectors, set(membership.counted())):
             engine.reply(token, AdmitReply(False, "busy or not a member"), to=sender)
             return
         self._hold_until[sender] = now.mono_ms + engine.config.snapshot_hold_ms
@@ -165,6 +170,13 @@ class SnapshotJoin:
             if now.mono_ms >= until:
                 del self._hold_until[joiner]
                 self.admission.finished(joiner)
+                self._unadmitted.discard(joiner)
+
+    def counted_by_gc(self, members: list[int]) -> list[int]:
+        """The members GC waits for: every counted one (but for the canary's joiners)."""
+        if not self._unadmitted:
+            return members
+        return [member for member in members if member not in self._unadmitted]
 
     def may_serve(self, joiner: int) -> bool:
         """The driver asks before it streams a copy to ``joiner``."""
