@@ -112,4 +112,3 @@ class SnapshotTransfers:
         key = cause.split(":", 1)[0]
         self.failed[key] = self.failed.get(key, 0) + 1
         joiner.snapshot_failed(cause)
-

@@ -11,8 +11,8 @@ in flight — applies them, counting repairs, and compares the next slice
 agree. So an answer costs one slice on the peer's loop, however large its
 store. A repair only pulls, so a node whose buckets differ from an asker's
 audits it back (once its own round is over; at most once per interval):
-whichever of the two holds what the other should, both sides are repaired. Repairs must stay at zero: each one is a bug to report, and a notice
-says so.
+whichever of the two holds what the other should, both sides are repaired.
+Repairs must stay at zero: each one is a bug to report, and a notice says so.
 """
 
 from __future__ import annotations
