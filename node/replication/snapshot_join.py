@@ -11,8 +11,10 @@ and verifies the copy and reports ``Done.snapshot_fetched`` (the engine
 tells it to stop and install: ``NoticeKind.INSTALL_SNAPSHOT``) or
 ``Done.snapshot_failed`` (the engine falls back to anti-entropy with the
 same peer). While the copy travels the joiner runs no anti-entropy, audit
-or purge of its own, and it takes no pushes (it is not serving): whatever
-it held before the install would be replaced by the copy.
+or purge of its own, and it takes no pushes, not even those carrying
+coverage: whatever it held before the install would be replaced by the copy,
+and the watermarks it advertised meanwhile would let its peers' GC purge
+tombstones the copy lacks.
 
 The serving side frees an admission slot ``snapshot_hold_ms`` after it
 admitted the joiner: by then the copy was taken (the driver takes it when
