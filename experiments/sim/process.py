@@ -135,6 +135,7 @@ class SimulatedProcess:
         self._tick_generation = 0
         if trace is not None:
             trace.births.append(birth)
+            trace.disks_at_birth[birth.process] = birth.disk.copy()
             trace.events.append(Input(self.serial, birth.now, "birth"))
         self.engine = build_engine(birth, random.Random(birth.rng_seed), settings, birth.disk)
         self.replica = self.engine.replica
