@@ -37,6 +37,8 @@ from rumor.node.replication.messages import (
 if TYPE_CHECKING:
     from rumor.node.replication.engine import Engine
 
+AUDIT_SOON_SHARE = 5  # after a divergence, the next audit comes this much sooner
+
 
 class AuditRounds:
     def __init__(self, engine: Engine) -> None:
@@ -74,6 +76,11 @@ class AuditRounds:
             self._audit_back_now(now)
             return
         scan_next = answer.body.scan_next
+        if answer.body.differing:
+            # A divergence: audit again soon (another random peer), so a repair spreads
+            # in a few short rounds, not one pull per node per interval.
+            soon = now.mono_ms + engine.config.audit_interval_ms // AUDIT_SOON_SHARE
+            self._next_round_ms = min(self._next_round_ms, soon)
         wanted = engine.replica.audit_wanted(answer.body.entries, now.wall_s)
         if not wanted:
             self._next_slice(peer, scan_next, now)
