@@ -22,6 +22,7 @@ BENCHMARKS = {
     "restart": "rumor.bench.restart",
     "loop-steps": "rumor.bench.loop_steps",
     "join": "rumor.bench.join",
+    "join-10m": "rumor.bench.join_large",
 }
 
 

@@ -111,7 +111,34 @@ def _probe_timeouts(log: str, peer: str) -> int:
     return timeouts
 
 
-def one_join(root: Path, keys: int) -> dict[str, float]:
+class RssSampler:
+    """The largest resident set of one process, sampled every 50 ms from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.path = Path(f"/proc/{pid}/status")
+        self.max_kb = 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(0.05):
+            try:
+                text = self.path.read_text()
+            except OSError:
+                return
+            for line in text.splitlines():
+                if line.startswith("VmRSS:"):
+                    self.max_kb = max(self.max_kb, int(line.split()[1]))
+
+    def stop(self) -> float:
+        """Stop sampling; the maximum in MiB."""
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        return self.max_kb / 1024
+
+
+def one_join(root: Path, keys: int, timeout_s: float = 120) -> dict[str, float]:
     source, namespace = dataset(keys)
     shutil.copytree(source, root / "server")
     server = start_node(root / "server", *node_flags(), "--snapshot-min-records", "1000")
@@ -125,14 +152,17 @@ def one_join(root: Path, keys: int) -> dict[str, float]:
         prefix=pin_prefix(CLIENT_CORE) if can_pin() else [],
     )
     reader = Reader(server, namespace, keys)
+    assert server.process is not None
+    rss = RssSampler(server.process.pid)
     try:
         expected = status(server)
+        lag_before_ms = expected.max_event_loop_lag_ms
         reader.thread.start()
         time.sleep(IDLE_S)
         reader.phase = "join"
         started = time.perf_counter()
         joiner.start(timeout=60)
-        deadline = started + 120
+        deadline = started + timeout_s
         while not _holds_everything(joiner, expected.records_held, expected.audit_digest):
             if time.perf_counter() > deadline:
                 raise RuntimeError(f"the joiner never caught up; its log:\n{joiner.log()[-3000:]}")
@@ -140,7 +170,9 @@ def one_join(root: Path, keys: int) -> dict[str, float]:
         join_s = time.perf_counter() - started
         reader.phase = "after"
         log = joiner.log()
+        lag_after_ms = status(server).max_event_loop_lag_ms
     finally:
+        rss_mb = rss.stop()
         reader.stopped.set()
         reader.thread.join(timeout=15)
         joiner.stop()
@@ -151,6 +183,10 @@ def one_join(root: Path, keys: int) -> dict[str, float]:
         "idle_p99_ms": percentile(reader.latencies["idle"], 0.99) * 1000,
         "join_p99_ms": percentile(reader.latencies["join"], 0.99) * 1000,
         "probe_timeouts": float(_probe_timeouts(log, server.address)),
+        # The longest stall of the serving node's loop during the join (0: none beyond
+        # what start-up had already reached), and its largest resident set.
+        "server_loop_lag_max_ms": lag_after_ms if lag_after_ms > lag_before_ms else 0.0,
+        "server_rss_max_mb": rss_mb,
     }
 
 

@@ -3,8 +3,11 @@
 Checked after every schedule, on the processes still running:
 
 - **convergence**: within ``Bounds.convergence_ms`` of the heal every node's
-  audit buckets are equal (so they hold the same live records), and their
-  ``audit.digest`` is equal at the end;
+  audit buckets are equal (so they hold the same records), and their
+  ``audit.digest`` is equal at the end — or, while a member that is down (not
+  removed) holds garbage collection back at different points on different
+  nodes, every key reads the same on every node (``pinned_apart``; counted
+  as reported);
 - **no lost write**: an acknowledged put is held by some node, or hidden by a
   higher version of its key (even an expired one); an acknowledged delete or
   expired put is not undercut: no node reads an older live version of its key;
@@ -33,6 +36,7 @@ from rumor.node.core.record import RecordHeader
 from rumor.node.core.version import Version
 from rumor.node.replication.messages import NoticeKind
 from rumor.node.replication.protocol_config import ProtocolConfig
+from rumor.node.storage.store import KV
 
 DATA_FAULTS = ("crash", "power", "restore", "remove")
 
@@ -135,12 +139,42 @@ def live_processes(cluster: Cluster) -> list[SimulatedProcess]:
 
 
 def agreed(cluster: Cluster) -> bool:
-    """Every running node holds the same live records (equal audit buckets)."""
+    """Every running node holds the same records (equal audit buckets) or, while a
+    member that is down pins garbage collection, reads the same (``pinned_apart``)."""
     live = live_processes(cluster)
     if len(live) < 2:
         return True
     first = live[0].replica.audit_buckets
-    return all(p.replica.audit_buckets == first for p in live[1:])
+    if all(p.replica.audit_buckets == first for p in live[1:]):
+        return True
+    return pinned_apart(cluster, live)
+
+
+def pinned_apart(cluster: Cluster, live: list[SimulatedProcess]) -> bool:
+    """The nodes differ only in what a down member keeps them from purging.
+
+    A member that is down (not removed) is counted by every node's GC with the last
+    vector that node heard from it, and those differ from node to node: one node may
+    have purged an expired record or a tombstone the member was known (to it) to
+    have seen, while another keeps it until the member is back or removed. Their
+    buckets then differ for as long, though every key reads the same everywhere.
+    """
+    running = {p.engine.node_id for p in live}
+    if not any(set(p.engine.membership.counted()) - running for p in live):
+        return False
+    now_s = (BASE_WALL_MS + int(cluster.loop.now_ms)) / 1000
+    first = _readable(live[0], now_s)
+    return all(_readable(p, now_s) == first for p in live[1:])
+
+
+def _readable(process: SimulatedProcess, now_s: float) -> set[tuple[bytes, int, int]]:
+    """(key, origin, seq) of every record that reads live on ``process``."""
+    out = set()
+    for stored_key, raw in process.replica.store.scan(KV, b"", None):
+        header = RecordHeader.decode(raw)
+        if _reads_live(header, now_s):
+            out.add((stored_key, header.origin, header.seq))
+    return out
 
 
 def _reads_live(header: RecordHeader, now_s: float) -> bool:
@@ -163,6 +197,7 @@ def check(
         "before a forged claim": 0,
         "before a stale copy was restored": 0,
         "a key also written by a node serving alone": 0,
+        "purges held apart by a down member": 0,
     }
     live = live_processes(cluster)
     now_ms = cluster.loop.now_ms
@@ -176,6 +211,8 @@ def check(
                 f" {bounds.convergence_ms} ms after the heal",
             )
         )
+    elif len({audit.digest(p.replica.audit_buckets) for p in live}) > 1:
+        reported["purges held apart by a down member"] += 1
     held: dict[bytes, list[RecordHeader]] = {}
 
     def headers(key: bytes) -> list[RecordHeader]:

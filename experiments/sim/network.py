@@ -146,9 +146,6 @@ class Network:
             stats.records_pushed += len(body.records)
         now = self.loop.now_ms
         call = _Call(caller, outbound.message_id, now + outbound.timeout_ms)
-        # As a real RPC's deadline: whatever happens to the request, the caller hears
-        # back by then (a request the callee holds unanswered times out too).
-        self._fail_at(call, call.deadline_ms, FailureCause.DEADLINE)
         source = caller.address if caller is not None else source
         style = self.blocked.get((source, outbound.address)) if self.blocked else None
         if style is not None:
@@ -173,6 +170,10 @@ class Network:
         self._held[token] = call
         self._held_by.setdefault(id(target), set()).add(token)
         target.receive_request(token, envelope, body)
+        if token in self._held:
+            # As a real RPC's deadline: a request the callee holds unanswered (a Push
+            # awaiting its write, a crash) times out; one answered at once costs no timer.
+            self._fail_at(call, call.deadline_ms, FailureCause.DEADLINE)
 
     def answer(self, responder: Endpoint, reply: Reply) -> None:
         """A process answered the request it was given under ``reply.token``."""

@@ -24,6 +24,7 @@ node advertises and forwards only durable records, so nothing relies on it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rumor.node.core.errors import MalformedPeerMessage
@@ -50,6 +51,17 @@ if TYPE_CHECKING:
 IDLE_MS = 1 << 62  # "no timer": new records come with a step, a proposal or an advance
 MAX_FETCH_KEYS = 1000  # per fetch of announced records from one announcer
 MAX_WANTED = 100_000  # announced ids waiting to arrive; beyond this, anti-entropy's job
+MAX_PULL_ATTEMPTS = 3  # fetches of one announced record (from its announcers in turn)
+
+
+@dataclass(slots=True)
+class _Wanted:
+    """An announced record not yet here: who announced it, and when to fetch it next."""
+
+    announcers: list[int]
+    due_ms: int
+    stored_key: bytes
+    attempts: int = 0
 
 
 class Gossip:
@@ -58,8 +70,7 @@ class Gossip:
         self.queues = PushQueues(engine.config.push_queue_bytes)
         self.announce: dict[int, list[tuple[int, int, bytes]]] = {}
         self.in_flight: set[int] = set()
-        # (origin, seq) -> (announcer, when to fetch it, namespace + key)
-        self.wanted: dict[tuple[int, int], tuple[int, int, bytes]] = {}
+        self.wanted: dict[tuple[int, int], _Wanted] = {}  # (origin, seq) -> its fetch
         self._next_flush_ms = 0
 
     def due_ms(self) -> int:
@@ -162,29 +173,44 @@ class Gossip:
     ) -> None:
         watermarks = self.engine.replica.watermarks
         due = now.mono_ms + self.engine.config.pull_grace_ms
+        wanted = self.wanted
         for origin, seq, stored_key in announced:
-            if len(self.wanted) >= MAX_WANTED:
+            ident = (origin, seq)
+            entry = wanted.get(ident)
+            if entry is not None:
+                if sender not in entry.announcers and len(entry.announcers) < MAX_PULL_ATTEMPTS:
+                    entry.announcers.append(sender)
+            elif len(wanted) >= MAX_WANTED:
                 return
-            if not watermarks.seen(origin, seq):
-                self.wanted.setdefault((origin, seq), (sender, due, stored_key))
+            elif not watermarks.seen(origin, seq):
+                wanted[ident] = _Wanted([sender], due, stored_key)
 
     def _pull_missed(self, now: Now) -> None:
-        """Fetch, from each announcer, what it announced and no push brought in time.
+        """Fetch, from an announcer, what was announced and no push brought in time.
 
         By key, with an audit-style fetch: small, answered at once, and not one of the
         node's (one at a time) synchronisations, which a lost message would hold up.
+        A fetch not answered within another pull grace (lost, or the announcer slow)
+        is asked of the next announcer, up to ``MAX_PULL_ATTEMPTS`` times; then it is
+        anti-entropy's.
         """
         engine = self.engine
         watermarks = engine.replica.watermarks
+        retry_at = now.mono_ms + engine.config.pull_grace_ms
         fetch: dict[int, list[bytes]] = {}
-        for ident, (announcer, due, stored_key) in list(self.wanted.items()):
+        for ident, entry in list(self.wanted.items()):
             if watermarks.seen(*ident):
                 del self.wanted[ident]
-            elif due <= now.mono_ms:
-                del self.wanted[ident]
+            elif entry.due_ms <= now.mono_ms:
+                announcer = entry.announcers[entry.attempts % len(entry.announcers)]
+                entry.attempts += 1
+                if entry.attempts >= MAX_PULL_ATTEMPTS:
+                    del self.wanted[ident]
+                else:
+                    entry.due_ms = retry_at
                 keys = fetch.setdefault(announcer, [])
                 if len(keys) < MAX_FETCH_KEYS:
-                    keys.append(stored_key)
+                    keys.append(entry.stored_key)
         members = engine.membership.members
         for announcer, keys in fetch.items():
             peer = members.get(announcer)
