@@ -15,7 +15,10 @@ Model (stated, simple):
   consistent copy of the peer's store at that moment: everything written,
   synced or not (a RocksDB checkpoint includes the memtable).
 - The copy then takes ``latency + size / bytes_per_ms`` to arrive: a fixed
-  link rate, slow enough that writes, deletes and purges go on meanwhile.
+  link rate, 8 kB/s by default, so the ~6 kB store of a fuzz schedule takes
+  most of a second, several GC graces of ``ProtocolConfig.local()``, as a
+  real copy of many gigabytes takes several real graces: writes, deletes and
+  purges go on meanwhile.
   A stream broken in between resumes, as the real client resumes it, so only
   the end matters: the copy is fetched unless by then the peer process that
   took it is gone (crashed or restarted: its checkpoints are removed at
@@ -34,7 +37,7 @@ from rumor.experiments.sim.network import REFUSE, Network
 from rumor.experiments.sim.process import SimulatedProcess
 from rumor.node.replication.messages import SnapshotFetch
 
-SNAPSHOT_BYTES_PER_MS = 8.0  # 8 kB/s: see the model above
+SNAPSHOT_BYTES_PER_MS = 8.0  # see the model above
 
 
 class SnapshotTransfers:
