@@ -15,8 +15,8 @@ Model (stated, simple):
   consistent copy of the peer's store at that moment: everything written,
   synced or not (a RocksDB checkpoint includes the memtable).
 - The copy then takes ``latency + size / bytes_per_ms`` to arrive: a fixed
-  link rate, 8 kB/s by default, so the ~6 kB store of a fuzz schedule takes
-  most of a second, several GC graces of ``ProtocolConfig.local()``, as a
+  link rate, 4 kB/s by default, so the ~6 kB store of a fuzz schedule takes
+  about 1.5 s, several GC graces of ``ProtocolConfig.local()``, as a
   real copy of many gigabytes takes several real graces: writes, deletes and
   purges go on meanwhile.
   A stream broken in between resumes, as the real client resumes it, so only
@@ -37,7 +37,7 @@ from rumor.experiments.sim.network import REFUSE, Network
 from rumor.experiments.sim.process import SimulatedProcess
 from rumor.node.replication.messages import SnapshotFetch
 
-SNAPSHOT_BYTES_PER_MS = 8.0  # see the model above
+SNAPSHOT_BYTES_PER_MS = 4.0  # see the model above
 
 
 class SnapshotTransfers:
