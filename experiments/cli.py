@@ -225,6 +225,10 @@ def _fuzz(
         f" writes, {len(result.failures)} failed, {result.wall_s:.1f} s"
         + (f"; reported, not asserted: {reported}" if reported else "")
     )
+    click.echo(
+        f"joins by snapshot: {result.snapshot_joins} in {result.with_snapshot} schedules"
+        f" ({result.snapshot_failures} fetches failed and fell back to anti-entropy)"
+    )
     if result.failures:
         raise ExperimentError(f"{len(result.failures)} schedule(s) broke an invariant")
 

@@ -6,6 +6,9 @@ what was synced), restart on the same disk (same id, new boot nonce), on an
 empty one (a new id) or on a copy of another disk (a backup of this node, or
 a clone of a live one on a new address: a duplicate id). Removal is the
 operator's ``remove-node``: one live node's engine retires the victim's id.
+A fresh node that bootstraps by snapshot fetches a peer's copy through
+``snapshot_transfer`` and, once it installed it, restarts on the copy with
+its own id (a new boot nonce), as ``rumor node`` restarts in place.
 
 Every random choice comes from the cluster's one ``random.Random``.
 """
@@ -22,6 +25,7 @@ from rumor.experiments.sim.ledger import NAMESPACE, ClientWrite, Ledger
 from rumor.experiments.sim.loop import EventLoop
 from rumor.experiments.sim.network import Network
 from rumor.experiments.sim.process import BASE_WALL_MS, ProcessSettings, SimulatedProcess
+from rumor.experiments.sim.snapshot_transfer import SNAPSHOT_BYTES_PER_MS, SnapshotTransfers
 from rumor.experiments.sim.trace import Birth, Trace
 from rumor.node.core.errors import Unavailable
 from rumor.node.core.version import Version
@@ -35,6 +39,7 @@ class ClusterSettings:
     latency: LatencyDistribution
     loss: float = 0.0
     track_sync: bool = True  # off: no power loss possible, half the store work
+    snapshot_bytes_per_ms: float = SNAPSHOT_BYTES_PER_MS  # how fast a copy travels
 
 
 def address_of(slot: int) -> str:
@@ -55,8 +60,13 @@ class Cluster:
         self.settings = settings
         self.rng = rng
         self.loop = EventLoop()
-        self.network = Network(self.loop, settings.latency.sampler(rng), rng.random)
+        draw_latency = settings.latency.sampler(rng)
+        self.network = Network(self.loop, draw_latency, rng.random)
         self.network.loss = settings.loss
+        self.snapshots = SnapshotTransfers(
+            self.loop, self.network, draw_latency, settings.snapshot_bytes_per_ms
+        )
+        self.installed_ms: dict[int, list[float]] = {}  # slot -> when it installed a copy
         self.processes: dict[int, SimulatedProcess] = {}  # the latest process of each slot
         self.disks: dict[int, SimulatedDisk] = {}
         self.offsets_ms: dict[int, int] = {}
@@ -114,10 +124,19 @@ class Cluster:
             lambda: self.now_of(slot),
             on_durable=self._acknowledge,
             trace=self.trace,
+            on_snapshot_fetch=self.snapshots.fetch,
+            on_installed=lambda old, copy: self._installed(slot, old, copy),
         )
         self.processes[slot] = process
         self.every_process.append(process)
         return process
+
+    def _installed(self, slot: int, old: SimulatedProcess, copy: SimulatedDisk) -> None:
+        """The process stopped to install a copy: restart the slot on it (same id)."""
+        if self.processes.get(slot) is not old:
+            return
+        self.installed_ms.setdefault(slot, []).append(self.loop.now_ms)
+        self.start(slot, self.seeds.get(slot, ()), disk=copy)
 
     def running(self) -> list[SimulatedProcess]:
         return [p for p in self.processes.values() if p.running]

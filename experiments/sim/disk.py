@@ -102,6 +102,14 @@ class SimulatedDisk:
             self._unsynced.clear()
         return lost
 
+    def size_bytes(self) -> int:
+        """What the disk holds, keys and values, in bytes (what a copy of it carries)."""
+        return sum(
+            len(key) + len(value)
+            for family in COLUMN_FAMILIES
+            for key, value in self._live.scan(family, b"")
+        )
+
     def copy(self) -> SimulatedDisk:
         """A copy of what the disk holds now (a backup, or a cloned data directory)."""
         return SimulatedDisk(track_sync=self.track_sync, base=copy_store(self._live))

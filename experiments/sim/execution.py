@@ -33,11 +33,18 @@ from rumor.node.replication.replica import Durability
 
 FORGED_WATERMARK = 2**63 - 1
 QUICK_LATENCY = "uniform:0.2:2"
+SNAPSHOT_MIN_RECORDS = 12
 
 
 def quick_protocol() -> ProtocolConfig:
-    """The fuzz's timers: ``ProtocolConfig.local()``."""
-    return ProtocolConfig.local()
+    """The fuzz's timers: ``ProtocolConfig.local()``, with bootstrap by snapshot on.
+
+    A peer serves a copy once it holds ``snapshot_min_records`` (the fuzz writes
+    200 records over 24 keys, so a small number); an admission slot frees a few
+    seconds after the yes, as a minute does at real timers."""
+    return ProtocolConfig.local().replace(
+        snapshot_bootstrap=True, snapshot_min_records=SNAPSHOT_MIN_RECORDS, snapshot_hold_ms=3000
+    )
 
 
 def run_schedule(
@@ -213,6 +220,12 @@ def _plan_fault(cluster: Cluster, fault: FaultPlan, every_slot: set[int]) -> Non
         def end() -> None:
             if slots[0] in cluster.processes and not _gone(cluster, slots[0]):
                 cluster.restart(slots[0], keep_data=fault.style != "wipe")
+
+    elif kind == "snapjoin":
+
+        def begin() -> None:
+            if slots[0] not in cluster.processes:
+                cluster.start(slots[0], slots[1:])
 
     elif kind == "join":
         late = fault.style == "late"

@@ -38,6 +38,9 @@ class FuzzReport:
     failures: list[Failure] = field(default_factory=list)
     reported: dict[str, int] = field(default_factory=dict)
     acknowledged: int = 0
+    with_snapshot: int = 0  # schedules in which a node joined by snapshot
+    snapshot_joins: int = 0
+    snapshot_failures: int = 0
 
 
 def schedule_for(seed: int, index: int, durability: str, canaries: tuple[str, ...]) -> Schedule:
@@ -67,6 +70,9 @@ def fuzz(
         outcome = run_schedule(schedule)
         report.schedules += 1
         report.acknowledged += outcome.acknowledged
+        report.with_snapshot += outcome.snapshot_joins > 0
+        report.snapshot_joins += outcome.snapshot_joins
+        report.snapshot_failures += outcome.snapshot_failures
         for name, value in outcome.reported.items():
             report.reported[name] = report.reported.get(name, 0) + value
         if outcome.failed:

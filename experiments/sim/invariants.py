@@ -96,6 +96,8 @@ class Outcome:
     messages: int
     wall_s: float
     notices: dict[str, int] = field(default_factory=dict)
+    snapshot_joins: int = 0  # copies installed (a join by snapshot that went through)
+    snapshot_failures: int = 0  # fetches that failed (the joiner fell back to anti-entropy)
 
     @property
     def failed(self) -> bool:
@@ -112,9 +114,15 @@ class Outcome:
             else "did not converge"
         )
         reported = ", ".join(f"{k} {v}" for k, v in sorted(self.reported.items()) if v)
+        snapshots = (
+            f", {self.snapshot_joins} snapshot joins ({self.snapshot_failures} fetches failed)"
+            if self.snapshot_joins or self.snapshot_failures
+            else ""
+        )
         lines = [
             f"{self.acknowledged}/{self.writes} writes acknowledged ({self.refused} refused),"
             f" {settled}, {self.messages:,} messages, {self.wall_s:.2f} s"
+            + snapshots
             + (f"; reported: {reported}" if reported else "")
         ]
         lines += [f"  VIOLATED {v.invariant}: {v.detail}" for v in self.violations[:10]]
@@ -271,6 +279,8 @@ def check(
         messages=cluster.network.stats.messages,
         wall_s=wall_s,
         notices=notices,
+        snapshot_joins=sum(len(times) for times in cluster.installed_ms.values()),
+        snapshot_failures=sum(cluster.snapshots.failed.values()),
     )
 
 
@@ -367,6 +377,16 @@ def _duplicates(cluster: Cluster, schedule: Schedule, bounds: Bounds) -> list[Vi
         ]
         if disturbed:
             continue  # the original went down: the copy may be taken in without proof
+        if cluster.removed_ms.get(source, started_ms + 1) <= started_ms:
+            # A copy of a removed node's disk holds a removed id: refused as removed.
+            if cluster.processes[slot].running:
+                violations.append(
+                    Violation(
+                        "one process per id",
+                        f"the copy of removed node-{source} on node-{slot} still runs",
+                    )
+                )
+            continue
         reachable_ms = max(
             [started_ms]
             + [

@@ -10,6 +10,14 @@ next tick is scheduled for ``next_tick_ms``. A client write is acknowledged
 once its ticket is durable. A REMOVED or DUPLICATE_ID notice stops the
 process, as it makes the real one exit.
 
+Bootstrap by snapshot, as the node does it: ``Ready.snapshot_fetch`` goes to
+the fetcher (``snapshot_transfer``), which reports back through
+``snapshot_fetched`` (the copy, kept as the node keeps incoming/db) or
+``snapshot_failed`` (the cause), each given to the engine as its ``Done``.
+An INSTALL_SNAPSHOT notice stops the process; ``install_into`` is applied to
+the copy with this process's replica state (its id, marks, incarnation), and
+``on_installed`` restarts the slot on that copy, keeping the id.
+
 Time: the mono clock is virtual time; the wall clock is virtual time plus
 this node's offset (clock skew), both floored to whole milliseconds.
 """
@@ -42,9 +50,11 @@ from rumor.node.replication.messages import (
     ReplyBody,
     Request,
     Response,
+    SnapshotFetch,
 )
 from rumor.node.replication.protocol_config import ProtocolConfig
 from rumor.node.replication.replica import Applied, Durability, Replica, Write
+from rumor.node.replication.snapshot_install import install_into
 
 BASE_WALL_MS = 1_700_000_000_000  # virtual time 0 on a clock without skew
 STOPPING_NOTICES = (NoticeKind.REMOVED, NoticeKind.DUPLICATE_ID)
@@ -100,6 +110,8 @@ class SimulatedProcess:
         *,
         on_durable: Callable[[list[object]], None],
         trace: Trace | None = None,
+        on_snapshot_fetch: Callable[[SimulatedProcess, SnapshotFetch], None] | None = None,
+        on_installed: Callable[[SimulatedProcess, SimulatedDisk], None] | None = None,
     ) -> None:
         self.serial = birth.process
         self.address = birth.address
@@ -110,6 +122,9 @@ class SimulatedProcess:
         self.settings = settings
         self.on_durable = on_durable
         self.trace = trace
+        self.on_snapshot_fetch = on_snapshot_fetch
+        self.on_installed = on_installed
+        self.incoming: SimulatedDisk | None = None  # a fetched copy, waiting to be installed
         self.running = True
         self.notices: list[tuple[float, Notice]] = []
         self.stopped_by: NoticeKind | None = None
@@ -120,6 +135,7 @@ class SimulatedProcess:
         self._tick_generation = 0
         if trace is not None:
             trace.births.append(birth)
+            trace.disks_at_birth[birth.process] = birth.disk.copy()
             trace.events.append(Input(self.serial, birth.now, "birth"))
         self.engine = build_engine(birth, random.Random(birth.rng_seed), settings, birth.disk)
         self.replica = self.engine.replica
@@ -138,6 +154,15 @@ class SimulatedProcess:
 
     def call_failed(self, message_id: int, cause: FailureCause) -> None:
         self._advance(Done(failed=(Failed(message_id, cause),)))
+
+    def snapshot_fetched(self, copy: SimulatedDisk) -> None:
+        """The fetcher brought a whole copy of the peer's store."""
+        if self.running:
+            self.incoming = copy
+            self._advance(Done(snapshot_fetched=True))
+
+    def snapshot_failed(self, cause: str) -> None:
+        self._advance(Done(snapshot_failed=cause))
 
     def _step(self, message: Inbound | Response) -> None:
         if not self.running:
@@ -200,16 +225,37 @@ class SimulatedProcess:
             self._sync_wanted = ready.sync_ticket
             if not self._syncing:
                 self._start_sync()
+        if ready.snapshot_fetch is not None:
+            self._fetch(ready.snapshot_fetch)
         stop: NoticeKind | None = None
         for notice in ready.notices:
             self.notices.append((self.loop.now_ms, notice))
-            if notice.kind in STOPPING_NOTICES:
+            if notice.kind in STOPPING_NOTICES or notice.kind is NoticeKind.INSTALL_SNAPSHOT:
                 stop = notice.kind
+        if stop is NoticeKind.INSTALL_SNAPSHOT:
+            self._install()
+            return
         if stop is not None:
             self.stopped_by = stop
             self.stop()
             return
         self._schedule_tick(ready.next_tick_ms)
+
+    def _fetch(self, fetch: SnapshotFetch) -> None:
+        if self.on_snapshot_fetch is not None:
+            self.on_snapshot_fetch(self, fetch)
+            return
+        self.loop.after(0, lambda: self.snapshot_failed("this driver fetches no snapshots"))
+
+    def _install(self) -> None:
+        """Stop, make the fetched copy this node's store, and have the slot restart on it."""
+        copy, self.incoming = self.incoming, None
+        self.stopped_by = NoticeKind.INSTALL_SNAPSHOT
+        if copy is not None:
+            install_into(self.replica.state, copy)
+        self.stop()
+        if copy is not None and self.on_installed is not None:
+            self.on_installed(self, copy)
 
     def _schedule_tick(self, next_tick_ms: int) -> None:
         now = self.loop.now_ms

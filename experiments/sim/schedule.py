@@ -27,7 +27,11 @@ Faults (``FaultPlan.kind``), each from ``at_ms`` for ``duration_ms``:
 - ``forge``: a forged message to ``slots[0]`` (a Push from ``slots[1]``, or an
   Exchange reply: ``style``) claims watermark 2^63-1 for origin ``slots[2]``;
 - ``split``: ``slots`` against the rest from time 0: two groups form apart and
-  must merge once it heals (the first node of each group seeds the other's).
+  must merge once it heals (the first node of each group seeds the other's);
+- ``snapjoin``: a fresh node ``slots[0]`` (empty data directory) joins with seeds
+  ``slots[1:]`` once the cluster holds enough records to serve it a snapshot,
+  while a burst of deletes (and puts) goes on for ``duration_ms`` and GC purges
+  their tombstones: the join by snapshot under deletes and purges.
 """
 
 from __future__ import annotations
@@ -51,11 +55,15 @@ FAULT_KINDS = (
     "remove",
     "duplicate",
     "forge",
+    "snapjoin",
 )
 WRITES_FROM_MS = 1200  # after the join timeout: every node is serving
 WRITES_UNTIL_MS = 3700
 FAULTS_FROM_MS = 300
 FAULTS_UNTIL_MS = 3200
+SNAPJOIN_FROM_MS = 1700  # the cluster holds enough records to serve a snapshot by then
+SNAPJOIN_UNTIL_MS = 3000
+WRITES_DURING_SNAPJOIN = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +214,7 @@ def generate(
             for slot in slots[1:]
         ]
     next_slot = count
+    burst: list[WritePlan] = []
     for _ in range(faults):
         kind = rng.choice(FAULT_KINDS)
         at = rng.randint(FAULTS_FROM_MS, FAULTS_UNTIL_MS)
@@ -250,6 +259,11 @@ def generate(
         elif kind == "duplicate":
             fault_slots = (victim, next_slot)
             next_slot += 1
+        elif kind == "snapjoin":
+            at = rng.randint(SNAPJOIN_FROM_MS, SNAPJOIN_UNTIL_MS)
+            fault_slots = (next_slot, victim, other)
+            next_slot += 1
+            burst += _deletes_during(rng, at, duration, slots, keys)
         elif kind == "forge":
             fault_slots, style = (
                 (victim, other, rng.choice(slots)),
@@ -268,6 +282,7 @@ def generate(
                 rng.randint(1, 3) if op == "ttl" else 0,
             )
         )
+    write_plans += burst
     write_plans.sort(key=lambda w: w.at_ms)
     return Schedule(
         seed=rng.getrandbits(63),
@@ -277,3 +292,18 @@ def generate(
         writes=tuple(write_plans),
         faults=tuple(sorted(plans, key=lambda f: f.at_ms)),
     )
+
+
+def _deletes_during(
+    rng: random.Random, at_ms: int, duration_ms: int, slots: list[int], keys: int
+) -> list[WritePlan]:
+    """A burst of deletes (and some puts, for them to delete) while a snapshot join runs."""
+    return [
+        WritePlan(
+            rng.randint(at_ms, at_ms + duration_ms),
+            rng.choice(slots),
+            rng.randrange(keys),
+            rng.choices(("delete", "put"), weights=(70, 30))[0],
+        )
+        for _ in range(WRITES_DURING_SNAPJOIN)
+    ]

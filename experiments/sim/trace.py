@@ -53,6 +53,8 @@ class Output:
 class Trace:
     births: list[Birth] = field(default_factory=list)
     events: list[Input | Output] = field(default_factory=list)
+    # What each disk held when its process was born (a birth's disk changes later).
+    disks_at_birth: dict[int, SimulatedDisk] = field(default_factory=dict)
 
     @property
     def inputs(self) -> list[Input]:

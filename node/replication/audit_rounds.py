@@ -9,8 +9,10 @@ slice ended. The node asks back for the records it should hold and does not
 in flight — applies them, counting repairs, and compares the next slice
 (buckets sent afresh) until the peer's key space is walked or the buckets
 agree. So an answer costs one slice on the peer's loop, however large its
-store. Repairs must stay at zero: each one is a bug to report, and a notice
-says so.
+store. A repair only pulls, so a node whose buckets differ from an asker's
+audits it back (once its own round is over; at most once per interval):
+whichever of the two holds what the other should, both sides are repaired.
+Repairs must stay at zero: each one is a bug to report, and a notice says so.
 """
 
 from __future__ import annotations
@@ -35,12 +37,16 @@ from rumor.node.replication.messages import (
 if TYPE_CHECKING:
     from rumor.node.replication.engine import Engine
 
+AUDIT_SOON_SHARE = 5  # after a divergence, the next audit comes this much sooner
+
 
 class AuditRounds:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.running = False
         self._next_round_ms = engine.config.audit_interval_ms
+        self._audit_back = 0  # an asker whose buckets differed: audit it back next
+        self._audit_back_after_ms = 0
 
     def due_ms(self) -> int:
         return self._next_round_ms
@@ -67,8 +73,14 @@ class AuditRounds:
         engine = self.engine
         if not isinstance(answer, Response) or not isinstance(answer.body, AuditReply):
             self.running = False
+            self._audit_back_now(now)
             return
         scan_next = answer.body.scan_next
+        if answer.body.differing:
+            # A divergence: audit again soon (another random peer), so a repair spreads
+            # in a few short rounds, not one pull per node per interval.
+            soon = now.mono_ms + engine.config.audit_interval_ms // AUDIT_SOON_SHARE
+            self._next_round_ms = min(self._next_round_ms, soon)
         wanted = engine.replica.audit_wanted(answer.body.entries, now.wall_s)
         if not wanted:
             self._next_slice(peer, scan_next, now)
@@ -102,8 +114,9 @@ class AuditRounds:
         current = self.engine.membership.members.get(peer.id)
         if scan_next and current is not None and current.up:
             self._compare(current, scan_next, now)
-        else:
-            self.running = False
+            return
+        self.running = False
+        self._audit_back_now(now)
 
     def answer(self, token: int, sender: int, request: Audit, now: Now) -> None:
         engine = self.engine
@@ -127,3 +140,16 @@ class AuditRounds:
                 entries = tuple(found)
         records = tuple(replica.fetch(request.fetch)) if request.fetch else ()
         engine.reply(token, AuditReply(differing, entries, records, scan_next), to=sender)
+        if differing and not request.scan_from and now.mono_ms >= self._audit_back_after_ms:
+            self._audit_back = sender
+            self._audit_back_after_ms = now.mono_ms + engine.config.audit_interval_ms
+            if not self.running:
+                self._audit_back_now(now)
+
+    def _audit_back_now(self, now: Now) -> None:
+        """The asker whose buckets differed may hold what this node should: audit it."""
+        engine = self.engine
+        member = engine.membership.members.get(self._audit_back)
+        self._audit_back = 0
+        if member is not None and member.up and engine.serving:
+            self.start(member, now)

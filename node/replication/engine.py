@@ -402,7 +402,7 @@ class Engine:
         membership = self.membership
         vectors = {
             member_id: self.envelopes.clamped(membership.vectors.get(member_id, {}))
-            for member_id in membership.counted()
+            for member_id in self.snapshots.counted_by_gc(membership.counted())
         }
         vectors[self.node_id] = self.replica.own_watermarks()
         issued = {**self.envelopes.issued, self.node_id: self.replica.seq}

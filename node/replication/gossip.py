@@ -149,7 +149,9 @@ class Gossip:
 
     def receive(self, token: int, sender: int, push: Push, now: Now) -> None:
         engine = self.engine
-        if not engine.serving and not push.coverage:
+        if (not engine.serving and not push.coverage) or engine.snapshots.fetching:
+            # While a copy travels this node takes nothing: the install replaces it, and
+            # watermarks it advertised meanwhile would let peers purge what it then lacks.
             engine.reply(token, PushReply(not_ready=True), to=sender)
             return
         coverage = engine.envelopes.clamp_coverage(push.coverage)

@@ -11,8 +11,10 @@ and verifies the copy and reports ``Done.snapshot_fetched`` (the engine
 tells it to stop and install: ``NoticeKind.INSTALL_SNAPSHOT``) or
 ``Done.snapshot_failed`` (the engine falls back to anti-entropy with the
 same peer). While the copy travels the joiner runs no anti-entropy, audit
-or purge of its own, and it takes no pushes (it is not serving): whatever
-it held before the install would be replaced by the copy.
+or purge of its own, and it takes no pushes, not even those carrying
+coverage: whatever it held before the install would be replaced by the copy,
+and the watermarks it advertised meanwhile would let its peers' GC purge
+tombstones the copy lacks.
 
 The serving side frees an admission slot ``snapshot_hold_ms`` after it
 admitted the joiner: by then the copy was taken (the driver takes it when
@@ -57,6 +59,7 @@ class SnapshotJoin:
         self.fetching = 0  # the peer a copy is being fetched from (0: none)
         self._hold_until: dict[int, int] = {}  # admitted joiner -> when its slot frees
         self._waiting: list[tuple[int, int, int]] = []  # (ticket, token, joiner)
+        self._unadmitted: set[int] = set()  # canary ``snapshot_unadmitted``: GC skips them
 
     # ---- the joiner ---------------------------------------------------------
 
@@ -130,7 +133,11 @@ class SnapshotJoin:
             )
             return
         membership = engine.membership
-        if not self.admission.admit(sender, membership.vectors, set(membership.counted())):
+        if "snapshot_unadmitted" in engine.canaries:
+            # Before the fix: the copy was served to a joiner the GC did not wait for.
+            self.admission.serving.add(sender)
+            self._unadmitted.add(sender)
+        elif not self.admission.admit(sender, membership.vectors, set(membership.counted())):
             engine.reply(token, AdmitReply(False, "busy or not a member"), to=sender)
             return
         self._hold_until[sender] = now.mono_ms + engine.config.snapshot_hold_ms
@@ -165,6 +172,13 @@ class SnapshotJoin:
             if now.mono_ms >= until:
                 del self._hold_until[joiner]
                 self.admission.finished(joiner)
+                self._unadmitted.discard(joiner)
+
+    def counted_by_gc(self, members: list[int]) -> list[int]:
+        """The members GC waits for: every counted one (but for the canary's joiners)."""
+        if not self._unadmitted:
+            return members
+        return [member for member in members if member not in self._unadmitted]
 
     def may_serve(self, joiner: int) -> bool:
         """The driver asks before it streams a copy to ``joiner``."""

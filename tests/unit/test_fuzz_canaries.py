@@ -10,7 +10,13 @@ import pytest
 
 from rumor.experiments.sim.fuzz import fuzz
 
-CANARIES = ("no_seed_retry", "forged_watermark", "duplicate_id", "gc_alone")
+CANARIES = (
+    "no_seed_retry",
+    "forged_watermark",
+    "duplicate_id",
+    "gc_alone",
+    "snapshot_unadmitted",
+)
 QUICK = 200  # schedules of the quick fuzz (``make chaos`` runs 10,000)
 
 

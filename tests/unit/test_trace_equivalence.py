@@ -42,11 +42,18 @@ from rumor.node.replication.replica import Durability
 from rumor.node.server.faults import FaultRules
 from rumor.node.server.replication_codec import METHOD_OF, request_to_pb
 from rumor.node.server.replicator import Replicator
+from rumor.node.server.snapshot_client import SnapshotFailed
+
+SNAPSHOT_PROTOCOL = ProtocolConfig.local().replace(
+    snapshot_bootstrap=True, snapshot_min_records=5, snapshot_hold_ms=3000
+)
 
 
-def simulated_trace() -> Trace:
+def simulated_trace(protocol: ProtocolConfig | None = None, joiner_at_ms: int = 0) -> Trace:
+    """Three nodes, writes and a delete; with ``joiner_at_ms``, a fourth node joins then
+    (by snapshot, under ``SNAPSHOT_PROTOCOL``) and the run goes on for the copy to land."""
     settings = ClusterSettings(
-        ProcessSettings(ProtocolConfig.local(), Durability.FSYNC),
+        ProcessSettings(protocol or ProtocolConfig.local(), Durability.FSYNC),
         LatencyDistribution.parse("uniform:1:3"),
     )
     cluster = Cluster(settings, random.Random(7), trace=True)
@@ -70,7 +77,10 @@ def simulated_trace() -> Trace:
     for index in range(12):
         loop.at(400 + 37 * index, write(index % 3, b"key-%02d" % index))
     loop.at(700, write(1, b"key-03", tombstone=True))
-    loop.run_until(1600)
+    if joiner_at_ms:
+        loop.at(joiner_at_ms, start(3, (0,)))
+        loop.at(joiner_at_ms + 100, write(2, b"key-02", tombstone=True))
+    loop.run_until(1600 + 2 * joiner_at_ms)
     assert cluster.trace is not None
     return cluster.trace
 
@@ -126,9 +136,9 @@ class _ScriptedCommit:
 
 
 class _DrivenProcess:
-    def __init__(self, birth: Birth) -> None:
-        settings = ProcessSettings(ProtocolConfig.local(), Durability.FSYNC)
-        self.engine = build_engine(birth, random.Random(birth.rng_seed), settings, SimulatedDisk())
+    def __init__(self, birth: Birth, protocol: ProtocolConfig, disk: SimulatedDisk) -> None:
+        settings = ProcessSettings(protocol, Durability.FSYNC)
+        self.engine = build_engine(birth, random.Random(birth.rng_seed), settings, disk)
         self.clock = _Clock()
         self.transport = _InMemoryTransport()
         self.commit = _ScriptedCommit(self.engine)
@@ -151,6 +161,21 @@ class _DrivenProcess:
             now=lambda: self.clock.now,
         )
         self.handling: list[asyncio.Task[Any]] = []
+        self.fetch: asyncio.Future[None] | None = None
+        self.replicator.download_snapshot = self.download
+
+    async def download(self, address: str) -> object:
+        """A download that ends when the script says (the simulator's copy arrived)."""
+        self.fetch = asyncio.get_running_loop().create_future()
+        await self.fetch
+        return None
+
+    def snapshot_done(self, done: Done) -> None:
+        assert self.fetch is not None
+        if done.snapshot_fetched:
+            self.fetch.set_result(None)
+        else:
+            self.fetch.set_exception(SnapshotFailed(done.snapshot_failed))
 
 
 async def _settle() -> None:
@@ -158,12 +183,16 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
-async def drive(trace: Trace) -> dict[int, list[Ready]]:
+async def drive(trace: Trace, protocol: ProtocolConfig | None = None) -> dict[int, list[Ready]]:
     processes: dict[int, _DrivenProcess] = {}
     births = {birth.process: birth for birth in trace.births}
     for event in trace.inputs:
         if event.kind == "birth":
-            process = processes[event.process] = _DrivenProcess(births[event.process])
+            process = processes[event.process] = _DrivenProcess(
+                births[event.process],
+                protocol or ProtocolConfig.local(),
+                trace.disks_at_birth[event.process].copy(),
+            )
             process.clock.now = event.now
             process.replicator.pump()
             continue
@@ -186,6 +215,8 @@ async def drive(trace: Trace) -> dict[int, list[Ready]]:
             process.transport.calls.pop(payload.message_id).set_result(payload)
         else:
             assert isinstance(payload, Done)
+            if payload.snapshot_fetched or payload.snapshot_failed:
+                process.snapshot_done(payload)
             if payload.synced_ticket:
                 process.commit.synced(payload.synced_ticket)
             for failure in payload.failed:
@@ -209,6 +240,19 @@ def _normalised(ready: Ready, tokens: dict[int, int]) -> Ready:
 
 def test_the_grpc_driver_gives_the_engine_what_the_simulator_gives_it() -> None:
     trace = simulated_trace()
+    _assert_equivalent(trace)
+
+
+def test_a_join_by_snapshot_is_driven_alike() -> None:
+    """The snapshot fetch, its Done and the restart on the installed copy, both drivers."""
+    trace = simulated_trace(SNAPSHOT_PROTOCOL, joiner_at_ms=900)
+    dones = [e.payload for e in trace.inputs if isinstance(e.payload, Done)]
+    assert any(done.snapshot_fetched for done in dones), "no copy was fetched"
+    assert len(trace.births) == 5  # the joiner was born again on its installed copy
+    _assert_equivalent(trace, SNAPSHOT_PROTOCOL)
+
+
+def _assert_equivalent(trace: Trace, protocol: ProtocolConfig | None = None) -> None:
     simulated: dict[int, list[Ready]] = {}
     for event in trace.events:
         if isinstance(event, Output):
@@ -216,7 +260,7 @@ def test_the_grpc_driver_gives_the_engine_what_the_simulator_gives_it() -> None:
     inputs = [event for event in trace.events if isinstance(event, Input)]
     assert sum(1 for event in inputs if event.kind == "propose") >= 12
     assert any(isinstance(event.payload, Inbound) for event in inputs)
-    driven = asyncio.run(drive(trace))
+    driven = asyncio.run(drive(trace, protocol))
     assert driven.keys() == simulated.keys()
     for serial, outputs in simulated.items():
         sim_tokens: dict[int, int] = {}
