@@ -11,6 +11,9 @@ list slice over the tombstones and one sweep slice. The baseline, in the same
 run on the same store, is the work those steps did before they were bounded:
 walking the whole log tail, scanning every header, reading the whole
 tombstone range. Target: no step over 50 ms, at any size.
+
+``RUMOR_BENCH_LOOP_KEYS=10000000 rumor bench loop-steps --runs 3`` measures
+other sizes (comma-separated) instead of 100,000 and 1,000,000.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from rumor.node.storage.store import KV, LOG
 VALUE_BYTES = 100
 NAMESPACE = bytes(range(16))
 STEP_LIMIT_MS = 50.0
+SIZES_VARIABLE = "RUMOR_BENCH_LOOP_KEYS"  # e.g. 10000000: other sizes than 100k and 1M
 WALL_MS = 1_700_000_000_000
 
 
@@ -99,6 +103,8 @@ def measure(replica: Replica, store: RocksStore, runs: int) -> dict[str, float]:
 def run(*, quick: bool, runs: int) -> Result:
     runs = 1 if quick else runs
     sizes = [20_000] if quick else [100_000, 1_000_000]
+    if not quick and os.environ.get(SIZES_VARIABLE):
+        sizes = [int(size) for size in os.environ[SIZES_VARIABLE].split(",")]
     result = Result("loop-steps", quick, runs)
     for keys in sizes:
         with scratch_dir("loop-steps") as root:
