@@ -16,6 +16,8 @@ import json
 import random
 import signal
 import sys
+import time
+from collections.abc import Awaitable
 from typing import Any
 
 import structlog
@@ -266,15 +268,15 @@ class Node:
 
         await self.stopping.wait()
         log.info("node.stopping")
-        await server.set_serving(False)
+        await _timed("health", server.set_serving(False))
         if self.exit_status not in (EXIT_REMOVED, EXIT_DUPLICATE_ID) and not self._install:
-            await replicator.leave()
-        await server.stop(config.shutdown_grace_ms / 1000)
+            await _timed("leave", replicator.leave())
+        await _timed("grpc", server.stop(config.shutdown_grace_ms / 1000))
         if http_runner is not None:
-            await http_runner.cleanup()
-        await peers.stop()
-        await replicator.stop()
-        await snapshots.close()
+            await _timed("http", http_runner.cleanup())
+        await _timed("console peers", peers.stop())
+        await _timed("replicator", replicator.stop())
+        await _timed("snapshots", snapshots.close())
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -401,6 +403,25 @@ class Node:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
         loop.set_exception_handler(throttled_loop_errors())
+
+
+SLOW_STOP_STEP_S = 1.0  # a shutdown step slower than this is logged, by name
+
+
+async def _timed(step: str, work: Awaitable[object]) -> None:
+    """Await one shutdown step, saying which one is slow: once it has taken
+    ``SLOW_STOP_STEP_S`` (so a stop that hangs says where) and when it is done."""
+    started = time.monotonic()
+    warning = asyncio.get_running_loop().call_later(
+        SLOW_STOP_STEP_S, lambda: log.warning("node.stop_slow", step=step, done=False)
+    )
+    try:
+        await work
+    finally:
+        warning.cancel()
+    seconds = time.monotonic() - started
+    if seconds > SLOW_STOP_STEP_S:
+        log.warning("node.stop_slow", step=step, done=True, seconds=round(seconds, 2))
 
 
 def run(config: Config) -> int:

@@ -684,7 +684,10 @@ def test_a_cleanly_stopped_node_is_left_then_alive_again_after_restart(
     # Writes still spreading as it stops, as in any live cluster.
     for node in (n1, n2):
         put(node, ns, b"just-before-the-stop-%s" % node.node_id.encode(), b"v")
-    assert n3.stop() == 0
+    # A clean exit is what is asserted, not its speed: on a machine busy with other
+    # disk-heavy work this stop has taken over 20 s (its log's node.stop_slow says
+    # which step was slow).
+    assert n3.stop(timeout=60) == 0
     left: int = replication_pb2.MEMBER_STATE_LEFT
     down: set[int] = {left, replication_pb2.MEMBER_STATE_DEAD}
 
