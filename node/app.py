@@ -413,7 +413,8 @@ async def _timed(step: str, work: Awaitable[object]) -> None:
     ``SLOW_STOP_STEP_S`` (so a stop that hangs says where) and when it is done."""
     started = time.monotonic()
     warning = asyncio.get_running_loop().call_later(
-        SLOW_STOP_STEP_S, lambda: log.warning("node.stop_slow", step=step, done=False)
+        SLOW_STOP_STEP_S,
+        lambda: log.warning("node.stop_slow", step=step, done=False, awaiting=_awaiting()),
     )
     try:
         await work
@@ -422,6 +423,18 @@ async def _timed(step: str, work: Awaitable[object]) -> None:
     seconds = time.monotonic() - started
     if seconds > SLOW_STOP_STEP_S:
         log.warning("node.stop_slow", step=step, done=True, seconds=round(seconds, 2))
+
+
+def _awaiting() -> list[str]:
+    """Where each task of the loop waits (its innermost frame): what a hang waits on."""
+    places = []
+    for task in asyncio.all_tasks():
+        frames = task.get_stack()
+        if frames:
+            frame = frames[-1]
+            code = frame.f_code
+            places.append(f"{task.get_name()}: {code.co_qualname} line {frame.f_lineno}")
+    return sorted(places)
 
 
 def run(config: Config) -> int:

@@ -158,11 +158,7 @@ class Replicator:
                 await asyncio.sleep(0)
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
+        await self._stop_loop()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -171,16 +167,38 @@ class Replicator:
         await self.transport.close()
 
     async def leave(self) -> None:
-        """Announce "left" to the live peers (best effort, briefly), then stop the loop."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
+        """Stop the loop, then announce "left" to the live peers: best effort, and never
+        longer than the leave timeout (and a second), whatever a call does."""
+        await self._stop_loop()
         messages = self.engine.leave(self.now())
-        await asyncio.gather(
-            *(self.transport.call(message) for message in messages), return_exceptions=True
-        )
+        calls = [asyncio.ensure_future(self.transport.call(message)) for message in messages]
+        if not calls:
+            return
+        limit_s = self.engine.config.leave_timeout_ms / 1000 + 1
+        _, pending = await asyncio.wait(calls, timeout=limit_s)
+        if pending:
+            log.warning("replication.leave_unanswered", calls=len(pending), after_s=limit_s)
+            for call in pending:
+                call.cancel()
+            await asyncio.wait(pending, timeout=1)
+
+    async def _stop_loop(self) -> None:
+        """Cancel the replication loop and wait for it, boundedly: a cancellation it
+        swallowed (it is always awaiting a timer) is repeated, and said."""
+        task, self._loop_task = self._loop_task, None
+        if task is None:
+            return
+        for attempt in range(1, 4):
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=1)
+            if done:
+                return
+            frames = task.get_stack()
+            log.warning(
+                "replication.loop_not_stopping",
+                attempt=attempt,
+                at=f"{frames[-1].f_code.co_qualname} line {frames[-1].f_lineno}" if frames else "",
+            )
 
     # ---- pumping ready() ------------------------------------------------------
 
