@@ -42,15 +42,9 @@ from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.server import console_experiments
 from rumor.node.server.console_feed import ClusterView, stream
-from rumor.node.server.http_gateway import (
-    CODE_AUTH,
-    CONSOLE_ROOT,
-    Authorize,
-    envelope,
-    failure,
-    json_body,
-    read_value,
-)
+from rumor.node.server.http_gateway import CONSOLE_ROOT, Authorize
+from rumor.node.server.http_request import CODE_AUTH, envelope, failure, json_body
+from rumor.node.server.http_values import read_value
 from rumor.node.server.operations import Operations, PutItem
 
 SESSION_SECONDS = 12 * 3600

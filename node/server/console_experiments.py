@@ -14,7 +14,7 @@ from aiohttp import web
 
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.server import console_files, console_markdown
-from rumor.node.server.http_gateway import envelope
+from rumor.node.server.http_request import envelope
 
 Handler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 

@@ -1,0 +1,89 @@
+"""What every HTTP route shares: Cloudflare's envelope, and reading a request.
+
+Responses are Cloudflare's envelope ``{success, errors: [{code, message}],
+messages, result, result_info}``. Keys are taken from the raw path and
+percent-decoded to bytes, so ``a%2Fb`` is the key ``a/b``; JSON bodies are
+taken only as ``application/json`` (415 otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from aiohttp import web
+
+from rumor.node.core import validation
+from rumor.node.core.errors import UnsupportedMediaType
+from rumor.node.server.admission import ByteBudget
+from rumor.node.server.operations import Operations
+
+MAX_BODY_BYTES = 128 * 1024 * 1024
+SEND_CHUNK_BYTES = 256 * 1024  # a value is written in chunks, each awaiting the socket
+CODE_AUTH = 10000
+CODE_INTERNAL = 10000
+CODE_KEY_NOT_FOUND = 10009
+# The raw path split on "/" (at most 10 times): [..., "namespaces", ns, "values", key].
+KEY_SEGMENT = 10
+
+OPERATIONS = web.AppKey("operations", Operations)
+READS = web.AppKey("reads", ByteBudget)
+
+
+# ---- envelope -----------------------------------------------------------
+
+
+def envelope(result: Any = None, *, result_info: Any = None, status: int = 200) -> web.Response:
+    body: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": result}
+    if result_info is not None:
+        body["result_info"] = result_info
+    return web.json_response(body, status=status, dumps=dumps)
+
+
+def failure(status: int, code: int, message: str) -> web.Response:
+    body = {
+        "success": False,
+        "errors": [{"code": code, "message": message}],
+        "messages": [],
+        "result": None,
+    }
+    return web.json_response(body, status=status, dumps=dumps)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# ---- request parsing ----------------------------------------------------
+
+
+def operations_of(request: web.Request) -> Operations:
+    return request.app[OPERATIONS]
+
+
+def namespace_id_of(request: web.Request) -> str:
+    return request.match_info["namespace_id"]
+
+
+def raw_key_of(request: web.Request) -> bytes:
+    """The key of a values/metadata route, percent-decoded from the raw path."""
+    path = request.raw_path.split("?", 1)[0]
+    parts = path.split("/", KEY_SEGMENT)
+    return unquote_to_bytes(parts[KEY_SEGMENT]) if len(parts) > KEY_SEGMENT else b""
+
+
+def int_param(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    return validation.integer(raw, name)
+
+
+async def json_body(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            "The request body must be JSON sent as Content-Type: application/json;"
+            f" got {request.content_type!r}."
+        )
+    return validation.json_body(await request.read())
