@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from rumor.experiments import checkers, harness, report, simulator
+from rumor.experiments import checkers, harness, report, simulator, visibility
 from rumor.experiments.scenario import ScenarioError, bundled, load
 from rumor.experiments.sim import fuzz
 
@@ -62,7 +62,7 @@ def run_experiment(scenario: str, out: str | None, seed: int | None) -> None:
         history, skipped = harness.run(chosen, Path(work), say=click.echo)
     history.dump(out_dir / "history.json")
     verdicts = checkers.check_all(history, bound_s=chosen.converge_bound_s)
-    stats = checkers.visibility(history)
+    stats = visibility.visibility(history)
     scenario_info = {**asdict(chosen), "skipped": skipped}
     report.write_report(history, verdicts, stats, out_dir, chosen.name, scenario_info)
     for verdict in verdicts:
@@ -75,7 +75,7 @@ def run_experiment(scenario: str, out: str | None, seed: int | None) -> None:
         sys.exit(1)
 
 
-def _figures(stats: checkers.VisibilityStats) -> str:
+def _figures(stats: visibility.VisibilityStats) -> str:
     """One line of key figures: t-visibility at 10/50/100 ms per node, full replication."""
     shares = stats.t_visibility
     parts = [

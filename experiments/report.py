@@ -47,14 +47,12 @@ from matplotlib.figure import Figure
 from rumor.experiments.checkers import (
     NS_PER_MS,
     NS_PER_S,
-    Percentiles,
     Verdict,
-    VisibilityStats,
     convergence_time_s,
     node_names,
-    percentiles_ms,
 )
 from rumor.experiments.history import History
+from rumor.experiments.visibility import Percentiles, VisibilityStats, percentiles_ms
 
 #: The t-visibility thresholds (ms) summary.json and report.md single out.
 HEADLINE_T_MS: tuple[int, ...] = (10, 50, 100)

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rumor.experiments import checkers, harness, simulator
+from rumor.experiments import harness, simulator
 from rumor.experiments.scenario import load
+from rumor.experiments.visibility import visibility
 
 
 def test_simulated_and_real_median_replication_agree(tmp_path: Path) -> None:
     scenario = load("agreement")
     history, _ = harness.run(scenario, tmp_path, say=lambda _: None)
-    real = checkers.visibility(history).full_replication
+    real = visibility(history).full_replication
     assert real is not None
     simulated = simulator.run(
         simulator.SimulationConfig(

@@ -19,11 +19,10 @@ from rumor.experiments.checkers import (
     convergence,
     lost_writes,
     lww,
-    nearest_rank,
     no_resurrection,
-    visibility,
 )
 from rumor.experiments.history import Ack, Applied, Attempt, Held, History
+from rumor.experiments.visibility import nearest_rank, visibility
 
 NODES = ["n1", "n2", "n3"]
 ORIGIN = {"n1": 0xA1, "n2": 0xB2, "n3": 0xC3}

@@ -14,9 +14,10 @@ import csv
 import json
 from pathlib import Path
 
-from rumor.experiments.checkers import check_all, visibility
+from rumor.experiments.checkers import check_all
 from rumor.experiments.history import Ack, Applied, FaultWindow, Held, History
 from rumor.experiments.report import write_report
+from rumor.experiments.visibility import visibility
 
 MS = 1_000_000
 S = 1_000_000_000
