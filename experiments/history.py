@@ -127,3 +127,14 @@ class History:
             converged_ns=raw["converged_ns"],
             end_wall_s=raw["end_wall_s"],
         )
+
+
+def run_origin_ns(history: History) -> int:
+    """Time zero of the run's plots and relative times: ``started_ns``, else the first event."""
+    if history.started_ns:
+        return history.started_ns
+    times = [ack.started_ns for ack in history.acks]
+    times += [attempt.started_ns for attempt in history.attempts]
+    times += [event.applied_ns for event in history.applied]
+    times += [fault.start_ns for fault in history.faults]
+    return min(times, default=0)

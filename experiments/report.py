@@ -28,8 +28,7 @@ spreadsheet or pandas (the CSVs):
     with the fault windows shaded, so the lag a partition causes is visible
     where it happens.
 
-Plots use matplotlib's object API (``Figure`` rendered by Agg), never pyplot,
-so writing a report needs no display and touches no global state.
+The plots are drawn by ``report_plots``.
 Values are not written to the CSVs (only their lengths): the history dump has them.
 """
 
@@ -42,8 +41,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
-
 from rumor.experiments.checkers import (
     NS_PER_MS,
     NS_PER_S,
@@ -51,7 +48,8 @@ from rumor.experiments.checkers import (
     convergence_time_s,
     node_names,
 )
-from rumor.experiments.history import History
+from rumor.experiments.history import History, run_origin_ns
+from rumor.experiments.report_plots import plot_replication_lag, plot_visibility_cdf
 from rumor.experiments.visibility import Percentiles, VisibilityStats, percentiles_ms
 
 #: The t-visibility thresholds (ms) summary.json and report.md single out.
@@ -99,17 +97,6 @@ def write_report(
 
 # ---------------------------------------------------------------------------
 # Figures
-
-
-def run_origin_ns(history: History) -> int:
-    """Time zero of the run's plots and relative times: ``started_ns``, else the first event."""
-    if history.started_ns:
-        return history.started_ns
-    times = [ack.started_ns for ack in history.acks]
-    times += [attempt.started_ns for attempt in history.attempts]
-    times += [event.applied_ns for event in history.applied]
-    times += [fault.start_ns for fault in history.faults]
-    return min(times, default=0)
 
 
 def _percentiles_json(percentiles: Percentiles | None) -> dict[str, float | int] | None:
@@ -401,110 +388,4 @@ def _write_markdown(
         lines.append(f"- [{name}]({name})")
     lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
-# ---------------------------------------------------------------------------
-# Plots
-
-
-def plot_visibility_cdf(path: Path, stats: VisibilityStats, title: str) -> Path:
-    """One step CDF per node: share of all acknowledged writes visible within x ms."""
-    figure = Figure(figsize=(8, 5), layout="constrained")
-    axes = figure.add_subplot()
-    total = stats.total
-    plotted = False
-    for node in stats.nodes:
-        delays = stats.delays_ms(node)
-        if not delays or not total:
-            continue
-        shares = [(index + 1) / total for index in range(len(delays))]
-        axes.step([0.0, *delays], [0.0, *shares], where="post", label=node)
-        plotted = True
-    if plotted:
-        axes.set_xscale("symlog", linthresh=1.0)
-        axes.legend(loc="lower right", title="node")
-    else:
-        axes.text(0.5, 0.5, "no acknowledged writes seen", ha="center", transform=axes.transAxes)
-    axes.set_ylim(0.0, 1.02)
-    axes.set_xlabel("time after acknowledgement (ms, symlog)")
-    axes.set_ylabel("share of acknowledged writes visible")
-    axes.set_title(f"{title}: t-visibility per node")
-    axes.grid(True, which="both", alpha=0.3)
-    figure.savefig(path, dpi=110)
-    return path
-
-
-def plot_replication_lag(path: Path, history: History, stats: VisibilityStats, title: str) -> Path:
-    """Time to full replication of each write against its ack time, fault windows shaded."""
-    figure = Figure(figsize=(10, 5), layout="constrained")
-    axes = figure.add_subplot()
-    origin_ns = run_origin_ns(history)
-    done_x: list[float] = []
-    done_y: list[float] = []
-    never_x: list[float] = []
-    for write in stats.writes:
-        at_s = (write.ack.acked_ns - origin_ns) / NS_PER_S
-        if write.full_ns is None:
-            never_x.append(at_s)
-        else:
-            done_x.append(at_s)
-            done_y.append(write.full_ns / NS_PER_MS)
-    if done_x:
-        axes.scatter(done_x, done_y, s=6, alpha=0.6, label="time to full replication")
-    ceiling = max(done_y, default=1.0) * 1.5 or 1.0
-    if never_x:
-        axes.scatter(
-            never_x,
-            [ceiling] * len(never_x),
-            s=14,
-            marker="x",
-            color="tab:red",
-            label="never on every node",
-        )
-    colours = ["tab:orange", "tab:purple", "tab:green", "tab:brown", "tab:pink", "tab:olive"]
-    colour_of: dict[str, str] = {}
-    for fault in history.faults:
-        start_s = (fault.start_ns - origin_ns) / NS_PER_S
-        end_s = (max(fault.end_ns, fault.start_ns) - origin_ns) / NS_PER_S
-        first = fault.kind not in colour_of
-        colour = colour_of.setdefault(fault.kind, colours[len(colour_of) % len(colours)])
-        axes.axvspan(
-            start_s,
-            end_s,
-            color=colour,
-            alpha=0.15,
-            label=f"fault: {fault.kind}" if first else None,
-        )
-        label = fault.kind if not fault.detail else f"{fault.kind} {fault.detail}"
-        axes.text(
-            start_s,
-            0.98,
-            label,
-            transform=axes.get_xaxis_transform(),
-            rotation=90,
-            va="top",
-            ha="left",
-            fontsize=7,
-            color=colour,
-        )
-    if history.healed_ns:
-        axes.axvline(
-            (history.healed_ns - origin_ns) / NS_PER_S,
-            color="black",
-            linestyle="--",
-            linewidth=0.8,
-            label="heal",
-        )
-    if not stats.writes:
-        axes.text(0.5, 0.5, "no acknowledged writes", ha="center", transform=axes.transAxes)
-    axes.set_yscale("symlog", linthresh=1.0)
-    axes.set_ylim(bottom=0.0)
-    axes.set_xlabel("acknowledged at (s since start)")
-    axes.set_ylabel("time to full replication (ms, symlog)")
-    axes.set_title(f"{title}: replication lag over time")
-    axes.grid(True, which="both", alpha=0.3)
-    if axes.get_legend_handles_labels()[0]:
-        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    figure.savefig(path, dpi=110)
     return path
