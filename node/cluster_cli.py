@@ -100,7 +100,7 @@ def read_secret(secret_file: str | None) -> str | None:
     return os.environ.get("RUMOR_CLUSTER_SECRET", "").strip() or None
 
 
-def _secret_option(command: Any) -> Any:
+def secret_option(command: Any) -> Any:
     return click.option(
         "--cluster-secret-file",
         "secret_file",
@@ -201,7 +201,7 @@ def cluster_up(
     click.echo("Stopped.", err=True)
 
 
-def _admin_call(
+def admin_call(
     address: str,
     method: str,
     request: Any,
@@ -219,9 +219,11 @@ def _admin_call(
         return call(request, timeout=timeout, metadata=metadata)
 
 
-def _status(address: str, timeout: float, secret: str | None) -> admin_pb2.StatusResponse | None:
+def node_status(
+    address: str, timeout: float, secret: str | None
+) -> admin_pb2.StatusResponse | None:
     try:
-        response: admin_pb2.StatusResponse = _admin_call(
+        response: admin_pb2.StatusResponse = admin_call(
             address, "Status", admin_pb2.StatusRequest(), admin_pb2.StatusResponse, timeout, secret
         )
     except grpc.RpcError as error:
@@ -244,11 +246,11 @@ def _status(address: str, timeout: float, secret: str | None) -> admin_pb2.Statu
 )
 @click.option("--timeout", default=5.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@_secret_option
+@secret_option
 def cluster_status(endpoint: str, timeout: float, as_json: bool, secret_file: str | None) -> None:
     """Members, their states, watermark lag and whether their audit buckets agree."""
     secret = read_secret(secret_file)
-    first = _status(endpoint.split(",", maxsplit=1)[0], timeout, secret)
+    first = node_status(endpoint.split(",", maxsplit=1)[0], timeout, secret)
     if first is None:
         raise ClusterError(f"{endpoint} did not answer Admin.Status")
     views: dict[int, admin_pb2.StatusResponse | None] = {}
@@ -257,7 +259,7 @@ def cluster_status(endpoint: str, timeout: float, as_json: bool, secret_file: st
         if member.member.id == first.node_id:
             views[member.member.id] = first
         elif state in ("alive", "suspect") and member.member.address:
-            views[member.member.id] = _status(member.member.address, timeout, secret)
+            views[member.member.id] = node_status(member.member.address, timeout, secret)
         else:
             views[member.member.id] = None
     newest: dict[int, int] = {}
@@ -325,134 +327,3 @@ def cluster_status(endpoint: str, timeout: float, as_json: bool, secret_file: st
             )
         )
     Console().print(table)
-
-
-@click.group("admin")
-def admin() -> None:
-    """Operator commands on a running node."""
-
-
-def _endpoint_option(command: Any) -> Any:
-    return click.option(
-        "--endpoint",
-        envvar="RUMOR_ENDPOINT",
-        default="127.0.0.1:7401",
-        show_default=True,
-        help="The node to ask; env RUMOR_ENDPOINT.",
-    )(command)
-
-
-@admin.command("checkpoint")
-@click.argument("directory")
-@_endpoint_option
-@_secret_option
-def checkpoint(directory: str, endpoint: str, secret_file: str | None) -> None:
-    """Write a consistent checkpoint of the node's data to DIRECTORY (on the node's host).
-
-    DIRECTORY is a new directory under the node's --checkpoint-dir (a name
-    relative to it, or an absolute path inside it). Start a node on it
-    (--data-dir DIRECTORY) to restore: it takes a new id and catches up.
-    """
-    try:
-        answer = _admin_call(
-            endpoint,
-            "Checkpoint",
-            admin_pb2.CheckpointRequest(directory=directory),
-            admin_pb2.CheckpointResponse,
-            300,
-            read_secret(secret_file),
-        )
-    except grpc.RpcError as error:
-        raise ClusterError(f"{endpoint}: {error.details()}") from None
-    click.echo(f"Checkpoint written to {answer.directory} on the node's host.", err=True)
-
-
-@admin.command("drain")
-@_endpoint_option
-@_secret_option
-def drain(endpoint: str, secret_file: str | None) -> None:
-    """Make the node leave the cluster gracefully and stop."""
-    try:
-        _admin_call(
-            endpoint,
-            "Drain",
-            admin_pb2.DrainRequest(),
-            admin_pb2.DrainResponse,
-            30,
-            read_secret(secret_file),
-        )
-    except grpc.RpcError as error:
-        raise ClusterError(f"{endpoint}: {error.details()}") from None
-    click.echo(f"{endpoint} is leaving the cluster and stopping.", err=True)
-
-
-@admin.command("status")
-@_endpoint_option
-@_secret_option
-def admin_status(endpoint: str, secret_file: str | None) -> None:
-    """The node's own view: id, readiness, clock fencing, counters, members (JSON)."""
-    answer = _status(endpoint, 10, read_secret(secret_file))
-    if answer is None:
-        raise ClusterError(f"{endpoint} did not answer Admin.Status")
-    click.echo(
-        json.dumps(
-            {
-                "node_id": f"{answer.node_id:016x}",
-                "name": answer.name,
-                "address": answer.address,
-                "ready": answer.ready,
-                "fenced": answer.fenced,
-                "records": answer.records_held,
-                "tombstones": answer.tombstones_held,
-                "deferred": answer.deferred_records,
-                "audit_repairs_total": answer.audit_repairs_total,
-                "max_event_loop_lag_ms": round(answer.max_event_loop_lag_ms, 1),
-                "members": [
-                    {
-                        "id": f"{m.member.id:016x}",
-                        "name": m.member.name,
-                        "address": m.member.address,
-                        "state": STATES.get(m.member.state, "?"),
-                        "incarnation": m.member.incarnation,
-                    }
-                    for m in answer.members
-                ],
-            },
-            indent=2,
-        )
-    )
-
-
-@admin.command("remove-node")
-@click.argument("node_id")
-@click.option(
-    "--endpoint",
-    envvar="RUMOR_ENDPOINT",
-    default="127.0.0.1:7401",
-    show_default=True,
-    help="Any live member; env RUMOR_ENDPOINT.",
-)
-@_secret_option
-def remove_node(node_id: str, endpoint: str, secret_file: str | None) -> None:
-    """Remove member NODE_ID (16 hex digits) from the cluster, for ever.
-
-    A replicated retirement record is written; the removed id is refused from
-    then on, and garbage collection stops waiting for it. To bring the machine
-    back, wipe its data directory and start it as a new node.
-    """
-    try:
-        member = int(node_id, 16)
-    except ValueError:
-        raise ClusterError(f"NODE_ID must be 16 hex digits; got {node_id!r}") from None
-    try:
-        _admin_call(
-            endpoint,
-            "RemoveNode",
-            admin_pb2.RemoveNodeRequest(node_id=member),
-            admin_pb2.RemoveNodeResponse,
-            30,
-            read_secret(secret_file),
-        )
-    except grpc.RpcError as error:
-        raise ClusterError(f"{endpoint}: {error.details()}") from None
-    click.echo(f"Removed node {member:016x}.", err=True)
