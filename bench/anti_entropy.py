@@ -29,7 +29,7 @@ from rumor.bench.common import (
     start_cluster,
     status,
 )
-from rumor.experiments.processes import NodeProcess, poll
+from rumor.experiments.lab.processes import NodeProcess, poll
 from rumor.node.core.hlc import pack
 from rumor.node.core.record import RecordHeader
 from rumor.v1 import faults_pb2, faults_pb2_grpc, kv_pb2, replication_pb2

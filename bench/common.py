@@ -28,7 +28,7 @@ from typing import Any
 
 import grpc
 
-from rumor.experiments.processes import NodeProcess, poll
+from rumor.experiments.lab.processes import NodeProcess, poll
 from rumor.v1 import admin_pb2, admin_pb2_grpc, kv_pb2
 
 NODE_CORE = 0

@@ -38,7 +38,7 @@ from rumor.bench.common import (
     start_node,
     status,
 )
-from rumor.experiments.processes import NodeProcess
+from rumor.experiments.lab.processes import NodeProcess
 from rumor.v1 import kv_pb2
 
 VALUE_BYTES = 100

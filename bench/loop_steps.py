@@ -25,8 +25,8 @@ from pathlib import Path
 
 from rumor.bench.common import Result, Target, median, scratch_dir
 from rumor.node.core import audit
-from rumor.node.replication.protocol_config import ProtocolConfig
-from rumor.node.replication.replica import Replica, Write
+from rumor.node.replication.engine.protocol_config import ProtocolConfig
+from rumor.node.replication.replica.replica import Replica, Write
 from rumor.node.server.operations import LIST_SCAN_SLICE
 from rumor.node.storage.rocks import RocksStore
 from rumor.node.storage.store import KV, LOG

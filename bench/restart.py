@@ -29,7 +29,7 @@ from rumor.bench.common import (
     scratch_dir,
     start_node,
 )
-from rumor.experiments.processes import NodeProcess
+from rumor.experiments.lab.processes import NodeProcess
 from rumor.v1 import kv_pb2
 
 VALUE_BYTES = 100

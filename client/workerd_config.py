@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-NAMESPACE_HEADER = "Rumor-Namespace"  # the node's rumor.node.server.workers_binding
+NAMESPACE_HEADER = "Rumor-Namespace"  # the node's rumor.node.server.http.workers_binding
 DEFAULT_COMPATIBILITY_DATE = "2025-09-01"
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import click
 
-from rumor.experiments import checkers, harness, report, simulator, visibility
-from rumor.experiments.scenario import ScenarioError, bundled, load
+from rumor.experiments.lab import checkers, harness, report, visibility
+from rumor.experiments.lab.scenario import ScenarioError, bundled, load
 from rumor.experiments.sim import fuzz
+from rumor.experiments.sim import scale as simulator
 
 
 class ExperimentError(click.ClickException):
@@ -29,7 +30,7 @@ def experiment() -> None:
 
 @experiment.command("list")
 def list_scenarios() -> None:
-    """The bundled scenarios (experiments/scenarios/*.toml)."""
+    """The bundled scenarios (experiments/lab/scenarios/*.toml)."""
     for name, path in sorted(bundled().items()):
         scenario = load(str(path))
         click.echo(

@@ -26,20 +26,24 @@ from google.protobuf.descriptor import ServiceDescriptor
 from rumor.node.config import Config
 from rumor.node.core.membership import Member, State
 from rumor.node.replication import Durability, Replica
-from rumor.node.replication.engine import Engine
-from rumor.node.replication.membership import Membership
-from rumor.node.replication.messages import NoticeKind, Now
-from rumor.node.server import console, snapshot_swap
-from rumor.node.server.admin_service import AdminService
+from rumor.node.replication.engine.engine import Engine
+from rumor.node.replication.engine.membership import Membership
+from rumor.node.replication.engine.messages import NoticeKind, Now
 from rumor.node.server.admission import ByteBudget, CallBudget
-from rumor.node.server.clock import WallClock
-from rumor.node.server.console_feed import ClusterView
-from rumor.node.server.console_peers import PeerAccess, PeerFeeds
+from rumor.node.server.console import app as console
+from rumor.node.server.console.feed import ClusterView
+from rumor.node.server.console.peers import PeerAccess, PeerFeeds
+from rumor.node.server.driver.clock import WallClock
+from rumor.node.server.driver.engine_driver import EngineDriver, new_boot_nonce, now_monotonic_ms
+from rumor.node.server.driver.faults import FaultRules
+from rumor.node.server.driver.group_commit import GroupCommit
+from rumor.node.server.driver.peer_transport import GrpcTransport
 from rumor.node.server.exposure import is_loopback
-from rumor.node.server.faults import FaultRules
-from rumor.node.server.faults_service import FaultsService
-from rumor.node.server.group_commit import GroupCommit
-from rumor.node.server.grpc_server import (
+from rumor.node.server.grpc.admin_service import AdminService
+from rumor.node.server.grpc.faults_service import FaultsService
+from rumor.node.server.grpc.kv_service import KVService
+from rumor.node.server.grpc.replication_service import ReplicationService
+from rumor.node.server.grpc.server import (
     ADMIN_SERVICE,
     FAULTS_SERVICE,
     KV_SERVICE,
@@ -47,17 +51,14 @@ from rumor.node.server.grpc_server import (
     BindError,
     GrpcServer,
 )
-from rumor.node.server.http_gateway import build_app, serve
-from rumor.node.server.http_guard import HttpGuard
-from rumor.node.server.kv_service import KVService
+from rumor.node.server.http.gateway import build_app, serve
+from rumor.node.server.http.guard import HttpGuard
 from rumor.node.server.loop_lag import LoopLag
 from rumor.node.server.metrics import Metrics
 from rumor.node.server.operations import Operations
-from rumor.node.server.peer_transport import GrpcTransport
-from rumor.node.server.replication_service import ReplicationService
-from rumor.node.server.replicator import Replicator, new_boot_nonce, now_monotonic_ms
-from rumor.node.server.snapshot_client import download, grpc_stream
-from rumor.node.server.snapshot_server import SnapshotServer, remove_all
+from rumor.node.server.snapshot import swap as snapshot_swap
+from rumor.node.server.snapshot.client import download, grpc_stream
+from rumor.node.server.snapshot.server import SnapshotServer, remove_all
 from rumor.node.server.watch import WatchHub
 from rumor.node.startup import (
     Security,
@@ -182,7 +183,7 @@ class Node:
             metadata=security.call_metadata,
             stats=stats,
         )
-        replicator = Replicator(
+        driver = EngineDriver(
             engine, transport, commit, self.clock, faults=faults, on_stop=self._refused
         )
         snapshots = SnapshotServer(
@@ -193,7 +194,7 @@ class Node:
             stream = grpc_stream(transport.channel(address), security.call_metadata)
             return await download(stream, replica.node_id, config.data_dir)
 
-        replicator.download_snapshot = fetch_snapshot
+        driver.download_snapshot = fetch_snapshot
         watches = WatchHub(
             self.clock.wall_ms,
             max_watchers=config.max_watchers,
@@ -208,7 +209,7 @@ class Node:
             commit,
             self.clock,
             min_expiration_ttl=config.min_expiration_ttl,
-            replication=replicator,
+            replication=driver,
         )
         metrics = Metrics(
             node_id=replica.node_id,
@@ -220,7 +221,7 @@ class Node:
         loop_lag = LoopLag(metrics.observe_loop_lag)
         kv_service = KVService(operations, watches, reads)
         admin_service = AdminService(
-            replicator,
+            driver,
             checkpoint=store.checkpoint,
             checkpoint_dir=config.checkpoint_dir or None,
             drain=self.stop,
@@ -228,11 +229,11 @@ class Node:
         )
         services: list[tuple[ServiceDescriptor, object]] = [
             (KV_SERVICE, kv_service),
-            (REPLICATION_SERVICE, ReplicationService(replicator, snapshots)),
+            (REPLICATION_SERVICE, ReplicationService(driver, snapshots)),
             (ADMIN_SERVICE, admin_service),
         ]
         if config.enable_fault_injection:
-            services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, replicator)))
+            services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, driver)))
         server.add_services(
             services,
             authorize=security.checks or None,
@@ -243,26 +244,26 @@ class Node:
         async def serving() -> None:
             await server.set_serving(True)
 
-        replicator.on_ready = serving
+        driver.on_ready = serving
         peers = PeerFeeds(
-            replicator,
+            driver,
             PeerAccess(
                 credentials=security.tls.channel_credentials() if security.tls else None,
                 api_token=security.api_token,
                 admin_metadata=security.call_metadata,
             ),
         )
-        cluster_view = ClusterView(replicator, watches, loop_lag, peers)
+        cluster_view = ClusterView(driver, watches, loop_lag, peers)
         http_runner, http_address = await self._serve_http(
-            operations, security, replicator, metrics, reads, client_calls, advertise, cluster_view
+            operations, security, driver, metrics, reads, client_calls, advertise, cluster_view
         )
         kv_service.grpc_address, kv_service.http_address = listen, http_address or ""
         self._listen, self._http = listen, http_address or ""
         await server.start()
-        await server.set_serving(replicator.ready)
+        await server.set_serving(driver.ready)
         structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
         tasks = [asyncio.create_task(loop_lag.run(), name="loop-lag")]
-        replicator.start()
+        driver.start()
         self._install_signal_handlers()
         self._announce_ready(listen, advertise, http_address, replica)
 
@@ -270,12 +271,12 @@ class Node:
         log.info("node.stopping")
         await _timed("health", server.set_serving(False))
         if self.exit_status not in (EXIT_REMOVED, EXIT_DUPLICATE_ID) and not self._install:
-            await _timed("leave", replicator.leave())
+            await _timed("leave", driver.leave())
         await _timed("grpc", server.stop(config.shutdown_grace_ms / 1000))
         if http_runner is not None:
             await _timed("http", http_runner.cleanup())
         await _timed("console peers", peers.stop())
-        await _timed("replicator", replicator.stop())
+        await _timed("driver", driver.stop())
         await _timed("snapshots", snapshots.close())
         for task in tasks:
             task.cancel()
@@ -303,7 +304,7 @@ class Node:
         self,
         operations: Operations,
         security: Security,
-        replicator: Replicator,
+        driver: EngineDriver,
         metrics: Metrics,
         reads: ByteBudget,
         client_calls: CallBudget,
@@ -323,7 +324,7 @@ class Node:
         gateway = build_app(
             operations,
             authorize=tokens.http_status if tokens.enabled else None,
-            ready=lambda: replicator.ready,
+            ready=lambda: driver.ready,
             metrics_text=metrics.render,
             observe=metrics.observe,
             guard=guard,

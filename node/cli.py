@@ -15,7 +15,7 @@ import structlog
 from rumor.node import logs
 from rumor.node.app import run
 from rumor.node.config import Config, ConfigError
-from rumor.node.server.grpc_server import BindError
+from rumor.node.server.grpc.server import BindError
 from rumor.node.server.security import SecurityError
 from rumor.node.storage import StoreLocked
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rumor.node.replication.protocol_config import ProtocolConfig
+from rumor.node.replication.engine.protocol_config import ProtocolConfig
 
 _LAN = ProtocolConfig.lan()  # the protocol defaults; --protocol-profile picks another base
 

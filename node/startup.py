@@ -23,7 +23,7 @@ import structlog
 from rumor.node.config import Config
 from rumor.node.server.auth import TokenChecker, load_tokens
 from rumor.node.server.exposure import Exposure
-from rumor.node.server.grpc_server import (
+from rumor.node.server.grpc.server import (
     ADMIN_SERVICE,
     FAULTS_SERVICE,
     KV_SERVICE,

@@ -29,8 +29,8 @@ from rumor.experiments.sim.snapshot_transfer import SNAPSHOT_BYTES_PER_MS, Snaps
 from rumor.experiments.sim.trace import Birth, Trace
 from rumor.node.core.errors import Unavailable
 from rumor.node.core.version import Version
-from rumor.node.replication.messages import Now
-from rumor.node.replication.replica import Write
+from rumor.node.replication.engine.messages import Now
+from rumor.node.replication.replica.replica import Write
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,10 @@ from rumor.experiments.sim.latency import LatencyDistribution
 from rumor.experiments.sim.network import DROP, REFUSE
 from rumor.experiments.sim.process import ProcessSettings
 from rumor.experiments.sim.schedule import FaultPlan, Schedule
-from rumor.node.replication.delta import Coverage
-from rumor.node.replication.messages import Envelope, Outbound, Push
-from rumor.node.replication.protocol_config import ProtocolConfig
-from rumor.node.replication.replica import Durability
+from rumor.node.replication.engine.messages import Envelope, Outbound, Push
+from rumor.node.replication.engine.protocol_config import ProtocolConfig
+from rumor.node.replication.replica.delta import Coverage
+from rumor.node.replication.replica.replica import Durability
 
 FORGED_WATERMARK = 2**63 - 1
 QUICK_LATENCY = "uniform:0.2:2"

@@ -34,8 +34,8 @@ from rumor.experiments.sim.schedule import NETWORK_FAULTS, Schedule
 from rumor.node.core import audit
 from rumor.node.core.record import RecordHeader
 from rumor.node.core.version import Version
-from rumor.node.replication.messages import NoticeKind
-from rumor.node.replication.protocol_config import ProtocolConfig
+from rumor.node.replication.engine.messages import NoticeKind
+from rumor.node.replication.engine.protocol_config import ProtocolConfig
 from rumor.node.storage.store import KV
 
 DATA_FAULTS = ("crash", "power", "restore", "remove")

@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rumor.experiments.sim.loop import EventLoop
-from rumor.node.replication.delta import Coverage
-from rumor.node.replication.messages import (
+from rumor.node.replication.engine.messages import (
     Envelope,
     ExchangeReply,
     FailureCause,
@@ -42,6 +41,7 @@ from rumor.node.replication.messages import (
     ReplyBody,
     Request,
 )
+from rumor.node.replication.replica.delta import Coverage
 
 REFUSAL_CAUSES = {
     RefusalCode.REMOVED: FailureCause.REMOVED,

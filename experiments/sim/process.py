@@ -35,9 +35,9 @@ from rumor.experiments.sim.network import Network
 from rumor.experiments.sim.trace import Birth, Input, Output, Trace
 from rumor.node.core.errors import Unavailable
 from rumor.node.core.membership import Member, State
-from rumor.node.replication.engine import Engine
-from rumor.node.replication.membership import Membership
-from rumor.node.replication.messages import (
+from rumor.node.replication.engine.engine import Engine
+from rumor.node.replication.engine.membership import Membership
+from rumor.node.replication.engine.messages import (
     Done,
     Envelope,
     Failed,
@@ -52,9 +52,9 @@ from rumor.node.replication.messages import (
     Response,
     SnapshotFetch,
 )
-from rumor.node.replication.protocol_config import ProtocolConfig
-from rumor.node.replication.replica import Applied, Durability, Replica, Write
-from rumor.node.replication.snapshot_install import install_into
+from rumor.node.replication.engine.protocol_config import ProtocolConfig
+from rumor.node.replication.replica.replica import Applied, Durability, Replica, Write
+from rumor.node.replication.replica.snapshot_install import install_into
 
 BASE_WALL_MS = 1_700_000_000_000  # virtual time 0 on a clock without skew
 STOPPING_NOTICES = (NoticeKind.REMOVED, NoticeKind.DUPLICATE_ID)

@@ -35,7 +35,7 @@ from rumor.experiments.sim.disk import SimulatedDisk
 from rumor.experiments.sim.loop import EventLoop
 from rumor.experiments.sim.network import REFUSE, Network
 from rumor.experiments.sim.process import SimulatedProcess
-from rumor.node.replication.messages import SnapshotFetch
+from rumor.node.replication.engine.messages import SnapshotFetch
 
 SNAPSHOT_BYTES_PER_MS = 4.0  # see the model above
 

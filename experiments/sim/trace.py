@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rumor.experiments.sim.disk import SimulatedDisk
-from rumor.node.replication.engine import Engine
-from rumor.node.replication.messages import Done, Inbound, Now, Ready, Response
-from rumor.node.replication.replica import Write
+from rumor.node.replication.engine.engine import Engine
+from rumor.node.replication.engine.messages import Done, Inbound, Now, Ready, Response
+from rumor.node.replication.replica.replica import Write
 
 
 @dataclass(frozen=True, slots=True)

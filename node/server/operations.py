@@ -22,10 +22,11 @@ from rumor.node.core import validation
 from rumor.node.core.errors import NamespaceExists, NamespaceNotFound, ReplicationTimeout
 from rumor.node.core.namespaces import RESERVED_NAMESPACE, id_bytes
 from rumor.node.core.record import RecordHeader
-from rumor.node.replication import Applied, Replica, reads
-from rumor.node.replication.replica import Write
-from rumor.node.server.clock import WallClock
-from rumor.node.server.group_commit import GroupCommit
+from rumor.node.replication import Applied, Replica
+from rumor.node.replication.replica import reads
+from rumor.node.replication.replica.replica import Write
+from rumor.node.server.driver.clock import WallClock
+from rumor.node.server.driver.group_commit import GroupCommit
 
 # Headers one slice of a list reads before yielding to the loop (~2 ms): a page over many
 # tombstones takes several slices instead of one long stall.

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from rumor.node.core.errors import Overloaded
-from rumor.node.replication.delta import WireRecord
+from rumor.node.replication.replica.delta import WireRecord
 
 DEFAULT_MAX_WATCHERS = 512
 DEFAULT_MAX_WATCHERS_PER_CONNECTION = 64

@@ -21,8 +21,8 @@ import grpc
 import pytest
 from google.protobuf.descriptor import MethodDescriptor
 
-from rumor.experiments.processes import CHANNEL_OPTIONS
-from rumor.node.server.grpc_server import (
+from rumor.experiments.lab.processes import CHANNEL_OPTIONS
+from rumor.node.server.grpc.server import (
     ADMIN_SERVICE,
     FAULTS_SERVICE,
     KV_SERVICE,

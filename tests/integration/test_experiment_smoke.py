@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rumor.experiments.scenario import bundled, load
+from rumor.experiments.lab.scenario import bundled, load
 
 BIN = Path(sys.executable).parent
 

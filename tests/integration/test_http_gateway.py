@@ -17,9 +17,9 @@ from aiohttp import web
 from yarl import URL
 
 from rumor.node.replication import Replica
-from rumor.node.server.clock import WallClock
-from rumor.node.server.group_commit import GroupCommit
-from rumor.node.server.http_gateway import build_app, serve
+from rumor.node.server.driver.clock import WallClock
+from rumor.node.server.driver.group_commit import GroupCommit
+from rumor.node.server.http.gateway import build_app, serve
 from rumor.node.server.operations import Operations
 from rumor.node.startup import new_node_id
 from rumor.node.storage import RocksStore

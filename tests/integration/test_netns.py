@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rumor.experiments import checkers, harness, netns
-from rumor.experiments.scenario import load
+from rumor.experiments.lab import checkers, harness, netns
+from rumor.experiments.lab.scenario import load
 
 
 def test_netns_partition_passes_every_checker(tmp_path: Path) -> None:

@@ -18,9 +18,18 @@ SUBPACKAGES = [
     "rumor/node/core",
     "rumor/node/storage",
     "rumor/node/replication",
+    "rumor/node/replication/replica",
+    "rumor/node/replication/engine",
     "rumor/node/server",
+    "rumor/node/server/grpc",
+    "rumor/node/server/http",
+    "rumor/node/server/console",
+    "rumor/node/server/snapshot",
+    "rumor/node/server/driver",
     "rumor/client",
     "rumor/experiments",
+    "rumor/experiments/lab",
+    "rumor/experiments/sim",
     "rumor/bench",
 ]
 

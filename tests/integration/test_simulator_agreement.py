@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rumor.experiments import harness, simulator
-from rumor.experiments.scenario import load
-from rumor.experiments.visibility import visibility
+from rumor.experiments.lab import harness
+from rumor.experiments.lab.scenario import load
+from rumor.experiments.lab.visibility import visibility
+from rumor.experiments.sim import scale as simulator
 
 
 def test_simulated_and_real_median_replication_agree(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
-"""Real node processes for integration tests (see rumor.experiments.processes)."""
+"""Real node processes for integration tests (see rumor.experiments.lab.processes)."""
 
 from __future__ import annotations
 
-from rumor.experiments.processes import NodeProcess, poll
+from rumor.experiments.lab.processes import NodeProcess, poll
 from rumor.v1 import kv_pb2
 
 __all__ = ["NodeProcess", "create_namespace", "poll"]

@@ -11,11 +11,11 @@ from __future__ import annotations
 import random
 
 from rumor.node.core.membership import Member, State
-from rumor.node.replication.engine import Engine
-from rumor.node.replication.membership import Membership
-from rumor.node.replication.messages import Audit, Envelope, Inbound, Now, Push
-from rumor.node.replication.protocol_config import ProtocolConfig
-from rumor.node.replication.replica import Durability, Replica
+from rumor.node.replication.engine.engine import Engine
+from rumor.node.replication.engine.membership import Membership
+from rumor.node.replication.engine.messages import Audit, Envelope, Inbound, Now, Push
+from rumor.node.replication.engine.protocol_config import ProtocolConfig
+from rumor.node.replication.replica.replica import Durability, Replica
 from rumor.node.storage import MemoryStore
 
 WALL_MS = 1_700_000_000_000

@@ -1,4 +1,4 @@
-"""API tokens (rumor.node.server.auth) and the gRPC wrapper hooks (rumor.node.server.rpc).
+"""API tokens (rumor.node.server.auth) and the gRPC wrapper hooks (rumor.node.server.grpc.rpc).
 
 - ``TokenChecker.http_status``: None when allowed, 401 when the header is missing
   or malformed, 403 for a wrong token; disabled (no tokens) lets everything in;
@@ -22,7 +22,7 @@ import pytest
 
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.server.auth import TokenChecker, load_tokens
-from rumor.node.server.rpc import UNAUTHENTICATED_DETAILS, service_handler
+from rumor.node.server.grpc.rpc import UNAUTHENTICATED_DETAILS, service_handler
 from rumor.v1 import admin_pb2 as pb
 
 # ---- TokenChecker ----------------------------------------------------------

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rumor.node.core import audit
-from rumor.node.replication.delta import AuditEntry
-from rumor.node.replication.replica import Durability, Replica, Write
+from rumor.node.replication.replica.delta import AuditEntry
+from rumor.node.replication.replica.replica import Durability, Replica, Write
 from rumor.node.server.loop_lag import LoopLag
 from rumor.node.storage import MemoryStore
 from rumor.node.storage.store import KV

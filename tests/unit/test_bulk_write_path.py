@@ -21,8 +21,8 @@ from rumor.node.core import audit, validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.record import RecordHeader, encode_headers
 from rumor.node.replication import Replica
-from rumor.node.replication.replica import Write
-from rumor.node.server.bulk_put_request import plain_columns
+from rumor.node.replication.replica.replica import Write
+from rumor.node.server.grpc.bulk_put_request import plain_columns
 from rumor.node.storage import MemoryStore
 from rumor.node.storage.store import KV, LOG, META, VAL
 from rumor.v1 import kv_pb2

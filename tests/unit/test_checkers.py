@@ -1,4 +1,4 @@
-"""The consistency checkers (rumor.experiments.checkers) on hand-made histories.
+"""The consistency checkers (rumor.experiments.lab.checkers) on hand-made histories.
 
 Each checker gets a history that must pass and histories that must fail it:
 a lost acknowledged write; unequal final digests or a late convergence; a key
@@ -13,7 +13,7 @@ on a three-write, three-node example computed by hand.
 
 from __future__ import annotations
 
-from rumor.experiments.checkers import (
+from rumor.experiments.lab.checkers import (
     Verdict,
     check_all,
     convergence,
@@ -21,8 +21,8 @@ from rumor.experiments.checkers import (
     lww,
     no_resurrection,
 )
-from rumor.experiments.history import Ack, Applied, Attempt, Held, History
-from rumor.experiments.visibility import nearest_rank, visibility
+from rumor.experiments.lab.history import Ack, Applied, Attempt, Held, History
+from rumor.experiments.lab.visibility import nearest_rank, visibility
 
 NODES = ["n1", "n2", "n3"]
 ORIGIN = {"n1": 0xA1, "n2": 0xB2, "n3": 0xC3}

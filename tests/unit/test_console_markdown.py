@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from rumor.node.server.console_markdown import FILE_ENDPOINT, render_report
+from rumor.node.server.console.markdown import FILE_ENDPOINT, render_report
 
 REPORT = "runs/steady-1/report.md"
 

@@ -42,8 +42,8 @@ from hypothesis import strategies as st
 from rumor.node.core import audit
 from rumor.node.core.record import RecordHeader
 from rumor.node.core.version import Version
-from rumor.node.replication.delta import WireRecord
-from rumor.node.replication.replica import DELTA_BUDGET, Durability, Replica, Write
+from rumor.node.replication.replica.delta import WireRecord
+from rumor.node.replication.replica.replica import DELTA_BUDGET, Durability, Replica, Write
 from rumor.node.storage import MemoryStore, layout
 from rumor.node.storage.store import DEFERRED, KV, VAL
 

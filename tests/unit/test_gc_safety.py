@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 
 from rumor.node.core.gc import PurgeRule, SafeGc, stable_vector
 from rumor.node.core.record import RecordHeader
-from rumor.node.replication.delta import WireRecord
-from rumor.node.replication.replica import DELTA_BUDGET, Durability, Replica, Write
+from rumor.node.replication.replica.delta import WireRecord
+from rumor.node.replication.replica.replica import DELTA_BUDGET, Durability, Replica, Write
 from rumor.node.storage import MemoryStore, layout
 
 GRACE_MS = 1_000
@@ -76,7 +76,7 @@ def justified(
 
 @dataclass(slots=True)
 class GcModel:
-    """Members with monotone watermark vectors, fed to SafeGc as the replicator does."""
+    """Members with monotone watermark vectors, fed to SafeGc as the driver does."""
 
     gc: SafeGc = field(default_factory=lambda: SafeGc(GRACE_MS, CHECKPOINT_EVERY_MS))
     vectors: Vectors = field(default_factory=dict)

@@ -14,8 +14,8 @@ import threading
 import pytest
 
 from rumor.node.replication import Replica
-from rumor.node.replication.replica import Write
-from rumor.node.server.group_commit import GroupCommit, SyncFailed
+from rumor.node.replication.replica.replica import Write
+from rumor.node.server.driver.group_commit import GroupCommit, SyncFailed
 from rumor.node.storage import MemoryStore
 
 NAMESPACE = bytes(range(1, 17))

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rumor.node.core.record import RecordHeader
-from rumor.node.replication.delta import WireRecord
-from rumor.node.replication.push_queues import PushQueues, by_origin, plan_pushes
+from rumor.node.replication.engine.push_queues import PushQueues, by_origin, plan_pushes
+from rumor.node.replication.replica.delta import WireRecord
 
 NAMESPACE = bytes(range(16))
 ORIGINS = st.sampled_from([1, 2, 3, 4, 5])

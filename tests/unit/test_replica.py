@@ -1,4 +1,4 @@
-"""The replica (rumor.node.replication.replica), sans-I/O, mostly on MemoryStore.
+"""The replica (rumor.node.replication.replica.replica), sans-I/O, mostly on MemoryStore.
 
 Checks client writes and reads (values, tombstones, expiry), the sequence and
 HLC each record gets (one tick and one seq per record, also in bulk and across
@@ -25,7 +25,7 @@ from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.namespaces import MEMBERS_NAMESPACE, RESERVED_NAMESPACE
 from rumor.node.core.record import RecordHeader
-from rumor.node.replication.replica import (
+from rumor.node.replication.replica.replica import (
     MAX_BATCH_RECORDS,
     Applied,
     Durability,

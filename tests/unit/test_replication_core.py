@@ -22,8 +22,8 @@ from rumor.node.core import hlc as hlc_bits
 from rumor.node.core.errors import InvalidRequest, MalformedPeerMessage
 from rumor.node.core.namespaces import RESERVED_NAMESPACE
 from rumor.node.core.record import RecordHeader
-from rumor.node.replication.delta import Coverage, Delta, WireRecord
-from rumor.node.replication.replica import (
+from rumor.node.replication.replica.delta import Coverage, Delta, WireRecord
+from rumor.node.replication.replica.replica import (
     DELTA_BUDGET,
     Durability,
     RemoteOutcome,

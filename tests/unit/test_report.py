@@ -1,4 +1,4 @@
-"""The experiment report (rumor.experiments.report.write_report).
+"""The experiment report (rumor.experiments.lab.report.write_report).
 
 A small history with a fault window and one write that never reaches a node:
 the report writes every file, summary.json parses and carries the figures
@@ -14,10 +14,10 @@ import csv
 import json
 from pathlib import Path
 
-from rumor.experiments.checkers import check_all
-from rumor.experiments.history import Ack, Applied, FaultWindow, Held, History
-from rumor.experiments.report import write_report
-from rumor.experiments.visibility import visibility
+from rumor.experiments.lab.checkers import check_all
+from rumor.experiments.lab.history import Ack, Applied, FaultWindow, Held, History
+from rumor.experiments.lab.report import write_report
+from rumor.experiments.lab.visibility import visibility
 
 MS = 1_000_000
 S = 1_000_000_000

@@ -1,4 +1,4 @@
-"""rumor.experiments.simulator: real replicas on virtual time, deterministic for a seed.
+"""rumor.experiments.sim.scale: real replicas on virtual time, deterministic for a seed.
 
 Small clusters only (tens of nodes), so the whole file runs in a few seconds;
 the 1,000-node target (99% of writes everywhere within 1 s) is measured by hand, not here.
@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from rumor.experiments.sim.execution import run_schedule
-from rumor.experiments.sim.schedule import FaultPlan, NodePlan, Schedule, WritePlan, generate
-from rumor.experiments.simulator import (
+from rumor.experiments.sim.scale import (
     LatencyDistribution,
     SimulationConfig,
     SimulationResult,
@@ -26,6 +25,7 @@ from rumor.experiments.simulator import (
     run,
     sweep,
 )
+from rumor.experiments.sim.schedule import FaultPlan, NodePlan, Schedule, WritePlan, generate
 
 SMALL = SimulationConfig(nodes=12, writes=15, write_interval_ms=5, seed=7)
 

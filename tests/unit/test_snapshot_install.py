@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rumor.node.core.record import RecordHeader
-from rumor.node.replication.replica import Durability, Replica, Write
-from rumor.node.replication.snapshot_install import (
+from rumor.node.replication.replica.replica import Durability, Replica, Write
+from rumor.node.replication.replica.snapshot_install import (
     SnapshotAdmission,
     install_into,
     may_bootstrap_by_snapshot,

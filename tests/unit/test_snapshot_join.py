@@ -20,9 +20,9 @@ import grpc.aio
 import pytest
 
 from rumor.node.core.membership import Member, State
-from rumor.node.replication.engine import Engine
-from rumor.node.replication.membership import Membership
-from rumor.node.replication.messages import (
+from rumor.node.replication.engine.engine import Engine
+from rumor.node.replication.engine.membership import Membership
+from rumor.node.replication.engine.messages import (
     Admit,
     AdmitReply,
     Done,
@@ -36,10 +36,10 @@ from rumor.node.replication.messages import (
     Response,
     SnapshotFetch,
 )
-from rumor.node.replication.protocol_config import ProtocolConfig
-from rumor.node.replication.replica import Durability, Replica, Write
-from rumor.node.server import snapshot_swap
-from rumor.node.server.snapshot_client import SnapshotFailed, download
+from rumor.node.replication.engine.protocol_config import ProtocolConfig
+from rumor.node.replication.replica.replica import Durability, Replica, Write
+from rumor.node.server.snapshot import swap as snapshot_swap
+from rumor.node.server.snapshot.client import SnapshotFailed, download
 from rumor.node.storage import MemoryStore, RocksStore
 from rumor.node.storage.store import KV, META
 from rumor.v1 import replication_pb2 as pb

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from rumor.node.core.membership import TRANSITIONS, Event, Member, State, supersedes, transition
-from rumor.node.replication.membership import Membership
+from rumor.node.replication.engine.membership import Membership
 from rumor.node.storage import MemoryStore
 
 ME = 0xA

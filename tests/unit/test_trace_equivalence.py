@@ -3,8 +3,8 @@
 A small simulated cluster (joins, writes, anti-entropy, probes, group commits)
 records every engine's inputs and ``ready()`` outputs. The same inputs are then
 fed, in the same order and at the same times, to fresh engines driven by the
-node's own gRPC driver (``rumor.node.server.replicator.Replicator``) over an
-in-memory transport: requests arrive through ``Replicator.handle`` as protobuf
+node's own gRPC driver (``rumor.node.server.driver.engine_driver.EngineDriver``) over an
+in-memory transport: requests arrive through ``EngineDriver.handle`` as protobuf
 (so the codec is in the loop too), answers to the driver's own calls come back
 through the transport, syncs through the group-commit interface. Every
 ``ready()`` the driver pumps must equal the simulator's, message for message.
@@ -25,8 +25,8 @@ from rumor.experiments.sim.latency import LatencyDistribution
 from rumor.experiments.sim.ledger import NAMESPACE
 from rumor.experiments.sim.process import ProcessSettings, build_engine
 from rumor.experiments.sim.trace import Birth, Input, Output, Trace
-from rumor.node.replication.engine import Engine
-from rumor.node.replication.messages import (
+from rumor.node.replication.engine.engine import Engine
+from rumor.node.replication.engine.messages import (
     Done,
     Failed,
     Inbound,
@@ -37,12 +37,12 @@ from rumor.node.replication.messages import (
     Reply,
     Response,
 )
-from rumor.node.replication.protocol_config import ProtocolConfig
-from rumor.node.replication.replica import Durability
-from rumor.node.server.faults import FaultRules
-from rumor.node.server.replication_codec import METHOD_OF, request_to_pb
-from rumor.node.server.replicator import Replicator
-from rumor.node.server.snapshot_client import SnapshotFailed
+from rumor.node.replication.engine.protocol_config import ProtocolConfig
+from rumor.node.replication.replica.replica import Durability
+from rumor.node.server.driver.codec import METHOD_OF, request_to_pb
+from rumor.node.server.driver.engine_driver import EngineDriver
+from rumor.node.server.driver.faults import FaultRules
+from rumor.node.server.snapshot.client import SnapshotFailed
 
 SNAPSHOT_PROTOCOL = ProtocolConfig.local().replace(
     snapshot_bootstrap=True, snapshot_min_records=5, snapshot_hold_ms=3000
@@ -151,7 +151,7 @@ class _DrivenProcess:
             return ready
 
         self.engine.ready = recorded  # type: ignore[method-assign]
-        self.replicator = Replicator(
+        self.driver = EngineDriver(
             self.engine,
             self.transport,
             self.commit,  # type: ignore[arg-type]
@@ -162,7 +162,7 @@ class _DrivenProcess:
         )
         self.handling: list[asyncio.Task[Any]] = []
         self.fetch: asyncio.Future[None] | None = None
-        self.replicator.download_snapshot = self.download
+        self.driver.download_snapshot = self.download
 
     async def download(self, address: str) -> object:
         """A download that ends when the script says (the simulator's copy arrived)."""
@@ -194,22 +194,20 @@ async def drive(trace: Trace, protocol: ProtocolConfig | None = None) -> dict[in
                 trace.disks_at_birth[event.process].copy(),
             )
             process.clock.now = event.now
-            process.replicator.pump()
+            process.driver.pump()
             continue
         process = processes[event.process]
         process.clock.now = event.now
         payload = event.payload
         if event.kind == "tick":
-            process.replicator.tick_once()
+            process.driver.tick_once()
         elif event.kind == "propose":
             assert isinstance(payload, tuple)
-            process.replicator.propose(payload)
+            process.driver.propose(payload)
         elif event.kind == "step" and isinstance(payload, Inbound):
             method = METHOD_OF[type(payload.body)]
             request = request_to_pb(payload.envelope, payload.body)
-            process.handling.append(
-                asyncio.ensure_future(process.replicator.handle(method, request))
-            )
+            process.handling.append(asyncio.ensure_future(process.driver.handle(method, request)))
         elif event.kind == "step":
             assert isinstance(payload, Response)
             process.transport.calls.pop(payload.message_id).set_result(payload)
@@ -225,7 +223,7 @@ async def drive(trace: Trace, protocol: ProtocolConfig | None = None) -> dict[in
     for process in processes.values():
         for task in process.handling:
             task.cancel()
-        await process.replicator.stop()
+        await process.driver.stop()
     return {serial: process.outputs for serial, process in processes.items()}
 
 

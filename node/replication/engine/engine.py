@@ -1,0 +1,435 @@
+"""The protocol engine: every replication decision, sans-I/O (the etcd-raft shape).
+
+Contract. The driver (the gRPC server, the simulator, a test) owns the
+clock, the network and the disk; the engine owns every decision.
+
+- ``step(message, now)`` takes what a peer sent: an ``Inbound`` request (its
+  answer appears in ``ready().replies`` under the request's token, at once or
+  later) or a ``Response`` to one of the engine's own requests.
+- ``tick(now)`` lets time pass: push flushes, anti-entropy rounds, SWIM
+  probes and suspicion, seed retries, audits, deferred records, GC, the clock
+  fence. ``ready().next_tick_ms`` says when the next timer is due.
+- ``propose(writes, now)`` applies client writes (through the replica) and
+  returns their durability tickets.
+- ``ready()`` hands out what the driver must do, each thing once: requests to
+  send, replies to give, the write ticket to make durable, notices to log or
+  act on (stop when removed or when another process holds this id).
+- ``advance(done, now)`` reports what was done: the ticket now durable, the
+  requests that failed (and why).
+
+The engine never reads a clock, a socket or a random source it was not given
+(the ``rng`` is injected), so the same inputs give the same outputs: the
+simulator replays a schedule exactly, and a trace-equivalence test holds the
+gRPC driver to it. Components, one concept each, hold the rest: push
+(``gossip``), anti-entropy (``anti_entropy``), SWIM (``probing``), seeds,
+joins and duplicate ids (``joining``), audits (``audit_rounds``), purges
+(``sweep_rounds``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rumor.node.core.clock_fence import ClockFence, FenceVerdict
+from rumor.node.core.errors import Unavailable
+from rumor.node.core.gc import SafeGc
+from rumor.node.core.membership import Member, State
+from rumor.node.replication.engine.anti_entropy import AntiEntropy
+from rumor.node.replication.engine.audit_rounds import AuditRounds
+from rumor.node.replication.engine.envelopes import Envelopes
+from rumor.node.replication.engine.gossip import Gossip
+from rumor.node.replication.engine.joining import Joining
+from rumor.node.replication.engine.membership import Membership
+from rumor.node.replication.engine.messages import (
+    Admit,
+    Audit,
+    Done,
+    Exchange,
+    Failed,
+    FailureCause,
+    Inbound,
+    Join,
+    Notice,
+    NoticeKind,
+    Now,
+    Outbound,
+    Ping,
+    Push,
+    Ready,
+    Refusal,
+    RefusalCode,
+    Reply,
+    ReplyBody,
+    Request,
+    Response,
+    SnapshotFetch,
+)
+from rumor.node.replication.engine.probing import Probing
+from rumor.node.replication.engine.protocol_config import ProtocolConfig
+from rumor.node.replication.engine.snapshot_join import SnapshotJoin
+from rumor.node.replication.engine.sweep_rounds import SweepRounds
+from rumor.node.replication.replica.replica import Applied, Replica, Write
+
+Continuation = Callable[[Response | Failed, Now], None]
+
+
+@dataclass(slots=True)
+class ReplicationStats:
+    pushes_sent: int = 0
+    pushes_failed: int = 0
+    push_bytes: int = 0
+    push_bytes_received: int = 0
+    records_applied_remote: int = 0
+    exchanges: int = 0
+    exchange_bytes: int = 0
+    last_exchange_bytes: int = 0
+    audit_rounds: int = 0
+    malformed_messages: int = 0
+    claims_clamped: int = 0
+    calls_failed: int = 0
+
+
+class Engine:
+    """One node's replication protocol. See the module docstring for the contract."""
+
+    def __init__(
+        self,
+        replica: Replica,
+        membership: Membership,
+        config: ProtocolConfig,
+        *,
+        rng: random.Random,
+        seeds: Sequence[str] = (),
+        advertise: str = "",
+        name: str = "",
+        now: Now,
+        canaries: frozenset[str] = frozenset(),
+    ) -> None:
+        self.replica = replica
+        self.membership = membership
+        self.config = config
+        self.rng = rng
+        self.advertise = advertise
+        self.name = name
+        self.boot_nonce = membership.me.boot_nonce
+        # Test-only switches that bring back fixed bugs, so the fuzzer can prove it finds them.
+        self.canaries = canaries
+        self.stats = ReplicationStats()
+        self.fence = ClockFence(config.max_clock_offset_ms, enforce=config.fence_clock)
+        self.verdict = FenceVerdict(False, False, 0.0)
+        self.gc = SafeGc(config.gc_grace_ms)
+        replica.purge_rule = self.gc.rule
+        self.envelopes = Envelopes(self)
+        self.gossip = Gossip(self)
+        self.anti_entropy = AntiEntropy(self)
+        self.probing = Probing(self)
+        self.joining = Joining(self, tuple(seeds), now)
+        self.audits = AuditRounds(self)
+        self.sweeps = SweepRounds(self)
+        self.snapshots = SnapshotJoin(self)
+        self.serving = self.joining.alone_from_start()
+        self._out = Ready()
+        self._expect: dict[int, Continuation] = {}
+        self._next_message_id = 0
+        self._sync_ticket = 0
+        self._stopped = False
+        self._removed = False
+        self._warned_clock = False
+        self._next_housekeeping_ms = 0
+        self._next_gc_ms = 0
+        self._own_writes_missing_until = 0  # own seqs peers hold that this node must take back
+        if self.serving:
+            self.notice(NoticeKind.READY, "no seeds and no known members: a new cluster")
+
+    @property
+    def node_id(self) -> int:
+        return self.replica.node_id
+
+    # ---- the contract ---------------------------------------------------
+
+    def step(self, message: Inbound | Response, now: Now) -> None:
+        if isinstance(message, Response):
+            continuation = self._expect.pop(message.message_id, None)
+            if continuation is None:
+                return  # an answer after its call was reported failed: ignore it
+            refusal = self.envelopes.absorb(message.envelope, now)
+            if refusal is not None:
+                continuation(Failed(message.message_id, _cause_of(refusal)), now)
+                return
+            continuation(message, now)
+            return
+        if self._stopped:
+            self.reply(
+                message.token, Refusal(RefusalCode.UNAVAILABLE, "this node is stopping"), to=0
+            )
+            return
+        self.joining.receive(message, now)
+
+    def dispatch(self, message: Inbound, now: Now) -> None:
+        """Handle a request whose sender passed the duplicate-id check (see Joining)."""
+        refusal = self.envelopes.absorb(message.envelope, now)
+        if refusal is not None:
+            self.reply(message.token, refusal, to=message.envelope.sender)
+            return
+        body = message.body
+        token, sender = message.token, message.envelope.sender
+        if isinstance(body, Push):
+            self.gossip.receive(token, sender, body, now)
+        elif isinstance(body, Exchange):
+            self.anti_entropy.answer(token, sender, body, now)
+        elif isinstance(body, Ping):
+            self.probing.answer(token, sender, body, now)
+        elif isinstance(body, Join):
+            self.joining.answer(token, sender, now)
+        elif isinstance(body, Audit):
+            self.audits.answer(token, sender, body, now)
+        elif isinstance(body, Admit):
+            self.snapshots.answer(token, sender, now)
+
+    def tick(self, now: Now) -> None:
+        if self._stopped:
+            return
+        replica = self.replica
+        while replica.apply_deferred(now.wall_ms):
+            pass
+        self._scale_with_cluster(now)
+        self.joining.tick(now)
+        self.probing.tick(now)
+        for member_id in self.membership.tick(now.mono_ms):
+            self.notice(NoticeKind.MEMBER_TIMED_OUT, "", member=f"{member_id:016x}")
+            self.remove_member(member_id, now)
+        self.gossip.tick(now)
+        self.snapshots.tick(now)
+        if self.snapshots.fetching:
+            return  # the copy replaces whatever this node would take meanwhile
+        self.anti_entropy.tick(now)
+        self.audits.tick(now)
+        self.sweeps.tick(now)
+
+    def propose(self, writes: Sequence[Write], now: Now) -> list[Applied]:
+        """Apply client writes; the driver waits for their tickets to be durable."""
+        self.check_writable()
+        return self.replica.write_many(writes, now.wall_ms)
+
+    def propose_all(self, writes: Sequence[Write], now: Now) -> int:
+        """``propose`` for a caller that waits for all the writes at once (a bulk write):
+        returns only the ticket of the last (0 for none)."""
+        self.check_writable()
+        return self.replica.write_all(writes, now.wall_ms)
+
+    def ready(self) -> Ready:
+        out, self._out = self._out, Ready()
+        out.sync_ticket = max(self._sync_ticket, out.sync_ticket)
+        self._sync_ticket = 0
+        if out.sync_ticket and self.replica.is_durable(out.sync_ticket):
+            out.sync_ticket = 0
+        out.next_tick_ms = self._next_tick_ms()
+        return out
+
+    def advance(self, done: Done, now: Now) -> None:
+        if done.synced_ticket:
+            self.replica.mark_durable(done.synced_ticket)
+            self.anti_entropy.synced(now)
+            self.snapshots.synced()
+        if done.snapshot_fetched:
+            self.snapshots.fetched(now)
+        elif done.snapshot_failed:
+            self.snapshots.fall_back(done.snapshot_failed, now)
+        for failure in done.failed:
+            continuation = self._expect.pop(failure.message_id, None)
+            if continuation is None:
+                continue
+            self.stats.calls_failed += 1
+            if failure.cause is FailureCause.REMOVED:
+                self.removed(failure.detail or "this node was removed from the cluster")
+            elif failure.cause is FailureCause.DUPLICATE_ID:
+                self.stop_for_duplicate(failure.detail)
+            continuation(failure, now)
+
+    # ---- services for the components -------------------------------------
+
+    def send(
+        self,
+        member: Member,
+        body: Request,
+        then: Continuation,
+        now: Now,
+        *,
+        timeout_ms: int | None = None,
+        all_members: bool = False,
+    ) -> int:
+        """Queue a request to ``member`` (id 0: a seed known by address only)."""
+        self._next_message_id += 1
+        message_id = self._next_message_id
+        self._expect[message_id] = then
+        self._out.messages.append(
+            Outbound(
+                message_id,
+                member.id,
+                member.address,
+                self.envelopes.make(body, all_members=all_members, to=member.id),
+                body,
+                self.config.rpc_timeout_ms if timeout_ms is None else timeout_ms,
+            )
+        )
+        return message_id
+
+    def reply(
+        self, token: int, body: ReplyBody | Refusal, *, to: int, all_members: bool = False
+    ) -> None:
+        envelope = self.envelopes.make(body, all_members=all_members, to=to)
+        self._out.replies.append(Reply(token, envelope, body))
+
+    def want_durable(self, ticket: int) -> None:
+        self._sync_ticket = max(self._sync_ticket, ticket)
+
+    def notice(self, kind: NoticeKind, message: str = "", **fields: object) -> None:
+        self._out.notices.append(Notice(kind, message, fields))
+
+    def become_serving(self, reason: str) -> None:
+        if not self.serving:
+            self.serving = True
+            self.notice(NoticeKind.READY, reason)
+
+    def removed(self, message: str) -> None:
+        if not self._removed:
+            self._removed = True
+            self._stopped = True
+            self.notice(NoticeKind.REMOVED, message)
+
+    def fetch_snapshot(self, peer: Member) -> None:
+        self._out.snapshot_fetch = SnapshotFetch(peer.id, peer.address)
+
+    def stop_for_install(self) -> None:
+        self._stopped = True
+        self.snapshots.refuse_waiting()
+
+    def stop_for_duplicate(self, message: str) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self.notice(NoticeKind.DUPLICATE_ID, message)
+
+    # ---- client-facing decisions -----------------------------------------
+
+    def check_writable(self) -> None:
+        """Refuse client writes while the clock is fenced, while this node catches up on
+        its own writes (a stale copy of its disk), or while it stops."""
+        if self.verdict.fenced:
+            raise Unavailable(f"clock offset too large: {self.verdict.offset_ms:+.0f} ms")
+        if self._own_writes_missing_until:
+            if self.replica.watermarks.get(self.node_id) < self._own_writes_missing_until:
+                raise Unavailable(
+                    "this node's data directory is older than what its peers have seen of"
+                    " it: it is taking its own writes back from them first"
+                )
+            self._own_writes_missing_until = 0
+        if self._stopped:
+            raise Unavailable("this node is stopping")
+
+    def behind_on_own_writes(self, seen: int, peer: int, now: Now) -> None:
+        """A peer has seen own seqs up to ``seen``, beyond what this node holds (a stale
+        copy of its disk): never issue them again, and take them back from the peer."""
+        self.replica.skip_seqs_past(seen)
+        self._own_writes_missing_until = max(self._own_writes_missing_until, seen)
+        self.anti_entropy.catch_up(peer, now)
+
+    def replicas_holding(self, seq: int) -> int:
+        """How many nodes (this one included) hold own write ``seq`` or something newer."""
+        me = self.node_id
+        membership = self.membership
+        return 1 + sum(
+            1
+            for member_id, vector in membership.vectors.items()
+            if member_id != me
+            and vector.get(me, 0) >= seq
+            and membership.state_of(member_id) is not State.REMOVED
+        )
+
+    def counted_members(self) -> int:
+        return len(self.membership.counted())
+
+    def remove_member(self, member_id: int, now: Now) -> Applied:
+        """Retire ``member_id`` for ever: a replicated record, then the member table."""
+        applied = self.replica.retire(member_id, now.wall_ms)
+        self.membership.remove(member_id, now.mono_ms)
+        self.gossip.forget(member_id)
+        self.want_durable(applied.ticket)
+        return applied
+
+    def leave(self, now: Now) -> list[Outbound]:
+        """Stop taking part and tell the live peers this node left (down, not gone)."""
+        self._stopped = True
+        self.membership.leave()
+        for peer in self.membership.up_peers():
+            self.send(
+                peer,
+                Push(),
+                lambda _answer, _now: None,
+                now,
+                timeout_ms=self.config.leave_timeout_ms,
+                all_members=True,
+            )
+        return self.ready().messages
+
+    # ---- timers -----------------------------------------------------------
+
+    def _scale_with_cluster(self, now: Now) -> None:
+        """The O(members) work, once per housekeeping interval: suspicion and retransmits
+        grow with log(cluster size), the GC rule and the clock fence are recomputed,
+        high seqs are kept."""
+        if now.mono_ms < self._next_housekeeping_ms:
+            return
+        self._next_housekeeping_ms = now.mono_ms + self.config.housekeeping_interval_ms
+        members = len(self.membership.members)
+        self.membership.suspicion_timeout_ms = self.config.suspicion_ms(members)
+        self.membership.retransmits = self.config.retransmits(members)
+        self.envelopes.persist_high_seqs()
+        # GC's vectors are O(members^2) to combine: at scale, less often (every
+        # housekeeping interval per hundred members), so a node's cost stays O(members).
+        if now.mono_ms >= self._next_gc_ms:
+            self._next_gc_ms = now.mono_ms + self.config.housekeeping_interval_ms * max(
+                1, members // 100
+            )
+            self._collect_garbage(now)
+        self._check_clock()
+
+    def _collect_garbage(self, now: Now) -> None:
+        if not self.joining.may_collect_garbage() and "gc_alone" not in self.canaries:
+            self.gc.rule.stable = {}
+            return
+        membership = self.membership
+        vectors = {
+            member_id: self.envelopes.clamped(membership.vectors.get(member_id, {}))
+            for member_id in self.snapshots.counted_by_gc(membership.counted())
+        }
+        vectors[self.node_id] = self.replica.own_watermarks()
+        issued = {**self.envelopes.issued, self.node_id: self.replica.seq}
+        self.gc.update(vectors, now.mono_ms, issued)
+
+    def _check_clock(self) -> None:
+        self.verdict = self.fence.verdict(p.id for p in self.membership.up_peers())
+        if self.verdict.warn and not self._warned_clock:
+            self.notice(NoticeKind.CLOCK_OFFSET, "", offset_ms=round(self.verdict.offset_ms))
+        self._warned_clock = self.verdict.warn or self.verdict.fenced
+
+    def _next_tick_ms(self) -> int:
+        due = [
+            self.gossip.due_ms(),
+            self.anti_entropy.due_ms(),
+            self.probing.due_ms(),
+            self.joining.due_ms(),
+            self.audits.due_ms(),
+            self.sweeps.due_ms(),
+        ]
+        return min(due)
+
+
+def _cause_of(refusal: Refusal) -> FailureCause:
+    return {
+        RefusalCode.REMOVED: FailureCause.REMOVED,
+        RefusalCode.DUPLICATE_ID: FailureCause.DUPLICATE_ID,
+        RefusalCode.MALFORMED: FailureCause.MALFORMED,
+        RefusalCode.UNAVAILABLE: FailureCause.REFUSED,
+    }[refusal.code]

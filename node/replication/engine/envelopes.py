@@ -1,0 +1,215 @@
+"""Envelopes: what every message says about its sender, and what a node believes of it.
+
+Every request and reply carries the sender's id, boot nonce, HLC, address,
+name and a few membership updates (each retransmitted a number of times that
+grows with the cluster). The messages that need them carry more:
+
+- Exchange, Ping, Join and Audit messages carry the sender's whole durable
+  watermark vector (what GC and min_replicas count on) and, with every member,
+  each origin's highest known seq (``high_seqs``).
+- A Push carries only the sender's own mark, and its reply only the marks
+  the pusher needs (its own, for min_replicas): a vector per push would cost
+  O(cluster) on the hottest message.
+
+Peer input is untrusted. A watermark claim — a coverage claim that raises a
+watermark, a vector GC counts on — is clamped to its origin's high seq as far
+as this node knows it (the origin's own mark, heard from it, or gossiped with
+the member table, merged by max), and each clamp is counted. So one bogus
+claim of 2^63 cannot stall an origin, while an origin unreachable from this
+node still has its watermark advance here through the others. An origin
+whose high seq is unknown is not clamped (nothing to clamp to); high seqs
+survive restarts in the store.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from rumor.node.core.membership import State
+from rumor.node.replication.engine.messages import (
+    Audit,
+    AuditReply,
+    Envelope,
+    Exchange,
+    ExchangeReply,
+    Join,
+    JoinReply,
+    NoticeKind,
+    Now,
+    Ping,
+    PingReply,
+    PushReply,
+    Refusal,
+    RefusalCode,
+    ReplyBody,
+    Request,
+)
+from rumor.node.replication.replica.delta import Coverage
+from rumor.node.storage.store import META
+
+if TYPE_CHECKING:
+    from rumor.node.replication.engine.engine import Engine
+
+META_HIGH_SEQS = b"high-seqs"
+_PAIR = struct.Struct(">QQ")
+MAX_SEQ = (1 << 63) - 1
+_FULL = (Exchange, ExchangeReply, Ping, PingReply, Join, JoinReply, Audit, AuditReply)
+
+
+class Envelopes:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.high_seqs: dict[int, int] = _load_high_seqs(
+            engine.replica.store.get(META, META_HIGH_SEQS)
+        )
+        self._high_dirty = False
+        self.issued: dict[int, int] = {}  # each member's last own seq issued, as it said
+
+    # ---- outgoing -------------------------------------------------------------
+
+    def make(self, body: Request | ReplyBody | Refusal, *, all_members: bool, to: int) -> Envelope:
+        engine = self.engine
+        replica = engine.replica
+        membership = engine.membership
+        own = replica.durable_seq
+        members = membership.all() if all_members else membership.updates()
+        watermarks: Mapping[int, int]
+        high: Mapping[int, int] = {}
+        if isinstance(body, _FULL) or all_members:
+            watermarks = replica.own_watermarks()
+            high = {**self.high_seqs, engine.node_id: own}
+        elif isinstance(body, PushReply) and to:
+            watermarks = {engine.node_id: own, to: replica.own_watermark(to)}
+        else:
+            watermarks = {engine.node_id: own}
+        return Envelope(
+            sender=engine.node_id,
+            boot_nonce=engine.boot_nonce,
+            hlc=replica.clock.last,
+            address=engine.advertise,
+            name=engine.name,
+            members=tuple(members),
+            watermarks=watermarks,
+            high_seqs=high,
+            issued_seq=replica.seq,
+        )
+
+    # ---- incoming -------------------------------------------------------------
+
+    def absorb(self, envelope: Envelope, now: Now) -> Refusal | None:
+        """Take in a peer's envelope (a request's or a reply's); a Refusal if it must not."""
+        engine = self.engine
+        sender = envelope.sender
+        if sender in (0, engine.node_id):
+            return None
+        replica = engine.replica
+        membership = engine.membership
+        if replica.is_retired(sender):
+            return Refusal(
+                RefusalCode.REMOVED,
+                f"node {sender:016x} was removed from the cluster; wipe its data directory"
+                " and start it again to join as a new node",
+            )
+        replica.observe_clock(envelope.hlc, now.wall_ms)
+        was = membership.state_of(sender)
+        membership.heard_from(
+            sender, envelope.address, envelope.boot_nonce, now.mono_ms, envelope.name
+        )
+        if (
+            was is not None
+            and was is not State.ALIVE
+            and membership.state_of(sender) is State.ALIVE
+        ):
+            engine.anti_entropy.catch_up(sender, now)
+        for update in membership.merge_all(envelope.members, now.mono_ms):
+            engine.notice(
+                NoticeKind.MEMBER_STATE, "", member=f"{update.id:016x}", state=update.state.name
+            )
+        self._learn_high(sender, envelope)
+        if envelope.issued_seq or sender not in self.issued:
+            self.issued[sender] = envelope.issued_seq
+        if envelope.watermarks:
+            vector = membership.vectors.setdefault(sender, {})
+            for origin, mark in envelope.watermarks.items():
+                if mark > vector.get(origin, 0):
+                    vector[origin] = mark
+            seen_of_me = envelope.watermarks.get(engine.node_id, 0)
+            if seen_of_me > replica.durable_seq and seen_of_me < MAX_SEQ:
+                engine.behind_on_own_writes(seen_of_me, sender, now)
+        if membership.removed_me:
+            engine.removed(
+                f"this node ({engine.node_id:016x}) was removed from the cluster;"
+                " wipe its data directory and start it again to join as a new node"
+            )
+        return None
+
+    def _learn_high(self, sender: int, envelope: Envelope) -> None:
+        high = self.high_seqs
+        own = envelope.watermarks.get(sender, 0)
+        if own > high.get(sender, -1):
+            high[sender] = own
+            self._high_dirty = True
+        for origin, seq in envelope.high_seqs.items():
+            if seq > high.get(origin, -1) and origin != self.engine.node_id:
+                high[origin] = seq
+                self._high_dirty = True
+
+    # ---- claims ---------------------------------------------------------------
+
+    def clamp_coverage(self, coverage: Iterable[Coverage]) -> list[Coverage]:
+        """Coverage claims no higher than their origins' known high seqs (counted when cut)."""
+        if "forged_watermark" in self.engine.canaries:
+            return list(coverage)
+        clamped = []
+        for claim in coverage:
+            ceiling = self._ceiling(claim.origin)
+            if claim.last > ceiling:
+                self._clamped(claim.origin, claim.last, ceiling)
+                claim = Coverage(claim.origin, claim.base, max(claim.base, ceiling), claim.complete)  # noqa: PLW2901
+            clamped.append(claim)
+        return clamped
+
+    def clamped(self, vector: Mapping[int, int]) -> dict[int, int]:
+        """A peer's watermark vector, each entry no higher than its origin's high seq."""
+        if "forged_watermark" in self.engine.canaries:
+            return dict(vector)
+        out = {}
+        for origin, mark in vector.items():
+            out[origin] = min(mark, self._ceiling(origin))
+        return out
+
+    def _ceiling(self, origin: int) -> int:
+        if origin == self.engine.node_id:
+            return self.engine.replica.durable_seq
+        return self.high_seqs.get(origin, 0)
+
+    def _clamped(self, origin: int, claimed: int, ceiling: int) -> None:
+        engine = self.engine
+        engine.stats.claims_clamped += 1
+        engine.notice(
+            NoticeKind.CLAMPED,
+            "a watermark claim above its origin's known high seq was clamped",
+            origin=f"{origin:016x}",
+            claimed=claimed,
+            ceiling=ceiling,
+        )
+
+    def persist_high_seqs(self) -> None:
+        """Keep the high seqs across restarts (called from a timer: they change often)."""
+        if not self._high_dirty:
+            return
+        store = self.engine.replica.store
+        batch = store.batch()
+        batch.put(
+            META, META_HIGH_SEQS, b"".join(_PAIR.pack(o, s) for o, s in self.high_seqs.items())
+        )
+        store.write(batch)
+        self._high_dirty = False
+
+
+def _load_high_seqs(raw: bytes | None) -> dict[int, int]:
+    if not raw:
+        return {}
+    return {origin: seq for origin, seq in _PAIR.iter_unpack(raw)}

@@ -1,0 +1,288 @@
+"""Joining: seeds, retries, the join timeout, and one live process per node id.
+
+Seeds. A node with seeds sends Join to one of them; the answer is the member
+table, and the node then synchronises (anti-entropy) with the seed; its first
+complete exchange makes it serve. While no member is live the seeds are
+retried for ever, with jittered exponential backoff from
+``seed_retry_min_ms`` to ``seed_retry_max_ms`` (each try goes to an address,
+so the driver resolves DNS names afresh). Every node also joins through a
+random seed about every ``seed_contact_interval_ms``: two groups that formed
+apart (started in the wrong order, split by a seed outage) learn of each
+other and become one cluster. A seed that answers with this node's own id is
+this node (a StatefulSet's first pod seeds itself) and is not tried again.
+
+Serving alone. A node that found no seed serves alone after
+``join_timeout_ms`` and keeps trying. But while it has a seed it has never
+joined through, it purges nothing: a merge with a node holding an older put
+of a key it deleted alone would bring the key back. That holds for every
+seed, not just one: a node that joined through one seed may be in a group
+that formed apart from another seed's. A seed counts as joined once it
+answered a Join, or once a member the GC already waits on has its address
+(or it is this node itself).
+
+Duplicate ids. An id is live in one process only. When a message comes from
+a known id at a new address with a new boot nonce while the recorded member
+is up, the recorded address is pinged; if it answers with its own live boot
+nonce, that is proof: the newer process (greater boot nonce) is refused with
+DUPLICATE_ID and stops, saying what to do. Without proof — a SIGKILL and a
+fast restart (same address), or a dead node's disk on a new address (the old
+one does not answer) — the newcomer is taken in. Messages from an id under
+proof wait for the verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rumor.node.core.membership import Member
+from rumor.node.replication.engine.messages import (
+    Failed,
+    FailureCause,
+    Inbound,
+    Join,
+    JoinReply,
+    NoticeKind,
+    Now,
+    Ping,
+    Refusal,
+    RefusalCode,
+    Response,
+)
+from rumor.node.storage.store import META
+
+if TYPE_CHECKING:
+    from rumor.node.replication.engine.engine import Engine
+
+META_JOINED_PREFIX = b"joined-seed:"  # + the seed's address: it answered a Join once
+
+
+def duplicate_message(node_id: int, address: str) -> str:
+    return (
+        f"node id {node_id:016x} is already in use by a live node at {address}: this data"
+        " directory is a copy of that node's. Wipe it and start again to join as a new node,"
+        " or, to keep its data, restore it from `rumor admin checkpoint` (a checkpoint takes"
+        f" a new id) and run `rumor admin remove-node {node_id:016x}` if the old node is gone"
+    )
+
+
+@dataclass(slots=True)
+class _Proof:
+    recorded: Member
+    waiting: list[Inbound] = field(default_factory=list)
+
+
+class Joining:
+    def __init__(self, engine: Engine, seeds: tuple[str, ...], now: Now) -> None:
+        self.engine = engine
+        self.seeds = tuple(seed for seed in seeds if seed and seed != engine.advertise)
+        self.self_seeds: set[str] = set()
+        store = engine.replica.store
+        self.joined: set[str] = {
+            seed
+            for seed in self.seeds
+            if store.get(META, META_JOINED_PREFIX + seed.encode()) is not None
+        }
+        self.join_deadline_ms = now.mono_ms + engine.config.join_timeout_ms
+        self._backoff_ms = engine.config.seed_retry_min_ms
+        self._next_attempt_ms = now.mono_ms
+        self._next_contact_ms = now.mono_ms + self._jittered(engine.config.seed_contact_interval_ms)
+        self._attempting = False
+        self._warned = False
+        self.proofs: dict[int, _Proof] = {}
+        self.refused: dict[tuple[int, int], str] = {}  # (id, boot nonce) -> message
+
+    def alone_from_start(self) -> bool:
+        return not self.seeds and not self.engine.membership.peers()
+
+    def may_collect_garbage(self) -> bool:
+        """False while this node has a seed it has never joined through."""
+        unjoined = [seed for seed in self._seed_addresses() if seed not in self.joined]
+        if not unjoined:
+            return True
+        known = {m.address for m in self.engine.membership.members.values()}
+        return all(seed in known for seed in unjoined)
+
+    def due_ms(self) -> int:
+        due = self._next_contact_ms
+        if not self.engine.serving:
+            due = min(due, self.join_deadline_ms)
+        if self._attempting:
+            return due  # the answer (or its failure) comes first
+        if self._needs_seed():
+            due = min(due, self._next_attempt_ms)
+        return due
+
+    def _seed_addresses(self) -> list[str]:
+        return [seed for seed in self.seeds if seed not in self.self_seeds]
+
+    def _needs_seed(self) -> bool:
+        return not self.engine.serving or not self.engine.membership.up_peers()
+
+    def tick(self, now: Now) -> None:
+        engine = self.engine
+        if not engine.serving:
+            if engine.anti_entropy.session is not None or engine.snapshots.fetching:
+                # Catching up through a member: serving alone is for when none answers.
+                self.join_deadline_ms = max(
+                    self.join_deadline_ms, now.mono_ms + engine.config.join_timeout_ms
+                )
+            elif now.mono_ms >= self.join_deadline_ms:
+                engine.become_serving("no seed answered; serving alone until one does")
+        if self._attempting:
+            return
+        if self._needs_seed() and "no_seed_retry" not in engine.canaries:
+            if now.mono_ms >= self._next_attempt_ms:
+                self._attempt(now)
+        elif now.mono_ms >= self._next_contact_ms:
+            self._next_contact_ms = now.mono_ms + self._jittered(
+                engine.config.seed_contact_interval_ms
+            )
+            self._attempt(now)
+
+    def _attempt(self, now: Now) -> None:
+        """Join through a random seed (or, with none left, a known member's address)."""
+        engine = self.engine
+        contacts = self._seed_addresses()
+        if not engine.serving or not contacts:
+            contacts = contacts + [m.address for m in engine.membership.peers() if m.address]
+        if not contacts:
+            return
+        if "no_seed_retry" in engine.canaries and self._warned:
+            return
+        address = engine.rng.choice(contacts)
+        self._attempting = True
+        engine.send(
+            Member(0, address),
+            Join(),
+            lambda answer, at: self._joined(address, answer, at),
+            now,
+            timeout_ms=engine.config.join_call_timeout_ms,
+            all_members=True,
+        )
+
+    def _joined(self, address: str, answer: Response | Failed, now: Now) -> None:
+        engine = self.engine
+        self._attempting = False
+        if isinstance(answer, Failed):
+            if answer.cause is FailureCause.DUPLICATE_ID:
+                engine.stop_for_duplicate(answer.detail)
+                return
+            self._backoff(now)
+            if not self._warned and not engine.membership.up_peers():
+                self._warned = True
+                engine.notice(
+                    NoticeKind.SEED_UNREACHABLE,
+                    "no seed answered; retrying with backoff",
+                    seed=address,
+                    cause=answer.cause.value,
+                )
+            return
+        sender = answer.envelope.sender
+        if sender == engine.node_id:
+            self.self_seeds.add(address)  # this seed is this node itself
+            self._next_attempt_ms = now.mono_ms
+            return
+        self._backoff_ms = engine.config.seed_retry_min_ms
+        # Joined: the synchronisation with the seed takes it from here; try again only
+        # if it fails to make this node serve.
+        self._next_attempt_ms = now.mono_ms + self._jittered(engine.config.seed_retry_max_ms)
+        self._warned = False
+        if address in self.seeds and address not in self.joined:
+            self.joined.add(address)
+            store = engine.replica.store
+            batch = store.batch()
+            batch.put(META, META_JOINED_PREFIX + address.encode(), b"1")
+            store.write(batch)
+        if isinstance(answer.body, JoinReply):
+            for member in answer.body.members:
+                engine.membership.merge(member, now.mono_ms)
+        peer = engine.membership.members.get(sender)
+        if peer is None or engine.serving or engine.snapshots.fetching:
+            return
+        if engine.snapshots.wants_snapshot():
+            engine.snapshots.ask(peer, now)
+        elif engine.anti_entropy.session is None:
+            engine.anti_entropy.start(peer, now, push_back=True)
+
+    def _backoff(self, now: Now) -> None:
+        config = self.engine.config
+        self._next_attempt_ms = now.mono_ms + self._jittered(self._backoff_ms)
+        self._backoff_ms = min(config.seed_retry_max_ms, self._backoff_ms * 2)
+
+    def _jittered(self, interval_ms: int) -> int:
+        return int(interval_ms * self.engine.rng.uniform(0.5, 1.0))
+
+    def answer(self, token: int, sender: int, now: Now) -> None:
+        engine = self.engine
+        engine.reply(token, JoinReply(tuple(engine.membership.all())), to=sender, all_members=True)
+
+    # ---- one live process per id ------------------------------------------------
+
+    def receive(self, message: Inbound, now: Now) -> None:
+        """Screen a request for duplicate ids, then hand it to the engine."""
+        engine = self.engine
+        envelope = message.envelope
+        sender = envelope.sender
+        if "duplicate_id" in engine.canaries:
+            engine.dispatch(message, now)
+            return
+        if sender == engine.node_id and envelope.boot_nonce != engine.boot_nonce:
+            # Another live process holds this node's id: it just said so itself.
+            text = duplicate_message(sender, envelope.address or "another address")
+            if envelope.boot_nonce < engine.boot_nonce:
+                engine.stop_for_duplicate(duplicate_message(sender, envelope.address))
+            engine.reply(message.token, Refusal(RefusalCode.DUPLICATE_ID, text), to=0)
+            return
+        refused = self.refused.get((sender, envelope.boot_nonce))
+        if refused is not None:
+            engine.reply(message.token, Refusal(RefusalCode.DUPLICATE_ID, refused), to=sender)
+            return
+        proof = self.proofs.get(sender)
+        if proof is not None:
+            proof.waiting.append(message)
+            return
+        recorded = engine.membership.members.get(sender)
+        if (
+            recorded is not None
+            and recorded.up
+            and recorded.address
+            and envelope.address
+            and recorded.address != envelope.address
+            and recorded.boot_nonce
+            and recorded.boot_nonce != envelope.boot_nonce
+        ):
+            self.proofs[sender] = _Proof(recorded, [message])
+            engine.send(
+                recorded,
+                Ping(),
+                lambda answer, at: self._proved(sender, answer, at),
+                now,
+                timeout_ms=engine.config.probe_timeout_ms,
+            )
+            return
+        engine.dispatch(message, now)
+
+    def _proved(self, sender: int, answer: Response | Failed, now: Now) -> None:
+        proof = self.proofs.pop(sender, None)
+        if proof is None:
+            return
+        recorded = proof.recorded
+        live = (
+            isinstance(answer, Response)
+            and answer.envelope.sender == sender
+            and answer.envelope.boot_nonce == recorded.boot_nonce
+        )
+        engine = self.engine
+        for message in proof.waiting:
+            nonce = message.envelope.boot_nonce
+            if live and nonce > recorded.boot_nonce:
+                text = duplicate_message(sender, recorded.address)
+                self.refused[(sender, nonce)] = text
+                engine.reply(message.token, Refusal(RefusalCode.DUPLICATE_ID, text), to=sender)
+                continue
+            if live and nonce < recorded.boot_nonce:
+                # The recorded process is the newer one: it is the duplicate.
+                address = message.envelope.address
+                self.refused[(sender, recorded.boot_nonce)] = duplicate_message(sender, address)
+            engine.dispatch(message, now)

@@ -1,0 +1,153 @@
+"""SWIM failure detection: probes, indirect probes, and clock offsets from pings.
+
+Every ``probe_interval_ms`` one member is pinged (shuffled round-robin, so
+each is probed within n rounds). No answer within ``probe_timeout_ms``:
+``indirect_probes`` other members ping it on this node's behalf, with twice
+the timeout; if none reaches it the member becomes suspect (the membership
+transition table decides the rest: dead after the suspicion timeout unless
+it refutes). Now and then a dead or departed member is pinged too, since
+partitions heal and nodes restart; its answer is proof of life.
+
+Each direct ping also measures the member's clock offset NTP-style (the four
+timestamps, our side taken as max(wall clock, HLC)), which the clock fence
+judges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rumor.node.core.clock_fence import ntp_offset
+from rumor.node.core.membership import Member
+from rumor.node.replication.engine.messages import Failed, Now, Ping, PingReply, Response
+
+if TYPE_CHECKING:
+    from rumor.node.replication.engine.engine import Engine
+
+
+@dataclass(slots=True)
+class _Probe:
+    target: Member
+    indirect_left: int = 0  # indirect probes still out
+    done: bool = False
+
+
+class Probing:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.probe: _Probe | None = None
+        self._next_probe_ms = 0
+
+    def due_ms(self) -> int:
+        return self._next_probe_ms
+
+    def read_ms(self, now: Now) -> int:
+        return self.engine.replica.clock.read_ms(now.wall_ms)
+
+    def tick(self, now: Now) -> None:
+        if now.mono_ms < self._next_probe_ms:
+            return
+        engine = self.engine
+        self._next_probe_ms = now.mono_ms + engine.config.probe_interval_ms
+        membership = engine.membership
+        target = None
+        if self.probe is None:
+            target = membership.next_probe_target(engine.rng)
+            if target is not None:
+                self.probe = _Probe(target)
+                self._ping(target, now, self._direct_answer)
+        down = membership.reconnect_target(engine.rng)
+        if down is not None and (
+            target is None or engine.rng.random() < engine.config.reconnect_share
+        ):
+            self._ping(down, now, lambda _answer, _now: None)
+
+    def _ping(self, member: Member, now: Now, then: object) -> None:
+        sent = self.read_ms(now)
+
+        def measured(answer: Response | Failed, at: Now) -> None:
+            if isinstance(answer, Response) and isinstance(answer.body, PingReply):
+                reply = answer.body
+                if reply.received_ms:
+                    offset = ntp_offset(sent, reply.received_ms, reply.replied_ms, self.read_ms(at))
+                    self.engine.fence.record(member.id, offset)
+            then(answer, at)  # type: ignore[operator]
+
+        self.engine.send(
+            member,
+            Ping(sent_ms=sent),
+            measured,
+            now,
+            timeout_ms=self.engine.config.probe_timeout_ms,
+        )
+
+    def _direct_answer(self, answer: Response | Failed, now: Now) -> None:
+        probe = self.probe
+        if probe is None:
+            return
+        if isinstance(answer, Response):
+            self._settle(probe, alive=True, now=now)
+            return
+        engine = self.engine
+        target = probe.target
+        helpers = [p for p in engine.membership.up_peers() if p.id != target.id]
+        helpers = engine.rng.sample(helpers, min(engine.config.indirect_probes, len(helpers)))
+        if not helpers:
+            self._settle(probe, alive=False, now=now)
+            return
+        probe.indirect_left = len(helpers)
+        request = Ping(probe_target=target.id, target_address=target.address)
+        for helper in helpers:
+            engine.send(
+                helper,
+                request,
+                lambda reply, at: self._indirect_answer(probe, reply, at),
+                now,
+                timeout_ms=2 * engine.config.probe_timeout_ms,
+            )
+
+    def _indirect_answer(self, probe: _Probe, answer: Response | Failed, now: Now) -> None:
+        if probe.done:
+            return
+        probe.indirect_left -= 1
+        alive = (
+            isinstance(answer, Response)
+            and isinstance(answer.body, PingReply)
+            and answer.body.target_alive
+        )
+        if alive:
+            self._settle(probe, alive=True, now=now)
+        elif probe.indirect_left <= 0:
+            self._settle(probe, alive=False, now=now)
+
+    def _settle(self, probe: _Probe, *, alive: bool, now: Now) -> None:
+        probe.done = True
+        if self.probe is probe:
+            self.probe = None
+        membership = self.engine.membership
+        if alive:
+            membership.probe_succeeded(probe.target.id, now.mono_ms)
+        else:
+            membership.probe_failed(probe.target.id, now.mono_ms)
+            self.engine.fence.forget(probe.target.id)
+
+    # ---- answering ------------------------------------------------------------
+
+    def answer(self, token: int, sender: int, ping: Ping, now: Now) -> None:
+        engine = self.engine
+        received = self.read_ms(now)
+        if not ping.probe_target:
+            engine.reply(
+                token, PingReply(received, self.read_ms(now)), to=sender, all_members=False
+            )
+            return
+        target = engine.membership.members.get(ping.probe_target) or Member(
+            ping.probe_target, ping.target_address
+        )
+
+        def relayed(answer: Response | Failed, at: Now) -> None:
+            alive = isinstance(answer, Response)
+            engine.reply(token, PingReply(received, self.read_ms(at), alive), to=sender)
+
+        self._ping(target, now, relayed)

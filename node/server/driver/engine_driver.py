@@ -1,0 +1,376 @@
+"""The gRPC driver of the protocol engine: a transport and a loop, no decisions.
+
+It does what the engine's ``ready()`` says and reports back through
+``step`` and ``advance``:
+
+- a loop calls ``engine.tick`` whenever a timer is due (at least every
+  ``tick_interval_ms``) and pumps ``ready()``: each outbound request becomes a
+  task on the transport whose answer is stepped in (or whose failure is
+  advanced), each reply resolves the RPC waiting for it, a sync ticket goes
+  to the group commit (then ``advance(synced)``), each notice is logged or
+  acted on (serving, stopping when removed or when another process holds
+  this node's id);
+- an inbound RPC is converted, stepped in with a token, and answered when
+  its reply comes out of ``ready()``.
+
+Everything here is plumbing; anything that decides — who gets a push, when
+to probe, what to answer — is in ``rumor.node.replication``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import structlog
+
+from rumor.node.core.errors import (
+    InvalidRequest,
+    MalformedPeerMessage,
+    MemberRemoved,
+    ReplicationTimeout,
+    Unavailable,
+)
+from rumor.node.replication import Applied, Replica
+from rumor.node.replication.engine.engine import Engine
+from rumor.node.replication.engine.messages import (
+    Done,
+    Failed,
+    Inbound,
+    NoticeKind,
+    Now,
+    Outbound,
+    Refusal,
+    RefusalCode,
+    Reply,
+    SnapshotFetch,
+)
+from rumor.node.replication.replica.replica import Write
+from rumor.node.server.driver.clock import WallClock
+from rumor.node.server.driver.codec import reply_to_pb, request_from_pb
+from rumor.node.server.driver.faults import FaultRules
+from rumor.node.server.driver.group_commit import GroupCommit
+from rumor.node.server.driver.peer_transport import Transport
+from rumor.node.server.log_throttle import LogThrottle
+
+log = structlog.get_logger(__name__)
+
+
+def now_monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+def new_boot_nonce(wall_ms: int) -> int:
+    """Boot time in the high bits, so a later boot of the same id compares greater."""
+    return (wall_ms << 16) | int.from_bytes(os.urandom(2), "big")
+
+
+class Refused(Exception):
+    """A peer message this node will not take (blocked by a fault rule)."""
+
+
+class EngineDriver:
+    def __init__(
+        self,
+        engine: Engine,
+        transport: Transport,
+        commit: GroupCommit,
+        clock: WallClock,
+        *,
+        faults: FaultRules,
+        on_stop: Callable[[str, NoticeKind], None],
+        throttle: LogThrottle | None = None,
+        now: Callable[[], Now] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.replica: Replica = engine.replica
+        self.transport = transport
+        self.commit = commit
+        self.clock = clock
+        self.faults = faults
+        self.on_stop = on_stop
+        self.on_ready: Callable[[], Awaitable[None]] | None = None
+        # Downloads and verifies a peer's snapshot (by address); raises if it cannot.
+        self.download_snapshot: Callable[[str], Awaitable[object]] | None = None
+        self.throttle = throttle or LogThrottle(log)
+        self._now = now  # a test's clock; the real one otherwise
+        self._tokens = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Reply]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._vectors_changed = asyncio.Event()
+        self._sync_requested = 0  # the highest ticket a sync was started for
+        commit.after_sync.append(self._wake.set)  # records just became durable: push them
+
+    # ---- what the rest of the node reads ------------------------------------
+
+    @property
+    def membership(self) -> Any:
+        return self.engine.membership
+
+    @property
+    def ready(self) -> bool:
+        return self.engine.serving
+
+    @property
+    def stats(self) -> Any:
+        return self.engine.stats
+
+    @property
+    def queues(self) -> Any:
+        return self.engine.gossip.queues
+
+    def now(self) -> Now:
+        if self._now is not None:
+            return self._now()
+        return Now(now_monotonic_ms(), self.clock.wall_ms())
+
+    # ---- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="replication")
+
+    async def _run(self) -> None:
+        tick_s = self.engine.config.tick_interval_ms / 1000
+        while True:
+            try:
+                next_ms = self.tick_once()
+            except Exception:
+                log.exception("replication.tick_failed")
+                next_ms = now_monotonic_ms() + 500
+            # next_ms == 0: work in hand (an answer applied in slices): yield, then go on.
+            wait_s = (
+                0.0
+                if next_ms == 0
+                else min(tick_s, max(0.001, (next_ms - now_monotonic_ms()) / 1000))
+            )
+            self._wake.clear()
+            if wait_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait_s)
+            else:
+                await asyncio.sleep(0)
+
+    async def stop(self) -> None:
+        await self._stop_loop()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.transport.close()
+
+    async def leave(self) -> None:
+        """Stop the loop, then announce "left" to the live peers: best effort, and never
+        longer than the leave timeout (and a second), whatever a call does."""
+        await self._stop_loop()
+        messages = self.engine.leave(self.now())
+        calls = [asyncio.ensure_future(self.transport.call(message)) for message in messages]
+        if not calls:
+            return
+        limit_s = self.engine.config.leave_timeout_ms / 1000 + 1
+        _, pending = await asyncio.wait(calls, timeout=limit_s)
+        if pending:
+            log.warning("replication.leave_unanswered", calls=len(pending), after_s=limit_s)
+            for call in pending:
+                call.cancel()
+            await asyncio.wait(pending, timeout=1)
+
+    async def _stop_loop(self) -> None:
+        """Cancel the replication loop and wait for it, boundedly: a cancellation it
+        swallowed (it is always awaiting a timer) is repeated, and said."""
+        task, self._loop_task = self._loop_task, None
+        if task is None:
+            return
+        for attempt in range(1, 4):
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=1)
+            if done:
+                return
+            frames = task.get_stack()
+            log.warning(
+                "replication.loop_not_stopping",
+                attempt=attempt,
+                at=f"{frames[-1].f_code.co_qualname} line {frames[-1].f_lineno}" if frames else "",
+            )
+
+    # ---- pumping ready() ------------------------------------------------------
+
+    def tick_once(self) -> int:
+        """Let the engine's timers run, then do what it has ready; returns its next due time."""
+        self.engine.tick(self.now())
+        return self.pump()
+
+    def pump(self) -> int:
+        """Do what the engine has ready; returns when its next timer is due."""
+        ready = self.engine.ready()
+        for message in ready.messages:
+            self._spawn(self._send(message))
+        for reply in ready.replies:
+            waiter = self._waiting.pop(reply.token, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(reply)
+        if ready.sync_ticket > self._sync_requested:
+            # One sync per new ticket: the engine repeats a wanted ticket until it is durable.
+            self._sync_requested = ready.sync_ticket
+            self._spawn(self._sync(ready.sync_ticket))
+        if ready.snapshot_fetch is not None:
+            self._spawn(self._fetch_snapshot(ready.snapshot_fetch))
+        for notice in ready.notices:
+            self._notice(notice.kind, notice.message, dict(notice.fields))
+        self._vectors_changed.set()
+        return ready.next_tick_ms
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            log.error("replication.task_failed", error=repr(error), exc_info=error)
+
+    async def _send(self, message: Outbound) -> None:
+        result = await self.transport.call(message)
+        if isinstance(result, Failed):
+            self.engine.advance(Done(failed=(result,)), self.now())
+        else:
+            self.engine.step(result, self.now())
+        self.pump()
+
+    async def _fetch_snapshot(self, fetch: SnapshotFetch) -> None:
+        started = time.monotonic()
+        try:
+            if self.download_snapshot is None:
+                raise RuntimeError("this driver fetches no snapshots")
+            await self.download_snapshot(fetch.address)
+        except Exception as error:
+            log.warning("snapshot.fetch_failed", peer=fetch.address, error=repr(error))
+            done = Done(snapshot_failed=str(error) or type(error).__name__)
+        else:
+            log.info(
+                "snapshot.fetched", peer=fetch.address, seconds=round(time.monotonic() - started, 2)
+            )
+            done = Done(snapshot_fetched=True)
+        self.engine.advance(done, self.now())
+        self.pump()
+
+    async def _sync(self, ticket: int) -> None:
+        await self.commit.durable(ticket)
+        self.engine.advance(Done(synced_ticket=ticket), self.now())
+        self.pump()
+
+    def _notice(self, kind: NoticeKind, message: str, fields: dict[str, object]) -> None:
+        if kind is NoticeKind.READY:
+            log.info("node.serving", reason=message)
+            if self.on_ready is not None:
+                self._spawn(self.on_ready())
+        elif kind in (NoticeKind.REMOVED, NoticeKind.DUPLICATE_ID):
+            log.error(f"node.{kind.value}", message=message)
+            self.on_stop(message, kind)
+        elif kind is NoticeKind.INSTALL_SNAPSHOT:
+            log.info("snapshot.install", message=message, **fields)
+            self.on_stop(message, kind)
+        elif kind is NoticeKind.SNAPSHOT:
+            log.info("snapshot.join", message=message, **fields)
+        elif kind is NoticeKind.MEMBER_STATE:
+            log.info("member.state", **fields)
+        elif kind in (NoticeKind.MALFORMED, NoticeKind.CLAMPED):
+            cause = fields.get("peer") or fields.get("origin")
+            self.throttle.warning(f"replication.{kind.value}", cause, message=message, **fields)
+        else:
+            log.warning(
+                _LOG_EVENTS.get(kind, f"replication.{kind.value}"), message=message, **fields
+            )
+
+    # ---- inbound RPCs ---------------------------------------------------------
+
+    async def handle(self, method: str, request: Any) -> Any:
+        """Answer one Replication RPC through the engine."""
+        sender = request.envelope.sender
+        if self.faults.blocks_inbound(sender) or self.faults.drops():
+            raise Refused("blocked by fault injection")
+        try:
+            envelope, body = request_from_pb(method, request)
+        except MalformedPeerMessage as error:
+            raise InvalidRequest(str(error)) from None
+        if method == "Push":
+            self.engine.stats.push_bytes_received += request.ByteSize()
+        token = next(self._tokens)
+        waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = waiter
+        self.engine.step(Inbound(token, envelope, body), self.now())
+        self.pump()
+        try:
+            reply = await waiter
+        finally:
+            self._waiting.pop(token, None)
+        if isinstance(reply.body, Refusal):
+            raise _refusal_error(reply.body)
+        return reply_to_pb(reply.envelope, reply.body)
+
+    # ---- client writes --------------------------------------------------------
+
+    def check_clock(self) -> None:
+        self.engine.check_writable()
+
+    def propose(self, writes: Sequence[Write]) -> list[Applied]:
+        applied = self.engine.propose(writes, self.now())
+        self.pump()
+        return applied
+
+    def propose_all(self, writes: Sequence[Write]) -> int:
+        ticket = self.engine.propose_all(writes, self.now())
+        self.pump()
+        return ticket
+
+    async def remove_member(self, member_id: int) -> None:
+        applied = self.engine.remove_member(member_id, self.now())
+        self.pump()
+        await self.commit.durable(applied.ticket)
+
+    async def wait_for_replicas(self, seq: int, wanted: int) -> None:
+        """Wait until ``wanted`` nodes (this one included) hold own write ``seq``."""
+        members = self.engine.counted_members()
+        if members < wanted:
+            raise ReplicationTimeout(
+                f"the write is applied locally, but the cluster has {members} member(s),"
+                f" fewer than min_replicas={wanted}"
+            )
+        timeout_ms = self.engine.config.min_replicas_timeout_ms
+        deadline = time.monotonic() + timeout_ms / 1000
+        while (held := self.engine.replicas_holding(seq)) < wanted:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ReplicationTimeout(
+                    f"the write is applied locally and still spreading: {held} of {wanted}"
+                    f" replicas confirmed it within {timeout_ms} ms"
+                )
+            self._vectors_changed.clear()
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._vectors_changed.wait(), min(remaining, 0.05))
+
+
+_LOG_EVENTS = {
+    NoticeKind.CLOCK_OFFSET: "clock.offset_large",
+    NoticeKind.MEMBER_TIMED_OUT: "member.timed_out",
+    NoticeKind.AUDIT_REPAIRED: "audit.repaired",
+    NoticeKind.SEED_UNREACHABLE: "join.seed_unreachable",
+}
+
+
+def _refusal_error(refusal: Refusal) -> Exception:
+    if refusal.code in (RefusalCode.REMOVED, RefusalCode.DUPLICATE_ID):
+        return MemberRemoved(refusal.message)
+    if refusal.code is RefusalCode.MALFORMED:
+        return InvalidRequest(refusal.message)
+    return Unavailable(refusal.message)

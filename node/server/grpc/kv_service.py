@@ -1,0 +1,335 @@
+"""The KV gRPC service: translates rumor.v1 messages to and from ``Operations``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from rumor.node.core import validation
+from rumor.node.core.errors import InvalidRequest
+from rumor.node.core.namespaces import id_text, is_reserved
+from rumor.node.core.record import RecordHeader
+from rumor.node.replication import Applied
+from rumor.node.server.admission import ByteBudget
+from rumor.node.server.grpc.bulk_put_request import plain_columns
+from rumor.node.server.operations import Found, NamespaceInfo, Operations, PutItem
+from rumor.node.server.watch import ANY_NAMESPACE, WatchHub
+from rumor.v1 import kv_pb2
+
+STREAM_CHUNK_BYTES = 1024 * 1024
+
+
+def _namespace(info: NamespaceInfo) -> kv_pb2.Namespace:
+    return kv_pb2.Namespace(id=info.id, title=info.title)
+
+
+def _item(request: kv_pb2.PutRequest, value: bytes | None = None) -> PutItem:
+    # Positional: a bulk put builds up to 10,000 of these.
+    return PutItem(
+        request.key,
+        request.value if value is None else value,
+        request.expiration if request.HasField("expiration") else None,
+        request.expiration_ttl if request.HasField("expiration_ttl") else None,
+        request.metadata if request.HasField("metadata") else None,
+    )
+
+
+def _put_response(applied: Applied) -> kv_pb2.PutResponse:
+    header = applied.header
+    return kv_pb2.PutResponse(
+        version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
+        seq=header.seq,
+        expiration=header.expiration,
+    )
+
+
+def _found_header(header: RecordHeader, with_metadata: bool) -> kv_pb2.GetResponse:
+    response = kv_pb2.GetResponse(
+        found=True,
+        expiration=header.expiration,
+        version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
+    )
+    if with_metadata and header.metadata is not None:
+        response.metadata = header.metadata
+    return response
+
+
+_TYPE_NAMES: dict[int, str] = {
+    kv_pb2.VALUE_TYPE_BYTES: "bytes",
+    kv_pb2.VALUE_TYPE_TEXT: "text",
+    kv_pb2.VALUE_TYPE_JSON: "json",
+}
+
+
+def _type_name(value_type: int) -> str:
+    return _TYPE_NAMES.get(value_type, str(value_type))
+
+
+def _checked_type(value_type: int) -> int:
+    if value_type not in _TYPE_NAMES:
+        raise InvalidRequest(f'Invalid type "{value_type}". Use bytes, text or json.')
+    return value_type
+
+
+def _cache_ttl(request: kv_pb2.GetRequest | kv_pb2.BulkGetRequest) -> int | None:
+    return request.cache_ttl if request.HasField("cache_ttl") else None
+
+
+def _get_response(
+    key: bytes, found: Found | None, value_type: int, with_metadata: bool, *, bulk: bool = False
+) -> kv_pb2.GetResponse:
+    if found is None:
+        return kv_pb2.GetResponse(found=False)
+    response = _found_header(found.header, with_metadata)
+    if value_type == kv_pb2.VALUE_TYPE_TEXT:
+        response.text = found.value.decode("utf-8", "replace")
+    elif value_type == kv_pb2.VALUE_TYPE_JSON:
+        response.json = (
+            validation.bulk_json_value(found.value)
+            if bulk
+            else validation.json_value(key, found.value)
+        )
+    else:
+        response.value = found.value
+    return response
+
+
+def _release_when_done(context: Any, release: Any) -> None:
+    """Run ``release`` once the call is over: grpc holds a unary answer until it is sent."""
+    add_done_callback = getattr(context, "add_done_callback", None)
+    if add_done_callback is None:
+        release()
+    else:
+        add_done_callback(lambda _: release())
+
+
+def _connection(context: Any) -> str:
+    try:
+        return str(context.peer())
+    except (AttributeError, NotImplementedError):
+        return ""
+
+
+class KVService:
+    def __init__(
+        self, operations: Operations, watches: WatchHub, reads: ByteBudget | None = None
+    ) -> None:
+        self.ops = operations
+        self.watches = watches
+        self.reads = reads or ByteBudget(2**62, 0)
+        # Filled in once the listeners are bound (the HTTP one may be absent).
+        self.grpc_address = ""
+        self.http_address = ""
+
+    # ---- namespaces -----------------------------------------------------
+
+    async def CreateNamespace(
+        self, request: kv_pb2.CreateNamespaceRequest, context: Any
+    ) -> kv_pb2.Namespace:
+        return _namespace(await self.ops.create_namespace(request.title))
+
+    async def ListNamespaces(
+        self, request: kv_pb2.ListNamespacesRequest, context: Any
+    ) -> kv_pb2.ListNamespacesResponse:
+        return kv_pb2.ListNamespacesResponse(
+            namespaces=[_namespace(info) for info in self.ops.list_namespaces()]
+        )
+
+    async def GetNamespace(
+        self, request: kv_pb2.GetNamespaceRequest, context: Any
+    ) -> kv_pb2.Namespace:
+        return _namespace(self.ops.get_namespace(request.namespace_id))
+
+    async def RenameNamespace(
+        self, request: kv_pb2.RenameNamespaceRequest, context: Any
+    ) -> kv_pb2.Namespace:
+        return _namespace(await self.ops.rename_namespace(request.namespace_id, request.title))
+
+    async def DeleteNamespace(
+        self, request: kv_pb2.DeleteNamespaceRequest, context: Any
+    ) -> kv_pb2.DeleteNamespaceResponse:
+        await self.ops.delete_namespace(request.namespace_id)
+        return kv_pb2.DeleteNamespaceResponse()
+
+    # ---- keys -----------------------------------------------------------
+
+    async def Put(self, request: kv_pb2.PutRequest, context: Any) -> kv_pb2.PutResponse:
+        applied = await self.ops.put(request.namespace_id, _item(request), request.min_replicas)
+        return _put_response(applied)
+
+    async def PutStream(
+        self, requests: AsyncIterator[kv_pb2.PutStreamRequest], context: Any
+    ) -> kv_pb2.PutResponse:
+        header: kv_pb2.PutRequest | None = None
+        value = bytearray()
+        length = 0
+        finished = False
+        async for message in requests:
+            if header is None:
+                if not message.HasField("header"):
+                    raise InvalidRequest("The first PutStream message must carry the header.")
+                header = message.header
+            if finished:
+                raise InvalidRequest("PutStream received a message after the last one.")
+            length += len(message.chunk)
+            if length <= validation.MAX_VALUE_BYTES:
+                value += message.chunk
+            # Past the limit, keep reading only to report the whole length.
+            finished = message.last
+        if header is None:
+            raise InvalidRequest("PutStream received no messages.")
+        if not finished:
+            # grpc.aio ends the stream the same way when the client cancels it.
+            raise InvalidRequest("PutStream ended without its last message; nothing was written.")
+        validation.value_length(length)
+        applied = await self.ops.put(
+            header.namespace_id, _item(header, bytes(value)), header.min_replicas
+        )
+        return _put_response(applied)
+
+    async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:
+        value_type = _checked_type(request.type)
+        reservation = await self.reads.reserve(
+            self.ops.value_bytes(request.namespace_id, [request.key])
+        )
+        try:
+            found = self.ops.get(request.namespace_id, request.key, _cache_ttl(request))
+            reservation.settle(0 if found is None else len(found.value))
+            response = _get_response(request.key, found, value_type, request.with_metadata)
+        except BaseException:
+            reservation.release()
+            raise
+        _release_when_done(context, reservation.release)
+        return response
+
+    async def GetStream(
+        self, request: kv_pb2.GetRequest, context: Any
+    ) -> AsyncIterator[kv_pb2.GetStreamResponse]:
+        _checked_type(request.type)
+        reservation = await self.reads.reserve(
+            self.ops.value_bytes(request.namespace_id, [request.key])
+        )
+        try:
+            found = self.ops.get(request.namespace_id, request.key, _cache_ttl(request))
+            if found is None:
+                reservation.release()
+                yield kv_pb2.GetStreamResponse(header=kv_pb2.GetResponse(found=False))
+                return
+            reservation.settle(len(found.value))
+            yield kv_pb2.GetStreamResponse(
+                header=_found_header(found.header, request.with_metadata),
+                value_length=len(found.value),
+            )
+            view = memoryview(found.value)
+            for start in range(0, len(view), STREAM_CHUNK_BYTES):
+                chunk = bytes(view[start : start + STREAM_CHUNK_BYTES])
+                yield kv_pb2.GetStreamResponse(chunk=chunk)
+        finally:
+            reservation.release()
+
+    async def BulkGet(self, request: kv_pb2.BulkGetRequest, context: Any) -> kv_pb2.BulkGetResponse:
+        value_type = request.type
+        if value_type not in (kv_pb2.VALUE_TYPE_TEXT, kv_pb2.VALUE_TYPE_JSON):
+            validation.bulk_get_type(_type_name(value_type))
+        keys = list(request.keys)
+        reservation = await self.reads.reserve(self.ops.value_bytes(request.namespace_id, keys))
+        try:
+            results = self.ops.get_many(request.namespace_id, keys, _cache_ttl(request))
+            reservation.settle(sum(len(found.value) for found in results if found is not None))
+            response = kv_pb2.BulkGetResponse(
+                entries=[
+                    kv_pb2.BulkGetEntry(
+                        key=key,
+                        result=_get_response(
+                            key, found, value_type, request.with_metadata, bulk=True
+                        ),
+                    )
+                    for key, found in zip(keys, results, strict=True)
+                ]
+            )
+        except BaseException:
+            reservation.release()
+            raise
+        _release_when_done(context, reservation.release)
+        return response
+
+    async def Delete(self, request: kv_pb2.DeleteRequest, context: Any) -> kv_pb2.DeleteResponse:
+        applied = await self.ops.delete(request.namespace_id, request.key)
+        return kv_pb2.DeleteResponse(
+            version=kv_pb2.Version(hlc=applied.header.hlc, origin=applied.header.origin),
+            seq=applied.header.seq,
+        )
+
+    async def List(self, request: kv_pb2.ListRequest, context: Any) -> kv_pb2.ListResponse:
+        listing = await self.ops.list_keys(
+            request.namespace_id,
+            request.prefix,
+            request.limit if request.HasField("limit") else None,
+            request.cursor,
+        )
+        keys = []
+        for name, header in listing.keys:
+            info = kv_pb2.KeyInfo(name=name)
+            if header.expiration:
+                info.expiration = header.expiration
+            if header.metadata is not None:
+                info.metadata = header.metadata
+            keys.append(info)
+        return kv_pb2.ListResponse(keys=keys, list_complete=listing.complete, cursor=listing.cursor)
+
+    async def BulkPut(self, request: kv_pb2.BulkPutRequest, context: Any) -> kv_pb2.BulkPutResponse:
+        columns = plain_columns(request)
+        if columns is None:
+            items = [_item(item) for item in request.items]
+            count = await self.ops.bulk_put(request.namespace_id, items)
+        else:
+            count = await self.ops.bulk_put_plain(request.namespace_id, *columns)
+        return kv_pb2.BulkPutResponse(successful_key_count=count)
+
+    async def BulkDelete(
+        self, request: kv_pb2.BulkDeleteRequest, context: Any
+    ) -> kv_pb2.BulkDeleteResponse:
+        count = await self.ops.bulk_delete(request.namespace_id, list(request.keys))
+        return kv_pb2.BulkDeleteResponse(successful_key_count=count)
+
+    async def Watch(
+        self, request: kv_pb2.WatchRequest, context: Any
+    ) -> AsyncIterator[kv_pb2.WatchEvent]:
+        if request.all_namespaces:
+            if request.namespace_id:
+                raise InvalidRequest("Give a namespace_id or all_namespaces, not both.")
+            namespace = ANY_NAMESPACE
+        else:
+            namespace = self.ops.namespace_bytes(request.namespace_id)
+        prefix = validation.prefix(request.prefix)
+        node_id = self.ops.replica.node_id
+        connection = _connection(context)
+        watcher = self.watches.open(namespace, prefix, request.buffer, connection)
+        try:
+            # The watcher is registered: the caller learns it from the initial metadata.
+            await context.send_initial_metadata(())
+            async for dropped, change in self.watches.follow(watcher):
+                if change is None:
+                    yield kv_pb2.WatchEvent(fell_behind=True, dropped=dropped)
+                    continue
+                if is_reserved(change.namespace):
+                    continue  # namespace records and other internals: not keys
+                header = RecordHeader.decode(change.header)
+                yield kv_pb2.WatchEvent(
+                    key=change.key,
+                    version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
+                    seq=header.seq,
+                    tombstone=header.tombstone,
+                    expiration=header.expiration,
+                    applied_wall_ms=change.applied_wall_ms,
+                    applied_monotonic_ns=change.applied_monotonic_ns,
+                    local=header.origin == node_id,
+                    namespace_id=id_text(change.namespace),
+                )
+        finally:
+            self.watches.close(watcher, connection)
+
+    async def Listeners(
+        self, request: kv_pb2.ListenersRequest, context: Any
+    ) -> kv_pb2.ListenersResponse:
+        return kv_pb2.ListenersResponse(grpc=self.grpc_address, http=self.http_address)

@@ -1,0 +1,97 @@
+"""The node's grpc.aio server: KV, health and reflection on one port."""
+
+from __future__ import annotations
+
+import grpc
+import grpc.aio
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from rumor.node.server.admission import CallBudget
+from rumor.node.server.grpc.rpc import Authorize, Observe, service_handler
+from rumor.v1 import admin_pb2, faults_pb2, kv_pb2, replication_pb2
+
+MAX_MESSAGE_BYTES = 128 * 1024 * 1024  # a 100 MB bulk write must fit
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),
+]
+KV_SERVICE = kv_pb2.DESCRIPTOR.services_by_name["KV"]
+REPLICATION_SERVICE = replication_pb2.DESCRIPTOR.services_by_name["Replication"]
+ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["Admin"]
+FAULTS_SERVICE = faults_pb2.DESCRIPTOR.services_by_name["Faults"]
+
+
+class BindError(RuntimeError):
+    """The listen address could not be bound."""
+
+
+class GrpcServer:
+    """Owns the grpc.aio server and the health status it reports."""
+
+    def __init__(self) -> None:
+        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+        self.health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+
+    def add_services(
+        self,
+        services: list[tuple[ServiceDescriptor, object]],
+        *,
+        authorize: dict[str, Authorize] | None = None,
+        observe: Observe | None = None,
+        budgets: dict[str, CallBudget] | None = None,
+    ) -> None:
+        """Serve ``services`` (before ``start``); ``authorize`` maps a service's full name
+        to its token check (absent: open), ``budgets`` to its client-call budget."""
+        checks = authorize or {}
+        limits = budgets or {}
+        self.server.add_generic_rpc_handlers(
+            tuple(
+                service_handler(
+                    descriptor,
+                    servicer,
+                    authorize=checks.get(descriptor.full_name),
+                    observe=observe,
+                    budget=limits.get(descriptor.full_name),
+                )
+                for descriptor, servicer in services
+            )
+        )
+        names = [descriptor.full_name for descriptor, _ in services]
+        reflection.enable_server_reflection(
+            (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+
+    def bind(self, address: str, credentials: grpc.ServerCredentials | None = None) -> str:
+        """Bind ``address`` (port 0 picks a free port); returns the bound host:port."""
+        try:
+            if credentials is None:
+                port = self.server.add_insecure_port(address)
+            else:
+                port = self.server.add_secure_port(address, credentials)
+        except RuntimeError as exc:
+            raise BindError(f"cannot listen on {address}: {exc}") from exc
+        if port == 0:
+            raise BindError(f"cannot listen on {address}")
+        host = address.rsplit(":", 1)[0]
+        return f"{host}:{port}"
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", KV_SERVICE.full_name):
+            await self.health.set(service, status)
+
+    async def stop(self, grace_s: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)

@@ -1,0 +1,291 @@
+"""The keys, values and bulk routes of the Cloudflare-compatible HTTP gateway.
+
+Values are sent in chunks, holding their bytes against the node's in-flight
+read budget until the last chunk is written, so slow readers cannot pile
+values up in memory. A multipart body is counted against the body limit as
+it streams (aiohttp's ``client_max_size`` does not see multipart parts): a
+part beyond it is refused when the limit is crossed, and a value part is
+buffered only up to the value limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from rumor.node.core import validation
+from rumor.node.core.errors import InvalidRequest, RumorError, ValueTooLarge
+from rumor.node.core.record import RecordHeader
+from rumor.node.server.http.bulk_get import bulk_get_values
+from rumor.node.server.http.request import (
+    CODE_KEY_NOT_FOUND,
+    MAX_BODY_BYTES,
+    READS,
+    SEND_CHUNK_BYTES,
+    dumps,
+    envelope,
+    failure,
+    int_param,
+    json_body,
+    namespace_id_of,
+    operations_of,
+    raw_key_of,
+)
+from rumor.node.server.operations import Operations, PutItem
+
+
+async def send_value(
+    request: web.Request, value: bytes, headers: dict[str, str]
+) -> web.StreamResponse:
+    """Write ``value`` in chunks, each awaiting the socket (a slow reader holds no copies)."""
+    response = web.StreamResponse(headers=headers)
+    response.content_length = len(value)
+    await response.prepare(request)
+    view = memoryview(value)
+    for start in range(0, len(view), SEND_CHUNK_BYTES):
+        await response.write(view[start : start + SEND_CHUNK_BYTES])
+    await response.write_eof()
+    return response
+
+
+async def read_value(
+    request: web.Request, operations: Operations, namespace_id: str, key: bytes
+) -> tuple[Any, Any]:
+    """Wait for room in the read budget, read ``key``; (found or None, the reservation)."""
+    reads = request.app[READS]
+    reservation = await reads.reserve(operations.value_bytes(namespace_id, [key]))
+    try:
+        found = operations.get(namespace_id, key, cache_ttl=_cache_ttl(request))
+    except BaseException:
+        reservation.release()
+        raise
+    reservation.settle(0 if found is None else len(found.value))
+    return found, reservation
+
+
+def _metadata_json(raw: bytes | None) -> Any:
+    return None if raw is None else json.loads(raw)
+
+
+def _key_json(name: bytes, header: RecordHeader) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name.decode()}
+    if header.expiration:
+        entry["expiration"] = header.expiration
+    if header.metadata is not None:
+        entry["metadata"] = json.loads(header.metadata)
+    return entry
+
+
+async def list_keys(request: web.Request) -> web.StreamResponse:
+    limit = validation.http_list_limit(int_param(request, "limit"))
+    listing = await operations_of(request).list_keys(
+        namespace_id_of(request),
+        request.query.get("prefix", "").encode(),
+        limit,
+        request.query.get("cursor", "").encode(),
+    )
+    keys = [_key_json(name, header) for name, header in listing.keys]
+    return envelope(keys, result_info={"count": len(keys), "cursor": listing.cursor.decode()})
+
+
+# ---- values -------------------------------------------------------------
+
+
+def _key_not_found() -> web.Response:
+    return failure(404, CODE_KEY_NOT_FOUND, "key not found")
+
+
+def _cache_ttl(request: web.Request) -> str | None:
+    return request.query.get("cache_ttl") or None
+
+
+async def get_value(request: web.Request) -> web.StreamResponse:
+    found, reservation = await read_value(
+        request, operations_of(request), namespace_id_of(request), raw_key_of(request)
+    )
+    try:
+        if found is None:
+            return _key_not_found()
+        headers = {"Content-Type": "application/octet-stream"}
+        if found.header.expiration:
+            headers["expiration"] = str(found.header.expiration)
+        return await send_value(request, found.value, headers)
+    finally:
+        reservation.release()
+
+
+def _part_metadata(raw: bytes, content_type: str) -> bytes:
+    """A multipart ``metadata`` part: JSON text; a text/plain part that is not JSON is a string."""
+    if content_type.startswith("text/plain"):
+        try:
+            json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError as exc:
+                raise InvalidRequest("Metadata must be valid JSON.") from exc
+            return validation.metadata_value(text)
+    return raw
+
+
+class _BodyCounter:
+    """The bytes of a multipart body read so far, refused past ``MAX_BODY_BYTES``."""
+
+    def __init__(self) -> None:
+        self.read = 0
+
+    def add(self, size: int) -> None:
+        self.read += size
+        if self.read > MAX_BODY_BYTES:
+            raise ValueTooLarge(f"The request body exceeds the limit of {MAX_BODY_BYTES} bytes.")
+
+
+async def _read_part(part: BodyPartReader, counter: _BodyCounter, keep: int) -> tuple[bytes, int]:
+    """The first ``keep`` bytes of ``part`` and its whole length (counted, not buffered)."""
+    chunks = bytearray()
+    length = 0
+    while chunk := await part.read_chunk():
+        counter.add(len(chunk))
+        length += len(chunk)
+        if length <= keep:
+            chunks += chunk
+    return bytes(chunks), length
+
+
+async def _multipart_value(request: web.Request) -> tuple[bytes, int, bytes | None]:
+    """The ``value`` part (buffered up to the value limit), its length and ``metadata``."""
+    counter = _BodyCounter()
+    value: bytes | None = None
+    length = 0
+    metadata: bytes | None = None
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise InvalidRequest("Nested multipart bodies are not supported.")
+            if part.name == "value":
+                value, length = await _read_part(part, counter, validation.MAX_VALUE_BYTES)
+            elif part.name == "metadata":
+                raw, size = await _read_part(part, counter, validation.MAX_METADATA_BYTES * 8)
+                if size > len(raw):
+                    raise ValueTooLarge(
+                        f"Metadata length of {size} exceeds limit of"
+                        f" {validation.MAX_METADATA_BYTES}."
+                    )
+                content_type = part.headers.get("Content-Type", "application/json")
+                metadata = _part_metadata(raw, content_type)
+            else:
+                await _read_part(part, counter, 0)
+    except (ValueError, AssertionError, LookupError, TypeError) as exc:
+        if isinstance(exc, RumorError):
+            raise
+        raise InvalidRequest(f"The multipart body is malformed: {exc}") from exc
+    if value is None:
+        raise InvalidRequest('The multipart body must have a "value" part.')
+    return value, length, metadata
+
+
+async def put_value(request: web.Request) -> web.StreamResponse:
+    metadata: bytes | None = None
+    if request.content_type.startswith("multipart/"):
+        value, length, metadata = await _multipart_value(request)
+        validation.value_length(length)
+    else:
+        value = await request.read()
+    validation.value_length(len(value))
+    item = PutItem(
+        key=raw_key_of(request),
+        value=value,
+        expiration=int_param(request, "expiration"),
+        expiration_ttl=int_param(request, "expiration_ttl"),
+        metadata=metadata,
+    )
+    await operations_of(request).put(namespace_id_of(request), item)
+    return envelope({})
+
+
+async def delete_value(request: web.Request) -> web.StreamResponse:
+    await operations_of(request).delete(namespace_id_of(request), raw_key_of(request))
+    return envelope({})
+
+
+async def get_metadata(request: web.Request) -> web.StreamResponse:
+    found, reservation = await read_value(
+        request, operations_of(request), namespace_id_of(request), raw_key_of(request)
+    )
+    reservation.release()  # only the metadata is sent
+    if found is None:
+        return _key_not_found()
+    return envelope(_metadata_json(found.header.metadata))
+
+
+# ---- bulk ---------------------------------------------------------------
+
+
+def _bulk_item(index: int, raw: Any) -> PutItem:
+    if not isinstance(raw, dict):
+        raise InvalidRequest(f"Bulk item {index} must be an object with a key and a value.")
+    key, value = raw.get("key"), raw.get("value")
+    if not isinstance(key, str) or not isinstance(value, str):
+        raise InvalidRequest(f"Bulk item {index} must have a string key and a string value.")
+    if raw.get("base64"):
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidRequest(f"Bulk item {index} has a value that is not base64.") from exc
+    else:
+        data = value.encode()
+    expiration = raw.get("expiration")
+    ttl = raw.get("expiration_ttl")
+    metadata = raw.get("metadata")
+    return PutItem(
+        key=key.encode(),
+        value=data,
+        expiration=None if expiration is None else validation.integer(expiration, "expiration"),
+        expiration_ttl=None if ttl is None else validation.integer(ttl, "expiration_ttl"),
+        metadata=None if metadata is None else validation.metadata_value(metadata),
+    )
+
+
+async def bulk_put(request: web.Request) -> web.StreamResponse:
+    body = await json_body(request)
+    if not isinstance(body, list):
+        raise InvalidRequest("The request body must be a list of key-value pairs.")
+    items = [_bulk_item(index, raw) for index, raw in enumerate(body)]
+    count = await operations_of(request).bulk_put(namespace_id_of(request), items)
+    return envelope({"successful_key_count": count, "unsuccessful_keys": []})
+
+
+async def bulk_delete(request: web.Request) -> web.StreamResponse:
+    body = await json_body(request)
+    if not isinstance(body, list) or not all(isinstance(key, str) for key in body):
+        raise InvalidRequest("The request body must be a list of key names.")
+    count = await operations_of(request).bulk_delete(
+        namespace_id_of(request), [key.encode() for key in body]
+    )
+    return envelope({"successful_key_count": count, "unsuccessful_keys": []})
+
+
+async def bulk_get(request: web.Request) -> web.StreamResponse:
+    body = await json_body(request)
+    keys = body.get("keys") if isinstance(body, dict) else None
+    names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+    operations = operations_of(request)
+    reservation = await request.app[READS].reserve(
+        operations.value_bytes(namespace_id_of(request), names)
+    )
+    try:
+        values = bulk_get_values(operations_of(request), namespace_id_of(request), body)
+        encoded = dumps(
+            {"success": True, "errors": [], "messages": [], "result": {"values": values}}
+        ).encode()
+        del values
+        reservation.settle(len(encoded))
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        return await send_value(request, encoded, headers)
+    finally:
+        reservation.release()

@@ -1,0 +1,260 @@
+"""The Workers KV binding protocol of workerd, served on the node's HTTP listener.
+
+workerd (the open-source Workers runtime) runs ``env.NS.put/get/list/delete``
+as HTTP subrequests to a service named in its config; pointed at a node, the
+calls land here and run the same ``Operations`` as gRPC and the REST API:
+
+- ``PUT /<key>?urlencoded=true[&expiration=N][&expiration_ttl=N]``: the body is
+  the value (streams arrive chunked), metadata JSON in ``CF-KV-Metadata``;
+- ``GET /<key>?urlencoded=true[&cache_ttl=N]``: 200 with the raw value (and
+  ``CF-KV-Metadata``, ``CF-Expiration``), 404 when missing (JS gets null);
+- ``DELETE /<key>?urlencoded=true``: 200, also for a missing key;
+- ``GET /?key_count_limit=&prefix=&cursor=``: ``{keys: [{name, expiration?,
+  metadata?}], list_complete, cursor?}``, metadata as JSON text (workerd parses it);
+- ``POST /bulk/get`` with ``{keys, type?, withMetadata?, cacheTtl?}``.
+
+A request belongs to the binding when it carries ``NAMESPACE_HEADER`` (the
+workerd config injects it, with the API token): the gateway checks that before
+any routing, so keys named ``metrics`` or ``client/v4/x`` stay keys. Keys come
+from the raw path with plain percent-decoding (``+`` stays ``+``, ``%2F`` is a
+``/`` inside the key); in the list query ``+`` is a space, as workerd encodes it.
+
+workerd turns any other status into the JS error ``KV <OP> failed: <status>
+<reason phrase>`` and never shows the body, so the message goes in the reason
+phrase, with control characters escaped (a reason cannot hold a newline, and
+keys may).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import structlog
+from aiohttp import web
+
+from rumor.node.core import validation
+from rumor.node.core.errors import RumorError, ValueTooLarge
+from rumor.node.core.record import RecordHeader
+from rumor.node.server.admission import ByteBudget
+from rumor.node.server.errors import status_of
+from rumor.node.server.http.bulk_get import bulk_get_values
+from rumor.node.server.log_throttle import LogThrottle
+from rumor.node.server.operations import Operations, PutItem
+
+NAMESPACE_HEADER = "Rumor-Namespace"
+METADATA_HEADER = "CF-KV-Metadata"
+EXPIRATION_HEADER = "CF-Expiration"
+BULK_GET_PATH = "/bulk/get"
+READ_CHUNK_BYTES = 1024 * 1024
+SEND_CHUNK_BYTES = 256 * 1024
+MAX_BODY_BYTES = 128 * 1024 * 1024  # as the REST API's (a streamed body is counted)
+
+Authorize = Callable[[str | None], int | None]
+
+_log = structlog.get_logger(__name__)
+_throttled = LogThrottle(_log)
+
+
+def is_binding_request(request: web.Request) -> bool:
+    return NAMESPACE_HEADER in request.headers
+
+
+def _path(request: web.Request) -> str:
+    return request.raw_path.split("?", 1)[0]
+
+
+def route_name(request: web.Request) -> str:
+    """The name ``observe`` records: binding.get|put|delete|list|bulk_get|unmatched."""
+    path, method = _path(request), request.method
+    if path == "/":
+        return "binding.list" if method == "GET" else "binding.unmatched"
+    if path == BULK_GET_PATH and method == "POST":
+        return "binding.bulk_get"
+    return {"GET": "binding.get", "PUT": "binding.put", "DELETE": "binding.delete"}.get(
+        method, "binding.unmatched"
+    )
+
+
+def reason_phrase(message: str) -> str:
+    """``message`` fit for an HTTP reason phrase: control characters as escapes."""
+    return "".join(
+        char if char.isprintable() or char == " " else char.encode("unicode_escape").decode()
+        for char in message
+    )
+
+
+def failure(status: int, message: str) -> web.Response:
+    return web.Response(
+        status=status, reason=reason_phrase(message), text=message, content_type="text/plain"
+    )
+
+
+async def answer(
+    request: web.Request,
+    operations: Operations,
+    authorize: Authorize | None,
+    reads: ByteBudget | None = None,
+) -> web.StreamResponse:
+    if authorize is not None:
+        denied = authorize(request.headers.get("Authorization"))
+        if denied is not None:
+            return failure(denied, "Authentication error")
+    try:
+        return await _dispatch(request, operations, reads or ByteBudget(2**62, 0))
+    except RumorError as error:
+        if not request.content.is_eof() and request.protocol is not None:
+            request.protocol.force_close()  # refused: do not read the rest of the body
+        return failure(status_of(error).http_status, str(error))
+    except web.HTTPException as error:
+        return failure(error.status, error.reason)
+    except Exception as error:
+        _throttled.error(
+            "binding.internal_error", (_path(request), type(error).__name__), exc_info=error
+        )
+        return failure(500, "internal error")
+
+
+async def _dispatch(
+    request: web.Request, operations: Operations, reads: ByteBudget
+) -> web.StreamResponse:
+    namespace_id = request.headers[NAMESPACE_HEADER]
+    path, method = _path(request), request.method
+    if path == "/":
+        if method != "GET":
+            raise web.HTTPMethodNotAllowed(method, ["GET"])
+        return await _list(request, operations, namespace_id)
+    if path == BULK_GET_PATH and method == "POST":
+        return await _bulk_get(request, operations, namespace_id, reads)
+    key = unquote_to_bytes(path[1:])
+    if method == "GET":
+        return await _get(request, operations, namespace_id, key, reads)
+    if method == "PUT":
+        return await _put(request, operations, namespace_id, key)
+    if method == "DELETE":
+        await operations.delete(namespace_id, key)
+        return web.Response()
+    raise web.HTTPMethodNotAllowed(method, ["GET", "PUT", "DELETE"])
+
+
+def _int_query(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    return None if raw is None or raw == "" else validation.integer(raw, name)
+
+
+def _metadata_header(metadata: bytes) -> str:
+    # ASCII-only JSON (\\u escapes) so the header survives any byte handling on the way.
+    return json.dumps(json.loads(metadata), separators=(",", ":"))
+
+
+async def _send(request: web.Request, body: bytes, headers: dict[str, str]) -> web.StreamResponse:
+    """Write ``body`` in chunks, each awaiting the socket (a slow reader holds no copies)."""
+    response = web.StreamResponse(headers=headers)
+    response.content_length = len(body)
+    await response.prepare(request)
+    view = memoryview(body)
+    for start in range(0, len(view), SEND_CHUNK_BYTES):
+        await response.write(view[start : start + SEND_CHUNK_BYTES])
+    await response.write_eof()
+    return response
+
+
+async def _get(
+    request: web.Request, operations: Operations, namespace_id: str, key: bytes, reads: ByteBudget
+) -> web.StreamResponse:
+    reservation = await reads.reserve(operations.value_bytes(namespace_id, [key]))
+    try:
+        found = operations.get(namespace_id, key, cache_ttl=request.query.get("cache_ttl"))
+        if found is None:
+            return web.Response(status=404, reason="Not Found")
+        reservation.settle(len(found.value))
+        headers = {"Content-Type": "application/octet-stream"}
+        if found.header.metadata is not None:
+            headers[METADATA_HEADER] = _metadata_header(found.header.metadata)
+        if found.header.expiration:
+            headers[EXPIRATION_HEADER] = str(found.header.expiration)
+        return await _send(request, found.value, headers)
+    finally:
+        reservation.release()
+
+
+async def _read_value(request: web.Request) -> bytes:
+    """The body, counted to the end when it is too large so the error gives its length."""
+    value = bytearray()
+    length = 0
+    async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
+        length += len(chunk)
+        if length > MAX_BODY_BYTES:
+            raise ValueTooLarge(f"The request body exceeds the limit of {MAX_BODY_BYTES} bytes.")
+        if length <= validation.MAX_VALUE_BYTES:
+            value += chunk
+    validation.value_length(length)
+    return bytes(value)
+
+
+async def _put(
+    request: web.Request, operations: Operations, namespace_id: str, key: bytes
+) -> web.StreamResponse:
+    raw_metadata = request.headers.get(METADATA_HEADER)
+    # Everything that needs no body is checked before the body is read.
+    expiration = _int_query(request, "expiration")
+    expiration_ttl = _int_query(request, "expiration_ttl")
+    validation.key(key)
+    value = await _read_value(request)
+    item = PutItem(
+        key=key,
+        value=value,
+        expiration=expiration,
+        expiration_ttl=expiration_ttl,
+        metadata=None if raw_metadata is None else raw_metadata.encode("utf-8", "surrogateescape"),
+    )
+    await operations.put(namespace_id, item)
+    return web.Response()
+
+
+def _key_json(name: bytes, header: RecordHeader) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name.decode()}
+    if header.expiration:
+        entry["expiration"] = header.expiration
+    if header.metadata is not None:
+        entry["metadata"] = header.metadata.decode()  # JSON text: workerd parses it
+    return entry
+
+
+async def _list(
+    request: web.Request, operations: Operations, namespace_id: str
+) -> web.StreamResponse:
+    listing = await operations.list_keys(
+        namespace_id,
+        request.query.get("prefix", "").encode(),
+        _int_query(request, "key_count_limit"),
+        request.query.get("cursor", "").encode(),
+    )
+    body: dict[str, Any] = {
+        "keys": [_key_json(name, header) for name, header in listing.keys],
+        "list_complete": listing.complete,
+    }
+    if not listing.complete:
+        body["cursor"] = listing.cursor.decode()
+    return web.json_response(body, dumps=_dumps)
+
+
+async def _bulk_get(
+    request: web.Request, operations: Operations, namespace_id: str, reads: ByteBudget
+) -> web.StreamResponse:
+    body = validation.json_body(await request.read())
+    keys = body.get("keys") if isinstance(body, dict) else None
+    names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+    reservation = await reads.reserve(operations.value_bytes(namespace_id, names))
+    try:
+        encoded = _dumps(bulk_get_values(operations, namespace_id, body)).encode()
+        reservation.settle(len(encoded))
+        return await _send(request, encoded, {"Content-Type": "application/json; charset=utf-8"})
+    finally:
+        reservation.release()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
