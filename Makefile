@@ -6,7 +6,7 @@ PROTOS := $(wildcard proto/rumor/v1/*.proto)
 DATA_ROOT ?= .rumor
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration lint format proto chaos power bench clean screenshots
+.PHONY: run test test-tools unit integration lint format proto chaos power bench clean screenshots
 SEEDS ?= 1 2 3
 FUZZ_SCHEDULES ?= 10000
 POWER_CUTS ?= 500
@@ -28,8 +28,25 @@ run: $(BIN)/rumor
 	$(BIN)/rumor cluster up --nodes 3 --data-root $(DATA_ROOT)/cluster --base-port 7401
 
 ## test: lint, then every test (unit, integration) with durations
-test: $(BIN)/rumor lint
+test: $(BIN)/rumor lint test-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# What the tests drive besides Python: Debian's Chromium (the console's browser
+# tests), Node.js and npm (workerd, wrangler, the TypeScript SDK), gcc (the
+# power-loss shim). Installed with apt-get when missing and we are root;
+# otherwise the exact command to run is printed and the target fails.
+TEST_TOOLS := /usr/bin/chromium:chromium node:nodejs npm:npm gcc:gcc
+test-tools:
+	@missing=""; for pair in $(TEST_TOOLS); do tool=$${pair%%:*}; pkg=$${pair##*:}; \
+		command -v $$tool >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing$$missing (the tests need them)"; \
+			apt-get update -q && apt-get install -y -q $$missing; \
+		else \
+			echo "make test needs:$$missing — run: sudo apt-get install -y$$missing"; exit 1; \
+		fi; \
+	fi
 
 unit: $(BIN)/rumor
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
