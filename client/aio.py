@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 
-from rumor.client import calls, codec
+from rumor.client import batch, calls, codec
+from rumor.client.batch_aio import AsyncBatcher
 from rumor.client.calls import Call
 from rumor.client.connection import (
     CHANNEL_OPTIONS,
@@ -49,12 +50,16 @@ class AsyncClient:
         api_token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         tls: bool | TLS | None = None,
+        batching: bool = True,
     ) -> None:
         self.endpoints = Endpoints(endpoints)
         self.timeout = timeout
+        # Concurrent reads and writes ride shared frames of one Batch stream per node.
+        self.batching = batching
         self._metadata = call_metadata(api_token)
         self._credentials = credentials(tls)
         self._channels: dict[int, grpc.aio.Channel] = {}
+        self._batchers: dict[int, AsyncBatcher] = {}
         self.namespaces = AsyncNamespaces(self)
 
     async def listeners(self) -> Listeners:
@@ -67,6 +72,9 @@ class AsyncClient:
         return AsyncKVNamespace(self, namespace_id)
 
     async def close(self) -> None:
+        for batcher in self._batchers.values():
+            await batcher.close()
+        self._batchers.clear()
         for channel in self._channels.values():
             await channel.close(None)
         self._channels.clear()
@@ -105,9 +113,9 @@ class AsyncClient:
         raise self.endpoints.exhausted(tried, last) from None
 
     async def run(self, call: Call[R]) -> R:
-        """Run one unary call."""
+        """Run one call: on the node's Batch stream when it can ride one, else unary."""
 
-        async def attempt(channel: grpc.aio.Channel) -> Any:
+        async def unary(channel: grpc.aio.Channel) -> Any:
             method = channel.unary_unary(
                 call.path,
                 request_serializer=_serialize,
@@ -115,7 +123,26 @@ class AsyncClient:
             )
             return await method(call.request, timeout=self.timeout, metadata=self._metadata)
 
-        return call.decode(await self._attempt(call.retry, attempt, call.method))
+        field = batch.field_of(call) if self.batching else None
+        if field is None:
+            return call.decode(await self._attempt(call.retry, unary, call.method))
+
+        async def batched(channel: grpc.aio.Channel) -> Any:
+            batcher = self._batcher(channel)
+            if batcher.unsupported:
+                return await unary(channel)
+            try:
+                return await batcher.call(field, call.request, self.timeout)
+            except batch.BatchUnsupported:
+                return await unary(channel)
+
+        return call.decode(await self._attempt(call.retry, batched, call.method))
+
+    def _batcher(self, channel: grpc.aio.Channel) -> AsyncBatcher:
+        key = id(channel)
+        if key not in self._batchers:
+            self._batchers[key] = AsyncBatcher(channel, self._metadata)
+        return self._batchers[key]
 
     async def _put_stream(
         self, header: kv_pb2.PutRequest, source: codec.StreamSource

@@ -212,7 +212,8 @@ class Operations:
 
     # ---- writes ---------------------------------------------------------
 
-    def _validated(self, namespace: bytes, item: PutItem, now_s: float) -> Write:
+    def validated(self, namespace: bytes, item: PutItem, now_s: float) -> Write:
+        """``item`` checked as a Put checks it, as the write it makes in ``namespace``."""
         key = validation.key(item.key)
         validation.value_length(len(item.value))
         metadata = validation.metadata(item.metadata)
@@ -222,7 +223,7 @@ class Operations:
         return Write(namespace, key, item.value, metadata, expiration)
 
     async def put(self, namespace_id: str, item: PutItem, min_replicas: int = 0) -> Applied:
-        write = self._validated(self._namespace(namespace_id), item, self.clock.now_s())
+        write = self.validated(self._namespace(namespace_id), item, self.clock.now_s())
         self.replication.check_clock()
         applied = self.replication.propose([write])[0]
         await self.commit.durable(applied.ticket)
@@ -235,6 +236,21 @@ class Operations:
         self.replication.check_clock()
         applied = self.replication.propose([write])[0]
         await self.commit.durable(applied.ticket)
+        return applied
+
+    def propose_each(self, writes: Sequence[Write]) -> list[Applied]:
+        """Propose ``writes`` as that many single writes in this order would be, in as
+        few batches as that allows: a key written again starts the next batch."""
+        applied: list[Applied] = []
+        start = 0
+        while start < len(writes):
+            seen: set[tuple[bytes, bytes]] = set()
+            end = start
+            while end < len(writes) and (writes[end][0], writes[end][1]) not in seen:
+                seen.add((writes[end][0], writes[end][1]))
+                end += 1
+            applied += self.replication.propose(writes[start:end])
+            start = end
         return applied
 
     async def bulk_put(self, namespace_id: str, items: Sequence[PutItem]) -> int:
@@ -273,7 +289,7 @@ class Operations:
                 ]
             else:  # each item checked in turn: the first invalid one is reported
                 each = items if items is not None else list(map(PutItem, keys, values))
-                writes = [self._validated(namespace, item, now_s) for item in each]
+                writes = [self.validated(namespace, item, now_s) for item in each]
             ticket = self._write_many(_last_of_each_key(writes))
         await self.commit.durable(ticket)
         return len(keys)

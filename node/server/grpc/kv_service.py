@@ -9,89 +9,24 @@ from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.namespaces import id_text, is_reserved
 from rumor.node.core.record import RecordHeader
-from rumor.node.replication import Applied
 from rumor.node.server.admission import ByteBudget
+from rumor.node.server.grpc.batch import BatchStream, UnaryCall
 from rumor.node.server.grpc.bulk_put_request import plain_columns
-from rumor.node.server.operations import Found, NamespaceInfo, Operations, PutItem
+from rumor.node.server.grpc.kv_messages import (
+    cache_ttl,
+    checked_type,
+    found_header,
+    get_response,
+    namespace_message,
+    put_item,
+    put_response,
+    type_name,
+)
+from rumor.node.server.operations import Operations
 from rumor.node.server.watch import ANY_NAMESPACE, WatchHub
 from rumor.v1 import kv_pb2
 
 STREAM_CHUNK_BYTES = 1024 * 1024
-
-
-def _namespace(info: NamespaceInfo) -> kv_pb2.Namespace:
-    return kv_pb2.Namespace(id=info.id, title=info.title)
-
-
-def _item(request: kv_pb2.PutRequest, value: bytes | None = None) -> PutItem:
-    # Positional: a bulk put builds up to 10,000 of these.
-    return PutItem(
-        request.key,
-        request.value if value is None else value,
-        request.expiration if request.HasField("expiration") else None,
-        request.expiration_ttl if request.HasField("expiration_ttl") else None,
-        request.metadata if request.HasField("metadata") else None,
-    )
-
-
-def _put_response(applied: Applied) -> kv_pb2.PutResponse:
-    header = applied.header
-    return kv_pb2.PutResponse(
-        version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
-        seq=header.seq,
-        expiration=header.expiration,
-    )
-
-
-def _found_header(header: RecordHeader, with_metadata: bool) -> kv_pb2.GetResponse:
-    response = kv_pb2.GetResponse(
-        found=True,
-        expiration=header.expiration,
-        version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
-    )
-    if with_metadata and header.metadata is not None:
-        response.metadata = header.metadata
-    return response
-
-
-_TYPE_NAMES: dict[int, str] = {
-    kv_pb2.VALUE_TYPE_BYTES: "bytes",
-    kv_pb2.VALUE_TYPE_TEXT: "text",
-    kv_pb2.VALUE_TYPE_JSON: "json",
-}
-
-
-def _type_name(value_type: int) -> str:
-    return _TYPE_NAMES.get(value_type, str(value_type))
-
-
-def _checked_type(value_type: int) -> int:
-    if value_type not in _TYPE_NAMES:
-        raise InvalidRequest(f'Invalid type "{value_type}". Use bytes, text or json.')
-    return value_type
-
-
-def _cache_ttl(request: kv_pb2.GetRequest | kv_pb2.BulkGetRequest) -> int | None:
-    return request.cache_ttl if request.HasField("cache_ttl") else None
-
-
-def _get_response(
-    key: bytes, found: Found | None, value_type: int, with_metadata: bool, *, bulk: bool = False
-) -> kv_pb2.GetResponse:
-    if found is None:
-        return kv_pb2.GetResponse(found=False)
-    response = _found_header(found.header, with_metadata)
-    if value_type == kv_pb2.VALUE_TYPE_TEXT:
-        response.text = found.value.decode("utf-8", "replace")
-    elif value_type == kv_pb2.VALUE_TYPE_JSON:
-        response.json = (
-            validation.bulk_json_value(found.value)
-            if bulk
-            else validation.json_value(key, found.value)
-        )
-    else:
-        response.value = found.value
-    return response
 
 
 def _release_when_done(context: Any, release: Any) -> None:
@@ -126,24 +61,26 @@ class KVService:
     async def CreateNamespace(
         self, request: kv_pb2.CreateNamespaceRequest, context: Any
     ) -> kv_pb2.Namespace:
-        return _namespace(await self.ops.create_namespace(request.title))
+        return namespace_message(await self.ops.create_namespace(request.title))
 
     async def ListNamespaces(
         self, request: kv_pb2.ListNamespacesRequest, context: Any
     ) -> kv_pb2.ListNamespacesResponse:
         return kv_pb2.ListNamespacesResponse(
-            namespaces=[_namespace(info) for info in self.ops.list_namespaces()]
+            namespaces=[namespace_message(info) for info in self.ops.list_namespaces()]
         )
 
     async def GetNamespace(
         self, request: kv_pb2.GetNamespaceRequest, context: Any
     ) -> kv_pb2.Namespace:
-        return _namespace(self.ops.get_namespace(request.namespace_id))
+        return namespace_message(self.ops.get_namespace(request.namespace_id))
 
     async def RenameNamespace(
         self, request: kv_pb2.RenameNamespaceRequest, context: Any
     ) -> kv_pb2.Namespace:
-        return _namespace(await self.ops.rename_namespace(request.namespace_id, request.title))
+        return namespace_message(
+            await self.ops.rename_namespace(request.namespace_id, request.title)
+        )
 
     async def DeleteNamespace(
         self, request: kv_pb2.DeleteNamespaceRequest, context: Any
@@ -154,8 +91,8 @@ class KVService:
     # ---- keys -----------------------------------------------------------
 
     async def Put(self, request: kv_pb2.PutRequest, context: Any) -> kv_pb2.PutResponse:
-        applied = await self.ops.put(request.namespace_id, _item(request), request.min_replicas)
-        return _put_response(applied)
+        applied = await self.ops.put(request.namespace_id, put_item(request), request.min_replicas)
+        return put_response(applied)
 
     async def PutStream(
         self, requests: AsyncIterator[kv_pb2.PutStreamRequest], context: Any
@@ -183,19 +120,19 @@ class KVService:
             raise InvalidRequest("PutStream ended without its last message; nothing was written.")
         validation.value_length(length)
         applied = await self.ops.put(
-            header.namespace_id, _item(header, bytes(value)), header.min_replicas
+            header.namespace_id, put_item(header, bytes(value)), header.min_replicas
         )
-        return _put_response(applied)
+        return put_response(applied)
 
     async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:
-        value_type = _checked_type(request.type)
+        value_type = checked_type(request.type)
         reservation = await self.reads.reserve(
             self.ops.value_bytes(request.namespace_id, [request.key])
         )
         try:
-            found = self.ops.get(request.namespace_id, request.key, _cache_ttl(request))
+            found = self.ops.get(request.namespace_id, request.key, cache_ttl(request))
             reservation.settle(0 if found is None else len(found.value))
-            response = _get_response(request.key, found, value_type, request.with_metadata)
+            response = get_response(request.key, found, value_type, request.with_metadata)
         except BaseException:
             reservation.release()
             raise
@@ -205,19 +142,19 @@ class KVService:
     async def GetStream(
         self, request: kv_pb2.GetRequest, context: Any
     ) -> AsyncIterator[kv_pb2.GetStreamResponse]:
-        _checked_type(request.type)
+        checked_type(request.type)
         reservation = await self.reads.reserve(
             self.ops.value_bytes(request.namespace_id, [request.key])
         )
         try:
-            found = self.ops.get(request.namespace_id, request.key, _cache_ttl(request))
+            found = self.ops.get(request.namespace_id, request.key, cache_ttl(request))
             if found is None:
                 reservation.release()
                 yield kv_pb2.GetStreamResponse(header=kv_pb2.GetResponse(found=False))
                 return
             reservation.settle(len(found.value))
             yield kv_pb2.GetStreamResponse(
-                header=_found_header(found.header, request.with_metadata),
+                header=found_header(found.header, request.with_metadata),
                 value_length=len(found.value),
             )
             view = memoryview(found.value)
@@ -230,17 +167,17 @@ class KVService:
     async def BulkGet(self, request: kv_pb2.BulkGetRequest, context: Any) -> kv_pb2.BulkGetResponse:
         value_type = request.type
         if value_type not in (kv_pb2.VALUE_TYPE_TEXT, kv_pb2.VALUE_TYPE_JSON):
-            validation.bulk_get_type(_type_name(value_type))
+            validation.bulk_get_type(type_name(value_type))
         keys = list(request.keys)
         reservation = await self.reads.reserve(self.ops.value_bytes(request.namespace_id, keys))
         try:
-            results = self.ops.get_many(request.namespace_id, keys, _cache_ttl(request))
+            results = self.ops.get_many(request.namespace_id, keys, cache_ttl(request))
             reservation.settle(sum(len(found.value) for found in results if found is not None))
             response = kv_pb2.BulkGetResponse(
                 entries=[
                     kv_pb2.BulkGetEntry(
                         key=key,
-                        result=_get_response(
+                        result=get_response(
                             key, found, value_type, request.with_metadata, bulk=True
                         ),
                     )
@@ -280,7 +217,7 @@ class KVService:
     async def BulkPut(self, request: kv_pb2.BulkPutRequest, context: Any) -> kv_pb2.BulkPutResponse:
         columns = plain_columns(request)
         if columns is None:
-            items = [_item(item) for item in request.items]
+            items = [put_item(item) for item in request.items]
             count = await self.ops.bulk_put(request.namespace_id, items)
         else:
             count = await self.ops.bulk_put_plain(request.namespace_id, *columns)
@@ -333,3 +270,10 @@ class KVService:
         self, request: kv_pb2.ListenersRequest, context: Any
     ) -> kv_pb2.ListenersResponse:
         return kv_pb2.ListenersResponse(grpc=self.grpc_address, http=self.http_address)
+
+    async def Batch(
+        self, requests: AsyncIterator[kv_pb2.BatchRequest], context: Any
+    ) -> AsyncIterator[kv_pb2.BatchResponse]:
+        unary: dict[str, UnaryCall] = {"bulk_get": self.BulkGet, "list": self.List, "put": self.Put}
+        async for response in BatchStream(self.ops, self.reads, unary, context).serve(requests):
+            yield response

@@ -41,7 +41,8 @@ from rumor.node.server.log_throttle import LogThrottle
 log = structlog.get_logger(__name__)
 _throttled = LogThrottle(log)
 # Streams bounded by their own limit (watchers per node and per connection).
-UNBUDGETED_METHODS = frozenset({"Watch"})
+# Batch bounds the operations it holds per stream, and its reads take from the read budget.
+UNBUDGETED_METHODS = frozenset({"Watch", "Batch"})
 
 Authorize = Callable[[Any], bool]
 Observe = Callable[[str, str, str, float], None]
@@ -256,8 +257,21 @@ def _handler(
             )
         return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, _serialize)
 
-    if method.client_streaming:
-        raise NotImplementedError(f"{method.full_name}: bidirectional streams are not used")
+    if method.client_streaming:  # and server streaming: Batch
+
+        async def stream_stream(requests: Any, context: Any) -> Any:
+            _bind(name)
+            try:
+                async for response in implementation(_checked_stream(requests), context):
+                    yield response
+            except Exception as error:
+                await _fail(context, error)
+
+        if hooked:
+            return grpc.stream_stream_rpc_method_handler(
+                _guard_stream(stream_stream, name, authorize, observe), deserialize, _serialize
+            )
+        return grpc.stream_stream_rpc_method_handler(stream_stream, deserialize, _serialize)
 
     async def unary_unary(request: Any, context: Any) -> Any:
         _bind(name)

@@ -114,6 +114,11 @@ class KVStub:
                 request_serializer=rumor_dot_v1_dot_kv__pb2.ListenersRequest.SerializeToString,
                 response_deserializer=rumor_dot_v1_dot_kv__pb2.ListenersResponse.FromString,
                 _registered_method=True)
+        self.Batch = channel.stream_stream(
+                '/rumor.v1.KV/Batch',
+                request_serializer=rumor_dot_v1_dot_kv__pb2.BatchRequest.SerializeToString,
+                response_deserializer=rumor_dot_v1_dot_kv__pb2.BatchResponse.FromString,
+                _registered_method=True)
 
 
 class KVServicer:
@@ -215,6 +220,12 @@ class KVServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Batch(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KVServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -297,6 +308,11 @@ def add_KVServicer_to_server(servicer, server):
                     servicer.Listeners,
                     request_deserializer=rumor_dot_v1_dot_kv__pb2.ListenersRequest.FromString,
                     response_serializer=rumor_dot_v1_dot_kv__pb2.ListenersResponse.SerializeToString,
+            ),
+            'Batch': grpc.stream_stream_rpc_method_handler(
+                    servicer.Batch,
+                    request_deserializer=rumor_dot_v1_dot_kv__pb2.BatchRequest.FromString,
+                    response_serializer=rumor_dot_v1_dot_kv__pb2.BatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -731,6 +747,33 @@ class KV:
             '/rumor.v1.KV/Listeners',
             rumor_dot_v1_dot_kv__pb2.ListenersRequest.SerializeToString,
             rumor_dot_v1_dot_kv__pb2.ListenersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Batch(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/rumor.v1.KV/Batch',
+            rumor_dot_v1_dot_kv__pb2.BatchRequest.SerializeToString,
+            rumor_dot_v1_dot_kv__pb2.BatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

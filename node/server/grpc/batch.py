@@ -1,0 +1,324 @@
+"""KV.Batch: many calls on one stream, a request frame handled as one step of the node.
+
+A frame's Gets are read with one multi-get per namespace, its Puts and
+Deletes staged together (one propose, so one staging batch) and covered by one
+group-commit sync; BulkGet and List run as the unary calls do, each in its own
+task. Every operation is answered exactly as its unary call would be — the
+same response, or the same error with the same gRPC code, message and HTTP
+status — and one bad operation fails alone. Answers go back as soon as they
+are ready, in any order: a frame's reads right after the multi-get, its writes
+once the sync covers them.
+
+Bounds: at most ``MAX_FRAME_OPS`` operations in a frame and
+``MAX_OPS_IN_FLIGHT`` unanswered on a stream; operations beyond either are
+answered RESOURCE_EXHAUSTED, the others are served. A frame's bytes are bound
+by the server's message size limit, as any request's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import structlog
+
+from rumor.node.core import validation
+from rumor.node.core.errors import InvalidRequest, Overloaded, RumorError
+from rumor.node.replication import Applied
+from rumor.node.replication.replica.local_writes import Write
+from rumor.node.server.admission import ByteBudget, Reservation
+from rumor.node.server.errors import status_of
+from rumor.node.server.grpc.kv_messages import checked_type, get_response, put_item, put_response
+from rumor.node.server.log_throttle import LogThrottle
+from rumor.node.server.operations import Found, Operations
+from rumor.v1 import kv_pb2
+
+log = structlog.get_logger(__name__)
+_throttled = LogThrottle(log)
+
+MAX_FRAME_OPS = 1024
+MAX_OPS_IN_FLIGHT = 8192
+
+# The unary answers a frame's slower operations reuse: (request, context) -> response.
+UnaryCall = Callable[[Any, Any], Awaitable[Any]]
+
+
+def error_result(op_id: int, error: BaseException) -> kv_pb2.BatchResult:
+    """The answer the unary call gives for ``error``: same code, message and HTTP status."""
+    status = status_of(error)
+    if isinstance(error, RumorError):
+        message = str(error)
+    else:
+        _throttled.error(
+            "rpc.internal_error", type(error).__name__, error=repr(error), exc_info=error
+        )
+        message = f"internal error: {error!r}"
+    code = status.grpc_code.value[0]
+    return kv_pb2.BatchResult(
+        id=op_id,
+        error=kv_pb2.BatchError(code=code, message=message, http_status=status.http_status),
+    )
+
+
+def _write_result(op_id: int, applied: Applied, kind: str) -> kv_pb2.BatchResult:
+    if kind == "put":
+        return kv_pb2.BatchResult(id=op_id, put=put_response(applied))
+    header = applied.header
+    version = kv_pb2.Version(hlc=header.hlc, origin=header.origin)
+    return kv_pb2.BatchResult(
+        id=op_id, delete=kv_pb2.DeleteResponse(version=version, seq=header.seq)
+    )
+
+
+@dataclass(slots=True)
+class _Reads:
+    """A frame's Gets that passed their checks, by namespace, in arrival order."""
+
+    by_namespace: dict[bytes, list[tuple[int, kv_pb2.GetRequest, bytes]]] = field(
+        default_factory=dict
+    )
+    value_bytes: int = 0
+
+
+@dataclass(slots=True)
+class _Writes:
+    """A frame's Puts and Deletes that passed their checks, in arrival order."""
+
+    ops: list[tuple[int, str, Write]] = field(default_factory=list)
+
+
+class BatchStream:
+    """One client's Batch stream: reads frames, answers every operation once."""
+
+    def __init__(
+        self,
+        ops: Operations,
+        reads: ByteBudget,
+        unary: dict[str, UnaryCall],
+        context: Any,
+    ) -> None:
+        self._ops = ops
+        self._reads = reads
+        self._unary = unary
+        self._context = context
+        self._out: asyncio.Queue[tuple[kv_pb2.BatchResponse, Reservation | None] | None] = (
+            asyncio.Queue()
+        )
+        self._in_flight = 0
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    async def serve(
+        self, requests: AsyncIterator[kv_pb2.BatchRequest]
+    ) -> AsyncIterator[kv_pb2.BatchResponse]:
+        reader = asyncio.create_task(self._read(requests))
+        try:
+            while True:
+                item = await self._out.get()
+                if item is None:
+                    break
+                response, reservation = item
+                try:
+                    yield response
+                finally:
+                    if reservation is not None:
+                        reservation.release()
+            await reader  # re-raises what ended the reading (a malformed frame)
+        finally:
+            reader.cancel()
+            for task in list(self._tasks.values()):
+                task.cancel()
+            while not self._out.empty():
+                queued = self._out.get_nowait()
+                if queued is not None and queued[1] is not None:
+                    queued[1].release()
+
+    async def _read(self, requests: AsyncIterator[kv_pb2.BatchRequest]) -> None:
+        try:
+            async for frame in requests:
+                for op_id in frame.cancel:
+                    task = self._tasks.pop(op_id, None)
+                    if task is not None:
+                        task.cancel()
+                if frame.ops:
+                    await self._frame(frame.ops)
+            if self._tasks:
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        finally:
+            self._out.put_nowait(None)
+
+    def _send(
+        self, results: list[kv_pb2.BatchResult], reservation: Reservation | None = None
+    ) -> None:
+        if results:
+            self._in_flight -= len(results)
+            self._out.put_nowait((kv_pb2.BatchResponse(results=results), reservation))
+        elif reservation is not None:
+            reservation.release()
+
+    def _admitted(self, ops: Any) -> tuple[list[kv_pb2.BatchOp], list[kv_pb2.BatchResult]]:
+        """The operations this stream takes now, and the answers of those it refuses."""
+        taken: list[kv_pb2.BatchOp] = []
+        refused: list[kv_pb2.BatchResult] = []
+        for index, op in enumerate(ops):
+            if index >= MAX_FRAME_OPS:
+                reason = (
+                    f"A Batch frame carries at most {MAX_FRAME_OPS} operations;"
+                    f" this one carried {len(ops)}."
+                )
+            elif self._in_flight >= MAX_OPS_IN_FLIGHT:
+                reason = (
+                    f"At most {MAX_OPS_IN_FLIGHT} operations may wait for their answers"
+                    " on one Batch stream; wait for some answers first."
+                )
+            else:
+                self._in_flight += 1
+                taken.append(op)
+                continue
+            self._in_flight += 1
+            refused.append(error_result(op.id, Overloaded(reason)))
+        return taken, refused
+
+    async def _frame(self, ops: Any) -> None:
+        taken, refused = self._admitted(ops)
+        self._send(refused)
+        reads = _Reads()
+        writes = _Writes()
+        early: list[kv_pb2.BatchResult] = []
+        now_s = self._ops.clock.now_s()
+        for op in taken:
+            kind = op.WhichOneof("op")
+            try:
+                if kind == "get":
+                    self._check_get(op.id, op.get, reads)
+                elif kind in ("put", "delete"):
+                    writes.ops.append((op.id, kind, self._checked_write(op, kind, now_s)))
+                elif kind in ("bulk_get", "list"):
+                    self._spawn(op.id, kind, getattr(op, kind))
+                else:
+                    raise InvalidRequest("A Batch operation must carry a request.")
+            except _Slow as slow:
+                self._spawn(op.id, slow.kind, slow.request)
+            except Exception as error:
+                early.append(error_result(op.id, error))
+        self._send(early)
+        if reads.by_namespace:
+            await self._answer_reads(reads)
+        if writes.ops:
+            self._propose(writes)
+
+    # ---- reads ------------------------------------------------------------
+
+    def _check_get(self, op_id: int, request: kv_pb2.GetRequest, reads: _Reads) -> None:
+        # The unary Get's checks, in its order: type, namespace, key, cache_ttl.
+        checked_type(request.type)
+        namespace = self._ops.namespace_bytes(request.namespace_id)
+        key = validation.key(request.key)
+        validation.cache_ttl(request.cache_ttl if request.HasField("cache_ttl") else None)
+        reads.by_namespace.setdefault(namespace, []).append((op_id, request, key))
+        reads.value_bytes += self._ops.value_bytes(request.namespace_id, [key])
+
+    async def _answer_reads(self, reads: _Reads) -> None:
+        count = sum(map(len, reads.by_namespace.values()))
+        try:
+            reservation = await self._reads.reserve(reads.value_bytes)
+        except Exception as error:
+            self._send(
+                [
+                    error_result(op_id, error)
+                    for gets in reads.by_namespace.values()
+                    for op_id, _, _ in gets
+                ]
+            )
+            return
+        results: list[kv_pb2.BatchResult] = []
+        size = 0
+        now_s = self._ops.clock.now_s()
+        replica = self._ops.replica
+        for namespace, gets in reads.by_namespace.items():
+            found_all = replica.read_many(namespace, [key for _, _, key in gets], now_s)
+            for (op_id, request, key), found in zip(gets, found_all, strict=True):
+                try:
+                    value = None if found is None else Found(*found)
+                    size += 0 if value is None else len(value.value)
+                    response = get_response(key, value, request.type, request.with_metadata)
+                    results.append(kv_pb2.BatchResult(id=op_id, get=response))
+                except Exception as error:
+                    results.append(error_result(op_id, error))
+        assert len(results) == count
+        reservation.settle(size)
+        self._send(results, reservation)
+
+    # ---- writes -----------------------------------------------------------
+
+    def _checked_write(self, op: kv_pb2.BatchOp, kind: str, now_s: float) -> Write:
+        ops = self._ops
+        if kind == "put":
+            request = op.put
+            if request.min_replicas > 1:
+                raise _Slow("put", request)  # waits for other nodes: as the unary call does
+            namespace = ops.namespace_bytes(request.namespace_id)
+            return ops.validated(namespace, put_item(request), now_s)
+        request_delete = op.delete
+        namespace = ops.namespace_bytes(request_delete.namespace_id)
+        return Write(namespace, validation.key(request_delete.key), tombstone=True)
+
+    def _propose(self, writes: _Writes) -> None:
+        try:
+            self._ops.replication.check_clock()
+            applied = self._ops.propose_each([write for _, _, write in writes.ops])
+        except Exception as error:
+            self._send([error_result(op_id, error) for op_id, _, _ in writes.ops])
+            return
+        ticket = max(a.ticket for a in applied)
+        answers = [
+            _write_result(op_id, done, kind)
+            for (op_id, kind, _), done in zip(writes.ops, applied, strict=True)
+        ]
+        task = asyncio.create_task(self._when_durable(ticket, answers))
+        # Keyed by a negative number: never an op id, so a cancel cannot stop a sync's answers.
+        self._tasks[-id(task)] = task
+        task.add_done_callback(lambda _: self._tasks.pop(-id(task), None))
+
+    async def _when_durable(self, ticket: int, answers: list[kv_pb2.BatchResult]) -> None:
+        try:
+            await self._ops.commit.durable(ticket)
+        except Exception as error:
+            self._send([error_result(answer.id, error) for answer in answers])
+            return
+        self._send(answers)
+
+    # ---- operations served as their unary calls -----------------------------
+
+    def _spawn(self, op_id: int, kind: str, request: Any) -> None:
+        method = self._unary[kind]
+
+        async def run() -> None:
+            try:
+                response = await method(request, self._context)
+                result = kv_pb2.BatchResult(id=op_id)
+                getattr(result, kind).CopyFrom(response)
+            except asyncio.CancelledError:
+                result = kv_pb2.BatchResult(
+                    id=op_id,
+                    error=kv_pb2.BatchError(
+                        code=grpc.StatusCode.CANCELLED.value[0], message="cancelled by the client"
+                    ),
+                )
+            except Exception as error:
+                result = error_result(op_id, error)
+            self._send([result])
+
+        task = asyncio.create_task(run())
+        self._tasks[op_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(op_id, None))
+
+
+class _Slow(Exception):
+    """An operation that must run as its unary call (a Put waiting for replicas)."""
+
+    def __init__(self, kind: str, request: Any) -> None:
+        self.kind = kind
+        self.request = request

@@ -1,0 +1,89 @@
+"""The KV service's messages: rumor.v1 requests to ``Operations`` arguments, results to responses.
+
+Shared by the unary calls (``kv_service``) and the Batch stream (``batch``), so
+that an operation is answered the same way on either path.
+"""
+
+from __future__ import annotations
+
+from rumor.node.core import validation
+from rumor.node.core.errors import InvalidRequest
+from rumor.node.core.record import RecordHeader
+from rumor.node.replication import Applied
+from rumor.node.server.operations import Found, NamespaceInfo, PutItem
+from rumor.v1 import kv_pb2
+
+
+def namespace_message(info: NamespaceInfo) -> kv_pb2.Namespace:
+    return kv_pb2.Namespace(id=info.id, title=info.title)
+
+
+def put_item(request: kv_pb2.PutRequest, value: bytes | None = None) -> PutItem:
+    # Positional: a bulk put builds up to 10,000 of these.
+    return PutItem(
+        request.key,
+        request.value if value is None else value,
+        request.expiration if request.HasField("expiration") else None,
+        request.expiration_ttl if request.HasField("expiration_ttl") else None,
+        request.metadata if request.HasField("metadata") else None,
+    )
+
+
+def put_response(applied: Applied) -> kv_pb2.PutResponse:
+    header = applied.header
+    return kv_pb2.PutResponse(
+        version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
+        seq=header.seq,
+        expiration=header.expiration,
+    )
+
+
+def found_header(header: RecordHeader, with_metadata: bool) -> kv_pb2.GetResponse:
+    response = kv_pb2.GetResponse(
+        found=True,
+        expiration=header.expiration,
+        version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
+    )
+    if with_metadata and header.metadata is not None:
+        response.metadata = header.metadata
+    return response
+
+
+TYPE_NAMES: dict[int, str] = {
+    kv_pb2.VALUE_TYPE_BYTES: "bytes",
+    kv_pb2.VALUE_TYPE_TEXT: "text",
+    kv_pb2.VALUE_TYPE_JSON: "json",
+}
+
+
+def type_name(value_type: int) -> str:
+    return TYPE_NAMES.get(value_type, str(value_type))
+
+
+def checked_type(value_type: int) -> int:
+    if value_type not in TYPE_NAMES:
+        raise InvalidRequest(f'Invalid type "{value_type}". Use bytes, text or json.')
+    return value_type
+
+
+def cache_ttl(request: kv_pb2.GetRequest | kv_pb2.BulkGetRequest) -> int | None:
+    return request.cache_ttl if request.HasField("cache_ttl") else None
+
+
+def get_response(
+    key: bytes, found: Found | None, value_type: int, with_metadata: bool, *, bulk: bool = False
+) -> kv_pb2.GetResponse:
+    if found is None:
+        return kv_pb2.GetResponse(found=False)
+    response = found_header(found.header, with_metadata)
+    if value_type == kv_pb2.VALUE_TYPE_TEXT:
+        response.text = found.value.decode("utf-8", "replace")
+    elif value_type == kv_pb2.VALUE_TYPE_JSON:
+        response.json = (
+            validation.bulk_json_value(found.value)
+            if bulk
+            else validation.json_value(key, found.value)
+        )
+    else:
+        response.value = found.value
+    return response
