@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
 
-from rumor.client import calls, codec
+from rumor.client import batch, calls, codec
+from rumor.client.batch_sync import ThreadBatcher
 from rumor.client.calls import Call
 from rumor.client.connection import (
     CHANNEL_OPTIONS,
@@ -47,12 +49,17 @@ class Client:
         api_token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         tls: bool | TLS | None = None,
+        batching: bool = True,
     ) -> None:
         self.endpoints = Endpoints(endpoints)
         self.timeout = timeout
+        # Calls made from several threads at once ride shared frames of one Batch stream.
+        self.batching = batching
         self._metadata = call_metadata(api_token)
         self._credentials = credentials(tls)
         self._channels: dict[int, grpc.Channel] = {}
+        self._batchers: dict[int, ThreadBatcher] = {}
+        self._batchers_lock = threading.Lock()
         self.namespaces = Namespaces(self)
 
     def listeners(self) -> Listeners:
@@ -65,6 +72,9 @@ class Client:
         return KVNamespace(self, namespace_id)
 
     def close(self) -> None:
+        for batcher in self._batchers.values():
+            batcher.close()
+        self._batchers.clear()
         for channel in self._channels.values():
             channel.close()
         self._channels.clear()
@@ -103,9 +113,9 @@ class Client:
         raise self.endpoints.exhausted(tried, last) from None
 
     def run(self, call: Call[R]) -> R:
-        """Run one unary call."""
+        """Run one call: alone, unary; beside other calls of this client, on the Batch stream."""
 
-        def attempt(channel: grpc.Channel) -> Any:
+        def unary(channel: grpc.Channel) -> Any:
             method = channel.unary_unary(
                 call.path,
                 request_serializer=_serialize,
@@ -113,7 +123,31 @@ class Client:
             )
             return method(call.request, timeout=self.timeout, metadata=self._metadata)
 
-        return call.decode(self._attempt(call.retry, attempt, call.method))
+        field = batch.field_of(call) if self.batching else None
+        if field is None:
+            return call.decode(self._attempt(call.retry, unary, call.method))
+
+        def batched(channel: grpc.Channel) -> Any:
+            batcher = self._batcher(channel)
+            alone = batcher.enter()
+            try:
+                if alone or batcher.unsupported:
+                    return unary(channel)
+                try:
+                    return batcher.call(field, call.request, self.timeout)
+                except batch.BatchUnsupported:
+                    return unary(channel)
+            finally:
+                batcher.leave()
+
+        return call.decode(self._attempt(call.retry, batched, call.method))
+
+    def _batcher(self, channel: grpc.Channel) -> ThreadBatcher:
+        with self._batchers_lock:
+            key = id(channel)
+            if key not in self._batchers:
+                self._batchers[key] = ThreadBatcher(channel, self._metadata)
+            return self._batchers[key]
 
     def _put_stream(self, header: kv_pb2.PutRequest, source: codec.StreamSource) -> WriteResult:
         def attempt(channel: grpc.Channel) -> Any:
