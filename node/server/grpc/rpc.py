@@ -207,7 +207,7 @@ def _budgeted_stream(
     return budgeted
 
 
-def _handler(
+def method_handler(
     method: MethodDescriptor,
     implementation: Callable[..., Any],
     authorize: Authorize | None = None,
@@ -304,7 +304,9 @@ def service_handler(
     is called once every call is over; ``budget`` bounds the calls served at once.
     """
     handlers = {
-        method.name: _handler(method, getattr(servicer, method.name), authorize, observe, budget)
+        method.name: method_handler(
+            method, getattr(servicer, method.name), authorize, observe, budget
+        )
         for method in service.methods
     }
     return grpc.method_handlers_generic_handler(service.full_name, handlers)

@@ -32,8 +32,11 @@ class BindError(RuntimeError):
 class GrpcServer:
     """Owns the grpc.aio server and the health status it reports."""
 
-    def __init__(self) -> None:
-        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+    def __init__(self, *, reuse_port: bool = False) -> None:
+        # Off by default, so a port already in use is an error; on for the workers,
+        # which share the node's ports.
+        options = [*SERVER_OPTIONS[:-1], ("grpc.so_reuseport", 1 if reuse_port else 0)]
+        self.server = grpc.aio.server(options=options)
         self.health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
 
