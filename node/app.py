@@ -159,7 +159,7 @@ class Node:
                 new_boot_nonce(self.clock.wall_ms()),
                 config.name,
             ),
-            member_timeout_ms=config.member_timeout_ms,
+            member_timeout_ms=config.protocol().member_timeout_ms,
         )
         security = Security.load(config)
         server, listen = self._bind(security)
