@@ -105,9 +105,15 @@ def _sweep_spec(text: str) -> tuple[str, list[int | float]]:
 
 @click.command("simulate")
 @click.option("--nodes", default=100, show_default=True)
-@click.option("--fanout", default=4, show_default=True)
-@click.option("--gossip-interval-ms", default=10, show_default=True)
-@click.option("--anti-entropy-interval-ms", default=1000, show_default=True)
+@click.option("--fanout", default=simulator.SimulationConfig.fanout, show_default=True)
+@click.option(
+    "--gossip-interval-ms", default=simulator.SimulationConfig.gossip_interval_ms, show_default=True
+)
+@click.option(
+    "--anti-entropy-interval-ms",
+    default=simulator.SimulationConfig.anti_entropy_interval_ms,
+    show_default=True,
+)
 @click.option("--loss", default=0.0, show_default=True, help="Share of messages lost.")
 @click.option(
     "--latency-ms",

@@ -1,10 +1,19 @@
-"""The node's wiring and lifecycle: open, serve, stop cleanly.
+"""The node's lifecycle in three phases: build, start, stop.
 
-Start-up opens the store (reading only marks, never keys), builds the replica
-and the services, binds, and prints one JSON line on stdout:
-``{"event": "node.ready", "listen": ..., "http": ..., "node_id": ...}``.
-SIGTERM or SIGINT stops it: health turns NOT_SERVING, in-flight RPCs get the
-grace period, background tasks stop, the WAL is synced and the store closed.
+- Build: bind the gRPC listener, open the replica and the engine on the
+  store (reading only marks, never keys) with the one ``build()`` the
+  simulator calls too, and wire the driver, the services and the console
+  feeds. Nothing serves yet.
+- Start: the HTTP listener, the gRPC server and its health, the replication
+  loop; then one JSON line on stdout:
+  ``{"event": "node.ready", "listen": ..., "http": ..., "node_id": ...}``.
+- Stop (SIGTERM or SIGINT): each part's teardown was registered on one
+  ``AsyncExitStack`` as the part was made, so the stop undoes the setup in
+  reverse: health turns NOT_SERVING, the node tells its peers it left,
+  in-flight RPCs get the grace period, the HTTP listener, the console feeds,
+  the driver and the snapshot server stop, the WAL is synced and the store
+  closed. A shutdown step slower than a second is logged by name.
+
 A failed WAL sync stops the node with exit status 70.
 """
 
@@ -17,17 +26,17 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from google.protobuf.descriptor import ServiceDescriptor
 
 from rumor.node.config import Config
-from rumor.node.core.membership import Member, State
 from rumor.node.replication import Durability, Replica
+from rumor.node.replication.engine.build import Identity, build
 from rumor.node.replication.engine.engine import Engine
-from rumor.node.replication.engine.membership import Membership
 from rumor.node.replication.engine.messages import NoticeKind, Now
 from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.console import app as console
@@ -76,6 +85,32 @@ log = structlog.get_logger(__name__)
 EXIT_SYNC_FAILED = 70
 EXIT_REMOVED = 78  # EX_CONFIG: this id was removed; the data directory must be wiped
 EXIT_DUPLICATE_ID = 76  # another live process holds this node's id (a copied data directory)
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What the build phase made first: bound, holding the engine's driver, not serving."""
+
+    store: RocksStore
+    security: Security
+    server: GrpcServer
+    listen: str  # the bound gRPC address
+    advertise: str  # what peers are told to call
+    watches: WatchHub
+    driver: EngineDriver
+    reads: ByteBudget
+    client_calls: CallBudget
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What serves clients and the console, over the wiring."""
+
+    operations: Operations
+    metrics: Metrics
+    loop_lag: LoopLag
+    kv_service: KVService
+    cluster_view: ClusterView
 
 
 class Node:
@@ -137,76 +172,115 @@ class Node:
         return True
 
     async def _serve(self, store: RocksStore) -> None:
+        """Build, start, serve until stopped, stop: each part's teardown is registered on
+        one exit stack as the part is made, so the stop phase is setup in reverse."""
+        async with contextlib.AsyncExitStack() as stack:
+            wiring, services = self._build(store, stack)
+            await self._start(wiring, services, stack)
+            await self.stopping.wait()
+            log.info("node.stopping")
+
+    # ---- build: the object graph, bound but not yet serving ----------------------
+
+    def _build(
+        self, store: RocksStore, stack: contextlib.AsyncExitStack
+    ) -> tuple[Wiring, Services]:
         config = self.config
-        replica = Replica(
-            store,
-            new_node_id=new_node_id(),
-            wall_ms=self.clock.wall_ms(),
-            durability=Durability(config.durability),
-            max_clock_offset_ms=config.protocol().max_clock_offset_ms,
-        )
-        commit = GroupCommit(
-            replica, on_failure=self._sync_failed, in_thread=config.wal_sync == "thread"
-        )
-        faults = FaultRules()
-        membership = Membership(
-            store,
-            Member(
-                replica.node_id,
-                "",
-                0,
-                State.ALIVE,
-                new_boot_nonce(self.clock.wall_ms()),
-                config.name,
-            ),
-            member_timeout_ms=config.member_timeout_ms,
-        )
         security = Security.load(config)
         server, listen = self._bind(security)
         advertise = config.advertise or listen
-        membership.announce(advertise)
-        self._replica = replica
-        engine = Engine(
-            replica,
-            membership,
-            config.protocol().replace(snapshot_bootstrap=self._snapshots_allowed),
-            rng=random.Random(),
-            seeds=config.seed_list(),
-            advertise=advertise,
-            name=config.name,
-            now=Now(now_monotonic_ms(), self.clock.wall_ms()),
-        )
-        stats = engine.stats
-        transport = GrpcTransport(
-            faults,
-            credentials=security.tls.channel_credentials() if security.tls else None,
-            metadata=security.call_metadata,
-            stats=stats,
-        )
-        driver = EngineDriver(
-            engine, transport, commit, self.clock, faults=faults, on_stop=self._refused
-        )
-        snapshots = SnapshotServer(
-            config.data_dir, store.snapshot_files, engine.snapshots.may_serve
-        )
-
-        async def fetch_snapshot(address: str) -> object:
-            stream = grpc_stream(transport.channel(address), security.call_metadata)
-            return await download(stream, replica.node_id, config.data_dir)
-
-        driver.download_snapshot = fetch_snapshot
         watches = WatchHub(
             self.clock.wall_ms,
             max_watchers=config.max_watchers,
             max_per_connection=config.max_watchers_per_connection,
             max_buffer=config.max_watch_buffer,
         )
-        reads = ByteBudget(config.max_read_bytes_in_flight, config.read_admission_timeout_ms / 1000)
-        client_calls = CallBudget(config.max_client_calls)
-        replica.listeners.append(watches.publish)
+        engine = build(
+            store,
+            Identity(
+                new_node_id=new_node_id(),
+                boot_nonce=new_boot_nonce(self.clock.wall_ms()),
+                address=advertise,
+                name=config.name,
+                seeds=config.seed_list(),
+            ),
+            config.protocol().replace(snapshot_bootstrap=self._snapshots_allowed),
+            rng=random.Random(),
+            now=Now(now_monotonic_ms(), self.clock.wall_ms()),
+            durability=Durability(config.durability),
+            listeners=(watches.publish,),
+        )
+        self._replica = engine.replica
+        faults = FaultRules()
+        driver = self._build_driver(engine, faults, security, server, stack)
+        wiring = Wiring(
+            store=store,
+            security=security,
+            server=server,
+            listen=listen,
+            advertise=advertise,
+            watches=watches,
+            driver=driver,
+            reads=ByteBudget(
+                config.max_read_bytes_in_flight, config.read_admission_timeout_ms / 1000
+            ),
+            client_calls=CallBudget(config.max_client_calls),
+        )
+        return wiring, self._build_services(wiring, faults, stack)
+
+    def _build_driver(
+        self,
+        engine: Engine,
+        faults: FaultRules,
+        security: Security,
+        server: GrpcServer,
+        stack: contextlib.AsyncExitStack,
+    ) -> EngineDriver:
+        """The engine's driver: group commit, peer transport, and the hooks it calls."""
+        config, replica = self.config, engine.replica
+        commit = GroupCommit(
+            replica, on_failure=self._sync_failed, in_thread=config.wal_sync == "thread"
+        )
+        stack.push_async_callback(self._flush, commit)
+        transport = GrpcTransport(
+            faults,
+            credentials=security.tls.channel_credentials() if security.tls else None,
+            metadata=security.call_metadata,
+            stats=engine.stats,
+        )
+
+        async def fetch_snapshot(address: str) -> object:
+            stream = grpc_stream(transport.channel(address), security.call_metadata)
+            return await download(stream, replica.node_id, config.data_dir)
+
+        async def serving() -> None:
+            await server.set_serving(True)
+
+        return EngineDriver(
+            engine,
+            transport,
+            commit,
+            self.clock,
+            faults=faults,
+            on_stop=self._refused,
+            on_ready=serving,
+            download_snapshot=fetch_snapshot,
+        )
+
+    def _build_services(
+        self, wiring: Wiring, faults: FaultRules, stack: contextlib.AsyncExitStack
+    ) -> Services:
+        """The client and peer services on the bound gRPC server; the console's feeds."""
+        config, driver, security = self.config, wiring.driver, wiring.security
+        engine, replica = driver.engine, driver.replica
+        snapshots = SnapshotServer(
+            config.data_dir, wiring.store.snapshot_files, engine.snapshots.may_serve
+        )
+        _on_stop(stack, "snapshots", snapshots.close)
+        _on_stop(stack, "driver", driver.stop)
         operations = Operations(
             replica,
-            commit,
+            driver.commit,
             self.clock,
             min_expiration_ttl=config.min_expiration_ttl,
             replication=driver,
@@ -214,15 +288,15 @@ class Node:
         metrics = Metrics(
             node_id=replica.node_id,
             replica=replica,
-            stats=stats,
+            stats=engine.stats,
             queues=engine.gossip.queues,
-            vectors=lambda: membership.vectors,
+            vectors=lambda: engine.membership.vectors,
         )
         loop_lag = LoopLag(metrics.observe_loop_lag)
-        kv_service = KVService(operations, watches, reads)
+        kv_service = KVService(operations, wiring.watches, wiring.reads)
         admin_service = AdminService(
             driver,
-            checkpoint=store.checkpoint,
+            checkpoint=wiring.store.checkpoint,
             checkpoint_dir=config.checkpoint_dir or None,
             drain=self.stop,
             loop_lag=loop_lag,
@@ -234,17 +308,12 @@ class Node:
         ]
         if config.enable_fault_injection:
             services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, driver)))
-        server.add_services(
+        wiring.server.add_services(
             services,
             authorize=security.checks or None,
             observe=metrics.observe,
-            budgets={KV_SERVICE.full_name: client_calls},
+            budgets={KV_SERVICE.full_name: wiring.client_calls},
         )
-
-        async def serving() -> None:
-            await server.set_serving(True)
-
-        driver.on_ready = serving
         peers = PeerFeeds(
             driver,
             PeerAccess(
@@ -253,36 +322,42 @@ class Node:
                 admin_metadata=security.call_metadata,
             ),
         )
-        cluster_view = ClusterView(driver, watches, loop_lag, peers)
-        http_runner, http_address = await self._serve_http(
-            operations, security, driver, metrics, reads, client_calls, advertise, cluster_view
-        )
-        kv_service.grpc_address, kv_service.http_address = listen, http_address or ""
-        self._listen, self._http = listen, http_address or ""
+        _on_stop(stack, "console peers", peers.stop)
+        cluster_view = ClusterView(driver, wiring.watches, loop_lag, peers)
+        return Services(operations, metrics, loop_lag, kv_service, cluster_view)
+
+    # ---- start: listen, serve, run; stop is the exit stack unwinding -------------
+
+    async def _start(
+        self, wiring: Wiring, services: Services, stack: contextlib.AsyncExitStack
+    ) -> None:
+        config, server, driver = self.config, wiring.server, wiring.driver
+        loop_lag = asyncio.create_task(services.loop_lag.run(), name="loop-lag")
+        stack.push_async_callback(_cancelled, loop_lag)
+        http_runner, http_address = await self._serve_http(wiring, services)
+        if http_runner is not None:
+            _on_stop(stack, "http", http_runner.cleanup)
+        kv_service = services.kv_service
+        kv_service.grpc_address, kv_service.http_address = wiring.listen, http_address or ""
+        self._listen, self._http = wiring.listen, http_address or ""
         await server.start()
+        _on_stop(stack, "grpc", lambda: server.stop(config.shutdown_grace_ms / 1000))
+        _on_stop(stack, "leave", driver.leave, when=self._leaves)
+        _on_stop(stack, "health", lambda: server.set_serving(False))
         await server.set_serving(driver.ready)
+        replica = driver.replica
         structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
-        tasks = [asyncio.create_task(loop_lag.run(), name="loop-lag")]
         driver.start()
         self._install_signal_handlers()
-        self._announce_ready(listen, advertise, http_address, replica)
+        self._announce_ready(wiring.listen, wiring.advertise, http_address, replica)
 
-        await self.stopping.wait()
-        log.info("node.stopping")
-        await _timed("health", server.set_serving(False))
-        if self.exit_status not in (EXIT_REMOVED, EXIT_DUPLICATE_ID) and not self._install:
-            await _timed("leave", driver.leave())
-        await _timed("grpc", server.stop(config.shutdown_grace_ms / 1000))
-        if http_runner is not None:
-            await _timed("http", http_runner.cleanup())
-        await _timed("console peers", peers.stop())
-        await _timed("driver", driver.stop())
-        await _timed("snapshots", snapshots.close())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    def _leaves(self) -> bool:
+        """A stopping node tells its peers it left, unless the cluster refused it or it
+        stops only to install a snapshot (it comes straight back)."""
+        return self.exit_status not in (EXIT_REMOVED, EXIT_DUPLICATE_ID) and not self._install
+
+    async def _flush(self, commit: GroupCommit) -> None:
+        """The last step of a stop: sync what is written (pointless once a sync failed)."""
         if self.exit_status != EXIT_SYNC_FAILED:
             await commit.flush()
 
@@ -300,43 +375,35 @@ class Node:
             )
         return server, listen
 
-    async def _serve_http(
-        self,
-        operations: Operations,
-        security: Security,
-        driver: EngineDriver,
-        metrics: Metrics,
-        reads: ByteBudget,
-        client_calls: CallBudget,
-        advertise: str,
-        cluster_view: ClusterView,
-    ) -> tuple[Any, str | None]:
+    async def _serve_http(self, wiring: Wiring, services: Services) -> tuple[Any, str | None]:
         config = self.config
         if not config.http:
             return None, None
-        tokens = security.tokens
+        tokens = wiring.security.tokens
+        authorize = tokens.http_status if tokens.enabled else None
         guard = HttpGuard.for_listener(
             config.http,
-            advertise=advertise,
+            advertise=wiring.advertise,
             allowed_hosts=config.http_allowed_hosts,
-            token_valid=tokens.http_status if tokens.enabled else None,
+            token_valid=authorize,
         )
+        driver = wiring.driver
         gateway = build_app(
-            operations,
-            authorize=tokens.http_status if tokens.enabled else None,
+            services.operations,
+            authorize=authorize,
             ready=lambda: driver.ready,
-            metrics_text=metrics.render,
-            observe=metrics.observe,
+            metrics_text=services.metrics.render,
+            observe=services.metrics.observe,
             guard=guard,
-            reads=reads,
-            calls=client_calls,
+            reads=wiring.reads,
+            calls=wiring.client_calls,
         )
         console.add_routes(
             gateway,
             console.Console(
-                operations,
-                cluster_view,
-                authorize=tokens.http_status if tokens.enabled else None,
+                services.operations,
+                services.cluster_view,
+                authorize=authorize,
                 experiments_dir=config.experiments_dir,
             ),
         )
@@ -424,6 +491,27 @@ async def _timed(step: str, work: Awaitable[object]) -> None:
     seconds = time.monotonic() - started
     if seconds > SLOW_STOP_STEP_S:
         log.warning("node.stop_slow", step=step, done=True, seconds=round(seconds, 2))
+
+
+def _on_stop(
+    stack: contextlib.AsyncExitStack,
+    step: str,
+    stop: Callable[[], Awaitable[object]],
+    when: Callable[[], bool] = lambda: True,
+) -> None:
+    """Register a named, timed shutdown step; ``when`` decides at stop time whether it runs."""
+
+    async def timed() -> None:
+        if when():
+            await _timed(step, stop())
+
+    stack.push_async_callback(timed)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _awaiting() -> list[str]:

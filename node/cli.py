@@ -1,7 +1,8 @@
 """`rumor node`: the node's command, contributed to `rumor` through the rumor.cli entry point.
 
-Its options are generated from ``Config``'s fields, so every setting has one
-flag, one RUMOR_* variable and one TOML key.
+Its options are generated from ``Config.settings()`` (the node's own settings
+and ProtocolConfig's node knobs), so every setting has one flag, one RUMOR_*
+variable and one TOML key.
 """
 
 from __future__ import annotations
@@ -23,27 +24,15 @@ from rumor.node.storage import StoreLocked
 def _options(command: Any) -> Any:
     for setting in reversed(Config.settings()):
         flag = "--" + setting.name.replace("_", "-")
-        choices = setting.metadata["choices"]
-        kind: Any = (
-            click.Choice(choices)
-            if choices
-            else int
-            if setting.type in ("int", int)
-            else bool
-            if setting.type in ("bool", bool)
-            else str
-        )
-        help_text = f"{setting.metadata['help']} [default: {setting.default}]"
-        if kind is bool:
-            command = click.option(flag, setting.name, is_flag=True, default=None, help=help_text)(
-                command
-            )
-        elif setting.type in ("tuple[str, ...]", tuple[str, ...]):
-            command = click.option(flag, setting.name, multiple=True, help=help_text)(command)
+        help_text = f"{setting.help} [default: {setting.default}]"
+        if setting.kind is bool:
+            option = click.option(flag, setting.name, is_flag=True, default=None, help=help_text)
+        elif setting.kind is tuple:
+            option = click.option(flag, setting.name, multiple=True, help=help_text)
         else:
-            command = click.option(flag, setting.name, type=kind, default=None, help=help_text)(
-                command
-            )
+            kind = click.Choice(setting.choices) if setting.choices else setting.kind
+            option = click.option(flag, setting.name, type=kind, default=None, help=help_text)
+        command = option(command)
     return command
 
 

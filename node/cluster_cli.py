@@ -140,7 +140,6 @@ def cluster_up(
     root.mkdir(parents=True, exist_ok=True)
     secret_file = ensure_secret_file(root)
     processes: list[subprocess.Popen[bytes]] = []
-    rows = []
     stop_requested = False
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -149,45 +148,10 @@ def cluster_up(
 
     previous = signal.signal(signal.SIGTERM, request_stop)
     try:
-        seeds: list[str] = []
-        for index in range(1, nodes + 1):
-            port = 0 if base_port == 0 else base_port + index - 1
-            command = [
-                sys.executable,
-                "-m",
-                "rumor.node",
-                "--data-dir",
-                str(root / f"node{index}"),
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--name",
-                f"node{index}",
-                "--cluster-secret-file",
-                str(secret_file),
-                *node_arg,
-            ]
-            if seeds:
-                command += ["--seeds", ",".join(seeds)]
-            process, ready = _start(command, root / f"node{index}.log")
-            processes.append(process)
-            seeds = seeds or [ready["listen"]]
-            rows.append((f"node{index}", ready["listen"], ready["node_id"]))
-        click.echo(f"Rumor cluster of {nodes} node(s); data and logs in {root}")
-        for name, address, node_id in rows:
-            click.echo(f"  {name}  {address}  id {node_id}")
-        endpoints = ",".join(address for _, address, _ in rows)
-        click.echo(f"Cluster secret (Replication and Admin calls): {secret_file}")
-        click.echo(f"Try: RUMOR_ENDPOINT={endpoints} rumor kv namespace create DEMO")
-        click.echo(f"     export RUMOR_CLUSTER_SECRET_FILE={secret_file}")
-        click.echo(f"     rumor cluster status --endpoint {rows[0][1]}")
-        click.echo("Ctrl-C stops every node.")
+        rows = _start_nodes(nodes, root, base_port, secret_file, node_arg, processes)
+        _print_started(root, secret_file, rows)
         while not stop_requested:
-            for (name, _, _), process in zip(rows, processes, strict=True):
-                if process.poll() is not None:
-                    raise ClusterError(
-                        f"{name} exited with status {process.returncode};"
-                        f" see {root / (name + '.log')}"
-                    )
+            _check_running(root, rows, processes)
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
@@ -199,6 +163,65 @@ def cluster_up(
         if not data_root:
             shutil.rmtree(root, ignore_errors=True)
     click.echo("Stopped.", err=True)
+
+
+def _start_nodes(
+    nodes: int,
+    root: Path,
+    base_port: int,
+    secret_file: Path,
+    node_arg: tuple[str, ...],
+    processes: list[subprocess.Popen[bytes]],
+) -> list[tuple[str, str, str]]:
+    """Start the nodes one by one (each joins through the first), appending each process
+    to ``processes`` as it starts; returns (name, address, id) of each."""
+    rows: list[tuple[str, str, str]] = []
+    seeds: list[str] = []
+    for index in range(1, nodes + 1):
+        port = 0 if base_port == 0 else base_port + index - 1
+        command = [
+            sys.executable,
+            "-m",
+            "rumor.node",
+            "--data-dir",
+            str(root / f"node{index}"),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--name",
+            f"node{index}",
+            "--cluster-secret-file",
+            str(secret_file),
+            *node_arg,
+        ]
+        if seeds:
+            command += ["--seeds", ",".join(seeds)]
+        process, ready = _start(command, root / f"node{index}.log")
+        processes.append(process)
+        seeds = seeds or [ready["listen"]]
+        rows.append((f"node{index}", ready["listen"], ready["node_id"]))
+    return rows
+
+
+def _print_started(root: Path, secret_file: Path, rows: list[tuple[str, str, str]]) -> None:
+    click.echo(f"Rumor cluster of {len(rows)} node(s); data and logs in {root}")
+    for name, address, node_id in rows:
+        click.echo(f"  {name}  {address}  id {node_id}")
+    endpoints = ",".join(address for _, address, _ in rows)
+    click.echo(f"Cluster secret (Replication and Admin calls): {secret_file}")
+    click.echo(f"Try: RUMOR_ENDPOINT={endpoints} rumor kv namespace create DEMO")
+    click.echo(f"     export RUMOR_CLUSTER_SECRET_FILE={secret_file}")
+    click.echo(f"     rumor cluster status --endpoint {rows[0][1]}")
+    click.echo("Ctrl-C stops every node.")
+
+
+def _check_running(
+    root: Path, rows: list[tuple[str, str, str]], processes: list[subprocess.Popen[bytes]]
+) -> None:
+    for (name, _, _), process in zip(rows, processes, strict=True):
+        if process.poll() is not None:
+            raise ClusterError(
+                f"{name} exited with status {process.returncode}; see {root / (name + '.log')}"
+            )
 
 
 def admin_call(
@@ -253,6 +276,18 @@ def cluster_status(endpoint: str, timeout: float, as_json: bool, secret_file: st
     first = node_status(endpoint.split(",", maxsplit=1)[0], timeout, secret)
     if first is None:
         raise ClusterError(f"{endpoint} did not answer Admin.Status")
+    rows = _member_rows(first, _views(first, timeout, secret))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    _print_table(endpoint, rows)
+
+
+def _views(
+    first: admin_pb2.StatusResponse, timeout: float, secret: str | None
+) -> dict[int, admin_pb2.StatusResponse | None]:
+    """Each member's own status, asked of the members that may answer (None: not asked,
+    or no answer)."""
     views: dict[int, admin_pb2.StatusResponse | None] = {}
     for member in first.members:
         state = STATES.get(member.member.state, "?")
@@ -262,6 +297,14 @@ def cluster_status(endpoint: str, timeout: float, as_json: bool, secret_file: st
             views[member.member.id] = node_status(member.member.address, timeout, secret)
         else:
             views[member.member.id] = None
+    return views
+
+
+def _member_rows(
+    first: admin_pb2.StatusResponse, views: dict[int, admin_pb2.StatusResponse | None]
+) -> list[dict[str, Any]]:
+    """One row per member: its state, holdings, watermark lag behind the newest mark
+    seen anywhere, and whether its audit digest is the most common one."""
     newest: dict[int, int] = {}
     for view in views.values():
         for origin, mark in view.watermarks.items() if view else []:
@@ -292,9 +335,10 @@ def cluster_status(endpoint: str, timeout: float, as_json: bool, secret_file: st
                 "audit_repairs": view.audit_repairs_total if view else None,
             }
         )
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
+    return rows
+
+
+def _print_table(endpoint: str, rows: list[dict[str, Any]]) -> None:
     table = Table(title=f"Rumor cluster seen from {endpoint}")
     for column in (
         "name",

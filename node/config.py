@@ -1,11 +1,23 @@
 """The node's configuration: one dataclass, filled from flags > RUMOR_* env > TOML > defaults.
 
-Every field carries its default and a one-line reason in its ``help``; the
-`rumor node` flags are generated from these fields, so the CLI, environment
-variables and the TOML file can never disagree on names or types. A field
-``min_expiration_ttl`` is the flag ``--min-expiration-ttl``, the environment
-variable ``RUMOR_MIN_EXPIRATION_TTL`` and the TOML key ``min_expiration_ttl``
-(or ``min-expiration-ttl``).
+A setting ``min_expiration_ttl`` is the flag ``--min-expiration-ttl``, the
+environment variable ``RUMOR_MIN_EXPIRATION_TTL`` and the TOML key
+``min_expiration_ttl`` (or ``min-expiration-ttl``); `rumor node`'s flags are
+generated from ``Config.settings()``, so the CLI, environment variables and
+the TOML file can never disagree on names or types.
+
+Two kinds of setting, each declared once:
+
+- the node's own (addresses, security, limits, logs): the fields of ``Config``,
+  each with its default and a one-line reason in its ``help``;
+- the protocol knobs ``ProtocolConfig`` marks as node settings (gossip and
+  probe intervals, fanout, timeouts, ...): name, default, reason and bounds
+  come from ``ProtocolConfig``'s fields and are not restated here. Those given
+  explicitly are laid over the profile ``--protocol-profile`` picks
+  (``protocol()``); the others follow the profile.
+
+``Config.check`` reports every problem at once, the protocol knobs' through
+``ProtocolConfig.problems``.
 """
 
 from __future__ import annotations
@@ -20,11 +32,21 @@ from typing import Any
 
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
 
-_LAN = ProtocolConfig.lan()  # the protocol defaults; --protocol-profile picks another base
-
 
 class ConfigError(ValueError):
     """A setting that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting of `rumor node`: a flag, a RUMOR_* variable and a TOML key."""
+
+    name: str
+    kind: Any  # str, int, bool or tuple[str, ...]
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    protocol: bool = False  # a ProtocolConfig knob: unless given, the profile's value
 
 
 def _setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
@@ -78,11 +100,6 @@ class Config:
         "Never bootstrap by snapshot: a fresh node (never served, holding nothing) pulls"
         " every record by anti-entropy instead of fetching a peer's consistent copy.",
     )
-    snapshot_min_records: int = _setting(
-        50_000,
-        "Serve a snapshot to a fresh node only when holding at least this many records"
-        " and tombstones (fewer: it catches up by anti-entropy).",
-    )
     experiments_dir: str = _setting(
         "",
         "The only directory whose experiment reports (report.md, plots) the web console at"
@@ -125,72 +142,17 @@ class Config:
     seeds: str = _setting(
         "", "Comma-separated HOST:PORT of nodes to join through; empty: start a new cluster."
     )
-    gossip_interval_ms: int = _setting(
-        _LAN.gossip_interval_ms,
-        "How often each peer's push queue is flushed; lower spreads faster, costs more calls.",
-    )
-    fanout: int = _setting(
-        _LAN.fanout, "How many random live peers receive each batch of new records."
-    )
-    anti_entropy_interval_ms: int = _setting(
-        _LAN.anti_entropy_interval_ms,
-        "How often a node compares watermarks with a random peer and repairs.",
-    )
-    probe_interval_ms: int = _setting(
-        _LAN.probe_interval_ms, "SWIM: how often one member is probed."
-    )
-    probe_timeout_ms: int = _setting(
-        _LAN.probe_timeout_ms, "SWIM: how long a probe waits before indirect probes."
-    )
-    indirect_probes: int = _setting(
-        _LAN.indirect_probes, "SWIM: how many members probe a silent one for us."
-    )
-    suspicion_timeout_ms: int = _setting(
-        _LAN.suspicion_timeout_ms,
-        "SWIM: how long a suspect has to refute before it is declared dead.",
-    )
-    member_timeout_ms: int = _setting(
-        _LAN.member_timeout_ms,
-        "Remove a member after this much dead time (0: never; removal is for ever).",
-    )
-    max_clock_offset_ms: int = _setting(
-        _LAN.max_clock_offset_ms,
-        "Largest tolerated clock offset; records over twice this ahead are deferred.",
-    )
     clock_offset_policy: str = _setting(
         "fence",
         "fence: refuse client writes while this node's clock is off from the majority;"
         " warn: only log (for experiments on skew).",
         choices=("fence", "warn"),
     )
-    join_timeout_ms: int = _setting(
-        _LAN.join_timeout_ms,
-        "Serve alone after this long if no seed answered (seeds are still retried for ever).",
-    )
-    seed_contact_interval_ms: int = _setting(
-        _LAN.seed_contact_interval_ms,
-        "How often a node joins through a random seed, so groups formed apart merge.",
-    )
-    lazy_fanout: int = _setting(
-        _LAN.lazy_fanout,
-        "Further peers told only the ids of new records; they pull what push missed.",
-    )
     protocol_profile: str = _setting(
         "lan",
         "Base of every protocol timer not set here: lan (a data centre), local (one"
         " machine, milliseconds: tests) or wan (links across regions).",
         choices=("lan", "local", "wan"),
-    )
-    audit_interval_ms: int = _setting(
-        _LAN.audit_interval_ms,
-        "How often buckets are compared with a peer (a backstop; repairs must be 0).",
-    )
-    gc_grace_ms: int = _setting(
-        _LAN.gc_grace_ms,
-        "Minimum wait between a tombstone becoming stable everywhere and its purge.",
-    )
-    min_replicas_timeout_ms: int = _setting(
-        _LAN.min_replicas_timeout_ms, "How long a put with min_replicas waits for confirmations."
     )
     enable_fault_injection: bool = _setting(
         False, "Serve the Faults service (block, drop, delay, clock offset). Tests only."
@@ -216,10 +178,6 @@ class Config:
     min_expiration_ttl: int = _setting(
         60, "Smallest expiration_ttl (and distance of an absolute expiration) a client may ask."
     )
-    sweep_interval_ms: int = _setting(
-        _LAN.sweep_interval_ms,
-        "How often the sweeper purges a slice of tombstones and expired keys.",
-    )
     shutdown_grace_ms: int = _setting(5000, "How long a stopping node lets in-flight RPCs finish.")
     log_level: str = _setting(
         "info", "debug, info, warning or error.", choices=("debug", "info", "warning", "error")
@@ -230,12 +188,32 @@ class Config:
         choices=("auto", "json", "console"),
     )
 
-    # The settings given explicitly (flag, environment or TOML), for ``protocol``.
-    explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    # The protocol knobs given explicitly (flag, environment or TOML), laid over the
+    # profile's by ``protocol``.
+    protocol_knobs: tuple[tuple[str, int], ...] = ()
 
     @classmethod
-    def settings(cls) -> list[dataclasses.Field[Any]]:
-        return [f for f in dataclasses.fields(cls) if f.name != "explicit"]
+    def settings(cls) -> list[Setting]:
+        """Every setting: the node's own, then the protocol knobs, in declaration order."""
+        own = [
+            Setting(
+                f.name, _KINDS[str(f.type)], f.default, f.metadata["help"], f.metadata["choices"]
+            )
+            for f in dataclasses.fields(cls)
+            if f.name != "protocol_knobs"
+        ]
+        lan = ProtocolConfig.lan()
+        knobs = [
+            Setting(
+                knob.name,
+                _KINDS[str(knob.type)],
+                getattr(lan, knob.name),
+                knob.metadata["reason"],
+                protocol=True,
+            )
+            for knob in ProtocolConfig.node_settings()
+        ]
+        return own + knobs
 
     @classmethod
     def load(
@@ -249,15 +227,22 @@ class Config:
         values: dict[str, Any] = {}
         if config_file is not None:
             values.update(_read_toml(Path(config_file)))
-        for setting in cls.settings():
+        for setting in _SETTINGS.values():
             env_name = "RUMOR_" + setting.name.upper()
             if env_name in env:
                 values[setting.name] = env[env_name]
             flag = flags.get(setting.name)
             if flag is not None and flag != ():  # a repeatable flag not given is ()
                 values[setting.name] = flag
-        converted = {name: _convert(name, value) for name, value in values.items()}
-        config = cls(**converted, explicit=frozenset(converted))
+        own: dict[str, Any] = {}
+        knobs: list[tuple[str, int]] = []
+        for name, value in values.items():
+            converted = _convert(name, value)
+            if _SETTINGS[name].protocol:
+                knobs.append((name, converted))
+            else:
+                own[name] = converted
+        config = cls(**own, protocol_knobs=tuple(knobs))
         config.check()
         return config
 
@@ -265,11 +250,10 @@ class Config:
         """Every problem with the settings, one line each, in one ConfigError."""
         problems: list[str] = []
         for setting in self.settings():
-            choices = setting.metadata["choices"]
-            value = getattr(self, setting.name)
-            if choices and value not in choices:
+            if setting.choices and getattr(self, setting.name) not in setting.choices:
                 problems.append(
-                    f"{setting.name} must be one of {', '.join(choices)}; got {value!r}"
+                    f"{setting.name} must be one of {', '.join(setting.choices)};"
+                    f" got {getattr(self, setting.name)!r}"
                 )
         for name in ("listen", "http", "advertise"):
             address = getattr(self, name)
@@ -291,16 +275,8 @@ class Config:
             problems.append("read_admission_timeout_ms must be at least 0")
         if self.min_expiration_ttl < 1:
             problems.append("min_expiration_ttl must be at least 1")
-        for name in (
-            "sweep_interval_ms",
-            "gossip_interval_ms",
-            "anti_entropy_interval_ms",
-            "probe_interval_ms",
-            "probe_timeout_ms",
-            "fanout",
-        ):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1")
+        if self.protocol_profile in ("lan", "local", "wan"):
+            problems.extend(self.protocol().problems())
         for seed in self.seed_list():
             seed_host, _, seed_port = seed.rpartition(":")
             if not seed_host or not seed_port.isdigit():
@@ -309,38 +285,35 @@ class Config:
             raise ConfigError("\n".join(problems))
 
     def protocol(self) -> ProtocolConfig:
-        """The protocol's knobs: the profile's, with every setting given explicitly."""
-        base = ProtocolConfig.profile(self.protocol_profile)
-        given = {name: getattr(self, name) for name in _PROTOCOL_SETTINGS if name in self.explicit}
-        given["snapshot_bootstrap"] = not self.no_snapshot_bootstrap  # the node can fetch one
-        if "clock_offset_policy" in self.explicit or self.clock_offset_policy != "fence":
-            given["fence_clock"] = self.clock_offset_policy == "fence"
-        return base.replace(**given)
+        """The protocol's knobs: the profile's, with every knob given explicitly."""
+        return ProtocolConfig.profile(self.protocol_profile).replace(
+            **dict(self.protocol_knobs),
+            snapshot_bootstrap=not self.no_snapshot_bootstrap,  # the node can fetch one
+            fence_clock=self.clock_offset_policy == "fence",
+        )
 
     def seed_list(self) -> tuple[str, ...]:
         return tuple(seed.strip() for seed in self.seeds.split(",") if seed.strip())
 
 
-_TYPES = {setting.name: setting.type for setting in Config.settings()}
-# Settings that are protocol knobs, under the same name in ProtocolConfig.
-_PROTOCOL_SETTINGS = tuple(
-    name for name in _TYPES if name in {f.name for f in dataclasses.fields(ProtocolConfig)}
-)
+# A field's type as written (annotations are strings here) -> what its values are.
+_KINDS: dict[str, Any] = {"str": str, "int": int, "bool": bool, "tuple[str, ...]": tuple}
+_SETTINGS = {setting.name: setting for setting in Config.settings()}
 
 
 def _convert(name: str, value: Any) -> Any:
-    kind = _TYPES[name]
-    if kind in ("tuple[str, ...]", tuple[str, ...]):
+    kind = _SETTINGS[name].kind
+    if kind is tuple:
         items = value.split(",") if isinstance(value, str) else list(value)
         return tuple(str(item).strip() for item in items if str(item).strip())
-    if kind in ("int", int):
+    if kind is int:
         if isinstance(value, bool):
             raise ConfigError(f"{name} must be an integer; got {value!r}")
         try:
             return int(value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{name} must be an integer; got {value!r}") from exc
-    if kind in ("bool", bool):
+    if kind is bool:
         if isinstance(value, bool):
             return value
         text = str(value).lower()
@@ -363,7 +336,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     values = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
-        if name not in _TYPES:
+        if name not in _SETTINGS:
             raise ConfigError(f"config file {path}: unknown setting {key!r}")
         values[name] = value
     return values

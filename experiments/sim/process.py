@@ -1,4 +1,4 @@
-"""One simulated process: a Replica, a Membership and an Engine on a disk, driven.
+"""One simulated process: the node's engine (``build``) on a disk, driven.
 
 The driver does what the server's driver does and decides nothing: every
 input goes to the engine (``step``, ``tick``, ``propose``, ``advance``) and
@@ -34,9 +34,8 @@ from rumor.experiments.sim.loop import EventLoop
 from rumor.experiments.sim.network import Network
 from rumor.experiments.sim.trace import Birth, Input, Output, Trace
 from rumor.node.core.errors import Unavailable
-from rumor.node.core.membership import Member, State
+from rumor.node.replication.engine.build import Identity, build
 from rumor.node.replication.engine.engine import Engine
-from rumor.node.replication.engine.membership import Membership
 from rumor.node.replication.engine.messages import (
     Done,
     Envelope,
@@ -53,7 +52,7 @@ from rumor.node.replication.engine.messages import (
     SnapshotFetch,
 )
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
-from rumor.node.replication.replica.replica import Applied, Durability, Replica, Write
+from rumor.node.replication.replica.replica import Applied, Durability, Write
 from rumor.node.replication.replica.snapshot_install import install_into
 
 BASE_WALL_MS = 1_700_000_000_000  # virtual time 0 on a clock without skew
@@ -68,33 +67,22 @@ class ProcessSettings:
     canaries: frozenset[str] = frozenset()
 
 
-def build_engine(
-    birth: Birth, rng: random.Random, settings: ProcessSettings, disk: SimulatedDisk
-) -> Engine:
-    """The node's engine as ``rumor node`` builds it, on ``disk``."""
-    protocol = settings.protocol
-    replica = Replica(
-        disk,
+def engine_for(birth: Birth, settings: ProcessSettings, disk: SimulatedDisk) -> Engine:
+    """The node's engine as ``rumor node`` builds it (``build``), for ``birth`` on ``disk``."""
+    identity = Identity(
         new_node_id=birth.node_id,
-        wall_ms=birth.now.wall_ms,
-        durability=settings.durability,
-        max_clock_offset_ms=protocol.max_clock_offset_ms,
-    )
-    membership = Membership(
-        disk,
-        Member(replica.node_id, birth.address, 0, State.ALIVE, birth.boot_nonce, birth.name),
-        suspicion_timeout_ms=protocol.suspicion_timeout_ms,
-        member_timeout_ms=protocol.member_timeout_ms,
-    )
-    return Engine(
-        replica,
-        membership,
-        protocol,
-        rng=rng,
-        seeds=birth.seeds,
-        advertise=birth.address,
+        boot_nonce=birth.boot_nonce,
+        address=birth.address,
         name=birth.name,
+        seeds=birth.seeds,
+    )
+    return build(
+        disk,
+        identity,
+        settings.protocol,
+        rng=random.Random(birth.rng_seed),
         now=birth.now,
+        durability=settings.durability,
         canaries=settings.canaries,
     )
 
@@ -137,7 +125,7 @@ class SimulatedProcess:
             trace.births.append(birth)
             trace.disks_at_birth[birth.process] = birth.disk.copy()
             trace.events.append(Input(self.serial, birth.now, "birth"))
-        self.engine = build_engine(birth, random.Random(birth.rng_seed), settings, birth.disk)
+        self.engine = engine_for(birth, settings, birth.disk)
         self.replica = self.engine.replica
         self.node_id = self.replica.node_id
         self.boot_nonce = birth.boot_nonce

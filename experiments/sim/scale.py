@@ -61,6 +61,7 @@ __all__ = [
 
 WITHIN_MS = 1000.0  # the "everywhere within 1 s" target
 FORMED_CHECK_MS = 100  # how often the warm-up looks whether the cluster has formed
+_LAN = ProtocolConfig.lan()  # the protocol a run varies a few knobs of
 
 # ---- configuration and result -------------------------------------------------------
 
@@ -70,9 +71,9 @@ class SimulationConfig:
     """One simulated cluster and workload. Times are virtual milliseconds."""
 
     nodes: int = 100
-    fanout: int = 4
-    gossip_interval_ms: int = 10
-    anti_entropy_interval_ms: int = 1000
+    fanout: int = _LAN.fanout
+    gossip_interval_ms: int = _LAN.gossip_interval_ms
+    anti_entropy_interval_ms: int = _LAN.anti_entropy_interval_ms
     loss: float = 0.0  # probability that any one message is dropped
     latency_ms: str = "uniform:1:5"  # see LatencyDistribution
     writes: int = 100
@@ -81,26 +82,16 @@ class SimulationConfig:
     write_interval_ms: int = 1
     seed: int = 1
     max_virtual_ms: int = 60_000
-    exchange_timeout_ms: int = (
-        ProtocolConfig.lan().rpc_timeout_ms
-    )  # a lost exchange is abandoned after this
+    exchange_timeout_ms: int = _LAN.rpc_timeout_ms  # a lost exchange is abandoned after this
     value_bytes: int = 100
     warmup_ms: int = 30_000  # at most this long for every node to serve and know every member
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = self.protocol().problems()  # the knobs' own bounds, checked once
         if self.nodes < 1:
             problems.append(f"nodes must be >= 1, got {self.nodes}")
-        if self.fanout < 1:
-            problems.append(f"fanout must be >= 1, got {self.fanout}")
-        for name in (
-            "gossip_interval_ms",
-            "anti_entropy_interval_ms",
-            "write_interval_ms",
-            "exchange_timeout_ms",
-        ):
-            if getattr(self, name) <= 0:
-                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.write_interval_ms <= 0:
+            problems.append(f"write_interval_ms must be > 0, got {self.write_interval_ms}")
         if not 0.0 <= self.loss <= 1.0:
             problems.append(f"loss must be within [0, 1], got {self.loss}")
         if self.writes < 0:
@@ -112,6 +103,15 @@ class SimulationConfig:
         if problems:
             raise ValueError("invalid simulation config: " + "; ".join(problems))
         LatencyDistribution.parse(self.latency_ms)
+
+    def protocol(self) -> ProtocolConfig:
+        """``ProtocolConfig.lan()`` with this run's fanout, intervals and call timeout."""
+        return _LAN.replace(
+            fanout=self.fanout,
+            gossip_interval_ms=self.gossip_interval_ms,
+            anti_entropy_interval_ms=self.anti_entropy_interval_ms,
+            rpc_timeout_ms=self.exchange_timeout_ms,
+        )
 
     @property
     def latency(self) -> LatencyDistribution:
@@ -168,15 +168,6 @@ def key_of(write_index: int) -> bytes:
     return b"sim-%08d" % write_index
 
 
-def _protocol(config: SimulationConfig) -> ProtocolConfig:
-    return ProtocolConfig.lan().replace(
-        fanout=config.fanout,
-        gossip_interval_ms=config.gossip_interval_ms,
-        anti_entropy_interval_ms=config.anti_entropy_interval_ms,
-        rpc_timeout_ms=config.exchange_timeout_ms,
-    )
-
-
 class _Arrivals:
     """Per write, when each node first held it (``inf``: not yet)."""
 
@@ -219,7 +210,7 @@ def _simulate(
     started = time.perf_counter()
     rng = random.Random(config.seed)
     settings = ClusterSettings(
-        ProcessSettings(_protocol(config), Durability.WAL),
+        ProcessSettings(config.protocol(), Durability.WAL),
         config.latency,
         config.loss,
         track_sync=False,

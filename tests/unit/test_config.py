@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from rumor.node.config import Config, ConfigError
+from rumor.node.replication.engine.protocol_config import ProtocolConfig
 
 
 def test_defaults() -> None:
@@ -26,7 +27,7 @@ def test_flags_beat_environment_beat_file(tmp_path: Path) -> None:
 
 def test_environment_values_are_converted() -> None:
     config = Config.load({}, env={"RUMOR_SWEEP_INTERVAL_MS": "25"})
-    assert config.sweep_interval_ms == 25
+    assert config.protocol().sweep_interval_ms == 25
 
 
 @pytest.mark.parametrize(
@@ -73,3 +74,44 @@ def test_every_problem_is_reported_on_its_own_line() -> None:
     assert len(lines) == 3
     assert any(line.startswith("listen must be HOST:PORT") for line in lines)
     assert "fanout must be at least 1" in lines
+
+
+def test_protocol_knobs_come_from_every_source_over_the_profile(tmp_path: Path) -> None:
+    toml = tmp_path / "rumor.toml"
+    toml.write_text('protocol-profile = "local"\ngc-grace-ms = 1234\nfanout = 2\n')
+    env = {"RUMOR_PROBE_TIMEOUT_MS": "77", "RUMOR_FANOUT": "3"}
+    config = Config.load({"lazy_fanout": 1, "fanout": None}, env=env, config_file=toml)
+    protocol = config.protocol()
+    assert (protocol.gc_grace_ms, protocol.probe_timeout_ms) == (1234, 77)
+    assert (protocol.fanout, protocol.lazy_fanout) == (3, 1)
+    local = ProtocolConfig.local()
+    assert protocol.probe_interval_ms == local.probe_interval_ms  # not given: the profile's
+    assert protocol.suspicion_timeout_ms == local.suspicion_timeout_ms
+
+
+def test_node_shaped_knobs_reach_the_protocol() -> None:
+    assert Config.load({}, env={}).protocol() == ProtocolConfig.lan().replace(
+        snapshot_bootstrap=True
+    )
+    config = Config.load({"clock_offset_policy": "warn", "no_snapshot_bootstrap": True}, env={})
+    assert not config.protocol().fence_clock
+    assert not config.protocol().snapshot_bootstrap
+
+
+def test_every_protocol_setting_is_a_setting_with_the_knobs_reason() -> None:
+    settings = {setting.name: setting for setting in Config.settings()}
+    lan = ProtocolConfig.lan()
+    for knob in ProtocolConfig.node_settings():
+        setting = settings[knob.name]
+        assert setting.protocol
+        assert setting.help == knob.metadata["reason"]
+        assert setting.default == getattr(lan, knob.name)
+
+
+def test_a_protocol_knob_out_of_bounds_is_named_once() -> None:
+    with pytest.raises(ConfigError) as failure:
+        Config.load({"suspicion_timeout_ms": 0}, env={"RUMOR_PROBE_INTERVAL_MS": "0"})
+    assert str(failure.value).splitlines() == [
+        "probe_interval_ms must be at least 1",
+        "suspicion_timeout_ms must be at least 1",
+    ]

@@ -23,7 +23,7 @@ from rumor.experiments.sim.cluster import Cluster, ClusterSettings
 from rumor.experiments.sim.disk import SimulatedDisk
 from rumor.experiments.sim.latency import LatencyDistribution
 from rumor.experiments.sim.ledger import NAMESPACE
-from rumor.experiments.sim.process import ProcessSettings, build_engine
+from rumor.experiments.sim.process import ProcessSettings, engine_for
 from rumor.experiments.sim.trace import Birth, Input, Output, Trace
 from rumor.node.replication.engine.engine import Engine
 from rumor.node.replication.engine.messages import (
@@ -138,7 +138,7 @@ class _ScriptedCommit:
 class _DrivenProcess:
     def __init__(self, birth: Birth, protocol: ProtocolConfig, disk: SimulatedDisk) -> None:
         settings = ProcessSettings(protocol, Durability.FSYNC)
-        self.engine = build_engine(birth, random.Random(birth.rng_seed), settings, disk)
+        self.engine = engine_for(birth, settings, disk)
         self.clock = _Clock()
         self.transport = _InMemoryTransport()
         self.commit = _ScriptedCommit(self.engine)
@@ -159,10 +159,10 @@ class _DrivenProcess:
             faults=FaultRules(),
             on_stop=lambda message, kind: None,
             now=lambda: self.clock.now,
+            download_snapshot=self.download,
         )
         self.handling: list[asyncio.Task[Any]] = []
         self.fetch: asyncio.Future[None] | None = None
-        self.driver.download_snapshot = self.download
 
     async def download(self, address: str) -> object:
         """A download that ends when the script says (the simulator's copy arrived)."""

@@ -94,43 +94,8 @@ class ClusterView:
     def snapshot(self) -> dict[str, Any]:
         r = self.driver
         replica = r.replica
-        own = dict(replica.own_watermarks())
-        vectors: dict[int, dict[int, int]] = {}
-        for member in r.membership.all():
-            marks = own if member.id == replica.node_id else r.membership.vectors.get(member.id, {})
-            vectors[member.id] = dict(marks)
-        highest: dict[int, int] = {}
-        for marks in vectors.values():
-            for origin, seq in marks.items():
-                highest[origin] = max(highest.get(origin, 0), seq)
         own_digest = digest(replica.audit_buckets)
-        digests: dict[int, int | None] = {}
-        members = []
-        for member in r.membership.all():
-            if member.id == replica.node_id:
-                member_digest: int | None = own_digest
-            else:
-                member_digest = None if self.peers is None else self.peers.digest_of(member.id)
-            if member.state is State.ALIVE or member.id == replica.node_id:
-                digests[member.id] = member_digest
-            marks = vectors[member.id]
-            lag = {_hex(o): top - marks.get(o, 0) for o, top in highest.items()}
-            members.append(
-                {
-                    "id": _hex(member.id),
-                    "name": member.name,
-                    "address": member.address,
-                    "state": member.state.name.lower(),
-                    "incarnation": member.incarnation,
-                    "self": member.id == replica.node_id,
-                    "watermarks": {_hex(o): seq for o, seq in marks.items() if seq},
-                    "lag": lag,
-                    "behind": sum(lag.values()),
-                    "watermarks_agree": all(v == 0 for v in lag.values()),
-                    "clock_offset_ms": r.engine.fence.offsets.get(member.id, 0.0),
-                    "audit_digest": None if member_digest is None else f"{member_digest:016x}",
-                }
-            )
+        members, digests = self._members(own_digest)
         loop_lag = self.loop_lag
         audit = agreement(digests)
         return {
@@ -160,6 +125,49 @@ class ClusterView:
             "members": members,
             "rates": self._rates_per_second(),
         }
+
+    def _members(self, own_digest: int) -> tuple[list[dict[str, Any]], dict[int, int | None]]:
+        """Each member as the console shows it (its lag behind the highest watermark seen
+        for each origin), and the audit digests known of this node and the live members."""
+        r = self.driver
+        replica = r.replica
+        own = dict(replica.own_watermarks())
+        vectors: dict[int, dict[int, int]] = {}
+        for member in r.membership.all():
+            marks = own if member.id == replica.node_id else r.membership.vectors.get(member.id, {})
+            vectors[member.id] = dict(marks)
+        highest: dict[int, int] = {}
+        for marks in vectors.values():
+            for origin, seq in marks.items():
+                highest[origin] = max(highest.get(origin, 0), seq)
+        digests: dict[int, int | None] = {}
+        members = []
+        for member in r.membership.all():
+            if member.id == replica.node_id:
+                member_digest: int | None = own_digest
+            else:
+                member_digest = None if self.peers is None else self.peers.digest_of(member.id)
+            if member.state is State.ALIVE or member.id == replica.node_id:
+                digests[member.id] = member_digest
+            marks = vectors[member.id]
+            lag = {_hex(o): top - marks.get(o, 0) for o, top in highest.items()}
+            members.append(
+                {
+                    "id": _hex(member.id),
+                    "name": member.name,
+                    "address": member.address,
+                    "state": member.state.name.lower(),
+                    "incarnation": member.incarnation,
+                    "self": member.id == replica.node_id,
+                    "watermarks": {_hex(o): seq for o, seq in marks.items() if seq},
+                    "lag": lag,
+                    "behind": sum(lag.values()),
+                    "watermarks_agree": all(v == 0 for v in lag.values()),
+                    "clock_offset_ms": r.engine.fence.offsets.get(member.id, 0.0),
+                    "audit_digest": None if member_digest is None else f"{member_digest:016x}",
+                }
+            )
+        return members, digests
 
 
 def change_json(change: Change) -> dict[str, Any]:

@@ -86,6 +86,8 @@ class EngineDriver:
         on_stop: Callable[[str, NoticeKind], None],
         throttle: LogThrottle | None = None,
         now: Callable[[], Now] | None = None,
+        on_ready: Callable[[], Awaitable[None]] | None = None,
+        download_snapshot: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.engine = engine
         self.replica: Replica = engine.replica
@@ -94,9 +96,9 @@ class EngineDriver:
         self.clock = clock
         self.faults = faults
         self.on_stop = on_stop
-        self.on_ready: Callable[[], Awaitable[None]] | None = None
+        self.on_ready = on_ready  # the engine began serving
         # Downloads and verifies a peer's snapshot (by address); raises if it cannot.
-        self.download_snapshot: Callable[[str], Awaitable[object]] | None = None
+        self.download_snapshot = download_snapshot
         self.throttle = throttle or LogThrottle(log)
         self._now = now  # a test's clock; the real one otherwise
         self._tokens = itertools.count(1)

@@ -214,7 +214,6 @@ def method_handler(
     observe: Observe | None = None,
     budget: CallBudget | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    hooked = authorize is not None or observe is not None
     if budget is not None and method.name not in UNBUDGETED_METHODS:
         if method.server_streaming:
             implementation = _budgeted_stream(implementation, budget)
@@ -222,57 +221,74 @@ def method_handler(
             implementation = _budgeted_unary(implementation, budget)
     request_class = message_factory.GetMessageClass(method.input_type)
     deserialize = _deserializer(request_class)
+    hooked = authorize is not None or observe is not None
     name = method.name
-
-    if method.client_streaming and not method.server_streaming:
-
-        async def stream_unary(requests: Any, context: Any) -> Any:
-            _bind(name)
-            try:
-                return await implementation(_checked_stream(requests), context)
-            except Exception as error:
-                await _fail(context, error)
-
+    if method.client_streaming and method.server_streaming:  # Batch
+        both = _stream_stream(name, implementation)
         if hooked:
-            return grpc.stream_unary_rpc_method_handler(
-                _guard_unary(stream_unary, name, authorize, observe), deserialize, _serialize
-            )
-        return grpc.stream_unary_rpc_method_handler(stream_unary, deserialize, _serialize)
-
-    if method.server_streaming and not method.client_streaming:
-
-        async def unary_stream(request: Any, context: Any) -> Any:
-            _bind(name)
-            try:
-                if isinstance(request, _Malformed):
-                    raise InvalidRequest(request.reason)
-                async for response in implementation(request, context):
-                    yield response
-            except Exception as error:
-                await _fail(context, error)
-
+            both = _guard_stream(both, name, authorize, observe)
+        return grpc.stream_stream_rpc_method_handler(both, deserialize, _serialize)
+    if method.client_streaming:
+        unary = _stream_unary(name, implementation)
         if hooked:
-            return grpc.unary_stream_rpc_method_handler(
-                _guard_stream(unary_stream, name, authorize, observe), deserialize, _serialize
-            )
-        return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, _serialize)
-
-    if method.client_streaming:  # and server streaming: Batch
-
-        async def stream_stream(requests: Any, context: Any) -> Any:
-            _bind(name)
-            try:
-                async for response in implementation(_checked_stream(requests), context):
-                    yield response
-            except Exception as error:
-                await _fail(context, error)
-
+            unary = _guard_unary(unary, name, authorize, observe)
+        return grpc.stream_unary_rpc_method_handler(unary, deserialize, _serialize)
+    if method.server_streaming:
+        stream = _unary_stream(name, implementation)
         if hooked:
-            return grpc.stream_stream_rpc_method_handler(
-                _guard_stream(stream_stream, name, authorize, observe), deserialize, _serialize
-            )
-        return grpc.stream_stream_rpc_method_handler(stream_stream, deserialize, _serialize)
+            stream = _guard_stream(stream, name, authorize, observe)
+        return grpc.unary_stream_rpc_method_handler(stream, deserialize, _serialize)
+    unary = _unary_unary(name, implementation)
+    if hooked:
+        unary = _guard_unary(unary, name, authorize, observe)
+    return grpc.unary_unary_rpc_method_handler(unary, deserialize, _serialize)
 
+
+# ---- the behaviour of each call shape: bind the method name, map errors to statuses ----
+
+
+def _stream_unary(name: str, implementation: Callable[..., Any]) -> Callable[[Any, Any], Any]:
+    async def stream_unary(requests: Any, context: Any) -> Any:
+        _bind(name)
+        try:
+            return await implementation(_checked_stream(requests), context)
+        except Exception as error:
+            await _fail(context, error)
+
+    return stream_unary
+
+
+def _unary_stream(
+    name: str, implementation: Callable[..., Any]
+) -> Callable[[Any, Any], AsyncIterator[Any]]:
+    async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+        _bind(name)
+        try:
+            if isinstance(request, _Malformed):
+                raise InvalidRequest(request.reason)
+            async for response in implementation(request, context):
+                yield response
+        except Exception as error:
+            await _fail(context, error)
+
+    return unary_stream
+
+
+def _stream_stream(
+    name: str, implementation: Callable[..., Any]
+) -> Callable[[Any, Any], AsyncIterator[Any]]:
+    async def stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
+        _bind(name)
+        try:
+            async for response in implementation(_checked_stream(requests), context):
+                yield response
+        except Exception as error:
+            await _fail(context, error)
+
+    return stream_stream
+
+
+def _unary_unary(name: str, implementation: Callable[..., Any]) -> Callable[[Any, Any], Any]:
     async def unary_unary(request: Any, context: Any) -> Any:
         _bind(name)
         try:
@@ -282,11 +298,7 @@ def method_handler(
         except Exception as error:
             await _fail(context, error)
 
-    if hooked:
-        return grpc.unary_unary_rpc_method_handler(
-            _guard_unary(unary_unary, name, authorize, observe), deserialize, _serialize
-        )
-    return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, _serialize)
+    return unary_unary
 
 
 def service_handler(

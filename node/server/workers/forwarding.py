@@ -19,7 +19,9 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 CLIENT_PEER_HEADER = "rumor-client-peer"
 # Headers gRPC sets by itself on each hop.
-_HOP_HEADERS = frozenset({"user-agent", "grpc-timeout", "te", "content-type", "grpc-accept-encoding"})
+_HOP_HEADERS = frozenset(
+    {"user-agent", "grpc-timeout", "te", "content-type", "grpc-accept-encoding"}
+)
 
 
 def _metadata(context: Any) -> tuple[tuple[str, str | bytes], ...]:

@@ -12,7 +12,7 @@ too, so a read that starts after any worker acknowledged a write sees it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -77,7 +77,8 @@ class WorkerKV:
                 result = kv_pb2.BatchResult(id=op.id)
                 getattr(result, field).CopyFrom(response)
             except grpc.RpcError as error:
-                http: Any = dict(error.trailing_metadata() or ()).get("rumor-http-status", "0")
+                trailing: Any = error.trailing_metadata() or ()
+                http = dict(trailing).get("rumor-http-status", "0")
                 result = kv_pb2.BatchResult(
                     id=op.id,
                     error=kv_pb2.BatchError(
@@ -101,7 +102,7 @@ class WorkerKV:
                             continue
                         task = asyncio.create_task(one(op))
                         pending[op.id] = task
-                        task.add_done_callback(lambda _, i=op.id: pending.pop(i, None))
+                        task.add_done_callback(_forget(pending, op.id))
                 if pending:
                     await asyncio.gather(*pending.values(), return_exceptions=True)
             finally:
@@ -126,6 +127,15 @@ class WorkerKV:
             reader.cancel()
             for task in list(pending.values()):
                 task.cancel()
+
+
+def _forget(
+    pending: dict[int, asyncio.Task[None]], op_id: int
+) -> Callable[[asyncio.Task[None]], None]:
+    def forget(_: asyncio.Task[None]) -> None:
+        pending.pop(op_id, None)
+
+    return forget
 
 
 def _refused(op_id: int) -> kv_pb2.BatchResult:

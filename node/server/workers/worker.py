@@ -137,7 +137,9 @@ async def _watch_owner(socket_dir: str, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
-async def serve(plan: WorkerPlan, kv_authorize: rpc.Authorize | None, tls: Any, max_calls: int) -> int:
+async def serve(
+    plan: WorkerPlan, kv_authorize: rpc.Authorize | None, tls: Any, max_calls: int
+) -> int:
     """Serve as a worker until SIGTERM or the owner's end; returns the exit status."""
     _die_with_owner()
     structlog.contextvars.bind_contextvars(worker=plan.index)
