@@ -33,6 +33,7 @@ from typing import Any
 import structlog
 from google.protobuf.descriptor import ServiceDescriptor
 
+from rumor.node import logs
 from rumor.node.config import Config
 from rumor.node.replication import Durability, Replica
 from rumor.node.replication.engine.build import Identity, build
@@ -60,7 +61,7 @@ from rumor.node.server.grpc.server import (
     BindError,
     GrpcServer,
 )
-from rumor.node.server.http.gateway import build_app, serve
+from rumor.node.server.http.gateway import build_app, serve, serve_unix
 from rumor.node.server.http.guard import HttpGuard
 from rumor.node.server.loop_lag import LoopLag
 from rumor.node.server.metrics import Metrics
@@ -69,6 +70,10 @@ from rumor.node.server.snapshot import swap as snapshot_swap
 from rumor.node.server.snapshot.client import download, grpc_stream
 from rumor.node.server.snapshot.server import SnapshotServer, remove_all
 from rumor.node.server.watch import WatchHub
+from rumor.node.server.workers import worker
+from rumor.node.server.workers.owner import OwnerListeners
+from rumor.node.server.workers.supervisor import Supervisor
+from rumor.node.server.workers.worker import WorkerPlan
 from rumor.node.startup import (
     Security,
     event_loop_factory,
@@ -100,6 +105,7 @@ class Wiring:
     driver: EngineDriver
     reads: ByteBudget
     client_calls: CallBudget
+    owner: OwnerListeners | None  # with workers: the private sockets and the ports held
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +193,11 @@ class Node:
     ) -> tuple[Wiring, Services]:
         config = self.config
         security = Security.load(config)
-        server, listen = self._bind(security)
+        owner = None
+        if config.worker_count() > 0:
+            owner = OwnerListeners(self._listen or config.listen, self._http or config.http)
+            stack.callback(owner.close)
+        server, listen = self._bind(security, owner)
         advertise = config.advertise or listen
         watches = WatchHub(
             self.clock.wall_ms,
@@ -225,6 +235,7 @@ class Node:
                 config.max_read_bytes_in_flight, config.read_admission_timeout_ms / 1000
             ),
             client_calls=CallBudget(config.max_client_calls),
+            owner=owner,
         )
         return wiring, self._build_services(wiring, faults, stack)
 
@@ -308,9 +319,13 @@ class Node:
         ]
         if config.enable_fault_injection:
             services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, driver)))
+        checks = dict(security.checks)
+        if wiring.owner is not None:
+            # Workers check clients' tokens; their batched stream carries none.
+            checks.pop(KV_SERVICE.full_name, None)
         wiring.server.add_services(
             services,
-            authorize=security.checks or None,
+            authorize=checks or None,
             observe=metrics.observe,
             budgets={KV_SERVICE.full_name: wiring.client_calls},
         )
@@ -345,6 +360,16 @@ class Node:
         _on_stop(stack, "leave", driver.leave, when=self._leaves)
         _on_stop(stack, "health", lambda: server.set_serving(False))
         await server.set_serving(driver.ready)
+        if wiring.owner is not None:
+            workers = Supervisor(
+                config.worker_count(),
+                wiring.owner.socket_dir,
+                wiring.listen,
+                http_address or "",
+                config.to_json(),
+            )
+            _on_stop(stack, "workers", workers.stop)
+            await workers.start()
         replica = driver.replica
         structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
         driver.start()
@@ -361,12 +386,16 @@ class Node:
         if self.exit_status != EXIT_SYNC_FAILED:
             await commit.flush()
 
-    def _bind(self, security: Security) -> tuple[GrpcServer, str]:
+    def _bind(self, security: Security, owner: OwnerListeners | None) -> tuple[GrpcServer, str]:
         server = GrpcServer()
-        listen = server.bind(
-            self._listen or self.config.listen,
-            security.tls.server_credentials() if security.tls is not None else None,
-        )
+        if owner is not None:  # workers listen for clients; the owner, for its workers
+            server.bind(owner.grpc_target)
+            listen = owner.grpc.address
+        else:
+            listen = server.bind(
+                self._listen or self.config.listen,
+                security.tls.server_credentials() if security.tls is not None else None,
+            )
         if security.tls is None and not is_loopback(listen):
             log.warning(
                 "listener.exposed",
@@ -407,6 +436,9 @@ class Node:
                 experiments_dir=config.experiments_dir,
             ),
         )
+        if wiring.owner is not None and wiring.owner.http is not None:
+            runner = await serve_unix(gateway, wiring.owner.http_path)
+            return runner, wiring.owner.http.address
         host, _, port = (self._http or config.http).rpartition(":")
         try:
             return await serve(gateway, host, int(port))
@@ -524,6 +556,22 @@ def _awaiting() -> list[str]:
             code = frame.f_code
             places.append(f"{task.get_name()}: {code.co_qualname} line {frame.f_lineno}")
     return sorted(places)
+
+
+def run_worker(plan: WorkerPlan) -> int:
+    """Serve as one of a node's workers (see ``rumor.node.server.workers``)."""
+    config = Config.from_json(plan.config)
+    logs.configure(config.log_level, config.log_format)
+    security = Security.load(config)
+    with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
+        return runner.run(
+            worker.serve(
+                plan,
+                security.checks.get(KV_SERVICE.full_name),
+                security.tls,
+                config.max_client_calls,
+            )
+        )
 
 
 def run(config: Config) -> int:

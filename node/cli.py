@@ -14,10 +14,11 @@ import click
 import structlog
 
 from rumor.node import logs
-from rumor.node.app import run
+from rumor.node.app import run, run_worker
 from rumor.node.config import Config, ConfigError
 from rumor.node.server.grpc.server import BindError
 from rumor.node.server.security import SecurityError
+from rumor.node.server.workers.worker import plan_from_environment
 from rumor.node.storage import StoreLocked
 
 
@@ -47,6 +48,9 @@ def _options(command: Any) -> Any:
 @_options
 def node_command(config_file: str | None, **flags: Any) -> None:
     """Run a Rumor node: serve the KV API over gRPC from a local RocksDB."""
+    plan = plan_from_environment()
+    if plan is not None:  # started by a node's owner as one of its workers
+        sys.exit(run_worker(plan))
     try:
         config = Config.load(flags, config_file=config_file)
     except ConfigError as exc:

@@ -338,3 +338,15 @@ async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunn
     bound_host, bound_port = runner.addresses[0][:2]
     shown = f"[{bound_host}]" if ":" in str(bound_host) else str(bound_host)
     return runner, f"{shown}:{bound_port}"
+
+
+async def serve_unix(app: web.Application, path: str) -> web.AppRunner:
+    """Serve ``app`` on the Unix socket ``path`` (an owner's, for its workers)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.UnixSite(runner, path).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner

@@ -1,11 +1,11 @@
 """The owner's side of the workers: start them, restart one that dies, stop them.
 
-Each worker is ``python -m rumor.node`` with the owner's own arguments and
-environment plus a ``WorkerPlan``; it reads the same configuration the owner
-did. ``start`` returns once every worker printed ``worker.ready``. A worker
-that exits while the node serves (a crash, a SIGKILL) is logged and started
-again, with a back-off if it keeps dying; the others serve meanwhile. ``stop``
-sends SIGTERM and, after a grace period, SIGKILL.
+Each worker is ``python -m rumor.node`` with the owner's environment plus a
+``WorkerPlan``, which carries the owner's resolved configuration. ``start``
+returns once every worker printed ``worker.ready``. A worker that exits while
+the node serves (a crash, a SIGKILL) is logged and started again, with a
+back-off if it keeps dying; the others serve meanwhile. ``stop`` sends SIGTERM
+and, after a grace period, SIGKILL.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
 
 import structlog
 
@@ -39,13 +38,13 @@ class Supervisor:
         socket_dir: str,
         grpc_address: str,
         http_address: str,
-        argv: Sequence[str],
+        config_json: str,
     ) -> None:
         self.count = count
         self._plans = [
-            WorkerPlan(index, socket_dir, grpc_address, http_address) for index in range(count)
+            WorkerPlan(index, socket_dir, grpc_address, http_address, config_json)
+            for index in range(count)
         ]
-        self._argv = list(argv)
         self._processes: dict[int, asyncio.subprocess.Process] = {}
         self._watchers: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -67,7 +66,6 @@ class Supervisor:
             sys.executable,
             "-m",
             "rumor.node",
-            *self._argv,
             stdout=asyncio.subprocess.PIPE,
             env=env,
         )

@@ -55,6 +55,7 @@ class WorkerPlan:
     socket_dir: str  # the owner's private sockets
     grpc_address: str  # the node's client gRPC address (host:port), shared
     http_address: str  # the node's HTTP address, shared ("" when none)
+    config: str  # the owner's resolved settings (``Config.to_json``)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
