@@ -121,13 +121,7 @@ def test_a_worker_killed_under_load_loses_no_acknowledged_write_and_is_restarted
         os.kill(victim, signal.SIGKILL)
         before = len(acknowledged)
         poll(lambda: len(acknowledged) > before + 100, timeout=30)
-        poll(
-            lambda: (
-                len(_children(workers_node.process.pid)) == 2
-                and victim not in _children(workers_node.process.pid)
-            ),
-            timeout=30,
-        )
+        poll(lambda: len(_children(owner)) == 2 and victim not in _children(owner), timeout=30)
     finally:
         stop.set()
         for writer in writers:
