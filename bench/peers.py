@@ -1,0 +1,429 @@
+"""peers: a Rumor node against its peers on this machine, through one load generator.
+
+Every server runs pinned to core 0 and every client to core 1, with 100-byte
+values and 64 requests in flight; each round measures each system once, in
+turn (the echo server, Rumor, etcd, Redis: a fresh server per round), and the
+figures are the medians of the rounds (three, or ``--runs`` when given; one in
+``--quick`` mode). Each row is a body of requests the server answers back to
+back for the same time, after a warm-up:
+
+- the grpc.aio echo server (``rumor.bench.echo_server``): unary Get and Put;
+- a Rumor node (fsync durability): unary gRPC Get and Put; the same calls
+  through the Python SDK (one ``AsyncClient`` in this process, 64 concurrent
+  calls); the HTTP API's GET and PUT of a value (64 connections: aiohttp
+  speaks HTTP/1.1). The three interfaces take turns going first;
+- etcd (GOMAXPROCS=1): Range serializable, Range linearizable and Put;
+- Redis (appendfsync always): GET and SET, one request per connection at a time
+  and 16 pipelined per connection (4 connections, still 64 in flight).
+
+h2load drives every gRPC and HTTP row, redis-benchmark Redis. Every body reads
+or overwrites one key. Before a body is timed one request with it is proven to
+succeed (grpc-status 0 or HTTP 200, a write read back), and every load run must
+report no failed request. Server CPU per operation is the user + system time of
+the server's process tree over the timed run, divided by the requests it
+completed. Ratios compare each row with etcd's: Gets with the serializable
+Range, Puts with Put.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rumor.bench.common import (
+    CLIENT_CORE,
+    DEFAULT_RUNS,
+    NODE_CORE,
+    Result,
+    Target,
+    medians,
+    pin_self,
+    quiet,
+    scratch_dir,
+)
+from rumor.bench.echo_server import NAMESPACE_ID
+from rumor.bench.load_generators import GRPC_HEADERS, LoadRun, grpc_frame, h2load, redis_benchmark
+from rumor.bench.peers_servers import (
+    RumorServer,
+    echo_server,
+    ensure_programs,
+    etcd_put_request,
+    etcd_range_request,
+    etcd_server,
+    grpc_unary,
+    redis_cli,
+    redis_server,
+    rumor_node,
+    tree_cpu_seconds,
+)
+from rumor.client import AsyncClient
+from rumor.v1 import kv_pb2
+
+IN_FLIGHT = 64
+VALUE = b"0123456789" * 10  # 100 bytes, printable for redis-cli
+KEY = "bench-peers-key"
+ROUNDS = 3
+REDIS_PIPELINE = 16
+REDIS_KEY = "key:__rand_int__"  # the key redis-benchmark reads and writes without -r
+
+
+class BenchmarkFailed(RuntimeError):
+    """A server did not answer a body's request as it should before it was timed."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: what ``key``'s figures measure."""
+
+    key: str
+    system: str
+    op: str
+    kind: str  # "get" or "put": which etcd row it is compared with
+
+
+ROWS = (
+    Row("echo_get", "grpc.aio echo", "Get (unary)", "get"),
+    Row("echo_put", "grpc.aio echo", "Put (unary)", "put"),
+    Row("rumor_grpc_get", "Rumor gRPC", "Get (unary)", "get"),
+    Row("rumor_grpc_put", "Rumor gRPC", "Put (unary, fsync)", "put"),
+    Row("rumor_sdk_get", "Rumor SDK", "Get", "get"),
+    Row("rumor_sdk_put", "Rumor SDK", "Put (fsync)", "put"),
+    Row("rumor_http_get", "Rumor HTTP", "GET value", "get"),
+    Row("rumor_http_put", "Rumor HTTP", "PUT value (fsync)", "put"),
+    Row("etcd_range_serializable", "etcd", "Range serializable", "get"),
+    Row("etcd_range_linearizable", "etcd", "Range linearizable", "get"),
+    Row("etcd_put", "etcd", "Put", "put"),
+    Row("redis_get", "Redis", "GET", "get"),
+    Row("redis_set", "Redis", "SET (fsync always)", "put"),
+    Row("redis_get_p16", "Redis", f"GET, pipeline {REDIS_PIPELINE}", "get"),
+    Row("redis_set_p16", "Redis", f"SET, pipeline {REDIS_PIPELINE}", "put"),
+)
+ETCD_REFERENCE = {"get": "etcd_range_serializable", "put": "etcd_put"}
+
+
+@dataclass(frozen=True)
+class Timing:
+    seconds: float  # each timed body
+    warmup: float  # each body's untimed run before it
+
+
+@dataclass(frozen=True)
+class Measurement:
+    ops_per_s: float
+    cpu_us_per_op: float
+
+    def figures(self, key: str) -> dict[str, float]:
+        return {
+            f"{key}_ops_per_s": round(self.ops_per_s, 1),
+            f"{key}_server_cpu_us_per_op": round(self.cpu_us_per_op, 1),
+        }
+
+
+def charged(pid: int, run: Callable[[], LoadRun]) -> Measurement:
+    """``run`` timed by its load generator, with the server's CPU over it per request."""
+    before = tree_cpu_seconds(pid)
+    load = run()
+    cpu = tree_cpu_seconds(pid) - before
+    return Measurement(load.requests_per_s, cpu / load.requests * 1e6)
+
+
+def h2load_body(
+    pid: int,
+    url: str,
+    timing: Timing,
+    *,
+    body: bytes | None = None,
+    headers: tuple[str, ...] = (),
+    http1: bool = False,
+) -> Measurement:
+    def run(seconds: float) -> LoadRun:
+        return h2load(
+            url, seconds=seconds, in_flight=IN_FLIGHT, body=body, headers=headers, http1=http1
+        )
+
+    run(timing.warmup)
+    return charged(pid, lambda: run(timing.seconds))
+
+
+# --- the systems: each measures its rows on a fresh server ---
+
+
+def echo_rows(root: Path, timing: Timing, index: int) -> dict[str, Measurement]:
+    get = kv_pb2.GetRequest(namespace_id=NAMESPACE_ID, key=KEY.encode()).SerializeToString()
+    put = kv_pb2.PutRequest(
+        namespace_id=NAMESPACE_ID, key=KEY.encode(), value=VALUE
+    ).SerializeToString()
+    with echo_server() as echo:
+        kv_pb2.PutResponse.FromString(grpc_unary(echo.address, "/rumor.v1.KV/Put", put))
+        _expect(
+            kv_pb2.GetResponse.FromString(grpc_unary(echo.address, "/rumor.v1.KV/Get", get)).found,
+            "echo Get",
+        )
+        url = f"http://{echo.address}/rumor.v1.KV/"
+        return {
+            "echo_get": h2load_body(
+                echo.pid, url + "Get", timing, body=grpc_frame(get), headers=GRPC_HEADERS
+            ),
+            "echo_put": h2load_body(
+                echo.pid, url + "Put", timing, body=grpc_frame(put), headers=GRPC_HEADERS
+            ),
+        }
+
+
+def rumor_rows(root: Path, timing: Timing, index: int) -> dict[str, Measurement]:
+    """One node serves all three interfaces; which goes first turns with the round."""
+    interfaces = [rumor_grpc_rows, rumor_sdk_rows, rumor_http_rows]
+    shift = index % len(interfaces)
+    measured: dict[str, Measurement] = {}
+    with rumor_node(root) as node:
+        for interface in interfaces[shift:] + interfaces[:shift]:
+            asyncio.run(quiet(node.pid))  # what the previous body wrote is flushed
+            measured |= interface(node, timing)
+    return measured
+
+
+def rumor_grpc_rows(node: RumorServer, timing: Timing) -> dict[str, Measurement]:
+    put = kv_pb2.PutRequest(namespace_id=node.namespace, key=KEY.encode(), value=VALUE)
+    get = kv_pb2.GetRequest(namespace_id=node.namespace, key=KEY.encode())
+    grpc_unary(node.address, "/rumor.v1.KV/Put", put.SerializeToString(), node.metadata)
+    answer = kv_pb2.GetResponse.FromString(
+        grpc_unary(node.address, "/rumor.v1.KV/Get", get.SerializeToString(), node.metadata)
+    )
+    _expect(answer.found and answer.value == VALUE, "Rumor gRPC Put read back by Get")
+    headers = (*GRPC_HEADERS, *(f"{k}: {v}" for k, v in node.metadata))
+    url = f"http://{node.address}/rumor.v1.KV/"
+    return {
+        "rumor_grpc_put": h2load_body(
+            node.pid, url + "Put", timing, body=grpc_frame(put.SerializeToString()), headers=headers
+        ),
+        "rumor_grpc_get": h2load_body(
+            node.pid, url + "Get", timing, body=grpc_frame(get.SerializeToString()), headers=headers
+        ),
+    }
+
+
+def rumor_sdk_rows(node: RumorServer, timing: Timing) -> dict[str, Measurement]:
+    async def rows() -> dict[str, Measurement]:
+        async with AsyncClient(node.address, api_token=node.token) as client:
+            namespace = client.namespace(node.namespace)
+            await namespace.put(KEY, VALUE)
+            _expect(await namespace.get(KEY, "bytes") == VALUE, "Rumor SDK put read back by get")
+
+            async def put() -> object:
+                return await namespace.put(KEY, VALUE)
+
+            async def get() -> object:
+                return await namespace.get(KEY, "bytes")
+
+            return {
+                "rumor_sdk_put": await sdk_body(put, node.pid, timing),
+                "rumor_sdk_get": await sdk_body(get, node.pid, timing),
+            }
+
+    return asyncio.run(rows())
+
+
+async def sdk_body(call: Callable[[], Awaitable[object]], pid: int, timing: Timing) -> Measurement:
+    """``IN_FLIGHT`` concurrent callers on one client, back to back."""
+
+    async def calls_for(seconds: float) -> int:
+        stop_at = time.perf_counter() + seconds
+        completed = 0
+
+        async def caller() -> None:
+            nonlocal completed
+            while time.perf_counter() < stop_at:
+                await call()
+                completed += 1
+
+        await asyncio.gather(*(caller() for _ in range(IN_FLIGHT)))
+        return completed
+
+    await calls_for(timing.warmup)
+    cpu_before, started = tree_cpu_seconds(pid), time.perf_counter()
+    completed = await calls_for(timing.seconds)
+    elapsed, cpu = time.perf_counter() - started, tree_cpu_seconds(pid) - cpu_before
+    return Measurement(completed / elapsed, cpu / completed * 1e6)
+
+
+def rumor_http_rows(node: RumorServer, timing: Timing) -> dict[str, Measurement]:
+    url = (
+        f"http://{node.http}/client/v4/accounts/bench/storage/kv/namespaces"
+        f"/{node.namespace}/values/{KEY}"
+    )
+    authorization = f"authorization: Bearer {node.token}"
+    put_headers = (":method: PUT", "content-type: application/octet-stream", authorization)
+    _http(url, "PUT", VALUE, node.token)
+    _expect(_http(url, "GET", None, node.token) == VALUE, "Rumor HTTP PUT read back by GET")
+    return {
+        "rumor_http_put": h2load_body(
+            node.pid, url, timing, body=VALUE, headers=put_headers, http1=True
+        ),
+        "rumor_http_get": h2load_body(node.pid, url, timing, headers=(authorization,), http1=True),
+    }
+
+
+def etcd_rows(root: Path, timing: Timing, index: int) -> dict[str, Measurement]:
+    key = KEY.encode()
+    put = etcd_put_request(key, VALUE)
+    ranges = {
+        "etcd_range_serializable": etcd_range_request(key, serializable=True),
+        "etcd_range_linearizable": etcd_range_request(key, serializable=False),
+    }
+    with etcd_server(root) as etcd:
+        grpc_unary(etcd.address, "/etcdserverpb.KV/Put", put)
+        for name, request in ranges.items():
+            answer = grpc_unary(etcd.address, "/etcdserverpb.KV/Range", request)
+            _expect(VALUE in answer, f"etcd Put read back by {name}")
+        url = f"http://{etcd.address}/etcdserverpb.KV/"
+        measured = {
+            "etcd_put": h2load_body(
+                etcd.pid, url + "Put", timing, body=grpc_frame(put), headers=GRPC_HEADERS
+            )
+        }
+        for name, request in ranges.items():
+            measured[name] = h2load_body(
+                etcd.pid, url + "Range", timing, body=grpc_frame(request), headers=GRPC_HEADERS
+            )
+        return measured
+
+
+def redis_rows(root: Path, timing: Timing, index: int) -> dict[str, Measurement]:
+    with redis_server(root) as redis:
+        _expect(redis_cli(redis.port, "SET", REDIS_KEY, VALUE.decode()) == "OK", "Redis SET")
+        _expect(redis_cli(redis.port, "GET", REDIS_KEY) == VALUE.decode(), "Redis SET read back")
+        measured = {}
+        for pipeline, suffix in ((1, ""), (REDIS_PIPELINE, f"_p{REDIS_PIPELINE}")):
+            for test in ("set", "get"):
+                measured[f"redis_{test}{suffix}"] = redis_body(
+                    redis.port, redis.pid, test, pipeline, timing
+                )
+            stored = redis_cli(redis.port, "STRLEN", REDIS_KEY)
+            _expect(stored == str(len(VALUE)), "redis-benchmark's SET read back")
+        return measured
+
+
+def redis_body(port: int, pid: int, test: str, pipeline: int, timing: Timing) -> Measurement:
+    """redis-benchmark takes a number of requests, not a time: its warm-up runs
+    also tell how many fill the timed run."""
+
+    def run(requests: int) -> LoadRun:
+        return redis_benchmark(
+            port,
+            test,
+            requests=requests,
+            in_flight=IN_FLIGHT,
+            pipeline=pipeline,
+            value_bytes=len(VALUE),
+        )
+
+    rate = run(max(1_000, 100 * pipeline)).requests_per_s
+    rate = run(max(1_000, int(rate * timing.warmup))).requests_per_s
+    requests = max(1_000, int(rate * timing.seconds))
+    return charged(pid, lambda: run(requests))
+
+
+SYSTEMS = (echo_rows, rumor_rows, etcd_rows, redis_rows)
+
+
+def one_round(root: Path, timing: Timing, index: int) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    for system in SYSTEMS:
+        for key, measurement in system(root / f"{system.__name__}-{index}", timing, index).items():
+            figures |= measurement.figures(key)
+    return figures
+
+
+def run(*, quick: bool, runs: int) -> Result:
+    ensure_programs()
+    timing = Timing(2.0, 0.5) if quick else Timing(5.0, 1.0)
+    rounds = 1 if quick else ROUNDS if runs == DEFAULT_RUNS else runs
+    pin_self(CLIENT_CORE)
+    with scratch_dir("peers") as root:
+        figures = medians([one_round(root, timing, index) for index in range(rounds)])
+    print(table(figures))
+    ops = {row.key: figures[f"{row.key}_ops_per_s"] for row in ROWS}
+    ratios = {
+        f"{row.key} / {ETCD_REFERENCE[row.kind]}": round(
+            ops[row.key] / ops[ETCD_REFERENCE[row.kind]], 3
+        )
+        for row in ROWS
+        if row.key not in ETCD_REFERENCE.values()
+    }
+    ratios["rumor_grpc_get / echo_get"] = round(ops["rumor_grpc_get"] / ops["echo_get"], 3)
+    ratios["rumor_grpc_put / echo_put"] = round(ops["rumor_grpc_put"] / ops["echo_put"], 3)
+    rumor = {k: v for k, v in figures.items() if k.startswith("rumor_")}
+    peers = {k: v for k, v in figures.items() if not k.startswith("rumor_")}
+    return Result(
+        name="peers",
+        quick=quick,
+        runs=rounds,
+        figures=rumor,
+        baseline=peers,
+        ratios=ratios,
+        targets=[
+            Target(
+                "SDK Get / etcd Range (serializable)",
+                ratios["rumor_sdk_get / etcd_range_serializable"],
+                ">=",
+                4.0,
+            ),
+            Target("SDK Put (fsync) / etcd Put", ratios["rumor_sdk_put / etcd_put"], ">=", 2.0),
+            Target("unary Get / echo (h2load)", ratios["rumor_grpc_get / echo_get"], ">=", 0.90),
+            Target(
+                "unary Put (fsync) / echo (h2load)", ratios["rumor_grpc_put / echo_put"], ">=", 0.85
+            ),
+            Target("HTTP GET throughput", ops["rumor_http_get"], ">=", 10_000, "ops/s"),
+            Target("HTTP PUT (fsync) throughput", ops["rumor_http_put"], ">=", 6_000, "ops/s"),
+        ],
+        notes=[
+            f"servers on core {NODE_CORE}, clients on core {CLIENT_CORE}; {IN_FLIGHT} requests"
+            f" in flight; {len(VALUE)}-byte values; {rounds} interleaved round(s) of"
+            f" {timing.seconds:g} s per body after {timing.warmup:g} s of warm-up",
+            *tool_versions(),
+        ],
+    )
+
+
+def table(figures: dict[str, float]) -> str:
+    """system, op, ops/s, server CPU µs/op and the ratio to etcd, one row a line."""
+    lines = [f"{'system':15} {'op':24} {'ops/s':>10} {'server CPU µs/op':>17} {'/ etcd':>7}"]
+    for row in ROWS:
+        ops = figures[f"{row.key}_ops_per_s"]
+        reference = figures[f"{ETCD_REFERENCE[row.kind]}_ops_per_s"]
+        cpu = figures[f"{row.key}_server_cpu_us_per_op"]
+        lines.append(
+            f"{row.system:15} {row.op:24} {ops:>10,.0f} {cpu:>17,.1f} {ops / reference:>7.2f}"
+        )
+    return "\n".join(lines)
+
+
+def tool_versions() -> list[str]:
+    versions = []
+    for command in (["etcd", "--version"], ["redis-server", "--version"], ["h2load", "--version"]):
+        output = subprocess.run(
+            command, check=False, capture_output=True, text=True, timeout=30
+        ).stdout
+        versions.append(output.splitlines()[0] if output else f"{command[0]}: version unknown")
+    return versions
+
+
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise BenchmarkFailed(f"{what} did not succeed: nothing is timed")
+
+
+def _http(url: str, method: str, body: bytes | None, token: str) -> bytes:
+    """One request to Rumor's HTTP API; its body (a status other than 2xx raises)."""
+    request = urllib.request.Request(url, data=body, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    if body is not None:
+        request.add_header("Content-Type", "application/octet-stream")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        data: bytes = answer.read()
+        return data
