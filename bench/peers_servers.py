@@ -80,6 +80,16 @@ def ensure_programs() -> None:
         raise RuntimeError(f"installed, yet programs are missing from PATH: {still}")
 
 
+def program_versions() -> list[str]:
+    """The first line of each server's and load generator's ``--version``."""
+    versions = []
+    for program in ("etcd", "redis-server", "redis-benchmark", "h2load"):
+        command = [program, "--version"]
+        output = subprocess.run(command, check=False, capture_output=True, text=True).stdout
+        versions.append(output.splitlines()[0] if output else f"{program}: version unknown")
+    return versions
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
