@@ -28,6 +28,7 @@ Range, Puts with Put.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -346,6 +347,7 @@ def run(*, quick: bool, runs: int) -> Result:
     timing = Timing(2.0, 0.5) if quick else Timing(5.0, 1.0)
     rounds = 1 if quick else ROUNDS if runs == DEFAULT_RUNS else runs
     pin_self(CLIENT_CORE)
+    load_before = os.getloadavg()[0]
     with scratch_dir("peers") as root:
         figures = medians([one_round(root, timing, index) for index in range(rounds)])
     print(table(figures))
@@ -376,20 +378,26 @@ def run(*, quick: bool, runs: int) -> Result:
             f"servers on core {NODE_CORE}, clients on core {CLIENT_CORE}; {IN_FLIGHT} requests"
             f" in flight; {len(VALUE)}-byte values; {rounds} interleaved round(s) of"
             f" {timing.seconds:g} s per body after {timing.warmup:g} s of warm-up",
+            f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+            " (other work on the cores makes every figure noisy)",
             *program_versions(),
         ],
     )
 
 
 def table(figures: dict[str, float]) -> str:
-    """system, op, ops/s, server CPU µs/op and the ratio to etcd, one row a line."""
-    lines = [f"{'system':15} {'op':24} {'ops/s':>10} {'server CPU µs/op':>17} {'/ etcd':>7}"]
+    """system, op, ops/s, server CPU µs/op, the share of its core the server was busy
+    (well under 1: it waited, on its disk or on a starved client) and the ratio to etcd."""
+    lines = [
+        f"{'system':15} {'op':24} {'ops/s':>10} {'server CPU µs/op':>17} {'busy':>5} {'/ etcd':>7}"
+    ]
     for row in ROWS:
         ops = figures[f"{row.key}_ops_per_s"]
         reference = figures[f"{ETCD_REFERENCE[row.kind]}_ops_per_s"]
         cpu = figures[f"{row.key}_server_cpu_us_per_op"]
         lines.append(
-            f"{row.system:15} {row.op:24} {ops:>10,.0f} {cpu:>17,.1f} {ops / reference:>7.2f}"
+            f"{row.system:15} {row.op:24} {ops:>10,.0f} {cpu:>17,.1f} {ops * cpu / 1e6:>5.2f}"
+            f" {ops / reference:>7.2f}"
         )
     return "\n".join(lines)
 
