@@ -28,6 +28,7 @@ Range, Puts with Put.
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import time
 import urllib.request
@@ -77,6 +78,13 @@ class BenchmarkFailed(RuntimeError):
     """A server did not answer a body's request as it should before it was timed."""
 
 
+class Kind(enum.Enum):
+    """Whether a row reads or writes: which etcd row it is compared with."""
+
+    GET = "get"
+    PUT = "put"
+
+
 @dataclass(frozen=True)
 class Row:
     """One line of the table: what ``key``'s figures measure."""
@@ -84,27 +92,27 @@ class Row:
     key: str
     system: str
     op: str
-    kind: str  # "get" or "put": which etcd row it is compared with
+    kind: Kind
 
 
 ROWS = (
-    Row("echo_get", "grpc.aio echo", "Get (unary)", "get"),
-    Row("echo_put", "grpc.aio echo", "Put (unary)", "put"),
-    Row("rumor_grpc_get", "Rumor gRPC", "Get (unary)", "get"),
-    Row("rumor_grpc_put", "Rumor gRPC", "Put (unary, fsync)", "put"),
-    Row("rumor_sdk_get", "Rumor SDK", "Get", "get"),
-    Row("rumor_sdk_put", "Rumor SDK", "Put (fsync)", "put"),
-    Row("rumor_http_get", "Rumor HTTP", "GET value", "get"),
-    Row("rumor_http_put", "Rumor HTTP", "PUT value (fsync)", "put"),
-    Row("etcd_range_serializable", "etcd", "Range serializable", "get"),
-    Row("etcd_range_linearizable", "etcd", "Range linearizable", "get"),
-    Row("etcd_put", "etcd", "Put", "put"),
-    Row("redis_get", "Redis", "GET", "get"),
-    Row("redis_set", "Redis", "SET (fsync always)", "put"),
-    Row("redis_get_p16", "Redis", f"GET, pipeline {REDIS_PIPELINE}", "get"),
-    Row("redis_set_p16", "Redis", f"SET, pipeline {REDIS_PIPELINE}", "put"),
+    Row("echo_get", "grpc.aio echo", "Get (unary)", Kind.GET),
+    Row("echo_put", "grpc.aio echo", "Put (unary)", Kind.PUT),
+    Row("rumor_grpc_get", "Rumor gRPC", "Get (unary)", Kind.GET),
+    Row("rumor_grpc_put", "Rumor gRPC", "Put (unary, fsync)", Kind.PUT),
+    Row("rumor_sdk_get", "Rumor SDK", "Get", Kind.GET),
+    Row("rumor_sdk_put", "Rumor SDK", "Put (fsync)", Kind.PUT),
+    Row("rumor_http_get", "Rumor HTTP", "GET value", Kind.GET),
+    Row("rumor_http_put", "Rumor HTTP", "PUT value (fsync)", Kind.PUT),
+    Row("etcd_range_serializable", "etcd", "Range serializable", Kind.GET),
+    Row("etcd_range_linearizable", "etcd", "Range linearizable", Kind.GET),
+    Row("etcd_put", "etcd", "Put", Kind.PUT),
+    Row("redis_get", "Redis", "GET", Kind.GET),
+    Row("redis_set", "Redis", "SET (fsync always)", Kind.PUT),
+    Row("redis_get_p16", "Redis", f"GET, pipeline {REDIS_PIPELINE}", Kind.GET),
+    Row("redis_set_p16", "Redis", f"SET, pipeline {REDIS_PIPELINE}", Kind.PUT),
 )
-ETCD_REFERENCE = {"get": "etcd_range_serializable", "put": "etcd_put"}
+ETCD_REFERENCE = {Kind.GET: "etcd_range_serializable", Kind.PUT: "etcd_put"}
 # Rumor's targets here: (name, the ratio or row it reads, at least, unit).
 TARGETS = (
     ("SDK Get / etcd Range (serializable)", "rumor_sdk_get / etcd_range_serializable", 4.0, ""),
@@ -302,16 +310,19 @@ def redis_rows(root: Path, timing: Timing, index: int) -> dict[str, Measurement]
         _expect(redis_cli(redis.port, "GET", REDIS_KEY) == VALUE.decode(), "Redis SET read back")
         measured = {}
         for pipeline, suffix in ((1, ""), (REDIS_PIPELINE, f"_p{REDIS_PIPELINE}")):
-            for test in ("set", "get"):
-                measured[f"redis_{test}{suffix}"] = redis_body(
-                    redis.port, redis.pid, test, pipeline, timing
-                )
-            stored = redis_cli(redis.port, "STRLEN", REDIS_KEY)
+            _expect(redis_cli(redis.port, "DEL", REDIS_KEY) == "1", "Redis DEL")
+            measured[f"redis_set{suffix}"] = redis_body(
+                redis.pid, redis.port, "set", pipeline, timing
+            )
+            stored = redis_cli(redis.port, "STRLEN", REDIS_KEY)  # its SETs, not ours, wrote it
             _expect(stored == str(len(VALUE)), "redis-benchmark's SET read back")
+            measured[f"redis_get{suffix}"] = redis_body(
+                redis.pid, redis.port, "get", pipeline, timing
+            )
         return measured
 
 
-def redis_body(port: int, pid: int, test: str, pipeline: int, timing: Timing) -> Measurement:
+def redis_body(pid: int, port: int, test: str, pipeline: int, timing: Timing) -> Measurement:
     """redis-benchmark takes a number of requests, not a time: its warm-up runs
     also tell how many fill the timed run."""
 
