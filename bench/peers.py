@@ -354,7 +354,10 @@ def one_round(root: Path, timing: Timing, index: int) -> dict[str, float]:
 
 
 def run(*, quick: bool, runs: int) -> Result:
-    ensure_programs()
+    try:
+        ensure_programs()
+    except RuntimeError as error:  # not root: the message names the packages to install
+        raise SystemExit(str(error)) from None
     timing = Timing(2.0, 0.5) if quick else Timing(5.0, 1.0)
     rounds = 1 if quick else ROUNDS if runs == DEFAULT_RUNS else runs
     pin_self(CLIENT_CORE)
