@@ -30,9 +30,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
-import time
 import urllib.request
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +46,14 @@ from rumor.bench.common import (
     scratch_dir,
 )
 from rumor.bench.echo_server import NAMESPACE_ID
-from rumor.bench.load_generators import GRPC_HEADERS, LoadRun, grpc_frame, h2load, redis_benchmark
+from rumor.bench.measured_load import (
+    Load,
+    Measurement,
+    grpc_body,
+    h2load_body,
+    redis_body,
+    sdk_body,
+)
 from rumor.bench.peers_servers import (
     RumorServer,
     echo_server,
@@ -61,7 +66,6 @@ from rumor.bench.peers_servers import (
     redis_cli,
     redis_server,
     rumor_node,
-    tree_cpu_seconds,
 )
 from rumor.client import AsyncClient
 from rumor.v1 import kv_pb2
@@ -124,81 +128,21 @@ TARGETS = (
 )
 
 
-@dataclass(frozen=True)
-class Timing:
-    seconds: float  # each timed body
-    warmup: float  # each body's untimed run before it
-
-
-@dataclass(frozen=True)
-class Measurement:
-    ops_per_s: float
-    cpu_us_per_op: float
-
-    def figures(self, key: str) -> dict[str, float]:
-        return {
-            f"{key}_ops_per_s": round(self.ops_per_s, 1),
-            f"{key}_server_cpu_us_per_op": round(self.cpu_us_per_op, 1),
-        }
-
-
-def charged(pid: int, run: Callable[[], LoadRun]) -> Measurement:
-    """``run`` timed by its load generator, with the server's CPU over it per request."""
-    before = tree_cpu_seconds(pid)
-    load = run()
-    cpu = tree_cpu_seconds(pid) - before
-    return Measurement(load.requests_per_s, cpu / load.requests * 1e6)
-
-
-def h2load_body(
-    pid: int,
-    url: str,
-    timing: Timing,
-    *,
-    body: bytes | None = None,
-    headers: tuple[str, ...] = (),
-    http1: bool = False,
-) -> Measurement:
-    def run(seconds: float) -> LoadRun:
-        return h2load(
-            url, seconds=seconds, in_flight=IN_FLIGHT, body=body, headers=headers, http1=http1
-        )
-
-    run(timing.warmup)
-    return charged(pid, lambda: run(timing.seconds))
-
-
-def grpc_body(
-    pid: int,
-    address: str,
-    method: str,
-    message: bytes,
-    timing: Timing,
-    metadata: tuple[tuple[str, str], ...] = (),
-) -> Measurement:
-    """Unary calls of ``method`` with ``message``, once one such call has answered with
-    grpc-status 0 (h2load sees only HTTP statuses)."""
-    grpc_unary(address, method, message, metadata)
-    headers = (*GRPC_HEADERS, *(f"{name}: {value}" for name, value in metadata))
-    url = f"http://{address}{method}"
-    return h2load_body(pid, url, timing, body=grpc_frame(message), headers=headers)
-
-
 # --- the systems: each measures its rows on a fresh server ---
 
 
-def echo_rows(root: Path, timing: Timing, index: int) -> dict[str, Measurement]:
+def echo_rows(root: Path, load: Load, index: int) -> dict[str, Measurement]:
     key = KEY.encode()
     get = kv_pb2.GetRequest(namespace_id=NAMESPACE_ID, key=key).SerializeToString()
     put = kv_pb2.PutRequest(namespace_id=NAMESPACE_ID, key=key, value=VALUE).SerializeToString()
     with echo_server() as echo:
         return {
-            "echo_get": grpc_body(echo.pid, echo.address, "/rumor.v1.KV/Get", get, timing),
-            "echo_put": grpc_body(echo.pid, echo.address, "/rumor.v1.KV/Put", put, timing),
+            "echo_get": grpc_body(echo.pid, echo.address, "/rumor.v1.KV/Get", get, load),
+            "echo_put": grpc_body(echo.pid, echo.address, "/rumor.v1.KV/Put", put, load),
         }
 
 
-def rumor_rows(root: Path, timing: Timing, index: int) -> dict[str, Measurement]:
+def rumor_rows(root: Path, load: Load, index: int) -> dict[str, Measurement]:
     """One node serves all three interfaces; which goes first turns with the round."""
     interfaces = [rumor_grpc_rows, rumor_sdk_rows, rumor_http_rows]
     shift = index % len(interfaces)
@@ -206,17 +150,17 @@ def rumor_rows(root: Path, timing: Timing, index: int) -> dict[str, Measurement]
     with rumor_node(root) as node:
         for interface in interfaces[shift:] + interfaces[:shift]:
             asyncio.run(quiet(node.pid))  # what the previous body wrote is flushed
-            measured |= interface(node, timing)
+            measured |= interface(node, load)
     return measured
 
 
-def rumor_grpc_rows(node: RumorServer, timing: Timing) -> dict[str, Measurement]:
+def rumor_grpc_rows(node: RumorServer, load: Load) -> dict[str, Measurement]:
     key, namespace = KEY.encode(), node.namespace
     put = kv_pb2.PutRequest(namespace_id=namespace, key=key, value=VALUE).SerializeToString()
     get = kv_pb2.GetRequest(namespace_id=namespace, key=key).SerializeToString()
 
     def body(method: str, message: bytes) -> Measurement:
-        return grpc_body(node.pid, node.address, method, message, timing, node.metadata)
+        return grpc_body(node.pid, node.address, method, message, load, node.metadata)
 
     measured = {"rumor_grpc_put": body("/rumor.v1.KV/Put", put)}
     answer = grpc_unary(node.address, "/rumor.v1.KV/Get", get, node.metadata)
@@ -224,7 +168,7 @@ def rumor_grpc_rows(node: RumorServer, timing: Timing) -> dict[str, Measurement]
     return measured | {"rumor_grpc_get": body("/rumor.v1.KV/Get", get)}
 
 
-def rumor_sdk_rows(node: RumorServer, timing: Timing) -> dict[str, Measurement]:
+def rumor_sdk_rows(node: RumorServer, load: Load) -> dict[str, Measurement]:
     async def rows() -> dict[str, Measurement]:
         async with AsyncClient(node.address, api_token=node.token) as client:
             namespace = client.namespace(node.namespace)
@@ -238,37 +182,14 @@ def rumor_sdk_rows(node: RumorServer, timing: Timing) -> dict[str, Measurement]:
                 return await namespace.get(KEY, "bytes")
 
             return {
-                "rumor_sdk_put": await sdk_body(put, node.pid, timing),
-                "rumor_sdk_get": await sdk_body(get, node.pid, timing),
+                "rumor_sdk_put": await sdk_body(put, node.pid, load),
+                "rumor_sdk_get": await sdk_body(get, node.pid, load),
             }
 
     return asyncio.run(rows())
 
 
-async def sdk_body(call: Callable[[], Awaitable[object]], pid: int, timing: Timing) -> Measurement:
-    """``IN_FLIGHT`` concurrent callers on one client, back to back."""
-
-    async def calls_for(seconds: float) -> int:
-        stop_at = time.perf_counter() + seconds
-        completed = 0
-
-        async def caller() -> None:
-            nonlocal completed
-            while time.perf_counter() < stop_at:
-                await call()
-                completed += 1
-
-        await asyncio.gather(*(caller() for _ in range(IN_FLIGHT)))
-        return completed
-
-    await calls_for(timing.warmup)
-    cpu_before, started = tree_cpu_seconds(pid), time.perf_counter()
-    completed = await calls_for(timing.seconds)
-    elapsed, cpu = time.perf_counter() - started, tree_cpu_seconds(pid) - cpu_before
-    return Measurement(completed / elapsed, cpu / completed * 1e6)
-
-
-def rumor_http_rows(node: RumorServer, timing: Timing) -> dict[str, Measurement]:
+def rumor_http_rows(node: RumorServer, load: Load) -> dict[str, Measurement]:
     url = (
         f"http://{node.http}/client/v4/accounts/bench/storage/kv/namespaces"
         f"/{node.namespace}/values/{KEY}"
@@ -279,13 +200,13 @@ def rumor_http_rows(node: RumorServer, timing: Timing) -> dict[str, Measurement]
     _expect(_http(url, "GET", None, node.token) == VALUE, "Rumor HTTP PUT read back by GET")
     return {
         "rumor_http_put": h2load_body(
-            node.pid, url, timing, body=VALUE, headers=put_headers, http1=True
+            node.pid, url, load, body=VALUE, headers=put_headers, http1=True
         ),
-        "rumor_http_get": h2load_body(node.pid, url, timing, headers=(authorization,), http1=True),
+        "rumor_http_get": h2load_body(node.pid, url, load, headers=(authorization,), http1=True),
     }
 
 
-def etcd_rows(root: Path, timing: Timing, index: int) -> dict[str, Measurement]:
+def etcd_rows(root: Path, load: Load, index: int) -> dict[str, Measurement]:
     key = KEY.encode()
     ranges = {
         "etcd_range_serializable": etcd_range_request(key, serializable=True),
@@ -294,7 +215,7 @@ def etcd_rows(root: Path, timing: Timing, index: int) -> dict[str, Measurement]:
     with etcd_server(root) as etcd:
 
         def body(method: str, message: bytes) -> Measurement:
-            return grpc_body(etcd.pid, etcd.address, f"/etcdserverpb.KV/{method}", message, timing)
+            return grpc_body(etcd.pid, etcd.address, f"/etcdserverpb.KV/{method}", message, load)
 
         measured = {"etcd_put": body("Put", etcd_put_request(key, VALUE))}
         for name, request in ranges.items():
@@ -304,7 +225,7 @@ def etcd_rows(root: Path, timing: Timing, index: int) -> dict[str, Measurement]:
         return measured
 
 
-def redis_rows(root: Path, timing: Timing, index: int) -> dict[str, Measurement]:
+def redis_rows(root: Path, load: Load, index: int) -> dict[str, Measurement]:
     with redis_server(root) as redis:
         _expect(redis_cli(redis.port, "SET", REDIS_KEY, VALUE.decode()) == "OK", "Redis SET")
         _expect(redis_cli(redis.port, "GET", REDIS_KEY) == VALUE.decode(), "Redis SET read back")
@@ -312,43 +233,23 @@ def redis_rows(root: Path, timing: Timing, index: int) -> dict[str, Measurement]
         for pipeline, suffix in ((1, ""), (REDIS_PIPELINE, f"_p{REDIS_PIPELINE}")):
             _expect(redis_cli(redis.port, "DEL", REDIS_KEY) == "1", "Redis DEL")
             measured[f"redis_set{suffix}"] = redis_body(
-                redis.pid, redis.port, "set", pipeline, timing
+                redis.pid, redis.port, "set", pipeline, len(VALUE), load
             )
             stored = redis_cli(redis.port, "STRLEN", REDIS_KEY)  # its SETs, not ours, wrote it
             _expect(stored == str(len(VALUE)), "redis-benchmark's SET read back")
             measured[f"redis_get{suffix}"] = redis_body(
-                redis.pid, redis.port, "get", pipeline, timing
+                redis.pid, redis.port, "get", pipeline, len(VALUE), load
             )
         return measured
-
-
-def redis_body(pid: int, port: int, test: str, pipeline: int, timing: Timing) -> Measurement:
-    """redis-benchmark takes a number of requests, not a time: its warm-up runs
-    also tell how many fill the timed run."""
-
-    def run(requests: int) -> LoadRun:
-        return redis_benchmark(
-            port,
-            test,
-            requests=requests,
-            in_flight=IN_FLIGHT,
-            pipeline=pipeline,
-            value_bytes=len(VALUE),
-        )
-
-    rate = run(max(1_000, 100 * pipeline)).requests_per_s
-    rate = run(max(1_000, int(rate * timing.warmup))).requests_per_s
-    requests = max(1_000, int(rate * timing.seconds))
-    return charged(pid, lambda: run(requests))
 
 
 SYSTEMS = (echo_rows, rumor_rows, etcd_rows, redis_rows)
 
 
-def one_round(root: Path, timing: Timing, index: int) -> dict[str, float]:
+def one_round(root: Path, load: Load, index: int) -> dict[str, float]:
     figures: dict[str, float] = {}
     for system in SYSTEMS:
-        for key, measurement in system(root / f"{system.__name__}-{index}", timing, index).items():
+        for key, measurement in system(root / f"{system.__name__}-{index}", load, index).items():
             figures |= measurement.figures(key)
     return figures
 
@@ -358,12 +259,12 @@ def run(*, quick: bool, runs: int) -> Result:
         ensure_programs()
     except RuntimeError as error:  # not root: the message names the packages to install
         raise SystemExit(str(error)) from None
-    timing = Timing(2.0, 0.5) if quick else Timing(5.0, 1.0)
+    load = Load(2.0, 0.5, IN_FLIGHT) if quick else Load(5.0, 1.0, IN_FLIGHT)
     rounds = 1 if quick else ROUNDS if runs == DEFAULT_RUNS else runs
     pin_self(CLIENT_CORE)
-    load_before = os.getloadavg()[0]
+    load_average_before = os.getloadavg()[0]
     with scratch_dir("peers") as root:
-        figures = medians([one_round(root, timing, index) for index in range(rounds)])
+        figures = medians([one_round(root, load, index) for index in range(rounds)])
     print(table(figures))
     ops = {row.key: figures[f"{row.key}_ops_per_s"] for row in ROWS}
     ratios = {
@@ -391,8 +292,8 @@ def run(*, quick: bool, runs: int) -> Result:
         notes=[
             f"servers on core {NODE_CORE}, clients on core {CLIENT_CORE}; {IN_FLIGHT} requests"
             f" in flight; {len(VALUE)}-byte values; {rounds} interleaved round(s) of"
-            f" {timing.seconds:g} s per body after {timing.warmup:g} s of warm-up",
-            f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+            f" {load.seconds:g} s per body after {load.warmup:g} s of warm-up",
+            f"load average {load_average_before:.1f} before, {os.getloadavg()[0]:.1f} after"
             " (other work on the cores makes every figure noisy)",
             *program_versions(),
         ],
