@@ -24,12 +24,14 @@ from typing import Any
 import grpc
 import structlog
 from aiohttp import web
+from grpc_reflection.v1alpha import reflection
 
 from rumor.node.server.admission import CallBudget
 from rumor.node.server.grpc import rpc
 from rumor.node.server.grpc.server import (
     ADMIN_SERVICE,
     FAULTS_SERVICE,
+    HEALTH_SERVICE,
     KV_SERVICE,
     REPLICATION_SERVICE,
     GrpcServer,
@@ -149,11 +151,11 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     owner = OwnerLink(plan.socket_dir)
-    server = GrpcServer(reuse_port=True)
+    server = GrpcServer(reuse_port=True, health=False)  # the owner's health is the node's
     server.server.add_generic_rpc_handlers(
         (_kv_handlers(owner, kv_authorize, CallBudget(max_calls)),)
     )
-    for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE):
+    for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE, HEALTH_SERVICE):
         server.server.add_generic_rpc_handlers(
             (
                 grpc.method_handlers_generic_handler(
@@ -161,6 +163,8 @@ async def serve(
                 ),
             )
         )
+    names = [d.full_name for d in (KV_SERVICE, REPLICATION_SERVICE, ADMIN_SERVICE, HEALTH_SERVICE)]
+    reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server.server)
     server.bind(plan.grpc_address, tls.server_credentials() if tls is not None else None)
     await server.start()
     await server.set_serving(True)
