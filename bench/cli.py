@@ -24,6 +24,7 @@ BENCHMARKS = {
     "loop-steps": "rumor.bench.loop_steps",
     "join": "rumor.bench.join",
     "join-10m": "rumor.bench.join_large",
+    "workers": "rumor.bench.workers",
 }
 
 

@@ -87,7 +87,7 @@ def h2load(
             data = Path(scratch) / "body"
             data.write_bytes(body)
             command += ["--data", str(data)]
-        output = _run([*command, url], timeout=seconds + 60)
+        output = run_tool([*command, url], timeout=seconds + 60)
     return parse_h2load(output)
 
 
@@ -133,14 +133,14 @@ def redis_benchmark(
         test,
         "--csv",
     ]
-    output = _run(command, timeout=600)
+    output = run_tool(command, timeout=600)
     rows = [row for row in csv.DictReader(io.StringIO(output)) if row.get("test")]
     if len(rows) != 1 or rows[0]["test"].lower() != test:
         raise LoadFailed(f"redis-benchmark printed no {test} result:\n{output[-3000:]}")
     return LoadRun(requests=requests, requests_per_s=float(rows[0]["rps"]))
 
 
-def _run(command: list[str], timeout: float) -> str:
+def run_tool(command: list[str], timeout: float) -> str:
     try:
         finished = subprocess.run(
             command, check=False, capture_output=True, text=True, timeout=timeout
