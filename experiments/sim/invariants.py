@@ -232,6 +232,19 @@ def observe(
     )
 
 
+#: What a check reports rather than asserts, each for a reason docs/experiments.md states.
+REPORTED = (
+    "after removal",
+    "on wiped, restored or removed nodes",
+    "wal power loss",
+    "before a forged claim",
+    "before a stale copy was restored",
+    "a key also written by a node serving alone",
+    "purges held apart by a down member",
+    "keys a write not vouched for was still moving",
+)
+
+
 def check(
     cluster: Cluster,
     schedule: Schedule,
@@ -240,40 +253,67 @@ def check(
     converged_ms: float | None,
     wall_s: float,
 ) -> Outcome:
-    violations: list[Violation] = []
-    reported = {
-        "after removal": 0,
-        "on wiped, restored or removed nodes": 0,
-        "wal power loss": 0,
-        "before a forged claim": 0,
-        "before a stale copy was restored": 0,
-        "a key also written by a node serving alone": 0,
-        "purges held apart by a down member": 0,
-        "keys a write not vouched for was still moving": 0,
-    }
+    reported = dict.fromkeys(REPORTED, 0)
     live = live_processes(cluster)
-    now_ms = cluster.loop.now_ms
+    violations = _convergence(live, bounds, heal_ms, converged_ms, reported)
+    violations += _properties(cluster, schedule, live, reported)
+    violations += _duplicates(cluster, schedule, bounds)
+    violations += _removed_still_running(cluster)
+    notices: dict[str, int] = {}
+    for process in cluster.every_process:
+        for _, notice in process.notices:
+            notices[notice.kind.value] = notices.get(notice.kind.value, 0) + 1
+    return Outcome(
+        violations=violations,
+        reported=reported,
+        writes=len(cluster.ledger.writes) + cluster.ledger.refused,
+        acknowledged=len(cluster.ledger.acknowledged),
+        refused=cluster.ledger.refused,
+        heal_ms=heal_ms,
+        converged_ms=converged_ms,
+        virtual_ms=cluster.loop.now_ms,
+        messages=cluster.network.stats.messages,
+        wall_s=wall_s,
+        notices=notices,
+        snapshot_joins=sum(len(times) for times in cluster.installed_ms.values()),
+        snapshot_failures=sum(cluster.snapshots.failed.values()),
+    )
+
+
+def _convergence(
+    live: list[SimulatedProcess],
+    bounds: Bounds,
+    heal_ms: int,
+    converged_ms: float | None,
+    reported: dict[str, int],
+) -> list[Violation]:
     found = convergence.convergence(
         {p.address: audit.digest(p.replica.audit_buckets) for p in live},
         None if converged_ms is None else (converged_ms - heal_ms) / 1000,
         bounds.convergence_ms / 1000,
     )
     if not found.in_time:
-        violations.append(
-            Violation(
-                convergence.NAME,
-                f"{len(found.groups)} different audit digests among {len(live)} nodes"
-                f" {bounds.convergence_ms} ms after the heal",
-            )
+        detail = (
+            f"{len(found.groups)} different audit digests among {len(live)} nodes"
+            f" {bounds.convergence_ms} ms after the heal"
         )
-    elif not found.agree:
+        return [Violation(convergence.NAME, detail)]
+    if not found.agree:
         reported["purges held apart by a down member"] += 1
+    return []
+
+
+def _properties(
+    cluster: Cluster, schedule: Schedule, live: list[SimulatedProcess], reported: dict[str, int]
+) -> list[Violation]:
+    """Lost writes, resurrections and LWW, with exempt writes reported rather than asserted."""
     exemptions = {
         write.index: reason
         for write in cluster.ledger.acknowledged
         if (reason := _exemption(cluster, write, schedule))
     }
     observation = observe(cluster, live, exemptions)
+    violations: list[Violation] = []
     for write, behind in _lost(cluster, observation):
         if write.index in exemptions:
             reported[exemptions[write.index]] += 1
@@ -293,35 +333,19 @@ def check(
             reported["keys a write not vouched for was still moving"] += 1
         else:
             violations.append(Violation(lww.NAME, f"{wrong.key}: {wrong.wrong}"))
-    violations += _duplicates(cluster, schedule, bounds)
-    for slot, removed_ms in sorted(cluster.removed_ms.items()):
-        process = cluster.processes[slot]
-        if process.running:
-            violations.append(
-                Violation(
-                    "a removed node stops",
-                    f"node-{slot}, removed at {removed_ms:.0f} ms, still runs at {now_ms:.0f} ms",
-                )
-            )
-    notices: dict[str, int] = {}
-    for process in cluster.every_process:
-        for _, notice in process.notices:
-            notices[notice.kind.value] = notices.get(notice.kind.value, 0) + 1
-    return Outcome(
-        violations=violations,
-        reported=reported,
-        writes=len(cluster.ledger.writes) + cluster.ledger.refused,
-        acknowledged=len(cluster.ledger.acknowledged),
-        refused=cluster.ledger.refused,
-        heal_ms=heal_ms,
-        converged_ms=converged_ms,
-        virtual_ms=now_ms,
-        messages=cluster.network.stats.messages,
-        wall_s=wall_s,
-        notices=notices,
-        snapshot_joins=sum(len(times) for times in cluster.installed_ms.values()),
-        snapshot_failures=sum(cluster.snapshots.failed.values()),
-    )
+    return violations
+
+
+def _removed_still_running(cluster: Cluster) -> list[Violation]:
+    now_ms = cluster.loop.now_ms
+    return [
+        Violation(
+            "a removed node stops",
+            f"node-{slot}, removed at {removed_ms:.0f} ms, still runs at {now_ms:.0f} ms",
+        )
+        for slot, removed_ms in sorted(cluster.removed_ms.items())
+        if cluster.processes[slot].running
+    ]
 
 
 def _lost(
