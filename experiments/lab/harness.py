@@ -176,8 +176,11 @@ class Harness:
 
     def apply(self, step: FaultStep) -> None:
         self.say(f"  t={step.at_s:>5.1f}s fault: {step.action} {step.params or ''}")
-        node = int(step.params.get("node", 0))
-        appliers: dict[Action, Callable[[int, dict[str, Any]], None]] = {
+        self.appliers()[step.action](int(step.params.get("node", 0)), step.params)
+
+    def appliers(self) -> dict[Action, Callable[[int, dict[str, Any]], None]]:
+        """Per scenario action, what applies it (given the node and the step's parameters)."""
+        return {
             FaultKind.PARTITION: self._partition,
             FaultKind.BLOCK: self._block,
             FaultKind.LOSS: self._loss,
@@ -191,7 +194,6 @@ class Harness:
             Recovery.RECONNECT: lambda n, _: self._reconnect(n),
             Recovery.HEAL: lambda _n, _p: self.heal(),
         }
-        appliers[step.action](node, step.params)
 
     def _partition(self, _: int, p: dict[str, Any]) -> None:
         groups = [list(map(int, g)) for g in p["groups"]]

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
 from rumor.experiments.faults import ALIASES, FaultKind
+from rumor.experiments.lab.harness import Harness
 from rumor.experiments.lab.scenario import (
     ACTIONS,
     LAB_FAULTS,
@@ -79,6 +81,11 @@ def test_every_bundled_scenario_loads_with_its_faults_in_the_vocabulary() -> Non
     for name in names:
         for step in load(name).faults:
             assert step.action in ACTIONS
+
+
+def test_the_harness_applies_every_scenario_action(tmp_path: Path) -> None:
+    harness = Harness(Scenario.from_toml('name = "x"'), tmp_path, say=lambda _: None)
+    assert set(harness.appliers()) == set(ACTIONS)
 
 
 def test_every_kind_a_schedule_has_a_planner() -> None:
