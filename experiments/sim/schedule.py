@@ -41,6 +41,8 @@ import random
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from rumor.node.replication.engine.canaries import Canary
+
 NETWORK_FAULTS = ("partition", "oneway", "loss", "delay", "split")
 FAULT_KINDS = (
     "partition",
@@ -100,7 +102,7 @@ class FaultPlan:
 class Schedule:
     seed: int
     durability: str  # fsync | wal
-    canaries: tuple[str, ...]
+    canaries: tuple[Canary, ...]
     nodes: tuple[NodePlan, ...]
     writes: tuple[WritePlan, ...]
     faults: tuple[FaultPlan, ...]
@@ -135,7 +137,9 @@ class Schedule:
     # ---- files ------------------------------------------------------------------
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        data = asdict(self)
+        data["canaries"] = [canary.value for canary in self.canaries]
+        return json.dumps(data, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> Schedule:
@@ -143,7 +147,7 @@ class Schedule:
         return cls(
             seed=int(data["seed"]),
             durability=str(data["durability"]),
-            canaries=tuple(data["canaries"]),
+            canaries=tuple(Canary(name) for name in data["canaries"]),
             nodes=tuple(
                 NodePlan(n["slot"], n["start_ms"], tuple(n["seeds"])) for n in data["nodes"]
             ),
@@ -174,7 +178,7 @@ def generate(
     seed: int,
     *,
     durability: str = "fsync",
-    canaries: tuple[str, ...] = (),
+    canaries: tuple[Canary, ...] = (),
     nodes: tuple[int, int] = (5, 7),
     writes: int = 200,
     faults: int = 3,
@@ -287,7 +291,7 @@ def generate(
     return Schedule(
         seed=rng.getrandbits(63),
         durability=durability,
-        canaries=tuple(sorted(canaries)),
+        canaries=tuple(sorted(canaries, key=lambda canary: canary.value)),
         nodes=tuple(node_plans),
         writes=tuple(write_plans),
         faults=tuple(sorted(plans, key=lambda f: f.at_ms)),

@@ -38,6 +38,7 @@ from rumor.node.core.gc import SafeGc
 from rumor.node.core.membership import Member, State
 from rumor.node.replication.engine.anti_entropy import AntiEntropy
 from rumor.node.replication.engine.audit_rounds import AuditRounds
+from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.envelopes import Envelopes
 from rumor.node.replication.engine.gossip import Gossip
 from rumor.node.replication.engine.joining import Joining
@@ -105,7 +106,7 @@ class Engine:
         advertise: str = "",
         name: str = "",
         now: Now,
-        canaries: frozenset[str] = frozenset(),
+        canaries: frozenset[Canary] = frozenset(),
     ) -> None:
         self.replica = replica
         self.membership = membership
@@ -396,7 +397,7 @@ class Engine:
         self._check_clock()
 
     def _collect_garbage(self, now: Now) -> None:
-        if not self.joining.may_collect_garbage() and "gc_alone" not in self.canaries:
+        if not self.joining.may_collect_garbage() and Canary.GC_ALONE not in self.canaries:
             self.gc.rule.stable = {}
             return
         membership = self.membership

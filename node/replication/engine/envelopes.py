@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from rumor.node.core.membership import State
+from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.messages import (
     Audit,
     AuditReply,
@@ -160,7 +161,7 @@ class Envelopes:
 
     def clamp_coverage(self, coverage: Iterable[Coverage]) -> list[Coverage]:
         """Coverage claims no higher than their origins' known high seqs (counted when cut)."""
-        if "forged_watermark" in self.engine.canaries:
+        if Canary.FORGED_WATERMARK in self.engine.canaries:
             return list(coverage)
         clamped = []
         for claim in coverage:
@@ -173,7 +174,7 @@ class Envelopes:
 
     def clamped(self, vector: Mapping[int, int]) -> dict[int, int]:
         """A peer's watermark vector, each entry no higher than its origin's high seq."""
-        if "forged_watermark" in self.engine.canaries:
+        if Canary.FORGED_WATERMARK in self.engine.canaries:
             return dict(vector)
         out = {}
         for origin, mark in vector.items():

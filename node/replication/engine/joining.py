@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rumor.node.core.membership import Member
+from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.messages import (
     Failed,
     FailureCause,
@@ -131,7 +132,7 @@ class Joining:
                 engine.become_serving("no seed answered; serving alone until one does")
         if self._attempting:
             return
-        if self._needs_seed() and "no_seed_retry" not in engine.canaries:
+        if self._needs_seed() and Canary.NO_SEED_RETRY not in engine.canaries:
             if now.mono_ms >= self._next_attempt_ms:
                 self._attempt(now)
         elif now.mono_ms >= self._next_contact_ms:
@@ -148,7 +149,7 @@ class Joining:
             contacts = contacts + [m.address for m in engine.membership.peers() if m.address]
         if not contacts:
             return
-        if "no_seed_retry" in engine.canaries and self._warned:
+        if Canary.NO_SEED_RETRY in engine.canaries and self._warned:
             return
         address = engine.rng.choice(contacts)
         self._attempting = True
@@ -224,7 +225,7 @@ class Joining:
         engine = self.engine
         envelope = message.envelope
         sender = envelope.sender
-        if "duplicate_id" in engine.canaries:
+        if Canary.DUPLICATE_ID in engine.canaries:
             engine.dispatch(message, now)
             return
         if sender == engine.node_id and envelope.boot_nonce != engine.boot_nonce:

@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rumor.node.core.membership import Member
+from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.messages import (
     Admit,
     AdmitReply,
@@ -62,7 +63,7 @@ class SnapshotJoin:
         self.fetching = 0  # the peer a copy is being fetched from (0: none)
         self._hold_until: dict[int, int] = {}  # admitted joiner -> when its slot frees
         self._waiting: list[tuple[int, int, int]] = []  # (ticket, token, joiner)
-        self._unadmitted: set[int] = set()  # canary ``snapshot_unadmitted``: GC skips them
+        self._unadmitted: set[int] = set()  # Canary.SNAPSHOT_UNADMITTED: GC skips them
 
     # ---- the joiner ---------------------------------------------------------
 
@@ -136,7 +137,7 @@ class SnapshotJoin:
             )
             return
         membership = engine.membership
-        if "snapshot_unadmitted" in engine.canaries:
+        if Canary.SNAPSHOT_UNADMITTED in engine.canaries:
             # Before the fix: the copy was served to a joiner the GC did not wait for.
             self.admission.serving.add(sender)
             self._unadmitted.add(sender)
