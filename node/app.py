@@ -145,9 +145,6 @@ class Node:
             durability=Durability(config.durability),
             max_clock_offset_ms=config.protocol().max_clock_offset_ms,
         )
-        commit = GroupCommit(
-            replica, on_failure=self._sync_failed, in_thread=config.wal_sync == "thread"
-        )
         faults = FaultRules()
         membership = Membership(
             store,
@@ -184,8 +181,19 @@ class Node:
             stats=stats,
         )
         driver = EngineDriver(
-            engine, transport, commit, self.clock, faults=faults, on_stop=self._refused
+            engine,
+            transport,
+            lambda synced: GroupCommit(
+                replica,
+                synced=synced,
+                on_failure=self._sync_failed,
+                in_thread=config.wal_sync == "thread",
+            ),
+            self.clock,
+            faults=faults,
+            on_stop=self._refused,
         )
+        commit = driver.commit
         snapshots = SnapshotServer(
             config.data_dir, store.snapshot_files, engine.snapshots.may_serve
         )
