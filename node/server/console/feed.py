@@ -127,7 +127,7 @@ class ClusterView:
                     "lag": lag,
                     "behind": sum(lag.values()),
                     "watermarks_agree": all(v == 0 for v in lag.values()),
-                    "clock_offset_ms": r.engine.fence.offsets.get(member.id, 0.0),
+                    "clock_offset_ms": r.clock_offset_ms(member.id),
                     "audit_digest": None if member_digest is None else f"{member_digest:016x}",
                 }
             )
@@ -136,10 +136,10 @@ class ClusterView:
         return {
             "node": {
                 "id": _hex(replica.node_id),
-                "name": r.engine.name,
-                "address": r.engine.advertise,
+                "name": r.name,
+                "address": r.advertise,
                 "ready": r.ready,
-                "fenced": r.engine.verdict.fenced,
+                "fenced": r.fenced,
                 "audit_digest": f"{own_digest:016x}",
                 "audit_agreement": {
                     "agree": audit.agree,
