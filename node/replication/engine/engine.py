@@ -20,10 +20,26 @@ clock, the network and the disk; the engine owns every decision.
 The engine never reads a clock, a socket or a random source it was not given
 (the ``rng`` is injected), so the same inputs give the same outputs: the
 simulator replays a schedule exactly, and a trace-equivalence test holds the
-gRPC driver to it. Components, one concept each, hold the rest: push
-(``gossip``), anti-entropy (``anti_entropy``), SWIM (``probing``), seeds,
-joins and duplicate ids (``joining``), audits (``audit_rounds``), purges
-(``sweep_rounds``).
+gRPC driver to it. ``advance`` is the one door to durability: nothing else
+marks the replica durable.
+
+Components, one concept each, hold the rest. Each implements ``Component``
+(``components``: ``due_ms``, ``tick``, ``answer``) and is built from
+``Services``, never from the Engine; a decision that starts a sibling's work
+goes through a hook the engine routes:
+
+- ``Gossip`` (``gossip``, with ``push_queues``): push;
+- ``AntiEntropy`` (``anti_entropy``): push-pull synchronisations, catch-ups;
+- ``Probing`` (``probing``): SWIM, and the clock offsets the fence judges;
+- ``Joining`` (``joining``): seeds, the join timeout, duplicate ids;
+- ``AuditRounds`` (``audit_rounds``): the backstop;
+- ``SnapshotJoin`` (``snapshot_join``): bootstrap by snapshot;
+- ``SweepRounds`` (``sweep_rounds``): purges (timers only: it answers nothing).
+
+Beside them: ``Envelopes`` (``envelopes``: what every message says about its
+sender, the clamp of claims), ``Membership`` (``membership``: the member
+table), ``Canary`` (``canaries``: test-only switches) and ``ProtocolConfig``
+(``protocol_config``: every knob).
 """
 
 from __future__ import annotations
