@@ -96,8 +96,6 @@ class EngineDriver:
         self.engine = engine
         self.replica: Replica = engine.replica
         self.transport = transport
-        # The group commit, built around the hook it reports each finished sync to.
-        self.commit = commit(self._synced)
         self.clock = clock
         self.faults = faults
         self.on_stop = on_stop
@@ -114,6 +112,8 @@ class EngineDriver:
         self._vectors_changed = asyncio.Event()
         self._sync_requested = 0  # the highest ticket a sync was started for
         self._stopped = False  # stop() ran: nothing is sent any more
+        # The group commit, built around the hook it reports each finished sync to.
+        self.commit = commit(self._synced)
 
     # ---- what the rest of the node reads ------------------------------------
 
