@@ -380,33 +380,6 @@ class Engine:
         if self._stopped:
             raise Unavailable("this node is stopping")
 
-    # ---- between components (none calls a sibling: the engine routes) ------------
-
-    def _clamp_coverage(self, coverage: Iterable[Coverage]) -> list[Coverage]:
-        return self.envelopes.clamp_coverage(coverage)
-
-    def _came_back(self, member_id: int, now: Now) -> None:
-        """A member heard from again after being suspect, dead or gone: catch up with it."""
-        self.anti_entropy.catch_up(member_id, now)
-
-    def _catching_up(self) -> bool:
-        """A synchronisation or a snapshot is under way (so not serving alone yet)."""
-        return self.anti_entropy.session is not None or bool(self.snapshots.fetching)
-
-    def _joined_through(self, peer: Member, now: Now) -> None:
-        """A seed answered a Join through ``peer``: take a snapshot from it, or synchronise."""
-        if self.serving or self.snapshots.fetching:
-            return
-        if self.snapshots.wants_snapshot():
-            self.snapshots.ask(peer, now)
-        elif self.anti_entropy.session is None:
-            self.anti_entropy.start(peer, now, push_back=True)
-
-    def _fall_back_to(self, peer: Member, now: Now) -> None:
-        """No snapshot after all: synchronise with ``peer`` instead, unless serving."""
-        if not self.serving and self.anti_entropy.session is None:
-            self.anti_entropy.start(peer, now, push_back=True)
-
     def behind_on_own_writes(self, seen: int, peer: int, now: Now) -> None:
         """A peer has seen own seqs up to ``seen``, beyond what this node holds (a stale
         copy of its disk): never issue them again, and take them back from the peer."""
@@ -451,6 +424,33 @@ class Engine:
                 all_members=True,
             )
         return self.ready().messages
+
+    # ---- between components (none calls a sibling: the engine routes) ------------
+
+    def _clamp_coverage(self, coverage: Iterable[Coverage]) -> list[Coverage]:
+        return self.envelopes.clamp_coverage(coverage)
+
+    def _came_back(self, member_id: int, now: Now) -> None:
+        """A member heard from again after being suspect, dead or left: catch up with it."""
+        self.anti_entropy.catch_up(member_id, now)
+
+    def _catching_up(self) -> bool:
+        """A synchronisation or a snapshot is under way (so not serving alone yet)."""
+        return self.anti_entropy.session is not None or bool(self.snapshots.fetching)
+
+    def _joined_through(self, peer: Member, now: Now) -> None:
+        """A seed answered a Join through ``peer``: take a snapshot from it, or synchronise."""
+        if self.serving or self.snapshots.fetching:
+            return
+        if self.snapshots.wants_snapshot():
+            self.snapshots.ask(peer, now)
+        elif self.anti_entropy.session is None:
+            self.anti_entropy.start(peer, now, push_back=True)
+
+    def _fall_back_to(self, peer: Member, now: Now) -> None:
+        """No snapshot after all: synchronise with ``peer`` instead, unless serving."""
+        if not self.serving and self.anti_entropy.session is None:
+            self.anti_entropy.start(peer, now, push_back=True)
 
     # ---- timers -----------------------------------------------------------
 
