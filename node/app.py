@@ -249,10 +249,6 @@ class Node:
     ) -> EngineDriver:
         """The engine's driver: group commit, peer transport, and the hooks it calls."""
         config, replica = self.config, engine.replica
-        commit = GroupCommit(
-            replica, on_failure=self._sync_failed, in_thread=config.wal_sync == "thread"
-        )
-        stack.push_async_callback(self._flush, commit)
         transport = GrpcTransport(
             faults,
             credentials=security.tls.channel_credentials() if security.tls else None,
@@ -267,16 +263,25 @@ class Node:
         async def serving() -> None:
             await server.set_serving(True)
 
-        return EngineDriver(
+        driver = EngineDriver(
             engine,
             transport,
-            commit,
+            # The group commit reports each finished sync to the driver, which tells the
+            # engine (``advance``): the one door through which the replica becomes durable.
+            lambda synced: GroupCommit(
+                replica,
+                synced=synced,
+                on_failure=self._sync_failed,
+                in_thread=config.wal_sync == "thread",
+            ),
             self.clock,
             faults=faults,
             on_stop=self._refused,
             on_ready=serving,
             download_snapshot=fetch_snapshot,
         )
+        stack.push_async_callback(self._flush, driver.commit)
+        return driver
 
     def _build_services(
         self, wiring: Wiring, faults: FaultRules, stack: contextlib.AsyncExitStack

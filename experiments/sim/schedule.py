@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rumor.experiments.faults import FaultKind
+from rumor.node.replication.engine.canaries import Canary
 
 WRITES_FROM_MS = 1200  # after the join timeout: every node is serving
 WRITES_UNTIL_MS = 3700
@@ -87,7 +88,7 @@ class FaultPlan:
 class Schedule:
     seed: int
     durability: str  # fsync | wal
-    canaries: tuple[str, ...]
+    canaries: tuple[Canary, ...]
     nodes: tuple[NodePlan, ...]
     writes: tuple[WritePlan, ...]
     faults: tuple[FaultPlan, ...]
@@ -122,7 +123,9 @@ class Schedule:
     # ---- files ------------------------------------------------------------------
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        data = asdict(self)
+        data["canaries"] = [canary.value for canary in self.canaries]
+        return json.dumps(data, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> Schedule:
@@ -130,7 +133,7 @@ class Schedule:
         return cls(
             seed=int(data["seed"]),
             durability=str(data["durability"]),
-            canaries=tuple(data["canaries"]),
+            canaries=tuple(Canary(name) for name in data["canaries"]),
             nodes=tuple(
                 NodePlan(n["slot"], n["start_ms"], tuple(n["seeds"])) for n in data["nodes"]
             ),
@@ -164,7 +167,7 @@ def generate(
     seed: int,
     *,
     durability: str = "fsync",
-    canaries: tuple[str, ...] = (),
+    canaries: tuple[Canary, ...] = (),
     nodes: tuple[int, int] = (5, 7),
     writes: int = 200,
     faults: int = 3,
@@ -191,7 +194,7 @@ def generate(
     return Schedule(
         seed=rng.getrandbits(63),
         durability=durability,
-        canaries=tuple(sorted(canaries)),
+        canaries=tuple(sorted(canaries, key=lambda canary: canary.value)),
         nodes=tuple(node_plans),
         writes=tuple(write_plans),
         faults=tuple(sorted(plans, key=lambda f: f.at_ms)),

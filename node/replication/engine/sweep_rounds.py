@@ -12,17 +12,13 @@ little per interval.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from rumor.node.replication.engine.components import Services
 from rumor.node.replication.engine.messages import Now
-
-if TYPE_CHECKING:
-    from rumor.node.replication.engine.engine import Engine
 
 
 class SweepRounds:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, services: Services) -> None:
+        self.services = services
         self.passes = 0
         self.purged = 0
         self._next_start = b""
@@ -35,9 +31,9 @@ class SweepRounds:
     def tick(self, now: Now) -> None:
         if now.mono_ms < self._next_round_ms:
             return
-        config = self.engine.config
+        config = self.services.config
         self._next_round_ms = now.mono_ms + config.sweep_interval_ms
-        replica = self.engine.replica
+        replica = self.services.replica
         budget = config.sweep_slice_records
         for namespace in list(replica.namespaces_to_sweep):
             if replica.sweep_namespace(namespace, now.wall_s, budget):

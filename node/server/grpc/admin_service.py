@@ -98,14 +98,14 @@ class AdminService:
                     if member.id == replica.node_id
                     else r.membership.vectors.get(member.id, {})
                 ),
-                clock_offset_ms=r.engine.fence.offsets.get(member.id, 0.0),
+                clock_offset_ms=r.clock_offset_ms(member.id),
             )
             for member in r.membership.all()
         ]
         return pb.StatusResponse(
             node_id=replica.node_id,
-            name=r.engine.name,
-            address=r.engine.advertise,
+            name=r.name,
+            address=r.advertise,
             hlc=replica.clock.last,
             watermarks=replica.own_watermarks(),
             members=members,
@@ -114,7 +114,7 @@ class AdminService:
             records_held=max(replica.records_held, 0),
             tombstones_held=max(replica.tombstones_held, 0),
             ready=r.ready,
-            fenced=r.engine.verdict.fenced,
+            fenced=r.fenced,
             audit_repairs_total=replica.audit_repairs_total,
             deferred_records=replica.deferred_held,
             push_queue_drops=r.queues.dropped,
