@@ -308,6 +308,9 @@ class Node:
             queues=engine.gossip.queues,
             vectors=lambda: engine.membership.vectors,
         )
+        if wiring.owner is not None:
+            socket_dir = wiring.owner.socket_dir
+            metrics.worker_expositions = lambda: worker.worker_expositions(socket_dir)
         loop_lag = LoopLag(metrics.observe_loop_lag)
         kv_service = KVService(operations, wiring.watches, wiring.reads)
         admin_service = AdminService(

@@ -13,12 +13,14 @@ notices the owner's socket going away).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import json
 import os
 import signal
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -36,6 +38,8 @@ from rumor.node.server.grpc.server import (
     REPLICATION_SERVICE,
     GrpcServer,
 )
+from rumor.node.server.loop_lag import LoopLag
+from rumor.node.server.metrics import RequestMetrics
 from rumor.node.server.workers import forwarding
 from rumor.node.server.workers.http_proxy import build_proxy
 from rumor.node.server.workers.kv_proxy import WorkerKV
@@ -110,20 +114,51 @@ def _guarded(
 
 
 def _kv_handlers(
-    owner: OwnerLink, authorize: rpc.Authorize | None, budget: CallBudget
+    owner: OwnerLink,
+    authorize: rpc.Authorize | None,
+    budget: CallBudget,
+    observe: rpc.Observe,
 ) -> grpc.GenericRpcHandler[Any, Any]:
     batched = WorkerKV(owner)
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in KV_SERVICE.methods:
         if method.name in BATCHED_KV_METHODS:
             handlers[method.name] = rpc.method_handler(
-                method, getattr(batched, method.name), authorize, None, budget
+                method, getattr(batched, method.name), authorize, observe, budget
             )
         else:
             handlers[method.name] = _guarded(
                 method.name, forwarding.method_handler(owner.channel, KV_SERVICE, method), authorize
             )
     return grpc.method_handlers_generic_handler(KV_SERVICE.full_name, handlers)
+
+
+METRICS_INTERVAL_S = 1.0
+
+
+def metrics_path(socket_dir: str, index: int) -> Path:
+    return Path(socket_dir) / f"metrics-worker-{index}.prom"
+
+
+async def _publish_metrics(metrics: RequestMetrics, plan: WorkerPlan) -> None:
+    """Leave this worker's series where the owner's ``/metrics`` adds them up, every second."""
+    path = metrics_path(plan.socket_dir, plan.index)
+    scratch = path.with_suffix(".tmp")
+    while True:
+        text, _ = metrics.render()
+        with contextlib.suppress(OSError):  # the owner is going away
+            scratch.write_bytes(text)
+            scratch.replace(path)
+        await asyncio.sleep(METRICS_INTERVAL_S)
+
+
+def worker_expositions(socket_dir: str) -> list[str]:
+    """What every worker of an owner last published (for its ``/metrics``)."""
+    texts = []
+    for path in sorted(Path(socket_dir).glob("metrics-worker-*.prom")):
+        with contextlib.suppress(OSError):
+            texts.append(path.read_text())
+    return texts
 
 
 async def _watch_owner(socket_dir: str, stop: asyncio.Event) -> None:
@@ -152,8 +187,9 @@ async def serve(
         loop.add_signal_handler(signum, stop.set)
     owner = OwnerLink(plan.socket_dir)
     server = GrpcServer(reuse_port=True, health=False)  # the owner's health is the node's
+    metrics = RequestMetrics()
     server.server.add_generic_rpc_handlers(
-        (_kv_handlers(owner, kv_authorize, CallBudget(max_calls)),)
+        (_kv_handlers(owner, kv_authorize, CallBudget(max_calls), metrics.observe),)
     )
     for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE, HEALTH_SERVICE):
         server.server.add_generic_rpc_handlers(
@@ -178,9 +214,14 @@ async def serve(
         await web.TCPSite(runner, host.strip("[]"), int(port), reuse_port=True).start()
     print(json.dumps({"event": "worker.ready", "worker": plan.index}), flush=True)
     log.info("worker.serving", grpc=plan.grpc_address, http=plan.http_address or None)
-    watcher = asyncio.create_task(_watch_owner(plan.socket_dir, stop))
+    background = [
+        asyncio.create_task(_watch_owner(plan.socket_dir, stop)),
+        asyncio.create_task(LoopLag(metrics.observe_loop_lag).run()),
+        asyncio.create_task(_publish_metrics(metrics, plan)),
+    ]
     await stop.wait()
-    watcher.cancel()
+    for task in background:
+        task.cancel()
     await server.set_serving(False)
     await server.stop(1.0)
     if runner is not None:
