@@ -1,9 +1,9 @@
 """The engine's components see services, never the Engine or each other.
 
 Read from the source, without running anything: no module of the engine room
-but ``engine`` itself and ``build`` (which constructs it) imports the Engine, and no component module imports a
-sibling component (each decision that starts another's work is a hook the
-engine routes).
+but ``engine`` itself and ``build`` (which constructs it) imports the Engine,
+and no component module imports a sibling component (each decision that starts
+another's work is a hook the engine routes).
 """
 
 from __future__ import annotations

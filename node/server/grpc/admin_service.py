@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePath
 from typing import Any
 
+import grpc.aio
+
 from rumor.node.core import audit
 from rumor.node.core.errors import InvalidRequest, NamespaceNotFound
 from rumor.node.core.namespaces import id_bytes
@@ -24,6 +26,9 @@ from rumor.node.server.loop_lag import LoopLag
 from rumor.node.storage import layout
 from rumor.node.storage.store import KV, prefix_end
 from rumor.v1 import admin_pb2 as pb
+
+# The call's context as grpc.aio hands it to a servicer.
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
 def checkpoint_target(root: str | None, asked: str) -> Path:
@@ -66,7 +71,7 @@ class AdminService:
         self._loop_lag = loop_lag
 
     async def Checkpoint(
-        self, request: pb.CheckpointRequest, context: Any
+        self, request: pb.CheckpointRequest, context: Context
     ) -> pb.CheckpointResponse:
         if self._checkpoint is None:
             raise InvalidRequest("This node's store cannot take checkpoints.")
@@ -82,12 +87,12 @@ class AdminService:
             raise InvalidRequest(f"cannot write a checkpoint to {target}: {exc}") from None
         return pb.CheckpointResponse(directory=str(target))
 
-    async def Drain(self, request: pb.DrainRequest, context: Any) -> pb.DrainResponse:
+    async def Drain(self, request: pb.DrainRequest, context: Context) -> pb.DrainResponse:
         if self._drain is not None:
             self._drain()
         return pb.DrainResponse()
 
-    async def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
+    async def Status(self, request: pb.StatusRequest, context: Context) -> pb.StatusResponse:
         r = self.driver
         replica = r.replica
         members = [
@@ -129,7 +134,7 @@ class AdminService:
         )
 
     async def RemoveNode(
-        self, request: pb.RemoveNodeRequest, context: Any
+        self, request: pb.RemoveNodeRequest, context: Context
     ) -> pb.RemoveNodeResponse:
         if request.node_id == self.driver.replica.node_id:
             raise InvalidRequest("A node cannot remove itself; ask another member.")
@@ -139,7 +144,7 @@ class AdminService:
         return pb.RemoveNodeResponse()
 
     async def Records(
-        self, request: pb.RecordsRequest, context: Any
+        self, request: pb.RecordsRequest, context: Context
     ) -> AsyncIterator[pb.RecordInfo]:
         namespace = id_bytes(request.namespace_id)
         if namespace is None:

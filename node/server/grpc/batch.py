@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import grpc.aio
 import structlog
 
 from rumor.node.core import validation
@@ -35,6 +36,9 @@ from rumor.node.server.grpc.kv_messages import checked_type, get_response, put_i
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Found, Operations
 from rumor.v1 import kv_pb2
+
+# The call's context as grpc.aio hands it to a servicer.
+Context = grpc.aio.ServicerContext[Any, Any]
 
 log = structlog.get_logger(__name__)
 _throttled = LogThrottle(log)
@@ -98,7 +102,7 @@ class BatchStream:
         ops: Operations,
         reads: ByteBudget,
         unary: dict[str, UnaryCall],
-        context: Any,
+        context: Context,
     ) -> None:
         self._ops = ops
         self._reads = reads

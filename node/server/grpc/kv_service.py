@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc.aio
+
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.namespaces import id_text, is_reserved
@@ -26,10 +28,13 @@ from rumor.node.server.operations import Operations
 from rumor.node.server.watch import ANY_NAMESPACE, WatchHub
 from rumor.v1 import kv_pb2
 
+# The call's context as grpc.aio hands it to a servicer.
+Context = grpc.aio.ServicerContext[Any, Any]
+
 STREAM_CHUNK_BYTES = 1024 * 1024
 
 
-def _release_when_done(context: Any, release: Any) -> None:
+def _release_when_done(context: Context, release: Any) -> None:
     """Run ``release`` once the call is over: grpc holds a unary answer until it is sent."""
     add_done_callback = getattr(context, "add_done_callback", None)
     if add_done_callback is None:
@@ -38,7 +43,7 @@ def _release_when_done(context: Any, release: Any) -> None:
         add_done_callback(lambda _: release())
 
 
-def _connection(context: Any) -> str:
+def _connection(context: Context) -> str:
     try:
         return str(context.peer())
     except (AttributeError, NotImplementedError):
@@ -59,43 +64,43 @@ class KVService:
     # ---- namespaces -----------------------------------------------------
 
     async def CreateNamespace(
-        self, request: kv_pb2.CreateNamespaceRequest, context: Any
+        self, request: kv_pb2.CreateNamespaceRequest, context: Context
     ) -> kv_pb2.Namespace:
         return namespace_message(await self.ops.create_namespace(request.title))
 
     async def ListNamespaces(
-        self, request: kv_pb2.ListNamespacesRequest, context: Any
+        self, request: kv_pb2.ListNamespacesRequest, context: Context
     ) -> kv_pb2.ListNamespacesResponse:
         return kv_pb2.ListNamespacesResponse(
             namespaces=[namespace_message(info) for info in self.ops.list_namespaces()]
         )
 
     async def GetNamespace(
-        self, request: kv_pb2.GetNamespaceRequest, context: Any
+        self, request: kv_pb2.GetNamespaceRequest, context: Context
     ) -> kv_pb2.Namespace:
         return namespace_message(self.ops.get_namespace(request.namespace_id))
 
     async def RenameNamespace(
-        self, request: kv_pb2.RenameNamespaceRequest, context: Any
+        self, request: kv_pb2.RenameNamespaceRequest, context: Context
     ) -> kv_pb2.Namespace:
         return namespace_message(
             await self.ops.rename_namespace(request.namespace_id, request.title)
         )
 
     async def DeleteNamespace(
-        self, request: kv_pb2.DeleteNamespaceRequest, context: Any
+        self, request: kv_pb2.DeleteNamespaceRequest, context: Context
     ) -> kv_pb2.DeleteNamespaceResponse:
         await self.ops.delete_namespace(request.namespace_id)
         return kv_pb2.DeleteNamespaceResponse()
 
     # ---- keys -----------------------------------------------------------
 
-    async def Put(self, request: kv_pb2.PutRequest, context: Any) -> kv_pb2.PutResponse:
+    async def Put(self, request: kv_pb2.PutRequest, context: Context) -> kv_pb2.PutResponse:
         applied = await self.ops.put(request.namespace_id, put_item(request), request.min_replicas)
         return put_response(applied)
 
     async def PutStream(
-        self, requests: AsyncIterator[kv_pb2.PutStreamRequest], context: Any
+        self, requests: AsyncIterator[kv_pb2.PutStreamRequest], context: Context
     ) -> kv_pb2.PutResponse:
         header: kv_pb2.PutRequest | None = None
         value = bytearray()
@@ -124,7 +129,7 @@ class KVService:
         )
         return put_response(applied)
 
-    async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:
+    async def Get(self, request: kv_pb2.GetRequest, context: Context) -> kv_pb2.GetResponse:
         value_type = checked_type(request.type)
         reservation = await self.reads.reserve(
             self.ops.value_bytes(request.namespace_id, [request.key])
@@ -140,7 +145,7 @@ class KVService:
         return response
 
     async def GetStream(
-        self, request: kv_pb2.GetRequest, context: Any
+        self, request: kv_pb2.GetRequest, context: Context
     ) -> AsyncIterator[kv_pb2.GetStreamResponse]:
         checked_type(request.type)
         reservation = await self.reads.reserve(
@@ -164,7 +169,9 @@ class KVService:
         finally:
             reservation.release()
 
-    async def BulkGet(self, request: kv_pb2.BulkGetRequest, context: Any) -> kv_pb2.BulkGetResponse:
+    async def BulkGet(
+        self, request: kv_pb2.BulkGetRequest, context: Context
+    ) -> kv_pb2.BulkGetResponse:
         value_type = request.type
         if value_type not in (kv_pb2.VALUE_TYPE_TEXT, kv_pb2.VALUE_TYPE_JSON):
             validation.bulk_get_type(type_name(value_type))
@@ -190,14 +197,16 @@ class KVService:
         _release_when_done(context, reservation.release)
         return response
 
-    async def Delete(self, request: kv_pb2.DeleteRequest, context: Any) -> kv_pb2.DeleteResponse:
+    async def Delete(
+        self, request: kv_pb2.DeleteRequest, context: Context
+    ) -> kv_pb2.DeleteResponse:
         applied = await self.ops.delete(request.namespace_id, request.key)
         return kv_pb2.DeleteResponse(
             version=kv_pb2.Version(hlc=applied.header.hlc, origin=applied.header.origin),
             seq=applied.header.seq,
         )
 
-    async def List(self, request: kv_pb2.ListRequest, context: Any) -> kv_pb2.ListResponse:
+    async def List(self, request: kv_pb2.ListRequest, context: Context) -> kv_pb2.ListResponse:
         listing = await self.ops.list_keys(
             request.namespace_id,
             request.prefix,
@@ -214,7 +223,9 @@ class KVService:
             keys.append(info)
         return kv_pb2.ListResponse(keys=keys, list_complete=listing.complete, cursor=listing.cursor)
 
-    async def BulkPut(self, request: kv_pb2.BulkPutRequest, context: Any) -> kv_pb2.BulkPutResponse:
+    async def BulkPut(
+        self, request: kv_pb2.BulkPutRequest, context: Context
+    ) -> kv_pb2.BulkPutResponse:
         columns = plain_columns(request)
         if columns is None:
             items = [put_item(item) for item in request.items]
@@ -224,13 +235,13 @@ class KVService:
         return kv_pb2.BulkPutResponse(successful_key_count=count)
 
     async def BulkDelete(
-        self, request: kv_pb2.BulkDeleteRequest, context: Any
+        self, request: kv_pb2.BulkDeleteRequest, context: Context
     ) -> kv_pb2.BulkDeleteResponse:
         count = await self.ops.bulk_delete(request.namespace_id, list(request.keys))
         return kv_pb2.BulkDeleteResponse(successful_key_count=count)
 
     async def Watch(
-        self, request: kv_pb2.WatchRequest, context: Any
+        self, request: kv_pb2.WatchRequest, context: Context
     ) -> AsyncIterator[kv_pb2.WatchEvent]:
         if request.all_namespaces:
             if request.namespace_id:
@@ -267,12 +278,12 @@ class KVService:
             self.watches.close(watcher, connection)
 
     async def Listeners(
-        self, request: kv_pb2.ListenersRequest, context: Any
+        self, request: kv_pb2.ListenersRequest, context: Context
     ) -> kv_pb2.ListenersResponse:
         return kv_pb2.ListenersResponse(grpc=self.grpc_address, http=self.http_address)
 
     async def Batch(
-        self, requests: AsyncIterator[kv_pb2.BatchRequest], context: Any
+        self, requests: AsyncIterator[kv_pb2.BatchRequest], context: Context
     ) -> AsyncIterator[kv_pb2.BatchResponse]:
         unary: dict[str, UnaryCall] = {"bulk_get": self.BulkGet, "list": self.List, "put": self.Put}
         async for response in BatchStream(self.ops, self.reads, unary, context).serve(requests):

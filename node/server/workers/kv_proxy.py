@@ -16,16 +16,20 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+import grpc.aio
 
 from rumor.client.batch import BatchCallError
 from rumor.node.server.workers.owner_link import OwnerLink
 from rumor.v1 import kv_pb2
 
+# The call's context as grpc.aio hands it to a servicer.
+Context = grpc.aio.ServicerContext[Any, Any]
+
 # A client's Batch stream through a worker: operations waiting for the owner's answer.
 MAX_OPS_IN_FLIGHT = 8192
 
 
-async def _abort(context: Any, error: grpc.RpcError) -> None:
+async def _abort(context: Context, error: grpc.RpcError) -> None:
     trailing: Any = error.trailing_metadata() or ()
     await context.abort(error.code(), error.details() or "", tuple(trailing))
 
@@ -36,30 +40,30 @@ class WorkerKV:
     def __init__(self, owner: OwnerLink) -> None:
         self._owner = owner
 
-    async def _call(self, field: str, request: Any, context: Any) -> Any:
+    async def _call(self, field: str, request: Any, context: Context) -> Any:
         try:
             return await self._owner.call(field, request, context.time_remaining())
         except grpc.RpcError as error:
             await _abort(context, error)
             raise
 
-    async def Get(self, request: kv_pb2.GetRequest, context: Any) -> Any:  # noqa: N802
+    async def Get(self, request: kv_pb2.GetRequest, context: Context) -> Any:  # noqa: N802
         return await self._call("get", request, context)
 
-    async def BulkGet(self, request: kv_pb2.BulkGetRequest, context: Any) -> Any:  # noqa: N802
+    async def BulkGet(self, request: kv_pb2.BulkGetRequest, context: Context) -> Any:  # noqa: N802
         return await self._call("bulk_get", request, context)
 
-    async def Put(self, request: kv_pb2.PutRequest, context: Any) -> Any:  # noqa: N802
+    async def Put(self, request: kv_pb2.PutRequest, context: Context) -> Any:  # noqa: N802
         return await self._call("put", request, context)
 
-    async def Delete(self, request: kv_pb2.DeleteRequest, context: Any) -> Any:  # noqa: N802
+    async def Delete(self, request: kv_pb2.DeleteRequest, context: Context) -> Any:  # noqa: N802
         return await self._call("delete", request, context)
 
-    async def List(self, request: kv_pb2.ListRequest, context: Any) -> Any:  # noqa: N802
+    async def List(self, request: kv_pb2.ListRequest, context: Context) -> Any:  # noqa: N802
         return await self._call("list", request, context)
 
     async def Batch(  # noqa: N802
-        self, requests: AsyncIterator[kv_pb2.BatchRequest], context: Any
+        self, requests: AsyncIterator[kv_pb2.BatchRequest], context: Context
     ) -> AsyncIterator[kv_pb2.BatchResponse]:
         results: asyncio.Queue[kv_pb2.BatchResult | None] = asyncio.Queue()
         pending: dict[int, asyncio.Task[None]] = {}
