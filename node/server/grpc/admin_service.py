@@ -12,9 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePath
-from typing import Any
-
-import grpc.aio
 
 from rumor.node.core import audit
 from rumor.node.core.errors import InvalidRequest, NamespaceNotFound
@@ -22,13 +19,11 @@ from rumor.node.core.namespaces import id_bytes
 from rumor.node.core.record import RecordHeader
 from rumor.node.server.driver.codec import member_to_pb
 from rumor.node.server.driver.engine_driver import EngineDriver
+from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.loop_lag import LoopLag
 from rumor.node.storage import layout
 from rumor.node.storage.store import KV, prefix_end
 from rumor.v1 import admin_pb2 as pb
-
-# The call's context as grpc.aio hands it to a servicer.
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 def checkpoint_target(root: str | None, asked: str) -> Path:

@@ -33,12 +33,10 @@ from rumor.node.replication.replica.local_writes import Write
 from rumor.node.server.admission import ByteBudget, Reservation
 from rumor.node.server.errors import status_of
 from rumor.node.server.grpc.kv_messages import checked_type, get_response, put_item, put_response
+from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Found, Operations
 from rumor.v1 import kv_pb2
-
-# The call's context as grpc.aio hands it to a servicer.
-Context = grpc.aio.ServicerContext[Any, Any]
 
 log = structlog.get_logger(__name__)
 _throttled = LogThrottle(log)

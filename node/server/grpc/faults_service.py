@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import grpc.aio
-
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.server.driver.clock import WallClock
 from rumor.node.server.driver.codec import record_from_pb
 from rumor.node.server.driver.engine_driver import EngineDriver
 from rumor.node.server.driver.faults import FaultRules
+from rumor.node.server.grpc.rpc import Context
 from rumor.v1 import faults_pb2 as pb
-
-# The call's context as grpc.aio hands it to a servicer.
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class FaultsService:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc.aio
-
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.namespaces import id_text, is_reserved
@@ -24,12 +22,10 @@ from rumor.node.server.grpc.kv_messages import (
     put_response,
     type_name,
 )
+from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.operations import Operations
 from rumor.node.server.watch import ANY_NAMESPACE, WatchHub
 from rumor.v1 import kv_pb2
-
-# The call's context as grpc.aio hands it to a servicer.
-Context = grpc.aio.ServicerContext[Any, Any]
 
 STREAM_CHUNK_BYTES = 1024 * 1024
 

@@ -5,15 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc.aio
-
 from rumor.node.core.errors import Unavailable
 from rumor.node.server.driver.engine_driver import EngineDriver, Refused
+from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.snapshot.server import SnapshotServer
 from rumor.v1 import replication_pb2 as pb
-
-# The call's context as grpc.aio hands it to a servicer.
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class ReplicationService:

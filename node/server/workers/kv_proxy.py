@@ -19,11 +19,9 @@ import grpc
 import grpc.aio
 
 from rumor.client.batch import BatchCallError
+from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.workers.owner_link import OwnerLink
 from rumor.v1 import kv_pb2
-
-# The call's context as grpc.aio hands it to a servicer.
-Context = grpc.aio.ServicerContext[Any, Any]
 
 # A client's Batch stream through a worker: operations waiting for the owner's answer.
 MAX_OPS_IN_FLIGHT = 8192
