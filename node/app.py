@@ -330,6 +330,7 @@ class Node:
             guard=guard,
             reads=reads,
             calls=client_calls,
+            client_disconnected=metrics.http_client_disconnects.inc,
         )
         console.add_routes(
             gateway,

@@ -58,6 +58,13 @@ class ByteBudget:
     def _fits(self, size: int) -> bool:
         return size == 0 or self.in_flight == 0 or self.in_flight + size <= self.capacity
 
+    def reserve_now(self, size: int) -> Reservation | None:
+        """Room for ``size`` bytes if there is some now (None: ``reserve`` and wait)."""
+        if not self._fits(size):
+            return None
+        self.in_flight += size
+        return Reservation(self, size)
+
     async def reserve(self, size: int) -> Reservation:
         """Room for ``size`` bytes, waiting at most ``timeout_s`` (Overloaded after)."""
         deadline = time.monotonic() + self.timeout_s

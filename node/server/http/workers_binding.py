@@ -28,7 +28,6 @@ keys may).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -50,9 +49,8 @@ EXPIRATION_HEADER = "CF-Expiration"
 BULK_GET_PATH = "/bulk/get"
 READ_CHUNK_BYTES = 1024 * 1024
 SEND_CHUNK_BYTES = 256 * 1024
+INLINE_VALUE_BYTES = 16 * 1024  # sent with the headers, below the transport's high-water mark
 MAX_BODY_BYTES = 128 * 1024 * 1024  # as the REST API's (a streamed body is counted)
-
-Authorize = Callable[[str | None], int | None]
 
 _log = structlog.get_logger(__name__)
 _throttled = LogThrottle(_log)
@@ -95,13 +93,16 @@ def failure(status: int, message: str) -> web.Response:
 async def answer(
     request: web.Request,
     operations: Operations,
-    authorize: Authorize | None,
+    denied: int | None,
     reads: ByteBudget | None = None,
 ) -> web.StreamResponse:
-    if authorize is not None:
-        denied = authorize(request.headers.get("Authorization"))
-        if denied is not None:
-            return failure(denied, "Authentication error")
+    """Answer a binding request; ``denied``: the status its token earned (401/403), if refused.
+
+    A client that goes away mid-request raises ConnectionError out of here, for
+    the gateway to count (it is no error).
+    """
+    if denied is not None:
+        return failure(denied, "Authentication error")
     try:
         return await _dispatch(request, operations, reads or ByteBudget(2**62, 0))
     except RumorError as error:
@@ -110,6 +111,8 @@ async def answer(
         return failure(status_of(error).http_status, str(error))
     except web.HTTPException as error:
         return failure(error.status, error.reason)
+    except ConnectionError:
+        raise
     except Exception as error:
         _throttled.error(
             "binding.internal_error", (_path(request), type(error).__name__), exc_info=error
@@ -175,6 +178,8 @@ async def _get(
             headers[METADATA_HEADER] = _metadata_header(found.header.metadata)
         if found.header.expiration:
             headers[EXPIRATION_HEADER] = str(found.header.expiration)
+        if len(found.value) <= INLINE_VALUE_BYTES:
+            return web.Response(body=found.value, headers=headers)  # one write, never waits
         return await _send(request, found.value, headers)
     finally:
         reservation.release()
