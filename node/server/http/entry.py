@@ -26,9 +26,11 @@ Rules for the hot path (these run per request, thousands a second per core):
 from __future__ import annotations
 
 import asyncio
+import enum
+import re
 import time
 from collections.abc import Awaitable, Callable
-from urllib.parse import unquote_to_bytes
+from functools import partial
 
 import structlog
 from aiohttp import web
@@ -39,29 +41,19 @@ from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http import workers_binding
 from rumor.node.server.http.guard import HTTP_FORBIDDEN, HttpGuard
-from rumor.node.server.http.request import CODE_AUTH, CODE_INTERNAL, KEY_SEGMENT, failure
+from rumor.node.server.http.request import CODE_AUTH, CODE_INTERNAL, failure
 from rumor.node.server.http.values import answer_delete, answer_get, answer_put
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations
 
 PUBLIC_PATHS = ("/healthz", "/metrics")
 CONSOLE_ROOT = "/ui"
-# The raw path of a values route split on "/":
-# ["", "client", "v4", "accounts", account, "storage", "kv", "namespaces", ns, "values", key]
-_VALUES_SHAPE = (
-    (9, "values"),
-    (1, "client"),
-    (2, "v4"),
-    (3, "accounts"),
-    (5, "storage"),
-    (6, "kv"),
-    (7, "namespaces"),
+# A values route's raw path says what the router would decide when it is ASCII and
+# has no percent-escapes (%0A is a newline, which the route's ".*" does not match),
+# dot segments or fragment, nor braces in the account or namespace.
+_PLAIN_VALUES_PATH = re.compile(
+    r"/client/v4/accounts/[^/{}%#]+/storage/kv/namespaces/([^/{}%#]+)/values/([^%#]*)"
 )
-_ACCOUNT, _NAMESPACE = 4, 8
-# Characters in a raw path that make the router's decision differ from a plain split.
-_ROUTER_DECIDES = ("%", "/.", "{", "}", "#")
-_VALUE_ROUTES = {"GET": "values.get", "PUT": "values.update", "DELETE": "values.delete"}
-
 Authorize = Callable[[str | None], int | None]
 Observe = Callable[[str, str, int, float], None]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -88,19 +80,39 @@ def _peer_gone(request: web.BaseRequest) -> bool:
 
 def values_target(raw_path: str) -> tuple[str, bytes] | None:
     """(namespace id, key) of a values route whose raw path the router would read the same."""
-    path = raw_path.split("?", 1)[0]
-    for char in _ROUTER_DECIDES:
-        if char in path:
-            return None
-    parts = path.split("/", KEY_SEGMENT)
-    if len(parts) <= KEY_SEGMENT:
+    path = raw_path.partition("?")[0]
+    match = _PLAIN_VALUES_PATH.fullmatch(path)
+    if match is None or not path.isascii() or "/." in path:
         return None
-    for index, word in _VALUES_SHAPE:
-        if parts[index] != word:
-            return None
-    if not parts[_ACCOUNT] or not parts[_NAMESPACE]:
-        return None
-    return parts[_NAMESPACE], unquote_to_bytes(parts[KEY_SEGMENT])
+    return match.group(1), match.group(2).encode()
+
+
+class Door(enum.Enum):
+    """What a request is, for the checks it passes."""
+
+    API = "api"  # the REST API: its API token is checked
+    PUBLIC = "public"  # /healthz, /metrics: no token, outside the call budget
+    CONSOLE = "console"  # the web console checks its own session cookie or token
+    BINDING = "binding"  # the Workers binding: answered in its own protocol
+
+
+ValueAnswer = Callable[
+    [Operations, ByteBudget, str, bytes, web.Request], Awaitable[web.StreamResponse]
+]
+# The values routes answered before routing: method -> (route name, answer).
+VALUE_ROUTES: dict[str, tuple[str, ValueAnswer]] = {
+    "GET": ("values.get", answer_get),
+    "PUT": ("values.update", answer_put),
+    "DELETE": ("values.delete", answer_delete),
+}
+
+
+def door_of(path: str) -> Door:
+    if path in PUBLIC_PATHS:
+        return Door.PUBLIC
+    if path == CONSOLE_ROOT or path.startswith(CONSOLE_ROOT + "/"):
+        return Door.CONSOLE
+    return Door.API
 
 
 class Entry:
@@ -130,15 +142,15 @@ class Entry:
     # ---- the two ways in ------------------------------------------------
 
     def middleware(self) -> Middleware:
-        """For requests aiohttp routed: everything but what ``before_routing`` answered."""
+        """For requests aiohttp routed: everything ``before_routing`` left to the router."""
 
         @web.middleware
         async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
             if workers_binding.is_binding_request(request):
-                return await self.through(request, workers_binding.route_name(request), None)
-            return await self.through(
-                request, request.match_info.route.name or "unmatched", handler
-            )
+                route = workers_binding.route_name(request)
+                return await self.through(request, route, Door.BINDING, None)
+            route = request.match_info.route.name or "unmatched"
+            return await self.through(request, route, door_of(request.path), handler)
 
         return middleware
 
@@ -147,43 +159,35 @@ class Entry:
         operations, reads = self.operations, self.reads
 
         async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            # aiohttp answers "Expect: 100-continue" in its routing step.
             if not isinstance(request, web.Request) or "Expect" in request.headers:
                 return await routed(request)
             if workers_binding.is_binding_request(request):
-                return await self.through(request, workers_binding.route_name(request), None)
-            route = _VALUE_ROUTES.get(request.method)
-            target = None if route is None else values_target(request.raw_path)
-            if route is None or target is None:
+                route = workers_binding.route_name(request)
+                return await self.through(request, route, Door.BINDING, None)
+            value_route = VALUE_ROUTES.get(request.method)
+            target = None if value_route is None else values_target(request.raw_path)
+            if value_route is None or target is None:
                 return await routed(request)
-            namespace_id, key = target
-            if route == "values.get":
-                return await self.through(
-                    request,
-                    route,
-                    lambda request: answer_get(request, operations, reads, namespace_id, key),
-                )
-            if route == "values.update":
-                return await self.through(
-                    request,
-                    route,
-                    lambda request: answer_put(request, operations, namespace_id, key),
-                )
-            return await self.through(
-                request, route, lambda request: answer_delete(operations, namespace_id, key)
-            )
+            route, answer = value_route
+            handler = partial(answer, operations, reads, *target)
+            return await self.through(request, route, Door.API, handler)
 
         return handle
 
     # ---- every request --------------------------------------------------
 
     async def through(
-        self, request: web.Request, route: str, handler: Handler | None
+        self, request: web.Request, route: str, door: Door, handler: Handler | None
     ) -> web.StreamResponse:
-        """``request`` checked and answered by ``handler`` (None: the Workers binding)."""
+        """``request`` checked, answered by ``handler`` and observed as ``route``.
+
+        ``handler`` is None for the Workers binding (``workers_binding.answer``).
+        """
         started = time.perf_counter()
         status = 500
         try:
-            response = await self._admitted(request, handler)
+            response = await self._checked(request, door, handler)
             status = response.status
             return response
         except web.HTTPException as error:
@@ -206,23 +210,21 @@ class Entry:
         if self.client_disconnected is not None:
             self.client_disconnected()
 
-    async def _admitted(self, request: web.Request, handler: Handler | None) -> web.StreamResponse:
-        """The answer, once the request passed the cross-site checks and the call budget."""
-        binding = handler is None
-        path = request.path
-        public = not binding and path in PUBLIC_PATHS
+    async def _checked(
+        self, request: web.Request, door: Door, handler: Handler | None
+    ) -> web.StreamResponse:
+        """The answer, once the request passed the cross-site checks, the budget and the token."""
+        binding = door is Door.BINDING
         authorization = request.headers.get("Authorization")
-        denied = None
-        if self.authorize is not None:
-            denied = self.authorize(authorization)
+        denied = None if self.authorize is None else self.authorize(authorization)
         if self._one_check:
-            token_valid = self.guard.token_status is not None and denied is None
+            token_valid = denied is None and self.guard.token_status is not None
         else:
             token_valid = self.guard.token_valid(authorization)
         refusal = self.guard.refusal(request, binding=binding, token_valid=token_valid)
         if refusal is not None:
             return _refused(binding, HTTP_FORBIDDEN, refusal)
-        budgeted = not public
+        budgeted = door is not Door.PUBLIC
         if budgeted:
             try:
                 self.calls.enter()
@@ -232,11 +234,24 @@ class Entry:
             if handler is None:
                 # Before any routing: a binding's keys may be named "metrics" or "client/v4/…".
                 return await workers_binding.answer(request, self.operations, denied, self.reads)
-            # The web console checks its own session cookie or token (console.py).
-            console = path == CONSOLE_ROOT or path.startswith(CONSOLE_ROOT + "/")
-            if denied is not None and not public and not console:
+            if denied is not None and door is Door.API:
                 return failure(denied, CODE_AUTH, "Authentication error")
-            return await _answer(request, handler, public)
+            return await handler(request)
+        except RumorError as error:
+            status = status_of(error)
+            close_if_body_unread(request)
+            return failure(status.http_status, status.cloudflare_code, str(error))
+        except web.HTTPException as error:
+            if door is Door.PUBLIC:
+                raise
+            return failure(error.status, CODE_INTERNAL, error.reason)
+        except ConnectionError:
+            raise  # the client went away: not an error (``through`` counts it)
+        except Exception as error:
+            _throttled.error(
+                "http.internal_error", (request.path, type(error).__name__), exc_info=error
+            )
+            return failure(500, CODE_INTERNAL, "internal error")
         finally:
             if budgeted:
                 self.calls.leave()
@@ -246,23 +261,3 @@ def _refused(binding: bool, status: int, message: str) -> web.Response:
     if binding:
         return workers_binding.failure(status, message)
     return failure(status, CODE_AUTH if status == HTTP_FORBIDDEN else CODE_INTERNAL, message)
-
-
-async def _answer(request: web.Request, handler: Handler, public: bool) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except RumorError as error:
-        status = status_of(error)
-        close_if_body_unread(request)
-        return failure(status.http_status, status.cloudflare_code, str(error))
-    except web.HTTPException as error:
-        if public:
-            raise
-        return failure(error.status, CODE_INTERNAL, error.reason)
-    except ConnectionError:
-        raise  # the client went away: not an error (``Entry.through``)
-    except Exception as error:
-        _throttled.error(
-            "http.internal_error", (request.path, type(error).__name__), exc_info=error
-        )
-        return failure(500, CODE_INTERNAL, "internal error")

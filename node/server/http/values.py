@@ -68,8 +68,11 @@ async def read_found(
     cache_ttl: str | None,
 ) -> tuple[Found | None, Reservation]:
     """Wait for room in the read budget, read ``key``; (found or None, the reservation)."""
-    size = operations.value_bytes(namespace_id, [key])
-    reservation = reads.reserve_now(size) or await reads.reserve(size)
+    if reads.admits(validation.MAX_VALUE_BYTES):
+        # Any one value would be admitted: read it, then hold what was read.
+        found = operations.get(namespace_id, key, cache_ttl=cache_ttl)
+        return found, reads.hold(0 if found is None else len(found.value))
+    reservation = await reads.reserve(operations.value_bytes(namespace_id, [key]))
     try:
         found = operations.get(namespace_id, key, cache_ttl=cache_ttl)
     except BaseException:
@@ -126,16 +129,19 @@ def _cache_ttl(request: web.Request) -> str | None:
 
 async def get_value(request: web.Request) -> web.StreamResponse:
     return await answer_get(
-        request,
         operations_of(request),
         request.app[READS],
         namespace_id_of(request),
         raw_key_of(request),
+        request,
     )
 
 
+# The values routes, given their target first (so that ``entry`` can bind it).
+
+
 async def answer_get(
-    request: web.Request, operations: Operations, reads: ByteBudget, namespace_id: str, key: bytes
+    operations: Operations, reads: ByteBudget, namespace_id: str, key: bytes, request: web.Request
 ) -> web.StreamResponse:
     found, reservation = await read_found(operations, reads, namespace_id, key, _cache_ttl(request))
     try:
@@ -230,12 +236,16 @@ async def _multipart_value(request: web.Request) -> tuple[bytes, int, bytes | No
 
 async def put_value(request: web.Request) -> web.StreamResponse:
     return await answer_put(
-        request, operations_of(request), namespace_id_of(request), raw_key_of(request)
+        operations_of(request),
+        request.app[READS],
+        namespace_id_of(request),
+        raw_key_of(request),
+        request,
     )
 
 
 async def answer_put(
-    request: web.Request, operations: Operations, namespace_id: str, key: bytes
+    operations: Operations, reads: ByteBudget, namespace_id: str, key: bytes, request: web.Request
 ) -> web.StreamResponse:
     metadata: bytes | None = None
     if request.content_type.startswith("multipart/"):
@@ -256,12 +266,16 @@ async def answer_put(
 
 async def delete_value(request: web.Request) -> web.StreamResponse:
     return await answer_delete(
-        operations_of(request), namespace_id_of(request), raw_key_of(request)
+        operations_of(request),
+        request.app[READS],
+        namespace_id_of(request),
+        raw_key_of(request),
+        request,
     )
 
 
 async def answer_delete(
-    operations: Operations, namespace_id: str, key: bytes
+    operations: Operations, reads: ByteBudget, namespace_id: str, key: bytes, request: web.Request
 ) -> web.StreamResponse:
     await operations.delete(namespace_id, key)
     return json_answer(EMPTY_SUCCESS)

@@ -40,6 +40,7 @@ from rumor.node.core.record import RecordHeader
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http.bulk_get import bulk_get_values
+from rumor.node.server.http.values import read_found
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations, PutItem
 
@@ -167,12 +168,11 @@ async def _send(request: web.Request, body: bytes, headers: dict[str, str]) -> w
 async def _get(
     request: web.Request, operations: Operations, namespace_id: str, key: bytes, reads: ByteBudget
 ) -> web.StreamResponse:
-    reservation = await reads.reserve(operations.value_bytes(namespace_id, [key]))
+    cache_ttl = request.query.get("cache_ttl") if request.query_string else None
+    found, reservation = await read_found(operations, reads, namespace_id, key, cache_ttl)
     try:
-        found = operations.get(namespace_id, key, cache_ttl=request.query.get("cache_ttl"))
         if found is None:
             return web.Response(status=404, reason="Not Found")
-        reservation.settle(len(found.value))
         headers = {"Content-Type": "application/octet-stream"}
         if found.header.metadata is not None:
             headers[METADATA_HEADER] = _metadata_header(found.header.metadata)
