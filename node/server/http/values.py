@@ -2,10 +2,15 @@
 
 Values are sent in chunks, holding their bytes against the node's in-flight
 read budget until the last chunk is written, so slow readers cannot pile
-values up in memory. A multipart body is counted against the body limit as
-it streams (aiohttp's ``client_max_size`` does not see multipart parts): a
-part beyond it is refused when the limit is crossed, and a value part is
-buffered only up to the value limit.
+values up in memory; a value of at most ``INLINE_VALUE_BYTES`` goes in one
+write with the headers (the transport takes it without waiting). While the
+budget has room for the largest value, a read is admitted without first
+reading the key's header for an estimate (``read_found``).
+
+A multipart body is counted against the body limit as it streams (aiohttp's
+``client_max_size`` does not see multipart parts): a part beyond it is refused
+when the limit is crossed, and a value part is buffered only up to the value
+limit.
 """
 
 from __future__ import annotations

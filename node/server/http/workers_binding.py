@@ -40,7 +40,7 @@ from rumor.node.core.record import RecordHeader
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http.bulk_get import bulk_get_values
-from rumor.node.server.http.values import read_found
+from rumor.node.server.http.values import INLINE_VALUE_BYTES, read_found
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations, PutItem
 
@@ -50,7 +50,6 @@ EXPIRATION_HEADER = "CF-Expiration"
 BULK_GET_PATH = "/bulk/get"
 READ_CHUNK_BYTES = 1024 * 1024
 SEND_CHUNK_BYTES = 256 * 1024
-INLINE_VALUE_BYTES = 16 * 1024  # sent with the headers, below the transport's high-water mark
 MAX_BODY_BYTES = 128 * 1024 * 1024  # as the REST API's (a streamed body is counted)
 
 _log = structlog.get_logger(__name__)
