@@ -6,6 +6,8 @@
   reads differently (escapes, dot segments, braces) are left to it;
 - ``TokenChecker`` keeps parsed headers without changing any answer;
 - ``HttpGuard`` keeps Host verdicts without changing any refusal;
+- ``client_gone``: a connection error is the client going away only when its
+  connection is closed (anything else is an internal error);
 - ``ByteBudget.admits`` / ``hold``: room now, and bytes taken without waiting.
 """
 
@@ -24,7 +26,7 @@ from rumor.node.server.auth import TokenChecker
 from rumor.node.server.http.entry import values_target
 from rumor.node.server.http.gateway import build_app
 from rumor.node.server.http.guard import HttpGuard
-from rumor.node.server.http.request import raw_key_of
+from rumor.node.server.http.request import client_gone, raw_key_of
 from rumor.node.server.operations import Operations
 
 PREFIX = "/client/v4/accounts/acct/storage/kv/namespaces"
@@ -99,6 +101,29 @@ def test_the_guard_answers_the_same_every_time() -> None:
             request = make_mocked_request("GET", "/", headers=CIMultiDict(Host=host))
             refusal = guard.refusal(request, binding=False, token_valid=token_valid)
             assert (refusal is not None) == refused, host
+
+
+# ---- a client that went away ---------------------------------------------------
+
+
+class _Transport:
+    def __init__(self, closing: bool) -> None:
+        self.closing = closing
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+
+def test_a_connection_error_is_the_client_leaving_only_once_its_connection_closed() -> None:
+    closed = make_mocked_request("PUT", "/", transport=_Transport(closing=True))
+    open_ = make_mocked_request("PUT", "/", transport=_Transport(closing=False))
+    assert client_gone(closed, ConnectionResetError("Connection lost"))
+    assert client_gone(closed, BrokenPipeError())
+    assert not client_gone(closed, ValueError("a bug"))
+    assert not client_gone(open_, ConnectionResetError("from elsewhere"))
 
 
 # ---- the read budget ------------------------------------------------------------

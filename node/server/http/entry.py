@@ -41,7 +41,13 @@ from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http import workers_binding
 from rumor.node.server.http.guard import HTTP_FORBIDDEN, HttpGuard
-from rumor.node.server.http.request import CODE_AUTH, CODE_INTERNAL, failure
+from rumor.node.server.http.request import (
+    CODE_AUTH,
+    CODE_INTERNAL,
+    client_gone,
+    connection_closed,
+    failure,
+)
 from rumor.node.server.http.values import answer_delete, answer_get, answer_put
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations
@@ -71,11 +77,6 @@ def close_if_body_unread(request: web.BaseRequest) -> None:
     """
     if not request.content.is_eof() and request.protocol is not None:
         request.protocol.force_close()
-
-
-def _peer_gone(request: web.BaseRequest) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()
 
 
 def values_target(raw_path: str) -> tuple[str, bytes] | None:
@@ -198,7 +199,7 @@ class Entry:
             self._disconnected()
             return web.Response(status=499)  # never reaches the client: it has gone
         except asyncio.CancelledError:
-            if _peer_gone(request):
+            if connection_closed(request):
                 status = 0
                 self._disconnected()
             raise
@@ -245,9 +246,9 @@ class Entry:
             if door is Door.PUBLIC:
                 raise
             return failure(error.status, CODE_INTERNAL, error.reason)
-        except ConnectionError:
-            raise  # the client went away: not an error (``through`` counts it)
         except Exception as error:
+            if client_gone(request, error):
+                raise  # not an error: ``through`` counts it
             _throttled.error(
                 "http.internal_error", (request.path, type(error).__name__), exc_info=error
             )

@@ -70,6 +70,16 @@ EMPTY_SUCCESS = dumps({"success": True, "errors": [], "messages": [], "result": 
 # ---- request parsing ----------------------------------------------------
 
 
+def connection_closed(request: web.BaseRequest) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def client_gone(request: web.BaseRequest, error: BaseException) -> bool:
+    """Whether ``error`` is the client going away (a connection error, the connection closed)."""
+    return isinstance(error, ConnectionError) and connection_closed(request)
+
+
 def operations_of(request: web.Request) -> Operations:
     return request.app[OPERATIONS]
 

@@ -40,6 +40,7 @@ from rumor.node.core.record import RecordHeader
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http.bulk_get import bulk_get_values
+from rumor.node.server.http.request import client_gone
 from rumor.node.server.http.values import INLINE_VALUE_BYTES, read_found
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations, PutItem
@@ -111,9 +112,9 @@ async def answer(
         return failure(status_of(error).http_status, str(error))
     except web.HTTPException as error:
         return failure(error.status, error.reason)
-    except ConnectionError:
-        raise
     except Exception as error:
+        if client_gone(request, error):
+            raise
         _throttled.error(
             "binding.internal_error", (_path(request), type(error).__name__), exc_info=error
         )
