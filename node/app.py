@@ -434,6 +434,7 @@ class Node:
             guard=guard,
             reads=wiring.reads,
             calls=wiring.client_calls,
+            client_disconnected=services.metrics.http_client_disconnects.inc,
         )
         console.add_routes(
             gateway,

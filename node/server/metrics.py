@@ -250,6 +250,11 @@ class RequestMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.http_client_disconnects = Counter(
+            "rumor_http_client_disconnects",
+            "HTTP requests whose client went away before the answer was written (no error).",
+            registry=self.registry,
+        )
         self._loop_lag = Histogram(
             "rumor_event_loop_lag_seconds",
             "How late a timer set every 10 ms fired: the event loop's stalls.",
