@@ -572,15 +572,26 @@ def run_worker(plan: WorkerPlan) -> int:
     config = Config.from_json(plan.config)
     logs.configure(config.log_level, config.log_format)
     security = Security.load(config)
-    with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
-        return runner.run(
-            worker.serve(
-                plan,
-                security.checks.get(KV_SERVICE.full_name),
-                security.tls,
-                config.max_client_calls,
-            )
+    tokens = security.tokens
+    http_authorize = tokens.http_status if tokens.enabled else None
+    settings = worker.WorkerSettings(
+        kv_authorize=security.checks.get(KV_SERVICE.full_name),
+        http_authorize=http_authorize,
+        http_guard=HttpGuard.for_listener(
+            config.http,
+            advertise=config.advertise or plan.grpc_address,
+            allowed_hosts=config.http_allowed_hosts,
+            token_valid=http_authorize,
         )
+        if config.http
+        else None,
+        tls=security.tls,
+        max_calls=config.max_client_calls,
+        read_bytes_in_flight=config.max_read_bytes_in_flight,
+        read_admission_timeout_s=config.read_admission_timeout_ms / 1000,
+    )
+    with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
+        return runner.run(worker.serve(plan, settings))
 
 
 def run(config: Config) -> int:

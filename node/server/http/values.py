@@ -75,11 +75,11 @@ async def read_found(
     """Wait for room in the read budget, read ``key``; (found or None, the reservation)."""
     if reads.admits(validation.MAX_VALUE_BYTES):
         # Any one value would be admitted: read it, then hold what was read.
-        found = operations.get(namespace_id, key, cache_ttl=cache_ttl)
+        found = await operations.read(namespace_id, key, cache_ttl)
         return found, reads.hold(0 if found is None else len(found.value))
     reservation = await reads.reserve(operations.value_bytes(namespace_id, [key]))
     try:
-        found = operations.get(namespace_id, key, cache_ttl=cache_ttl)
+        found = await operations.read(namespace_id, key, cache_ttl)
     except BaseException:
         reservation.release()
         raise
@@ -352,7 +352,7 @@ async def bulk_get(request: web.Request) -> web.StreamResponse:
         operations.value_bytes(namespace_id_of(request), names)
     )
     try:
-        values = bulk_get_values(operations_of(request), namespace_id_of(request), body)
+        values = await bulk_get_values(operations_of(request), namespace_id_of(request), body)
         encoded = dumps(
             {"success": True, "errors": [], "messages": [], "result": {"values": values}}
         ).encode()

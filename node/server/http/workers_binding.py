@@ -254,7 +254,7 @@ async def _bulk_get(
     names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
     reservation = await reads.reserve(operations.value_bytes(namespace_id, names))
     try:
-        encoded = _dumps(bulk_get_values(operations, namespace_id, body)).encode()
+        encoded = _dumps(await bulk_get_values(operations, namespace_id, body)).encode()
         reservation.settle(len(encoded))
         return await _send(request, encoded, {"Content-Type": "application/json; charset=utf-8"})
     finally:
