@@ -147,6 +147,9 @@ class Joining:
         if not engine.serving or not contacts:
             contacts = contacts + [m.address for m in engine.membership.peers() if m.address]
         if not contacts:
+            # Nobody to try (no seed, no known member): back off rather than stay due, or
+            # a lone node would wake at once, again and again, to find nobody.
+            self._backoff(now)
             return
         if "no_seed_retry" in engine.canaries and self._warned:
             return
