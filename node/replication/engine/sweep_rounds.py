@@ -10,20 +10,15 @@ log's entries of replaced records that every member has seen. Each walk
 resumes where its last slice stopped, so a pass over a large store costs
 little per interval.
 
-Work follows live data, not history:
-- A finished pass is followed by another only once it could find something:
-  a batch was written since it began (``written_ticket``: a new record, a
-  replaced one, a purge), the purge rule moved, or (for the key space) the
-  earliest expiration it saw has come. An idle node sleeps.
-- Deleted entries stay in RocksDB until compacted, and every scan steps over
-  them: once a walk has deleted more entries than it keeps (and at least
-  ``COMPACT_AFTER_DELETIONS``), the store compacts those column families in
-  the background, so the next pass meets only what is held.
+Work follows live data, not history: deleted entries stay in RocksDB until
+compacted, and every scan steps over them, so once a walk has deleted more
+entries than it keeps (and at least ``COMPACT_AFTER_DELETIONS``), the store
+compacts those column families in the background, and the next pass meets
+only what is held.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,7 +29,6 @@ from rumor.node.storage.store import KV, LOG, VAL
 if TYPE_CHECKING:
     from rumor.node.replication.engine.engine import Engine
 
-IDLE_MS = 1 << 62  # "no timer": a write or a purge rule change comes with a step or a proposal
 # Fewer deleted entries than this cost little to step over: no compaction for them.
 COMPACT_AFTER_DELETIONS = 10_000
 
@@ -46,24 +40,16 @@ class _Walk:
     families: tuple[str, ...]  # what its deletions leave behind in the store
     position: bytes | None = None  # None: no pass under way
     tally: PassTally = field(default_factory=PassTally)
-    began: tuple[int, dict[int, int]] = (-1, {})  # written ticket and purge rule, at its start
     kept: int = 0  # entries the last finished pass left in place
-    next_expiry_s: float = math.inf  # of the last finished pass
     deleted_since_compaction: int = 0
 
-    def begin(self, written: int, stable: dict[int, int]) -> None:
+    def begin(self) -> None:
         self.position = b""
         self.tally = PassTally()
-        self.began = (written, dict(stable))
-
-    def changed(self, written: int, stable: dict[int, int]) -> bool:
-        """Whether a pass begun now could find what the last one could not."""
-        return written != self.began[0] or stable != self.began[1]
 
     def finish(self) -> None:
         self.position = None
         self.kept = self.tally.kept
-        self.next_expiry_s = self.tally.next_expiry_s
 
     def wants_compaction(self) -> bool:
         deleted = self.deleted_since_compaction
@@ -79,28 +65,15 @@ class SweepRounds:
         self._records = _Walk((KV, VAL))
         self._log = _Walk((LOG,))
         self._next_round_ms = 0
-        self._wall_minus_mono_ms = 0
 
     def due_ms(self) -> int:
-        replica = self.engine.replica
-        if replica.namespaces_to_sweep:
-            return self._next_round_ms
-        written, stable = replica.written_ticket, replica.purge_rule.stable
-        for walk in (self._records, self._log):
-            if walk.position is not None or walk.changed(written, stable):
-                return self._next_round_ms
-        expiry_s = self._records.next_expiry_s
-        if math.isinf(expiry_s):
-            return IDLE_MS
-        expiry_mono_ms = math.ceil(expiry_s * 1000) - self._wall_minus_mono_ms
-        return max(self._next_round_ms, expiry_mono_ms)
+        return self._next_round_ms
 
     def tick(self, now: Now) -> None:
         if now.mono_ms < self._next_round_ms:
             return
         config = self.engine.config
         self._next_round_ms = now.mono_ms + config.sweep_interval_ms
-        self._wall_minus_mono_ms = now.wall_ms - now.mono_ms
         replica = self.engine.replica
         budget = config.sweep_slice_records
         for namespace in list(replica.namespaces_to_sweep):
@@ -113,11 +86,8 @@ class SweepRounds:
             self._log.deleted_since_compaction += purged  # a purged record's entry goes too
             return  # one slice per round
         records, log = self._records, self._log
-        written, stable = replica.written_ticket, replica.purge_rule.stable
-        if records.position is None and (
-            records.changed(written, stable) or now.wall_s >= records.next_expiry_s
-        ):
-            records.begin(written, stable)
+        if records.position is None:
+            records.begin()
         if records.position is not None:
             deleted = records.tally.deleted
             next_start = replica.sweep(records.position, now.wall_s, budget, tally=records.tally)
@@ -129,8 +99,8 @@ class SweepRounds:
             if next_start is None:
                 records.finish()
                 self.passes += 1
-        if log.position is None and log.changed(written, stable):
-            log.begin(written, stable)
+        if log.position is None:
+            log.begin()
         if log.position is not None:
             deleted = log.tally.deleted
             log.position = replica.sweep_log(log.position, budget, tally=log.tally)
