@@ -25,7 +25,7 @@ from rumor.node.replication.engine.protocol_config import ProtocolConfig
 from rumor.node.replication.replica import answers
 from rumor.node.replication.replica.replica import Durability, Replica, Write
 from rumor.node.storage import MemoryStore, RocksStore, Store, layout
-from rumor.node.storage.store import LOG
+from rumor.node.storage.store import KV, LOG
 
 NODE_ID = 3
 WALL_MS = 1_700_000_000_000
@@ -127,6 +127,51 @@ def test_a_lone_engine_past_its_seed_contact_time_stays_asleep() -> None:
         )
     )
     assert ticks <= 60 * (wakes_per_s + 1)
+
+
+# ---- the sweeper scans nothing when nothing changed ------------------------------------
+
+
+def test_an_idle_sweeper_scans_nothing() -> None:
+    store = CountingStore()
+    engine = lone_engine(store)
+    overwrite(engine, 200, 0)
+    _, mono_ms = run(engine, 0, 5_000)  # passes until nothing is left to find
+    assert log_entries(store) == KEYS  # every replaced record's entry is gone
+    before = dict(store.steps)
+    run(engine, mono_ms, 60_000)
+    assert store.steps.get(KV, 0) == before.get(KV, 0)
+    assert store.steps.get(LOG, 0) == before.get(LOG, 0)
+
+
+def test_a_write_after_idling_starts_a_pass_that_drops_the_replaced_entry() -> None:
+    store = CountingStore()
+    engine = lone_engine(store)
+    overwrite(engine, KEYS, 0)
+    _, mono_ms = run(engine, 0, 5_000)
+    engine.propose([Write(NS, b"k000", b"new")], at(mono_ms))
+    assert log_entries(store) == KEYS + 1
+    run(engine, mono_ms, 5_000)
+    assert log_entries(store) == KEYS
+    assert engine.replica.value(NS, b"k000") == b"new"
+
+
+def test_an_idle_sweeper_wakes_for_the_earliest_expiration_and_purges_it() -> None:
+    store = CountingStore()
+    engine = lone_engine(store)
+    expires_s = WALL_MS // 1000 + 60
+    overwrite(engine, 1, 0, expiration=expires_s)
+    overwrite(engine, 1, 0, expiration=expires_s + 3600)  # the same key: replaced
+    engine.propose([Write(NS, b"soon", b"v", expiration=expires_s)], at(0))
+    _, mono_ms = run(engine, 0, 5_000)
+    steps = dict(store.steps)
+    expires_mono_ms = expires_s * 1000 - WALL_MS  # that wall time, on the monotonic clock
+    run(engine, mono_ms, expires_mono_ms - mono_ms)
+    assert store.steps == steps  # nothing to find until then
+    assert engine.replica.header(NS, b"soon") is not None
+    run(engine, expires_mono_ms, 5_000)
+    assert engine.replica.header(NS, b"soon") is None
+    assert engine.replica.header(NS, b"k000") is not None  # expires an hour later
 
 
 # ---- a pass visits what is held ------------------------------------------------------

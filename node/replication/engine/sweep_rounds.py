@@ -10,15 +10,22 @@ log's entries of replaced records that every member has seen. Each walk
 resumes where its last slice stopped, so a pass over a large store costs
 little per interval.
 
-Work follows live data, not history: deleted entries stay in RocksDB until
-compacted, and every scan steps over them, so once a walk has deleted more
-entries than it keeps (and at least ``COMPACT_AFTER_DELETIONS``), the store
-compacts those column families in the background, and the next pass meets
-only what is held.
+Work follows live data, not history:
+- A finished pass is followed by another only once it could find something:
+  a batch was written since it began (``written_ticket``: a new record, a
+  replaced one, a purge), the purge rule moved, or (for the key space) the
+  earliest expiration it saw has come. Otherwise a round scans nothing. The
+  rounds keep their cadence, so a pass starts in the very round it would
+  have without the check, and finds exactly what it would have.
+- Deleted entries stay in RocksDB until compacted, and every scan steps over
+  them: once a walk has deleted more entries than it keeps (and at least
+  ``COMPACT_AFTER_DELETIONS``), the store compacts those column families in
+  the background, so the next pass meets only what is held.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -40,16 +47,27 @@ class _Walk:
     families: tuple[str, ...]  # what its deletions leave behind in the store
     position: bytes | None = None  # None: no pass under way
     tally: PassTally = field(default_factory=PassTally)
+    began: tuple[int, dict[int, int]] = (-1, {})  # written ticket and purge rule, at its start
     kept: int = 0  # entries the last finished pass left in place
+    next_expiry_s: float = math.inf  # of the last finished pass
     deleted_since_compaction: int = 0
 
-    def begin(self) -> None:
+    def begin_if_worth_it(self, written: int, stable: dict[int, int], now_s: float) -> None:
+        """Begin a pass unless one is under way or it could find nothing new: no batch
+        written and no purge rule change since the last one began, and (key space) no
+        expiration come since."""
+        if self.position is not None:
+            return
+        if written == self.began[0] and stable == self.began[1] and now_s < self.next_expiry_s:
+            return
         self.position = b""
         self.tally = PassTally()
+        self.began = (written, dict(stable))
 
     def finish(self) -> None:
         self.position = None
         self.kept = self.tally.kept
+        self.next_expiry_s = self.tally.next_expiry_s
 
     def wants_compaction(self) -> bool:
         deleted = self.deleted_since_compaction
@@ -86,8 +104,8 @@ class SweepRounds:
             self._log.deleted_since_compaction += purged  # a purged record's entry goes too
             return  # one slice per round
         records, log = self._records, self._log
-        if records.position is None:
-            records.begin()
+        written, stable = replica.written_ticket, replica.purge_rule.stable
+        records.begin_if_worth_it(written, stable, now.wall_s)
         if records.position is not None:
             deleted = records.tally.deleted
             next_start = replica.sweep(records.position, now.wall_s, budget, tally=records.tally)
@@ -99,8 +117,7 @@ class SweepRounds:
             if next_start is None:
                 records.finish()
                 self.passes += 1
-        if log.position is None:
-            log.begin()
+        log.begin_if_worth_it(written, stable, now.wall_s)
         if log.position is not None:
             deleted = log.tally.deleted
             log.position = replica.sweep_log(log.position, budget, tally=log.tally)

@@ -9,10 +9,11 @@ removes a record entirely — header, value, log entry — and takes it out of
 the counters and audit buckets. ``sweep_log`` drops the log entries of
 replaced records once every member has seen them.
 
-A ``PassTally`` adds up what a pass met — entries kept, entries deleted — so
-the caller can tell when the deletions are worth a compaction (``compact``):
-a store like RocksDB keeps a deleted entry, and every scan steps over it,
-until it compacts.
+A ``PassTally`` adds up what a pass met — entries kept, entries deleted, the
+earliest expiration still to come — so the caller can tell when a new pass
+could find anything and when the deletions are worth a compaction
+(``compact``): a store like RocksDB keeps a deleted entry, and every scan
+steps over it, until it compacts.
 
 Rules:
 - Nothing is purged while a member that is not removed could still deliver
@@ -25,6 +26,7 @@ Rules:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -44,6 +46,7 @@ class PassTally:
 
     kept: int = 0  # entries visited and left in place
     deleted: int = 0  # entries removed
+    next_expiry_s: float = math.inf  # the earliest expiration among the records kept
 
 
 def sweep(
@@ -61,6 +64,7 @@ def sweep(
     scanned = 0
     purgeable: list[tuple[bytes, RecordHeader]] = []
     next_start: bytes | None = None
+    next_expiry_s = math.inf
     for stored_key, raw in state.store.scan(KV, start, stop):
         if scanned == budget:
             next_start = stored_key
@@ -74,10 +78,13 @@ def sweep(
             gone(raw, now_s) and state.purge_rule.purgeable(*header_ids(raw)[1:])
         ):
             purgeable.append((stored_key, RecordHeader.decode(raw)))
+        elif not gone(raw, now_s) and gone(raw, math.inf):  # live, with an expiration
+            next_expiry_s = min(next_expiry_s, RecordHeader.decode(raw).expiration)
     purged = purge(state, purgeable)
     if tally is not None:
         tally.kept += scanned - purged
         tally.deleted += purged
+        tally.next_expiry_s = min(tally.next_expiry_s, next_expiry_s)
     return next_start
 
 
