@@ -1,7 +1,6 @@
 """Sweep rounds: purging what garbage collection allows, a slice per interval.
 
-Every ``sweep_interval_ms``, while there is something to do, the engine
-purges one slice: first the keys of deleted namespaces (a namespace tombstone
+Every ``sweep_interval_ms`` the engine purges one slice: first the keys of deleted namespaces (a namespace tombstone
 range-deletes its keys locally; they go at once), otherwise
 ``sweep_slice_records`` headers of the key space, where a tombstone or an
 expired record goes once the purge rule (two-phase GC, see
@@ -14,13 +13,14 @@ Work follows live data, not history:
 - A finished pass is followed by another only once it could find something:
   a batch was written since it began (``written_ticket``: a new record, a
   replaced one, a purge), the purge rule moved, or (for the key space) the
-  earliest expiration it saw has come. Otherwise a round scans nothing. The
-  rounds keep their cadence, so a pass starts in the very round it would
-  have without the check, and finds exactly what it would have.
+  earliest expiration it saw has come. Otherwise a round scans nothing: the
+  pass it skips would have found nothing to purge or drop. The rounds keep
+  their cadence.
 - Deleted entries stay in RocksDB until compacted, and every scan steps over
   them: once a walk has deleted more entries than it keeps (and at least
   ``COMPACT_AFTER_DELETIONS``), the store compacts those column families in
-  the background, so the next pass meets only what is held.
+  the background, so a pass meets what is held and fewer deleted entries
+  than the larger of that threshold and what it keeps.
 """
 
 from __future__ import annotations
