@@ -1,11 +1,11 @@
 """Sweep rounds: purging what garbage collection allows, a slice per interval.
 
-Every ``sweep_interval_ms`` the engine purges one slice: first the keys of deleted namespaces (a namespace tombstone
-range-deletes its keys locally; they go at once), otherwise
-``sweep_slice_records`` headers of the key space, where a tombstone or an
-expired record goes once the purge rule (two-phase GC, see
-``rumor.node.core.gc``) says it is stable everywhere, and a slice of the
-log's entries of replaced records that every member has seen. Each walk
+Every ``sweep_interval_ms`` the engine purges one slice: first the keys of
+deleted namespaces (a namespace tombstone range-deletes its keys locally;
+they go at once), otherwise ``sweep_slice_records`` headers of the key space,
+where a tombstone or an expired record goes once the purge rule (two-phase
+GC, see ``rumor.node.core.gc``) says it is stable everywhere, and a slice of
+the log's entries of replaced records that every member has seen. Each walk
 resumes where its last slice stopped, so a pass over a large store costs
 little per interval.
 

@@ -74,11 +74,12 @@ def sweep(
         if namespace == RESERVED_NAMESPACE:
             continue
         namespace_record = reserved_records.namespace_record(state, namespace)
-        if (namespace_record is not None and namespace_record.tombstone) or (
-            gone(raw, now_s) and state.purge_rule.purgeable(*header_ids(raw)[1:])
-        ):
+        if namespace_record is not None and namespace_record.tombstone:
             purgeable.append((stored_key, RecordHeader.decode(raw)))
-        elif not gone(raw, now_s) and gone(raw, math.inf):  # live, with an expiration
+        elif gone(raw, now_s):
+            if state.purge_rule.purgeable(*header_ids(raw)[1:]):
+                purgeable.append((stored_key, RecordHeader.decode(raw)))
+        elif gone(raw, math.inf):  # live, with an expiration still to come
             next_expiry_s = min(next_expiry_s, RecordHeader.decode(raw).expiration)
     purged = purge(state, purgeable)
     if tally is not None:
