@@ -66,7 +66,9 @@ class AsyncBatcher:
         self._queued.append(batch.op(op_id, field, request))
         self._ready.set()
         try:
-            result = await asyncio.wait_for(future, timeout)
+            # asyncio.timeout, not wait_for: no task of its own per call.
+            async with asyncio.timeout(timeout):
+                result = await future
         except TimeoutError:
             self._forget(op_id)
             raise batch.deadline_error() from None
