@@ -127,17 +127,31 @@ class KVService:
 
     async def Get(self, request: kv_pb2.GetRequest, context: Context) -> kv_pb2.GetResponse:
         value_type = checked_type(request.type)
-        reservation = await self.reads.reserve(
-            self.ops.value_bytes(request.namespace_id, [request.key])
-        )
-        try:
+        reads = self.reads
+        if reads.admits(validation.MAX_VALUE_BYTES):
+            # Any one value would be admitted: read it, then hold what was read (no
+            # header read first for an estimate).
             found = self.ops.get(request.namespace_id, request.key, cache_ttl(request))
+            reservation = reads.hold(0 if found is None else len(found.value))
+        else:
+            reservation = await reads.reserve(
+                self.ops.value_bytes(request.namespace_id, [request.key])
+            )
+            try:
+                found = self.ops.get(request.namespace_id, request.key, cache_ttl(request))
+            except BaseException:
+                reservation.release()
+                raise
             reservation.settle(0 if found is None else len(found.value))
+        try:
             response = get_response(request.key, found, value_type, request.with_metadata)
         except BaseException:
             reservation.release()
             raise
-        _release_when_done(context, reservation.release)
+        if reservation.held:
+            _release_when_done(context, reservation.release)
+        else:
+            reservation.release()
         return response
 
     async def GetStream(
