@@ -110,7 +110,10 @@ class BatchStream:
             asyncio.Queue()
         )
         self._in_flight = 0
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        # The task serving an operation that can be cancelled, by the client's id (ids
+        # are the client's: a repeated one names the latest).
+        self._by_id: dict[int, asyncio.Task[None]] = {}
 
     async def serve(
         self, requests: AsyncIterator[kv_pb2.BatchRequest]
@@ -130,7 +133,7 @@ class BatchStream:
             await reader  # re-raises what ended the reading (a malformed frame)
         finally:
             reader.cancel()
-            for task in list(self._tasks.values()):
+            for task in list(self._tasks):
                 task.cancel()
             while not self._out.empty():
                 queued = self._out.get_nowait()
@@ -141,13 +144,13 @@ class BatchStream:
         try:
             async for frame in requests:
                 for op_id in frame.cancel:
-                    task = self._tasks.pop(op_id, None)
+                    task = self._by_id.pop(op_id, None)
                     if task is not None:
                         task.cancel()
                 if frame.ops:
                     await self._frame(frame.ops)
-            if self._tasks:
-                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
         finally:
             self._out.put_nowait(None)
 
@@ -281,8 +284,8 @@ class BatchStream:
         ]
         task = asyncio.create_task(self._when_durable(ticket, answers))
         # Keyed by a negative number: never an op id, so a cancel cannot stop a sync's answers.
-        self._tasks[-id(task)] = task
-        task.add_done_callback(lambda _: self._tasks.pop(-id(task), None))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _when_durable(self, ticket: int, answers: list[kv_pb2.BatchResult]) -> None:
         try:
@@ -314,8 +317,14 @@ class BatchStream:
             self._send([result])
 
         task = asyncio.create_task(run())
-        self._tasks[op_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(op_id, None))
+        self._tasks.add(task)
+        self._by_id[op_id] = task
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: self._forget(op_id, done))
+
+    def _forget(self, op_id: int, task: asyncio.Task[None]) -> None:
+        if self._by_id.get(op_id) is task:
+            del self._by_id[op_id]
 
 
 class _Slow(Exception):
