@@ -21,6 +21,8 @@ class RumorGroup(click.Group):
                 try:
                     command = entry.load()
                 except ModuleNotFoundError as exc:
+                    if (exc.name or "").startswith("rumor"):
+                        raise  # a broken install, not a missing extra
                     # The lab and the benchmarks need the `lab` extra (matplotlib),
                     # which a node's image leaves out: say so instead of failing.
                     command = missing_extra(entry.name, exc.name or str(exc))

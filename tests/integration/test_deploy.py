@@ -331,6 +331,18 @@ def test_the_build_context_holds_every_package_pyproject_maps() -> None:
     assert {".venv", ".rumor", ".git", "deploy/secrets"} <= set(ignored)
 
 
+def test_pyproject_lists_every_package() -> None:
+    """The image installs the wheel setuptools builds from pyproject's package list: a
+    sub-package missing from it is missing from the image."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = set()
+    for package, directory in setuptools["package-dir"].items():
+        for init in (ROOT / directory).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / directory)
+            found.add(".".join([package, *relative.parts]))
+    assert found == set(setuptools["packages"]), found ^ set(setuptools["packages"])
+
+
 def test_dockerfile_healthcheck_is_python_only() -> None:
     (check,) = dockerfile_args("HEALTHCHECK")
     assert check[:2] == ["python", "-c"]
