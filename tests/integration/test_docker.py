@@ -183,6 +183,8 @@ def test_the_docs_have_the_commands_the_test_runs() -> None:
 def test_one_node_as_the_docs_say(shell: Shell) -> None:
     (block,) = doc_blocks("Container image")
     have_base = subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True)
+    if have_base.returncode != 0 and shutil.which("mmdebstrap") is None:
+        pytest.skip(f"Docker test: no {BASE_IMAGE} and no mmdebstrap (apt-get install mmdebstrap)")
     if have_base.returncode == 0:  # made once per machine (about a minute)
         block = "\n".join(line for line in block.splitlines() if not line.startswith("mmdebstrap "))
     output = shell.run(block)
