@@ -135,7 +135,6 @@ def test_every_deploy_file_exists() -> None:
         "deploy/k8s/service.yaml",
         "deploy/k8s/pdb.yaml",
         "deploy/k8s/configmap.yaml",
-        "deploy/k8s/secret.yaml",
         "docs/deploy.md",
     ):
         assert (ROOT / relative).is_file(), relative
@@ -161,8 +160,9 @@ def test_k8s_manifests_are_namespace_less_and_complete() -> None:
         "Service",
         "PodDisruptionBudget",
         "ConfigMap",
-        "Secret",
     }
+    # The Secret is made by the operator (docs/deploy.md): a placeholder applied with
+    # the rest would overwrite the real one.
     for kind, doc in objects.items():
         assert "namespace" not in doc["metadata"], kind
 
@@ -382,8 +382,26 @@ def test_statefulset_addresses_follow_the_headless_service() -> None:
     assert env["NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     domain = f"{service}.$(NAMESPACE).svc.cluster.local:{GRPC_PORT}"
     assert flag_value(args, "--advertise") == f"$(POD_NAME).{domain}"
-    # rumor-0's seed is its own advertise address, which the node skips when joining.
-    assert flag_value(args, "--seeds") == f"{name}-0.{domain}"
+    # Every ordinal is a seed; each node skips its own advertise address.
+    replicas = objects["StatefulSet"]["spec"]["replicas"]
+    seeds = flag_value(args, "--seeds").split(",")
+    assert seeds == [f"{name}-{ordinal}.{domain}" for ordinal in range(replicas)]
+
+
+def test_statefulset_spreads_pods_and_mounts_no_api_token() -> None:
+    pod = k8s_objects()["StatefulSet"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    anti = pod["affinity"]["podAntiAffinity"]
+    preferred = anti.get("preferredDuringSchedulingIgnoredDuringExecution", [])
+    terms = [
+        *anti.get("requiredDuringSchedulingIgnoredDuringExecution", []),
+        *(term["podAffinityTerm"] for term in preferred),
+    ]
+    assert any(
+        t["topologyKey"] == "kubernetes.io/hostname"
+        and t["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": "rumor"}
+        for t in terms
+    )
 
 
 def test_statefulset_config_is_mounted_from_the_configmap() -> None:
@@ -411,8 +429,12 @@ def test_statefulset_secrets_are_files_from_the_secret() -> None:
         volume["name"]: volume
         for volume in objects["StatefulSet"]["spec"]["template"]["spec"]["volumes"]
     }
-    secret = objects["Secret"]
-    keys = {**secret.get("stringData", {}), **secret.get("data", {})}
+    # The keys the documented `kubectl create secret` gives the Secret.
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    created = re.search(r"kubectl -n rumor create secret generic (\S+)(.*?)\n(?!\s)", docs, re.S)
+    assert created, "docs/deploy.md must create the Secret"
+    secret = {"metadata": {"name": created.group(1)}}
+    keys = set(re.findall(r"--from-(?:literal|file)=([\w-]+)=", created.group(2)))
     for variable in ("RUMOR_API_TOKEN_FILE", "RUMOR_CLUSTER_SECRET_FILE"):
         path = Path(env[variable]["value"])
         mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(path.parent))
@@ -475,10 +497,20 @@ def test_systemd_unit() -> None:
     assert unit["Install"]["WantedBy"]
 
 
-def test_systemd_data_dir_is_writable() -> None:
+def test_systemd_data_and_checkpoint_dirs_are_writable() -> None:
     config = check_toml(DEPLOY / "rumor.toml")
-    writable = systemd_unit()["Service"]["ReadWritePaths"].split()
-    assert any(Path(config.data_dir).is_relative_to(path) for path in writable)
+    service = systemd_unit()["Service"]
+    writable = service["ReadWritePaths"].split()
+    state = [f"/var/lib/{name}" for name in service["StateDirectory"].split()]
+    for directory in (config.data_dir, config.checkpoint_dir):
+        assert directory
+        assert any(Path(directory).is_relative_to(path) for path in writable), directory
+        assert any(Path(directory).is_relative_to(path) for path in state), directory
+
+
+def test_systemd_does_not_restart_what_restarting_cannot_fix() -> None:
+    # 78: removed from the cluster; 76: the node id is in use.
+    assert systemd_unit()["Service"]["RestartPreventExitStatus"].split() == ["76", "78"]
 
 
 # --- Docs --------------------------------------------------------------------------------------
