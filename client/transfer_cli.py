@@ -160,12 +160,14 @@ def _output(output: str, progress: ProgressFile) -> Iterator[IO[bytes]]:
     """The output file, cut back to what the progress file says it holds when resuming."""
     state = progress.load()
     path = Path(output)
-    if state is not None and "offset" in state and path.exists():
+    offset = int(state.get("offset", -1)) if state else -1
+    if 0 <= offset <= (path.stat().st_size if path.exists() else -1):
         with path.open("r+b") as out:
-            out.truncate(int(state["offset"]))
+            out.truncate(offset)
             out.seek(0, 2)
             yield out
         return
+    progress.finish()  # nothing to resume into: start from the beginning
     with path.open("wb") as out:
         yield out
 
@@ -218,14 +220,19 @@ def kv_import(
         assert file is not None
         if prefix is not None:
             fail("--prefix applies to exports and Cloudflare copies; filter the file instead.")
-        identity = {"import": target or "all", "file": str(Path(file).resolve())}
+        of_file: dict[str, Any] = {"import": target or "all", "file": file}
+        if file != "-":  # a file changed since the interrupted run is read from the start
+            stat = Path(file).stat()
+            of_file.update(
+                file=str(Path(file).resolve()), size=stat.st_size, mtime_ns=stat.st_mtime_ns
+            )
         if file == "-":
-            progress = ProgressFile(None, identity)
+            progress = ProgressFile(None, of_file)
             with progress_bar("Importing", None) as tally:
                 import_lines(client, sys.stdin.buffer, "<stdin>", target, progress, tally)
         else:
             path = progress_path(progress_file, Path(file + ".progress"), restart)
-            progress = ProgressFile(path, identity)
+            progress = ProgressFile(path, of_file)
             with (
                 Path(file).open("rb") as source,
                 progress_bar("Importing", Path(file).stat().st_size) as tally,

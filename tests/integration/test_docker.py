@@ -11,7 +11,9 @@ and that `rumor cluster status` shows three members alive.
 Needs root, Docker (Debian's docker.io; dockerd is started here when none is running
 and stopped afterwards), mmdebstrap or the base image, and docker-compose 1.29 or the
 docker compose plugin. Elsewhere the module is skipped with the reason. It binds the
-documented host ports 7401-7403 and 8781-8783 and skips when they are taken.
+documented host ports 7401-7403 and 8781-8783 and skips when they are taken; it uses
+the documented names too (container ``rumor``, volume ``rumor-data``, Compose project
+``deploy``), removing what an interrupted run left under them before and after.
 """
 
 from __future__ import annotations
