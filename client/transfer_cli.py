@@ -149,14 +149,17 @@ def kv_export(
         else:
             path = progress_path(progress_file, Path(output + ".progress"), restart)
             progress = ProgressFile(path, identity)
-            with _output(output, progress) as out, progress_bar("Exporting", None) as tally:
+            with (
+                resumable_output(output, progress) as out,
+                progress_bar("Exporting", None) as tally,
+            ):
                 export_lines(client, namespaces, target, prefix, out, progress, tally)
         progress.finish()
     summary("Exported", tally, started)
 
 
 @contextmanager
-def _output(output: str, progress: ProgressFile) -> Iterator[IO[bytes]]:
+def resumable_output(output: str, progress: ProgressFile) -> Iterator[IO[bytes]]:
     """The output file, cut back to what the progress file says it holds when resuming."""
     state = progress.load()
     path = Path(output)

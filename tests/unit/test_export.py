@@ -26,6 +26,7 @@ from rumor.client.export import (
     value_bytes,
 )
 from rumor.client.models import KeyInfo, NamespaceInfo
+from rumor.client.transfer_cli import resumable_output
 
 
 @given(st.binary(max_size=64), st.text(min_size=1, max_size=20))
@@ -190,3 +191,24 @@ def test_an_import_interrupted_at_any_batch_resumes_without_starting_over(
     assert by_title["b"] == {f"b{i}": str(i) for i in range(1200)}
     # The second run writes exactly what the first had not had acknowledged.
     assert client.puts - before == 3700 - sum(BATCHES[:failing_batch])
+
+
+def test_a_resumed_export_cuts_the_output_back_to_what_was_recorded(tmp_path: Path) -> None:
+    output = tmp_path / "out.jsonl"
+    progress = ProgressFile(tmp_path / "out.progress", {"export": "a"})
+    output.write_bytes(b"line 1\nline 2\npartial li")
+    progress.save({"namespace": "a", "cursor": "c", "offset": 14})
+    with resumable_output(str(output), progress) as out:
+        out.write(b"line 3\n")
+    assert output.read_bytes() == b"line 1\nline 2\nline 3\n"
+    assert progress.load() is not None
+
+
+def test_an_export_whose_output_is_gone_starts_over(tmp_path: Path) -> None:
+    output = tmp_path / "out.jsonl"
+    progress = ProgressFile(tmp_path / "out.progress", {"export": "a"})
+    progress.save({"namespace": "a", "cursor": "c", "offset": 14})
+    with resumable_output(str(output), progress) as out:
+        out.write(b"line 1\n")
+    assert output.read_bytes() == b"line 1\n"
+    assert progress.load() is None  # the export starts from the first key
