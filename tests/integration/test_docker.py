@@ -166,7 +166,9 @@ def shell(daemon: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sh
     shell = Shell(checkout, env)
     cleanup = (
         "docker rm -f rumor; docker volume rm rumor-data; "
-        f"docker-compose -f {COMPOSE} down -v --remove-orphans"
+        f"docker-compose -f {COMPOSE} down -v --remove-orphans; "
+        # Earlier builds of the image, untagged by this one (BuildKit keeps its cache).
+        "docker image prune -f --filter label=org.opencontainers.image.title=rumor"
     )
     shell.quiet(cleanup)  # what an interrupted earlier run left
     try:
