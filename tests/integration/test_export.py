@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,9 +155,12 @@ def read_namespace(address: str, namespace: str, token: str | None = None) -> di
         texts: dict[str, str] = {}
         for start in range(0, len(infos), 100):
             texts.update(ns.get([i.name for i in infos[start : start + 100]], type="text"))
+        suspect = [name for name, text in texts.items() if "\ufffd" in text]
+        with ThreadPoolExecutor(8) as pool:
+            fetched = pool.map(lambda name: ns.get(name, type="bytes"), suspect)
+            raw = dict(zip(suspect, fetched, strict=True))
         for info in infos:
-            text = texts[info.name]
-            value = ns.get(info.name, type="bytes") if "\ufffd" in text else text.encode()
+            value = raw[info.name] if info.name in raw else texts[info.name].encode()
             entry: dict[str, Any] = {"value": value}
             if info.metadata is not None:
                 entry["metadata"] = info.metadata
