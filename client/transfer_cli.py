@@ -98,7 +98,13 @@ def transfer_options(command: Any) -> Any:
 @kv.command("export")
 @namespace_options
 @click.option("--all", "every", is_flag=True, help="Every namespace, each after its title.")
-@click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="File.")
+@click.option(
+    "--output",
+    "-o",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write here (resumable) instead of standard output.",
+)
 @click.option(
     "--to-cloudflare",
     "cf_namespace",

@@ -225,6 +225,10 @@ def test_compose_cluster_keeps_every_key_across_a_killed_node(shell: Shell) -> N
     assert output.count("alive") >= 3, output
     token = (shell.cwd / "deploy" / "secrets" / "api-token").read_text().strip()
     compose = f"docker-compose -f {COMPOSE}"
+    for index, service in enumerate(("node1", "node2", "node3")):
+        for port, host_port in ((7401, 7401 + index), (8781, 8781 + index)):
+            published = shell.run(f"{compose} port {service} {port}").strip()
+            assert published == f"127.0.0.1:{host_port}"  # loopback only
     with Client("127.0.0.1:7401", api_token=token, timeout=10) as client:
         (demo,) = [info.id for info in client.namespaces.list() if info.title == "DEMO"]
         ns = client.namespace(demo)
