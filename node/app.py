@@ -301,16 +301,7 @@ class Node:
             min_expiration_ttl=config.min_expiration_ttl,
             replication=driver,
         )
-        metrics = Metrics(
-            node_id=replica.node_id,
-            replica=replica,
-            stats=engine.stats,
-            queues=engine.gossip.queues,
-            vectors=lambda: engine.membership.vectors,
-        )
-        if wiring.owner is not None:
-            socket_dir = wiring.owner.socket_dir
-            metrics.worker_expositions = lambda: worker.worker_expositions(socket_dir)
+        metrics = self._metrics(wiring)
         loop_lag = LoopLag(metrics.observe_loop_lag)
         kv_service = KVService(operations, wiring.watches, wiring.reads)
         admin_service = AdminService(
@@ -337,8 +328,31 @@ class Node:
             observe=metrics.observe,
             budgets={KV_SERVICE.full_name: wiring.client_calls},
         )
+        cluster_view = self._cluster_view(wiring, loop_lag, stack)
+        return Services(operations, metrics, loop_lag, kv_service, cluster_view)
+
+    def _metrics(self, wiring: Wiring) -> Metrics:
+        """The node's series; with workers, theirs added at each scrape."""
+        engine = wiring.driver.engine
+        metrics = Metrics(
+            node_id=engine.replica.node_id,
+            replica=engine.replica,
+            stats=engine.stats,
+            queues=engine.gossip.queues,
+            vectors=lambda: engine.membership.vectors,
+        )
+        if wiring.owner is not None:
+            socket_dir = wiring.owner.socket_dir
+            metrics.worker_expositions = lambda: worker.worker_expositions(socket_dir)
+        return metrics
+
+    def _cluster_view(
+        self, wiring: Wiring, loop_lag: LoopLag, stack: contextlib.AsyncExitStack
+    ) -> ClusterView:
+        """What the web console shows, with the other members' feeds."""
+        security = wiring.security
         peers = PeerFeeds(
-            driver,
+            wiring.driver,
             PeerAccess(
                 credentials=security.tls.channel_credentials() if security.tls else None,
                 api_token=security.api_token,
@@ -346,8 +360,7 @@ class Node:
             ),
         )
         _on_stop(stack, "console peers", peers.stop)
-        cluster_view = ClusterView(driver, wiring.watches, loop_lag, peers)
-        return Services(operations, metrics, loop_lag, kv_service, cluster_view)
+        return ClusterView(wiring.driver, wiring.watches, loop_lag, peers)
 
     # ---- start: listen, serve, run; stop is the exit stack unwinding -------------
 

@@ -65,6 +65,21 @@ def error_result(op_id: int, error: BaseException) -> kv_pb2.BatchResult:
     )
 
 
+def refusal(index: int, frame_ops: int, in_flight: int) -> Overloaded | None:
+    """Why a stream refuses the ``index``-th operation of a frame, if it does."""
+    if index >= MAX_FRAME_OPS:
+        return Overloaded(
+            f"A Batch frame carries at most {MAX_FRAME_OPS} operations;"
+            f" this one carried {frame_ops}."
+        )
+    if in_flight >= MAX_OPS_IN_FLIGHT:
+        return Overloaded(
+            f"At most {MAX_OPS_IN_FLIGHT} operations may wait for their answers"
+            " on one Batch stream; wait for some answers first."
+        )
+    return None
+
+
 def _write_result(op_id: int, applied: Applied, kind: str) -> kv_pb2.BatchResult:
     if kind == "put":
         return kv_pb2.BatchResult(id=op_id, put=put_response(applied))
@@ -168,22 +183,12 @@ class BatchStream:
         taken: list[kv_pb2.BatchOp] = []
         refused: list[kv_pb2.BatchResult] = []
         for index, op in enumerate(ops):
-            if index >= MAX_FRAME_OPS:
-                reason = (
-                    f"A Batch frame carries at most {MAX_FRAME_OPS} operations;"
-                    f" this one carried {len(ops)}."
-                )
-            elif self._in_flight >= MAX_OPS_IN_FLIGHT:
-                reason = (
-                    f"At most {MAX_OPS_IN_FLIGHT} operations may wait for their answers"
-                    " on one Batch stream; wait for some answers first."
-                )
-            else:
-                self._in_flight += 1
-                taken.append(op)
-                continue
+            reason = refusal(index, len(ops), self._in_flight)
             self._in_flight += 1
-            refused.append(error_result(op.id, Overloaded(reason)))
+            if reason is None:
+                taken.append(op)
+            else:
+                refused.append(error_result(op.id, reason))
         return taken, refused
 
     async def _frame(self, ops: Any) -> None:
