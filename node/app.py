@@ -40,6 +40,7 @@ from rumor.node.replication.engine.build import Identity, build
 from rumor.node.replication.engine.engine import Engine
 from rumor.node.replication.engine.messages import NoticeKind, Now
 from rumor.node.server.admission import ByteBudget, CallBudget
+from rumor.node.server.auth import HttpAccess, titles_of
 from rumor.node.server.console import app as console
 from rumor.node.server.console.feed import ClusterView
 from rumor.node.server.console.peers import PeerAccess, PeerFeeds
@@ -319,13 +320,20 @@ class Node:
         ]
         if config.enable_fault_injection:
             services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, driver)))
-        checks = dict(security.checks)
+        # Workers check clients' tokens on the operations they batch; their Batch
+        # stream (on the owner's private socket) carries none.
+        trusted, worker_key = frozenset[str](), ""
         if wiring.owner is not None:
-            # Workers check clients' tokens; their batched stream carries none.
-            checks.pop(KV_SERVICE.full_name, None)
+            trusted, worker_key = (
+                frozenset({"Batch"}),
+                worker.new_worker_key(wiring.owner.socket_dir),
+            )
+        checks = security.grpc_checks(
+            titles_of(operations.get_namespace), trusted=trusted, worker_key=worker_key
+        )
         wiring.server.add_services(
             services,
-            authorize=checks or None,
+            authorize=checks,
             observe=metrics.observe,
             budgets={KV_SERVICE.full_name: wiring.client_calls},
         )
@@ -408,18 +416,19 @@ class Node:
         config = self.config
         if not config.http:
             return None, None
-        tokens = wiring.security.tokens
-        authorize = tokens.http_status if tokens.enabled else None
+        security = wiring.security
+        tokens = security.tokens
+        access = HttpAccess(tokens, titles_of(services.operations.get_namespace), security.audit)
         guard = HttpGuard.for_listener(
             config.http,
             advertise=wiring.advertise,
             allowed_hosts=config.http_allowed_hosts,
-            token_valid=authorize,
+            token_valid=tokens.http_status if tokens.enabled else None,
         )
         driver = wiring.driver
         gateway = build_app(
             services.operations,
-            authorize=authorize,
+            authorize=access,
             ready=lambda: driver.ready,
             metrics_text=services.metrics.render,
             observe=services.metrics.observe,
@@ -432,7 +441,7 @@ class Node:
             console.Console(
                 services.operations,
                 services.cluster_view,
-                authorize=authorize,
+                access=access,
                 experiments_dir=config.experiments_dir,
             ),
         )
@@ -567,7 +576,8 @@ def run_worker(plan: WorkerPlan) -> int:
         return runner.run(
             worker.serve(
                 plan,
-                security.checks.get(KV_SERVICE.full_name),
+                security.tokens,
+                security.audit,
                 security.tls,
                 config.max_client_calls,
             )

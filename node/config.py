@@ -84,7 +84,14 @@ class Config:
         " carry (or RUMOR_CLUSTER_SECRET; never on the command line).",
     )
     api_token_file: str = _setting(
-        "", "A file of tokens, one per line (# comments allowed), added to --api-token."
+        "",
+        "A file of tokens, one a line: TOKEN [SCOPES [NAMESPACE ...]], SCOPES from read,"
+        " write, admin (a bare token is admin); sha256:HEX for a token kept out of the file.",
+    )
+    audit_log: str = _setting(
+        "",
+        "File the audit trail is appended to (namespace changes, Admin calls, refusals,"
+        " by token id); empty: the audit events go to the node's log only.",
     )
     insecure: bool = _setting(
         False,

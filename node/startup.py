@@ -1,7 +1,8 @@
 """What a node settles before it serves: who may call it, its id, its loop, its collector.
 
-``Security`` gathers the API tokens (KV), the cluster secret (node-to-node and
-admin calls) and TLS, and refuses exposed listeners without them (unless
+``Security`` gathers the API tokens and their scopes (KV), the cluster secret
+(node-to-node and admin calls), TLS and the audit trail, gives each gRPC
+service its authorizer, and refuses exposed listeners without them (unless
 ``--insecure``); ``new_node_id`` draws an id on a first start;
 ``event_loop_factory`` picks asyncio's loop or uvloop; ``throttled_loop_errors``
 keeps a failing ``accept`` from flooding the log; ``tune_garbage_collector``
@@ -21,8 +22,10 @@ from typing import Any
 import structlog
 
 from rumor.node.config import Config
-from rumor.node.server.auth import TokenChecker, load_tokens
+from rumor.node.server.audit import AuditLog
+from rumor.node.server.auth import KvAccess, Titles, TokenChecker, load_tokens
 from rumor.node.server.exposure import Exposure
+from rumor.node.server.grpc.rpc import Authorizer
 from rumor.node.server.grpc.server import (
     ADMIN_SERVICE,
     FAULTS_SERVICE,
@@ -30,9 +33,17 @@ from rumor.node.server.grpc.server import (
     REPLICATION_SERVICE,
 )
 from rumor.node.server.log_throttle import LogThrottle
-from rumor.node.server.security import SECRET_HEADER, SecretChecker, Tls, load_secret
+from rumor.node.server.security import (
+    SECRET_HEADER,
+    SecretAccess,
+    SecretChecker,
+    Tls,
+    load_secret,
+)
 
 log = structlog.get_logger(__name__)
+
+Checks = dict[str, Authorizer]
 
 
 def tune_garbage_collector() -> None:
@@ -62,26 +73,24 @@ class Security:
 
     tokens: TokenChecker
     tls: Tls | None
-    checks: dict[str, Any]
+    secret: SecretChecker | None
+    audit: AuditLog
     call_metadata: tuple[tuple[str, str], ...]
-    api_token: str | None = None  # what this node presents to another node's KV service
+
+    @property
+    def api_token(self) -> str | None:
+        """What this node presents to another node's KV service (its console's watches)."""
+        return self.tokens.presentable()
 
     @classmethod
     def load(cls, config: Config) -> Security:
-        configured = load_tokens(config.api_token, config.api_token_file or None, None)
-        tokens = TokenChecker(configured)
+        tokens = TokenChecker(load_tokens(config.api_token, config.api_token_file or None, None))
         if not tokens.enabled:
             log.warning("auth.open", reason="no --api-token configured: the APIs are open")
         tls = Tls.load(config.tls_cert, config.tls_key, config.tls_ca)
         secret = load_secret(config.cluster_secret_file, os.environ.get("RUMOR_CLUSTER_SECRET"))
-        checks: dict[str, Any] = {}
-        if tokens.enabled:
-            checks[KV_SERVICE.full_name] = tokens.grpc_allows
         metadata: tuple[tuple[str, str], ...] = ()
         if secret is not None:
-            secret_checker = SecretChecker(secret)
-            for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE):
-                checks[descriptor.full_name] = secret_checker.allows
             metadata = ((SECRET_HEADER, secret),)
         else:
             log.warning("cluster.open", reason="no cluster secret: any host may replicate")
@@ -92,7 +101,30 @@ class Security:
             has_api_token=tokens.enabled,
             insecure=config.insecure,
         ).check()
-        return cls(tokens, tls, checks, metadata, configured[0] if configured else None)
+        audit = AuditLog(config.audit_log)
+        checker = SecretChecker(secret) if secret is not None else None
+        return cls(tokens, tls, checker, audit, metadata)
+
+    def grpc_checks(
+        self, titles: Titles, *, trusted: frozenset[str] = frozenset(), worker_key: str = ""
+    ) -> Checks:
+        """Each service's ``rpc.Authorizer`` (a service without one is open).
+
+        ``titles`` looks a namespace's title up (for tokens limited by title);
+        ``trusted``: KV methods served without a token (a node with workers:
+        their Batch stream on the owner's private socket); ``worker_key``: what
+        the workers present on their own calls.
+        """
+        checks: Checks = {
+            KV_SERVICE.full_name: KvAccess(
+                self.tokens, titles, self.audit, trusted, worker_key or None
+            ),
+            ADMIN_SERVICE.full_name: SecretAccess(self.secret, self.tokens, self.audit),
+        }
+        if self.secret is not None:
+            for descriptor in (REPLICATION_SERVICE, FAULTS_SERVICE):
+                checks[descriptor.full_name] = SecretAccess(self.secret)
+        return checks
 
 
 def throttled_loop_errors() -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:

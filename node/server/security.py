@@ -11,12 +11,17 @@
 
 from __future__ import annotations
 
+import contextvars
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
+
+from rumor.node.server import auth
+from rumor.node.server.audit import OPEN_CALLER, AuditLog
 
 SECRET_HEADER = "x-rumor-cluster-secret"
 
@@ -89,3 +94,46 @@ class SecretChecker:
                 given = value if isinstance(value, bytes) else value.encode()
                 return hmac.compare_digest(given, self._secret)
         return False
+
+
+_ADMIN_CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("admin_caller", default="")
+
+
+class SecretAccess:
+    """The ``rpc.Authorizer`` of Replication, Admin and Faults: the cluster secret.
+
+    With ``tokens``, a token holding ``admin`` on every namespace is accepted
+    too (the Admin service); with ``audit``, every call is logged with who made
+    it (``cluster-secret`` or the token's id) and how it ended.
+    """
+
+    def __init__(
+        self,
+        secret: SecretChecker | None,
+        tokens: auth.TokenChecker | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self.secret = secret
+        self.tokens = tokens
+        self.audit = audit
+
+    def authenticate(self, method: str, metadata: Any) -> bool:
+        if self.secret is not None and self.secret.allows(metadata):
+            _ADMIN_CALLER.set(auth.SECRET_ID)
+            return True
+        if self.tokens is not None and self.tokens.enabled:
+            grant = self.tokens.grant_of(auth.authorization_of(metadata))
+            if grant is not None and auth.Scope.ADMIN in grant.scopes and not grant.limited:
+                _ADMIN_CALLER.set(grant.token_id)
+                return True
+        _ADMIN_CALLER.set(OPEN_CALLER)
+        return self.secret is None  # no secret: the services are open (loopback only)
+
+    async def permit(self, method: str, request: Any) -> None:
+        return None
+
+    def ended(self, method: str, request: Any, response: Any, status: str) -> None:
+        if self.audit is not None:
+            self.audit.record(
+                "admin.call", token=_ADMIN_CALLER.get(), method=method, outcome=status
+            )

@@ -17,6 +17,7 @@ from aiohttp import web
 from yarl import URL
 
 from rumor.node.replication import Replica
+from rumor.node.server.auth import HttpAccess, TokenChecker, titles_of
 from rumor.node.server.driver.clock import WallClock
 from rumor.node.server.driver.group_commit import GroupCommit
 from rumor.node.server.http.gateway import build_app, serve
@@ -408,11 +409,7 @@ async def test_healthz_metrics_observe(gw: Gateway) -> None:
 async def test_authorize_and_no_metrics(tmp_path: Path) -> None:
     operations, store = _operations(tmp_path / "data")
 
-    def authorize(header: str | None) -> int | None:
-        if header is None:
-            return 401
-        return None if header == "Bearer good" else 403
-
+    authorize = HttpAccess(TokenChecker(["good"]), titles_of(operations.get_namespace))
     runner, addr = await serve(build_app(operations, authorize=authorize), "127.0.0.1", 0)
     try:
         async with aiohttp.ClientSession() as session:

@@ -8,7 +8,10 @@ Keys are taken from the raw path and percent-decoded to bytes, so ``a%2Fb`` is
 the key ``a/b``.
 
 Before any route runs, the middleware refuses cross-site use (``guard``:
-Origin and Host, 403) and requests beyond the client-call budget (503).
+Origin and Host, 403) and requests beyond the client-call budget (503), then
+``access`` (``auth.HttpAccess``) checks the bearer token (401/403) and the
+route against the token's scopes and namespaces (403, code 10000
+"Authentication error", as Cloudflare answers a token without the permission).
 
 This module holds the app (middleware, the route table, the listener), the
 namespace and account routes; ``values`` the keys, values and bulk
@@ -29,8 +32,10 @@ from aiohttp.typedefs import Middleware
 from rumor.node.core import validation
 from rumor.node.core.errors import (
     InvalidRequest,
+    PermissionDenied,
     RumorError,
 )
+from rumor.node.server import auth
 from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http import workers_binding
@@ -41,6 +46,7 @@ from rumor.node.server.http.request import (
     MAX_BODY_BYTES,
     OPERATIONS,
     READS,
+    drain_or_close,
     envelope,
     failure,
     int_param,
@@ -68,7 +74,10 @@ CONSOLE_ROOT = "/ui"
 LOCAL_ACCOUNT_ID = "0" * 32
 LOCAL_ACCOUNT_NAME = "Rumor"
 
-Authorize = Callable[[str | None], int | None]
+Authorize = auth.HttpAccess
+# What a namespace route leaves for the audit trail: the namespace's id and title.
+AUDIT_NAMESPACE = "rumor.audit_namespace"
+AUDIT_TITLE = "rumor.audit_title"
 Observe = Callable[[str, str, int, float], None]
 MetricsText = Callable[[], tuple[bytes, str]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -92,7 +101,11 @@ async def create_namespace(request: web.Request) -> web.StreamResponse:
     title = body.get("title") if isinstance(body, dict) else None
     if not isinstance(title, str):
         raise InvalidRequest('The request body must be {"title": "..."}.')
-    return envelope(_namespace_json(await operations_of(request).create_namespace(title)))
+    auth.require_title(title)
+    request[AUDIT_TITLE] = title
+    info = await operations_of(request).create_namespace(title)
+    request[AUDIT_NAMESPACE] = info.id
+    return envelope(_namespace_json(info))
 
 
 async def list_namespaces(request: web.Request) -> web.StreamResponse:
@@ -105,7 +118,7 @@ async def list_namespaces(request: web.Request) -> web.StreamResponse:
     if direction not in ("asc", "desc"):
         raise InvalidRequest(f'Invalid direction "{direction}". Use "asc" or "desc".')
     infos = sorted(
-        operations_of(request).list_namespaces(),
+        auth.visible(auth.caller(), operations_of(request).list_namespaces()),
         key=lambda info: (info.title, info.id) if order == "title" else (info.id, info.title),
         reverse=direction == "desc",
     )
@@ -130,6 +143,8 @@ async def rename_namespace(request: web.Request) -> web.StreamResponse:
     title = body.get("title") if isinstance(body, dict) else None
     if not isinstance(title, str):
         raise InvalidRequest('The request body must be {"title": "..."}.')
+    auth.require_title(title)
+    request[AUDIT_TITLE] = title
     info = await operations_of(request).rename_namespace(namespace_id_of(request), title)
     return envelope(_namespace_json(info))
 
@@ -244,13 +259,33 @@ async def _answer(
     public = request.path in PUBLIC_PATHS
     # The web console checks its own session cookie or token (console.py).
     console = request.path == CONSOLE_ROOT or request.path.startswith(CONSOLE_ROOT + "/")
-    if authorize is not None and not public and not console:
-        denied = authorize(request.headers.get("Authorization"))
-        if denied is not None:
-            return failure(denied, CODE_AUTH, "Authentication error")
+    route = request.match_info.route.name or ""
+    checked = authorize is not None and not public and not console
     try:
-        return await handler(request)
+        if authorize is not None and checked:
+            denied = authorize.authenticate(request.headers.get("Authorization"))
+            if denied is not None:
+                return failure(denied, CODE_AUTH, auth.DENIED_MESSAGE)
+            await authorize.permit(route, request.match_info)
+        response = await handler(request)
+        if authorize is not None and checked:
+            authorize.ended(
+                route, audited_namespace(request), request.get(AUDIT_TITLE), response.status
+            )
+        return response
+    except PermissionDenied:
+        await drain_or_close(request)
+        close_if_body_unread(request)
+        # Cloudflare's words for a token without the permission (wrangler shows them as is).
+        return failure(HTTP_FORBIDDEN, CODE_AUTH, auth.DENIED_MESSAGE)
     except RumorError as error:
+        if authorize is not None and checked:
+            authorize.ended(
+                route,
+                audited_namespace(request),
+                request.get(AUDIT_TITLE),
+                status_of(error).http_status,
+            )
         status = status_of(error)
         close_if_body_unread(request)
         return failure(status.http_status, status.cloudflare_code, str(error))
@@ -263,6 +298,11 @@ async def _answer(
             "http.internal_error", (request.path, type(error).__name__), exc_info=error
         )
         return failure(500, CODE_INTERNAL, "internal error")
+
+
+def audited_namespace(request: web.Request) -> str | None:
+    named: str | None = request.get(AUDIT_NAMESPACE) or request.match_info.get("namespace_id")
+    return named
 
 
 def build_app(

@@ -8,6 +8,8 @@ taken only as ``application/json`` (415 otherwise).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -21,6 +23,7 @@ from rumor.node.server.operations import Operations
 
 MAX_BODY_BYTES = 128 * 1024 * 1024
 SEND_CHUNK_BYTES = 256 * 1024  # a value is written in chunks, each awaiting the socket
+DRAIN_BYTES = 1024 * 1024  # a refused request's body read rather than cut off
 CODE_AUTH = 10000
 CODE_INTERNAL = 10000
 CODE_KEY_NOT_FOUND = 10009
@@ -56,6 +59,22 @@ def dumps(value: Any) -> str:
 
 
 # ---- request parsing ----------------------------------------------------
+
+
+async def drain_or_close(request: web.Request) -> None:
+    """Read the rest of a refused request's body when it is small (up to
+    ``DRAIN_BYTES``): closing a socket with unread data resets the connection and
+    the client (or a worker's proxy) loses the answer. A larger body is left
+    unread; the caller closes the connection after the answer."""
+    if request.content_length is not None and request.content_length > DRAIN_BYTES:
+        return
+    remaining = DRAIN_BYTES
+    with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+        while remaining > 0 and not request.content.is_eof():
+            chunk = await request.content.read(min(remaining, SEND_CHUNK_BYTES))
+            if not chunk:
+                break
+            remaining -= len(chunk)
 
 
 def operations_of(request: web.Request) -> Operations:

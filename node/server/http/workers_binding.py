@@ -14,10 +14,12 @@ calls land here and run the same ``Operations`` as gRPC and the REST API:
 - ``POST /bulk/get`` with ``{keys, type?, withMetadata?, cacheTtl?}``.
 
 A request belongs to the binding when it carries ``NAMESPACE_HEADER`` (the
-workerd config injects it, with the API token): the gateway checks that before
-any routing, so keys named ``metrics`` or ``client/v4/x`` stay keys. Keys come
-from the raw path with plain percent-decoding (``+`` stays ``+``, ``%2F`` is a
-``/`` inside the key); in the list query ``+`` is a space, as workerd encodes it.
+workerd config injects it, with the API token, whose scopes hold here as on
+every API: a read-only token's ``put`` is ``KV PUT failed: 403 ...``): the
+gateway checks that before any routing, so keys named ``metrics`` or
+``client/v4/x`` stay keys. Keys come from the raw path with plain
+percent-decoding (``+`` stays ``+``, ``%2F`` is a ``/`` inside the key); in
+the list query ``+`` is a space, as workerd encodes it.
 
 workerd turns any other status into the JS error ``KV <OP> failed: <status>
 <reason phrase>`` and never shows the body, so the message goes in the reason
@@ -28,7 +30,6 @@ keys may).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -36,11 +37,13 @@ import structlog
 from aiohttp import web
 
 from rumor.node.core import validation
-from rumor.node.core.errors import RumorError, ValueTooLarge
+from rumor.node.core.errors import PermissionDenied, RumorError, ValueTooLarge
 from rumor.node.core.record import RecordHeader
+from rumor.node.server import auth
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http.bulk_get import bulk_get_values
+from rumor.node.server.http.request import drain_or_close
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations, PutItem
 
@@ -52,7 +55,6 @@ READ_CHUNK_BYTES = 1024 * 1024
 SEND_CHUNK_BYTES = 256 * 1024
 MAX_BODY_BYTES = 128 * 1024 * 1024  # as the REST API's (a streamed body is counted)
 
-Authorize = Callable[[str | None], int | None]
 
 _log = structlog.get_logger(__name__)
 _throttled = LogThrottle(_log)
@@ -92,21 +94,32 @@ def failure(status: int, message: str) -> web.Response:
     )
 
 
+def close_if_unread(request: web.Request) -> None:
+    if not request.content.is_eof() and request.protocol is not None:
+        request.protocol.force_close()  # refused: do not read the rest of the body
+
+
 async def answer(
     request: web.Request,
     operations: Operations,
-    authorize: Authorize | None,
+    authorize: auth.HttpAccess | None,
     reads: ByteBudget | None = None,
 ) -> web.StreamResponse:
     if authorize is not None:
-        denied = authorize(request.headers.get("Authorization"))
+        denied = authorize.authenticate(request.headers.get("Authorization"))
         if denied is not None:
-            return failure(denied, "Authentication error")
+            return failure(denied, auth.DENIED_MESSAGE)
+        try:
+            namespace = {"namespace_id": request.headers[NAMESPACE_HEADER]}
+            await authorize.permit(route_name(request), namespace, api="binding")
+        except PermissionDenied as error:
+            await drain_or_close(request)
+            close_if_unread(request)
+            return failure(403, str(error))
     try:
         return await _dispatch(request, operations, reads or ByteBudget(2**62, 0))
     except RumorError as error:
-        if not request.content.is_eof() and request.protocol is not None:
-            request.protocol.force_close()  # refused: do not read the rest of the body
+        close_if_unread(request)
         return failure(status_of(error).http_status, str(error))
     except web.HTTPException as error:
         return failure(error.status, error.reason)

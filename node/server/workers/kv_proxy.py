@@ -18,6 +18,9 @@ from typing import Any
 import grpc
 
 from rumor.client.batch import BatchCallError
+from rumor.node.core.errors import RumorError
+from rumor.node.server import auth
+from rumor.node.server.grpc.batch import error_result
 from rumor.node.server.workers.owner_link import OwnerLink
 from rumor.v1 import kv_pb2
 
@@ -63,10 +66,17 @@ class WorkerKV:
     ) -> AsyncIterator[kv_pb2.BatchResponse]:
         results: asyncio.Queue[kv_pb2.BatchResult | None] = asyncio.Queue()
         pending: dict[int, asyncio.Task[None]] = {}
+        permit = auth.batch_op_check()
 
         async def one(op: kv_pb2.BatchOp) -> None:
             field = op.WhichOneof("op")
             try:
+                if permit is not None and field is not None:
+                    try:
+                        await permit(field, getattr(op, field))  # a scoped token
+                    except RumorError as error:
+                        results.put_nowait(error_result(op.id, error))
+                        return
                 if field is None:
                     raise BatchCallError(
                         grpc.StatusCode.INVALID_ARGUMENT,

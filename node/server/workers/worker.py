@@ -2,9 +2,13 @@
 
 The owner starts it with the node's configuration and the addresses to share
 (``WorkerPlan``, in the environment). It binds the node's gRPC and HTTP
-addresses with SO_REUSEPORT, checks each client's credentials, serves KV reads
-and writes through its batched stream to the owner (``kv_proxy``) and forwards
-everything else (``forwarding``, ``http_proxy``). It prints one JSON line,
+addresses with SO_REUSEPORT, checks the token and its scopes on the KV calls it
+batches (each operation of a client's Batch too), serves KV reads and writes
+through its batched stream to the owner (``kv_proxy``) and forwards everything
+else (``forwarding``, ``http_proxy``) with the client's credentials, which the
+owner checks. A token limited to namespaces by title needs their titles: the
+worker asks the owner, presenting the key the owner wrote into its private
+socket directory (``WORKER_KEY_FILE``). It prints one JSON line,
 ``{"event": "worker.ready", ...}``, once it serves; it stops on SIGTERM and
 when its owner is gone (the kernel signals it when the owner dies, and it
 notices the owner's socket going away).
@@ -16,16 +20,20 @@ import asyncio
 import ctypes
 import json
 import os
+import secrets
 import signal
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import grpc
+import grpc.aio
 import structlog
 from aiohttp import web
 
+from rumor.node.server import auth
 from rumor.node.server.admission import CallBudget
+from rumor.node.server.audit import AuditLog
 from rumor.node.server.grpc import rpc
 from rumor.node.server.grpc.server import (
     ADMIN_SERVICE,
@@ -38,10 +46,12 @@ from rumor.node.server.workers import forwarding
 from rumor.node.server.workers.http_proxy import build_proxy
 from rumor.node.server.workers.kv_proxy import WorkerKV
 from rumor.node.server.workers.owner_link import OwnerLink, owner_http_path
+from rumor.v1 import kv_pb2
 
 log = structlog.get_logger(__name__)
 
 PLAN_ENV = "RUMOR_WORKER_PLAN"
+WORKER_KEY_FILE = "worker-key"
 BATCHED_KV_METHODS = ("Get", "BulkGet", "Put", "Delete", "List", "Batch")
 HTTP_MAX_BODY_BYTES = 128 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
@@ -74,37 +84,40 @@ def _die_with_owner() -> None:
         pass
 
 
-def _guarded(
-    name: str, handler: grpc.RpcMethodHandler[Any, Any], authorize: rpc.Authorize | None
-) -> grpc.RpcMethodHandler[Any, Any]:
-    """A forwarding handler that checks the client's token first (as the owner's would)."""
-    if authorize is None:
-        return handler
+def new_worker_key(socket_dir: str) -> str:
+    """A random key only the owner and its workers can read (the directory is 0700)."""
+    key = secrets.token_hex(32)
+    path = os.path.join(socket_dir, WORKER_KEY_FILE)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key)
+    return key
 
-    async def refuse(context: Any) -> None:
-        if not authorize(context.invocation_metadata()):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, rpc.UNAUTHENTICATED_DETAILS)
 
-    if handler.response_streaming:
-        inner_stream: Any = handler.unary_stream or handler.stream_stream
+def read_worker_key(socket_dir: str) -> str:
+    with open(os.path.join(socket_dir, WORKER_KEY_FILE), encoding="ascii") as handle:
+        return handle.read().strip()
 
-        async def streaming(request: Any, context: Any) -> Any:
-            await refuse(context)
-            async for response in inner_stream(request, context):
-                yield response
 
-        if handler.request_streaming:
-            return grpc.stream_stream_rpc_method_handler(streaming)
-        return grpc.unary_stream_rpc_method_handler(streaming)
-    inner: Any = handler.unary_unary or handler.stream_unary
+def _owner_titles(owner: OwnerLink, key: str) -> auth.Titles:
+    """Namespace titles, asked of the owner (for tokens limited by title prefix)."""
+    get_namespace = owner.channel.unary_unary(
+        f"/{KV_SERVICE.full_name}/GetNamespace",
+        request_serializer=kv_pb2.GetNamespaceRequest.SerializeToString,
+        response_deserializer=kv_pb2.Namespace.FromString,
+    )
 
-    async def unary(request: Any, context: Any) -> Any:
-        await refuse(context)
-        return await inner(request, context)
+    async def title(namespace_id: str) -> str | None:
+        try:
+            found = await get_namespace(
+                kv_pb2.GetNamespaceRequest(namespace_id=namespace_id),
+                metadata=((auth.WORKER_KEY_HEADER, key),),
+            )
+        except grpc.aio.AioRpcError:
+            return None
+        return str(found.title)
 
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(unary)
-    return grpc.unary_unary_rpc_method_handler(unary)
+    return title
 
 
 def _kv_handlers(
@@ -117,10 +130,8 @@ def _kv_handlers(
             handlers[method.name] = rpc.method_handler(
                 method, getattr(batched, method.name), authorize, None, budget
             )
-        else:
-            handlers[method.name] = _guarded(
-                method.name, forwarding.method_handler(owner.channel, KV_SERVICE, method), authorize
-            )
+        else:  # the owner checks the client's token and scopes
+            handlers[method.name] = forwarding.method_handler(owner.channel, KV_SERVICE, method)
     return grpc.method_handlers_generic_handler(KV_SERVICE.full_name, handlers)
 
 
@@ -139,7 +150,7 @@ async def _watch_owner(socket_dir: str, stop: asyncio.Event) -> None:
 
 
 async def serve(
-    plan: WorkerPlan, kv_authorize: rpc.Authorize | None, tls: Any, max_calls: int
+    plan: WorkerPlan, tokens: auth.TokenChecker, audit: AuditLog, tls: Any, max_calls: int
 ) -> int:
     """Serve as a worker until SIGTERM or the owner's end; returns the exit status."""
     _die_with_owner()
@@ -149,6 +160,9 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     owner = OwnerLink(plan.socket_dir)
+    kv_authorize = auth.KvAccess(
+        tokens, _owner_titles(owner, read_worker_key(plan.socket_dir)), audit
+    )
     server = GrpcServer(reuse_port=True)
     server.server.add_generic_rpc_handlers(
         (_kv_handlers(owner, kv_authorize, CallBudget(max_calls)),)
