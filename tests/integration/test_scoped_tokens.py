@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -30,12 +33,14 @@ import pytest
 from rumor.client import Client
 from rumor.client.errors import AuthenticationError, PermissionDeniedError
 from rumor.v1 import kv_pb2, kv_pb2_grpc
+from tests.support.js_clients import REPO, install
 from tests.support.nodes import NodeProcess, poll
 
 ADMIN = "admin-token-for-tests"
 READER = "reader-token-for-tests"
 TEAM = "team-token-for-tests"  # the file holds only its SHA-256
 ACCOUNT = "0" * 32
+WORKER = REPO / "tests" / "js" / "worker.js"
 
 
 def _token_id(token: str) -> str:
@@ -315,3 +320,54 @@ def test_the_audit_log_names_token_ids_never_tokens(scoped: Scoped) -> None:
     for secret in (ADMIN, READER, TEAM):
         assert secret not in text
     assert oct(scoped.audit.stat().st_mode & 0o777) == "0o600"
+
+
+# ---- the Workers binding in real workerd ---------------------------------------------
+
+
+def test_a_worker_with_a_read_only_token_reads_but_cannot_write(
+    scoped: Scoped, tmp_path: Path
+) -> None:
+    if scoped.node.args.count("--workers"):
+        pytest.skip("the binding through workers is covered by the raw protocol test above")
+    install()  # fails clearly without node and npm
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "worker.log"
+    command = [
+        str(Path(sys.executable).with_name("rumor")), "worker", "dev", str(WORKER),
+        "--kv", f"KV={scoped.team_ns}", "--port", str(port), "--endpoint", scoped.node.address,
+    ]  # fmt: skip
+    env = {**os.environ, "RUMOR_CACHE_DIR": str(REPO / ".rumor"), "RUMOR_API_TOKEN": READER}
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+
+        def ready() -> bool:
+            assert process.poll() is None, log.read_text(errors="replace")
+            return "Ready on http://" in log.read_text(errors="replace")
+
+        poll(ready, timeout=120, interval=0.1)
+
+        def call(op: str, **fields: Any) -> Any:
+            body = json.dumps({"op": op, **fields}).encode()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body)
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())
+
+        assert call("get", key="k") == {"ok": True, "result": "team value"}
+        refused = call("put", key="k", value="from the worker")
+        assert not refused["ok"]
+        assert refused["error"].startswith("Error: KV PUT failed: 403 Authentication error")
+        assert call("get", key="k")["result"] == "team value"
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
