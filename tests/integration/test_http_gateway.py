@@ -362,7 +362,7 @@ async def test_bulk_put_get_delete(gw: Gateway) -> None:
     status, body = await gw.call("POST", get, json={"keys": ["t"], "type": "arrayBuffer"})
     assert status == 400 and _error(body) == (
         10001,
-        '"arrayBuffer" is not a valid type. Use "json" or "text" instead.',
+        '"arrayBuffer" is not a valid type. Use "json" or "text"',
     )
 
     # One bad item fails the whole request and writes nothing.

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
 from rumor.node.core import validation
-from rumor.node.core.errors import UnsupportedMediaType
+from rumor.node.core.errors import InvalidRequest, UnsupportedMediaType
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.operations import Operations
 
@@ -85,11 +86,34 @@ def namespace_id_of(request: web.Request) -> str:
     return request.match_info["namespace_id"]
 
 
+# A "%" not followed by two hex digits: JavaScript's decodeURIComponent refuses it.
+_BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def decode_key(segment: str) -> bytes:
+    """A key percent-decoded from a raw path segment (``+`` stays ``+``); a segment
+    that does not decode to UTF-8 is refused as Workers KV refuses it."""
+    key = unquote_to_bytes(segment)
+    if _BROKEN_ESCAPE.search(segment) or not _is_utf8(key):
+        raise InvalidRequest("Could not URL-decode key name")
+    return key
+
+
+def _is_utf8(raw: bytes) -> bool:
+    if raw.isascii():
+        return True
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def raw_key_of(request: web.Request) -> bytes:
     """The key of a values/metadata route, percent-decoded from the raw path."""
     path = request.raw_path.split("?", 1)[0]
     parts = path.split("/", KEY_SEGMENT)
-    return unquote_to_bytes(parts[KEY_SEGMENT]) if len(parts) > KEY_SEGMENT else b""
+    return decode_key(parts[KEY_SEGMENT]) if len(parts) > KEY_SEGMENT else b""
 
 
 def int_param(request: web.Request, name: str) -> int | None:

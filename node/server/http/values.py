@@ -200,8 +200,10 @@ async def put_value(request: web.Request) -> web.StreamResponse:
     item = PutItem(
         key=raw_key_of(request),
         value=value,
-        expiration=int_param(request, "expiration"),
-        expiration_ttl=int_param(request, "expiration_ttl"),
+        expiration=validation.query_seconds(request.query.get("expiration"), "expiration"),
+        expiration_ttl=validation.query_seconds(
+            request.query.get("expiration_ttl"), "expiration_ttl"
+        ),
         metadata=metadata,
     )
     await operations_of(request).put(namespace_id_of(request), item)
@@ -279,7 +281,9 @@ async def bulk_get(request: web.Request) -> web.StreamResponse:
         operations.value_bytes(namespace_id_of(request), names)
     )
     try:
-        values = bulk_get_values(operations_of(request), namespace_id_of(request), body)
+        values = bulk_get_values(
+            operations_of(request), namespace_id_of(request), body, with_expiration=True
+        )
         encoded = dumps(
             {"success": True, "errors": [], "messages": [], "result": {"values": values}}
         ).encode()

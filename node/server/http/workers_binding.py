@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 import structlog
 from aiohttp import web
@@ -43,7 +42,7 @@ from rumor.node.server import auth
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http.bulk_get import bulk_get_values
-from rumor.node.server.http.request import drain_or_close
+from rumor.node.server.http.request import decode_key, drain_or_close
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations, PutItem
 
@@ -141,7 +140,7 @@ async def _dispatch(
         return await _list(request, operations, namespace_id)
     if path == BULK_GET_PATH and method == "POST":
         return await _bulk_get(request, operations, namespace_id, reads)
-    key = unquote_to_bytes(path[1:])
+    key = decode_key(path[1:])
     if method == "GET":
         return await _get(request, operations, namespace_id, key, reads)
     if method == "PUT":
@@ -153,8 +152,7 @@ async def _dispatch(
 
 
 def _int_query(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    return None if raw is None or raw == "" else validation.integer(raw, name)
+    return validation.query_seconds(request.query.get(name), name)
 
 
 def _metadata_header(metadata: bytes) -> str:
