@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 import signal
@@ -382,7 +383,39 @@ class Node:
         structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
         driver.start()
         self._install_signal_handlers()
+        self._reload_security_on_change(wiring, services, stack)
         self._announce_ready(wiring.listen, wiring.advertise, http_address, replica)
+
+    def _reload_security_on_change(
+        self, wiring: Wiring, services: Services, stack: contextlib.AsyncExitStack
+    ) -> None:
+        """Token and cluster secret files are read again on SIGHUP and when they change
+        (checked every ``SECURITY_POLL_S``); a node's workers watch them too."""
+
+        def reload(reason: str) -> None:
+            security = wiring.security
+            if not security.reload(reason):
+                return
+            transport = wiring.driver.transport
+            if isinstance(transport, GrpcTransport):
+                transport.metadata = security.call_metadata  # what it sends from now on
+            peers = services.cluster_view.peers
+            if peers is not None:
+                peers.access = dataclasses.replace(
+                    peers.access,
+                    api_token=security.api_token,
+                    admin_metadata=security.call_metadata,
+                )
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(SECURITY_POLL_S)
+                if wiring.security.files_changed():
+                    reload("file changed")
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, "SIGHUP")
+        watcher = asyncio.create_task(watch(), name="security-files")
+        stack.push_async_callback(_cancelled, watcher)
 
     def _leaves(self) -> bool:
         """A stopping node tells its peers it left, unless the cluster refused it or it
@@ -515,6 +548,7 @@ class Node:
 
 
 SLOW_STOP_STEP_S = 1.0  # a shutdown step slower than this is logged, by name
+SECURITY_POLL_S = 1.0  # how often token and secret files are checked for a change
 
 
 async def _timed(step: str, work: Awaitable[object]) -> None:
@@ -573,15 +607,7 @@ def run_worker(plan: WorkerPlan) -> int:
     logs.configure(config.log_level, config.log_format)
     security = Security.load(config)
     with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
-        return runner.run(
-            worker.serve(
-                plan,
-                security.tokens,
-                security.audit,
-                security.tls,
-                config.max_client_calls,
-            )
-        )
+        return runner.run(worker.serve(plan, security, config.max_client_calls))
 
 
 def run(config: Config) -> int:

@@ -15,7 +15,7 @@ import asyncio
 import gc
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +37,9 @@ from rumor.node.server.security import (
     SECRET_HEADER,
     SecretAccess,
     SecretChecker,
+    SecurityError,
     Tls,
-    load_secret,
+    load_secrets,
 )
 
 log = structlog.get_logger(__name__)
@@ -67,15 +68,54 @@ def new_node_id() -> int:
             return node_id
 
 
+class FileStamps:
+    """Notices when files change: their modification time, size and inode (a file
+    replaced by a rename, as editors and Kubernetes Secret volumes do, counts)."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self._paths = [path for path in paths if path]
+        self._seen = self._stamps()
+
+    def _stamps(self) -> list[tuple[int, int, int] | None]:
+        stamps: list[tuple[int, int, int] | None] = []
+        for path in self._paths:
+            try:
+                info = os.stat(path)
+            except OSError:
+                stamps.append(None)
+            else:
+                stamps.append((info.st_mtime_ns, info.st_size, info.st_ino))
+        return stamps
+
+    def changed(self) -> bool:
+        """Whether any file changed since the last call (or since made)."""
+        now = self._stamps()
+        if now == self._seen:
+            return False
+        self._seen = now
+        return True
+
+
 @dataclass(frozen=True, slots=True)
 class Security:
-    """Who may call what: API tokens (KV), the cluster secret (node-to-node, admin), TLS."""
+    """Who may call what: API tokens (KV), the cluster secret (node-to-node, admin), TLS.
+
+    The tokens and the secrets change in place on ``reload`` (SIGHUP, or a token
+    or secret file that changed): every check and every call made after it
+    uses the new set.
+    """
 
     tokens: TokenChecker
     tls: Tls | None
     secret: SecretChecker | None
     audit: AuditLog
-    call_metadata: tuple[tuple[str, str], ...]
+    config: Config
+    files: FileStamps
+
+    @property
+    def call_metadata(self) -> tuple[tuple[str, str], ...]:
+        """What this node sends on its Replication and Admin calls: the current secret."""
+        return () if self.secret is None else ((SECRET_HEADER, self.secret.current),)
 
     @property
     def api_token(self) -> str | None:
@@ -88,22 +128,53 @@ class Security:
         if not tokens.enabled:
             log.warning("auth.open", reason="no --api-token configured: the APIs are open")
         tls = Tls.load(config.tls_cert, config.tls_key, config.tls_ca)
-        secret = load_secret(config.cluster_secret_file, os.environ.get("RUMOR_CLUSTER_SECRET"))
-        metadata: tuple[tuple[str, str], ...] = ()
-        if secret is not None:
-            metadata = ((SECRET_HEADER, secret),)
-        else:
+        secrets = load_secrets(config.cluster_secret_file, os.environ.get("RUMOR_CLUSTER_SECRET"))
+        if not secrets:
             log.warning("cluster.open", reason="no cluster secret: any host may replicate")
         Exposure(
             grpc_listen=config.listen,
             http_listen=config.http,
-            has_cluster_secret=secret is not None,
+            has_cluster_secret=bool(secrets),
             has_api_token=tokens.enabled,
             insecure=config.insecure,
         ).check()
         audit = AuditLog(config.audit_log)
-        checker = SecretChecker(secret) if secret is not None else None
-        return cls(tokens, tls, checker, audit, metadata)
+        checker = SecretChecker(secrets) if secrets else None
+        files = FileStamps([config.api_token_file, config.cluster_secret_file])
+        return cls(tokens, tls, checker, audit, config, files)
+
+    def files_changed(self) -> bool:
+        """Whether the token or cluster secret file changed since last asked."""
+        return self.files.changed()
+
+    def reload(self, reason: str) -> bool:
+        """Read the token file and the cluster secret file again; keep the old sets (and
+        log why) when a file does not parse or would open what is closed."""
+        config = self.config
+        try:
+            entries = load_tokens(config.api_token, config.api_token_file or None, None)
+            secrets = load_secrets(
+                config.cluster_secret_file, os.environ.get("RUMOR_CLUSTER_SECRET")
+            )
+            if self.tokens.enabled and not entries:
+                raise SecurityError("the new token set is empty: that would open the APIs")
+            if self.secret is None and secrets:
+                raise SecurityError("a cluster secret cannot be added without a restart")
+        except ValueError as exc:  # SecurityError is one
+            log.error("security.reload_failed", reason=reason, error=str(exc))
+            return False
+        if self.tokens.enabled or entries:
+            self.tokens.replace(entries)
+        if self.secret is not None:
+            self.secret.replace(secrets)
+        log.info(
+            "security.reloaded",
+            reason=reason,
+            tokens=len(self.tokens.entries),
+            token_ids=[entry.grant.token_id for entry in self.tokens.entries],
+            secrets=0 if self.secret is None else len(secrets),
+        )
+        return True
 
     def grpc_checks(
         self, titles: Titles, *, trusted: frozenset[str] = frozenset(), worker_key: str = ""

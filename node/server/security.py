@@ -7,6 +7,8 @@
 - Cluster secret: when set (``--cluster-secret-file`` or RUMOR_CLUSTER_SECRET,
   never only argv), every Replication, Admin and Faults call must carry it in
   the ``x-rumor-cluster-secret`` metadata; the node sends it on its own calls.
+  The file may hold two secrets during a rotation: the node sends the first and
+  accepts both, so nodes that switched and nodes that did not still agree.
 """
 
 from __future__ import annotations
@@ -76,23 +78,50 @@ class Tls:
         )
 
 
-def load_secret(secret_file: str, env_value: str | None) -> str | None:
+MAX_SECRETS = 2  # the current one and, during a rotation, one more
+
+
+def load_secrets(secret_file: str, env_value: str | None) -> list[str]:
+    """The cluster secrets: the file's non-empty lines (at most two: during a rotation
+    a node accepts both and sends the first), else the environment value; [] for none."""
     if secret_file:
-        secret = _read(secret_file, "cluster secret file").decode().strip()
+        text = _read(secret_file, "cluster secret file").decode()
+        secrets = [line.strip() for line in text.splitlines() if line.strip()]
     else:
-        secret = (env_value or "").strip()
-    return secret or None
+        secrets = [(env_value or "").strip()] if (env_value or "").strip() else []
+    if len(secrets) > MAX_SECRETS:
+        raise SecurityError(
+            f"the cluster secret file {secret_file} holds {len(secrets)} secrets;"
+            f" at most {MAX_SECRETS} (the one to send first, then the other one accepted)"
+        )
+    return secrets
 
 
 class SecretChecker:
-    def __init__(self, secret: str) -> None:
-        self._secret = secret.encode()
+    """Accepts any of the cluster secrets it holds; ``current`` is the one to send.
+
+    ``replace`` swaps them in place (a rotation): every holder sees the new set.
+    """
+
+    def __init__(self, secrets: str | Sequence[str]) -> None:
+        self._secrets: tuple[bytes, ...] = ()
+        self.current = ""
+        self.replace([secrets] if isinstance(secrets, str) else secrets)
+
+    def replace(self, secrets: Sequence[str]) -> None:
+        if not secrets:
+            raise SecurityError("a cluster secret cannot be removed without a restart")
+        self._secrets = tuple(secret.encode() for secret in secrets)
+        self.current = secrets[0]
 
     def allows(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> bool:
         for name, value in metadata or ():
             if name == SECRET_HEADER:
                 given = value if isinstance(value, bytes) else value.encode()
-                return hmac.compare_digest(given, self._secret)
+                matched = False
+                for secret in self._secrets:  # no early exit: same work for each secret
+                    matched |= hmac.compare_digest(given, secret)
+                return matched
         return False
 
 

@@ -24,7 +24,7 @@ import secrets
 import signal
 import sys
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import grpc.aio
@@ -149,9 +149,34 @@ async def _watch_owner(socket_dir: str, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
-async def serve(
-    plan: WorkerPlan, tokens: auth.TokenChecker, audit: AuditLog, tls: Any, max_calls: int
-) -> int:
+class WorkerSecurity(Protocol):
+    """What a worker needs of the node's security (``startup.Security``)."""
+
+    @property
+    def tokens(self) -> auth.TokenChecker: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def tls(self) -> Any: ...
+
+    def reload(self, reason: str) -> bool: ...
+
+    def files_changed(self) -> bool: ...
+
+
+SECURITY_POLL_S = 1.0  # as the owner: token files are checked this often for a change
+
+
+async def _watch_security(security: WorkerSecurity) -> None:
+    while True:
+        await asyncio.sleep(SECURITY_POLL_S)
+        if security.files_changed():
+            security.reload("file changed")
+
+
+async def serve(plan: WorkerPlan, security: WorkerSecurity, max_calls: int) -> int:
     """Serve as a worker until SIGTERM or the owner's end; returns the exit status."""
     _die_with_owner()
     structlog.contextvars.bind_contextvars(worker=plan.index)
@@ -159,9 +184,11 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, security.reload, "SIGHUP")
+    tls = security.tls
     owner = OwnerLink(plan.socket_dir)
     kv_authorize = auth.KvAccess(
-        tokens, _owner_titles(owner, read_worker_key(plan.socket_dir)), audit
+        security.tokens, _owner_titles(owner, read_worker_key(plan.socket_dir)), security.audit
     )
     server = GrpcServer(reuse_port=True)
     server.server.add_generic_rpc_handlers(
@@ -189,8 +216,10 @@ async def serve(
     print(json.dumps({"event": "worker.ready", "worker": plan.index}), flush=True)
     log.info("worker.serving", grpc=plan.grpc_address, http=plan.http_address or None)
     watcher = asyncio.create_task(_watch_owner(plan.socket_dir, stop))
+    reloader = asyncio.create_task(_watch_security(security))
     await stop.wait()
     watcher.cancel()
+    reloader.cancel()
     await server.set_serving(False)
     await server.stop(1.0)
     if runner is not None:
