@@ -363,6 +363,8 @@ class Node:
             _on_stop(stack, "http", http_runner.cleanup)
         kv_service = services.kv_service
         kv_service.grpc_address, kv_service.http_address = wiring.listen, http_address or ""
+        if http_address and wiring.security.http_tls is not None:
+            kv_service.http_address = f"https://{http_address}"  # Listeners tells clients
         self._listen, self._http = wiring.listen, http_address or ""
         await server.start()
         _on_stop(stack, "grpc", lambda: server.stop(config.shutdown_grace_ms / 1000))
@@ -483,7 +485,7 @@ class Node:
             return runner, wiring.owner.http.address
         host, _, port = (self._http or config.http).rpartition(":")
         try:
-            return await serve(gateway, host, int(port))
+            return await serve(gateway, host, int(port), wiring.security.http_tls)
         except OSError as exc:
             raise BindError(f"cannot listen on {config.http}: {exc.strerror}") from exc
 

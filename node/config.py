@@ -78,6 +78,18 @@ class Config:
     tls_ca: str = _setting(
         "", "PEM CA: peers and clients must present a certificate it signed (mutual TLS)."
     )
+    http_tls_cert: str = _setting(
+        "", "PEM certificate (chain): the HTTP listener (REST API, binding, console) speaks HTTPS."
+    )
+    http_tls_key: str = _setting("", "PEM private key of --http-tls-cert.")
+    http_tls_ca: str = _setting(
+        "", "PEM CA: HTTPS clients must present a certificate it signed (mutual TLS)."
+    )
+    http_behind_proxy: bool = _setting(
+        False,
+        "A TLS-terminating proxy fronts the HTTP listener: a non-loopback HTTP listener"
+        " without --http-tls-cert may serve plain HTTP (refused otherwise).",
+    )
     cluster_secret_file: str = _setting(
         "",
         "File holding the cluster secret that Replication, Admin and Faults calls must"

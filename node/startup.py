@@ -15,6 +15,7 @@ import asyncio
 import gc
 import importlib
 import os
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ from rumor.node.server.security import (
     SecretChecker,
     SecurityError,
     Tls,
+    http_tls_context,
     load_secrets,
 )
 
@@ -111,6 +113,7 @@ class Security:
     audit: AuditLog
     config: Config
     files: FileStamps
+    http_tls: ssl.SSLContext | None = None  # the HTTP listener's, None: plain HTTP
 
     @property
     def call_metadata(self) -> tuple[tuple[str, str], ...]:
@@ -137,11 +140,14 @@ class Security:
             has_cluster_secret=bool(secrets),
             has_api_token=tokens.enabled,
             insecure=config.insecure,
+            http_tls=bool(config.http_tls_cert),
+            http_behind_proxy=config.http_behind_proxy,
         ).check()
+        http_tls = http_tls_context(config.http_tls_cert, config.http_tls_key, config.http_tls_ca)
         audit = AuditLog(config.audit_log)
         checker = SecretChecker(secrets) if secrets else None
         files = FileStamps([config.api_token_file, config.cluster_secret_file])
-        return cls(tokens, tls, checker, audit, config, files)
+        return cls(tokens, tls, checker, audit, config, files, http_tls)
 
     def files_changed(self) -> bool:
         """Whether the token or cluster secret file changed since last asked."""

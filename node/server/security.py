@@ -4,6 +4,9 @@
   TLS-only; with ``--tls-ca`` every peer and client must also present a
   certificate that CA signed (mutual TLS), and this node presents its own
   certificate when it calls its peers.
+- HTTPS: ``--http-tls-cert`` and ``--http-tls-key`` make the HTTP listener
+  (REST API, Workers binding, console, /metrics) HTTPS-only; with
+  ``--http-tls-ca`` clients must present a certificate that CA signed.
 - Cluster secret: when set (``--cluster-secret-file`` or RUMOR_CLUSTER_SECRET,
   never only argv), every Replication, Admin and Faults call must carry it in
   the ``x-rumor-cluster-secret`` metadata; the node sends it on its own calls.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import hmac
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +83,32 @@ class Tls:
 
 
 MAX_SECRETS = 2  # the current one and, during a rotation, one more
+
+
+def http_tls_context(cert: str, key: str, ca: str) -> ssl.SSLContext | None:
+    """The HTTP listener's TLS (``--http-tls-cert``, ``--http-tls-key``, ``--http-tls-ca``
+    for client certificates), or None for plain HTTP."""
+    if not cert and not key:
+        if ca:
+            raise SecurityError("--http-tls-ca needs --http-tls-cert and --http-tls-key")
+        return None
+    if not (cert and key):
+        raise SecurityError("--http-tls-cert and --http-tls-key go together")
+    if b"BEGIN CERTIFICATE" not in _read(cert, "HTTP TLS certificate"):
+        raise SecurityError(f"the HTTP TLS certificate {cert} is not a PEM certificate")
+    if b"PRIVATE KEY" not in _read(key, "HTTP TLS key"):
+        raise SecurityError(f"the HTTP TLS key {key} is not a PEM private key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+        if ca:
+            _read(ca, "HTTP TLS CA")
+            context.load_verify_locations(ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except ssl.SSLError as exc:
+        raise SecurityError(f"the HTTP TLS certificate, key or CA cannot be used: {exc}") from exc
+    return context
 
 
 def load_secrets(secret_file: str, env_value: str | None) -> list[str]:

@@ -21,6 +21,7 @@ request).
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -365,11 +366,14 @@ def build_app(
     return app
 
 
-async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
-    """Serve ``app``; return the runner and the "host:port" bound (port 0 picks a free one)."""
+async def serve(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` (HTTPS with ``ssl_context``); return the runner and the "host:port"
+    bound (port 0 picks a free one)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     try:
         await site.start()
     except BaseException:

@@ -22,6 +22,7 @@ import json
 import os
 import secrets
 import signal
+import ssl
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
@@ -161,6 +162,9 @@ class WorkerSecurity(Protocol):
     @property
     def tls(self) -> Any: ...
 
+    @property
+    def http_tls(self) -> ssl.SSLContext | None: ...
+
     def reload(self, reason: str) -> bool: ...
 
     def files_changed(self) -> bool: ...
@@ -212,7 +216,9 @@ async def serve(plan: WorkerPlan, security: WorkerSecurity, max_calls: int) -> i
         )
         await runner.setup()
         host, _, port = plan.http_address.rpartition(":")
-        await web.TCPSite(runner, host.strip("[]"), int(port), reuse_port=True).start()
+        await web.TCPSite(
+            runner, host.strip("[]"), int(port), reuse_port=True, ssl_context=security.http_tls
+        ).start()
     print(json.dumps({"event": "worker.ready", "worker": plan.index}), flush=True)
     log.info("worker.serving", grpc=plan.grpc_address, http=plan.http_address or None)
     watcher = asyncio.create_task(_watch_owner(plan.socket_dir, stop))
