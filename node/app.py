@@ -40,8 +40,8 @@ from rumor.node.replication import Durability, Replica
 from rumor.node.replication.engine.build import Identity, build
 from rumor.node.replication.engine.engine import Engine
 from rumor.node.replication.engine.messages import NoticeKind, Now
+from rumor.node.server.access import HttpAccess, titles_of
 from rumor.node.server.admission import ByteBudget, CallBudget
-from rumor.node.server.auth import HttpAccess, titles_of
 from rumor.node.server.console import app as console
 from rumor.node.server.console.feed import ClusterView
 from rumor.node.server.console.peers import PeerAccess, PeerFeeds

@@ -23,8 +23,9 @@ from typing import Any
 import structlog
 
 from rumor.node.config import Config
+from rumor.node.server.access import KvAccess, Titles
 from rumor.node.server.audit import AuditLog
-from rumor.node.server.auth import KvAccess, Titles, TokenChecker, load_tokens
+from rumor.node.server.auth import TokenChecker, load_tokens
 from rumor.node.server.exposure import Exposure
 from rumor.node.server.grpc.rpc import Authorizer
 from rumor.node.server.grpc.server import (

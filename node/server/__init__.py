@@ -7,6 +7,7 @@ binding, on aiohttp), ``console/`` (the web console, built on the HTTP room),
 ``driver/`` (the engine's driver: the EngineDriver, peer transport and codec,
 group commit, clock and injected faults). Beside the rooms, the pieces every
 transport shares: ``operations`` (the KV operations behind every API),
-``watch``, ``admission``, ``auth``, ``security``, ``exposure``, ``errors``,
-``metrics``, ``log_throttle`` and ``loop_lag``.
+``watch``, ``admission``, ``auth`` (tokens and their grants), ``access`` (what
+each call needs, the checks), ``audit`` (the audit trail), ``security``,
+``exposure``, ``errors``, ``metrics``, ``log_throttle`` and ``loop_lag``.
 """

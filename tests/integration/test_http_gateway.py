@@ -17,7 +17,8 @@ from aiohttp import web
 from yarl import URL
 
 from rumor.node.replication import Replica
-from rumor.node.server.auth import HttpAccess, TokenChecker, titles_of
+from rumor.node.server.access import HttpAccess, titles_of
+from rumor.node.server.auth import TokenChecker
 from rumor.node.server.driver.clock import WallClock
 from rumor.node.server.driver.group_commit import GroupCommit
 from rumor.node.server.http.gateway import build_app, serve

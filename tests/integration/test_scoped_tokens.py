@@ -344,8 +344,6 @@ def test_the_audit_log_names_token_ids_never_tokens(scoped: Scoped) -> None:
 def test_a_worker_with_a_read_only_token_reads_but_cannot_write(
     scoped: Scoped, tmp_path: Path
 ) -> None:
-    if scoped.node.args.count("--workers"):
-        pytest.skip("the binding through workers is covered by the raw protocol test above")
     install()  # fails clearly without node and npm
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,4 +1,4 @@
-"""Scoped tokens (rumor.node.server.auth): token lines, grants, and what each call needs.
+"""Scoped tokens (rumor.node.server.auth, .access): token lines, grants, what each call needs.
 
 - a token line is ``TOKEN [SCOPES [NAMESPACE ...]]``; a bare token is admin;
   ``sha256:HEX`` stands for the token with that digest; ``#`` starts a comment;
@@ -21,20 +21,16 @@ from hypothesis import strategies as st
 
 from rumor.node.core.errors import PermissionDenied
 from rumor.node.server import auth
-from rumor.node.server.auth import (
+from rumor.node.server.access import (
     BATCH_OP_RULES,
     KV_RULES,
-    Grant,
-    Scope,
     Target,
-    TokenChecker,
     http_rule,
-    parse_token,
-    parse_token_lines,
     permits,
     require_title,
     visible,
 )
+from rumor.node.server.auth import Grant, Scope, TokenChecker, parse_token, parse_token_lines
 from rumor.node.server.console import app as console
 from rumor.node.server.grpc.server import KV_SERVICE
 from rumor.node.server.http.gateway import PUBLIC_PATHS, build_app

@@ -42,6 +42,7 @@ from aiohttp import web
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest, PermissionDenied
 from rumor.node.server import auth
+from rumor.node.server.access import HttpAccess, require_title, visible
 from rumor.node.server.console import experiments as console_experiments
 from rumor.node.server.console.feed import ClusterView, stream
 from rumor.node.server.http.gateway import (
@@ -80,7 +81,7 @@ class Console:
         operations: Operations,
         view: ClusterView,
         *,
-        access: auth.HttpAccess | None = None,
+        access: HttpAccess | None = None,
         experiments_dir: str = "",
     ) -> None:
         self.operations = operations
@@ -160,15 +161,15 @@ def _guarded(handler: Any) -> Any:
         if denied is not None:
             return denied
         route = request.match_info.route.name or ""
-        access = console.access
-        if access is not None:
+        checker = console.access
+        if checker is not None:
             try:
-                await access.permit(route, request.match_info, api="console")
+                await checker.permit(route, request.match_info, api="console")
             except PermissionDenied as error:
                 return failure(403, CODE_AUTH, str(error))
         response: web.StreamResponse = await handler(request)
-        if access is not None:
-            access.ended(
+        if checker is not None:
+            checker.ended(
                 route, audited_namespace(request), request.get(AUDIT_TITLE), response.status
             )
         return response
@@ -263,14 +264,14 @@ def _title(body: Any) -> str:
 
 
 async def _list_namespaces(request: web.Request) -> web.StreamResponse:
-    visible = auth.visible(auth.caller(), _console(request).operations.list_namespaces())
-    infos = sorted(visible, key=lambda i: (i.title, i.id))
+    reachable = visible(auth.caller(), _console(request).operations.list_namespaces())
+    infos = sorted(reachable, key=lambda i: (i.title, i.id))
     return envelope([{"id": info.id, "title": info.title} for info in infos])
 
 
 async def _create_namespace(request: web.Request) -> web.StreamResponse:
     title = _title(await json_body(request))
-    auth.require_title(title)
+    require_title(title)
     request[AUDIT_TITLE] = title
     info = await _console(request).operations.create_namespace(title)
     request[AUDIT_NAMESPACE] = info.id
@@ -279,7 +280,7 @@ async def _create_namespace(request: web.Request) -> web.StreamResponse:
 
 async def _rename_namespace(request: web.Request) -> web.StreamResponse:
     title = _title(await json_body(request))
-    auth.require_title(title)
+    require_title(title)
     request[AUDIT_TITLE] = title
     ops = _console(request).operations
     info = await ops.rename_namespace(request.match_info["namespace_id"], title)

@@ -29,7 +29,7 @@ from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest, Overloaded, RumorError
 from rumor.node.replication import Applied
 from rumor.node.replication.replica.local_writes import Write
-from rumor.node.server import auth
+from rumor.node.server import access
 from rumor.node.server.admission import ByteBudget, Reservation
 from rumor.node.server.errors import status_of
 from rumor.node.server.grpc.kv_messages import checked_type, get_response, put_item, put_response
@@ -189,7 +189,7 @@ class BatchStream:
         writes = _Writes()
         early: list[kv_pb2.BatchResult] = []
         now_s = self._ops.clock.now_s()
-        permit = auth.batch_op_check()
+        permit = access.batch_op_check()
         for op in taken:
             kind = op.WhichOneof("op")
             try:

@@ -9,7 +9,7 @@ the key ``a/b``.
 
 Before any route runs, the middleware refuses cross-site use (``guard``:
 Origin and Host, 403) and requests beyond the client-call budget (503), then
-``access`` (``auth.HttpAccess``) checks the bearer token (401/403) and the
+``access`` (``access.HttpAccess``) checks the bearer token (401/403) and the
 route against the token's scopes and namespaces (403, code 10000
 "Authentication error", as Cloudflare answers a token without the permission).
 
@@ -36,7 +36,7 @@ from rumor.node.core.errors import (
     PermissionDenied,
     RumorError,
 )
-from rumor.node.server import auth
+from rumor.node.server import access, auth
 from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http import workers_binding
@@ -75,7 +75,7 @@ CONSOLE_ROOT = "/ui"
 LOCAL_ACCOUNT_ID = "0" * 32
 LOCAL_ACCOUNT_NAME = "Rumor"
 
-Authorize = auth.HttpAccess
+Authorize = access.HttpAccess
 # What a namespace route leaves for the audit trail: the namespace's id and title.
 AUDIT_NAMESPACE = "rumor.audit_namespace"
 AUDIT_TITLE = "rumor.audit_title"
@@ -102,7 +102,7 @@ async def create_namespace(request: web.Request) -> web.StreamResponse:
     title = body.get("title") if isinstance(body, dict) else None
     if not isinstance(title, str):
         raise InvalidRequest('The request body must be {"title": "..."}.')
-    auth.require_title(title)
+    access.require_title(title)
     request[AUDIT_TITLE] = title
     info = await operations_of(request).create_namespace(title)
     request[AUDIT_NAMESPACE] = info.id
@@ -119,7 +119,7 @@ async def list_namespaces(request: web.Request) -> web.StreamResponse:
     if direction not in ("asc", "desc"):
         raise InvalidRequest(f'Invalid direction "{direction}". Use "asc" or "desc".')
     infos = sorted(
-        auth.visible(auth.caller(), operations_of(request).list_namespaces()),
+        access.visible(auth.caller(), operations_of(request).list_namespaces()),
         key=lambda info: (info.title, info.id) if order == "title" else (info.id, info.title),
         reverse=direction == "desc",
     )
@@ -144,7 +144,7 @@ async def rename_namespace(request: web.Request) -> web.StreamResponse:
     title = body.get("title") if isinstance(body, dict) else None
     if not isinstance(title, str):
         raise InvalidRequest('The request body must be {"title": "..."}.')
-    auth.require_title(title)
+    access.require_title(title)
     request[AUDIT_TITLE] = title
     info = await operations_of(request).rename_namespace(namespace_id_of(request), title)
     return envelope(_namespace_json(info))

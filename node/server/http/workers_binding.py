@@ -38,7 +38,7 @@ from aiohttp import web
 from rumor.node.core import validation
 from rumor.node.core.errors import PermissionDenied, RumorError, ValueTooLarge
 from rumor.node.core.record import RecordHeader
-from rumor.node.server import auth
+from rumor.node.server import access, auth
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http.bulk_get import bulk_get_values
@@ -101,7 +101,7 @@ def close_if_unread(request: web.Request) -> None:
 async def answer(
     request: web.Request,
     operations: Operations,
-    authorize: auth.HttpAccess | None,
+    authorize: access.HttpAccess | None,
     reads: ByteBudget | None = None,
 ) -> web.StreamResponse:
     if authorize is not None:

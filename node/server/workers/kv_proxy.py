@@ -19,7 +19,7 @@ import grpc
 
 from rumor.client.batch import BatchCallError
 from rumor.node.core.errors import RumorError
-from rumor.node.server import auth
+from rumor.node.server import access
 from rumor.node.server.grpc.batch import error_result
 from rumor.node.server.workers.owner_link import OwnerLink
 from rumor.v1 import kv_pb2
@@ -66,7 +66,7 @@ class WorkerKV:
     ) -> AsyncIterator[kv_pb2.BatchResponse]:
         results: asyncio.Queue[kv_pb2.BatchResult | None] = asyncio.Queue()
         pending: dict[int, asyncio.Task[None]] = {}
-        permit = auth.batch_op_check()
+        permit = access.batch_op_check()
 
         async def one(op: kv_pb2.BatchOp) -> None:
             field = op.WhichOneof("op")

@@ -32,7 +32,7 @@ import grpc.aio
 import structlog
 from aiohttp import web
 
-from rumor.node.server import auth
+from rumor.node.server import access, auth
 from rumor.node.server.admission import CallBudget
 from rumor.node.server.audit import AuditLog
 from rumor.node.server.grpc import rpc
@@ -100,7 +100,7 @@ def read_worker_key(socket_dir: str) -> str:
         return handle.read().strip()
 
 
-def _owner_titles(owner: OwnerLink, key: str) -> auth.Titles:
+def _owner_titles(owner: OwnerLink, key: str) -> access.Titles:
     """Namespace titles, asked of the owner (for tokens limited by title prefix)."""
     get_namespace = owner.channel.unary_unary(
         f"/{KV_SERVICE.full_name}/GetNamespace",
@@ -191,7 +191,7 @@ async def serve(plan: WorkerPlan, security: WorkerSecurity, max_calls: int) -> i
     loop.add_signal_handler(signal.SIGHUP, security.reload, "SIGHUP")
     tls = security.tls
     owner = OwnerLink(plan.socket_dir)
-    kv_authorize = auth.KvAccess(
+    kv_authorize = access.KvAccess(
         security.tokens, _owner_titles(owner, read_worker_key(plan.socket_dir)), security.audit
     )
     server = GrpcServer(reuse_port=True)
