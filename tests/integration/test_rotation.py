@@ -12,6 +12,8 @@ edited token file is picked up without a signal, within the poll interval.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,6 +191,15 @@ def test_rotating_the_secret_under_writes_loses_nothing_and_suspects_no_one(
         with pytest.raises(grpc.RpcError) as refused:
             _status(node, OLD)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # `rumor admin` sends a two-secret file's first secret, as the node does.
+    mid_rotation = rotating.files[0].with_name("mid-rotation.secret")
+    mid_rotation.write_text(f"{NEW}\n{OLD}\n")
+    admin_cli = subprocess.run(
+        [str(Path(sys.executable).with_name("rumor")), "admin", "status",
+         "--endpoint", nodes[0].address, "--cluster-secret-file", str(mid_rotation)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert admin_cli.returncode == 0, admin_cli.stderr
 
 
 def test_an_edited_token_file_is_picked_up_without_a_signal(tmp_path: Path) -> None:
