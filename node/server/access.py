@@ -137,13 +137,16 @@ KV_RULES: dict[str, Rule] = {
     "Listeners": Rule(None, _none),
     "Batch": Rule(None, _none),
 }
-# A Batch operation, by the name of its oneof field, as the unary call it stands for.
+# A Batch operation, by the name of its oneof field: the unary call it stands for.
+BATCH_OP_METHODS: dict[str, str] = {
+    "get": "Get",
+    "bulk_get": "BulkGet",
+    "put": "Put",
+    "delete": "Delete",
+    "list": "List",
+}
 BATCH_OP_RULES: dict[str, Rule] = {
-    "get": KV_RULES["Get"],
-    "bulk_get": KV_RULES["BulkGet"],
-    "put": KV_RULES["Put"],
-    "delete": KV_RULES["Delete"],
-    "list": KV_RULES["List"],
+    field: KV_RULES[method] for field, method in BATCH_OP_METHODS.items()
 }
 
 
@@ -348,10 +351,11 @@ class KvAccess:
         rule = BATCH_OP_RULES.get(field)
         if rule is None or caller() is None:
             return
+        method = BATCH_OP_METHODS[field]
         try:
-            await require(caller(), rule, request, self.titles, f"Batch.{field}")
+            await require(caller(), rule, request, self.titles, method)
         except PermissionDenied as error:
-            audit_refusal(self.audit, "grpc", f"Batch.{field}", error)
+            audit_refusal(self.audit, "grpc", method, error)
             raise
 
     def ended(self, method: str, request: Any, response: Any, status: str) -> None:
