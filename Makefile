@@ -82,8 +82,9 @@ chaos: $(BIN)/rumor
 power: $(BIN)/rumor
 	RUMOR_POWER_CUTS=$(POWER_CUTS) $(BIN)/pytest -s tests/integration/test_power_loss.py $(PYTEST_ARGS)
 
-## bench: every benchmark against its same-run baseline, median of 5 (long; bench/results/)
+## bench: every benchmark against its same-run baseline (long; bench/results/); first installs the peers benchmark's etcd, Redis and h2load (as root; else names the packages)
 bench: $(BIN)/rumor
+	$(BIN)/python -m rumor.bench.peers_servers
 	$(BIN)/rumor bench all
 
 ## screenshots: the web console's screenshots for the README (docs/ui/), from a local 2-node cluster

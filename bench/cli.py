@@ -16,6 +16,7 @@ PLOTS_DIR = Path("docs/bench")
 # Benchmark name -> the module whose run(quick=, runs=) measures it.
 BENCHMARKS = {
     "put-get": "rumor.bench.put_get",
+    "peers": "rumor.bench.peers",
     "bulk": "rumor.bench.bulk",
     "replication": "rumor.bench.replication",
     "anti-entropy": "rumor.bench.anti_entropy",
@@ -23,6 +24,7 @@ BENCHMARKS = {
     "loop-steps": "rumor.bench.loop_steps",
     "join": "rumor.bench.join",
     "join-10m": "rumor.bench.join_large",
+    "workers": "rumor.bench.workers",
 }
 
 

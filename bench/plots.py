@@ -11,6 +11,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from rumor.bench.peers import ROWS as PEERS_ROWS
+
+# The colour of each system in the peers plot, by its rows' key prefix.
+PEERS_COLOURS = {"rumor": "tab:blue", "echo": "tab:grey", "etcd": "tab:orange", "redis": "tab:red"}
+
 
 def _save(figure: Any, path: Path) -> Path:
     figure.tight_layout()
@@ -59,6 +64,27 @@ def put_get(document: dict[str, Any], out: Path) -> Path:
     return _save(figure, out / "put_get.png")
 
 
+def peers(document: dict[str, Any], out: Path) -> Path:
+    """Each row's throughput and the server CPU it costs, Rumor's rows among its peers'."""
+    figures = document["figures"] | document["baseline"]
+    rows = [row for row in PEERS_ROWS if f"{row.key}_ops_per_s" in figures]
+    labels = [f"{row.system}: {row.op}" for row in rows]
+    colours = [PEERS_COLOURS[row.key.split("_")[0]] for row in rows]
+    figure, (throughput, cpu) = plt.subplots(
+        1, 2, figsize=(11, 0.35 * len(rows) + 1.6), sharey=True
+    )
+    throughput.barh(labels, [figures[f"{row.key}_ops_per_s"] for row in rows], color=colours)
+    throughput.set_xscale("log")
+    throughput.set_xlabel("operations/s (64 in flight, 100-byte values)")
+    cpu.barh(labels, [figures[f"{row.key}_server_cpu_us_per_op"] for row in rows], color=colours)
+    cpu.set_xscale("log")
+    cpu.set_xlabel("server CPU µs per operation")
+    throughput.invert_yaxis()
+    mode = "quick run" if document["quick"] else f"median of {document['runs']} rounds"
+    figure.suptitle(f"Rumor and its peers on one core, same load generator ({mode})")
+    return _save(figure, out / "peers.png")
+
+
 def apply_cost(document: dict[str, Any], out: Path) -> Path:
     figures = document["figures"]
     put_cpu = document["baseline"]["put_server_cpu_us"]
@@ -104,11 +130,13 @@ def write_plots(results: Path, out: Path) -> list[Path]:
     written = []
     documents = {
         name: document
-        for name in ("put-get", "bulk", "replication", "anti-entropy", "restart")
+        for name in ("put-get", "peers", "bulk", "replication", "anti-entropy", "restart")
         if (document := _load(results, name)) is not None
     }
     if "put-get" in documents:
         written.append(put_get(documents["put-get"], out))
+    if "peers" in documents:
+        written.append(peers(documents["peers"], out))
     if "replication" in documents:
         written.append(apply_cost(documents["replication"], out))
     if documents:

@@ -31,8 +31,17 @@ from rumor.v1 import kv_pb2
 
 
 class AsyncBatcher:
-    def __init__(self, channel: grpc.aio.Channel, metadata: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        metadata: Sequence[tuple[str, str]],
+        *,
+        gather_s: float = 0.0,
+    ) -> None:
         self._channel = channel
+        # While earlier operations still wait for answers, wait this long for more to
+        # join the next frame (0: send what is there at once).
+        self._gather_s = gather_s
         self._metadata = tuple(metadata)
         self._ids = itertools.count(1)
         self._queued: list[kv_pb2.BatchOp] = []
@@ -57,7 +66,9 @@ class AsyncBatcher:
         self._queued.append(batch.op(op_id, field, request))
         self._ready.set()
         try:
-            result = await asyncio.wait_for(future, timeout)
+            # asyncio.timeout, not wait_for: no task of its own per call.
+            async with asyncio.timeout(timeout):
+                result = await future
         except TimeoutError:
             self._forget(op_id)
             raise batch.deadline_error() from None
@@ -90,6 +101,8 @@ class AsyncBatcher:
     async def _write(self, stream: Any) -> None:
         while True:
             await self._ready.wait()
+            if self._gather_s and len(self._waiting) > len(self._queued):
+                await asyncio.sleep(self._gather_s)  # busy: let the frame fill
             self._ready.clear()
             while self._queued or self._cancelled:
                 ops = self._queued[: batch.MAX_FRAME_OPS]

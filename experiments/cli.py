@@ -16,6 +16,7 @@ from rumor.experiments.lab import checkers, harness, report, visibility
 from rumor.experiments.lab.scenario import ScenarioError, bundled, load
 from rumor.experiments.sim import fuzz
 from rumor.experiments.sim import scale as simulator
+from rumor.node.replication.engine.canaries import Canary
 
 
 class ExperimentError(click.ClickException):
@@ -148,6 +149,7 @@ def _sweep_spec(text: str) -> tuple[str, list[int | float]]:
     "--canary",
     "canaries",
     multiple=True,
+    type=click.Choice([canary.value for canary in Canary]),
     help="With --fuzz: switch a fixed bug back on (the fuzz must find it).",
 )
 @click.option("--no-shrink", is_flag=True, help="With --fuzz: do not shrink failing schedules.")
@@ -221,7 +223,7 @@ def _fuzz(
         count,
         seed,
         durability=durability,
-        canaries=canaries,
+        canaries=tuple(Canary(name) for name in canaries),
         out=out,
         shrink_failures=not no_shrink,
         say=click.echo,

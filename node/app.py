@@ -251,10 +251,6 @@ class Node:
     ) -> EngineDriver:
         """The engine's driver: group commit, peer transport, and the hooks it calls."""
         config, replica = self.config, engine.replica
-        commit = GroupCommit(
-            replica, on_failure=self._sync_failed, in_thread=config.wal_sync == "thread"
-        )
-        stack.push_async_callback(self._flush, commit)
         transport = GrpcTransport(
             faults,
             credentials=security.tls.channel_credentials() if security.tls else None,
@@ -269,16 +265,25 @@ class Node:
         async def serving() -> None:
             await server.set_serving(True)
 
-        return EngineDriver(
+        driver = EngineDriver(
             engine,
             transport,
-            commit,
+            # The group commit reports each finished sync to the driver, which tells the
+            # engine (``advance``): the one door through which the replica becomes durable.
+            lambda synced: GroupCommit(
+                replica,
+                synced=synced,
+                on_failure=self._sync_failed,
+                in_thread=config.wal_sync == "thread",
+            ),
             self.clock,
             faults=faults,
             on_stop=self._refused,
             on_ready=serving,
             download_snapshot=fetch_snapshot,
         )
+        stack.push_async_callback(self._flush, driver.commit)
+        return driver
 
     def _build_services(
         self, wiring: Wiring, faults: FaultRules, stack: contextlib.AsyncExitStack
@@ -298,13 +303,7 @@ class Node:
             min_expiration_ttl=config.min_expiration_ttl,
             replication=driver,
         )
-        metrics = Metrics(
-            node_id=replica.node_id,
-            replica=replica,
-            stats=engine.stats,
-            queues=engine.gossip.queues,
-            vectors=lambda: engine.membership.vectors,
-        )
+        metrics = self._metrics(wiring)
         loop_lag = LoopLag(metrics.observe_loop_lag)
         kv_service = KVService(operations, wiring.watches, wiring.reads)
         admin_service = AdminService(
@@ -338,8 +337,31 @@ class Node:
             observe=metrics.observe,
             budgets={KV_SERVICE.full_name: wiring.client_calls},
         )
+        cluster_view = self._cluster_view(wiring, loop_lag, stack)
+        return Services(operations, metrics, loop_lag, kv_service, cluster_view)
+
+    def _metrics(self, wiring: Wiring) -> Metrics:
+        """The node's series; with workers, theirs added at each scrape."""
+        engine = wiring.driver.engine
+        metrics = Metrics(
+            node_id=engine.replica.node_id,
+            replica=engine.replica,
+            stats=engine.stats,
+            queues=engine.gossip.queues,
+            vectors=lambda: engine.membership.vectors,
+        )
+        if wiring.owner is not None:
+            socket_dir = wiring.owner.socket_dir
+            metrics.worker_expositions = lambda: worker.worker_expositions(socket_dir)
+        return metrics
+
+    def _cluster_view(
+        self, wiring: Wiring, loop_lag: LoopLag, stack: contextlib.AsyncExitStack
+    ) -> ClusterView:
+        """What the web console shows, with the other members' feeds."""
+        security = wiring.security
         peers = PeerFeeds(
-            driver,
+            wiring.driver,
             PeerAccess(
                 credentials=security.tls.channel_credentials() if security.tls else None,
                 api_token=security.api_token,
@@ -347,8 +369,7 @@ class Node:
             ),
         )
         _on_stop(stack, "console peers", peers.stop)
-        cluster_view = ClusterView(driver, wiring.watches, loop_lag, peers)
-        return Services(operations, metrics, loop_lag, kv_service, cluster_view)
+        return ClusterView(wiring.driver, wiring.watches, loop_lag, peers)
 
     # ---- start: listen, serve, run; stop is the exit stack unwinding -------------
 
@@ -470,6 +491,7 @@ class Node:
             guard=guard,
             reads=wiring.reads,
             calls=wiring.client_calls,
+            client_disconnected=services.metrics.http_client_disconnects.inc,
         )
         console.add_routes(
             gateway,
@@ -608,8 +630,23 @@ def run_worker(plan: WorkerPlan) -> int:
     config = Config.from_json(plan.config)
     logs.configure(config.log_level, config.log_format)
     security = Security.load(config)
+    tokens = security.tokens
+    settings = worker.WorkerSettings(
+        security=security,
+        http_guard=HttpGuard.for_listener(
+            config.http,
+            advertise=config.advertise or plan.grpc_address,
+            allowed_hosts=config.http_allowed_hosts,
+            token_valid=tokens.http_status if tokens.enabled else None,
+        )
+        if config.http
+        else None,
+        max_calls=config.max_client_calls,
+        read_bytes_in_flight=config.max_read_bytes_in_flight,
+        read_admission_timeout_s=config.read_admission_timeout_ms / 1000,
+    )
     with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
-        return runner.run(worker.serve(plan, security, config.max_client_calls))
+        return runner.run(worker.serve(plan, settings))
 
 
 def run(config: Config) -> int:

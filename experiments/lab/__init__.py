@@ -1,3 +1,5 @@
 """The lab: real Rumor nodes under faults. ``harness`` (nodes, workload,
-faults), ``processes``, ``netns``, ``scenario`` (scenarios/*.toml), ``history``,
-``visibility``, ``checkers``, ``report`` and ``report_plots``."""
+faults of the shared ``FaultKind`` vocabulary), ``processes``, ``netns``,
+``scenario`` (scenarios/*.toml), ``history``, ``visibility``, ``checkers``
+(a history adapted to ``rumor.experiments.properties``, judged there),
+``report`` and ``report_plots``."""

@@ -1,46 +1,33 @@
 """Jepsen-style checkers: verdicts on a :class:`~rumor.experiments.lab.history.History`.
 
-Rumor promises eventual consistency with last-writer-wins (docs/ALGORITHM.md).
-Each checker states one consequence of that promise as a rule that can be
-judged from what the harness recorded, and returns a :class:`Verdict`:
+The rules are not written here: each checker adapts the history to the
+observer-neutral shape of :mod:`rumor.experiments.properties` (``observe``)
+and turns what the property finds into a :class:`Verdict` with evidence a
+person can read. The simulator's invariants judge by the same definitions.
 
-``lost-writes``
-    Every acknowledged write w (put or delete) survives on every node n: n holds,
-    for w's key, a record whose version is >= w's. A newer record that hides w
-    counts even when it has since expired (the put is hidden, not lost). A node
-    may hold *nothing* for the key only when garbage collection may have purged
-    what covered w: a tombstone or an expired put, acknowledged or seen in a
-    Watch stream, whose version is >= w's (w itself when it is a delete or an
-    expired put). Why: an acknowledgement is a promise; losing an
-    acknowledged write is the worst failure of a store.
-``convergence``
-    After the heal, the audit digests of all nodes (one per node, of its audit buckets) become equal
-    within a bound, and we say how long it took. Why: eventual consistency
-    means exactly this, and the buckets cover every held record, tombstones
-    included.
-``lww``
-    For each key, every node holds the same version, and that version is the
-    highest among the key's acknowledged writes. When an unacknowledged
-    :class:`~rumor.experiments.lab.history.Attempt` on the key may have written a
-    higher one, the held version must be >= the highest acknowledged (and
-    still the same everywhere). Nodes holding nothing agree with nodes holding
-    a tombstone or an expired record (GC purges those). Why: the replicas must
-    not only agree, they must agree on the write the clients were told won.
-``no-resurrection``
-    A key whose highest acknowledged write is a delete, or a put that has
-    expired, is not live (non-tombstone, unexpired) on any node at the end,
-    unless an unacknowledged attempt on that key may have written the newer
-    live version. And in each node's Watch stream, once the node has applied
-    a tombstone of version T for a key, it never applies a version < T of that
-    key later. Why: the final-state form catches a deleted key that came back;
-    the watch-order form also catches one that came back and went away again
-    before the end (for example, a tombstone purged before every member had seen it).
+``lost-writes`` (``properties.lost_writes``)
+    Every acknowledged write is held on every node, or hidden by a newer
+    record of its key (even one that has since expired), or purged: a node
+    may hold nothing only when a tombstone or expired put at least as new,
+    acknowledged or seen in a Watch stream, may have been purged.
+``convergence`` (``properties.convergence``)
+    After the heal, the audit digests of all nodes become equal within a
+    bound, and we say how long it took.
+``lww`` (``properties.lww``)
+    Each key ends at the same version on every node, its highest
+    acknowledged write, or a newer one when an unacknowledged
+    :class:`~rumor.experiments.lab.history.Attempt` on the key may have
+    written it.
+``no-resurrection`` (``properties.resurrection``)
+    A key whose highest acknowledged write is a delete, or an expired put,
+    is not live on any node at the end (unless an attempt may have revived
+    it); and no node's Watch stream applies a version older than a
+    tombstone it already applied.
 
-``experiments.visibility`` measures rather than judges: t-visibility per
-node (Bailis et al., *Probabilistically Bounded Staleness*): the share of
-acknowledged writes a node has applied (the write itself or a newer version
-of its key) within t ms of the acknowledgement, and the time to full
-replication of each write (the slowest node), as percentiles.
+An :class:`~rumor.experiments.lab.history.Attempt` (a write that failed or
+timed out) is a write not acknowledged, of unknown version; a Watch event is
+a record seen. ``experiments.visibility`` measures rather than judges:
+t-visibility per node and time to full replication.
 
 Versions are (hlc, origin) tuples and compare as such; ``*_ns`` times are the
 harness host's monotonic clock; expirations are absolute wall-clock seconds
@@ -49,11 +36,15 @@ judged at ``history.end_wall_s``, when the final state was read.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from rumor.experiments.lab.history import Ack, Applied, Held, History, Version
+from rumor.experiments.lab.history import Ack, Held, History, Version
+from rumor.experiments.properties import convergence as convergence_property
+from rumor.experiments.properties import lost_writes as lost_writes_property
+from rumor.experiments.properties import lww as lww_property
+from rumor.experiments.properties import resurrection
+from rumor.experiments.properties.observation import Applied, Observation, Record, Write
+from rumor.experiments.properties.purgeability import is_expired
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
@@ -91,13 +82,7 @@ def _capped(details: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------
-# Shared helpers
-
-
-def format_version(version: Version) -> str:
-    """A version as ``(hlc, origin)`` with the origin in hex, as node ids are shown."""
-    hlc, origin = version
-    return f"({hlc}, {origin:x})"
+# The history as the properties see it
 
 
 def node_names(history: History) -> list[str]:
@@ -111,15 +96,6 @@ def node_names(history: History) -> list[str]:
     return sorted(seen)
 
 
-def is_expired(expiration: int | None, end_wall_s: float) -> bool:
-    """Workers KV: a key is expired when ``expiration <= now``."""
-    return expiration is not None and expiration <= end_wall_s
-
-
-def _is_live(record: Held, end_wall_s: float) -> bool:
-    return not record.deleted and not is_expired(record.expiration, end_wall_s)
-
-
 def held_index(history: History) -> dict[tuple[str, str], Held]:
     """(node, key) → the record the node holds; the highest version if listed twice."""
     index: dict[tuple[str, str], Held] = {}
@@ -131,38 +107,40 @@ def held_index(history: History) -> dict[tuple[str, str], Held]:
     return index
 
 
-def _acks_by_key(acks: Iterable[Ack]) -> dict[str, list[Ack]]:
-    grouped: dict[str, list[Ack]] = defaultdict(list)
-    for ack in acks:
-        grouped[ack.key].append(ack)
-    return grouped
+def observe(history: History) -> Observation:
+    """The history in the properties' shape.
 
-
-def _highest_ack(acks: Sequence[Ack]) -> Ack:
-    return max(acks, key=lambda ack: ack.version)
-
-
-def _purgeable_versions(history: History) -> dict[str, Version]:
-    """Per key, the highest version of a record GC may have purged everywhere.
-
-    Those are tombstones and expired puts (what GC purges), as acknowledged or as
-    seen applied in a Watch stream. A node that holds nothing for a key may
-    have purged such a record, and with it the right to remember any older
-    write of the key.
+    Acks are acknowledged writes (``Write.index``: their place in
+    ``history.acks``), attempts are writes not acknowledged and of unknown
+    version, Watch events are records seen.
     """
-    highest: dict[str, Version] = {}
+    writes = [
+        Write(ack.key, ack.version, ack.deleted, ack.expiration, True, index)
+        for index, ack in enumerate(history.acks)
+    ]
+    writes += [
+        Write(attempt.key, None, attempt.deleted, None, False, index)
+        for index, attempt in enumerate(history.attempts)
+    ]
+    held = {
+        slot: Record(record.key, record.version, record.deleted, record.expiration)
+        for slot, record in held_index(history).items()
+    }
+    seen = tuple(
+        Record(event.key, event.version, event.deleted, event.expiration)
+        for event in history.applied
+    )
+    return Observation(tuple(node_names(history)), tuple(writes), held, history.end_wall_s, seen)
 
-    def note(key: str, version: Version) -> None:
-        if key not in highest or version > highest[key]:
-            highest[key] = version
 
-    for ack in history.acks:
-        if ack.deleted or is_expired(ack.expiration, history.end_wall_s):
-            note(ack.key, ack.version)
-    for event in history.applied:
-        if event.deleted or is_expired(event.expiration, history.end_wall_s):
-            note(event.key, event.version)
-    return highest
+# ---------------------------------------------------------------------------
+# Evidence, as people read it
+
+
+def format_version(version: Version) -> str:
+    """A version as ``(hlc, origin)`` with the origin in hex, as node ids are shown."""
+    hlc, origin = version
+    return f"({hlc}, {origin:x})"
 
 
 def _describe_write(ack: Ack, started_ns: int) -> str:
@@ -195,37 +173,23 @@ def _plural(count: int, word: str) -> str:
 
 
 def lost_writes(history: History) -> Verdict:
-    """No acknowledged write is lost unless a higher version of its key is held everywhere.
-
-    See the module docstring for the rule, including the two ways a node may
-    hold nothing for a key (an expired put, a purged tombstone or expired put
-    at least as new as the write).
-    """
-    nodes = node_names(history)
+    """No acknowledged write is lost unless a higher version of its key is held everywhere."""
     held = held_index(history)
-    purgeable = _purgeable_versions(history)
     details: list[str] = []
     lost_ops: set[int] = set()
-    for index, ack in enumerate(history.acks):
-        for node in nodes:
-            record = held.get((node, ack.key))
-            if record is not None:
-                if record.version >= ack.version:
-                    continue
-            else:
-                covered = purgeable.get(ack.key)
-                if covered is not None and covered >= ack.version:
-                    continue
-            lost_ops.add(index)
-            details.append(
-                f"key {ack.key!r}: {_describe_write(ack, history.started_ns)}; "
-                f"{node} holds {_describe_held(record, history.end_wall_s)}"
-            )
+    for found in lost_writes_property.lost_writes(observe(history)):
+        ack = history.acks[found.write.index]
+        lost_ops.add(found.write.index)
+        record = held.get((found.node, ack.key))
+        details.append(
+            f"key {ack.key!r}: {_describe_write(ack, history.started_ns)}; "
+            f"{found.node} holds {_describe_held(record, history.end_wall_s)}"
+        )
     total = len(history.acks)
     summary = f"{len(lost_ops)} of {total} acknowledged writes lost"
     if details:
         summary += f" ({_plural(len(details), 'node record')} behind)"
-    return Verdict("lost-writes", not details, summary, _capped(details))
+    return Verdict(lost_writes_property.NAME, not details, summary, _capped(details))
 
 
 # ---------------------------------------------------------------------------
@@ -247,40 +211,36 @@ def convergence_time_s(history: History) -> float | None:
 def convergence(history: History, bound_s: float = DEFAULT_CONVERGENCE_BOUND_S) -> Verdict:
     """Every node ends with the same audit digest, reached within ``bound_s`` of the heal."""
     nodes = node_names(history)
+    found = convergence_property.convergence(
+        {node: history.final_digests.get(node) for node in nodes},
+        convergence_time_s(history),
+        bound_s,
+    )
     details: list[str] = []
-    missing = [node for node in nodes if node not in history.final_digests]
-    if missing:
-        details.append(f"no final digest from {', '.join(missing)}")
-    groups: dict[int, list[str]] = defaultdict(list)
-    for node in nodes:
-        if node in history.final_digests:
-            groups[history.final_digests[node]].append(node)
-    if len(groups) > 1:
-        for digest, members in sorted(groups.items(), key=lambda item: -len(item[1])):
+    if found.missing:
+        details.append(f"no final digest from {', '.join(found.missing)}")
+    if len(found.groups) > 1:
+        for digest, members in found.groups.items():
             details.append(f"digest {digest:016x} on {', '.join(members)}")
-    took_s = convergence_time_s(history)
+    took_s = found.took_s
     if took_s is None:
         details.append(f"digests did not become equal within {bound_s:g} s of the heal")
     elif took_s > bound_s:
         details.append(f"digests became equal {took_s:.3f} s after the heal, over {bound_s:g} s")
 
-    if len(groups) > 1:
-        summary = f"{len(groups)} different final digests across {len(nodes)} nodes"
-    elif missing:
-        summary = f"final digest missing from {_plural(len(missing), 'node')}"
+    if len(found.groups) > 1:
+        summary = f"{len(found.groups)} different final digests across {len(nodes)} nodes"
+    elif found.missing:
+        summary = f"final digest missing from {_plural(len(found.missing), 'node')}"
     elif took_s is None:
         summary = f"final digests equal, but not within {bound_s:g} s of the heal"
-    elif took_s > bound_s:
-        summary = (
-            f"digests equal on all {len(nodes)} nodes only {took_s:.3f} s after the heal "
-            f"(bound {bound_s:g} s)"
-        )
     else:
+        late = "only " if took_s > bound_s else ""
         summary = (
-            f"digests equal on all {len(nodes)} nodes {took_s:.3f} s after the heal "
+            f"digests equal on all {len(nodes)} nodes {late}{took_s:.3f} s after the heal "
             f"(bound {bound_s:g} s)"
         )
-    return Verdict("convergence", not details, summary, _capped(details))
+    return Verdict(convergence_property.NAME, found.ok, summary, _capped(details))
 
 
 # ---------------------------------------------------------------------------
@@ -289,67 +249,44 @@ def convergence(history: History, bound_s: float = DEFAULT_CONVERGENCE_BOUND_S) 
 
 def lww(history: History) -> Verdict:
     """Each key's final version is the same on every node and is its highest acknowledged write."""
-    nodes = node_names(history)
+    observation = observe(history)
+    nodes = observation.nodes
     held = held_index(history)
-    acks_by_key = _acks_by_key(history.acks)
-    attempted = {attempt.key for attempt in history.attempts}
-    purgeable = _purgeable_versions(history)
-    end = history.end_wall_s
-    keys = sorted(set(acks_by_key) | {record.key for record in history.held})
+    end, started = history.end_wall_s, history.started_ns
     details: list[str] = []
-    wrong_keys = 0
-    for key in keys:
+    wrong_keys: set[str] = set()
+    for found in lww_property.lww(observation):
+        key = found.key
+        wrong_keys.add(key)
         records = {node: held.get((node, key)) for node in nodes}
-        present = {node: record for node, record in records.items() if record is not None}
-        absent = [node for node, record in records.items() if record is None]
-        acked = acks_by_key.get(key)
-        best = _highest_ack(acked) if acked else None
-        problems: list[str] = []
-
-        versions = {record.version for record in present.values()}
-        if len(versions) > 1:
+        sample = next((record for record in records.values() if record is not None), None)
+        best = history.acks[found.best.index] if found.best is not None else None
+        best_text = _describe_write(best, started) if best is not None else ""
+        if found.wrong is lww_property.Wrong.DISAGREE:
             holdings = "; ".join(
                 f"{node} holds {_describe_held(records[node], end)}" for node in nodes
             )
-            problems.append(f"nodes disagree: {holdings}")
-        elif versions:
-            (version,) = versions
-            sample = next(iter(present.values()))
-            if absent and _is_live(sample, end):
-                problems.append(
-                    f"{', '.join(absent)} hold nothing while "
-                    f"{', '.join(present)} hold {_describe_held(sample, end)}"
-                )
-            if best is not None:
-                if key in attempted:
-                    if version < best.version:
-                        problems.append(
-                            f"all hold {_describe_held(sample, end)}, older than the highest "
-                            f"acknowledged write, {_describe_write(best, history.started_ns)}"
-                        )
-                elif version != best.version:
-                    problems.append(
-                        f"all hold {_describe_held(sample, end)}, not the highest "
-                        f"acknowledged write, {_describe_write(best, history.started_ns)}"
-                    )
-        elif best is not None:
-            # Nobody holds anything: fine if what won was purged.
-            if key in attempted:
-                explained = key in purgeable and purgeable[key] >= best.version
-            else:
-                explained = best.deleted or is_expired(best.expiration, end)
-            if not explained:
-                problems.append(
-                    f"no node holds anything, but the highest acknowledged write is "
-                    f"{_describe_write(best, history.started_ns)}"
-                )
-        if problems:
-            wrong_keys += 1
-            details.extend(f"key {key!r}: {problem}" for problem in problems)
-    summary = f"{wrong_keys} of {len(keys)} keys do not end at their highest acknowledged write"
+            problem = f"nodes disagree: {holdings}"
+        elif found.wrong is lww_property.Wrong.MISSING_LIVE:
+            absent = [node for node, record in records.items() if record is None]
+            present = [node for node, record in records.items() if record is not None]
+            problem = (
+                f"{', '.join(absent)} hold nothing while "
+                f"{', '.join(present)} hold {_describe_held(sample, end)}"
+            )
+        elif found.wrong is lww_property.Wrong.NOT_HIGHEST:
+            problem = (
+                f"all hold {_describe_held(sample, end)}, not the highest "
+                f"acknowledged write, {best_text}"
+            )
+        else:
+            problem = f"no node holds anything, but the highest acknowledged write is {best_text}"
+        details.append(f"key {key!r}: {problem}")
+    keys = len(observation.judged_keys())
+    summary = f"{len(wrong_keys)} of {keys} keys do not end at their highest acknowledged write"
     if not wrong_keys:
-        summary = f"all {len(keys)} keys end at their highest acknowledged write on every node"
-    return Verdict("lww", not details, summary, _capped(details))
+        summary = f"all {keys} keys end at their highest acknowledged write on every node"
+    return Verdict(lww_property.NAME, not details, summary, _capped(details))
 
 
 # ---------------------------------------------------------------------------
@@ -358,63 +295,46 @@ def lww(history: History) -> Verdict:
 
 def no_resurrection(history: History) -> Verdict:
     """No deleted or expired key comes back, at the end or in any node's Watch stream."""
-    nodes = node_names(history)
+    observation = observe(history)
     held = held_index(history)
-    attempted = {attempt.key for attempt in history.attempts}
     end = history.end_wall_s
     details: list[str] = []
 
-    # Final state: keys whose highest acknowledged write made them absent.
-    gone_keys = 0
-    final_count = 0
-    for key, acked in sorted(_acks_by_key(history.acks).items()):
-        best = _highest_ack(acked)
-        if not (best.deleted or is_expired(best.expiration, end)):
-            continue
-        gone_keys += 1
-        for node in nodes:
-            record = held.get((node, key))
-            if record is None or not _is_live(record, end):
-                continue
-            if record.version > best.version and key in attempted:
-                continue  # a newer, unacknowledged put may legitimately have revived it
-            final_count += 1
-            reason = "deleted" if best.deleted else "expired"
-            details.append(
-                f"key {key!r}: {reason} by {_describe_write(best, history.started_ns)}, "
-                f"but {node} holds live {_describe_held(record, end)}"
-            )
+    revived = resurrection.revived(observation)
+    for found in revived:
+        best = history.acks[found.gone_by.index]
+        reason = "deleted" if best.deleted else "expired"
+        details.append(
+            f"key {found.key!r}: {reason} by {_describe_write(best, history.started_ns)}, "
+            f"but {found.node} holds live {_describe_held(held[(found.node, found.key)], end)}"
+        )
 
-    # Watch order: per node and key, nothing older than an applied tombstone afterwards.
-    streams: dict[tuple[str, str], list[Applied]] = defaultdict(list)
-    for event in history.applied:
-        streams[(event.node, event.key)].append(event)
-    watch_count = 0
-    for (node, key), events in sorted(streams.items()):
-        tombstone: Applied | None = None
-        for event in sorted(events, key=lambda applied: applied.applied_ns):
-            if tombstone is not None and event.version < tombstone.version:
-                watch_count += 1
-                kind = "tombstone" if event.deleted else "live put"
-                delay_ms = (event.applied_ns - tombstone.applied_ns) / NS_PER_MS
-                details.append(
-                    f"key {key!r}: {node} applied {kind} {format_version(event.version)} "
-                    f"{delay_ms:.1f} ms after tombstone {format_version(tombstone.version)}"
-                )
-            if event.deleted and (tombstone is None or event.version > tombstone.version):
-                tombstone = event
+    events = [
+        Applied(event.node, event.key, event.version, event.deleted, event.applied_ns)
+        for event in history.applied
+    ]
+    reapplied = resurrection.applied_after_tombstone(events)
+    for again in reapplied:
+        event, tombstone = again.event, again.tombstone
+        kind = "tombstone" if event.deleted else "live put"
+        delay_ms = (event.at - tombstone.at) / NS_PER_MS
+        details.append(
+            f"key {event.key!r}: {event.node} applied {kind} {format_version(event.version)} "
+            f"{delay_ms:.1f} ms after tombstone {format_version(tombstone.version)}"
+        )
 
     if details:
         summary = (
-            f"{final_count} live records of deleted or expired keys at the end, "
-            f"{watch_count} older versions applied after a tombstone"
+            f"{len(revived)} live records of deleted or expired keys at the end, "
+            f"{len(reapplied)} older versions applied after a tombstone"
         )
     else:
+        gone = len(resurrection.gone_keys(observation))
         summary = (
-            f"no deleted or expired key came back ({_plural(gone_keys, 'such key')}, "
+            f"no deleted or expired key came back ({_plural(gone, 'such key')}, "
             f"{len(history.applied)} watch events)"
         )
-    return Verdict("no-resurrection", not details, summary, _capped(details))
+    return Verdict(resurrection.NAME, not details, summary, _capped(details))
 
 
 # ---------------------------------------------------------------------------

@@ -34,10 +34,11 @@ import structlog
 
 from rumor.client import AsyncClient
 from rumor.client.errors import RumorError
+from rumor.experiments.faults import FaultKind
 from rumor.experiments.lab import netns
 from rumor.experiments.lab.history import Ack, Applied, Attempt, FaultWindow, Held, History
 from rumor.experiments.lab.processes import NodeProcess, poll
-from rumor.experiments.lab.scenario import FaultStep, Scenario
+from rumor.experiments.lab.scenario import Action, FaultStep, Recovery, Scenario
 from rumor.v1 import admin_pb2, faults_pb2
 
 log = structlog.get_logger(__name__)
@@ -174,69 +175,84 @@ class Harness:
         self._open_faults.clear()
 
     def apply(self, step: FaultStep) -> None:
-        p = step.params
-        node = int(p.get("node", 0))
-        self.say(f"  t={step.at_s:>5.1f}s fault: {step.action} {p or ''}")
-        if step.action == "partition":
-            groups = [list(map(int, g)) for g in p["groups"]]
-            for group in groups:
-                others = [self.ids[i] for i in range(len(self.nodes)) if i not in group]
-                for member in group:
-                    self._faults_call(member, "Block", faults_pb2.BlockRequest(peers=others))
-            self._open("partition", str(groups))
-        elif step.action == "block":
-            direction = DIRECTIONS[str(p.get("direction", "both"))]
-            peers = [self.ids[int(i)] for i in p.get("peers", [])]
-            self._faults_call(
-                node, "Block", faults_pb2.BlockRequest(peers=peers, direction=direction)
-            )
-            self._open("block", f"n{node + 1} {p.get('direction', 'both')}")
-        elif step.action == "loss":
-            request = faults_pb2.LossRequest(
-                drop_fraction=float(p.get("drop", 0)),
-                delay_fraction=float(p.get("delay_fraction", 0)),
-                delay_ms=int(p.get("delay_ms", 0)),
-            )
-            for index in range(len(self.nodes)):
-                if index not in self._killed:
-                    self._faults_call(index, "SetLoss", request)
-            self._open("loss", f"drop {p.get('drop', 0)}")
-        elif step.action == "clock_offset":
-            for name in [n for n in self._open_faults if n.startswith(f"skew:n{node + 1} ")]:
-                kind, _, detail = name.partition(":")
-                self._close(kind, detail)
-            if int(p["offset_ms"]) == 0:
-                self._faults_call(node, "SetClockOffset", faults_pb2.ClockOffsetRequest())
-                return
-            self._faults_call(
-                node,
-                "SetClockOffset",
-                faults_pb2.ClockOffsetRequest(offset_ms=int(p["offset_ms"])),
-            )
-            self._open("skew", f"n{node + 1} {p['offset_ms']} ms")
-        elif step.action == "kill":
-            self.nodes[node].kill()
-            self._killed.add(node)
-            self._open("kill", f"n{node + 1}")
-        elif step.action == "restart":
-            self._restart(node)
-            self._close("kill", f"n{node + 1}")
-        elif step.action == "pause":
-            self.nodes[node].pause()
-            self._paused.add(node)
-            self._open("pause", f"n{node + 1}")
-        elif step.action == "resume":
-            self.nodes[node].resume()
-            self._paused.discard(node)
-            self._close("pause", f"n{node + 1}")
-        elif step.action == "faketime":
-            self._faketime(node, float(p.get("offset_s", 5)))
-        elif step.action == "isolate":
-            self._isolate(node)
-        elif step.action == "reconnect":
-            self._reconnect(node)
-        elif step.action == "heal":
-            self.heal()
+        self.say(f"  t={step.at_s:>5.1f}s fault: {step.action} {step.params or ''}")
+        self.appliers()[step.action](int(step.params.get("node", 0)), step.params)
+
+    def appliers(self) -> dict[Action, Callable[[int, dict[str, Any]], None]]:
+        """Per scenario action, what applies it (given the node and the step's parameters)."""
+        return {
+            FaultKind.PARTITION: self._partition,
+            FaultKind.BLOCK: self._block,
+            FaultKind.LOSS: self._loss,
+            FaultKind.SKEW: self._skew,
+            FaultKind.CRASH: self._crash,
+            FaultKind.PAUSE: self._pause,
+            FaultKind.FAKETIME: lambda n, p: self._faketime(n, float(p.get("offset_s", 5))),
+            FaultKind.ISOLATE: lambda n, _: self._isolate(n),
+            Recovery.RESTART: self._restart_crashed,
+            Recovery.RESUME: self._resume,
+            Recovery.RECONNECT: lambda n, _: self._reconnect(n),
+            Recovery.HEAL: lambda _n, _p: self.heal(),
+        }
+
+    def _partition(self, _: int, p: dict[str, Any]) -> None:
+        groups = [list(map(int, g)) for g in p["groups"]]
+        for group in groups:
+            others = [self.ids[i] for i in range(len(self.nodes)) if i not in group]
+            for member in group:
+                self._faults_call(member, "Block", faults_pb2.BlockRequest(peers=others))
+        self._open(FaultKind.PARTITION, str(groups))
+
+    def _block(self, node: int, p: dict[str, Any]) -> None:
+        direction = DIRECTIONS[str(p.get("direction", "both"))]
+        peers = [self.ids[int(i)] for i in p.get("peers", [])]
+        self._faults_call(node, "Block", faults_pb2.BlockRequest(peers=peers, direction=direction))
+        self._open(FaultKind.BLOCK, f"n{node + 1} {p.get('direction', 'both')}")
+
+    def _loss(self, _: int, p: dict[str, Any]) -> None:
+        request = faults_pb2.LossRequest(
+            drop_fraction=float(p.get("drop", 0)),
+            delay_fraction=float(p.get("delay_fraction", 0)),
+            delay_ms=int(p.get("delay_ms", 0)),
+        )
+        for index in range(len(self.nodes)):
+            if index not in self._killed:
+                self._faults_call(index, "SetLoss", request)
+        self._open(FaultKind.LOSS, f"drop {p.get('drop', 0)}")
+
+    def _skew(self, node: int, p: dict[str, Any]) -> None:
+        for name in [
+            n for n in self._open_faults if n.startswith(f"{FaultKind.SKEW}:n{node + 1} ")
+        ]:
+            kind, _, detail = name.partition(":")
+            self._close(kind, detail)
+        offset_ms = int(p["offset_ms"])
+        if offset_ms == 0:
+            self._faults_call(node, "SetClockOffset", faults_pb2.ClockOffsetRequest())
+            return
+        self._faults_call(
+            node, "SetClockOffset", faults_pb2.ClockOffsetRequest(offset_ms=offset_ms)
+        )
+        self._open(FaultKind.SKEW, f"n{node + 1} {p['offset_ms']} ms")
+
+    def _crash(self, node: int, _: dict[str, Any]) -> None:
+        self.nodes[node].kill()
+        self._killed.add(node)
+        self._open(FaultKind.CRASH, f"n{node + 1}")
+
+    def _restart_crashed(self, node: int, _: dict[str, Any]) -> None:
+        self._restart(node)
+        self._close(FaultKind.CRASH, f"n{node + 1}")
+
+    def _pause(self, node: int, _: dict[str, Any]) -> None:
+        self.nodes[node].pause()
+        self._paused.add(node)
+        self._open(FaultKind.PAUSE, f"n{node + 1}")
+
+    def _resume(self, node: int, _: dict[str, Any]) -> None:
+        self.nodes[node].resume()
+        self._paused.discard(node)
+        self._close(FaultKind.PAUSE, f"n{node + 1}")
 
     def _isolate(self, node: int) -> None:
         if node in self._isolated:
@@ -248,7 +264,7 @@ class Harness:
             others = [self.ids[i] for i in range(len(self.nodes)) if i != node]
             self._faults_call(node, "Block", faults_pb2.BlockRequest(peers=others))
         self._isolated.add(node)
-        self._open("isolate", f"n{node + 1}")
+        self._open(FaultKind.ISOLATE, f"n{node + 1}")
 
     def _reconnect(self, node: int) -> None:
         if node not in self._isolated:
@@ -259,7 +275,7 @@ class Harness:
         else:
             with contextlib.suppress(grpc.RpcError):
                 self._faults_call(node, "Clear", faults_pb2.Empty())
-        self._close("isolate", f"n{node + 1}")
+        self._close(FaultKind.ISOLATE, f"n{node + 1}")
 
     def _restart(self, node: int) -> None:
         if node in self._killed:
@@ -276,7 +292,7 @@ class Harness:
         process.stop()
         process.prefix = [*self._prefix(node), "faketime", "-f", f"{offset_s:+g}s"]
         process.start()
-        self._open("faketime", f"n{node + 1} {offset_s:+g} s")
+        self._open(FaultKind.FAKETIME, f"n{node + 1} {offset_s:+g} s")
 
     def heal(self) -> None:
         for node in sorted(self._paused):

@@ -26,29 +26,70 @@
     at_s = 12
     action = "heal"
 
-Actions: partition (groups), block (node, direction both|outbound|inbound),
-loss (drop, delay_fraction, delay_ms), clock_offset (node, offset_ms),
-kill (node), restart (node), pause (node), resume (node), heal (clears every
-Faults rule and clock offset, restarts killed and resumes paused nodes),
+Actions start a fault of one of ``LAB_FAULTS`` (the shared
+:class:`~rumor.experiments.faults.FaultKind` vocabulary) or end faults
+(``Recovery``): partition (groups), block (node, direction
+both|outbound|inbound), loss (drop, delay_fraction, delay_ms), skew (node,
+offset_ms; 0 clears it), crash (node: SIGKILL), pause (node: SIGSTOP),
 faketime (node, offset_s: restart the node under libfaketime; skipped with a
 message when faketime is not installed), isolate (node: cut it off from every
-other node; a real cut with network = "netns", else Faults Block of that node),
-reconnect (node: undo isolate; heal also reconnects every isolated node).
+other node; a real cut with network = "netns", else Faults Block of that
+node); restart (node: after a crash), resume (node), reconnect (node: undo
+isolate), heal (clears every Faults rule and clock offset, restarts crashed,
+resumes paused and reconnects isolated nodes). Earlier spellings are still
+accepted: ``clock_offset`` for skew, ``kill`` for crash, ``oneway`` for block.
 """
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-ACTIONS = (
-    "partition", "block", "loss", "clock_offset", "kill", "restart", "pause", "resume",
-    "heal", "faketime", "isolate", "reconnect",
-)  # fmt: skip
+from rumor.experiments.faults import FaultKind
+
+#: The faults a scenario can start on real nodes.
+LAB_FAULTS: tuple[FaultKind, ...] = (
+    FaultKind.PARTITION,
+    FaultKind.BLOCK,
+    FaultKind.LOSS,
+    FaultKind.SKEW,
+    FaultKind.CRASH,
+    FaultKind.PAUSE,
+    FaultKind.FAKETIME,
+    FaultKind.ISOLATE,
+)
+
+
+class Recovery(StrEnum):
+    """Actions that end faults rather than start one."""
+
+    RESTART = "restart"  # a crashed node, on the same data dir and port
+    RESUME = "resume"  # a paused node
+    RECONNECT = "reconnect"  # an isolated node
+    HEAL = "heal"  # every fault at once
+
+
+Action = FaultKind | Recovery
+ACTIONS: tuple[Action, ...] = (*LAB_FAULTS, *Recovery)
 NETWORKS = ("loopback", "netns")
+
+
+def parse_action(text: str) -> Action:
+    """An action from its name or an earlier spelling (``FaultKind.parse``)."""
+    if text in {recovery.value for recovery in Recovery}:
+        return Recovery(text)
+    try:
+        kind: FaultKind | None = FaultKind.parse(text)
+    except ValueError:
+        kind = None
+    if kind is None or kind not in LAB_FAULTS:
+        known = ", ".join(action.value for action in ACTIONS)
+        raise ValueError(f"unknown fault action {text!r}; use one of {known}")
+    return kind
 
 
 class ScenarioError(ValueError):
@@ -71,7 +112,7 @@ class Workload:
 @dataclass(frozen=True, slots=True)
 class FaultStep:
     at_s: float
-    action: str
+    action: Action
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -109,12 +150,10 @@ class Scenario:
             for entry in raw.get("faults", []):
                 params = dict(entry)
                 at_s = float(params.pop("at_s"))
-                action = str(params.pop("action"))
-                if action not in ACTIONS:
-                    raise ScenarioError(
-                        f"{source}: unknown fault action {action!r};"
-                        f" use one of {', '.join(ACTIONS)}"
-                    )
+                try:
+                    action = parse_action(str(params.pop("action")))
+                except ValueError as exc:
+                    raise ScenarioError(f"{source}: {exc}") from exc
                 faults.append(FaultStep(at_s, action, params))
             scenario = cls(
                 name=str(raw["name"]),

@@ -6,7 +6,11 @@ timeouts and link faults), ``process`` (the driver of one engine, as the
 server drives it), ``trace`` (the inputs and outputs of engines, for replay),
 ``cluster`` (processes on addresses: start, crash, power loss, restore),
 ``ledger`` (what clients were told), ``schedule`` (a run as data, drawn from a
-seed), ``execution`` (running a schedule), ``invariants`` (what must hold at
-the end), ``shrink`` (delta debugging) and ``fuzz`` (many schedules).
+seed; faults named by the shared ``FaultKind``, drawn from a table),
+``execution`` (running a schedule; a planner per fault kind), ``invariants``
+(what must hold at the end: the cluster adapted to
+``rumor.experiments.properties``, and the simulator's own), ``shrink``
+(delta debugging), ``fuzz`` (many schedules) and ``scale`` (latency at
+thousands of nodes).
 Nothing here makes a protocol decision: the engine does.
 """

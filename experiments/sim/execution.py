@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable
 
+from rumor.experiments.faults import FaultKind
 from rumor.experiments.sim.cluster import Cluster, ClusterSettings, address_of
 from rumor.experiments.sim.invariants import (
     Bounds,
@@ -154,136 +155,194 @@ def _heal(cluster: Cluster) -> None:
 # ---- faults ----------------------------------------------------------------------------
 
 
+Action = Callable[[], None]
+
+
+def _nothing() -> None:
+    pass
+
+
 def _plan_fault(cluster: Cluster, fault: FaultPlan, every_slot: set[int]) -> None:
-    loop, network = cluster.loop, cluster.network
-    kind, slots = fault.kind, fault.slots
-    begin: Callable[[], None]
-    end: Callable[[], None] = lambda: None  # noqa: E731
-    if kind in ("partition", "split"):
-        style = REFUSE if fault.style == "refuse" else DROP
+    begin, end = PLANNERS[fault.kind](cluster, fault, every_slot)
+    cluster.loop.at(fault.at_ms, begin)
+    cluster.loop.at(fault.end_ms, end)
 
-        def begin() -> None:
-            inside = set(slots)
-            for a in inside:
-                for b in every_slot - inside:
-                    network.block(address_of(a), address_of(b), style)
-                    network.block(address_of(b), address_of(a), style)
 
-        def end() -> None:
-            inside = set(slots)
-            for source, target in list(network.blocked):
-                if _slot_of(source) in inside or _slot_of(target) in inside:
-                    network.unblock(source, target)
+def _partition(cluster: Cluster, fault: FaultPlan, every_slot: set[int]) -> tuple[Action, Action]:
+    """``slots`` against every other slot, both ways (also a ``split`` from time 0)."""
+    network, inside = cluster.network, set(fault.slots)
+    style = REFUSE if fault.style == "refuse" else DROP
 
-    elif kind == "oneway":
+    def begin() -> None:
+        for a in inside:
+            for b in every_slot - inside:
+                network.block(address_of(a), address_of(b), style)
+                network.block(address_of(b), address_of(a), style)
 
-        def begin() -> None:
-            for target in slots[1:]:
-                network.block(address_of(slots[0]), address_of(target))
+    def end() -> None:
+        for source, target in list(network.blocked):
+            if _slot_of(source) in inside or _slot_of(target) in inside:
+                network.unblock(source, target)
 
-        def end() -> None:
-            for target in slots[1:]:
-                network.unblock(address_of(slots[0]), address_of(target))
+    return begin, end
 
-    elif kind == "loss":
 
-        def begin() -> None:
-            network.loss = fault.value
+def _block(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    """``slots[0]`` cannot reach ``slots[1:]``; they can still reach it."""
+    network, source, targets = cluster.network, address_of(fault.slots[0]), fault.slots[1:]
 
-        def end() -> None:
-            network.loss = cluster.settings.loss
+    def begin() -> None:
+        for target in targets:
+            network.block(source, address_of(target))
 
-    elif kind == "delay":
+    def end() -> None:
+        for target in targets:
+            network.unblock(source, address_of(target))
 
-        def begin() -> None:
-            network.extra_delay_ms[address_of(slots[0])] = fault.value
+    return begin, end
 
-        def end() -> None:
-            network.extra_delay_ms.pop(address_of(slots[0]), None)
 
-    elif kind == "skew":
+def _loss(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    network = cluster.network
 
-        def begin() -> None:
-            cluster.offsets_ms[slots[0]] = int(fault.value)
+    def begin() -> None:
+        network.loss = fault.value
 
-        def end() -> None:
-            cluster.offsets_ms.pop(slots[0], None)
+    def end() -> None:
+        network.loss = cluster.settings.loss
 
-    elif kind in ("crash", "power"):
+    return begin, end
 
-        def begin() -> None:
-            if kind == "power":
-                cluster.lose_power(slots[0])
-            else:
-                cluster.crash(slots[0])
 
-        def end() -> None:
-            if slots[0] in cluster.processes and not _gone(cluster, slots[0]):
-                cluster.restart(slots[0], keep_data=fault.style != "wipe")
+def _delay(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    extra, address = cluster.network.extra_delay_ms, address_of(fault.slots[0])
 
-    elif kind == "snapjoin":
+    def begin() -> None:
+        extra[address] = fault.value
 
-        def begin() -> None:
-            if slots[0] not in cluster.processes:
-                cluster.start(slots[0], slots[1:])
+    return begin, lambda: _ignore(extra.pop(address, None))
 
-    elif kind == "join":
-        late = fault.style == "late"
 
-        def begin() -> None:
-            cluster.start(slots[0], slots[1:2] if late else slots[1:])
+def _skew(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    offsets, slot = cluster.offsets_ms, fault.slots[0]
 
-        def end() -> None:
-            if late:
-                # Its own seed may have been removed meanwhile: it also names the founder.
-                cluster.start(slots[1], tuple(sorted({slots[2], 0})))
+    def begin() -> None:
+        offsets[slot] = int(fault.value)
 
-    elif kind == "restore":
-        copies = []
+    return begin, lambda: _ignore(offsets.pop(slot, None))
 
-        def begin() -> None:
-            if slots[0] in cluster.disks:
-                copies.append(cluster.disks[slots[0]].copy())
 
-        def end() -> None:
-            if copies and not _gone(cluster, slots[0]):
-                cluster.restore(slots[0], copies[0])
+def _crash(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    """A crash (or, ``power``, a power loss) and a restart on the disk (``style`` wipe: empty)."""
+    slot = fault.slots[0]
 
-    elif kind == "remove":
+    def begin() -> None:
+        if fault.kind is FaultKind.POWER:
+            cluster.lose_power(slot)
+        else:
+            cluster.crash(slot)
 
-        def begin() -> None:
-            if fault.style == "dead":
-                cluster.crash(slots[0])
-            else:
-                cluster.remove(slots[0], slots[1])
+    def end() -> None:
+        if slot in cluster.processes and not _gone(cluster, slot):
+            cluster.restart(slot, keep_data=fault.style != "wipe")
 
-        def end() -> None:
-            if fault.style == "dead":
-                cluster.remove(slots[0], slots[1])
+    return begin, end
 
-    elif kind == "duplicate":
 
-        def begin() -> None:
-            source = cluster.processes.get(slots[0])
-            if source is not None and source.running:
-                cluster.duplicates[slots[1]] = (slots[0], loop.now_ms)
-                cluster.start(slots[1], cluster.seeds[slots[0]], disk=source.disk.copy())
+def _snapjoin(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    slot, seeds = fault.slots[0], fault.slots[1:]
 
-    elif kind == "forge":
+    def begin() -> None:
+        if slot not in cluster.processes:
+            cluster.start(slot, seeds)
 
-        def begin() -> None:
-            _forge(cluster, fault)
+    return begin, _nothing
 
-        def end() -> None:
-            # A forged answer not used by the end of the fault is never sent.
-            victim = cluster.processes.get(slots[0])
-            if victim is not None:
-                network.forged_exchange_replies.pop(victim.address, None)
 
-    else:
-        raise ValueError(f"unknown fault kind {kind!r}")
-    loop.at(fault.at_ms, begin)
-    loop.at(fault.end_ms, end)
+def _join(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    slots, late = fault.slots, fault.style == "late"
+
+    def begin() -> None:
+        cluster.start(slots[0], slots[1:2] if late else slots[1:])
+
+    def end() -> None:
+        if late:
+            # Its own seed may have been removed meanwhile: it also names the founder.
+            cluster.start(slots[1], tuple(sorted({slots[2], 0})))
+
+    return begin, end
+
+
+def _restore(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    slot, copies = fault.slots[0], []
+
+    def begin() -> None:
+        if slot in cluster.disks:
+            copies.append(cluster.disks[slot].copy())
+
+    def end() -> None:
+        if copies and not _gone(cluster, slot):
+            cluster.restore(slot, copies[0])
+
+    return begin, end
+
+
+def _remove(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    """``slots[1]`` removes ``slots[0]``; ``style`` dead: crashed first, removed at the end."""
+    victim, remover = fault.slots[0], fault.slots[1]
+
+    def begin() -> None:
+        if fault.style == "dead":
+            cluster.crash(victim)
+        else:
+            cluster.remove(victim, remover)
+
+    def end() -> None:
+        if fault.style == "dead":
+            cluster.remove(victim, remover)
+
+    return begin, end
+
+
+def _duplicate(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    source_slot, copy_slot = fault.slots[0], fault.slots[1]
+
+    def begin() -> None:
+        source = cluster.processes.get(source_slot)
+        if source is not None and source.running:
+            cluster.duplicates[copy_slot] = (source_slot, cluster.loop.now_ms)
+            cluster.start(copy_slot, cluster.seeds[source_slot], disk=source.disk.copy())
+
+    return begin, _nothing
+
+
+def _forge_fault(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    def end() -> None:
+        # A forged answer not used by the end of the fault is never sent.
+        victim = cluster.processes.get(fault.slots[0])
+        if victim is not None:
+            cluster.network.forged_exchange_replies.pop(victim.address, None)
+
+    return lambda: _forge(cluster, fault), end
+
+
+#: Per kind, what its start and its end do to the cluster.
+PLANNERS: dict[FaultKind, Callable[[Cluster, FaultPlan, set[int]], tuple[Action, Action]]] = {
+    FaultKind.PARTITION: _partition,
+    FaultKind.SPLIT: _partition,
+    FaultKind.BLOCK: _block,
+    FaultKind.LOSS: _loss,
+    FaultKind.DELAY: _delay,
+    FaultKind.SKEW: _skew,
+    FaultKind.CRASH: _crash,
+    FaultKind.POWER: _crash,
+    FaultKind.SNAPJOIN: _snapjoin,
+    FaultKind.JOIN: _join,
+    FaultKind.RESTORE: _restore,
+    FaultKind.REMOVE: _remove,
+    FaultKind.DUPLICATE: _duplicate,
+    FaultKind.FORGE: _forge_fault,
+}
 
 
 def _slot_of(address: str) -> int:

@@ -17,6 +17,7 @@ from rumor.experiments.sim.execution import run_schedule
 from rumor.experiments.sim.invariants import Outcome
 from rumor.experiments.sim.schedule import Schedule, generate
 from rumor.experiments.sim.shrink import shrink
+from rumor.node.replication.engine.canaries import Canary
 
 SEED_STRIDE = 1_000_003
 
@@ -43,7 +44,7 @@ class FuzzReport:
     snapshot_failures: int = 0
 
 
-def schedule_for(seed: int, index: int, durability: str, canaries: tuple[str, ...]) -> Schedule:
+def schedule_for(seed: int, index: int, durability: str, canaries: tuple[Canary, ...]) -> Schedule:
     return generate(seed * SEED_STRIDE + index, durability=durability, canaries=canaries)
 
 
@@ -57,7 +58,7 @@ def fuzz(
     seed: int,
     *,
     durability: str = "fsync",
-    canaries: tuple[str, ...] = (),
+    canaries: tuple[Canary, ...] = (),
     out: Path | None = None,
     shrink_failures: bool = True,
     stop_at_first: bool = False,

@@ -1,6 +1,9 @@
 """What must hold once a schedule's faults are healed, and the bounds it must hold within.
 
-Checked after every schedule, on the processes still running:
+Checked after every schedule, on the processes still running. Four are the
+properties of :mod:`rumor.experiments.properties`, judged on the cluster
+reduced to their shape (``observe``: the live nodes' records of every key
+written, the ledger's writes, and the records held anywhere as seen):
 
 - **convergence**: within ``Bounds.convergence_ms`` of the heal every node's
   audit buckets are equal (so they hold the same records), and their
@@ -8,37 +11,45 @@ Checked after every schedule, on the processes still running:
   removed) holds garbage collection back at different points on different
   nodes, every key reads the same on every node (``pinned_apart``; counted
   as reported);
-- **no lost write**: an acknowledged put is held by some node, or hidden by a
-  higher version of its key (even an expired one); an acknowledged delete or
-  expired put is not undercut: no node reads an older live version of its key;
-- **no resurrection**: a key whose highest acknowledged write is a delete reads
-  back live on no node;
+- **lost-writes**: every acknowledged write is held by every live node, or
+  hidden by a higher version of its key there (even an expired one), or may
+  have been purged (a tombstone or expired put at least as new is known);
+- **lww**: every key ends at one version on every node, its highest
+  acknowledged write or one a write not acknowledged made;
+- **no-resurrection**: a key whose highest acknowledged write is a delete or
+  an expired put reads back live on no node;
+
+and the simulator's own:
+
 - **a removed node stops** (it is told so by the peers that refuse it);
 - **one process per id**: a copy of a live node's disk started on another
   address gets ``DUPLICATE_ID`` and stops within ``Bounds.duplicate_ms`` of both
   being reachable, and the original keeps running.
 
-Reported, not asserted: writes acknowledged by a node after it was removed;
-writes only a wiped, restored or removed node held; under durability ``wal``,
-writes lost to a power loss (a WAL write survives a crash, not a power cut).
+Reported, not asserted (such writes count as not acknowledged for the
+properties): writes acknowledged by a node after it was removed; writes only
+a wiped, restored or removed node held; under durability ``wal``, writes
+lost to a power loss (a WAL write survives a crash, not a power cut); and
+the other exemptions ``_exemption`` names.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from rumor.experiments import faults
+from rumor.experiments.properties import convergence, lost_writes, lww, resurrection
+from rumor.experiments.properties.observation import Observation, Record, Write
+from rumor.experiments.properties.purgeability import is_live, purgeable_versions
 from rumor.experiments.sim.cluster import Cluster
 from rumor.experiments.sim.ledger import NAMESPACE, ClientWrite
 from rumor.experiments.sim.process import BASE_WALL_MS, SimulatedProcess
-from rumor.experiments.sim.schedule import NETWORK_FAULTS, Schedule
+from rumor.experiments.sim.schedule import Schedule
 from rumor.node.core import audit
 from rumor.node.core.record import RecordHeader
-from rumor.node.core.version import Version
 from rumor.node.replication.engine.messages import NoticeKind
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
 from rumor.node.storage.store import KV
-
-DATA_FAULTS = ("crash", "power", "restore", "remove")
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +192,59 @@ def _reads_live(header: RecordHeader, now_s: float) -> bool:
     return not header.tombstone and not (0 < header.expiration <= now_s)
 
 
+def observe(
+    cluster: Cluster, live: list[SimulatedProcess], exemptions: dict[int, str]
+) -> Observation:
+    """The cluster in the properties' shape: the live nodes' records of every key written.
+
+    A write is acknowledged when the client was told and it has no exemption;
+    an exempt acknowledged write is a record seen (it existed), as is every
+    record a live node holds.
+    """
+    now_s = (BASE_WALL_MS + int(cluster.loop.now_ms)) / 1000
+    writes = tuple(
+        Write(
+            write.key.decode(),
+            write.version,
+            write.tombstone,
+            write.expiration or None,
+            write.acked_ms is not None and write.index not in exemptions,
+            write.index,
+        )
+        for write in cluster.ledger.writes
+    )
+    keys = sorted({write.key for write in cluster.ledger.writes})
+    held: dict[tuple[str, str], Record] = {}
+    for process in live:
+        for key in keys:
+            header = process.replica.header(NAMESPACE, key)
+            if header is not None:
+                held[(process.address, key.decode())] = Record(
+                    key.decode(), header.version, header.tombstone, header.expiration or None
+                )
+    exempt = [
+        Record(w.key, w.version, w.deleted, w.expiration)
+        for w in writes
+        if w.version is not None and w.index in exemptions
+    ]
+    return Observation(
+        tuple(p.address for p in live), writes, held, now_s, (*held.values(), *exempt)
+    )
+
+
+#: What a check reports rather than asserts, each for a reason docs/experiments.md states.
+REPORTED = (
+    "after removal",
+    "on wiped, restored or removed nodes",
+    "wal power loss",
+    "before a forged claim",
+    "before a stale copy was restored",
+    "a key also written by a node serving alone",
+    "purges held apart by a down member",
+    "keys a write not vouched for was still moving",
+)
+
+
 def check(
     cluster: Cluster,
     schedule: Schedule,
@@ -189,80 +253,12 @@ def check(
     converged_ms: float | None,
     wall_s: float,
 ) -> Outcome:
-    violations: list[Violation] = []
-    reported = {
-        "after removal": 0,
-        "on wiped, restored or removed nodes": 0,
-        "wal power loss": 0,
-        "before a forged claim": 0,
-        "before a stale copy was restored": 0,
-        "a key also written by a node serving alone": 0,
-        "purges held apart by a down member": 0,
-    }
+    reported = dict.fromkeys(REPORTED, 0)
     live = live_processes(cluster)
-    now_ms = cluster.loop.now_ms
-    now_s = (BASE_WALL_MS + int(now_ms)) / 1000
-    if converged_ms is None:
-        digests = sorted({f"{audit.digest(p.replica.audit_buckets):016x}" for p in live})
-        violations.append(
-            Violation(
-                "convergence",
-                f"{len(digests)} different audit digests among {len(live)} nodes"
-                f" {bounds.convergence_ms} ms after the heal",
-            )
-        )
-    elif len({audit.digest(p.replica.audit_buckets) for p in live}) > 1:
-        reported["purges held apart by a down member"] += 1
-    held: dict[bytes, list[RecordHeader]] = {}
-
-    def headers(key: bytes) -> list[RecordHeader]:
-        if key not in held:
-            found = (p.replica.header(NAMESPACE, key) for p in live)
-            held[key] = [h for h in found if h is not None]
-        return held[key]
-
-    best: dict[bytes, ClientWrite] = {}
-    purgeable = _purgeable_versions(cluster, now_s)
-    for write in cluster.ledger.acknowledged:
-        exemption = _exemption(cluster, write, schedule)
-        if _lost(write, headers(write.key), now_s) and not any(
-            version > write.version for version in purgeable.get(write.key, ())
-        ):
-            if exemption:
-                reported[exemption] += 1
-            else:
-                what = "delete" if write.tombstone else "ttl put" if write.expiration else "put"
-                violations.append(
-                    Violation(
-                        "no lost write",
-                        f"acknowledged {what} #{write.index} of {write.key.decode()} on node-"
-                        f"{write.slot} at {write.acked_ms:.0f} ms is gone",
-                    )
-                )
-        if not exemption and (write.key not in best or write.version > best[write.key].version):
-            best[write.key] = write
-    for key, write in best.items():
-        if not write.tombstone:
-            continue
-        for header in headers(key):
-            if _reads_live(header, now_s) and Version(header.hlc, header.origin) < write.version:
-                violations.append(
-                    Violation(
-                        "no resurrection",
-                        f"{key.decode()} deleted by #{write.index} reads live again",
-                    )
-                )
-                break
+    violations = _convergence(live, bounds, heal_ms, converged_ms, reported)
+    violations += _properties(cluster, schedule, live, reported)
     violations += _duplicates(cluster, schedule, bounds)
-    for slot, removed_ms in sorted(cluster.removed_ms.items()):
-        process = cluster.processes[slot]
-        if process.running:
-            violations.append(
-                Violation(
-                    "a removed node stops",
-                    f"node-{slot}, removed at {removed_ms:.0f} ms, still runs at {now_ms:.0f} ms",
-                )
-            )
+    violations += _removed_still_running(cluster)
     notices: dict[str, int] = {}
     for process in cluster.every_process:
         for _, notice in process.notices:
@@ -275,7 +271,7 @@ def check(
         refused=cluster.ledger.refused,
         heal_ms=heal_ms,
         converged_ms=converged_ms,
-        virtual_ms=now_ms,
+        virtual_ms=cluster.loop.now_ms,
         messages=cluster.network.stats.messages,
         wall_s=wall_s,
         notices=notices,
@@ -284,27 +280,131 @@ def check(
     )
 
 
-def _purgeable_versions(cluster: Cluster, now_s: float) -> dict[bytes, list[Version]]:
-    """Per key, the versions of acknowledged deletes and expired puts.
-
-    GC purges such a record once every member has seen it, and with it goes the
-    only trace of the older writes it replaced: an acknowledged put below one is
-    superseded, not lost, even when no node holds anything for its key any more.
-    """
-    versions: dict[bytes, list[Version]] = {}
-    for write in cluster.ledger.acknowledged:
-        if write.tombstone or 0 < write.expiration <= now_s:
-            versions.setdefault(write.key, []).append(write.version)
-    return versions
-
-
-def _lost(write: ClientWrite, held: list[RecordHeader], now_s: float) -> bool:
-    versions = [Version(h.hlc, h.origin) for h in held]
-    if not write.tombstone and not (0 < write.expiration <= now_s):
-        return not versions or max(versions) < write.version
-    return any(
-        _reads_live(h, now_s) and v < write.version for h, v in zip(held, versions, strict=True)
+def _convergence(
+    live: list[SimulatedProcess],
+    bounds: Bounds,
+    heal_ms: int,
+    converged_ms: float | None,
+    reported: dict[str, int],
+) -> list[Violation]:
+    found = convergence.convergence(
+        {p.address: audit.digest(p.replica.audit_buckets) for p in live},
+        None if converged_ms is None else (converged_ms - heal_ms) / 1000,
+        bounds.convergence_ms / 1000,
     )
+    if not found.in_time:
+        detail = (
+            f"{len(found.groups)} different audit digests among {len(live)} nodes"
+            f" {bounds.convergence_ms} ms after the heal"
+        )
+        return [Violation(convergence.NAME, detail)]
+    if not found.agree:
+        reported["purges held apart by a down member"] += 1
+    return []
+
+
+def _properties(
+    cluster: Cluster, schedule: Schedule, live: list[SimulatedProcess], reported: dict[str, int]
+) -> list[Violation]:
+    """Lost writes, resurrections and LWW, with exempt writes reported rather than asserted."""
+    exemptions = {
+        write.index: reason
+        for write in cluster.ledger.acknowledged
+        if (reason := _exemption(cluster, write, schedule))
+    }
+    observation = observe(cluster, live, exemptions)
+    violations: list[Violation] = []
+    for write, behind in _lost(cluster, observation):
+        if write.index in exemptions:
+            reported[exemptions[write.index]] += 1
+            continue
+        what = "delete" if write.tombstone else "ttl put" if write.expiration else "put"
+        violations.append(
+            Violation(
+                lost_writes.NAME,
+                f"acknowledged {what} #{write.index} of {write.key.decode()} on node-"
+                f"{write.slot} at {write.acked_ms:.0f} ms is gone: "
+                f"{_describe(behind[0], observation.now_s)}",
+            )
+        )
+    violations += _resurrections(observation)
+    for wrong in lww.lww(observation):
+        if _moving(observation, wrong):
+            reported["keys a write not vouched for was still moving"] += 1
+        else:
+            violations.append(Violation(lww.NAME, f"{wrong.key}: {wrong.wrong}"))
+    return violations
+
+
+def _removed_still_running(cluster: Cluster) -> list[Violation]:
+    now_ms = cluster.loop.now_ms
+    return [
+        Violation(
+            "a removed node stops",
+            f"node-{slot}, removed at {removed_ms:.0f} ms, still runs at {now_ms:.0f} ms",
+        )
+        for slot, removed_ms in sorted(cluster.removed_ms.items())
+        if cluster.processes[slot].running
+    ]
+
+
+def _lost(
+    cluster: Cluster, observation: Observation, since_ms: float = -1.0
+) -> list[tuple[ClientWrite, list[lost_writes.Behind]]]:
+    """Acknowledged writes (exempt or not) after ``since_ms`` that some live node lacks."""
+    purgeable = purgeable_versions(observation)
+    out = []
+    for write in cluster.ledger.acknowledged:
+        if write.acked_ms is None or write.acked_ms <= since_ms:
+            continue
+        looked_for = replace(observation.writes[write.index], acknowledged=True)
+        behind = lost_writes.behind(observation, looked_for, purgeable)
+        if behind:
+            out.append((write, behind))
+    return out
+
+
+def _moving(observation: Observation, wrong: lww.WrongKey) -> bool:
+    """Nodes differ on a key because of a write not vouched for, which may still be moving.
+
+    The final state is read as soon as the nodes agree (their audit buckets)
+    or a removed node stops, not once every write has settled: a write issued
+    just before the heal may be held by its node alone, not yet durable nor
+    acknowledged; and what an exempt write brings back (a node serving alone,
+    a stale copy, a forged claim) may still be spreading. Reported, as the
+    exempt writes themselves are.
+    """
+    if wrong.wrong not in (lww.Wrong.DISAGREE, lww.Wrong.MISSING_LIVE):
+        return False
+    unsure = {w.version for w in observation.writes if w.key == wrong.key and not w.acknowledged}
+    held = {record.version for (_, key), record in observation.held.items() if key == wrong.key}
+    return bool(unsure & held)
+
+
+def _describe(behind: lost_writes.Behind, now_s: float) -> str:
+    record = behind.holds
+    if record is None:
+        return f"{behind.node} holds nothing"
+    kind = "tombstone" if record.deleted else "live" if is_live(record, now_s) else "expired"
+    return f"{behind.node} holds {kind} {record.version}"
+
+
+def _resurrections(observation: Observation) -> list[Violation]:
+    """One violation per key that reads live again after its delete or expiry."""
+    violations: list[Violation] = []
+    keys: set[str] = set()
+    for found in resurrection.revived(observation):
+        if found.key in keys:
+            continue
+        keys.add(found.key)
+        how = "deleted" if found.gone_by.deleted else "expired"
+        violations.append(
+            Violation(
+                resurrection.NAME,
+                f"{found.key} {how} by #{found.gone_by.index} reads live again on {found.node}",
+            )
+        )
+    return violations
 
 
 def _exemption(cluster: Cluster, write: ClientWrite, schedule: Schedule) -> str:
@@ -340,31 +440,18 @@ def _exemption(cluster: Cluster, write: ClientWrite, schedule: Schedule) -> str:
 
 def writes_missing_after(cluster: Cluster, since_ms: float) -> list[Violation]:
     """Acknowledged writes after ``since_ms`` that some live node does not hold yet
-    (neither them nor a newer version of their key)."""
+    (neither them nor a newer version of their key, nor purged)."""
     live = live_processes(cluster)
-    now_s = (BASE_WALL_MS + int(cluster.loop.now_ms)) / 1000
-    purgeable = _purgeable_versions(cluster, now_s)
-    missing: list[Violation] = []
-    for write in cluster.ledger.acknowledged:
-        if write.acked_ms is None or write.acked_ms <= since_ms or write.after_removal:
-            continue
-        if any(version > write.version for version in purgeable.get(write.key, ())):
-            continue
-        gone_anyway = write.tombstone or 0 < write.expiration <= now_s  # purged: fine
-        for process in live:
-            header = process.replica.header(NAMESPACE, write.key)
-            if header is None and gone_anyway:
-                continue
-            if header is None or Version(header.hlc, header.origin) < write.version:
-                missing.append(
-                    Violation(
-                        "later writes arrive after a forged claim",
-                        f"#{write.index} of {write.key.decode()} (acknowledged at"
-                        f" {write.acked_ms:.0f} ms) is not on {process.address}",
-                    )
-                )
-                break
-    return missing
+    observation = observe(cluster, live, {})
+    return [
+        Violation(
+            "later writes arrive after a forged claim",
+            f"#{write.index} of {write.key.decode()} (acknowledged at"
+            f" {write.acked_ms:.0f} ms) is not on {behind[0].node}",
+        )
+        for write, behind in _lost(cluster, observation, since_ms)
+        if not write.after_removal
+    ]
 
 
 def _duplicates(cluster: Cluster, schedule: Schedule, bounds: Bounds) -> list[Violation]:
@@ -373,7 +460,7 @@ def _duplicates(cluster: Cluster, schedule: Schedule, bounds: Bounds) -> list[Vi
         disturbed = [
             f
             for f in schedule.faults
-            if f.end_ms >= started_ms and source in f.slots and f.kind in DATA_FAULTS
+            if f.end_ms >= started_ms and source in f.slots and f.kind in faults.DATA
         ]
         if disturbed:
             continue  # the original went down: the copy may be taken in without proof
@@ -392,7 +479,7 @@ def _duplicates(cluster: Cluster, schedule: Schedule, bounds: Bounds) -> list[Vi
             + [
                 f.end_ms
                 for f in schedule.faults
-                if f.kind in NETWORK_FAULTS and f.end_ms >= started_ms
+                if f.kind in faults.NETWORK and f.end_ms >= started_ms
             ]
         )
         copy, original = cluster.processes[slot], cluster.processes[source]

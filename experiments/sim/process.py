@@ -35,6 +35,7 @@ from rumor.experiments.sim.network import Network
 from rumor.experiments.sim.trace import Birth, Input, Output, Trace
 from rumor.node.core.errors import Unavailable
 from rumor.node.replication.engine.build import Identity, build
+from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.engine import Engine
 from rumor.node.replication.engine.messages import (
     Done,
@@ -64,7 +65,7 @@ class ProcessSettings:
     protocol: ProtocolConfig
     durability: Durability
     disk_latency_ms: float = 0.5  # one WAL sync
-    canaries: frozenset[str] = frozenset()
+    canaries: frozenset[Canary] = frozenset()
 
 
 def engine_for(birth: Birth, settings: ProcessSettings, disk: SimulatedDisk) -> Engine:

@@ -12,7 +12,7 @@ Faults (``FaultPlan.kind``), each from ``at_ms`` for ``duration_ms``:
 
 - ``partition``: ``slots`` against every other slot, both ways (``style``
   drop: calls time out; refuse: connections are rejected);
-- ``oneway``: ``slots[0]`` cannot reach ``slots[1:]`` (they can reach it);
+- ``block`` (formerly ``oneway``): ``slots[0]`` cannot reach ``slots[1:]`` (they can reach it);
 - ``loss``: a share ``value`` of every message is lost;
 - ``delay``: ``value`` ms more on everything ``slots[0]`` sends;
 - ``skew``: ``slots[0]``'s wall clock is ``value`` ms off;
@@ -38,25 +38,13 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-NETWORK_FAULTS = ("partition", "oneway", "loss", "delay", "split")
-FAULT_KINDS = (
-    "partition",
-    "oneway",
-    "loss",
-    "delay",
-    "skew",
-    "crash",
-    "power",
-    "join",
-    "restore",
-    "remove",
-    "duplicate",
-    "forge",
-    "snapjoin",
-)
+from rumor.experiments.faults import FaultKind
+from rumor.node.replication.engine.canaries import Canary
+
 WRITES_FROM_MS = 1200  # after the join timeout: every node is serving
 WRITES_UNTIL_MS = 3700
 FAULTS_FROM_MS = 300
@@ -84,7 +72,7 @@ class WritePlan:
 
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
-    kind: str
+    kind: FaultKind
     at_ms: int
     duration_ms: int
     slots: tuple[int, ...]
@@ -100,7 +88,7 @@ class FaultPlan:
 class Schedule:
     seed: int
     durability: str  # fsync | wal
-    canaries: tuple[str, ...]
+    canaries: tuple[Canary, ...]
     nodes: tuple[NodePlan, ...]
     writes: tuple[WritePlan, ...]
     faults: tuple[FaultPlan, ...]
@@ -135,7 +123,9 @@ class Schedule:
     # ---- files ------------------------------------------------------------------
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        data = asdict(self)
+        data["canaries"] = [canary.value for canary in self.canaries]
+        return json.dumps(data, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> Schedule:
@@ -143,12 +133,15 @@ class Schedule:
         return cls(
             seed=int(data["seed"]),
             durability=str(data["durability"]),
-            canaries=tuple(data["canaries"]),
+            canaries=tuple(Canary(name) for name in data["canaries"]),
             nodes=tuple(
                 NodePlan(n["slot"], n["start_ms"], tuple(n["seeds"])) for n in data["nodes"]
             ),
             writes=tuple(WritePlan(**w) for w in data["writes"]),
-            faults=tuple(FaultPlan(**{**f, "slots": tuple(f["slots"])}) for f in data["faults"]),
+            faults=tuple(
+                FaultPlan(**{**f, "kind": FaultKind.parse(f["kind"]), "slots": tuple(f["slots"])})
+                for f in data["faults"]
+            ),
         )
 
     def save(self, path: Path) -> Path:
@@ -163,7 +156,7 @@ class Schedule:
     @property
     def forged_until_ms(self) -> int | None:
         """When the last forged message of the schedule was sent, if any."""
-        ends = [fault.end_ms for fault in self.faults if fault.kind == "forge"]
+        ends = [fault.end_ms for fault in self.faults if fault.kind is FaultKind.FORGE]
         return max(ends) if ends else None
 
 
@@ -174,124 +167,198 @@ def generate(
     seed: int,
     *,
     durability: str = "fsync",
-    canaries: tuple[str, ...] = (),
+    canaries: tuple[Canary, ...] = (),
     nodes: tuple[int, int] = (5, 7),
     writes: int = 200,
     faults: int = 3,
     keys: int = 24,
 ) -> Schedule:
-    """A random schedule: a cluster of ``nodes`` (a range), ``writes`` writes, ``faults`` faults."""
+    """A random schedule: a cluster of ``nodes`` (a range), ``writes`` writes, ``faults`` faults.
+
+    Every draw comes from ``random.Random(seed)`` in a fixed order (the
+    cluster, then each fault, then the writes), so a seed is a schedule.
+    """
     rng = random.Random(seed)
     count = rng.randint(*nodes)
     slots = list(range(count))
-    split = rng.random() < 0.3
     plans: list[FaultPlan] = []
-    if split:
-        side = tuple(slots[count // 2 :])
-        plans.append(
-            FaultPlan("split", 0, rng.randint(1500, 3000), side, rng.choice(("drop", "refuse")))
-        )
-        first_b = side[0]
-        # The first node of each group seeds the other's; every other node seeds both
-        # first nodes, so the groups still meet if one of the two is gone.
-        node_plans = [
-            NodePlan(
-                slot,
-                0 if slot < first_b else rng.randint(0, 400),
-                (first_b,)
-                if slot == 0
-                else (0,)
-                if slot == first_b
-                else (0, first_b)
-                if slot < first_b
-                else (first_b, 0),
-            )
-            for slot in slots
-        ]
+    if rng.random() < 0.3:
+        split, node_plans = _split_cluster(rng, slots)
+        plans.append(split)
     else:
-        node_plans = [NodePlan(0, 0, ())] + [
-            NodePlan(slot, rng.randint(0, 200), tuple(sorted({0, rng.choice(slots[:slot])})))
-            for slot in slots[1:]
-        ]
-    next_slot = count
-    burst: list[WritePlan] = []
-    for _ in range(faults):
-        kind = rng.choice(FAULT_KINDS)
-        at = rng.randint(FAULTS_FROM_MS, FAULTS_UNTIL_MS)
-        duration = rng.randint(200, 1200)
-        victim = rng.choice(slots)
-        other = rng.choice([s for s in slots if s != victim])
-        style, value = "", 0.0
-        fault_slots: tuple[int, ...] = (victim,)
-        if kind == "partition":
-            side = tuple(rng.sample(slots, rng.randint(1, count // 2)))
-            fault_slots, style = tuple(sorted(side)), rng.choice(("drop", "refuse"))
-        elif kind == "oneway":
-            fault_slots = (
-                victim,
-                *sorted(rng.sample([s for s in slots if s != victim], rng.randint(1, count - 1))),
-            )
-        elif kind == "loss":
-            value = rng.choice((0.2, 0.5, 0.9))
-        elif kind == "delay":
-            value = float(rng.choice((30, 150, 600)))
-        elif kind == "skew":
-            value = float(rng.choice((-1, 1)) * rng.choice((100, 400, 1500)))
-        elif kind == "crash":
-            style = rng.choice(("keep", "keep", "wipe"))
-        elif kind == "join":
-            style = rng.choice(("", "late"))
-            # A joiner names two seeds, as a deployment does: one gone for good (removed)
-            # must not leave it alone for ever.
-            fault_slots = (
-                (next_slot, next_slot + 1, victim)
-                if style == "late"
-                else (next_slot, victim, other)
-            )
-            next_slot += 2 if style == "late" else 1
-        elif kind == "remove":
-            # Never the founding node: every node names it as a seed, some only it, and
-            # removing a cluster's only seed for ever is an operator's mistake that
-            # leaves nodes that cannot find each other again, not a protocol fault.
-            victim = rng.choice(slots[1:]) if len(slots) > 1 else victim
-            other = rng.choice([s for s in slots if s != victim])
-            fault_slots, style = (victim, other), rng.choice(("dead", "live"))
-        elif kind == "duplicate":
-            fault_slots = (victim, next_slot)
-            next_slot += 1
-        elif kind == "snapjoin":
-            at = rng.randint(SNAPJOIN_FROM_MS, SNAPJOIN_UNTIL_MS)
-            fault_slots = (next_slot, victim, other)
-            next_slot += 1
-            burst += _deletes_during(rng, at, duration, slots, keys)
-        elif kind == "forge":
-            fault_slots, style = (
-                (victim, other, rng.choice(slots)),
-                rng.choice(("push", "exchange")),
-            )
-        plans.append(FaultPlan(kind, at, duration, fault_slots, style, value))
-    write_plans = []
-    for _ in range(writes):
-        op = rng.choices(("put", "delete", "ttl"), weights=(60, 25, 15))[0]
-        write_plans.append(
-            WritePlan(
-                rng.randint(WRITES_FROM_MS, WRITES_UNTIL_MS),
-                rng.choice(slots),
-                rng.randrange(keys),
-                op,
-                rng.randint(1, 3) if op == "ttl" else 0,
-            )
-        )
-    write_plans += burst
+        node_plans = _one_cluster(rng, slots)
+    drawing = _Drawing(rng, slots, keys, next_slot=count)
+    plans += [drawing.fault() for _ in range(faults)]
+    write_plans = [_write(rng, slots, keys) for _ in range(writes)] + drawing.burst
     write_plans.sort(key=lambda w: w.at_ms)
     return Schedule(
         seed=rng.getrandbits(63),
         durability=durability,
-        canaries=tuple(sorted(canaries)),
+        canaries=tuple(sorted(canaries, key=lambda canary: canary.value)),
         nodes=tuple(node_plans),
         writes=tuple(write_plans),
         faults=tuple(sorted(plans, key=lambda f: f.at_ms)),
     )
+
+
+def _one_cluster(rng: random.Random, slots: list[int]) -> list[NodePlan]:
+    """Node 0 founds the cluster; each other node seeds it and one node started before it."""
+    return [NodePlan(0, 0, ())] + [
+        NodePlan(slot, rng.randint(0, 200), tuple(sorted({0, rng.choice(slots[:slot])})))
+        for slot in slots[1:]
+    ]
+
+
+def _split_cluster(rng: random.Random, slots: list[int]) -> tuple[FaultPlan, list[NodePlan]]:
+    """Two groups that start apart (the ``split`` fault) and must merge once it heals.
+
+    The first node of each group seeds the other's; every other node seeds both
+    first nodes, so the groups still meet if one of the two is gone.
+    """
+    side = tuple(slots[len(slots) // 2 :])
+    split = FaultPlan(
+        FaultKind.SPLIT, 0, rng.randint(1500, 3000), side, rng.choice(("drop", "refuse"))
+    )
+    first_b = side[0]
+
+    def seeds(slot: int) -> tuple[int, ...]:
+        if slot == 0:
+            return (first_b,)
+        if slot == first_b:
+            return (0,)
+        return (0, first_b) if slot < first_b else (first_b, 0)
+
+    node_plans = [
+        NodePlan(slot, 0 if slot < first_b else rng.randint(0, 400), seeds(slot)) for slot in slots
+    ]
+    return split, node_plans
+
+
+def _write(rng: random.Random, slots: list[int], keys: int) -> WritePlan:
+    op = rng.choices(("put", "delete", "ttl"), weights=(60, 25, 15))[0]
+    return WritePlan(
+        rng.randint(WRITES_FROM_MS, WRITES_UNTIL_MS),
+        rng.choice(slots),
+        rng.randrange(keys),
+        op,
+        rng.randint(1, 3) if op == "ttl" else 0,
+    )
+
+
+@dataclass(slots=True)
+class _Drawing:
+    """Faults being drawn: the draws every fault makes, then its kind's own (``DRAWS``).
+
+    Faults that start new processes take slots from ``next_slot`` up; a
+    ``snapjoin`` adds its burst of writes to ``burst``.
+    """
+
+    rng: random.Random
+    slots: list[int]
+    keys: int
+    next_slot: int
+    burst: list[WritePlan] = field(default_factory=list)
+
+    def fault(self) -> FaultPlan:
+        rng = self.rng
+        kind = rng.choice(tuple(DRAWS))
+        at = rng.randint(FAULTS_FROM_MS, FAULTS_UNTIL_MS)
+        duration = rng.randint(200, 1200)
+        victim = rng.choice(self.slots)
+        other = rng.choice([s for s in self.slots if s != victim])
+        return DRAWS[kind](self, FaultPlan(kind, at, duration, (victim,)), other)
+
+    def new_slots(self, count: int) -> list[int]:
+        taken = list(range(self.next_slot, self.next_slot + count))
+        self.next_slot += count
+        return taken
+
+
+def _partition(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    side = d.rng.sample(d.slots, d.rng.randint(1, len(d.slots) // 2))
+    return replace(plan, slots=tuple(sorted(side)), style=d.rng.choice(("drop", "refuse")))
+
+
+def _block(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    victim = plan.slots[0]
+    others = [s for s in d.slots if s != victim]
+    return replace(
+        plan, slots=(victim, *sorted(d.rng.sample(others, d.rng.randint(1, len(others)))))
+    )
+
+
+def _loss(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    return replace(plan, value=d.rng.choice((0.2, 0.5, 0.9)))
+
+
+def _delay(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    return replace(plan, value=float(d.rng.choice((30, 150, 600))))
+
+
+def _skew(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    return replace(plan, value=float(d.rng.choice((-1, 1)) * d.rng.choice((100, 400, 1500))))
+
+
+def _crash(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    return replace(plan, style=d.rng.choice(("keep", "keep", "wipe")))
+
+
+def _as_drawn(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    return plan
+
+
+def _join(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    # A joiner names two seeds, as a deployment does: one gone for good (removed)
+    # must not leave it alone for ever.
+    style = d.rng.choice(("", "late"))
+    if style == "late":
+        return replace(plan, slots=(*d.new_slots(2), plan.slots[0]), style=style)
+    return replace(plan, slots=(*d.new_slots(1), plan.slots[0], other), style=style)
+
+
+def _remove(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    # Never the founding node: every node names it as a seed, some only it, and
+    # removing a cluster's only seed for ever is an operator's mistake that
+    # leaves nodes that cannot find each other again, not a protocol fault.
+    victim = d.rng.choice(d.slots[1:]) if len(d.slots) > 1 else plan.slots[0]
+    other = d.rng.choice([s for s in d.slots if s != victim])
+    return replace(plan, slots=(victim, other), style=d.rng.choice(("dead", "live")))
+
+
+def _duplicate(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    return replace(plan, slots=(plan.slots[0], *d.new_slots(1)))
+
+
+def _snapjoin(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    at = d.rng.randint(SNAPJOIN_FROM_MS, SNAPJOIN_UNTIL_MS)
+    slots = (*d.new_slots(1), plan.slots[0], other)
+    d.burst += _deletes_during(d.rng, at, plan.duration_ms, d.slots, d.keys)
+    return replace(plan, at_ms=at, slots=slots)
+
+
+def _forge(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    origin = d.rng.choice(d.slots)
+    return replace(
+        plan, slots=(plan.slots[0], other, origin), style=d.rng.choice(("push", "exchange"))
+    )
+
+
+#: Per kind a schedule draws, what else it draws; the order is the order ``choice`` sees.
+DRAWS: dict[FaultKind, Callable[[_Drawing, FaultPlan, int], FaultPlan]] = {
+    FaultKind.PARTITION: _partition,
+    FaultKind.BLOCK: _block,
+    FaultKind.LOSS: _loss,
+    FaultKind.DELAY: _delay,
+    FaultKind.SKEW: _skew,
+    FaultKind.CRASH: _crash,
+    FaultKind.POWER: _as_drawn,
+    FaultKind.JOIN: _join,
+    FaultKind.RESTORE: _as_drawn,
+    FaultKind.REMOVE: _remove,
+    FaultKind.DUPLICATE: _duplicate,
+    FaultKind.FORGE: _forge,
+    FaultKind.SNAPJOIN: _snapjoin,
+}
 
 
 def _deletes_during(

@@ -3,11 +3,13 @@
 Rooms: ``grpc/`` (the grpc.aio server and its services: KV, Admin, Faults,
 Replication), ``http/`` (the Cloudflare-compatible REST API and the Workers
 binding, on aiohttp), ``console/`` (the web console, built on the HTTP room),
-``snapshot/`` (sending, fetching and swapping in a snapshot of the store) and
-``driver/`` (the engine's driver: the EngineDriver, peer transport and codec,
-group commit, clock and injected faults). Beside the rooms, the pieces every
-transport shares: ``operations`` (the KV operations behind every API),
-``watch``, ``admission``, ``auth`` (tokens and their grants), ``access`` (what
-each call needs, the checks), ``audit`` (the audit trail), ``security``,
-``exposure``, ``errors``, ``metrics``, ``log_throttle`` and ``loop_lag``.
+``snapshot/`` (sending, fetching and swapping in a snapshot of the store),
+``workers/`` (worker processes that share the client listeners and batch their
+operations to the owner process) and ``driver/`` (the engine's driver: the
+EngineDriver, peer transport and codec, group commit, clock and injected
+faults). Beside the rooms, the pieces every transport shares: ``operations``
+(the KV operations behind every API), ``watch``, ``admission``, ``auth``
+(tokens and their grants), ``access`` (what each call needs, the checks),
+``audit`` (the audit trail), ``security``, ``exposure``, ``errors``,
+``metrics``, ``metrics_merge``, ``log_throttle`` and ``loop_lag``.
 """

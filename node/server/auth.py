@@ -21,7 +21,9 @@ SHA-256 (``tok-…``), never by itself.
 
 Tokens are compared by their SHA-256 with ``hmac.compare_digest`` against every
 configured digest, so the time taken reveals neither how much of a guess
-matched nor which token.
+matched nor which token. Clients send the same header on every request, so the
+digest of the last few headers seen is kept (the comparison itself is made on
+every call).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ SECRET_ID = "cluster-secret"  # who an Admin call authorized by the cluster secr
 HTTP_UNAUTHORIZED = 401
 HTTP_FORBIDDEN = 403
 DENIED_MESSAGE = "Authentication error"  # Cloudflare's words for code 10000
+PARSED_HEADERS_KEPT = 256  # distinct Authorization headers whose digest is kept
 
 Metadata = Sequence[tuple[str, str | bytes]] | None
 
@@ -231,11 +234,12 @@ class TokenChecker:
     checker sees the new set at its next call.
     """
 
-    __slots__ = ("_entries", "enabled")
+    __slots__ = ("_digests", "_entries", "enabled")
 
     def __init__(self, entries: Iterable[TokenEntry | str]) -> None:
         self._entries: tuple[TokenEntry, ...] = ()
         self.enabled = False
+        self._digests: dict[str | bytes, bytes | None] = {}  # header -> its token's SHA-256
         self.replace(entries)
 
     def replace(self, entries: Iterable[TokenEntry | str]) -> None:
@@ -256,10 +260,18 @@ class TokenChecker:
 
     def grant_of(self, authorization: str | bytes | None) -> Grant | None:
         """The grant of ``Bearer <token>``, None when malformed or unknown."""
-        presented = bearer(authorization)
-        if presented is None:
+        if authorization is None:
             return None
-        digest = hashlib.sha256(presented).digest()
+        try:
+            digest = self._digests[authorization]
+        except KeyError:
+            presented = bearer(authorization)
+            digest = None if presented is None else hashlib.sha256(presented).digest()
+            if len(self._digests) >= PARSED_HEADERS_KEPT:
+                self._digests.clear()  # many distinct headers: a scan of guesses, not a client
+            self._digests[authorization] = digest
+        if digest is None:
+            return None
         found = None
         for entry in self._entries:  # no early exit: same work whichever token matches
             if hmac.compare_digest(digest, entry.digest):

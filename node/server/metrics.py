@@ -15,7 +15,7 @@ process-global one, so several nodes in one process — as in tests — stay apa
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -26,6 +26,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from rumor.node.replication.engine.components import ReplicationStats
+from rumor.node.server.metrics_merge import merged_exposition
 
 Vectors = Callable[[], Mapping[int, Mapping[int, int]]]
 
@@ -59,11 +62,44 @@ def watermark_lag(own: Mapping[int, int], vectors: Iterable[Mapping[int, int]]) 
     return {origin: max(seq - own.get(origin, 0), 0) for origin, seq in best.items()}
 
 
+class ReplicaCounters(Protocol):
+    """What the collector reads of the replica: its stored counters and its watermarks."""
+
+    @property
+    def records_held(self) -> int: ...
+
+    @property
+    def tombstones_held(self) -> int: ...
+
+    @property
+    def deferred_held(self) -> int: ...
+
+    @property
+    def audit_repairs_total(self) -> int: ...
+
+    @property
+    def durable_seq(self) -> int: ...
+
+    def own_watermarks(self) -> Mapping[int, int]: ...
+
+
+class DropCounter(Protocol):
+    """What the collector reads of the push queues."""
+
+    @property
+    def dropped(self) -> int: ...
+
+
 class _StateCollector(Collector):
     """Reads the node's counters at scrape time."""
 
     def __init__(
-        self, node_id: int, replica: Any, stats: Any, queues: Any, vectors: Vectors | None
+        self,
+        node_id: int,
+        replica: ReplicaCounters,
+        stats: ReplicationStats,
+        queues: DropCounter,
+        vectors: Vectors | None,
     ) -> None:
         self.node_id = node_id
         self.replica = replica
@@ -72,136 +108,133 @@ class _StateCollector(Collector):
         self.vectors = vectors
 
     def collect(self) -> Iterable[Metric]:
-        replica, stats = self.replica, self.stats
-
-        info = GaugeMetricFamily(
-            "rumor_node_info", "This node's id (value always 1).", labels=["node_id"]
-        )
-        info.add_metric([str(self.node_id)], 1)
-        yield info
-
-        yield GaugeMetricFamily(
-            "rumor_records_held",
-            "Live records stored on this node (stored counter, not a scan).",
-            value=max(int(replica.records_held), 0),
-        )
-        yield GaugeMetricFamily(
-            "rumor_tombstones_held",
-            "Tombstones stored on this node, awaiting purge (stored counter).",
-            value=max(int(replica.tombstones_held), 0),
-        )
-        yield GaugeMetricFamily(
-            "rumor_deferred_records",
-            "Remote records received but deferred (their HLC is too far ahead).",
-            value=int(replica.deferred_held),
-        )
-        yield CounterMetricFamily(
-            "rumor_audit_repairs",
-            "Records repaired by the audit (Merkle bucket) rounds since start.",
-            value=int(replica.audit_repairs_total),
-        )
-
-        applied = CounterMetricFamily(
-            "rumor_records_applied",
-            "Records applied: local = this node's own writes (its durable sequence), "
-            "remote = newer versions taken from peers since start.",
-            labels=["source"],
-        )
-        applied.add_metric(["local"], int(replica.durable_seq))
-        applied.add_metric(["remote"], int(stats.records_applied_remote))
-        yield applied
-
-        push_rounds = CounterMetricFamily(
-            "rumor_push_rounds",
-            "Push rounds (one Push call per batch) by direction and result.",
-            labels=["direction", "result"],
-        )
-        push_rounds.add_metric(["sent", "ok"], int(stats.pushes_sent))
-        push_rounds.add_metric(["sent", "failed"], int(stats.pushes_failed))
-        received = getattr(stats, "pushes_received", None)
-        if received is not None:
-            push_rounds.add_metric(["received", "ok"], int(received))
-        yield push_rounds
-
-        push_bytes = CounterMetricFamily(
-            "rumor_push_bytes",
-            "Bytes of Push requests (serialized size) by direction.",
-            labels=["direction"],
-        )
-        push_bytes.add_metric(["sent"], int(stats.push_bytes))
-        push_bytes.add_metric(["received"], int(stats.push_bytes_received))
-        yield push_bytes
-
-        yield CounterMetricFamily(
-            "rumor_anti_entropy_rounds",
-            "Anti-entropy (push-pull Exchange) rounds this node started and completed.",
-            value=int(stats.exchanges),
-        )
-        ae_bytes = CounterMetricFamily(
-            "rumor_anti_entropy_bytes",
-            "Bytes of Exchange responses received in anti-entropy rounds this node started.",
-            labels=["direction"],
-        )
-        ae_bytes.add_metric(["received"], int(stats.exchange_bytes))
-        yield ae_bytes
-        yield CounterMetricFamily(
-            "rumor_audit_rounds",
-            "Audit rounds (Merkle bucket comparison) this node ran.",
-            value=int(stats.audit_rounds),
-        )
-        # Untrusted peer input: what was refused or cut down (getattr: older stats objects).
-        yield CounterMetricFamily(
-            "rumor_watermark_claims_clamped",
-            "Watermark claims above their origin's known high seq, clamped to it.",
-            value=int(getattr(stats, "claims_clamped", 0)),
-        )
-        yield CounterMetricFamily(
-            "rumor_peer_messages_malformed",
-            "Peer messages rejected whole because a record or claim was malformed.",
-            value=int(getattr(stats, "malformed_messages", 0)),
-        )
-        yield CounterMetricFamily(
-            "rumor_peer_calls_failed",
-            "Calls to peers that failed (each is logged, rate-limited per peer and cause).",
-            value=int(getattr(stats, "calls_failed", 0)),
-        )
-
+        yield from _held(self.node_id, self.replica)
+        yield from _applied(self.replica, self.stats)
+        yield from _rounds(self.stats)
+        yield from _peer_input(self.stats)
         yield CounterMetricFamily(
             "rumor_push_queue_drops",
             "Records dropped from full push queues (anti-entropy repairs them later).",
-            value=int(self.queues.dropped),
+            value=self.queues.dropped,
         )
-
-        lag = GaugeMetricFamily(
-            "rumor_watermark_lag",
-            "Per origin: highest watermark any known member advertises minus ours "
-            "(sequence numbers this node has yet to see).",
-            labels=["origin"],
-        )
-        if self.vectors is not None:
-            own = replica.own_watermarks()
-            for origin, behind in sorted(watermark_lag(own, self.vectors().values()).items()):
-                lag.add_metric([str(origin)], behind)
-        yield lag
+        yield _lag(self.replica, self.vectors)
 
 
-class Metrics:
-    """A node's metrics: request series plus a scrape-time collector of its state.
+def _held(node_id: int, replica: ReplicaCounters) -> Iterable[Metric]:
+    """Who this node is, and what it holds (stored counters, not scans)."""
+    info = GaugeMetricFamily(
+        "rumor_node_info", "This node's id (value always 1).", labels=["node_id"]
+    )
+    info.add_metric([str(node_id)], 1)
+    yield info
+    yield GaugeMetricFamily(
+        "rumor_records_held",
+        "Live records stored on this node (stored counter, not a scan).",
+        value=max(replica.records_held, 0),
+    )
+    yield GaugeMetricFamily(
+        "rumor_tombstones_held",
+        "Tombstones stored on this node, awaiting purge (stored counter).",
+        value=max(replica.tombstones_held, 0),
+    )
+    yield GaugeMetricFamily(
+        "rumor_deferred_records",
+        "Remote records received but deferred (their HLC is too far ahead).",
+        value=replica.deferred_held,
+    )
+    yield CounterMetricFamily(
+        "rumor_audit_repairs",
+        "Records repaired by the audit (Merkle bucket) rounds since start.",
+        value=replica.audit_repairs_total,
+    )
 
-    ``vectors`` returns the watermark vectors known for the other members
-    (``membership.vectors``); without it no ``rumor_watermark_lag`` samples are
-    reported.
-    """
 
-    def __init__(
-        self,
-        *,
-        node_id: int,
-        replica: Any,
-        stats: Any,
-        queues: Any,
-        vectors: Vectors | None = None,
-    ) -> None:
+def _applied(replica: ReplicaCounters, stats: ReplicationStats) -> Iterable[Metric]:
+    applied = CounterMetricFamily(
+        "rumor_records_applied",
+        "Records applied: local = this node's own writes (its durable sequence), "
+        "remote = newer versions taken from peers since start.",
+        labels=["source"],
+    )
+    applied.add_metric(["local"], replica.durable_seq)
+    applied.add_metric(["remote"], stats.records_applied_remote)
+    yield applied
+
+
+def _rounds(stats: ReplicationStats) -> Iterable[Metric]:
+    """Push, anti-entropy and audit rounds, and the bytes they moved."""
+    push_rounds = CounterMetricFamily(
+        "rumor_push_rounds",
+        "Push rounds (one Push call per batch) by direction and result.",
+        labels=["direction", "result"],
+    )
+    push_rounds.add_metric(["sent", "ok"], stats.pushes_sent)
+    push_rounds.add_metric(["sent", "failed"], stats.pushes_failed)
+    yield push_rounds
+    push_bytes = CounterMetricFamily(
+        "rumor_push_bytes",
+        "Bytes of Push requests (serialized size) by direction.",
+        labels=["direction"],
+    )
+    push_bytes.add_metric(["sent"], stats.push_bytes)
+    push_bytes.add_metric(["received"], stats.push_bytes_received)
+    yield push_bytes
+    yield CounterMetricFamily(
+        "rumor_anti_entropy_rounds",
+        "Anti-entropy (push-pull Exchange) rounds this node started and completed.",
+        value=stats.exchanges,
+    )
+    ae_bytes = CounterMetricFamily(
+        "rumor_anti_entropy_bytes",
+        "Bytes of Exchange responses received in anti-entropy rounds this node started.",
+        labels=["direction"],
+    )
+    ae_bytes.add_metric(["received"], stats.exchange_bytes)
+    yield ae_bytes
+    yield CounterMetricFamily(
+        "rumor_audit_rounds",
+        "Audit rounds (Merkle bucket comparison) this node ran.",
+        value=stats.audit_rounds,
+    )
+
+
+def _peer_input(stats: ReplicationStats) -> Iterable[Metric]:
+    """Untrusted peer input: what was refused or cut down, and calls that failed."""
+    yield CounterMetricFamily(
+        "rumor_watermark_claims_clamped",
+        "Watermark claims above their origin's known high seq, clamped to it.",
+        value=stats.claims_clamped,
+    )
+    yield CounterMetricFamily(
+        "rumor_peer_messages_malformed",
+        "Peer messages rejected whole because a record or claim was malformed.",
+        value=stats.malformed_messages,
+    )
+    yield CounterMetricFamily(
+        "rumor_peer_calls_failed",
+        "Calls to peers that failed (each is logged, rate-limited per peer and cause).",
+        value=stats.calls_failed,
+    )
+
+
+def _lag(replica: ReplicaCounters, vectors: Vectors | None) -> Metric:
+    lag = GaugeMetricFamily(
+        "rumor_watermark_lag",
+        "Per origin: highest watermark any known member advertises minus ours "
+        "(sequence numbers this node has yet to see).",
+        labels=["origin"],
+    )
+    if vectors is not None:
+        own = replica.own_watermarks()
+        for origin, behind in sorted(watermark_lag(own, vectors().values()).items()):
+            lag.add_metric([str(origin)], behind)
+    return lag
+
+
+class RequestMetrics:
+    """The per-request series alone: what a worker process counts."""
+
+    def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self._requests = Counter(
             "rumor_requests",
@@ -217,16 +250,20 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.http_client_disconnects = Counter(
+            "rumor_http_client_disconnects",
+            "HTTP requests whose client went away before the answer was written (no error).",
+            registry=self.registry,
+        )
         self._loop_lag = Histogram(
             "rumor_event_loop_lag_seconds",
             "How late a timer set every 10 ms fired: the event loop's stalls.",
             buckets=LOOP_LAG_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_StateCollector(node_id, replica, stats, queues, vectors))
         # ``labels()`` takes a lock and rebuilds its key on every call; each request
         # would pay it twice, so the children are looked up once per label set.
-        self._children: dict[tuple[str, str, str | int], tuple[Any, Any]] = {}
+        self._children: dict[tuple[str, str, str | int], tuple[Counter, Histogram]] = {}
 
     def observe(self, api: str, method: str, status: str | int, seconds: float) -> None:
         key = (api, method, status)
@@ -246,3 +283,34 @@ class Metrics:
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for the ``/metrics`` handler."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class Metrics(RequestMetrics):
+    """A node's metrics: request series plus a scrape-time collector of its state.
+
+    ``vectors`` returns the watermark vectors known for the other members
+    (``membership.vectors``); without it no ``rumor_watermark_lag`` samples are
+    reported.
+    """
+
+    def __init__(
+        self,
+        *,
+        node_id: int,
+        replica: ReplicaCounters,
+        stats: ReplicationStats,
+        queues: DropCounter,
+        vectors: Vectors | None = None,
+    ) -> None:
+        super().__init__()
+        self.registry.register(_StateCollector(node_id, replica, stats, queues, vectors))
+        # A node with workers: their expositions, added to this one's (see metrics_merge).
+        self.worker_expositions: Callable[[], list[str]] | None = None
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type, for the ``/metrics`` handler."""
+        own = generate_latest(self.registry)
+        if self.worker_expositions is None:
+            return own, CONTENT_TYPE_LATEST
+        texts = [own.decode(), *self.worker_expositions()]
+        return merged_exposition(texts), CONTENT_TYPE_LATEST

@@ -35,7 +35,8 @@ def _operations(data_dir: Path) -> tuple[Operations, RocksStore]:
     clock = WallClock()
     store = RocksStore(data_dir)
     replica = Replica(store, new_node_id=new_node_id(), wall_ms=clock.wall_ms())
-    commit = GroupCommit(replica, on_failure=lambda error: None)
+    # No engine here: the test is the driver a finished sync is reported to.
+    commit = GroupCommit(replica, synced=replica.mark_durable, on_failure=lambda error: None)
     return Operations(replica, commit, clock, min_expiration_ttl=1), store
 
 

@@ -26,9 +26,11 @@ SUBPACKAGES = [
     "rumor/node/server/console",
     "rumor/node/server/snapshot",
     "rumor/node/server/driver",
+    "rumor/node/server/workers",
     "rumor/client",
     "rumor/experiments",
     "rumor/experiments/lab",
+    "rumor/experiments/properties",
     "rumor/experiments/sim",
     "rumor/bench",
 ]

@@ -6,7 +6,8 @@ new, the new alone), each node told by SIGHUP. Throughout, a monitor reads
 every node's membership: no member is ever suspected, and no incarnation moves
 (a suspected node refutes by raising its own). Every acknowledged write
 reaches every node, and at the end the old secret is refused. API tokens: an
-edited token file is picked up without a signal, within the poll interval.
+edited token file is picked up without a signal, within the poll interval,
+by the owner and by the workers that answer HTTP themselves.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -229,3 +232,39 @@ def test_an_edited_token_file_is_picked_up_without_a_signal(tmp_path: Path) -> N
         tokens.write_text("not a valid scope line: bogus\n")  # a broken file keeps the old set
         poll(lambda: "security.reload_failed" in node.log(), timeout=10)
         assert second_accepted()
+
+
+def test_workers_answer_http_with_the_edited_token_file(tmp_path: Path) -> None:
+    """A worker answers the REST values routes itself: it follows the file as the owner."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("first-token\n")
+    node = NodeProcess(
+        tmp_path / "data", "--http", "127.0.0.1:0", "--api-token-file", str(tokens),
+        "--workers", "2",
+    )  # fmt: skip
+    with node:
+        with Client(node.address, api_token="first-token", timeout=5) as first:
+            namespace = first.namespaces.create("rotated").id
+            first.namespace(namespace).put("k", "v")
+        url = f"http://{node.http}/client/v4/accounts/{'0' * 32}/storage/kv/namespaces/"
+        value = f"{url}{namespace}/values/k"
+
+        def status(token: str, method: str = "GET") -> int:
+            body = b"w" if method == "PUT" else None
+            request = urllib.request.Request(
+                value, data=body, method=method, headers={"Authorization": f"Bearer {token}"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        assert status("first-token") == 200
+        replacement = tmp_path / "tokens.new"
+        replacement.write_text("second-token read\n")
+        replacement.rename(tokens)
+        # Several requests: the kernel spreads connections over both workers.
+        poll(lambda: all(status("second-token") == 200 for _ in range(8)), timeout=10)
+        assert {status("first-token") for _ in range(8)} == {403}
+        assert {status("second-token", "PUT") for _ in range(8)} == {403}  # read only

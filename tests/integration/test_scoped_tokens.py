@@ -257,6 +257,44 @@ def test_the_workers_binding_honours_scopes(scoped: Scoped) -> None:
     assert status == 200
 
 
+def test_the_rest_values_routes_honour_scopes(scoped: Scoped) -> None:
+    """A plain key is answered before routing (by a worker itself, with workers), an
+    escaped one through the router: both check the scope and the namespace alike."""
+
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    base = f"http://{scoped.node.http}/client/v4/accounts/{ACCOUNT}/storage/kv/namespaces"
+    for key in ("rest", "rest%21"):
+        team_value = f"{base}/{scoped.team_ns}/values/{key}"
+        status, _, _ = _http(team_value, headers=bearer(READER))
+        assert status in (200, 404)
+        status, _, body = _http(team_value, "PUT", b"x", bearer(READER))
+        assert status == 403
+        assert json.loads(body)["errors"] == [{"code": 10000, "message": "Authentication error"}]
+        status, _, _ = _http(team_value, "DELETE", None, bearer(READER))
+        assert status == 403
+        status, _, _ = _http(f"{base}/{scoped.other_ns}/values/{key}", headers=bearer(TEAM))
+        assert status == 403
+        status, _, _ = _http(team_value, "PUT", b"by team", bearer(TEAM))
+        assert status == 200
+    status, _, body = _http(f"{base}/{scoped.team_ns}/values/rest", headers=bearer(READER))
+    assert (status, body) == (200, b"by team")
+
+    def refused_puts() -> bool:  # one per key: before routing and through the router
+        events = map(json.loads, scoped.audit.read_text().splitlines())
+        refused = [
+            event
+            for event in events
+            if event.get("event") == "refused"
+            and event.get("operation") == "values.update"
+            and event.get("token") == _token_id(READER)
+        ]
+        return len(refused) >= 2
+
+    poll(refused_puts, timeout=10)
+
+
 # ---- the web console -------------------------------------------------------------
 
 

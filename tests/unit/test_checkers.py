@@ -20,6 +20,7 @@ from rumor.experiments.lab.checkers import (
     lost_writes,
     lww,
     no_resurrection,
+    observe,
 )
 from rumor.experiments.lab.history import Ack, Applied, Attempt, Held, History
 from rumor.experiments.lab.visibility import nearest_rank, visibility
@@ -459,3 +460,26 @@ def test_nearest_rank_percentiles() -> None:
     assert nearest_rank(values, 99) == 99.0
     assert nearest_rank(values, 100) == 100.0
     assert nearest_rank([7.0], 1) == 7.0
+
+
+# ---------------------------------------------------------------------------
+# The history as the properties see it
+
+
+def test_observe_gives_the_properties_acks_attempts_holdings_and_watch_events() -> None:
+    put = ack("k", 10, op=1)
+    tombstone = applied("n2", "k", 20, 300, origin_node="n2", deleted=True)
+    observation = observe(
+        history([put], held_like(put, ["n1"]), applied_events=[tombstone], attempts=[attempt("k")])
+    )
+    assert observation.nodes == tuple(NODES)
+    acknowledged, tried = observation.writes
+    assert (acknowledged.version, acknowledged.acknowledged, acknowledged.index) == (
+        put.version,
+        True,
+        0,
+    )
+    assert (tried.version, tried.acknowledged) == (None, False)
+    assert set(observation.held) == {("n1", "k")}
+    assert [record.version for record in observation.seen] == [tombstone.version]
+    assert observation.now_s == END_WALL_S

@@ -6,22 +6,19 @@ tell the difference would not catch the bug coming back.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rumor.experiments.sim.fuzz import fuzz
+from rumor.experiments.sim.schedule import Schedule, generate
+from rumor.node.replication.engine.canaries import Canary
 
-CANARIES = (
-    "no_seed_retry",
-    "forged_watermark",
-    "duplicate_id",
-    "gc_alone",
-    "snapshot_unadmitted",
-)
 QUICK = 200  # schedules of the quick fuzz (``make chaos`` runs 10,000)
 
 
-@pytest.mark.parametrize("canary", CANARIES)
-def test_the_quick_fuzz_finds_each_canary(canary: str) -> None:
+@pytest.mark.parametrize("canary", list(Canary), ids=lambda canary: canary.value)
+def test_the_quick_fuzz_finds_each_canary(canary: Canary) -> None:
     report = fuzz(QUICK, 1, canaries=(canary,), shrink_failures=False, stop_at_first=True)
     assert report.failures, f"{report.schedules} schedules and {canary} went unnoticed"
 
@@ -33,3 +30,10 @@ def test_the_quick_fuzz_finds_nothing_without_canaries() -> None:
     assert not report.failures, "\n".join(
         f"schedule {f.index}: {f.outcome.summary()}" for f in report.failures[:5]
     )
+
+
+def test_a_schedule_file_names_its_canaries_as_the_cli_does() -> None:
+    schedule = generate(5, canaries=(Canary.SNAPSHOT_UNADMITTED, Canary.GC_ALONE))
+    text = schedule.to_json()
+    assert json.loads(text)["canaries"] == ["gc_alone", "snapshot_unadmitted"]
+    assert Schedule.from_json(text) == schedule

@@ -3,18 +3,30 @@
 Checks that a write is acknowledged only after a sync that started after it,
 that one sync serves writers that wait together, that a lone writer syncs at
 once, that while busy the next sync waits (within a window) for as many
-writers as the previous one saw, and that a failed sync is fatal.
+writers as the previous one saw, and that a failed sync is fatal. A finished
+sync is reported through the ``synced`` hook (here the test stands in for the
+driver and marks the replica durable itself); writers go only after it
+returned, and in a node the hook is the driver's, which tells the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 
 import pytest
 
-from rumor.node.replication import Replica
+from rumor.node.core.membership import Member, State
+from rumor.node.replication import Durability, Replica
+from rumor.node.replication.engine.engine import Engine
+from rumor.node.replication.engine.membership import Membership
+from rumor.node.replication.engine.messages import Done, Failed, Now, Outbound, Response
+from rumor.node.replication.engine.protocol_config import ProtocolConfig
 from rumor.node.replication.replica.replica import Write
+from rumor.node.server.driver.clock import WallClock
+from rumor.node.server.driver.engine_driver import EngineDriver
+from rumor.node.server.driver.faults import FaultRules
 from rumor.node.server.driver.group_commit import GroupCommit, SyncFailed
 from rumor.node.storage import MemoryStore
 
@@ -44,7 +56,8 @@ def make() -> tuple[CountingStore, Replica, GroupCommit, list[BaseException]]:
     store = CountingStore()
     replica = Replica(store, new_node_id=7, wall_ms=1_000_000)
     failures: list[BaseException] = []
-    return store, replica, GroupCommit(replica, on_failure=failures.append), failures
+    commit = GroupCommit(replica, synced=replica.mark_durable, on_failure=failures.append)
+    return store, replica, commit, failures
 
 
 def write(replica: Replica, index: int) -> int:
@@ -144,3 +157,67 @@ async def test_a_failed_sync_is_fatal() -> None:
     assert not replica.is_durable(ticket)
     with pytest.raises(SyncFailed):
         await commit.durable(write(replica, 1))
+
+
+async def test_writers_are_released_only_after_the_sync_is_reported() -> None:
+    replica = Replica(CountingStore(), new_node_id=7, wall_ms=1_000_000)
+    released: list[int] = []
+    reports: list[tuple[int, list[int]]] = []
+
+    def synced(ticket: int) -> None:
+        reports.append((ticket, list(released)))  # who had been released by then
+        replica.mark_durable(ticket)
+
+    commit = GroupCommit(replica, synced=synced, on_failure=lambda error: None)
+    tickets = [write(replica, i) for i in range(3)]
+
+    async def writer(ticket: int) -> None:
+        await commit.durable(ticket)
+        released.append(ticket)
+
+    await asyncio.gather(*(writer(ticket) for ticket in tickets))
+    assert reports == [(tickets[-1], [])]
+    assert sorted(released) == tickets
+
+
+async def test_the_driver_reports_a_finished_sync_to_the_engine() -> None:
+    """A client write's sync reaches the engine as ``advance(synced)``, the one place
+    the replica is marked durable, before the writer is released."""
+    store = MemoryStore()
+    replica = Replica(store, new_node_id=7, wall_ms=1_000_000, durability=Durability.FSYNC)
+    membership = Membership(store, Member(7, "a", 0, State.ALIVE, 1, ""))
+    now = Now(0, 1_000_000)
+    engine = Engine(replica, membership, ProtocolConfig.local(), rng=random.Random(1), now=now)
+    advanced: list[tuple[int, bool]] = []
+    advance = engine.advance
+
+    def recorded(done: Done, now: Now) -> None:
+        before = replica.is_durable(done.synced_ticket) if done.synced_ticket else True
+        advance(done, now)
+        if done.synced_ticket:
+            advanced.append((done.synced_ticket, before))
+
+    engine.advance = recorded  # type: ignore[method-assign]
+    driver = EngineDriver(
+        engine,
+        _NoPeers(),
+        lambda synced: GroupCommit(replica, synced=synced, on_failure=lambda error: None),
+        WallClock(),
+        faults=FaultRules(),
+        on_stop=lambda message, kind: None,
+        now=lambda: now,
+    )
+    applied = driver.propose([Write(NAMESPACE, b"k", b"v")])
+    assert not replica.is_durable(applied[0].ticket)
+    await driver.commit.durable(applied[0].ticket)
+    assert advanced == [(applied[0].ticket, False)]
+    assert replica.is_durable(applied[0].ticket)
+    await driver.stop()
+
+
+class _NoPeers:
+    async def call(self, outbound: Outbound) -> Response | Failed:
+        raise AssertionError(f"a lone node sent {outbound.body!r}")
+
+    async def close(self) -> None:
+        pass

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from rumor.node.replication.engine.engine import ReplicationStats
+from rumor.node.replication.engine.components import ReplicationStats
 from rumor.node.server.metrics import Metrics, watermark_lag
 
 

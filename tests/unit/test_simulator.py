@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rumor.experiments.faults import FaultKind
 from rumor.experiments.sim.execution import run_schedule
 from rumor.experiments.sim.scale import (
     LatencyDistribution,
@@ -262,7 +263,7 @@ def test_a_schedule_replays_identically_and_another_seed_differs() -> None:
 
 def test_a_partition_heals_and_the_nodes_converge() -> None:
     base = _cluster(5)
-    partition = FaultPlan("partition", 1300, 1200, (0, 1), "drop")
+    partition = FaultPlan(FaultKind.PARTITION, 1300, 1200, (0, 1), "drop")
     outcome = run_schedule(dataclasses.replace(base, faults=(partition,)))
     assert outcome.acknowledged > 40
     assert outcome.converged_ms is not None
@@ -271,7 +272,7 @@ def test_a_partition_heals_and_the_nodes_converge() -> None:
 
 def test_power_loss_under_fsync_loses_no_acknowledged_write() -> None:
     base = _cluster(5)
-    faults = tuple(FaultPlan("power", 1500 + 300 * s, 400, (s,)) for s in range(4))
+    faults = tuple(FaultPlan(FaultKind.POWER, 1500 + 300 * s, 400, (s,)) for s in range(4))
     outcome = run_schedule(dataclasses.replace(base, faults=faults))
     assert outcome.acknowledged > 30
     assert not outcome.violations, outcome.summary()

@@ -109,11 +109,12 @@ class _InMemoryTransport:
 
 
 class _ScriptedCommit:
-    """Group commit whose syncs finish when the script says (the simulator's disk did)."""
+    """Group commit whose syncs finish when the script says (the simulator's disk did),
+    reported to the driver's hook as the real one reports them."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, synced: Callable[[int], None]) -> None:
         self.engine = engine
-        self.after_sync: list[Callable[[], None]] = []
+        self.report = synced
         self.waiting: list[tuple[int, asyncio.Future[None]]] = []
 
     async def durable(self, ticket: int) -> None:
@@ -125,7 +126,7 @@ class _ScriptedCommit:
 
     def synced(self, ticket: int) -> None:
         """The simulated disk's sync covered every write up to ``ticket``."""
-        self.engine.replica.mark_durable(ticket)
+        self.report(ticket)
         still = []
         for wanted, future in self.waiting:
             if wanted <= ticket:
@@ -141,7 +142,6 @@ class _DrivenProcess:
         self.engine = engine_for(birth, settings, disk)
         self.clock = _Clock()
         self.transport = _InMemoryTransport()
-        self.commit = _ScriptedCommit(self.engine)
         self.outputs: list[Ready] = []
         original = self.engine.ready
 
@@ -154,13 +154,14 @@ class _DrivenProcess:
         self.driver = EngineDriver(
             self.engine,
             self.transport,
-            self.commit,  # type: ignore[arg-type]
+            lambda synced: _ScriptedCommit(self.engine, synced),  # type: ignore[arg-type, return-value]
             self.clock,  # type: ignore[arg-type]
             faults=FaultRules(),
             on_stop=lambda message, kind: None,
             now=lambda: self.clock.now,
             download_snapshot=self.download,
         )
+        self.commit: _ScriptedCommit = self.driver.commit  # type: ignore[assignment]
         self.handling: list[asyncio.Task[Any]] = []
         self.fetch: asyncio.Future[None] | None = None
 

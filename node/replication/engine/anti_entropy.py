@@ -24,10 +24,10 @@ synchronisations, queued and run next.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from rumor.node.core.errors import MalformedPeerMessage
 from rumor.node.core.membership import Member
+from rumor.node.replication.engine.components import Services
 from rumor.node.replication.engine.messages import (
     Exchange,
     ExchangeReply,
@@ -40,9 +40,6 @@ from rumor.node.replication.engine.messages import (
     Response,
 )
 from rumor.node.replication.replica.delta import Coverage, WireRecord
-
-if TYPE_CHECKING:
-    from rumor.node.replication.engine.engine import Engine
 
 
 @dataclass(slots=True)
@@ -58,8 +55,8 @@ class _Session:
 
 
 class AntiEntropy:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, services: Services) -> None:
+        self.services = services
         self.session: _Session | None = None
         self.catch_ups: dict[int, None] = {}  # member ids, in order
         self._next_round_ms = 0
@@ -78,20 +75,20 @@ class AntiEntropy:
             if session.pending:
                 self._apply_slice(session, now)
             return
-        engine = self.engine
+        services = self.services
         while self.catch_ups:
             member_id = next(iter(self.catch_ups))
             del self.catch_ups[member_id]
-            member = engine.membership.members.get(member_id)
+            member = services.membership.members.get(member_id)
             if member is not None and member.up and member.address:
                 self.start(member, now, push_back=False)
                 return
         if now.mono_ms < self._next_round_ms:
             return
-        self._next_round_ms = now.mono_ms + engine.config.anti_entropy_interval_ms
-        peers = engine.membership.up_peers()
+        self._next_round_ms = now.mono_ms + services.config.anti_entropy_interval_ms
+        peers = services.membership.up_peers()
         if peers:
-            self.start(engine.rng.choice(peers), now, push_back=True)
+            self.start(services.rng.choice(peers), now, push_back=True)
 
     def catch_up(self, member_id: int, now: Now) -> None:
         """Synchronise with ``member_id`` soon (pull only: it pulls from us too)."""
@@ -101,7 +98,7 @@ class AntiEntropy:
         self.catch_ups[member_id] = None
 
     def start(self, peer: Member, now: Now, *, push_back: bool) -> None:
-        self.engine.replica.begin_sync()
+        self.services.replica.begin_sync()
         self.session = _Session(peer, push_back)
         self._round(now)
 
@@ -110,8 +107,8 @@ class AntiEntropy:
         assert session is not None
         session.rounds += 1
         session.waiting = True
-        digest = self.engine.replica.sync_digest()
-        self.engine.send(session.peer, Exchange(digest), self._answered, now, all_members=True)
+        digest = self.services.replica.sync_digest()
+        self.services.send(session.peer, Exchange(digest), self._answered, now, all_members=True)
 
     def _answered(self, answer: Response | Failed, now: Now) -> None:
         session = self.session
@@ -120,44 +117,44 @@ class AntiEntropy:
         if isinstance(answer, Failed) or not isinstance(answer.body, ExchangeReply):
             self.session = None
             return
-        engine = self.engine
-        engine.stats.exchanges += 1
+        services = self.services
+        services.stats.exchanges += 1
         reply = answer.body
         try:
             # The whole answer, before any slice of it is applied: one bad record rejects it.
-            engine.replica.check_peer_message(reply.records, reply.coverage)
+            services.replica.check_peer_message(reply.records, reply.coverage)
         except MalformedPeerMessage as error:
-            engine.stats.malformed_messages += 1
-            engine.notice(NoticeKind.MALFORMED, str(error), peer=f"{session.peer.id:016x}")
+            services.stats.malformed_messages += 1
+            services.notice(NoticeKind.MALFORMED, str(error), peer=f"{session.peer.id:016x}")
             self.session = None
             return
         session.pending = list(reply.records)
-        session.coverage = engine.envelopes.clamp_coverage(reply.coverage)
+        session.coverage = services.clamp_coverage(reply.coverage)
         session.peer_marks = dict(answer.envelope.watermarks)
         self._apply_slice(session, now)
 
     def _apply_slice(self, session: _Session, now: Now) -> None:
         """Apply one slice of the answer; the claims go with the last slice."""
-        engine = self.engine
-        slice_size = engine.config.apply_slice_records
+        services = self.services
+        slice_size = services.config.apply_slice_records
         part, session.pending = session.pending[:slice_size], session.pending[slice_size:]
         try:
             if session.pending:
-                outcome = engine.replica.apply_remote(part, now.wall_ms)
+                outcome = services.replica.apply_remote(part, now.wall_ms)
             else:
-                outcome = engine.replica.apply_remote(
+                outcome = services.replica.apply_remote(
                     part, now.wall_ms, session.coverage, session=True
                 )
         except MalformedPeerMessage as error:
-            engine.stats.malformed_messages += 1
-            engine.notice(NoticeKind.MALFORMED, str(error), peer=f"{session.peer.id:016x}")
+            services.stats.malformed_messages += 1
+            services.notice(NoticeKind.MALFORMED, str(error), peer=f"{session.peer.id:016x}")
             self.session = None
             return
-        engine.stats.records_applied_remote += outcome.new
+        services.stats.records_applied_remote += outcome.new
         if session.pending:
             return
         session.ticket = outcome.ticket
-        engine.want_durable(outcome.ticket)
+        services.want_durable(outcome.ticket)
         self.synced(now)
 
     def synced(self, now: Now) -> None:
@@ -165,42 +162,42 @@ class AntiEntropy:
         session = self.session
         if session is None or session.pending or not session.waiting or session.ticket is None:
             return
-        engine = self.engine
-        if not engine.replica.is_durable(session.ticket):
+        services = self.services
+        if not services.replica.is_durable(session.ticket):
             return
         session.waiting = False
         session.ticket = None
         complete = all(claim.complete for claim in session.coverage)
-        if not complete and session.rounds < engine.config.max_follow_up_rounds:
+        if not complete and session.rounds < services.config.max_follow_up_rounds:
             self._round(now)
             return
         self.session = None
         if complete:
-            engine.become_serving("first complete exchange")
+            services.become_serving("first complete exchange")
             if session.push_back:
                 self._push_back(session, now)
 
     def _push_back(self, session: _Session, now: Now) -> None:
-        delta = self.engine.replica.push_back_for(session.peer_marks)
+        delta = self.services.replica.push_back_for(session.peer_marks)
         if delta is None:
             return
         push = Push(tuple(delta.records), tuple(delta.coverage))
-        self.engine.send(session.peer, push, lambda _answer, _now: None, now, all_members=True)
+        self.services.send(session.peer, push, lambda _answer, _now: None, now, all_members=True)
 
     # ---- answering ------------------------------------------------------------
 
     def answer(self, token: int, sender: int, exchange: Exchange, now: Now) -> None:
         """One synchronous step: the watermarks advertised and the records sent agree."""
-        engine = self.engine
+        services = self.services
         digest = {o: s for o, s in exchange.digest.items() if o and s >= 0}
         try:
-            delta = engine.replica.delta_for(
-                digest, engine.config.delta_budget_bytes, engine.config.answer_entry_budget
+            delta = services.replica.delta_for(
+                digest, services.config.delta_budget_bytes, services.config.answer_entry_budget
             )
         except MalformedPeerMessage as error:
-            engine.reply(token, Refusal(RefusalCode.MALFORMED, str(error)), to=sender)
+            services.reply(token, Refusal(RefusalCode.MALFORMED, str(error)), to=sender)
             return
-        engine.reply(
+        services.reply(
             token,
             ExchangeReply(tuple(delta.records), tuple(delta.coverage)),
             to=sender,

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rumor.node.core.membership import Member, State
+from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.engine import Engine
 from rumor.node.replication.engine.membership import Membership
 from rumor.node.replication.engine.messages import Now
@@ -49,7 +50,7 @@ def build(
     now: Now,
     durability: Durability,
     listeners: Sequence[Callable[[list[WireRecord]], None]] = (),
-    canaries: frozenset[str] = frozenset(),
+    canaries: frozenset[Canary] = frozenset(),
 ) -> Engine:
     """The engine on ``store``, with its replica (``engine.replica``) and membership.
 

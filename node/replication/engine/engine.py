@@ -20,17 +20,33 @@ clock, the network and the disk; the engine owns every decision.
 The engine never reads a clock, a socket or a random source it was not given
 (the ``rng`` is injected), so the same inputs give the same outputs: the
 simulator replays a schedule exactly, and a trace-equivalence test holds the
-gRPC driver to it. Components, one concept each, hold the rest: push
-(``gossip``), anti-entropy (``anti_entropy``), SWIM (``probing``), seeds,
-joins and duplicate ids (``joining``), audits (``audit_rounds``), purges
-(``sweep_rounds``).
+gRPC driver to it. ``advance`` is the one door to durability: nothing else
+marks the replica durable.
+
+Components, one concept each, hold the rest. Each implements ``Component``
+(``components``: ``due_ms``, ``tick``, ``answer``) and is built from
+``Services``, never from the Engine; a decision that starts a sibling's work
+goes through a hook the engine routes:
+
+- ``Gossip`` (``gossip``, with ``push_queues``): push;
+- ``AntiEntropy`` (``anti_entropy``): push-pull synchronisations, catch-ups;
+- ``Probing`` (``probing``): SWIM, and the clock offsets the fence judges;
+- ``Joining`` (``joining``): seeds, the join timeout, duplicate ids;
+- ``AuditRounds`` (``audit_rounds``): the backstop;
+- ``SnapshotJoin`` (``snapshot_join``): bootstrap by snapshot;
+- ``SweepRounds`` (``sweep_rounds``): purges (timers only: it answers nothing).
+
+Beside them: ``Envelopes`` (``envelopes``: what every message says about its
+sender, the clamp of claims), ``Membership`` (``membership``: the member
+table), ``Canary`` (``canaries``: test-only switches) and ``ProtocolConfig``
+(``protocol_config``: every knob).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from typing import Never
 
 from rumor.node.core.clock_fence import ClockFence, FenceVerdict
 from rumor.node.core.errors import Unavailable
@@ -38,6 +54,13 @@ from rumor.node.core.gc import SafeGc
 from rumor.node.core.membership import Member, State
 from rumor.node.replication.engine.anti_entropy import AntiEntropy
 from rumor.node.replication.engine.audit_rounds import AuditRounds
+from rumor.node.replication.engine.canaries import Canary
+from rumor.node.replication.engine.components import (
+    Component,
+    Continuation,
+    ReplicationStats,
+    Services,
+)
 from rumor.node.replication.engine.envelopes import Envelopes
 from rumor.node.replication.engine.gossip import Gossip
 from rumor.node.replication.engine.joining import Joining
@@ -70,25 +93,8 @@ from rumor.node.replication.engine.probing import Probing
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
 from rumor.node.replication.engine.snapshot_join import SnapshotJoin
 from rumor.node.replication.engine.sweep_rounds import SweepRounds
+from rumor.node.replication.replica.delta import Coverage
 from rumor.node.replication.replica.replica import Applied, Replica, Write
-
-Continuation = Callable[[Response | Failed, Now], None]
-
-
-@dataclass(slots=True)
-class ReplicationStats:
-    pushes_sent: int = 0
-    pushes_failed: int = 0
-    push_bytes: int = 0
-    push_bytes_received: int = 0
-    records_applied_remote: int = 0
-    exchanges: int = 0
-    exchange_bytes: int = 0
-    last_exchange_bytes: int = 0
-    audit_rounds: int = 0
-    malformed_messages: int = 0
-    claims_clamped: int = 0
-    calls_failed: int = 0
 
 
 class Engine:
@@ -105,7 +111,7 @@ class Engine:
         advertise: str = "",
         name: str = "",
         now: Now,
-        canaries: frozenset[str] = frozenset(),
+        canaries: frozenset[Canary] = frozenset(),
     ) -> None:
         self.replica = replica
         self.membership = membership
@@ -121,14 +127,60 @@ class Engine:
         self.verdict = FenceVerdict(False, False, 0.0)
         self.gc = SafeGc(config.gc_grace_ms)
         replica.purge_rule = self.gc.rule
-        self.envelopes = Envelopes(self)
-        self.gossip = Gossip(self)
-        self.anti_entropy = AntiEntropy(self)
-        self.probing = Probing(self)
-        self.joining = Joining(self, tuple(seeds), now)
-        self.audits = AuditRounds(self)
-        self.sweeps = SweepRounds(self)
-        self.snapshots = SnapshotJoin(self)
+        services = Services(
+            replica,
+            membership,
+            config,
+            rng,
+            self.stats,
+            canaries,
+            send=self.send,
+            reply=self.reply,
+            want_durable=self.want_durable,
+            notice=self.notice,
+            serving=lambda: self.serving,
+            become_serving=self.become_serving,
+            clamp_coverage=self._clamp_coverage,
+        )
+        self.envelopes = Envelopes(
+            services,
+            advertise=advertise,
+            name=name,
+            came_back=self._came_back,
+            behind_on_own_writes=self.behind_on_own_writes,
+            removed=self.removed,
+        )
+        self.gossip = Gossip(services, fetching_snapshot=lambda: bool(self.snapshots.fetching))
+        self.anti_entropy = AntiEntropy(services)
+        self.probing = Probing(services, self.fence)
+        self.joining = Joining(
+            services,
+            tuple(seeds),
+            now,
+            advertise=advertise,
+            dispatch=self.dispatch,
+            joined=self._joined_through,
+            catching_up=self._catching_up,
+            stop_for_duplicate=self.stop_for_duplicate,
+        )
+        self.audits = AuditRounds(services)
+        self.sweeps = SweepRounds(services)
+        self.snapshots = SnapshotJoin(
+            services,
+            fetch=self.fetch_snapshot,
+            stop_for_install=self.stop_for_install,
+            fall_back_to=self._fall_back_to,
+        )
+        # The components with timers and answers (Never: each answers its own kind of
+        # request, and ``dispatch`` knows which); ``tick`` runs them in protocol order.
+        self.components: tuple[Component[Never], ...] = (
+            self.gossip,
+            self.anti_entropy,
+            self.probing,
+            self.joining,
+            self.audits,
+            self.snapshots,
+        )
         self.serving = self.joining.alone_from_start()
         self._out = Ready()
         self._expect: dict[int, Continuation] = {}
@@ -176,17 +228,17 @@ class Engine:
         body = message.body
         token, sender = message.token, message.envelope.sender
         if isinstance(body, Push):
-            self.gossip.receive(token, sender, body, now)
+            self.gossip.answer(token, sender, body, now)
         elif isinstance(body, Exchange):
             self.anti_entropy.answer(token, sender, body, now)
         elif isinstance(body, Ping):
             self.probing.answer(token, sender, body, now)
         elif isinstance(body, Join):
-            self.joining.answer(token, sender, now)
+            self.joining.answer(token, sender, body, now)
         elif isinstance(body, Audit):
             self.audits.answer(token, sender, body, now)
         elif isinstance(body, Admit):
-            self.snapshots.answer(token, sender, now)
+            self.snapshots.answer(token, sender, body, now)
 
     def tick(self, now: Now) -> None:
         if self._stopped:
@@ -373,6 +425,33 @@ class Engine:
             )
         return self.ready().messages
 
+    # ---- between components (none calls a sibling: the engine routes) ------------
+
+    def _clamp_coverage(self, coverage: Iterable[Coverage]) -> list[Coverage]:
+        return self.envelopes.clamp_coverage(coverage)
+
+    def _came_back(self, member_id: int, now: Now) -> None:
+        """A member heard from again after being suspect, dead or left: catch up with it."""
+        self.anti_entropy.catch_up(member_id, now)
+
+    def _catching_up(self) -> bool:
+        """A synchronisation or a snapshot is under way (so not serving alone yet)."""
+        return self.anti_entropy.session is not None or bool(self.snapshots.fetching)
+
+    def _joined_through(self, peer: Member, now: Now) -> None:
+        """A seed answered a Join through ``peer``: take a snapshot from it, or synchronise."""
+        if self.serving or self.snapshots.fetching:
+            return
+        if self.snapshots.wants_snapshot():
+            self.snapshots.ask(peer, now)
+        elif self.anti_entropy.session is None:
+            self.anti_entropy.start(peer, now, push_back=True)
+
+    def _fall_back_to(self, peer: Member, now: Now) -> None:
+        """No snapshot after all: synchronise with ``peer`` instead, unless serving."""
+        if not self.serving and self.anti_entropy.session is None:
+            self.anti_entropy.start(peer, now, push_back=True)
+
     # ---- timers -----------------------------------------------------------
 
     def _scale_with_cluster(self, now: Now) -> None:
@@ -396,7 +475,7 @@ class Engine:
         self._check_clock()
 
     def _collect_garbage(self, now: Now) -> None:
-        if not self.joining.may_collect_garbage() and "gc_alone" not in self.canaries:
+        if not self.joining.may_collect_garbage() and Canary.GC_ALONE not in self.canaries:
             self.gc.rule.stable = {}
             return
         membership = self.membership
@@ -415,15 +494,7 @@ class Engine:
         self._warned_clock = self.verdict.warn or self.verdict.fenced
 
     def _next_tick_ms(self) -> int:
-        due = [
-            self.gossip.due_ms(),
-            self.anti_entropy.due_ms(),
-            self.probing.due_ms(),
-            self.joining.due_ms(),
-            self.audits.due_ms(),
-            self.sweeps.due_ms(),
-        ]
-        return min(due)
+        return min(self.sweeps.due_ms(), *(component.due_ms() for component in self.components))
 
 
 def _cause_of(refusal: Refusal) -> FailureCause:

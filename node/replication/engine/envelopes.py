@@ -24,10 +24,11 @@ survive restarts in the store.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
 
 from rumor.node.core.membership import State
+from rumor.node.replication.engine.canaries import Canary
+from rumor.node.replication.engine.components import Services
 from rumor.node.replication.engine.messages import (
     Audit,
     AuditReply,
@@ -49,9 +50,6 @@ from rumor.node.replication.engine.messages import (
 from rumor.node.replication.replica.delta import Coverage
 from rumor.node.storage.store import META
 
-if TYPE_CHECKING:
-    from rumor.node.replication.engine.engine import Engine
-
 META_HIGH_SEQS = b"high-seqs"
 _PAIR = struct.Struct(">QQ")
 MAX_SEQ = (1 << 63) - 1
@@ -59,10 +57,27 @@ _FULL = (Exchange, ExchangeReply, Ping, PingReply, Join, JoinReply, Audit, Audit
 
 
 class Envelopes:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        services: Services,
+        *,
+        advertise: str,
+        name: str,
+        came_back: Callable[[int, Now], None],
+        behind_on_own_writes: Callable[[int, int, Now], None],
+        removed: Callable[[str], None],
+    ) -> None:
+        self.services = services
+        self.advertise = advertise
+        self.name = name
+        self.boot_nonce = services.membership.me.boot_nonce
+        # A member not alive before is alive again: catch up with it.
+        self._came_back = came_back
+        # A peer has seen own seqs this node lacks: (seen, peer, now).
+        self._behind_on_own_writes = behind_on_own_writes
+        self._removed = removed  # this node was removed from the cluster
         self.high_seqs: dict[int, int] = _load_high_seqs(
-            engine.replica.store.get(META, META_HIGH_SEQS)
+            services.replica.store.get(META, META_HIGH_SEQS)
         )
         self._high_dirty = False
         self.issued: dict[int, int] = {}  # each member's last own seq issued, as it said
@@ -70,26 +85,26 @@ class Envelopes:
     # ---- outgoing -------------------------------------------------------------
 
     def make(self, body: Request | ReplyBody | Refusal, *, all_members: bool, to: int) -> Envelope:
-        engine = self.engine
-        replica = engine.replica
-        membership = engine.membership
+        services = self.services
+        replica = services.replica
+        membership = services.membership
         own = replica.durable_seq
         members = membership.all() if all_members else membership.updates()
         watermarks: Mapping[int, int]
         high: Mapping[int, int] = {}
         if isinstance(body, _FULL) or all_members:
             watermarks = replica.own_watermarks()
-            high = {**self.high_seqs, engine.node_id: own}
+            high = {**self.high_seqs, services.node_id: own}
         elif isinstance(body, PushReply) and to:
-            watermarks = {engine.node_id: own, to: replica.own_watermark(to)}
+            watermarks = {services.node_id: own, to: replica.own_watermark(to)}
         else:
-            watermarks = {engine.node_id: own}
+            watermarks = {services.node_id: own}
         return Envelope(
-            sender=engine.node_id,
-            boot_nonce=engine.boot_nonce,
+            sender=services.node_id,
+            boot_nonce=self.boot_nonce,
             hlc=replica.clock.last,
-            address=engine.advertise,
-            name=engine.name,
+            address=self.advertise,
+            name=self.name,
             members=tuple(members),
             watermarks=watermarks,
             high_seqs=high,
@@ -100,12 +115,12 @@ class Envelopes:
 
     def absorb(self, envelope: Envelope, now: Now) -> Refusal | None:
         """Take in a peer's envelope (a request's or a reply's); a Refusal if it must not."""
-        engine = self.engine
+        services = self.services
         sender = envelope.sender
-        if sender in (0, engine.node_id):
+        if sender in (0, services.node_id):
             return None
-        replica = engine.replica
-        membership = engine.membership
+        replica = services.replica
+        membership = services.membership
         if replica.is_retired(sender):
             return Refusal(
                 RefusalCode.REMOVED,
@@ -122,9 +137,9 @@ class Envelopes:
             and was is not State.ALIVE
             and membership.state_of(sender) is State.ALIVE
         ):
-            engine.anti_entropy.catch_up(sender, now)
+            self._came_back(sender, now)
         for update in membership.merge_all(envelope.members, now.mono_ms):
-            engine.notice(
+            services.notice(
                 NoticeKind.MEMBER_STATE, "", member=f"{update.id:016x}", state=update.state.name
             )
         self._learn_high(sender, envelope)
@@ -135,12 +150,12 @@ class Envelopes:
             for origin, mark in envelope.watermarks.items():
                 if mark > vector.get(origin, 0):
                     vector[origin] = mark
-            seen_of_me = envelope.watermarks.get(engine.node_id, 0)
+            seen_of_me = envelope.watermarks.get(services.node_id, 0)
             if seen_of_me > replica.durable_seq and seen_of_me < MAX_SEQ:
-                engine.behind_on_own_writes(seen_of_me, sender, now)
+                self._behind_on_own_writes(seen_of_me, sender, now)
         if membership.removed_me:
-            engine.removed(
-                f"this node ({engine.node_id:016x}) was removed from the cluster;"
+            self._removed(
+                f"this node ({services.node_id:016x}) was removed from the cluster;"
                 " wipe its data directory and start it again to join as a new node"
             )
         return None
@@ -152,7 +167,7 @@ class Envelopes:
             high[sender] = own
             self._high_dirty = True
         for origin, seq in envelope.high_seqs.items():
-            if seq > high.get(origin, -1) and origin != self.engine.node_id:
+            if seq > high.get(origin, -1) and origin != self.services.node_id:
                 high[origin] = seq
                 self._high_dirty = True
 
@@ -160,7 +175,7 @@ class Envelopes:
 
     def clamp_coverage(self, coverage: Iterable[Coverage]) -> list[Coverage]:
         """Coverage claims no higher than their origins' known high seqs (counted when cut)."""
-        if "forged_watermark" in self.engine.canaries:
+        if Canary.FORGED_WATERMARK in self.services.canaries:
             return list(coverage)
         clamped = []
         for claim in coverage:
@@ -173,7 +188,7 @@ class Envelopes:
 
     def clamped(self, vector: Mapping[int, int]) -> dict[int, int]:
         """A peer's watermark vector, each entry no higher than its origin's high seq."""
-        if "forged_watermark" in self.engine.canaries:
+        if Canary.FORGED_WATERMARK in self.services.canaries:
             return dict(vector)
         out = {}
         for origin, mark in vector.items():
@@ -181,14 +196,14 @@ class Envelopes:
         return out
 
     def _ceiling(self, origin: int) -> int:
-        if origin == self.engine.node_id:
-            return self.engine.replica.durable_seq
+        if origin == self.services.node_id:
+            return self.services.replica.durable_seq
         return self.high_seqs.get(origin, 0)
 
     def _clamped(self, origin: int, claimed: int, ceiling: int) -> None:
-        engine = self.engine
-        engine.stats.claims_clamped += 1
-        engine.notice(
+        services = self.services
+        services.stats.claims_clamped += 1
+        services.notice(
             NoticeKind.CLAMPED,
             "a watermark claim above its origin's known high seq was clamped",
             origin=f"{origin:016x}",
@@ -200,7 +215,7 @@ class Envelopes:
         """Keep the high seqs across restarts (called from a timer: they change often)."""
         if not self._high_dirty:
             return
-        store = self.engine.replica.store
+        store = self.services.replica.store
         batch = store.batch()
         batch.put(
             META, META_HIGH_SEQS, b"".join(_PAIR.pack(o, s) for o, s in self.high_seqs.items())

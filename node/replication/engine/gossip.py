@@ -23,12 +23,12 @@ node advertises and forwards only durable records, so nothing relies on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from rumor.node.core.errors import MalformedPeerMessage
 from rumor.node.core.membership import Member
+from rumor.node.replication.engine.components import IDLE_MS, Services
 from rumor.node.replication.engine.messages import (
     Audit,
     AuditReply,
@@ -45,10 +45,6 @@ from rumor.node.replication.engine.messages import (
 from rumor.node.replication.engine.push_queues import PushQueues, plan_pushes
 from rumor.node.replication.replica.delta import WireRecord
 
-if TYPE_CHECKING:
-    from rumor.node.replication.engine.engine import Engine
-
-IDLE_MS = 1 << 62  # "no timer": new records come with a step, a proposal or an advance
 MAX_FETCH_KEYS = 1000  # per fetch of announced records from one announcer
 MAX_WANTED = 100_000  # announced ids waiting to arrive; beyond this, anti-entropy's job
 MAX_PULL_ATTEMPTS = 3  # fetches of one announced record (from its announcers in turn)
@@ -65,9 +61,11 @@ class _Wanted:
 
 
 class Gossip:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.queues = PushQueues(engine.config.push_queue_bytes)
+    def __init__(self, services: Services, *, fetching_snapshot: Callable[[], bool]) -> None:
+        self.services = services
+        # While a snapshot travels this node takes no pushes (see ``answer``).
+        self._fetching_snapshot = fetching_snapshot
+        self.queues = PushQueues(services.config.push_queue_bytes)
         self.announce: dict[int, list[tuple[int, int, bytes]]] = {}
         self.in_flight: set[int] = set()
         self.wanted: dict[tuple[int, int], _Wanted] = {}  # (origin, seq) -> its fetch
@@ -75,29 +73,34 @@ class Gossip:
 
     def due_ms(self) -> int:
         """The next flush, if anything waits for one; idle, no timer of its own."""
-        if self.queues.queues or self.announce or self.wanted or self.engine.replica.ready_to_push:
+        if (
+            self.queues.queues
+            or self.announce
+            or self.wanted
+            or self.services.replica.ready_to_push
+        ):
             return self._next_flush_ms
         return IDLE_MS
 
     def tick(self, now: Now) -> None:
         if now.mono_ms < self._next_flush_ms:
             return
-        self._next_flush_ms = now.mono_ms + self.engine.config.gossip_interval_ms
+        self._next_flush_ms = now.mono_ms + self.services.config.gossip_interval_ms
         self.flush(now)
         if self.wanted:
             self._pull_missed(now)
 
     def flush(self, now: Now) -> None:
         """Plan what became durable, then send each peer with something waiting one Push."""
-        engine = self.engine
-        records = engine.replica.take_ready_to_push()
+        services = self.services
+        records = services.replica.take_ready_to_push()
         if records:
-            peers = engine.membership.up_peers()
+            peers = services.membership.up_peers()
             if peers:
                 self.plan(records, [p.id for p in peers])
         waiting = [peer for peer, queue in self.queues.queues.items() if queue]
         waiting += [peer for peer in self.announce if peer not in self.queues.queues]
-        members = engine.membership.members
+        members = services.membership.members
         for peer_id in waiting:
             peer = members.get(peer_id)
             if peer is None or not peer.up or not peer.address:
@@ -109,9 +112,9 @@ class Gossip:
 
     def plan(self, records: Sequence[WireRecord], peers: list[int]) -> None:
         """Queue the records for their eager peers and their ids for the lazy ones."""
-        config = self.engine.config
+        config = self.services.config
         for planned in plan_pushes(
-            records, peers, config.fanout, config.lazy_fanout, self.engine.rng
+            records, peers, config.fanout, config.lazy_fanout, self.services.rng
         ):
             self.queues.offer(planned.records, planned.eager)
             if planned.lazy:
@@ -120,8 +123,8 @@ class Gossip:
                     self.announce.setdefault(peer, []).extend(ids)
 
     def _send(self, peer: Member, now: Now) -> None:
-        engine = self.engine
-        batch = self.queues.take(peer.id, engine.config.push_batch_bytes)
+        services = self.services
+        batch = self.queues.take(peer.id, services.config.push_batch_bytes)
         announced = tuple(self.announce.pop(peer.id, ()))
         if not batch and not announced:
             return
@@ -130,16 +133,16 @@ class Gossip:
         def then(answer: Response | Failed, _now: Now) -> None:
             self.in_flight.discard(peer.id)
             if isinstance(answer, Failed):
-                engine.stats.pushes_failed += 1
+                services.stats.pushes_failed += 1
                 if answer.cause in (FailureCause.DEADLINE, FailureCause.REFUSED):
                     # Lost on the way (or refused for now): try these records again; a
                     # peer that is down by then has its queue dropped at the next flush.
                     self.queues.offer(batch, (peer.id,))
             else:
-                engine.stats.pushes_sent += 1
+                services.stats.pushes_sent += 1
 
-        timeout = engine.config.push_timeout_ms
-        engine.send(peer, Push(tuple(batch), (), announced), then, now, timeout_ms=timeout)
+        timeout = services.config.push_timeout_ms
+        services.send(peer, Push(tuple(batch), (), announced), then, now, timeout_ms=timeout)
 
     def forget(self, member_id: int) -> None:
         self.queues.forget(member_id)
@@ -147,32 +150,32 @@ class Gossip:
 
     # ---- receiving ----------------------------------------------------------------
 
-    def receive(self, token: int, sender: int, push: Push, now: Now) -> None:
-        engine = self.engine
-        if (not engine.serving and not push.coverage) or engine.snapshots.fetching:
+    def answer(self, token: int, sender: int, push: Push, now: Now) -> None:
+        services = self.services
+        if (not services.serving() and not push.coverage) or self._fetching_snapshot():
             # While a copy travels this node takes nothing: the install replaces it, and
             # watermarks it advertised meanwhile would let peers purge what it then lacks.
-            engine.reply(token, PushReply(not_ready=True), to=sender)
+            services.reply(token, PushReply(not_ready=True), to=sender)
             return
-        coverage = engine.envelopes.clamp_coverage(push.coverage)
+        coverage = services.clamp_coverage(push.coverage)
         try:
-            outcome = engine.replica.apply_remote(list(push.records), now.wall_ms, coverage)
+            outcome = services.replica.apply_remote(list(push.records), now.wall_ms, coverage)
         except MalformedPeerMessage as error:
-            engine.stats.malformed_messages += 1
-            engine.notice(NoticeKind.MALFORMED, str(error), peer=f"{sender:016x}")
-            engine.reply(token, Refusal(RefusalCode.MALFORMED, str(error)), to=sender)
+            services.stats.malformed_messages += 1
+            services.notice(NoticeKind.MALFORMED, str(error), peer=f"{sender:016x}")
+            services.reply(token, Refusal(RefusalCode.MALFORMED, str(error)), to=sender)
             return
-        engine.stats.records_applied_remote += outcome.new
-        engine.want_durable(outcome.ticket)
+        services.stats.records_applied_remote += outcome.new
+        services.want_durable(outcome.ticket)
         if push.announced:
             self._note_announced(sender, push.announced, now)
-        engine.reply(token, PushReply(), to=sender)
+        services.reply(token, PushReply(), to=sender)
 
     def _note_announced(
         self, sender: int, announced: Sequence[tuple[int, int, bytes]], now: Now
     ) -> None:
-        watermarks = self.engine.replica.watermarks
-        due = now.mono_ms + self.engine.config.pull_grace_ms
+        watermarks = self.services.replica.watermarks
+        due = now.mono_ms + self.services.config.pull_grace_ms
         wanted = self.wanted
         for origin, seq, stored_key in announced:
             ident = (origin, seq)
@@ -194,9 +197,9 @@ class Gossip:
         is asked of the next announcer, up to ``MAX_PULL_ATTEMPTS`` times; then it is
         anti-entropy's.
         """
-        engine = self.engine
-        watermarks = engine.replica.watermarks
-        retry_at = now.mono_ms + engine.config.pull_grace_ms
+        services = self.services
+        watermarks = services.replica.watermarks
+        retry_at = now.mono_ms + services.config.pull_grace_ms
         fetch: dict[int, list[bytes]] = {}
         for ident, entry in list(self.wanted.items()):
             if watermarks.seen(*ident):
@@ -211,22 +214,22 @@ class Gossip:
                 keys = fetch.setdefault(announcer, [])
                 if len(keys) < MAX_FETCH_KEYS:
                     keys.append(entry.stored_key)
-        members = engine.membership.members
+        members = services.membership.members
         for announcer, keys in fetch.items():
             peer = members.get(announcer)
             if peer is None or not peer.up or not peer.address:
                 continue
-            engine.send(peer, Audit(fetch=tuple(keys)), self._fetched, now)
+            services.send(peer, Audit(fetch=tuple(keys)), self._fetched, now)
 
     def _fetched(self, answer: Response | Failed, now: Now) -> None:
         if not isinstance(answer, Response) or not isinstance(answer.body, AuditReply):
             return  # anti-entropy brings them
-        engine = self.engine
+        services = self.services
         try:
-            outcome = engine.replica.apply_remote(list(answer.body.records), now.wall_ms)
+            outcome = services.replica.apply_remote(list(answer.body.records), now.wall_ms)
         except MalformedPeerMessage as error:
-            engine.stats.malformed_messages += 1
-            engine.notice(NoticeKind.MALFORMED, str(error), peer=f"{answer.envelope.sender:016x}")
+            services.stats.malformed_messages += 1
+            services.notice(NoticeKind.MALFORMED, str(error), peer=f"{answer.envelope.sender:016x}")
             return
-        engine.stats.records_applied_remote += outcome.new
-        engine.want_durable(outcome.ticket)
+        services.stats.records_applied_remote += outcome.new
+        services.want_durable(outcome.ticket)

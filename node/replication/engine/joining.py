@@ -32,10 +32,12 @@ proof wait for the verdict.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from rumor.node.core.membership import Member
+from rumor.node.replication.engine.canaries import Canary
+from rumor.node.replication.engine.components import Services
 from rumor.node.replication.engine.messages import (
     Failed,
     FailureCause,
@@ -51,10 +53,8 @@ from rumor.node.replication.engine.messages import (
 )
 from rumor.node.storage.store import META
 
-if TYPE_CHECKING:
-    from rumor.node.replication.engine.engine import Engine
-
 META_JOINED_PREFIX = b"joined-seed:"  # + the seed's address: it answered a Join once
+_NO_TIMER = 1 << 62
 
 
 def duplicate_message(node_id: int, address: str) -> str:
@@ -73,105 +73,132 @@ class _Proof:
 
 
 class Joining:
-    def __init__(self, engine: Engine, seeds: tuple[str, ...], now: Now) -> None:
-        self.engine = engine
-        self.seeds = tuple(seed for seed in seeds if seed and seed != engine.advertise)
+    def __init__(
+        self,
+        services: Services,
+        seeds: tuple[str, ...],
+        now: Now,
+        *,
+        advertise: str,
+        dispatch: Callable[[Inbound, Now], None],
+        joined: Callable[[Member, Now], None],
+        catching_up: Callable[[], bool],
+        stop_for_duplicate: Callable[[str], None],
+    ) -> None:
+        self.services = services
+        self.boot_nonce = services.membership.me.boot_nonce
+        # A request that passed the duplicate-id check goes on to its component.
+        self._dispatch = dispatch
+        # A seed answered: catch up through the member that answered (unless serving).
+        self._joined_through = joined
+        # A synchronisation or a snapshot is under way: not alone, just not done yet.
+        self._catching_up = catching_up
+        self._stop_for_duplicate = stop_for_duplicate
+        self.seeds = tuple(seed for seed in seeds if seed and seed != advertise)
         self.self_seeds: set[str] = set()
-        store = engine.replica.store
+        store = services.replica.store
         self.joined: set[str] = {
             seed
             for seed in self.seeds
             if store.get(META, META_JOINED_PREFIX + seed.encode()) is not None
         }
-        self.join_deadline_ms = now.mono_ms + engine.config.join_timeout_ms
-        self._backoff_ms = engine.config.seed_retry_min_ms
+        self.join_deadline_ms = now.mono_ms + services.config.join_timeout_ms
+        self._backoff_ms = services.config.seed_retry_min_ms
         self._next_attempt_ms = now.mono_ms
-        self._next_contact_ms = now.mono_ms + self._jittered(engine.config.seed_contact_interval_ms)
+        self._next_contact_ms = now.mono_ms + self._jittered(
+            services.config.seed_contact_interval_ms
+        )
         self._attempting = False
         self._warned = False
         self.proofs: dict[int, _Proof] = {}
         self.refused: dict[tuple[int, int], str] = {}  # (id, boot nonce) -> message
 
     def alone_from_start(self) -> bool:
-        return not self.seeds and not self.engine.membership.peers()
+        return not self.seeds and not self.services.membership.peers()
 
     def may_collect_garbage(self) -> bool:
         """False while this node has a seed it has never joined through."""
         unjoined = [seed for seed in self._seed_addresses() if seed not in self.joined]
         if not unjoined:
             return True
-        known = {m.address for m in self.engine.membership.members.values()}
+        known = {m.address for m in self.services.membership.members.values()}
         return all(seed in known for seed in unjoined)
 
     def due_ms(self) -> int:
-        due = self._next_contact_ms
-        if not self.engine.serving:
-            due = min(due, self.join_deadline_ms)
+        # Only the timer ``tick`` acts on now: the regular contact waits while seeds
+        # are retried, else a lone node would be due at once, again and again.
         if self._attempting:
-            return due  # the answer (or its failure) comes first
-        if self._needs_seed():
-            due = min(due, self._next_attempt_ms)
+            due = _NO_TIMER  # the answer (or its failure) comes first
+        elif self._needs_seed():
+            due = self._next_attempt_ms
+        else:
+            due = self._next_contact_ms
+        if not self.services.serving():
+            due = min(due, self.join_deadline_ms)
         return due
 
     def _seed_addresses(self) -> list[str]:
         return [seed for seed in self.seeds if seed not in self.self_seeds]
 
     def _needs_seed(self) -> bool:
-        return not self.engine.serving or not self.engine.membership.up_peers()
+        return not self.services.serving() or not self.services.membership.up_peers()
 
     def tick(self, now: Now) -> None:
-        engine = self.engine
-        if not engine.serving:
-            if engine.anti_entropy.session is not None or engine.snapshots.fetching:
+        services = self.services
+        if not services.serving():
+            if self._catching_up():
                 # Catching up through a member: serving alone is for when none answers.
                 self.join_deadline_ms = max(
-                    self.join_deadline_ms, now.mono_ms + engine.config.join_timeout_ms
+                    self.join_deadline_ms, now.mono_ms + services.config.join_timeout_ms
                 )
             elif now.mono_ms >= self.join_deadline_ms:
-                engine.become_serving("no seed answered; serving alone until one does")
+                services.become_serving("no seed answered; serving alone until one does")
         if self._attempting:
             return
-        if self._needs_seed() and "no_seed_retry" not in engine.canaries:
+        if self._needs_seed() and Canary.NO_SEED_RETRY not in services.canaries:
             if now.mono_ms >= self._next_attempt_ms:
                 self._attempt(now)
         elif now.mono_ms >= self._next_contact_ms:
             self._next_contact_ms = now.mono_ms + self._jittered(
-                engine.config.seed_contact_interval_ms
+                services.config.seed_contact_interval_ms
             )
             self._attempt(now)
 
     def _attempt(self, now: Now) -> None:
         """Join through a random seed (or, with none left, a known member's address)."""
-        engine = self.engine
+        services = self.services
         contacts = self._seed_addresses()
-        if not engine.serving or not contacts:
-            contacts = contacts + [m.address for m in engine.membership.peers() if m.address]
+        if not services.serving() or not contacts:
+            contacts = contacts + [m.address for m in services.membership.peers() if m.address]
         if not contacts:
+            # Nobody to try (no seed, no known member): back off rather than stay due, or
+            # a lone node would wake at once, again and again, to find nobody.
+            self._backoff(now)
             return
-        if "no_seed_retry" in engine.canaries and self._warned:
+        if Canary.NO_SEED_RETRY in services.canaries and self._warned:
             return
-        address = engine.rng.choice(contacts)
+        address = services.rng.choice(contacts)
         self._attempting = True
-        engine.send(
+        services.send(
             Member(0, address),
             Join(),
             lambda answer, at: self._joined(address, answer, at),
             now,
-            timeout_ms=engine.config.join_call_timeout_ms,
+            timeout_ms=services.config.join_call_timeout_ms,
             all_members=True,
         )
 
     def _joined(self, address: str, answer: Response | Failed, now: Now) -> None:
-        engine = self.engine
+        services = self.services
         self._attempting = False
         if isinstance(answer, Failed):
             if answer.cause is FailureCause.DUPLICATE_ID:
-                engine.stop_for_duplicate(answer.detail)
+                self._stop_for_duplicate(answer.detail)
                 return
             self._backoff(now)
-            if not self._warned and not engine.membership.up_peers():
+            if not self._warned and not services.membership.up_peers():
                 self._warned = True
-                engine.notice(
+                services.notice(
                     NoticeKind.SEED_UNREACHABLE,
                     "no seed answered; retrying with backoff",
                     seed=address,
@@ -179,70 +206,68 @@ class Joining:
                 )
             return
         sender = answer.envelope.sender
-        if sender == engine.node_id:
+        if sender == services.node_id:
             self.self_seeds.add(address)  # this seed is this node itself
             self._next_attempt_ms = now.mono_ms
             return
-        self._backoff_ms = engine.config.seed_retry_min_ms
+        self._backoff_ms = services.config.seed_retry_min_ms
         # Joined: the synchronisation with the seed takes it from here; try again only
         # if it fails to make this node serve.
-        self._next_attempt_ms = now.mono_ms + self._jittered(engine.config.seed_retry_max_ms)
+        self._next_attempt_ms = now.mono_ms + self._jittered(services.config.seed_retry_max_ms)
         self._warned = False
         if address in self.seeds and address not in self.joined:
             self.joined.add(address)
-            store = engine.replica.store
+            store = services.replica.store
             batch = store.batch()
             batch.put(META, META_JOINED_PREFIX + address.encode(), b"1")
             store.write(batch)
         if isinstance(answer.body, JoinReply):
             for member in answer.body.members:
-                engine.membership.merge(member, now.mono_ms)
-        peer = engine.membership.members.get(sender)
-        if peer is None or engine.serving or engine.snapshots.fetching:
-            return
-        if engine.snapshots.wants_snapshot():
-            engine.snapshots.ask(peer, now)
-        elif engine.anti_entropy.session is None:
-            engine.anti_entropy.start(peer, now, push_back=True)
+                services.membership.merge(member, now.mono_ms)
+        peer = services.membership.members.get(sender)
+        if peer is not None:
+            self._joined_through(peer, now)
 
     def _backoff(self, now: Now) -> None:
-        config = self.engine.config
+        config = self.services.config
         self._next_attempt_ms = now.mono_ms + self._jittered(self._backoff_ms)
         self._backoff_ms = min(config.seed_retry_max_ms, self._backoff_ms * 2)
 
     def _jittered(self, interval_ms: int) -> int:
-        return int(interval_ms * self.engine.rng.uniform(0.5, 1.0))
+        return int(interval_ms * self.services.rng.uniform(0.5, 1.0))
 
-    def answer(self, token: int, sender: int, now: Now) -> None:
-        engine = self.engine
-        engine.reply(token, JoinReply(tuple(engine.membership.all())), to=sender, all_members=True)
+    def answer(self, token: int, sender: int, join: Join, now: Now) -> None:
+        services = self.services
+        services.reply(
+            token, JoinReply(tuple(services.membership.all())), to=sender, all_members=True
+        )
 
     # ---- one live process per id ------------------------------------------------
 
     def receive(self, message: Inbound, now: Now) -> None:
-        """Screen a request for duplicate ids, then hand it to the engine."""
-        engine = self.engine
+        """Screen a request for duplicate ids, then hand it to the services."""
+        services = self.services
         envelope = message.envelope
         sender = envelope.sender
-        if "duplicate_id" in engine.canaries:
-            engine.dispatch(message, now)
+        if Canary.DUPLICATE_ID in services.canaries:
+            self._dispatch(message, now)
             return
-        if sender == engine.node_id and envelope.boot_nonce != engine.boot_nonce:
+        if sender == services.node_id and envelope.boot_nonce != self.boot_nonce:
             # Another live process holds this node's id: it just said so itself.
             text = duplicate_message(sender, envelope.address or "another address")
-            if envelope.boot_nonce < engine.boot_nonce:
-                engine.stop_for_duplicate(duplicate_message(sender, envelope.address))
-            engine.reply(message.token, Refusal(RefusalCode.DUPLICATE_ID, text), to=0)
+            if envelope.boot_nonce < self.boot_nonce:
+                self._stop_for_duplicate(duplicate_message(sender, envelope.address))
+            services.reply(message.token, Refusal(RefusalCode.DUPLICATE_ID, text), to=0)
             return
         refused = self.refused.get((sender, envelope.boot_nonce))
         if refused is not None:
-            engine.reply(message.token, Refusal(RefusalCode.DUPLICATE_ID, refused), to=sender)
+            services.reply(message.token, Refusal(RefusalCode.DUPLICATE_ID, refused), to=sender)
             return
         proof = self.proofs.get(sender)
         if proof is not None:
             proof.waiting.append(message)
             return
-        recorded = engine.membership.members.get(sender)
+        recorded = services.membership.members.get(sender)
         if (
             recorded is not None
             and recorded.up
@@ -253,15 +278,15 @@ class Joining:
             and recorded.boot_nonce != envelope.boot_nonce
         ):
             self.proofs[sender] = _Proof(recorded, [message])
-            engine.send(
+            services.send(
                 recorded,
                 Ping(),
                 lambda answer, at: self._proved(sender, answer, at),
                 now,
-                timeout_ms=engine.config.probe_timeout_ms,
+                timeout_ms=services.config.probe_timeout_ms,
             )
             return
-        engine.dispatch(message, now)
+        self._dispatch(message, now)
 
     def _proved(self, sender: int, answer: Response | Failed, now: Now) -> None:
         proof = self.proofs.pop(sender, None)
@@ -273,16 +298,16 @@ class Joining:
             and answer.envelope.sender == sender
             and answer.envelope.boot_nonce == recorded.boot_nonce
         )
-        engine = self.engine
+        services = self.services
         for message in proof.waiting:
             nonce = message.envelope.boot_nonce
             if live and nonce > recorded.boot_nonce:
                 text = duplicate_message(sender, recorded.address)
                 self.refused[(sender, nonce)] = text
-                engine.reply(message.token, Refusal(RefusalCode.DUPLICATE_ID, text), to=sender)
+                services.reply(message.token, Refusal(RefusalCode.DUPLICATE_ID, text), to=sender)
                 continue
             if live and nonce < recorded.boot_nonce:
                 # The recorded process is the newer one: it is the duplicate.
                 address = message.envelope.address
                 self.refused[(sender, recorded.boot_nonce)] = duplicate_message(sender, address)
-            engine.dispatch(message, now)
+            self._dispatch(message, now)

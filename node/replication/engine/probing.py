@@ -16,14 +16,11 @@ judges.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from rumor.node.core.clock_fence import ntp_offset
+from rumor.node.core.clock_fence import ClockFence, ntp_offset
 from rumor.node.core.membership import Member
+from rumor.node.replication.engine.components import Continuation, Services
 from rumor.node.replication.engine.messages import Failed, Now, Ping, PingReply, Response
-
-if TYPE_CHECKING:
-    from rumor.node.replication.engine.engine import Engine
 
 
 @dataclass(slots=True)
@@ -34,8 +31,9 @@ class _Probe:
 
 
 class Probing:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, services: Services, fence: ClockFence) -> None:
+        self.services = services
+        self.fence = fence  # judges the clock offsets the pings measure
         self.probe: _Probe | None = None
         self._next_probe_ms = 0
 
@@ -43,27 +41,27 @@ class Probing:
         return self._next_probe_ms
 
     def read_ms(self, now: Now) -> int:
-        return self.engine.replica.clock.read_ms(now.wall_ms)
+        return self.services.replica.clock.read_ms(now.wall_ms)
 
     def tick(self, now: Now) -> None:
         if now.mono_ms < self._next_probe_ms:
             return
-        engine = self.engine
-        self._next_probe_ms = now.mono_ms + engine.config.probe_interval_ms
-        membership = engine.membership
+        services = self.services
+        self._next_probe_ms = now.mono_ms + services.config.probe_interval_ms
+        membership = services.membership
         target = None
         if self.probe is None:
-            target = membership.next_probe_target(engine.rng)
+            target = membership.next_probe_target(services.rng)
             if target is not None:
                 self.probe = _Probe(target)
                 self._ping(target, now, self._direct_answer)
-        down = membership.reconnect_target(engine.rng)
+        down = membership.reconnect_target(services.rng)
         if down is not None and (
-            target is None or engine.rng.random() < engine.config.reconnect_share
+            target is None or services.rng.random() < services.config.reconnect_share
         ):
             self._ping(down, now, lambda _answer, _now: None)
 
-    def _ping(self, member: Member, now: Now, then: object) -> None:
+    def _ping(self, member: Member, now: Now, then: Continuation) -> None:
         sent = self.read_ms(now)
 
         def measured(answer: Response | Failed, at: Now) -> None:
@@ -71,15 +69,15 @@ class Probing:
                 reply = answer.body
                 if reply.received_ms:
                     offset = ntp_offset(sent, reply.received_ms, reply.replied_ms, self.read_ms(at))
-                    self.engine.fence.record(member.id, offset)
-            then(answer, at)  # type: ignore[operator]
+                    self.fence.record(member.id, offset)
+            then(answer, at)
 
-        self.engine.send(
+        self.services.send(
             member,
             Ping(sent_ms=sent),
             measured,
             now,
-            timeout_ms=self.engine.config.probe_timeout_ms,
+            timeout_ms=self.services.config.probe_timeout_ms,
         )
 
     def _direct_answer(self, answer: Response | Failed, now: Now) -> None:
@@ -89,22 +87,22 @@ class Probing:
         if isinstance(answer, Response):
             self._settle(probe, alive=True, now=now)
             return
-        engine = self.engine
+        services = self.services
         target = probe.target
-        helpers = [p for p in engine.membership.up_peers() if p.id != target.id]
-        helpers = engine.rng.sample(helpers, min(engine.config.indirect_probes, len(helpers)))
+        helpers = [p for p in services.membership.up_peers() if p.id != target.id]
+        helpers = services.rng.sample(helpers, min(services.config.indirect_probes, len(helpers)))
         if not helpers:
             self._settle(probe, alive=False, now=now)
             return
         probe.indirect_left = len(helpers)
         request = Ping(probe_target=target.id, target_address=target.address)
         for helper in helpers:
-            engine.send(
+            services.send(
                 helper,
                 request,
                 lambda reply, at: self._indirect_answer(probe, reply, at),
                 now,
-                timeout_ms=2 * engine.config.probe_timeout_ms,
+                timeout_ms=2 * services.config.probe_timeout_ms,
             )
 
     def _indirect_answer(self, probe: _Probe, answer: Response | Failed, now: Now) -> None:
@@ -125,29 +123,29 @@ class Probing:
         probe.done = True
         if self.probe is probe:
             self.probe = None
-        membership = self.engine.membership
+        membership = self.services.membership
         if alive:
             membership.probe_succeeded(probe.target.id, now.mono_ms)
         else:
             membership.probe_failed(probe.target.id, now.mono_ms)
-            self.engine.fence.forget(probe.target.id)
+            self.fence.forget(probe.target.id)
 
     # ---- answering ------------------------------------------------------------
 
     def answer(self, token: int, sender: int, ping: Ping, now: Now) -> None:
-        engine = self.engine
+        services = self.services
         received = self.read_ms(now)
         if not ping.probe_target:
-            engine.reply(
+            services.reply(
                 token, PingReply(received, self.read_ms(now)), to=sender, all_members=False
             )
             return
-        target = engine.membership.members.get(ping.probe_target) or Member(
+        target = services.membership.members.get(ping.probe_target) or Member(
             ping.probe_target, ping.target_address
         )
 
         def relayed(answer: Response | Failed, at: Now) -> None:
             alive = isinstance(answer, Response)
-            engine.reply(token, PingReply(received, self.read_ms(at), alive), to=sender)
+            services.reply(token, PingReply(received, self.read_ms(at), alive), to=sender)
 
         self._ping(target, now, relayed)

@@ -32,9 +32,11 @@ Rules:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from rumor.node.core.membership import Member
+from rumor.node.replication.engine.canaries import Canary
+from rumor.node.replication.engine.components import IDLE_MS, Services
 from rumor.node.replication.engine.messages import (
     Admit,
     AdmitReply,
@@ -50,47 +52,55 @@ from rumor.node.replication.replica.snapshot_install import (
     may_bootstrap_by_snapshot,
 )
 
-if TYPE_CHECKING:
-    from rumor.node.replication.engine.engine import Engine
-
 
 class SnapshotJoin:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        services: Services,
+        *,
+        fetch: Callable[[Member], None],
+        stop_for_install: Callable[[], None],
+        fall_back_to: Callable[[Member, Now], None],
+    ) -> None:
+        self.services = services
+        self._fetch = fetch  # hand the driver ``Ready.snapshot_fetch`` from this member
+        self._stop_for_install = stop_for_install
+        # No copy after all: catch up through anti-entropy with this member instead.
+        self._fall_back_to = fall_back_to
         self.admission = SnapshotAdmission()
         self.tried = False
         self.fetching = 0  # the peer a copy is being fetched from (0: none)
         self._hold_until: dict[int, int] = {}  # admitted joiner -> when its slot frees
         self._waiting: list[tuple[int, int, int]] = []  # (ticket, token, joiner)
-        self._unadmitted: set[int] = set()  # canary ``snapshot_unadmitted``: GC skips them
+        self._unadmitted: set[int] = set()  # Canary.SNAPSHOT_UNADMITTED: GC skips them
 
     # ---- the joiner ---------------------------------------------------------
 
     def wants_snapshot(self) -> bool:
-        engine = self.engine
+        services = self.services
         return (
-            engine.config.snapshot_bootstrap
-            and not engine.serving
+            services.config.snapshot_bootstrap
+            and not services.serving()
             and not self.tried
-            and may_bootstrap_by_snapshot(engine.replica.state)
+            and may_bootstrap_by_snapshot(services.replica.state)
         )
 
     def ask(self, peer: Member, now: Now) -> None:
         """Ask ``peer`` (it answered this node's Join) to admit it for a snapshot."""
-        engine = self.engine
+        services = self.services
         self.tried = True
         self.fetching = peer.id
-        engine.send(
+        services.send(
             peer,
             Admit(),
             lambda answer, at: self._admitted(peer, answer, at),
             now,
-            timeout_ms=engine.config.join_call_timeout_ms,
+            timeout_ms=services.config.join_call_timeout_ms,
             all_members=True,
         )
 
     def _admitted(self, peer: Member, answer: Response | Failed, now: Now) -> None:
-        engine = self.engine
+        services = self.services
         if isinstance(answer, Failed):
             self.fall_back(f"admission failed: {answer.cause.value}", now)
             return
@@ -99,76 +109,82 @@ class SnapshotJoin:
             reason = body.reason if isinstance(body, AdmitReply) else "unexpected answer"
             self.fall_back(f"not admitted: {reason}", now)
             return
-        engine.fetch_snapshot(peer)
-        engine.notice(NoticeKind.SNAPSHOT, "admitted: fetching a snapshot", peer=f"{peer.id:016x}")
+        self._fetch(peer)
+        services.notice(
+            NoticeKind.SNAPSHOT, "admitted: fetching a snapshot", peer=f"{peer.id:016x}"
+        )
 
     def fetched(self, now: Now) -> None:
         """The driver downloaded and verified the copy: stop and install it."""
         if not self.fetching:
             return
-        self.engine.notice(
+        self.services.notice(
             NoticeKind.INSTALL_SNAPSHOT,
             "snapshot downloaded and verified: stopping to install it",
             peer=f"{self.fetching:016x}",
         )
-        self.engine.stop_for_install()
+        self._stop_for_install()
 
     def fall_back(self, reason: str, now: Now) -> None:
         """No snapshot after all: catch up through anti-entropy with the same peer."""
-        engine = self.engine
-        peer = engine.membership.members.get(self.fetching)
+        services = self.services
+        peer = services.membership.members.get(self.fetching)
         self.fetching = 0
-        engine.notice(NoticeKind.SNAPSHOT, f"falling back to anti-entropy: {reason}")
-        if peer is not None and not engine.serving and engine.anti_entropy.session is None:
-            engine.anti_entropy.start(peer, now, push_back=True)
+        services.notice(NoticeKind.SNAPSHOT, f"falling back to anti-entropy: {reason}")
+        if peer is not None:
+            self._fall_back_to(peer, now)
 
     # ---- the serving peer -----------------------------------------------------
 
-    def answer(self, token: int, sender: int, now: Now) -> None:
-        engine = self.engine
-        if not engine.serving:
-            engine.reply(token, AdmitReply(False, "not serving yet"), to=sender)
+    def answer(self, token: int, sender: int, admit: Admit, now: Now) -> None:
+        services = self.services
+        if not services.serving():
+            services.reply(token, AdmitReply(False, "not serving yet"), to=sender)
             return
-        state = engine.replica.state
-        if state.records_held + state.tombstones_held < engine.config.snapshot_min_records:
-            engine.reply(
+        state = services.replica.state
+        if state.records_held + state.tombstones_held < services.config.snapshot_min_records:
+            services.reply(
                 token, AdmitReply(False, "few records: anti-entropy is quicker"), to=sender
             )
             return
-        membership = engine.membership
-        if "snapshot_unadmitted" in engine.canaries:
+        membership = services.membership
+        if Canary.SNAPSHOT_UNADMITTED in services.canaries:
             # Before the fix: the copy was served to a joiner the GC did not wait for.
             self.admission.serving.add(sender)
             self._unadmitted.add(sender)
         elif not self.admission.admit(sender, membership.vectors, set(membership.counted())):
-            engine.reply(token, AdmitReply(False, "busy or not a member"), to=sender)
+            services.reply(token, AdmitReply(False, "busy or not a member"), to=sender)
             return
-        self._hold_until[sender] = now.mono_ms + engine.config.snapshot_hold_ms
+        self._hold_until[sender] = now.mono_ms + services.config.snapshot_hold_ms
         # The joiner's member entry is written (merged from the envelope); the yes
         # waits for a WAL sync that covers it.
-        ticket = engine.replica.issue_ticket()
-        if engine.replica.is_durable(ticket):
-            engine.reply(token, AdmitReply(True), to=sender, all_members=True)
+        ticket = services.replica.issue_ticket()
+        if services.replica.is_durable(ticket):
+            services.reply(token, AdmitReply(True), to=sender, all_members=True)
             return
         self._waiting.append((ticket, token, sender))
-        engine.want_durable(ticket)
+        services.want_durable(ticket)
 
     def synced(self) -> None:
-        engine = self.engine
+        services = self.services
         still: list[tuple[int, int, int]] = []
         for ticket, token, joiner in self._waiting:
-            if engine.replica.is_durable(ticket):
-                engine.reply(token, AdmitReply(True), to=joiner, all_members=True)
+            if services.replica.is_durable(ticket):
+                services.reply(token, AdmitReply(True), to=joiner, all_members=True)
             else:
                 still.append((ticket, token, joiner))
         self._waiting = still
 
     def refuse_waiting(self) -> None:
         for _, token, joiner in self._waiting:
-            self.engine.reply(
+            self.services.reply(
                 token, Refusal(RefusalCode.UNAVAILABLE, "this node is stopping"), to=joiner
             )
         self._waiting = []
+
+    def due_ms(self) -> int:
+        """No timer of its own: slots free at the next tick, and nothing waits on them."""
+        return IDLE_MS
 
     def tick(self, now: Now) -> None:
         for joiner, until in list(self._hold_until.items()):

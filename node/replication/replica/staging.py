@@ -19,7 +19,8 @@ Rules:
   crash never leaves a watermark ahead of the records it covers.
 - Durability. ``Store.write`` leaves the batch in the WAL unsynced; each
   commit returns a ticket. Under ``Durability.FSYNC`` the driver syncs the WAL
-  and then calls ``mark_durable(ticket)``; under ``Durability.WAL`` a batch is
+  and reports it to the engine, whose ``advance`` calls ``mark_durable(ticket)``
+  (nothing else does); under ``Durability.WAL`` a batch is
   durable once written. Only then do its records become ready to push, its
   own seqs count in ``durable_seq`` and its watermarks in
   ``durable_watermarks``, so a power loss cannot make one seq mean two writes.

@@ -45,7 +45,7 @@ from rumor.node.server import auth
 from rumor.node.server.access import HttpAccess, require_title, visible
 from rumor.node.server.console import experiments as console_experiments
 from rumor.node.server.console.feed import ClusterView, stream
-from rumor.node.server.http.gateway import (
+from rumor.node.server.http.entry import (
     AUDIT_NAMESPACE,
     AUDIT_TITLE,
     CONSOLE_ROOT,
@@ -170,7 +170,10 @@ def _guarded(handler: Any) -> Any:
         response: web.StreamResponse = await handler(request)
         if checker is not None:
             checker.ended(
-                route, audited_namespace(request), request.get(AUDIT_TITLE), response.status
+                route,
+                audited_namespace(request, request.match_info),
+                request.get(AUDIT_TITLE),
+                response.status,
             )
         return response
 

@@ -101,10 +101,10 @@ class ClusterView:
         return {
             "node": {
                 "id": _hex(replica.node_id),
-                "name": r.engine.name,
-                "address": r.engine.advertise,
+                "name": r.name,
+                "address": r.advertise,
                 "ready": r.ready,
-                "fenced": r.engine.verdict.fenced,
+                "fenced": r.fenced,
                 "audit_digest": f"{own_digest:016x}",
                 "audit_agreement": {
                     "agree": audit.agree,

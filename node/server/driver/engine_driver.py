@@ -7,9 +7,12 @@ It does what the engine's ``ready()`` says and reports back through
   ``tick_interval_ms``) and pumps ``ready()``: each outbound request becomes a
   task on the transport whose answer is stepped in (or whose failure is
   advanced), each reply resolves the RPC waiting for it, a sync ticket goes
-  to the group commit (then ``advance(synced)``), each notice is logged or
-  acted on (serving, stopping when removed or when another process holds
-  this node's id);
+  to the group commit, each notice is logged or acted on (serving, stopping
+  when removed or when another process holds this node's id);
+- the group commit reports every finished sync, whoever asked for it (the
+  engine or a client write), through the hook the driver built it with: the
+  driver calls ``advance(synced)`` — the one place the replica is marked
+  durable — and pumps, before the sync's writers are released;
 - an inbound RPC is converted, stepped in with a token, and answered when
   its reply comes out of ``ready()``.
 
@@ -37,7 +40,9 @@ from rumor.node.core.errors import (
     Unavailable,
 )
 from rumor.node.replication import Applied, Replica
+from rumor.node.replication.engine.components import ReplicationStats
 from rumor.node.replication.engine.engine import Engine
+from rumor.node.replication.engine.membership import Membership
 from rumor.node.replication.engine.messages import (
     Done,
     Failed,
@@ -50,6 +55,7 @@ from rumor.node.replication.engine.messages import (
     Reply,
     SnapshotFetch,
 )
+from rumor.node.replication.engine.push_queues import PushQueues
 from rumor.node.replication.replica.replica import Write
 from rumor.node.server.driver.clock import WallClock
 from rumor.node.server.driver.codec import reply_to_pb, request_from_pb
@@ -79,7 +85,7 @@ class EngineDriver:
         self,
         engine: Engine,
         transport: Transport,
-        commit: GroupCommit,
+        commit: Callable[[Callable[[int], None]], GroupCommit],
         clock: WallClock,
         *,
         faults: FaultRules,
@@ -92,7 +98,6 @@ class EngineDriver:
         self.engine = engine
         self.replica: Replica = engine.replica
         self.transport = transport
-        self.commit = commit
         self.clock = clock
         self.faults = faults
         self.on_stop = on_stop
@@ -103,17 +108,19 @@ class EngineDriver:
         self._now = now  # a test's clock; the real one otherwise
         self._tokens = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Reply]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._vectors_changed = asyncio.Event()
         self._sync_requested = 0  # the highest ticket a sync was started for
-        commit.after_sync.append(self._wake.set)  # records just became durable: push them
+        self._stopped = False  # stop() ran: nothing is sent any more
+        # The group commit, built around the hook it reports each finished sync to.
+        self.commit = commit(self._synced)
 
     # ---- what the rest of the node reads ------------------------------------
 
     @property
-    def membership(self) -> Any:
+    def membership(self) -> Membership:
         return self.engine.membership
 
     @property
@@ -121,12 +128,29 @@ class EngineDriver:
         return self.engine.serving
 
     @property
-    def stats(self) -> Any:
+    def stats(self) -> ReplicationStats:
         return self.engine.stats
 
     @property
-    def queues(self) -> Any:
+    def queues(self) -> PushQueues:
         return self.engine.gossip.queues
+
+    @property
+    def name(self) -> str:
+        return self.engine.name
+
+    @property
+    def advertise(self) -> str:
+        return self.engine.advertise
+
+    @property
+    def fenced(self) -> bool:
+        """Client writes are refused: this node's clock is too far off the others'."""
+        return self.engine.verdict.fenced
+
+    def clock_offset_ms(self, member_id: int) -> float:
+        """``member_id``'s clock offset from this node's, as the probes measured it."""
+        return self.engine.fence.offsets.get(member_id, 0.0)
 
     def now(self) -> Now:
         if self._now is not None:
@@ -141,16 +165,20 @@ class EngineDriver:
     async def _run(self) -> None:
         tick_s = self.engine.config.tick_interval_ms / 1000
         while True:
+            ticked_at_ms = self.now().mono_ms
             try:
                 next_ms = self.tick_once()
             except Exception:
                 log.exception("replication.tick_failed")
                 next_ms = now_monotonic_ms() + 500
+            # A timer still due at the very time the tick ran was not moved by it: waiting
+            # 1 ms for it would spin, so it waits for the next regular check.
+            floor_s = tick_s if next_ms <= ticked_at_ms else 0.001
             # next_ms == 0: work in hand (an answer applied in slices): yield, then go on.
             wait_s = (
                 0.0
                 if next_ms == 0
-                else min(tick_s, max(0.001, (next_ms - now_monotonic_ms()) / 1000))
+                else min(tick_s, max(floor_s, (next_ms - now_monotonic_ms()) / 1000))
             )
             self._wake.clear()
             if wait_s > 0:
@@ -160,6 +188,7 @@ class EngineDriver:
                 await asyncio.sleep(0)
 
     async def stop(self) -> None:
+        self._stopped = True
         await self._stop_loop()
         for task in list(self._tasks):
             task.cancel()
@@ -229,12 +258,12 @@ class EngineDriver:
         self._vectors_changed.set()
         return ready.next_tick_ms
 
-    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[Any]) -> None:
+    def _finished(self, task: asyncio.Future[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             error = task.exception()
@@ -266,9 +295,15 @@ class EngineDriver:
         self.pump()
 
     async def _sync(self, ticket: int) -> None:
-        await self.commit.durable(ticket)
+        await self.commit.durable(ticket)  # reported through ``_synced``
+
+    def _synced(self, ticket: int) -> None:
+        """The group commit's hook: every write up to ``ticket`` is on disk. The engine
+        learns it (and marks the replica durable) before any writer is released."""
         self.engine.advance(Done(synced_ticket=ticket), self.now())
-        self.pump()
+        if not self._stopped:  # a flush at shutdown: mark durable, send nothing
+            self.pump()
+        self._wake.set()  # records just became durable: push them
 
     def _notice(self, kind: NoticeKind, message: str, fields: dict[str, object]) -> None:
         if kind is NoticeKind.READY:

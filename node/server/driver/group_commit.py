@@ -8,6 +8,12 @@ one, which then covers all of them together. The sync runs on a worker thread
 accepting writes while the disk works. A failed sync is fatal: the node must
 stop rather than acknowledge writes it cannot make durable.
 
+A finished sync is reported through the ``synced`` hook given at
+construction — the driver's, which tells the engine (``advance``), the one
+place the replica is marked durable — and its writers are released only
+once the hook has returned, so a write is never acknowledged before the
+engine knows it is durable.
+
 Under load a sync costs far more than its fsync: the hand-off to the worker
 thread, the wake-up back on the loop, and answering its writers in small
 groups (more, smaller socket writes). When the disk is fast, syncs started
@@ -45,13 +51,14 @@ class GroupCommit:
         self,
         replica: Replica,
         *,
+        synced: Callable[[int], None],
         on_failure: Callable[[BaseException], None],
         in_thread: bool = True,
         busy_window_s: float = BUSY_WINDOW_S,
     ) -> None:
         self._replica = replica
-        # Called after each sync, e.g. to wake the replication loop: new durable records.
-        self.after_sync: list[Callable[[], None]] = []
+        # Every write up to this ticket is on disk: the hook has the replica marked durable.
+        self._synced = synced
         self._on_failure = on_failure
         self._in_thread = in_thread
         self._busy_window_s = busy_window_s
@@ -105,9 +112,7 @@ class GroupCommit:
         self._busy = self._replica.written_ticket > target
         # The writers this sync answers and those that came during it: all wait still.
         self._expected = self._waiting
-        self._replica.mark_durable(target)
-        for listener in self.after_sync:
-            listener()
+        self._synced(target)
 
     async def _gather_writers(self) -> None:
         """Wait until as many writers wait as the latest sync saw, or the busy window ends."""

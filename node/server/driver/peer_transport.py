@@ -21,6 +21,7 @@ import grpc
 import grpc.aio
 
 from rumor.node.core.errors import MalformedPeerMessage
+from rumor.node.replication.engine.components import ReplicationStats
 from rumor.node.replication.engine.messages import Failed, FailureCause, Outbound, Response
 from rumor.node.server.driver.codec import (
     METHOD_OF,
@@ -82,7 +83,7 @@ class GrpcTransport:
         credentials: grpc.ChannelCredentials | None = None,
         metadata: tuple[tuple[str, str], ...] = (),
         throttle: LogThrottle | None = None,
-        stats: Any = None,
+        stats: ReplicationStats | None = None,
     ) -> None:
         self.faults = faults
         self.stats = stats  # the engine's ReplicationStats: bytes are counted here

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import grpc.aio
 import structlog
 
 from rumor.node.core import validation
@@ -33,6 +34,7 @@ from rumor.node.server import access
 from rumor.node.server.admission import ByteBudget, Reservation
 from rumor.node.server.errors import status_of
 from rumor.node.server.grpc.kv_messages import checked_type, get_response, put_item, put_response
+from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Found, Operations
 from rumor.v1 import kv_pb2
@@ -62,6 +64,21 @@ def error_result(op_id: int, error: BaseException) -> kv_pb2.BatchResult:
         id=op_id,
         error=kv_pb2.BatchError(code=code, message=message, http_status=status.http_status),
     )
+
+
+def refusal(index: int, frame_ops: int, in_flight: int) -> Overloaded | None:
+    """Why a stream refuses the ``index``-th operation of a frame, if it does."""
+    if index >= MAX_FRAME_OPS:
+        return Overloaded(
+            f"A Batch frame carries at most {MAX_FRAME_OPS} operations;"
+            f" this one carried {frame_ops}."
+        )
+    if in_flight >= MAX_OPS_IN_FLIGHT:
+        return Overloaded(
+            f"At most {MAX_OPS_IN_FLIGHT} operations may wait for their answers"
+            " on one Batch stream; wait for some answers first."
+        )
+    return None
 
 
 def _write_result(op_id: int, applied: Applied, kind: str) -> kv_pb2.BatchResult:
@@ -99,7 +116,7 @@ class BatchStream:
         ops: Operations,
         reads: ByteBudget,
         unary: dict[str, UnaryCall],
-        context: Any,
+        context: Context,
     ) -> None:
         self._ops = ops
         self._reads = reads
@@ -109,7 +126,10 @@ class BatchStream:
             asyncio.Queue()
         )
         self._in_flight = 0
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        # The task serving an operation that can be cancelled, by the client's id (ids
+        # are the client's: a repeated one names the latest).
+        self._by_id: dict[int, asyncio.Task[None]] = {}
 
     async def serve(
         self, requests: AsyncIterator[kv_pb2.BatchRequest]
@@ -129,7 +149,7 @@ class BatchStream:
             await reader  # re-raises what ended the reading (a malformed frame)
         finally:
             reader.cancel()
-            for task in list(self._tasks.values()):
+            for task in list(self._tasks):
                 task.cancel()
             while not self._out.empty():
                 queued = self._out.get_nowait()
@@ -140,13 +160,13 @@ class BatchStream:
         try:
             async for frame in requests:
                 for op_id in frame.cancel:
-                    task = self._tasks.pop(op_id, None)
+                    task = self._by_id.pop(op_id, None)
                     if task is not None:
                         task.cancel()
                 if frame.ops:
                     await self._frame(frame.ops)
-            if self._tasks:
-                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
         finally:
             self._out.put_nowait(None)
 
@@ -164,22 +184,12 @@ class BatchStream:
         taken: list[kv_pb2.BatchOp] = []
         refused: list[kv_pb2.BatchResult] = []
         for index, op in enumerate(ops):
-            if index >= MAX_FRAME_OPS:
-                reason = (
-                    f"A Batch frame carries at most {MAX_FRAME_OPS} operations;"
-                    f" this one carried {len(ops)}."
-                )
-            elif self._in_flight >= MAX_OPS_IN_FLIGHT:
-                reason = (
-                    f"At most {MAX_OPS_IN_FLIGHT} operations may wait for their answers"
-                    " on one Batch stream; wait for some answers first."
-                )
-            else:
-                self._in_flight += 1
-                taken.append(op)
-                continue
+            reason = refusal(index, len(ops), self._in_flight)
             self._in_flight += 1
-            refused.append(error_result(op.id, Overloaded(reason)))
+            if reason is None:
+                taken.append(op)
+            else:
+                refused.append(error_result(op.id, reason))
         return taken, refused
 
     async def _frame(self, ops: Any) -> None:
@@ -283,8 +293,8 @@ class BatchStream:
         ]
         task = asyncio.create_task(self._when_durable(ticket, answers))
         # Keyed by a negative number: never an op id, so a cancel cannot stop a sync's answers.
-        self._tasks[-id(task)] = task
-        task.add_done_callback(lambda _: self._tasks.pop(-id(task), None))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _when_durable(self, ticket: int, answers: list[kv_pb2.BatchResult]) -> None:
         try:
@@ -316,8 +326,14 @@ class BatchStream:
             self._send([result])
 
         task = asyncio.create_task(run())
-        self._tasks[op_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(op_id, None))
+        self._tasks.add(task)
+        self._by_id[op_id] = task
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: self._forget(op_id, done))
+
+    def _forget(self, op_id: int, task: asyncio.Task[None]) -> None:
+        if self._by_id.get(op_id) is task:
+            del self._by_id[op_id]
 
 
 class _Slow(Exception):

@@ -47,6 +47,8 @@ _throttled = LogThrottle(log)
 # Batch bounds the operations it holds per stream, and its reads take from the read budget.
 UNBUDGETED_METHODS = frozenset({"Watch", "Batch"})
 
+# A call's context as grpc.aio hands it to a servicer.
+Context = grpc.aio.ServicerContext[Any, Any]
 Observe = Callable[[str, str, str, float], None]
 
 UNAUTHENTICATED_DETAILS = "missing or invalid API token"

@@ -23,6 +23,7 @@ KV_SERVICE = kv_pb2.DESCRIPTOR.services_by_name["KV"]
 REPLICATION_SERVICE = replication_pb2.DESCRIPTOR.services_by_name["Replication"]
 ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["Admin"]
 FAULTS_SERVICE = faults_pb2.DESCRIPTOR.services_by_name["Faults"]
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"]
 
 
 class BindError(RuntimeError):
@@ -32,13 +33,15 @@ class BindError(RuntimeError):
 class GrpcServer:
     """Owns the grpc.aio server and the health status it reports."""
 
-    def __init__(self, *, reuse_port: bool = False) -> None:
+    def __init__(self, *, reuse_port: bool = False, health: bool = True) -> None:
         # Off by default, so a port already in use is an error; on for the workers,
-        # which share the node's ports.
+        # which share the node's ports (and forward health checks to their owner).
         options = [*SERVER_OPTIONS[:-1], ("grpc.so_reuseport", 1 if reuse_port else 0)]
         self.server = grpc.aio.server(options=options)
-        self.health = health_aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.health: health_aio.HealthServicer | None = None
+        if health:
+            self.health = health_aio.HealthServicer()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
 
     def add_services(
         self,
@@ -92,9 +95,12 @@ class GrpcServer:
             if serving
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
+        if self.health is None:
+            return
         for service in ("", KV_SERVICE.full_name):
             await self.health.set(service, status)
 
     async def stop(self, grace_s: float) -> None:
-        await self.health.enter_graceful_shutdown()
+        if self.health is not None:
+            await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)

@@ -23,7 +23,7 @@ def _value(found: Found, value_type: str) -> Any:
     return found.value.decode("utf-8", "replace")
 
 
-def bulk_get_values(
+async def bulk_get_values(
     operations: Operations, namespace_id: str, body: Any, *, with_expiration: bool = False
 ) -> dict[str, Any]:
     """``with_expiration``: entries with metadata also carry ``expiration`` when the key
@@ -35,8 +35,8 @@ def bulk_get_values(
     assert isinstance(body, dict)
     value_type = validation.bulk_get_type(str(body.get("type") or "text"))
     with_metadata = bool(body.get("withMetadata", False))
-    results = operations.get_many(
-        namespace_id, [key.encode() for key in keys], cache_ttl=body.get("cacheTtl")
+    results = await operations.read_many(
+        namespace_id, [key.encode() for key in keys], body.get("cacheTtl")
     )
     values: dict[str, Any] = {}
     for name, found in zip(keys, results, strict=True):

@@ -2,10 +2,15 @@
 
 Values are sent in chunks, holding their bytes against the node's in-flight
 read budget until the last chunk is written, so slow readers cannot pile
-values up in memory. A multipart body is counted against the body limit as
-it streams (aiohttp's ``client_max_size`` does not see multipart parts): a
-part beyond it is refused when the limit is crossed, and a value part is
-buffered only up to the value limit.
+values up in memory; a value of at most ``INLINE_VALUE_BYTES`` goes in one
+write with the headers (the transport takes it without waiting). While the
+budget has room for the largest value, a read is admitted without first
+reading the key's header for an estimate (``read_found``).
+
+A multipart body is counted against the body limit as it streams (aiohttp's
+``client_max_size`` does not see multipart parts): a part beyond it is refused
+when the limit is crossed, and a value part is buffered only up to the value
+limit.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from aiohttp import BodyPartReader, web
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest, RumorError, ValueTooLarge
 from rumor.node.core.record import RecordHeader
+from rumor.node.server.admission import ByteBudget, Reservation
 from rumor.node.server.http.bulk_get import bulk_get_values
 from rumor.node.server.http.request import (
     CODE_KEY_NOT_FOUND,
+    EMPTY_SUCCESS,
     MAX_BODY_BYTES,
     READS,
     SEND_CHUNK_BYTES,
@@ -30,12 +37,18 @@ from rumor.node.server.http.request import (
     envelope,
     failure,
     int_param,
+    json_answer,
     json_body,
     namespace_id_of,
     operations_of,
     raw_key_of,
 )
-from rumor.node.server.operations import Operations, PutItem
+from rumor.node.server.operations import Found, Operations, PutItem
+
+OCTET_STREAM = "application/octet-stream"
+# A value up to this size is sent in one write with its headers: below the transport's
+# high-water mark (64 KiB), so the write never waited for the reader anyway.
+INLINE_VALUE_BYTES = 16 * 1024
 
 
 async def send_value(
@@ -52,19 +65,33 @@ async def send_value(
     return response
 
 
-async def read_value(
-    request: web.Request, operations: Operations, namespace_id: str, key: bytes
-) -> tuple[Any, Any]:
+async def read_found(
+    operations: Operations,
+    reads: ByteBudget,
+    namespace_id: str,
+    key: bytes,
+    cache_ttl: str | None,
+) -> tuple[Found | None, Reservation]:
     """Wait for room in the read budget, read ``key``; (found or None, the reservation)."""
-    reads = request.app[READS]
+    if reads.admits(validation.MAX_VALUE_BYTES):
+        # Any one value would be admitted: read it, then hold what was read.
+        found = await operations.read(namespace_id, key, cache_ttl)
+        return found, reads.hold(0 if found is None else len(found.value))
     reservation = await reads.reserve(operations.value_bytes(namespace_id, [key]))
     try:
-        found = operations.get(namespace_id, key, cache_ttl=_cache_ttl(request))
+        found = await operations.read(namespace_id, key, cache_ttl)
     except BaseException:
         reservation.release()
         raise
     reservation.settle(0 if found is None else len(found.value))
     return found, reservation
+
+
+async def read_value(
+    request: web.Request, operations: Operations, namespace_id: str, key: bytes
+) -> tuple[Found | None, Reservation]:
+    """``read_found`` for a routed request (its read budget and ``cache_ttl``)."""
+    return await read_found(operations, request.app[READS], namespace_id, key, _cache_ttl(request))
 
 
 def _metadata_json(raw: bytes | None) -> Any:
@@ -100,20 +127,43 @@ def _key_not_found() -> web.Response:
 
 
 def _cache_ttl(request: web.Request) -> str | None:
+    if not request.query_string:
+        return None
     return request.query.get("cache_ttl") or None
 
 
 async def get_value(request: web.Request) -> web.StreamResponse:
-    found, reservation = await read_value(
-        request, operations_of(request), namespace_id_of(request), raw_key_of(request)
+    return await answer_get(
+        operations_of(request),
+        request.app[READS],
+        namespace_id_of(request),
+        raw_key_of(request),
+        request,
     )
+
+
+# The values routes, given their target first (so that ``entry`` can bind it).
+
+
+async def answer_get(
+    operations: Operations, reads: ByteBudget, namespace_id: str, key: bytes, request: web.Request
+) -> web.StreamResponse:
+    found, reservation = await read_found(operations, reads, namespace_id, key, _cache_ttl(request))
     try:
         if found is None:
             return _key_not_found()
-        headers = {"Content-Type": "application/octet-stream"}
-        if found.header.expiration:
-            headers["expiration"] = str(found.header.expiration)
-        return await send_value(request, found.value, headers)
+        value = found.value
+        expiration = found.header.expiration
+        if len(value) <= INLINE_VALUE_BYTES:
+            # One write with the headers; the transport takes it without waiting.
+            response = web.Response(body=value, content_type=OCTET_STREAM)
+            if expiration:
+                response.headers["expiration"] = str(expiration)
+            return response
+        headers = {"Content-Type": OCTET_STREAM}
+        if expiration:
+            headers["expiration"] = str(expiration)
+        return await send_value(request, value, headers)
     finally:
         reservation.release()
 
@@ -190,6 +240,18 @@ async def _multipart_value(request: web.Request) -> tuple[bytes, int, bytes | No
 
 
 async def put_value(request: web.Request) -> web.StreamResponse:
+    return await answer_put(
+        operations_of(request),
+        request.app[READS],
+        namespace_id_of(request),
+        raw_key_of(request),
+        request,
+    )
+
+
+async def answer_put(
+    operations: Operations, reads: ByteBudget, namespace_id: str, key: bytes, request: web.Request
+) -> web.StreamResponse:
     metadata: bytes | None = None
     if request.content_type.startswith("multipart/"):
         value, length, metadata = await _multipart_value(request)
@@ -197,22 +259,33 @@ async def put_value(request: web.Request) -> web.StreamResponse:
     else:
         value = await request.read()
     validation.value_length(len(value))
-    item = PutItem(
-        key=raw_key_of(request),
-        value=value,
-        expiration=validation.query_seconds(request.query.get("expiration"), "expiration"),
-        expiration_ttl=validation.query_seconds(
+    if request.query_string:
+        expiration = validation.query_seconds(request.query.get("expiration"), "expiration")
+        expiration_ttl = validation.query_seconds(
             request.query.get("expiration_ttl"), "expiration_ttl"
-        ),
-        metadata=metadata,
-    )
-    await operations_of(request).put(namespace_id_of(request), item)
-    return envelope({})
+        )
+    else:
+        expiration = expiration_ttl = None
+    item = PutItem(key, value, expiration, expiration_ttl, metadata)
+    await operations.put(namespace_id, item)
+    return json_answer(EMPTY_SUCCESS)
 
 
 async def delete_value(request: web.Request) -> web.StreamResponse:
-    await operations_of(request).delete(namespace_id_of(request), raw_key_of(request))
-    return envelope({})
+    return await answer_delete(
+        operations_of(request),
+        request.app[READS],
+        namespace_id_of(request),
+        raw_key_of(request),
+        request,
+    )
+
+
+async def answer_delete(
+    operations: Operations, reads: ByteBudget, namespace_id: str, key: bytes, request: web.Request
+) -> web.StreamResponse:
+    await operations.delete(namespace_id, key)
+    return json_answer(EMPTY_SUCCESS)
 
 
 async def get_metadata(request: web.Request) -> web.StreamResponse:
@@ -281,7 +354,7 @@ async def bulk_get(request: web.Request) -> web.StreamResponse:
         operations.value_bytes(namespace_id_of(request), names)
     )
     try:
-        values = bulk_get_values(
+        values = await bulk_get_values(
             operations_of(request), namespace_id_of(request), body, with_expiration=True
         )
         encoded = dumps(

@@ -36,13 +36,14 @@ import structlog
 from aiohttp import web
 
 from rumor.node.core import validation
-from rumor.node.core.errors import PermissionDenied, RumorError, ValueTooLarge
+from rumor.node.core.errors import RumorError, ValueTooLarge
 from rumor.node.core.record import RecordHeader
-from rumor.node.server import access, auth
+from rumor.node.server import auth
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http.bulk_get import bulk_get_values
-from rumor.node.server.http.request import decode_key, drain_or_close
+from rumor.node.server.http.request import client_gone, decode_key, drain_or_close
+from rumor.node.server.http.values import INLINE_VALUE_BYTES, read_found
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations, PutItem
 
@@ -53,7 +54,6 @@ BULK_GET_PATH = "/bulk/get"
 READ_CHUNK_BYTES = 1024 * 1024
 SEND_CHUNK_BYTES = 256 * 1024
 MAX_BODY_BYTES = 128 * 1024 * 1024  # as the REST API's (a streamed body is counted)
-
 
 _log = structlog.get_logger(__name__)
 _throttled = LogThrottle(_log)
@@ -101,28 +101,27 @@ def close_if_unread(request: web.Request) -> None:
 async def answer(
     request: web.Request,
     operations: Operations,
-    authorize: access.HttpAccess | None,
+    denied: int | None,
     reads: ByteBudget | None = None,
 ) -> web.StreamResponse:
-    if authorize is not None:
-        denied = authorize.authenticate(request.headers.get("Authorization"))
-        if denied is not None:
-            return failure(denied, auth.DENIED_MESSAGE)
-        try:
-            namespace = {"namespace_id": request.headers[NAMESPACE_HEADER]}
-            await authorize.permit(route_name(request), namespace, api="binding")
-        except PermissionDenied as error:
-            await drain_or_close(request)
-            close_if_unread(request)
-            return failure(403, str(error))
+    """Answer a binding request; ``denied``: the status its token earned (401/403), if refused.
+
+    A client that goes away mid-request raises ConnectionError out of here, for
+    the gateway to count (it is no error).
+    """
+    if denied is not None:
+        return failure(denied, auth.DENIED_MESSAGE)
     try:
         return await _dispatch(request, operations, reads or ByteBudget(2**62, 0))
     except RumorError as error:
+        await drain_or_close(request)
         close_if_unread(request)
         return failure(status_of(error).http_status, str(error))
     except web.HTTPException as error:
         return failure(error.status, error.reason)
     except Exception as error:
+        if client_gone(request, error):
+            raise
         _throttled.error(
             "binding.internal_error", (_path(request), type(error).__name__), exc_info=error
         )
@@ -175,17 +174,18 @@ async def _send(request: web.Request, body: bytes, headers: dict[str, str]) -> w
 async def _get(
     request: web.Request, operations: Operations, namespace_id: str, key: bytes, reads: ByteBudget
 ) -> web.StreamResponse:
-    reservation = await reads.reserve(operations.value_bytes(namespace_id, [key]))
+    cache_ttl = request.query.get("cache_ttl") if request.query_string else None
+    found, reservation = await read_found(operations, reads, namespace_id, key, cache_ttl)
     try:
-        found = operations.get(namespace_id, key, cache_ttl=request.query.get("cache_ttl"))
         if found is None:
             return web.Response(status=404, reason="Not Found")
-        reservation.settle(len(found.value))
         headers = {"Content-Type": "application/octet-stream"}
         if found.header.metadata is not None:
             headers[METADATA_HEADER] = _metadata_header(found.header.metadata)
         if found.header.expiration:
             headers[EXPIRATION_HEADER] = str(found.header.expiration)
+        if len(found.value) <= INLINE_VALUE_BYTES:
+            return web.Response(body=found.value, headers=headers)  # one write, never waits
         return await _send(request, found.value, headers)
     finally:
         reservation.release()
@@ -260,7 +260,7 @@ async def _bulk_get(
     names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
     reservation = await reads.reserve(operations.value_bytes(namespace_id, names))
     try:
-        encoded = _dumps(bulk_get_values(operations, namespace_id, body)).encode()
+        encoded = _dumps(await bulk_get_values(operations, namespace_id, body)).encode()
         reservation.settle(len(encoded))
         return await _send(request, encoded, {"Content-Type": "application/json; charset=utf-8"})
     finally:

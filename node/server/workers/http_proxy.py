@@ -8,8 +8,11 @@ and streams the owner's answer back. The console, ``/metrics`` and
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 # Set per connection hop by hop, not passed on (RFC 9110 §7.6.1).
 _HOP_HEADERS = frozenset(
@@ -31,7 +34,6 @@ CLIENT_ADDRESS_HEADER = "Rumor-Client-Address"
 
 def build_proxy(owner_http_path: str, client_max_size: int) -> web.Application:
     """An app that forwards every request to the owner's HTTP listener on its socket."""
-    app = web.Application(client_max_size=client_max_size)
     state: dict[str, aiohttp.ClientSession] = {}
 
     async def open_session(_: web.Application) -> None:
@@ -52,7 +54,7 @@ def build_proxy(owner_http_path: str, client_max_size: int) -> web.Application:
         body = request.content if request.body_exists else None
         async with state["session"].request(
             request.method,
-            f"http://owner{request.rel_url}",
+            URL(f"http://owner{request.raw_path}", encoded=True),
             headers=headers,
             data=body,
             allow_redirects=False,
@@ -69,7 +71,11 @@ def build_proxy(owner_http_path: str, client_max_size: int) -> web.Application:
             await response.write_eof()
             return response
 
+    @web.middleware
+    async def every_request(request: web.Request, handler: Any) -> web.StreamResponse:
+        return await forward(request)  # whatever the path (a key may hold a newline)
+
+    app = web.Application(client_max_size=client_max_size, middlewares=[every_request])
     app.on_startup.append(open_session)
     app.on_cleanup.append(close_session)
-    app.router.add_route("*", "/{tail:.*}", forward)
     return app

@@ -12,19 +12,20 @@ from __future__ import annotations
 import shutil
 import tempfile
 
+from rumor.node.server.grpc.server import BindError
 from rumor.node.server.workers.owner_link import owner_grpc_target, owner_http_path
 from rumor.node.server.workers.ports import PortReservation
 
 
 class OwnerListeners:
     def __init__(self, grpc_listen: str, http_listen: str) -> None:
-        self.socket_dir = tempfile.mkdtemp(prefix="rumor-owner-")  # mode 0700
-        self.grpc = PortReservation(grpc_listen)
+        self.grpc = _reserve(grpc_listen)
         try:
-            self.http = PortReservation(http_listen) if http_listen else None
-        except OSError:
+            self.http = _reserve(http_listen) if http_listen else None
+        except BindError:
             self.grpc.close()
             raise
+        self.socket_dir = tempfile.mkdtemp(prefix="rumor-owner-")  # mode 0700
 
     @property
     def grpc_target(self) -> str:
@@ -39,3 +40,10 @@ class OwnerListeners:
         if self.http is not None:
             self.http.close()
         shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+
+def _reserve(address: str) -> PortReservation:
+    try:
+        return PortReservation(address)
+    except OSError as error:
+        raise BindError(f"cannot listen on {address}: {error.strerror}") from error

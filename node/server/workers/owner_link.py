@@ -22,6 +22,11 @@ CHANNEL_OPTIONS = [
 ]
 
 
+# While the owner is busy with earlier frames, a worker waits this long for more
+# operations to share the next one: the owner's cost is per frame, not per operation.
+GATHER_S = 0.001
+
+
 def owner_grpc_target(socket_dir: str) -> str:
     return f"unix:{socket_dir}/grpc.sock"
 
@@ -35,7 +40,7 @@ class OwnerLink:
         self.channel = grpc.aio.insecure_channel(
             owner_grpc_target(socket_dir), options=CHANNEL_OPTIONS
         )
-        self._batcher = AsyncBatcher(self.channel, ())
+        self._batcher = AsyncBatcher(self.channel, (), gather_s=GATHER_S)
 
     async def call(self, field: str, request: Any, timeout: float | None) -> Any:
         """The owner's answer to one operation, or its ``grpc.RpcError``."""

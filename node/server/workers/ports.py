@@ -16,14 +16,18 @@ class PortReservation:
         host, _, port = address.rpartition(":")
         host = host.strip("[]") or "0.0.0.0"
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # First without SO_REUSEPORT: a port another process shares (say, another node's
+        # workers) must be refused as in use, not joined.
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, int(port)))
+            bound_port = probe.getsockname()[1]
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
-            self._socket.bind((host, int(port)))
+            self._socket.bind((host, bound_port))
         except OSError:
             self._socket.close()
             raise
-        bound_port = self._socket.getsockname()[1]
         shown = f"[{host}]" if family == socket.AF_INET6 else host
         self.address = f"{shown}:{bound_port}"
         self.host = host

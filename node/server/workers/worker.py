@@ -2,13 +2,17 @@
 
 The owner starts it with the node's configuration and the addresses to share
 (``WorkerPlan``, in the environment). It binds the node's gRPC and HTTP
-addresses with SO_REUSEPORT, checks the token and its scopes on the KV calls it
-batches (each operation of a client's Batch too), serves KV reads and writes
-through its batched stream to the owner (``kv_proxy``) and forwards everything
-else (``forwarding``, ``http_proxy``) with the client's credentials, which the
-owner checks. A token limited to namespaces by title needs their titles: the
-worker asks the owner, presenting the key the owner wrote into its private
-socket directory (``WORKER_KEY_FILE``). It prints one JSON line,
+addresses with SO_REUSEPORT and checks the token and its scopes on what it
+answers itself, exactly as the owner would: the KV calls it batches (each
+operation of a client's Batch too) and the REST API's values routes and the
+Workers binding, which it serves with its own ``http.entry.Entry``. Their reads
+and writes go through its batched stream to the owner (``kv_proxy``,
+``forwarded_operations``); everything else is forwarded (``forwarding``,
+``http_proxy``) with the client's credentials, which the owner checks. A token
+limited to namespaces by title needs their titles: the worker asks the owner,
+presenting the key the owner wrote into its private socket directory
+(``WORKER_KEY_FILE``). It follows the node's token and secret files as the
+owner does (SIGHUP, or a file that changed). It prints one JSON line,
 ``{"event": "worker.ready", ...}``, once it serves; it stops on SIGTERM and
 when its owner is gone (the kernel signals it when the owner dies, and it
 notices the owner's socket going away).
@@ -17,6 +21,7 @@ notices the owner's socket going away).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import json
 import os
@@ -25,25 +30,33 @@ import signal
 import ssl
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
 import grpc.aio
 import structlog
 from aiohttp import web
+from grpc_reflection.v1alpha import reflection
 
 from rumor.node.server import access, auth
-from rumor.node.server.admission import CallBudget
+from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.audit import AuditLog
 from rumor.node.server.grpc import rpc
 from rumor.node.server.grpc.server import (
     ADMIN_SERVICE,
     FAULTS_SERVICE,
+    HEALTH_SERVICE,
     KV_SERVICE,
     REPLICATION_SERVICE,
     GrpcServer,
 )
+from rumor.node.server.http.entry import Entry
+from rumor.node.server.http.guard import HttpGuard
+from rumor.node.server.loop_lag import LoopLag
+from rumor.node.server.metrics import RequestMetrics
 from rumor.node.server.workers import forwarding
+from rumor.node.server.workers.forwarded_operations import ForwardedOperations
 from rumor.node.server.workers.http_proxy import build_proxy
 from rumor.node.server.workers.kv_proxy import WorkerKV
 from rumor.node.server.workers.owner_link import OwnerLink, owner_http_path
@@ -122,18 +135,49 @@ def _owner_titles(owner: OwnerLink, key: str) -> access.Titles:
 
 
 def _kv_handlers(
-    owner: OwnerLink, authorize: rpc.Authorize | None, budget: CallBudget
+    owner: OwnerLink,
+    authorize: rpc.Authorize | None,
+    budget: CallBudget,
+    observe: rpc.Observe,
 ) -> grpc.GenericRpcHandler[Any, Any]:
     batched = WorkerKV(owner)
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in KV_SERVICE.methods:
         if method.name in BATCHED_KV_METHODS:
             handlers[method.name] = rpc.method_handler(
-                method, getattr(batched, method.name), authorize, None, budget
+                method, getattr(batched, method.name), authorize, observe, budget
             )
         else:  # the owner checks the client's token and scopes
             handlers[method.name] = forwarding.method_handler(owner.channel, KV_SERVICE, method)
     return grpc.method_handlers_generic_handler(KV_SERVICE.full_name, handlers)
+
+
+METRICS_INTERVAL_S = 1.0
+
+
+def metrics_path(socket_dir: str, index: int) -> Path:
+    return Path(socket_dir) / f"metrics-worker-{index}.prom"
+
+
+async def _publish_metrics(metrics: RequestMetrics, plan: WorkerPlan) -> None:
+    """Leave this worker's series where the owner's ``/metrics`` adds them up, every second."""
+    path = metrics_path(plan.socket_dir, plan.index)
+    scratch = path.with_suffix(".tmp")
+    while True:
+        text, _ = metrics.render()
+        with contextlib.suppress(OSError):  # the owner is going away
+            scratch.write_bytes(text)
+            scratch.replace(path)
+        await asyncio.sleep(METRICS_INTERVAL_S)
+
+
+def worker_expositions(socket_dir: str) -> list[str]:
+    """What every worker of an owner last published (for its ``/metrics``)."""
+    texts = []
+    for path in sorted(Path(socket_dir).glob("metrics-worker-*.prom")):
+        with contextlib.suppress(OSError):
+            texts.append(path.read_text())
+    return texts
 
 
 async def _watch_owner(socket_dir: str, stop: asyncio.Event) -> None:
@@ -180,7 +224,23 @@ async def _watch_security(security: WorkerSecurity) -> None:
             security.reload("file changed")
 
 
-async def serve(plan: WorkerPlan, security: WorkerSecurity, max_calls: int) -> int:
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker checks and bounds, made by the owner's configuration.
+
+    ``security`` holds the tokens, the audit trail and TLS; the worker reloads it
+    on SIGHUP and when its files change, as the owner does, and its checks (gRPC
+    and HTTP, built over its tokens) use the new set at once.
+    """
+
+    security: WorkerSecurity
+    http_guard: HttpGuard | None  # its token check is ``security.tokens``'s
+    max_calls: int
+    read_bytes_in_flight: int
+    read_admission_timeout_s: float
+
+
+async def serve(plan: WorkerPlan, settings: WorkerSettings) -> int:
     """Serve as a worker until SIGTERM or the owner's end; returns the exit status."""
     _die_with_owner()
     structlog.contextvars.bind_contextvars(worker=plan.index)
@@ -188,51 +248,94 @@ async def serve(plan: WorkerPlan, security: WorkerSecurity, max_calls: int) -> i
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    security = settings.security
     loop.add_signal_handler(signal.SIGHUP, security.reload, "SIGHUP")
-    tls = security.tls
     owner = OwnerLink(plan.socket_dir)
-    kv_authorize = access.KvAccess(
-        security.tokens, _owner_titles(owner, read_worker_key(plan.socket_dir)), security.audit
-    )
-    server = GrpcServer(reuse_port=True)
-    server.server.add_generic_rpc_handlers(
-        (_kv_handlers(owner, kv_authorize, CallBudget(max_calls)),)
-    )
-    for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE):
-        server.server.add_generic_rpc_handlers(
-            (
-                grpc.method_handlers_generic_handler(
-                    descriptor.full_name, forwarding.service_handler(owner.channel, descriptor)
-                ),
-            )
-        )
-    server.bind(plan.grpc_address, tls.server_credentials() if tls is not None else None)
-    await server.start()
-    await server.set_serving(True)
-    runner: web.AppRunner | None = None
-    if plan.http_address:
-        runner = web.AppRunner(
-            build_proxy(owner_http_path(plan.socket_dir), HTTP_MAX_BODY_BYTES), access_log=None
-        )
-        await runner.setup()
-        host, _, port = plan.http_address.rpartition(":")
-        await web.TCPSite(
-            runner, host.strip("[]"), int(port), reuse_port=True, ssl_context=security.http_tls
-        ).start()
+    metrics = RequestMetrics()
+    calls = CallBudget(settings.max_calls)
+    titles = _owner_titles(owner, read_worker_key(plan.socket_dir))
+    server = await _serve_grpc(plan, settings, owner, titles, metrics, calls)
+    runner = await _serve_http(plan, settings, owner, titles, metrics, calls)
     print(json.dumps({"event": "worker.ready", "worker": plan.index}), flush=True)
     log.info("worker.serving", grpc=plan.grpc_address, http=plan.http_address or None)
-    watcher = asyncio.create_task(_watch_owner(plan.socket_dir, stop))
-    reloader = asyncio.create_task(_watch_security(security))
+    background = [
+        asyncio.create_task(_watch_owner(plan.socket_dir, stop)),
+        asyncio.create_task(_watch_security(security)),
+        asyncio.create_task(LoopLag(metrics.observe_loop_lag).run()),
+        asyncio.create_task(_publish_metrics(metrics, plan)),
+    ]
     await stop.wait()
-    watcher.cancel()
-    reloader.cancel()
-    await server.set_serving(False)
+    for task in background:
+        task.cancel()
     await server.stop(1.0)
     if runner is not None:
         await runner.cleanup()
     await owner.close()
     log.info("worker.stopped")
     return 0
+
+
+async def _serve_grpc(
+    plan: WorkerPlan,
+    settings: WorkerSettings,
+    owner: OwnerLink,
+    titles: access.Titles,
+    metrics: RequestMetrics,
+    calls: CallBudget,
+) -> GrpcServer:
+    security = settings.security
+    kv_authorize = access.KvAccess(security.tokens, titles, security.audit)
+    server = GrpcServer(reuse_port=True, health=False)  # the owner's health is the node's
+    server.server.add_generic_rpc_handlers(
+        (_kv_handlers(owner, kv_authorize, calls, metrics.observe),)
+    )
+    for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE, HEALTH_SERVICE):
+        handlers = forwarding.service_handler(owner.channel, descriptor)
+        server.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(descriptor.full_name, handlers),)
+        )
+    names = [d.full_name for d in (KV_SERVICE, REPLICATION_SERVICE, ADMIN_SERVICE, HEALTH_SERVICE)]
+    reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server.server)
+    tls = security.tls
+    server.bind(plan.grpc_address, tls.server_credentials() if tls is not None else None)
+    await server.start()
+    return server
+
+
+async def _serve_http(
+    plan: WorkerPlan,
+    settings: WorkerSettings,
+    owner: OwnerLink,
+    titles: access.Titles,
+    metrics: RequestMetrics,
+    calls: CallBudget,
+) -> web.AppRunner | None:
+    """The values routes and the Workers binding answered here (through the owner's
+    operations, the token and its scopes checked here as the owner would); every
+    other request passed to the owner's HTTP listener as it is."""
+    if not plan.http_address:
+        return None
+    security = settings.security
+    runner = web.AppRunner(
+        build_proxy(owner_http_path(plan.socket_dir), HTTP_MAX_BODY_BYTES), access_log=None
+    )
+    await runner.setup()
+    entry = Entry(
+        ForwardedOperations(owner),
+        ByteBudget(settings.read_bytes_in_flight, settings.read_admission_timeout_s),
+        authorize=access.HttpAccess(security.tokens, titles, security.audit),
+        observe=metrics.observe,
+        guard=settings.http_guard or HttpGuard.for_listener(plan.http_address),
+        calls=calls,
+        client_disconnected=metrics.http_client_disconnects.inc,
+    )
+    assert runner.server is not None
+    runner.server.request_handler = entry.before_routing(runner.server.request_handler)
+    host, _, port = plan.http_address.rpartition(":")
+    await web.TCPSite(
+        runner, host.strip("[]"), int(port), reuse_port=True, ssl_context=security.http_tls
+    ).start()
+    return runner
 
 
 def plan_from_environment() -> WorkerPlan | None:
