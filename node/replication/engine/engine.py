@@ -16,6 +16,9 @@ clock, the network and the disk; the engine owns every decision.
   act on (stop when removed or when another process holds this id).
 - ``advance(done, now)`` reports what was done: the ticket now durable, the
   requests that failed (and why).
+- ``catch_up_with(wanted, now)``: a client read waits for writes this node
+  lacks (origin -> seq, from a session token); the engine pulls them at once
+  from the origin or a peer holding them, rather than at the next round.
 
 The engine never reads a clock, a socket or a random source it was not given
 (the ``rng`` is injected), so the same inputs give the same outputs: the
@@ -45,7 +48,7 @@ table), ``Canary`` (``canaries``: test-only switches) and ``ProtocolConfig``
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Never
 
 from rumor.node.core.clock_fence import ClockFence, FenceVerdict
@@ -386,6 +389,11 @@ class Engine:
         self.replica.skip_seqs_past(seen)
         self._own_writes_missing_until = max(self._own_writes_missing_until, seen)
         self.anti_entropy.catch_up(peer, now)
+
+    def catch_up_with(self, wanted: Mapping[int, int], now: Now) -> None:
+        """A session read waits for these writes (origin -> seq): pull them now."""
+        if not self._stopped and not self.snapshots.fetching:
+            self.anti_entropy.catch_up_origins(wanted, now)
 
     def replicas_holding(self, seq: int) -> int:
         """How many nodes (this one included) hold own write ``seq`` or something newer."""

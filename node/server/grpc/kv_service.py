@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from rumor.client.session_token import EMPTY, SessionToken
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.namespaces import id_text, is_reserved
@@ -15,6 +16,7 @@ from rumor.node.server.grpc.bulk_put_request import plain_columns
 from rumor.node.server.grpc.kv_messages import (
     cache_ttl,
     checked_type,
+    delete_response,
     found_header,
     get_response,
     namespace_message,
@@ -23,6 +25,7 @@ from rumor.node.server.grpc.kv_messages import (
     type_name,
 )
 from rumor.node.server.operations import Operations
+from rumor.node.server.sessions import answer_token, write_token
 from rumor.node.server.watch import ANY_NAMESPACE, WatchHub
 from rumor.v1 import kv_pb2
 
@@ -36,6 +39,13 @@ def _release_when_done(context: Any, release: Any) -> None:
         release()
     else:
         add_done_callback(lambda _: release())
+
+
+def _time_remaining(context: Any) -> float | None:
+    """The seconds left before the call's deadline (None: no deadline)."""
+    time_remaining = getattr(context, "time_remaining", None)
+    remaining = None if time_remaining is None else time_remaining()
+    return None if remaining is None else float(remaining)
 
 
 def _connection(context: Any) -> str:
@@ -91,8 +101,9 @@ class KVService:
     # ---- keys -----------------------------------------------------------
 
     async def Put(self, request: kv_pb2.PutRequest, context: Any) -> kv_pb2.PutResponse:
+        after = await self.ops.sessions.after(request.after, _time_remaining(context))
         applied = await self.ops.put(request.namespace_id, put_item(request), request.min_replicas)
-        return put_response(applied)
+        return put_response(applied, after)
 
     async def PutStream(
         self, requests: AsyncIterator[kv_pb2.PutStreamRequest], context: Any
@@ -119,13 +130,15 @@ class KVService:
             # grpc.aio ends the stream the same way when the client cancels it.
             raise InvalidRequest("PutStream ended without its last message; nothing was written.")
         validation.value_length(length)
+        after = await self.ops.sessions.after(header.after, _time_remaining(context))
         applied = await self.ops.put(
             header.namespace_id, put_item(header, bytes(value)), header.min_replicas
         )
-        return put_response(applied)
+        return put_response(applied, after)
 
     async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:
         value_type = checked_type(request.type)
+        after = await self.ops.sessions.after(request.after, _time_remaining(context))
         reservation = await self.reads.reserve(
             self.ops.value_bytes(request.namespace_id, [request.key])
         )
@@ -133,6 +146,12 @@ class KVService:
             found = self.ops.get(request.namespace_id, request.key, cache_ttl(request))
             reservation.settle(0 if found is None else len(found.value))
             response = get_response(request.key, found, value_type, request.with_metadata)
+            if after is not None:
+                response.session = self.ops.sessions.read_token(
+                    after,
+                    self.ops.namespace_bytes(request.namespace_id),
+                    [(request.key, None if found is None else found.header)],
+                )
         except BaseException:
             reservation.release()
             raise
@@ -143,6 +162,7 @@ class KVService:
         self, request: kv_pb2.GetRequest, context: Any
     ) -> AsyncIterator[kv_pb2.GetStreamResponse]:
         checked_type(request.type)
+        await self.ops.sessions.after(request.after, _time_remaining(context))
         reservation = await self.reads.reserve(
             self.ops.value_bytes(request.namespace_id, [request.key])
         )
@@ -169,6 +189,7 @@ class KVService:
         if value_type not in (kv_pb2.VALUE_TYPE_TEXT, kv_pb2.VALUE_TYPE_JSON):
             validation.bulk_get_type(type_name(value_type))
         keys = list(request.keys)
+        after = await self.ops.sessions.after(request.after, _time_remaining(context))
         reservation = await self.reads.reserve(self.ops.value_bytes(request.namespace_id, keys))
         try:
             results = self.ops.get_many(request.namespace_id, keys, cache_ttl(request))
@@ -184,6 +205,15 @@ class KVService:
                     for key, found in zip(keys, results, strict=True)
                 ]
             )
+            if after is not None:
+                response.session = self.ops.sessions.read_token(
+                    after,
+                    self.ops.namespace_bytes(request.namespace_id),
+                    [
+                        (key, None if found is None else found.header)
+                        for key, found in zip(keys, results, strict=True)
+                    ],
+                )
         except BaseException:
             reservation.release()
             raise
@@ -191,13 +221,12 @@ class KVService:
         return response
 
     async def Delete(self, request: kv_pb2.DeleteRequest, context: Any) -> kv_pb2.DeleteResponse:
+        after = await self.ops.sessions.after(request.after, _time_remaining(context))
         applied = await self.ops.delete(request.namespace_id, request.key)
-        return kv_pb2.DeleteResponse(
-            version=kv_pb2.Version(hlc=applied.header.hlc, origin=applied.header.origin),
-            seq=applied.header.seq,
-        )
+        return delete_response(applied, after)
 
     async def List(self, request: kv_pb2.ListRequest, context: Any) -> kv_pb2.ListResponse:
+        after = await self.ops.sessions.after(request.after, _time_remaining(context))
         listing = await self.ops.list_keys(
             request.namespace_id,
             request.prefix,
@@ -212,22 +241,38 @@ class KVService:
             if header.metadata is not None:
                 info.metadata = header.metadata
             keys.append(info)
-        return kv_pb2.ListResponse(keys=keys, list_complete=listing.complete, cursor=listing.cursor)
+        response = kv_pb2.ListResponse(
+            keys=keys, list_complete=listing.complete, cursor=listing.cursor
+        )
+        if after is not None:
+            response.session = answer_token(after, (header for _, header in listing.keys))
+        return response
 
     async def BulkPut(self, request: kv_pb2.BulkPutRequest, context: Any) -> kv_pb2.BulkPutResponse:
+        after = await self.ops.sessions.after(request.after, _time_remaining(context))
         columns = plain_columns(request)
         if columns is None:
             items = [put_item(item) for item in request.items]
-            count = await self.ops.bulk_put(request.namespace_id, items)
+            written = await self.ops.bulk_put(request.namespace_id, items)
         else:
-            count = await self.ops.bulk_put_plain(request.namespace_id, *columns)
-        return kv_pb2.BulkPutResponse(successful_key_count=count)
+            written = await self.ops.bulk_put_plain(request.namespace_id, *columns)
+        return kv_pb2.BulkPutResponse(
+            successful_key_count=written.key_count, session=self._bulk_token(after, written.seq)
+        )
 
     async def BulkDelete(
         self, request: kv_pb2.BulkDeleteRequest, context: Any
     ) -> kv_pb2.BulkDeleteResponse:
-        count = await self.ops.bulk_delete(request.namespace_id, list(request.keys))
-        return kv_pb2.BulkDeleteResponse(successful_key_count=count)
+        after = await self.ops.sessions.after(request.after, _time_remaining(context))
+        written = await self.ops.bulk_delete(request.namespace_id, list(request.keys))
+        return kv_pb2.BulkDeleteResponse(
+            successful_key_count=written.key_count, session=self._bulk_token(after, written.seq)
+        )
+
+    def _bulk_token(self, after: SessionToken | None, seq: int) -> str:
+        if not seq:  # nothing written (no keys)
+            return (after or EMPTY).encode()
+        return write_token(after, self.ops.replica.node_id, seq)
 
     async def Watch(
         self, request: kv_pb2.WatchRequest, context: Any
@@ -274,6 +319,12 @@ class KVService:
     async def Batch(
         self, requests: AsyncIterator[kv_pb2.BatchRequest], context: Any
     ) -> AsyncIterator[kv_pb2.BatchResponse]:
-        unary: dict[str, UnaryCall] = {"bulk_get": self.BulkGet, "list": self.List, "put": self.Put}
+        unary: dict[str, UnaryCall] = {
+            "get": self.Get,
+            "bulk_get": self.BulkGet,
+            "list": self.List,
+            "put": self.Put,
+            "delete": self.Delete,
+        }
         async for response in BatchStream(self.ops, self.reads, unary, context).serve(requests):
             yield response

@@ -256,7 +256,7 @@ async def bulk_put(request: web.Request) -> web.StreamResponse:
     if not isinstance(body, list):
         raise InvalidRequest("The request body must be a list of key-value pairs.")
     items = [_bulk_item(index, raw) for index, raw in enumerate(body)]
-    count = await operations_of(request).bulk_put(namespace_id_of(request), items)
+    count = (await operations_of(request).bulk_put(namespace_id_of(request), items)).key_count
     return envelope({"successful_key_count": count, "unsuccessful_keys": []})
 
 
@@ -264,9 +264,10 @@ async def bulk_delete(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     if not isinstance(body, list) or not all(isinstance(key, str) for key in body):
         raise InvalidRequest("The request body must be a list of key names.")
-    count = await operations_of(request).bulk_delete(
+    written = await operations_of(request).bulk_delete(
         namespace_id_of(request), [key.encode() for key in body]
     )
+    count = written.key_count
     return envelope({"successful_key_count": count, "unsuccessful_keys": []})
 
 

@@ -1,0 +1,158 @@
+"""Session reads on real nodes: after a token, a node answers the write or fails clearly.
+
+A 3-node cluster with fault injection: a write on n1, n3 blocked from every
+peer. A session read on n3 after the write's token fails UNAVAILABLE, naming
+how far behind n3 is, within the call's deadline — it never answers the old
+value, which the same plain read on n3 does return (so the test can fail).
+Once n3 is unblocked, the session read returns the write.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from rumor.client.session_token import SessionToken
+from rumor.v1 import kv_pb2 as pb
+from rumor.v1 import kv_pb2_grpc
+from tests.integration.kv_helpers import failed_call
+from tests.integration.test_replication import SharedCluster, new_namespace
+from tests.support.cluster import Cluster, node_id
+from tests.support.nodes import NodeProcess, poll
+
+_titles = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedCluster]:
+    cluster = SharedCluster(tmp_path_factory.mktemp("sessions"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster(shared: SharedCluster) -> Cluster:
+    return shared.healthy()
+
+
+@pytest.fixture
+def ns(cluster: Cluster) -> str:
+    return new_namespace(cluster, f"sessions-{next(_titles)}")
+
+
+def session_get(node: NodeProcess, ns: str, key: bytes, after: str, timeout: float = 5) -> Any:
+    return node.kv.Get(
+        pb.GetRequest(namespace_id=ns, key=key, type=pb.VALUE_TYPE_TEXT, after=after),
+        timeout=timeout,
+    )
+
+
+def batched_get(node: NodeProcess, ns: str, key: bytes, after: str) -> pb.BatchResult:
+    frame = pb.BatchRequest()
+    frame.ops.add(id=7).get.CopyFrom(
+        pb.GetRequest(namespace_id=ns, key=key, type=pb.VALUE_TYPE_TEXT, after=after)
+    )
+    stub = kv_pb2_grpc.KVStub(node.channel)
+    results = [r for response in stub.Batch(iter([frame]), timeout=10) for r in response.results]
+    assert [r.id for r in results] == [7]
+    result: pb.BatchResult = results[0]
+    return result
+
+
+def test_every_write_answers_its_version_as_a_token(cluster: Cluster, ns: str) -> None:
+    n1 = cluster.nodes[0]
+    put = n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"k", value=b"v"))
+    assert SessionToken.decode(put.session) == SessionToken({node_id(n1): put.seq})
+    deleted = n1.kv.Delete(pb.DeleteRequest(namespace_id=ns, key=b"k", after=put.session))
+    assert SessionToken.decode(deleted.session) == SessionToken({node_id(n1): deleted.seq})
+    bulk = n1.kv.BulkPut(
+        pb.BulkPutRequest(namespace_id=ns, items=[pb.PutRequest(key=b"a", value=b"1")])
+    )
+    assert SessionToken.decode(bulk.session).marks[node_id(n1)] > deleted.seq
+
+
+def test_a_session_read_on_a_lagging_node_waits_fails_clearly_then_answers(
+    cluster: Cluster, ns: str
+) -> None:
+    n1, n2, n3 = cluster.nodes
+    n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"k", value=b"old"))
+    poll(lambda: session_get(n3, ns, b"k", "").text == "old")
+    cluster.block(n3)
+    try:
+        written = n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"k", value=b"new"))
+        # The same read without a session answers the old value: the lag is real.
+        assert session_get(n3, ns, b"k", "").text == "old"
+        started = time.monotonic()
+        error = failed_call(lambda: session_get(n3, ns, b"k", written.session, timeout=5))
+        assert time.monotonic() - started < 5
+        assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
+        assert f"origin {node_id(n1):016x}" in error.details()
+        assert "behind" in error.details()
+        # A Batch Get behaves exactly as the unary Get.
+        result = batched_get(n3, ns, b"k", written.session)
+        assert result.WhichOneof("result") == "error"
+        assert result.error.code == grpc.StatusCode.UNAVAILABLE.value[0]
+        assert result.error.http_status == 503
+        # A node that has the write answers it at once.
+        poll(lambda: session_get(n2, ns, b"k", "").text == "new")
+        assert session_get(n2, ns, b"k", written.session).text == "new"
+    finally:
+        cluster.unblock(n3)
+    answer = poll_session_read(n3, ns, b"k", written.session)
+    assert answer.text == "new"
+    assert SessionToken.decode(answer.session).covers(SessionToken.decode(written.session))
+    batched = batched_get(n3, ns, b"k", written.session)
+    assert batched.get.text == "new"
+
+
+def poll_session_read(node: NodeProcess, ns: str, key: bytes, after: str) -> Any:
+    """The session read, retried while the node still reports UNAVAILABLE (deadline 10 s)."""
+    answers: list[Any] = []
+
+    def answered() -> bool:
+        try:
+            answers.append(session_get(node, ns, key, after))
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
+            return False
+        return True
+
+    poll(answered, timeout=10)
+    return answers[-1]
+
+
+def test_a_session_read_carries_the_tombstone_it_read(cluster: Cluster, ns: str) -> None:
+    n1 = cluster.nodes[0]
+    n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"gone", value=b"v"))
+    deleted = n1.kv.Delete(pb.DeleteRequest(namespace_id=ns, key=b"gone"))
+    answer = session_get(n1, ns, b"gone", "1")
+    assert not answer.found
+    assert SessionToken.decode(answer.session) == SessionToken({node_id(n1): deleted.seq})
+
+
+def test_list_and_bulk_get_take_a_token(cluster: Cluster, ns: str) -> None:
+    n1 = cluster.nodes[0]
+    put = n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"p/a", value=b"v"))
+    listed = n1.kv.List(pb.ListRequest(namespace_id=ns, prefix=b"p/", after="1"))
+    assert [k.name for k in listed.keys] == [b"p/a"]
+    assert SessionToken.decode(listed.session) == SessionToken({node_id(n1): put.seq})
+    got = n1.kv.BulkGet(
+        pb.BulkGetRequest(
+            namespace_id=ns, keys=[b"p/a"], type=pb.VALUE_TYPE_TEXT, after=put.session
+        )
+    )
+    assert got.entries[0].result.text == "v"
+    assert got.session == put.session
+
+
+def test_a_token_that_is_not_one_is_refused(cluster: Cluster, ns: str) -> None:
+    error = failed_call(lambda: session_get(cluster.nodes[0], ns, b"k", "2nope"))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Invalid session token" in error.details()
