@@ -4,7 +4,8 @@ A 3-node cluster with fault injection: a write on n1, n3 blocked from every
 peer. A session read on n3 after the write's token fails UNAVAILABLE, naming
 how far behind n3 is, within the call's deadline — it never answers the old
 value, which the same plain read on n3 does return (so the test can fail).
-Once n3 is unblocked, the session read returns the write.
+Once n3 is unblocked, the session read returns the write. The same through
+the REST API's ``Rumor-Session`` header, sent by the Cloudflare Python SDK.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ _titles = itertools.count()
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedCluster]:
-    cluster = SharedCluster(tmp_path_factory.mktemp("sessions"))
+    cluster = SharedCluster(tmp_path_factory.mktemp("sessions"), ("--http", "127.0.0.1:0"))
     try:
         yield cluster
     finally:
@@ -156,3 +157,62 @@ def test_a_token_that_is_not_one_is_refused(cluster: Cluster, ns: str) -> None:
     error = failed_call(lambda: session_get(cluster.nodes[0], ns, b"k", "2nope"))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "Invalid session token" in error.details()
+
+
+ACCOUNT = "acct"
+
+
+def test_the_session_header_round_trips_through_the_cloudflare_sdk(
+    cluster: Cluster, ns: str
+) -> None:
+    cloudflare = pytest.importorskip("cloudflare", reason="the cloudflare SDK is not installed")
+    n1, _, n3 = cluster.nodes
+
+    def kv_on(node: NodeProcess) -> Any:
+        client = cloudflare.Cloudflare(
+            api_token="t", base_url=f"http://{node.http}/client/v4", max_retries=0
+        )
+        return client.kv.namespaces
+
+    kv1, kv3 = kv_on(n1), kv_on(n3)
+    kv1.values.update("k", account_id=ACCOUNT, namespace_id=ns, value=b"old")
+    poll(lambda: session_get(n3, ns, b"k", "").text == "old")
+    cluster.block(n3)
+    try:
+        raw = kv1.values.with_raw_response.update(
+            "k", account_id=ACCOUNT, namespace_id=ns, value=b"new"
+        )
+        token = raw.headers["Rumor-Session"]
+        assert SessionToken.decode(token).marks.keys() == {node_id(n1)}
+        plain = kv3.values.get("k", account_id=ACCOUNT, namespace_id=ns)
+        assert plain.read() == b"old"
+        with pytest.raises(cloudflare.APIStatusError) as refused:
+            kv3.values.get(
+                "k", account_id=ACCOUNT, namespace_id=ns, extra_headers={"Rumor-Session": token}
+            )
+        assert refused.value.status_code == 503
+        assert refused.value.response.headers["Retry-After"] == "1"
+        assert "behind" in str(refused.value)
+    finally:
+        cluster.unblock(n3)
+    answers: list[Any] = []
+
+    def answered() -> bool:
+        try:
+            answers.append(
+                kv3.values.get(
+                    "k",
+                    account_id=ACCOUNT,
+                    namespace_id=ns,
+                    extra_headers={"Rumor-Session": token},
+                )
+            )
+        except cloudflare.APIStatusError as error:
+            assert error.status_code == 503
+            return False
+        return True
+
+    poll(answered, timeout=10)
+    assert answers[-1].read() == b"new"
+    returned = SessionToken.decode(answers[-1].headers["Rumor-Session"])
+    assert returned.covers(SessionToken.decode(token))

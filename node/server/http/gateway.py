@@ -253,7 +253,10 @@ async def _answer(
     except RumorError as error:
         status = status_of(error)
         close_if_body_unread(request)
-        return failure(status.http_status, status.cloudflare_code, str(error))
+        refused = failure(status.http_status, status.cloudflare_code, str(error))
+        if status.http_status == 503:
+            refused.headers["Retry-After"] = "1"  # a lagging or busy node: soon
+        return refused
     except web.HTTPException as error:
         if public:
             raise

@@ -35,6 +35,12 @@ from rumor.node.server.http.request import (
     operations_of,
     raw_key_of,
 )
+from rumor.node.server.http.session_header import (
+    list_session,
+    read_session,
+    session_of,
+    write_session,
+)
 from rumor.node.server.operations import Operations, PutItem
 
 
@@ -82,6 +88,7 @@ def _key_json(name: bytes, header: RecordHeader) -> dict[str, Any]:
 
 async def list_keys(request: web.Request) -> web.StreamResponse:
     limit = validation.http_list_limit(int_param(request, "limit"))
+    after = await session_of(request)
     listing = await operations_of(request).list_keys(
         namespace_id_of(request),
         request.query.get("prefix", "").encode(),
@@ -89,7 +96,9 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
         request.query.get("cursor", "").encode(),
     )
     keys = [_key_json(name, header) for name, header in listing.keys]
-    return envelope(keys, result_info={"count": len(keys), "cursor": listing.cursor.decode()})
+    answer = envelope(keys, result_info={"count": len(keys), "cursor": listing.cursor.decode()})
+    answer.headers.update(list_session(after, (header for _, header in listing.keys)))
+    return answer
 
 
 # ---- values -------------------------------------------------------------
@@ -104,13 +113,16 @@ def _cache_ttl(request: web.Request) -> str | None:
 
 
 async def get_value(request: web.Request) -> web.StreamResponse:
-    found, reservation = await read_value(
-        request, operations_of(request), namespace_id_of(request), raw_key_of(request)
-    )
+    after = await session_of(request)
+    namespace_id, key = namespace_id_of(request), raw_key_of(request)
+    found, reservation = await read_value(request, operations_of(request), namespace_id, key)
+    session = read_session(request, after, namespace_id, [key])
     try:
         if found is None:
-            return _key_not_found()
-        headers = {"Content-Type": "application/octet-stream"}
+            missing = _key_not_found()
+            missing.headers.update(session)
+            return missing
+        headers = {"Content-Type": "application/octet-stream", **session}
         if found.header.expiration:
             headers["expiration"] = str(found.header.expiration)
         return await send_value(request, found.value, headers)
@@ -204,23 +216,30 @@ async def put_value(request: web.Request) -> web.StreamResponse:
         expiration_ttl=int_param(request, "expiration_ttl"),
         metadata=metadata,
     )
-    await operations_of(request).put(namespace_id_of(request), item)
-    return envelope({})
+    after = await session_of(request)
+    applied = await operations_of(request).put(namespace_id_of(request), item)
+    answer = envelope({})
+    answer.headers.update(write_session(after, applied.header.origin, applied.header.seq))
+    return answer
 
 
 async def delete_value(request: web.Request) -> web.StreamResponse:
-    await operations_of(request).delete(namespace_id_of(request), raw_key_of(request))
-    return envelope({})
+    after = await session_of(request)
+    applied = await operations_of(request).delete(namespace_id_of(request), raw_key_of(request))
+    answer = envelope({})
+    answer.headers.update(write_session(after, applied.header.origin, applied.header.seq))
+    return answer
 
 
 async def get_metadata(request: web.Request) -> web.StreamResponse:
-    found, reservation = await read_value(
-        request, operations_of(request), namespace_id_of(request), raw_key_of(request)
-    )
+    after = await session_of(request)
+    namespace_id, key = namespace_id_of(request), raw_key_of(request)
+    found, reservation = await read_value(request, operations_of(request), namespace_id, key)
+    session = read_session(request, after, namespace_id, [key])
     reservation.release()  # only the metadata is sent
-    if found is None:
-        return _key_not_found()
-    return envelope(_metadata_json(found.header.metadata))
+    answer = _key_not_found() if found is None else envelope(_metadata_json(found.header.metadata))
+    answer.headers.update(session)
+    return answer
 
 
 # ---- bulk ---------------------------------------------------------------
@@ -256,37 +275,44 @@ async def bulk_put(request: web.Request) -> web.StreamResponse:
     if not isinstance(body, list):
         raise InvalidRequest("The request body must be a list of key-value pairs.")
     items = [_bulk_item(index, raw) for index, raw in enumerate(body)]
-    count = (await operations_of(request).bulk_put(namespace_id_of(request), items)).key_count
-    return envelope({"successful_key_count": count, "unsuccessful_keys": []})
+    after = await session_of(request)
+    operations = operations_of(request)
+    written = await operations.bulk_put(namespace_id_of(request), items)
+    answer = envelope({"successful_key_count": written.key_count, "unsuccessful_keys": []})
+    answer.headers.update(write_session(after, operations.replica.node_id, written.seq))
+    return answer
 
 
 async def bulk_delete(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     if not isinstance(body, list) or not all(isinstance(key, str) for key in body):
         raise InvalidRequest("The request body must be a list of key names.")
-    written = await operations_of(request).bulk_delete(
-        namespace_id_of(request), [key.encode() for key in body]
-    )
-    count = written.key_count
-    return envelope({"successful_key_count": count, "unsuccessful_keys": []})
+    after = await session_of(request)
+    operations = operations_of(request)
+    written = await operations.bulk_delete(namespace_id_of(request), [key.encode() for key in body])
+    answer = envelope({"successful_key_count": written.key_count, "unsuccessful_keys": []})
+    answer.headers.update(write_session(after, operations.replica.node_id, written.seq))
+    return answer
 
 
 async def bulk_get(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     keys = body.get("keys") if isinstance(body, dict) else None
     names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+    after = await session_of(request)
     operations = operations_of(request)
     reservation = await request.app[READS].reserve(
         operations.value_bytes(namespace_id_of(request), names)
     )
     try:
         values = bulk_get_values(operations_of(request), namespace_id_of(request), body)
+        session = read_session(request, after, namespace_id_of(request), names)
         encoded = dumps(
             {"success": True, "errors": [], "messages": [], "result": {"values": values}}
         ).encode()
         del values
         reservation.settle(len(encoded))
-        headers = {"Content-Type": "application/json; charset=utf-8"}
+        headers = {"Content-Type": "application/json; charset=utf-8", **session}
         return await send_value(request, encoded, headers)
     finally:
         reservation.release()
