@@ -10,6 +10,7 @@ the REST API's ``Rumor-Session`` header, sent by the Cloudflare Python SDK.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Iterator
@@ -17,7 +18,11 @@ from typing import Any
 
 import grpc
 import pytest
+from click.testing import CliRunner, Result
 
+from rumor.client import AsyncClient, Client
+from rumor.client.errors import UnavailableError
+from rumor.client.launcher import main
 from rumor.client.session_token import SessionToken
 from rumor.v1 import kv_pb2 as pb
 from rumor.v1 import kv_pb2_grpc
@@ -216,3 +221,100 @@ def test_the_session_header_round_trips_through_the_cloudflare_sdk(
     assert answers[-1].read() == b"new"
     returned = SessionToken.decode(answers[-1].headers["Rumor-Session"])
     assert returned.covers(SessionToken.decode(token))
+
+
+# ---- the SDK --------------------------------------------------------------------
+
+
+def test_a_token_passed_between_sdk_clients_on_different_nodes(cluster: Cluster, ns: str) -> None:
+    n1, _, n3 = cluster.nodes
+    with Client(n1.address, timeout=5) as writer, Client(n3.address, timeout=5) as reader:
+        reader.namespace(ns).put("k", "old")
+        poll(lambda: writer.namespace(ns).get("k") == "old")
+        cluster.block(n3)
+        try:
+            session = writer.session()
+            session.namespace(ns).put("k", "new")
+            token = session.token
+            assert SessionToken.decode(token).marks.keys() == {node_id(n1)}
+            assert reader.namespace(ns).get("k") == "old"  # the plain read lags
+            with pytest.raises(UnavailableError) as lagging:
+                reader.session(token).namespace(ns).get("k")
+            assert "behind" in str(lagging.value)
+        finally:
+            cluster.unblock(n3)
+        answers: list[Any] = []
+
+        def read() -> bool:
+            try:
+                answers.append(reader.session(token).namespace(ns).get("k"))
+            except UnavailableError:
+                return False
+            return True
+
+        poll(read, timeout=10)
+        assert answers[-1] == "new"
+
+
+def test_a_session_fails_over_to_a_node_that_has_its_writes(cluster: Cluster, ns: str) -> None:
+    n1, n2, n3 = cluster.nodes
+    with Client([n3.address, n2.address], timeout=5) as client:
+        client.namespace(ns).put("k", "old")
+        poll(lambda: all(session_get(n, ns, b"k", "").text == "old" for n in (n1, n2)))
+        cluster.block(n3)
+        try:
+            written = n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"k", value=b"new"))
+            poll(lambda: session_get(n2, ns, b"k", "").text == "new")
+            session = client.session(written.session)
+            # n3 cannot catch up: the session read goes on to n2, which has the write.
+            assert session.namespace(ns).get("k") == "new"
+            assert client.endpoints.addresses[client.endpoints.current] == n2.address
+        finally:
+            cluster.unblock(n3)
+
+
+def test_session_reads_ride_the_batch_stream_and_fold_every_answer(
+    cluster: Cluster, ns: str
+) -> None:
+    n1, n2, _ = cluster.nodes
+
+    async def scenario() -> tuple[list[Any], str]:
+        async with AsyncClient(n1.address, timeout=5) as a, AsyncClient(n2.address) as b:
+            session = a.session()
+            names = [f"k{i}" for i in range(20)]
+            await asyncio.gather(*(session.namespace(ns).put(k, k) for k in names))
+            resumed = b.session(session.token)
+            values = await asyncio.gather(*(resumed.namespace(ns).get(k) for k in names))
+            return values, resumed.token
+
+    values, token = asyncio.run(scenario())
+    assert values == [f"k{i}" for i in range(20)]
+    marks = SessionToken.decode(token).marks
+    assert set(marks) == {node_id(n1)}
+    assert marks[node_id(n1)] >= 20
+
+
+def test_the_cli_takes_a_session_and_prints_the_new_one(cluster: Cluster, ns: str) -> None:
+    n1, _, n3 = cluster.nodes
+    runner = CliRunner()
+
+    def kv(node: NodeProcess, *args: str) -> Result:
+        result = runner.invoke(main, ["kv", "--endpoint", node.address, *args])
+        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+        return result
+
+    put = kv(n1, "key", "put", "k", "v", "--namespace-id", ns, "--print-session")
+    token = put.stderr.splitlines()[-1]
+    assert SessionToken.decode(token).marks.keys() == {node_id(n1)}
+    got = kv(n3, "key", "get", "k", "--text", "--namespace-id", ns, "--session", token)
+    assert got.stdout == "v\n"
+    # Without --print-session, nothing but the command's own output.
+    assert token not in got.stderr
+    listed = kv(n3, "--session", token, "--print-session", "key", "list", "--namespace-id", ns)
+    assert SessionToken.decode(listed.stderr.splitlines()[-1]).covers(SessionToken.decode(token))
+    refused = runner.invoke(
+        main, ["kv", "--endpoint", n1.address, "key", "get", "k", "--namespace-id", ns,
+               "--session", "not-a-token"]
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    assert "session token" in refused.stderr

@@ -162,21 +162,28 @@ class KVService:
         self, request: kv_pb2.GetRequest, context: Any
     ) -> AsyncIterator[kv_pb2.GetStreamResponse]:
         checked_type(request.type)
-        await self.ops.sessions.after(request.after, _time_remaining(context))
+        after = await self.ops.sessions.after(request.after, _time_remaining(context))
         reservation = await self.reads.reserve(
             self.ops.value_bytes(request.namespace_id, [request.key])
         )
         try:
             found = self.ops.get(request.namespace_id, request.key, cache_ttl(request))
+            session = ""
+            if after is not None:
+                session = self.ops.sessions.read_token(
+                    after,
+                    self.ops.namespace_bytes(request.namespace_id),
+                    [(request.key, None if found is None else found.header)],
+                )
             if found is None:
                 reservation.release()
-                yield kv_pb2.GetStreamResponse(header=kv_pb2.GetResponse(found=False))
+                missing = kv_pb2.GetResponse(found=False, session=session)
+                yield kv_pb2.GetStreamResponse(header=missing)
                 return
             reservation.settle(len(found.value))
-            yield kv_pb2.GetStreamResponse(
-                header=found_header(found.header, request.with_metadata),
-                value_length=len(found.value),
-            )
+            header = found_header(found.header, request.with_metadata)
+            header.session = session
+            yield kv_pb2.GetStreamResponse(header=header, value_length=len(found.value))
             view = memoryview(found.value)
             for start in range(0, len(view), STREAM_CHUNK_BYTES):
                 chunk = bytes(view[start : start + STREAM_CHUNK_BYTES])
