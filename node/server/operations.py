@@ -63,6 +63,10 @@ class ReplicationHooks(Protocol):
         pulling it from peers at once; Unavailable naming the lag if not in time."""
         ...
 
+    def lag_bound_ms(self) -> int | None:
+        """The most this node may lag any alive member (None: it cannot say)."""
+        ...
+
 
 class Standalone:
     """No peers: the clock is never fenced and only this node can hold a write."""
@@ -79,6 +83,9 @@ class Standalone:
 
     def check_clock(self) -> None:
         return None
+
+    def lag_bound_ms(self) -> int | None:
+        return 0  # no other member to lag
 
     async def wait_for_coverage(self, wanted: Mapping[int, int], timeout_s: float) -> None:
         raise Unavailable(

@@ -10,6 +10,11 @@ with Unavailable naming how far behind it is. It never answers older data.
 
 Every answer of a session request carries the token updated with what it
 returned or wrote; every write answers the token of its own version.
+
+Bounded staleness: a read with ``max_staleness_ms`` is answered only while
+this node knows it lags every alive member by less (``lag_bound_ms``, from
+the engine's ``Staleness``), else Unavailable naming its bound; every read
+answer reports the bound (``LAG_BOUND_KEY``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from rumor.client.session_token import EMPTY, InvalidToken, SessionToken
-from rumor.node.core.errors import InvalidRequest
+from rumor.node.core.errors import InvalidRequest, Unavailable
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication import Replica
 
@@ -28,9 +33,17 @@ SESSION_WAIT_S = 1.0
 DEADLINE_MARGIN_S = 0.05
 
 
+# The trailing gRPC metadata key (and, capitalised, the HTTP header) of a read's lag bound.
+LAG_BOUND_KEY = "rumor-lag-bound-ms"
+
+
 class CoverageWait(Protocol):
     async def wait_for_coverage(self, wanted: Mapping[int, int], timeout_s: float) -> None:
         """Return once every write ``wanted`` names is readable here; Unavailable if not."""
+        ...
+
+    def lag_bound_ms(self) -> int | None:
+        """The most this node may lag any alive member (None: it cannot say)."""
         ...
 
 
@@ -65,6 +78,27 @@ class Sessions:
             bound = min(bound, max(0.0, time_remaining_s - DEADLINE_MARGIN_S))
         await self.wait.wait_for_coverage(token.marks, bound)
         return token
+
+    def lag_bound(self) -> str:
+        """The lag bound as reported with every read: milliseconds, or "unknown"."""
+        bound = self.wait.lag_bound_ms()
+        return "unknown" if bound is None else str(bound)
+
+    def check_staleness(self, max_staleness_ms: int | None) -> None:
+        """Unavailable unless this node knows it lags every alive member by less."""
+        if max_staleness_ms is None:
+            return
+        bound = self.wait.lag_bound_ms()
+        if bound is None:
+            raise Unavailable(
+                f"this node cannot bound how far behind the other members it is"
+                f" (max_staleness_ms={max_staleness_ms}); retry, or read from another node"
+            )
+        if bound >= max_staleness_ms:
+            raise Unavailable(
+                f"this node may be up to {bound} ms behind the other members"
+                f" (max_staleness_ms={max_staleness_ms}); retry, or read from another node"
+            )
 
     def read_token(
         self,

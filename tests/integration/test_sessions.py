@@ -318,3 +318,41 @@ def test_the_cli_takes_a_session_and_prints_the_new_one(cluster: Cluster, ns: st
     )  # fmt: skip
     assert refused.exit_code == 1
     assert "session token" in refused.stderr
+
+
+# ---- bounded staleness ----------------------------------------------------------
+
+
+def lag_of(node: NodeProcess, ns: str, max_staleness_ms: int | None = None) -> str:
+    """A Get on ``node``; the lag bound it reports in its trailers."""
+    request = pb.GetRequest(namespace_id=ns, key=b"k", max_staleness_ms=max_staleness_ms)
+    _, call = node.kv.Get.with_call(request, timeout=5)
+    lag: str = dict(call.trailing_metadata())["rumor-lag-bound-ms"]
+    return lag
+
+
+def test_bounded_staleness_refuses_a_node_cut_off_and_reports_the_bound(
+    cluster: Cluster, ns: str
+) -> None:
+    n1, _, n3 = cluster.nodes
+    assert int(lag_of(n3, ns, max_staleness_ms=5000)) < 5000
+    cluster.block(n3)
+    try:
+
+        def refused() -> bool:
+            try:
+                lag_of(n3, ns, max_staleness_ms=300)
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
+                assert "behind the other members" in (error.details() or "")
+                return True
+            return False
+
+        poll(refused, timeout=10)
+        assert int(lag_of(n3, ns)) >= 300  # a plain read still answers, with its bound
+        # n1 cannot hear n3 either, which may be taking writes: its bound grows too.
+        poll(lambda: int(lag_of(n1, ns)) >= 300, timeout=10)
+    finally:
+        cluster.unblock(n3)
+    poll(lambda: int(lag_of(n3, ns)) < 1000, timeout=10)
+    assert int(lag_of(n3, ns, max_staleness_ms=5000)) < 5000

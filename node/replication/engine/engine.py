@@ -40,7 +40,8 @@ goes through a hook the engine routes:
 - ``SweepRounds`` (``sweep_rounds``): purges (timers only: it answers nothing).
 
 Beside them: ``Envelopes`` (``envelopes``: what every message says about its
-sender, the clamp of claims), ``Membership`` (``membership``: the member
+sender, the clamp of claims, and from it ``Staleness`` (``staleness``): how far
+behind the alive members this node may be), ``Membership`` (``membership``: the member
 table), ``Canary`` (``canaries``: test-only switches) and ``ProtocolConfig``
 (``protocol_config``: every knob).
 """
@@ -394,6 +395,19 @@ class Engine:
         """A session read waits for these writes (origin -> seq): pull them now."""
         if not self._stopped and not self.snapshots.fetching:
             self.anti_entropy.catch_up_origins(wanted, now)
+
+    def lag_bound_ms(self, now: Now) -> int | None:
+        """The most this node may lag any member that may be alive (None: it cannot say);
+        see staleness. A member this node thinks dead counts: it cannot tell a crashed
+        member from one behind a partition, still taking writes. One that left or was
+        removed does not."""
+        me = self.node_id
+        members = [
+            member.id
+            for member in self.membership.peers()
+            if member.id != me and member.state not in (State.LEFT, State.REMOVED)
+        ]
+        return self.envelopes.staleness.bound_ms(now.mono_ms, members, self.replica.watermarks.get)
 
     def replicas_holding(self, seq: int) -> int:
         """How many nodes (this one included) hold own write ``seq`` or something newer."""

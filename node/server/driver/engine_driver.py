@@ -392,6 +392,10 @@ class EngineDriver:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._vectors_changed.wait(), min(remaining, 0.05))
 
+    def lag_bound_ms(self) -> int | None:
+        """The most this node may lag any alive member (None: it cannot say)."""
+        return self.engine.lag_bound_ms(self.now())
+
     async def wait_for_coverage(self, wanted: Mapping[int, int], timeout_s: float) -> None:
         """Return once this node can read every write ``wanted`` names (origin -> seq),
         having asked the engine to pull them at once; Unavailable naming the lag if not

@@ -228,9 +228,12 @@ class BatchStream:
         return after
 
     def _check_get(self, op_id: int, request: kv_pb2.GetRequest, reads: _Reads) -> None:
-        # The unary Get's checks, in its order: type, session, namespace, key, cache_ttl.
+        # The unary Get's checks, in its order: type, session, staleness, namespace, key,
+        # cache_ttl. (Its lag bound is reported in the unary call's trailers only.)
         checked_type(request.type)
         after = self._session("get", request)
+        if request.HasField("max_staleness_ms"):
+            self._ops.sessions.check_staleness(request.max_staleness_ms)
         namespace = self._ops.namespace_bytes(request.namespace_id)
         key = validation.key(request.key)
         validation.cache_ttl(request.cache_ttl if request.HasField("cache_ttl") else None)

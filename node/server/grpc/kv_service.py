@@ -25,7 +25,7 @@ from rumor.node.server.grpc.kv_messages import (
     type_name,
 )
 from rumor.node.server.operations import Operations
-from rumor.node.server.sessions import answer_token, write_token
+from rumor.node.server.sessions import LAG_BOUND_KEY, answer_token, write_token
 from rumor.node.server.watch import ANY_NAMESPACE, WatchHub
 from rumor.v1 import kv_pb2
 
@@ -46,6 +46,10 @@ def _time_remaining(context: Any) -> float | None:
     time_remaining = getattr(context, "time_remaining", None)
     remaining = None if time_remaining is None else time_remaining()
     return None if remaining is None else float(remaining)
+
+
+def _max_staleness(request: Any) -> int | None:
+    return int(request.max_staleness_ms) if request.HasField("max_staleness_ms") else None
 
 
 def _connection(context: Any) -> str:
@@ -138,7 +142,7 @@ class KVService:
 
     async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:
         value_type = checked_type(request.type)
-        after = await self.ops.sessions.after(request.after, _time_remaining(context))
+        after = await self._before_read(request, context)
         reservation = await self.reads.reserve(
             self.ops.value_bytes(request.namespace_id, [request.key])
         )
@@ -162,7 +166,7 @@ class KVService:
         self, request: kv_pb2.GetRequest, context: Any
     ) -> AsyncIterator[kv_pb2.GetStreamResponse]:
         checked_type(request.type)
-        after = await self.ops.sessions.after(request.after, _time_remaining(context))
+        after = await self._before_read(request, context)
         reservation = await self.reads.reserve(
             self.ops.value_bytes(request.namespace_id, [request.key])
         )
@@ -196,7 +200,7 @@ class KVService:
         if value_type not in (kv_pb2.VALUE_TYPE_TEXT, kv_pb2.VALUE_TYPE_JSON):
             validation.bulk_get_type(type_name(value_type))
         keys = list(request.keys)
-        after = await self.ops.sessions.after(request.after, _time_remaining(context))
+        after = await self._before_read(request, context)
         reservation = await self.reads.reserve(self.ops.value_bytes(request.namespace_id, keys))
         try:
             results = self.ops.get_many(request.namespace_id, keys, cache_ttl(request))
@@ -233,7 +237,7 @@ class KVService:
         return delete_response(applied, after)
 
     async def List(self, request: kv_pb2.ListRequest, context: Any) -> kv_pb2.ListResponse:
-        after = await self.ops.sessions.after(request.after, _time_remaining(context))
+        after = await self._before_read(request, context)
         listing = await self.ops.list_keys(
             request.namespace_id,
             request.prefix,
@@ -275,6 +279,16 @@ class KVService:
         return kv_pb2.BulkDeleteResponse(
             successful_key_count=written.key_count, session=self._bulk_token(after, written.seq)
         )
+
+    async def _before_read(self, request: Any, context: Any) -> SessionToken | None:
+        """A read's session wait and staleness check; its lag bound goes in the trailers."""
+        sessions = self.ops.sessions
+        after = await sessions.after(request.after, _time_remaining(context))
+        sessions.check_staleness(_max_staleness(request))
+        set_trailers = getattr(context, "set_trailing_metadata", None)
+        if set_trailers is not None:
+            set_trailers(((LAG_BOUND_KEY, sessions.lag_bound()),))
+        return after
 
     def _bulk_token(self, after: SessionToken | None, seq: int) -> str:
         if not seq:  # nothing written (no keys)

@@ -38,6 +38,7 @@ from rumor.node.server.http.request import (
 from rumor.node.server.http.session_header import (
     list_session,
     read_session,
+    read_session_of,
     session_of,
     write_session,
 )
@@ -88,7 +89,7 @@ def _key_json(name: bytes, header: RecordHeader) -> dict[str, Any]:
 
 async def list_keys(request: web.Request) -> web.StreamResponse:
     limit = validation.http_list_limit(int_param(request, "limit"))
-    after = await session_of(request)
+    after = await read_session_of(request)
     listing = await operations_of(request).list_keys(
         namespace_id_of(request),
         request.query.get("prefix", "").encode(),
@@ -97,7 +98,7 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
     )
     keys = [_key_json(name, header) for name, header in listing.keys]
     answer = envelope(keys, result_info={"count": len(keys), "cursor": listing.cursor.decode()})
-    answer.headers.update(list_session(after, (header for _, header in listing.keys)))
+    answer.headers.update(list_session(request, after, (h for _, h in listing.keys)))
     return answer
 
 
@@ -113,7 +114,7 @@ def _cache_ttl(request: web.Request) -> str | None:
 
 
 async def get_value(request: web.Request) -> web.StreamResponse:
-    after = await session_of(request)
+    after = await read_session_of(request)
     namespace_id, key = namespace_id_of(request), raw_key_of(request)
     found, reservation = await read_value(request, operations_of(request), namespace_id, key)
     session = read_session(request, after, namespace_id, [key])
@@ -232,7 +233,7 @@ async def delete_value(request: web.Request) -> web.StreamResponse:
 
 
 async def get_metadata(request: web.Request) -> web.StreamResponse:
-    after = await session_of(request)
+    after = await read_session_of(request)
     namespace_id, key = namespace_id_of(request), raw_key_of(request)
     found, reservation = await read_value(request, operations_of(request), namespace_id, key)
     session = read_session(request, after, namespace_id, [key])
@@ -299,7 +300,7 @@ async def bulk_get(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     keys = body.get("keys") if isinstance(body, dict) else None
     names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
-    after = await session_of(request)
+    after = await read_session_of(request)
     operations = operations_of(request)
     reservation = await request.app[READS].reserve(
         operations.value_bytes(namespace_id_of(request), names)

@@ -115,20 +115,22 @@ class PutStreamRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[PutRequest, _Mapping]] = ..., chunk: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
 
 class GetRequest(_message.Message):
-    __slots__ = ("namespace_id", "key", "type", "with_metadata", "cache_ttl", "after")
+    __slots__ = ("namespace_id", "key", "type", "with_metadata", "cache_ttl", "after", "max_staleness_ms")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     WITH_METADATA_FIELD_NUMBER: _ClassVar[int]
     CACHE_TTL_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
+    MAX_STALENESS_MS_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     key: bytes
     type: ValueType
     with_metadata: bool
     cache_ttl: int
     after: str
-    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ..., cache_ttl: _Optional[int] = ..., after: _Optional[str] = ...) -> None: ...
+    max_staleness_ms: int
+    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ..., cache_ttl: _Optional[int] = ..., after: _Optional[str] = ..., max_staleness_ms: _Optional[int] = ...) -> None: ...
 
 class GetResponse(_message.Message):
     __slots__ = ("found", "value", "text", "json", "metadata", "expiration", "version", "session")
@@ -161,20 +163,22 @@ class GetStreamResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[GetResponse, _Mapping]] = ..., value_length: _Optional[int] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class BulkGetRequest(_message.Message):
-    __slots__ = ("namespace_id", "keys", "type", "with_metadata", "cache_ttl", "after")
+    __slots__ = ("namespace_id", "keys", "type", "with_metadata", "cache_ttl", "after", "max_staleness_ms")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     WITH_METADATA_FIELD_NUMBER: _ClassVar[int]
     CACHE_TTL_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
+    MAX_STALENESS_MS_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     keys: _containers.RepeatedScalarFieldContainer[bytes]
     type: ValueType
     with_metadata: bool
     cache_ttl: int
     after: str
-    def __init__(self, namespace_id: _Optional[str] = ..., keys: _Optional[_Iterable[bytes]] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ..., cache_ttl: _Optional[int] = ..., after: _Optional[str] = ...) -> None: ...
+    max_staleness_ms: int
+    def __init__(self, namespace_id: _Optional[str] = ..., keys: _Optional[_Iterable[bytes]] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ..., cache_ttl: _Optional[int] = ..., after: _Optional[str] = ..., max_staleness_ms: _Optional[int] = ...) -> None: ...
 
 class BulkGetEntry(_message.Message):
     __slots__ = ("key", "result")
@@ -213,18 +217,20 @@ class DeleteResponse(_message.Message):
     def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., seq: _Optional[int] = ..., session: _Optional[str] = ...) -> None: ...
 
 class ListRequest(_message.Message):
-    __slots__ = ("namespace_id", "prefix", "limit", "cursor", "after")
+    __slots__ = ("namespace_id", "prefix", "limit", "cursor", "after", "max_staleness_ms")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
+    MAX_STALENESS_MS_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     prefix: bytes
     limit: int
     cursor: bytes
     after: str
-    def __init__(self, namespace_id: _Optional[str] = ..., prefix: _Optional[bytes] = ..., limit: _Optional[int] = ..., cursor: _Optional[bytes] = ..., after: _Optional[str] = ...) -> None: ...
+    max_staleness_ms: int
+    def __init__(self, namespace_id: _Optional[str] = ..., prefix: _Optional[bytes] = ..., limit: _Optional[int] = ..., cursor: _Optional[bytes] = ..., after: _Optional[str] = ..., max_staleness_ms: _Optional[int] = ...) -> None: ...
 
 class KeyInfo(_message.Message):
     __slots__ = ("name", "expiration", "metadata")
