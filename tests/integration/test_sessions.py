@@ -356,3 +356,32 @@ def test_bounded_staleness_refuses_a_node_cut_off_and_reports_the_bound(
         cluster.unblock(n3)
     poll(lambda: int(lag_of(n3, ns)) < 1000, timeout=10)
     assert int(lag_of(n3, ns, max_staleness_ms=5000)) < 5000
+
+
+# ---- through a node's workers ---------------------------------------------------
+
+
+def test_a_session_read_keeps_its_token_through_a_nodes_workers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Workers forward every KV call to their owner: ``after`` must reach it."""
+    root = tmp_path_factory.mktemp("sessions-workers")
+    cluster = Cluster(root, 0)
+    try:
+        n1 = cluster.add("n1")
+        n2 = cluster.add("n2", "--workers", "2")
+        ns = new_namespace(cluster, "sessions-workers")
+        n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"k", value=b"old"))
+        poll(lambda: session_get(n2, ns, b"k", "").text == "old")
+        cluster.block(n2)
+        try:
+            written = n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"k", value=b"new"))
+            assert session_get(n2, ns, b"k", "").text == "old"
+            error = failed_call(lambda: session_get(n2, ns, b"k", written.session))
+            assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
+            assert "behind" in (error.details() or "")
+        finally:
+            cluster.unblock(n2)
+        assert poll_session_read(n2, ns, b"k", written.session).text == "new"
+    finally:
+        cluster.stop()
