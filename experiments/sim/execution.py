@@ -81,7 +81,7 @@ def _run(schedule: Schedule, protocol: ProtocolConfig | None, trace: bool) -> Ou
         loop.at(write.at_ms, _write(cluster, write.slot, write.key, write.op, write.ttl_s))
     for fault in schedule.faults:
         _plan_fault(cluster, fault, schedule.slots)
-    clients = SessionClients(cluster)
+    clients = SessionClients(cluster, stop_ms=schedule.heal_ms)
     for plan in schedule.sessions:
         clients.start(plan)
     heal_ms = schedule.heal_ms

@@ -19,8 +19,8 @@ def _session_failures(seeds: range) -> tuple[int, int]:
     made: list[session_clients.SessionClients] = []
     original = session_clients.SessionClients.__init__
 
-    def remembering(self: session_clients.SessionClients, cluster: object) -> None:
-        original(self, cluster)  # type: ignore[arg-type]
+    def remembering(self: session_clients.SessionClients, cluster: object, stop_ms: float) -> None:
+        original(self, cluster, stop_ms)  # type: ignore[arg-type]
         made.append(self)
 
     with pytest.MonkeyPatch.context() as patch:
