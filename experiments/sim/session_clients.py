@@ -33,6 +33,7 @@ from rumor.experiments.sim.schedule import SessionPlan
 
 WAIT_MS = 1000  # as a node waits for a session read
 RETRY_MS = 5
+ASK_AGAIN_MS = 100  # as the node's driver: a waiting read asks the engine again this often
 THINK_MS = 5
 
 
@@ -84,10 +85,12 @@ class SessionClients:
             if now_ms >= deadline:
                 self._record(client, unanswered)
                 return
-            process.engine.catch_up_with(
-                {origin: client.token[origin] for origin in lacking}, self.cluster.now_of(slot)
-            )
-            process.flush()
+            if (deadline - WAIT_MS - now_ms) % ASK_AGAIN_MS < RETRY_MS:
+                process.engine.catch_up_with(
+                    {origin: client.token[origin] for origin in lacking},
+                    self.cluster.now_of(slot),
+                )
+                process.flush()
             self._after(RETRY_MS, lambda: self._call(client, deadline))
             return
         if kind is Kind.READ:
