@@ -1,6 +1,6 @@
 """``rumor bench workers``: what worker processes buy on this machine's cores.
 
-In one run, for ``--workers 0`` (one process), 1 and 2, a fresh node (fsync)
+In one run, for ``--workers 0`` (one process: the baseline), 1 and 2, a fresh node (fsync)
 serves, unpinned, h2load's unary gRPC Gets and Puts (HTTP/2, 8 connections of
 8 streams: the kernel spreads connections over the workers) and HTTP GETs (64
 HTTP/1.1 connections), 100-byte values, rounds interleaved, medians. Beside
@@ -167,11 +167,13 @@ def run(*, quick: bool, runs: int) -> Result:
         )
     owner_put = figures["w2_grpc_put_owner_cpu_us_per_op"]
     figures["owner_write_ceiling_ops_per_s"] = round(1e6 / owner_put) if owner_put else 0.0
+    baseline = {key: value for key, value in figures.items() if key.startswith("w0_")}
     return Result(
         name="workers",
         quick=quick,
         runs=rounds,
-        figures=figures,
+        figures={key: value for key, value in figures.items() if key not in baseline},
+        baseline=baseline,
         ratios={
             "w2_vs_w1_grpc_get": figures["w2_vs_w1_grpc_get"],
             "w2_vs_w1_http_get": figures["w2_vs_w1_http_get"],

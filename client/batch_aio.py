@@ -54,6 +54,10 @@ class AsyncBatcher:
 
     async def call(self, field: str, request: Any, timeout: float | None) -> Any:
         """The unary response for ``request`` (a ``field`` operation), or its RpcError."""
+        return batch.response_of(field, await self.result(field, request, timeout))
+
+    async def result(self, field: str, request: Any, timeout: float | None) -> kv_pb2.BatchResult:
+        """The node's whole ``BatchResult`` for ``request`` (an error result included)."""
         if len(self._waiting) >= batch.MAX_IN_FLIGHT:
             raise batch.BatchCallError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -66,14 +70,16 @@ class AsyncBatcher:
         self._queued.append(batch.op(op_id, field, request))
         self._ready.set()
         try:
-            result = await asyncio.wait_for(future, timeout)
+            # asyncio.timeout, not wait_for: no task of its own per call.
+            async with asyncio.timeout(timeout):
+                result = await future
         except TimeoutError:
             self._forget(op_id)
             raise batch.deadline_error() from None
         except asyncio.CancelledError:
             self._forget(op_id)
             raise
-        return batch.response_of(field, result)
+        return result
 
     def _forget(self, op_id: int) -> None:
         if self._waiting.pop(op_id, None) is not None:

@@ -5,6 +5,7 @@
                          [--ttl N] [--expiration N] [--metadata JSON]
     rumor kv key get KEY [--text] | key list [--prefix P] | key delete KEY
     rumor kv bulk put FILE.json | bulk delete FILE.json [--force] | bulk get FILE.json
+    rumor kv export | kv import   (JSON lines, Cloudflare migration: rumor.client.transfer_cli)
 
 Any of them takes --session TOKEN (served only by a node that has seen what the
 token names) and --print-session (the session's new token, last on stderr).
@@ -460,3 +461,7 @@ def bulk_get(
         for start in range(0, len(keys), 100):
             result.update(namespace.get(list(keys[start : start + 100]), type="text"))
     print_json(result)
+
+
+# `kv export` and `kv import` (registered on `kv` by importing it) use the helpers above.
+from rumor.client import transfer_cli  # noqa: E402, F401

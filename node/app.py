@@ -301,13 +301,7 @@ class Node:
             min_expiration_ttl=config.min_expiration_ttl,
             replication=driver,
         )
-        metrics = Metrics(
-            node_id=replica.node_id,
-            replica=replica,
-            stats=engine.stats,
-            queues=engine.gossip.queues,
-            vectors=lambda: engine.membership.vectors,
-        )
+        metrics = self._metrics(wiring)
         loop_lag = LoopLag(metrics.observe_loop_lag)
         kv_service = KVService(operations, wiring.watches, wiring.reads)
         admin_service = AdminService(
@@ -334,8 +328,31 @@ class Node:
             observe=metrics.observe,
             budgets={KV_SERVICE.full_name: wiring.client_calls},
         )
+        cluster_view = self._cluster_view(wiring, loop_lag, stack)
+        return Services(operations, metrics, loop_lag, kv_service, cluster_view)
+
+    def _metrics(self, wiring: Wiring) -> Metrics:
+        """The node's series; with workers, theirs added at each scrape."""
+        engine = wiring.driver.engine
+        metrics = Metrics(
+            node_id=engine.replica.node_id,
+            replica=engine.replica,
+            stats=engine.stats,
+            queues=engine.gossip.queues,
+            vectors=lambda: engine.membership.vectors,
+        )
+        if wiring.owner is not None:
+            socket_dir = wiring.owner.socket_dir
+            metrics.worker_expositions = lambda: worker.worker_expositions(socket_dir)
+        return metrics
+
+    def _cluster_view(
+        self, wiring: Wiring, loop_lag: LoopLag, stack: contextlib.AsyncExitStack
+    ) -> ClusterView:
+        """What the web console shows, with the other members' feeds."""
+        security = wiring.security
         peers = PeerFeeds(
-            driver,
+            wiring.driver,
             PeerAccess(
                 credentials=security.tls.channel_credentials() if security.tls else None,
                 api_token=security.api_token,
@@ -343,8 +360,7 @@ class Node:
             ),
         )
         _on_stop(stack, "console peers", peers.stop)
-        cluster_view = ClusterView(driver, wiring.watches, loop_lag, peers)
-        return Services(operations, metrics, loop_lag, kv_service, cluster_view)
+        return ClusterView(wiring.driver, wiring.watches, loop_lag, peers)
 
     # ---- start: listen, serve, run; stop is the exit stack unwinding -------------
 
@@ -431,6 +447,7 @@ class Node:
             guard=guard,
             reads=wiring.reads,
             calls=wiring.client_calls,
+            client_disconnected=services.metrics.http_client_disconnects.inc,
         )
         console.add_routes(
             gateway,
@@ -568,15 +585,26 @@ def run_worker(plan: WorkerPlan) -> int:
     config = Config.from_json(plan.config)
     logs.configure(config.log_level, config.log_format)
     security = Security.load(config)
-    with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
-        return runner.run(
-            worker.serve(
-                plan,
-                security.checks.get(KV_SERVICE.full_name),
-                security.tls,
-                config.max_client_calls,
-            )
+    tokens = security.tokens
+    http_authorize = tokens.http_status if tokens.enabled else None
+    settings = worker.WorkerSettings(
+        kv_authorize=security.checks.get(KV_SERVICE.full_name),
+        http_authorize=http_authorize,
+        http_guard=HttpGuard.for_listener(
+            config.http,
+            advertise=config.advertise or plan.grpc_address,
+            allowed_hosts=config.http_allowed_hosts,
+            token_valid=http_authorize,
         )
+        if config.http
+        else None,
+        tls=security.tls,
+        max_calls=config.max_client_calls,
+        read_bytes_in_flight=config.max_read_bytes_in_flight,
+        read_admission_timeout_s=config.read_admission_timeout_ms / 1000,
+    )
+    with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
+        return runner.run(worker.serve(plan, settings))
 
 
 def run(config: Config) -> int:

@@ -106,6 +106,7 @@ class NamespaceNetwork:
     def __init__(self, nodes: int) -> None:
         self.nodes = nodes
         self.tag = f"{PREFIX}{secrets.token_hex(2)}"
+        self._forwarding = False  # an iptables rule lets the bridge forward
         self.bridge = self.tag
         self.subnet = _free_subnet()
         hosts = list(self.subnet.hosts())
@@ -142,6 +143,7 @@ class NamespaceNetwork:
         _ip("link", "add", self.bridge, "type", "bridge")
         _ip("addr", "add", f"{self.gateway}/{bits}", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
+        self._accept_forwarding()
         for index in range(self.nodes):
             ns = self.namespace(index)
             host, inner = f"{self.tag}h{index}", f"{self.tag}n{index}"
@@ -153,6 +155,25 @@ class NamespaceNetwork:
             self._exec(index, "link", "set", inner, "name", "eth0")
             self._exec(index, "addr", "add", f"{self.address(index)}/{bits}", "dev", "eth0")
             self._exec(index, "link", "set", "eth0", "up")
+
+    def _forward_rule(self) -> list[str]:
+        return ["FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT"]
+
+    def _accept_forwarding(self) -> None:
+        """Let packets cross the bridge whatever the host's firewall says: with bridge
+        netfilter on, a FORWARD policy of DROP (Docker sets one) would cut every node off."""
+        if shutil.which("iptables") is None:
+            return
+        rule = subprocess.run(
+            ["iptables", "-I", *self._forward_rule()], capture_output=True, text=True, check=False
+        )
+        self._forwarding = rule.returncode == 0
+
+    def _drop_forwarding_rule(self) -> None:
+        if self._forwarding:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(["iptables", "-D", *self._forward_rule()], check=False)
+            self._forwarding = False
 
     def _peers(self, index: int) -> Sequence[int]:
         return [i for i in range(self.nodes) if i != index]
@@ -178,7 +199,9 @@ class NamespaceNetwork:
             self.restore(index)
 
     def close(self) -> None:
-        """Delete the namespaces (their veth pairs go with them) and the bridge."""
+        """Delete the namespaces (their veth pairs go with them), the bridge and its
+        firewall rule."""
+        self._drop_forwarding_rule()
         for ns in reversed(self._created):
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 _ip("netns", "delete", ns, check=False)

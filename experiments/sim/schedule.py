@@ -140,6 +140,8 @@ class Schedule:
     def to_json(self) -> str:
         data = asdict(self)
         data["canaries"] = [canary.value for canary in self.canaries]
+        if not self.sessions:
+            del data["sessions"]  # a schedule without session clients reads as it always did
         return json.dumps(data, indent=1)
 
     @classmethod

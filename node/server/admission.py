@@ -11,6 +11,8 @@ health calls never take from them, so a client flood cannot starve peers):
   sent. A read that finds no room waits, and past its deadline is refused
   ``Overloaded`` (RESOURCE_EXHAUSTED / HTTP 503). When nothing is in flight a
   read is always admitted, so one value larger than the budget is still served.
+  While the budget has room for the largest value, a read needs no estimate:
+  it reads, then ``hold``s what it read (nothing else ran in between).
 - ``CallBudget``: client calls served at once (KV over gRPC, HTTP requests).
   A call beyond it is refused at once: queueing would only hold more memory.
 """
@@ -57,6 +59,15 @@ class ByteBudget:
 
     def _fits(self, size: int) -> bool:
         return size == 0 or self.in_flight == 0 or self.in_flight + size <= self.capacity
+
+    def admits(self, size: int) -> bool:
+        """Whether a reservation of ``size`` bytes would be taken now, without waiting."""
+        return self._fits(size)
+
+    def hold(self, size: int) -> Reservation:
+        """Take ``size`` bytes now, room or not: for what was read while ``admits`` said so."""
+        self.in_flight += size
+        return Reservation(self, size)
 
     async def reserve(self, size: int) -> Reservation:
         """Room for ``size`` bytes, waiting at most ``timeout_s`` (Overloaded after)."""

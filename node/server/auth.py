@@ -9,6 +9,8 @@ configured the APIs are open; the caller logs a warning about it.
 
 Tokens are compared with ``hmac.compare_digest`` against every configured token,
 so the time taken does not reveal how much of a guess matched, nor which token.
+Clients send the same header on every request, so the parsed token of the last
+few headers seen is kept (the comparison itself is made on every call).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ _SCHEME = "bearer"
 
 HTTP_UNAUTHORIZED = 401
 HTTP_FORBIDDEN = 403
+PARSED_HEADERS_KEPT = 256  # distinct Authorization headers whose parse is kept
 
 
 def _bearer(value: str | bytes | None) -> bytes | None:
@@ -43,12 +46,13 @@ def _bearer(value: str | bytes | None) -> bytes | None:
 class TokenChecker:
     """Checks bearer tokens; with no tokens configured everything is allowed."""
 
-    __slots__ = ("_tokens", "enabled")
+    __slots__ = ("_parsed", "_tokens", "enabled")
 
     def __init__(self, tokens: Iterable[str]) -> None:
         unique = dict.fromkeys(token.strip() for token in tokens)
         self._tokens: tuple[bytes, ...] = tuple(t.encode("utf-8") for t in unique if t)
         self.enabled: bool = bool(self._tokens)
+        self._parsed: dict[str, bytes | None] = {}  # header -> its bearer token
 
     def _matches(self, presented: bytes) -> bool:
         matched = False
@@ -60,7 +64,15 @@ class TokenChecker:
         """None when allowed; 401 when the header is missing or malformed; 403 when wrong."""
         if not self.enabled:
             return None
-        presented = _bearer(authorization)
+        if authorization is None:
+            return HTTP_UNAUTHORIZED
+        try:
+            presented = self._parsed[authorization]
+        except KeyError:
+            presented = _bearer(authorization)
+            if len(self._parsed) >= PARSED_HEADERS_KEPT:
+                self._parsed.clear()  # many distinct headers: a scan of guesses, not a client
+            self._parsed[authorization] = presented
         if presented is None:
             return HTTP_UNAUTHORIZED
         return None if self._matches(presented) else HTTP_FORBIDDEN

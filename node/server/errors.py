@@ -50,3 +50,12 @@ def status_of(error: BaseException) -> Status:
         if isinstance(error, kind):
             return status
     return _INTERNAL
+
+
+def error_from_status(code: grpc.StatusCode, http_status: int, message: str) -> RumorError:
+    """The error another process of this node answered with (its gRPC code, HTTP status
+    and message), as the ``RumorError`` that maps back to the same statuses."""
+    for kind, status in _STATUSES:
+        if status.grpc_code == code and status.http_status == http_status:
+            return kind(message)
+    return RumorError(message)

@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from rumor.node.replication.engine.components import ReplicationStats
+from rumor.node.server.metrics_merge import merged_exposition
 
 Vectors = Callable[[], Mapping[int, Mapping[int, int]]]
 
@@ -230,23 +231,10 @@ def _lag(replica: ReplicaCounters, vectors: Vectors | None) -> Metric:
     return lag
 
 
-class Metrics:
-    """A node's metrics: request series plus a scrape-time collector of its state.
+class RequestMetrics:
+    """The per-request series alone: what a worker process counts."""
 
-    ``vectors`` returns the watermark vectors known for the other members
-    (``membership.vectors``); without it no ``rumor_watermark_lag`` samples are
-    reported.
-    """
-
-    def __init__(
-        self,
-        *,
-        node_id: int,
-        replica: ReplicaCounters,
-        stats: ReplicationStats,
-        queues: DropCounter,
-        vectors: Vectors | None = None,
-    ) -> None:
+    def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self._requests = Counter(
             "rumor_requests",
@@ -262,13 +250,17 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.http_client_disconnects = Counter(
+            "rumor_http_client_disconnects",
+            "HTTP requests whose client went away before the answer was written (no error).",
+            registry=self.registry,
+        )
         self._loop_lag = Histogram(
             "rumor_event_loop_lag_seconds",
             "How late a timer set every 10 ms fired: the event loop's stalls.",
             buckets=LOOP_LAG_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_StateCollector(node_id, replica, stats, queues, vectors))
         # ``labels()`` takes a lock and rebuilds its key on every call; each request
         # would pay it twice, so the children are looked up once per label set.
         self._children: dict[tuple[str, str, str | int], tuple[Counter, Histogram]] = {}
@@ -291,3 +283,34 @@ class Metrics:
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for the ``/metrics`` handler."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class Metrics(RequestMetrics):
+    """A node's metrics: request series plus a scrape-time collector of its state.
+
+    ``vectors`` returns the watermark vectors known for the other members
+    (``membership.vectors``); without it no ``rumor_watermark_lag`` samples are
+    reported.
+    """
+
+    def __init__(
+        self,
+        *,
+        node_id: int,
+        replica: ReplicaCounters,
+        stats: ReplicationStats,
+        queues: DropCounter,
+        vectors: Vectors | None = None,
+    ) -> None:
+        super().__init__()
+        self.registry.register(_StateCollector(node_id, replica, stats, queues, vectors))
+        # A node with workers: their expositions, added to this one's (see metrics_merge).
+        self.worker_expositions: Callable[[], list[str]] | None = None
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type, for the ``/metrics`` handler."""
+        own = generate_latest(self.registry)
+        if self.worker_expositions is None:
+            return own, CONTENT_TYPE_LATEST
+        texts = [own.decode(), *self.worker_expositions()]
+        return merged_exposition(texts), CONTENT_TYPE_LATEST

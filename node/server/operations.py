@@ -355,6 +355,20 @@ class Operations:
         found = self.replica.read(namespace, checked, self.clock.now_s())
         return None if found is None else Found(*found)
 
+    def lag_bound(self) -> str | None:
+        """The lag bound a read reports (``Sessions.lag_bound``); None: not known here."""
+        return self.sessions.lag_bound()
+
+    async def read(self, namespace_id: str, key: bytes, cache_ttl: object = None) -> Found | None:
+        """``get`` for callers that may be served by another process (a worker's owner)."""
+        return self.get(namespace_id, key, cache_ttl)
+
+    async def read_many(
+        self, namespace_id: str, keys: Sequence[bytes], cache_ttl: object = None
+    ) -> list[Found | None]:
+        """``get_many`` for callers that may be served by another process."""
+        return self.get_many(namespace_id, keys, cache_ttl)
+
     def value_bytes(self, namespace_id: str, keys: Sequence[bytes]) -> int:
         """How many bytes reading ``keys`` would return, from their headers alone.
 

@@ -5,11 +5,18 @@ on): the node's group commit calls ``sync_wal`` — one ``flush_wal(True)`` for
 every write that finished before it started, and rocksdict releases the GIL
 while it runs, so it can run on a worker thread. Opening the store reads no
 keys. Memory is bounded by small write buffers and a shared block cache.
+
+A deleted entry stays in RocksDB (a tombstone, stepped over by every scan)
+until a compaction drops it; ``compact`` runs one for a column family on a
+thread of its own (rocksdict releases the GIL), for a caller that has just
+deleted many entries, so the event loop never waits for it.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -31,6 +38,7 @@ WRITE_BUFFER_BYTES = 16 * 1024 * 1024
 RESTORED_MARKER = "RUMOR_CHECKPOINT"  # in a checkpoint: the node must take a new id
 BLOCK_CACHE_BYTES = 32 * 1024 * 1024
 MEMTABLE_BLOOM_RATIO = 0.1  # of the write buffer: ~1.6 MiB per kv memtable
+_SKIPPED = re.compile(r"^rocksdb\.number\.iter\.skip COUNT : (\d+)$", re.MULTILINE)
 
 
 class StoreLocked(RuntimeError):
@@ -104,7 +112,9 @@ def _options(cache: Cache) -> Options:
 class RocksStore:
     """A RocksDB database in ``path`` with Rumor's column families."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, statistics: bool = False) -> None:
+        """``statistics``: keep RocksDB's counters (``hidden_entries_stepped``); costs a
+        little on every operation, so for tests and measurements."""
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         cache = Cache(BLOCK_CACHE_BYTES)
@@ -113,8 +123,11 @@ class RocksStore:
         # new): a bloom filter in each memtable answers a miss without a skiplist search.
         families[KV].set_memtable_whole_key_filtering(True)
         families[KV].set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO)
+        self._db_options = _options(cache)
+        if statistics:
+            self._db_options.enable_statistics()
         try:
-            self._db = Rdict(str(self.path), _options(cache), column_families=families)
+            self._db = Rdict(str(self.path), self._db_options, column_families=families)
         except Exception as exc:
             if "lock" in str(exc).lower():
                 holder = _lock_holder(self.path / "LOCK")
@@ -130,6 +143,10 @@ class RocksStore:
         self._write_options = WriteOptions()
         self._write_options.sync = False
         self._open_iterators = 0
+        self._compaction_lock = threading.Lock()
+        self._compactions_wanted: set[str] = set()
+        self._compactor: threading.Thread | None = None
+        self.compactions = 0  # finished, since open
         self.closed = False
 
     def batch(self) -> RocksBatch:
@@ -166,9 +183,51 @@ class RocksStore:
             while iterator.valid():
                 yield iterator.key(), iterator.value()
                 iterator.next()
+            iterator.status()  # an I/O error ends the walk by raising, not as if at the end
         finally:
             del iterator
             self._open_iterators -= 1
+
+    def compact(self, family: str) -> None:
+        """Compact ``family`` on the compaction thread (started if none runs); returns at
+        once. Requests for a family already waiting are one."""
+        with self._compaction_lock:
+            if self.closed:
+                return
+            self._compactions_wanted.add(family)
+            if self._compactor is not None:
+                return
+            self._compactor = threading.Thread(
+                target=self._compact_wanted, name="rumor-compaction", daemon=True
+            )
+            self._compactor.start()
+
+    def _compact_wanted(self) -> None:
+        while True:
+            with self._compaction_lock:
+                if not self._compactions_wanted or self.closed:
+                    self._compactor = None
+                    return
+                family = min(self._compactions_wanted)
+                self._compactions_wanted.discard(family)
+                target = self._families[family]
+            target.compact_range(None, None)
+            self.compactions += 1
+
+    def wait_for_compactions(self) -> None:
+        """Return once no compaction is running or wanted (tests, close)."""
+        with self._compaction_lock:
+            compactor = self._compactor
+        if compactor is not None:
+            compactor.join()
+
+    def hidden_entries_stepped(self) -> int:
+        """Deleted or overwritten entries scans stepped over since open (RocksDB's
+        ``number.iter.skip``); needs ``statistics=True``."""
+        found = _SKIPPED.search(self._db_options.get_statistics() or "")
+        if found is None:
+            raise RuntimeError("RocksStore statistics are off: open it with statistics=True")
+        return int(found.group(1))
 
     def checkpoint(self, directory: str | os.PathLike[str]) -> Path:
         """A consistent copy of the database (hard links where possible) in ``directory``,
@@ -205,7 +264,11 @@ class RocksStore:
         """Flush, sync and close; releases the directory lock."""
         if self.closed:
             return
-        self.closed = True
+        with self._compaction_lock:
+            self.closed = True  # no compaction starts from here on
+            compactor = self._compactor
+        if compactor is not None:
+            compactor.join()  # the one under way finishes: it holds a family's handle
         self._db.flush_wal(True)
         self._handles.clear()
         for family in self._families.values():

@@ -17,7 +17,7 @@ never see half a batch.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 KV = "kv"
 VAL = "val"
@@ -70,6 +70,20 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Compacting(Protocol):
+    """A store whose deletions leave entries behind until it compacts (RocksDB).
+
+    Every scan steps over a deleted entry until a compaction drops it, so a pass
+    that deletes many entries asks for one; a store without leftovers
+    (``MemoryStore``) does not implement this.
+    """
+
+    def compact(self, family: str) -> None:
+        """Drop what deletions left in ``family``, in the background: returns at once."""
+        ...
 
 
 def prefix_end(prefix: bytes) -> bytes | None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -364,7 +366,8 @@ def test_bounded_staleness_refuses_a_node_cut_off_and_reports_the_bound(
 def test_a_session_read_keeps_its_token_through_a_nodes_workers(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """Workers forward every KV call to their owner: ``after`` must reach it."""
+    """Workers forward every KV call to their owner: ``after`` must reach it, and the
+    owner's lag bound must come back in the trailers."""
     root = tmp_path_factory.mktemp("sessions-workers")
     cluster = Cluster(root, 0)
     try:
@@ -383,5 +386,84 @@ def test_a_session_read_keeps_its_token_through_a_nodes_workers(
         finally:
             cluster.unblock(n2)
         assert poll_session_read(n2, ns, b"k", written.session).text == "new"
+        for _ in range(6):  # a channel of its own: the kernel gives it to any process
+            channel = grpc.insecure_channel(
+                n2.address, options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            try:
+                stub = kv_pb2_grpc.KVStub(channel)
+                request = pb.GetRequest(namespace_id=ns, key=b"k")
+                _, call = stub.Get.with_call(request, timeout=5)
+                assert dict(call.trailing_metadata())["rumor-lag-bound-ms"]
+                _, call = stub.List.with_call(pb.ListRequest(namespace_id=ns), timeout=5)
+                assert dict(call.trailing_metadata())["rumor-lag-bound-ms"]
+            finally:
+                channel.close()
+    finally:
+        cluster.stop()
+
+
+def _http(
+    node: NodeProcess, method: str, ns: str, key: str, body: bytes | None, headers: dict[str, str]
+) -> tuple[int, Any, bytes]:
+    """One REST call on a connection of its own (the kernel gives it to any of the
+    node's processes): (status, headers, body)."""
+    url = f"http://{node.http}/client/v4/accounts/{ACCOUNT}/storage/kv/namespaces/{ns}/values/{key}"
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.headers, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def test_the_session_header_through_a_nodes_workers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A worker answers the values routes itself: every write still answers the owner's
+    version as its token, and a read carrying ``Rumor-Session`` or
+    ``Rumor-Max-Staleness-Ms`` is answered by the owner, which waits for the token."""
+    root = tmp_path_factory.mktemp("sessions-workers-http")
+    cluster = Cluster(root, 0, "--http", "127.0.0.1:0")
+    try:
+        n1 = cluster.add("n1")
+        n2 = cluster.add("n2", "--workers", "2")
+        ns = new_namespace(cluster, "sessions-workers-http")
+        for i in range(12):  # enough connections that workers answer some
+            status, headers, _ = _http(n2, "PUT", ns, f"w{i}", b"v", {})
+            assert status == 200
+            marks = SessionToken.decode(headers["Rumor-Session"]).marks
+            assert marks.keys() == {node_id(n2)} and marks[node_id(n2)] > 0, marks
+            status, headers, _ = _http(n2, "DELETE", ns, f"w{i}", None, {})
+            assert status == 200
+            assert SessionToken.decode(headers["Rumor-Session"]).marks[node_id(n2)] > 0
+        n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"k", value=b"old"))
+        poll(lambda: session_get(n2, ns, b"k", "").text == "old")
+        cluster.block(n2)
+        try:
+            written = n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"k", value=b"new"))
+            for _ in range(6):
+                status, _, body = _http(n2, "GET", ns, "k", None, {})
+                assert (status, body) == (200, b"old")
+                status, headers, _ = _http(
+                    n2, "GET", ns, "k", None, {"Rumor-Session": written.session}
+                )
+                assert status == 503 and headers["Retry-After"] == "1"
+                status, _, _ = _http(n2, "GET", ns, "k", None, {"Rumor-Max-Staleness-Ms": "1"})
+                assert status == 503
+        finally:
+            cluster.unblock(n2)
+
+        def session_read() -> tuple[int, bytes, str]:
+            status, headers, body = _http(
+                n2, "GET", ns, "k", None, {"Rumor-Session": written.session}
+            )
+            return status, body, headers.get("Rumor-Session", "")
+
+        poll(lambda: session_read()[0] == 200, timeout=10)
+        for _ in range(6):
+            status, body, token = session_read()
+            assert (status, body) == (200, b"new")
+            assert SessionToken.decode(token).covers(SessionToken.decode(written.session))
     finally:
         cluster.stop()

@@ -148,3 +148,27 @@ def test_workers_exit_when_their_owner_dies(tmp_path: Path) -> None:
         poll(lambda: not any(_alive(pid) for pid in workers), timeout=20)
     finally:
         node.kill()
+
+
+def test_metrics_add_up_every_worker_s_requests(workers_node: NodeProcess) -> None:
+    namespace = create_namespace(workers_node, "metrics")
+    channels = [_fresh_stub(workers_node.address) for _ in range(8)]
+    try:
+        for _, stub in channels:
+            stub.Get(kv_pb2.GetRequest(namespace_id=namespace, key=b"k"))
+    finally:
+        for channel, _ in channels:
+            channel.close()
+
+    def gets_counted() -> float:
+        url = f"http://{workers_node.http}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            text = answer.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("rumor_requests_total{") and 'method="Get"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    # Each worker publishes its series every second; the owner adds them up.
+    poll(lambda: gets_counted() >= 8, timeout=20)

@@ -54,6 +54,7 @@ from rumor.node.replication.engine.messages import (
 from rumor.node.storage.store import META
 
 META_JOINED_PREFIX = b"joined-seed:"  # + the seed's address: it answered a Join once
+_NO_TIMER = 1 << 62
 
 
 def duplicate_message(node_id: int, address: str) -> str:
@@ -124,13 +125,16 @@ class Joining:
         return all(seed in known for seed in unjoined)
 
     def due_ms(self) -> int:
-        due = self._next_contact_ms
+        # Only the timer ``tick`` acts on now: the regular contact waits while seeds
+        # are retried, else a lone node would be due at once, again and again.
+        if self._attempting:
+            due = _NO_TIMER  # the answer (or its failure) comes first
+        elif self._needs_seed():
+            due = self._next_attempt_ms
+        else:
+            due = self._next_contact_ms
         if not self.services.serving():
             due = min(due, self.join_deadline_ms)
-        if self._attempting:
-            return due  # the answer (or its failure) comes first
-        if self._needs_seed():
-            due = min(due, self._next_attempt_ms)
         return due
 
     def _seed_addresses(self) -> list[str]:
@@ -167,6 +171,9 @@ class Joining:
         if not services.serving() or not contacts:
             contacts = contacts + [m.address for m in services.membership.peers() if m.address]
         if not contacts:
+            # Nobody to try (no seed, no known member): back off rather than stay due, or
+            # a lone node would wake at once, again and again, to find nobody.
+            self._backoff(now)
             return
         if Canary.NO_SEED_RETRY in services.canaries and self._warned:
             return

@@ -5,15 +5,70 @@ deleted namespaces (a namespace tombstone range-deletes its keys locally;
 they go at once), otherwise ``sweep_slice_records`` headers of the key space,
 where a tombstone or an expired record goes once the purge rule (two-phase
 GC, see ``rumor.node.core.gc``) says it is stable everywhere, and a slice of
-the log's entries of replaced records that every member has seen. The scan
-resumes where the last slice stopped, so a pass over a large store costs
+the log's entries of replaced records that every member has seen. Each walk
+resumes where its last slice stopped, so a pass over a large store costs
 little per interval.
+
+Work follows live data, not history:
+- A finished pass is followed by another only once it could find something:
+  a batch was written since it began (``written_ticket``: a new record, a
+  replaced one, a purge), the purge rule moved, or (for the key space) the
+  earliest expiration it saw has come. Otherwise a round scans nothing: the
+  pass it skips would have found nothing to purge or drop. The rounds keep
+  their cadence.
+- Deleted entries stay in RocksDB until compacted, and every scan steps over
+  them: once a walk has deleted more entries than it keeps (and at least
+  ``COMPACT_AFTER_DELETIONS``), the store compacts those column families in
+  the background, so a pass meets what is held and fewer deleted entries
+  than the larger of that threshold and what it keeps.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+
 from rumor.node.replication.engine.components import Services
 from rumor.node.replication.engine.messages import Now
+from rumor.node.replication.replica.sweeping import PassTally
+from rumor.node.storage.store import KV, LOG, VAL
+
+# Fewer deleted entries than this cost little to step over: no compaction for them.
+COMPACT_AFTER_DELETIONS = 10_000
+
+
+@dataclass(slots=True)
+class _Walk:
+    """One walk of the sweeper (the key space or the log): where it is, what it met."""
+
+    families: tuple[str, ...]  # what its deletions leave behind in the store
+    position: bytes | None = None  # None: no pass under way
+    tally: PassTally = field(default_factory=PassTally)
+    began: tuple[int, dict[int, int]] = (-1, {})  # written ticket and purge rule, at its start
+    kept: int = 0  # entries the last finished pass left in place
+    next_expiry_s: float = math.inf  # of the last finished pass
+    deleted_since_compaction: int = 0
+
+    def begin_if_worth_it(self, written: int, stable: dict[int, int], now_s: float) -> None:
+        """Begin a pass unless one is under way or it could find nothing new: no batch
+        written and no purge rule change since the last one began, and (key space) no
+        expiration come since."""
+        if self.position is not None:
+            return
+        if written == self.began[0] and stable == self.began[1] and now_s < self.next_expiry_s:
+            return
+        self.position = b""
+        self.tally = PassTally()
+        self.began = (written, dict(stable))
+
+    def finish(self) -> None:
+        self.position = None
+        self.kept = self.tally.kept
+        self.next_expiry_s = self.tally.next_expiry_s
+
+    def wants_compaction(self) -> bool:
+        deleted = self.deleted_since_compaction
+        return deleted >= COMPACT_AFTER_DELETIONS and deleted > max(self.kept, self.tally.kept)
 
 
 class SweepRounds:
@@ -21,8 +76,9 @@ class SweepRounds:
         self.services = services
         self.passes = 0
         self.purged = 0
-        self._next_start = b""
-        self._next_log = b""
+        self.compactions = 0
+        self._records = _Walk((KV, VAL))
+        self._log = _Walk((LOG,))
         self._next_round_ms = 0
 
     def due_ms(self) -> int:
@@ -36,15 +92,37 @@ class SweepRounds:
         replica = self.services.replica
         budget = config.sweep_slice_records
         for namespace in list(replica.namespaces_to_sweep):
+            before = replica.records_held + replica.tombstones_held
             if replica.sweep_namespace(namespace, now.wall_s, budget):
                 replica.namespaces_to_sweep.discard(namespace)
+            purged = before - (replica.records_held + replica.tombstones_held)
+            self.purged += purged
+            self._records.deleted_since_compaction += purged
+            self._log.deleted_since_compaction += purged  # a purged record's entry goes too
             return  # one slice per round
-        before = replica.records_held + replica.tombstones_held
-        next_start = replica.sweep(self._next_start, now.wall_s, budget)
-        self.purged += before - (replica.records_held + replica.tombstones_held)
-        self._next_log = replica.sweep_log(self._next_log, budget) or b""
-        if next_start is None:
-            self.passes += 1
-            self._next_start = b""
-        else:
-            self._next_start = next_start
+        records, log = self._records, self._log
+        written, stable = replica.written_ticket, replica.purge_rule.stable
+        records.begin_if_worth_it(written, stable, now.wall_s)
+        if records.position is not None:
+            deleted = records.tally.deleted
+            next_start = replica.sweep(records.position, now.wall_s, budget, tally=records.tally)
+            purged = records.tally.deleted - deleted
+            self.purged += purged
+            records.deleted_since_compaction += purged
+            log.deleted_since_compaction += purged
+            records.position = next_start
+            if next_start is None:
+                records.finish()
+                self.passes += 1
+        log.begin_if_worth_it(written, stable, now.wall_s)
+        if log.position is not None:
+            deleted = log.tally.deleted
+            log.position = replica.sweep_log(log.position, budget, tally=log.tally)
+            log.deleted_since_compaction += log.tally.deleted - deleted
+            if log.position is None:
+                log.finish()
+        for walk in (records, log):
+            if walk.wants_compaction():
+                walk.deleted_since_compaction = 0
+                if replica.compact(walk.families):  # False: the store keeps no leftovers
+                    self.compactions += 1

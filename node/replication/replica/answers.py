@@ -134,18 +134,27 @@ def _entries(
 
 
 def log_origins(state: ReplicaState, known: Mapping[int, int]) -> list[int]:
-    """Every origin with a watermark here or an entry in the log, in order."""
+    """Every origin with a watermark here or an entry in the log, in order.
+
+    Only the gaps between known origins are probed, each up to the next known
+    one: a probe never walks a known origin's entries, nor the deleted ones
+    among them that the store has not compacted yet."""
     origins = set(known)
     probe = 0
-    while True:
-        found = next(iter(state.store.scan(LOG, layout.log_key(probe, 0))), None)
-        if found is None:
+    for bound in [*sorted(origins), None]:
+        stop = None if bound is None else layout.log_key(bound, 0)
+        while True:
+            found = next(iter(state.store.scan(LOG, layout.log_key(probe, 0), stop)), None)
+            if found is None:
+                break
+            origin = layout.split_log_key(found[0])[0]
+            origins.add(origin)
+            if origin == _LAST_ORIGIN:
+                return sorted(origins)
+            probe = origin + 1
+        if bound is None or bound == _LAST_ORIGIN:
             break
-        origin = layout.split_log_key(found[0])[0]
-        origins.add(origin)
-        if origin == _LAST_ORIGIN:
-            break
-        probe = origin + 1
+        probe = bound + 1
     return sorted(origins)
 
 

@@ -331,15 +331,25 @@ class Replica:
     # ---- garbage collection ---------------------------------------------
 
     def sweep(
-        self, start: bytes, now_s: float, budget: int, stop: bytes | None = None
+        self,
+        start: bytes,
+        now_s: float,
+        budget: int,
+        stop: bytes | None = None,
+        tally: sweeping.PassTally | None = None,
     ) -> bytes | None:
-        return sweeping.sweep(self.state, start, now_s, budget, stop)
+        return sweeping.sweep(self.state, start, now_s, budget, stop, tally)
 
     def sweep_namespace(self, namespace: bytes, now_s: float, budget: int) -> bool:
         return sweeping.sweep_namespace(self.state, namespace, now_s, budget)
 
-    def sweep_log(self, start: bytes, budget: int) -> bytes | None:
-        return sweeping.sweep_log(self.state, start, budget)
+    def sweep_log(
+        self, start: bytes, budget: int, tally: sweeping.PassTally | None = None
+    ) -> bytes | None:
+        return sweeping.sweep_log(self.state, start, budget, tally)
+
+    def compact(self, families: Iterable[str]) -> bool:
+        return sweeping.compact(self.state, families)
 
     def purge(self, records: Iterable[tuple[bytes, RecordHeader]]) -> int:
         return sweeping.purge(self.state, records)

@@ -9,6 +9,12 @@ removes a record entirely — header, value, log entry — and takes it out of
 the counters and audit buckets. ``sweep_log`` drops the log entries of
 replaced records once every member has seen them.
 
+A ``PassTally`` adds up what a pass met — entries kept, entries deleted, the
+earliest expiration still to come — so the caller can tell when a new pass
+could find anything and when the deletions are worth a compaction
+(``compact``): a store like RocksDB keeps a deleted entry, and every scan
+steps over it, until it compacts.
+
 Rules:
 - Nothing is purged while a member that is not removed could still deliver
   an older version of its key: the purge rule decides, never the sweep.
@@ -20,7 +26,9 @@ Rules:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from rumor.node.core import audit
 from rumor.node.core.namespaces import RESERVED_NAMESPACE
@@ -29,11 +37,25 @@ from rumor.node.replication.replica import reserved_records, staging
 from rumor.node.replication.replica.staging import MAX_BATCH_RECORDS, Pending
 from rumor.node.replication.replica.state import ReplicaState
 from rumor.node.storage import layout
-from rumor.node.storage.store import KV, LOG, VAL, prefix_end
+from rumor.node.storage.store import KV, LOG, VAL, Compacting, prefix_end
+
+
+@dataclass(slots=True)
+class PassTally:
+    """What a pass over ``kv`` or ``log`` met so far, slice after slice."""
+
+    kept: int = 0  # entries visited and left in place
+    deleted: int = 0  # entries removed
+    next_expiry_s: float = math.inf  # the earliest expiration among the records kept
 
 
 def sweep(
-    state: ReplicaState, start: bytes, now_s: float, budget: int, stop: bytes | None = None
+    state: ReplicaState,
+    start: bytes,
+    now_s: float,
+    budget: int,
+    stop: bytes | None = None,
+    tally: PassTally | None = None,
 ) -> bytes | None:
     """Purge, among up to ``budget`` headers in [start, stop), what may go.
 
@@ -42,6 +64,7 @@ def sweep(
     scanned = 0
     purgeable: list[tuple[bytes, RecordHeader]] = []
     next_start: bytes | None = None
+    next_expiry_s = math.inf
     for stored_key, raw in state.store.scan(KV, start, stop):
         if scanned == budget:
             next_start = stored_key
@@ -51,11 +74,18 @@ def sweep(
         if namespace == RESERVED_NAMESPACE:
             continue
         namespace_record = reserved_records.namespace_record(state, namespace)
-        if (namespace_record is not None and namespace_record.tombstone) or (
-            gone(raw, now_s) and state.purge_rule.purgeable(*header_ids(raw)[1:])
-        ):
+        if namespace_record is not None and namespace_record.tombstone:
             purgeable.append((stored_key, RecordHeader.decode(raw)))
-    purge(state, purgeable)
+        elif gone(raw, now_s):
+            if state.purge_rule.purgeable(*header_ids(raw)[1:]):
+                purgeable.append((stored_key, RecordHeader.decode(raw)))
+        elif gone(raw, math.inf):  # live, with an expiration still to come
+            next_expiry_s = min(next_expiry_s, RecordHeader.decode(raw).expiration)
+    purged = purge(state, purgeable)
+    if tally is not None:
+        tally.kept += scanned - purged
+        tally.deleted += purged
+        tally.next_expiry_s = min(tally.next_expiry_s, next_expiry_s)
     return next_start
 
 
@@ -92,7 +122,9 @@ def purge(state: ReplicaState, records: Iterable[tuple[bytes, RecordHeader]]) ->
     return count
 
 
-def sweep_log(state: ReplicaState, start: bytes, budget: int) -> bytes | None:
+def sweep_log(
+    state: ReplicaState, start: bytes, budget: int, tally: PassTally | None = None
+) -> bytes | None:
     """Drop log entries of replaced records that every member has seen; returns where
     to continue, or None after the last entry."""
     stable = state.purge_rule.stable
@@ -100,10 +132,12 @@ def sweep_log(state: ReplicaState, start: bytes, budget: int) -> bytes | None:
     next_start: bytes | None = None
     candidates: list[tuple[bytes, int, int]] = []
     stored_keys: list[bytes] = []
-    for scanned, (log_key, stored_key) in enumerate(state.store.scan(LOG, start)):
+    scanned = 0
+    for log_key, stored_key in state.store.scan(LOG, start):
         if scanned == budget:
             next_start = log_key
             break
+        scanned += 1
         origin, seq = layout.split_log_key(log_key)
         if seq <= stable.get(origin, 0):
             candidates.append((log_key, origin, seq))
@@ -113,6 +147,21 @@ def sweep_log(state: ReplicaState, start: bytes, budget: int) -> bytes | None:
     ):
         if raw is None or header_ids(raw)[1:] != (origin, seq):
             batch.delete(LOG, log_key)
-    if len(batch):
+    deleted = len(batch)
+    if deleted:
         state.store.write(batch)
+    if tally is not None:
+        tally.kept += scanned - deleted
+        tally.deleted += deleted
     return next_start
+
+
+def compact(state: ReplicaState, families: Iterable[str]) -> bool:
+    """Have the store drop what deletions left in ``families``, in the background, if it
+    keeps any (RocksDB); False for a store that leaves nothing behind."""
+    store = state.store
+    if not isinstance(store, Compacting):
+        return False
+    for family in families:
+        store.compact(family)
+    return True

@@ -165,16 +165,20 @@ class EngineDriver:
     async def _run(self) -> None:
         tick_s = self.engine.config.tick_interval_ms / 1000
         while True:
+            ticked_at_ms = self.now().mono_ms
             try:
                 next_ms = self.tick_once()
             except Exception:
                 log.exception("replication.tick_failed")
                 next_ms = now_monotonic_ms() + 500
+            # A timer still due at the very time the tick ran was not moved by it: waiting
+            # 1 ms for it would spin, so it waits for the next regular check.
+            floor_s = tick_s if next_ms <= ticked_at_ms else 0.001
             # next_ms == 0: work in hand (an answer applied in slices): yield, then go on.
             wait_s = (
                 0.0
                 if next_ms == 0
-                else min(tick_s, max(0.001, (next_ms - now_monotonic_ms()) / 1000))
+                else min(tick_s, max(floor_s, (next_ms - now_monotonic_ms()) / 1000))
             )
             self._wake.clear()
             if wait_s > 0:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePath
-from typing import Any
 
 from rumor.node.core import audit
 from rumor.node.core.errors import InvalidRequest, NamespaceNotFound
@@ -20,6 +19,7 @@ from rumor.node.core.namespaces import id_bytes
 from rumor.node.core.record import RecordHeader
 from rumor.node.server.driver.codec import member_to_pb
 from rumor.node.server.driver.engine_driver import EngineDriver
+from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.loop_lag import LoopLag
 from rumor.node.storage import layout
 from rumor.node.storage.store import KV, prefix_end
@@ -66,7 +66,7 @@ class AdminService:
         self._loop_lag = loop_lag
 
     async def Checkpoint(
-        self, request: pb.CheckpointRequest, context: Any
+        self, request: pb.CheckpointRequest, context: Context
     ) -> pb.CheckpointResponse:
         if self._checkpoint is None:
             raise InvalidRequest("This node's store cannot take checkpoints.")
@@ -82,12 +82,12 @@ class AdminService:
             raise InvalidRequest(f"cannot write a checkpoint to {target}: {exc}") from None
         return pb.CheckpointResponse(directory=str(target))
 
-    async def Drain(self, request: pb.DrainRequest, context: Any) -> pb.DrainResponse:
+    async def Drain(self, request: pb.DrainRequest, context: Context) -> pb.DrainResponse:
         if self._drain is not None:
             self._drain()
         return pb.DrainResponse()
 
-    async def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
+    async def Status(self, request: pb.StatusRequest, context: Context) -> pb.StatusResponse:
         r = self.driver
         replica = r.replica
         members = [
@@ -129,7 +129,7 @@ class AdminService:
         )
 
     async def RemoveNode(
-        self, request: pb.RemoveNodeRequest, context: Any
+        self, request: pb.RemoveNodeRequest, context: Context
     ) -> pb.RemoveNodeResponse:
         if request.node_id == self.driver.replica.node_id:
             raise InvalidRequest("A node cannot remove itself; ask another member.")
@@ -139,7 +139,7 @@ class AdminService:
         return pb.RemoveNodeResponse()
 
     async def Records(
-        self, request: pb.RecordsRequest, context: Any
+        self, request: pb.RecordsRequest, context: Context
     ) -> AsyncIterator[pb.RecordInfo]:
         namespace = id_bytes(request.namespace_id)
         if namespace is None:

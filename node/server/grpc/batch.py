@@ -7,9 +7,10 @@ task, and so do a Get, Put or Delete whose session token (``after``) names
 writes this node cannot read yet: it waits exactly as its unary call does.
 Every operation is answered exactly as its unary call would be — the
 same response, or the same error with the same gRPC code, message and HTTP
-status — and one bad operation fails alone. Answers go back as soon as they
-are ready, in any order: a frame's reads right after the multi-get, its writes
-once the sync covers them.
+status — and one bad operation fails alone; a read's result also carries the
+lag bound the unary call gives in its trailers (``lag_bound_ms``). Answers go
+back as soon as they are ready, in any order: a frame's reads right after the
+multi-get, its writes once the sync covers them.
 
 Bounds: at most ``MAX_FRAME_OPS`` operations in a frame and
 ``MAX_OPS_IN_FLIGHT`` unanswered on a stream; operations beyond either are
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import grpc.aio
 import structlog
 
 from rumor.client.session_token import SessionToken
@@ -42,6 +44,7 @@ from rumor.node.server.grpc.kv_messages import (
     put_item,
     put_response,
 )
+from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Found, Operations
 from rumor.v1 import kv_pb2
@@ -50,6 +53,8 @@ log = structlog.get_logger(__name__)
 _throttled = LogThrottle(log)
 
 MAX_FRAME_OPS = 1024
+# The operations that read: their results carry the node's lag bound (``lag_bound_ms``).
+_READS = frozenset({"get", "bulk_get", "list"})
 MAX_OPS_IN_FLIGHT = 8192
 
 # The unary answers a frame's slower operations reuse: (request, context) -> response.
@@ -71,6 +76,21 @@ def error_result(op_id: int, error: BaseException) -> kv_pb2.BatchResult:
         id=op_id,
         error=kv_pb2.BatchError(code=code, message=message, http_status=status.http_status),
     )
+
+
+def refusal(index: int, frame_ops: int, in_flight: int) -> Overloaded | None:
+    """Why a stream refuses the ``index``-th operation of a frame, if it does."""
+    if index >= MAX_FRAME_OPS:
+        return Overloaded(
+            f"A Batch frame carries at most {MAX_FRAME_OPS} operations;"
+            f" this one carried {frame_ops}."
+        )
+    if in_flight >= MAX_OPS_IN_FLIGHT:
+        return Overloaded(
+            f"At most {MAX_OPS_IN_FLIGHT} operations may wait for their answers"
+            " on one Batch stream; wait for some answers first."
+        )
+    return None
 
 
 def _write_result(
@@ -106,7 +126,7 @@ class BatchStream:
         ops: Operations,
         reads: ByteBudget,
         unary: dict[str, UnaryCall],
-        context: Any,
+        context: Context,
     ) -> None:
         self._ops = ops
         self._reads = reads
@@ -116,7 +136,10 @@ class BatchStream:
             asyncio.Queue()
         )
         self._in_flight = 0
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        # The task serving an operation that can be cancelled, by the client's id (ids
+        # are the client's: a repeated one names the latest).
+        self._by_id: dict[int, asyncio.Task[None]] = {}
 
     async def serve(
         self, requests: AsyncIterator[kv_pb2.BatchRequest]
@@ -136,7 +159,7 @@ class BatchStream:
             await reader  # re-raises what ended the reading (a malformed frame)
         finally:
             reader.cancel()
-            for task in list(self._tasks.values()):
+            for task in list(self._tasks):
                 task.cancel()
             while not self._out.empty():
                 queued = self._out.get_nowait()
@@ -147,13 +170,13 @@ class BatchStream:
         try:
             async for frame in requests:
                 for op_id in frame.cancel:
-                    task = self._tasks.pop(op_id, None)
+                    task = self._by_id.pop(op_id, None)
                     if task is not None:
                         task.cancel()
                 if frame.ops:
                     await self._frame(frame.ops)
-            if self._tasks:
-                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
         finally:
             self._out.put_nowait(None)
 
@@ -171,22 +194,12 @@ class BatchStream:
         taken: list[kv_pb2.BatchOp] = []
         refused: list[kv_pb2.BatchResult] = []
         for index, op in enumerate(ops):
-            if index >= MAX_FRAME_OPS:
-                reason = (
-                    f"A Batch frame carries at most {MAX_FRAME_OPS} operations;"
-                    f" this one carried {len(ops)}."
-                )
-            elif self._in_flight >= MAX_OPS_IN_FLIGHT:
-                reason = (
-                    f"At most {MAX_OPS_IN_FLIGHT} operations may wait for their answers"
-                    " on one Batch stream; wait for some answers first."
-                )
-            else:
-                self._in_flight += 1
-                taken.append(op)
-                continue
+            reason = refusal(index, len(ops), self._in_flight)
             self._in_flight += 1
-            refused.append(error_result(op.id, Overloaded(reason)))
+            if reason is None:
+                taken.append(op)
+            else:
+                refused.append(error_result(op.id, reason))
         return taken, refused
 
     async def _frame(self, ops: Any) -> None:
@@ -229,7 +242,7 @@ class BatchStream:
 
     def _check_get(self, op_id: int, request: kv_pb2.GetRequest, reads: _Reads) -> None:
         # The unary Get's checks, in its order: type, session, staleness, namespace, key,
-        # cache_ttl. (Its lag bound is reported in the unary call's trailers only.)
+        # cache_ttl. (Its lag bound goes in its result, ``lag_bound_ms``.)
         checked_type(request.type)
         after = self._session("get", request)
         if request.HasField("max_staleness_ms"):
@@ -257,6 +270,7 @@ class BatchStream:
         size = 0
         now_s = self._ops.clock.now_s()
         replica = self._ops.replica
+        lag = self._ops.sessions.lag_bound()
         for namespace, gets in reads.by_namespace.items():
             found_all = replica.read_many(namespace, [key for _, _, key, _ in gets], now_s)
             for (op_id, request, key, after), found in zip(gets, found_all, strict=True):
@@ -269,7 +283,7 @@ class BatchStream:
                         response.session = self._ops.sessions.read_token(
                             after, namespace, [(key, header)]
                         )
-                    results.append(kv_pb2.BatchResult(id=op_id, get=response))
+                    results.append(kv_pb2.BatchResult(id=op_id, get=response, lag_bound_ms=lag))
                 except Exception as error:
                     results.append(error_result(op_id, error))
         assert len(results) == count
@@ -304,8 +318,8 @@ class BatchStream:
         ]
         task = asyncio.create_task(self._when_durable(ticket, answers))
         # Keyed by a negative number: never an op id, so a cancel cannot stop a sync's answers.
-        self._tasks[-id(task)] = task
-        task.add_done_callback(lambda _: self._tasks.pop(-id(task), None))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _when_durable(self, ticket: int, answers: list[kv_pb2.BatchResult]) -> None:
         try:
@@ -325,6 +339,8 @@ class BatchStream:
                 response = await method(request, self._context)
                 result = kv_pb2.BatchResult(id=op_id)
                 getattr(result, kind).CopyFrom(response)
+                if kind in _READS:
+                    result.lag_bound_ms = self._ops.sessions.lag_bound()
             except asyncio.CancelledError:
                 result = kv_pb2.BatchResult(
                     id=op_id,
@@ -337,8 +353,14 @@ class BatchStream:
             self._send([result])
 
         task = asyncio.create_task(run())
-        self._tasks[op_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(op_id, None))
+        self._tasks.add(task)
+        self._by_id[op_id] = task
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: self._forget(op_id, done))
+
+    def _forget(self, op_id: int, task: asyncio.Task[None]) -> None:
+        if self._by_id.get(op_id) is task:
+            del self._by_id[op_id]
 
 
 class _Slow(Exception):

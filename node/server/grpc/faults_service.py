@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.server.driver.clock import WallClock
 from rumor.node.server.driver.codec import record_from_pb
 from rumor.node.server.driver.engine_driver import EngineDriver
 from rumor.node.server.driver.faults import FaultRules
+from rumor.node.server.grpc.rpc import Context
 from rumor.v1 import faults_pb2 as pb
 
 
@@ -54,15 +53,15 @@ class FaultsService:
                 if enabled:
                     (chosen.add if blocked else chosen.discard)(peer)
 
-    async def Block(self, request: pb.BlockRequest, context: Any) -> pb.FaultState:
+    async def Block(self, request: pb.BlockRequest, context: Context) -> pb.FaultState:
         self._apply_block(request, True)
         return self._state()
 
-    async def Unblock(self, request: pb.BlockRequest, context: Any) -> pb.FaultState:
+    async def Unblock(self, request: pb.BlockRequest, context: Context) -> pb.FaultState:
         self._apply_block(request, False)
         return self._state()
 
-    async def SetLoss(self, request: pb.LossRequest, context: Any) -> pb.FaultState:
+    async def SetLoss(self, request: pb.LossRequest, context: Context) -> pb.FaultState:
         for name, value in (
             ("drop_fraction", request.drop_fraction),
             ("delay_fraction", request.delay_fraction),
@@ -74,18 +73,20 @@ class FaultsService:
         self.rules.delay_ms = request.delay_ms
         return self._state()
 
-    async def SetClockOffset(self, request: pb.ClockOffsetRequest, context: Any) -> pb.FaultState:
+    async def SetClockOffset(
+        self, request: pb.ClockOffsetRequest, context: Context
+    ) -> pb.FaultState:
         self.clock.offset_ms = request.offset_ms
         return self._state()
 
-    async def Plant(self, request: pb.PlantRequest, context: Any) -> pb.FaultState:
+    async def Plant(self, request: pb.PlantRequest, context: Context) -> pb.FaultState:
         self.driver.replica.plant(record_from_pb(request.record))
         return self._state()
 
-    async def Clear(self, request: pb.Empty, context: Any) -> pb.FaultState:
+    async def Clear(self, request: pb.Empty, context: Context) -> pb.FaultState:
         self.rules.clear()
         self.clock.offset_ms = 0
         return self._state()
 
-    async def State(self, request: pb.Empty, context: Any) -> pb.FaultState:
+    async def State(self, request: pb.Empty, context: Context) -> pb.FaultState:
         return self._state()

@@ -24,6 +24,7 @@ from rumor.node.server.grpc.kv_messages import (
     put_response,
     type_name,
 )
+from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.operations import Operations
 from rumor.node.server.sessions import LAG_BOUND_KEY, answer_token, write_token
 from rumor.node.server.watch import ANY_NAMESPACE, WatchHub
@@ -32,7 +33,7 @@ from rumor.v1 import kv_pb2
 STREAM_CHUNK_BYTES = 1024 * 1024
 
 
-def _release_when_done(context: Any, release: Any) -> None:
+def _release_when_done(context: Context, release: Any) -> None:
     """Run ``release`` once the call is over: grpc holds a unary answer until it is sent."""
     add_done_callback = getattr(context, "add_done_callback", None)
     if add_done_callback is None:
@@ -41,7 +42,7 @@ def _release_when_done(context: Any, release: Any) -> None:
         add_done_callback(lambda _: release())
 
 
-def _time_remaining(context: Any) -> float | None:
+def _time_remaining(context: Context) -> float | None:
     """The seconds left before the call's deadline (None: no deadline)."""
     time_remaining = getattr(context, "time_remaining", None)
     remaining = None if time_remaining is None else time_remaining()
@@ -52,7 +53,7 @@ def _max_staleness(request: Any) -> int | None:
     return int(request.max_staleness_ms) if request.HasField("max_staleness_ms") else None
 
 
-def _connection(context: Any) -> str:
+def _connection(context: Context) -> str:
     try:
         return str(context.peer())
     except (AttributeError, NotImplementedError):
@@ -73,44 +74,44 @@ class KVService:
     # ---- namespaces -----------------------------------------------------
 
     async def CreateNamespace(
-        self, request: kv_pb2.CreateNamespaceRequest, context: Any
+        self, request: kv_pb2.CreateNamespaceRequest, context: Context
     ) -> kv_pb2.Namespace:
         return namespace_message(await self.ops.create_namespace(request.title))
 
     async def ListNamespaces(
-        self, request: kv_pb2.ListNamespacesRequest, context: Any
+        self, request: kv_pb2.ListNamespacesRequest, context: Context
     ) -> kv_pb2.ListNamespacesResponse:
         return kv_pb2.ListNamespacesResponse(
             namespaces=[namespace_message(info) for info in self.ops.list_namespaces()]
         )
 
     async def GetNamespace(
-        self, request: kv_pb2.GetNamespaceRequest, context: Any
+        self, request: kv_pb2.GetNamespaceRequest, context: Context
     ) -> kv_pb2.Namespace:
         return namespace_message(self.ops.get_namespace(request.namespace_id))
 
     async def RenameNamespace(
-        self, request: kv_pb2.RenameNamespaceRequest, context: Any
+        self, request: kv_pb2.RenameNamespaceRequest, context: Context
     ) -> kv_pb2.Namespace:
         return namespace_message(
             await self.ops.rename_namespace(request.namespace_id, request.title)
         )
 
     async def DeleteNamespace(
-        self, request: kv_pb2.DeleteNamespaceRequest, context: Any
+        self, request: kv_pb2.DeleteNamespaceRequest, context: Context
     ) -> kv_pb2.DeleteNamespaceResponse:
         await self.ops.delete_namespace(request.namespace_id)
         return kv_pb2.DeleteNamespaceResponse()
 
     # ---- keys -----------------------------------------------------------
 
-    async def Put(self, request: kv_pb2.PutRequest, context: Any) -> kv_pb2.PutResponse:
+    async def Put(self, request: kv_pb2.PutRequest, context: Context) -> kv_pb2.PutResponse:
         after = await self.ops.sessions.after(request.after, _time_remaining(context))
         applied = await self.ops.put(request.namespace_id, put_item(request), request.min_replicas)
         return put_response(applied, after)
 
     async def PutStream(
-        self, requests: AsyncIterator[kv_pb2.PutStreamRequest], context: Any
+        self, requests: AsyncIterator[kv_pb2.PutStreamRequest], context: Context
     ) -> kv_pb2.PutResponse:
         header: kv_pb2.PutRequest | None = None
         value = bytearray()
@@ -140,15 +141,26 @@ class KVService:
         )
         return put_response(applied, after)
 
-    async def Get(self, request: kv_pb2.GetRequest, context: Any) -> kv_pb2.GetResponse:
+    async def Get(self, request: kv_pb2.GetRequest, context: Context) -> kv_pb2.GetResponse:
         value_type = checked_type(request.type)
         after = await self._before_read(request, context)
-        reservation = await self.reads.reserve(
-            self.ops.value_bytes(request.namespace_id, [request.key])
-        )
-        try:
+        reads = self.reads
+        if reads.admits(validation.MAX_VALUE_BYTES):
+            # Any one value would be admitted: read it, then hold what was read (no
+            # header read first for an estimate).
             found = self.ops.get(request.namespace_id, request.key, cache_ttl(request))
+            reservation = reads.hold(0 if found is None else len(found.value))
+        else:
+            reservation = await reads.reserve(
+                self.ops.value_bytes(request.namespace_id, [request.key])
+            )
+            try:
+                found = self.ops.get(request.namespace_id, request.key, cache_ttl(request))
+            except BaseException:
+                reservation.release()
+                raise
             reservation.settle(0 if found is None else len(found.value))
+        try:
             response = get_response(request.key, found, value_type, request.with_metadata)
             if after is not None:
                 response.session = self.ops.sessions.read_token(
@@ -159,11 +171,14 @@ class KVService:
         except BaseException:
             reservation.release()
             raise
-        _release_when_done(context, reservation.release)
+        if reservation.held:
+            _release_when_done(context, reservation.release)
+        else:
+            reservation.release()
         return response
 
     async def GetStream(
-        self, request: kv_pb2.GetRequest, context: Any
+        self, request: kv_pb2.GetRequest, context: Context
     ) -> AsyncIterator[kv_pb2.GetStreamResponse]:
         checked_type(request.type)
         after = await self._before_read(request, context)
@@ -195,7 +210,9 @@ class KVService:
         finally:
             reservation.release()
 
-    async def BulkGet(self, request: kv_pb2.BulkGetRequest, context: Any) -> kv_pb2.BulkGetResponse:
+    async def BulkGet(
+        self, request: kv_pb2.BulkGetRequest, context: Context
+    ) -> kv_pb2.BulkGetResponse:
         value_type = request.type
         if value_type not in (kv_pb2.VALUE_TYPE_TEXT, kv_pb2.VALUE_TYPE_JSON):
             validation.bulk_get_type(type_name(value_type))
@@ -231,12 +248,14 @@ class KVService:
         _release_when_done(context, reservation.release)
         return response
 
-    async def Delete(self, request: kv_pb2.DeleteRequest, context: Any) -> kv_pb2.DeleteResponse:
+    async def Delete(
+        self, request: kv_pb2.DeleteRequest, context: Context
+    ) -> kv_pb2.DeleteResponse:
         after = await self.ops.sessions.after(request.after, _time_remaining(context))
         applied = await self.ops.delete(request.namespace_id, request.key)
         return delete_response(applied, after)
 
-    async def List(self, request: kv_pb2.ListRequest, context: Any) -> kv_pb2.ListResponse:
+    async def List(self, request: kv_pb2.ListRequest, context: Context) -> kv_pb2.ListResponse:
         after = await self._before_read(request, context)
         listing = await self.ops.list_keys(
             request.namespace_id,
@@ -259,7 +278,9 @@ class KVService:
             response.session = answer_token(after, (header for _, header in listing.keys))
         return response
 
-    async def BulkPut(self, request: kv_pb2.BulkPutRequest, context: Any) -> kv_pb2.BulkPutResponse:
+    async def BulkPut(
+        self, request: kv_pb2.BulkPutRequest, context: Context
+    ) -> kv_pb2.BulkPutResponse:
         after = await self.ops.sessions.after(request.after, _time_remaining(context))
         columns = plain_columns(request)
         if columns is None:
@@ -272,7 +293,7 @@ class KVService:
         )
 
     async def BulkDelete(
-        self, request: kv_pb2.BulkDeleteRequest, context: Any
+        self, request: kv_pb2.BulkDeleteRequest, context: Context
     ) -> kv_pb2.BulkDeleteResponse:
         after = await self.ops.sessions.after(request.after, _time_remaining(context))
         written = await self.ops.bulk_delete(request.namespace_id, list(request.keys))
@@ -280,7 +301,7 @@ class KVService:
             successful_key_count=written.key_count, session=self._bulk_token(after, written.seq)
         )
 
-    async def _before_read(self, request: Any, context: Any) -> SessionToken | None:
+    async def _before_read(self, request: Any, context: Context) -> SessionToken | None:
         """A read's session wait and staleness check; its lag bound goes in the trailers."""
         sessions = self.ops.sessions
         after = await sessions.after(request.after, _time_remaining(context))
@@ -296,7 +317,7 @@ class KVService:
         return write_token(after, self.ops.replica.node_id, seq)
 
     async def Watch(
-        self, request: kv_pb2.WatchRequest, context: Any
+        self, request: kv_pb2.WatchRequest, context: Context
     ) -> AsyncIterator[kv_pb2.WatchEvent]:
         if request.all_namespaces:
             if request.namespace_id:
@@ -333,12 +354,12 @@ class KVService:
             self.watches.close(watcher, connection)
 
     async def Listeners(
-        self, request: kv_pb2.ListenersRequest, context: Any
+        self, request: kv_pb2.ListenersRequest, context: Context
     ) -> kv_pb2.ListenersResponse:
         return kv_pb2.ListenersResponse(grpc=self.grpc_address, http=self.http_address)
 
     async def Batch(
-        self, requests: AsyncIterator[kv_pb2.BatchRequest], context: Any
+        self, requests: AsyncIterator[kv_pb2.BatchRequest], context: Context
     ) -> AsyncIterator[kv_pb2.BatchResponse]:
         unary: dict[str, UnaryCall] = {
             "get": self.Get,

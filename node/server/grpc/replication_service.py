@@ -7,6 +7,7 @@ from typing import Any
 
 from rumor.node.core.errors import Unavailable
 from rumor.node.server.driver.engine_driver import EngineDriver, Refused
+from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.snapshot.server import SnapshotServer
 from rumor.v1 import replication_pb2 as pb
 
@@ -22,32 +23,32 @@ class ReplicationService:
         except Refused as refused:
             raise Unavailable(str(refused)) from None
 
-    async def Push(self, request: pb.PushRequest, context: Any) -> pb.PushResponse:
+    async def Push(self, request: pb.PushRequest, context: Context) -> pb.PushResponse:
         response: pb.PushResponse = await self._handle("Push", request)
         return response
 
-    async def Exchange(self, request: pb.ExchangeRequest, context: Any) -> pb.ExchangeResponse:
+    async def Exchange(self, request: pb.ExchangeRequest, context: Context) -> pb.ExchangeResponse:
         response: pb.ExchangeResponse = await self._handle("Exchange", request)
         return response
 
-    async def Audit(self, request: pb.AuditRequest, context: Any) -> pb.AuditResponse:
+    async def Audit(self, request: pb.AuditRequest, context: Context) -> pb.AuditResponse:
         response: pb.AuditResponse = await self._handle("Audit", request)
         return response
 
-    async def Ping(self, request: pb.PingRequest, context: Any) -> pb.PingResponse:
+    async def Ping(self, request: pb.PingRequest, context: Context) -> pb.PingResponse:
         response: pb.PingResponse = await self._handle("Ping", request)
         return response
 
-    async def Join(self, request: pb.JoinRequest, context: Any) -> pb.JoinResponse:
+    async def Join(self, request: pb.JoinRequest, context: Context) -> pb.JoinResponse:
         response: pb.JoinResponse = await self._handle("Join", request)
         return response
 
-    async def Admit(self, request: pb.AdmitRequest, context: Any) -> pb.AdmitResponse:
+    async def Admit(self, request: pb.AdmitRequest, context: Context) -> pb.AdmitResponse:
         response: pb.AdmitResponse = await self._handle("Admit", request)
         return response
 
     async def FetchSnapshot(
-        self, request: pb.SnapshotRequest, context: Any
+        self, request: pb.SnapshotRequest, context: Context
     ) -> AsyncIterator[pb.SnapshotChunk]:
         if self.snapshots is None:
             raise Unavailable("this node serves no snapshots")

@@ -45,6 +45,8 @@ _throttled = LogThrottle(log)
 UNBUDGETED_METHODS = frozenset({"Watch", "Batch"})
 
 Authorize = Callable[[Any], bool]
+# A call's context as grpc.aio hands it to a servicer.
+Context = grpc.aio.ServicerContext[Any, Any]
 Observe = Callable[[str, str, str, float], None]
 
 UNAUTHENTICATED_DETAILS = "missing or invalid API token"

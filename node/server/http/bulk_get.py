@@ -22,15 +22,15 @@ def _value(found: Found, value_type: str) -> Any:
     return found.value.decode("utf-8", "replace")
 
 
-def bulk_get_values(operations: Operations, namespace_id: str, body: Any) -> dict[str, Any]:
+async def bulk_get_values(operations: Operations, namespace_id: str, body: Any) -> dict[str, Any]:
     keys = body.get("keys") if isinstance(body, dict) else None
     if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
         raise InvalidRequest('The request body must be {"keys": ["...", ...]}.')
     assert isinstance(body, dict)
     value_type = validation.bulk_get_type(str(body.get("type") or "text"))
     with_metadata = bool(body.get("withMetadata", False))
-    results = operations.get_many(
-        namespace_id, [key.encode() for key in keys], cache_ttl=body.get("cacheTtl")
+    results = await operations.read_many(
+        namespace_id, [key.encode() for key in keys], body.get("cacheTtl")
     )
     values: dict[str, Any] = {}
     for name, found in zip(keys, results, strict=True):

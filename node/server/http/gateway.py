@@ -7,42 +7,41 @@ HTTP status and Cloudflare's error code, inside Cloudflare's envelope
 Keys are taken from the raw path and percent-decoded to bytes, so ``a%2Fb`` is
 the key ``a/b``.
 
-Before any route runs, the middleware refuses cross-site use (``guard``:
-Origin and Host, 403) and requests beyond the client-call budget (503).
+Before any route runs, ``entry`` refuses cross-site use (``guard``: Origin
+and Host, 403), requests beyond the client-call budget (503) and requests
+without a valid API token (401/403); it answers the values routes and the
+Workers binding before aiohttp's router.
 
-This module holds the app (middleware, the route table, the listener), the
-namespace and account routes; ``values`` the keys, values and bulk
-routes; ``request`` what they all share (the envelope, reading a
-request).
+This module holds the app (the route table, the listener), the namespace and
+account routes; ``entry`` what every request goes through; ``values`` the
+keys, values and bulk routes; ``request`` what they all share (the envelope,
+reading a request).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-import structlog
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from rumor.node.core import validation
-from rumor.node.core.errors import (
-    InvalidRequest,
-    RumorError,
-)
+from rumor.node.core.errors import InvalidRequest
 from rumor.node.server.admission import ByteBudget, CallBudget
-from rumor.node.server.errors import status_of
-from rumor.node.server.http import workers_binding
-from rumor.node.server.http.guard import HTTP_FORBIDDEN, HttpGuard
+from rumor.node.server.http.entry import (
+    CONSOLE_ROOT,
+    PUBLIC_PATHS,
+    Authorize,
+    Entry,
+    Handler,
+    Observe,
+)
+from rumor.node.server.http.guard import HttpGuard
 from rumor.node.server.http.request import (
-    CODE_AUTH,
-    CODE_INTERNAL,
     MAX_BODY_BYTES,
     OPERATIONS,
     READS,
     envelope,
-    failure,
     int_param,
     json_body,
     namespace_id_of,
@@ -58,23 +57,17 @@ from rumor.node.server.http.values import (
     list_keys,
     put_value,
 )
-from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import NamespaceInfo, Operations
 
+__all__ = ["CONSOLE_ROOT", "PUBLIC_PATHS", "Authorize", "Observe", "build_app", "serve"]
+
 PREFIX = "/client/v4/accounts/{account_id}/storage/kv/namespaces"
-PUBLIC_PATHS = ("/healthz", "/metrics")
-CONSOLE_ROOT = "/ui"
+ENTRY = web.AppKey("entry", Entry)
 # Rumor has no accounts: any account id in a path is accepted; this one is offered.
 LOCAL_ACCOUNT_ID = "0" * 32
 LOCAL_ACCOUNT_NAME = "Rumor"
 
-Authorize = Callable[[str | None], int | None]
-Observe = Callable[[str, str, int, float], None]
 MetricsText = Callable[[], tuple[bytes, str]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-_log = structlog.get_logger(__name__)
-_throttled = LogThrottle(_log)
 
 
 # ---- namespaces ---------------------------------------------------------
@@ -166,108 +159,6 @@ async def verify_token(request: web.Request) -> web.StreamResponse:
 # ---- app ----------------------------------------------------------------
 
 
-def _middleware(
-    authorize: Authorize | None,
-    observe: Observe | None,
-    guard: HttpGuard,
-    calls: CallBudget,
-) -> Middleware:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        binding = workers_binding.is_binding_request(request)
-        if binding:
-            route = workers_binding.route_name(request)
-        else:
-            route = request.match_info.route.name or "unmatched"
-        status = 500
-        try:
-            response = await _admitted(request, handler, binding, authorize, guard, calls)
-            status = response.status
-            return response
-        finally:
-            if observe is not None:
-                observe("http", route, status, time.perf_counter() - started)
-
-    return middleware
-
-
-async def _admitted(
-    request: web.Request,
-    handler: Handler,
-    binding: bool,
-    authorize: Authorize | None,
-    guard: HttpGuard,
-    calls: CallBudget,
-) -> web.StreamResponse:
-    """The answer, once the request passed the cross-site checks and the call budget."""
-    refusal = guard.refusal(request, binding=binding)
-    if refusal is not None:
-        return _refused(binding, HTTP_FORBIDDEN, refusal)
-    budgeted = binding or request.path not in PUBLIC_PATHS
-    if budgeted:
-        try:
-            calls.enter()
-        except RumorError as error:
-            return _refused(binding, status_of(error).http_status, str(error))
-    try:
-        if binding:
-            # Before any routing: a binding's keys may be named "metrics" or "client/v4/…".
-            return await workers_binding.answer(
-                request, request.app[OPERATIONS], authorize, request.app[READS]
-            )
-        return await _answer(request, handler, authorize)
-    finally:
-        if budgeted:
-            calls.leave()
-
-
-def close_if_body_unread(request: web.Request) -> None:
-    """Refused before its body was read: close the connection after the answer.
-
-    aiohttp would otherwise read and discard the rest for up to 10 s ("lingering
-    close"), gigabytes on a fast link, for a request already refused.
-    """
-    if not request.content.is_eof() and request.protocol is not None:
-        request.protocol.force_close()
-
-
-def _refused(binding: bool, status: int, message: str) -> web.Response:
-    if binding:
-        return workers_binding.failure(status, message)
-    return failure(status, CODE_AUTH if status == HTTP_FORBIDDEN else CODE_INTERNAL, message)
-
-
-async def _answer(
-    request: web.Request, handler: Handler, authorize: Authorize | None
-) -> web.StreamResponse:
-    public = request.path in PUBLIC_PATHS
-    # The web console checks its own session cookie or token (console.py).
-    console = request.path == CONSOLE_ROOT or request.path.startswith(CONSOLE_ROOT + "/")
-    if authorize is not None and not public and not console:
-        denied = authorize(request.headers.get("Authorization"))
-        if denied is not None:
-            return failure(denied, CODE_AUTH, "Authentication error")
-    try:
-        return await handler(request)
-    except RumorError as error:
-        status = status_of(error)
-        close_if_body_unread(request)
-        refused = failure(status.http_status, status.cloudflare_code, str(error))
-        if status.http_status == 503:
-            refused.headers["Retry-After"] = "1"  # a lagging or busy node: soon
-        return refused
-    except web.HTTPException as error:
-        if public:
-            raise
-        return failure(error.status, CODE_INTERNAL, error.reason)
-    except Exception as error:
-        _throttled.error(
-            "http.internal_error", (request.path, type(error).__name__), exc_info=error
-        )
-        return failure(500, CODE_INTERNAL, "internal error")
-
-
 def build_app(
     operations: Operations,
     *,
@@ -278,15 +169,27 @@ def build_app(
     guard: HttpGuard | None = None,
     reads: ByteBudget | None = None,
     calls: CallBudget | None = None,
+    client_disconnected: Callable[[], object] | None = None,
 ) -> web.Application:
-    """The gateway; without ``guard`` it answers as a loopback listener would."""
-    guard = guard or HttpGuard.for_listener("127.0.0.1:0")
-    calls = calls or CallBudget(2**31)
-    app = web.Application(
-        client_max_size=MAX_BODY_BYTES, middlewares=[_middleware(authorize, observe, guard, calls)]
+    """The gateway; without ``guard`` it answers as a loopback listener would.
+
+    ``client_disconnected()`` is called for each request whose client went
+    away before its answer was written.
+    """
+    reads = reads or ByteBudget(2**62, 0)
+    entry = Entry(
+        operations,
+        reads,
+        authorize=authorize,
+        observe=observe,
+        guard=guard or HttpGuard.for_listener("127.0.0.1:0"),
+        calls=calls or CallBudget(2**31),
+        client_disconnected=client_disconnected,
     )
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[entry.middleware()])
     app[OPERATIONS] = operations
-    app[READS] = reads or ByteBudget(2**62, 0)
+    app[READS] = reads
+    app[ENTRY] = entry
 
     async def healthz(request: web.Request) -> web.StreamResponse:
         ok = ready()
@@ -329,9 +232,11 @@ def build_app(
 
 
 async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
-    """Serve ``app``; return the runner and the "host:port" bound (port 0 picks a free one)."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    """Serve ``app``; return the runner and the "host:port" bound (port 0 picks a free one).
+
+    The gateway's hot routes are answered before aiohttp's router (``entry``).
+    """
+    runner = await _runner(app)
     site = web.TCPSite(runner, host, port)
     try:
         await site.start()
@@ -345,11 +250,20 @@ async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunn
 
 async def serve_unix(app: web.Application, path: str) -> web.AppRunner:
     """Serve ``app`` on the Unix socket ``path`` (an owner's, for its workers)."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    runner = await _runner(app)
     try:
         await web.UnixSite(runner, path).start()
     except BaseException:
         await runner.cleanup()
         raise
+    return runner
+
+
+async def _runner(app: web.Application) -> web.AppRunner:
+    """A set-up runner whose hot routes are answered before aiohttp's router (``entry``)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    entry = app.get(ENTRY)
+    if entry is not None and runner.server is not None:
+        runner.server.request_handler = entry.before_routing(runner.server.request_handler)
     return runner

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -45,6 +45,7 @@ TokenStatus = Callable[[str | None], int | None]  # None: a valid token (auth.To
 HTTP_FORBIDDEN = 403
 BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode")
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+HOST_DECISIONS_KEPT = 256  # distinct Host headers whose verdict is kept
 
 
 def hostname_of(host_header: str) -> str:
@@ -71,6 +72,8 @@ class HttpGuard:
     allow_any_host: bool = False
     loopback_listener: bool = True
     token_status: TokenStatus | None = None  # None: the node has no API token
+    # Host header -> allowed: clients send the same few on every request.
+    _host_verdicts: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def for_listener(
@@ -95,35 +98,47 @@ class HttpGuard:
             token_status=token_valid,
         )
 
-    def _has_valid_token(self, request: web.Request) -> bool:
+    def token_valid(self, authorization: str | None) -> bool:
+        """Whether an ``Authorization`` header carries one of the node's API tokens."""
         if self.token_status is None:
             return False
         try:
-            return self.token_status(request.headers.get("Authorization")) is None
+            return self.token_status(authorization) is None
         except UnicodeError:
             return False
 
     def _host_allowed(self, host_header: str) -> bool:
-        if self.allow_any_host:
-            return True
-        name = hostname_of(host_header)
-        return name in self.allowed_hosts or _is_ip_literal(name) or name.endswith(".localhost")
+        verdict = self._host_verdicts.get(host_header)
+        if verdict is None:
+            if len(self._host_verdicts) >= HOST_DECISIONS_KEPT:
+                self._host_verdicts.clear()
+            name = hostname_of(host_header)
+            verdict = self.allow_any_host or (
+                name in self.allowed_hosts or _is_ip_literal(name) or name.endswith(".localhost")
+            )
+            self._host_verdicts[host_header] = verdict
+        return verdict
 
-    def _binding_exempt(self, request: web.Request) -> bool:
-        if self._has_valid_token(request):
+    def _binding_exempt(self, request: web.Request, token_valid: bool) -> bool:
+        if token_valid:
             return True
         no_browser = not any(header in request.headers for header in BROWSER_HEADERS)
         return self.token_status is None and self.loopback_listener and no_browser
 
-    def refusal(self, request: web.Request, *, binding: bool) -> str | None:
-        """Why ``request`` is refused (403), or None to serve it."""
-        origin = request.headers.get("Origin")
-        host_header = request.headers.get("Host", "")
+    def refusal(self, request: web.Request, *, binding: bool, token_valid: bool) -> str | None:
+        """Why ``request`` is refused (403), or None to serve it.
+
+        ``token_valid``: whether it carries a valid API token (``token_valid``),
+        which the caller has already worked out for its own authorization.
+        """
+        headers = request.headers
+        origin = headers.get("Origin")
+        host_header = headers.get("Host", "")
         if origin is not None and not _same_origin(origin, host_header):
             return (
                 f"Origin {origin!r} is not this node's own origin: cross-site requests are refused."
             )
-        exempt = self._binding_exempt(request) if binding else self._has_valid_token(request)
+        exempt = self._binding_exempt(request, token_valid) if binding else token_valid
         if not exempt and not self._host_allowed(host_header):
             return (
                 f"Host {hostname_of(host_header)!r} is not one this node answers to (against"

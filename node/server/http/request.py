@@ -34,11 +34,18 @@ READS = web.AppKey("reads", ByteBudget)
 # ---- envelope -----------------------------------------------------------
 
 
+def json_answer(body: bytes, status: int = 200) -> web.Response:
+    """``body`` (JSON text) as web.json_response would send it, without encoding it again."""
+    return web.Response(body=body, status=status, content_type=JSON, charset="utf-8")
+
+
 def envelope(result: Any = None, *, result_info: Any = None, status: int = 200) -> web.Response:
+    if result_info is None and isinstance(result, dict) and not result:
+        return json_answer(EMPTY_SUCCESS, status)
     body: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": result}
     if result_info is not None:
         body["result_info"] = result_info
-    return web.json_response(body, status=status, dumps=dumps)
+    return json_answer(dumps(body).encode(), status)
 
 
 def failure(status: int, code: int, message: str) -> web.Response:
@@ -48,14 +55,29 @@ def failure(status: int, code: int, message: str) -> web.Response:
         "messages": [],
         "result": None,
     }
-    return web.json_response(body, status=status, dumps=dumps)
+    return json_answer(dumps(body).encode(), status)
 
 
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+JSON = "application/json"
+# What every write answers: built once.
+EMPTY_SUCCESS = dumps({"success": True, "errors": [], "messages": [], "result": {}}).encode()
+
+
 # ---- request parsing ----------------------------------------------------
+
+
+def connection_closed(request: web.BaseRequest) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def client_gone(request: web.BaseRequest, error: BaseException) -> bool:
+    """Whether ``error`` is the client going away (a connection error, the connection closed)."""
+    return isinstance(error, ConnectionError) and connection_closed(request)
 
 
 def operations_of(request: web.Request) -> Operations:

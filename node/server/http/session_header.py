@@ -9,6 +9,14 @@ the request carried one, so a client can start a session from any write.
 Bounded staleness: a read carrying ``Rumor-Max-Staleness-Ms`` is answered only
 while this node knows it lags every alive member by less (else 503); every
 read answers ``Rumor-Lag-Bound-Ms`` (milliseconds, or "unknown").
+
+Every helper takes the ``Operations`` that serve the request, not the
+request's app: the values routes are also answered before routing, and by a
+node's workers. A worker passes a request carrying ``Rumor-Session`` or
+``Rumor-Max-Staleness-Ms`` to its owner (``carries_session``), which waits and
+checks with its own replica; a plain read a worker answers itself has no lag
+bound to report (``Operations.lag_bound`` is None there), and a write it
+answers carries the token of the owner's version.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from aiohttp import web
 from rumor.client.session_token import SessionToken
 from rumor.node.core import validation
 from rumor.node.core.record import RecordHeader
-from rumor.node.server.http.request import operations_of
+from rumor.node.server.operations import Operations
 from rumor.node.server.sessions import answer_token, write_token
 
 SESSION_HEADER = "Rumor-Session"
@@ -28,43 +36,54 @@ MAX_STALENESS_HEADER = "Rumor-Max-Staleness-Ms"
 LAG_BOUND_HEADER = "Rumor-Lag-Bound-Ms"
 
 
-async def session_of(request: web.Request) -> SessionToken | None:
+def carries_session(request: web.BaseRequest) -> bool:
+    """``request`` waits for a token or bounds its staleness: only a replica can say."""
+    headers = request.headers
+    return SESSION_HEADER in headers or MAX_STALENESS_HEADER in headers
+
+
+async def session_of(operations: Operations, request: web.Request) -> SessionToken | None:
     """Wait until this node covers the request's token; the token (None: no header)."""
-    return await operations_of(request).sessions.after(request.headers.get(SESSION_HEADER, ""))
+    raw = request.headers.get(SESSION_HEADER)
+    return None if raw is None else await operations.sessions.after(raw)
 
 
-async def read_session_of(request: web.Request) -> SessionToken | None:
+async def read_session_of(operations: Operations, request: web.Request) -> SessionToken | None:
     """``session_of`` for a read, which also checks ``Rumor-Max-Staleness-Ms``."""
-    after = await session_of(request)
+    after = await session_of(operations, request)
     raw = request.headers.get(MAX_STALENESS_HEADER)
     if raw is not None:
         limit = validation.integer(raw, MAX_STALENESS_HEADER)
-        operations_of(request).sessions.check_staleness(limit)
+        operations.sessions.check_staleness(limit)
     return after
 
 
+def _lag(operations: Operations) -> dict[str, str]:
+    bound = operations.lag_bound()
+    return {} if bound is None else {LAG_BOUND_HEADER: bound}
+
+
 def read_session(
-    request: web.Request,
+    operations: Operations,
     after: SessionToken | None,
     namespace_id: str,
-    keys: Iterable[bytes],
+    results: Iterable[tuple[bytes, RecordHeader | None]],
 ) -> dict[str, str]:
-    """The headers answering a read of ``keys``: the lag bound, and the session token when
-    the request had one. Called in the step that read them: the headers looked up are
-    the ones read."""
-    operations = operations_of(request)
-    lag = {LAG_BOUND_HEADER: operations.sessions.lag_bound()}
+    """The headers answering a read of ``results`` (each key and the header it read, None
+    when not found or not known): the lag bound, and the session token when the request
+    had one. Called in the step that read them: the headers looked up are the ones read."""
+    lag = _lag(operations)
     if after is None:
         return lag
     namespace = operations.namespace_bytes(namespace_id)
-    token = operations.sessions.read_token(after, namespace, [(key, None) for key in keys])
+    token = operations.sessions.read_token(after, namespace, results)
     return {SESSION_HEADER: token, **lag}
 
 
 def list_session(
-    request: web.Request, after: SessionToken | None, headers: Iterable[RecordHeader]
+    operations: Operations, after: SessionToken | None, headers: Iterable[RecordHeader]
 ) -> dict[str, str]:
-    lag = {LAG_BOUND_HEADER: operations_of(request).sessions.lag_bound()}
+    lag = _lag(operations)
     return lag if after is None else {SESSION_HEADER: answer_token(after, headers), **lag}
 
 

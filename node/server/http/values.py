@@ -2,10 +2,15 @@
 
 Values are sent in chunks, holding their bytes against the node's in-flight
 read budget until the last chunk is written, so slow readers cannot pile
-values up in memory. A multipart body is counted against the body limit as
-it streams (aiohttp's ``client_max_size`` does not see multipart parts): a
-part beyond it is refused when the limit is crossed, and a value part is
-buffered only up to the value limit.
+values up in memory; a value of at most ``INLINE_VALUE_BYTES`` goes in one
+write with the headers (the transport takes it without waiting). While the
+budget has room for the largest value, a read is admitted without first
+reading the key's header for an estimate (``read_found``).
+
+A multipart body is counted against the body limit as it streams (aiohttp's
+``client_max_size`` does not see multipart parts): a part beyond it is refused
+when the limit is crossed, and a value part is buffered only up to the value
+limit.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from aiohttp import BodyPartReader, web
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest, RumorError, ValueTooLarge
 from rumor.node.core.record import RecordHeader
+from rumor.node.server.admission import ByteBudget, Reservation
 from rumor.node.server.http.bulk_get import bulk_get_values
 from rumor.node.server.http.request import (
     CODE_KEY_NOT_FOUND,
+    EMPTY_SUCCESS,
     MAX_BODY_BYTES,
     READS,
     SEND_CHUNK_BYTES,
@@ -30,6 +37,7 @@ from rumor.node.server.http.request import (
     envelope,
     failure,
     int_param,
+    json_answer,
     json_body,
     namespace_id_of,
     operations_of,
@@ -42,7 +50,12 @@ from rumor.node.server.http.session_header import (
     session_of,
     write_session,
 )
-from rumor.node.server.operations import Operations, PutItem
+from rumor.node.server.operations import Found, Operations, PutItem
+
+OCTET_STREAM = "application/octet-stream"
+# A value up to this size is sent in one write with its headers: below the transport's
+# high-water mark (64 KiB), so the write never waited for the reader anyway.
+INLINE_VALUE_BYTES = 16 * 1024
 
 
 async def send_value(
@@ -59,19 +72,33 @@ async def send_value(
     return response
 
 
-async def read_value(
-    request: web.Request, operations: Operations, namespace_id: str, key: bytes
-) -> tuple[Any, Any]:
+async def read_found(
+    operations: Operations,
+    reads: ByteBudget,
+    namespace_id: str,
+    key: bytes,
+    cache_ttl: str | None,
+) -> tuple[Found | None, Reservation]:
     """Wait for room in the read budget, read ``key``; (found or None, the reservation)."""
-    reads = request.app[READS]
+    if reads.admits(validation.MAX_VALUE_BYTES):
+        # Any one value would be admitted: read it, then hold what was read.
+        found = await operations.read(namespace_id, key, cache_ttl)
+        return found, reads.hold(0 if found is None else len(found.value))
     reservation = await reads.reserve(operations.value_bytes(namespace_id, [key]))
     try:
-        found = operations.get(namespace_id, key, cache_ttl=_cache_ttl(request))
+        found = await operations.read(namespace_id, key, cache_ttl)
     except BaseException:
         reservation.release()
         raise
     reservation.settle(0 if found is None else len(found.value))
     return found, reservation
+
+
+async def read_value(
+    request: web.Request, operations: Operations, namespace_id: str, key: bytes
+) -> tuple[Found | None, Reservation]:
+    """``read_found`` for a routed request (its read budget and ``cache_ttl``)."""
+    return await read_found(operations, request.app[READS], namespace_id, key, _cache_ttl(request))
 
 
 def _metadata_json(raw: bytes | None) -> Any:
@@ -89,8 +116,9 @@ def _key_json(name: bytes, header: RecordHeader) -> dict[str, Any]:
 
 async def list_keys(request: web.Request) -> web.StreamResponse:
     limit = validation.http_list_limit(int_param(request, "limit"))
-    after = await read_session_of(request)
-    listing = await operations_of(request).list_keys(
+    operations = operations_of(request)
+    after = await read_session_of(operations, request)
+    listing = await operations.list_keys(
         namespace_id_of(request),
         request.query.get("prefix", "").encode(),
         limit,
@@ -98,7 +126,7 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
     )
     keys = [_key_json(name, header) for name, header in listing.keys]
     answer = envelope(keys, result_info={"count": len(keys), "cursor": listing.cursor.decode()})
-    answer.headers.update(list_session(request, after, (h for _, h in listing.keys)))
+    answer.headers.update(list_session(operations, after, (h for _, h in listing.keys)))
     return answer
 
 
@@ -110,23 +138,50 @@ def _key_not_found() -> web.Response:
 
 
 def _cache_ttl(request: web.Request) -> str | None:
+    if not request.query_string:
+        return None
     return request.query.get("cache_ttl") or None
 
 
 async def get_value(request: web.Request) -> web.StreamResponse:
-    after = await read_session_of(request)
-    namespace_id, key = namespace_id_of(request), raw_key_of(request)
-    found, reservation = await read_value(request, operations_of(request), namespace_id, key)
-    session = read_session(request, after, namespace_id, [key])
+    return await answer_get(
+        operations_of(request),
+        request.app[READS],
+        namespace_id_of(request),
+        raw_key_of(request),
+        request,
+    )
+
+
+# The values routes, given their target first (so that ``entry`` can bind it).
+
+
+async def answer_get(
+    operations: Operations, reads: ByteBudget, namespace_id: str, key: bytes, request: web.Request
+) -> web.StreamResponse:
+    after = await read_session_of(operations, request)
+    found, reservation = await read_found(operations, reads, namespace_id, key, _cache_ttl(request))
     try:
+        session = read_session(
+            operations, after, namespace_id, [(key, None if found is None else found.header)]
+        )
         if found is None:
             missing = _key_not_found()
             missing.headers.update(session)
             return missing
-        headers = {"Content-Type": "application/octet-stream", **session}
-        if found.header.expiration:
-            headers["expiration"] = str(found.header.expiration)
-        return await send_value(request, found.value, headers)
+        value = found.value
+        expiration = found.header.expiration
+        if len(value) <= INLINE_VALUE_BYTES:
+            # One write with the headers; the transport takes it without waiting.
+            response = web.Response(body=value, content_type=OCTET_STREAM)
+            if expiration:
+                response.headers["expiration"] = str(expiration)
+            response.headers.update(session)
+            return response
+        headers = {"Content-Type": OCTET_STREAM, **session}
+        if expiration:
+            headers["expiration"] = str(expiration)
+        return await send_value(request, value, headers)
     finally:
         reservation.release()
 
@@ -203,6 +258,18 @@ async def _multipart_value(request: web.Request) -> tuple[bytes, int, bytes | No
 
 
 async def put_value(request: web.Request) -> web.StreamResponse:
+    return await answer_put(
+        operations_of(request),
+        request.app[READS],
+        namespace_id_of(request),
+        raw_key_of(request),
+        request,
+    )
+
+
+async def answer_put(
+    operations: Operations, reads: ByteBudget, namespace_id: str, key: bytes, request: web.Request
+) -> web.StreamResponse:
     metadata: bytes | None = None
     if request.content_type.startswith("multipart/"):
         value, length, metadata = await _multipart_value(request)
@@ -210,33 +277,47 @@ async def put_value(request: web.Request) -> web.StreamResponse:
     else:
         value = await request.read()
     validation.value_length(len(value))
-    item = PutItem(
-        key=raw_key_of(request),
-        value=value,
-        expiration=int_param(request, "expiration"),
-        expiration_ttl=int_param(request, "expiration_ttl"),
-        metadata=metadata,
-    )
-    after = await session_of(request)
-    applied = await operations_of(request).put(namespace_id_of(request), item)
-    answer = envelope({})
+    if request.query_string:
+        expiration = int_param(request, "expiration")
+        expiration_ttl = int_param(request, "expiration_ttl")
+    else:
+        expiration = expiration_ttl = None
+    item = PutItem(key, value, expiration, expiration_ttl, metadata)
+    after = await session_of(operations, request)
+    applied = await operations.put(namespace_id, item)
+    answer = json_answer(EMPTY_SUCCESS)
     answer.headers.update(write_session(after, applied.header.origin, applied.header.seq))
     return answer
 
 
 async def delete_value(request: web.Request) -> web.StreamResponse:
-    after = await session_of(request)
-    applied = await operations_of(request).delete(namespace_id_of(request), raw_key_of(request))
-    answer = envelope({})
+    return await answer_delete(
+        operations_of(request),
+        request.app[READS],
+        namespace_id_of(request),
+        raw_key_of(request),
+        request,
+    )
+
+
+async def answer_delete(
+    operations: Operations, reads: ByteBudget, namespace_id: str, key: bytes, request: web.Request
+) -> web.StreamResponse:
+    after = await session_of(operations, request)
+    applied = await operations.delete(namespace_id, key)
+    answer = json_answer(EMPTY_SUCCESS)
     answer.headers.update(write_session(after, applied.header.origin, applied.header.seq))
     return answer
 
 
 async def get_metadata(request: web.Request) -> web.StreamResponse:
-    after = await read_session_of(request)
+    operations = operations_of(request)
+    after = await read_session_of(operations, request)
     namespace_id, key = namespace_id_of(request), raw_key_of(request)
-    found, reservation = await read_value(request, operations_of(request), namespace_id, key)
-    session = read_session(request, after, namespace_id, [key])
+    found, reservation = await read_value(request, operations, namespace_id, key)
+    session = read_session(
+        operations, after, namespace_id, [(key, None if found is None else found.header)]
+    )
     reservation.release()  # only the metadata is sent
     answer = _key_not_found() if found is None else envelope(_metadata_json(found.header.metadata))
     answer.headers.update(session)
@@ -276,8 +357,8 @@ async def bulk_put(request: web.Request) -> web.StreamResponse:
     if not isinstance(body, list):
         raise InvalidRequest("The request body must be a list of key-value pairs.")
     items = [_bulk_item(index, raw) for index, raw in enumerate(body)]
-    after = await session_of(request)
     operations = operations_of(request)
+    after = await session_of(operations, request)
     written = await operations.bulk_put(namespace_id_of(request), items)
     answer = envelope({"successful_key_count": written.key_count, "unsuccessful_keys": []})
     answer.headers.update(write_session(after, operations.replica.node_id, written.seq))
@@ -288,8 +369,8 @@ async def bulk_delete(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     if not isinstance(body, list) or not all(isinstance(key, str) for key in body):
         raise InvalidRequest("The request body must be a list of key names.")
-    after = await session_of(request)
     operations = operations_of(request)
+    after = await session_of(operations, request)
     written = await operations.bulk_delete(namespace_id_of(request), [key.encode() for key in body])
     answer = envelope({"successful_key_count": written.key_count, "unsuccessful_keys": []})
     answer.headers.update(write_session(after, operations.replica.node_id, written.seq))
@@ -300,14 +381,16 @@ async def bulk_get(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     keys = body.get("keys") if isinstance(body, dict) else None
     names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
-    after = await read_session_of(request)
     operations = operations_of(request)
+    after = await read_session_of(operations, request)
     reservation = await request.app[READS].reserve(
         operations.value_bytes(namespace_id_of(request), names)
     )
     try:
-        values = bulk_get_values(operations_of(request), namespace_id_of(request), body)
-        session = read_session(request, after, namespace_id_of(request), names)
+        values = await bulk_get_values(operations, namespace_id_of(request), body)
+        session = read_session(
+            operations, after, namespace_id_of(request), [(name, None) for name in names]
+        )
         encoded = dumps(
             {"success": True, "errors": [], "messages": [], "result": {"values": values}}
         ).encode()

@@ -28,7 +28,6 @@ keys may).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -41,6 +40,8 @@ from rumor.node.core.record import RecordHeader
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http.bulk_get import bulk_get_values
+from rumor.node.server.http.request import client_gone
+from rumor.node.server.http.values import INLINE_VALUE_BYTES, read_found
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations, PutItem
 
@@ -51,8 +52,6 @@ BULK_GET_PATH = "/bulk/get"
 READ_CHUNK_BYTES = 1024 * 1024
 SEND_CHUNK_BYTES = 256 * 1024
 MAX_BODY_BYTES = 128 * 1024 * 1024  # as the REST API's (a streamed body is counted)
-
-Authorize = Callable[[str | None], int | None]
 
 _log = structlog.get_logger(__name__)
 _throttled = LogThrottle(_log)
@@ -95,13 +94,16 @@ def failure(status: int, message: str) -> web.Response:
 async def answer(
     request: web.Request,
     operations: Operations,
-    authorize: Authorize | None,
+    denied: int | None,
     reads: ByteBudget | None = None,
 ) -> web.StreamResponse:
-    if authorize is not None:
-        denied = authorize(request.headers.get("Authorization"))
-        if denied is not None:
-            return failure(denied, "Authentication error")
+    """Answer a binding request; ``denied``: the status its token earned (401/403), if refused.
+
+    A client that goes away mid-request raises ConnectionError out of here, for
+    the gateway to count (it is no error).
+    """
+    if denied is not None:
+        return failure(denied, "Authentication error")
     try:
         return await _dispatch(request, operations, reads or ByteBudget(2**62, 0))
     except RumorError as error:
@@ -111,6 +113,8 @@ async def answer(
     except web.HTTPException as error:
         return failure(error.status, error.reason)
     except Exception as error:
+        if client_gone(request, error):
+            raise
         _throttled.error(
             "binding.internal_error", (_path(request), type(error).__name__), exc_info=error
         )
@@ -164,17 +168,18 @@ async def _send(request: web.Request, body: bytes, headers: dict[str, str]) -> w
 async def _get(
     request: web.Request, operations: Operations, namespace_id: str, key: bytes, reads: ByteBudget
 ) -> web.StreamResponse:
-    reservation = await reads.reserve(operations.value_bytes(namespace_id, [key]))
+    cache_ttl = request.query.get("cache_ttl") if request.query_string else None
+    found, reservation = await read_found(operations, reads, namespace_id, key, cache_ttl)
     try:
-        found = operations.get(namespace_id, key, cache_ttl=request.query.get("cache_ttl"))
         if found is None:
             return web.Response(status=404, reason="Not Found")
-        reservation.settle(len(found.value))
         headers = {"Content-Type": "application/octet-stream"}
         if found.header.metadata is not None:
             headers[METADATA_HEADER] = _metadata_header(found.header.metadata)
         if found.header.expiration:
             headers[EXPIRATION_HEADER] = str(found.header.expiration)
+        if len(found.value) <= INLINE_VALUE_BYTES:
+            return web.Response(body=found.value, headers=headers)  # one write, never waits
         return await _send(request, found.value, headers)
     finally:
         reservation.release()
@@ -249,7 +254,7 @@ async def _bulk_get(
     names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
     reservation = await reads.reserve(operations.value_bytes(namespace_id, names))
     try:
-        encoded = _dumps(bulk_get_values(operations, namespace_id, body)).encode()
+        encoded = _dumps(await bulk_get_values(operations, namespace_id, body)).encode()
         reservation.settle(len(encoded))
         return await _send(request, encoded, {"Content-Type": "application/json; charset=utf-8"})
     finally:

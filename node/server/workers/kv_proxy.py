@@ -5,27 +5,30 @@ become operations on the worker's one Batch stream to its owner, coalesced
 with every other connection's: the owner serves a frame in one step (one
 multi-get, one sync) however many clients it came from. The answer, or the
 error with its code, message and HTTP status, is the owner's, so it is what
-the unary call on a single-process node gives. Reads are served by the owner
-too, so a read that starts after any worker acknowledged a write sees it.
+the unary call on a single-process node gives, the lag bound of a read in its
+trailers included. Reads are served by the owner too, so a read that starts
+after any worker acknowledged a write sees it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+import grpc.aio
 
-from rumor.client.batch import BatchCallError
+from rumor.client.batch import response_of
+from rumor.node.core.errors import InvalidRequest
+from rumor.node.server.grpc.batch import error_result, refusal
+from rumor.node.server.grpc.rpc import Context
+from rumor.node.server.sessions import LAG_BOUND_KEY
 from rumor.node.server.workers.owner_link import OwnerLink
 from rumor.v1 import kv_pb2
 
-# A client's Batch stream through a worker: operations waiting for the owner's answer.
-MAX_OPS_IN_FLIGHT = 8192
 
-
-async def _abort(context: Any, error: grpc.RpcError) -> None:
+async def _abort(context: Context, error: grpc.RpcError) -> None:
     trailing: Any = error.trailing_metadata() or ()
     await context.abort(error.code(), error.details() or "", tuple(trailing))
 
@@ -36,84 +39,63 @@ class WorkerKV:
     def __init__(self, owner: OwnerLink) -> None:
         self._owner = owner
 
-    async def _call(self, field: str, request: Any, context: Any) -> Any:
+    async def _call(self, field: str, request: Any, context: Context) -> Any:
         try:
             return await self._owner.call(field, request, context.time_remaining())
         except grpc.RpcError as error:
             await _abort(context, error)
             raise
 
-    async def Get(self, request: kv_pb2.GetRequest, context: Any) -> Any:  # noqa: N802
-        return await self._call("get", request, context)
+    async def _read(self, field: str, request: Any, context: Context) -> Any:
+        """``_call`` for a read: the owner's lag bound goes in the trailers, as its own."""
+        try:
+            result = await self._owner.result(field, request, context.time_remaining())
+            if result.lag_bound_ms:
+                context.set_trailing_metadata(((LAG_BOUND_KEY, result.lag_bound_ms),))
+            return response_of(field, result)
+        except grpc.RpcError as error:
+            await _abort(context, error)
+            raise
 
-    async def BulkGet(self, request: kv_pb2.BulkGetRequest, context: Any) -> Any:  # noqa: N802
-        return await self._call("bulk_get", request, context)
+    async def Get(self, request: kv_pb2.GetRequest, context: Context) -> Any:  # noqa: N802
+        return await self._read("get", request, context)
 
-    async def Put(self, request: kv_pb2.PutRequest, context: Any) -> Any:  # noqa: N802
+    async def BulkGet(self, request: kv_pb2.BulkGetRequest, context: Context) -> Any:  # noqa: N802
+        return await self._read("bulk_get", request, context)
+
+    async def Put(self, request: kv_pb2.PutRequest, context: Context) -> Any:  # noqa: N802
         return await self._call("put", request, context)
 
-    async def Delete(self, request: kv_pb2.DeleteRequest, context: Any) -> Any:  # noqa: N802
+    async def Delete(self, request: kv_pb2.DeleteRequest, context: Context) -> Any:  # noqa: N802
         return await self._call("delete", request, context)
 
-    async def List(self, request: kv_pb2.ListRequest, context: Any) -> Any:  # noqa: N802
-        return await self._call("list", request, context)
+    async def List(self, request: kv_pb2.ListRequest, context: Context) -> Any:  # noqa: N802
+        return await self._read("list", request, context)
 
     async def Batch(  # noqa: N802
-        self, requests: AsyncIterator[kv_pb2.BatchRequest], context: Any
+        self, requests: AsyncIterator[kv_pb2.BatchRequest], context: Context
     ) -> AsyncIterator[kv_pb2.BatchResponse]:
-        results: asyncio.Queue[kv_pb2.BatchResult | None] = asyncio.Queue()
-        pending: dict[int, asyncio.Task[None]] = {}
+        async for response in _ProxiedBatch(self._owner).serve(requests):
+            yield response
 
-        async def one(op: kv_pb2.BatchOp) -> None:
-            field = op.WhichOneof("op")
-            try:
-                if field is None:
-                    raise BatchCallError(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        "A Batch operation must carry a request.",
-                        400,
-                    )
-                response = await self._owner.call(field, getattr(op, field), None)
-                result = kv_pb2.BatchResult(id=op.id)
-                getattr(result, field).CopyFrom(response)
-            except grpc.RpcError as error:
-                trailing: Any = error.trailing_metadata() or ()
-                http = dict(trailing).get("rumor-http-status", "0")
-                result = kv_pb2.BatchResult(
-                    id=op.id,
-                    error=kv_pb2.BatchError(
-                        code=error.code().value[0],
-                        message=error.details() or "",
-                        http_status=int(http) if str(http).isdigit() else 0,
-                    ),
-                )
-            results.put_nowait(result)
 
-        async def read() -> None:
-            try:
-                async for frame in requests:
-                    for op_id in frame.cancel:
-                        task = pending.pop(op_id, None)
-                        if task is not None:
-                            task.cancel()
-                    for op in frame.ops:
-                        if len(pending) >= MAX_OPS_IN_FLIGHT:
-                            results.put_nowait(_refused(op.id))
-                            continue
-                        task = asyncio.create_task(one(op))
-                        pending[op.id] = task
-                        task.add_done_callback(_forget(pending, op.id))
-                if pending:
-                    await asyncio.gather(*pending.values(), return_exceptions=True)
-            finally:
-                results.put_nowait(None)
+class _ProxiedBatch:
+    """A client's Batch stream through a worker: each operation becomes one on the
+    worker's own stream to the owner; answers go back as they come, in any order."""
 
-        reader = asyncio.create_task(read())
+    def __init__(self, owner: OwnerLink) -> None:
+        self._owner = owner
+        self._results: asyncio.Queue[kv_pb2.BatchResult | None] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._by_id: dict[int, asyncio.Task[None]] = {}  # for cancellation: the latest
+
+    async def serve(
+        self, requests: AsyncIterator[kv_pb2.BatchRequest]
+    ) -> AsyncIterator[kv_pb2.BatchResponse]:
+        reader = asyncio.create_task(self._read(requests))
+        results = self._results
         try:
-            while True:
-                first = await results.get()
-                if first is None:
-                    break
+            while (first := await results.get()) is not None:
                 batch = [first]
                 while not results.empty():
                     more = results.get_nowait()
@@ -125,28 +107,56 @@ class WorkerKV:
             await reader
         finally:
             reader.cancel()
-            for task in list(pending.values()):
+            for task in list(self._tasks):
                 task.cancel()
 
+    async def _read(self, requests: AsyncIterator[kv_pb2.BatchRequest]) -> None:
+        try:
+            async for frame in requests:
+                for op_id in frame.cancel:
+                    cancelled = self._by_id.pop(op_id, None)
+                    if cancelled is not None:
+                        cancelled.cancel()
+                for index, op in enumerate(frame.ops):
+                    reason = refusal(index, len(frame.ops), len(self._tasks))
+                    if reason is not None:
+                        self._results.put_nowait(error_result(op.id, reason))
+                        continue
+                    task = asyncio.create_task(self._one(op))
+                    self._tasks.add(task)
+                    self._by_id[op.id] = task
+                    task.add_done_callback(self._tasks.discard)
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        finally:
+            self._results.put_nowait(None)
 
-def _forget(
-    pending: dict[int, asyncio.Task[None]], op_id: int
-) -> Callable[[asyncio.Task[None]], None]:
-    def forget(_: asyncio.Task[None]) -> None:
-        pending.pop(op_id, None)
+    async def _one(self, op: kv_pb2.BatchOp) -> None:
+        field = op.WhichOneof("op")
+        if field is None:
+            result = error_result(op.id, InvalidRequest("A Batch operation must carry a request."))
+        else:
+            try:
+                answered = await self._owner.result(field, getattr(op, field), None)
+                response = response_of(field, answered)
+                result = kv_pb2.BatchResult(id=op.id, lag_bound_ms=answered.lag_bound_ms)
+                getattr(result, field).CopyFrom(response)
+            except grpc.RpcError as error:
+                result = _error(op.id, error)
+        if self._by_id.get(op.id) is asyncio.current_task():
+            del self._by_id[op.id]
+        self._results.put_nowait(result)
 
-    return forget
 
-
-def _refused(op_id: int) -> kv_pb2.BatchResult:
+def _error(op_id: int, error: grpc.RpcError) -> kv_pb2.BatchResult:
+    """The owner's failure of one operation, passed on as it came."""
+    trailing: Any = error.trailing_metadata() or ()
+    http = str(dict(trailing).get("rumor-http-status", "0"))
     return kv_pb2.BatchResult(
         id=op_id,
         error=kv_pb2.BatchError(
-            code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
-            message=(
-                f"At most {MAX_OPS_IN_FLIGHT} operations may wait for their answers"
-                " on one Batch stream; wait for some answers first."
-            ),
-            http_status=503,
+            code=error.code().value[0],
+            message=error.details() or "",
+            http_status=int(http) if http.isdigit() else 0,
         ),
     )

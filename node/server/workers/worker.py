@@ -13,12 +13,14 @@ notices the owner's socket going away).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import json
 import os
 import signal
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,7 +28,7 @@ import structlog
 from aiohttp import web
 from grpc_reflection.v1alpha import reflection
 
-from rumor.node.server.admission import CallBudget
+from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.grpc import rpc
 from rumor.node.server.grpc.server import (
     ADMIN_SERVICE,
@@ -36,7 +38,13 @@ from rumor.node.server.grpc.server import (
     REPLICATION_SERVICE,
     GrpcServer,
 )
+from rumor.node.server.http.entry import Authorize, Entry, RequestHandler
+from rumor.node.server.http.guard import HttpGuard
+from rumor.node.server.http.session_header import carries_session
+from rumor.node.server.loop_lag import LoopLag
+from rumor.node.server.metrics import RequestMetrics
 from rumor.node.server.workers import forwarding
+from rumor.node.server.workers.forwarded_operations import ForwardedOperations
 from rumor.node.server.workers.http_proxy import build_proxy
 from rumor.node.server.workers.kv_proxy import WorkerKV
 from rumor.node.server.workers.owner_link import OwnerLink, owner_http_path
@@ -110,20 +118,51 @@ def _guarded(
 
 
 def _kv_handlers(
-    owner: OwnerLink, authorize: rpc.Authorize | None, budget: CallBudget
+    owner: OwnerLink,
+    authorize: rpc.Authorize | None,
+    budget: CallBudget,
+    observe: rpc.Observe,
 ) -> grpc.GenericRpcHandler[Any, Any]:
     batched = WorkerKV(owner)
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in KV_SERVICE.methods:
         if method.name in BATCHED_KV_METHODS:
             handlers[method.name] = rpc.method_handler(
-                method, getattr(batched, method.name), authorize, None, budget
+                method, getattr(batched, method.name), authorize, observe, budget
             )
         else:
             handlers[method.name] = _guarded(
                 method.name, forwarding.method_handler(owner.channel, KV_SERVICE, method), authorize
             )
     return grpc.method_handlers_generic_handler(KV_SERVICE.full_name, handlers)
+
+
+METRICS_INTERVAL_S = 1.0
+
+
+def metrics_path(socket_dir: str, index: int) -> Path:
+    return Path(socket_dir) / f"metrics-worker-{index}.prom"
+
+
+async def _publish_metrics(metrics: RequestMetrics, plan: WorkerPlan) -> None:
+    """Leave this worker's series where the owner's ``/metrics`` adds them up, every second."""
+    path = metrics_path(plan.socket_dir, plan.index)
+    scratch = path.with_suffix(".tmp")
+    while True:
+        text, _ = metrics.render()
+        with contextlib.suppress(OSError):  # the owner is going away
+            scratch.write_bytes(text)
+            scratch.replace(path)
+        await asyncio.sleep(METRICS_INTERVAL_S)
+
+
+def worker_expositions(socket_dir: str) -> list[str]:
+    """What every worker of an owner last published (for its ``/metrics``)."""
+    texts = []
+    for path in sorted(Path(socket_dir).glob("metrics-worker-*.prom")):
+        with contextlib.suppress(OSError):
+            texts.append(path.read_text())
+    return texts
 
 
 async def _watch_owner(socket_dir: str, stop: asyncio.Event) -> None:
@@ -140,9 +179,20 @@ async def _watch_owner(socket_dir: str, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
-async def serve(
-    plan: WorkerPlan, kv_authorize: rpc.Authorize | None, tls: Any, max_calls: int
-) -> int:
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker checks and bounds, made by the owner's configuration."""
+
+    kv_authorize: rpc.Authorize | None  # the gRPC KV token check
+    http_authorize: Authorize | None  # the HTTP token check
+    http_guard: HttpGuard | None
+    tls: Any
+    max_calls: int
+    read_bytes_in_flight: int
+    read_admission_timeout_s: float
+
+
+async def serve(plan: WorkerPlan, settings: WorkerSettings) -> int:
     """Serve as a worker until SIGTERM or the owner's end; returns the exit status."""
     _die_with_owner()
     structlog.contextvars.bind_contextvars(worker=plan.index)
@@ -151,43 +201,95 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     owner = OwnerLink(plan.socket_dir)
-    server = GrpcServer(reuse_port=True, health=False)  # the owner's health is the node's
-    server.server.add_generic_rpc_handlers(
-        (_kv_handlers(owner, kv_authorize, CallBudget(max_calls)),)
-    )
-    for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE, HEALTH_SERVICE):
-        server.server.add_generic_rpc_handlers(
-            (
-                grpc.method_handlers_generic_handler(
-                    descriptor.full_name, forwarding.service_handler(owner.channel, descriptor)
-                ),
-            )
-        )
-    names = [d.full_name for d in (KV_SERVICE, REPLICATION_SERVICE, ADMIN_SERVICE, HEALTH_SERVICE)]
-    reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server.server)
-    server.bind(plan.grpc_address, tls.server_credentials() if tls is not None else None)
-    await server.start()
-    await server.set_serving(True)
-    runner: web.AppRunner | None = None
-    if plan.http_address:
-        runner = web.AppRunner(
-            build_proxy(owner_http_path(plan.socket_dir), HTTP_MAX_BODY_BYTES), access_log=None
-        )
-        await runner.setup()
-        host, _, port = plan.http_address.rpartition(":")
-        await web.TCPSite(runner, host.strip("[]"), int(port), reuse_port=True).start()
+    metrics = RequestMetrics()
+    calls = CallBudget(settings.max_calls)
+    server = await _serve_grpc(plan, settings, owner, metrics, calls)
+    runner = await _serve_http(plan, settings, owner, metrics, calls)
     print(json.dumps({"event": "worker.ready", "worker": plan.index}), flush=True)
     log.info("worker.serving", grpc=plan.grpc_address, http=plan.http_address or None)
-    watcher = asyncio.create_task(_watch_owner(plan.socket_dir, stop))
+    background = [
+        asyncio.create_task(_watch_owner(plan.socket_dir, stop)),
+        asyncio.create_task(LoopLag(metrics.observe_loop_lag).run()),
+        asyncio.create_task(_publish_metrics(metrics, plan)),
+    ]
     await stop.wait()
-    watcher.cancel()
-    await server.set_serving(False)
+    for task in background:
+        task.cancel()
     await server.stop(1.0)
     if runner is not None:
         await runner.cleanup()
     await owner.close()
     log.info("worker.stopped")
     return 0
+
+
+async def _serve_grpc(
+    plan: WorkerPlan,
+    settings: WorkerSettings,
+    owner: OwnerLink,
+    metrics: RequestMetrics,
+    calls: CallBudget,
+) -> GrpcServer:
+    server = GrpcServer(reuse_port=True, health=False)  # the owner's health is the node's
+    server.server.add_generic_rpc_handlers(
+        (_kv_handlers(owner, settings.kv_authorize, calls, metrics.observe),)
+    )
+    for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE, HEALTH_SERVICE):
+        handlers = forwarding.service_handler(owner.channel, descriptor)
+        server.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(descriptor.full_name, handlers),)
+        )
+    names = [d.full_name for d in (KV_SERVICE, REPLICATION_SERVICE, ADMIN_SERVICE, HEALTH_SERVICE)]
+    reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server.server)
+    tls = settings.tls
+    server.bind(plan.grpc_address, tls.server_credentials() if tls is not None else None)
+    await server.start()
+    return server
+
+
+async def _serve_http(
+    plan: WorkerPlan,
+    settings: WorkerSettings,
+    owner: OwnerLink,
+    metrics: RequestMetrics,
+    calls: CallBudget,
+) -> web.AppRunner | None:
+    """The values routes and the Workers binding answered here (through the owner's
+    operations); every other request passed to the owner's HTTP listener as it is."""
+    if not plan.http_address:
+        return None
+    runner = web.AppRunner(
+        build_proxy(owner_http_path(plan.socket_dir), HTTP_MAX_BODY_BYTES), access_log=None
+    )
+    await runner.setup()
+    entry = Entry(
+        ForwardedOperations(owner),
+        ByteBudget(settings.read_bytes_in_flight, settings.read_admission_timeout_s),
+        authorize=settings.http_authorize,
+        observe=metrics.observe,
+        guard=settings.http_guard or HttpGuard.for_listener(plan.http_address),
+        calls=calls,
+        client_disconnected=metrics.http_client_disconnects.inc,
+    )
+    assert runner.server is not None
+    runner.server.request_handler = _sessions_to_owner(
+        entry.before_routing(runner.server.request_handler), runner.server.request_handler
+    )
+    host, _, port = plan.http_address.rpartition(":")
+    await web.TCPSite(runner, host.strip("[]"), int(port), reuse_port=True).start()
+    return runner
+
+
+def _sessions_to_owner(answer: RequestHandler, to_owner: RequestHandler) -> RequestHandler:
+    """A request waiting for a session token or bounding its staleness goes to the owner:
+    only its replica can wait for a token or bound its lag (``session_header``)."""
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if carries_session(request):
+            return await to_owner(request)
+        return await answer(request)
+
+    return handle
 
 
 def plan_from_environment() -> WorkerPlan | None:

@@ -377,7 +377,7 @@ class BatchError(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., http_status: _Optional[int] = ...) -> None: ...
 
 class BatchResult(_message.Message):
-    __slots__ = ("id", "get", "bulk_get", "put", "delete", "list", "error")
+    __slots__ = ("id", "get", "bulk_get", "put", "delete", "list", "error", "lag_bound_ms")
     ID_FIELD_NUMBER: _ClassVar[int]
     GET_FIELD_NUMBER: _ClassVar[int]
     BULK_GET_FIELD_NUMBER: _ClassVar[int]
@@ -385,6 +385,7 @@ class BatchResult(_message.Message):
     DELETE_FIELD_NUMBER: _ClassVar[int]
     LIST_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAG_BOUND_MS_FIELD_NUMBER: _ClassVar[int]
     id: int
     get: GetResponse
     bulk_get: BulkGetResponse
@@ -392,7 +393,8 @@ class BatchResult(_message.Message):
     delete: DeleteResponse
     list: ListResponse
     error: BatchError
-    def __init__(self, id: _Optional[int] = ..., get: _Optional[_Union[GetResponse, _Mapping]] = ..., bulk_get: _Optional[_Union[BulkGetResponse, _Mapping]] = ..., put: _Optional[_Union[PutResponse, _Mapping]] = ..., delete: _Optional[_Union[DeleteResponse, _Mapping]] = ..., list: _Optional[_Union[ListResponse, _Mapping]] = ..., error: _Optional[_Union[BatchError, _Mapping]] = ...) -> None: ...
+    lag_bound_ms: str
+    def __init__(self, id: _Optional[int] = ..., get: _Optional[_Union[GetResponse, _Mapping]] = ..., bulk_get: _Optional[_Union[BulkGetResponse, _Mapping]] = ..., put: _Optional[_Union[PutResponse, _Mapping]] = ..., delete: _Optional[_Union[DeleteResponse, _Mapping]] = ..., list: _Optional[_Union[ListResponse, _Mapping]] = ..., error: _Optional[_Union[BatchError, _Mapping]] = ..., lag_bound_ms: _Optional[str] = ...) -> None: ...
 
 class BatchResponse(_message.Message):
     __slots__ = ("results",)
