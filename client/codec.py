@@ -9,6 +9,7 @@ import base64
 import binascii
 import io
 import json
+import math
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,10 +43,32 @@ def key_text(raw: bytes) -> str:
 def wire_type(value_type: str) -> kv_pb2.ValueType:
     try:
         return _WIRE_TYPES[value_type]
-    except KeyError:
-        raise ValueError(
-            f"type must be one of text, json, bytes, arrayBuffer, stream; got {value_type!r}"
+    except (KeyError, TypeError):
+        # workerd's TypeError, word for word, then the Python SDK's own "bytes".
+        raise TypeError(
+            'Unknown response type. Possible types are "text", "arrayBuffer", "json",'
+            ' and "stream" (and "bytes" in Python).'
         ) from None
+
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def js_int(value: object) -> int:
+    """A number as the Workers runtime converts one to its 32-bit ``int`` options
+    (``expiration``, ``expirationTtl``, a list's ``limit``): NaN and infinities are 0,
+    a fraction is cut toward zero, and a value beyond 32 bits is a TypeError."""
+    if isinstance(value, bool | int):
+        number = int(value)
+    elif isinstance(value, float):
+        number = 0 if math.isnan(value) or math.isinf(value) else math.trunc(value)
+    else:
+        raise TypeError(f"a number is needed, not {type(value).__name__}")
+    if not INT32_MIN <= number <= INT32_MAX:
+        raise TypeError(
+            f"Value out of range. Must be between {INT32_MIN} and {INT32_MAX} (inclusive)."
+        )
+    return number
 
 
 def metadata_bytes(metadata: Any) -> bytes | None:
@@ -77,7 +100,11 @@ def is_binary_file(value: object) -> bool:
 
 
 def unsupported_value(value: object) -> TypeError:
-    return TypeError(f"cannot put a {type(value).__name__}: a value must be {ACCEPTED_VALUES}")
+    # workerd's TypeError, then what those are in Python.
+    return TypeError(
+        "KV put() accepts only strings, ArrayBuffers, ArrayBufferViews, and ReadableStreams"
+        f" as values: in Python {ACCEPTED_VALUES}; got {type(value).__name__}"
+    )
 
 
 def put_request(
@@ -85,8 +112,8 @@ def put_request(
     key: str,
     value: bytes,
     *,
-    expiration: int | None = None,
-    expiration_ttl: int | None = None,
+    expiration: float | None = None,
+    expiration_ttl: float | None = None,
     metadata: Any = None,
     min_replicas: int | None = None,
 ) -> kv_pb2.PutRequest:
@@ -94,9 +121,9 @@ def put_request(
     if min_replicas is not None:
         request.min_replicas = int(min_replicas)
     if expiration is not None:
-        request.expiration = int(expiration)
+        request.expiration = js_int(expiration)
     if expiration_ttl is not None:
-        request.expiration_ttl = int(expiration_ttl)
+        request.expiration_ttl = js_int(expiration_ttl)
     encoded = metadata_bytes(metadata)
     if encoded is not None:
         request.metadata = encoded
@@ -190,13 +217,13 @@ def list_result(response: kv_pb2.ListResponse) -> ListResult:
 
 
 def list_request(
-    namespace_id: str, prefix: str | None, limit: int | None, cursor: str | None
+    namespace_id: str, prefix: str | None, limit: float | None, cursor: str | None
 ) -> kv_pb2.ListRequest:
     request = kv_pb2.ListRequest(namespace_id=namespace_id)
     if prefix:
         request.prefix = key_bytes(prefix)
-    if limit is not None:
-        request.limit = int(limit)
+    if limit is not None and (count := js_int(limit)) > 0:
+        request.limit = count  # 0 or less: the default, as workerd drops it
     if cursor:
         request.cursor = cursor.encode()
     return request
@@ -236,7 +263,12 @@ def bulk_get_request(
     cache_ttl: int | None = None,
 ) -> kv_pb2.BulkGetRequest:
     if value_type not in ("text", "json"):
-        raise ValueError(f'"{value_type}" is not a valid type. Use "json" or "text" instead.')
+        # What the binding answers (Miniflare's words), as workerd shows it.
+        raise InvalidRequestError(
+            f'"{value_type}" is not a valid type. Use "json" or "text"',
+            operation="GET_BULK",
+            status=400,
+        )
     request = kv_pb2.BulkGetRequest(
         namespace_id=namespace_id,
         keys=[key_bytes(key) for key in keys],

@@ -12,6 +12,9 @@ answer (``error.status``: 400, 404, 413, 414, ...).
 - ``NamespaceExistsError``: another namespace already has that title.
 - ``UnavailableError``: no endpoint could serve the call; says which were tried.
 - ``AuthenticationError``: the node refused the API token (or none was sent).
+- ``PermissionDeniedError`` (an ``AuthenticationError``, status 403): the token
+  is known but lacks the scope (read, write, admin) or the namespace the call
+  needs; the message says which.
 - ``RumorError``: the base of all of them, and what any other failure raises.
 """
 
@@ -55,6 +58,10 @@ class AuthenticationError(RumorError):
     """The node refused the credentials."""
 
 
+class PermissionDeniedError(AuthenticationError):
+    """The token may not make this call: a scope or a namespace it does not hold."""
+
+
 class ReplicationTimeoutError(RumorError):
     """A put with min_replicas was applied locally but not confirmed by enough nodes in time."""
 
@@ -65,7 +72,7 @@ _BY_CODE: dict[grpc.StatusCode, type[RumorError]] = {
     grpc.StatusCode.ALREADY_EXISTS: NamespaceExistsError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
-    grpc.StatusCode.PERMISSION_DENIED: AuthenticationError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.DEADLINE_EXCEEDED: ReplicationTimeoutError,
 }
 

@@ -128,18 +128,37 @@ def resolve(client: Client, script: str | None, kv_options: tuple[str, ...]) -> 
     return WorkerSetup(checked_script(path), compatibility_date, bindings)
 
 
-def node_http_address(client: Client, endpoint: str) -> str:
-    """The HTTP listener of the node at ``endpoint``, as workerd can reach it."""
+@dataclass(frozen=True, slots=True)
+class NodeHttp:
+    """The node's HTTP listener as workerd reaches it; ``https`` when it speaks HTTPS."""
+
+    address: str
+    https: workerd_config.Https | None = None
+
+    def __str__(self) -> str:
+        return f"https://{self.address}" if self.https else self.address
+
+
+def node_http_address(client: Client, endpoint: str, http_ca: str | None = None) -> NodeHttp:
+    """The HTTP listener of the node at ``endpoint``, as workerd can reach it
+    (``https://HOST:PORT`` in the node's answer: HTTPS, trusting ``http_ca``)."""
     http = client.listeners().http
     if http is None:
         fail(
             f"The node at {endpoint} has no HTTP listener, and workerd reaches Rumor over"
             " HTTP: start the node with --http HOST:PORT."
         )
-    host, _, port = http.rpartition(":")
+    secure = http.startswith("https://")
+    host, _, port = http.removeprefix("https://").rpartition(":")
     if host in ("0.0.0.0", "[::]", ""):  # bound to every address: reach it where gRPC is
         host = endpoint.rpartition(":")[0] or "127.0.0.1"
-    return f"{host}:{port}"
+    if not secure:
+        return NodeHttp(f"{host}:{port}")
+    try:
+        ca_pem = Path(http_ca).read_text() if http_ca else ""
+    except OSError as exc:
+        fail(f'Cannot read "{http_ca}": {exc.strerror}')
+    return NodeHttp(f"{host}:{port}", workerd_config.Https(host.strip("[]"), ca_pem))
 
 
 def _token(settings: Settings, token_file: str | None) -> str | None:
@@ -160,16 +179,17 @@ def write_private(path: Path, text: str) -> None:
 
 
 def render_for(
-    setup: WorkerSetup, config_path: Path, node_http: str, listen: str, token: str | None
+    setup: WorkerSetup, config_path: Path, node_http: NodeHttp, listen: str, token: str | None
 ) -> str:
     return workerd_config.render(
         script=os.path.relpath(setup.script, config_path.parent),
         bindings=setup.bindings,
-        node_http=node_http,
+        node_http=node_http.address,
         listen=listen,
         api_token=token,
         compatibility_date=setup.compatibility_date,
         module_name=setup.script.name,
+        https=node_http.https,
     )
 
 
@@ -185,6 +205,14 @@ def worker(
     ctx.obj = Settings(endpoint, api_token, ca, timeout)
 
 
+http_ca_option = click.option(
+    "--http-ca",
+    "http_ca",
+    envvar="RUMOR_HTTP_CA",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="CA of the node's HTTPS listener, for workerd to trust (env RUMOR_HTTP_CA).",
+)
 kv_option = click.option(
     "--kv",
     "kv_options",
@@ -201,6 +229,7 @@ kv_option = click.option(
 @click.option("--ip", default="127.0.0.1", show_default=True, help="Address workerd listens on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port workerd listens on.")
 @click.option("--api-token-file", default=None, type=click.Path(dir_okay=False), help="Token file.")
+@http_ca_option
 @click.pass_obj
 def worker_config(
     settings: Settings,
@@ -210,6 +239,7 @@ def worker_config(
     ip: str,
     port: int,
     api_token_file: str | None,
+    http_ca: str | None,
 ) -> None:
     """Write the workerd config (Cap'n Proto) for running workerd yourself.
 
@@ -218,7 +248,7 @@ def worker_config(
     token = _token(settings, api_token_file)
     with Client(settings.endpoints, api_token=token, timeout=settings.timeout) as client:
         setup = resolve(client, script, kv_options)
-        node_http = node_http_address(client, settings.endpoints[0])
+        node_http = node_http_address(client, settings.endpoints[0], http_ca)
     path = Path(out).resolve()
     write_private(path, render_for(setup, path, node_http, f"{ip}:{port}", token))
     stderr.print(f"Wrote {out} (mode 0600). Run it with: workerd serve {out}")
@@ -247,14 +277,20 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> Any:
 @kv_option
 @click.option("--ip", default="127.0.0.1", show_default=True, help="Address workerd listens on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port workerd listens on.")
+@http_ca_option
 @click.pass_obj
 def worker_dev(
-    settings: Settings, script: str | None, kv_options: tuple[str, ...], ip: str, port: int
+    settings: Settings,
+    script: str | None,
+    kv_options: tuple[str, ...],
+    ip: str,
+    port: int,
+    http_ca: str | None,
 ) -> None:
     """Serve SCRIPT (an ES-module Worker) in workerd, its KV bindings backed by Rumor."""
     with settings.client() as client:
         setup = resolve(client, script, kv_options)
-        node_http = node_http_address(client, settings.endpoints[0])
+        node_http = node_http_address(client, settings.endpoints[0], http_ca)
     try:
         binary = workerd_install.ensure_workerd()
     except workerd_install.WorkerdUnavailable as exc:

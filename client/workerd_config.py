@@ -3,8 +3,10 @@
 Pure text generation, no I/O. Each binding becomes a workerd ``external``
 service pointing at a node's HTTP listener, with two injected headers: the
 namespace (``Rumor-Namespace``, which makes the node answer in the Workers
-binding protocol) and, when the cluster needs one, the API token. The Worker
-is one ES module, embedded by a path relative to the config file.
+binding protocol) and, when the cluster needs one, the API token. A node
+whose HTTP listener speaks HTTPS is reached over HTTPS, trusting the CA given
+(or the system's). The Worker is one ES module, embedded by a path relative
+to the config file.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ class KVBinding:
 
     name: str
     namespace_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Https:
+    """The node's HTTP listener speaks HTTPS: the CA that signed its certificate (PEM;
+    empty: the system's browser CAs) and the name its certificate is for."""
+
+    certificate_host: str
+    ca_pem: str = ""
 
 
 def capnp_text(value: str) -> str:
@@ -50,6 +61,22 @@ def _headers(binding: KVBinding, api_token: str | None) -> str:
     )
 
 
+def _protocol(binding: KVBinding, api_token: str | None, https: Https | None) -> str:
+    """How workerd speaks to the node: HTTP, or HTTPS trusting the node's CA."""
+    options = f"(injectRequestHeaders = [{_headers(binding, api_token)}])"
+    if https is None:
+        return f"http = {options}"
+    trust = (
+        f"trustedCertificates = [{capnp_text(https.ca_pem)}]"
+        if https.ca_pem
+        else "trustBrowserCas = true"
+    )
+    return (
+        f"https = (options = {options}, tlsOptions = ({trust}),"
+        f" certificateHost = {capnp_text(https.certificate_host)})"
+    )
+
+
 def render(
     *,
     script: str,
@@ -59,14 +86,15 @@ def render(
     api_token: str | None = None,
     compatibility_date: str = DEFAULT_COMPATIBILITY_DATE,
     module_name: str = "worker.js",
+    https: Https | None = None,
 ) -> str:
-    """The config: ``script`` (relative to the config file) served on ``listen``."""
+    """The config: ``script`` (relative to the config file) served on ``listen``; the KV
+    bindings reach ``node_http`` over HTTP, or HTTPS with ``https``."""
     services = ['    (name = "main", worker = .worker),']
     for binding in bindings:
         services.append(
             f"    (name = {capnp_text(_service_name(binding))}, external = ("
-            f"address = {capnp_text(node_http)}, "
-            f"http = (injectRequestHeaders = [{_headers(binding, api_token)}]))),"
+            f"address = {capnp_text(node_http)}, {_protocol(binding, api_token, https)})),"
         )
     kv = ",\n".join(
         f"    (name = {capnp_text(b.name)}, kvNamespace = {capnp_text(_service_name(b))})"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 import signal
@@ -39,6 +40,7 @@ from rumor.node.replication import Durability, Replica
 from rumor.node.replication.engine.build import Identity, build
 from rumor.node.replication.engine.engine import Engine
 from rumor.node.replication.engine.messages import NoticeKind, Now
+from rumor.node.server.access import HttpAccess, titles_of
 from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.console import app as console
 from rumor.node.server.console.feed import ClusterView
@@ -318,13 +320,20 @@ class Node:
         ]
         if config.enable_fault_injection:
             services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, driver)))
-        checks = dict(security.checks)
+        # Workers check clients' tokens on the operations they batch; their Batch
+        # stream (on the owner's private socket) carries none.
+        trusted, worker_key = frozenset[str](), ""
         if wiring.owner is not None:
-            # Workers check clients' tokens; their batched stream carries none.
-            checks.pop(KV_SERVICE.full_name, None)
+            trusted, worker_key = (
+                frozenset({"Batch"}),
+                worker.new_worker_key(wiring.owner.socket_dir),
+            )
+        checks = security.grpc_checks(
+            titles_of(operations.get_namespace), trusted=trusted, worker_key=worker_key
+        )
         wiring.server.add_services(
             services,
-            authorize=checks or None,
+            authorize=checks,
             observe=metrics.observe,
             budgets={KV_SERVICE.full_name: wiring.client_calls},
         )
@@ -375,6 +384,8 @@ class Node:
             _on_stop(stack, "http", http_runner.cleanup)
         kv_service = services.kv_service
         kv_service.grpc_address, kv_service.http_address = wiring.listen, http_address or ""
+        if http_address and wiring.security.http_tls is not None:
+            kv_service.http_address = f"https://{http_address}"  # Listeners tells clients
         self._listen, self._http = wiring.listen, http_address or ""
         await server.start()
         _on_stop(stack, "grpc", lambda: server.stop(config.shutdown_grace_ms / 1000))
@@ -395,7 +406,39 @@ class Node:
         structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
         driver.start()
         self._install_signal_handlers()
+        self._reload_security_on_change(wiring, services, stack)
         self._announce_ready(wiring.listen, wiring.advertise, http_address, replica)
+
+    def _reload_security_on_change(
+        self, wiring: Wiring, services: Services, stack: contextlib.AsyncExitStack
+    ) -> None:
+        """Token and cluster secret files are read again on SIGHUP and when they change
+        (checked every ``SECURITY_POLL_S``); a node's workers watch them too."""
+
+        def reload(reason: str) -> None:
+            security = wiring.security
+            if not security.reload(reason):
+                return
+            transport = wiring.driver.transport
+            if isinstance(transport, GrpcTransport):
+                transport.metadata = security.call_metadata  # what it sends from now on
+            peers = services.cluster_view.peers
+            if peers is not None:
+                peers.access = dataclasses.replace(
+                    peers.access,
+                    api_token=security.api_token,
+                    admin_metadata=security.call_metadata,
+                )
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(SECURITY_POLL_S)
+                if wiring.security.files_changed():
+                    reload("file changed")
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, "SIGHUP")
+        watcher = asyncio.create_task(watch(), name="security-files")
+        stack.push_async_callback(_cancelled, watcher)
 
     def _leaves(self) -> bool:
         """A stopping node tells its peers it left, unless the cluster refused it or it
@@ -429,18 +472,19 @@ class Node:
         config = self.config
         if not config.http:
             return None, None
-        tokens = wiring.security.tokens
-        authorize = tokens.http_status if tokens.enabled else None
+        security = wiring.security
+        tokens = security.tokens
+        access = HttpAccess(tokens, titles_of(services.operations.get_namespace), security.audit)
         guard = HttpGuard.for_listener(
             config.http,
             advertise=wiring.advertise,
             allowed_hosts=config.http_allowed_hosts,
-            token_valid=authorize,
+            token_valid=tokens.http_status if tokens.enabled else None,
         )
         driver = wiring.driver
         gateway = build_app(
             services.operations,
-            authorize=authorize,
+            authorize=access,
             ready=lambda: driver.ready,
             metrics_text=services.metrics.render,
             observe=services.metrics.observe,
@@ -454,7 +498,7 @@ class Node:
             console.Console(
                 services.operations,
                 services.cluster_view,
-                authorize=authorize,
+                access=access,
                 experiments_dir=config.experiments_dir,
             ),
         )
@@ -463,7 +507,7 @@ class Node:
             return runner, wiring.owner.http.address
         host, _, port = (self._http or config.http).rpartition(":")
         try:
-            return await serve(gateway, host, int(port))
+            return await serve(gateway, host, int(port), wiring.security.http_tls)
         except OSError as exc:
             raise BindError(f"cannot listen on {config.http}: {exc.strerror}") from exc
 
@@ -528,6 +572,7 @@ class Node:
 
 
 SLOW_STOP_STEP_S = 1.0  # a shutdown step slower than this is logged, by name
+SECURITY_POLL_S = 1.0  # how often token and secret files are checked for a change
 
 
 async def _timed(step: str, work: Awaitable[object]) -> None:
@@ -586,19 +631,16 @@ def run_worker(plan: WorkerPlan) -> int:
     logs.configure(config.log_level, config.log_format)
     security = Security.load(config)
     tokens = security.tokens
-    http_authorize = tokens.http_status if tokens.enabled else None
     settings = worker.WorkerSettings(
-        kv_authorize=security.checks.get(KV_SERVICE.full_name),
-        http_authorize=http_authorize,
+        security=security,
         http_guard=HttpGuard.for_listener(
             config.http,
             advertise=config.advertise or plan.grpc_address,
             allowed_hosts=config.http_allowed_hosts,
-            token_valid=http_authorize,
+            token_valid=tokens.http_status if tokens.enabled else None,
         )
         if config.http
         else None,
-        tls=security.tls,
         max_calls=config.max_client_calls,
         read_bytes_in_flight=config.max_read_bytes_in_flight,
         read_admission_timeout_s=config.read_admission_timeout_ms / 1000,

@@ -86,10 +86,14 @@ def ensure_secret_file(root: Path) -> Path:
 
 
 def read_secret(secret_file: str | None) -> str | None:
-    """The cluster secret admin calls carry: the file's, else RUMOR_CLUSTER_SECRET's."""
+    """The cluster secret admin calls carry: the file's (its first line: during a
+    rotation the file holds the secret to send, then the other one accepted), else
+    RUMOR_CLUSTER_SECRET's."""
     if secret_file:
         try:
-            secret = Path(secret_file).read_text().strip()
+            text = Path(secret_file).read_text()
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            secret = lines[0] if lines else ""
         except OSError as exc:
             raise ClusterError(
                 f"cannot read the cluster secret file {secret_file}: {exc.strerror}"

@@ -78,13 +78,32 @@ class Config:
     tls_ca: str = _setting(
         "", "PEM CA: peers and clients must present a certificate it signed (mutual TLS)."
     )
+    http_tls_cert: str = _setting(
+        "", "PEM certificate (chain): the HTTP listener (REST API, binding, console) speaks HTTPS."
+    )
+    http_tls_key: str = _setting("", "PEM private key of --http-tls-cert.")
+    http_tls_ca: str = _setting(
+        "", "PEM CA: HTTPS clients must present a certificate it signed (mutual TLS)."
+    )
+    http_behind_proxy: bool = _setting(
+        False,
+        "A TLS-terminating proxy fronts the HTTP listener: a non-loopback HTTP listener"
+        " without --http-tls-cert may serve plain HTTP (refused otherwise).",
+    )
     cluster_secret_file: str = _setting(
         "",
         "File holding the cluster secret that Replication, Admin and Faults calls must"
         " carry (or RUMOR_CLUSTER_SECRET; never on the command line).",
     )
     api_token_file: str = _setting(
-        "", "A file of tokens, one per line (# comments allowed), added to --api-token."
+        "",
+        "A file of tokens, one a line: TOKEN [SCOPES [NAMESPACE ...]], SCOPES from read,"
+        " write, admin (a bare token is admin); sha256:HEX for a token kept out of the file.",
+    )
+    audit_log: str = _setting(
+        "",
+        "File the audit trail is appended to (namespace changes, Admin calls, refusals,"
+        " by token id); empty: the audit events go to the node's log only.",
     )
     insecure: bool = _setting(
         False,

@@ -52,3 +52,21 @@ class Overloaded(RumorError):
 
 class UnsupportedMediaType(InvalidRequest):
     """A body in a format the route does not take, e.g. JSON not sent as application/json (415)."""
+
+
+class PermissionDenied(RumorError):
+    """A known API token without the scope or the namespace a call needs
+    (gRPC PERMISSION_DENIED, HTTP 403 with Cloudflare's code 10000)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        token_id: str | None = None,
+        scope: str | None = None,
+        namespaces: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.token_id = token_id
+        self.scope = scope
+        self.namespaces = namespaces

@@ -183,6 +183,40 @@ def integer(raw: object, name: str) -> int:
     return int(number)
 
 
+_PARSE_INT = re.compile(r"\s*([+-]?)(?:0[xX]([0-9a-fA-F]*)|(\d+))")
+
+
+def parse_int(raw: str) -> int | None:
+    """JavaScript's ``parseInt(raw)``: the integer its leading digits spell (``"61.9"``
+    is 61, ``"1e3"`` is 1, ``"0x10"`` is 16), None where JavaScript gets NaN."""
+    match = _PARSE_INT.match(raw)
+    if match is None:
+        return None
+    sign, hex_digits, digits = match.groups()
+    if hex_digits == "":
+        return None  # "0x" with no digits
+    number = int(digits) if hex_digits is None else int(hex_digits, 16)
+    return -number if sign == "-" else number
+
+
+def query_seconds(raw: str | None, name: str) -> int | None:
+    """An ``expiration`` or ``expiration_ttl`` query parameter, read as Workers KV reads
+    it (``parseInt``); text with no leading digits is refused in its words."""
+    if raw is None or raw == "":
+        return None
+    number = parse_int(raw)
+    if number is None:
+        if name == "expiration_ttl":
+            raise InvalidRequest(
+                f"Invalid expiration_ttl of {raw}. Please specify integer greater than 0."
+            )
+        raise InvalidRequest(
+            f"Invalid {name} of {raw}. Please specify integer greater than the current"
+            " number of seconds since the UNIX epoch."
+        )
+    return number
+
+
 def cache_ttl(raw: object) -> int | None:
     """A read's ``cacheTtl``: accepted, checked, then ignored (every read is local).
 
@@ -275,7 +309,7 @@ def bulk_get_size(keys: int) -> None:
 
 def bulk_get_type(value_type: str) -> str:
     if value_type not in ("text", "json"):
-        raise InvalidRequest(f'"{value_type}" is not a valid type. Use "json" or "text" instead.')
+        raise InvalidRequest(f'"{value_type}" is not a valid type. Use "json" or "text"')
     return value_type
 
 

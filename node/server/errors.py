@@ -13,6 +13,7 @@ from rumor.node.core.errors import (
     NamespaceExists,
     NamespaceNotFound,
     Overloaded,
+    PermissionDenied,
     ReplicationTimeout,
     RumorError,
     Unavailable,
@@ -37,6 +38,7 @@ _STATUSES: tuple[tuple[type[RumorError], Status], ...] = (
     (NamespaceNotFound, Status(grpc.StatusCode.NOT_FOUND, 404, 10013)),
     # HTTP 400, not 409: wrangler and the Cloudflare SDKs retry a 409 three times.
     (NamespaceExists, Status(grpc.StatusCode.ALREADY_EXISTS, 400, 10014)),
+    (PermissionDenied, Status(grpc.StatusCode.PERMISSION_DENIED, 403, 10000)),
     (Unavailable, Status(grpc.StatusCode.UNAVAILABLE, 503, 10000)),
     (Overloaded, Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 503, 10000)),
     (MemberRemoved, Status(grpc.StatusCode.FAILED_PRECONDITION, 409, 10000)),

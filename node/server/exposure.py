@@ -2,7 +2,8 @@
 
 The rule (CockroachDB's): a gRPC listener that is not on loopback needs a
 cluster secret, and an HTTP listener that is not on loopback needs an API
-token, unless ``--insecure`` says the operator means it. Refusing to start is
+token and TLS (``--http-tls-cert``, or ``--http-behind-proxy`` when a TLS proxy
+terminates it), unless ``--insecure`` says the operator means it. Refusing to start is
 louder than a warning in a log nobody reads. Loopback is ``localhost``,
 ``127.0.0.0/8`` and ``::1``; anything else (``0.0.0.0``, a LAN address, a
 hostname) is exposed.
@@ -46,6 +47,8 @@ class Exposure:
     has_cluster_secret: bool
     has_api_token: bool
     insecure: bool
+    http_tls: bool = False  # the HTTP listener speaks HTTPS
+    http_behind_proxy: bool = False  # a TLS proxy fronts it
 
     def check(self) -> None:
         """Raise SecurityError naming the flag to use when a listener would be open."""
@@ -65,6 +68,18 @@ class Exposure:
                 " anyone who reaches it could read and write every namespace. Give"
                 " --api-token-file FILE (or RUMOR_API_TOKEN), listen on 127.0.0.1,"
                 " or pass --insecure."
+            )
+        if (
+            self.http_listen
+            and not self.http_tls
+            and not self.http_behind_proxy
+            and not is_loopback(self.http_listen)
+        ):
+            problems.append(
+                f"refusing to serve plain HTTP on {self.http_listen}: API tokens and data"
+                " would cross the network in clear text. Give --http-tls-cert and"
+                " --http-tls-key, pass --http-behind-proxy when a TLS proxy fronts it,"
+                " listen on 127.0.0.1, or pass --insecure."
             )
         if problems:
             raise SecurityError("\n".join(problems))

@@ -4,19 +4,30 @@
   TLS-only; with ``--tls-ca`` every peer and client must also present a
   certificate that CA signed (mutual TLS), and this node presents its own
   certificate when it calls its peers.
+- HTTPS: ``--http-tls-cert`` and ``--http-tls-key`` make the HTTP listener
+  (REST API, Workers binding, console, /metrics) HTTPS-only; with
+  ``--http-tls-ca`` clients must present a certificate that CA signed.
 - Cluster secret: when set (``--cluster-secret-file`` or RUMOR_CLUSTER_SECRET,
   never only argv), every Replication, Admin and Faults call must carry it in
   the ``x-rumor-cluster-secret`` metadata; the node sends it on its own calls.
+  The file may hold two secrets during a rotation: the node sends the first and
+  accepts both, so nodes that switched and nodes that did not still agree.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hmac
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
+
+from rumor.node.server import auth
+from rumor.node.server.audit import OPEN_CALLER, AuditLog
 
 SECRET_HEADER = "x-rumor-cluster-secret"
 
@@ -71,21 +82,117 @@ class Tls:
         )
 
 
-def load_secret(secret_file: str, env_value: str | None) -> str | None:
+MAX_SECRETS = 2  # the current one and, during a rotation, one more
+
+
+def http_tls_context(cert: str, key: str, ca: str) -> ssl.SSLContext | None:
+    """The HTTP listener's TLS (``--http-tls-cert``, ``--http-tls-key``, ``--http-tls-ca``
+    for client certificates), or None for plain HTTP."""
+    if not cert and not key:
+        if ca:
+            raise SecurityError("--http-tls-ca needs --http-tls-cert and --http-tls-key")
+        return None
+    if not (cert and key):
+        raise SecurityError("--http-tls-cert and --http-tls-key go together")
+    if b"BEGIN CERTIFICATE" not in _read(cert, "HTTP TLS certificate"):
+        raise SecurityError(f"the HTTP TLS certificate {cert} is not a PEM certificate")
+    if b"PRIVATE KEY" not in _read(key, "HTTP TLS key"):
+        raise SecurityError(f"the HTTP TLS key {key} is not a PEM private key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+        if ca:
+            _read(ca, "HTTP TLS CA")
+            context.load_verify_locations(ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except ssl.SSLError as exc:
+        raise SecurityError(f"the HTTP TLS certificate, key or CA cannot be used: {exc}") from exc
+    return context
+
+
+def load_secrets(secret_file: str, env_value: str | None) -> list[str]:
+    """The cluster secrets: the file's non-empty lines (at most two: during a rotation
+    a node accepts both and sends the first), else the environment value; [] for none."""
     if secret_file:
-        secret = _read(secret_file, "cluster secret file").decode().strip()
+        text = _read(secret_file, "cluster secret file").decode()
+        secrets = [line.strip() for line in text.splitlines() if line.strip()]
     else:
-        secret = (env_value or "").strip()
-    return secret or None
+        secrets = [(env_value or "").strip()] if (env_value or "").strip() else []
+    if len(secrets) > MAX_SECRETS:
+        raise SecurityError(
+            f"the cluster secret file {secret_file} holds {len(secrets)} secrets;"
+            f" at most {MAX_SECRETS} (the one to send first, then the other one accepted)"
+        )
+    return secrets
 
 
 class SecretChecker:
-    def __init__(self, secret: str) -> None:
-        self._secret = secret.encode()
+    """Accepts any of the cluster secrets it holds; ``current`` is the one to send.
+
+    ``replace`` swaps them in place (a rotation): every holder sees the new set.
+    """
+
+    def __init__(self, secrets: str | Sequence[str]) -> None:
+        self._secrets: tuple[bytes, ...] = ()
+        self.current = ""
+        self.replace([secrets] if isinstance(secrets, str) else secrets)
+
+    def replace(self, secrets: Sequence[str]) -> None:
+        if not secrets:
+            raise SecurityError("a cluster secret cannot be removed without a restart")
+        self._secrets = tuple(secret.encode() for secret in secrets)
+        self.current = secrets[0]
 
     def allows(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> bool:
         for name, value in metadata or ():
             if name == SECRET_HEADER:
                 given = value if isinstance(value, bytes) else value.encode()
-                return hmac.compare_digest(given, self._secret)
+                matched = False
+                for secret in self._secrets:  # no early exit: same work for each secret
+                    matched |= hmac.compare_digest(given, secret)
+                return matched
         return False
+
+
+_ADMIN_CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("admin_caller", default="")
+
+
+class SecretAccess:
+    """The ``rpc.Authorizer`` of Replication, Admin and Faults: the cluster secret.
+
+    With ``tokens``, a token holding ``admin`` on every namespace is accepted
+    too (the Admin service); with ``audit``, every call is logged with who made
+    it (``cluster-secret`` or the token's id) and how it ended.
+    """
+
+    def __init__(
+        self,
+        secret: SecretChecker | None,
+        tokens: auth.TokenChecker | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self.secret = secret
+        self.tokens = tokens
+        self.audit = audit
+
+    def authenticate(self, method: str, metadata: Any) -> bool:
+        if self.secret is not None and self.secret.allows(metadata):
+            _ADMIN_CALLER.set(auth.SECRET_ID)
+            return True
+        if self.tokens is not None and self.tokens.enabled:
+            grant = self.tokens.grant_of(auth.authorization_of(metadata))
+            if grant is not None and auth.Scope.ADMIN in grant.scopes and not grant.limited:
+                _ADMIN_CALLER.set(grant.token_id)
+                return True
+        _ADMIN_CALLER.set(OPEN_CALLER)
+        return self.secret is None  # no secret: the services are open (loopback only)
+
+    async def permit(self, method: str, request: Any) -> None:
+        return None
+
+    def ended(self, method: str, request: Any, response: Any, status: str) -> None:
+        if self.audit is not None:
+            self.audit.record(
+                "admin.call", token=_ADMIN_CALLER.get(), method=method, outcome=status
+            )

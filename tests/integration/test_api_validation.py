@@ -290,7 +290,7 @@ def test_bulk_get_as_bytes_is_rejected(node: NodeProcess, ns: str) -> None:
         lambda: node.kv.BulkGet(
             pb.BulkGetRequest(namespace_id=ns, keys=[b"k"], type=pb.VALUE_TYPE_BYTES)
         ),
-        '"bytes" is not a valid type. Use "json" or "text" instead.',
+        '"bytes" is not a valid type. Use "json" or "text"',
     )
 
 

@@ -17,6 +17,8 @@ from aiohttp import web
 from yarl import URL
 
 from rumor.node.replication import Replica
+from rumor.node.server.access import HttpAccess, titles_of
+from rumor.node.server.auth import TokenChecker
 from rumor.node.server.driver.clock import WallClock
 from rumor.node.server.driver.group_commit import GroupCommit
 from rumor.node.server.http.gateway import build_app, serve
@@ -362,7 +364,7 @@ async def test_bulk_put_get_delete(gw: Gateway) -> None:
     status, body = await gw.call("POST", get, json={"keys": ["t"], "type": "arrayBuffer"})
     assert status == 400 and _error(body) == (
         10001,
-        '"arrayBuffer" is not a valid type. Use "json" or "text" instead.',
+        '"arrayBuffer" is not a valid type. Use "json" or "text"',
     )
 
     # One bad item fails the whole request and writes nothing.
@@ -409,11 +411,7 @@ async def test_healthz_metrics_observe(gw: Gateway) -> None:
 async def test_authorize_and_no_metrics(tmp_path: Path) -> None:
     operations, store = _operations(tmp_path / "data")
 
-    def authorize(header: str | None) -> int | None:
-        if header is None:
-            return 401
-        return None if header == "Bearer good" else 403
-
+    authorize = HttpAccess(TokenChecker(["good"]), titles_of(operations.get_namespace))
     runner, addr = await serve(build_app(operations, authorize=authorize), "127.0.0.1", 0)
     try:
         async with aiohttp.ClientSession() as session:

@@ -258,9 +258,9 @@ def test_bulk_get_with_an_unknown_type_is_invalid_argument(
     request = pb.BulkGetRequest(namespace_id=ns, keys=[b"k"])
     error = failed_call(lambda: bulk_get([_with_type(request, value_type)]))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
-    assert error.details() == (
-        f'"{value_type}" is not a valid type. Use "json" or "text" instead.'
-    ), error.details()
+    assert error.details() == (f'"{value_type}" is not a valid type. Use "json" or "text"'), (
+        error.details()
+    )
 
 
 @pytest.mark.parametrize("method_name", ["Get", "GetStream"])

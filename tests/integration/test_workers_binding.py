@@ -226,8 +226,7 @@ def test_bulk_get_text_json_metadata_and_cache_ttl(workers: list[WorkerDev]) -> 
         " non-json value"
     )
     assert reader.error("bulkGet", keys=["j1"], options={"type": "arrayBuffer"}) == (
-        'Error: KV GET_BULK failed: 400 "arrayBuffer" is not a valid type. Use "json" or'
-        ' "text" instead.'
+        'Error: KV GET_BULK failed: 400 "arrayBuffer" is not a valid type. Use "json" or "text"'
     )
     assert reader.error("bulkGet", keys=["j1"], options={"cacheTtl": 10}) == (
         "Error: KV GET_BULK failed: 400 Invalid cache_ttl of 10. Cache TTL must be at least 30."

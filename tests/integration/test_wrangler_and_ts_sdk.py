@@ -26,6 +26,7 @@ from tests.support.js_clients import REPO, JsClients, install
 from tests.support.nodes import poll
 
 TOKEN = "wrangler-test-token"
+READER = "wrangler-read-only-token"
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +36,11 @@ def js() -> JsClients:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, js: JsClients) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("cluster")
+    (root / "tokens").write_text(f"{READER} read\n")
     nodes = Cluster(
-        tmp_path_factory.mktemp("cluster"), 3, "--http", "127.0.0.1:0", "--api-token", TOKEN,
-        "--min-expiration-ttl", "60",
+        root, 3, "--http", "127.0.0.1:0", "--api-token", TOKEN,
+        "--api-token-file", str(root / "tokens"), "--min-expiration-ttl", "60",
     )  # fmt: skip
     try:
         yield nodes
@@ -46,7 +49,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, js: JsClients) -> Iterator
 
 
 class Wrangler:
-    def __init__(self, js: JsClients, http: str, home: Path, account: str | None) -> None:
+    def __init__(
+        self, js: JsClients, http: str, home: Path, account: str | None, token: str = TOKEN
+    ) -> None:
         self.command = js.wrangler
         self.cwd = home
         self.env = {
@@ -56,7 +61,7 @@ class Wrangler:
             "CI": "true",
             "WRANGLER_SEND_METRICS": "false",
             "CLOUDFLARE_API_BASE_URL": f"http://{http}/client/v4",
-            "CLOUDFLARE_API_TOKEN": TOKEN,
+            "CLOUDFLARE_API_TOKEN": token,
             "NO_COLOR": "1",
         }
         if account is not None:
@@ -146,6 +151,25 @@ def test_every_kv_command(wrangler: Wrangler, cluster: Cluster, tmp_path: Path) 
     assert _namespace_id(wrangler, title + "-renamed") == ns
     wrangler.run("namespace", "delete", "--namespace-id", ns)
     assert all(item["id"] != ns for item in wrangler.json("namespace", "list"))
+
+
+def test_wrangler_shows_cloudflares_message_for_a_token_without_the_permission(
+    js: JsClients, cluster: Cluster, tmp_path: Path
+) -> None:
+    (tmp_path / "xdg").mkdir()
+    reader = Wrangler(js, cluster.nodes[0].http, tmp_path, "f" * 32, token=READER)
+    with Client(cluster.nodes[0].address, api_token=TOKEN) as kv:
+        ns = kv.namespaces.create("wr-read-only").id
+        kv.namespace(ns).put("greeting", "hello")
+    remote = ("--namespace-id", ns, "--remote")
+    assert reader.run("key", "get", "greeting", *remote, "--text").stdout.strip() == "hello"
+    refused = reader.run("key", "put", "greeting", "changed", *remote, ok=False)
+    assert refused.returncode != 0
+    assert "Authentication error [code: 10000]" in refused.stdout + refused.stderr
+    deleted = reader.run("namespace", "delete", "--namespace-id", ns, ok=False)
+    assert "Authentication error [code: 10000]" in deleted.stdout + deleted.stderr
+    with Client(cluster.nodes[0].address, api_token=TOKEN) as kv:
+        assert kv.namespace(ns).get("greeting") == "hello"
 
 
 def test_the_typescript_sdk_makes_every_kv_call(js: JsClients, cluster: Cluster) -> None:

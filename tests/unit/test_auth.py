@@ -6,7 +6,8 @@
 - ``load_tokens`` merges flags, a token file (blanks and # comments skipped) and a
   comma-separated env value, and names an unreadable file in its ValueError;
 - ``service_handler(authorize=..., observe=...)`` on a real grpc.aio server bound to
-  127.0.0.1:0: a refused call is UNAUTHENTICATED before the servicer runs; every
+  127.0.0.1:0 (the Admin service's ``SecretAccess``, called with an admin
+  token): a refused call is UNAUTHENTICATED before the servicer runs; every
   call (OK, error, stream) is observed with its status name; no hooks: unchanged.
 """
 
@@ -21,8 +22,9 @@ import grpc.aio
 import pytest
 
 from rumor.node.core.errors import InvalidRequest
-from rumor.node.server.auth import TokenChecker, load_tokens
+from rumor.node.server.auth import Scope, TokenChecker, load_tokens
 from rumor.node.server.grpc.rpc import UNAUTHENTICATED_DETAILS, service_handler
+from rumor.node.server.security import SecretAccess, SecretChecker
 from rumor.v1 import admin_pb2 as pb
 
 # ---- TokenChecker ----------------------------------------------------------
@@ -98,7 +100,15 @@ def test_load_tokens_from_flags_file_and_env(tmp_path: Path) -> None:
     token_file = tmp_path / "tokens"
     token_file.write_text("# comment\n\nfile-one\n  file-two  \n   # indented comment\nflag-a\n")
     tokens = load_tokens(["flag-a", " flag-b "], str(token_file), "env-1, env-2,,flag-b")
-    assert tokens == ["flag-a", "flag-b", "file-one", "file-two", "env-1", "env-2"]
+    assert [entry.clear for entry in tokens] == [
+        "flag-a",
+        "flag-b",
+        "file-one",
+        "file-two",
+        "env-1",
+        "env-2",
+    ]
+    assert all(entry.grant.scopes == {Scope.ADMIN} for entry in tokens)
 
 
 def test_load_tokens_nothing_configured() -> None:
@@ -191,7 +201,8 @@ async def test_hooks_authorize_and_observe() -> None:
     def observe(api: str, method: str, status: str, seconds: float) -> None:
         observed.append((api, method, status, seconds))
 
-    server, channel = await _serve(servicer, authorize=checker.grpc_allows, observe=observe)
+    access = SecretAccess(SecretChecker("cluster"), checker)
+    server, channel = await _serve(servicer, authorize=access, observe=observe)
     good = (("authorization", "Bearer secret"),)
     bad = (("authorization", "Bearer wrong"),)
     try:

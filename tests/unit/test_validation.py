@@ -491,7 +491,7 @@ def test_bulk_get_types_text_and_json_are_accepted(value_type: str) -> None:
 def test_other_bulk_get_types_are_rejected(value_type: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         validation.bulk_get_type(value_type)
-    assert str(caught.value) == f'"{value_type}" is not a valid type. Use "json" or "text" instead.'
+    assert str(caught.value) == f'"{value_type}" is not a valid type. Use "json" or "text"'
 
 
 def test_bulk_get_of_exactly_25_mib_is_accepted() -> None:

@@ -15,7 +15,8 @@ requests (``http.guard``: Origin and Host) and skips its bearer check for
   a loopback listener (a non-loopback listener without a token is refused at
   start-up).
 - With a token, the console asks for it once (``POST /ui/api/login``) and
-  keeps a server-side session named by a random id in an HttpOnly,
+  keeps a server-side session (holding the token's grant: its scopes and
+  namespaces hold in the console as on every API) named by a random id in an HttpOnly,
   SameSite=Strict cookie (Secure over TLS), scoped to ``/ui`` and named after
   the listener's port, since browsers share cookies between ports of one host.
   Each session has its own CSRF token, which every change (any method but
@@ -39,10 +40,17 @@ from typing import Any
 from aiohttp import web
 
 from rumor.node.core import validation
-from rumor.node.core.errors import InvalidRequest
+from rumor.node.core.errors import InvalidRequest, PermissionDenied
+from rumor.node.server import auth
+from rumor.node.server.access import HttpAccess, require_title, visible
 from rumor.node.server.console import experiments as console_experiments
 from rumor.node.server.console.feed import ClusterView, stream
-from rumor.node.server.http.gateway import CONSOLE_ROOT, Authorize
+from rumor.node.server.http.entry import (
+    AUDIT_NAMESPACE,
+    AUDIT_TITLE,
+    CONSOLE_ROOT,
+    audited_namespace,
+)
 from rumor.node.server.http.request import CODE_AUTH, envelope, failure, json_body
 from rumor.node.server.http.values import read_value
 from rumor.node.server.operations import Operations, PutItem
@@ -64,6 +72,7 @@ _SAFE_METHODS = ("GET", "HEAD")
 class _Session:
     csrf: str
     expires: float
+    grant: auth.Grant | None
 
 
 class Console:
@@ -72,12 +81,12 @@ class Console:
         operations: Operations,
         view: ClusterView,
         *,
-        authorize: Authorize | None = None,
+        access: HttpAccess | None = None,
         experiments_dir: str = "",
     ) -> None:
         self.operations = operations
         self.view = view
-        self.authorize = authorize  # None: the node has no API token
+        self.access = access  # None, or without tokens: the console is open
         self.experiments_dir = experiments_dir
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
         self.closing = asyncio.Event()
@@ -97,25 +106,32 @@ class Console:
         return session
 
     def denial(self, request: web.Request) -> web.Response | None:
-        """Why ``request`` may not use the console API (401/403), or None."""
-        if self.authorize is None:
+        """Why ``request`` may not use the console API (401/403), or None; sets the caller."""
+        auth.set_caller(None)
+        if not self.auth_required:
             return None
+        assert self.access is not None
         if request.headers.get("Authorization") is not None:
-            status = self.authorize(request.headers.get("Authorization"))
-            return None if status is None else failure(status, CODE_AUTH, "Authentication error")
+            status = self.access.authenticate(request.headers.get("Authorization"))
+            return None if status is None else failure(status, CODE_AUTH, auth.DENIED_MESSAGE)
         session = self._session(request)
         if session is None:
             return failure(401, CODE_AUTH, "Sign in to the console with an API token.")
+        auth.set_caller(session.grant)
         if request.method not in _SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER, "")
             if not hmac.compare_digest(sent.encode(), session.csrf.encode()):
                 return failure(403, CODE_AUTH, "The CSRF token is missing or wrong.")
         return None
 
-    def signed_in(self, request: web.Request) -> web.Response:
+    @property
+    def auth_required(self) -> bool:
+        return self.access is not None and self.access.enabled
+
+    def signed_in(self, request: web.Request, grant: auth.Grant | None) -> web.Response:
         """A new session: its CSRF token in the answer, its id in the cookie."""
         session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        self.sessions[session_id] = _Session(csrf, time.monotonic() + SESSION_SECONDS)
+        self.sessions[session_id] = _Session(csrf, time.monotonic() + SESSION_SECONDS, grant)
         while len(self.sessions) > MAX_SESSIONS:
             self.sessions.popitem(last=False)
         response = envelope({"csrf": csrf})
@@ -140,10 +156,25 @@ def _console(request: web.Request) -> Console:
 
 def _guarded(handler: Any) -> Any:
     async def checked(request: web.Request) -> web.StreamResponse:
-        denied = _console(request).denial(request)
+        console = _console(request)
+        denied = console.denial(request)
         if denied is not None:
             return denied
+        route = request.match_info.route.name or ""
+        checker = console.access
+        if checker is not None:
+            try:
+                await checker.permit(route, request.match_info, api="console")
+            except PermissionDenied as error:
+                return failure(403, CODE_AUTH, str(error))
         response: web.StreamResponse = await handler(request)
+        if checker is not None:
+            checker.ended(
+                route,
+                audited_namespace(request, request.match_info),
+                request.get(AUDIT_TITLE),
+                response.status,
+            )
         return response
 
     return checked
@@ -180,8 +211,8 @@ async def _session_info(request: web.Request) -> web.StreamResponse:
     session = console._session(request)
     return envelope(
         {
-            "auth_required": console.authorize is not None,
-            "signed_in": console.authorize is None or session is not None,
+            "auth_required": console.auth_required,
+            "signed_in": not console.auth_required or session is not None,
             "csrf": None if session is None else session.csrf,
         }
     )
@@ -191,13 +222,14 @@ async def _login(request: web.Request) -> web.StreamResponse:
     console = _console(request)
     body = await json_body(request)
     token = body.get("token") if isinstance(body, dict) else None
-    if console.authorize is None:
+    if not console.auth_required or console.access is None:
         return envelope({"csrf": None})
     if not isinstance(token, str) or not token or any(ch.isspace() for ch in token):
         return failure(401, CODE_AUTH, "Give the API token.")
-    if console.authorize(f"Bearer {token}") is not None:
+    grant = console.access.tokens.grant_of(f"Bearer {token}")
+    if grant is None:
         return failure(403, CODE_AUTH, "That is not one of this node's API tokens.")
-    return console.signed_in(request)
+    return console.signed_in(request, grant)
 
 
 async def _logout(request: web.Request) -> web.StreamResponse:
@@ -235,18 +267,24 @@ def _title(body: Any) -> str:
 
 
 async def _list_namespaces(request: web.Request) -> web.StreamResponse:
-    infos = sorted(_console(request).operations.list_namespaces(), key=lambda i: (i.title, i.id))
+    reachable = visible(auth.caller(), _console(request).operations.list_namespaces())
+    infos = sorted(reachable, key=lambda i: (i.title, i.id))
     return envelope([{"id": info.id, "title": info.title} for info in infos])
 
 
 async def _create_namespace(request: web.Request) -> web.StreamResponse:
     title = _title(await json_body(request))
+    require_title(title)
+    request[AUDIT_TITLE] = title
     info = await _console(request).operations.create_namespace(title)
+    request[AUDIT_NAMESPACE] = info.id
     return envelope({"id": info.id, "title": info.title})
 
 
 async def _rename_namespace(request: web.Request) -> web.StreamResponse:
     title = _title(await json_body(request))
+    require_title(title)
+    request[AUDIT_TITLE] = title
     ops = _console(request).operations
     info = await ops.rename_namespace(request.match_info["namespace_id"], title)
     return envelope({"id": info.id, "title": info.title})

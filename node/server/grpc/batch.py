@@ -34,7 +34,7 @@ from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest, Overloaded, RumorError
 from rumor.node.replication import Applied
 from rumor.node.replication.replica.local_writes import Write
-from rumor.node.server import sessions
+from rumor.node.server import access, sessions
 from rumor.node.server.admission import ByteBudget, Reservation
 from rumor.node.server.errors import status_of
 from rumor.node.server.grpc.kv_messages import (
@@ -209,9 +209,12 @@ class BatchStream:
         writes = _Writes()
         early: list[kv_pb2.BatchResult] = []
         now_s = self._ops.clock.now_s()
+        permit = access.batch_op_check()
         for op in taken:
             kind = op.WhichOneof("op")
             try:
+                if permit is not None and kind is not None:
+                    await permit(kind, getattr(op, kind))  # a scoped token: each op as its call
                 if kind == "get":
                     self._check_get(op.id, op.get, reads)
                 elif kind in ("put", "delete"):

@@ -10,6 +10,7 @@ from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.namespaces import id_text, is_reserved
 from rumor.node.core.record import RecordHeader
+from rumor.node.server import access, auth
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.grpc.batch import BatchStream, UnaryCall
 from rumor.node.server.grpc.bulk_put_request import plain_columns
@@ -82,7 +83,10 @@ class KVService:
         self, request: kv_pb2.ListNamespacesRequest, context: Context
     ) -> kv_pb2.ListNamespacesResponse:
         return kv_pb2.ListNamespacesResponse(
-            namespaces=[namespace_message(info) for info in self.ops.list_namespaces()]
+            namespaces=[
+                namespace_message(info)
+                for info in access.visible(auth.caller(), self.ops.list_namespaces())
+            ]
         )
 
     async def GetNamespace(

@@ -9,9 +9,12 @@ Handlers are built from the service's descriptor rather than the generated
   word for word; anything else is logged with its traceback and answered
   INTERNAL — a bad request never takes the node down.
 
-Two optional hooks, both free when unset: ``authorize`` sees each call's
-invocation metadata before anything else and a call it refuses is aborted
-UNAUTHENTICATED; ``observe(api, method, status_name, seconds)`` is told the
+Two optional hooks, both free when unset: ``authorize`` (an ``Authorizer``)
+authenticates each call's invocation metadata before anything else (a call it
+refuses is aborted UNAUTHENTICATED), then is shown the method and each request
+message before the servicer sees it (``permit`` raising ``PermissionDenied``
+aborts the call PERMISSION_DENIED), and is told how the call ended (``ended``:
+the audit trail); ``observe(api, method, status_name, seconds)`` is told the
 outcome and duration of every call, OK or not. A ``CallBudget`` (clients'
 services only) bounds the calls served at once: one beyond it is answered
 RESOURCE_EXHAUSTED before its request is looked at. Streams that hold a bound
@@ -24,7 +27,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import grpc.aio
@@ -44,7 +47,6 @@ _throttled = LogThrottle(log)
 # Batch bounds the operations it holds per stream, and its reads take from the read budget.
 UNBUDGETED_METHODS = frozenset({"Watch", "Batch"})
 
-Authorize = Callable[[Any], bool]
 # A call's context as grpc.aio hands it to a servicer.
 Context = grpc.aio.ServicerContext[Any, Any]
 Observe = Callable[[str, str, str, float], None]
@@ -56,6 +58,26 @@ _CODE_NAMES: dict[object, str] = {}
 for _code in grpc.StatusCode:
     _CODE_NAMES[_code] = _code.name
     _CODE_NAMES[_code.value[0]] = _code.name
+
+
+class Authorizer(Protocol):
+    """Who may call a service's methods (``auth`` and ``security`` implement it)."""
+
+    def authenticate(self, method: str, metadata: Any) -> bool:
+        """Whether the call's credentials are known; may remember the caller for ``permit``."""
+        ...
+
+    async def permit(self, method: str, request: Any) -> None:
+        """Raise a ``RumorError`` (``PermissionDenied``) when the caller may not make this call."""
+        ...
+
+    def ended(self, method: str, request: Any, response: Any, status: str) -> None:
+        """The call ended with ``status`` (a StatusCode name); ``request`` and
+        ``response`` are None for a streamed request or answer."""
+        ...
+
+
+Authorize = Authorizer
 
 
 class _Malformed:
@@ -121,9 +143,28 @@ def _code_name(context: Any, default: str) -> str:
     return _CODE_NAMES.get(code, default)
 
 
-async def _authorize(authorize: Authorize | None, context: Any) -> None:
-    if authorize is not None and not authorize(context.invocation_metadata()):
+async def _authorize(authorize: Authorize | None, name: str, context: Any) -> None:
+    if authorize is not None and not authorize.authenticate(name, context.invocation_metadata()):
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_DETAILS)
+
+
+async def _permit(authorize: Authorize, name: str, request: Any, context: Any) -> None:
+    if isinstance(request, _Malformed):
+        return  # refused INVALID_ARGUMENT by the call itself
+    try:
+        await authorize.permit(name, request)
+    except RumorError as error:
+        await _fail(context, error)
+
+
+async def _permitted(
+    authorize: Authorize, name: str, requests: AsyncIterator[Any]
+) -> AsyncIterator[Any]:
+    """A client stream whose every message the caller may send (else PermissionDenied)."""
+    async for request in requests:
+        if not isinstance(request, _Malformed):
+            await authorize.permit(name, request)
+        yield request
 
 
 def _guard_unary(
@@ -131,14 +172,21 @@ def _guard_unary(
     name: str,
     authorize: Authorize | None,
     observe: Observe | None,
+    streamed: bool,
 ) -> Callable[[Any, Any], Any]:
     """Wraps a unary-response behavior (unary-unary or stream-unary) with the hooks."""
 
     async def guarded(request: Any, context: Any) -> Any:
         start = time.perf_counter()
         status = "UNKNOWN"
+        response = None
         try:
-            await _authorize(authorize, context)
+            await _authorize(authorize, name, context)
+            if authorize is not None:
+                if streamed:
+                    request = _permitted(authorize, name, request)
+                else:
+                    await _permit(authorize, name, request, context)
             response = await behavior(request, context)
             status = _code_name(context, "OK")
             return response
@@ -149,6 +197,8 @@ def _guard_unary(
             status = "CANCELLED"
             raise
         finally:
+            if authorize is not None:
+                authorize.ended(name, None if streamed else request, response, status)
             if observe is not None:
                 observe("grpc", name, status, time.perf_counter() - start)
 
@@ -160,6 +210,7 @@ def _guard_stream(
     name: str,
     authorize: Authorize | None,
     observe: Observe | None,
+    streamed: bool,
 ) -> Callable[[Any, Any], AsyncIterator[Any]]:
     """Wraps a server-streaming behavior with the hooks; the time covers the whole stream."""
 
@@ -167,7 +218,12 @@ def _guard_stream(
         start = time.perf_counter()
         status = "UNKNOWN"
         try:
-            await _authorize(authorize, context)
+            await _authorize(authorize, name, context)
+            if authorize is not None:
+                if streamed:
+                    request = _permitted(authorize, name, request)
+                else:
+                    await _permit(authorize, name, request, context)
             async for response in behavior(request, context):
                 yield response
             status = _code_name(context, "OK")
@@ -178,6 +234,8 @@ def _guard_stream(
             status = "CANCELLED"
             raise
         finally:
+            if authorize is not None:
+                authorize.ended(name, None if streamed else request, None, status)
             if observe is not None:
                 observe("grpc", name, status, time.perf_counter() - start)
 
@@ -228,21 +286,21 @@ def method_handler(
     if method.client_streaming and method.server_streaming:  # Batch
         both = _stream_stream(name, implementation)
         if hooked:
-            both = _guard_stream(both, name, authorize, observe)
+            both = _guard_stream(both, name, authorize, observe, True)
         return grpc.stream_stream_rpc_method_handler(both, deserialize, _serialize)
     if method.client_streaming:
         unary = _stream_unary(name, implementation)
         if hooked:
-            unary = _guard_unary(unary, name, authorize, observe)
+            unary = _guard_unary(unary, name, authorize, observe, True)
         return grpc.stream_unary_rpc_method_handler(unary, deserialize, _serialize)
     if method.server_streaming:
         stream = _unary_stream(name, implementation)
         if hooked:
-            stream = _guard_stream(stream, name, authorize, observe)
+            stream = _guard_stream(stream, name, authorize, observe, False)
         return grpc.unary_stream_rpc_method_handler(stream, deserialize, _serialize)
     unary = _unary_unary(name, implementation)
     if hooked:
-        unary = _guard_unary(unary, name, authorize, observe)
+        unary = _guard_unary(unary, name, authorize, observe, False)
     return grpc.unary_unary_rpc_method_handler(unary, deserialize, _serialize)
 
 
@@ -313,8 +371,9 @@ def service_handler(
 ) -> grpc.GenericRpcHandler[Any, Any]:
     """A handler for every method of ``service``, each calling ``servicer.<MethodName>``.
 
-    ``authorize(invocation_metadata)`` refusing a call aborts it UNAUTHENTICATED
-    before the request is looked at; ``observe("grpc", method, status, seconds)``
+    ``authorize`` refusing a call's credentials aborts it UNAUTHENTICATED before
+    the request is looked at, refusing the call itself PERMISSION_DENIED;
+    ``observe("grpc", method, status, seconds)``
     is called once every call is over; ``budget`` bounds the calls served at once.
     """
     handlers = {

@@ -2,7 +2,8 @@
 
 Both take the body ``{keys, type?, withMetadata?, cacheTtl?}`` that workerd and
 Cloudflare's clients send, and answer ``{key: value | {value, metadata} | null}``
-(the REST API wraps it in ``{"values": ...}``). Values are text or parsed JSON;
+(the REST API wraps it in ``{"values": ...}`` and adds ``expiration`` beside
+``metadata`` when the key has one). Values are text or parsed JSON;
 a missing key is null, with or without metadata.
 """
 
@@ -22,7 +23,12 @@ def _value(found: Found, value_type: str) -> Any:
     return found.value.decode("utf-8", "replace")
 
 
-async def bulk_get_values(operations: Operations, namespace_id: str, body: Any) -> dict[str, Any]:
+async def bulk_get_values(
+    operations: Operations, namespace_id: str, body: Any, *, with_expiration: bool = False
+) -> dict[str, Any]:
+    """``with_expiration``: entries with metadata also carry ``expiration`` when the key
+    has one (the REST API's, as Cloudflare's API and SDK models have it; workerd's
+    binding answers ``{value, metadata}`` only)."""
     keys = body.get("keys") if isinstance(body, dict) else None
     if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
         raise InvalidRequest('The request body must be {"keys": ["...", ...]}.')
@@ -40,7 +46,10 @@ async def bulk_get_values(operations: Operations, namespace_id: str, body: Any) 
         value = _value(found, value_type)
         if with_metadata:
             metadata = None if found.header.metadata is None else json.loads(found.header.metadata)
-            values[name] = {"value": value, "metadata": metadata}
+            entry = {"value": value, "metadata": metadata}
+            if with_expiration and found.header.expiration:
+                entry["expiration"] = found.header.expiration
+            values[name] = entry
         else:
             values[name] = value
     return values

@@ -2,10 +2,13 @@
 
 Each request, whatever its route: the cross-site checks (``guard``: Origin and
 Host, 403), the client-call budget (503, outside ``/healthz`` and ``/metrics``),
-the API token (401/403, outside ``/healthz``, ``/metrics`` and the console,
-which checks its own session), then its handler, whose ``core.errors`` are
-mapped by ``errors.status_of`` onto Cloudflare's envelope (a 503 with
-Retry-After). ``observe`` is told the route, the status and the time taken.
+the API token and the route against its scopes and namespaces
+(``access.HttpAccess``: 401/403, outside ``/healthz``, ``/metrics`` and the
+console, which checks its own session; a refused scope is 403 with code 10000
+"Authentication error"), then its handler, whose ``core.errors`` are mapped by
+``errors.status_of`` onto Cloudflare's envelope (a 503 with Retry-After).
+Namespace changes go to the audit trail (``HttpAccess.ended``). ``observe`` is
+told the route, the status and the time taken.
 
 A client that goes away before its answer is written (the connection reset
 while its body is read or its answer written) is no error: nothing is logged,
@@ -14,7 +17,8 @@ no status is observed, and ``client_disconnected`` counts it.
 Rules for the hot path (these run per request, thousands a second per core):
 
 - The Authorization header is checked once, and the answer shared by the
-  guard (a valid token exempts from the Host allowlist) and the authorization.
+  guard (a valid token exempts from the Host allowlist) and the authorization;
+  the route's scope is checked against the grant that check found.
 - ``Entry.before_routing`` answers the values routes (GET/PUT/DELETE of
   ``.../namespaces/{ns}/values/{key}``) and every Workers binding request
   without aiohttp's router and middleware chain, when the raw path says
@@ -29,15 +33,17 @@ import asyncio
 import enum
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from rumor.node.core.errors import RumorError
+from rumor.node.core.errors import PermissionDenied, RumorError
+from rumor.node.server import access
 from rumor.node.server.admission import ByteBudget, CallBudget
+from rumor.node.server.auth import DENIED_MESSAGE
 from rumor.node.server.errors import status_of
 from rumor.node.server.http import workers_binding
 from rumor.node.server.http.guard import HTTP_FORBIDDEN, HttpGuard
@@ -46,6 +52,7 @@ from rumor.node.server.http.request import (
     CODE_INTERNAL,
     client_gone,
     connection_closed,
+    drain_or_close,
     failure,
 )
 from rumor.node.server.http.values import answer_delete, answer_get, answer_put
@@ -60,7 +67,12 @@ CONSOLE_ROOT = "/ui"
 _PLAIN_VALUES_PATH = re.compile(
     r"/client/v4/accounts/[^/{}%#]+/storage/kv/namespaces/([^/{}%#]+)/values/([^%#]*)"
 )
-Authorize = Callable[[str | None], int | None]
+Authorize = access.HttpAccess
+# What a namespace route leaves for the audit trail: the namespace's id and title.
+AUDIT_NAMESPACE = "rumor.audit_namespace"
+AUDIT_TITLE = "rumor.audit_title"
+# What a route's rule reads to find its namespace (a routed request's match info).
+Match = Mapping[str, str]
 Observe = Callable[[str, str, int, float], None]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
@@ -77,6 +89,12 @@ def close_if_body_unread(request: web.BaseRequest) -> None:
     """
     if not request.content.is_eof() and request.protocol is not None:
         request.protocol.force_close()
+
+
+def audited_namespace(request: web.Request, match: Match) -> str | None:
+    """The namespace a request changed, for the audit trail."""
+    named: str | None = request.get(AUDIT_NAMESPACE) or match.get("namespace_id")
+    return named
 
 
 def values_target(raw_path: str) -> tuple[str, bytes] | None:
@@ -138,7 +156,9 @@ class Entry:
         self.calls = calls
         self.client_disconnected = client_disconnected
         # The guard asks the same checker as the authorization (one call answers both).
-        self._one_check = guard.token_status is None or guard.token_status == authorize
+        self._one_check = guard.token_status is None or (
+            authorize is not None and guard.token_status == authorize.tokens.http_status
+        )
 
     # ---- the two ways in ------------------------------------------------
 
@@ -149,9 +169,12 @@ class Entry:
         async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
             if workers_binding.is_binding_request(request):
                 route = workers_binding.route_name(request)
-                return await self.through(request, route, Door.BINDING, None)
+                return await self.through(
+                    request, route, Door.BINDING, None, _binding_match(request)
+                )
             route = request.match_info.route.name or "unmatched"
-            return await self.through(request, route, door_of(request.path), handler)
+            door = door_of(request.path)
+            return await self.through(request, route, door, handler, request.match_info)
 
         return middleware
 
@@ -165,30 +188,39 @@ class Entry:
                 return await routed(request)
             if workers_binding.is_binding_request(request):
                 route = workers_binding.route_name(request)
-                return await self.through(request, route, Door.BINDING, None)
+                return await self.through(
+                    request, route, Door.BINDING, None, _binding_match(request)
+                )
             value_route = VALUE_ROUTES.get(request.method)
             target = None if value_route is None else values_target(request.raw_path)
             if value_route is None or target is None:
                 return await routed(request)
             route, answer = value_route
             handler = partial(answer, operations, reads, *target)
-            return await self.through(request, route, Door.API, handler)
+            match = {"namespace_id": target[0]}
+            return await self.through(request, route, Door.API, handler, match)
 
         return handle
 
     # ---- every request --------------------------------------------------
 
     async def through(
-        self, request: web.Request, route: str, door: Door, handler: Handler | None
+        self,
+        request: web.Request,
+        route: str,
+        door: Door,
+        handler: Handler | None,
+        match: Match,
     ) -> web.StreamResponse:
         """``request`` checked, answered by ``handler`` and observed as ``route``.
 
-        ``handler`` is None for the Workers binding (``workers_binding.answer``).
+        ``handler`` is None for the Workers binding (``workers_binding.answer``);
+        ``match``: what the route's rule reads (its ``namespace_id``).
         """
         started = time.perf_counter()
         status = 500
         try:
-            response = await self._checked(request, door, handler)
+            response = await self._checked(request, route, door, handler, match)
             status = response.status
             return response
         except web.HTTPException as error:
@@ -212,12 +244,13 @@ class Entry:
             self.client_disconnected()
 
     async def _checked(
-        self, request: web.Request, door: Door, handler: Handler | None
+        self, request: web.Request, route: str, door: Door, handler: Handler | None, match: Match
     ) -> web.StreamResponse:
         """The answer, once the request passed the cross-site checks, the budget and the token."""
         binding = door is Door.BINDING
         authorization = request.headers.get("Authorization")
-        denied = None if self.authorize is None else self.authorize(authorization)
+        checker = self.authorize
+        denied = None if checker is None else checker.authenticate(authorization)
         if self._one_check:
             token_valid = denied is None and self.guard.token_status is not None
         else:
@@ -231,15 +264,34 @@ class Entry:
                 self.calls.enter()
             except RumorError as error:
                 return _refused(binding, status_of(error).http_status, str(error))
+        # The console checks its own session; /healthz and /metrics need no token.
+        audited = checker is not None and door is Door.API
         try:
             if handler is None:
                 # Before any routing: a binding's keys may be named "metrics" or "client/v4/…".
+                if checker is not None and denied is None:
+                    await checker.permit(route, match, api="binding")
                 return await workers_binding.answer(request, self.operations, denied, self.reads)
-            if denied is not None and door is Door.API:
-                return failure(denied, CODE_AUTH, "Authentication error")
-            return await handler(request)
+            if checker is not None and door is Door.API:
+                if denied is not None:
+                    return failure(denied, CODE_AUTH, DENIED_MESSAGE)
+                await checker.permit(route, match)
+            response = await handler(request)
+            if audited:
+                self._ended(request, route, match, response.status)
+            return response
+        except PermissionDenied as error:
+            await drain_or_close(request)
+            close_if_body_unread(request)
+            if binding:
+                return workers_binding.failure(HTTP_FORBIDDEN, str(error))
+            # Cloudflare's words for a token without the permission (wrangler shows them as is).
+            return failure(HTTP_FORBIDDEN, CODE_AUTH, DENIED_MESSAGE)
         except RumorError as error:
             status = status_of(error)
+            if audited:
+                self._ended(request, route, match, status.http_status)
+            await drain_or_close(request)
             close_if_body_unread(request)
             refused = failure(status.http_status, status.cloudflare_code, str(error))
             if status.http_status == 503:
@@ -259,6 +311,16 @@ class Entry:
         finally:
             if budgeted:
                 self.calls.leave()
+
+    def _ended(self, request: web.Request, route: str, match: Match, status: int) -> None:
+        if self.authorize is not None:
+            namespace_id = audited_namespace(request, match)
+            self.authorize.ended(route, namespace_id, request.get(AUDIT_TITLE), status)
+
+
+def _binding_match(request: web.Request) -> Match:
+    """What a binding route's rule reads: the namespace its header names."""
+    return {"namespace_id": request.headers[workers_binding.NAMESPACE_HEADER]}
 
 
 def _refused(binding: bool, status: int, message: str) -> web.Response:

@@ -8,9 +8,11 @@ Keys are taken from the raw path and percent-decoded to bytes, so ``a%2Fb`` is
 the key ``a/b``.
 
 Before any route runs, ``entry`` refuses cross-site use (``guard``: Origin
-and Host, 403), requests beyond the client-call budget (503) and requests
-without a valid API token (401/403); it answers the values routes and the
-Workers binding before aiohttp's router.
+and Host, 403), requests beyond the client-call budget (503), requests without
+a valid API token (401/403) and routes the token's scopes and namespaces do not
+reach (``access.HttpAccess``: 403, code 10000 "Authentication error", as
+Cloudflare answers a token without the permission); it answers the values
+routes and the Workers binding before aiohttp's router.
 
 This module holds the app (the route table, the listener), the namespace and
 account routes; ``entry`` what every request goes through; ``values`` the
@@ -20,6 +22,7 @@ reading a request).
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -27,8 +30,11 @@ from aiohttp import web
 
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
+from rumor.node.server import access, auth
 from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.http.entry import (
+    AUDIT_NAMESPACE,
+    AUDIT_TITLE,
     CONSOLE_ROOT,
     PUBLIC_PATHS,
     Authorize,
@@ -85,7 +91,11 @@ async def create_namespace(request: web.Request) -> web.StreamResponse:
     title = body.get("title") if isinstance(body, dict) else None
     if not isinstance(title, str):
         raise InvalidRequest('The request body must be {"title": "..."}.')
-    return envelope(_namespace_json(await operations_of(request).create_namespace(title)))
+    access.require_title(title)
+    request[AUDIT_TITLE] = title
+    info = await operations_of(request).create_namespace(title)
+    request[AUDIT_NAMESPACE] = info.id
+    return envelope(_namespace_json(info))
 
 
 async def list_namespaces(request: web.Request) -> web.StreamResponse:
@@ -98,7 +108,7 @@ async def list_namespaces(request: web.Request) -> web.StreamResponse:
     if direction not in ("asc", "desc"):
         raise InvalidRequest(f'Invalid direction "{direction}". Use "asc" or "desc".')
     infos = sorted(
-        operations_of(request).list_namespaces(),
+        access.visible(auth.caller(), operations_of(request).list_namespaces()),
         key=lambda info: (info.title, info.id) if order == "title" else (info.id, info.title),
         reverse=direction == "desc",
     )
@@ -123,6 +133,8 @@ async def rename_namespace(request: web.Request) -> web.StreamResponse:
     title = body.get("title") if isinstance(body, dict) else None
     if not isinstance(title, str):
         raise InvalidRequest('The request body must be {"title": "..."}.')
+    access.require_title(title)
+    request[AUDIT_TITLE] = title
     info = await operations_of(request).rename_namespace(namespace_id_of(request), title)
     return envelope(_namespace_json(info))
 
@@ -231,13 +243,16 @@ def build_app(
     return app
 
 
-async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
-    """Serve ``app``; return the runner and the "host:port" bound (port 0 picks a free one).
+async def serve(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` (HTTPS with ``ssl_context``); return the runner and the "host:port"
+    bound (port 0 picks a free one).
 
     The gateway's hot routes are answered before aiohttp's router (``entry``).
     """
     runner = await _runner(app)
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     try:
         await site.start()
     except BaseException:

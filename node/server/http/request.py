@@ -8,19 +8,23 @@ taken only as ``application/json`` (415 otherwise).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
 from rumor.node.core import validation
-from rumor.node.core.errors import UnsupportedMediaType
+from rumor.node.core.errors import InvalidRequest, UnsupportedMediaType
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.operations import Operations
 
 MAX_BODY_BYTES = 128 * 1024 * 1024
 SEND_CHUNK_BYTES = 256 * 1024  # a value is written in chunks, each awaiting the socket
+DRAIN_BYTES = 1024 * 1024  # a refused request's body read rather than cut off
 CODE_AUTH = 10000
 CODE_INTERNAL = 10000
 CODE_KEY_NOT_FOUND = 10009
@@ -70,6 +74,22 @@ EMPTY_SUCCESS = dumps({"success": True, "errors": [], "messages": [], "result": 
 # ---- request parsing ----------------------------------------------------
 
 
+async def drain_or_close(request: web.Request) -> None:
+    """Read the rest of a refused request's body when it is small (up to
+    ``DRAIN_BYTES``): closing a socket with unread data resets the connection and
+    the client (or a worker's proxy) loses the answer. A larger body is left
+    unread; the caller closes the connection after the answer."""
+    if request.content_length is not None and request.content_length > DRAIN_BYTES:
+        return
+    remaining = DRAIN_BYTES
+    with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+        while remaining > 0 and not request.content.is_eof():
+            chunk = await request.content.read(min(remaining, SEND_CHUNK_BYTES))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+
+
 def connection_closed(request: web.BaseRequest) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()
@@ -88,11 +108,34 @@ def namespace_id_of(request: web.Request) -> str:
     return request.match_info["namespace_id"]
 
 
+# A "%" not followed by two hex digits: JavaScript's decodeURIComponent refuses it.
+_BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def decode_key(segment: str) -> bytes:
+    """A key percent-decoded from a raw path segment (``+`` stays ``+``); a segment
+    that does not decode to UTF-8 is refused as Workers KV refuses it."""
+    key = unquote_to_bytes(segment)
+    if _BROKEN_ESCAPE.search(segment) or not _is_utf8(key):
+        raise InvalidRequest("Could not URL-decode key name")
+    return key
+
+
+def _is_utf8(raw: bytes) -> bool:
+    if raw.isascii():
+        return True
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def raw_key_of(request: web.Request) -> bytes:
     """The key of a values/metadata route, percent-decoded from the raw path."""
     path = request.raw_path.split("?", 1)[0]
     parts = path.split("/", KEY_SEGMENT)
-    return unquote_to_bytes(parts[KEY_SEGMENT]) if len(parts) > KEY_SEGMENT else b""
+    return decode_key(parts[KEY_SEGMENT]) if len(parts) > KEY_SEGMENT else b""
 
 
 def int_param(request: web.Request, name: str) -> int | None:

@@ -278,8 +278,10 @@ async def answer_put(
         value = await request.read()
     validation.value_length(len(value))
     if request.query_string:
-        expiration = int_param(request, "expiration")
-        expiration_ttl = int_param(request, "expiration_ttl")
+        expiration = validation.query_seconds(request.query.get("expiration"), "expiration")
+        expiration_ttl = validation.query_seconds(
+            request.query.get("expiration_ttl"), "expiration_ttl"
+        )
     else:
         expiration = expiration_ttl = None
     item = PutItem(key, value, expiration, expiration_ttl, metadata)
@@ -387,7 +389,9 @@ async def bulk_get(request: web.Request) -> web.StreamResponse:
         operations.value_bytes(namespace_id_of(request), names)
     )
     try:
-        values = await bulk_get_values(operations, namespace_id_of(request), body)
+        values = await bulk_get_values(
+            operations, namespace_id_of(request), body, with_expiration=True
+        )
         session = read_session(
             operations, after, namespace_id_of(request), [(name, None) for name in names]
         )

@@ -14,10 +14,12 @@ calls land here and run the same ``Operations`` as gRPC and the REST API:
 - ``POST /bulk/get`` with ``{keys, type?, withMetadata?, cacheTtl?}``.
 
 A request belongs to the binding when it carries ``NAMESPACE_HEADER`` (the
-workerd config injects it, with the API token): the gateway checks that before
-any routing, so keys named ``metrics`` or ``client/v4/x`` stay keys. Keys come
-from the raw path with plain percent-decoding (``+`` stays ``+``, ``%2F`` is a
-``/`` inside the key); in the list query ``+`` is a space, as workerd encodes it.
+workerd config injects it, with the API token, whose scopes hold here as on
+every API: a read-only token's ``put`` is ``KV PUT failed: 403 ...``): the
+gateway checks that before any routing, so keys named ``metrics`` or
+``client/v4/x`` stay keys. Keys come from the raw path with plain
+percent-decoding (``+`` stays ``+``, ``%2F`` is a ``/`` inside the key); in
+the list query ``+`` is a space, as workerd encodes it.
 
 workerd turns any other status into the JS error ``KV <OP> failed: <status>
 <reason phrase>`` and never shows the body, so the message goes in the reason
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 import structlog
 from aiohttp import web
@@ -37,10 +38,11 @@ from aiohttp import web
 from rumor.node.core import validation
 from rumor.node.core.errors import RumorError, ValueTooLarge
 from rumor.node.core.record import RecordHeader
+from rumor.node.server import auth
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http.bulk_get import bulk_get_values
-from rumor.node.server.http.request import client_gone
+from rumor.node.server.http.request import client_gone, decode_key, drain_or_close
 from rumor.node.server.http.values import INLINE_VALUE_BYTES, read_found
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations, PutItem
@@ -91,6 +93,11 @@ def failure(status: int, message: str) -> web.Response:
     )
 
 
+def close_if_unread(request: web.Request) -> None:
+    if not request.content.is_eof() and request.protocol is not None:
+        request.protocol.force_close()  # refused: do not read the rest of the body
+
+
 async def answer(
     request: web.Request,
     operations: Operations,
@@ -103,12 +110,12 @@ async def answer(
     the gateway to count (it is no error).
     """
     if denied is not None:
-        return failure(denied, "Authentication error")
+        return failure(denied, auth.DENIED_MESSAGE)
     try:
         return await _dispatch(request, operations, reads or ByteBudget(2**62, 0))
     except RumorError as error:
-        if not request.content.is_eof() and request.protocol is not None:
-            request.protocol.force_close()  # refused: do not read the rest of the body
+        await drain_or_close(request)
+        close_if_unread(request)
         return failure(status_of(error).http_status, str(error))
     except web.HTTPException as error:
         return failure(error.status, error.reason)
@@ -132,7 +139,7 @@ async def _dispatch(
         return await _list(request, operations, namespace_id)
     if path == BULK_GET_PATH and method == "POST":
         return await _bulk_get(request, operations, namespace_id, reads)
-    key = unquote_to_bytes(path[1:])
+    key = decode_key(path[1:])
     if method == "GET":
         return await _get(request, operations, namespace_id, key, reads)
     if method == "PUT":
@@ -144,8 +151,7 @@ async def _dispatch(
 
 
 def _int_query(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    return None if raw is None or raw == "" else validation.integer(raw, name)
+    return validation.query_seconds(request.query.get(name), name)
 
 
 def _metadata_header(metadata: bytes) -> str:

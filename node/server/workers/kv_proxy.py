@@ -20,7 +20,8 @@ import grpc
 import grpc.aio
 
 from rumor.client.batch import response_of
-from rumor.node.core.errors import InvalidRequest
+from rumor.node.core.errors import InvalidRequest, RumorError
+from rumor.node.server import access
 from rumor.node.server.grpc.batch import error_result, refusal
 from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.sessions import LAG_BOUND_KEY
@@ -75,7 +76,9 @@ class WorkerKV:
     async def Batch(  # noqa: N802
         self, requests: AsyncIterator[kv_pb2.BatchRequest], context: Context
     ) -> AsyncIterator[kv_pb2.BatchResponse]:
-        async for response in _ProxiedBatch(self._owner).serve(requests):
+        # A scoped token's operations are checked one by one, as the owner would.
+        permit = access.batch_op_check()
+        async for response in _ProxiedBatch(self._owner, permit).serve(requests):
             yield response
 
 
@@ -83,8 +86,9 @@ class _ProxiedBatch:
     """A client's Batch stream through a worker: each operation becomes one on the
     worker's own stream to the owner; answers go back as they come, in any order."""
 
-    def __init__(self, owner: OwnerLink) -> None:
+    def __init__(self, owner: OwnerLink, permit: access.BatchOpCheck | None) -> None:
         self._owner = owner
+        self._permit = permit  # None: every operation is allowed
         self._results: asyncio.Queue[kv_pb2.BatchResult | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._by_id: dict[int, asyncio.Task[None]] = {}  # for cancellation: the latest
@@ -137,10 +141,14 @@ class _ProxiedBatch:
             result = error_result(op.id, InvalidRequest("A Batch operation must carry a request."))
         else:
             try:
+                if self._permit is not None:
+                    await self._permit(field, getattr(op, field))
                 answered = await self._owner.result(field, getattr(op, field), None)
                 response = response_of(field, answered)
                 result = kv_pb2.BatchResult(id=op.id, lag_bound_ms=answered.lag_bound_ms)
                 getattr(result, field).CopyFrom(response)
+            except RumorError as error:
+                result = error_result(op.id, error)
             except grpc.RpcError as error:
                 result = _error(op.id, error)
         if self._by_id.get(op.id) is asyncio.current_task():

@@ -2,9 +2,19 @@
 
 The owner starts it with the node's configuration and the addresses to share
 (``WorkerPlan``, in the environment). It binds the node's gRPC and HTTP
-addresses with SO_REUSEPORT, checks each client's credentials, serves KV reads
-and writes through its batched stream to the owner (``kv_proxy``) and forwards
-everything else (``forwarding``, ``http_proxy``). It prints one JSON line,
+addresses with SO_REUSEPORT and checks the token and its scopes on what it
+answers itself, exactly as the owner would: the KV calls it batches (each
+operation of a client's Batch too) and the REST API's values routes and the
+Workers binding, which it serves with its own ``http.entry.Entry``. Their reads
+and writes go through its batched stream to the owner (``kv_proxy``,
+``forwarded_operations``); everything else is forwarded (``forwarding``,
+``http_proxy``) with the client's credentials, which the owner checks — a
+values request carrying a session token or a staleness bound too, since only
+the owner's replica can wait for the one or check the other. A token
+limited to namespaces by title needs their titles: the worker asks the owner,
+presenting the key the owner wrote into its private socket directory
+(``WORKER_KEY_FILE``). It follows the node's token and secret files as the
+owner does (SIGHUP, or a file that changed). It prints one JSON line,
 ``{"event": "worker.ready", ...}``, once it serves; it stops on SIGTERM and
 when its owner is gone (the kernel signals it when the owner dies, and it
 notices the owner's socket going away).
@@ -17,18 +27,23 @@ import contextlib
 import ctypes
 import json
 import os
+import secrets
 import signal
+import ssl
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
+import grpc.aio
 import structlog
 from aiohttp import web
 from grpc_reflection.v1alpha import reflection
 
+from rumor.node.server import access, auth
 from rumor.node.server.admission import ByteBudget, CallBudget
+from rumor.node.server.audit import AuditLog
 from rumor.node.server.grpc import rpc
 from rumor.node.server.grpc.server import (
     ADMIN_SERVICE,
@@ -38,7 +53,7 @@ from rumor.node.server.grpc.server import (
     REPLICATION_SERVICE,
     GrpcServer,
 )
-from rumor.node.server.http.entry import Authorize, Entry, RequestHandler
+from rumor.node.server.http.entry import Entry, RequestHandler
 from rumor.node.server.http.guard import HttpGuard
 from rumor.node.server.http.session_header import carries_session
 from rumor.node.server.loop_lag import LoopLag
@@ -48,10 +63,12 @@ from rumor.node.server.workers.forwarded_operations import ForwardedOperations
 from rumor.node.server.workers.http_proxy import build_proxy
 from rumor.node.server.workers.kv_proxy import WorkerKV
 from rumor.node.server.workers.owner_link import OwnerLink, owner_http_path
+from rumor.v1 import kv_pb2
 
 log = structlog.get_logger(__name__)
 
 PLAN_ENV = "RUMOR_WORKER_PLAN"
+WORKER_KEY_FILE = "worker-key"
 BATCHED_KV_METHODS = ("Get", "BulkGet", "Put", "Delete", "List", "Batch")
 HTTP_MAX_BODY_BYTES = 128 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
@@ -84,37 +101,40 @@ def _die_with_owner() -> None:
         pass
 
 
-def _guarded(
-    name: str, handler: grpc.RpcMethodHandler[Any, Any], authorize: rpc.Authorize | None
-) -> grpc.RpcMethodHandler[Any, Any]:
-    """A forwarding handler that checks the client's token first (as the owner's would)."""
-    if authorize is None:
-        return handler
+def new_worker_key(socket_dir: str) -> str:
+    """A random key only the owner and its workers can read (the directory is 0700)."""
+    key = secrets.token_hex(32)
+    path = os.path.join(socket_dir, WORKER_KEY_FILE)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key)
+    return key
 
-    async def refuse(context: Any) -> None:
-        if not authorize(context.invocation_metadata()):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, rpc.UNAUTHENTICATED_DETAILS)
 
-    if handler.response_streaming:
-        inner_stream: Any = handler.unary_stream or handler.stream_stream
+def read_worker_key(socket_dir: str) -> str:
+    with open(os.path.join(socket_dir, WORKER_KEY_FILE), encoding="ascii") as handle:
+        return handle.read().strip()
 
-        async def streaming(request: Any, context: Any) -> Any:
-            await refuse(context)
-            async for response in inner_stream(request, context):
-                yield response
 
-        if handler.request_streaming:
-            return grpc.stream_stream_rpc_method_handler(streaming)
-        return grpc.unary_stream_rpc_method_handler(streaming)
-    inner: Any = handler.unary_unary or handler.stream_unary
+def _owner_titles(owner: OwnerLink, key: str) -> access.Titles:
+    """Namespace titles, asked of the owner (for tokens limited by title prefix)."""
+    get_namespace = owner.channel.unary_unary(
+        f"/{KV_SERVICE.full_name}/GetNamespace",
+        request_serializer=kv_pb2.GetNamespaceRequest.SerializeToString,
+        response_deserializer=kv_pb2.Namespace.FromString,
+    )
 
-    async def unary(request: Any, context: Any) -> Any:
-        await refuse(context)
-        return await inner(request, context)
+    async def title(namespace_id: str) -> str | None:
+        try:
+            found = await get_namespace(
+                kv_pb2.GetNamespaceRequest(namespace_id=namespace_id),
+                metadata=((auth.WORKER_KEY_HEADER, key),),
+            )
+        except grpc.aio.AioRpcError:
+            return None
+        return str(found.title)
 
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(unary)
-    return grpc.unary_unary_rpc_method_handler(unary)
+    return title
 
 
 def _kv_handlers(
@@ -130,10 +150,8 @@ def _kv_handlers(
             handlers[method.name] = rpc.method_handler(
                 method, getattr(batched, method.name), authorize, observe, budget
             )
-        else:
-            handlers[method.name] = _guarded(
-                method.name, forwarding.method_handler(owner.channel, KV_SERVICE, method), authorize
-            )
+        else:  # the owner checks the client's token and scopes
+            handlers[method.name] = forwarding.method_handler(owner.channel, KV_SERVICE, method)
     return grpc.method_handlers_generic_handler(KV_SERVICE.full_name, handlers)
 
 
@@ -179,14 +197,47 @@ async def _watch_owner(socket_dir: str, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
+class WorkerSecurity(Protocol):
+    """What a worker needs of the node's security (``startup.Security``)."""
+
+    @property
+    def tokens(self) -> auth.TokenChecker: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def tls(self) -> Any: ...
+
+    @property
+    def http_tls(self) -> ssl.SSLContext | None: ...
+
+    def reload(self, reason: str) -> bool: ...
+
+    def files_changed(self) -> bool: ...
+
+
+SECURITY_POLL_S = 1.0  # as the owner: token files are checked this often for a change
+
+
+async def _watch_security(security: WorkerSecurity) -> None:
+    while True:
+        await asyncio.sleep(SECURITY_POLL_S)
+        if security.files_changed():
+            security.reload("file changed")
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
-    """What a worker checks and bounds, made by the owner's configuration."""
+    """What a worker checks and bounds, made by the owner's configuration.
 
-    kv_authorize: rpc.Authorize | None  # the gRPC KV token check
-    http_authorize: Authorize | None  # the HTTP token check
-    http_guard: HttpGuard | None
-    tls: Any
+    ``security`` holds the tokens, the audit trail and TLS; the worker reloads it
+    on SIGHUP and when its files change, as the owner does, and its checks (gRPC
+    and HTTP, built over its tokens) use the new set at once.
+    """
+
+    security: WorkerSecurity
+    http_guard: HttpGuard | None  # its token check is ``security.tokens``'s
     max_calls: int
     read_bytes_in_flight: int
     read_admission_timeout_s: float
@@ -200,15 +251,19 @@ async def serve(plan: WorkerPlan, settings: WorkerSettings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    security = settings.security
+    loop.add_signal_handler(signal.SIGHUP, security.reload, "SIGHUP")
     owner = OwnerLink(plan.socket_dir)
     metrics = RequestMetrics()
     calls = CallBudget(settings.max_calls)
-    server = await _serve_grpc(plan, settings, owner, metrics, calls)
-    runner = await _serve_http(plan, settings, owner, metrics, calls)
+    titles = _owner_titles(owner, read_worker_key(plan.socket_dir))
+    server = await _serve_grpc(plan, settings, owner, titles, metrics, calls)
+    runner = await _serve_http(plan, settings, owner, titles, metrics, calls)
     print(json.dumps({"event": "worker.ready", "worker": plan.index}), flush=True)
     log.info("worker.serving", grpc=plan.grpc_address, http=plan.http_address or None)
     background = [
         asyncio.create_task(_watch_owner(plan.socket_dir, stop)),
+        asyncio.create_task(_watch_security(security)),
         asyncio.create_task(LoopLag(metrics.observe_loop_lag).run()),
         asyncio.create_task(_publish_metrics(metrics, plan)),
     ]
@@ -227,12 +282,15 @@ async def _serve_grpc(
     plan: WorkerPlan,
     settings: WorkerSettings,
     owner: OwnerLink,
+    titles: access.Titles,
     metrics: RequestMetrics,
     calls: CallBudget,
 ) -> GrpcServer:
+    security = settings.security
+    kv_authorize = access.KvAccess(security.tokens, titles, security.audit)
     server = GrpcServer(reuse_port=True, health=False)  # the owner's health is the node's
     server.server.add_generic_rpc_handlers(
-        (_kv_handlers(owner, settings.kv_authorize, calls, metrics.observe),)
+        (_kv_handlers(owner, kv_authorize, calls, metrics.observe),)
     )
     for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE, HEALTH_SERVICE):
         handlers = forwarding.service_handler(owner.channel, descriptor)
@@ -241,7 +299,7 @@ async def _serve_grpc(
         )
     names = [d.full_name for d in (KV_SERVICE, REPLICATION_SERVICE, ADMIN_SERVICE, HEALTH_SERVICE)]
     reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server.server)
-    tls = settings.tls
+    tls = security.tls
     server.bind(plan.grpc_address, tls.server_credentials() if tls is not None else None)
     await server.start()
     return server
@@ -251,13 +309,16 @@ async def _serve_http(
     plan: WorkerPlan,
     settings: WorkerSettings,
     owner: OwnerLink,
+    titles: access.Titles,
     metrics: RequestMetrics,
     calls: CallBudget,
 ) -> web.AppRunner | None:
     """The values routes and the Workers binding answered here (through the owner's
-    operations); every other request passed to the owner's HTTP listener as it is."""
+    operations, the token and its scopes checked here as the owner would); every
+    other request passed to the owner's HTTP listener as it is."""
     if not plan.http_address:
         return None
+    security = settings.security
     runner = web.AppRunner(
         build_proxy(owner_http_path(plan.socket_dir), HTTP_MAX_BODY_BYTES), access_log=None
     )
@@ -265,7 +326,7 @@ async def _serve_http(
     entry = Entry(
         ForwardedOperations(owner),
         ByteBudget(settings.read_bytes_in_flight, settings.read_admission_timeout_s),
-        authorize=settings.http_authorize,
+        authorize=access.HttpAccess(security.tokens, titles, security.audit),
         observe=metrics.observe,
         guard=settings.http_guard or HttpGuard.for_listener(plan.http_address),
         calls=calls,
@@ -276,7 +337,9 @@ async def _serve_http(
         entry.before_routing(runner.server.request_handler), runner.server.request_handler
     )
     host, _, port = plan.http_address.rpartition(":")
-    await web.TCPSite(runner, host.strip("[]"), int(port), reuse_port=True).start()
+    await web.TCPSite(
+        runner, host.strip("[]"), int(port), reuse_port=True, ssl_context=security.http_tls
+    ).start()
     return runner
 
 
