@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 SEEDS ?= 1 2 3
 FUZZ_SCHEDULES ?= 10000
 POWER_CUTS ?= 500
-SCENARIOS ?= steady partition oneway crash_restart skew_fence skew_warn loss
+SCENARIOS ?= steady partition oneway crash_restart skew_fence skew_warn loss sessions
 
 $(BIN)/rumor: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -7,6 +7,7 @@
         ns.put("k", "v", expiration_ttl=600, metadata={"owner": "ada"})
         ns.get("k")            # "v"
 
+Sessions (``kv.session(token=None)``) read their own writes on any node.
 See docs/sdk.md. This package never imports rumor.node.
 """
 
@@ -20,6 +21,7 @@ from rumor.client.models import (
     ValueWithMetadata,
     WriteResult,
 )
+from rumor.client.session import Session
 from rumor.client.sync import Client, KVNamespace, Namespaces
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "ListResult",
     "NamespaceInfo",
     "Namespaces",
+    "Session",
     "ValueWithMetadata",
     "WriteResult",
 ]

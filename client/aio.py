@@ -30,6 +30,7 @@ from rumor.client.models import (
     ValueWithMetadata,
     WriteResult,
 )
+from rumor.client.session import Session
 from rumor.v1 import kv_pb2
 
 R = TypeVar("R")
@@ -70,6 +71,14 @@ class AsyncClient:
     def namespace(self, namespace_id: str) -> AsyncKVNamespace:
         """The namespace with this id (no call is made until you use it)."""
         return AsyncKVNamespace(self, namespace_id)
+
+    def session(self, token: str | None = None) -> Session[AsyncKVNamespace]:
+        """A session: read-your-writes, monotonic reads and writes, writes-follow-reads,
+        whichever node serves each call. ``token`` resumes one (``Session.token``,
+        perhaps from another process or client)."""
+        return Session(
+            lambda namespace_id, session: AsyncKVNamespace(self, namespace_id, session), token
+        )
 
     async def close(self) -> None:
         for batcher in self._batchers.values():
@@ -112,8 +121,11 @@ class AsyncClient:
         assert last is not None
         raise self.endpoints.exhausted(tried, last) from None
 
-    async def run(self, call: Call[R]) -> R:
-        """Run one call: on the node's Batch stream when it can ride one, else unary."""
+    async def run(self, call: Call[R], session: Session[Any] | None = None) -> R:
+        """Run one call: on the node's Batch stream when it can ride one, else unary;
+        within ``session``, after its token, folding the answer's token back in."""
+        if session is not None:
+            session.stamp(call.request)
 
         async def unary(channel: grpc.aio.Channel) -> Any:
             method = channel.unary_unary(
@@ -125,7 +137,7 @@ class AsyncClient:
 
         field = batch.field_of(call) if self.batching else None
         if field is None:
-            return call.decode(await self._attempt(call.retry, unary, call.method))
+            return _answer(call, await self._attempt(call.retry, unary, call.method), session)
 
         async def batched(channel: grpc.aio.Channel) -> Any:
             batcher = self._batcher(channel)
@@ -136,7 +148,7 @@ class AsyncClient:
             except batch.BatchUnsupported:
                 return await unary(channel)
 
-        return call.decode(await self._attempt(call.retry, batched, call.method))
+        return _answer(call, await self._attempt(call.retry, batched, call.method), session)
 
     def _batcher(self, channel: grpc.aio.Channel) -> AsyncBatcher:
         key = id(channel)
@@ -145,8 +157,14 @@ class AsyncClient:
         return self._batchers[key]
 
     async def _put_stream(
-        self, header: kv_pb2.PutRequest, source: codec.StreamSource
+        self,
+        header: kv_pb2.PutRequest,
+        source: codec.StreamSource,
+        session: Session[Any] | None = None,
     ) -> WriteResult:
+        if session is not None:
+            session.stamp(header)
+
         async def attempt(channel: grpc.aio.Channel) -> Any:
             failure: list[Exception] = []
 
@@ -178,12 +196,16 @@ class AsyncClient:
                 raise
 
         response = await self._attempt(source.retryable, attempt, "PutStream")
+        if session is not None:
+            session.absorb(response)
         return codec.write_result(response.version, response.seq, response.expiration)
 
     async def _get_stream(
-        self, request: kv_pb2.GetRequest
+        self, request: kv_pb2.GetRequest, session: Session[Any] | None = None
     ) -> tuple[kv_pb2.GetResponse, AsyncIterator[bytes]] | None:
         """The header of a found key and its value in chunks; None when missing."""
+        if session is not None:
+            session.stamp(request)
 
         async def attempt(channel: grpc.aio.Channel) -> Any:
             method = channel.unary_stream(
@@ -195,10 +217,18 @@ class AsyncClient:
             return responses, await responses.read()
 
         responses, first = await self._attempt(True, attempt, "GetStream")
+        if session is not None:
+            session.absorb(first.header)
         if not first.header.found:
             responses.cancel()
             return None
         return first.header, _chunks(responses, self.endpoints.addresses[self.endpoints.current])
+
+
+def _answer(call: Call[R], response: Any, session: Session[Any] | None) -> R:
+    if session is not None:
+        session.absorb(response)
+    return call.decode(response)
 
 
 def _serialize(message: Any) -> bytes:
@@ -247,9 +277,12 @@ class AsyncNamespaces:
 class AsyncKVNamespace:
     """The keys of one namespace, with the Workers KV methods (awaitable)."""
 
-    def __init__(self, client: AsyncClient, namespace_id: str) -> None:
+    def __init__(
+        self, client: AsyncClient, namespace_id: str, session: Session[Any] | None = None
+    ) -> None:
         self._client = client
         self.id = namespace_id
+        self._session = session  # None: plain calls, each served by whichever node
 
     async def put(
         self,
@@ -274,7 +307,7 @@ class AsyncKVNamespace:
                 metadata=metadata,
                 min_replicas=min_replicas,
             )
-            return await self._client.run(calls.put(request))
+            return await self._client.run(calls.put(request), self._session)
         header = codec.put_request(
             self.id,
             key,
@@ -284,7 +317,9 @@ class AsyncKVNamespace:
             metadata=metadata,
             min_replicas=min_replicas,
         )
-        return await self._client._put_stream(header, codec.stream_source(value, allow_async=True))
+        return await self._client._put_stream(
+            header, codec.stream_source(value, allow_async=True), self._session
+        )
 
     async def get(
         self, key: str | Sequence[str], type: str = "text", *, cache_ttl: int | None = None
@@ -293,14 +328,16 @@ class AsyncKVNamespace:
         returns an async iterator of byte chunks."""
         if not isinstance(key, str):
             return await self._client.run(
-                calls.get_many(self.id, list(key), type, False, cache_ttl)
+                calls.get_many(self.id, list(key), type, False, cache_ttl), self._session
             )
         if type == "stream":
             found = await self._client._get_stream(
-                codec.get_request(self.id, key, type, False, cache_ttl)
+                codec.get_request(self.id, key, type, False, cache_ttl), self._session
             )
             return None if found is None else found[1]
-        return await self._client.run(calls.get(self.id, key, type, False, cache_ttl))
+        return await self._client.run(
+            calls.get(self.id, key, type, False, cache_ttl), self._session
+        )
 
     async def get_with_metadata(
         self, key: str | Sequence[str], type: str = "text", *, cache_ttl: int | None = None
@@ -308,26 +345,30 @@ class AsyncKVNamespace:
         """``ValueWithMetadata(value, metadata)``; see ``KVNamespace.get_with_metadata``.
         With type "stream" the value is an async iterator of byte chunks."""
         if not isinstance(key, str):
-            return await self._client.run(calls.get_many(self.id, list(key), type, True, cache_ttl))
+            return await self._client.run(
+                calls.get_many(self.id, list(key), type, True, cache_ttl), self._session
+            )
         if type == "stream":
             found = await self._client._get_stream(
-                codec.get_request(self.id, key, type, True, cache_ttl)
+                codec.get_request(self.id, key, type, True, cache_ttl), self._session
             )
             if found is None:
                 return ValueWithMetadata(None, None)
             header, chunks = found
             return ValueWithMetadata(chunks, codec.decode_metadata(header))
-        return await self._client.run(calls.get(self.id, key, type, True, cache_ttl))
+        return await self._client.run(calls.get(self.id, key, type, True, cache_ttl), self._session)
 
     async def delete(self, key: str) -> WriteResult:
         """Delete ``key`` (succeeds for a missing key too)."""
-        return await self._client.run(calls.delete(self.id, key))
+        return await self._client.run(calls.delete(self.id, key), self._session)
 
     async def list(
         self, prefix: str | None = None, limit: int | None = None, cursor: str | None = None
     ) -> ListResult:
         """One page of keys in byte order: ``ListResult(keys, list_complete, cursor)``."""
-        return await self._client.run(calls.list_keys(self.id, prefix, limit, cursor))
+        return await self._client.run(
+            calls.list_keys(self.id, prefix, limit, cursor), self._session
+        )
 
     async def iter_keys(self, prefix: str | None = None) -> AsyncIterator[KeyInfo]:
         """Every key with ``prefix``, following cursors page by page."""
@@ -342,11 +383,11 @@ class AsyncKVNamespace:
 
     async def bulk_put(self, items: Sequence[Any]) -> int:
         """Write up to 10,000 items at once; see ``KVNamespace.bulk_put``."""
-        return await self._client.run(calls.bulk_put(self.id, items))
+        return await self._client.run(calls.bulk_put(self.id, items), self._session)
 
     async def bulk_delete(self, keys: Sequence[str]) -> int:
         """Delete up to 10,000 keys at once."""
-        return await self._client.run(calls.bulk_delete(self.id, list(keys)))
+        return await self._client.run(calls.bulk_delete(self.id, list(keys)), self._session)
 
     async def watch(self, prefix: str | None = None, *, buffer: int = 0) -> AsyncIterator[Change]:
         """Every change the connected node applies to keys with ``prefix``; see

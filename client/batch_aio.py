@@ -54,6 +54,10 @@ class AsyncBatcher:
 
     async def call(self, field: str, request: Any, timeout: float | None) -> Any:
         """The unary response for ``request`` (a ``field`` operation), or its RpcError."""
+        return batch.response_of(field, await self.result(field, request, timeout))
+
+    async def result(self, field: str, request: Any, timeout: float | None) -> kv_pb2.BatchResult:
+        """The node's whole ``BatchResult`` for ``request`` (an error result included)."""
         if len(self._waiting) >= batch.MAX_IN_FLIGHT:
             raise batch.BatchCallError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -75,7 +79,7 @@ class AsyncBatcher:
         except asyncio.CancelledError:
             self._forget(op_id)
             raise
-        return batch.response_of(field, result)
+        return result
 
     def _forget(self, op_id: int) -> None:
         if self._waiting.pop(op_id, None) is not None:

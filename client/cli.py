@@ -7,6 +7,9 @@
     rumor kv bulk put FILE.json | bulk delete FILE.json [--force] | bulk get FILE.json
     rumor kv export | kv import   (JSON lines, Cloudflare migration: rumor.client.transfer_cli)
 
+Any of them takes --session TOKEN (served only by a node that has seen what the
+token names) and --print-session (the session's new token, last on stderr).
+
 Every error is one line on stderr and a non-zero exit status; never a traceback.
 """
 
@@ -59,14 +62,32 @@ class KVGroup(GlobalOptionsGroup):
 
 @click.group("kv", cls=KVGroup)
 @connection_options
+@click.option(
+    "--session",
+    "session_token",
+    default=None,
+    help="A session token: read and write after what it names (read-your-writes).",
+)
+@click.option(
+    "--print-session", is_flag=True, help="Print the session's new token on stderr, last."
+)
 @click.pass_context
 def kv(
-    ctx: click.Context, endpoint: str, api_token: str | None, ca: str | None, timeout: float
+    ctx: click.Context,
+    endpoint: str,
+    api_token: str | None,
+    ca: str | None,
+    timeout: float,
+    session_token: str | None,
+    print_session: bool,
 ) -> None:
     """Manage namespaces and keys, like `wrangler kv`.
 
-    --endpoint, --api-token, --ca and --timeout may be given anywhere on the line."""
+    --endpoint, --api-token, --ca, --timeout, --session and --print-session may be
+    given anywhere on the line."""
     ctx.obj = Settings(endpoint, api_token, ca, timeout)
+    ctx.obj.session = session_token
+    ctx.obj.print_session = print_session
 
 
 def namespace_options(command: F) -> F:
@@ -94,8 +115,16 @@ def resolve_namespace(client: Client, namespace_id: str | None, title: str | Non
 def open_namespace(
     settings: Settings, namespace_id: str | None, title: str | None
 ) -> tuple[Client, KVNamespace]:
+    """The client and the namespace; within a session if --session or --print-session."""
     client = settings.client()
-    return client, client.namespace(resolve_namespace(client, namespace_id, title))
+    resolved = resolve_namespace(client, namespace_id, title)
+    if settings.session is None and not settings.print_session:
+        return client, client.namespace(resolved)
+    session = client.session(settings.session)
+    if settings.print_session:
+        # Printed however the command ends: a failed call leaves the token valid.
+        click.get_current_context().call_on_close(lambda: click.echo(session.token, err=True))
+    return client, session.namespace(resolved)
 
 
 def print_json(value: Any) -> None:

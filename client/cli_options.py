@@ -29,6 +29,10 @@ class Settings:
         self.api_token = api_token
         self.ca = ca
         self.timeout = timeout
+        # `rumor kv --session TOKEN`: every call after that token; --print-session: say the
+        # session's token at the end.
+        self.session: str | None = None
+        self.print_session = False
 
     def client(self) -> Client:
         tls = TLS(ca=self.ca) if self.ca else None

@@ -29,6 +29,7 @@ from rumor.client.models import (
     ValueWithMetadata,
     WriteResult,
 )
+from rumor.client.session import Session
 from rumor.v1 import kv_pb2
 
 R = TypeVar("R")
@@ -71,6 +72,14 @@ class Client:
         """The namespace with this id (no call is made until you use it)."""
         return KVNamespace(self, namespace_id)
 
+    def session(self, token: str | None = None) -> Session[KVNamespace]:
+        """A session: read-your-writes, monotonic reads and writes, writes-follow-reads,
+        whichever node serves each call. ``token`` resumes one (``Session.token``,
+        perhaps from another process or client)."""
+        return Session(
+            lambda namespace_id, session: KVNamespace(self, namespace_id, session), token
+        )
+
     def close(self) -> None:
         for batcher in self._batchers.values():
             batcher.close()
@@ -112,8 +121,11 @@ class Client:
         assert last is not None
         raise self.endpoints.exhausted(tried, last) from None
 
-    def run(self, call: Call[R]) -> R:
-        """Run one call: alone, unary; beside other calls of this client, on the Batch stream."""
+    def run(self, call: Call[R], session: Session[Any] | None = None) -> R:
+        """Run one call: alone, unary; beside other calls of this client, on the Batch stream;
+        within ``session``, after its token, folding the answer's token back in."""
+        if session is not None:
+            session.stamp(call.request)
 
         def unary(channel: grpc.Channel) -> Any:
             method = channel.unary_unary(
@@ -125,7 +137,7 @@ class Client:
 
         field = batch.field_of(call) if self.batching else None
         if field is None:
-            return call.decode(self._attempt(call.retry, unary, call.method))
+            return _answer(call, self._attempt(call.retry, unary, call.method), session)
 
         def batched(channel: grpc.Channel) -> Any:
             batcher = self._batcher(channel)
@@ -140,7 +152,7 @@ class Client:
             finally:
                 batcher.leave()
 
-        return call.decode(self._attempt(call.retry, batched, call.method))
+        return _answer(call, self._attempt(call.retry, batched, call.method), session)
 
     def _batcher(self, channel: grpc.Channel) -> ThreadBatcher:
         with self._batchers_lock:
@@ -149,7 +161,15 @@ class Client:
                 self._batchers[key] = ThreadBatcher(channel, self._metadata)
             return self._batchers[key]
 
-    def _put_stream(self, header: kv_pb2.PutRequest, source: codec.StreamSource) -> WriteResult:
+    def _put_stream(
+        self,
+        header: kv_pb2.PutRequest,
+        source: codec.StreamSource,
+        session: Session[Any] | None = None,
+    ) -> WriteResult:
+        if session is not None:
+            session.stamp(header)
+
         def attempt(channel: grpc.Channel) -> Any:
             failure: list[Exception] = []
 
@@ -176,6 +196,8 @@ class Client:
                 raise
 
         response = self._attempt(source.retryable, attempt, "PutStream")
+        if session is not None:
+            session.absorb(response)
         return codec.write_result(response.version, response.seq, response.expiration)
 
     def _watch(self, request: kv_pb2.WatchRequest) -> Iterator[Change]:
@@ -199,9 +221,11 @@ class Client:
             events.cancel()
 
     def _get_stream(
-        self, request: kv_pb2.GetRequest
+        self, request: kv_pb2.GetRequest, session: Session[Any] | None = None
     ) -> tuple[kv_pb2.GetResponse, Iterator[bytes]] | None:
         """The header of a found key and its value in chunks; None when missing."""
+        if session is not None:
+            session.stamp(request)
 
         def attempt(channel: grpc.Channel) -> Any:
             method = channel.unary_stream(
@@ -213,10 +237,18 @@ class Client:
             return responses, next(responses)
 
         responses, first = self._attempt(True, attempt, "GetStream")
+        if session is not None:
+            session.absorb(first.header)
         if not first.header.found:
             responses.cancel()
             return None
         return first.header, _chunks(responses, self.endpoints.addresses[self.endpoints.current])
+
+
+def _answer(call: Call[R], response: Any, session: Session[Any] | None) -> R:
+    if session is not None:
+        session.absorb(response)
+    return call.decode(response)
 
 
 def _serialize(message: Any) -> bytes:
@@ -262,9 +294,12 @@ class Namespaces:
 class KVNamespace:
     """The keys of one namespace, with the Workers KV methods."""
 
-    def __init__(self, client: Client, namespace_id: str) -> None:
+    def __init__(
+        self, client: Client, namespace_id: str, session: Session[Any] | None = None
+    ) -> None:
         self._client = client
         self.id = namespace_id
+        self._session = session  # None: plain calls, each served by whichever node
 
     def put(
         self,
@@ -297,7 +332,7 @@ class KVNamespace:
                 metadata=metadata,
                 min_replicas=min_replicas,
             )
-            return self._client.run(calls.put(request))
+            return self._client.run(calls.put(request), self._session)
         header = codec.put_request(
             self.id,
             key,
@@ -307,7 +342,9 @@ class KVNamespace:
             metadata=metadata,
             min_replicas=min_replicas,
         )
-        return self._client._put_stream(header, codec.stream_source(value, allow_async=False))
+        return self._client._put_stream(
+            header, codec.stream_source(value, allow_async=False), self._session
+        )
 
     def get(
         self, key: str | Sequence[str], type: str = "text", *, cache_ttl: int | None = None
@@ -321,13 +358,15 @@ class KVNamespace:
         every read is served by the node's own copy.
         """
         if not isinstance(key, str):
-            return self._client.run(calls.get_many(self.id, list(key), type, False, cache_ttl))
+            return self._client.run(
+                calls.get_many(self.id, list(key), type, False, cache_ttl), self._session
+            )
         if type == "stream":
             found = self._client._get_stream(
-                codec.get_request(self.id, key, type, False, cache_ttl)
+                codec.get_request(self.id, key, type, False, cache_ttl), self._session
             )
             return None if found is None else found[1]
-        return self._client.run(calls.get(self.id, key, type, False, cache_ttl))
+        return self._client.run(calls.get(self.id, key, type, False, cache_ttl), self._session)
 
     def get_with_metadata(
         self, key: str | Sequence[str], type: str = "text", *, cache_ttl: int | None = None
@@ -336,24 +375,28 @@ class KVNamespace:
         or for a list of keys a dict of them (None for a missing key, as workerd
         answers). With type "stream" the value is an iterator of byte chunks."""
         if not isinstance(key, str):
-            return self._client.run(calls.get_many(self.id, list(key), type, True, cache_ttl))
+            return self._client.run(
+                calls.get_many(self.id, list(key), type, True, cache_ttl), self._session
+            )
         if type == "stream":
-            found = self._client._get_stream(codec.get_request(self.id, key, type, True, cache_ttl))
+            found = self._client._get_stream(
+                codec.get_request(self.id, key, type, True, cache_ttl), self._session
+            )
             if found is None:
                 return ValueWithMetadata(None, None)
             header, chunks = found
             return ValueWithMetadata(chunks, codec.decode_metadata(header))
-        return self._client.run(calls.get(self.id, key, type, True, cache_ttl))
+        return self._client.run(calls.get(self.id, key, type, True, cache_ttl), self._session)
 
     def delete(self, key: str) -> WriteResult:
         """Delete ``key`` (succeeds for a missing key too: the delete is recorded)."""
-        return self._client.run(calls.delete(self.id, key))
+        return self._client.run(calls.delete(self.id, key), self._session)
 
     def list(
         self, prefix: str | None = None, limit: int | None = None, cursor: str | None = None
     ) -> ListResult:
         """One page of keys in byte order: ``ListResult(keys, list_complete, cursor)``."""
-        return self._client.run(calls.list_keys(self.id, prefix, limit, cursor))
+        return self._client.run(calls.list_keys(self.id, prefix, limit, cursor), self._session)
 
     def iter_keys(self, prefix: str | None = None) -> Iterator[KeyInfo]:
         """Every key with ``prefix``, following cursors page by page."""
@@ -368,11 +411,11 @@ class KVNamespace:
     def bulk_put(self, items: Sequence[Any]) -> int:
         """Write up to 10,000 items ``{key, value, expiration?, expiration_ttl?, metadata?,
         base64?}`` at once; one bad item fails the whole request and writes nothing."""
-        return self._client.run(calls.bulk_put(self.id, items))
+        return self._client.run(calls.bulk_put(self.id, items), self._session)
 
     def bulk_delete(self, keys: Sequence[str]) -> int:
         """Delete up to 10,000 keys at once."""
-        return self._client.run(calls.bulk_delete(self.id, list(keys)))
+        return self._client.run(calls.bulk_delete(self.id, list(keys)), self._session)
 
     def watch(self, prefix: str | None = None, *, buffer: int = 0) -> Iterator[Change]:
         """Every change the connected node applies to keys with ``prefix``, as it happens.

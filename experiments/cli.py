@@ -154,6 +154,14 @@ def _sweep_spec(text: str) -> tuple[str, list[int | float]]:
 )
 @click.option("--no-shrink", is_flag=True, help="With --fuzz: do not shrink failing schedules.")
 @click.option(
+    "--session-clients",
+    type=int,
+    default=0,
+    show_default=True,
+    help="With --fuzz: clients per schedule that move between nodes in a session (checked"
+    " against the session guarantees).",
+)
+@click.option(
     "--replay",
     "replay_file",
     type=click.Path(exists=True, dir_okay=False),
@@ -176,6 +184,7 @@ def simulate(
     durability: str,
     canaries: tuple[str, ...],
     no_shrink: bool,
+    session_clients: int,
     replay_file: str | None,
 ) -> None:
     """The real engine on virtual time: write latency at scale, or fuzz and replay faults."""
@@ -183,7 +192,15 @@ def simulate(
         _replay(Path(replay_file))
         return
     if fuzz_count is not None:
-        _fuzz(fuzz_count, seed, durability, canaries, Path(out or "simulation-failures"), no_shrink)
+        _fuzz(
+            fuzz_count,
+            seed,
+            durability,
+            canaries,
+            Path(out or "simulation-failures"),
+            no_shrink,
+            session_clients,
+        )
         return
     try:
         config = simulator.SimulationConfig(
@@ -217,7 +234,13 @@ def simulate(
 
 
 def _fuzz(
-    count: int, seed: int, durability: str, canaries: tuple[str, ...], out: Path, no_shrink: bool
+    count: int,
+    seed: int,
+    durability: str,
+    canaries: tuple[str, ...],
+    out: Path,
+    no_shrink: bool,
+    session_clients: int = 0,
 ) -> None:
     result = fuzz.fuzz(
         count,
@@ -226,6 +249,7 @@ def _fuzz(
         canaries=tuple(Canary(name) for name in canaries),
         out=out,
         shrink_failures=not no_shrink,
+        session_clients=session_clients,
         say=click.echo,
     )
     reported = ", ".join(f"{name} {n}" for name, n in sorted(result.reported.items()) if n)

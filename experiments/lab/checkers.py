@@ -24,6 +24,13 @@ person can read. The simulator's invariants judge by the same definitions.
     it); and no node's Watch stream applies a version older than a
     tombstone it already applied.
 
+``session-guarantees`` (``properties.session_guarantees``)
+    Over the calls of the moving clients (a random node per call):
+    read-your-writes, monotonic reads, monotonic writes and
+    writes-follow-reads, per key. The clients in a session must break none;
+    the others' violations are counted per guarantee, the figure that shows
+    what sessions buy. Judged only when the scenario has moving clients.
+
 An :class:`~rumor.experiments.lab.history.Attempt` (a write that failed or
 timed out) is a write not acknowledged, of unknown version; a Watch event is
 a record seen. ``experiments.visibility`` measures rather than judges:
@@ -43,6 +50,7 @@ from rumor.experiments.properties import convergence as convergence_property
 from rumor.experiments.properties import lost_writes as lost_writes_property
 from rumor.experiments.properties import lww as lww_property
 from rumor.experiments.properties import resurrection
+from rumor.experiments.properties import session_guarantees as sessions
 from rumor.experiments.properties.observation import Applied, Observation, Record, Write
 from rumor.experiments.properties.purgeability import is_expired
 
@@ -340,11 +348,94 @@ def no_resurrection(history: History) -> Verdict:
 # ---------------------------------------------------------------------------
 
 
+# Session guarantees
+
+
+def client_calls(history: History, *, session: bool) -> list[sessions.ClientCall]:
+    """The moving clients' calls (those in a session, or the others) in the properties'
+    shape: a read's version is that of the acknowledged write whose value it returned."""
+    versions = {ack.op: ack.version for ack in history.acks}
+    calls: list[sessions.ClientCall] = []
+    for index, call in enumerate(history.moving):
+        if call.session != session:
+            continue
+        kind = sessions.Kind(call.kind)
+        if kind is sessions.Kind.READ:
+            version = None if call.read_op is None else versions.get(call.read_op)
+        else:
+            version = (call.hlc, call.origin) if call.ok else None
+        calls.append(
+            sessions.ClientCall(call.client, kind, call.key, version, call.ok, call.found, index)
+        )
+    return calls
+
+
+def issued_deletes(history: History) -> dict[str, list[Version | None]]:
+    """Per key, every delete issued: its version, None when not acknowledged."""
+    deletes: dict[str, list[Version | None]] = {}
+    for ack in history.acks:
+        if ack.deleted:
+            deletes.setdefault(ack.key, []).append(ack.version)
+    for attempt in history.attempts:
+        if attempt.deleted:
+            deletes.setdefault(attempt.key, []).append(None)
+    return deletes
+
+
+def session_figures(history: History) -> dict[str, dict[str, int]]:
+    """With and without sessions: calls, reads, unanswered calls and violations per guarantee."""
+    deletes = issued_deletes(history)
+    figures: dict[str, dict[str, int]] = {}
+    for label, session in (("with_sessions", True), ("without_sessions", False)):
+        calls = client_calls(history, session=session)
+        found = sessions.counts(sessions.violations(calls, deletes))
+        figures[label] = {
+            "calls": len(calls),
+            "reads": sum(1 for c in calls if c.kind is sessions.Kind.READ),
+            "unanswered": sum(1 for c in calls if not c.answered),
+            **{guarantee.value: count for guarantee, count in found.items()},
+        }
+    return figures
+
+
+def session_guarantees(history: History) -> Verdict:
+    """Clients in a session break no session guarantee; the others' violations counted."""
+    deletes = issued_deletes(history)
+    broken = sessions.violations(client_calls(history, session=True), deletes)
+    figures = session_figures(history)
+    without = figures["without_sessions"]
+    plain = ", ".join(f"{g.value} {without[g.value]}" for g in sessions.Guarantee)
+    summary = (
+        f"with sessions {len(broken)} violations in {figures['with_sessions']['calls']} calls;"
+        f" without: {plain} in {without['calls']} calls"
+    )
+    details = []
+    for violation in broken:
+        call = history.moving[violation.call.index]
+        at_s = (call.started_ns - history.started_ns) / NS_PER_S
+        got = (
+            "nothing" if violation.call.version is None else format_version(violation.call.version)
+        )
+        details.append(
+            f"client {call.client} {violation.guarantee.value}: {call.kind} of {call.key!r}"
+            f" on {call.node} at +{at_s:.3f} s got {got}, wanted at least"
+            f" {format_version(violation.wanted)}"
+        )
+    return Verdict(sessions.NAME, not broken, summary, _capped(details))
+
+
+# ---------------------------------------------------------------------------
+
+
 def check_all(history: History, bound_s: float = DEFAULT_CONVERGENCE_BOUND_S) -> list[Verdict]:
-    """Every checker, in a fixed order: lost-writes, convergence, lww, no-resurrection."""
-    return [
+    """Every checker, in a fixed order: lost-writes, convergence, lww, no-resurrection, and
+    session-guarantees when the run had moving clients."""
+    verdicts = [
         lost_writes(history),
         convergence(history, bound_s),
         lww(history),
         no_resurrection(history),
     ]
+    if history.moving:
+        verdicts.append(session_guarantees(history))
+    return verdicts

@@ -37,6 +37,7 @@ from rumor.client.errors import RumorError
 from rumor.experiments.faults import FaultKind
 from rumor.experiments.lab import netns
 from rumor.experiments.lab.history import Ack, Applied, Attempt, FaultWindow, Held, History
+from rumor.experiments.lab.moving_clients import MovingClients
 from rumor.experiments.lab.processes import NodeProcess, poll
 from rumor.experiments.lab.scenario import Action, FaultStep, Recovery, Scenario
 from rumor.v1 import admin_pb2, faults_pb2
@@ -44,17 +45,26 @@ from rumor.v1 import admin_pb2, faults_pb2
 log = structlog.get_logger(__name__)
 
 EXPERIMENT_NODE_ARGS = (
-    "--gossip-interval-ms", "10",
-    "--anti-entropy-interval-ms", "200",
-    "--probe-interval-ms", "200",
-    "--probe-timeout-ms", "200",
-    "--suspicion-timeout-ms", "1000",
-    "--gc-grace-ms", "1000",
-    "--min-expiration-ttl", "1",
-    "--min-replicas-timeout-ms", "1000",
+    "--gossip-interval-ms",
+    "10",
+    "--anti-entropy-interval-ms",
+    "200",
+    "--probe-interval-ms",
+    "200",
+    "--probe-timeout-ms",
+    "200",
+    "--suspicion-timeout-ms",
+    "1000",
+    "--gc-grace-ms",
+    "1000",
+    "--min-expiration-ttl",
+    "1",
+    "--min-replicas-timeout-ms",
+    "1000",
     "--enable-fault-injection",
-    "--log-level", "warning",
-)  # fmt: skip
+    "--log-level",
+    "warning",
+)
 MAX_IN_FLIGHT = 64
 DIRECTIONS = {
     "both": faults_pb2.DIRECTION_BOTH,
@@ -384,6 +394,15 @@ class Harness:
             )
         )
 
+    def _live_nodes(self) -> list[int]:
+        return [
+            i for i in range(len(self.nodes)) if i not in self._killed and i not in self._paused
+        ]
+
+    def _next_op(self) -> int:
+        self._op += 1
+        return self._op
+
     async def _workload(self, clients: list[AsyncClient], namespace: str, started: float) -> None:
         workload = self.scenario.workload
         writers = list(workload.writers or range(len(self.nodes)))
@@ -439,7 +458,18 @@ class Harness:
         await asyncio.sleep(0.5)  # let the watches attach
         started = time.monotonic()
         self.history.started_ns = time.monotonic_ns()
-        await asyncio.gather(self._workload(clients, info.id, started), self._faults(started))
+        moving_clients = MovingClients(
+            self.scenario.moving, self.history, self.names, self._live_nodes, self._next_op
+        )
+        moving = [
+            moving_clients.run(
+                clients, info.id, client, self.seed, started, self.scenario.duration_s
+            )
+            for client in range(self.scenario.moving.count)
+        ]
+        await asyncio.gather(
+            self._workload(clients, info.id, started), self._faults(started), *moving
+        )
         self.say("  workload done; healing")
         await asyncio.to_thread(self.heal)
         self.history.healed_ns = time.monotonic_ns()

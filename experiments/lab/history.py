@@ -85,6 +85,33 @@ class Held:
 
 
 @dataclass(frozen=True, slots=True)
+class MovingCall:
+    """One call of a moving client: a client that picks a random node for every call,
+    with a session (``session``: every call after the session's token) or without.
+
+    A read that found a value names the op that wrote it (``read_op``, from the
+    value); a write's version is (hlc, origin), (0, 0) when not acknowledged.
+    A moving client's acknowledged writes are also in ``History.acks``, the
+    others in ``History.attempts``.
+    """
+
+    client: int
+    session: bool
+    op: int
+    node: str
+    kind: str  # read, put or delete
+    key: str
+    ok: bool  # a read was answered, a write acknowledged
+    found: bool
+    read_op: int | None
+    hlc: int
+    origin: int
+    started_ns: int
+    ended_ns: int
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class FaultWindow:
     kind: str
     start_ns: int
@@ -100,6 +127,7 @@ class History:
     applied: list[Applied] = field(default_factory=list)
     held: list[Held] = field(default_factory=list)
     faults: list[FaultWindow] = field(default_factory=list)
+    moving: list[MovingCall] = field(default_factory=list)  # in each client's order
     # Per node: the audit digest after the run, and how long after the heal the
     # digests became equal (None: they did not within the bound).
     final_digests: dict[str, int] = field(default_factory=dict)
@@ -121,6 +149,7 @@ class History:
             applied=[Applied(**a) for a in raw["applied"]],
             held=[Held(**h) for h in raw["held"]],
             faults=[FaultWindow(**f) for f in raw["faults"]],
+            moving=[MovingCall(**m) for m in raw.get("moving", [])],
             final_digests=raw["final_digests"],
             started_ns=raw["started_ns"],
             healed_ns=raw["healed_ns"],

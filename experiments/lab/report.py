@@ -27,6 +27,9 @@ spreadsheet or pandas (the CSVs):
     Time to full replication of each write against its acknowledgement time,
     with the fault windows shaded, so the lag a partition causes is visible
     where it happens.
+``session_guarantees.png``
+    With moving clients only: violations of each session guarantee per 1,000
+    calls, for the clients in a session and for the others.
 
 The plots are drawn by ``report_plots``.
 Values are not written to the CSVs (only their lengths): the history dump has them.
@@ -47,9 +50,14 @@ from rumor.experiments.lab.checkers import (
     Verdict,
     convergence_time_s,
     node_names,
+    session_figures,
 )
 from rumor.experiments.lab.history import History, run_origin_ns
-from rumor.experiments.lab.report_plots import plot_replication_lag, plot_visibility_cdf
+from rumor.experiments.lab.report_plots import (
+    plot_replication_lag,
+    plot_session_guarantees,
+    plot_visibility_cdf,
+)
 from rumor.experiments.lab.visibility import Percentiles, VisibilityStats, percentiles_ms
 
 #: The t-visibility thresholds (ms) summary.json and report.md single out.
@@ -67,6 +75,7 @@ APPLIED_CSV = "applied.csv"
 REPORT_MD = "report.md"
 VISIBILITY_CDF_PNG = "visibility_cdf.png"
 REPLICATION_LAG_PNG = "replication_lag.png"
+SESSION_GUARANTEES_PNG = "session_guarantees.png"
 
 
 def write_report(
@@ -92,6 +101,9 @@ def write_report(
         plot_visibility_cdf(out / VISIBILITY_CDF_PNG, stats, title),
         plot_replication_lag(out / REPLICATION_LAG_PNG, history, stats, title),
     ]
+    if summary["figures"]["sessions"] is not None:
+        figures = summary["figures"]["sessions"]
+        written.append(plot_session_guarantees(out / SESSION_GUARANTEES_PNG, figures, title))
     return written
 
 
@@ -158,6 +170,8 @@ def build_summary(
             "ack_latency_ms": _percentiles_json(
                 percentiles_ms(ack.acked_ns - ack.started_ns for ack in history.acks)
             ),
+            # Moving clients, with and without sessions (None: the run had none).
+            "sessions": session_figures(history) if history.moving else None,
         },
         "faults": [
             {
@@ -298,6 +312,26 @@ def _escape_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _session_lines(sessions: dict[str, dict[str, int]]) -> list[str]:
+    """The moving clients' table: violations per guarantee, with and without sessions."""
+    columns = [key for key in sessions["with_sessions"] if key not in ("calls", "reads")]
+    lines = ["### Session guarantees of clients that move between nodes", ""]
+    lines.append(
+        "Each moving client picks a random node per call; half keep a session. Violations"
+        " per guarantee (per key), and calls a node could not answer (a session read"
+        " waits at most 1 s for the node to catch up, then fails rather than read older data)."
+    )
+    lines += ["", "| clients | calls | reads | " + " | ".join(columns) + " |"]
+    lines.append("|---|---|---|" + "---|" * len(columns))
+    for label, group in sessions.items():
+        cells = " | ".join(str(group[column]) for column in columns)
+        lines.append(
+            f"| {label.replace('_', ' ')} | {group['calls']} | {group['reads']} | {cells} |"
+        )
+    lines.append("")
+    return lines
+
+
 def _write_markdown(
     path: Path,
     summary: dict[str, Any],
@@ -374,6 +408,10 @@ def _write_markdown(
             )
         lines.append("")
 
+    sessions = figures["sessions"]
+    if sessions is not None:
+        lines += _session_lines(sessions)
+
     lines += [
         "## Plots",
         "",
@@ -381,6 +419,10 @@ def _write_markdown(
         "",
         f"![replication lag over time]({REPLICATION_LAG_PNG})",
         "",
+    ]
+    if sessions is not None:
+        lines += [f"![session guarantees]({SESSION_GUARANTEES_PNG})", ""]
+    lines += [
         "## Files",
         "",
     ]

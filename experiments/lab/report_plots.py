@@ -1,4 +1,5 @@
-"""The report's PNG plots: the t-visibility CDF per node and the replication lag.
+"""The report's PNG plots: the t-visibility CDF per node, the replication lag, and the
+session guarantees with and without sessions (when the run had moving clients).
 
 matplotlib's object API (``Figure`` rendered by Agg), never pyplot, so
 plotting needs no display and keeps no global state.
@@ -13,6 +14,7 @@ from matplotlib.figure import Figure
 from rumor.experiments.lab.checkers import NS_PER_MS, NS_PER_S
 from rumor.experiments.lab.history import History, run_origin_ns
 from rumor.experiments.lab.visibility import VisibilityStats
+from rumor.experiments.properties.session_guarantees import Guarantee
 
 
 def plot_visibility_cdf(path: Path, stats: VisibilityStats, title: str) -> Path:
@@ -113,5 +115,28 @@ def plot_replication_lag(path: Path, history: History, stats: VisibilityStats, t
     axes.grid(True, which="both", alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
         axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def plot_session_guarantees(path: Path, figures: dict[str, dict[str, int]], title: str) -> Path:
+    """Violations per guarantee, per 1,000 calls, for clients with and without sessions."""
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    guarantees = [g.value for g in Guarantee]
+    width = 0.38
+    for offset, (label, group) in enumerate(
+        (("with sessions", figures["with_sessions"]), ("without", figures["without_sessions"]))
+    ):
+        calls = max(1, group["calls"])
+        rates = [1000 * group[g] / calls for g in guarantees]
+        positions = [index + (offset - 0.5) * width for index in range(len(guarantees))]
+        bars = axes.bar(positions, rates, width, label=f"{label} ({group['calls']} calls)")
+        axes.bar_label(bars, labels=[str(group[g]) for g in guarantees], fontsize=8)
+    axes.set_xticks(range(len(guarantees)), guarantees)
+    axes.set_ylabel("violations per 1,000 calls (bars: count)")
+    axes.set_title(f"{title}: session guarantees of clients that move between nodes")
+    axes.legend(loc="upper right")
+    axes.grid(True, axis="y", alpha=0.3)
     figure.savefig(path, dpi=110)
     return path

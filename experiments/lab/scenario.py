@@ -18,6 +18,12 @@
     ttl_s = 2
     writers = "all"            # or a list of node indexes, e.g. [0]
 
+    [moving_clients]           # optional: clients that pick a random node per call
+    count = 8                  # half of them in a session (even numbers), half not
+    keys = 20                  # their own small key space, shared among them
+    think_ms = 20              # between one client's calls
+    mix = { read = 0.5, write = 0.4, delete = 0.1 }
+
     [[faults]]
     at_s = 5
     action = "partition"       # see ACTIONS
@@ -110,6 +116,19 @@ class Workload:
 
 
 @dataclass(frozen=True, slots=True)
+class MovingClients:
+    """Clients that pick a random node per call, one call at a time: the session checker's
+    history. Clients with an even number use a session, the others do not."""
+
+    count: int = 0
+    keys: int = 20
+    think_ms: float = 20.0
+    read: float = 0.5
+    write: float = 0.4
+    delete: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
 class FaultStep:
     at_s: float
     action: Action
@@ -128,6 +147,7 @@ class Scenario:
     workload: Workload = field(default_factory=Workload)
     faults: tuple[FaultStep, ...] = ()
     network: str = "loopback"
+    moving: MovingClients = field(default_factory=MovingClients)
 
     @classmethod
     def from_toml(cls, text: str, source: str = "scenario") -> Scenario:
@@ -145,6 +165,14 @@ class Scenario:
                 write=float(mix.get("write", 0.7)),
                 delete=float(mix.get("delete", 0.1)),
                 writers=None if writers == "all" else tuple(int(w) for w in writers),
+            )
+            moving_raw = dict(raw.get("moving_clients", {}))
+            moving_mix = moving_raw.pop("mix", {})
+            moving = MovingClients(
+                **moving_raw,
+                read=float(moving_mix.get("read", 0.5)),
+                write=float(moving_mix.get("write", 0.4)),
+                delete=float(moving_mix.get("delete", 0.1)),
             )
             faults = []
             for entry in raw.get("faults", []):
@@ -166,6 +194,7 @@ class Scenario:
                 workload=workload,
                 faults=tuple(sorted(faults, key=lambda f: f.at_s)),
                 network=str(raw.get("network", "loopback")),
+                moving=moving,
             )
         except ScenarioError:
             raise

@@ -13,7 +13,9 @@ adapts what it saw to that shape and asks the same question.
 - ``lost_writes``: no acknowledged write is lost;
 - ``resurrection``: no deleted or expired key comes back;
 - ``lww``: every key ends at its highest acknowledged write, on every node;
-- ``convergence``: every node ends with the same audit digest, within a bound.
+- ``convergence``: every node ends with the same audit digest, within a bound;
+- ``session_guarantees``: read-your-writes, monotonic reads and writes,
+  writes-follow-reads, over one client's sequence of calls.
 
 The lab (``rumor.experiments.lab.checkers``) and the simulator
 (``rumor.experiments.sim.invariants``) turn the findings into their verdicts

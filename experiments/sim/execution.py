@@ -27,6 +27,7 @@ from rumor.experiments.sim.latency import LatencyDistribution
 from rumor.experiments.sim.network import DROP, REFUSE
 from rumor.experiments.sim.process import ProcessSettings
 from rumor.experiments.sim.schedule import FaultPlan, Schedule
+from rumor.experiments.sim.session_clients import SessionClients, session_violations
 from rumor.node.replication.engine.messages import Envelope, Outbound, Push
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
 from rumor.node.replication.replica.delta import Coverage
@@ -80,6 +81,9 @@ def _run(schedule: Schedule, protocol: ProtocolConfig | None, trace: bool) -> Ou
         loop.at(write.at_ms, _write(cluster, write.slot, write.key, write.op, write.ttl_s))
     for fault in schedule.faults:
         _plan_fault(cluster, fault, schedule.slots)
+    clients = SessionClients(cluster, stop_ms=schedule.heal_ms)
+    for plan in schedule.sessions:
+        clients.start(plan)
     heal_ms = schedule.heal_ms
     loop.at(heal_ms, lambda: _heal(cluster))
     loop.run_until(heal_ms)
@@ -99,6 +103,7 @@ def _run(schedule: Schedule, protocol: ProtocolConfig | None, trace: bool) -> Ou
     _until_removed_stop(cluster, heal_ms + bounds.convergence_ms, every_ms)
     outcome = check(cluster, schedule, bounds, heal_ms, converged, time.perf_counter() - started)
     outcome.violations += late
+    outcome.violations += session_violations(cluster, clients)
     return outcome
 
 

@@ -44,8 +44,19 @@ class FuzzReport:
     snapshot_failures: int = 0
 
 
-def schedule_for(seed: int, index: int, durability: str, canaries: tuple[Canary, ...]) -> Schedule:
-    return generate(seed * SEED_STRIDE + index, durability=durability, canaries=canaries)
+def schedule_for(
+    seed: int,
+    index: int,
+    durability: str,
+    canaries: tuple[Canary, ...],
+    session_clients: int = 0,
+) -> Schedule:
+    return generate(
+        seed * SEED_STRIDE + index,
+        durability=durability,
+        canaries=canaries,
+        session_clients=session_clients,
+    )
 
 
 def breaks(invariants: set[str]) -> Callable[[Schedule], bool]:
@@ -62,12 +73,13 @@ def fuzz(
     out: Path | None = None,
     shrink_failures: bool = True,
     stop_at_first: bool = False,
+    session_clients: int = 0,
     say: Callable[[str], None] = lambda _: None,
 ) -> FuzzReport:
     report = FuzzReport()
     started = time.perf_counter()
     for index in range(count):
-        schedule = schedule_for(seed, index, durability, canaries)
+        schedule = schedule_for(seed, index, durability, canaries, session_clients)
         outcome = run_schedule(schedule)
         report.schedules += 1
         report.acknowledged += outcome.acknowledged

@@ -3,7 +3,8 @@
 A ``Schedule`` is everything a run depends on besides the code: the seed
 (node ids, boot nonces, the engines' rngs, latencies and losses all derive
 from ``random.Random(seed)``), the durability mode, the canaries, when each
-node starts and with which seeds, every client write and every fault. It is
+node starts and with which seeds, every client write and every fault, and
+the calls of session clients that move between nodes (``session_clients``). It is
 written to JSON when it fails, shrunk by dropping parts, and replayed from
 the file. Slots are addresses: the first ``len(nodes)`` start the cluster,
 faults that start new processes (joins, duplicates) use slots above them.
@@ -71,6 +72,15 @@ class WritePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionPlan:
+    """One session client's calls, in order, from ``start_ms`` (see ``session_clients``)."""
+
+    client: int
+    start_ms: int
+    calls: tuple[tuple[int, int, str], ...]  # (slot, key, op): op read, put or delete
+
+
+@dataclass(frozen=True, slots=True)
 class FaultPlan:
     kind: FaultKind
     at_ms: int
@@ -92,6 +102,7 @@ class Schedule:
     nodes: tuple[NodePlan, ...]
     writes: tuple[WritePlan, ...]
     faults: tuple[FaultPlan, ...]
+    sessions: tuple[SessionPlan, ...] = ()
 
     @property
     def heal_ms(self) -> int:
@@ -118,6 +129,10 @@ class Schedule:
             nodes=nodes,
             writes=tuple(w for w in self.writes if w.slot not in dropped),
             faults=tuple(f for f in self.faults if not dropped.intersection(f.slots)),
+            sessions=tuple(
+                replace(plan, calls=tuple(c for c in plan.calls if c[0] not in dropped))
+                for plan in self.sessions
+            ),
         )
 
     # ---- files ------------------------------------------------------------------
@@ -125,6 +140,8 @@ class Schedule:
     def to_json(self) -> str:
         data = asdict(self)
         data["canaries"] = [canary.value for canary in self.canaries]
+        if not self.sessions:
+            del data["sessions"]  # a schedule without session clients reads as it always did
         return json.dumps(data, indent=1)
 
     @classmethod
@@ -141,6 +158,10 @@ class Schedule:
             faults=tuple(
                 FaultPlan(**{**f, "kind": FaultKind.parse(f["kind"]), "slots": tuple(f["slots"])})
                 for f in data["faults"]
+            ),
+            sessions=tuple(
+                SessionPlan(s["client"], s["start_ms"], tuple(tuple(c) for c in s["calls"]))
+                for s in data.get("sessions", [])
             ),
         )
 
@@ -172,11 +193,15 @@ def generate(
     writes: int = 200,
     faults: int = 3,
     keys: int = 24,
+    session_clients: int = 0,
 ) -> Schedule:
-    """A random schedule: a cluster of ``nodes`` (a range), ``writes`` writes, ``faults`` faults.
+    """A random schedule: a cluster of ``nodes`` (a range), ``writes`` writes, ``faults`` faults,
+    and ``session_clients`` clients that move between nodes in a session.
 
     Every draw comes from ``random.Random(seed)`` in a fixed order (the
-    cluster, then each fault, then the writes), so a seed is a schedule.
+    cluster, then each fault, then the writes), so a seed is a schedule; the
+    session clients draw from their own generator, so adding them leaves the
+    rest of a seed's schedule as it was.
     """
     rng = random.Random(seed)
     count = rng.randint(*nodes)
@@ -198,7 +223,28 @@ def generate(
         nodes=tuple(node_plans),
         writes=tuple(write_plans),
         faults=tuple(sorted(plans, key=lambda f: f.at_ms)),
+        sessions=_sessions(random.Random(seed * 7919 + 17), slots, session_clients),
     )
+
+
+SESSION_CALLS = 40
+SESSION_KEYS = 4
+
+
+def _sessions(rng: random.Random, slots: list[int], clients: int) -> tuple[SessionPlan, ...]:
+    """Each client: calls on random nodes over a few keys of its own kind (session-key-N)."""
+    plans = []
+    for client in range(clients):
+        calls = tuple(
+            (
+                rng.choice(slots),
+                rng.randrange(SESSION_KEYS),
+                rng.choices(("read", "put", "delete"), weights=(50, 40, 10))[0],
+            )
+            for _ in range(SESSION_CALLS)
+        )
+        plans.append(SessionPlan(client, rng.randint(WRITES_FROM_MS, WRITES_FROM_MS + 500), calls))
+    return tuple(plans)
 
 
 def _one_cluster(rng: random.Random, slots: list[int]) -> list[NodePlan]:

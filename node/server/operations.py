@@ -13,13 +13,18 @@ import asyncio
 import gc
 import operator
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from rumor.node.core import validation
-from rumor.node.core.errors import NamespaceExists, NamespaceNotFound, ReplicationTimeout
+from rumor.node.core.errors import (
+    NamespaceExists,
+    NamespaceNotFound,
+    ReplicationTimeout,
+    Unavailable,
+)
 from rumor.node.core.namespaces import RESERVED_NAMESPACE, id_bytes
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication import Applied, Replica
@@ -27,6 +32,7 @@ from rumor.node.replication.replica import reads
 from rumor.node.replication.replica.replica import Write
 from rumor.node.server.driver.clock import WallClock
 from rumor.node.server.driver.group_commit import GroupCommit
+from rumor.node.server.sessions import Sessions
 
 # Headers one slice of a list reads before yielding to the loop (~2 ms): a page over many
 # tombstones takes several slices instead of one long stall.
@@ -52,6 +58,15 @@ class ReplicationHooks(Protocol):
         """``propose``, returning only the durability ticket of the last write (0: none)."""
         ...
 
+    async def wait_for_coverage(self, wanted: Mapping[int, int], timeout_s: float) -> None:
+        """Return once every write ``wanted`` names (origin -> seq) is readable here,
+        pulling it from peers at once; Unavailable naming the lag if not in time."""
+        ...
+
+    def lag_bound_ms(self) -> int | None:
+        """The most this node may lag any alive member (None: it cannot say)."""
+        ...
+
 
 class Standalone:
     """No peers: the clock is never fenced and only this node can hold a write."""
@@ -68,6 +83,14 @@ class Standalone:
 
     def check_clock(self) -> None:
         return None
+
+    def lag_bound_ms(self) -> int | None:
+        return 0  # no other member to lag
+
+    async def wait_for_coverage(self, wanted: Mapping[int, int], timeout_s: float) -> None:
+        raise Unavailable(
+            "this node has not seen the session's writes and has no peers to take them from"
+        )
 
     async def wait_for_replicas(self, seq: int, wanted: int) -> None:
         if wanted > 1:
@@ -97,6 +120,13 @@ class PutItem(NamedTuple):
 class Found:
     header: RecordHeader
     value: bytes
+
+
+class BulkWritten(NamedTuple):
+    """What a bulk write did: how many keys it took, and the last seq it wrote (0: none)."""
+
+    key_count: int
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +180,7 @@ class Operations:
         self.clock = clock
         self.min_expiration_ttl = min_expiration_ttl
         self.replication: ReplicationHooks = replication or Standalone(replica, clock)
+        self.sessions = Sessions(replica, self.replication)
 
     # ---- namespaces -----------------------------------------------------
 
@@ -253,7 +284,7 @@ class Operations:
             start = end
         return applied
 
-    async def bulk_put(self, namespace_id: str, items: Sequence[PutItem]) -> int:
+    async def bulk_put(self, namespace_id: str, items: Sequence[PutItem]) -> BulkWritten:
         """Validate every item, then write them all; a key given twice keeps its last item."""
         # Column by column (a transposition in C): most checks of a bulk write need no
         # Python per key.
@@ -266,7 +297,7 @@ class Operations:
 
     async def bulk_put_plain(
         self, namespace_id: str, keys: Sequence[bytes], values: Sequence[bytes]
-    ) -> int:
+    ) -> BulkWritten:
         """``bulk_put`` of items that give only a key and a value, as two columns."""
         return await self._bulk_put(namespace_id, keys, values, None, 0)
 
@@ -277,7 +308,7 @@ class Operations:
         values: Sequence[bytes],
         items: Sequence[PutItem] | None,  # None: only keys and values
         metadata_bytes: int,
-    ) -> int:
+    ) -> BulkWritten:
         namespace = self._namespace(namespace_id)
         total_bytes = sum(map(len, keys)) + sum(map(len, values)) + metadata_bytes
         validation.bulk_write_size(len(keys), total_bytes)
@@ -290,25 +321,29 @@ class Operations:
             else:  # each item checked in turn: the first invalid one is reported
                 each = items if items is not None else list(map(PutItem, keys, values))
                 writes = [self.validated(namespace, item, now_s) for item in each]
-            ticket = self._write_many(_last_of_each_key(writes))
+            ticket, seq = self._write_many(_last_of_each_key(writes))
         await self.commit.durable(ticket)
-        return len(keys)
+        return BulkWritten(len(keys), seq)
 
-    async def bulk_delete(self, namespace_id: str, keys: Sequence[bytes]) -> int:
+    async def bulk_delete(self, namespace_id: str, keys: Sequence[bytes]) -> BulkWritten:
         namespace = self._namespace(namespace_id)
         validation.bulk_delete_size(len(keys))
         unique = dict.fromkeys(validation.key(key) for key in keys)
         with collector_paused():
-            ticket = self._write_many([Write(namespace, key, tombstone=True) for key in unique])
+            ticket, seq = self._write_many(
+                [Write(namespace, key, tombstone=True) for key in unique]
+            )
         await self.commit.durable(ticket)
-        return len(keys)
+        return BulkWritten(len(keys), seq)
 
-    def _write_many(self, writes: list[Write]) -> int:
-        """Write ``writes``; returns the ticket to wait on for durability."""
+    def _write_many(self, writes: list[Write]) -> tuple[int, int]:
+        """Write ``writes``; returns the ticket to wait on for durability and the last seq
+        written (taken in the same step: no other write can come between)."""
         if not writes:
-            return 0
+            return 0, 0
         self.replication.check_clock()
-        return self.replication.propose_all(writes)
+        ticket = self.replication.propose_all(writes)
+        return ticket, self.replica.seq
 
     # ---- reads ----------------------------------------------------------
 
@@ -319,6 +354,10 @@ class Operations:
         validation.cache_ttl(cache_ttl)
         found = self.replica.read(namespace, checked, self.clock.now_s())
         return None if found is None else Found(*found)
+
+    def lag_bound(self) -> str | None:
+        """The lag bound a read reports (``Sessions.lag_bound``); None: not known here."""
+        return self.sessions.lag_bound()
 
     async def read(self, namespace_id: str, key: bytes, cache_ttl: object = None) -> Found | None:
         """``get`` for callers that may be served by another process (a worker's owner)."""

@@ -21,8 +21,10 @@ from rumor.experiments.lab.checkers import (
     lww,
     no_resurrection,
     observe,
+    session_figures,
+    session_guarantees,
 )
-from rumor.experiments.lab.history import Ack, Applied, Attempt, Held, History
+from rumor.experiments.lab.history import Ack, Applied, Attempt, Held, History, MovingCall
 from rumor.experiments.lab.visibility import nearest_rank, visibility
 
 NODES = ["n1", "n2", "n3"]
@@ -483,3 +485,46 @@ def test_observe_gives_the_properties_acks_attempts_holdings_and_watch_events() 
     assert set(observation.held) == {("n1", "k")}
     assert [record.version for record in observation.seen] == [tombstone.version]
     assert observation.now_s == END_WALL_S
+
+
+# ---- session guarantees ---------------------------------------------------------
+
+
+def _moving(
+    client: int, kind: str, key: str, *, session: bool, op: int, read_op: int | None = None
+) -> MovingCall:
+    write = kind != "read"
+    return MovingCall(
+        client, session, op, "n1", kind, key, True, read_op is not None, read_op,
+        100 + op if write else 0, 1 if write else 0, op, op + 1,
+    )  # fmt: skip
+
+
+def _moving_history(*, session: bool) -> History:
+    """A client writes k (op 2) then reads the older write of op 1 on a lagging node."""
+    run = History(nodes=["n1"], started_ns=0)
+    for op in (1, 2):
+        run.acks.append(Ack(op, "n1", "k", False, f"{op}:v", None, 100 + op, 1, op, op, op + 1))
+    run.moving = [
+        _moving(0, "put", "k", session=session, op=2),
+        _moving(0, "read", "k", session=session, op=3, read_op=1),
+    ]
+    return run
+
+
+def test_a_stale_read_in_a_session_fails_the_session_checker() -> None:
+    verdict = session_guarantees(_moving_history(session=True))
+    assert not verdict.ok
+    assert "read-your-writes" in verdict.details[0]
+    assert "with sessions 1 violations" in verdict.summary
+
+
+def test_a_stale_read_without_a_session_is_counted_not_failed() -> None:
+    run = _moving_history(session=False)
+    verdict = session_guarantees(run)
+    assert verdict.ok
+    assert "read-your-writes 1" in verdict.summary
+    figures = session_figures(run)
+    assert figures["without_sessions"]["read-your-writes"] == 1
+    assert figures["with_sessions"]["calls"] == 0
+    assert [v.name for v in check_all(run)][-1] == "session-guarantees"

@@ -17,12 +17,15 @@ durable marks), then:
 
 A failed round abandons the synchronisation; its provisional claims are
 dropped by the next one. Catch-ups — a member that comes back from the dead,
-or an announcer of records push did not bring — are pull-only
-synchronisations, queued and run next.
+an announcer of records push did not bring, or the writes a session read
+waits for — are pull-only synchronisations, queued and run next. For a
+session's writes the peer is the origin itself when it is up, else an up
+peer whose gossiped watermarks show it holds them, else any up peer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rumor.node.core.errors import MalformedPeerMessage
@@ -96,6 +99,23 @@ class AntiEntropy:
         if session is not None and session.peer.id == member_id:
             return
         self.catch_ups[member_id] = None
+
+    def catch_up_origins(self, wanted: Mapping[int, int], now: Now) -> None:
+        """Pull soon what this node lacks of ``wanted`` (origin -> seq) from whoever has it."""
+        membership = self.services.membership
+        up = {peer.id: peer for peer in membership.up_peers() if peer.address}
+        if not up:
+            return
+        for origin, seq in wanted.items():
+            if origin in up:
+                self.catch_up(origin, now)
+                continue
+            holders = sorted(
+                member_id
+                for member_id in up
+                if membership.vectors.get(member_id, {}).get(origin, 0) >= seq
+            )
+            self.catch_up(self.services.rng.choice(holders or sorted(up)), now)
 
     def start(self, peer: Member, now: Now, *, push_back: bool) -> None:
         self.services.replica.begin_sync()

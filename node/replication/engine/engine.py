@@ -16,6 +16,9 @@ clock, the network and the disk; the engine owns every decision.
   act on (stop when removed or when another process holds this id).
 - ``advance(done, now)`` reports what was done: the ticket now durable, the
   requests that failed (and why).
+- ``catch_up_with(wanted, now)``: a client read waits for writes this node
+  lacks (origin -> seq, from a session token); the engine pulls them at once
+  from the origin or a peer holding them, rather than at the next round.
 
 The engine never reads a clock, a socket or a random source it was not given
 (the ``rng`` is injected), so the same inputs give the same outputs: the
@@ -37,7 +40,8 @@ goes through a hook the engine routes:
 - ``SweepRounds`` (``sweep_rounds``): purges (timers only: it answers nothing).
 
 Beside them: ``Envelopes`` (``envelopes``: what every message says about its
-sender, the clamp of claims), ``Membership`` (``membership``: the member
+sender, the clamp of claims, and from it ``Staleness`` (``staleness``): how far
+behind the alive members this node may be), ``Membership`` (``membership``: the member
 table), ``Canary`` (``canaries``: test-only switches) and ``ProtocolConfig``
 (``protocol_config``: every knob).
 """
@@ -45,7 +49,7 @@ table), ``Canary`` (``canaries``: test-only switches) and ``ProtocolConfig``
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Never
 
 from rumor.node.core.clock_fence import ClockFence, FenceVerdict
@@ -386,6 +390,24 @@ class Engine:
         self.replica.skip_seqs_past(seen)
         self._own_writes_missing_until = max(self._own_writes_missing_until, seen)
         self.anti_entropy.catch_up(peer, now)
+
+    def catch_up_with(self, wanted: Mapping[int, int], now: Now) -> None:
+        """A session read waits for these writes (origin -> seq): pull them now."""
+        if not self._stopped and not self.snapshots.fetching:
+            self.anti_entropy.catch_up_origins(wanted, now)
+
+    def lag_bound_ms(self, now: Now) -> int | None:
+        """The most this node may lag any member that may be alive (None: it cannot say);
+        see staleness. A member this node thinks dead counts: it cannot tell a crashed
+        member from one behind a partition, still taking writes. One that left or was
+        removed does not."""
+        me = self.node_id
+        members = [
+            member.id
+            for member in self.membership.peers()
+            if member.id != me and member.state not in (State.LEFT, State.REMOVED)
+        ]
+        return self.envelopes.staleness.bound_ms(now.mono_ms, members, self.replica.watermarks.get)
 
     def replicas_holding(self, seq: int) -> int:
         """How many nodes (this one included) hold own write ``seq`` or something newer."""

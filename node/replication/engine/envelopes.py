@@ -47,6 +47,7 @@ from rumor.node.replication.engine.messages import (
     ReplyBody,
     Request,
 )
+from rumor.node.replication.engine.staleness import Staleness
 from rumor.node.replication.replica.delta import Coverage
 from rumor.node.storage.store import META
 
@@ -81,6 +82,7 @@ class Envelopes:
         )
         self._high_dirty = False
         self.issued: dict[int, int] = {}  # each member's last own seq issued, as it said
+        self.staleness = Staleness()  # how far behind each member this node may be
 
     # ---- outgoing -------------------------------------------------------------
 
@@ -143,6 +145,8 @@ class Envelopes:
                 NoticeKind.MEMBER_STATE, "", member=f"{update.id:016x}", state=update.state.name
             )
         self._learn_high(sender, envelope)
+        if sender in envelope.watermarks:
+            self.staleness.heard(sender, envelope.watermarks[sender], now.mono_ms)
         if envelope.issued_seq or sender not in self.issued:
             self.issued[sender] = envelope.issued_seq
         if envelope.watermarks:

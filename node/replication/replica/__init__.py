@@ -1,6 +1,7 @@
 """The replica room: ``replica`` (the Replica facade), ``state`` (what it holds
 and how it opens), ``staging`` (a batch of store writes), ``local_writes`` and
 ``remote_apply`` (a client's write and a peer's record), ``answers`` (digests,
-deltas and pulls), ``auditing``, ``reads``, ``sweeping`` (expiry and tombstone
+deltas and pulls), ``auditing``, ``reads``, ``session_coverage`` (what a session
+token names that is not readable here yet), ``sweeping`` (expiry and tombstone
 GC), ``reserved_records``, ``snapshot_install`` and ``delta`` (records on the
 wire). No module here imports the engine."""

@@ -23,6 +23,7 @@ MemoryStore.
 - ``answers``: anti-entropy answers and push-backs;
 - ``auditing``: audit entries, wanted keys, fetches and repairs;
 - ``reads``: reads and list pages;
+- ``session_coverage``: which writes a session token names are not readable here yet;
 - ``sweeping``: purging records and log entries (garbage collection);
 - ``reserved_records``: namespace and retirement records.
 """
@@ -43,6 +44,7 @@ from rumor.node.replication.replica import (
     reads,
     remote_apply,
     reserved_records,
+    session_coverage,
     staging,
     sweeping,
 )
@@ -285,6 +287,10 @@ class Replica:
         return reserved_records.namespaces(self.state)
 
     # ---- reads ----------------------------------------------------------
+
+    def lacking(self, wanted: Mapping[int, int]) -> dict[int, int]:
+        """Per origin of ``wanted`` not covered here, the seq this replica reads up to."""
+        return session_coverage.lacking(self.state, wanted)
 
     def header(self, namespace: bytes, key: bytes) -> RecordHeader | None:
         return reads.header(self.state.store, namespace, key)

@@ -27,7 +27,7 @@ import contextlib
 import itertools
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -395,6 +395,47 @@ class EngineDriver:
             self._wake.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._vectors_changed.wait(), min(remaining, 0.05))
+
+    def lag_bound_ms(self) -> int | None:
+        """The most this node may lag any alive member (None: it cannot say)."""
+        return self.engine.lag_bound_ms(self.now())
+
+    async def wait_for_coverage(self, wanted: Mapping[int, int], timeout_s: float) -> None:
+        """Return once this node can read every write ``wanted`` names (origin -> seq),
+        having asked the engine to pull them at once; Unavailable naming the lag if not
+        within ``timeout_s``."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        asked_at = -1.0
+        while lacking := self.replica.lacking(wanted):
+            moment = time.monotonic()
+            if moment >= deadline:
+                raise Unavailable(behind_message(wanted, lacking, timeout_s))
+            if moment - asked_at >= CATCH_UP_REPEAT_S:  # a pull that found nothing: again
+                asked_at = moment
+                self.engine.catch_up_with({o: wanted[o] for o in lacking}, self.now())
+                self.pump()
+                self._wake.set()
+            self._vectors_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._vectors_changed.wait(), min(deadline - moment, CATCH_UP_REPEAT_S)
+                )
+
+
+# How often a session read still waiting asks again for what it lacks.
+CATCH_UP_REPEAT_S = 0.1
+
+
+def behind_message(wanted: Mapping[int, int], lacking: Mapping[int, int], waited_s: float) -> str:
+    """How far behind the session this node is, origin by origin."""
+    parts = ", ".join(
+        f"origin {origin:016x} at seq {have} of {wanted[origin]} ({wanted[origin] - have} behind)"
+        for origin, have in sorted(lacking.items())
+    )
+    return (
+        f"this node has not yet seen the session's writes after {round(waited_s * 1000)} ms:"
+        f" {parts}; retry, or read from another node"
+    )
 
 
 _LOG_EVENTS = {

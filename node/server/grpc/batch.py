@@ -3,11 +3,14 @@
 A frame's Gets are read with one multi-get per namespace, its Puts and
 Deletes staged together (one propose, so one staging batch) and covered by one
 group-commit sync; BulkGet and List run as the unary calls do, each in its own
-task. Every operation is answered exactly as its unary call would be — the
+task, and so do a Get, Put or Delete whose session token (``after``) names
+writes this node cannot read yet: it waits exactly as its unary call does.
+Every operation is answered exactly as its unary call would be — the
 same response, or the same error with the same gRPC code, message and HTTP
-status — and one bad operation fails alone. Answers go back as soon as they
-are ready, in any order: a frame's reads right after the multi-get, its writes
-once the sync covers them.
+status — and one bad operation fails alone; a read's result also carries the
+lag bound the unary call gives in its trailers (``lag_bound_ms``). Answers go
+back as soon as they are ready, in any order: a frame's reads right after the
+multi-get, its writes once the sync covers them.
 
 Bounds: at most ``MAX_FRAME_OPS`` operations in a frame and
 ``MAX_OPS_IN_FLIGHT`` unanswered on a stream; operations beyond either are
@@ -26,14 +29,21 @@ import grpc
 import grpc.aio
 import structlog
 
+from rumor.client.session_token import SessionToken
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest, Overloaded, RumorError
 from rumor.node.replication import Applied
 from rumor.node.replication.replica.local_writes import Write
-from rumor.node.server import access
+from rumor.node.server import access, sessions
 from rumor.node.server.admission import ByteBudget, Reservation
 from rumor.node.server.errors import status_of
-from rumor.node.server.grpc.kv_messages import checked_type, get_response, put_item, put_response
+from rumor.node.server.grpc.kv_messages import (
+    checked_type,
+    delete_response,
+    get_response,
+    put_item,
+    put_response,
+)
 from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Found, Operations
@@ -43,6 +53,8 @@ log = structlog.get_logger(__name__)
 _throttled = LogThrottle(log)
 
 MAX_FRAME_OPS = 1024
+# The operations that read: their results carry the node's lag bound (``lag_bound_ms``).
+_READS = frozenset({"get", "bulk_get", "list"})
 MAX_OPS_IN_FLIGHT = 8192
 
 # The unary answers a frame's slower operations reuse: (request, context) -> response.
@@ -81,22 +93,20 @@ def refusal(index: int, frame_ops: int, in_flight: int) -> Overloaded | None:
     return None
 
 
-def _write_result(op_id: int, applied: Applied, kind: str) -> kv_pb2.BatchResult:
+def _write_result(
+    op_id: int, applied: Applied, kind: str, after: SessionToken | None
+) -> kv_pb2.BatchResult:
     if kind == "put":
-        return kv_pb2.BatchResult(id=op_id, put=put_response(applied))
-    header = applied.header
-    version = kv_pb2.Version(hlc=header.hlc, origin=header.origin)
-    return kv_pb2.BatchResult(
-        id=op_id, delete=kv_pb2.DeleteResponse(version=version, seq=header.seq)
-    )
+        return kv_pb2.BatchResult(id=op_id, put=put_response(applied, after))
+    return kv_pb2.BatchResult(id=op_id, delete=delete_response(applied, after))
 
 
 @dataclass(slots=True)
 class _Reads:
     """A frame's Gets that passed their checks, by namespace, in arrival order."""
 
-    by_namespace: dict[bytes, list[tuple[int, kv_pb2.GetRequest, bytes]]] = field(
-        default_factory=dict
+    by_namespace: dict[bytes, list[tuple[int, kv_pb2.GetRequest, bytes, SessionToken | None]]] = (
+        field(default_factory=dict)
     )
     value_bytes: int = 0
 
@@ -105,7 +115,7 @@ class _Reads:
 class _Writes:
     """A frame's Puts and Deletes that passed their checks, in arrival order."""
 
-    ops: list[tuple[int, str, Write]] = field(default_factory=list)
+    ops: list[tuple[int, str, Write, SessionToken | None]] = field(default_factory=list)
 
 
 class BatchStream:
@@ -208,7 +218,8 @@ class BatchStream:
                 if kind == "get":
                     self._check_get(op.id, op.get, reads)
                 elif kind in ("put", "delete"):
-                    writes.ops.append((op.id, kind, self._checked_write(op, kind, now_s)))
+                    after = self._session(kind, getattr(op, kind))
+                    writes.ops.append((op.id, kind, self._checked_write(op, kind, now_s), after))
                 elif kind in ("bulk_get", "list"):
                     self._spawn(op.id, kind, getattr(op, kind))
                 else:
@@ -225,13 +236,24 @@ class BatchStream:
 
     # ---- reads ------------------------------------------------------------
 
+    def _session(self, kind: str, request: Any) -> SessionToken | None:
+        """The request's session token, if this node can serve it now; else _Slow."""
+        after = sessions.parse(request.after)
+        if after is not None and not self._ops.sessions.covered(after):
+            raise _Slow(kind, request)  # waits for this node to catch up: as the unary call does
+        return after
+
     def _check_get(self, op_id: int, request: kv_pb2.GetRequest, reads: _Reads) -> None:
-        # The unary Get's checks, in its order: type, namespace, key, cache_ttl.
+        # The unary Get's checks, in its order: type, session, staleness, namespace, key,
+        # cache_ttl. (Its lag bound goes in its result, ``lag_bound_ms``.)
         checked_type(request.type)
+        after = self._session("get", request)
+        if request.HasField("max_staleness_ms"):
+            self._ops.sessions.check_staleness(request.max_staleness_ms)
         namespace = self._ops.namespace_bytes(request.namespace_id)
         key = validation.key(request.key)
         validation.cache_ttl(request.cache_ttl if request.HasField("cache_ttl") else None)
-        reads.by_namespace.setdefault(namespace, []).append((op_id, request, key))
+        reads.by_namespace.setdefault(namespace, []).append((op_id, request, key, after))
         reads.value_bytes += self._ops.value_bytes(request.namespace_id, [key])
 
     async def _answer_reads(self, reads: _Reads) -> None:
@@ -243,7 +265,7 @@ class BatchStream:
                 [
                     error_result(op_id, error)
                     for gets in reads.by_namespace.values()
-                    for op_id, _, _ in gets
+                    for op_id, _, _, _ in gets
                 ]
             )
             return
@@ -251,14 +273,20 @@ class BatchStream:
         size = 0
         now_s = self._ops.clock.now_s()
         replica = self._ops.replica
+        lag = self._ops.sessions.lag_bound()
         for namespace, gets in reads.by_namespace.items():
-            found_all = replica.read_many(namespace, [key for _, _, key in gets], now_s)
-            for (op_id, request, key), found in zip(gets, found_all, strict=True):
+            found_all = replica.read_many(namespace, [key for _, _, key, _ in gets], now_s)
+            for (op_id, request, key, after), found in zip(gets, found_all, strict=True):
                 try:
                     value = None if found is None else Found(*found)
                     size += 0 if value is None else len(value.value)
                     response = get_response(key, value, request.type, request.with_metadata)
-                    results.append(kv_pb2.BatchResult(id=op_id, get=response))
+                    if after is not None:
+                        header = None if value is None else value.header
+                        response.session = self._ops.sessions.read_token(
+                            after, namespace, [(key, header)]
+                        )
+                    results.append(kv_pb2.BatchResult(id=op_id, get=response, lag_bound_ms=lag))
                 except Exception as error:
                     results.append(error_result(op_id, error))
         assert len(results) == count
@@ -282,14 +310,14 @@ class BatchStream:
     def _propose(self, writes: _Writes) -> None:
         try:
             self._ops.replication.check_clock()
-            applied = self._ops.propose_each([write for _, _, write in writes.ops])
+            applied = self._ops.propose_each([write for _, _, write, _ in writes.ops])
         except Exception as error:
-            self._send([error_result(op_id, error) for op_id, _, _ in writes.ops])
+            self._send([error_result(op_id, error) for op_id, _, _, _ in writes.ops])
             return
         ticket = max(a.ticket for a in applied)
         answers = [
-            _write_result(op_id, done, kind)
-            for (op_id, kind, _), done in zip(writes.ops, applied, strict=True)
+            _write_result(op_id, done, kind, after)
+            for (op_id, kind, _, after), done in zip(writes.ops, applied, strict=True)
         ]
         task = asyncio.create_task(self._when_durable(ticket, answers))
         # Keyed by a negative number: never an op id, so a cancel cannot stop a sync's answers.
@@ -314,6 +342,8 @@ class BatchStream:
                 response = await method(request, self._context)
                 result = kv_pb2.BatchResult(id=op_id)
                 getattr(result, kind).CopyFrom(response)
+                if kind in _READS:
+                    result.lag_bound_ms = self._ops.sessions.lag_bound()
             except asyncio.CancelledError:
                 result = kv_pb2.BatchResult(
                     id=op_id,

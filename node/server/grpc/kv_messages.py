@@ -6,11 +6,13 @@ that an operation is answered the same way on either path.
 
 from __future__ import annotations
 
+from rumor.client.session_token import SessionToken
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication import Applied
 from rumor.node.server.operations import Found, NamespaceInfo, PutItem
+from rumor.node.server.sessions import write_token
 from rumor.v1 import kv_pb2
 
 
@@ -29,12 +31,22 @@ def put_item(request: kv_pb2.PutRequest, value: bytes | None = None) -> PutItem:
     )
 
 
-def put_response(applied: Applied) -> kv_pb2.PutResponse:
+def put_response(applied: Applied, after: SessionToken | None = None) -> kv_pb2.PutResponse:
     header = applied.header
     return kv_pb2.PutResponse(
         version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
         seq=header.seq,
         expiration=header.expiration,
+        session=write_token(after, header.origin, header.seq),
+    )
+
+
+def delete_response(applied: Applied, after: SessionToken | None = None) -> kv_pb2.DeleteResponse:
+    header = applied.header
+    return kv_pb2.DeleteResponse(
+        version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
+        seq=header.seq,
+        session=write_token(after, header.origin, header.seq),
     )
 
 

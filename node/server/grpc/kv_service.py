@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from rumor.client.session_token import EMPTY, SessionToken
 from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.namespaces import id_text, is_reserved
@@ -16,6 +17,7 @@ from rumor.node.server.grpc.bulk_put_request import plain_columns
 from rumor.node.server.grpc.kv_messages import (
     cache_ttl,
     checked_type,
+    delete_response,
     found_header,
     get_response,
     namespace_message,
@@ -25,6 +27,7 @@ from rumor.node.server.grpc.kv_messages import (
 )
 from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.operations import Operations
+from rumor.node.server.sessions import LAG_BOUND_KEY, answer_token, write_token
 from rumor.node.server.watch import ANY_NAMESPACE, WatchHub
 from rumor.v1 import kv_pb2
 
@@ -38,6 +41,17 @@ def _release_when_done(context: Context, release: Any) -> None:
         release()
     else:
         add_done_callback(lambda _: release())
+
+
+def _time_remaining(context: Context) -> float | None:
+    """The seconds left before the call's deadline (None: no deadline)."""
+    time_remaining = getattr(context, "time_remaining", None)
+    remaining = None if time_remaining is None else time_remaining()
+    return None if remaining is None else float(remaining)
+
+
+def _max_staleness(request: Any) -> int | None:
+    return int(request.max_staleness_ms) if request.HasField("max_staleness_ms") else None
 
 
 def _connection(context: Context) -> str:
@@ -96,8 +110,9 @@ class KVService:
     # ---- keys -----------------------------------------------------------
 
     async def Put(self, request: kv_pb2.PutRequest, context: Context) -> kv_pb2.PutResponse:
+        after = await self.ops.sessions.after(request.after, _time_remaining(context))
         applied = await self.ops.put(request.namespace_id, put_item(request), request.min_replicas)
-        return put_response(applied)
+        return put_response(applied, after)
 
     async def PutStream(
         self, requests: AsyncIterator[kv_pb2.PutStreamRequest], context: Context
@@ -124,13 +139,15 @@ class KVService:
             # grpc.aio ends the stream the same way when the client cancels it.
             raise InvalidRequest("PutStream ended without its last message; nothing was written.")
         validation.value_length(length)
+        after = await self.ops.sessions.after(header.after, _time_remaining(context))
         applied = await self.ops.put(
             header.namespace_id, put_item(header, bytes(value)), header.min_replicas
         )
-        return put_response(applied)
+        return put_response(applied, after)
 
     async def Get(self, request: kv_pb2.GetRequest, context: Context) -> kv_pb2.GetResponse:
         value_type = checked_type(request.type)
+        after = await self._before_read(request, context)
         reads = self.reads
         if reads.admits(validation.MAX_VALUE_BYTES):
             # Any one value would be admitted: read it, then hold what was read (no
@@ -149,6 +166,12 @@ class KVService:
             reservation.settle(0 if found is None else len(found.value))
         try:
             response = get_response(request.key, found, value_type, request.with_metadata)
+            if after is not None:
+                response.session = self.ops.sessions.read_token(
+                    after,
+                    self.ops.namespace_bytes(request.namespace_id),
+                    [(request.key, None if found is None else found.header)],
+                )
         except BaseException:
             reservation.release()
             raise
@@ -162,20 +185,28 @@ class KVService:
         self, request: kv_pb2.GetRequest, context: Context
     ) -> AsyncIterator[kv_pb2.GetStreamResponse]:
         checked_type(request.type)
+        after = await self._before_read(request, context)
         reservation = await self.reads.reserve(
             self.ops.value_bytes(request.namespace_id, [request.key])
         )
         try:
             found = self.ops.get(request.namespace_id, request.key, cache_ttl(request))
+            session = ""
+            if after is not None:
+                session = self.ops.sessions.read_token(
+                    after,
+                    self.ops.namespace_bytes(request.namespace_id),
+                    [(request.key, None if found is None else found.header)],
+                )
             if found is None:
                 reservation.release()
-                yield kv_pb2.GetStreamResponse(header=kv_pb2.GetResponse(found=False))
+                missing = kv_pb2.GetResponse(found=False, session=session)
+                yield kv_pb2.GetStreamResponse(header=missing)
                 return
             reservation.settle(len(found.value))
-            yield kv_pb2.GetStreamResponse(
-                header=found_header(found.header, request.with_metadata),
-                value_length=len(found.value),
-            )
+            header = found_header(found.header, request.with_metadata)
+            header.session = session
+            yield kv_pb2.GetStreamResponse(header=header, value_length=len(found.value))
             view = memoryview(found.value)
             for start in range(0, len(view), STREAM_CHUNK_BYTES):
                 chunk = bytes(view[start : start + STREAM_CHUNK_BYTES])
@@ -190,6 +221,7 @@ class KVService:
         if value_type not in (kv_pb2.VALUE_TYPE_TEXT, kv_pb2.VALUE_TYPE_JSON):
             validation.bulk_get_type(type_name(value_type))
         keys = list(request.keys)
+        after = await self._before_read(request, context)
         reservation = await self.reads.reserve(self.ops.value_bytes(request.namespace_id, keys))
         try:
             results = self.ops.get_many(request.namespace_id, keys, cache_ttl(request))
@@ -205,6 +237,15 @@ class KVService:
                     for key, found in zip(keys, results, strict=True)
                 ]
             )
+            if after is not None:
+                response.session = self.ops.sessions.read_token(
+                    after,
+                    self.ops.namespace_bytes(request.namespace_id),
+                    [
+                        (key, None if found is None else found.header)
+                        for key, found in zip(keys, results, strict=True)
+                    ],
+                )
         except BaseException:
             reservation.release()
             raise
@@ -214,13 +255,12 @@ class KVService:
     async def Delete(
         self, request: kv_pb2.DeleteRequest, context: Context
     ) -> kv_pb2.DeleteResponse:
+        after = await self.ops.sessions.after(request.after, _time_remaining(context))
         applied = await self.ops.delete(request.namespace_id, request.key)
-        return kv_pb2.DeleteResponse(
-            version=kv_pb2.Version(hlc=applied.header.hlc, origin=applied.header.origin),
-            seq=applied.header.seq,
-        )
+        return delete_response(applied, after)
 
     async def List(self, request: kv_pb2.ListRequest, context: Context) -> kv_pb2.ListResponse:
+        after = await self._before_read(request, context)
         listing = await self.ops.list_keys(
             request.namespace_id,
             request.prefix,
@@ -235,24 +275,50 @@ class KVService:
             if header.metadata is not None:
                 info.metadata = header.metadata
             keys.append(info)
-        return kv_pb2.ListResponse(keys=keys, list_complete=listing.complete, cursor=listing.cursor)
+        response = kv_pb2.ListResponse(
+            keys=keys, list_complete=listing.complete, cursor=listing.cursor
+        )
+        if after is not None:
+            response.session = answer_token(after, (header for _, header in listing.keys))
+        return response
 
     async def BulkPut(
         self, request: kv_pb2.BulkPutRequest, context: Context
     ) -> kv_pb2.BulkPutResponse:
+        after = await self.ops.sessions.after(request.after, _time_remaining(context))
         columns = plain_columns(request)
         if columns is None:
             items = [put_item(item) for item in request.items]
-            count = await self.ops.bulk_put(request.namespace_id, items)
+            written = await self.ops.bulk_put(request.namespace_id, items)
         else:
-            count = await self.ops.bulk_put_plain(request.namespace_id, *columns)
-        return kv_pb2.BulkPutResponse(successful_key_count=count)
+            written = await self.ops.bulk_put_plain(request.namespace_id, *columns)
+        return kv_pb2.BulkPutResponse(
+            successful_key_count=written.key_count, session=self._bulk_token(after, written.seq)
+        )
 
     async def BulkDelete(
         self, request: kv_pb2.BulkDeleteRequest, context: Context
     ) -> kv_pb2.BulkDeleteResponse:
-        count = await self.ops.bulk_delete(request.namespace_id, list(request.keys))
-        return kv_pb2.BulkDeleteResponse(successful_key_count=count)
+        after = await self.ops.sessions.after(request.after, _time_remaining(context))
+        written = await self.ops.bulk_delete(request.namespace_id, list(request.keys))
+        return kv_pb2.BulkDeleteResponse(
+            successful_key_count=written.key_count, session=self._bulk_token(after, written.seq)
+        )
+
+    async def _before_read(self, request: Any, context: Context) -> SessionToken | None:
+        """A read's session wait and staleness check; its lag bound goes in the trailers."""
+        sessions = self.ops.sessions
+        after = await sessions.after(request.after, _time_remaining(context))
+        sessions.check_staleness(_max_staleness(request))
+        set_trailers = getattr(context, "set_trailing_metadata", None)
+        if set_trailers is not None:
+            set_trailers(((LAG_BOUND_KEY, sessions.lag_bound()),))
+        return after
+
+    def _bulk_token(self, after: SessionToken | None, seq: int) -> str:
+        if not seq:  # nothing written (no keys)
+            return (after or EMPTY).encode()
+        return write_token(after, self.ops.replica.node_id, seq)
 
     async def Watch(
         self, request: kv_pb2.WatchRequest, context: Context
@@ -299,6 +365,12 @@ class KVService:
     async def Batch(
         self, requests: AsyncIterator[kv_pb2.BatchRequest], context: Context
     ) -> AsyncIterator[kv_pb2.BatchResponse]:
-        unary: dict[str, UnaryCall] = {"bulk_get": self.BulkGet, "list": self.List, "put": self.Put}
+        unary: dict[str, UnaryCall] = {
+            "get": self.Get,
+            "bulk_get": self.BulkGet,
+            "list": self.List,
+            "put": self.Put,
+            "delete": self.Delete,
+        }
         async for response in BatchStream(self.ops, self.reads, unary, context).serve(requests):
             yield response

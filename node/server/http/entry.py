@@ -6,9 +6,9 @@ the API token and the route against its scopes and namespaces
 (``access.HttpAccess``: 401/403, outside ``/healthz``, ``/metrics`` and the
 console, which checks its own session; a refused scope is 403 with code 10000
 "Authentication error"), then its handler, whose ``core.errors`` are mapped by
-``errors.status_of`` onto Cloudflare's envelope. Namespace changes go to the
-audit trail (``HttpAccess.ended``). ``observe`` is told the route, the status
-and the time taken.
+``errors.status_of`` onto Cloudflare's envelope (a 503 with Retry-After).
+Namespace changes go to the audit trail (``HttpAccess.ended``). ``observe`` is
+told the route, the status and the time taken.
 
 A client that goes away before its answer is written (the connection reset
 while its body is read or its answer written) is no error: nothing is logged,
@@ -293,7 +293,10 @@ class Entry:
                 self._ended(request, route, match, status.http_status)
             await drain_or_close(request)
             close_if_body_unread(request)
-            return failure(status.http_status, status.cloudflare_code, str(error))
+            refused = failure(status.http_status, status.cloudflare_code, str(error))
+            if status.http_status == 503:
+                refused.headers["Retry-After"] = "1"  # a lagging or busy node: soon
+            return refused
         except web.HTTPException as error:
             if door is Door.PUBLIC:
                 raise

@@ -43,6 +43,13 @@ from rumor.node.server.http.request import (
     operations_of,
     raw_key_of,
 )
+from rumor.node.server.http.session_header import (
+    list_session,
+    read_session,
+    read_session_of,
+    session_of,
+    write_session,
+)
 from rumor.node.server.operations import Found, Operations, PutItem
 
 OCTET_STREAM = "application/octet-stream"
@@ -109,14 +116,18 @@ def _key_json(name: bytes, header: RecordHeader) -> dict[str, Any]:
 
 async def list_keys(request: web.Request) -> web.StreamResponse:
     limit = validation.http_list_limit(int_param(request, "limit"))
-    listing = await operations_of(request).list_keys(
+    operations = operations_of(request)
+    after = await read_session_of(operations, request)
+    listing = await operations.list_keys(
         namespace_id_of(request),
         request.query.get("prefix", "").encode(),
         limit,
         request.query.get("cursor", "").encode(),
     )
     keys = [_key_json(name, header) for name, header in listing.keys]
-    return envelope(keys, result_info={"count": len(keys), "cursor": listing.cursor.decode()})
+    answer = envelope(keys, result_info={"count": len(keys), "cursor": listing.cursor.decode()})
+    answer.headers.update(list_session(operations, after, (h for _, h in listing.keys)))
+    return answer
 
 
 # ---- values -------------------------------------------------------------
@@ -148,10 +159,16 @@ async def get_value(request: web.Request) -> web.StreamResponse:
 async def answer_get(
     operations: Operations, reads: ByteBudget, namespace_id: str, key: bytes, request: web.Request
 ) -> web.StreamResponse:
+    after = await read_session_of(operations, request)
     found, reservation = await read_found(operations, reads, namespace_id, key, _cache_ttl(request))
     try:
+        session = read_session(
+            operations, after, namespace_id, [(key, None if found is None else found.header)]
+        )
         if found is None:
-            return _key_not_found()
+            missing = _key_not_found()
+            missing.headers.update(session)
+            return missing
         value = found.value
         expiration = found.header.expiration
         if len(value) <= INLINE_VALUE_BYTES:
@@ -159,8 +176,9 @@ async def answer_get(
             response = web.Response(body=value, content_type=OCTET_STREAM)
             if expiration:
                 response.headers["expiration"] = str(expiration)
+            response.headers.update(session)
             return response
-        headers = {"Content-Type": OCTET_STREAM}
+        headers = {"Content-Type": OCTET_STREAM, **session}
         if expiration:
             headers["expiration"] = str(expiration)
         return await send_value(request, value, headers)
@@ -267,8 +285,11 @@ async def answer_put(
     else:
         expiration = expiration_ttl = None
     item = PutItem(key, value, expiration, expiration_ttl, metadata)
-    await operations.put(namespace_id, item)
-    return json_answer(EMPTY_SUCCESS)
+    after = await session_of(operations, request)
+    applied = await operations.put(namespace_id, item)
+    answer = json_answer(EMPTY_SUCCESS)
+    answer.headers.update(write_session(after, applied.header.origin, applied.header.seq))
+    return answer
 
 
 async def delete_value(request: web.Request) -> web.StreamResponse:
@@ -284,18 +305,25 @@ async def delete_value(request: web.Request) -> web.StreamResponse:
 async def answer_delete(
     operations: Operations, reads: ByteBudget, namespace_id: str, key: bytes, request: web.Request
 ) -> web.StreamResponse:
-    await operations.delete(namespace_id, key)
-    return json_answer(EMPTY_SUCCESS)
+    after = await session_of(operations, request)
+    applied = await operations.delete(namespace_id, key)
+    answer = json_answer(EMPTY_SUCCESS)
+    answer.headers.update(write_session(after, applied.header.origin, applied.header.seq))
+    return answer
 
 
 async def get_metadata(request: web.Request) -> web.StreamResponse:
-    found, reservation = await read_value(
-        request, operations_of(request), namespace_id_of(request), raw_key_of(request)
+    operations = operations_of(request)
+    after = await read_session_of(operations, request)
+    namespace_id, key = namespace_id_of(request), raw_key_of(request)
+    found, reservation = await read_value(request, operations, namespace_id, key)
+    session = read_session(
+        operations, after, namespace_id, [(key, None if found is None else found.header)]
     )
     reservation.release()  # only the metadata is sent
-    if found is None:
-        return _key_not_found()
-    return envelope(_metadata_json(found.header.metadata))
+    answer = _key_not_found() if found is None else envelope(_metadata_json(found.header.metadata))
+    answer.headers.update(session)
+    return answer
 
 
 # ---- bulk ---------------------------------------------------------------
@@ -331,18 +359,24 @@ async def bulk_put(request: web.Request) -> web.StreamResponse:
     if not isinstance(body, list):
         raise InvalidRequest("The request body must be a list of key-value pairs.")
     items = [_bulk_item(index, raw) for index, raw in enumerate(body)]
-    count = await operations_of(request).bulk_put(namespace_id_of(request), items)
-    return envelope({"successful_key_count": count, "unsuccessful_keys": []})
+    operations = operations_of(request)
+    after = await session_of(operations, request)
+    written = await operations.bulk_put(namespace_id_of(request), items)
+    answer = envelope({"successful_key_count": written.key_count, "unsuccessful_keys": []})
+    answer.headers.update(write_session(after, operations.replica.node_id, written.seq))
+    return answer
 
 
 async def bulk_delete(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     if not isinstance(body, list) or not all(isinstance(key, str) for key in body):
         raise InvalidRequest("The request body must be a list of key names.")
-    count = await operations_of(request).bulk_delete(
-        namespace_id_of(request), [key.encode() for key in body]
-    )
-    return envelope({"successful_key_count": count, "unsuccessful_keys": []})
+    operations = operations_of(request)
+    after = await session_of(operations, request)
+    written = await operations.bulk_delete(namespace_id_of(request), [key.encode() for key in body])
+    answer = envelope({"successful_key_count": written.key_count, "unsuccessful_keys": []})
+    answer.headers.update(write_session(after, operations.replica.node_id, written.seq))
+    return answer
 
 
 async def bulk_get(request: web.Request) -> web.StreamResponse:
@@ -350,19 +384,23 @@ async def bulk_get(request: web.Request) -> web.StreamResponse:
     keys = body.get("keys") if isinstance(body, dict) else None
     names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
     operations = operations_of(request)
+    after = await read_session_of(operations, request)
     reservation = await request.app[READS].reserve(
         operations.value_bytes(namespace_id_of(request), names)
     )
     try:
         values = await bulk_get_values(
-            operations_of(request), namespace_id_of(request), body, with_expiration=True
+            operations, namespace_id_of(request), body, with_expiration=True
+        )
+        session = read_session(
+            operations, after, namespace_id_of(request), [(name, None) for name in names]
         )
         encoded = dumps(
             {"success": True, "errors": [], "messages": [], "result": {"values": values}}
         ).encode()
         del values
         reservation.settle(len(encoded))
-        headers = {"Content-Type": "application/json; charset=utf-8"}
+        headers = {"Content-Type": "application/json; charset=utf-8", **session}
         return await send_value(request, encoded, headers)
     finally:
         reservation.release()

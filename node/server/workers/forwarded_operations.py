@@ -37,8 +37,10 @@ def _rumor_error(error: grpc.RpcError) -> RumorError:
     )
 
 
-def _header(version: kv_pb2.Version, expiration: int, metadata: bytes | None) -> RecordHeader:
-    return RecordHeader(version.hlc, version.origin, 0, expiration, False, metadata)
+def _header(
+    version: kv_pb2.Version, expiration: int, metadata: bytes | None, seq: int = 0
+) -> RecordHeader:
+    return RecordHeader(version.hlc, version.origin, seq, expiration, False, metadata)
 
 
 class ForwardedOperations(Operations):
@@ -81,6 +83,9 @@ class ForwardedOperations(Operations):
     def value_bytes(self, namespace_id: str, keys: Sequence[bytes]) -> int:
         return 0  # unknown before the owner answers: the read is held once it has
 
+    def lag_bound(self) -> str | None:
+        return None  # the owner's replica knows it; a session read goes there (session_header)
+
     async def put(self, namespace_id: str, item: PutItem, min_replicas: int = 0) -> Applied:
         request = kv_pb2.PutRequest(
             namespace_id=namespace_id, key=item.key, value=item.value, min_replicas=min_replicas
@@ -98,12 +103,12 @@ class ForwardedOperations(Operations):
         if item.metadata is not None:
             request.metadata = item.metadata
         answer = await self._call("put", request)
-        return Applied(_header(answer.version, answer.expiration, item.metadata), 0)
+        return Applied(_header(answer.version, answer.expiration, item.metadata, answer.seq), 0)
 
     async def delete(self, namespace_id: str, key: bytes) -> Applied:
         request = kv_pb2.DeleteRequest(namespace_id=namespace_id, key=key)
         answer = await self._call("delete", request)
-        return Applied(_header(answer.version, 0, None), 0)
+        return Applied(_header(answer.version, 0, None, answer.seq), 0)
 
     async def list_keys(
         self, namespace_id: str, prefix: bytes, limit: int | None, cursor: bytes

@@ -5,8 +5,9 @@ become operations on the worker's one Batch stream to its owner, coalesced
 with every other connection's: the owner serves a frame in one step (one
 multi-get, one sync) however many clients it came from. The answer, or the
 error with its code, message and HTTP status, is the owner's, so it is what
-the unary call on a single-process node gives. Reads are served by the owner
-too, so a read that starts after any worker acknowledged a write sees it.
+the unary call on a single-process node gives, the lag bound of a read in its
+trailers included. Reads are served by the owner too, so a read that starts
+after any worker acknowledged a write sees it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from rumor.client.batch import response_of
 from rumor.node.core.errors import InvalidRequest, RumorError
 from rumor.node.server import access
 from rumor.node.server.grpc.batch import error_result, refusal
 from rumor.node.server.grpc.rpc import Context
+from rumor.node.server.sessions import LAG_BOUND_KEY
 from rumor.node.server.workers.owner_link import OwnerLink
 from rumor.v1 import kv_pb2
 
@@ -44,11 +47,22 @@ class WorkerKV:
             await _abort(context, error)
             raise
 
+    async def _read(self, field: str, request: Any, context: Context) -> Any:
+        """``_call`` for a read: the owner's lag bound goes in the trailers, as its own."""
+        try:
+            result = await self._owner.result(field, request, context.time_remaining())
+            if result.lag_bound_ms:
+                context.set_trailing_metadata(((LAG_BOUND_KEY, result.lag_bound_ms),))
+            return response_of(field, result)
+        except grpc.RpcError as error:
+            await _abort(context, error)
+            raise
+
     async def Get(self, request: kv_pb2.GetRequest, context: Context) -> Any:  # noqa: N802
-        return await self._call("get", request, context)
+        return await self._read("get", request, context)
 
     async def BulkGet(self, request: kv_pb2.BulkGetRequest, context: Context) -> Any:  # noqa: N802
-        return await self._call("bulk_get", request, context)
+        return await self._read("bulk_get", request, context)
 
     async def Put(self, request: kv_pb2.PutRequest, context: Context) -> Any:  # noqa: N802
         return await self._call("put", request, context)
@@ -57,7 +71,7 @@ class WorkerKV:
         return await self._call("delete", request, context)
 
     async def List(self, request: kv_pb2.ListRequest, context: Context) -> Any:  # noqa: N802
-        return await self._call("list", request, context)
+        return await self._read("list", request, context)
 
     async def Batch(  # noqa: N802
         self, requests: AsyncIterator[kv_pb2.BatchRequest], context: Context
@@ -129,8 +143,9 @@ class _ProxiedBatch:
             try:
                 if self._permit is not None:
                     await self._permit(field, getattr(op, field))
-                response = await self._owner.call(field, getattr(op, field), None)
-                result = kv_pb2.BatchResult(id=op.id)
+                answered = await self._owner.result(field, getattr(op, field), None)
+                response = response_of(field, answered)
+                result = kv_pb2.BatchResult(id=op.id, lag_bound_ms=answered.lag_bound_ms)
                 getattr(result, field).CopyFrom(response)
             except RumorError as error:
                 result = error_result(op.id, error)

@@ -15,6 +15,7 @@ import grpc.aio
 
 from rumor.client.batch_aio import AsyncBatcher
 from rumor.node.server.grpc.server import MAX_MESSAGE_BYTES
+from rumor.v1 import kv_pb2
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -45,6 +46,10 @@ class OwnerLink:
     async def call(self, field: str, request: Any, timeout: float | None) -> Any:
         """The owner's answer to one operation, or its ``grpc.RpcError``."""
         return await self._batcher.call(field, request, timeout)
+
+    async def result(self, field: str, request: Any, timeout: float | None) -> kv_pb2.BatchResult:
+        """The owner's whole ``BatchResult`` for one operation (its lag bound with it)."""
+        return await self._batcher.result(field, request, timeout)
 
     async def close(self) -> None:
         await self._batcher.close()

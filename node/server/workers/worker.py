@@ -8,7 +8,9 @@ operation of a client's Batch too) and the REST API's values routes and the
 Workers binding, which it serves with its own ``http.entry.Entry``. Their reads
 and writes go through its batched stream to the owner (``kv_proxy``,
 ``forwarded_operations``); everything else is forwarded (``forwarding``,
-``http_proxy``) with the client's credentials, which the owner checks. A token
+``http_proxy``) with the client's credentials, which the owner checks — a
+values request carrying a session token or a staleness bound too, since only
+the owner's replica can wait for the one or check the other. A token
 limited to namespaces by title needs their titles: the worker asks the owner,
 presenting the key the owner wrote into its private socket directory
 (``WORKER_KEY_FILE``). It follows the node's token and secret files as the
@@ -51,8 +53,9 @@ from rumor.node.server.grpc.server import (
     REPLICATION_SERVICE,
     GrpcServer,
 )
-from rumor.node.server.http.entry import Entry
+from rumor.node.server.http.entry import Entry, RequestHandler
 from rumor.node.server.http.guard import HttpGuard
+from rumor.node.server.http.session_header import carries_session
 from rumor.node.server.loop_lag import LoopLag
 from rumor.node.server.metrics import RequestMetrics
 from rumor.node.server.workers import forwarding
@@ -330,12 +333,26 @@ async def _serve_http(
         client_disconnected=metrics.http_client_disconnects.inc,
     )
     assert runner.server is not None
-    runner.server.request_handler = entry.before_routing(runner.server.request_handler)
+    runner.server.request_handler = _sessions_to_owner(
+        entry.before_routing(runner.server.request_handler), runner.server.request_handler
+    )
     host, _, port = plan.http_address.rpartition(":")
     await web.TCPSite(
         runner, host.strip("[]"), int(port), reuse_port=True, ssl_context=security.http_tls
     ).start()
     return runner
+
+
+def _sessions_to_owner(answer: RequestHandler, to_owner: RequestHandler) -> RequestHandler:
+    """A request waiting for a session token or bounding its staleness goes to the owner:
+    only its replica can wait for a token or bound its lag (``session_header``)."""
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if carries_session(request):
+            return await to_owner(request)
+        return await answer(request)
+
+    return handle
 
 
 def plan_from_environment() -> WorkerPlan | None:

@@ -73,7 +73,7 @@ class DeleteNamespaceResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class PutRequest(_message.Message):
-    __slots__ = ("namespace_id", "key", "value", "expiration", "expiration_ttl", "metadata", "min_replicas")
+    __slots__ = ("namespace_id", "key", "value", "expiration", "expiration_ttl", "metadata", "min_replicas", "after")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,7 @@ class PutRequest(_message.Message):
     EXPIRATION_TTL_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     MIN_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     key: bytes
     value: bytes
@@ -88,17 +89,20 @@ class PutRequest(_message.Message):
     expiration_ttl: int
     metadata: bytes
     min_replicas: int
-    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., expiration: _Optional[int] = ..., expiration_ttl: _Optional[int] = ..., metadata: _Optional[bytes] = ..., min_replicas: _Optional[int] = ...) -> None: ...
+    after: str
+    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., expiration: _Optional[int] = ..., expiration_ttl: _Optional[int] = ..., metadata: _Optional[bytes] = ..., min_replicas: _Optional[int] = ..., after: _Optional[str] = ...) -> None: ...
 
 class PutResponse(_message.Message):
-    __slots__ = ("version", "seq", "expiration")
+    __slots__ = ("version", "seq", "expiration", "session")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     EXPIRATION_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     version: Version
     seq: int
     expiration: int
-    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., seq: _Optional[int] = ..., expiration: _Optional[int] = ...) -> None: ...
+    session: str
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., seq: _Optional[int] = ..., expiration: _Optional[int] = ..., session: _Optional[str] = ...) -> None: ...
 
 class PutStreamRequest(_message.Message):
     __slots__ = ("header", "chunk", "last")
@@ -111,21 +115,25 @@ class PutStreamRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[PutRequest, _Mapping]] = ..., chunk: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
 
 class GetRequest(_message.Message):
-    __slots__ = ("namespace_id", "key", "type", "with_metadata", "cache_ttl")
+    __slots__ = ("namespace_id", "key", "type", "with_metadata", "cache_ttl", "after", "max_staleness_ms")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     WITH_METADATA_FIELD_NUMBER: _ClassVar[int]
     CACHE_TTL_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    MAX_STALENESS_MS_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     key: bytes
     type: ValueType
     with_metadata: bool
     cache_ttl: int
-    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ..., cache_ttl: _Optional[int] = ...) -> None: ...
+    after: str
+    max_staleness_ms: int
+    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ..., cache_ttl: _Optional[int] = ..., after: _Optional[str] = ..., max_staleness_ms: _Optional[int] = ...) -> None: ...
 
 class GetResponse(_message.Message):
-    __slots__ = ("found", "value", "text", "json", "metadata", "expiration", "version")
+    __slots__ = ("found", "value", "text", "json", "metadata", "expiration", "version", "session")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +141,7 @@ class GetResponse(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     EXPIRATION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     found: bool
     value: bytes
     text: str
@@ -140,7 +149,8 @@ class GetResponse(_message.Message):
     metadata: bytes
     expiration: int
     version: Version
-    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., text: _Optional[str] = ..., json: _Optional[str] = ..., metadata: _Optional[bytes] = ..., expiration: _Optional[int] = ..., version: _Optional[_Union[Version, _Mapping]] = ...) -> None: ...
+    session: str
+    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., text: _Optional[str] = ..., json: _Optional[str] = ..., metadata: _Optional[bytes] = ..., expiration: _Optional[int] = ..., version: _Optional[_Union[Version, _Mapping]] = ..., session: _Optional[str] = ...) -> None: ...
 
 class GetStreamResponse(_message.Message):
     __slots__ = ("header", "value_length", "chunk")
@@ -153,18 +163,22 @@ class GetStreamResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[GetResponse, _Mapping]] = ..., value_length: _Optional[int] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class BulkGetRequest(_message.Message):
-    __slots__ = ("namespace_id", "keys", "type", "with_metadata", "cache_ttl")
+    __slots__ = ("namespace_id", "keys", "type", "with_metadata", "cache_ttl", "after", "max_staleness_ms")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     WITH_METADATA_FIELD_NUMBER: _ClassVar[int]
     CACHE_TTL_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    MAX_STALENESS_MS_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     keys: _containers.RepeatedScalarFieldContainer[bytes]
     type: ValueType
     with_metadata: bool
     cache_ttl: int
-    def __init__(self, namespace_id: _Optional[str] = ..., keys: _Optional[_Iterable[bytes]] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ..., cache_ttl: _Optional[int] = ...) -> None: ...
+    after: str
+    max_staleness_ms: int
+    def __init__(self, namespace_id: _Optional[str] = ..., keys: _Optional[_Iterable[bytes]] = ..., type: _Optional[_Union[ValueType, str]] = ..., with_metadata: _Optional[bool] = ..., cache_ttl: _Optional[int] = ..., after: _Optional[str] = ..., max_staleness_ms: _Optional[int] = ...) -> None: ...
 
 class BulkGetEntry(_message.Message):
     __slots__ = ("key", "result")
@@ -175,38 +189,48 @@ class BulkGetEntry(_message.Message):
     def __init__(self, key: _Optional[bytes] = ..., result: _Optional[_Union[GetResponse, _Mapping]] = ...) -> None: ...
 
 class BulkGetResponse(_message.Message):
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "session")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[BulkGetEntry]
-    def __init__(self, entries: _Optional[_Iterable[_Union[BulkGetEntry, _Mapping]]] = ...) -> None: ...
+    session: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[BulkGetEntry, _Mapping]]] = ..., session: _Optional[str] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
-    __slots__ = ("namespace_id", "key")
+    __slots__ = ("namespace_id", "key", "after")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     key: bytes
-    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ...) -> None: ...
+    after: str
+    def __init__(self, namespace_id: _Optional[str] = ..., key: _Optional[bytes] = ..., after: _Optional[str] = ...) -> None: ...
 
 class DeleteResponse(_message.Message):
-    __slots__ = ("version", "seq")
+    __slots__ = ("version", "seq", "session")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     version: Version
     seq: int
-    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., seq: _Optional[int] = ...) -> None: ...
+    session: str
+    def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ..., seq: _Optional[int] = ..., session: _Optional[str] = ...) -> None: ...
 
 class ListRequest(_message.Message):
-    __slots__ = ("namespace_id", "prefix", "limit", "cursor")
+    __slots__ = ("namespace_id", "prefix", "limit", "cursor", "after", "max_staleness_ms")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    MAX_STALENESS_MS_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     prefix: bytes
     limit: int
     cursor: bytes
-    def __init__(self, namespace_id: _Optional[str] = ..., prefix: _Optional[bytes] = ..., limit: _Optional[int] = ..., cursor: _Optional[bytes] = ...) -> None: ...
+    after: str
+    max_staleness_ms: int
+    def __init__(self, namespace_id: _Optional[str] = ..., prefix: _Optional[bytes] = ..., limit: _Optional[int] = ..., cursor: _Optional[bytes] = ..., after: _Optional[str] = ..., max_staleness_ms: _Optional[int] = ...) -> None: ...
 
 class KeyInfo(_message.Message):
     __slots__ = ("name", "expiration", "metadata")
@@ -219,44 +243,54 @@ class KeyInfo(_message.Message):
     def __init__(self, name: _Optional[bytes] = ..., expiration: _Optional[int] = ..., metadata: _Optional[bytes] = ...) -> None: ...
 
 class ListResponse(_message.Message):
-    __slots__ = ("keys", "list_complete", "cursor")
+    __slots__ = ("keys", "list_complete", "cursor", "session")
     KEYS_FIELD_NUMBER: _ClassVar[int]
     LIST_COMPLETE_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     keys: _containers.RepeatedCompositeFieldContainer[KeyInfo]
     list_complete: bool
     cursor: bytes
-    def __init__(self, keys: _Optional[_Iterable[_Union[KeyInfo, _Mapping]]] = ..., list_complete: _Optional[bool] = ..., cursor: _Optional[bytes] = ...) -> None: ...
+    session: str
+    def __init__(self, keys: _Optional[_Iterable[_Union[KeyInfo, _Mapping]]] = ..., list_complete: _Optional[bool] = ..., cursor: _Optional[bytes] = ..., session: _Optional[str] = ...) -> None: ...
 
 class BulkPutRequest(_message.Message):
-    __slots__ = ("namespace_id", "items")
+    __slots__ = ("namespace_id", "items", "after")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     items: _containers.RepeatedCompositeFieldContainer[PutRequest]
-    def __init__(self, namespace_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[PutRequest, _Mapping]]] = ...) -> None: ...
+    after: str
+    def __init__(self, namespace_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[PutRequest, _Mapping]]] = ..., after: _Optional[str] = ...) -> None: ...
 
 class BulkPutResponse(_message.Message):
-    __slots__ = ("successful_key_count", "unsuccessful_keys")
+    __slots__ = ("successful_key_count", "unsuccessful_keys", "session")
     SUCCESSFUL_KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
     UNSUCCESSFUL_KEYS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     successful_key_count: int
     unsuccessful_keys: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, successful_key_count: _Optional[int] = ..., unsuccessful_keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    session: str
+    def __init__(self, successful_key_count: _Optional[int] = ..., unsuccessful_keys: _Optional[_Iterable[bytes]] = ..., session: _Optional[str] = ...) -> None: ...
 
 class BulkDeleteRequest(_message.Message):
-    __slots__ = ("namespace_id", "keys")
+    __slots__ = ("namespace_id", "keys", "after")
     NAMESPACE_ID_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
     namespace_id: str
     keys: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, namespace_id: _Optional[str] = ..., keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    after: str
+    def __init__(self, namespace_id: _Optional[str] = ..., keys: _Optional[_Iterable[bytes]] = ..., after: _Optional[str] = ...) -> None: ...
 
 class BulkDeleteResponse(_message.Message):
-    __slots__ = ("successful_key_count",)
+    __slots__ = ("successful_key_count", "session")
     SUCCESSFUL_KEY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     successful_key_count: int
-    def __init__(self, successful_key_count: _Optional[int] = ...) -> None: ...
+    session: str
+    def __init__(self, successful_key_count: _Optional[int] = ..., session: _Optional[str] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
     __slots__ = ("namespace_id", "prefix", "buffer", "all_namespaces")
@@ -343,7 +377,7 @@ class BatchError(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., http_status: _Optional[int] = ...) -> None: ...
 
 class BatchResult(_message.Message):
-    __slots__ = ("id", "get", "bulk_get", "put", "delete", "list", "error")
+    __slots__ = ("id", "get", "bulk_get", "put", "delete", "list", "error", "lag_bound_ms")
     ID_FIELD_NUMBER: _ClassVar[int]
     GET_FIELD_NUMBER: _ClassVar[int]
     BULK_GET_FIELD_NUMBER: _ClassVar[int]
@@ -351,6 +385,7 @@ class BatchResult(_message.Message):
     DELETE_FIELD_NUMBER: _ClassVar[int]
     LIST_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAG_BOUND_MS_FIELD_NUMBER: _ClassVar[int]
     id: int
     get: GetResponse
     bulk_get: BulkGetResponse
@@ -358,7 +393,8 @@ class BatchResult(_message.Message):
     delete: DeleteResponse
     list: ListResponse
     error: BatchError
-    def __init__(self, id: _Optional[int] = ..., get: _Optional[_Union[GetResponse, _Mapping]] = ..., bulk_get: _Optional[_Union[BulkGetResponse, _Mapping]] = ..., put: _Optional[_Union[PutResponse, _Mapping]] = ..., delete: _Optional[_Union[DeleteResponse, _Mapping]] = ..., list: _Optional[_Union[ListResponse, _Mapping]] = ..., error: _Optional[_Union[BatchError, _Mapping]] = ...) -> None: ...
+    lag_bound_ms: str
+    def __init__(self, id: _Optional[int] = ..., get: _Optional[_Union[GetResponse, _Mapping]] = ..., bulk_get: _Optional[_Union[BulkGetResponse, _Mapping]] = ..., put: _Optional[_Union[PutResponse, _Mapping]] = ..., delete: _Optional[_Union[DeleteResponse, _Mapping]] = ..., list: _Optional[_Union[ListResponse, _Mapping]] = ..., error: _Optional[_Union[BatchError, _Mapping]] = ..., lag_bound_ms: _Optional[str] = ...) -> None: ...
 
 class BatchResponse(_message.Message):
     __slots__ = ("results",)
