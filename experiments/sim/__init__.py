@@ -10,7 +10,8 @@ seed; faults named by the shared ``FaultKind``, drawn from a table),
 ``execution`` (running a schedule; a planner per fault kind), ``invariants``
 (what must hold at the end: the cluster adapted to
 ``rumor.experiments.properties``, and the simulator's own), ``shrink``
-(delta debugging), ``fuzz`` (many schedules) and ``scale`` (latency at
+(delta debugging), ``fuzz`` (many schedules), ``start_order`` (every order
+a cluster can start in, with one seed list) and ``scale`` (latency at
 thousands of nodes).
 Nothing here makes a protocol decision: the engine does.
 """

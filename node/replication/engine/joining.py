@@ -11,6 +11,12 @@ apart (started in the wrong order, split by a seed outage) learn of each
 other and become one cluster. A seed that answers with this node's own id is
 this node (a StatefulSet's first pod seeds itself) and is not tried again.
 
+Every seed, not just one. A node also keeps retrying (with the same backoff)
+each seed it has not heard from — none answered its Join and no live member
+has its address — even once it has a peer: a node that asked a seed before
+it was up, and was then joined by another, would otherwise leave the rest of
+the cluster apart until the next seed contact.
+
 Serving alone. A node that found no seed serves alone after
 ``join_timeout_ms`` and keeps trying. But while it has a seed it has never
 joined through, it purges nothing: a merge with a node holding an older put
@@ -96,6 +102,7 @@ class Joining:
         self._stop_for_duplicate = stop_for_duplicate
         self.seeds = tuple(seed for seed in seeds if seed and seed != advertise)
         self.self_seeds: set[str] = set()
+        self.heard: set[str] = set()  # seeds that answered a Join of this process
         store = services.replica.store
         self.joined: set[str] = {
             seed
@@ -141,7 +148,20 @@ class Joining:
         return [seed for seed in self.seeds if seed not in self.self_seeds]
 
     def _needs_seed(self) -> bool:
-        return not self.services.serving() or not self.services.membership.up_peers()
+        services = self.services
+        return (
+            not services.serving()
+            or not services.membership.up_peers()
+            or bool(self._unheard_seeds())
+        )
+
+    def _unheard_seeds(self) -> list[str]:
+        """Seeds that neither answered a Join of this process nor are a live member."""
+        seeds = [seed for seed in self._seed_addresses() if seed not in self.heard]
+        if not seeds:
+            return seeds
+        live = {m.address for m in self.services.membership.up_peers()}
+        return [seed for seed in seeds if seed not in live]
 
     def tick(self, now: Now) -> None:
         services = self.services
@@ -155,19 +175,21 @@ class Joining:
                 services.become_serving("no seed answered; serving alone until one does")
         if self._attempting:
             return
-        if self._needs_seed() and Canary.NO_SEED_RETRY not in services.canaries:
-            if now.mono_ms >= self._next_attempt_ms:
-                self._attempt(now)
+        retrying = self._needs_seed() and Canary.NO_SEED_RETRY not in services.canaries
+        if retrying and now.mono_ms >= self._next_attempt_ms:
+            self._attempt(now, self._unheard_seeds() or self._seed_addresses())
         elif now.mono_ms >= self._next_contact_ms:
+            # The periodic contact goes to any seed, heard from or not: a seed that
+            # never answers (gone for good) must not keep two groups apart.
             self._next_contact_ms = now.mono_ms + self._jittered(
                 services.config.seed_contact_interval_ms
             )
-            self._attempt(now)
+            self._attempt(now, self._seed_addresses())
 
-    def _attempt(self, now: Now) -> None:
-        """Join through a random seed (or, with none left, a known member's address)."""
+    def _attempt(self, now: Now, contacts: list[str]) -> None:
+        """Join through a random one of ``contacts`` (seeds) or, with none left or while
+        not serving, a known member's address too."""
         services = self.services
-        contacts = self._seed_addresses()
         if not services.serving() or not contacts:
             contacts = contacts + [m.address for m in services.membership.peers() if m.address]
         if not contacts:
@@ -211,9 +233,12 @@ class Joining:
             self._next_attempt_ms = now.mono_ms
             return
         self._backoff_ms = services.config.seed_retry_min_ms
+        self.heard.add(address)
         # Joined: the synchronisation with the seed takes it from here; try again only
-        # if it fails to make this node serve.
+        # if it fails to make this node serve, or for a seed not heard from yet.
         self._next_attempt_ms = now.mono_ms + self._jittered(services.config.seed_retry_max_ms)
+        if services.serving() and self._unheard_seeds():
+            self._next_attempt_ms = now.mono_ms + self._jittered(self._backoff_ms)
         self._warned = False
         if address in self.seeds and address not in self.joined:
             self.joined.add(address)
