@@ -98,7 +98,7 @@ def _run(schedule: Schedule, protocol: ProtocolConfig | None, trace: bool) -> Ou
         # A clamped lie may hide older records until an audit; later writes must not wait.
         unforged = Bounds.of(protocol, len(cluster.processes))
         _settle(cluster, heal_ms + unforged.convergence_ms, every_ms)
-        late = writes_missing_after(cluster, forged_until)
+        late = writes_missing_after(cluster, schedule, forged_until)
     converged = _settle(cluster, heal_ms + bounds.convergence_ms, every_ms)
     _until_removed_stop(cluster, heal_ms + bounds.convergence_ms, every_ms)
     outcome = check(cluster, schedule, bounds, heal_ms, converged, time.perf_counter() - started)

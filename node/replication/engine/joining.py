@@ -116,6 +116,7 @@ class Joining:
             services.config.seed_contact_interval_ms
         )
         self._attempting = False
+        self._failed: str | None = None  # the seed whose Join failed last
         self._warned = False
         self.proofs: dict[int, _Proof] = {}
         self.refused: dict[tuple[int, int], str] = {}  # (id, boot nonce) -> message
@@ -199,6 +200,10 @@ class Joining:
             return
         if Canary.NO_SEED_RETRY in services.canaries and self._warned:
             return
+        if len(contacts) > 1 and self._failed in contacts:
+            # A seed that just failed (or hung until its deadline) goes last: the next
+            # try goes to another, so one seed cut off cannot hold the join up.
+            contacts = [contact for contact in contacts if contact != self._failed]
         address = services.rng.choice(contacts)
         self._attempting = True
         services.send(
@@ -213,6 +218,7 @@ class Joining:
     def _joined(self, address: str, answer: Response | Failed, now: Now) -> None:
         services = self.services
         self._attempting = False
+        self._failed = address if isinstance(answer, Failed) else None
         if isinstance(answer, Failed):
             if answer.cause is FailureCause.DUPLICATE_ID:
                 self._stop_for_duplicate(answer.detail)
