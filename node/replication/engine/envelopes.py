@@ -16,9 +16,15 @@ watermark, a vector GC counts on — is clamped to its origin's high seq as far
 as this node knows it (the origin's own mark, heard from it, or gossiped with
 the member table, merged by max), and each clamp is counted. So one bogus
 claim of 2^63 cannot stall an origin, while an origin unreachable from this
-node still has its watermark advance here through the others. An origin
-whose high seq is unknown is not clamped (nothing to clamp to); high seqs
-survive restarts in the store.
+node still has its watermark advance here through the others. High seqs are
+claims too: an origin's own mark, once this process has heard it from the
+origin itself, replaces what others said of it and from then on only the
+origin raises it, so a forged ``high_seqs`` entry cannot lift the ceiling
+of an origin this node talks to. A peer's claim to have seen more of this
+node's own seqs than it holds (a stale copy of its disk) makes it skip past
+them and take them back first, but not from a member that very message
+introduced, nor beyond ``MAX_CREDIBLE_SEQ``. An origin whose high seq is unknown is
+clamped to zero; high seqs survive restarts in the store.
 """
 
 from __future__ import annotations
@@ -54,6 +60,9 @@ from rumor.node.storage.store import META
 META_HIGH_SEQS = b"high-seqs"
 _PAIR = struct.Struct(">QQ")
 MAX_SEQ = (1 << 63) - 1
+# No node issues this many writes (2^62: 146,000 years at a million a second); a claim
+# to have seen more of this node is a lie, not a stale disk.
+MAX_CREDIBLE_SEQ = 1 << 62
 _FULL = (Exchange, ExchangeReply, Ping, PingReply, Join, JoinReply, Audit, AuditReply)
 
 
@@ -81,6 +90,7 @@ class Envelopes:
             services.replica.store.get(META, META_HIGH_SEQS)
         )
         self._high_dirty = False
+        self._heard_directly: set[int] = set()  # origins whose own mark this process heard
         self.issued: dict[int, int] = {}  # each member's last own seq issued, as it said
         self.staleness = Staleness()  # how far behind each member this node may be
 
@@ -155,8 +165,13 @@ class Envelopes:
                 if mark > vector.get(origin, 0):
                     vector[origin] = mark
             seen_of_me = envelope.watermarks.get(services.node_id, 0)
-            if seen_of_me > replica.durable_seq and seen_of_me < MAX_SEQ:
-                self._behind_on_own_writes(seen_of_me, sender, now)
+            if seen_of_me > replica.durable_seq:
+                if was is None or seen_of_me > MAX_CREDIBLE_SEQ:
+                    # A member this very message introduced (a made-up id), or a seq no
+                    # node issues: not a reason to skip seqs and stop writing.
+                    self._clamped(services.node_id, seen_of_me, replica.durable_seq)
+                else:
+                    self._behind_on_own_writes(seen_of_me, sender, now)
         if membership.removed_me:
             self._removed(
                 f"this node ({services.node_id:016x}) was removed from the cluster;"
@@ -165,13 +180,26 @@ class Envelopes:
         return None
 
     def _learn_high(self, sender: int, envelope: Envelope) -> None:
+        """An origin's word on its own high seq stands; others' word only stands in for it
+        until this node hears from the origin itself."""
         high = self.high_seqs
-        own = envelope.watermarks.get(sender, 0)
-        if own > high.get(sender, -1):
-            high[sender] = own
-            self._high_dirty = True
+        own = envelope.watermarks.get(sender)
+        if own is not None:
+            if sender not in self._heard_directly:
+                # The first word from the origin itself replaces what others claimed for it
+                # (a forged claim of 2^62 must not outlive the origin's own answer).
+                self._heard_directly.add(sender)
+                if high.get(sender) != own:
+                    high[sender] = own
+                    self._high_dirty = True
+            elif own > high.get(sender, -1):
+                high[sender] = own
+                self._high_dirty = True
+        heard = self._heard_directly
         for origin, seq in envelope.high_seqs.items():
-            if seq > high.get(origin, -1) and origin != self.services.node_id:
+            if origin in heard or origin == self.services.node_id:
+                continue
+            if seq > high.get(origin, -1):
                 high[origin] = seq
                 self._high_dirty = True
 
