@@ -168,6 +168,24 @@ def test_message_over_128_mib_is_resource_exhausted(node: NodeProcess, ns: str) 
     assert not get(node, ns, b"huge").found
 
 
+def test_a_second_put_stream_header_is_invalid_and_writes_nothing(
+    node: NodeProcess, ns: str
+) -> None:
+    messages = iter(
+        [
+            pb.PutStreamRequest(header=pb.PutRequest(namespace_id=ns, key=b"first"), chunk=b"a"),
+            pb.PutStreamRequest(header=pb.PutRequest(namespace_id=ns, key=b"second"), chunk=b"b"),
+            pb.PutStreamRequest(last=True),
+        ]
+    )
+    assert_invalid(
+        lambda: node.kv.PutStream(messages),
+        "Only the first PutStream message carries a header; nothing was written.",
+    )
+    assert not get(node, ns, b"first").found
+    assert not get(node, ns, b"second").found
+
+
 def test_put_stream_without_a_header_is_invalid(node: NodeProcess, ns: str) -> None:
     chunks = iter([pb.PutStreamRequest(chunk=b"a"), pb.PutStreamRequest(chunk=b"b")])
     assert_invalid(

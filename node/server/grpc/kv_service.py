@@ -126,6 +126,11 @@ class KVService:
                 if not message.HasField("header"):
                     raise InvalidRequest("The first PutStream message must carry the header.")
                 header = message.header
+            elif message.HasField("header"):
+                # Its bytes would go to the first header's key: refuse rather than guess.
+                raise InvalidRequest(
+                    "Only the first PutStream message carries a header; nothing was written."
+                )
             if finished:
                 raise InvalidRequest("PutStream received a message after the last one.")
             length += len(message.chunk)
