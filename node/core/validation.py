@@ -144,6 +144,12 @@ def expiration(
             raise InvalidRequest(
                 f"Invalid expiration_ttl of {ttl}. Expiration TTL must be less than {MAX_SECONDS}."
             )
+        if now + ttl >= MAX_SECONDS:
+            # The expiration it gives must obey the bound an absolute one does.
+            raise InvalidRequest(
+                f"Invalid expiration_ttl of {ttl}. The expiration it gives ({now + ttl}) must"
+                f" be less than {MAX_SECONDS} seconds since the UNIX epoch."
+            )
         return now + ttl
     if absolute is not None:
         if absolute <= now:

@@ -318,8 +318,16 @@ def test_ttl_beyond_the_32_bit_range_is_rejected(ttl: int) -> None:
     )
 
 
-def test_ttl_just_inside_the_32_bit_range_is_accepted() -> None:
-    assert validation.expiration(None, 2**31 - 1, now_s=NOW) == NOW_INT + 2**31 - 1
+def test_a_ttl_is_accepted_only_while_the_expiration_it_gives_stays_below_2_to_the_31() -> None:
+    largest = 2**31 - 1 - NOW_INT
+    assert validation.expiration(None, largest, now_s=NOW) == 2**31 - 1
+    for ttl in (largest + 1, 2**31 - 1):
+        with pytest.raises(InvalidRequest) as caught:
+            validation.expiration(None, ttl, now_s=NOW)
+        assert str(caught.value) == (
+            f"Invalid expiration_ttl of {ttl}. The expiration it gives ({NOW_INT + ttl}) must"
+            " be less than 2147483648 seconds since the UNIX epoch."
+        )
 
 
 @pytest.mark.parametrize("absolute", [2**31, 2**62, 2**64])
