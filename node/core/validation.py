@@ -19,6 +19,7 @@ import binascii
 import json
 import math
 import re
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ MIN_CACHE_TTL = 30
 MAX_SECONDS = 2**31  # exclusive: the Workers binding passes these as 32-bit integers
 MAX_TITLE_BYTES = 512
 DEFAULT_MIN_EXPIRATION_TTL = 60
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,30}")  # ASCII digits only; longer is refused
 CURSOR_FORMAT = b"\x01"
 
 
@@ -84,6 +86,17 @@ def prefix(raw: bytes) -> bytes:
         )
     _utf8(raw, "Prefix must be valid UTF-8.")
     return raw
+
+
+def query_bytes(raw_query: str, name: str) -> bytes:
+    """Query parameter ``name`` (its first occurrence) as the bytes it encodes, b"" when
+    absent: percent-escapes decoded to bytes, not through UTF-8 with replacement, so a
+    prefix of ``%FF`` is refused as invalid UTF-8 (as on gRPC), not listed as U+FFFD."""
+    for part in raw_query.split("&"):
+        key, _, value = part.partition("=")
+        if urllib.parse.unquote_plus(key) == name:
+            return urllib.parse.unquote_to_bytes(value.replace("+", " "))
+    return b""
 
 
 def value_length(length: int) -> int:
@@ -172,17 +185,20 @@ def expiration(
 
 
 def integer(raw: object, name: str) -> int:
-    """A whole number given as a JSON number or as text (query strings, workerd's cacheTtl)."""
+    """A whole number given as a JSON number or as text (query strings, workerd's cacheTtl).
+
+    Text must be written as an integer (``60``, not ``60.0`` or ``6e1``) and is read
+    exactly, never through a float (``9223372036854775807`` stays itself)."""
     if isinstance(raw, bool):
         raise InvalidRequest(f"Invalid {name} of {raw!r}. Please specify an integer.")
     if isinstance(raw, int):
         return raw
-    number = math.nan
-    if isinstance(raw, str | float):
-        try:
-            number = float(raw)
-        except ValueError:
-            number = math.nan
+    if isinstance(raw, str):
+        text = raw.strip()
+        if _INTEGER_TEXT.fullmatch(text):
+            return int(text)
+        raise InvalidRequest(f"Invalid {name} of {raw}. Please specify an integer.")
+    number = raw if isinstance(raw, float) else math.nan
     if not number.is_integer():
         shown = raw if isinstance(raw, str) else repr(raw)
         raise InvalidRequest(f"Invalid {name} of {shown}. Please specify an integer.")

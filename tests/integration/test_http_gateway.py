@@ -262,6 +262,18 @@ async def test_validation_errors(gw: Gateway) -> None:
             " number of seconds since the UNIX epoch.",
         ),
         (values + "k", {"data": b"v", "params": {"expiration_ttl": "x"}}, 400, ""),
+        (
+            values + "k",
+            {"data": b"v", "params": {"expiration_ttl": "60.0"}},
+            400,
+            "Invalid expiration_ttl of 60.0. Please specify an integer.",
+        ),
+        (
+            values + "k",
+            {"data": b"v", "params": {"expiration_ttl": str(2**63 - 1)}},
+            400,
+            f"Invalid expiration_ttl of {2**63 - 1}. Expiration TTL must be less than 2147483648.",
+        ),
     ]
     for path, kwargs, want_status, message in cases:
         url = URL(gw.url + path, encoded=True)
@@ -283,6 +295,13 @@ async def test_validation_errors(gw: Gateway) -> None:
     )
 
     keys = f"{BASE}/{ns}/keys"
+    async with gw.session.get(URL(gw.url + keys + "?prefix=%FF", encoded=True)) as response:
+        assert response.status == 400  # as on gRPC, not a listing of U+FFFD
+        assert _error(await response.json()) == (10001, "Prefix must be valid UTF-8.")
+    await gw.call("PUT", f"{BASE}/{ns}/values/%C3%A9%20x1", data=b"v")
+    async with gw.session.get(URL(gw.url + keys + "?prefix=%C3%A9+x", encoded=True)) as response:
+        listed = await response.json()  # a UTF-8 prefix, "+" a space
+        assert [k["name"] for k in listed["result"]] == ["é x1"]
     status, body = await gw.call("GET", keys, params={"limit": "9"})
     assert status == 400 and _error(body) == (
         10001,

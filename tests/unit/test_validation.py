@@ -369,12 +369,23 @@ def test_cache_ttl_beyond_the_32_bit_range_is_rejected() -> None:
     )
 
 
-@pytest.mark.parametrize(("raw", "expected"), [(5, 5), ("7", 7), ("1e3", 1000), (8.0, 8)])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(5, 5), ("7", 7), (" 7 ", 7), ("+7", 7), (8.0, 8), (str(2**63 - 1), 2**63 - 1)],
+)
 def test_integers_may_be_given_as_text(raw: object, expected: int) -> None:
     assert validation.integer(raw, "expiration") == expected
 
 
-@pytest.mark.parametrize("raw", ["x", "1.5", True, 1.5, "inf", None])
+def test_a_large_integer_given_as_text_is_read_exactly_not_through_a_float() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        validation.expiration(None, validation.integer(str(2**63 - 1), "x"), now_s=NOW)
+    assert f"of {2**63 - 1}." in str(caught.value)  # not ...808
+
+
+@pytest.mark.parametrize(
+    "raw", ["x", "1.5", "60.0", "1e3", "0x10", "٣", "1" * 31, "", True, 1.5, "inf", None]
+)
 def test_non_integers_are_rejected_with_their_name(raw: object) -> None:
     with pytest.raises(InvalidRequest) as caught:
         validation.integer(raw, "expiration_ttl")
@@ -692,3 +703,22 @@ def test_json_value_that_does_not_parse_is_rejected_naming_the_key(value: bytes)
     with pytest.raises(InvalidRequest) as caught:
         validation.json_value(b"my-key", value)
     assert str(caught.value) == 'The value of key "my-key" is not valid JSON.'
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("prefix=%FF", b"\xff"),
+        ("a=1&prefix=%C3%A9+x&prefix=second", "é x".encode()),
+        ("prefix=", b""),
+        ("other=1", b""),
+        ("", b""),
+    ],
+)
+def test_query_bytes_are_what_the_escapes_encode(query: str, expected: bytes) -> None:
+    assert validation.query_bytes(query, "prefix") == expected
+
+
+def test_a_non_utf8_prefix_from_a_query_is_refused_as_on_grpc() -> None:
+    with pytest.raises(InvalidRequest, match=r"Prefix must be valid UTF-8\."):
+        validation.prefix(validation.query_bytes("prefix=%FF", "prefix"))

@@ -120,7 +120,7 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
     after = await read_session_of(operations, request)
     listing = await operations.list_keys(
         namespace_id_of(request),
-        request.query.get("prefix", "").encode(),
+        validation.query_bytes(request.raw_path.partition("?")[2], "prefix"),
         limit,
         request.query.get("cursor", "").encode(),
     )

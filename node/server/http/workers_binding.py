@@ -239,7 +239,7 @@ async def _list(
 ) -> web.StreamResponse:
     listing = await operations.list_keys(
         namespace_id,
-        request.query.get("prefix", "").encode(),
+        validation.query_bytes(request.raw_path.partition("?")[2], "prefix"),
         _int_query(request, "key_count_limit"),
         request.query.get("cursor", "").encode(),
     )
