@@ -25,6 +25,7 @@ BENCHMARKS = {
     "join": "rumor.bench.join",
     "join-10m": "rumor.bench.join_large",
     "workers": "rumor.bench.workers",
+    "watchers": "rumor.bench.watchers",
 }
 
 
