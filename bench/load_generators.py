@@ -60,17 +60,23 @@ def h2load(
     body: bytes | None = None,
     headers: tuple[str, ...] = (),
     http1: bool = False,
+    connections: int = 1,
+    pinned: bool = True,
 ) -> LoadRun:
     """Run h2load against ``url`` for ``seconds`` with ``in_flight`` requests outstanding.
 
-    HTTP/2 (prior knowledge, as gRPC clients do): one connection carrying
-    ``in_flight`` concurrent streams. HTTP/1.1 (``http1``): ``in_flight``
-    connections, one request each at a time. A ``body`` is POSTed unless a
-    ``:method`` header says otherwise.
+    HTTP/2 (prior knowledge, as gRPC clients do): ``connections`` connections
+    (one by default, as one gRPC channel) sharing ``in_flight`` concurrent
+    streams. HTTP/1.1 (``http1``): ``in_flight`` connections, one request each
+    at a time. A ``body`` is POSTed unless a ``:method`` header says otherwise.
+    ``pinned``: h2load on the client core, else wherever the kernel puts it.
     """
-    connections, streams = (in_flight, 1) if http1 else (1, in_flight)
+    if http1:
+        connections, streams = in_flight, 1
+    else:
+        streams = max(1, in_flight // connections)
     command = [
-        *pin_prefix(CLIENT_CORE),
+        *(pin_prefix(CLIENT_CORE) if pinned else []),
         "h2load",
         "--duration",
         f"{round(seconds * 1000)}ms",  # h2load takes whole units only

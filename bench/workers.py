@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rumor.bench.common import Result, Target, cpu_seconds, median, node_flags, pid_of, start_node
-from rumor.bench.load_generators import GRPC_HEADERS, LoadRun, grpc_frame, parse_h2load, run_tool
+from rumor.bench.load_generators import GRPC_HEADERS, LoadRun, grpc_frame, h2load
 from rumor.bench.peers_servers import ensure_programs, grpc_unary, tree_cpu_seconds
 from rumor.v1 import kv_pb2
 
@@ -40,29 +40,21 @@ def h2load_run(
     headers: tuple[str, ...] = (),
     http1: bool = False,
 ) -> tuple[LoadRun, float]:
-    """h2load, unpinned; returns its report and the CPU seconds it used."""
-    command = [
-        "h2load",
-        "--duration",
-        f"{max(1, round(seconds))}s",
-        "--clients",
-        str(connections),
-        "--max-concurrent-streams",
-        str(streams),
-        *(["--h1"] if http1 else []),
-    ]
-    for header in headers:
-        command += ["--header", header]
+    """``load_generators.h2load``, unpinned; its report and the CPU seconds it used."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with tempfile.TemporaryDirectory(prefix="rumor-bench-workers-") as scratch:
-        if body is not None:
-            data = Path(scratch) / "body"
-            data.write_bytes(body)
-            command += ["--data", str(data)]
-        output = run_tool([*command, url], timeout=seconds + 60)
+    done = h2load(
+        url,
+        seconds=max(1.0, float(round(seconds))),
+        in_flight=connections * streams,
+        body=body,
+        headers=headers,
+        http1=http1,
+        connections=connections,
+        pinned=False,
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return parse_h2load(output), used
+    return done, used
 
 
 def _measure(
