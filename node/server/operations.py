@@ -376,13 +376,15 @@ class Operations:
         missing or invalid: the read itself reports those.
         """
         raw = id_bytes(namespace_id)
-        if raw is None:
-            return 0
+        return 0 if raw is None else self.held_value_bytes(raw, keys)
+
+    def held_value_bytes(self, namespace: bytes, keys: Sequence[bytes]) -> int:
+        """``value_bytes`` for a namespace already checked (its raw id)."""
         store = self.replica.state.store
         total = 0
         for key in keys[: validation.MAX_BULK_GET_KEYS]:
             if key and len(key) <= validation.MAX_KEY_BYTES:
-                header = reads.header(store, raw, key)
+                header = reads.header(store, namespace, key)
                 total += 0 if header is None else header.value_length
         return total
 

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -366,3 +366,33 @@ def test_a_batched_call_past_its_deadline_fails_as_a_unary_call_does(
     assert type(failure) is type(unary_failure)
     assert str(failure) == str(unary_failure)
     assert waited < 5
+
+
+@pytest.fixture(scope="module")
+def tight_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    """A node whose read budget holds less than one value of the largest size: after a
+    frame's first Get, the others reserve an estimate from the headers first."""
+    process = NodeProcess(
+        tmp_path_factory.mktemp("tight") / "data", "--max-read-bytes-in-flight", "4096"
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_gets_beyond_what_the_read_budget_admits_unread_answer_as_their_unary_calls(
+    tight_node: NodeProcess,
+) -> None:
+    namespace = create_namespace(tight_node, "batch-tight")
+    stub = _stub(tight_node)
+    for index in range(20):
+        stub.Put(kv_pb2.PutRequest(namespace_id=namespace, key=b"t%d" % index, value=b"v" * index))
+    ops = [
+        ("get", kv_pb2.GetRequest(namespace_id=namespace, key=b"t%d" % (index % 25)))
+        for index in range(60)
+    ]
+    batched = _batched(stub, ops)
+    assert batched == [_unary(stub, field, request) for field, request in ops]
+    assert [body.value for _, body in batched[:20]] == [b"v" * index for index in range(20)]

@@ -101,14 +101,23 @@ def _write_result(
     return kv_pb2.BatchResult(id=op_id, delete=delete_response(applied, after))
 
 
+# A Get that passed its checks: its op id, request, key and session token.
+_Get = tuple[int, kv_pb2.GetRequest, bytes, SessionToken | None]
+
+
+def _unestimated_reads(budget: ByteBudget) -> int:
+    """How many Gets may read now without a header read for an estimate: as many
+    values of the largest size as the read budget has room for (one when nothing is
+    in flight, as any read is then admitted)."""
+    fit = (budget.capacity - budget.in_flight) // validation.MAX_VALUE_BYTES
+    return max(fit, 1) if budget.in_flight == 0 else max(fit, 0)
+
+
 @dataclass(slots=True)
 class _Reads:
     """A frame's Gets that passed their checks, by namespace, in arrival order."""
 
-    by_namespace: dict[bytes, list[tuple[int, kv_pb2.GetRequest, bytes, SessionToken | None]]] = (
-        field(default_factory=dict)
-    )
-    value_bytes: int = 0
+    by_namespace: dict[bytes, list[_Get]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -254,29 +263,49 @@ class BatchStream:
         key = validation.key(request.key)
         validation.cache_ttl(request.cache_ttl if request.HasField("cache_ttl") else None)
         reads.by_namespace.setdefault(namespace, []).append((op_id, request, key, after))
-        reads.value_bytes += self._ops.value_bytes(request.namespace_id, [key])
 
     async def _answer_reads(self, reads: _Reads) -> None:
-        count = sum(map(len, reads.by_namespace.values()))
-        try:
-            reservation = await self._reads.reserve(reads.value_bytes)
-        except Exception as error:
-            self._send(
-                [
-                    error_result(op_id, error)
-                    for gets in reads.by_namespace.values()
-                    for op_id, _, _, _ in gets
-                ]
-            )
-            return
+        """Read the frame's Gets and answer them, within the read budget.
+
+        While the budget has room for values of the largest size, Gets read in
+        runs of as many as fit and hold what they read (nothing else runs in
+        between): no header is read twice. The rest reserves an estimate from
+        the headers first and may wait for room, as the unary Get does.
+        """
+        pending = [(ns, get) for ns, gets in reads.by_namespace.items() for get in gets]
+        budget = self._reads
         results: list[kv_pb2.BatchResult] = []
+        reservation = budget.hold(0)
+        while pending and (fit := _unestimated_reads(budget)):
+            run, pending = pending[:fit], pending[fit:]
+            reservation.settle(reservation.held + self._read_gets(run, results))
+        if not pending:
+            self._send(results, reservation)
+            return
+        if results:
+            self._send(results, reservation)
+            results = []
+        estimate = sum(self._ops.held_value_bytes(ns, [key]) for ns, (_, _, key, _) in pending)
+        try:
+            reservation = await budget.reserve(estimate)
+        except Exception as error:
+            self._send([error_result(op_id, error) for _, (op_id, _, _, _) in pending])
+            return
+        reservation.settle(self._read_gets(pending, results))
+        self._send(results, reservation)
+
+    def _read_gets(self, gets: list[tuple[bytes, _Get]], results: list[kv_pb2.BatchResult]) -> int:
+        """Answer ``gets`` into ``results`` (one multi-get per namespace); the bytes read."""
+        by_namespace: dict[bytes, list[_Get]] = {}
+        for namespace, get in gets:
+            by_namespace.setdefault(namespace, []).append(get)
         size = 0
         now_s = self._ops.clock.now_s()
         replica = self._ops.replica
         lag = self._ops.sessions.lag_bound()
-        for namespace, gets in reads.by_namespace.items():
-            found_all = replica.read_many(namespace, [key for _, _, key, _ in gets], now_s)
-            for (op_id, request, key, after), found in zip(gets, found_all, strict=True):
+        for namespace, each in by_namespace.items():
+            found_all = replica.read_many(namespace, [key for _, _, key, _ in each], now_s)
+            for (op_id, request, key, after), found in zip(each, found_all, strict=True):
                 try:
                     value = None if found is None else Found(*found)
                     size += 0 if value is None else len(value.value)
@@ -289,9 +318,7 @@ class BatchStream:
                     results.append(kv_pb2.BatchResult(id=op_id, get=response, lag_bound_ms=lag))
                 except Exception as error:
                     results.append(error_result(op_id, error))
-        assert len(results) == count
-        reservation.settle(size)
-        self._send(results, reservation)
+        return size
 
     # ---- writes -----------------------------------------------------------
 
