@@ -23,7 +23,7 @@ RUMOR = str(Path(sys.executable).with_name("rumor"))
 # Benchmarks measuring the Python SDK beside the raw stubs: a figure each must report.
 SDK_BENCHMARKS = {"put-get": "sdk_put_fsync_requests_per_s", "bulk": "sdk_keys_per_s"}
 # Benchmarks that need programs from outside the project, tested on their own below.
-EXTERNAL = {"peers"}
+EXTERNAL = {"peers", "history"}
 
 
 def quick_result(name: str, out: Path) -> tuple[str, dict[str, Any]]:
@@ -73,6 +73,17 @@ def test_quick_peers_benchmark_measures_every_row(tmp_path: Path) -> None:
         document["ratios"]
     )
     assert set(document["figures"]) == {k for k in figures if k.startswith("rumor_")}
+
+
+@pytest.mark.skipif(
+    bool(missing_packages()),
+    reason=f"rumor bench history needs the packages {' '.join(missing_packages())}",
+)
+def test_quick_history_benchmark_compares_with_a_fresh_node(tmp_path: Path) -> None:
+    _, document = quick_result("history", tmp_path)
+    assert_complete("history", document)
+    assert document["figures"]["history_get_per_s"] > 0
+    assert document["baseline"]["fresh_get_per_s"] > 0
 
 
 def test_an_unknown_benchmark_is_refused_with_the_list() -> None:
