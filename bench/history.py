@@ -86,7 +86,7 @@ def dataset(overwrites: int) -> tuple[Path, str]:
 def measure(node: NodeProcess, namespace: str, *, idle_s: float, load_s: float) -> dict[str, float]:
     """The node's idle share of a core, then its unary Get rate under h2load."""
     pid = pid_of(node)
-    asyncio.run(quiet(pid, timeout_s=60))
+    asyncio.run(quiet(pid, timeout_s=6 * idle_s))
     before, started = cpu_seconds(pid), time.monotonic()
     time.sleep(idle_s)  # the measured interval itself: the node alone, no client
     idle_share = (cpu_seconds(pid) - before) / (time.monotonic() - started)
@@ -106,7 +106,7 @@ def measure(node: NodeProcess, namespace: str, *, idle_s: float, load_s: float) 
 
 
 def one_round(root: Path, source: Path, namespace: str, *, quick: bool) -> dict[str, float]:
-    idle_s, load_s = (2.0, 2.0) if quick else (IDLE_S, LOAD_S)
+    idle_s, load_s = (1.0, 1.0) if quick else (IDLE_S, LOAD_S)
     figures: dict[str, float] = {}
     fresh = start_node(root / "fresh", *node_flags())
     try:
