@@ -144,11 +144,26 @@ def test_an_idle_sweeper_scans_nothing() -> None:
     assert store.steps.get(LOG, 0) == before.get(LOG, 0)
 
 
+def test_a_write_drops_the_log_entry_it_replaces_once_every_member_has_seen_it() -> None:
+    store = CountingStore()
+    engine = lone_engine(store)
+    overwrite(engine, KEYS, 0)
+    _, mono_ms = run(engine, 0, 5_000)  # the purge rule has caught up: all seen
+    steps = store.steps.get(LOG, 0)
+    engine.propose([Write(NS, b"k000", b"new")], at(mono_ms))
+    assert store.steps.get(LOG, 0) == steps  # no walk of the log for it
+    assert log_entries(store) == KEYS  # the replaced entry went with the write
+    assert engine.replica.value(NS, b"k000") == b"new"
+
+
 def test_a_write_after_idling_starts_a_pass_that_drops_the_replaced_entry() -> None:
     store = CountingStore()
     engine = lone_engine(store)
     overwrite(engine, KEYS, 0)
     _, mono_ms = run(engine, 0, 5_000)
+    # Written and replaced at once: the purge rule has not seen the first yet, so its
+    # entry stays for the sweeper.
+    engine.propose([Write(NS, b"k000", b"first")], at(mono_ms))
     engine.propose([Write(NS, b"k000", b"new")], at(mono_ms))
     assert log_entries(store) == KEYS + 1
     run(engine, mono_ms, 5_000)

@@ -17,6 +17,11 @@ Rules:
   cannot show yet: look a key up with ``held_header`` before staging it.
 - A batch's records, log entries and watermarks are written together, so a
   crash never leaves a watermark ahead of the records it covers.
+- A replaced record's log entry is dropped in the batch that replaces it when
+  every member has already seen its seq (the purge rule's stable vector);
+  otherwise the sweeper drops it later, under the same rule. Either way a
+  write pays O(1) for the history it leaves: a key overwritten ten million
+  times leaves no backlog of log entries for the sweeper to walk.
 - Durability. ``Store.write`` leaves the batch in the WAL unsynced; each
   commit returns a ticket. Under ``Durability.FSYNC`` the driver syncs the WAL
   and reports it to the engine, whose ``advance`` calls ``mark_durable(ticket)``
@@ -108,8 +113,11 @@ def stage(
     bucket = audit.bucket_of(stored_key)
     xor = pending.buckets.get(bucket, 0)
     if held is not None:
-        # The replaced record's log entry stays (until GC): it points at the key,
-        # so an answer covering its seq sends the record that replaced it.
+        # The replaced record's log entry stays until every member has seen its seq:
+        # it points at the key, so an answer covering that seq sends the record that
+        # replaced it. Already seen everywhere: dropped now, as the sweeper would.
+        if held.seq <= state.purge_rule.stable.get(held.origin, 0):
+            batch.delete(LOG, layout.log_key(held.origin, held.seq))
         if held.tombstone:
             pending.tombstones_held -= 1
         else:
@@ -143,6 +151,7 @@ def stage_many(
     headers) or an earlier record of the batch holds for its key: the same batch and
     ``Pending``, with the store's and the audit's work done a family at a time."""
     staged = pending.staged
+    stable = state.purge_rule.stable
     values: list[bytes | None] = []
     live: tuple[list[bytes], list[int], list[int]] = ([], [], [])
     replaced: tuple[list[bytes], list[int], list[int]] = ([], [], [])
@@ -153,6 +162,8 @@ def stage_many(
         if held is None and raw is not None:
             held = RecordHeader.decode(raw)
         if held is not None:
+            if held.seq <= stable.get(held.origin, 0):  # seen everywhere: as ``stage`` does
+                batch.delete(LOG, layout.log_key(held.origin, held.seq))
             if held.tombstone:
                 replaced_tombstones += 1
             else:
