@@ -220,9 +220,9 @@ class Engine:
             continuation = self._expect.pop(message.message_id, None)
             if continuation is None:
                 return  # an answer after its call was reported failed: ignore it
-            refusal = self.versions.screen(
-                message.envelope, message.body
-            ) or self.envelopes.absorb(message.envelope, now)
+            refusal = self.versions.screen(message.envelope, message.body)
+            if refusal is None:
+                refusal = self.envelopes.absorb(message.envelope, now)
             if refusal is not None:
                 failed = Failed(message.message_id, _cause_of(refusal), refusal.message)
                 continuation(failed, now)
@@ -484,9 +484,7 @@ class Engine:
         """A seed answered a Join through ``peer``: take a snapshot from it, or synchronise."""
         if self.serving or self.snapshots.fetching:
             return
-        if self.snapshots.wants_snapshot() and self.versions.offers(
-            peer.id, Feature.SNAPSHOT_JOIN
-        ):
+        if self.snapshots.wants_snapshot() and self.versions.offers(peer.id, Feature.SNAPSHOT_JOIN):
             self.snapshots.ask(peer, now)
         elif self.anti_entropy.session is None:
             self.anti_entropy.start(peer, now, push_back=True)

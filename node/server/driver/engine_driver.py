@@ -33,9 +33,9 @@ from typing import Any
 import structlog
 
 from rumor.node.core.errors import (
+    IncompatiblePeer,
     InvalidRequest,
     MalformedPeerMessage,
-    IncompatiblePeer,
     MemberRemoved,
     ReplicationTimeout,
     Unavailable,
