@@ -278,6 +278,7 @@ def test_an_answer_from_a_peer_with_no_common_version_fails_the_call() -> None:
     join = first_join(joiner)
     seed.step(Inbound(join.message_id, join.envelope, join.body), NOW)
     (reply,) = seed.ready().replies
+    assert isinstance(reply.body, JoinReply)
     answer = dataclasses.replace(reply.envelope, protocol=FUTURE)  # as a newer seed answers
     joiner.step(Response(join.message_id, answer, reply.body), NOW)
     out = joiner.ready()
