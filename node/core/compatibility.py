@@ -32,6 +32,7 @@ PROTOCOL = 2  # what this release speaks
 OLDEST_PROTOCOL = 1  # the oldest version it still replicates with
 MAX_FEATURES = 64  # a peer offering more is malformed, not generous
 MAX_FEATURE_NAME = 64
+MAX_RELEASE = 100
 
 
 class Feature(enum.StrEnum):
@@ -103,8 +104,12 @@ def negotiate(mine: Speaks, theirs: Speaks, *, peer: str = "the peer") -> Agreem
     return Agreement(min(mine.version, theirs.version), mine.features & theirs.features)
 
 
-def check_offer(version: int, oldest: int, features: Iterable[str]) -> str | None:
-    """Why a peer's offer is malformed (None: it is not); ``features`` is looked at lazily."""
+def check_offer(
+    version: int, oldest: int, features: Iterable[str], release: str = ""
+) -> str | None:
+    """Why a peer's offer is malformed (None: it is not)."""
+    if len(release) > MAX_RELEASE:
+        return f"a release name must be at most {MAX_RELEASE} characters"
     if version < 1:
         return f"protocol version {version} is below 1"
     if oldest < 1 or oldest > version:

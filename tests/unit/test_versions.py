@@ -121,6 +121,7 @@ def test_this_release_speaks_with_the_unversioned_one_and_uses_no_feature() -> N
 @pytest.mark.parametrize(
     ("version", "oldest", "names", "problem"),
     [
+        (2, 1, [], "release name"),
         (0, 0, [], "below 1"),
         (2, 3, [], "oldest protocol 3"),
         (2, 0, [], "oldest protocol 0"),
@@ -132,7 +133,8 @@ def test_this_release_speaks_with_the_unversioned_one_and_uses_no_feature() -> N
 def test_a_malformed_offer_is_named(
     version: int, oldest: int, names: list[str], problem: str
 ) -> None:
-    found = check_offer(version, oldest, names)
+    release = "9" * 101 if problem == "release name" else "1.0"
+    found = check_offer(version, oldest, names, release)
     assert found is not None and problem in found
     assert check_offer(2, 1, ["snapshot-join", "unknown-later"]) is None
 
@@ -254,6 +256,7 @@ def test_a_peer_with_no_common_version_is_refused_naming_both_and_nothing_is_tak
     (again,) = seed.ready().replies
     assert isinstance(again.body, Refusal) and again.body.code is RefusalCode.INCOMPATIBLE
     assert 7 not in seed.membership.members
+    assert seed.stats.incompatible_messages == 2
     # ...but a new process of that id (say, downgraded in place) is judged afresh.
     restarted = dataclasses.replace(join.envelope, boot_nonce=join.envelope.boot_nonce + 1)
     seed.step(Inbound(100, dataclasses.replace(restarted, protocol=this_node()), Join()), NOW)

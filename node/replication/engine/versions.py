@@ -60,7 +60,6 @@ class Versions:
         # Per peer id: the boot nonce last judged and the verdict on that process.
         self._verdicts: dict[int, tuple[int, Agreement | Incompatible]] = {}
         self._told_refusals: set[str] = set()
-        self.refusals = 0  # messages refused or answers rejected for their version
 
     def screen(self, envelope: Envelope, body: Request | ReplyBody) -> Refusal | None:
         """None when this node may take ``body`` in; else the refusal to answer with."""
@@ -75,7 +74,7 @@ class Versions:
                 return None
             verdict = known[1]
         if isinstance(verdict, Incompatible):
-            self.refusals += 1
+            self.services.stats.incompatible_messages += 1
             return Refusal(RefusalCode.INCOMPATIBLE, verdict.message)
         return None
 

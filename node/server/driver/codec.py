@@ -133,10 +133,10 @@ def protocol_from_pb(message: Any) -> Speaks | None:
     if not message.HasField("protocol"):
         return None
     offer = message.protocol
-    problem = check_offer(offer.version, offer.oldest, offer.features)
+    problem = check_offer(offer.version, offer.oldest, offer.features, offer.release)
     if problem is not None:
         raise MalformedPeerMessage(f"a malformed protocol offer: {problem}")
-    return Speaks(offer.version, offer.oldest, frozenset(offer.features), offer.release[:100])
+    return Speaks(offer.version, offer.oldest, frozenset(offer.features), offer.release)
 
 
 def envelope_from_pb(message: pb.Envelope, protocol: Speaks | None = None) -> Envelope:
