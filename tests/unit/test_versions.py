@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import grpc
+import grpc.aio
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -60,6 +62,7 @@ from rumor.node.replication.engine.messages import (
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
 from rumor.node.replication.replica.replica import Durability, Replica
 from rumor.node.server.driver import codec
+from rumor.node.server.driver.peer_transport import failure_cause
 from rumor.node.storage import MemoryStore
 from rumor.v1 import replication_pb2 as pb
 
@@ -158,6 +161,26 @@ def test_an_offer_crosses_the_wire_in_join_and_exchange_and_its_absence_is_kept(
         assert codec.reply_from_pb(method, codec.reply_to_pb(envelope, reply))[0].protocol == speaks
     # A Push carries none, whatever the envelope says.
     assert not hasattr(codec.request_to_pb(envelope, Push()), "protocol")
+
+
+def test_the_driver_reads_a_peers_refusal_as_incompatible() -> None:
+    mine = this_node("0.1.0")
+    verdict = negotiate(FUTURE, mine, peer="node 0000000000000002")
+    assert isinstance(verdict, Incompatible)
+    status = codec_status(verdict.message)
+    assert failure_cause(status) is FailureCause.INCOMPATIBLE
+    # The other refusals of the same status keep their meaning.
+    assert failure_cause(codec_status("node 2 was removed")) is FailureCause.REMOVED
+
+
+def codec_status(details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(),
+        details=details,
+        debug_error_string="",
+    )
 
 
 def test_a_malformed_offer_rejects_the_message() -> None:
