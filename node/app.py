@@ -40,6 +40,7 @@ from rumor.node.replication import Durability, Replica
 from rumor.node.replication.engine.build import Identity, build
 from rumor.node.replication.engine.engine import Engine
 from rumor.node.replication.engine.messages import NoticeKind, Now
+from rumor.node.server import release
 from rumor.node.server.access import HttpAccess, titles_of
 from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.console import app as console
@@ -215,6 +216,7 @@ class Node:
                 address=advertise,
                 name=config.name,
                 seeds=config.seed_list(),
+                speaks=release.SPEAKS,
             ),
             config.protocol().replace(snapshot_bootstrap=self._snapshots_allowed),
             rng=random.Random(),
@@ -524,6 +526,9 @@ class Node:
             durability=config.durability,
             records=replica.records_held,
             fault_injection=config.enable_fault_injection,
+            version=release.RELEASE,
+            protocol=release.SPEAKS.version,
+            oldest_protocol=release.SPEAKS.oldest,
         )
         tune_garbage_collector()
         ready = {

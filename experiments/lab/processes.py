@@ -2,7 +2,8 @@
 
 ``NodeProcess`` starts ``python -m rumor.node`` with a data directory,
 waits for its ``node.ready`` line (with a deadline, never a sleep), and stops
-it with SIGTERM (or SIGKILL). Given a ``cluster_secret``, every call on its
+it with SIGTERM (or SIGKILL). ``python`` runs another installation (an older
+release in its own virtualenv) instead of this one. Given a ``cluster_secret``, every call on its
 ``channel`` carries it (as admin tools do). Its stderr goes to ``<data_dir>.log``. An
 optional command prefix (e.g. ``faketime``) wraps the node. Used by the
 experiment harness and by the integration tests.
@@ -65,8 +66,10 @@ class NodeProcess:
         env: dict[str, str] | None = None,
         prefix: Sequence[str] = (),
         cluster_secret: str | None = None,
+        python: str = sys.executable,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.python = python
         self.args = list(args)
         self.env = env
         self.prefix = list(prefix)
@@ -81,7 +84,7 @@ class NodeProcess:
     def command(self) -> list[str]:
         return [
             *self.prefix,
-            sys.executable,
+            self.python,
             "-m",
             "rumor.node",
             "--data-dir",

@@ -38,6 +38,11 @@ class MemberRemoved(RumorError):
     """A removed node tried to take part (gRPC FAILED_PRECONDITION)."""
 
 
+class IncompatiblePeer(RumorError):
+    """A peer that shares no replication protocol version with this node
+    (gRPC FAILED_PRECONDITION); the message names both versions."""
+
+
 class ReplicationTimeout(RumorError):
     """min_replicas was not reached in time; the write is applied locally (DEADLINE_EXCEEDED)."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import grpc
 
 from rumor.node.core.errors import (
+    IncompatiblePeer,
     InvalidRequest,
     KeyTooLong,
     MemberRemoved,
@@ -42,6 +43,7 @@ _STATUSES: tuple[tuple[type[RumorError], Status], ...] = (
     (Unavailable, Status(grpc.StatusCode.UNAVAILABLE, 503, 10000)),
     (Overloaded, Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 503, 10000)),
     (MemberRemoved, Status(grpc.StatusCode.FAILED_PRECONDITION, 409, 10000)),
+    (IncompatiblePeer, Status(grpc.StatusCode.FAILED_PRECONDITION, 409, 10000)),
     (ReplicationTimeout, Status(grpc.StatusCode.DEADLINE_EXCEEDED, 504, 10000)),
 )
 _INTERNAL = Status(grpc.StatusCode.INTERNAL, 500, 10000)

@@ -211,6 +211,11 @@ def _peer_input(stats: ReplicationStats) -> Iterable[Metric]:
         value=stats.malformed_messages,
     )
     yield CounterMetricFamily(
+        "rumor_peer_messages_incompatible",
+        "Peer messages refused, and answers rejected, for sharing no protocol version.",
+        value=stats.incompatible_messages,
+    )
+    yield CounterMetricFamily(
         "rumor_peer_calls_failed",
         "Calls to peers that failed (each is logged, rate-limited per peer and cause).",
         value=stats.calls_failed,

@@ -82,6 +82,7 @@ def _make() -> tuple[Metrics, FakeReplica, ReplicationStats, FakeQueues, dict[in
         claims_clamped=4,
         malformed_messages=7,
         calls_failed=11,
+        incompatible_messages=3,
     )
     queues = FakeQueues(dropped=9)
     vectors: dict[int, dict[int, int]] = {2: {1: 40, 2: 12, 3: 5}, 3: {2: 9, 3: 8}}
@@ -124,6 +125,7 @@ def test_state_values_from_fakes() -> None:
     assert samples[("rumor_watermark_claims_clamped_total", ())] == 4
     assert samples[("rumor_peer_messages_malformed_total", ())] == 7
     assert samples[("rumor_peer_calls_failed_total", ())] == 11
+    assert samples[("rumor_peer_messages_incompatible_total", ())] == 3
     assert samples[("rumor_push_queue_drops_total", ())] == 9
     # ours {1: 42, 2: 7}; best advertised {1: 40, 2: 12, 3: 8}
     assert samples[("rumor_watermark_lag", (("origin", "1"),))] == 0

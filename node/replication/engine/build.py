@@ -19,6 +19,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from rumor.node.core.compatibility import Speaks
 from rumor.node.core.membership import Member, State
 from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.engine import Engine
@@ -39,6 +40,7 @@ class Identity:
     address: str  # where peers reach this node (its advertised address)
     name: str = ""  # a human name for logs and status
     seeds: tuple[str, ...] = ()  # HOST:PORT to join through; none: a new cluster
+    speaks: Speaks | None = None  # protocol versions and features (None: this release's)
 
 
 def build(
@@ -84,4 +86,5 @@ def build(
         name=identity.name,
         now=now,
         canaries=canaries,
+        speaks=identity.speaks,
     )

@@ -75,6 +75,7 @@ class ReplicationStats:
     audit_rounds: int = 0
     malformed_messages: int = 0
     claims_clamped: int = 0
+    incompatible_messages: int = 0  # refused, or answers rejected, for their protocol version
     calls_failed: int = 0
 
 

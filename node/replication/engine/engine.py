@@ -39,6 +39,10 @@ goes through a hook the engine routes:
 - ``SnapshotJoin`` (``snapshot_join``): bootstrap by snapshot;
 - ``SweepRounds`` (``sweep_rounds``): purges (timers only: it answers nothing).
 
+Before any of them, ``Versions`` (``versions``) screens every message: a peer
+whose protocol versions do not overlap this node's is refused, naming both,
+and a feature is used with a peer only when both offer it.
+
 Beside them: ``Envelopes`` (``envelopes``: what every message says about its
 sender, the clamp of claims, and from it ``Staleness`` (``staleness``): how far
 behind the alive members this node may be), ``Membership`` (``membership``: the member
@@ -53,6 +57,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Never
 
 from rumor.node.core.clock_fence import ClockFence, FenceVerdict
+from rumor.node.core.compatibility import Feature, Speaks, this_node
 from rumor.node.core.errors import Unavailable
 from rumor.node.core.gc import SafeGc
 from rumor.node.core.membership import Member, State
@@ -97,6 +102,7 @@ from rumor.node.replication.engine.probing import Probing
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
 from rumor.node.replication.engine.snapshot_join import SnapshotJoin
 from rumor.node.replication.engine.sweep_rounds import SweepRounds
+from rumor.node.replication.engine.versions import Versions
 from rumor.node.replication.replica.delta import Coverage
 from rumor.node.replication.replica.replica import Applied, Replica, Write
 
@@ -116,6 +122,7 @@ class Engine:
         name: str = "",
         now: Now,
         canaries: frozenset[Canary] = frozenset(),
+        speaks: Speaks | None = None,
     ) -> None:
         self.replica = replica
         self.membership = membership
@@ -146,10 +153,13 @@ class Engine:
             become_serving=self.become_serving,
             clamp_coverage=self._clamp_coverage,
         )
+        # What this node speaks to its peers (protocol versions, features).
+        self.versions = Versions(services, speaks or this_node())
         self.envelopes = Envelopes(
             services,
             advertise=advertise,
             name=name,
+            speaks=self.versions.speaks,
             came_back=self._came_back,
             behind_on_own_writes=self.behind_on_own_writes,
             removed=self.removed,
@@ -210,9 +220,12 @@ class Engine:
             continuation = self._expect.pop(message.message_id, None)
             if continuation is None:
                 return  # an answer after its call was reported failed: ignore it
-            refusal = self.envelopes.absorb(message.envelope, now)
+            refusal = self.versions.screen(message.envelope, message.body)
+            if refusal is None:
+                refusal = self.envelopes.absorb(message.envelope, now)
             if refusal is not None:
-                continuation(Failed(message.message_id, _cause_of(refusal)), now)
+                failed = Failed(message.message_id, _cause_of(refusal), refusal.message)
+                continuation(failed, now)
                 return
             continuation(message, now)
             return
@@ -220,6 +233,10 @@ class Engine:
             self.reply(
                 message.token, Refusal(RefusalCode.UNAVAILABLE, "this node is stopping"), to=0
             )
+            return
+        refusal = self.versions.screen(message.envelope, message.body)
+        if refusal is not None:
+            self.reply(message.token, refusal, to=0)
             return
         self.joining.receive(message, now)
 
@@ -302,6 +319,8 @@ class Engine:
                 self.removed(failure.detail or "this node was removed from the cluster")
             elif failure.cause is FailureCause.DUPLICATE_ID:
                 self.stop_for_duplicate(failure.detail)
+            elif failure.cause is FailureCause.INCOMPATIBLE:
+                self.versions.refused_by(failure.detail)
             continuation(failure, now)
 
     # ---- services for the components -------------------------------------
@@ -429,6 +448,7 @@ class Engine:
         applied = self.replica.retire(member_id, now.wall_ms)
         self.membership.remove(member_id, now.mono_ms)
         self.gossip.forget(member_id)
+        self.versions.forget(member_id)
         self.want_durable(applied.ticket)
         return applied
 
@@ -464,7 +484,7 @@ class Engine:
         """A seed answered a Join through ``peer``: take a snapshot from it, or synchronise."""
         if self.serving or self.snapshots.fetching:
             return
-        if self.snapshots.wants_snapshot():
+        if self.snapshots.wants_snapshot() and self.versions.offers(peer.id, Feature.SNAPSHOT_JOIN):
             self.snapshots.ask(peer, now)
         elif self.anti_entropy.session is None:
             self.anti_entropy.start(peer, now, push_back=True)
@@ -525,4 +545,5 @@ def _cause_of(refusal: Refusal) -> FailureCause:
         RefusalCode.DUPLICATE_ID: FailureCause.DUPLICATE_ID,
         RefusalCode.MALFORMED: FailureCause.MALFORMED,
         RefusalCode.UNAVAILABLE: FailureCause.REFUSED,
+        RefusalCode.INCOMPATIBLE: FailureCause.INCOMPATIBLE,
     }[refusal.code]

@@ -7,6 +7,8 @@ grows with the cluster). The messages that need them carry more:
 - Exchange, Ping, Join and Audit messages carry the sender's whole durable
   watermark vector (what GC and min_replicas count on) and, with every member,
   each origin's highest known seq (``high_seqs``).
+- Join and Exchange messages, both ways, say what the sender speaks: its
+  protocol versions and features (``protocol``; see versions).
 - A Push carries only the sender's own mark, and its reply only the marks
   the pusher needs (its own, for min_replicas): a vector per push would cost
   O(cluster) on the hottest message.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Mapping
 
+from rumor.node.core.compatibility import Speaks
 from rumor.node.core.membership import State
 from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.components import Services
@@ -54,6 +57,7 @@ from rumor.node.replication.engine.messages import (
     Request,
 )
 from rumor.node.replication.engine.staleness import Staleness
+from rumor.node.replication.engine.versions import MEETINGS
 from rumor.node.replication.replica.delta import Coverage
 from rumor.node.storage.store import META
 
@@ -73,6 +77,7 @@ class Envelopes:
         *,
         advertise: str,
         name: str,
+        speaks: Speaks,
         came_back: Callable[[int, Now], None],
         behind_on_own_writes: Callable[[int, int, Now], None],
         removed: Callable[[str], None],
@@ -80,6 +85,7 @@ class Envelopes:
         self.services = services
         self.advertise = advertise
         self.name = name
+        self.speaks = speaks  # said in every Join and Exchange (see versions)
         self.boot_nonce = services.membership.me.boot_nonce
         # A member not alive before is alive again: catch up with it.
         self._came_back = came_back
@@ -121,6 +127,7 @@ class Envelopes:
             watermarks=watermarks,
             high_seqs=high,
             issued_seq=replica.seq,
+            protocol=self.speaks if isinstance(body, MEETINGS) else None,
         )
 
     # ---- incoming -------------------------------------------------------------

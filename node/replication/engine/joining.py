@@ -26,6 +26,11 @@ that formed apart from another seed's. A seed counts as joined once it
 answered a Join, or once a member the GC already waits on has its address
 (or it is this node itself).
 
+Refused for its version. A node that a seed refused because they share no
+protocol version (see versions) does not serve alone: it would start a
+cluster apart from one it cannot join. It keeps trying, and stays not ready
+(a rolling update stops at it) until a seed accepts it.
+
 Duplicate ids. An id is live in one process only. When a message comes from
 a known id at a new address with a new boot nonce while the recorded member
 is up, the recorded address is pinged; if it answers with its own live boot
@@ -118,6 +123,7 @@ class Joining:
         self._attempting = False
         self._failed: str | None = None  # the seed whose Join failed last
         self._warned = False
+        self.version_refusal = ""  # why the last Join was refused for its version
         self.proofs: dict[int, _Proof] = {}
         self.refused: dict[tuple[int, int], str] = {}  # (id, boot nonce) -> message
 
@@ -167,8 +173,9 @@ class Joining:
     def tick(self, now: Now) -> None:
         services = self.services
         if not services.serving():
-            if self._catching_up():
-                # Catching up through a member: serving alone is for when none answers.
+            if self._catching_up() or self.version_refusal:
+                # Catching up through a member, or refused by one for the version it
+                # speaks: serving alone is for when none answers.
                 self.join_deadline_ms = max(
                     self.join_deadline_ms, now.mono_ms + services.config.join_timeout_ms
                 )
@@ -224,6 +231,9 @@ class Joining:
                 self._stop_for_duplicate(answer.detail)
                 return
             self._backoff(now)
+            if answer.cause is FailureCause.INCOMPATIBLE:
+                self.version_refusal = answer.detail  # told by versions, not as unreachable
+                return
             if not self._warned and not services.membership.up_peers():
                 self._warned = True
                 services.notice(
@@ -239,6 +249,7 @@ class Joining:
             self._next_attempt_ms = now.mono_ms
             return
         self._backoff_ms = services.config.seed_retry_min_ms
+        self.version_refusal = ""
         self.heard.add(address)
         # Joined: the synchronisation with the seed takes it from here; try again only
         # if it fails to make this node serve, or for a seed not heard from yet.

@@ -18,6 +18,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from rumor.node.core.compatibility import Speaks
 from rumor.node.core.membership import Member
 from rumor.node.replication.replica.delta import AuditEntry, Coverage, WireRecord
 
@@ -36,6 +37,8 @@ class Envelope:
     high_seqs: Mapping[int, int] = field(default_factory=dict)
     # The sender's last own seq issued, durable or not (GC's phase 2 waits for it).
     issued_seq: int = 0
+    # What the sender speaks (see versions); carried by Join and Exchange, both ways.
+    protocol: Speaks | None = None
 
 
 # ---- requests and their replies -----------------------------------------------------
@@ -134,6 +137,7 @@ class RefusalCode(enum.Enum):
     DUPLICATE_ID = "duplicate_id"  # another live process holds the id (FAILED_PRECONDITION)
     MALFORMED = "malformed"  # a record or claim fails the structural rules (INVALID_ARGUMENT)
     UNAVAILABLE = "unavailable"  # this node cannot take it now (UNAVAILABLE)
+    INCOMPATIBLE = "incompatible"  # no protocol version in common (FAILED_PRECONDITION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +206,7 @@ class FailureCause(enum.Enum):
     REMOVED = "removed"  # the peer says this node was removed
     DUPLICATE_ID = "duplicate_id"  # the peer says another live process holds this node's id
     MALFORMED = "malformed"  # the peer rejected the message as malformed
+    INCOMPATIBLE = "incompatible"  # no protocol version in common (either side said so)
     OTHER = "other"
 
 
@@ -227,6 +232,8 @@ class NoticeKind(enum.Enum):
     SEED_UNREACHABLE = "seed_unreachable"  # no seed answered; retrying with backoff
     SNAPSHOT = "snapshot"  # bootstrap by snapshot: admitted, fetching, or falling back
     INSTALL_SNAPSHOT = "install_snapshot"  # a verified copy is downloaded: stop, install it
+    PEER_PROTOCOL = "peer_protocol"  # met a peer process: the version and features agreed
+    INCOMPATIBLE_PEER = "incompatible_peer"  # a peer it cannot replicate with (both versions)
 
 
 @dataclass(frozen=True, slots=True)

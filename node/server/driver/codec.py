@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rumor.node.core import audit
+from rumor.node.core.compatibility import Speaks, check_offer
 from rumor.node.core.errors import MalformedPeerMessage
 from rumor.node.core.membership import Member, State
 from rumor.node.replication.engine.messages import (
@@ -42,6 +43,7 @@ METHOD_OF: dict[type, str] = {
     Admit: "Admit",
 }
 MAX_INCARNATION = 1 << 63
+_MEETINGS = ("Join", "Exchange")  # the calls that say what their sender speaks
 RESPONSE_CLASS: dict[str, Any] = {
     "Push": pb.PushResponse,
     "Exchange": pb.ExchangeResponse,
@@ -114,7 +116,30 @@ def envelope_to_pb(envelope: Envelope) -> pb.Envelope:
     )
 
 
-def envelope_from_pb(message: pb.Envelope) -> Envelope:
+def protocol_to_pb(speaks: Speaks | None) -> pb.ProtocolOffer | None:
+    if speaks is None:
+        return None
+    return pb.ProtocolOffer(
+        version=speaks.version,
+        oldest=speaks.oldest,
+        features=sorted(speaks.features),
+        release=speaks.release,
+    )
+
+
+def protocol_from_pb(message: Any) -> Speaks | None:
+    """What a Join or Exchange (request or answer) says its sender speaks; None when
+    it says nothing (a release from before versions were exchanged: the engine decides)."""
+    if not message.HasField("protocol"):
+        return None
+    offer = message.protocol
+    problem = check_offer(offer.version, offer.oldest, offer.features, offer.release)
+    if problem is not None:
+        raise MalformedPeerMessage(f"a malformed protocol offer: {problem}")
+    return Speaks(offer.version, offer.oldest, frozenset(offer.features), offer.release)
+
+
+def envelope_from_pb(message: pb.Envelope, protocol: Speaks | None = None) -> Envelope:
     return Envelope(
         sender=message.sender,
         boot_nonce=message.boot_nonce,
@@ -125,6 +150,7 @@ def envelope_from_pb(message: pb.Envelope) -> Envelope:
         watermarks=dict(message.watermarks),
         high_seqs=dict(message.high_seqs),
         issued_seq=message.issued_seq,
+        protocol=protocol,
     )
 
 
@@ -141,7 +167,9 @@ def request_to_pb(envelope: Envelope, body: Request) -> Any:
             announced=[pb.RecordId(origin=o, seq=s, record_key=k) for o, s, k in body.announced],
         )
     if isinstance(body, Exchange):
-        return pb.ExchangeRequest(envelope=env, digest=body.digest)
+        return pb.ExchangeRequest(
+            envelope=env, digest=body.digest, protocol=protocol_to_pb(envelope.protocol)
+        )
     if isinstance(body, Ping):
         return pb.PingRequest(
             envelope=env,
@@ -150,7 +178,7 @@ def request_to_pb(envelope: Envelope, body: Request) -> Any:
             target_address=body.target_address,
         )
     if isinstance(body, Join):
-        return pb.JoinRequest(envelope=env)
+        return pb.JoinRequest(envelope=env, protocol=protocol_to_pb(envelope.protocol))
     if isinstance(body, Admit):
         return pb.AdmitRequest(envelope=env)
     return pb.AuditRequest(
@@ -162,7 +190,8 @@ def request_to_pb(envelope: Envelope, body: Request) -> Any:
 
 
 def request_from_pb(method: str, message: Any) -> tuple[Envelope, Request]:
-    envelope = envelope_from_pb(message.envelope)
+    protocol = protocol_from_pb(message) if method in _MEETINGS else None
+    envelope = envelope_from_pb(message.envelope, protocol)
     body: Request
     if method == "Push":
         body = Push(
@@ -200,6 +229,7 @@ def reply_to_pb(envelope: Envelope, body: ReplyBody) -> Any:
             envelope=env,
             records=[record_to_pb(r) for r in body.records],
             coverage=[_coverage_to_pb(c) for c in body.coverage],
+            protocol=protocol_to_pb(envelope.protocol),
         )
     if isinstance(body, PingReply):
         return pb.PingResponse(
@@ -209,7 +239,11 @@ def reply_to_pb(envelope: Envelope, body: ReplyBody) -> Any:
             target_alive=body.target_alive,
         )
     if isinstance(body, JoinReply):
-        return pb.JoinResponse(envelope=env, members=[member_to_pb(m) for m in body.members])
+        return pb.JoinResponse(
+            envelope=env,
+            members=[member_to_pb(m) for m in body.members],
+            protocol=protocol_to_pb(envelope.protocol),
+        )
     if isinstance(body, AdmitReply):
         return pb.AdmitResponse(envelope=env, admitted=body.admitted, reason=body.reason)
     return pb.AuditResponse(
@@ -232,7 +266,8 @@ def reply_to_pb(envelope: Envelope, body: ReplyBody) -> Any:
 
 
 def reply_from_pb(method: str, message: Any) -> tuple[Envelope, ReplyBody]:
-    envelope = envelope_from_pb(message.envelope)
+    protocol = protocol_from_pb(message) if method in _MEETINGS else None
+    envelope = envelope_from_pb(message.envelope, protocol)
     body: ReplyBody
     if method == "Push":
         body = PushReply(message.not_ready)

@@ -33,6 +33,7 @@ from typing import Any
 import structlog
 
 from rumor.node.core.errors import (
+    IncompatiblePeer,
     InvalidRequest,
     MalformedPeerMessage,
     MemberRemoved,
@@ -320,6 +321,10 @@ class EngineDriver:
             log.info("snapshot.join", message=message, **fields)
         elif kind is NoticeKind.MEMBER_STATE:
             log.info("member.state", **fields)
+        elif kind is NoticeKind.PEER_PROTOCOL:
+            log.info("peer.protocol", **fields)
+        elif kind is NoticeKind.INCOMPATIBLE_PEER:
+            self.throttle.warning("replication.incompatible_peer", message, message=message)
         elif kind in (NoticeKind.MALFORMED, NoticeKind.CLAMPED):
             cause = fields.get("peer") or fields.get("origin")
             self.throttle.warning(f"replication.{kind.value}", cause, message=message, **fields)
@@ -451,4 +456,6 @@ def _refusal_error(refusal: Refusal) -> Exception:
         return MemberRemoved(refusal.message)
     if refusal.code is RefusalCode.MALFORMED:
         return InvalidRequest(refusal.message)
+    if refusal.code is RefusalCode.INCOMPATIBLE:
+        return IncompatiblePeer(refusal.message)
     return Unavailable(refusal.message)

@@ -60,6 +60,8 @@ def failure_cause(error: grpc.aio.AioRpcError) -> FailureCause:
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return FailureCause.DEADLINE
     if code == grpc.StatusCode.FAILED_PRECONDITION:
+        if "speaks replication protocol" in details:
+            return FailureCause.INCOMPATIBLE
         if "already in use" in details:
             return FailureCause.DUPLICATE_ID
         if "removed" in details:

@@ -27,6 +27,7 @@ from rumor.node.server.grpc.kv_messages import (
 )
 from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.operations import Operations
+from rumor.node.server.release import METADATA
 from rumor.node.server.sessions import LAG_BOUND_KEY, answer_token, write_token
 from rumor.node.server.watch import ANY_NAMESPACE, WatchHub
 from rumor.v1 import kv_pb2
@@ -317,7 +318,8 @@ class KVService:
         sessions.check_staleness(_max_staleness(request))
         set_trailers = getattr(context, "set_trailing_metadata", None)
         if set_trailers is not None:
-            set_trailers(((LAG_BOUND_KEY, sessions.lag_bound()),))
+            # Replaces the trailers the call began with: the release goes again.
+            set_trailers(((LAG_BOUND_KEY, sessions.lag_bound()), *METADATA))
         return after
 
     def _bulk_token(self, after: SessionToken | None, seq: int) -> str:

@@ -5,6 +5,8 @@ Handlers are built from the service's descriptor rather than the generated
 - a request that fails to decode is answered INVALID_ARGUMENT (grpc.aio
   itself would answer UNKNOWN) and never reaches the servicer;
 - a request id is bound into the structlog context for the call;
+- every answer, an error too, carries the node's release and protocol as
+  trailing metadata (``rumor-version``, ``rumor-protocol``: ``release``);
 - a ``RumorError`` becomes its status (``errors.status_of``) with its message
   word for word; anything else is logged with its traceback and answered
   INTERNAL — a bad request never takes the node down.
@@ -40,6 +42,7 @@ from rumor.node.core.errors import InvalidRequest, RumorError
 from rumor.node.server.admission import CallBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.log_throttle import LogThrottle
+from rumor.node.server.release import METADATA
 
 log = structlog.get_logger(__name__)
 _throttled = LogThrottle(log)
@@ -113,10 +116,12 @@ async def _fail(context: grpc.aio.ServicerContext[Any, Any], error: BaseExceptio
         await context.abort(
             status.grpc_code,
             str(error),
-            trailing_metadata=((HTTP_STATUS_HEADER, str(status.http_status)),),
+            trailing_metadata=((HTTP_STATUS_HEADER, str(status.http_status)), *METADATA),
         )
     _throttled.error("rpc.internal_error", type(error).__name__, error=repr(error), exc_info=error)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {error!r}")
+    await context.abort(
+        grpc.StatusCode.INTERNAL, f"internal error: {error!r}", trailing_metadata=METADATA
+    )
 
 
 async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -126,7 +131,8 @@ async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield request
 
 
-def _bind(name: str) -> None:
+def _bind(name: str, context: Any) -> None:
+    context.set_trailing_metadata(METADATA)
     # 12 hex digits: the id only tells one call's log lines from another's, so the
     # Mersenne Twister does (os.urandom is a system call on every request).
     structlog.contextvars.bind_contextvars(rpc=name, request_id=f"{random.getrandbits(48):012x}")
@@ -145,7 +151,9 @@ def _code_name(context: Any, default: str) -> str:
 
 async def _authorize(authorize: Authorize | None, name: str, context: Any) -> None:
     if authorize is not None and not authorize.authenticate(name, context.invocation_metadata()):
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_DETAILS)
+        await context.abort(
+            grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_DETAILS, trailing_metadata=METADATA
+        )
 
 
 async def _permit(authorize: Authorize, name: str, request: Any, context: Any) -> None:
@@ -309,7 +317,7 @@ def method_handler(
 
 def _stream_unary(name: str, implementation: Callable[..., Any]) -> Callable[[Any, Any], Any]:
     async def stream_unary(requests: Any, context: Any) -> Any:
-        _bind(name)
+        _bind(name, context)
         try:
             return await implementation(_checked_stream(requests), context)
         except Exception as error:
@@ -322,7 +330,7 @@ def _unary_stream(
     name: str, implementation: Callable[..., Any]
 ) -> Callable[[Any, Any], AsyncIterator[Any]]:
     async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-        _bind(name)
+        _bind(name, context)
         try:
             if isinstance(request, _Malformed):
                 raise InvalidRequest(request.reason)
@@ -338,7 +346,7 @@ def _stream_stream(
     name: str, implementation: Callable[..., Any]
 ) -> Callable[[Any, Any], AsyncIterator[Any]]:
     async def stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
-        _bind(name)
+        _bind(name, context)
         try:
             async for response in implementation(_checked_stream(requests), context):
                 yield response
@@ -350,7 +358,7 @@ def _stream_stream(
 
 def _unary_unary(name: str, implementation: Callable[..., Any]) -> Callable[[Any, Any], Any]:
     async def unary_unary(request: Any, context: Any) -> Any:
-        _bind(name)
+        _bind(name, context)
         try:
             if isinstance(request, _Malformed):
                 raise InvalidRequest(request.reason)

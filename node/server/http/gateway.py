@@ -64,6 +64,7 @@ from rumor.node.server.http.values import (
     put_value,
 )
 from rumor.node.server.operations import NamespaceInfo, Operations
+from rumor.node.server.release import healthz_fields
 
 __all__ = ["CONSOLE_ROOT", "PUBLIC_PATHS", "Authorize", "Observe", "build_app", "serve"]
 
@@ -206,7 +207,8 @@ def build_app(
     async def healthz(request: web.Request) -> web.StreamResponse:
         ok = ready()
         return web.json_response(
-            {"status": "ok" if ok else "unavailable"}, status=200 if ok else 503
+            {"status": "ok" if ok else "unavailable", **healthz_fields()},
+            status=200 if ok else 503,
         )
 
     async def metrics(request: web.Request) -> web.StreamResponse:

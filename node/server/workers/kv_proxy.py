@@ -24,6 +24,7 @@ from rumor.node.core.errors import InvalidRequest, RumorError
 from rumor.node.server import access
 from rumor.node.server.grpc.batch import error_result, refusal
 from rumor.node.server.grpc.rpc import Context
+from rumor.node.server.release import METADATA
 from rumor.node.server.sessions import LAG_BOUND_KEY
 from rumor.node.server.workers.owner_link import OwnerLink
 from rumor.v1 import kv_pb2
@@ -52,7 +53,8 @@ class WorkerKV:
         try:
             result = await self._owner.result(field, request, context.time_remaining())
             if result.lag_bound_ms:
-                context.set_trailing_metadata(((LAG_BOUND_KEY, result.lag_bound_ms),))
+                trailers = ((LAG_BOUND_KEY, result.lag_bound_ms), *METADATA)
+                context.set_trailing_metadata(trailers)
             return response_of(field, result)
         except grpc.RpcError as error:
             await _abort(context, error)

@@ -96,6 +96,18 @@ class Envelope(_message.Message):
     issued_seq: int
     def __init__(self, sender: _Optional[int] = ..., boot_nonce: _Optional[int] = ..., hlc: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., address: _Optional[str] = ..., name: _Optional[str] = ..., high_seqs: _Optional[_Mapping[int, int]] = ..., issued_seq: _Optional[int] = ...) -> None: ...
 
+class ProtocolOffer(_message.Message):
+    __slots__ = ("version", "oldest", "features", "release")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    oldest: int
+    features: _containers.RepeatedScalarFieldContainer[str]
+    release: str
+    def __init__(self, version: _Optional[int] = ..., oldest: _Optional[int] = ..., features: _Optional[_Iterable[str]] = ..., release: _Optional[str] = ...) -> None: ...
+
 class RecordId(_message.Message):
     __slots__ = ("origin", "seq", "record_key")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
@@ -127,7 +139,7 @@ class PushResponse(_message.Message):
     def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., not_ready: _Optional[bool] = ...) -> None: ...
 
 class ExchangeRequest(_message.Message):
-    __slots__ = ("envelope", "digest")
+    __slots__ = ("envelope", "digest", "protocol")
     class DigestEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -137,19 +149,23 @@ class ExchangeRequest(_message.Message):
         def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     envelope: Envelope
     digest: _containers.ScalarMap[int, int]
-    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., digest: _Optional[_Mapping[int, int]] = ...) -> None: ...
+    protocol: ProtocolOffer
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., digest: _Optional[_Mapping[int, int]] = ..., protocol: _Optional[_Union[ProtocolOffer, _Mapping]] = ...) -> None: ...
 
 class ExchangeResponse(_message.Message):
-    __slots__ = ("envelope", "records", "coverage")
+    __slots__ = ("envelope", "records", "coverage", "protocol")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     envelope: Envelope
     records: _containers.RepeatedCompositeFieldContainer[Record]
     coverage: _containers.RepeatedCompositeFieldContainer[Coverage]
-    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., coverage: _Optional[_Iterable[_Union[Coverage, _Mapping]]] = ...) -> None: ...
+    protocol: ProtocolOffer
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., coverage: _Optional[_Iterable[_Union[Coverage, _Mapping]]] = ..., protocol: _Optional[_Union[ProtocolOffer, _Mapping]] = ...) -> None: ...
 
 class AuditRequest(_message.Message):
     __slots__ = ("envelope", "buckets", "list_buckets", "fetch", "scan_from")
@@ -220,18 +236,22 @@ class PingResponse(_message.Message):
     def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., received_ms: _Optional[int] = ..., replied_ms: _Optional[int] = ..., target_alive: _Optional[bool] = ...) -> None: ...
 
 class JoinRequest(_message.Message):
-    __slots__ = ("envelope",)
+    __slots__ = ("envelope", "protocol")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     envelope: Envelope
-    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ...) -> None: ...
+    protocol: ProtocolOffer
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., protocol: _Optional[_Union[ProtocolOffer, _Mapping]] = ...) -> None: ...
 
 class JoinResponse(_message.Message):
-    __slots__ = ("envelope", "members")
+    __slots__ = ("envelope", "members", "protocol")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     envelope: Envelope
     members: _containers.RepeatedCompositeFieldContainer[Member]
-    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+    protocol: ProtocolOffer
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., protocol: _Optional[_Union[ProtocolOffer, _Mapping]] = ...) -> None: ...
 
 class AdmitRequest(_message.Message):
     __slots__ = ("envelope",)
