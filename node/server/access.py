@@ -26,6 +26,7 @@ from typing import Any
 from rumor.node.core.errors import PermissionDenied, RumorError
 from rumor.node.server.audit import OPEN_CALLER, AuditLog
 from rumor.node.server.auth import (
+    API_TOKEN_REFUSED,
     DENIED_MESSAGE,
     HTTP_FORBIDDEN,
     HTTP_UNAUTHORIZED,
@@ -303,6 +304,8 @@ class KvAccess:
     already checked); ``worker_key``: the key a worker presents on its own calls
     (a namespace's title, for a token limited by title).
     """
+
+    refusal = API_TOKEN_REFUSED
 
     def __init__(
         self,
