@@ -244,6 +244,11 @@ def visible(grant: Grant | None, namespaces: Iterable[Any]) -> list[Any]:
     return [info for info in namespaces if grant.covers(info.id, info.title)]
 
 
+def may_see(grant: Grant | None, info: Any) -> bool:
+    """Whether ``grant`` may see the namespace ``info`` listed (``visible`` for one)."""
+    return grant is None or not grant.limited or grant.covers(info.id, info.title)
+
+
 # ---- the KV service's authorizer ---------------------------------------------
 
 _NAMESPACE_EVENTS = {
