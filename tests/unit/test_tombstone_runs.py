@@ -97,13 +97,14 @@ def test_runs_cover_exactly_what_was_learned_and_not_written_since(
     steps: list[tuple[bool, bytes, bytes]],
 ) -> None:
     """A model: the keys (of a small universe) that learned claims cover, less the keys
-    written since. The runs claim exactly those, stay sorted, disjoint, not touching."""
+    written since (a key at a time, or a bulk write cutting several runs). The runs
+    claim exactly those, stay sorted, disjoint, not touching."""
     runs = TombstoneRuns()
     covered: set[bytes] = set()
     for is_write, a, b in steps:
-        if is_write:
-            runs.written([a])
-            covered.discard(a)
+        if is_write:  # two keys: with fewer runs than keys, the bulk path
+            runs.written([a, b])
+            covered -= {a, b}
         else:
             low, high = min(a, b), max(a, b)
             runs.learn(low, high)
@@ -202,5 +203,13 @@ def test_listings_with_runs_match_the_live_keys(ops: list[tuple[str, int, int]])
                 break
             resume = page.resume_from
         assert listed == sorted(live)
+        paged: list[bytes] = []  # pages of ``count`` through cursors (start_after)
+        while True:
+            after = paged[-1] if paged else None
+            page = replica.list_page(NS, b"", after, count, NOW_S, scan_budget=SLICE)
+            paged += [key for key, _ in page.keys]
+            if page.complete:
+                break
+        assert paged == sorted(live)
         prefixed = _list(replica, count, prefix=b"k1")[0]
         assert prefixed == sorted(key for key in live if key.startswith(b"k1"))[:count]

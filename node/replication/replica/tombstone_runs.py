@@ -16,7 +16,7 @@ Rules:
   runs, so the claim is true when it is made.
 - A claim stays true until a key inside it receives a record that is not a
   tombstone: ``written`` (called by ``staging.commit``, the one door for
-  every change) splits the run around that key. A tombstone replacing a
+  every change) cuts the run around that key. A tombstone replacing a
   tombstone, a purge and a new tombstone keep every claim true.
 - Expired records break a run: an expiration is read against a clock that
   may be set back, a tombstone is a tombstone whatever the clock.
@@ -28,7 +28,7 @@ Rules:
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
 MAX_RUNS = 4096
@@ -89,17 +89,42 @@ class TombstoneRuns:
         highs[first:last] = [high]
 
     def written(self, keys: Iterable[bytes]) -> None:
-        """``keys`` now hold records that are not tombstones: no run may cover them."""
+        """``keys`` now hold records that are not tombstones: no run may cover them.
+
+        A run hit is cut around the keys that landed in it, all at once (a bulk
+        write costs a lookup per key and one rebuild); if the pieces would pass
+        ``MAX_RUNS``, the runs hit are forgotten instead (later scans learn them
+        again)."""
         lows, highs = self._lows, self._highs
-        for key in keys:
-            index = bisect_right(lows, key) - 1
-            if index < 0 or key >= highs[index]:
-                continue
-            low, high = lows[index], highs[index]
-            after = successor(key)
-            pieces = [(a, b) for a, b in ((low, key), (after, high)) if a < b]
-            lows[index : index + 1] = [a for a, _ in pieces]
-            highs[index : index + 1] = [b for _, b in pieces]
+        hits: dict[int, list[bytes]] = {}
+        written = list(keys)
+        if len(written) <= len(lows):  # a few keys: look each up among the runs
+            for key in written:
+                index = bisect_right(lows, key) - 1
+                if index >= 0 and key < highs[index]:
+                    hits.setdefault(index, []).append(key)
+        else:  # a bulk write over a few runs: look each run up among the sorted keys
+            written.sort()
+            for index, (low, high) in enumerate(zip(lows, highs, strict=True)):
+                first = bisect_left(written, low)
+                if first < len(written) and written[first] < high:
+                    hits[index] = written[first : bisect_left(written, high, first)]
+        if not hits:
+            return
+        pieces: list[tuple[bytes, bytes]] = []
+        for index, cut in hits.items():
+            low = lows[index]
+            for key in sorted(cut):
+                if low < key:
+                    pieces.append((low, key))
+                low = max(low, successor(key))
+            if low < highs[index]:
+                pieces.append((low, highs[index]))
+        kept = [run for index, run in enumerate(zip(lows, highs, strict=True)) if index not in hits]
+        if len(kept) + len(pieces) <= MAX_RUNS:
+            kept = sorted(kept + pieces)
+        self._lows = [low for low, _ in kept]
+        self._highs = [high for _, high in kept]
 
 
 class RunLearner:
