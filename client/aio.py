@@ -263,7 +263,7 @@ class AsyncNamespaces:
         namespaces: list[NamespaceInfo] = []
         cursor = None
         while True:
-            page = await self.list_page(cursor=cursor)
+            page = await self.list_page(limit=calls.NAMESPACE_PAGE, cursor=cursor)
             namespaces += page.namespaces
             if page.cursor is None:
                 return namespaces

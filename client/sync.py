@@ -280,7 +280,7 @@ class Namespaces:
         namespaces: list[NamespaceInfo] = []
         cursor = None
         while True:
-            page = self.list_page(cursor=cursor)
+            page = self.list_page(limit=calls.NAMESPACE_PAGE, cursor=cursor)
             namespaces += page.namespaces
             if page.cursor is None:
                 return namespaces

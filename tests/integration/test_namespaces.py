@@ -8,7 +8,7 @@ import uuid
 import grpc
 import pytest
 
-from rumor.client import Client
+from rumor.client import Client, calls
 from rumor.v1 import kv_pb2 as pb
 from tests.integration.kv_helpers import (
     assert_invalid,
@@ -225,7 +225,9 @@ def test_unicode_titles_round_trip(node: NodeProcess) -> None:
     assert _all(node)[created.id] == title
 
 
-def test_list_namespaces_pages_by_limit_and_cursor(node: NodeProcess) -> None:
+def test_list_namespaces_pages_by_limit_and_cursor(
+    node: NodeProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """gRPC ListNamespaces pages in id order; limit 0 (a client from before paging)
     still gets every namespace in one answer; the SDK's list() follows the cursors."""
     created = {_create(node, _title(f"page{i}")).id for i in range(5)}
@@ -255,6 +257,8 @@ def test_list_namespaces_pages_by_limit_and_cursor(node: NodeProcess) -> None:
     assert bad_cursor.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "cursor" in str(bad_cursor.details())
     with Client(node.address) as client:
+        assert [info.id for info in client.namespaces.list()] == ids
+        monkeypatch.setattr(calls, "NAMESPACE_PAGE", 2)  # list() follows every cursor
         assert [info.id for info in client.namespaces.list()] == ids
         first = client.namespaces.list_page(limit=3)
         assert [info.id for info in first.namespaces] == ids[:3]
