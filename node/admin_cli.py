@@ -78,7 +78,7 @@ def _admin_token(endpoint: str, secret: str | None, token_file: str | None) -> s
         return _read_admin_token(token_file)
     if secret:
         return None
-    answer = node_status(endpoint, 10, None)
+    answer = node_status(endpoint, 30, None)
     if answer is None or not answer.admin_token_file:
         return None  # a node with a secret asks for it; one too old to have a token needs none
     return _read_admin_token(answer.admin_token_file, f"named by {endpoint}")

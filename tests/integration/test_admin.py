@@ -135,6 +135,13 @@ def test_an_open_node_is_not_stopped_without_its_admin_token(tmp_path: Path) -> 
         n1.restart()
         assert token_file.read_text() != old_token  # a fresh token each start
         assert token_file.stat().st_mode & 0o777 == 0o600
+        poll(
+            lambda: any(
+                m.member.id == int(n2.node_id, 16) and m.member.state == 0
+                for m in status(n1).members
+            ),
+            timeout=30,
+        )  # n2 alive again in n1's view
         removed = _admin(
             "remove-node", n2.node_id, "--endpoint", n1.address,
             "--admin-token-file", str(token_file),
