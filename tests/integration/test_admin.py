@@ -156,3 +156,27 @@ def test_an_open_node_is_not_stopped_without_its_admin_token(tmp_path: Path) -> 
         )  # removed
     finally:
         cluster.stop()
+
+
+def test_with_workers_the_owner_checks_the_admin_token_its_workers_forward(
+    tmp_path: Path,
+) -> None:
+    """--workers 2: Drain reaches the owner through whichever process took the
+    connection; without the token it is refused, with it the node stops."""
+    node = NodeProcess(tmp_path / "n", "--workers", "2")
+    node.start()
+    try:
+        for _ in range(6):  # a connection each: the kernel spreads them over the processes
+            with grpc.insecure_channel(node.address) as channel:
+                stub = admin_pb2_grpc.AdminStub(channel)
+                with pytest.raises(grpc.RpcError) as refused:
+                    stub.Drain(admin_pb2.DrainRequest(), timeout=30)
+                assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+                assert "admin token" in str(refused.value.details())
+        assert node.alive()
+        drained = _admin("drain", "--endpoint", node.address)
+        assert drained.returncode == 0, drained.stderr
+        assert node.process is not None
+        assert node.process.wait(60) == 0
+    finally:
+        node.stop()
