@@ -18,6 +18,7 @@ from rumor.client.models import (
     KeyInfo,
     ListResult,
     NamespaceInfo,
+    NamespacePage,
     ValueWithMetadata,
     WriteResult,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "KeyInfo",
     "ListResult",
     "NamespaceInfo",
+    "NamespacePage",
     "Namespaces",
     "Session",
     "ValueWithMetadata",

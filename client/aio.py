@@ -27,6 +27,7 @@ from rumor.client.models import (
     Listeners,
     ListResult,
     NamespaceInfo,
+    NamespacePage,
     ValueWithMetadata,
     WriteResult,
 )
@@ -258,8 +259,22 @@ class AsyncNamespaces:
         return await self._client.run(calls.create_namespace(title))
 
     async def list(self) -> list[NamespaceInfo]:
-        """Every namespace."""
-        return await self._client.run(calls.list_namespaces())
+        """Every namespace, in id order (read a page of 1,000 at a time)."""
+        namespaces: list[NamespaceInfo] = []
+        cursor = None
+        while True:
+            page = await self.list_page(limit=calls.NAMESPACE_PAGE, cursor=cursor)
+            namespaces += page.namespaces
+            if page.cursor is None:
+                return namespaces
+            cursor = page.cursor
+
+    async def list_page(
+        self, limit: int = calls.NAMESPACE_PAGE, cursor: str | None = None
+    ) -> NamespacePage:
+        """One page of namespaces in id order (``limit`` 1..1000), after ``cursor``:
+        ``NamespacePage(namespaces, list_complete, cursor)``."""
+        return await self._client.run(calls.list_namespaces(limit, cursor))
 
     async def get(self, namespace_id: str) -> NamespaceInfo:
         """One namespace; raises NamespaceNotFoundError if there is none with this id."""

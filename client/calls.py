@@ -20,6 +20,7 @@ from rumor.client.models import (
     Listeners,
     ListResult,
     NamespaceInfo,
+    NamespacePage,
     ValueWithMetadata,
     WriteResult,
 )
@@ -56,12 +57,23 @@ def create_namespace(title: str) -> Call[NamespaceInfo]:
     )
 
 
-def list_namespaces() -> Call[list[NamespaceInfo]]:
+NAMESPACE_PAGE = 1000  # what ``namespaces.list()`` asks for at a time (the node's most)
+
+
+def _namespace_page(response: kv_pb2.ListNamespacesResponse) -> NamespacePage:
+    # A node from before paging ignores the limit, answers every namespace and sets
+    # neither field: no cursor means complete.
+    done = response.list_complete or not response.cursor
+    namespaces = [_namespace(n) for n in response.namespaces]
+    return NamespacePage(namespaces, done, None if done else response.cursor)
+
+
+def list_namespaces(limit: int = NAMESPACE_PAGE, cursor: str | None = None) -> Call[NamespacePage]:
     return Call(
         "ListNamespaces",
-        kv_pb2.ListNamespacesRequest(),
+        kv_pb2.ListNamespacesRequest(limit=limit, cursor=cursor or ""),
         kv_pb2.ListNamespacesResponse,
-        lambda response: [_namespace(n) for n in response.namespaces],
+        _namespace_page,
     )
 
 

@@ -33,6 +33,16 @@ class ListResult:
 
 
 @dataclass(frozen=True, slots=True)
+class NamespacePage:
+    """One page of namespaces, in id order. ``cursor`` continues it; None once
+    ``list_complete``."""
+
+    namespaces: list[NamespaceInfo]
+    list_complete: bool
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ValueWithMetadata:
     """A value and its metadata; both None when the key is missing."""
 

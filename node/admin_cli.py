@@ -1,9 +1,16 @@
 """``rumor admin``: operator commands on one running node (checkpoint, drain,
-status, remove-node), over its Admin service with the cluster secret."""
+status, remove-node), over its Admin service with the cluster secret.
+
+On a node without a cluster secret, drain and remove-node carry its admin
+token instead: read from ``--admin-token-file``, else from the file the node
+names in its Status (in its data directory, readable by its user only), which
+works when run on the node's host as the node's user.
+"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -35,6 +42,48 @@ def _endpoint_option(command: Any) -> Any:
     )(command)
 
 
+def _admin_token_option(command: Any) -> Any:
+    return click.option(
+        "--admin-token-file",
+        "token_file",
+        envvar="RUMOR_ADMIN_TOKEN_FILE",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="On a node without a cluster secret: its admin-token file (in its data"
+        " directory, written at each start). Default: the file the node names, read when"
+        " run on its host as its user; env RUMOR_ADMIN_TOKEN_FILE.",
+    )(command)
+
+
+def _read_admin_token(token_file: str, named_by: str = "") -> str:
+    try:
+        token = Path(token_file).read_text().strip()
+    except OSError as exc:
+        where = f" ({named_by})" if named_by else ""
+        raise ClusterError(
+            f"cannot read the admin token file {token_file}{where}: {exc.strerror};"
+            " run this as the node's user on its host, or give --admin-token-file"
+        ) from None
+    except UnicodeDecodeError:
+        raise ClusterError(f"the admin token file {token_file} is not text") from None
+    if not token:
+        raise ClusterError(f"the admin token file {token_file} is empty")
+    return token
+
+
+def _admin_token(endpoint: str, secret: str | None, token_file: str | None) -> str | None:
+    """What drain and remove-node carry besides the secret: the node's admin token when
+    it has no cluster secret (None with a secret, which is enough)."""
+    if token_file:
+        return _read_admin_token(token_file)
+    if secret:
+        return None
+    answer = node_status(endpoint, 30, None)
+    if answer is None or not answer.admin_token_file:
+        return None  # a node with a secret asks for it; one too old to have a token needs none
+    return _read_admin_token(answer.admin_token_file, f"named by {endpoint}")
+
+
 @admin.command("checkpoint")
 @click.argument("directory")
 @_endpoint_option
@@ -63,8 +112,10 @@ def checkpoint(directory: str, endpoint: str, secret_file: str | None) -> None:
 @admin.command("drain")
 @_endpoint_option
 @secret_option
-def drain(endpoint: str, secret_file: str | None) -> None:
+@_admin_token_option
+def drain(endpoint: str, secret_file: str | None, token_file: str | None) -> None:
     """Make the node leave the cluster gracefully and stop."""
+    secret = read_secret(secret_file)
     try:
         admin_call(
             endpoint,
@@ -72,7 +123,8 @@ def drain(endpoint: str, secret_file: str | None) -> None:
             admin_pb2.DrainRequest(),
             admin_pb2.DrainResponse,
             30,
-            read_secret(secret_file),
+            secret,
+            _admin_token(endpoint, secret, token_file),
         )
     except grpc.RpcError as error:
         raise ClusterError(f"{endpoint}: {error.details()}") from None
@@ -126,7 +178,10 @@ def admin_status(endpoint: str, secret_file: str | None) -> None:
     help="Any live member; env RUMOR_ENDPOINT.",
 )
 @secret_option
-def remove_node(node_id: str, endpoint: str, secret_file: str | None) -> None:
+@_admin_token_option
+def remove_node(
+    node_id: str, endpoint: str, secret_file: str | None, token_file: str | None
+) -> None:
     """Remove member NODE_ID (16 hex digits) from the cluster, for ever.
 
     A replicated retirement record is written; the removed id is refused from
@@ -137,6 +192,7 @@ def remove_node(node_id: str, endpoint: str, secret_file: str | None) -> None:
         member = int(node_id, 16)
     except ValueError:
         raise ClusterError(f"NODE_ID must be 16 hex digits; got {node_id!r}") from None
+    secret = read_secret(secret_file)
     try:
         admin_call(
             endpoint,
@@ -144,7 +200,8 @@ def remove_node(node_id: str, endpoint: str, secret_file: str | None) -> None:
             admin_pb2.RemoveNodeRequest(node_id=member),
             admin_pb2.RemoveNodeResponse,
             30,
-            read_secret(secret_file),
+            secret,
+            _admin_token(endpoint, secret, token_file),
         )
     except grpc.RpcError as error:
         raise ClusterError(f"{endpoint}: {error.details()}") from None

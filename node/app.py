@@ -42,6 +42,7 @@ from rumor.node.replication.engine.engine import Engine
 from rumor.node.replication.engine.messages import NoticeKind, Now
 from rumor.node.server import release
 from rumor.node.server.access import HttpAccess, titles_of
+from rumor.node.server.admin_token import AdminToken
 from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.console import app as console
 from rumor.node.server.console.feed import ClusterView
@@ -314,6 +315,8 @@ class Node:
             checkpoint_dir=config.checkpoint_dir or None,
             drain=self.stop,
             loop_lag=loop_lag,
+            # Without a cluster secret, stopping the node takes the token in its data dir.
+            admin_token=None if security.secret is not None else AdminToken.create(config.data_dir),
         )
         services: list[tuple[ServiceDescriptor, object]] = [
             (KV_SERVICE, kv_service),

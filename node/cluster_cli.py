@@ -36,6 +36,7 @@ from rumor.v1 import admin_pb2
 STATES = {0: "alive", 1: "suspect", 2: "dead", 3: "left", 4: "removed"}
 SECRET_FILE_NAME = "cluster-secret"
 SECRET_HEADER = "x-rumor-cluster-secret"  # the node's rumor.node.server.security
+ADMIN_TOKEN_HEADER = "x-rumor-admin-token"  # the node's rumor.node.server.admin_token
 
 
 class ClusterError(click.ClickException):
@@ -98,6 +99,8 @@ def read_secret(secret_file: str | None) -> str | None:
             raise ClusterError(
                 f"cannot read the cluster secret file {secret_file}: {exc.strerror}"
             ) from None
+        except UnicodeDecodeError:
+            raise ClusterError(f"the cluster secret file {secret_file} is not text") from None
         if not secret:
             raise ClusterError(f"the cluster secret file {secret_file} is empty")
         return secret
@@ -235,6 +238,7 @@ def admin_call(
     response_class: Any,
     timeout: float,
     secret: str | None,
+    admin_token: str | None = None,
 ) -> Any:
     with grpc.insecure_channel(address) as channel:
         call = channel.unary_unary(
@@ -242,7 +246,9 @@ def admin_call(
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=response_class.FromString,
         )
-        metadata = ((SECRET_HEADER, secret),) if secret else ()
+        metadata: tuple[tuple[str, str], ...] = ((SECRET_HEADER, secret),) if secret else ()
+        if admin_token:
+            metadata += ((ADMIN_TOKEN_HEADER, admin_token),)
         return call(request, timeout=timeout, metadata=metadata)
 
 

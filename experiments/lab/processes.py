@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from rumor.node.server.admin_token import ADMIN_TOKEN_FILE, ADMIN_TOKEN_HEADER
 from rumor.v1 import kv_pb2_grpc
 
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024
@@ -147,6 +148,13 @@ class NodeProcess:
             if self.cluster_secret:
                 secret = _WithMetadata(((SECRET_HEADER, self.cluster_secret),))
                 channel = grpc.intercept_channel(channel, secret)
+            elif (self.data_dir / ADMIN_TOKEN_FILE).exists():
+                # An open node: its own admin token lets tests drain it and remove members
+                # (read at each new channel: a restart writes a new one).
+                token = (self.data_dir / ADMIN_TOKEN_FILE).read_text().strip()
+                channel = grpc.intercept_channel(
+                    channel, _WithMetadata(((ADMIN_TOKEN_HEADER, token),))
+                )
             self._channel = channel
         return self._channel
 

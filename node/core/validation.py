@@ -278,6 +278,14 @@ def list_limit(limit: int | None) -> int:
     return limit
 
 
+def namespace_list_limit(limit: int) -> int | None:
+    """A gRPC ListNamespaces page size: 1..1000; 0 (what a client that does not page
+    sends) means every namespace in one answer, as before paging existed."""
+    if limit == 0:
+        return None
+    return list_limit(limit)
+
+
 def encode_cursor(last_key: bytes) -> bytes:
     """An opaque cursor meaning "start after ``last_key``"."""
     return base64.urlsafe_b64encode(CURSOR_FORMAT + last_key).rstrip(b"=")

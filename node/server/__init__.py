@@ -10,6 +10,7 @@ EngineDriver, peer transport and codec, group commit, clock and injected
 faults). Beside the rooms, the pieces every transport shares: ``operations``
 (the KV operations behind every API), ``watch``, ``admission``, ``auth``
 (tokens and their grants), ``access`` (what each call needs, the checks),
-``audit`` (the audit trail), ``security``, ``exposure``, ``errors``,
+``audit`` (the audit trail), ``security``, ``admin_token`` (who may stop a node
+without a cluster secret), ``exposure``, ``errors``,
 ``metrics``, ``metrics_merge``, ``log_throttle`` and ``loop_lag``.
 """

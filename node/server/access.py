@@ -26,6 +26,7 @@ from typing import Any
 from rumor.node.core.errors import PermissionDenied, RumorError
 from rumor.node.server.audit import OPEN_CALLER, AuditLog
 from rumor.node.server.auth import (
+    API_TOKEN_REFUSED,
     DENIED_MESSAGE,
     HTTP_FORBIDDEN,
     HTTP_UNAUTHORIZED,
@@ -243,6 +244,11 @@ def visible(grant: Grant | None, namespaces: Iterable[Any]) -> list[Any]:
     return [info for info in namespaces if grant.covers(info.id, info.title)]
 
 
+def may_see(grant: Grant | None, info: Any) -> bool:
+    """Whether ``grant`` may see the namespace ``info`` listed (``visible`` for one)."""
+    return grant is None or not grant.limited or grant.covers(info.id, info.title)
+
+
 # ---- the KV service's authorizer ---------------------------------------------
 
 _NAMESPACE_EVENTS = {
@@ -303,6 +309,8 @@ class KvAccess:
     already checked); ``worker_key``: the key a worker presents on its own calls
     (a namespace's title, for a token limited by title).
     """
+
+    refusal = API_TOKEN_REFUSED
 
     def __init__(
         self,

@@ -43,6 +43,7 @@ SECRET_ID = "cluster-secret"  # who an Admin call authorized by the cluster secr
 
 HTTP_UNAUTHORIZED = 401
 HTTP_FORBIDDEN = 403
+API_TOKEN_REFUSED = "missing or invalid API token"  # what a refused KV call is told
 DENIED_MESSAGE = "Authentication error"  # Cloudflare's words for code 10000
 PARSED_HEADERS_KEPT = 256  # distinct Authorization headers whose digest is kept
 

@@ -13,7 +13,7 @@ import asyncio
 import gc
 import operator
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -196,11 +196,28 @@ class Operations:
         return NamespaceInfo(namespace_id, title)
 
     def list_namespaces(self) -> list[NamespaceInfo]:
-        return [
-            NamespaceInfo(key.decode(), title.decode())
-            for key, header, title in self.replica.namespaces()
-            if not header.tombstone
-        ]
+        return list(self.namespaces_after(None))
+
+    def namespaces_after(self, after: bytes | None) -> Iterator[NamespaceInfo]:
+        """Live namespaces in id order, after the id ``after`` (a cursor's) when given."""
+        for key, header, title in self.replica.namespaces(after):
+            if not header.tombstone:
+                yield NamespaceInfo(key.decode(), title.decode())
+
+    def namespace_page(
+        self, limit: int, cursor: bytes, visible: Callable[[NamespaceInfo], bool]
+    ) -> tuple[list[NamespaceInfo], bytes]:
+        """Up to ``limit`` (0: every one) namespaces ``visible`` lets through, in id
+        order after ``cursor``, and the cursor of the next page (empty: none)."""
+        size = validation.namespace_list_limit(limit)
+        page: list[NamespaceInfo] = []
+        for info in self.namespaces_after(validation.cursor(cursor)):
+            if not visible(info):
+                continue
+            if len(page) == size:
+                return page, validation.encode_cursor(page[-1].id.encode())
+            page.append(info)
+        return page, b""
 
     def get_namespace(self, namespace_id: str) -> NamespaceInfo:
         raw = self._namespace(namespace_id)
@@ -237,9 +254,11 @@ class Operations:
         return raw
 
     def _check_title_free(self, title: str, except_id: str | None = None) -> None:
-        for info in self.list_namespaces():
-            if info.title == title and info.id != except_id:
-                raise NamespaceExists(f'a namespace titled "{title}" already exists (id {info.id})')
+        for key in self.replica.namespaces_titled(title.encode()):
+            if key.decode() != except_id:
+                raise NamespaceExists(
+                    f'a namespace titled "{title}" already exists (id {key.decode()})'
+                )
 
     # ---- writes ---------------------------------------------------------
 

@@ -30,6 +30,15 @@ from rumor.node.server import auth
 from rumor.node.server.audit import OPEN_CALLER, AuditLog
 
 SECRET_HEADER = "x-rumor-cluster-secret"
+SECRET_REFUSED = (
+    "missing or invalid cluster secret (x-rumor-cluster-secret; `rumor admin` and"
+    " `rumor cluster` take --cluster-secret-file)"
+)
+SECRET_OR_TOKEN_REFUSED = (
+    "missing or invalid cluster secret (x-rumor-cluster-secret; `rumor admin` and"
+    " `rumor cluster` take --cluster-secret-file) or API token with the admin scope"
+    " on every namespace"
+)
 
 
 class SecurityError(ValueError):
@@ -115,7 +124,13 @@ def load_secrets(secret_file: str, env_value: str | None) -> list[str]:
     """The cluster secrets: the file's non-empty lines (at most two: during a rotation
     a node accepts both and sends the first), else the environment value; [] for none."""
     if secret_file:
-        text = _read(secret_file, "cluster secret file").decode()
+        try:
+            text = _read(secret_file, "cluster secret file").decode()
+        except UnicodeDecodeError:
+            raise SecurityError(
+                f"the cluster secret file {secret_file} is not text (UTF-8): write the"
+                " secret as one line of text"
+            ) from None
         secrets = [line.strip() for line in text.splitlines() if line.strip()]
     else:
         secrets = [(env_value or "").strip()] if (env_value or "").strip() else []
@@ -158,6 +173,16 @@ class SecretChecker:
 _ADMIN_CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("admin_caller", default="")
 
 
+def admin_caller() -> str:
+    """Who the Admin call being served is: ``cluster-secret``, a token id, or ``open``."""
+    return _ADMIN_CALLER.get()
+
+
+def set_admin_caller(caller: str) -> None:
+    """Name the caller once a later check (the admin token) has let it in."""
+    _ADMIN_CALLER.set(caller)
+
+
 class SecretAccess:
     """The ``rpc.Authorizer`` of Replication, Admin and Faults: the cluster secret.
 
@@ -175,6 +200,12 @@ class SecretAccess:
         self.secret = secret
         self.tokens = tokens
         self.audit = audit
+
+    @property
+    def refusal(self) -> str:
+        if self.tokens is not None and self.tokens.enabled:
+            return SECRET_OR_TOKEN_REFUSED
+        return SECRET_REFUSED
 
     def authenticate(self, method: str, metadata: Any) -> bool:
         if self.secret is not None and self.secret.allows(metadata):

@@ -8,6 +8,7 @@ import uuid
 import grpc
 import pytest
 
+from rumor.client import Client, calls
 from rumor.v1 import kv_pb2 as pb
 from tests.integration.kv_helpers import (
     assert_invalid,
@@ -222,3 +223,46 @@ def test_unicode_titles_round_trip(node: NodeProcess) -> None:
     created = _create(node, title)
     assert node.kv.GetNamespace(pb.GetNamespaceRequest(namespace_id=created.id)).title == title
     assert _all(node)[created.id] == title
+
+
+def test_list_namespaces_pages_by_limit_and_cursor(
+    node: NodeProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gRPC ListNamespaces pages in id order; limit 0 (a client from before paging)
+    still gets every namespace in one answer; the SDK's list() follows the cursors."""
+    created = {_create(node, _title(f"page{i}")).id for i in range(5)}
+    everything = node.kv.ListNamespaces(pb.ListNamespacesRequest())
+    ids = [namespace.id for namespace in everything.namespaces]
+    assert created <= set(ids) and ids == sorted(ids)
+    assert everything.list_complete and not everything.cursor
+    paged: list[str] = []
+    cursor = ""
+    while True:
+        page = node.kv.ListNamespaces(pb.ListNamespacesRequest(limit=2, cursor=cursor))
+        assert len(page.namespaces) <= 2
+        paged += [namespace.id for namespace in page.namespaces]
+        assert page.list_complete == (not page.cursor)
+        if page.list_complete:
+            break
+        assert len(page.namespaces) == 2
+        cursor = page.cursor
+    assert paged == ids
+    assert_invalid(
+        lambda: node.kv.ListNamespaces(pb.ListNamespacesRequest(limit=1001)),
+        "Invalid key_count_limit of 1001. Please specify an integer less than 1000.",
+    )
+    bad_cursor = failed_call(
+        lambda: node.kv.ListNamespaces(pb.ListNamespacesRequest(limit=2, cursor="%%%"))
+    )
+    assert bad_cursor.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "cursor" in str(bad_cursor.details())
+    with Client(node.address) as client:
+        assert [info.id for info in client.namespaces.list()] == ids
+        monkeypatch.setattr(calls, "NAMESPACE_PAGE", 2)  # list() follows every cursor
+        assert [info.id for info in client.namespaces.list()] == ids
+        first = client.namespaces.list_page(limit=3)
+        assert [info.id for info in first.namespaces] == ids[:3]
+        assert not first.list_complete and first.cursor
+        rest = client.namespaces.list_page(limit=1000, cursor=first.cursor)
+        assert [info.id for info in rest.namespaces] == ids[3:]
+        assert rest.list_complete and rest.cursor is None

@@ -143,6 +143,9 @@ def test_one_refused_operation_of_a_batch_fails_alone(scoped: Scoped) -> None:
 def test_a_namespace_limited_token_sees_and_touches_only_its_namespaces(scoped: Scoped) -> None:
     with Client(scoped.node.address, api_token=TEAM, timeout=10) as team:
         assert [ns.id for ns in team.namespaces.list()] == [scoped.team_ns]
+        # Pages are filled with what the token may see: one page of one, complete.
+        page = team.namespaces.list_page(limit=1)
+        assert [ns.id for ns in page.namespaces] == [scoped.team_ns] and page.list_complete
         team.namespace(scoped.team_ns).put("written", "by team")
         assert team.namespace(scoped.team_ns).get("written") == "by team"
         with pytest.raises(PermissionDeniedError):

@@ -35,6 +35,7 @@ from rumor.client import (
     NamespaceInfo,
     ValueWithMetadata,
     WriteResult,
+    calls,
 )
 from rumor.client.errors import (
     InvalidRequestError,
@@ -138,6 +139,21 @@ async def test_namespace_create_list_get_rename_delete(client: AsyncClient) -> N
     assert info.id not in {listed.id for listed in await client.namespaces.list()}
     with pytest.raises(NamespaceNotFoundError):
         await client.namespaces.get(info.id)
+
+
+async def test_namespaces_list_in_pages(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for suffix in ("a", "b", "c"):
+        await client.namespaces.create(unique_title(f"paged-{suffix}"))
+    every = [info.id for info in await client.namespaces.list()]
+    assert every == sorted(every) and len(every) >= 3
+    first = await client.namespaces.list_page(limit=2)
+    assert [info.id for info in first.namespaces] == every[:2] and first.cursor
+    rest = await client.namespaces.list_page(cursor=first.cursor)
+    assert [info.id for info in rest.namespaces] == every[2:] and rest.list_complete
+    monkeypatch.setattr(calls, "NAMESPACE_PAGE", 1)  # list() follows every cursor
+    assert [info.id for info in await client.namespaces.list()] == every
 
 
 async def test_create_with_a_taken_title_raises_namespace_exists(client: AsyncClient) -> None:

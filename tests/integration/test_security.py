@@ -111,6 +111,11 @@ def test_a_peer_without_the_secret_is_refused(
             with pytest.raises(grpc.RpcError) as failure:
                 status(admin_pb2.StatusRequest(), timeout=10)
         assert failure.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # The refusal names the credential the call lacks, not an API token.
+        assert "missing or invalid cluster secret" in str(failure.value.details())
+        assert "API token" not in str(failure.value.details())
+        # With a secret the secret guards Drain: no admin token is written.
+        assert not (n1.data_dir / "admin-token").exists()
     finally:
         outsider.stop()
 
@@ -135,3 +140,24 @@ def test_start_up_errors_are_one_line(tmp_path: Path, args: tuple[str, ...], mes
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_binary_secret_file_is_refused_naming_the_file(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret.bin"
+    secret_file.write_bytes(b"\xff\xfe\x00secret")
+    result = subprocess.run(
+        [sys.executable, "-m", "rumor.node", "--data-dir", str(tmp_path / "d"),
+         "--listen", "127.0.0.1:0", "--cluster-secret-file", str(secret_file)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"the cluster secret file {secret_file} is not text" in result.stderr
+    assert "Traceback" not in result.stderr
+    cli = subprocess.run(
+        [str(Path(sys.executable).parent / "rumor"), "admin", "status",
+         "--cluster-secret-file", str(secret_file)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert cli.returncode == 1
+    assert f"the cluster secret file {secret_file} is not text" in cli.stderr
+    assert "Traceback" not in cli.stderr

@@ -24,7 +24,7 @@ import pytest
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.server.auth import Scope, TokenChecker, load_tokens
 from rumor.node.server.grpc.rpc import UNAUTHENTICATED_DETAILS, service_handler
-from rumor.node.server.security import SecretAccess, SecretChecker
+from rumor.node.server.security import SECRET_OR_TOKEN_REFUSED, SecretAccess, SecretChecker
 from rumor.v1 import admin_pb2 as pb
 
 # ---- TokenChecker ----------------------------------------------------------
@@ -215,7 +215,9 @@ async def test_hooks_authorize_and_observe() -> None:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await status(pb.StatusRequest(), metadata=metadata)
             assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-            assert caught.value.details() == UNAUTHENTICATED_DETAILS
+            # The credential the call lacks is named: the secret, or an admin API token.
+            assert caught.value.details() == SECRET_OR_TOKEN_REFUSED
+            assert caught.value.details() != UNAUTHENTICATED_DETAILS
 
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await remove(pb.RemoveNodeRequest(node_id=3), metadata=good)

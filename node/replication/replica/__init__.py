@@ -3,5 +3,7 @@ and how it opens), ``staging`` (a batch of store writes), ``local_writes`` and
 ``remote_apply`` (a client's write and a peer's record), ``answers`` (digests,
 deltas and pulls), ``auditing``, ``reads``, ``session_coverage`` (what a session
 token names that is not readable here yet), ``sweeping`` (expiry and tombstone
-GC), ``reserved_records``, ``snapshot_install`` and ``delta`` (records on the
+GC), ``tombstone_runs`` (key intervals known to hold only tombstones, which
+listings seek past), ``reserved_records``, ``namespace_titles`` (live
+namespaces by title), ``snapshot_install`` and ``delta`` (records on the
 wire). No module here imports the engine."""

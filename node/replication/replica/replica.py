@@ -283,8 +283,11 @@ class Replica:
     def namespace_live(self, namespace: bytes) -> bool:
         return reserved_records.namespace_live(self.state, namespace)
 
-    def namespaces(self) -> Iterator[tuple[bytes, RecordHeader, bytes]]:
-        return reserved_records.namespaces(self.state)
+    def namespaces(self, after: bytes | None = None) -> Iterator[tuple[bytes, RecordHeader, bytes]]:
+        return reserved_records.namespaces(self.state, after)
+
+    def namespaces_titled(self, title: bytes) -> list[bytes]:
+        return reserved_records.namespaces_titled(self.state, title)
 
     # ---- reads ----------------------------------------------------------
 
@@ -326,6 +329,7 @@ class Replica:
             now_s,
             scan_budget=scan_budget,
             resume_from=resume_from,
+            runs=self.state.tombstone_runs,
         )
 
     # ---- garbage collection ---------------------------------------------

@@ -6,8 +6,9 @@ namespace under the key N (32 hex digits), with the title as its value; a
 deleted namespace is a tombstone there. A removed member's retirement record
 lives in the members namespace under its id (16 hex digits). Both are read
 often (every write checks its namespace, every message its sender), so they
-are cached here; ``staging.commit`` updates the caches with every batch that
-holds such a record.
+are cached here, and live namespaces are indexed by title
+(``namespace_titles``); ``staging.commit`` updates the caches and the index
+with every batch that holds such a record.
 
 Rules:
 - A namespace tombstone is never purged, so an id is never reused, and it
@@ -23,6 +24,7 @@ from rumor.node.core.namespaces import MEMBERS_NAMESPACE, RESERVED_NAMESPACE
 from rumor.node.core.record import RecordHeader, decode_version
 from rumor.node.replication.replica import local_writes, reads
 from rumor.node.replication.replica.local_writes import Applied, Write
+from rumor.node.replication.replica.namespace_titles import NamespaceTitles
 from rumor.node.replication.replica.state import ReplicaState
 from rumor.node.storage import layout
 from rumor.node.storage.store import KV, prefix_end
@@ -41,13 +43,27 @@ def namespace_live(state: ReplicaState, namespace: bytes) -> bool:
     return record is not None and not record.tombstone
 
 
-def namespaces(state: ReplicaState) -> Iterator[tuple[bytes, RecordHeader, bytes]]:
-    """Every namespace record held: (id as hex key, header, title bytes)."""
-    for stored_key, raw in state.store.scan(KV, RESERVED_NAMESPACE, prefix_end(RESERVED_NAMESPACE)):
+def namespaces(
+    state: ReplicaState, after: bytes | None = None
+) -> Iterator[tuple[bytes, RecordHeader, bytes]]:
+    """Every namespace record held, in id order, after the id key ``after`` if given:
+    (id as hex key, header, title bytes)."""
+    start = RESERVED_NAMESPACE if after is None else RESERVED_NAMESPACE + after + b"\x00"
+    for stored_key, raw in state.store.scan(KV, start, prefix_end(RESERVED_NAMESPACE)):
         key = stored_key[layout.NAMESPACE_BYTES :]
         header = RecordHeader.decode(raw)
         title = b"" if header.tombstone else reads.value(state.store, RESERVED_NAMESPACE, key)
         yield key, header, title or b""
+
+
+def namespaces_titled(state: ReplicaState, title: bytes) -> list[bytes]:
+    """The ids (hex keys) of the live namespaces titled ``title``: an index lookup (the
+    index is built by one walk of the namespace records, the first time)."""
+    if state.titles is None:
+        state.titles = NamespaceTitles(
+            (key, None if header.tombstone else held) for key, header, held in namespaces(state)
+        )
+    return state.titles.holding(title)
 
 
 def is_retired(state: ReplicaState, node_id: int) -> bool:

@@ -224,6 +224,8 @@ def commit(state: ReplicaState, batch: Batch, pending: Pending) -> int:
         batch.put(META, layout.META_DEFERRED_COUNT, count)
     state.store.write(batch)
     # Written: from here on the state follows the batch.
+    if state.tombstone_runs:  # a record that is not a tombstone ends the runs it lands in
+        state.tombstone_runs.written(k for k, h in pending.staged.items() if not h.tombstone)
     state.seq = seq
     state.clock.last = hlc
     state.records_held = records_held
@@ -304,6 +306,10 @@ def _install_rare(state: ReplicaState, pending: Pending) -> None:
         state.namespaces[key] = header
         if header.tombstone:
             state.namespaces_to_sweep.add(bytes.fromhex(key.decode()))
+        if state.titles is not None:  # the batch is written: the title is in the store
+            stored_key = layout.record_key(RESERVED_NAMESPACE, key)
+            title = None if header.tombstone else state.store.get(VAL, stored_key)
+            state.titles.changed(key, title)
     state.retired.update(pending.retired or {})
     state.deferred_held += pending.deferred
     for origin, lowest in (pending.deferred_floor or {}).items():

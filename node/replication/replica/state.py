@@ -30,6 +30,8 @@ from rumor.node.core.hlc import HybridClock
 from rumor.node.core.record import RecordHeader
 from rumor.node.core.watermarks import Watermarks
 from rumor.node.replication.replica.delta import WireRecord
+from rumor.node.replication.replica.namespace_titles import NamespaceTitles
+from rumor.node.replication.replica.tombstone_runs import TombstoneRuns
 from rumor.node.storage import layout
 from rumor.node.storage.store import META, Store, prefix_end
 
@@ -82,6 +84,9 @@ class ReplicaState:
     provisional: dict[int, int] = field(default_factory=dict)  # claims of cut-short answers
     # Called with the records each batch newly held, right after the batch is written.
     listeners: list[Callable[[list[WireRecord]], None]] = field(default_factory=list)
+    titles: NamespaceTitles | None = None  # live namespaces by title, built on first use
+    # Key intervals known to hold only tombstones: listings seek past them.
+    tombstone_runs: TombstoneRuns = field(default_factory=TombstoneRuns)
 
 
 def open_state(

@@ -4,7 +4,9 @@ Theory of operation. The sweeper walks the held records in slices
 (``sweep``, a budget of headers at a time, returning where to continue). A
 tombstone or an expired record is purged once the purge rule
 (``core.gc.PurgeRule``, fed with the members' watermark vectors) says it is
-stable; every record of a deleted namespace is purged at once. ``purge``
+stable; every record of a deleted namespace is purged at once. The runs of
+tombstones a pass walks are remembered (``tombstone_runs``), so listings
+seek past them. ``purge``
 removes a record entirely — header, value, log entry — and takes it out of
 the counters and audit buckets. ``sweep_log`` drops the log entries of
 replaced records once every member has seen them.
@@ -32,10 +34,11 @@ from dataclasses import dataclass
 
 from rumor.node.core import audit
 from rumor.node.core.namespaces import RESERVED_NAMESPACE
-from rumor.node.core.record import RecordHeader, gone, header_ids
+from rumor.node.core.record import RecordHeader, decode_version, gone, header_ids
 from rumor.node.replication.replica import reserved_records, staging
 from rumor.node.replication.replica.staging import MAX_BATCH_RECORDS, Pending
 from rumor.node.replication.replica.state import ReplicaState
+from rumor.node.replication.replica.tombstone_runs import RunLearner
 from rumor.node.storage import layout
 from rumor.node.storage.store import KV, LOG, VAL, Compacting, prefix_end
 
@@ -65,11 +68,16 @@ def sweep(
     purgeable: list[tuple[bytes, RecordHeader]] = []
     next_start: bytes | None = None
     next_expiry_s = math.inf
+    learner = RunLearner(state.tombstone_runs)  # listings after this pass seek past its runs
     for stored_key, raw in state.store.scan(KV, start, stop):
         if scanned == budget:
             next_start = stored_key
             break
         scanned += 1
+        if decode_version(raw)[1]:
+            learner.tombstone(stored_key)
+        else:
+            learner.other(stored_key)
         namespace = stored_key[: layout.NAMESPACE_BYTES]
         if namespace == RESERVED_NAMESPACE:
             continue
@@ -81,7 +89,8 @@ def sweep(
                 purgeable.append((stored_key, RecordHeader.decode(raw)))
         elif gone(raw, math.inf):  # live, with an expiration still to come
             next_expiry_s = min(next_expiry_s, RecordHeader.decode(raw).expiration)
-    purged = purge(state, purgeable)
+    learner.end(next_start if next_start is not None else stop)
+    purged = purge(state, purgeable)  # deletes only: what was learned stays true
     if tally is not None:
         tally.kept += scanned - purged
         tally.deleted += purged

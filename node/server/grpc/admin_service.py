@@ -5,6 +5,11 @@ directory asked for is taken relative to it (an absolute path must lie inside
 it), ``..`` is refused outright and the resolved path (symlinks followed) must
 stay inside, so a caller cannot make the node write a copy of its database
 anywhere else. Without ``--checkpoint-dir`` checkpoints are refused.
+
+On a node without a cluster secret, ``Drain`` and ``RemoveNode`` need the
+node's admin token (``rumor.node.server.admin_token``) or an API token with
+the admin scope on every namespace; with a secret, the secret (checked for the
+whole service) is enough.
 """
 
 from __future__ import annotations
@@ -14,13 +19,18 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePath
 
 from rumor.node.core import audit
-from rumor.node.core.errors import InvalidRequest, NamespaceNotFound
+from rumor.node.core.errors import InvalidRequest, NamespaceNotFound, PermissionDenied
 from rumor.node.core.namespaces import id_bytes
 from rumor.node.core.record import RecordHeader
+from rumor.node.server import security
+from rumor.node.server.admin_token import ADMIN_TOKEN_CALLER, REFUSED, AdminToken
+from rumor.node.server.audit import OPEN_CALLER
+from rumor.node.server.auth import Metadata
 from rumor.node.server.driver.codec import member_to_pb
 from rumor.node.server.driver.engine_driver import EngineDriver
 from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.loop_lag import LoopLag
+from rumor.node.server.workers.forwarding import CLIENT_PEER_HEADER
 from rumor.node.storage import layout
 from rumor.node.storage.store import KV, prefix_end
 from rumor.v1 import admin_pb2 as pb
@@ -49,6 +59,15 @@ def checkpoint_target(root: str | None, asked: str) -> Path:
     return target
 
 
+def _client_peer(peer: str, metadata: Metadata) -> str:
+    """Who called: a call a worker forwarded over its Unix socket names its client."""
+    if peer.startswith("unix:"):
+        for key, value in metadata or ():
+            if key == CLIENT_PEER_HEADER:
+                return value if isinstance(value, str) else value.decode("ascii", "replace")
+    return peer
+
+
 class AdminService:
     def __init__(
         self,
@@ -58,8 +77,10 @@ class AdminService:
         checkpoint_dir: str | None = None,
         drain: Callable[[], None] | None = None,
         loop_lag: LoopLag | None = None,
+        admin_token: AdminToken | None = None,
     ) -> None:
         self.driver = driver
+        self._admin_token = admin_token  # None: the cluster secret guards every call
         self._checkpoint = checkpoint
         self._checkpoint_dir = checkpoint_dir
         self._drain = drain
@@ -82,7 +103,19 @@ class AdminService:
             raise InvalidRequest(f"cannot write a checkpoint to {target}: {exc}") from None
         return pb.CheckpointResponse(directory=str(target))
 
+    def _may_stop(self, context: Context) -> None:
+        """Drain and RemoveNode on a node without a cluster secret: the admin token, from
+        this host (or an admin API token, which the service's check already named)."""
+        token = self._admin_token
+        if token is None or security.admin_caller() not in ("", OPEN_CALLER):
+            return
+        metadata = tuple(context.invocation_metadata() or ())
+        if not token.allows(metadata, _client_peer(context.peer(), metadata)):
+            raise PermissionDenied(REFUSED)
+        security.set_admin_caller(ADMIN_TOKEN_CALLER)
+
     async def Drain(self, request: pb.DrainRequest, context: Context) -> pb.DrainResponse:
+        self._may_stop(context)
         if self._drain is not None:
             self._drain()
         return pb.DrainResponse()
@@ -126,11 +159,13 @@ class AdminService:
             max_event_loop_lag_ms=(
                 0.0 if self._loop_lag is None else self._loop_lag.max_seconds * 1000
             ),
+            admin_token_file="" if self._admin_token is None else str(self._admin_token.path),
         )
 
     async def RemoveNode(
         self, request: pb.RemoveNodeRequest, context: Context
     ) -> pb.RemoveNodeResponse:
+        self._may_stop(context)
         if request.node_id == self.driver.replica.node_id:
             raise InvalidRequest("A node cannot remove itself; ask another member.")
         if request.node_id == 0:

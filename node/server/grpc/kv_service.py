@@ -83,11 +83,16 @@ class KVService:
     async def ListNamespaces(
         self, request: kv_pb2.ListNamespacesRequest, context: Context
     ) -> kv_pb2.ListNamespacesResponse:
+        grant = auth.caller()
+        page, cursor = self.ops.namespace_page(
+            request.limit,
+            request.cursor.encode(),
+            lambda info: access.may_see(grant, info),
+        )
         return kv_pb2.ListNamespacesResponse(
-            namespaces=[
-                namespace_message(info)
-                for info in access.visible(auth.caller(), self.ops.list_namespaces())
-            ]
+            namespaces=[namespace_message(info) for info in page],
+            cursor=cursor.decode(),
+            list_complete=not cursor,
         )
 
     async def GetNamespace(

@@ -13,14 +13,15 @@ Handlers are built from the service's descriptor rather than the generated
 
 Two optional hooks, both free when unset: ``authorize`` (an ``Authorizer``)
 authenticates each call's invocation metadata before anything else (a call it
-refuses is aborted UNAUTHENTICATED), then is shown the method and each request
-message before the servicer sees it (``permit`` raising ``PermissionDenied``
-aborts the call PERMISSION_DENIED), and is told how the call ended (``ended``:
-the audit trail); ``observe(api, method, status_name, seconds)`` is told the
-outcome and duration of every call, OK or not. A ``CallBudget`` (clients'
-services only) bounds the calls served at once: one beyond it is answered
-RESOURCE_EXHAUSTED before its request is looked at. Streams that hold a bound
-of their own (Watch) do not take from it.
+refuses is aborted UNAUTHENTICATED with its ``refusal``, which names the
+credential the call lacks: an API token, the cluster secret), then is shown
+the method and each request message before the servicer sees it (``permit``
+raising ``PermissionDenied`` aborts the call PERMISSION_DENIED), and is told
+how the call ended (``ended``: the audit trail); ``observe(api, method,
+status_name, seconds)`` is told the outcome and duration of every call, OK or
+not. A ``CallBudget`` (clients' services only) bounds the calls served at
+once: one beyond it is answered RESOURCE_EXHAUSTED before its request is
+looked at. Streams that hold a bound of their own (Watch) do not take from it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from google.protobuf.message import DecodeError, Message
 
 from rumor.node.core.errors import InvalidRequest, RumorError
 from rumor.node.server.admission import CallBudget
+from rumor.node.server.auth import API_TOKEN_REFUSED
 from rumor.node.server.errors import status_of
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.release import METADATA
@@ -54,7 +56,7 @@ UNBUDGETED_METHODS = frozenset({"Watch", "Batch"})
 Context = grpc.aio.ServicerContext[Any, Any]
 Observe = Callable[[str, str, str, float], None]
 
-UNAUTHENTICATED_DETAILS = "missing or invalid API token"
+UNAUTHENTICATED_DETAILS = API_TOKEN_REFUSED
 HTTP_STATUS_HEADER = "rumor-http-status"
 # StatusCode names by the enum and by its integer value (what aio contexts may return).
 _CODE_NAMES: dict[object, str] = {}
@@ -64,7 +66,12 @@ for _code in grpc.StatusCode:
 
 
 class Authorizer(Protocol):
-    """Who may call a service's methods (``auth`` and ``security`` implement it)."""
+    """Who may call a service's methods (``access`` and ``security`` implement it)."""
+
+    @property
+    def refusal(self) -> str:
+        """What a call whose credentials are refused is told: the credential it lacks."""
+        ...
 
     def authenticate(self, method: str, metadata: Any) -> bool:
         """Whether the call's credentials are known; may remember the caller for ``permit``."""
@@ -152,7 +159,7 @@ def _code_name(context: Any, default: str) -> str:
 async def _authorize(authorize: Authorize | None, name: str, context: Any) -> None:
     if authorize is not None and not authorize.authenticate(name, context.invocation_metadata()):
         await context.abort(
-            grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_DETAILS, trailing_metadata=METADATA
+            grpc.StatusCode.UNAUTHENTICATED, authorize.refusal, trailing_metadata=METADATA
         )
 
 
