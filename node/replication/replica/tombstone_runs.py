@@ -120,6 +120,13 @@ class TombstoneRuns:
                 low = max(low, successor(key))
             if low < highs[index]:
                 pieces.append((low, highs[index]))
+        if len(hits) == 1:  # one run hit (a write or two): spliced in place, no rebuild
+            (index,) = hits
+            if len(lows) - 1 + len(pieces) > MAX_RUNS:
+                pieces = []  # no room for its pieces: forgotten
+            lows[index : index + 1] = [low for low, _ in pieces]
+            highs[index : index + 1] = [high for _, high in pieces]
+            return
         kept = [run for index, run in enumerate(zip(lows, highs, strict=True)) if index not in hits]
         if len(kept) + len(pieces) <= MAX_RUNS:
             kept = sorted(kept + pieces)
