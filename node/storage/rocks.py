@@ -144,7 +144,8 @@ class RocksStore:
         self._write_options.sync = False
         self._open_iterators = 0
         self._compaction_lock = threading.Lock()
-        self._compactions_wanted: set[str] = set()
+        # Per family, the span still to compact: the hull of the spans asked for.
+        self._compactions_wanted: dict[str, tuple[bytes, bytes | None]] = {}
         self._compactor: threading.Thread | None = None
         self.compactions = 0  # finished, since open
         self.closed = False
@@ -188,13 +189,18 @@ class RocksStore:
             del iterator
             self._open_iterators -= 1
 
-    def compact(self, family: str) -> None:
-        """Compact ``family`` on the compaction thread (started if none runs); returns at
-        once. Requests for a family already waiting are one."""
+    def compact(self, family: str, start: bytes = b"", stop: bytes | None = None) -> None:
+        """Compact ``family`` from ``start`` to ``stop`` (None: the end) on the compaction
+        thread (started if none runs); returns at once. Spans asked for a family while
+        one waits are compacted as one: from the lowest start to the highest stop."""
         with self._compaction_lock:
             if self.closed:
                 return
-            self._compactions_wanted.add(family)
+            wanted = self._compactions_wanted.get(family)
+            if wanted is not None:
+                start = min(start, wanted[0])
+                stop = None if stop is None or wanted[1] is None else max(stop, wanted[1])
+            self._compactions_wanted[family] = (start, stop)
             if self._compactor is not None:
                 return
             self._compactor = threading.Thread(
@@ -209,9 +215,9 @@ class RocksStore:
                     self._compactor = None
                     return
                 family = min(self._compactions_wanted)
-                self._compactions_wanted.discard(family)
+                start, stop = self._compactions_wanted.pop(family)
                 target = self._families[family]
-            target.compact_range(None, None)
+            target.compact_range(start or None, stop)
             self.compactions += 1
 
     def wait_for_compactions(self) -> None:

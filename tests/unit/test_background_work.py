@@ -10,6 +10,7 @@ anti-entropy answer's origin probe on the same store; and a lone engine's timers
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -264,3 +265,37 @@ def test_on_rocksdb_the_answers_origin_probe_skips_a_known_origins_deletions(
     before = rocks.hidden_entries_stepped()
     assert answers.log_origins(state, state.durable_watermarks) == [NODE_ID, other]
     assert rocks.hidden_entries_stepped() - before < 10
+
+
+class RecordingRocks(RocksStore):
+    """A RocksStore that notes every compaction asked of it: (family, start, stop)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.asked: list[tuple[str, bytes, bytes | None]] = []
+
+    def compact(self, family: str, start: bytes = b"", stop: bytes | None = None) -> None:
+        self.asked.append((family, start, stop))
+        super().compact(family, start, stop)
+
+
+def test_a_pass_over_a_backlog_compacts_the_spans_it_emptied_not_the_whole_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sweep_rounds, "COMPACT_AFTER_DELETIONS", 1_000)
+    store = RecordingRocks(tmp_path / "db")
+    try:
+        engine = lone_engine(store)
+        # 30,000 overwrites in one go: replaced before anyone saw them, so their log
+        # entries are left for the sweeper — a backlog of 29,980.
+        overwrite(engine, 30_000, 0)
+        run(engine, 0, 10_000)
+        store.wait_for_compactions()
+        spans = [(start, stop) for family, start, stop in store.asked if family == LOG]
+        assert log_entries(store) == KEYS
+        assert len(spans) >= 10  # a compaction per few slices, as the pass went
+        assert all(stop is not None for _, stop in spans[:-1])  # spans, not the family
+        for (_, stop), (start, _) in itertools.pairwise(spans):
+            assert stop == start  # each span begins where the last one ended
+    finally:
+        store.close()

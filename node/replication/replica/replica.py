@@ -171,6 +171,11 @@ class Replica:
         """The ticket of the latest write: a WAL sync started now covers it."""
         return self.state.written
 
+    @property
+    def log_entries_dropped(self) -> int:
+        """Replaced records' log entries dropped by the writes that replaced them."""
+        return self.state.log_entries_dropped
+
     def issue_ticket(self) -> int:
         """A ticket for what was written outside the replica (a member entry): a WAL
         sync for it covers every write before it."""
@@ -352,8 +357,10 @@ class Replica:
     ) -> bytes | None:
         return sweeping.sweep_log(self.state, start, budget, tally)
 
-    def compact(self, families: Iterable[str]) -> bool:
-        return sweeping.compact(self.state, families)
+    def compact(
+        self, families: Iterable[str], start: bytes = b"", stop: bytes | None = None
+    ) -> bool:
+        return sweeping.compact(self.state, families, start, stop)
 
     def purge(self, records: Iterable[tuple[bytes, RecordHeader]]) -> int:
         return sweeping.purge(self.state, records)

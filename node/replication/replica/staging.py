@@ -58,6 +58,7 @@ class Pending:
     new_records: list[WireRecord] = field(default_factory=list)
     records_held: int = 0  # change in the counters
     tombstones_held: int = 0
+    log_dropped: int = 0  # replaced records' log entries dropped with them
     seq: int = 0  # the own seq after the batch, covered by the own watermark (0: unchanged)
     skip_seq: int = 0  # issue no own seq up to this one, without covering them (a stale copy)
     hlc: int = 0  # the clock after the batch is at least this
@@ -118,6 +119,7 @@ def stage(
         # replaced it. Already seen everywhere: dropped now, as the sweeper would.
         if held.seq <= state.purge_rule.stable.get(held.origin, 0):
             batch.delete(LOG, layout.log_key(held.origin, held.seq))
+            pending.log_dropped += 1
         if held.tombstone:
             pending.tombstones_held -= 1
         else:
@@ -164,6 +166,7 @@ def stage_many(
         if held is not None:
             if held.seq <= stable.get(held.origin, 0):  # seen everywhere: as ``stage`` does
                 batch.delete(LOG, layout.log_key(held.origin, held.seq))
+                pending.log_dropped += 1
             if held.tombstone:
                 replaced_tombstones += 1
             else:
@@ -238,6 +241,7 @@ def commit(state: ReplicaState, batch: Batch, pending: Pending) -> int:
     if pending.namespaces or pending.retired or pending.deferred:
         _install_rare(state, pending)
     state.written += 1
+    state.log_entries_dropped += pending.log_dropped
     new_records = pending.new_records
     if state.listeners and new_records:
         for listener in state.listeners:

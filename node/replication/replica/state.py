@@ -71,6 +71,7 @@ class ReplicaState:
     durable_seq: int  # own watermark: every own seq <= it is durable
     deferred_floor: dict[int, int] = field(default_factory=dict)  # per origin, lowest deferred
     written: int = 0  # tickets issued
+    log_entries_dropped: int = 0  # replaced records' log entries a write dropped (since open)
     durable: int = 0  # tickets known durable
     settling: deque[Settling] = field(default_factory=deque)
     unsynced: dict[bytes, int] = field(default_factory=dict)  # keys of batches not yet durable
