@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import grpc
 
 from rumor.node.core.errors import (
+    InsufficientStorage,
     InvalidRequest,
     KeyTooLong,
     MemberRemoved,
@@ -40,6 +41,8 @@ _STATUSES: tuple[tuple[type[RumorError], Status], ...] = (
     (NamespaceExists, Status(grpc.StatusCode.ALREADY_EXISTS, 400, 10014)),
     (PermissionDenied, Status(grpc.StatusCode.PERMISSION_DENIED, 403, 10000)),
     (Unavailable, Status(grpc.StatusCode.UNAVAILABLE, 503, 10000)),
+    # 507 Insufficient Storage: a state of this node, not of the request.
+    (InsufficientStorage, Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 507, 10000)),
     (Overloaded, Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 503, 10000)),
     (MemberRemoved, Status(grpc.StatusCode.FAILED_PRECONDITION, 409, 10000)),
     (ReplicationTimeout, Status(grpc.StatusCode.DEADLINE_EXCEEDED, 504, 10000)),

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rumor.node.core.errors import MalformedPeerMessage
+from rumor.node.core.errors import InsufficientStorage, MalformedPeerMessage
 from rumor.node.core.membership import Member
 from rumor.node.replication.engine.components import IDLE_MS, Services
 from rumor.node.replication.engine.messages import (
@@ -158,8 +158,12 @@ class Gossip:
             services.reply(token, PushReply(not_ready=True), to=sender)
             return
         coverage = services.clamp_coverage(push.coverage)
+        wall_ms = services.time_for_records(now).wall_ms
         try:
-            outcome = services.replica.apply_remote(list(push.records), now.wall_ms, coverage)
+            outcome = services.replica.apply_remote(list(push.records), wall_ms, coverage)
+        except InsufficientStorage as error:  # the pusher queues them again
+            services.reply(token, Refusal(RefusalCode.UNAVAILABLE, str(error)), to=sender)
+            return
         except MalformedPeerMessage as error:
             services.stats.malformed_messages += 1
             services.notice(NoticeKind.MALFORMED, str(error), peer=f"{sender:016x}")
@@ -225,8 +229,11 @@ class Gossip:
         if not isinstance(answer, Response) or not isinstance(answer.body, AuditReply):
             return  # anti-entropy brings them
         services = self.services
+        wall_ms = services.time_for_records(now).wall_ms
         try:
-            outcome = services.replica.apply_remote(list(answer.body.records), now.wall_ms)
+            outcome = services.replica.apply_remote(list(answer.body.records), wall_ms)
+        except InsufficientStorage:
+            return  # anti-entropy brings them once this node takes writes again
         except MalformedPeerMessage as error:
             services.stats.malformed_messages += 1
             services.notice(NoticeKind.MALFORMED, str(error), peer=f"{answer.envelope.sender:016x}")

@@ -36,6 +36,8 @@ class Envelope:
     high_seqs: Mapping[int, int] = field(default_factory=dict)
     # The sender's last own seq issued, durable or not (GC's phase 2 waits for it).
     issued_seq: int = 0
+    # Why the sender takes no writes now (its disk is full, its clock is fenced); "": it does.
+    refuses_writes: str = ""
 
 
 # ---- requests and their replies -----------------------------------------------------
@@ -221,7 +223,9 @@ class NoticeKind(enum.Enum):
     MEMBER_STATE = "member_state"  # a member changed state
     MEMBER_TIMED_OUT = "member_timed_out"  # removed after --member-timeout of dead time
     AUDIT_REPAIRED = "audit_repaired"  # a genuine divergence was repaired (a bug to report)
-    CLOCK_OFFSET = "clock_offset"  # this node's clock is off from the majority
+    CLOCK_OFFSET = "clock_offset"  # this node's clock is off from the majority (warn only)
+    CLOCK_FENCED = "clock_fenced"  # ... and fenced: no writes, not ready for reads
+    CLOCK_UNFENCED = "clock_unfenced"  # back in range
     MALFORMED = "malformed"  # a peer sent a malformed message; it was rejected whole
     CLAMPED = "clamped"  # a watermark claim above its origin's known high seq was clamped
     SEED_UNREACHABLE = "seed_unreachable"  # no seed answered; retrying with backoff
@@ -261,6 +265,7 @@ class Done:
     failed: tuple[Failed, ...] = ()
     snapshot_fetched: bool = False  # the copy asked for is downloaded and verified
     snapshot_failed: str = ""  # or why it could not be
+    disk_full: bool | None = None  # the disk filled up (True) or has room again (False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ it refutes). Now and then a dead or departed member is pinged too, since
 partitions heal and nodes restart; its answer is proof of life.
 
 Each direct ping also measures the member's clock offset NTP-style (the four
-timestamps, our side taken as max(wall clock, HLC)), which the clock fence
-judges.
+timestamps, our side taken as max(wall clock, HLC), and once more as our
+wall clock alone), which the clock fence judges.
 """
 
 from __future__ import annotations
@@ -63,13 +63,16 @@ class Probing:
 
     def _ping(self, member: Member, now: Now, then: Continuation) -> None:
         sent = self.read_ms(now)
+        sent_wall = now.wall_ms
 
         def measured(answer: Response | Failed, at: Now) -> None:
             if isinstance(answer, Response) and isinstance(answer.body, PingReply):
                 reply = answer.body
                 if reply.received_ms:
-                    offset = ntp_offset(sent, reply.received_ms, reply.replied_ms, self.read_ms(at))
-                    self.fence.record(member.id, offset)
+                    received, replied = reply.received_ms, reply.replied_ms
+                    offset = ntp_offset(sent, received, replied, self.read_ms(at))
+                    wall_offset = ntp_offset(sent_wall, received, replied, at.wall_ms)
+                    self.fence.record(member.id, offset, wall_offset)
             then(answer, at)
 
         self.services.send(

@@ -42,6 +42,7 @@ METHOD_OF: dict[type, str] = {
     Admit: "Admit",
 }
 MAX_INCARNATION = 1 << 63
+MAX_REASON_CHARS = 200  # a peer's word on why it refuses writes, as far as it is kept
 RESPONSE_CLASS: dict[str, Any] = {
     "Push": pb.PushResponse,
     "Exchange": pb.ExchangeResponse,
@@ -111,6 +112,7 @@ def envelope_to_pb(envelope: Envelope) -> pb.Envelope:
         name=envelope.name,
         high_seqs=envelope.high_seqs,
         issued_seq=envelope.issued_seq,
+        refuses_writes=envelope.refuses_writes,
     )
 
 
@@ -125,6 +127,7 @@ def envelope_from_pb(message: pb.Envelope) -> Envelope:
         watermarks=dict(message.watermarks),
         high_seqs=dict(message.high_seqs),
         issued_seq=message.issued_seq,
+        refuses_writes=message.refuses_writes[:MAX_REASON_CHARS],
     )
 
 

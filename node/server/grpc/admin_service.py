@@ -99,6 +99,9 @@ class AdminService:
                     else r.membership.vectors.get(member.id, {})
                 ),
                 clock_offset_ms=r.clock_offset_ms(member.id),
+                writes_refused=(
+                    r.writes_refused if member.id == replica.node_id else r.refusing(member.id)
+                ),
             )
             for member in r.membership.all()
         ]
@@ -126,6 +129,9 @@ class AdminService:
             max_event_loop_lag_ms=(
                 0.0 if self._loop_lag is None else self._loop_lag.max_seconds * 1000
             ),
+            not_ready=r.not_ready,
+            writes_refused=r.writes_refused,
+            disk_full=r.disk_full,
         )
 
     async def RemoveNode(
