@@ -40,8 +40,9 @@ class DiskSpaceRule:
 
     @property
     def open_bytes(self) -> int:
-        """Free bytes the store needs to open (replaying its WAL): the reserve's size."""
-        return max(self.reserve_bytes, MIN_RESUME_BYTES)
+        """Free bytes beside the reserve the store needs to open (replaying its WAL): as
+        much as the reserve, so no node with room for writes gives its reserve away."""
+        return self.resume_bytes - self.reserve_bytes
 
     def release_before_open(self, free_bytes: int, reserve_held: bool) -> bool:
         """Delete the reserve before opening the store: too little room to open it."""
