@@ -4,6 +4,7 @@ the engine decides while its disk is full or its clock fenced (in the simulator)
 from __future__ import annotations
 
 import random
+from functools import partial
 
 import grpc
 import pytest
@@ -85,16 +86,19 @@ def test_fenced_when_a_majority_is_off_on_either_measure(
     def majority(values: list[float]) -> bool:
         return sum(abs(v) > 500 for v in values) * 2 > len(values)
 
-    off = majority([o for o, _ in measured]) or majority([w for _, w in measured])
+    wall_off = majority([w for _, w in measured])
+    off = wall_off or majority([o for o, _ in measured])
     assert verdict.fenced == (enforce and off)
+    assert verdict.wall_fenced == (enforce and wall_off)
     assert verdict.warn == (off and not enforce)
-    # Fenced, the node reads its peers' time: its wall clock minus its own offset.
-    if verdict.fenced:
+    assert bool(verdict.reason()) == verdict.fenced
+    assert bool(verdict.read_reason()) == verdict.wall_fenced
+    # Its wall clock fenced, the node reads its peers' time: its wall clock minus its offset.
+    if verdict.wall_fenced:
         assert verdict.corrected_wall_ms(1_000_000) == 1_000_000 - round(verdict.wall_offset_ms)
-        assert verdict.reason().startswith("clock offset too large: ")
+        assert verdict.read_reason().startswith("clock offset too large: ")
     else:
         assert verdict.corrected_wall_ms(1_000_000) == 1_000_000
-        assert verdict.reason() == ""
 
 
 def test_a_wall_clock_behind_is_fenced_even_when_the_hlc_hides_it() -> None:
@@ -104,14 +108,38 @@ def test_a_wall_clock_behind_is_fenced_even_when_the_hlc_hides_it() -> None:
     for peer in (1, 2):
         fence.record(peer, offset_ms=120.0, wall_offset_ms=600_000.0)
     verdict = fence.verdict([1, 2])
-    assert verdict.fenced
+    assert verdict.fenced and verdict.wall_fenced
     assert verdict.wall_offset_ms == -600_000.0
     assert verdict.reason() == "clock offset too large: -600000 ms"
     assert verdict.corrected_wall_ms(1_000) == 601_000
     assert not FenceVerdict(False, False, 0.0).reason()
 
 
+def test_an_hlc_ahead_of_a_wall_clock_set_right_fences_writes_not_reads() -> None:
+    """The wall clock ran ahead and was set right: the HLC it left is still ahead, so
+    writes (which carry it) wait; expirations go by the wall clock, so reads are served."""
+    fence = ClockFence(500)
+    for peer in (1, 2):
+        fence.record(peer, offset_ms=-30_000.0, wall_offset_ms=3.0)
+    verdict = fence.verdict([1, 2])
+    assert verdict.fenced and not verdict.wall_fenced
+    assert verdict.reason() == "clock offset too large: +30000 ms"
+    assert verdict.read_reason() == ""
+    assert verdict.corrected_wall_ms(1_000) == 1_000
+
+
+def test_a_measurement_with_a_long_round_trip_is_not_taken() -> None:
+    fence = ClockFence(500)
+    fence.record(1, 10.0, 10.0, round_trip_ms=20)
+    fence.record(1, 700.0, 700.0, round_trip_ms=1400)  # a loaded host: error up to 700 ms
+    assert fence.offsets[1] == 10.0 and fence.wall_offsets[1] == 10.0
+
+
 # ---- the engine, in the simulator -----------------------------------------------------
+
+
+def start(cluster: Cluster, slot: int, seeds: tuple[int, ...]) -> None:
+    cluster.start(slot, seeds)
 
 
 def three_nodes(offset_ms: int = 0) -> Cluster:
@@ -122,9 +150,8 @@ def three_nodes(offset_ms: int = 0) -> Cluster:
     )
     cluster = Cluster(settings, random.Random(11))
     cluster.offsets_ms[2] = offset_ms
-    cluster.loop.at(0, lambda: cluster.start(0))
-    cluster.loop.at(5, lambda: cluster.start(1, (0,)))
-    cluster.loop.at(9, lambda: cluster.start(2, (0, 1)))
+    for at_ms, slot, seeds in ((0, 0, ()), (5, 1, (0,)), (9, 2, (0, 1))):
+        cluster.loop.at(at_ms, partial(start, cluster, slot, seeds))
     cluster.loop.run_until(3000)
     return cluster
 
@@ -135,7 +162,7 @@ def test_a_fenced_node_is_not_ready_and_judges_records_by_its_peers_time(
 ) -> None:
     cluster = three_nodes(offset_ms)
     skewed = cluster.processes[2].engine
-    assert skewed.verdict.fenced and not skewed.ready_for_clients
+    assert skewed.verdict.wall_fenced and not skewed.ready_for_clients
     assert f"{-offset_ms:+d}"[0] != f"{skewed.verdict.offset_ms:+.0f}"[0]  # the sign: ours
     with pytest.raises(Unavailable, match="clock offset too large"):
         skewed.check_readable()

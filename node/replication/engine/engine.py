@@ -215,8 +215,8 @@ class Engine:
 
     @property
     def ready_for_clients(self) -> bool:
-        """Serving clients: joined (or alone) and not fenced for its clock."""
-        return self.serving and not self.readiness.verdict.fenced
+        """Serving clients: joined (or alone) and its wall clock not fenced."""
+        return self.serving and not self.readiness.verdict.wall_fenced
 
     # ---- the contract ---------------------------------------------------
 
@@ -544,10 +544,11 @@ class Engine:
         verdict = self.readiness.judge_clock([p.id for p in self.membership.up_peers()])
         if verdict.warn and not self._warned_clock:
             self.notice(NoticeKind.CLOCK_OFFSET, "", offset_ms=round(verdict.offset_ms))
-        if verdict.fenced != was.fenced:
+        if (verdict.fenced, verdict.wall_fenced) != (was.fenced, was.wall_fenced):
             self.notice(
                 NoticeKind.CLOCK_FENCED if verdict.fenced else NoticeKind.CLOCK_UNFENCED,
                 verdict.reason(),
+                reads_refused=verdict.wall_fenced,
                 wall_offset_ms=round(verdict.wall_offset_ms),
             )
         self._warned_clock = verdict.warn or verdict.fenced

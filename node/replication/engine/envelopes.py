@@ -145,7 +145,7 @@ class Envelopes:
                 f"node {sender:016x} was removed from the cluster; wipe its data directory"
                 " and start it again to join as a new node",
             )
-        replica.observe_clock(envelope.hlc, services.time_for_records(now).wall_ms)
+        replica.observe_clock(envelope.hlc, now.wall_ms, services.time_for_records(now).wall_ms)
         was = membership.state_of(sender)
         membership.heard_from(
             sender, envelope.address, envelope.boot_nonce, now.mono_ms, envelope.name

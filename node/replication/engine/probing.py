@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rumor.node.core.clock_fence import ClockFence, ntp_offset
+from rumor.node.core.clock_fence import ClockFence, ntp_offset, round_trip
 from rumor.node.core.membership import Member
 from rumor.node.replication.engine.components import Continuation, Services
 from rumor.node.replication.engine.messages import Failed, Now, Ping, PingReply, Response
@@ -70,9 +70,11 @@ class Probing:
                 reply = answer.body
                 if reply.received_ms:
                     received, replied = reply.received_ms, reply.replied_ms
-                    offset = ntp_offset(sent, received, replied, self.read_ms(at))
+                    back = self.read_ms(at)
+                    offset = ntp_offset(sent, received, replied, back)
                     wall_offset = ntp_offset(sent_wall, received, replied, at.wall_ms)
-                    self.fence.record(member.id, offset, wall_offset)
+                    trip = round_trip(sent, received, replied, back)
+                    self.fence.record(member.id, offset, wall_offset, trip)
             then(answer, at)
 
         self.services.send(

@@ -4,11 +4,11 @@ Two states of the node itself keep it from taking writes, and each is said in
 every envelope it sends (``refuses_writes``), so its peers know:
 
 - its clock is off from its peers' (the fence, ``core.clock_fence``): it takes
-  no writes and is *not ready* — reads are refused UNAVAILABLE naming the
-  offset, so clients fail over, and a read never judges an expiration by a
-  clock the node knows is wrong. What the engine still decides by time while
-  fenced (deferral, merging a peer's HLC, purging expired records) it decides
-  by its peers' time (``time_for_records``);
+  no writes, and while its wall clock is the one off it is *not ready* —
+  reads are refused UNAVAILABLE naming the offset, so clients fail over, and a
+  read never judges an expiration by a clock the node knows is wrong. What the
+  engine still decides by time meanwhile (deferral, the horizon of HLC merges,
+  purging expired records) it decides by its peers' time (``time_for_records``);
 - its disk is full (the driver reports it through ``Done.disk_full``): it
   refuses client writes (RESOURCE_EXHAUSTED) and peers' records, starts no
   work that writes (anti-entropy, audits, sweeps, deferred records), and still
@@ -16,7 +16,7 @@ every envelope it sends (``refuses_writes``), so its peers know:
   anti-entropy once it takes writes again.
 
 The driver's readiness (gRPC health, ``/healthz``) is ``serving`` (it joined)
-and not fenced.
+and the wall clock not fenced.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Readiness:
 
     def not_ready(self) -> str:
         """Why reads are refused too ("" while served)."""
-        return self.verdict.reason()
+        return self.verdict.read_reason()
 
     def check_writable(self) -> None:
         if self.verdict.fenced:
@@ -61,14 +61,15 @@ class Readiness:
             raise InsufficientStorage(DISK_FULL)
 
     def check_readable(self) -> None:
-        if self.verdict.fenced:
+        if self.verdict.wall_fenced:
             raise Unavailable(
-                f"{self.verdict.reason()}: this node's clock is off from its peers', so it"
+                f"{self.verdict.read_reason()}: this node's clock is off from its peers', so it"
                 " serves no reads (expirations would be judged wrong); read from another node"
             )
 
     def time_for_records(self, now: Now) -> Now:
-        """``now`` with the wall time corrected to the peers' while fenced."""
-        if not self.verdict.fenced:
+        """``now`` with the wall time corrected to the peers' while the wall clock is
+        fenced."""
+        if not self.verdict.wall_fenced:
             return now
         return Now(now.mono_ms, self.verdict.corrected_wall_ms(now.wall_ms))
