@@ -84,6 +84,7 @@ class PingReply:
     received_ms: int = 0
     replied_ms: int = 0
     target_alive: bool = False
+    replied_wall_ms: int = 0  # the replier's wall clock alone (0: not said, an older node)
 
 
 @dataclass(frozen=True, slots=True)

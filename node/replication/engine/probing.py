@@ -72,7 +72,10 @@ class Probing:
                     received, replied = reply.received_ms, reply.replied_ms
                     back = self.read_ms(at)
                     offset = ntp_offset(sent, received, replied, back)
-                    wall_offset = ntp_offset(sent_wall, received, replied, at.wall_ms)
+                    # Wall clock against wall clock: the replier's lead of HLC over wall
+                    # (it took a peer's HLC a little ahead) is not our clock's fault.
+                    lead = replied - reply.replied_wall_ms if reply.replied_wall_ms else 0
+                    wall_offset = ntp_offset(sent_wall, received - lead, replied - lead, at.wall_ms)
                     trip = round_trip(sent, received, replied, back)
                     self.fence.record(member.id, offset, wall_offset, trip)
             then(answer, at)
@@ -141,9 +144,8 @@ class Probing:
         services = self.services
         received = self.read_ms(now)
         if not ping.probe_target:
-            services.reply(
-                token, PingReply(received, self.read_ms(now)), to=sender, all_members=False
-            )
+            reply = PingReply(received, self.read_ms(now), replied_wall_ms=now.wall_ms)
+            services.reply(token, reply, to=sender, all_members=False)
             return
         target = services.membership.members.get(ping.probe_target) or Member(
             ping.probe_target, ping.target_address

@@ -210,6 +210,7 @@ def reply_to_pb(envelope: Envelope, body: ReplyBody) -> Any:
             received_ms=body.received_ms,
             replied_ms=body.replied_ms,
             target_alive=body.target_alive,
+            replied_wall_ms=body.replied_wall_ms,
         )
     if isinstance(body, JoinReply):
         return pb.JoinResponse(envelope=env, members=[member_to_pb(m) for m in body.members])
@@ -245,7 +246,9 @@ def reply_from_pb(method: str, message: Any) -> tuple[Envelope, ReplyBody]:
             tuple(_coverage_from_pb(c) for c in message.coverage),
         )
     elif method == "Ping":
-        body = PingReply(message.received_ms, message.replied_ms, message.target_alive)
+        body = PingReply(
+            message.received_ms, message.replied_ms, message.target_alive, message.replied_wall_ms
+        )
     elif method == "Join":
         body = JoinReply(tuple(member_from_pb(m) for m in message.members))
     elif method == "Admit":

@@ -210,16 +210,18 @@ class PingRequest(_message.Message):
     def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., sent_ms: _Optional[int] = ..., probe_target: _Optional[int] = ..., target_address: _Optional[str] = ...) -> None: ...
 
 class PingResponse(_message.Message):
-    __slots__ = ("envelope", "received_ms", "replied_ms", "target_alive")
+    __slots__ = ("envelope", "received_ms", "replied_ms", "target_alive", "replied_wall_ms")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
     REPLIED_MS_FIELD_NUMBER: _ClassVar[int]
     TARGET_ALIVE_FIELD_NUMBER: _ClassVar[int]
+    REPLIED_WALL_MS_FIELD_NUMBER: _ClassVar[int]
     envelope: Envelope
     received_ms: int
     replied_ms: int
     target_alive: bool
-    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., received_ms: _Optional[int] = ..., replied_ms: _Optional[int] = ..., target_alive: _Optional[bool] = ...) -> None: ...
+    replied_wall_ms: int
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., received_ms: _Optional[int] = ..., replied_ms: _Optional[int] = ..., target_alive: _Optional[bool] = ..., replied_wall_ms: _Optional[int] = ...) -> None: ...
 
 class JoinRequest(_message.Message):
     __slots__ = ("envelope",)
