@@ -315,6 +315,9 @@ class Engine:
             self.snapshots.synced()
         if done.disk_full is not None:
             self.readiness.disk_full = done.disk_full
+            if done.disk_full and self.replica.records_held > 0:
+                # It can take nothing to catch up with: it serves what it holds, read-only.
+                self.become_serving("disk full: serving what this node holds, read-only")
         if done.snapshot_fetched:
             self.snapshots.fetched(now)
         elif done.snapshot_failed:

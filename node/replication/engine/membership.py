@@ -160,9 +160,9 @@ class Membership:
         try:
             self.store.write(batch)
         except InsufficientStorage:
-            if incarnation:
-                raise
-            return  # a full disk: the table is learned again from peers after a restart
+            # A full disk: the table is learned again from peers after a restart, and an
+            # incarnation stored too low is raised again by the next refutation.
+            return
         if incarnation:
             self.store.sync_wal()
 

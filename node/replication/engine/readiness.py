@@ -13,7 +13,8 @@ every envelope it sends (``refuses_writes``), so its peers know:
   refuses client writes (RESOURCE_EXHAUSTED) and peers' records, starts no
   work that writes (anti-entropy, audits, sweeps, deferred records), and still
   serves reads. Peers' records wait in their push queues or are caught up by
-  anti-entropy once it takes writes again.
+  anti-entropy once it takes writes again. A node that starts full, unable to
+  take a synchronisation, serves what it holds at once (if it holds anything).
 
 The driver's readiness (gRPC health, ``/healthz``) is ``serving`` (it joined)
 and the wall clock not fenced.

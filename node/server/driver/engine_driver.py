@@ -326,6 +326,9 @@ class EngineDriver:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             error = task.exception()
+            if isinstance(error, InsufficientStorage):  # a state the disk guard reports
+                log.warning("replication.unwritten", reason="disk full")
+                return
             log.error("replication.task_failed", error=repr(error), exc_info=error)
 
     async def _send(self, message: Outbound) -> None:
