@@ -86,8 +86,11 @@ class DiskGuard:
 
     def start(self) -> None:
         """After the store opened: writable if there is room (the reserve made), else full."""
-        if self._room_for_writes():
-            return
+        try:
+            if self._room_for_writes():
+                return
+        except OSError as error:  # the space went between the look and the reserve
+            log.warning("disk.reserve_not_made", error=str(error))
         self.full, self.full_since = True, time.time()
         log.warning(
             "disk.full",
@@ -124,6 +127,9 @@ class DiskGuard:
             self._probe = loop.run_in_executor(None, self._writable_again)
             try:
                 writable = await asyncio.shield(self._probe)
+            except Exception as error:  # the store refused otherwise: probe again later
+                log.warning("disk.probe_failed", error=repr(error))
+                writable = False
             finally:
                 self._probe = None
             self.probes += 1
