@@ -197,9 +197,9 @@ def test_a_node_with_a_full_disk_refuses_writes_and_records_and_says_so() -> Non
     assert engine.replica.header(NAMESPACE, b"while-full") is None  # pushes were refused
     assert engine.replica.records_held == held_before
     for slot in (0, 1):
-        assert cluster.processes[slot].engine.envelopes.refusing[engine.node_id] == (
-            DISK_FULL_REASON
-        )
+        peer = cluster.processes[slot].engine
+        assert peer.envelopes.refusing[engine.node_id] == DISK_FULL_REASON
+        assert not peer.gossip.queues.queues.get(engine.node_id)  # nothing pushed to it
     # Room again: the record arrives (push queues, anti-entropy) and peers hear of it.
     engine.advance(Done(disk_full=False), cluster.now_of(2))
     engine.check_writable()

@@ -149,6 +149,7 @@ class Engine:
             become_serving=self.become_serving,
             clamp_coverage=self._clamp_coverage,
             time_for_records=self.readiness.time_for_records,
+            takes_records=lambda member: self.envelopes.refusing.get(member) != DISK_FULL_REASON,
         )
         self.envelopes = Envelopes(
             services,

@@ -14,7 +14,9 @@ after ``pull_grace_ms`` fetch it by key from the announcer, so the tail is
 repaired in milliseconds rather than at the next anti-entropy round, for ids,
 not records.
 
-Each peer has at most one Push in flight. A joining node refuses epidemic
+Each peer has at most one Push in flight. A peer that said its disk is full
+gets no Push (it would refuse it): its queue is dropped, and anti-entropy
+brings it what it missed once it has room. A joining node refuses epidemic
 pushes ("not ready") until its first complete exchange; a push-back (a Push
 with coverage) is always taken. A Push is answered once its records are
 written; their WAL sync is requested (``want_durable``), not awaited: this
@@ -95,16 +97,21 @@ class Gossip:
         services = self.services
         records = services.replica.take_ready_to_push()
         if records:
-            peers = services.membership.up_peers()
+            peers = [p.id for p in services.membership.up_peers() if services.takes_records(p.id)]
             if peers:
-                self.plan(records, [p.id for p in peers])
+                self.plan(records, peers)
         waiting = [peer for peer, queue in self.queues.queues.items() if queue]
         waiting += [peer for peer in self.announce if peer not in self.queues.queues]
         members = services.membership.members
         for peer_id in waiting:
             peer = members.get(peer_id)
-            if peer is None or not peer.up or not peer.address:
-                # Not up: nothing stays queued for it; anti-entropy covers it on return.
+            if (
+                peer is None
+                or not peer.up
+                or not peer.address
+                or not services.takes_records(peer_id)
+            ):
+                # Not up, or full: nothing stays queued for it; anti-entropy covers it later.
                 self.forget(peer_id)
                 continue
             if peer_id not in self.in_flight:
