@@ -14,7 +14,10 @@
   the driver and the snapshot server stop, the WAL is synced and the store
   closed. A shutdown step slower than a second is logged by name.
 
-A failed WAL sync stops the node with exit status 70.
+A failed WAL sync stops the node with exit status 70. A full disk does not
+stop it (``disk_space``): it serves reads, refuses writes until space
+returns, and stops cleanly on SIGTERM; a store that cannot even open for lack
+of space exits with status 74.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -36,6 +40,8 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from rumor.node import logs
 from rumor.node.config import Config
+from rumor.node.core.disk_space import MIB, DiskSpaceRule
+from rumor.node.core.errors import InsufficientStorage
 from rumor.node.replication import Durability, Replica
 from rumor.node.replication.engine.build import Identity, build
 from rumor.node.replication.engine.engine import Engine
@@ -47,6 +53,7 @@ from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.console import app as console
 from rumor.node.server.console.feed import ClusterView
 from rumor.node.server.console.peers import PeerAccess, PeerFeeds
+from rumor.node.server.driver import disk_space
 from rumor.node.server.driver.clock import WallClock
 from rumor.node.server.driver.engine_driver import EngineDriver, new_boot_nonce, now_monotonic_ms
 from rumor.node.server.driver.faults import FaultRules
@@ -65,10 +72,11 @@ from rumor.node.server.grpc.server import (
     BindError,
     GrpcServer,
 )
+from rumor.node.server.health import Health
 from rumor.node.server.http.gateway import build_app, serve, serve_unix
 from rumor.node.server.http.guard import HttpGuard
 from rumor.node.server.loop_lag import LoopLag
-from rumor.node.server.metrics import Metrics
+from rumor.node.server.metrics import Conditions, Metrics
 from rumor.node.server.operations import Operations
 from rumor.node.server.snapshot import swap as snapshot_swap
 from rumor.node.server.snapshot.client import download, grpc_stream
@@ -94,6 +102,7 @@ log = structlog.get_logger(__name__)
 EXIT_SYNC_FAILED = 70
 EXIT_REMOVED = 78  # EX_CONFIG: this id was removed; the data directory must be wiped
 EXIT_DUPLICATE_ID = 76  # another live process holds this node's id (a copied data directory)
+EXIT_DISK_FULL = 74  # EX_IOERR: no room even to open the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +160,14 @@ class Node:
         remove_all(data_dir)  # checkpoints served by an earlier process
         if snapshot_swap.resume(data_dir):
             log.info("snapshot.installed", message="an interrupted install was finished")
+        rule = DiskSpaceRule(self.config.disk_reserve_mb * MIB)
         while True:
-            store = RocksStore(data_dir)
+            disk_space.before_open(Path(data_dir), rule)
+            try:
+                store = RocksStore(data_dir)
+            except InsufficientStorage as error:
+                print(f"rumor node: {error}", file=sys.stderr, flush=True)
+                return EXIT_DISK_FULL
             try:
                 self._take_new_id_if_restored(store)
                 await self._serve(store)
@@ -227,7 +242,7 @@ class Node:
         )
         self._replica = engine.replica
         faults = FaultRules()
-        driver = self._build_driver(engine, faults, security, server, stack)
+        driver = self._build_driver(engine, store, faults, security, server, stack)
         wiring = Wiring(
             store=store,
             security=security,
@@ -247,12 +262,14 @@ class Node:
     def _build_driver(
         self,
         engine: Engine,
+        store: RocksStore,
         faults: FaultRules,
         security: Security,
         server: GrpcServer,
         stack: contextlib.AsyncExitStack,
     ) -> EngineDriver:
-        """The engine's driver: group commit, peer transport, and the hooks it calls."""
+        """The engine's driver: group commit, peer transport, the disk guard, and the
+        hooks it calls."""
         config, replica = self.config, engine.replica
         transport = GrpcTransport(
             faults,
@@ -265,8 +282,13 @@ class Node:
             stream = grpc_stream(transport.channel(address), security.call_metadata)
             return await download(stream, replica.node_id, config.data_dir)
 
-        async def serving() -> None:
-            await server.set_serving(True)
+        async def readiness(ready: bool) -> None:
+            await server.set_serving(ready)
+
+        disk = disk_space.DiskGuard(
+            Path(config.data_dir), DiskSpaceRule(config.disk_reserve_mb * MIB), store
+        )
+        disk.start()
 
         driver = EngineDriver(
             engine,
@@ -282,8 +304,9 @@ class Node:
             self.clock,
             faults=faults,
             on_stop=self._refused,
-            on_ready=serving,
+            on_readiness=readiness,
             download_snapshot=fetch_snapshot,
+            disk=disk,
         )
         stack.push_async_callback(self._flush, driver.commit)
         return driver
@@ -347,13 +370,15 @@ class Node:
 
     def _metrics(self, wiring: Wiring) -> Metrics:
         """The node's series; with workers, theirs added at each scrape."""
-        engine = wiring.driver.engine
+        driver = wiring.driver
+        engine = driver.engine
         metrics = Metrics(
             node_id=engine.replica.node_id,
             replica=engine.replica,
             stats=engine.stats,
             queues=engine.gossip.queues,
             vectors=lambda: engine.membership.vectors,
+            conditions=lambda: Conditions(driver.ready, driver.fenced, driver.disk_full),
         )
         if wiring.owner is not None:
             socket_dir = wiring.owner.socket_dir
@@ -384,6 +409,11 @@ class Node:
         config, server, driver = self.config, wiring.server, wiring.driver
         loop_lag = asyncio.create_task(services.loop_lag.run(), name="loop-lag")
         stack.push_async_callback(_cancelled, loop_lag)
+        if driver.disk is not None:
+            guard = driver.disk
+            stack.push_async_callback(guard.stop)  # after the watch: a probe may be under way
+            disk_watch = asyncio.create_task(guard.watch(), name="disk-space")
+            stack.push_async_callback(_cancelled, disk_watch)
         http_runner, http_address = await self._serve_http(wiring, services)
         if http_runner is not None:
             _on_stop(stack, "http", http_runner.cleanup)
@@ -452,8 +482,13 @@ class Node:
 
     async def _flush(self, commit: GroupCommit) -> None:
         """The last step of a stop: sync what is written (pointless once a sync failed)."""
-        if self.exit_status != EXIT_SYNC_FAILED:
+        if self.exit_status == EXIT_SYNC_FAILED:
+            return
+        try:
             await commit.flush()
+        except InsufficientStorage:
+            # Not acknowledged, so nothing is lost: RocksDB recovers what its WAL holds.
+            log.warning("node.stop_unsynced", reason="disk full")
 
     def _bind(self, security: Security, owner: OwnerListeners | None) -> tuple[GrpcServer, str]:
         server = GrpcServer()
@@ -490,7 +525,7 @@ class Node:
         gateway = build_app(
             services.operations,
             authorize=access,
-            ready=lambda: driver.ready,
+            health=lambda: Health(driver.ready, driver.not_ready, driver.writes_refused),
             metrics_text=services.metrics.render,
             observe=services.metrics.observe,
             guard=guard,

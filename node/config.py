@@ -183,6 +183,12 @@ class Config:
         " wal: after the WAL write, survives a process crash only, faster.",
         choices=("fsync", "wal"),
     )
+    disk_reserve_mb: int = _setting(
+        64,
+        "MiB preallocated in the data directory and released when the disk fills, so a"
+        " full node can stop cleanly and start again read-only; writes resume once twice"
+        " this much is free. 0: no reserve.",
+    )
     wal_sync: str = _setting(
         "thread",
         "Where group commit runs its WAL fsync: thread (a worker thread, the loop keeps"
@@ -322,6 +328,8 @@ class Config:
             problems.append(f"workers must be auto or a number from 0 to 256; got {self.workers!r}")
         if self.read_admission_timeout_ms < 0:
             problems.append("read_admission_timeout_ms must be at least 0")
+        if self.disk_reserve_mb < 0:
+            problems.append("disk_reserve_mb must be at least 0")
         if self.min_expiration_ttl < 1:
             problems.append("min_expiration_ttl must be at least 1")
         if self.protocol_profile in ("lan", "local", "wan"):

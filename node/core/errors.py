@@ -51,6 +51,20 @@ class MalformedPeerMessage(InvalidRequest):
     """A peer sent a record or a claim that breaks a structural rule; nothing of it applied."""
 
 
+class InsufficientStorage(RumorError):
+    """The node's disk is full: it refuses writes until space returns and serves reads
+    (gRPC RESOURCE_EXHAUSTED, HTTP 507)."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or DISK_FULL)
+
+
+DISK_FULL = (
+    "no space left on this node's disk: it refuses writes until space is freed"
+    " and still serves reads; write to another node"
+)
+
+
 class Overloaded(RumorError):
     """A bounded resource is full and did not free up in time (RESOURCE_EXHAUSTED, HTTP 503)."""
 

@@ -8,6 +8,7 @@ import grpc
 
 from rumor.node.core.errors import (
     IncompatiblePeer,
+    InsufficientStorage,
     InvalidRequest,
     KeyTooLong,
     MemberRemoved,
@@ -41,6 +42,8 @@ _STATUSES: tuple[tuple[type[RumorError], Status], ...] = (
     (NamespaceExists, Status(grpc.StatusCode.ALREADY_EXISTS, 400, 10014)),
     (PermissionDenied, Status(grpc.StatusCode.PERMISSION_DENIED, 403, 10000)),
     (Unavailable, Status(grpc.StatusCode.UNAVAILABLE, 503, 10000)),
+    # 507 Insufficient Storage: a state of this node, not of the request.
+    (InsufficientStorage, Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 507, 10000)),
     (Overloaded, Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 503, 10000)),
     (MemberRemoved, Status(grpc.StatusCode.FAILED_PRECONDITION, 409, 10000)),
     (IncompatiblePeer, Status(grpc.StatusCode.FAILED_PRECONDITION, 409, 10000)),

@@ -15,7 +15,7 @@ process-global one, so several nodes in one process — as in tests — stay apa
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -290,6 +290,35 @@ class RequestMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+class Conditions(NamedTuple):
+    """What keeps a node from serving: each a gauge of 0 or 1 at scrape time."""
+
+    ready: bool  # joined, and the clock not fenced
+    clock_fenced: bool  # no writes, no reads: the clock is off from the peers'
+    disk_full: bool  # no writes: no space left on the data directory's disk
+
+
+class _ConditionCollector(Collector):
+    def __init__(self, conditions: Callable[[], Conditions]) -> None:
+        self.conditions = conditions
+
+    def collect(self) -> Iterable[Metric]:
+        now = self.conditions()
+        yield GaugeMetricFamily(
+            "rumor_ready", "1 while the node serves clients (joined, clock not fenced).", now.ready
+        )
+        yield GaugeMetricFamily(
+            "rumor_clock_fenced",
+            "1 while the node's clock is off from its peers': it takes no writes, serves no reads.",
+            now.clock_fenced,
+        )
+        yield GaugeMetricFamily(
+            "rumor_disk_full",
+            "1 while the node's disk is full: it refuses writes and serves reads.",
+            now.disk_full,
+        )
+
+
 class Metrics(RequestMetrics):
     """A node's metrics: request series plus a scrape-time collector of its state.
 
@@ -306,9 +335,12 @@ class Metrics(RequestMetrics):
         stats: ReplicationStats,
         queues: DropCounter,
         vectors: Vectors | None = None,
+        conditions: Callable[[], Conditions] | None = None,
     ) -> None:
         super().__init__()
         self.registry.register(_StateCollector(node_id, replica, stats, queues, vectors))
+        if conditions is not None:
+            self.registry.register(_ConditionCollector(conditions))
         # A node with workers: their expositions, added to this one's (see metrics_merge).
         self.worker_expositions: Callable[[], list[str]] | None = None
 

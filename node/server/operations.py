@@ -43,7 +43,12 @@ class ReplicationHooks(Protocol):
     """What client writes need from replication."""
 
     def check_clock(self) -> None:
-        """Raise Unavailable while this node's clock is fenced."""
+        """Raise while client writes are refused: the clock fenced (Unavailable), the
+        disk full (InsufficientStorage)."""
+        ...
+
+    def check_readable(self) -> None:
+        """Raise Unavailable while reads are refused (the clock is fenced)."""
         ...
 
     async def wait_for_replicas(self, seq: int, wanted: int) -> None:
@@ -82,6 +87,9 @@ class Standalone:
         return self.replica.write_all(writes, self.clock.wall_ms())
 
     def check_clock(self) -> None:
+        return None
+
+    def check_readable(self) -> None:
         return None
 
     def lag_bound_ms(self) -> int | None:
@@ -368,6 +376,7 @@ class Operations:
 
     def get(self, namespace_id: str, key: bytes, cache_ttl: object = None) -> Found | None:
         """The live record of ``key``; ``cache_ttl`` is checked and ignored (reads are local)."""
+        self.replication.check_readable()
         namespace = self._namespace(namespace_id)
         checked = validation.key(key)
         validation.cache_ttl(cache_ttl)
@@ -411,6 +420,7 @@ class Operations:
         self, namespace_id: str, keys: Sequence[bytes], cache_ttl: object = None
     ) -> list[Found | None]:
         """Up to 100 keys at once, their values at most 25 MiB together."""
+        self.replication.check_readable()
         namespace = self._namespace(namespace_id)
         validation.bulk_get_size(len(keys))
         checked = [validation.key(key) for key in keys]
@@ -426,6 +436,7 @@ class Operations:
         self, namespace_id: str, prefix: bytes, limit: int | None, cursor: bytes
     ) -> KeyListing:
         """A filled page, read in slices with the loop free between them."""
+        self.replication.check_readable()
         namespace = self._namespace(namespace_id)
         prefix = validation.prefix(prefix)
         limit = validation.list_limit(limit)

@@ -10,14 +10,21 @@ A deleted entry stays in RocksDB (a tombstone, stepped over by every scan)
 until a compaction drops it; ``compact`` runs one for a column family on a
 thread of its own (rocksdict releases the GIL), for a caller that has just
 deleted many entries, so the event loop never waits for it.
+
+A full disk is a state, not a crash: a write or a sync that fails for lack of
+space raises ``InsufficientStorage`` (whose message names the cause, never
+a path), and so does every later failure RocksDB reports as its "previous
+error" until a write succeeds again (RocksDB resumes by itself once space
+returns). ``close`` then skips the WAL sync it cannot make.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from rocksdict import (
@@ -32,6 +39,7 @@ from rocksdict import (
     WriteOptions,
 )
 
+from rumor.node.core.errors import InsufficientStorage
 from rumor.node.storage.store import COLUMN_FAMILIES, KV, Batch
 
 WRITE_BUFFER_BYTES = 16 * 1024 * 1024
@@ -39,6 +47,14 @@ RESTORED_MARKER = "RUMOR_CHECKPOINT"  # in a checkpoint: the node must take a ne
 BLOCK_CACHE_BYTES = 32 * 1024 * 1024
 MEMTABLE_BLOOM_RATIO = 0.1  # of the write buffer: ~1.6 MiB per kv memtable
 _SKIPPED = re.compile(r"^rocksdb\.number\.iter\.skip COUNT : (\d+)$", re.MULTILINE)
+
+
+NO_SPACE = "No space left on device"  # RocksDB's words for ENOSPC
+
+
+def is_no_space(error: BaseException) -> bool:
+    """``error`` is a write that failed for lack of space (RocksDB's or the OS's)."""
+    return NO_SPACE in str(error) or getattr(error, "errno", None) == errno.ENOSPC
 
 
 class StoreLocked(RuntimeError):
@@ -135,6 +151,11 @@ class RocksStore:
                 raise StoreLocked(
                     f"data directory {self.path} is in use by another process{by}"
                 ) from exc
+            if is_no_space(exc):  # recovery writes the WAL's records to a new file
+                raise InsufficientStorage(
+                    "no space left on the data directory's disk to open the store: free"
+                    " space and start the node again"
+                ) from None
             raise
         self._families = {name: self._db.get_column_family(name) for name in COLUMN_FAMILIES}
         self._handles: dict[str, object] = {
@@ -149,6 +170,7 @@ class RocksStore:
         self._compactor: threading.Thread | None = None
         self.compactions = 0  # finished, since open
         self.closed = False
+        self.out_of_space = False  # a write failed for lack of space; none succeeded since
 
     def batch(self) -> RocksBatch:
         return RocksBatch(self._handles)
@@ -156,10 +178,29 @@ class RocksStore:
     def write(self, batch: Batch) -> None:
         if not isinstance(batch, RocksBatch):
             raise TypeError("RocksStore.write takes a batch made by RocksStore.batch()")
-        self._db.write(batch.batch, self._write_options)
+        try:
+            self._db.write(batch.batch, self._write_options)
+        except Exception as exc:
+            if not self._no_space(exc):
+                raise
+            raise InsufficientStorage() from None
+        self.out_of_space = False
 
     def sync_wal(self) -> None:
-        self._db.flush_wal(True)
+        try:
+            self._db.flush_wal(True)
+        except Exception as exc:
+            if not self._no_space(exc):
+                raise
+            raise InsufficientStorage() from None
+
+    def _no_space(self, error: Exception) -> bool:
+        """``error`` is a failure for lack of space, or RocksDB's "previous error" after
+        one (it refuses every write until it has recovered)."""
+        if is_no_space(error) or (self.out_of_space and "previous error" in str(error)):
+            self.out_of_space = True
+            return True
+        return False
 
     def get(self, family: str, key: bytes) -> bytes | None:
         value: bytes | None = self._families[family].get(key)
@@ -266,6 +307,13 @@ class RocksStore:
         Checkpoint(self._db).create_checkpoint(str(target))
         return RocksStore(target)
 
+    def _close_step(self, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except Exception as exc:
+            if not self._no_space(exc):
+                raise
+
     def close(self) -> None:
         """Flush, sync and close; releases the directory lock."""
         if self.closed:
@@ -275,10 +323,12 @@ class RocksStore:
             compactor = self._compactor
         if compactor is not None:
             compactor.join()  # the one under way finishes: it holds a family's handle
-        self._db.flush_wal(True)
+        # Out of space, each step fails as the WAL sync does: what was written but not
+        # synced was never acknowledged, and RocksDB recovers it at the next open.
+        self._close_step(lambda: self._db.flush_wal(True))
         self._handles.clear()
         for family in self._families.values():
-            family.close()
+            self._close_step(family.close)
         self._families.clear()
-        self._db.close()
+        self._close_step(self._db.close)
         del self._db

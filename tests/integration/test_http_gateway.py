@@ -21,6 +21,7 @@ from rumor.node.server.access import HttpAccess, titles_of
 from rumor.node.server.auth import TokenChecker
 from rumor.node.server.driver.clock import WallClock
 from rumor.node.server.driver.group_commit import GroupCommit
+from rumor.node.server.health import Health
 from rumor.node.server.http.gateway import build_app, serve
 from rumor.node.server.operations import Operations
 from rumor.node.startup import new_node_id
@@ -45,7 +46,7 @@ class Gateway:
     url: str
     session: aiohttp.ClientSession
     observed: list[tuple[str, str, int, float]] = field(default_factory=list)
-    health: list[bool] = field(default_factory=lambda: [True])
+    health: list[Health] = field(default_factory=lambda: [Health(ready=True)])
 
     async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         async with self.session.request(method, self.url + path, **kwargs) as response:
@@ -61,10 +62,10 @@ class Gateway:
 async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
     operations, store = _operations(tmp_path / "data")
     observed: list[tuple[str, str, int, float]] = []
-    health = [True]
+    health = [Health(ready=True)]
     app = build_app(
         operations,
-        ready=lambda: health[0],
+        health=lambda: health[0],
         metrics_text=lambda: (b"rumor_up 1\n", "text/plain; version=0.0.4"),
         observe=lambda *args: observed.append(args),
     )
@@ -404,9 +405,19 @@ async def test_bulk_put_get_delete(gw: Gateway) -> None:
 async def test_healthz_metrics_observe(gw: Gateway) -> None:
     status, body = await gw.call("GET", "/healthz")
     assert status == 200 and body == {"status": "ok"}
-    gw.health[0] = False
-    status, _ = await gw.call("GET", "/healthz")
+    gw.health[0] = Health(ready=False, not_ready="clock offset too large: -600000 ms")
+    status, body = await gw.call("GET", "/healthz")
     assert status == 503
+    assert body == {"status": "unavailable", "reason": "clock offset too large: -600000 ms"}
+    gw.health[0] = Health(ready=True, writes_refused="disk full")
+    status, body = await gw.call("GET", "/healthz")
+    assert (status, body["status"], body["reads"], body["writes"]) == (
+        503,
+        "read_only",
+        "ok",
+        "refused",
+    )
+    assert body["reason"] == "disk full"
     async with gw.session.get(gw.url + "/metrics") as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain")

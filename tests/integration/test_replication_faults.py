@@ -265,12 +265,16 @@ def test_a_node_whose_clock_is_far_ahead_refuses_writes_until_back(
         error = fenced_put_error(n2, ns)
         assert error.code() == grpc.StatusCode.UNAVAILABLE
         assert (error.details() or "").startswith("clock offset too large: +"), error.details()
-        # Every kind of write is refused, and reads are still served.
+        # Every kind of write is refused, and reads too: the node is not ready (clients
+        # fail over) and would judge expirations by a clock it knows is wrong.
         refused = failed_call(
             lambda: n2.kv.Delete(pb.DeleteRequest(namespace_id=ns, key=b"existing"))
         )
         assert refused.code() == grpc.StatusCode.UNAVAILABLE
-        assert get(n2, ns, b"existing").found
+        unread = failed_call(lambda: get(n2, ns, b"existing"))
+        assert unread.code() == grpc.StatusCode.UNAVAILABLE
+        assert (unread.details() or "").startswith("clock offset too large: +")
+        assert not status(n2).ready and status(n2).not_ready.startswith("clock offset")
         # Only the odd one out is fenced: the others keep taking writes.
         assert not status(n1).fenced
         put(n1, ns, b"elsewhere", b"v")

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from rumor.node.core.errors import MalformedPeerMessage
+from rumor.node.core.errors import InsufficientStorage, MalformedPeerMessage
 from rumor.node.core.membership import Member
 from rumor.node.replication.engine.components import Services
 from rumor.node.replication.engine.messages import (
@@ -158,13 +158,18 @@ class AntiEntropy:
         services = self.services
         slice_size = services.config.apply_slice_records
         part, session.pending = session.pending[:slice_size], session.pending[slice_size:]
+        wall_ms = services.time_for_records(now).wall_ms
         try:
             if session.pending:
-                outcome = services.replica.apply_remote(part, now.wall_ms)
+                outcome = services.replica.apply_remote(part, wall_ms)
             else:
                 outcome = services.replica.apply_remote(
-                    part, now.wall_ms, session.coverage, session=True
+                    part, wall_ms, session.coverage, session=True
                 )
+        except InsufficientStorage:
+            # A slice not applied: the session's coverage must never be claimed.
+            self.session = None
+            return
         except MalformedPeerMessage as error:
             services.stats.malformed_messages += 1
             services.notice(NoticeKind.MALFORMED, str(error), peer=f"{session.peer.id:016x}")

@@ -18,7 +18,7 @@ Repairs must stay at zero: each one is a bug to report, and a notice says so.
 from __future__ import annotations
 
 from rumor.node.core import audit
-from rumor.node.core.errors import MalformedPeerMessage
+from rumor.node.core.errors import InsufficientStorage, MalformedPeerMessage
 from rumor.node.core.membership import Member
 from rumor.node.replication.engine.components import Services
 from rumor.node.replication.engine.messages import (
@@ -95,6 +95,9 @@ class AuditRounds:
             return
         try:
             repaired = services.replica.apply_repairs(list(answer.body.records))
+        except InsufficientStorage:
+            self.running = False  # the next round repairs them
+            return
         except MalformedPeerMessage as error:
             services.stats.malformed_messages += 1
             services.notice(NoticeKind.MALFORMED, str(error), peer=f"{peer.id:016x}")

@@ -125,6 +125,10 @@ class Services:
     serving: Callable[[], bool]  # this node serves (it joined, or serves alone)
     become_serving: Callable[[str], None]
     clamp_coverage: Callable[[Iterable[Coverage]], list[Coverage]]  # see Envelopes
+    # The time records are judged by (deferral, HLC merges): the peers' while fenced.
+    time_for_records: Callable[[Now], Now]
+    # Whether a member takes records now (it did not say its disk is full).
+    takes_records: Callable[[int], bool]
 
     @property
     def node_id(self) -> int:

@@ -15,7 +15,7 @@ clock, the network and the disk; the engine owns every decision.
   send, replies to give, the write ticket to make durable, notices to log or
   act on (stop when removed or when another process holds this id).
 - ``advance(done, now)`` reports what was done: the ticket now durable, the
-  requests that failed (and why).
+  requests that failed (and why), the disk filling up or having room again.
 - ``catch_up_with(wanted, now)``: a client read waits for writes this node
   lacks (origin -> seq, from a session token); the engine pulls them at once
   from the origin or a peer holding them, rather than at the next round.
@@ -45,7 +45,9 @@ and a feature is used with a peer only when both offer it.
 
 Beside them: ``Envelopes`` (``envelopes``: what every message says about its
 sender, the clamp of claims, and from it ``Staleness`` (``staleness``): how far
-behind the alive members this node may be), ``Membership`` (``membership``: the member
+behind the alive members this node may be), ``Readiness`` (``readiness``: whether
+this node takes writes and serves reads — the clock fence, a full disk — and the
+time records are judged by), ``Membership`` (``membership``: the member
 table), ``Canary`` (``canaries``: test-only switches) and ``ProtocolConfig``
 (``protocol_config``: every knob).
 """
@@ -100,6 +102,7 @@ from rumor.node.replication.engine.messages import (
 )
 from rumor.node.replication.engine.probing import Probing
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
+from rumor.node.replication.engine.readiness import DISK_FULL_REASON, Readiness
 from rumor.node.replication.engine.snapshot_join import SnapshotJoin
 from rumor.node.replication.engine.sweep_rounds import SweepRounds
 from rumor.node.replication.engine.versions import Versions
@@ -135,7 +138,7 @@ class Engine:
         self.canaries = canaries
         self.stats = ReplicationStats()
         self.fence = ClockFence(config.max_clock_offset_ms, enforce=config.fence_clock)
-        self.verdict = FenceVerdict(False, False, 0.0)
+        self.readiness = Readiness(self.fence)
         self.gc = SafeGc(config.gc_grace_ms)
         replica.purge_rule = self.gc.rule
         services = Services(
@@ -152,6 +155,8 @@ class Engine:
             serving=lambda: self.serving,
             become_serving=self.become_serving,
             clamp_coverage=self._clamp_coverage,
+            time_for_records=self.readiness.time_for_records,
+            takes_records=lambda member: self.envelopes.refusing.get(member) != DISK_FULL_REASON,
         )
         # What this node speaks to its peers (protocol versions, features).
         self.versions = Versions(services, speaks or this_node())
@@ -163,6 +168,7 @@ class Engine:
             came_back=self._came_back,
             behind_on_own_writes=self.behind_on_own_writes,
             removed=self.removed,
+            refuses_writes=lambda: self.readiness.refuses_writes,
         )
         self.gossip = Gossip(services, fetching_snapshot=lambda: bool(self.snapshots.fetching))
         self.anti_entropy = AntiEntropy(services)
@@ -213,6 +219,16 @@ class Engine:
     def node_id(self) -> int:
         return self.replica.node_id
 
+    @property
+    def verdict(self) -> FenceVerdict:
+        """The clock fence's latest verdict."""
+        return self.readiness.verdict
+
+    @property
+    def ready_for_clients(self) -> bool:
+        """Serving clients: joined (or alone) and its wall clock not fenced."""
+        return self.serving and not self.readiness.verdict.wall_fenced
+
     # ---- the contract ---------------------------------------------------
 
     def step(self, message: Inbound | Response, now: Now) -> None:
@@ -248,6 +264,10 @@ class Engine:
             return
         body = message.body
         token, sender = message.token, message.envelope.sender
+        if self.readiness.disk_full and isinstance(body, Push) and (body.records or body.coverage):
+            # The pusher queues them again; anti-entropy brings what it drops.
+            self.reply(token, Refusal(RefusalCode.UNAVAILABLE, DISK_FULL_REASON), to=sender)
+            return
         if isinstance(body, Push):
             self.gossip.answer(token, sender, body, now)
         elif isinstance(body, Exchange):
@@ -265,7 +285,10 @@ class Engine:
         if self._stopped:
             return
         replica = self.replica
-        while replica.apply_deferred(now.wall_ms):
+        writable = not self.readiness.disk_full
+        # Deferred records and expirations go by the peers' time while the clock is fenced.
+        for_records = self.readiness.time_for_records(now)
+        while writable and replica.apply_deferred(for_records.wall_ms):
             pass
         self._scale_with_cluster(now)
         self.joining.tick(now)
@@ -275,11 +298,13 @@ class Engine:
             self.remove_member(member_id, now)
         self.gossip.tick(now)
         self.snapshots.tick(now)
-        if self.snapshots.fetching:
-            return  # the copy replaces whatever this node would take meanwhile
+        if self.snapshots.fetching or not writable:
+            # A copy replaces whatever this node would take meanwhile; a full disk takes
+            # nothing (anti-entropy catches up once it has room).
+            return
         self.anti_entropy.tick(now)
         self.audits.tick(now)
-        self.sweeps.tick(now)
+        self.sweeps.tick(for_records)
 
     def propose(self, writes: Sequence[Write], now: Now) -> list[Applied]:
         """Apply client writes; the driver waits for their tickets to be durable."""
@@ -306,6 +331,11 @@ class Engine:
             self.replica.mark_durable(done.synced_ticket)
             self.anti_entropy.synced(now)
             self.snapshots.synced()
+        if done.disk_full is not None:
+            self.readiness.disk_full = done.disk_full
+            if done.disk_full and self.replica.records_held > 0:
+                # It can take nothing to catch up with: it serves what it holds, read-only.
+                self.become_serving("disk full: serving what this node holds, read-only")
         if done.snapshot_fetched:
             self.snapshots.fetched(now)
         elif done.snapshot_failed:
@@ -389,10 +419,9 @@ class Engine:
     # ---- client-facing decisions -----------------------------------------
 
     def check_writable(self) -> None:
-        """Refuse client writes while the clock is fenced, while this node catches up on
-        its own writes (a stale copy of its disk), or while it stops."""
-        if self.verdict.fenced:
-            raise Unavailable(f"clock offset too large: {self.verdict.offset_ms:+.0f} ms")
+        """Refuse client writes while the clock is fenced or the disk is full, while this
+        node catches up on its own writes (a stale copy of its disk), or while it stops."""
+        self.readiness.check_writable()
         if self._own_writes_missing_until:
             if self.replica.watermarks.get(self.node_id) < self._own_writes_missing_until:
                 raise Unavailable(
@@ -402,6 +431,10 @@ class Engine:
             self._own_writes_missing_until = 0
         if self._stopped:
             raise Unavailable("this node is stopping")
+
+    def check_readable(self) -> None:
+        """Refuse client reads while the clock is fenced (clients read elsewhere)."""
+        self.readiness.check_readable()
 
     def behind_on_own_writes(self, seen: int, peer: int, now: Now) -> None:
         """A peer has seen own seqs up to ``seen``, beyond what this node holds (a stale
@@ -506,7 +539,8 @@ class Engine:
         members = len(self.membership.members)
         self.membership.suspicion_timeout_ms = self.config.suspicion_ms(members)
         self.membership.retransmits = self.config.retransmits(members)
-        self.envelopes.persist_high_seqs()
+        if not self.readiness.disk_full:
+            self.envelopes.persist_high_seqs()
         # GC's vectors are O(members^2) to combine: at scale, less often (every
         # housekeeping interval per hundred members), so a node's cost stays O(members).
         if now.mono_ms >= self._next_gc_ms:
@@ -530,10 +564,18 @@ class Engine:
         self.gc.update(vectors, now.mono_ms, issued)
 
     def _check_clock(self) -> None:
-        self.verdict = self.fence.verdict(p.id for p in self.membership.up_peers())
-        if self.verdict.warn and not self._warned_clock:
-            self.notice(NoticeKind.CLOCK_OFFSET, "", offset_ms=round(self.verdict.offset_ms))
-        self._warned_clock = self.verdict.warn or self.verdict.fenced
+        was = self.readiness.verdict
+        verdict = self.readiness.judge_clock([p.id for p in self.membership.up_peers()])
+        if verdict.warn and not self._warned_clock:
+            self.notice(NoticeKind.CLOCK_OFFSET, "", offset_ms=round(verdict.offset_ms))
+        if (verdict.fenced, verdict.wall_fenced) != (was.fenced, was.wall_fenced):
+            self.notice(
+                NoticeKind.CLOCK_FENCED if verdict.fenced else NoticeKind.CLOCK_UNFENCED,
+                verdict.reason(),
+                reads_refused=verdict.wall_fenced,
+                wall_offset_ms=round(verdict.wall_offset_ms),
+            )
+        self._warned_clock = verdict.warn or verdict.fenced
 
     def _next_tick_ms(self) -> int:
         return min(self.sweeps.due_ms(), *(component.due_ms() for component in self.components))

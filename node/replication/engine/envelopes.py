@@ -1,8 +1,10 @@
 """Envelopes: what every message says about its sender, and what a node believes of it.
 
 Every request and reply carries the sender's id, boot nonce, HLC, address,
-name and a few membership updates (each retransmitted a number of times that
-grows with the cluster). The messages that need them carry more:
+name, why it refuses writes if it does (a full disk, a fenced clock: peers
+keep the last word of each member in ``refusing``) and a few membership
+updates (each retransmitted a number of times that grows with the cluster).
+The messages that need them carry more:
 
 - Exchange, Ping, Join and Audit messages carry the sender's whole durable
   watermark vector (what GC and min_replicas count on) and, with every member,
@@ -81,8 +83,11 @@ class Envelopes:
         came_back: Callable[[int, Now], None],
         behind_on_own_writes: Callable[[int, int, Now], None],
         removed: Callable[[str], None],
+        refuses_writes: Callable[[], str],
     ) -> None:
         self.services = services
+        self._refuses_writes = refuses_writes  # why this node takes no writes ("": it does)
+        self.refusing: dict[int, str] = {}  # member -> why it said it takes no writes
         self.advertise = advertise
         self.name = name
         self.speaks = speaks  # said in every Join and Exchange (see versions)
@@ -128,6 +133,7 @@ class Envelopes:
             high_seqs=high,
             issued_seq=replica.seq,
             protocol=self.speaks if isinstance(body, MEETINGS) else None,
+            refuses_writes=self._refuses_writes(),
         )
 
     # ---- incoming -------------------------------------------------------------
@@ -146,7 +152,7 @@ class Envelopes:
                 f"node {sender:016x} was removed from the cluster; wipe its data directory"
                 " and start it again to join as a new node",
             )
-        replica.observe_clock(envelope.hlc, now.wall_ms)
+        replica.observe_clock(envelope.hlc, now.wall_ms, services.time_for_records(now).wall_ms)
         was = membership.state_of(sender)
         membership.heard_from(
             sender, envelope.address, envelope.boot_nonce, now.mono_ms, envelope.name
@@ -161,6 +167,10 @@ class Envelopes:
             services.notice(
                 NoticeKind.MEMBER_STATE, "", member=f"{update.id:016x}", state=update.state.name
             )
+        if envelope.refuses_writes:
+            self.refusing[sender] = envelope.refuses_writes
+        else:
+            self.refusing.pop(sender, None)
         self._learn_high(sender, envelope)
         if sender in envelope.watermarks:
             self.staleness.heard(sender, envelope.watermarks[sender], now.mono_ms)

@@ -14,7 +14,9 @@ after ``pull_grace_ms`` fetch it by key from the announcer, so the tail is
 repaired in milliseconds rather than at the next anti-entropy round, for ids,
 not records.
 
-Each peer has at most one Push in flight. A joining node refuses epidemic
+Each peer has at most one Push in flight. A peer that said its disk is full
+gets no Push (it would refuse it): its queue is dropped, and anti-entropy
+brings it what it missed once it has room. A joining node refuses epidemic
 pushes ("not ready") until its first complete exchange; a push-back (a Push
 with coverage) is always taken. A Push is answered once its records are
 written; their WAL sync is requested (``want_durable``), not awaited: this
@@ -26,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rumor.node.core.errors import MalformedPeerMessage
+from rumor.node.core.errors import InsufficientStorage, MalformedPeerMessage
 from rumor.node.core.membership import Member
 from rumor.node.replication.engine.components import IDLE_MS, Services
 from rumor.node.replication.engine.messages import (
@@ -95,16 +97,21 @@ class Gossip:
         services = self.services
         records = services.replica.take_ready_to_push()
         if records:
-            peers = services.membership.up_peers()
+            peers = [p.id for p in services.membership.up_peers() if services.takes_records(p.id)]
             if peers:
-                self.plan(records, [p.id for p in peers])
+                self.plan(records, peers)
         waiting = [peer for peer, queue in self.queues.queues.items() if queue]
         waiting += [peer for peer in self.announce if peer not in self.queues.queues]
         members = services.membership.members
         for peer_id in waiting:
             peer = members.get(peer_id)
-            if peer is None or not peer.up or not peer.address:
-                # Not up: nothing stays queued for it; anti-entropy covers it on return.
+            if (
+                peer is None
+                or not peer.up
+                or not peer.address
+                or not services.takes_records(peer_id)
+            ):
+                # Not up, or full: nothing stays queued for it; anti-entropy covers it later.
                 self.forget(peer_id)
                 continue
             if peer_id not in self.in_flight:
@@ -158,8 +165,12 @@ class Gossip:
             services.reply(token, PushReply(not_ready=True), to=sender)
             return
         coverage = services.clamp_coverage(push.coverage)
+        wall_ms = services.time_for_records(now).wall_ms
         try:
-            outcome = services.replica.apply_remote(list(push.records), now.wall_ms, coverage)
+            outcome = services.replica.apply_remote(list(push.records), wall_ms, coverage)
+        except InsufficientStorage as error:  # the pusher queues them again
+            services.reply(token, Refusal(RefusalCode.UNAVAILABLE, str(error)), to=sender)
+            return
         except MalformedPeerMessage as error:
             services.stats.malformed_messages += 1
             services.notice(NoticeKind.MALFORMED, str(error), peer=f"{sender:016x}")
@@ -225,8 +236,11 @@ class Gossip:
         if not isinstance(answer, Response) or not isinstance(answer.body, AuditReply):
             return  # anti-entropy brings them
         services = self.services
+        wall_ms = services.time_for_records(now).wall_ms
         try:
-            outcome = services.replica.apply_remote(list(answer.body.records), now.wall_ms)
+            outcome = services.replica.apply_remote(list(answer.body.records), wall_ms)
+        except InsufficientStorage:
+            return  # anti-entropy brings them once this node takes writes again
         except MalformedPeerMessage as error:
             services.stats.malformed_messages += 1
             services.notice(NoticeKind.MALFORMED, str(error), peer=f"{answer.envelope.sender:016x}")

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rumor.node.core.errors import InsufficientStorage
 from rumor.node.core.membership import Event, Member, State, supersedes, transition
 from rumor.node.storage import layout
 from rumor.node.storage.store import META, Store, prefix_end
@@ -156,7 +157,12 @@ class Membership:
             batch.put(META, layout.member_key(member.id), encode_member(member))
         if incarnation:
             batch.put(META, layout.META_INCARNATION, layout.pack_u64(self.me.incarnation))
-        self.store.write(batch)
+        try:
+            self.store.write(batch)
+        except InsufficientStorage:
+            # A full disk: the table is learned again from peers after a restart, and an
+            # incarnation stored too low is raised again by the next refutation.
+            return
         if incarnation:
             self.store.sync_wal()
 

@@ -39,6 +39,8 @@ class Envelope:
     issued_seq: int = 0
     # What the sender speaks (see versions); carried by Join and Exchange, both ways.
     protocol: Speaks | None = None
+    # Why the sender takes no writes now (its disk is full, its clock is fenced); "": it does.
+    refuses_writes: str = ""
 
 
 # ---- requests and their replies -----------------------------------------------------
@@ -85,6 +87,7 @@ class PingReply:
     received_ms: int = 0
     replied_ms: int = 0
     target_alive: bool = False
+    replied_wall_ms: int = 0  # the replier's wall clock alone (0: not said, an older node)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +229,9 @@ class NoticeKind(enum.Enum):
     MEMBER_STATE = "member_state"  # a member changed state
     MEMBER_TIMED_OUT = "member_timed_out"  # removed after --member-timeout of dead time
     AUDIT_REPAIRED = "audit_repaired"  # a genuine divergence was repaired (a bug to report)
-    CLOCK_OFFSET = "clock_offset"  # this node's clock is off from the majority
+    CLOCK_OFFSET = "clock_offset"  # this node's clock is off from the majority (warn only)
+    CLOCK_FENCED = "clock_fenced"  # ... and fenced: no writes, not ready for reads
+    CLOCK_UNFENCED = "clock_unfenced"  # back in range
     MALFORMED = "malformed"  # a peer sent a malformed message; it was rejected whole
     CLAMPED = "clamped"  # a watermark claim above its origin's known high seq was clamped
     SEED_UNREACHABLE = "seed_unreachable"  # no seed answered; retrying with backoff
@@ -268,6 +273,7 @@ class Done:
     failed: tuple[Failed, ...] = ()
     snapshot_fetched: bool = False  # the copy asked for is downloaded and verified
     snapshot_failed: str = ""  # or why it could not be
+    disk_full: bool | None = None  # the disk filled up (True) or has room again (False)
 
 
 @dataclass(frozen=True, slots=True)

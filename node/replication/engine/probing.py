@@ -9,15 +9,15 @@ it refutes). Now and then a dead or departed member is pinged too, since
 partitions heal and nodes restart; its answer is proof of life.
 
 Each direct ping also measures the member's clock offset NTP-style (the four
-timestamps, our side taken as max(wall clock, HLC)), which the clock fence
-judges.
+timestamps, our side taken as max(wall clock, HLC), and once more as our
+wall clock alone), which the clock fence judges.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rumor.node.core.clock_fence import ClockFence, ntp_offset
+from rumor.node.core.clock_fence import ClockFence, ntp_offset, round_trip
 from rumor.node.core.membership import Member
 from rumor.node.replication.engine.components import Continuation, Services
 from rumor.node.replication.engine.messages import Failed, Now, Ping, PingReply, Response
@@ -63,13 +63,21 @@ class Probing:
 
     def _ping(self, member: Member, now: Now, then: Continuation) -> None:
         sent = self.read_ms(now)
+        sent_wall = now.wall_ms
 
         def measured(answer: Response | Failed, at: Now) -> None:
             if isinstance(answer, Response) and isinstance(answer.body, PingReply):
                 reply = answer.body
                 if reply.received_ms:
-                    offset = ntp_offset(sent, reply.received_ms, reply.replied_ms, self.read_ms(at))
-                    self.fence.record(member.id, offset)
+                    received, replied = reply.received_ms, reply.replied_ms
+                    back = self.read_ms(at)
+                    offset = ntp_offset(sent, received, replied, back)
+                    # Wall clock against wall clock: the replier's lead of HLC over wall
+                    # (it took a peer's HLC a little ahead) is not our clock's fault.
+                    lead = replied - reply.replied_wall_ms if reply.replied_wall_ms else 0
+                    wall_offset = ntp_offset(sent_wall, received - lead, replied - lead, at.wall_ms)
+                    trip = round_trip(sent, received, replied, back)
+                    self.fence.record(member.id, offset, wall_offset, trip)
             then(answer, at)
 
         self.services.send(
@@ -136,9 +144,8 @@ class Probing:
         services = self.services
         received = self.read_ms(now)
         if not ping.probe_target:
-            services.reply(
-                token, PingReply(received, self.read_ms(now)), to=sender, all_members=False
-            )
+            reply = PingReply(received, self.read_ms(now), replied_wall_ms=now.wall_ms)
+            services.reply(token, reply, to=sender, all_members=False)
             return
         target = services.membership.members.get(ping.probe_target) or Member(
             ping.probe_target, ping.target_address

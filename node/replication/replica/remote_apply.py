@@ -167,10 +167,19 @@ def place(
     return True
 
 
-def observe_clock(state: ReplicaState, remote_hlc: int, wall_ms: int) -> None:
-    """Merge a peer's HLC, unless it is too far ahead to trust (see deferral)."""
-    if hlc_bits.wall_ms_of(remote_hlc) <= wall_ms + state.defer_after_ms:
-        state.clock.merge(remote_hlc, wall_ms)
+def observe_clock(
+    state: ReplicaState, remote_hlc: int, wall_ms: int, trusted_wall_ms: int | None = None
+) -> None:
+    """Merge a peer's HLC, unless it is too far ahead to trust (see deferral).
+
+    ``trusted_wall_ms``: the time this node judges by when it knows its wall clock
+    is wrong (fenced: its peers' time). The horizon is judged by it, and the merge
+    takes the earlier of the two, so neither a wall clock ahead nor a correction
+    that outlives the error (the clock set right meanwhile) carries the HLC ahead."""
+    if trusted_wall_ms is None:
+        trusted_wall_ms = wall_ms
+    if hlc_bits.wall_ms_of(remote_hlc) <= trusted_wall_ms + state.defer_after_ms:
+        state.clock.merge(remote_hlc, min(wall_ms, trusted_wall_ms))
 
 
 def begin_sync(state: ReplicaState) -> None:

@@ -194,9 +194,11 @@ class Replica:
 
     # ---- replicated records ---------------------------------------------
 
-    def observe_clock(self, remote_hlc: int, wall_ms: int) -> None:
+    def observe_clock(
+        self, remote_hlc: int, wall_ms: int, trusted_wall_ms: int | None = None
+    ) -> None:
         """Merge a peer's HLC, unless it is too far ahead to trust (see deferral)."""
-        remote_apply.observe_clock(self.state, remote_hlc, wall_ms)
+        remote_apply.observe_clock(self.state, remote_hlc, wall_ms, trusted_wall_ms)
 
     def check_peer_message(
         self, records: Sequence[WireRecord], coverage: Sequence[Coverage] = ()

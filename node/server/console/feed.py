@@ -105,6 +105,8 @@ class ClusterView:
                 "address": r.advertise,
                 "ready": r.ready,
                 "fenced": r.fenced,
+                "not_ready": r.not_ready,
+                "writes_refused": r.writes_refused,
                 "audit_digest": f"{own_digest:016x}",
                 "audit_agreement": {
                     "agree": audit.agree,
@@ -164,6 +166,9 @@ class ClusterView:
                     "behind": sum(lag.values()),
                     "watermarks_agree": all(v == 0 for v in lag.values()),
                     "clock_offset_ms": r.engine.fence.offsets.get(member.id, 0.0),
+                    "writes_refused": (
+                        r.writes_refused if member.id == replica.node_id else r.refusing(member.id)
+                    ),
                     "audit_digest": None if member_digest is None else f"{member_digest:016x}",
                 }
             )

@@ -44,6 +44,7 @@ METHOD_OF: dict[type, str] = {
 }
 MAX_INCARNATION = 1 << 63
 _MEETINGS = ("Join", "Exchange")  # the calls that say what their sender speaks
+MAX_REASON_CHARS = 200  # a peer's word on why it refuses writes, as far as it is kept
 RESPONSE_CLASS: dict[str, Any] = {
     "Push": pb.PushResponse,
     "Exchange": pb.ExchangeResponse,
@@ -113,6 +114,7 @@ def envelope_to_pb(envelope: Envelope) -> pb.Envelope:
         name=envelope.name,
         high_seqs=envelope.high_seqs,
         issued_seq=envelope.issued_seq,
+        refuses_writes=envelope.refuses_writes,
     )
 
 
@@ -151,6 +153,7 @@ def envelope_from_pb(message: pb.Envelope, protocol: Speaks | None = None) -> En
         high_seqs=dict(message.high_seqs),
         issued_seq=message.issued_seq,
         protocol=protocol,
+        refuses_writes=message.refuses_writes[:MAX_REASON_CHARS],
     )
 
 
@@ -237,6 +240,7 @@ def reply_to_pb(envelope: Envelope, body: ReplyBody) -> Any:
             received_ms=body.received_ms,
             replied_ms=body.replied_ms,
             target_alive=body.target_alive,
+            replied_wall_ms=body.replied_wall_ms,
         )
     if isinstance(body, JoinReply):
         return pb.JoinResponse(
@@ -277,7 +281,9 @@ def reply_from_pb(method: str, message: Any) -> tuple[Envelope, ReplyBody]:
             tuple(_coverage_from_pb(c) for c in message.coverage),
         )
     elif method == "Ping":
-        body = PingReply(message.received_ms, message.replied_ms, message.target_alive)
+        body = PingReply(
+            message.received_ms, message.replied_ms, message.target_alive, message.replied_wall_ms
+        )
     elif method == "Join":
         body = JoinReply(tuple(member_from_pb(m) for m in message.members))
     elif method == "Admit":

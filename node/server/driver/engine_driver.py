@@ -14,7 +14,11 @@ It does what the engine's ``ready()`` says and reports back through
   driver calls ``advance(synced)`` — the one place the replica is marked
   durable — and pumps, before the sync's writers are released;
 - an inbound RPC is converted, stepped in with a token, and answered when
-  its reply comes out of ``ready()``.
+  its reply comes out of ``ready()``;
+- the disk guard says whether the disk is full (``disk_space``): each tick
+  reports a change through ``advance``, and once the disk has room again
+  every write so far is synced (a sync that failed for lack of space left
+  them waiting).
 
 Everything here is plumbing; anything that decides — who gets a push, when
 to probe, what to answer — is in ``rumor.node.replication``.
@@ -34,6 +38,7 @@ import structlog
 
 from rumor.node.core.errors import (
     IncompatiblePeer,
+    InsufficientStorage,
     InvalidRequest,
     MalformedPeerMessage,
     MemberRemoved,
@@ -60,6 +65,7 @@ from rumor.node.replication.engine.push_queues import PushQueues
 from rumor.node.replication.replica.replica import Write
 from rumor.node.server.driver.clock import WallClock
 from rumor.node.server.driver.codec import reply_to_pb, request_from_pb
+from rumor.node.server.driver.disk_space import DiskGuard
 from rumor.node.server.driver.faults import FaultRules
 from rumor.node.server.driver.group_commit import GroupCommit
 from rumor.node.server.driver.peer_transport import Transport
@@ -93,8 +99,9 @@ class EngineDriver:
         on_stop: Callable[[str, NoticeKind], None],
         throttle: LogThrottle | None = None,
         now: Callable[[], Now] | None = None,
-        on_ready: Callable[[], Awaitable[None]] | None = None,
+        on_readiness: Callable[[bool], Awaitable[None]] | None = None,
         download_snapshot: Callable[[str], Awaitable[object]] | None = None,
+        disk: DiskGuard | None = None,
     ) -> None:
         self.engine = engine
         self.replica: Replica = engine.replica
@@ -102,7 +109,8 @@ class EngineDriver:
         self.clock = clock
         self.faults = faults
         self.on_stop = on_stop
-        self.on_ready = on_ready  # the engine began serving
+        self.on_readiness = on_readiness  # ready changed: serving, fenced or back in range
+        self.disk = disk  # says whether the disk is full (None: never, as for a test)
         # Downloads and verifies a peer's snapshot (by address); raises if it cannot.
         self.download_snapshot = download_snapshot
         self.throttle = throttle or LogThrottle(log)
@@ -117,6 +125,7 @@ class EngineDriver:
         self._stopped = False  # stop() ran: nothing is sent any more
         # The group commit, built around the hook it reports each finished sync to.
         self.commit = commit(self._synced)
+        self._report_disk()  # a node that starts full takes no write from the first
 
     # ---- what the rest of the node reads ------------------------------------
 
@@ -126,7 +135,28 @@ class EngineDriver:
 
     @property
     def ready(self) -> bool:
-        return self.engine.serving
+        """Serving clients: joined, and the clock not fenced."""
+        return self.engine.ready_for_clients
+
+    @property
+    def not_ready(self) -> str:
+        """Why ``ready`` is false ("" when ready)."""
+        if not self.engine.serving:
+            return "joining the cluster: not yet synchronised with a peer"
+        return self.engine.readiness.not_ready()
+
+    @property
+    def writes_refused(self) -> str:
+        """Why client writes are refused now ("" when taken)."""
+        return self.engine.readiness.refuses_writes
+
+    @property
+    def disk_full(self) -> bool:
+        return self.engine.readiness.disk_full
+
+    def refusing(self, member_id: int) -> str:
+        """Why ``member_id`` said it takes no writes ("" when it takes them)."""
+        return self.engine.envelopes.refusing.get(member_id, "")
 
     @property
     def stats(self) -> ReplicationStats:
@@ -169,6 +199,9 @@ class EngineDriver:
             ticked_at_ms = self.now().mono_ms
             try:
                 next_ms = self.tick_once()
+            except InsufficientStorage:
+                log.warning("replication.tick_unwritten", reason="disk full")
+                next_ms = now_monotonic_ms() + 500
             except Exception:
                 log.exception("replication.tick_failed")
                 next_ms = now_monotonic_ms() + 500
@@ -202,7 +235,11 @@ class EngineDriver:
         """Stop the loop, then announce "left" to the live peers: best effort, and never
         longer than the leave timeout (and a second), whatever a call does."""
         await self._stop_loop()
-        messages = self.engine.leave(self.now())
+        try:
+            messages = self.engine.leave(self.now())
+        except InsufficientStorage:
+            log.warning("replication.leave_unannounced", reason="disk full")
+            return
         calls = [asyncio.ensure_future(self.transport.call(message)) for message in messages]
         if not calls:
             return
@@ -236,8 +273,26 @@ class EngineDriver:
 
     def tick_once(self) -> int:
         """Let the engine's timers run, then do what it has ready; returns its next due time."""
+        self._report_disk()
         self.engine.tick(self.now())
         return self.pump()
+
+    def _report_disk(self) -> None:
+        """Tell the engine when the disk filled up or has room again."""
+        disk = self.disk
+        if disk is None or disk.full == self.engine.readiness.disk_full:
+            return
+        self.engine.advance(Done(disk_full=disk.full), self.now())
+        if not disk.full:
+            self._spawn(self._sync_after_full())
+
+    async def _sync_after_full(self) -> None:
+        """Sync what was written before the disk filled (its sync failed): then peers
+        get it."""
+        try:
+            await self.commit.flush()
+        except InsufficientStorage:
+            log.warning("wal.sync_unwritten", reason="disk full again")
 
     def pump(self) -> int:
         """Do what the engine has ready; returns when its next timer is due."""
@@ -259,6 +314,10 @@ class EngineDriver:
         self._vectors_changed.set()
         return ready.next_tick_ms
 
+    def _readiness_changed(self) -> None:
+        if self.on_readiness is not None:
+            self._spawn(self.on_readiness(self.ready))
+
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
@@ -268,6 +327,9 @@ class EngineDriver:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             error = task.exception()
+            if isinstance(error, InsufficientStorage):  # a state the disk guard reports
+                log.warning("replication.unwritten", reason="disk full")
+                return
             log.error("replication.task_failed", error=repr(error), exc_info=error)
 
     async def _send(self, message: Outbound) -> None:
@@ -296,7 +358,11 @@ class EngineDriver:
         self.pump()
 
     async def _sync(self, ticket: int) -> None:
-        await self.commit.durable(ticket)  # reported through ``_synced``
+        try:
+            await self.commit.durable(ticket)  # reported through ``_synced``
+        except InsufficientStorage:
+            # Synced once the disk has room again (``_report_disk``).
+            log.warning("wal.sync_unwritten", reason="disk full", ticket=ticket)
 
     def _synced(self, ticket: int) -> None:
         """The group commit's hook: every write up to ``ticket`` is on disk. The engine
@@ -309,8 +375,11 @@ class EngineDriver:
     def _notice(self, kind: NoticeKind, message: str, fields: dict[str, object]) -> None:
         if kind is NoticeKind.READY:
             log.info("node.serving", reason=message)
-            if self.on_ready is not None:
-                self._spawn(self.on_ready())
+            self._readiness_changed()
+        elif kind in (NoticeKind.CLOCK_FENCED, NoticeKind.CLOCK_UNFENCED):
+            event = "clock.fenced" if kind is NoticeKind.CLOCK_FENCED else "clock.back_in_range"
+            log.warning(event, message=message, **fields)
+            self._readiness_changed()
         elif kind in (NoticeKind.REMOVED, NoticeKind.DUPLICATE_ID):
             log.error(f"node.{kind.value}", message=message)
             self.on_stop(message, kind)
@@ -362,7 +431,12 @@ class EngineDriver:
     # ---- client writes --------------------------------------------------------
 
     def check_clock(self) -> None:
+        """Raise while client writes are refused: clock fenced, disk full, stopping."""
         self.engine.check_writable()
+
+    def check_readable(self) -> None:
+        """Raise Unavailable while client reads are refused (the clock is fenced)."""
+        self.engine.check_readable()
 
     def propose(self, writes: Sequence[Write]) -> list[Applied]:
         applied = self.engine.propose(writes, self.now())

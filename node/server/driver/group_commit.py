@@ -6,7 +6,10 @@ every ticket issued so far; writers that arrive during it wait for the next
 one, which then covers all of them together. The sync runs on a worker thread
 (rocksdict's ``flush_wal(True)`` releases the GIL), so the event loop keeps
 accepting writes while the disk works. A failed sync is fatal: the node must
-stop rather than acknowledge writes it cannot make durable.
+stop rather than acknowledge writes it cannot make durable. A sync that failed
+for lack of space is not: its writers get ``InsufficientStorage`` (their
+writes are not acknowledged), and a later sync, once the disk has room,
+makes them durable.
 
 A finished sync is reported through the ``synced`` hook given at
 construction — the driver's, which tells the engine (``advance``), the one
@@ -35,11 +38,16 @@ from collections.abc import Callable
 
 import structlog
 
+from rumor.node.core.errors import InsufficientStorage
 from rumor.node.replication import Durability, Replica
 
 log = structlog.get_logger(__name__)
 
 BUSY_WINDOW_S = 0.004
+UNSYNCED = (
+    "no space left on this node's disk: the write is not acknowledged (it may still"
+    " take effect once space returns); write to another node"
+)
 
 
 class SyncFailed(RuntimeError):
@@ -101,6 +109,9 @@ class GroupCommit:
                 await loop.run_in_executor(None, self._replica.store.sync_wal)
             else:
                 self._replica.store.sync_wal()
+        except InsufficientStorage:
+            # To this sync's writers: not acknowledged, and not fatal.
+            raise InsufficientStorage(UNSYNCED) from None
         except Exception as exc:  # an fsync error: never acknowledge again
             self._failure = exc
             log.critical("wal.sync_failed", error=str(exc))

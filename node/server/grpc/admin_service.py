@@ -132,6 +132,9 @@ class AdminService:
                     else r.membership.vectors.get(member.id, {})
                 ),
                 clock_offset_ms=r.clock_offset_ms(member.id),
+                writes_refused=(
+                    r.writes_refused if member.id == replica.node_id else r.refusing(member.id)
+                ),
             )
             for member in r.membership.all()
         ]
@@ -160,6 +163,9 @@ class AdminService:
                 0.0 if self._loop_lag is None else self._loop_lag.max_seconds * 1000
             ),
             admin_token_file="" if self._admin_token is None else str(self._admin_token.path),
+            not_ready=r.not_ready,
+            writes_refused=r.writes_refused,
+            disk_full=r.disk_full,
         )
 
     async def RemoveNode(

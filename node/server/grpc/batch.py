@@ -256,6 +256,7 @@ class BatchStream:
         # The unary Get's checks, in its order: type, session, staleness, namespace, key,
         # cache_ttl. (Its lag bound goes in its result, ``lag_bound_ms``.)
         checked_type(request.type)
+        self._ops.replication.check_readable()
         after = self._session("get", request)
         if request.HasField("max_staleness_ms"):
             self._ops.sessions.check_staleness(request.max_staleness_ms)

@@ -32,6 +32,7 @@ from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.server import access, auth
 from rumor.node.server.admission import ByteBudget, CallBudget
+from rumor.node.server.health import Health
 from rumor.node.server.http.entry import (
     AUDIT_NAMESPACE,
     AUDIT_TITLE,
@@ -176,7 +177,7 @@ def build_app(
     operations: Operations,
     *,
     authorize: Authorize | None = None,
-    ready: Callable[[], bool] = lambda: True,
+    health: Callable[[], Health] = lambda: Health(ready=True),
     metrics_text: MetricsText | None = None,
     observe: Observe | None = None,
     guard: HttpGuard | None = None,
@@ -205,11 +206,8 @@ def build_app(
     app[ENTRY] = entry
 
     async def healthz(request: web.Request) -> web.StreamResponse:
-        ok = ready()
-        return web.json_response(
-            {"status": "ok" if ok else "unavailable", **healthz_fields()},
-            status=200 if ok else 503,
-        )
+        status, body = health().http()
+        return web.json_response({**body, **healthz_fields()}, status=status)
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         if metrics_text is None:

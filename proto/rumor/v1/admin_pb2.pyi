@@ -12,7 +12,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class MemberStatus(_message.Message):
-    __slots__ = ("member", "watermarks", "clock_offset_ms")
+    __slots__ = ("member", "watermarks", "clock_offset_ms", "writes_refused")
     class WatermarksEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -23,13 +23,15 @@ class MemberStatus(_message.Message):
     MEMBER_FIELD_NUMBER: _ClassVar[int]
     WATERMARKS_FIELD_NUMBER: _ClassVar[int]
     CLOCK_OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    WRITES_REFUSED_FIELD_NUMBER: _ClassVar[int]
     member: _replication_pb2.Member
     watermarks: _containers.ScalarMap[int, int]
     clock_offset_ms: float
-    def __init__(self, member: _Optional[_Union[_replication_pb2.Member, _Mapping]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., clock_offset_ms: _Optional[float] = ...) -> None: ...
+    writes_refused: str
+    def __init__(self, member: _Optional[_Union[_replication_pb2.Member, _Mapping]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., clock_offset_ms: _Optional[float] = ..., writes_refused: _Optional[str] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node_id", "name", "address", "hlc", "watermarks", "members", "audit_buckets", "audit_digest", "records_held", "tombstones_held", "ready", "fenced", "audit_repairs_total", "deferred_records", "push_queue_drops", "pushes_sent", "push_bytes_received", "exchanges", "exchange_bytes_received", "records_applied_remote", "max_event_loop_lag_ms", "admin_token_file")
+    __slots__ = ("node_id", "name", "address", "hlc", "watermarks", "members", "audit_buckets", "audit_digest", "records_held", "tombstones_held", "ready", "fenced", "audit_repairs_total", "deferred_records", "push_queue_drops", "pushes_sent", "push_bytes_received", "exchanges", "exchange_bytes_received", "records_applied_remote", "max_event_loop_lag_ms", "admin_token_file", "not_ready", "writes_refused", "disk_full")
     class WatermarksEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +61,9 @@ class StatusResponse(_message.Message):
     RECORDS_APPLIED_REMOTE_FIELD_NUMBER: _ClassVar[int]
     MAX_EVENT_LOOP_LAG_MS_FIELD_NUMBER: _ClassVar[int]
     ADMIN_TOKEN_FILE_FIELD_NUMBER: _ClassVar[int]
+    NOT_READY_FIELD_NUMBER: _ClassVar[int]
+    WRITES_REFUSED_FIELD_NUMBER: _ClassVar[int]
+    DISK_FULL_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     name: str
     address: str
@@ -81,7 +86,10 @@ class StatusResponse(_message.Message):
     records_applied_remote: int
     max_event_loop_lag_ms: float
     admin_token_file: str
-    def __init__(self, node_id: _Optional[int] = ..., name: _Optional[str] = ..., address: _Optional[str] = ..., hlc: _Optional[int] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., audit_buckets: _Optional[bytes] = ..., audit_digest: _Optional[int] = ..., records_held: _Optional[int] = ..., tombstones_held: _Optional[int] = ..., ready: _Optional[bool] = ..., fenced: _Optional[bool] = ..., audit_repairs_total: _Optional[int] = ..., deferred_records: _Optional[int] = ..., push_queue_drops: _Optional[int] = ..., pushes_sent: _Optional[int] = ..., push_bytes_received: _Optional[int] = ..., exchanges: _Optional[int] = ..., exchange_bytes_received: _Optional[int] = ..., records_applied_remote: _Optional[int] = ..., max_event_loop_lag_ms: _Optional[float] = ..., admin_token_file: _Optional[str] = ...) -> None: ...
+    not_ready: str
+    writes_refused: str
+    disk_full: bool
+    def __init__(self, node_id: _Optional[int] = ..., name: _Optional[str] = ..., address: _Optional[str] = ..., hlc: _Optional[int] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., audit_buckets: _Optional[bytes] = ..., audit_digest: _Optional[int] = ..., records_held: _Optional[int] = ..., tombstones_held: _Optional[int] = ..., ready: _Optional[bool] = ..., fenced: _Optional[bool] = ..., audit_repairs_total: _Optional[int] = ..., deferred_records: _Optional[int] = ..., push_queue_drops: _Optional[int] = ..., pushes_sent: _Optional[int] = ..., push_bytes_received: _Optional[int] = ..., exchanges: _Optional[int] = ..., exchange_bytes_received: _Optional[int] = ..., records_applied_remote: _Optional[int] = ..., max_event_loop_lag_ms: _Optional[float] = ..., admin_token_file: _Optional[str] = ..., not_ready: _Optional[str] = ..., writes_refused: _Optional[str] = ..., disk_full: _Optional[bool] = ...) -> None: ...
 
 class RecordsRequest(_message.Message):
     __slots__ = ("namespace_id",)

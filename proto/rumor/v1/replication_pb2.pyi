@@ -61,7 +61,7 @@ class Coverage(_message.Message):
     def __init__(self, origin: _Optional[int] = ..., base: _Optional[int] = ..., last: _Optional[int] = ..., complete: _Optional[bool] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("sender", "boot_nonce", "hlc", "members", "watermarks", "address", "name", "high_seqs", "issued_seq")
+    __slots__ = ("sender", "boot_nonce", "hlc", "members", "watermarks", "address", "name", "high_seqs", "issued_seq", "refuses_writes")
     class WatermarksEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,7 @@ class Envelope(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     HIGH_SEQS_FIELD_NUMBER: _ClassVar[int]
     ISSUED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    REFUSES_WRITES_FIELD_NUMBER: _ClassVar[int]
     sender: int
     boot_nonce: int
     hlc: int
@@ -94,7 +95,8 @@ class Envelope(_message.Message):
     name: str
     high_seqs: _containers.ScalarMap[int, int]
     issued_seq: int
-    def __init__(self, sender: _Optional[int] = ..., boot_nonce: _Optional[int] = ..., hlc: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., address: _Optional[str] = ..., name: _Optional[str] = ..., high_seqs: _Optional[_Mapping[int, int]] = ..., issued_seq: _Optional[int] = ...) -> None: ...
+    refuses_writes: str
+    def __init__(self, sender: _Optional[int] = ..., boot_nonce: _Optional[int] = ..., hlc: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., address: _Optional[str] = ..., name: _Optional[str] = ..., high_seqs: _Optional[_Mapping[int, int]] = ..., issued_seq: _Optional[int] = ..., refuses_writes: _Optional[str] = ...) -> None: ...
 
 class ProtocolOffer(_message.Message):
     __slots__ = ("version", "oldest", "features", "release")
@@ -224,16 +226,18 @@ class PingRequest(_message.Message):
     def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., sent_ms: _Optional[int] = ..., probe_target: _Optional[int] = ..., target_address: _Optional[str] = ...) -> None: ...
 
 class PingResponse(_message.Message):
-    __slots__ = ("envelope", "received_ms", "replied_ms", "target_alive")
+    __slots__ = ("envelope", "received_ms", "replied_ms", "target_alive", "replied_wall_ms")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
     REPLIED_MS_FIELD_NUMBER: _ClassVar[int]
     TARGET_ALIVE_FIELD_NUMBER: _ClassVar[int]
+    REPLIED_WALL_MS_FIELD_NUMBER: _ClassVar[int]
     envelope: Envelope
     received_ms: int
     replied_ms: int
     target_alive: bool
-    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., received_ms: _Optional[int] = ..., replied_ms: _Optional[int] = ..., target_alive: _Optional[bool] = ...) -> None: ...
+    replied_wall_ms: int
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., received_ms: _Optional[int] = ..., replied_ms: _Optional[int] = ..., target_alive: _Optional[bool] = ..., replied_wall_ms: _Optional[int] = ...) -> None: ...
 
 class JoinRequest(_message.Message):
     __slots__ = ("envelope", "protocol")

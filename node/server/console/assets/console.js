@@ -83,8 +83,9 @@ function renderStatus(s) {
   summary.replaceChildren();
   pair(summary, "Node", `${node.name || "-"} (${node.id})`);
   pair(summary, "Address", node.address);
-  pair(summary, "Ready", node.ready ? "yes" : "no");
+  pair(summary, "Ready", node.ready ? "yes" : `no: ${node.not_ready}`, node.ready ? null : "state-suspect", "node-ready");
   pair(summary, "Clock fenced", node.fenced ? "yes" : "no");
+  pair(summary, "Writes", node.writes_refused ? `refused: ${node.writes_refused}` : "taken", node.writes_refused ? "state-suspect" : null, "node-writes");
   pair(summary, "Audit digest", node.audit_digest);
   const agreement = node.audit_agreement;
   pair(summary, "Audit digests of alive members", agreementText(agreement), agreement.agree ? "state-alive" : "state-suspect", "audit-agreement");
@@ -115,6 +116,7 @@ function renderStatus(s) {
     add("Lag per origin", lag.length ? lag.join(", ") : "none");
     add("Watermarks agree", m.watermarks_agree ? "yes" : "no");
     add("Clock offset", `${m.clock_offset_ms.toFixed(1)} ms`);
+    if (m.writes_refused) add("Writes", `refused: ${m.writes_refused}`, "state-suspect");
     add("Audit digest", m.audit_digest ?? "unknown");
     card.append(list);
     members.append(card);
