@@ -165,8 +165,7 @@ class RocksStore:
         self._write_options.sync = False
         self._open_iterators = 0
         self._compaction_lock = threading.Lock()
-        # Per family, the span still to compact: the hull of the spans asked for.
-        self._compactions_wanted: dict[str, tuple[bytes, bytes | None]] = {}
+        self._compactions_wanted: set[str] = set()
         self._compactor: threading.Thread | None = None
         self.compactions = 0  # finished, since open
         self.closed = False
@@ -230,18 +229,13 @@ class RocksStore:
             del iterator
             self._open_iterators -= 1
 
-    def compact(self, family: str, start: bytes = b"", stop: bytes | None = None) -> None:
-        """Compact ``family`` from ``start`` to ``stop`` (None: the end) on the compaction
-        thread (started if none runs); returns at once. Spans asked for a family while
-        one waits are compacted as one: from the lowest start to the highest stop."""
+    def compact(self, family: str) -> None:
+        """Compact ``family`` on the compaction thread (started if none runs); returns at
+        once. Requests for a family already waiting are one."""
         with self._compaction_lock:
             if self.closed:
                 return
-            wanted = self._compactions_wanted.get(family)
-            if wanted is not None:
-                start = min(start, wanted[0])
-                stop = None if stop is None or wanted[1] is None else max(stop, wanted[1])
-            self._compactions_wanted[family] = (start, stop)
+            self._compactions_wanted.add(family)
             if self._compactor is not None:
                 return
             self._compactor = threading.Thread(
@@ -256,9 +250,9 @@ class RocksStore:
                     self._compactor = None
                     return
                 family = min(self._compactions_wanted)
-                start, stop = self._compactions_wanted.pop(family)
+                self._compactions_wanted.discard(family)
                 target = self._families[family]
-            target.compact_range(start or None, stop)
+            target.compact_range(None, None)
             self.compactions += 1
 
     def wait_for_compactions(self) -> None:

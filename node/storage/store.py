@@ -81,9 +81,8 @@ class Compacting(Protocol):
     (``MemoryStore``) does not implement this.
     """
 
-    def compact(self, family: str, start: bytes = b"", stop: bytes | None = None) -> None:
-        """Drop what deletions left in ``family`` from ``start`` to ``stop`` (None: the
-        end), in the background: returns at once."""
+    def compact(self, family: str) -> None:
+        """Drop what deletions left in ``family``, in the background: returns at once."""
         ...
 
 

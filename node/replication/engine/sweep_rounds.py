@@ -17,14 +17,14 @@ Work follows live data, not history:
   pass it skips would have found nothing to purge or drop. The rounds keep
   their cadence.
 - Deleted entries stay in RocksDB until compacted, and every scan steps over
-  them: once a walk has deleted more entries than it kept since its last
-  compaction (and at least ``COMPACT_AFTER_DELETIONS``), the store compacts the
-  span the walk emptied — not the whole family: a pass over a backlog of ten
-  million entries compacts each span once, never the history ahead of it.
-  Deletions outside the walk's own span (the log entries of purged records, a
-  deleted namespace's keys) compact the whole family under the same rule. So
-  a pass meets what is held and fewer deleted entries than the larger of that
-  threshold and what it keeps.
+  them: when a pass ends and more entries were deleted in its families since
+  their last compaction than it kept (and at least
+  ``COMPACT_AFTER_DELETIONS``), the store compacts those families in the
+  background. Only at the end of a pass: a walk resumes past its own
+  deletions, so it meets them on its next pass only, and compacting in the
+  middle of a pass over a backlog of millions had RocksDB rewrite what lay
+  ahead again and again. So a pass meets what is held and fewer deleted
+  entries than the larger of that threshold and what it keeps.
 """
 
 from __future__ import annotations
@@ -51,14 +51,10 @@ class _Walk:
     began: tuple[int, dict[int, int]] = (-1, {})  # written ticket and purge rule, at its start
     kept: int = 0  # entries the last finished pass left in place
     next_expiry_s: float = math.inf  # of the last finished pass
-    # The walk's own deletions not yet compacted: from ``span_start`` to where it is.
-    span_start: bytes = b""
-    span_deleted: int = 0
-    span_kept_before: int = 0  # the pass's kept entries when the span began
-    span_wraps: bool = False  # the span began in an earlier pass: it runs to the end too
-    # Deletions elsewhere in its families (a purged record's log entry, a namespace's
-    # keys), since they were last compacted: those need the whole family compacted.
-    scattered: int = 0
+    # Deletions in its families since they were last compacted: the walk's own, and
+    # those made elsewhere (a purged record's log entry, a deleted namespace's keys, a
+    # replaced record's log entry dropped by the write that replaced it).
+    deleted_uncompacted: int = 0
 
     def begin_if_worth_it(self, written: int, stable: dict[int, int], now_s: float) -> None:
         """Begin a pass unless one is under way or it could find nothing new: no batch
@@ -71,39 +67,23 @@ class _Walk:
         self.position = b""
         self.tally = PassTally()
         self.began = (written, dict(stable))
-        # Deletions the last pass left uncompacted stay counted: many short passes
-        # add up to one compaction, as one long pass would.
-        self.span_wraps = self.span_deleted > 0
-        self.span_start, self.span_kept_before = b"", 0
 
     def finish(self) -> None:
         self.position = None
         self.kept = self.tally.kept
         self.next_expiry_s = self.tally.next_expiry_s
 
-    def span_to_compact(self, reached: bytes | None) -> tuple[bytes, bytes | None] | None:
-        """After a slice that stopped at ``reached`` (None: the pass's end), the span its
-        deletions emptied, if they outnumber what it kept there (and at least
-        ``COMPACT_AFTER_DELETIONS``): compacting only that span costs what the pass
-        deleted, however much history the family still holds beyond it."""
-        kept = self.tally.kept - self.span_kept_before
-        if self.span_wraps:
-            kept = max(kept, self.kept)
-        if self.span_deleted < COMPACT_AFTER_DELETIONS or self.span_deleted <= kept:
-            return None
-        span = (self.span_start, None if self.span_wraps else reached)
-        self.span_start = reached or b""
-        self.span_deleted = 0
-        self.span_kept_before = self.tally.kept
-        self.span_wraps = False
-        return span
-
-    def wants_full_compaction(self) -> bool:
-        scattered = self.scattered
-        if scattered >= COMPACT_AFTER_DELETIONS and scattered > max(self.kept, self.tally.kept):
-            self.scattered = 0
-            return True
-        return False
+    def compaction_due(self) -> bool:
+        """At the end of a pass: whether the deletions since the last compaction (at least
+        ``COMPACT_AFTER_DELETIONS``) outnumber the entries the pass kept. Never in the
+        middle of a pass: a walk resumes past its own deletions, so it meets them only
+        on its next pass, and a pass over a backlog of millions would otherwise have
+        RocksDB rewrite the history still ahead of it again and again."""
+        deleted = self.deleted_uncompacted
+        if deleted < COMPACT_AFTER_DELETIONS or deleted <= self.kept:
+            return False
+        self.deleted_uncompacted = 0
+        return True
 
 
 class SweepRounds:
@@ -133,12 +113,12 @@ class SweepRounds:
                 replica.namespaces_to_sweep.discard(namespace)
             purged = before - (replica.records_held + replica.tombstones_held)
             self.purged += purged
-            self._records.scattered += purged
-            self._log.scattered += purged  # a purged record's entry goes too
+            self._records.deleted_uncompacted += purged
+            self._log.deleted_uncompacted += purged  # a purged record's entry goes too
             return  # one slice per round
         records, log = self._records, self._log
         dropped = replica.log_entries_dropped  # by writes, wherever their entries were
-        log.scattered += dropped - self._log_dropped_seen
+        log.deleted_uncompacted += dropped - self._log_dropped_seen
         self._log_dropped_seen = dropped
         written, stable = replica.written_ticket, replica.purge_rule.stable
         records.begin_if_worth_it(written, stable, now.wall_s)
@@ -147,26 +127,22 @@ class SweepRounds:
             next_start = replica.sweep(records.position, now.wall_s, budget, tally=records.tally)
             purged = records.tally.deleted - deleted
             self.purged += purged
-            records.span_deleted += purged
-            log.scattered += purged
+            records.deleted_uncompacted += purged
+            log.deleted_uncompacted += purged
             self._slice_done(records, next_start)
+            if next_start is None:
+                self.passes += 1
         log.begin_if_worth_it(written, stable, now.wall_s)
         if log.position is not None:
             deleted = log.tally.deleted
             next_start = replica.sweep_log(log.position, budget, tally=log.tally)
-            log.span_deleted += log.tally.deleted - deleted
+            log.deleted_uncompacted += log.tally.deleted - deleted
             self._slice_done(log, next_start)
-        for walk in (records, log):
-            if walk.wants_full_compaction() and replica.compact(walk.families):
-                self.compactions += 1
 
     def _slice_done(self, walk: _Walk, next_start: bytes | None) -> None:
-        span = walk.span_to_compact(next_start)
-        # False: the store keeps no leftovers.
-        if span is not None and self.services.replica.compact(walk.families, *span):
-            self.compactions += 1
         walk.position = next_start
         if next_start is None:
             walk.finish()
-            if walk is self._records:
-                self.passes += 1
+            # False from compact: the store keeps no leftovers.
+            if walk.compaction_due() and self.services.replica.compact(walk.families):
+                self.compactions += 1

@@ -359,10 +359,8 @@ class Replica:
     ) -> bytes | None:
         return sweeping.sweep_log(self.state, start, budget, tally)
 
-    def compact(
-        self, families: Iterable[str], start: bytes = b"", stop: bytes | None = None
-    ) -> bool:
-        return sweeping.compact(self.state, families, start, stop)
+    def compact(self, families: Iterable[str]) -> bool:
+        return sweeping.compact(self.state, families)
 
     def purge(self, records: Iterable[tuple[bytes, RecordHeader]]) -> int:
         return sweeping.purge(self.state, records)

@@ -165,15 +165,12 @@ def sweep_log(
     return next_start
 
 
-def compact(
-    state: ReplicaState, families: Iterable[str], start: bytes = b"", stop: bytes | None = None
-) -> bool:
-    """Have the store drop what deletions left in ``families`` from ``start`` to ``stop``
-    (None: the end), in the background, if it keeps any (RocksDB); False for a store
-    that leaves nothing behind."""
+def compact(state: ReplicaState, families: Iterable[str]) -> bool:
+    """Have the store drop what deletions left in ``families``, in the background, if it
+    keeps any (RocksDB); False for a store that leaves nothing behind."""
     store = state.store
     if not isinstance(store, Compacting):
         return False
     for family in families:
-        store.compact(family, start, stop)
+        store.compact(family)
     return True
