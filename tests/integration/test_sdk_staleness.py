@@ -1,0 +1,188 @@
+"""Bounded staleness through the SDK, and batched session reads answered as the unary ones.
+
+A 3-node cluster with fault injection. ``max_staleness_ms`` on the SDK's reads
+(sync and asyncio, unary and on the Batch stream) is answered by a node in
+touch with the others and refused — ``UnavailableError`` naming the bound — by
+a node cut off from them, while the same plain read still answers; every
+read's lag bound is readable on the namespace object (``lag_bound_ms``). A
+BulkGet and a List riding a Batch stream with a token the node cannot cover
+fail exactly as their unary calls do, then answer once it can, with the lag
+bound in their results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from rumor.client import AsyncClient, Client
+from rumor.client.errors import UnavailableError
+from rumor.v1 import kv_pb2 as pb
+from rumor.v1 import kv_pb2_grpc
+from tests.integration.kv_helpers import failed_call
+from tests.integration.test_replication import SharedCluster, new_namespace
+from tests.support.cluster import Cluster
+from tests.support.nodes import NodeProcess, poll
+
+_titles = itertools.count()
+_op_ids = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedCluster]:
+    cluster = SharedCluster(tmp_path_factory.mktemp("staleness"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster(shared: SharedCluster) -> Cluster:
+    return shared.healthy()
+
+
+@pytest.fixture
+def ns(cluster: Cluster) -> str:
+    return new_namespace(cluster, f"staleness-{next(_titles)}")
+
+
+def test_sdk_reads_take_max_staleness_and_report_the_lag_bound(cluster: Cluster, ns: str) -> None:
+    n1, _, n3 = cluster.nodes
+    with Client(n1.address) as writer:
+        writer.namespace(ns).put("k", "v")
+        writer.namespace(ns).put("p/a", "v")
+    with Client(n3.address) as reader:
+        poll(lambda: reader.namespace(ns).get("k") == "v", timeout=10)
+    for batching in (True, False):
+        with Client(n3.address, batching=batching, timeout=5) as kv:
+            keys = kv.namespace(ns)
+            assert keys.lag_bound_ms is None  # no read yet
+            assert keys.get("k", max_staleness_ms=5000) == "v"
+            assert keys.lag_bound_ms is not None and keys.lag_bound_ms < 5000
+            found = keys.get_with_metadata(["k"], max_staleness_ms=5000)
+            assert found["k"].value == "v"
+            assert [k.name for k in keys.list(prefix="p/", max_staleness_ms=5000).keys] == ["p/a"]
+            assert [k.name for k in keys.iter_keys("p/", max_staleness_ms=5000)] == ["p/a"]
+            assert keys.lag_bound_ms is not None and keys.lag_bound_ms < 5000
+
+    cluster.block(n3)
+    try:
+        with Client(n3.address, timeout=5) as kv:
+            keys = kv.namespace(ns)
+
+            def refused() -> bool:
+                try:
+                    keys.get("k", max_staleness_ms=300)
+                except UnavailableError as error:
+                    assert "behind the other members" in str(error)
+                    assert "max_staleness_ms=300" in str(error)
+                    return True
+                return False
+
+            poll(refused, timeout=15)
+            # The same read without a bound answers, and says how far behind it may be.
+            assert keys.get("k") == "v"
+            assert keys.lag_bound_ms is not None and keys.lag_bound_ms >= 300
+            with pytest.raises(UnavailableError):
+                keys.list(max_staleness_ms=300)
+    finally:
+        cluster.unblock(n3)
+
+
+def test_async_reads_take_max_staleness_on_the_batch_stream(cluster: Cluster, ns: str) -> None:
+    n1, n2, _ = cluster.nodes
+    with Client(n1.address) as writer:
+        for i in range(5):
+            writer.namespace(ns).put(f"k{i}", str(i))
+    with Client(n2.address) as reader:
+        poll(lambda: reader.namespace(ns).get("k4") == "4", timeout=10)
+
+    async def scenario() -> tuple[list[Any], list[int | None], int | None]:
+        async with AsyncClient(n2.address, timeout=5) as kv:
+            spaces = [kv.namespace(ns) for _ in range(5)]
+            # Concurrent calls ride one Batch stream: each result carries the bound.
+            values = await asyncio.gather(
+                *(space.get(f"k{i}", max_staleness_ms=5000) for i, space in enumerate(spaces))
+            )
+            bounds = [space.lag_bound_ms for space in spaces]
+            one = kv.namespace(ns)
+            await one.get("k0")
+            return values, bounds, one.lag_bound_ms
+
+    values, bounds, plain = asyncio.run(scenario())
+    assert values == ["0", "1", "2", "3", "4"]
+    assert all(bound is not None and bound < 5000 for bound in bounds)
+    assert plain is not None
+
+
+def test_bad_max_staleness_is_refused_before_anything_is_sent(cluster: Cluster, ns: str) -> None:
+    with Client(cluster.nodes[0].address) as kv:
+        keys = kv.namespace(ns)
+        with pytest.raises(ValueError, match="between 0 and 4294967295, not -1"):
+            keys.get("k", max_staleness_ms=-1)
+        with pytest.raises(TypeError, match="must be an int, not str"):
+            keys.list(max_staleness_ms="5")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="must be an int, not float"):
+            keys.get(["k"], max_staleness_ms=1.5)  # type: ignore[arg-type]
+        assert keys.lag_bound_ms is None  # nothing was read
+
+
+# ---- batched session reads --------------------------------------------------------
+
+
+def batch_op(node: NodeProcess, **op: Any) -> pb.BatchResult:
+    """One operation on a Batch stream of its own: its result."""
+    frame = pb.BatchRequest()
+    frame.ops.add(id=next(_op_ids), **op)
+    stub = kv_pb2_grpc.KVStub(node.channel)
+    results = [r for response in stub.Batch(iter([frame]), timeout=10) for r in response.results]
+    assert len(results) == 1
+    result: pb.BatchResult = results[0]
+    return result
+
+
+def test_batched_bulk_get_and_list_wait_for_the_token_as_the_unary_calls_do(
+    cluster: Cluster, ns: str
+) -> None:
+    n1, _, n3 = cluster.nodes
+    n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"p/k", value=b"old"))
+    cluster.wait_converged(timeout=10)
+    cluster.block(n3)
+    try:
+        written = n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"p/k", value=b"new"))
+        bulk = pb.BulkGetRequest(
+            namespace_id=ns, keys=[b"p/k"], type=pb.VALUE_TYPE_TEXT, after=written.session
+        )
+        listing = pb.ListRequest(namespace_id=ns, prefix=b"p/", after=written.session)
+        for field, request, unary in (
+            ("bulk_get", bulk, n3.kv.BulkGet),
+            ("list", listing, n3.kv.List),
+        ):
+            error = failed_call(lambda: unary(request, timeout=5))  # noqa: B023
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+            result = batch_op(n3, **{field: request})
+            assert result.WhichOneof("result") == "error"
+            assert result.error.code == grpc.StatusCode.UNAVAILABLE.value[0]
+            assert result.error.http_status == 503
+            assert "behind" in result.error.message
+    finally:
+        cluster.unblock(n3)
+
+    def answered() -> bool:
+        return batch_op(n3, bulk_get=bulk).WhichOneof("result") == "bulk_get"
+
+    poll(answered, timeout=15)
+    result = batch_op(n3, bulk_get=bulk)
+    assert result.bulk_get.entries[0].result.text == "new"
+    assert result.bulk_get.session == n3.kv.BulkGet(bulk, timeout=5).session
+    assert result.lag_bound_ms.isdigit()
+    listed = batch_op(n3, list=listing)
+    assert [k.name for k in listed.list.keys] == [b"p/k"]
+    assert listed.list.session == n3.kv.List(listing, timeout=5).session
+    assert listed.lag_bound_ms.isdigit()
