@@ -1,4 +1,4 @@
-"""Bounded staleness through the SDK, and batched session reads answered as the unary ones.
+"""Sessions and bounded staleness beyond the unary gRPC calls: the SDK, Batch, the binding.
 
 A 3-node cluster with fault injection. ``max_staleness_ms`` on the SDK's reads
 (sync and asyncio, unary and on the Batch stream) is answered by a node in
@@ -7,13 +7,19 @@ a node cut off from them, while the same plain read still answers; every
 read's lag bound is readable on the namespace object (``lag_bound_ms``). A
 BulkGet and a List riding a Batch stream with a token the node cannot cover
 fail exactly as their unary calls do, then answer once it can, with the lag
-bound in their results.
+bound in their results. The Workers binding protocol takes ``Rumor-Session``
+as the REST API does: a read after a write it cannot see yet answers 503 with
+Retry-After (the same read without the header answers the old value), then
+the write; every answer carries the token back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,11 +28,12 @@ import pytest
 
 from rumor.client import AsyncClient, Client
 from rumor.client.errors import UnavailableError
+from rumor.client.session_token import SessionToken
 from rumor.v1 import kv_pb2 as pb
 from rumor.v1 import kv_pb2_grpc
 from tests.integration.kv_helpers import failed_call
 from tests.integration.test_replication import SharedCluster, new_namespace
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, node_id
 from tests.support.nodes import NodeProcess, poll
 
 _titles = itertools.count()
@@ -35,7 +42,7 @@ _op_ids = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedCluster]:
-    cluster = SharedCluster(tmp_path_factory.mktemp("staleness"))
+    cluster = SharedCluster(tmp_path_factory.mktemp("surfaces"), ("--http", "127.0.0.1:0"))
     try:
         yield cluster
     finally:
@@ -186,3 +193,85 @@ def test_batched_bulk_get_and_list_wait_for_the_token_as_the_unary_calls_do(
     assert [k.name for k in listed.list.keys] == [b"p/k"]
     assert listed.list.session == n3.kv.List(listing, timeout=5).session
     assert listed.lag_bound_ms.isdigit()
+
+
+# ---- the Workers binding protocol ---------------------------------------------------
+
+
+def binding(
+    node: NodeProcess,
+    ns: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    session: str | None = None,
+) -> tuple[int, str, dict[str, str], bytes]:
+    """A binding request as workerd sends it (plus ``Rumor-Session``): status, reason,
+    headers, body."""
+    headers = {"Rumor-Namespace": ns}
+    if session is not None:
+        headers["Rumor-Session"] = session
+    url = f"http://{node.http}{path}"
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.reason, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.reason, dict(error.headers), error.read()
+
+
+def test_the_binding_takes_a_session_and_never_answers_older_data(
+    cluster: Cluster, ns: str
+) -> None:
+    n1, _, n3 = cluster.nodes
+    status, _, headers, _ = binding(n1, ns, "PUT", "/k?urlencoded=true", b"old")
+    assert status == 200
+    assert SessionToken.decode(headers["Rumor-Session"]).marks.keys() == {node_id(n1)}
+    cluster.wait_converged(timeout=10)
+    cluster.block(n3)
+    try:
+        status, _, headers, _ = binding(n1, ns, "PUT", "/k?urlencoded=true", b"new")
+        token = headers["Rumor-Session"]
+        # The same read without the header answers the old value: the lag is real.
+        assert binding(n3, ns, "GET", "/k?urlencoded=true")[3] == b"old"
+        status, reason, headers, _ = binding(n3, ns, "GET", "/k?urlencoded=true", session=token)
+        assert status == 503
+        assert headers["Retry-After"] == "1"
+        assert "behind" in reason  # workerd shows the reason phrase
+        for method, path, body in (("GET", "/?prefix=k", None), ("POST", "/bulk/get", b"{}")):
+            assert binding(n3, ns, method, path, body, session=token)[0] == 503
+    finally:
+        cluster.unblock(n3)
+    answers: list[tuple[int, str, dict[str, str], bytes]] = []
+
+    def answered() -> bool:
+        answers.append(binding(n3, ns, "GET", "/k?urlencoded=true", session=token))
+        assert answers[-1][0] in (200, 503), answers[-1]
+        return answers[-1][0] == 200
+
+    poll(answered, timeout=15)
+    _, _, headers, body = answers[-1]
+    assert body == b"new"
+    assert SessionToken.decode(headers["Rumor-Session"]).covers(SessionToken.decode(token))
+    assert headers["Rumor-Lag-Bound-Ms"].isdigit()
+
+
+def test_every_binding_route_answers_the_session_it_was_given(cluster: Cluster, ns: str) -> None:
+    n1 = cluster.nodes[0]
+    put = binding(n1, ns, "PUT", "/p%2Fa?urlencoded=true", b"v")
+    written = SessionToken.decode(put[2]["Rumor-Session"])
+    listed = binding(n1, ns, "GET", "/?prefix=p%2F", session="1")
+    assert [k["name"] for k in json.loads(listed[3])["keys"]] == ["p/a"]
+    assert SessionToken.decode(listed[2]["Rumor-Session"]) == written
+    body = json.dumps({"keys": ["p/a", "none"]}).encode()
+    got = binding(n1, ns, "POST", "/bulk/get", body, session=put[2]["Rumor-Session"])
+    assert json.loads(got[3]) == {"p/a": "v", "none": None}
+    assert SessionToken.decode(got[2]["Rumor-Session"]) == written
+    deleted = binding(n1, ns, "DELETE", "/p%2Fa?urlencoded=true", session="1")
+    gone = SessionToken.decode(deleted[2]["Rumor-Session"])
+    assert gone.covers(written) and gone != written
+    # Reading the delete is reading a write: a missing key's answer names the tombstone.
+    missing = binding(n1, ns, "GET", "/p%2Fa?urlencoded=true", session="1")
+    assert missing[0] == 404
+    assert SessionToken.decode(missing[2]["Rumor-Session"]) == gone
+    assert binding(n1, ns, "GET", "/k?urlencoded=true", session="2nope")[0] == 400
