@@ -182,7 +182,8 @@ def test_batched_bulk_get_and_list_wait_for_the_token_as_the_unary_calls_do(
         cluster.unblock(n3)
 
     def answered() -> bool:
-        return batch_op(n3, bulk_get=bulk).WhichOneof("result") == "bulk_get"
+        kind: str | None = batch_op(n3, bulk_get=bulk).WhichOneof("result")
+        return kind == "bulk_get"
 
     poll(answered, timeout=15)
     result = batch_op(n3, bulk_get=bulk)
