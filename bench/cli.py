@@ -26,6 +26,7 @@ BENCHMARKS = {
     "join-10m": "rumor.bench.join_large",
     "workers": "rumor.bench.workers",
     "watchers": "rumor.bench.watchers",
+    "sessions": "rumor.bench.sessions",
 }
 
 
