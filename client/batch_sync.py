@@ -69,7 +69,7 @@ class ThreadBatcher:
             outgoing = self._open()
             op_id = next(self._ids)
             self._waiting[op_id] = future
-        outgoing.put(batch.op(op_id, field, request))
+        outgoing.put(batch.op(op_id, field, request, timeout))
         try:
             result = future.result(timeout)
         except FutureTimeout:

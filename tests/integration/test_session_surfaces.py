@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -194,6 +195,36 @@ def test_batched_bulk_get_and_list_wait_for_the_token_as_the_unary_calls_do(
     assert [k.name for k in listed.list.keys] == [b"p/k"]
     assert listed.list.session == n3.kv.List(listing, timeout=5).session
     assert listed.lag_bound_ms.isdigit()
+
+
+def test_a_batched_session_read_keeps_its_own_deadline_as_the_unary_call_does(
+    cluster: Cluster, ns: str
+) -> None:
+    """The node waits for a token at most until the call's deadline (less a margin), then
+    says UNAVAILABLE, so the client fails over: on the Batch stream too, where the call's
+    deadline travels in the operation (``timeout_ms``), not in the stream's."""
+    n1, n2, n3 = cluster.nodes
+    n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"k", value=b"old"))
+    cluster.wait_converged(timeout=10)
+    cluster.block(n3)
+    try:
+        written = n1.kv.Put(pb.PutRequest(namespace_id=ns, key=b"k", value=b"new"))
+        with Client(n2.address) as reader:
+            poll(lambda: reader.namespace(ns).get("k") == "new", timeout=10)
+        request = pb.GetRequest(namespace_id=ns, key=b"k", after=written.session)
+        started = time.monotonic()
+        result = batch_op(n3, get=request, timeout_ms=600)
+        assert time.monotonic() - started < 0.6
+        assert result.error.code == grpc.StatusCode.UNAVAILABLE.value[0], result
+
+        async def failed_over() -> list[Any]:
+            async with AsyncClient([n3.address, n2.address], timeout=0.6) as kv:
+                session = kv.session(written.session)
+                return await asyncio.gather(*(session.namespace(ns).get("k") for _ in range(4)))
+
+        assert asyncio.run(failed_over()) == ["new"] * 4
+    finally:
+        cluster.unblock(n3)
 
 
 # ---- the Workers binding protocol ---------------------------------------------------
