@@ -26,10 +26,10 @@ from rumor.client.models import (
     KeyInfo,
     Listeners,
     ListResult,
-    NamespaceInfo,
     ValueWithMetadata,
     WriteResult,
 )
+from rumor.client.namespaces import AsyncNamespaces
 from rumor.client.session import Session
 from rumor.client.staleness import LagReport
 from rumor.v1 import kv_pb2
@@ -262,33 +262,6 @@ async def _chunks(responses: Any, address: str) -> AsyncIterator[bytes]:
         raise from_rpc_error(error, address, "GetStream") from None
 
 
-class AsyncNamespaces:
-    """``client.namespaces``: create, list, get, rename and delete namespaces."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-    async def create(self, title: str) -> NamespaceInfo:
-        """Create a namespace; raises NamespaceExistsError if the title is taken. Not retried."""
-        return await self._client.run(calls.create_namespace(title))
-
-    async def list(self) -> list[NamespaceInfo]:
-        """Every namespace."""
-        return await self._client.run(calls.list_namespaces())
-
-    async def get(self, namespace_id: str) -> NamespaceInfo:
-        """One namespace; raises NamespaceNotFoundError if there is none with this id."""
-        return await self._client.run(calls.get_namespace(namespace_id))
-
-    async def rename(self, namespace_id: str, title: str) -> NamespaceInfo:
-        """Give a namespace a new title."""
-        return await self._client.run(calls.rename_namespace(namespace_id, title))
-
-    async def delete(self, namespace_id: str) -> None:
-        """Delete a namespace and every key in it."""
-        await self._client.run(calls.delete_namespace(namespace_id))
-
-
 class AsyncKVNamespace:
     """The keys of one namespace, with the Workers KV methods (awaitable)."""
 
@@ -370,13 +343,8 @@ class AsyncKVNamespace:
         max_staleness_ms: int | None,
     ) -> Any:
         client, session = self._client, self._session
-        if not isinstance(key, str):
-            call = calls.get_many(
-                self.id, list(key), type, with_metadata, cache_ttl, max_staleness_ms
-            )
-            return await client.run(call, session, self._saw_lag)
-        if type != "stream":
-            call = calls.get(self.id, key, type, with_metadata, cache_ttl, max_staleness_ms)
+        if type != "stream" or not isinstance(key, str):
+            call = calls.read(self.id, key, type, with_metadata, cache_ttl, max_staleness_ms)
             return await client.run(call, session, self._saw_lag)
         request = codec.get_request(self.id, key, type, with_metadata, cache_ttl)
         found = await client._get_stream(staleness.stamp(request, max_staleness_ms), session)

@@ -155,6 +155,21 @@ def get_many(
     )
 
 
+def read(
+    namespace_id: str,
+    key: str | Sequence[str],
+    value_type: str,
+    with_metadata: bool,
+    cache_ttl: int | None = None,
+    max_staleness_ms: int | None = None,
+) -> Call[Any]:
+    """A Get of ``key``, or a BulkGet when ``key`` is a list of keys."""
+    if isinstance(key, str):
+        return get(namespace_id, key, value_type, with_metadata, cache_ttl, max_staleness_ms)
+    keys = list(key)
+    return get_many(namespace_id, keys, value_type, with_metadata, cache_ttl, max_staleness_ms)
+
+
 def delete(namespace_id: str, key: str) -> Call[WriteResult]:
     return Call(
         "Delete",

@@ -25,10 +25,10 @@ from rumor.client.models import (
     KeyInfo,
     Listeners,
     ListResult,
-    NamespaceInfo,
     ValueWithMetadata,
     WriteResult,
 )
+from rumor.client.namespaces import Namespaces
 from rumor.client.session import Session
 from rumor.client.staleness import LagReport
 from rumor.v1 import kv_pb2
@@ -281,33 +281,6 @@ def _chunks(responses: Any, address: str) -> Iterator[bytes]:
         raise from_rpc_error(error, address, "GetStream") from None
 
 
-class Namespaces:
-    """``client.namespaces``: create, list, get, rename and delete namespaces."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def create(self, title: str) -> NamespaceInfo:
-        """Create a namespace; raises NamespaceExistsError if the title is taken. Not retried."""
-        return self._client.run(calls.create_namespace(title))
-
-    def list(self) -> list[NamespaceInfo]:
-        """Every namespace."""
-        return self._client.run(calls.list_namespaces())
-
-    def get(self, namespace_id: str) -> NamespaceInfo:
-        """One namespace; raises NamespaceNotFoundError if there is none with this id."""
-        return self._client.run(calls.get_namespace(namespace_id))
-
-    def rename(self, namespace_id: str, title: str) -> NamespaceInfo:
-        """Give a namespace a new title."""
-        return self._client.run(calls.rename_namespace(namespace_id, title))
-
-    def delete(self, namespace_id: str) -> None:
-        """Delete a namespace and every key in it."""
-        self._client.run(calls.delete_namespace(namespace_id))
-
-
 class KVNamespace:
     """The keys of one namespace, with the Workers KV methods."""
 
@@ -410,13 +383,8 @@ class KVNamespace:
         max_staleness_ms: int | None,
     ) -> Any:
         client, session = self._client, self._session
-        if not isinstance(key, str):
-            call = calls.get_many(
-                self.id, list(key), type, with_metadata, cache_ttl, max_staleness_ms
-            )
-            return client.run(call, session, self._saw_lag)
-        if type != "stream":
-            call = calls.get(self.id, key, type, with_metadata, cache_ttl, max_staleness_ms)
+        if type != "stream" or not isinstance(key, str):
+            call = calls.read(self.id, key, type, with_metadata, cache_ttl, max_staleness_ms)
             return client.run(call, session, self._saw_lag)
         request = codec.get_request(self.id, key, type, with_metadata, cache_ttl)
         found = client._get_stream(staleness.stamp(request, max_staleness_ms), session)
