@@ -27,6 +27,7 @@ BENCHMARKS = {
     "workers": "rumor.bench.workers",
     "watchers": "rumor.bench.watchers",
     "history": "rumor.bench.history",
+    "sessions": "rumor.bench.sessions",
 }
 
 

@@ -11,7 +11,7 @@ Sessions (``kv.session(token=None)``) read their own writes on any node.
 See docs/sdk.md. This package never imports rumor.node.
 """
 
-from rumor.client.aio import AsyncClient, AsyncKVNamespace, AsyncNamespaces
+from rumor.client.aio import AsyncClient, AsyncKVNamespace
 from rumor.client.connection import TLS
 from rumor.client.models import (
     Change,
@@ -22,8 +22,9 @@ from rumor.client.models import (
     ValueWithMetadata,
     WriteResult,
 )
+from rumor.client.namespaces import AsyncNamespaces, Namespaces
 from rumor.client.session import Session
-from rumor.client.sync import Client, KVNamespace, Namespaces
+from rumor.client.sync import Client, KVNamespace
 
 __all__ = [
     "TLS",

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 
-from rumor.client import batch, calls, codec
+from rumor.client import batch, calls, codec, staleness
 from rumor.client.batch_aio import AsyncBatcher
 from rumor.client.calls import Call
 from rumor.client.connection import (
@@ -26,12 +26,12 @@ from rumor.client.models import (
     KeyInfo,
     Listeners,
     ListResult,
-    NamespaceInfo,
-    NamespacePage,
     ValueWithMetadata,
     WriteResult,
 )
+from rumor.client.namespaces import AsyncNamespaces
 from rumor.client.session import Session
+from rumor.client.staleness import LagReport
 from rumor.v1 import kv_pb2
 
 R = TypeVar("R")
@@ -122,9 +122,15 @@ class AsyncClient:
         assert last is not None
         raise self.endpoints.exhausted(tried, last) from None
 
-    async def run(self, call: Call[R], session: Session[Any] | None = None) -> R:
+    async def run(
+        self,
+        call: Call[R],
+        session: Session[Any] | None = None,
+        on_lag: LagReport | None = None,
+    ) -> R:
         """Run one call: on the node's Batch stream when it can ride one, else unary;
-        within ``session``, after its token, folding the answer's token back in."""
+        within ``session``, after its token, folding the answer's token back in. A read
+        hands its answer's lag bound to ``on_lag``."""
         if session is not None:
             session.stamp(call.request)
 
@@ -134,7 +140,11 @@ class AsyncClient:
                 request_serializer=_serialize,
                 response_deserializer=call.response_class.FromString,
             )
-            return await method(call.request, timeout=self.timeout, metadata=self._metadata)
+            rpc = method(call.request, timeout=self.timeout, metadata=self._metadata)
+            response = await rpc
+            if on_lag is not None:
+                on_lag(staleness.lag_bound_in(await rpc.trailing_metadata()))
+            return response
 
         field = batch.field_of(call) if self.batching else None
         if field is None:
@@ -145,9 +155,13 @@ class AsyncClient:
             if batcher.unsupported:
                 return await unary(channel)
             try:
-                return await batcher.call(field, call.request, self.timeout)
+                result = await batcher.result(field, call.request, self.timeout)
             except batch.BatchUnsupported:
                 return await unary(channel)
+            response = batch.response_of(field, result)
+            if on_lag is not None:
+                on_lag(staleness.lag_bound_of(result.lag_bound_ms))
+            return response
 
         return _answer(call, await self._attempt(call.retry, batched, call.method), session)
 
@@ -248,47 +262,6 @@ async def _chunks(responses: Any, address: str) -> AsyncIterator[bytes]:
         raise from_rpc_error(error, address, "GetStream") from None
 
 
-class AsyncNamespaces:
-    """``client.namespaces``: create, list, get, rename and delete namespaces."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-    async def create(self, title: str) -> NamespaceInfo:
-        """Create a namespace; raises NamespaceExistsError if the title is taken. Not retried."""
-        return await self._client.run(calls.create_namespace(title))
-
-    async def list(self) -> list[NamespaceInfo]:
-        """Every namespace, in id order (read a page of 1,000 at a time)."""
-        namespaces: list[NamespaceInfo] = []
-        cursor = None
-        while True:
-            page = await self.list_page(limit=calls.NAMESPACE_PAGE, cursor=cursor)
-            namespaces += page.namespaces
-            if page.cursor is None:
-                return namespaces
-            cursor = page.cursor
-
-    async def list_page(
-        self, limit: int = calls.NAMESPACE_PAGE, cursor: str | None = None
-    ) -> NamespacePage:
-        """One page of namespaces in id order (``limit`` 1..1000), after ``cursor``:
-        ``NamespacePage(namespaces, list_complete, cursor)``."""
-        return await self._client.run(calls.list_namespaces(limit, cursor))
-
-    async def get(self, namespace_id: str) -> NamespaceInfo:
-        """One namespace; raises NamespaceNotFoundError if there is none with this id."""
-        return await self._client.run(calls.get_namespace(namespace_id))
-
-    async def rename(self, namespace_id: str, title: str) -> NamespaceInfo:
-        """Give a namespace a new title."""
-        return await self._client.run(calls.rename_namespace(namespace_id, title))
-
-    async def delete(self, namespace_id: str) -> None:
-        """Delete a namespace and every key in it."""
-        await self._client.run(calls.delete_namespace(namespace_id))
-
-
 class AsyncKVNamespace:
     """The keys of one namespace, with the Workers KV methods (awaitable)."""
 
@@ -298,6 +271,7 @@ class AsyncKVNamespace:
         self._client = client
         self.id = namespace_id
         self._session = session  # None: plain calls, each served by whichever node
+        self.lag_bound_ms: int | None = None  # as ``KVNamespace.lag_bound_ms``
 
     async def put(
         self,
@@ -337,59 +311,76 @@ class AsyncKVNamespace:
         )
 
     async def get(
-        self, key: str | Sequence[str], type: str = "text", *, cache_ttl: int | None = None
+        self,
+        key: str | Sequence[str],
+        type: str = "text",
+        *,
+        cache_ttl: int | None = None,
+        max_staleness_ms: int | None = None,
     ) -> Any:
         """The value of ``key`` as ``type``; see ``KVNamespace.get``. With type "stream",
         returns an async iterator of byte chunks."""
-        if not isinstance(key, str):
-            return await self._client.run(
-                calls.get_many(self.id, list(key), type, False, cache_ttl), self._session
-            )
-        if type == "stream":
-            found = await self._client._get_stream(
-                codec.get_request(self.id, key, type, False, cache_ttl), self._session
-            )
-            return None if found is None else found[1]
-        return await self._client.run(
-            calls.get(self.id, key, type, False, cache_ttl), self._session
-        )
+        return await self._read(key, type, False, cache_ttl, max_staleness_ms)
 
     async def get_with_metadata(
-        self, key: str | Sequence[str], type: str = "text", *, cache_ttl: int | None = None
+        self,
+        key: str | Sequence[str],
+        type: str = "text",
+        *,
+        cache_ttl: int | None = None,
+        max_staleness_ms: int | None = None,
     ) -> Any:
         """``ValueWithMetadata(value, metadata)``; see ``KVNamespace.get_with_metadata``.
         With type "stream" the value is an async iterator of byte chunks."""
-        if not isinstance(key, str):
-            return await self._client.run(
-                calls.get_many(self.id, list(key), type, True, cache_ttl), self._session
-            )
-        if type == "stream":
-            found = await self._client._get_stream(
-                codec.get_request(self.id, key, type, True, cache_ttl), self._session
-            )
-            if found is None:
-                return ValueWithMetadata(None, None)
-            header, chunks = found
-            return ValueWithMetadata(chunks, codec.decode_metadata(header))
-        return await self._client.run(calls.get(self.id, key, type, True, cache_ttl), self._session)
+        return await self._read(key, type, True, cache_ttl, max_staleness_ms)
+
+    async def _read(
+        self,
+        key: str | Sequence[str],
+        type: str,
+        with_metadata: bool,
+        cache_ttl: int | None,
+        max_staleness_ms: int | None,
+    ) -> Any:
+        client, session = self._client, self._session
+        if type != "stream" or not isinstance(key, str):
+            call = calls.read(self.id, key, type, with_metadata, cache_ttl, max_staleness_ms)
+            return await client.run(call, session, self._saw_lag)
+        request = codec.get_request(self.id, key, type, with_metadata, cache_ttl)
+        found = await client._get_stream(staleness.stamp(request, max_staleness_ms), session)
+        if not with_metadata:
+            return None if found is None else found[1]
+        if found is None:
+            return ValueWithMetadata(None, None)
+        header, chunks = found
+        return ValueWithMetadata(chunks, codec.decode_metadata(header))
+
+    def _saw_lag(self, bound_ms: int | None) -> None:
+        self.lag_bound_ms = bound_ms
 
     async def delete(self, key: str) -> WriteResult:
         """Delete ``key`` (succeeds for a missing key too)."""
         return await self._client.run(calls.delete(self.id, key), self._session)
 
     async def list(
-        self, prefix: str | None = None, limit: int | None = None, cursor: str | None = None
+        self,
+        prefix: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        *,
+        max_staleness_ms: int | None = None,
     ) -> ListResult:
         """One page of keys in byte order: ``ListResult(keys, list_complete, cursor)``."""
-        return await self._client.run(
-            calls.list_keys(self.id, prefix, limit, cursor), self._session
-        )
+        call = calls.list_keys(self.id, prefix, limit, cursor, max_staleness_ms)
+        return await self._client.run(call, self._session, self._saw_lag)
 
-    async def iter_keys(self, prefix: str | None = None) -> AsyncIterator[KeyInfo]:
+    async def iter_keys(
+        self, prefix: str | None = None, *, max_staleness_ms: int | None = None
+    ) -> AsyncIterator[KeyInfo]:
         """Every key with ``prefix``, following cursors page by page."""
         cursor = None
         while True:
-            page = await self.list(prefix=prefix, cursor=cursor)
+            page = await self.list(prefix=prefix, cursor=cursor, max_staleness_ms=max_staleness_ms)
             for key in page.keys:
                 yield key
             if page.list_complete or page.cursor is None:

@@ -15,6 +15,7 @@ values above ``MAX_BATCHED_VALUE_BYTES`` (they stream, or go alone).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import grpc
@@ -30,6 +31,7 @@ MAX_BATCHED_VALUE_BYTES = 64 * 1024
 MAX_FRAME_OPS = 256
 # Operations a client may leave unanswered on one stream (the node allows 8,192).
 MAX_IN_FLIGHT = 4096
+MAX_TIMEOUT_MS = 2**32 - 1  # BatchOp.timeout_ms is a uint32
 
 # gRPC method -> the BatchOp field that carries its request.
 _FIELDS = {"Get": "get", "BulkGet": "bulk_get", "Put": "put", "Delete": "delete", "List": "list"}
@@ -75,9 +77,13 @@ def field_of(call: Call[Any]) -> str | None:
     return name
 
 
-def op(op_id: int, field: str, request: Message) -> kv_pb2.BatchOp:
+def op(op_id: int, field: str, request: Message, timeout: float | None = None) -> kv_pb2.BatchOp:
+    """The operation carrying ``request``, with the call's deadline (``timeout`` seconds,
+    None: none) as a unary call tells the node its own."""
     batch_op = kv_pb2.BatchOp(id=op_id)
     getattr(batch_op, field).CopyFrom(request)
+    if timeout is not None:
+        batch_op.timeout_ms = min(max(1, math.ceil(timeout * 1000)), MAX_TIMEOUT_MS)
     return batch_op
 
 

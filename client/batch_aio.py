@@ -67,7 +67,7 @@ class AsyncBatcher:
         op_id = next(self._ids)
         future: asyncio.Future[kv_pb2.BatchResult] = asyncio.get_running_loop().create_future()
         self._waiting[op_id] = future
-        self._queued.append(batch.op(op_id, field, request))
+        self._queued.append(batch.op(op_id, field, request, timeout))
         self._ready.set()
         try:
             # asyncio.timeout, not wait_for: no task of its own per call.

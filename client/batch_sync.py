@@ -55,6 +55,10 @@ class ThreadBatcher:
 
     def call(self, field: str, request: Any, timeout: float | None) -> Any:
         """The unary response for ``request`` (a ``field`` operation), or its RpcError."""
+        return batch.response_of(field, self.result(field, request, timeout))
+
+    def result(self, field: str, request: Any, timeout: float | None) -> kv_pb2.BatchResult:
+        """The node's whole ``BatchResult`` for ``request`` (an error result included)."""
         future: Future[kv_pb2.BatchResult] = Future()
         with self._lock:
             if len(self._waiting) >= batch.MAX_IN_FLIGHT:
@@ -65,7 +69,7 @@ class ThreadBatcher:
             outgoing = self._open()
             op_id = next(self._ids)
             self._waiting[op_id] = future
-        outgoing.put(batch.op(op_id, field, request))
+        outgoing.put(batch.op(op_id, field, request, timeout))
         try:
             result = future.result(timeout)
         except FutureTimeout:
@@ -74,7 +78,7 @@ class ThreadBatcher:
             if forgotten:
                 outgoing.put(("cancel", op_id))
             raise batch.deadline_error() from None
-        return batch.response_of(field, result)
+        return result
 
     def _open(self) -> queue.SimpleQueue[Any]:
         """The queue of the open stream (opened now if none is); holds the lock."""

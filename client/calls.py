@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
-from rumor.client import codec
+from rumor.client import codec, staleness
 from rumor.client.models import (
     Listeners,
     ListResult,
@@ -119,8 +119,12 @@ def get(
     value_type: str,
     with_metadata: bool,
     cache_ttl: int | None = None,
+    max_staleness_ms: int | None = None,
 ) -> Call[Any]:
-    request = codec.get_request(namespace_id, key, value_type, with_metadata, cache_ttl)
+    request = staleness.stamp(
+        codec.get_request(namespace_id, key, value_type, with_metadata, cache_ttl),
+        max_staleness_ms,
+    )
     if with_metadata:
         decode: Callable[[Any], Any] = lambda r: ValueWithMetadata(  # noqa: E731
             codec.decode_value(r, value_type), codec.decode_metadata(r)
@@ -136,6 +140,7 @@ def get_many(
     value_type: str,
     with_metadata: bool,
     cache_ttl: int | None = None,
+    max_staleness_ms: int | None = None,
 ) -> Call[dict[str, Any]]:
     def decode(response: kv_pb2.BulkGetResponse) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -153,10 +158,28 @@ def get_many(
 
     return Call(
         "BulkGet",
-        codec.bulk_get_request(namespace_id, keys, value_type, with_metadata, cache_ttl),
+        staleness.stamp(
+            codec.bulk_get_request(namespace_id, keys, value_type, with_metadata, cache_ttl),
+            max_staleness_ms,
+        ),
         kv_pb2.BulkGetResponse,
         decode,
     )
+
+
+def read(
+    namespace_id: str,
+    key: str | Sequence[str],
+    value_type: str,
+    with_metadata: bool,
+    cache_ttl: int | None = None,
+    max_staleness_ms: int | None = None,
+) -> Call[Any]:
+    """A Get of ``key``, or a BulkGet when ``key`` is a list of keys."""
+    if isinstance(key, str):
+        return get(namespace_id, key, value_type, with_metadata, cache_ttl, max_staleness_ms)
+    keys = list(key)
+    return get_many(namespace_id, keys, value_type, with_metadata, cache_ttl, max_staleness_ms)
 
 
 def delete(namespace_id: str, key: str) -> Call[WriteResult]:
@@ -169,11 +192,15 @@ def delete(namespace_id: str, key: str) -> Call[WriteResult]:
 
 
 def list_keys(
-    namespace_id: str, prefix: str | None, limit: int | None, cursor: str | None
+    namespace_id: str,
+    prefix: str | None,
+    limit: int | None,
+    cursor: str | None,
+    max_staleness_ms: int | None = None,
 ) -> Call[ListResult]:
     return Call(
         "List",
-        codec.list_request(namespace_id, prefix, limit, cursor),
+        staleness.stamp(codec.list_request(namespace_id, prefix, limit, cursor), max_staleness_ms),
         kv_pb2.ListResponse,
         codec.list_result,
     )

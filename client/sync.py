@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from rumor.client import batch, calls, codec
+from rumor.client import batch, calls, codec, staleness
 from rumor.client.batch_sync import ThreadBatcher
 from rumor.client.calls import Call
 from rumor.client.connection import (
@@ -25,12 +25,12 @@ from rumor.client.models import (
     KeyInfo,
     Listeners,
     ListResult,
-    NamespaceInfo,
-    NamespacePage,
     ValueWithMetadata,
     WriteResult,
 )
+from rumor.client.namespaces import Namespaces
 from rumor.client.session import Session
+from rumor.client.staleness import LagReport
 from rumor.v1 import kv_pb2
 
 R = TypeVar("R")
@@ -122,9 +122,15 @@ class Client:
         assert last is not None
         raise self.endpoints.exhausted(tried, last) from None
 
-    def run(self, call: Call[R], session: Session[Any] | None = None) -> R:
+    def run(
+        self,
+        call: Call[R],
+        session: Session[Any] | None = None,
+        on_lag: LagReport | None = None,
+    ) -> R:
         """Run one call: alone, unary; beside other calls of this client, on the Batch stream;
-        within ``session``, after its token, folding the answer's token back in."""
+        within ``session``, after its token, folding the answer's token back in. A read
+        hands its answer's lag bound to ``on_lag``."""
         if session is not None:
             session.stamp(call.request)
 
@@ -134,7 +140,13 @@ class Client:
                 request_serializer=_serialize,
                 response_deserializer=call.response_class.FromString,
             )
-            return method(call.request, timeout=self.timeout, metadata=self._metadata)
+            if on_lag is None:
+                return method(call.request, timeout=self.timeout, metadata=self._metadata)
+            response, rpc = method.with_call(
+                call.request, timeout=self.timeout, metadata=self._metadata
+            )
+            on_lag(staleness.lag_bound_in(rpc.trailing_metadata()))
+            return response
 
         field = batch.field_of(call) if self.batching else None
         if field is None:
@@ -147,9 +159,13 @@ class Client:
                 if alone or batcher.unsupported:
                     return unary(channel)
                 try:
-                    return batcher.call(field, call.request, self.timeout)
+                    result = batcher.result(field, call.request, self.timeout)
                 except batch.BatchUnsupported:
                     return unary(channel)
+                response = batch.response_of(field, result)
+                if on_lag is not None:
+                    on_lag(staleness.lag_bound_of(result.lag_bound_ms))
+                return response
             finally:
                 batcher.leave()
 
@@ -265,47 +281,6 @@ def _chunks(responses: Any, address: str) -> Iterator[bytes]:
         raise from_rpc_error(error, address, "GetStream") from None
 
 
-class Namespaces:
-    """``client.namespaces``: create, list, get, rename and delete namespaces."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def create(self, title: str) -> NamespaceInfo:
-        """Create a namespace; raises NamespaceExistsError if the title is taken. Not retried."""
-        return self._client.run(calls.create_namespace(title))
-
-    def list(self) -> list[NamespaceInfo]:
-        """Every namespace, in id order (read a page of 1,000 at a time)."""
-        namespaces: list[NamespaceInfo] = []
-        cursor = None
-        while True:
-            page = self.list_page(limit=calls.NAMESPACE_PAGE, cursor=cursor)
-            namespaces += page.namespaces
-            if page.cursor is None:
-                return namespaces
-            cursor = page.cursor
-
-    def list_page(
-        self, limit: int = calls.NAMESPACE_PAGE, cursor: str | None = None
-    ) -> NamespacePage:
-        """One page of namespaces in id order (``limit`` 1..1000), after ``cursor``:
-        ``NamespacePage(namespaces, list_complete, cursor)``."""
-        return self._client.run(calls.list_namespaces(limit, cursor))
-
-    def get(self, namespace_id: str) -> NamespaceInfo:
-        """One namespace; raises NamespaceNotFoundError if there is none with this id."""
-        return self._client.run(calls.get_namespace(namespace_id))
-
-    def rename(self, namespace_id: str, title: str) -> NamespaceInfo:
-        """Give a namespace a new title."""
-        return self._client.run(calls.rename_namespace(namespace_id, title))
-
-    def delete(self, namespace_id: str) -> None:
-        """Delete a namespace and every key in it."""
-        self._client.run(calls.delete_namespace(namespace_id))
-
-
 class KVNamespace:
     """The keys of one namespace, with the Workers KV methods."""
 
@@ -315,6 +290,9 @@ class KVNamespace:
         self._client = client
         self.id = namespace_id
         self._session = session  # None: plain calls, each served by whichever node
+        # The lag bound (ms) the node reported with the latest read through this object;
+        # None before any, or when the node could not say. A stream read leaves it be.
+        self.lag_bound_ms: int | None = None
 
     def put(
         self,
@@ -362,7 +340,12 @@ class KVNamespace:
         )
 
     def get(
-        self, key: str | Sequence[str], type: str = "text", *, cache_ttl: int | None = None
+        self,
+        key: str | Sequence[str],
+        type: str = "text",
+        *,
+        cache_ttl: int | None = None,
+        max_staleness_ms: int | None = None,
     ) -> Any:
         """The value of ``key`` as ``type`` (text, json, bytes, arrayBuffer or stream).
 
@@ -370,54 +353,75 @@ class KVNamespace:
         keys (type text or json), returns a dict of key to value (None when missing).
         With type "stream", returns an iterator of byte chunks. ``cache_ttl``
         (Workers KV's cacheTtl, at least 30) is checked and otherwise ignored:
-        every read is served by the node's own copy.
+        every read is served by the node's own copy. ``max_staleness_ms``: answered
+        only by a node that knows it lags every alive member by less (else the next
+        endpoint is tried; ``UnavailableError`` when none can); the answer's lag bound
+        is kept in ``lag_bound_ms``.
         """
-        if not isinstance(key, str):
-            return self._client.run(
-                calls.get_many(self.id, list(key), type, False, cache_ttl), self._session
-            )
-        if type == "stream":
-            found = self._client._get_stream(
-                codec.get_request(self.id, key, type, False, cache_ttl), self._session
-            )
-            return None if found is None else found[1]
-        return self._client.run(calls.get(self.id, key, type, False, cache_ttl), self._session)
+        return self._read(key, type, False, cache_ttl, max_staleness_ms)
 
     def get_with_metadata(
-        self, key: str | Sequence[str], type: str = "text", *, cache_ttl: int | None = None
+        self,
+        key: str | Sequence[str],
+        type: str = "text",
+        *,
+        cache_ttl: int | None = None,
+        max_staleness_ms: int | None = None,
     ) -> Any:
         """``ValueWithMetadata(value, metadata)`` for a key (both None if missing),
         or for a list of keys a dict of them (None for a missing key, as workerd
-        answers). With type "stream" the value is an iterator of byte chunks."""
-        if not isinstance(key, str):
-            return self._client.run(
-                calls.get_many(self.id, list(key), type, True, cache_ttl), self._session
-            )
-        if type == "stream":
-            found = self._client._get_stream(
-                codec.get_request(self.id, key, type, True, cache_ttl), self._session
-            )
-            if found is None:
-                return ValueWithMetadata(None, None)
-            header, chunks = found
-            return ValueWithMetadata(chunks, codec.decode_metadata(header))
-        return self._client.run(calls.get(self.id, key, type, True, cache_ttl), self._session)
+        answers). With type "stream" the value is an iterator of byte chunks.
+        ``max_staleness_ms`` as in ``get``."""
+        return self._read(key, type, True, cache_ttl, max_staleness_ms)
+
+    def _read(
+        self,
+        key: str | Sequence[str],
+        type: str,
+        with_metadata: bool,
+        cache_ttl: int | None,
+        max_staleness_ms: int | None,
+    ) -> Any:
+        client, session = self._client, self._session
+        if type != "stream" or not isinstance(key, str):
+            call = calls.read(self.id, key, type, with_metadata, cache_ttl, max_staleness_ms)
+            return client.run(call, session, self._saw_lag)
+        request = codec.get_request(self.id, key, type, with_metadata, cache_ttl)
+        found = client._get_stream(staleness.stamp(request, max_staleness_ms), session)
+        if not with_metadata:
+            return None if found is None else found[1]
+        if found is None:
+            return ValueWithMetadata(None, None)
+        header, chunks = found
+        return ValueWithMetadata(chunks, codec.decode_metadata(header))
+
+    def _saw_lag(self, bound_ms: int | None) -> None:
+        self.lag_bound_ms = bound_ms
 
     def delete(self, key: str) -> WriteResult:
         """Delete ``key`` (succeeds for a missing key too: the delete is recorded)."""
         return self._client.run(calls.delete(self.id, key), self._session)
 
     def list(
-        self, prefix: str | None = None, limit: int | None = None, cursor: str | None = None
+        self,
+        prefix: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        *,
+        max_staleness_ms: int | None = None,
     ) -> ListResult:
-        """One page of keys in byte order: ``ListResult(keys, list_complete, cursor)``."""
-        return self._client.run(calls.list_keys(self.id, prefix, limit, cursor), self._session)
+        """One page of keys in byte order: ``ListResult(keys, list_complete, cursor)``.
+        ``max_staleness_ms`` as in ``get``."""
+        call = calls.list_keys(self.id, prefix, limit, cursor, max_staleness_ms)
+        return self._client.run(call, self._session, self._saw_lag)
 
-    def iter_keys(self, prefix: str | None = None) -> Iterator[KeyInfo]:
+    def iter_keys(
+        self, prefix: str | None = None, *, max_staleness_ms: int | None = None
+    ) -> Iterator[KeyInfo]:
         """Every key with ``prefix``, following cursors page by page."""
         cursor = None
         while True:
-            page = self.list(prefix=prefix, cursor=cursor)
+            page = self.list(prefix=prefix, cursor=cursor, max_staleness_ms=max_staleness_ms)
             yield from page.keys
             if page.list_complete or page.cursor is None:
                 return

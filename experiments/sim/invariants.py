@@ -9,8 +9,8 @@ written, the ledger's writes, and the records held anywhere as seen):
   audit buckets are equal (so they hold the same records), and their
   ``audit.digest`` is equal at the end — or, while a member that is down (not
   removed) holds garbage collection back at different points on different
-  nodes, every key reads the same on every node (``pinned_apart``; counted
-  as reported);
+  nodes, or a seed never joined holds it back on some, every key reads the
+  same on every node (``pinned_apart``; counted as reported);
 - **lost-writes**: every acknowledged write is held by every live node, or
   hidden by a higher version of its key there (even an expired one), or may
   have been purged (a tombstone or expired put at least as new is known);
@@ -182,17 +182,28 @@ def _one_version_per_key(cluster: Cluster, live: list[SimulatedProcess]) -> bool
     return True
 
 
+def held_back_by_a_seed(live: list[SimulatedProcess]) -> bool:
+    """Some node purges nothing because it has a seed it never joined through."""
+    return any(not p.engine.joining.may_collect_garbage() for p in live)
+
+
 def pinned_apart(cluster: Cluster, live: list[SimulatedProcess]) -> bool:
-    """The nodes differ only in what a down member keeps them from purging.
+    """The nodes differ only in what a down member, or a seed never joined, keeps them
+    from purging.
 
     A member that is down (not removed) is counted by every node's GC with the last
     vector that node heard from it, and those differ from node to node: one node may
     have purged an expired record or a tombstone the member was known (to it) to
     have seen, while another keeps it until the member is back or removed. Their
     buckets then differ for as long, though every key reads the same everywhere.
+    A node with a seed it never joined through purges nothing at all (the seed may
+    lead a group that formed apart; see ``engine.joining``): a seed address whose
+    node was removed before this one ever reached it holds it back for as long as
+    it is configured, while nodes that did reach it purge.
     """
     running = {p.engine.node_id for p in live}
-    if not any(set(p.engine.membership.counted()) - running for p in live):
+    down = any(set(p.engine.membership.counted()) - running for p in live)
+    if not down and not held_back_by_a_seed(live):
         return False
     now_s = (BASE_WALL_MS + int(cluster.loop.now_ms)) / 1000
     first = _readable(live[0], now_s)
@@ -262,6 +273,7 @@ REPORTED = (
     "before a stale copy was restored",
     "a key also written by a node serving alone",
     "purges held apart by a down member",
+    "purges held back by a seed never joined",
     "keys a write not vouched for was still moving",
 )
 
@@ -320,7 +332,10 @@ def _convergence(
         )
         return [Violation(convergence.NAME, detail)]
     if not found.agree:
-        reported["purges held apart by a down member"] += 1
+        if held_back_by_a_seed(live):
+            reported["purges held back by a seed never joined"] += 1
+        else:
+            reported["purges held apart by a down member"] += 1
     return []
 
 

@@ -13,7 +13,9 @@ issued by then, as the invariants assume.
 
 A token names origins; one the cluster removed for ever counts as covered
 (docs/ALGORITHM.md), so what a client wrote through a node later removed is
-not judged.
+not judged; nor is what was written through a node whose disk was later wiped
+or restored from a stale copy (lost with it, as the lost-writes invariant
+reports it: the node may issue those seqs again).
 
 What the clients saw is judged by ``properties.session_guarantees``.
 """
@@ -151,12 +153,26 @@ def _merge(token: dict[int, int], origin: int, seq: int) -> None:
         token[origin] = seq
 
 
+def _lost_to_replaced_disks(cluster: Cluster) -> set[Version]:
+    """Versions written through a node whose disk was later wiped or restored from a stale
+    copy: what only it held is gone, and it may issue those seqs again (peers never saw
+    them), so a token naming them is covered by other writes. As for lost writes
+    (``invariants``), such a write is not judged."""
+    return {
+        (write.version.hlc, write.version.origin)
+        for write in cluster.ledger.writes
+        if any(t >= write.issued_ms for t in cluster.history[write.slot].replaced_ms)
+    }
+
+
 def session_violations(cluster: Cluster, clients: SessionClients) -> list[Violation]:
     """The session clients' calls judged by the session guarantees (every client is in a
-    session: none may break one)."""
+    session: none may break one), but for what a removed node or a replaced disk took
+    with it."""
     removed = {
         cluster.processes[slot].node_id for slot in cluster.removed_ms if slot in cluster.processes
     }
+    lost = _lost_to_replaced_disks(cluster)
     deletes: dict[str, list[Version | None]] = {}
     for write in cluster.ledger.writes:
         if write.tombstone:
@@ -170,5 +186,5 @@ def session_violations(cluster: Cluster, clients: SessionClients) -> list[Violat
             f" {found.call.key} got {found.call.version}, wanted at least {found.wanted}",
         )
         for found in session_guarantees.violations(clients.calls, deletes)
-        if found.wanted[1] not in removed
+        if found.wanted[1] not in removed and found.wanted not in lost
     ]

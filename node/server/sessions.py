@@ -47,14 +47,32 @@ class CoverageWait(Protocol):
         ...
 
 
+# Recently parsed tokens by their text, and the text of each (by the token's id, for the
+# tokens held here): a session sends the same token read after read, and an answer that
+# read nothing newer carries it back unchanged, so neither is decoded nor encoded again.
+# Cleared whole when full; a token in use elsewhere stays valid, only uncached.
+MAX_PARSED = 1024
+_parsed: dict[str, SessionToken] = {}
+_texts: dict[int, str] = {}
+
+
 def parse(after: str) -> SessionToken | None:
     """The token of a request's ``after``; None for a plain request (empty)."""
     if not after:
         return None
+    token = _parsed.get(after)
+    if token is not None:
+        return token
     try:
-        return SessionToken.decode(after)
+        token = SessionToken.decode(after)
     except InvalidToken as error:
         raise InvalidRequest(f"Invalid session token: {error}.") from None
+    if len(_parsed) >= MAX_PARSED:
+        _parsed.clear()
+        _texts.clear()
+    _parsed[after] = token
+    _texts[id(token)] = after
+    return token
 
 
 class Sessions:
@@ -117,8 +135,13 @@ class Sessions:
 
 def answer_token(token: SessionToken | None, headers: Iterable[RecordHeader | None]) -> str:
     """The token an answer carries: ``token`` and the versions it returned or wrote."""
-    seen = SessionToken.of((h.origin, h.seq) for h in headers if h is not None)
-    return (token or EMPTY).merge(seen).encode()
+    pairs = [(h.origin, h.seq) for h in headers if h is not None]
+    if token is not None:
+        marks = token.marks
+        text = _texts.get(id(token))
+        if text is not None and all(marks.get(origin, 0) >= seq for origin, seq in pairs):
+            return text  # nothing newer than the request's own token: the same text
+    return (token or EMPTY).merge(SessionToken.of(pairs)).encode()
 
 
 def write_token(token: SessionToken | None, origin: int, seq: int) -> str:

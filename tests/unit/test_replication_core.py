@@ -678,6 +678,31 @@ def test_coverage_from_a_responder_holding_a_record_deferred_does_not_lose_it() 
     assert asker.value(NS, b"k") == b"future"
 
 
+def test_an_answer_sends_the_held_record_of_a_key_it_also_sends_a_deferred_record_of() -> None:
+    """A responder defers an old record of a key and holds a newer one from an origin
+    answered later: the deferred one goes out as it came, and so must the held one.
+
+    Counting the deferred record as the key's answer left the newer one out while
+    still covering its seq: the asker marked it seen and never got it, and once its
+    tombstone was purged elsewhere the audit brought the old record back (the
+    fuzz's seed 20, schedule 7: a skewed clock's write, then a delete)."""
+    responder = new_replica(B_ID)
+    asker = new_replica(B_ID + 1)
+    older_hlc = hlc_bits.pack(WALL_MS + HORIZON_MS + 100, 0)
+    newer_hlc = hlc_bits.pack(WALL_MS + HORIZON_MS + 101, 0)
+    older = RecordHeader(older_hlc, A_ID, 1, value_length=3)
+    newer = RecordHeader(newer_hlc, C_ID, 1, tombstone=True)
+    assert responder.apply_remote([WireRecord(NS, b"k", older.encode(), b"old")], WALL_MS).deferred
+    later_ms = WALL_MS + 101  # the newer record is within the horizon now; the older still waits
+    assert responder.apply_remote([WireRecord(NS, b"k", newer.encode(), b"")], later_ms).new == 1
+    assert deferred_ids(responder) == {(A_ID, 1)}
+
+    delta = pull(asker, responder, later_ms)
+    assert sorted(ids(delta.records)) == [(A_ID, 1), (C_ID, 1)]
+    asker.apply_deferred(later_ms + HORIZON_MS)
+    assert asker.header(NS, b"k") == newer
+
+
 # ---- namespaces -------------------------------------------------------------------------
 
 

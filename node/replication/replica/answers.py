@@ -12,6 +12,8 @@ holds reaches the peer. Each origin gets a ``Coverage`` claim.
 Rules:
 - A complete answer's claims never vouch for a seq whose record, or
   something newer for its key, was not sent (or already seen by the peer).
+  A deferred record sent does not stand for its key: it is older than what
+  may be held for the key, which goes out too when a seq names it.
 - The answer is cut short (``complete=False``) at the byte budget (at least
   one record is sent), at the entry budget (log entries visited: the work of
   one answer on the event loop is bounded whatever the store holds, and the
@@ -97,7 +99,10 @@ def delta_for(
                     coverage.append(Coverage(origin, base, last, complete=False))
                     return Delta(records, coverage)
                 records.append(record)
-                sent_keys.add(record.stored_key)
+                if not isinstance(entry, WireRecord):
+                    # Only the held record stands for its key: a deferred one is older
+                    # than what this node may hold, which must still be sent.
+                    sent_keys.add(record.stored_key)
                 used += size
             if claimed:
                 last = seq

@@ -12,6 +12,11 @@ lag bound the unary call gives in its trailers (``lag_bound_ms``). Answers go
 back as soon as they are ready, in any order: a frame's reads right after the
 multi-get, its writes once the sync covers them.
 
+An operation may carry its own deadline (``timeout_ms``, as a unary call's
+grpc-timeout): the unary call serving it sees that deadline, so a session
+wait gives up in time to answer UNAVAILABLE before the client stops waiting,
+exactly as its unary call does.
+
 Bounds: at most ``MAX_FRAME_OPS`` operations in a frame and
 ``MAX_OPS_IN_FLIGHT`` unanswered on a stream; operations beyond either are
 answered RESOURCE_EXHAUSTED, the others are served. A frame's bytes are bound
@@ -21,6 +26,7 @@ by the server's message size limit, as any request's.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,8 +225,10 @@ class BatchStream:
         early: list[kv_pb2.BatchResult] = []
         now_s = self._ops.clock.now_s()
         permit = access.batch_op_check()
+        read_at = time.monotonic()
         for op in taken:
             kind = op.WhichOneof("op")
+            deadline = read_at + op.timeout_ms / 1000 if op.timeout_ms else None
             try:
                 if permit is not None and kind is not None:
                     await permit(kind, getattr(op, kind))  # a scoped token: each op as its call
@@ -230,11 +238,11 @@ class BatchStream:
                     after = self._session(kind, getattr(op, kind))
                     writes.ops.append((op.id, kind, self._checked_write(op, kind, now_s), after))
                 elif kind in ("bulk_get", "list"):
-                    self._spawn(op.id, kind, getattr(op, kind))
+                    self._spawn(op.id, kind, getattr(op, kind), deadline)
                 else:
                     raise InvalidRequest("A Batch operation must carry a request.")
             except _Slow as slow:
-                self._spawn(op.id, slow.kind, slow.request)
+                self._spawn(op.id, slow.kind, slow.request, deadline)
             except Exception as error:
                 early.append(error_result(op.id, error))
         self._send(early)
@@ -362,12 +370,13 @@ class BatchStream:
 
     # ---- operations served as their unary calls -----------------------------
 
-    def _spawn(self, op_id: int, kind: str, request: Any) -> None:
+    def _spawn(self, op_id: int, kind: str, request: Any, deadline: float | None) -> None:
         method = self._unary[kind]
+        context = self._context if deadline is None else _OpContext(self._context, deadline)
 
         async def run() -> None:
             try:
-                response = await method(request, self._context)
+                response = await method(request, context)
                 result = kv_pb2.BatchResult(id=op_id)
                 getattr(result, kind).CopyFrom(response)
                 if kind in _READS:
@@ -392,6 +401,24 @@ class BatchStream:
     def _forget(self, op_id: int, task: asyncio.Task[None]) -> None:
         if self._by_id.get(op_id) is task:
             del self._by_id[op_id]
+
+
+class _OpContext:
+    """The stream's context as one operation's unary call sees it: with the operation's
+    own deadline (``time.monotonic()`` seconds), or the stream's if that is sooner."""
+
+    def __init__(self, stream: Context, deadline: float) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def time_remaining(self) -> float | None:
+        mine = max(0.0, self._deadline - time.monotonic())
+        time_remaining = getattr(self._stream, "time_remaining", None)
+        theirs = None if time_remaining is None else time_remaining()
+        return mine if theirs is None else min(mine, float(theirs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _Slow(Exception):

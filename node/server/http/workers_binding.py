@@ -13,6 +13,15 @@ calls land here and run the same ``Operations`` as gRPC and the REST API:
   metadata?}], list_complete, cursor?}``, metadata as JSON text (workerd parses it);
 - ``POST /bulk/get`` with ``{keys, type?, withMetadata?, cacheTtl?}``.
 
+Sessions, as on the REST API (``session_header``): a request carrying
+``Rumor-Session`` is served once this node covers the token (else 503 with
+``Retry-After``, never older data) and its answer carries the token back,
+updated with what it read or wrote; every write answers the token of its
+version; a read carrying ``Rumor-Max-Staleness-Ms`` is bounded, and every
+read answers ``Rumor-Lag-Bound-Ms``. workerd's binding sends neither header
+(its config sets a binding's headers once): they serve other clients of the
+protocol, and a Worker's requests stay as they are.
+
 A request belongs to the binding when it carries ``NAMESPACE_HEADER`` (the
 workerd config injects it, with the API token, whose scopes hold here as on
 every API: a read-only token's ``put`` is ``KV PUT failed: 403 ...``): the
@@ -43,6 +52,13 @@ from rumor.node.server.admission import ByteBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http.bulk_get import bulk_get_values
 from rumor.node.server.http.request import client_gone, decode_key, drain_or_close
+from rumor.node.server.http.session_header import (
+    list_session,
+    read_session,
+    read_session_of,
+    session_of,
+    write_session,
+)
 from rumor.node.server.http.values import INLINE_VALUE_BYTES, read_found
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations, PutItem
@@ -88,9 +104,12 @@ def reason_phrase(message: str) -> str:
 
 
 def failure(status: int, message: str) -> web.Response:
-    return web.Response(
+    response = web.Response(
         status=status, reason=reason_phrase(message), text=message, content_type="text/plain"
     )
+    if status == 503:
+        response.headers["Retry-After"] = "1"  # a lagging or busy node: soon
+    return response
 
 
 def close_if_unread(request: web.Request) -> None:
@@ -145,8 +164,9 @@ async def _dispatch(
     if method == "PUT":
         return await _put(request, operations, namespace_id, key)
     if method == "DELETE":
-        await operations.delete(namespace_id, key)
-        return web.Response()
+        after = await session_of(operations, request)
+        applied = await operations.delete(namespace_id, key)
+        return web.Response(headers=write_session(after, applied.header.origin, applied.header.seq))
     raise web.HTTPMethodNotAllowed(method, ["GET", "PUT", "DELETE"])
 
 
@@ -175,11 +195,15 @@ async def _get(
     request: web.Request, operations: Operations, namespace_id: str, key: bytes, reads: ByteBudget
 ) -> web.StreamResponse:
     cache_ttl = request.query.get("cache_ttl") if request.query_string else None
+    after = await read_session_of(operations, request)
     found, reservation = await read_found(operations, reads, namespace_id, key, cache_ttl)
     try:
+        session = read_session(
+            operations, after, namespace_id, [(key, None if found is None else found.header)]
+        )
         if found is None:
-            return web.Response(status=404, reason="Not Found")
-        headers = {"Content-Type": "application/octet-stream"}
+            return web.Response(status=404, reason="Not Found", headers=session)
+        headers = {"Content-Type": "application/octet-stream", **session}
         if found.header.metadata is not None:
             headers[METADATA_HEADER] = _metadata_header(found.header.metadata)
         if found.header.expiration:
@@ -221,8 +245,9 @@ async def _put(
         expiration_ttl=expiration_ttl,
         metadata=None if raw_metadata is None else raw_metadata.encode("utf-8", "surrogateescape"),
     )
-    await operations.put(namespace_id, item)
-    return web.Response()
+    after = await session_of(operations, request)
+    applied = await operations.put(namespace_id, item)
+    return web.Response(headers=write_session(after, applied.header.origin, applied.header.seq))
 
 
 def _key_json(name: bytes, header: RecordHeader) -> dict[str, Any]:
@@ -237,6 +262,7 @@ def _key_json(name: bytes, header: RecordHeader) -> dict[str, Any]:
 async def _list(
     request: web.Request, operations: Operations, namespace_id: str
 ) -> web.StreamResponse:
+    after = await read_session_of(operations, request)
     listing = await operations.list_keys(
         namespace_id,
         validation.query_bytes(request.raw_path.partition("?")[2], "prefix"),
@@ -249,7 +275,8 @@ async def _list(
     }
     if not listing.complete:
         body["cursor"] = listing.cursor.decode()
-    return web.json_response(body, dumps=_dumps)
+    headers = list_session(operations, after, (header for _, header in listing.keys))
+    return web.json_response(body, dumps=_dumps, headers=headers)
 
 
 async def _bulk_get(
@@ -258,11 +285,16 @@ async def _bulk_get(
     body = validation.json_body(await request.read())
     keys = body.get("keys") if isinstance(body, dict) else None
     names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+    after = await read_session_of(operations, request)
     reservation = await reads.reserve(operations.value_bytes(namespace_id, names))
     try:
-        encoded = _dumps(await bulk_get_values(operations, namespace_id, body)).encode()
+        values = await bulk_get_values(operations, namespace_id, body)
+        session = read_session(operations, after, namespace_id, [(name, None) for name in names])
+        encoded = _dumps(values).encode()
+        del values
         reservation.settle(len(encoded))
-        return await _send(request, encoded, {"Content-Type": "application/json; charset=utf-8"})
+        headers = {"Content-Type": "application/json; charset=utf-8", **session}
+        return await _send(request, encoded, headers)
     finally:
         reservation.release()
 

@@ -145,7 +145,9 @@ class _ProxiedBatch:
             try:
                 if self._permit is not None:
                     await self._permit(field, getattr(op, field))
-                answered = await self._owner.result(field, getattr(op, field), None)
+                # The client's deadline goes on to the owner, as a unary call's would.
+                timeout = op.timeout_ms / 1000 if op.timeout_ms else None
+                answered = await self._owner.result(field, getattr(op, field), timeout)
                 response = response_of(field, answered)
                 result = kv_pb2.BatchResult(id=op.id, lag_bound_ms=answered.lag_bound_ms)
                 getattr(result, field).CopyFrom(response)

@@ -351,20 +351,22 @@ class ListenersResponse(_message.Message):
     def __init__(self, grpc: _Optional[str] = ..., http: _Optional[str] = ...) -> None: ...
 
 class BatchOp(_message.Message):
-    __slots__ = ("id", "get", "bulk_get", "put", "delete", "list")
+    __slots__ = ("id", "get", "bulk_get", "put", "delete", "list", "timeout_ms")
     ID_FIELD_NUMBER: _ClassVar[int]
     GET_FIELD_NUMBER: _ClassVar[int]
     BULK_GET_FIELD_NUMBER: _ClassVar[int]
     PUT_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
     LIST_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     id: int
     get: GetRequest
     bulk_get: BulkGetRequest
     put: PutRequest
     delete: DeleteRequest
     list: ListRequest
-    def __init__(self, id: _Optional[int] = ..., get: _Optional[_Union[GetRequest, _Mapping]] = ..., bulk_get: _Optional[_Union[BulkGetRequest, _Mapping]] = ..., put: _Optional[_Union[PutRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ..., list: _Optional[_Union[ListRequest, _Mapping]] = ...) -> None: ...
+    timeout_ms: int
+    def __init__(self, id: _Optional[int] = ..., get: _Optional[_Union[GetRequest, _Mapping]] = ..., bulk_get: _Optional[_Union[BulkGetRequest, _Mapping]] = ..., put: _Optional[_Union[PutRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ..., list: _Optional[_Union[ListRequest, _Mapping]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class BatchRequest(_message.Message):
     __slots__ = ("ops", "cancel")

@@ -1,0 +1,23 @@
+"""A batched call's operation, without I/O: its request, and its call's deadline with it."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rumor.client import batch
+from rumor.v1 import kv_pb2
+
+
+def test_an_operation_carries_its_request_and_no_deadline_unless_given() -> None:
+    request = kv_pb2.GetRequest(namespace_id="n", key=b"k", after="1")
+    op = batch.op(7, "get", request)
+    assert (op.id, op.WhichOneof("op"), op.get) == (7, "get", request)
+    assert op.timeout_ms == 0
+
+
+@given(st.floats(min_value=1e-9, max_value=1e15, allow_nan=False))
+def test_a_deadline_is_sent_in_whole_milliseconds_never_as_none(timeout: float) -> None:
+    sent = batch.op(1, "list", kv_pb2.ListRequest(), timeout).timeout_ms
+    assert 1 <= sent <= batch.MAX_TIMEOUT_MS
+    assert sent >= min(timeout * 1000, batch.MAX_TIMEOUT_MS)  # never shorter than the call's
