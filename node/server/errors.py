@@ -18,6 +18,7 @@ from rumor.node.core.errors import (
     RumorError,
     Unavailable,
     UnsupportedMediaType,
+    UploadTimedOut,
     ValueTooLarge,
 )
 
@@ -43,6 +44,7 @@ _STATUSES: tuple[tuple[type[RumorError], Status], ...] = (
     (Overloaded, Status(grpc.StatusCode.RESOURCE_EXHAUSTED, 503, 10000)),
     (MemberRemoved, Status(grpc.StatusCode.FAILED_PRECONDITION, 409, 10000)),
     (ReplicationTimeout, Status(grpc.StatusCode.DEADLINE_EXCEEDED, 504, 10000)),
+    (UploadTimedOut, Status(grpc.StatusCode.DEADLINE_EXCEEDED, 408, 10000)),
 )
 _INTERNAL = Status(grpc.StatusCode.INTERNAL, 500, 10000)
 

@@ -53,6 +53,8 @@ Observe = Callable[[str, str, str, float], None]
 
 UNAUTHENTICATED_DETAILS = "missing or invalid API token"
 HTTP_STATUS_HEADER = "rumor-http-status"
+# The client's address, as a worker forwarding its call names it (to its owner only).
+CLIENT_PEER_HEADER = "rumor-client-peer"
 # StatusCode names by the enum and by its integer value (what aio contexts may return).
 _CODE_NAMES: dict[object, str] = {}
 for _code in grpc.StatusCode:

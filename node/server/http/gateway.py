@@ -32,6 +32,7 @@ from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.server import access, auth
 from rumor.node.server.admission import ByteBudget, CallBudget
+from rumor.node.server.http.body import UPLOADS, json_body
 from rumor.node.server.http.entry import (
     AUDIT_NAMESPACE,
     AUDIT_TITLE,
@@ -49,7 +50,6 @@ from rumor.node.server.http.request import (
     READS,
     envelope,
     int_param,
-    json_body,
     namespace_id_of,
     operations_of,
 )
@@ -64,6 +64,7 @@ from rumor.node.server.http.values import (
     put_value,
 )
 from rumor.node.server.operations import NamespaceInfo, Operations
+from rumor.node.server.upload_budget import UploadBudget
 
 __all__ = ["CONSOLE_ROOT", "PUBLIC_PATHS", "Authorize", "Observe", "build_app", "serve"]
 
@@ -181,9 +182,11 @@ def build_app(
     guard: HttpGuard | None = None,
     reads: ByteBudget | None = None,
     calls: CallBudget | None = None,
+    uploads: UploadBudget | None = None,
     client_disconnected: Callable[[], object] | None = None,
 ) -> web.Application:
-    """The gateway; without ``guard`` it answers as a loopback listener would.
+    """The gateway; without ``guard`` it answers as a loopback listener would. Every
+    body it reads is received under ``uploads`` (``body``).
 
     ``client_disconnected()`` is called for each request whose client went
     away before its answer was written.
@@ -201,6 +204,7 @@ def build_app(
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[entry.middleware()])
     app[OPERATIONS] = operations
     app[READS] = reads
+    app[UPLOADS] = uploads or UploadBudget.unbounded()
     app[ENTRY] = entry
 
     async def healthz(request: web.Request) -> web.StreamResponse:

@@ -53,11 +53,13 @@ from rumor.node.server.grpc.server import (
     REPLICATION_SERVICE,
     GrpcServer,
 )
+from rumor.node.server.http.body import UPLOADS
 from rumor.node.server.http.entry import Entry, RequestHandler
 from rumor.node.server.http.guard import HttpGuard
 from rumor.node.server.http.session_header import carries_session
 from rumor.node.server.loop_lag import LoopLag
 from rumor.node.server.metrics import RequestMetrics
+from rumor.node.server.upload_budget import UploadBudget
 from rumor.node.server.workers import forwarding
 from rumor.node.server.workers.forwarded_operations import ForwardedOperations
 from rumor.node.server.workers.http_proxy import build_proxy
@@ -241,6 +243,7 @@ class WorkerSettings:
     max_calls: int
     read_bytes_in_flight: int
     read_admission_timeout_s: float
+    uploads: UploadBudget  # the bodies this worker reads itself (its own budget)
 
 
 async def serve(plan: WorkerPlan, settings: WorkerSettings) -> int:
@@ -319,9 +322,9 @@ async def _serve_http(
     if not plan.http_address:
         return None
     security = settings.security
-    runner = web.AppRunner(
-        build_proxy(owner_http_path(plan.socket_dir), HTTP_MAX_BODY_BYTES), access_log=None
-    )
+    proxy = build_proxy(owner_http_path(plan.socket_dir), HTTP_MAX_BODY_BYTES)
+    proxy[UPLOADS] = settings.uploads
+    runner = web.AppRunner(proxy, access_log=None)
     await runner.setup()
     entry = Entry(
         ForwardedOperations(owner),
