@@ -25,7 +25,9 @@ from rumor.node.core.errors import UnsupportedMediaType, ValueTooLarge
 from rumor.node.server.http.request import MAX_BODY_BYTES
 from rumor.node.server.upload_budget import Upload, UploadBudget
 
-UPLOADS = web.AppKey("uploads", UploadBudget)
+# Where a request finds its listener's upload budget (``entry.Entry`` puts it there: a
+# request answered before routing has no app to ask).
+UPLOADS = "rumor.uploads"
 
 
 def too_large() -> ValueTooLarge:
@@ -33,7 +35,8 @@ def too_large() -> ValueTooLarge:
 
 
 def uploads_of(request: web.Request) -> UploadBudget:
-    return request.app[UPLOADS]
+    budget: UploadBudget = request[UPLOADS]
+    return budget
 
 
 async def read_body(request: web.Request, keep: int = MAX_BODY_BYTES) -> tuple[bytes, int]:

@@ -6,7 +6,9 @@ the API token and the route against its scopes and namespaces
 (``access.HttpAccess``: 401/403, outside ``/healthz``, ``/metrics`` and the
 console, which checks its own session; a refused scope is 403 with code 10000
 "Authentication error"), then its handler, whose ``core.errors`` are mapped by
-``errors.status_of`` onto Cloudflare's envelope (a 503 with Retry-After).
+``errors.status_of`` onto Cloudflare's envelope (a 503 with Retry-After). A
+body the handler reads takes room in the listener's upload budget, under its
+idle and total deadlines (``body``).
 Namespace changes go to the audit trail (``HttpAccess.ended``). ``observe`` is
 told the route, the status and the time taken.
 
@@ -46,6 +48,7 @@ from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.auth import DENIED_MESSAGE
 from rumor.node.server.errors import status_of
 from rumor.node.server.http import workers_binding
+from rumor.node.server.http.body import UPLOADS
 from rumor.node.server.http.guard import HTTP_FORBIDDEN, HttpGuard
 from rumor.node.server.http.request import (
     CODE_AUTH,
@@ -58,6 +61,7 @@ from rumor.node.server.http.request import (
 from rumor.node.server.http.values import answer_delete, answer_get, answer_put
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations
+from rumor.node.server.upload_budget import UploadBudget
 
 PUBLIC_PATHS = ("/healthz", "/metrics")
 CONSOLE_ROOT = "/ui"
@@ -146,6 +150,7 @@ class Entry:
         observe: Observe | None,
         guard: HttpGuard,
         calls: CallBudget,
+        uploads: UploadBudget | None = None,
         client_disconnected: Callable[[], object] | None = None,
     ) -> None:
         self.operations = operations
@@ -154,6 +159,7 @@ class Entry:
         self.observe = observe
         self.guard = guard
         self.calls = calls
+        self.uploads = uploads or UploadBudget.unbounded()
         self.client_disconnected = client_disconnected
         # The guard asks the same checker as the authorization (one call answers both).
         self._one_check = guard.token_status is None or (
@@ -219,6 +225,7 @@ class Entry:
         """
         started = time.perf_counter()
         status = 500
+        request[UPLOADS] = self.uploads  # whatever reads its body (``body``) takes room here
         try:
             response = await self._checked(request, route, door, handler, match)
             status = response.status

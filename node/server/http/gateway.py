@@ -32,7 +32,7 @@ from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.server import access, auth
 from rumor.node.server.admission import ByteBudget, CallBudget
-from rumor.node.server.http.body import UPLOADS, json_body
+from rumor.node.server.http.body import json_body
 from rumor.node.server.http.entry import (
     AUDIT_NAMESPACE,
     AUDIT_TITLE,
@@ -199,12 +199,12 @@ def build_app(
         observe=observe,
         guard=guard or HttpGuard.for_listener("127.0.0.1:0"),
         calls=calls or CallBudget(2**31),
+        uploads=uploads,
         client_disconnected=client_disconnected,
     )
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[entry.middleware()])
     app[OPERATIONS] = operations
     app[READS] = reads
-    app[UPLOADS] = uploads or UploadBudget.unbounded()
     app[ENTRY] = entry
 
     async def healthz(request: web.Request) -> web.StreamResponse:

@@ -53,7 +53,6 @@ from rumor.node.server.grpc.server import (
     REPLICATION_SERVICE,
     GrpcServer,
 )
-from rumor.node.server.http.body import UPLOADS
 from rumor.node.server.http.entry import Entry, RequestHandler
 from rumor.node.server.http.guard import HttpGuard
 from rumor.node.server.http.session_header import carries_session
@@ -322,9 +321,9 @@ async def _serve_http(
     if not plan.http_address:
         return None
     security = settings.security
-    proxy = build_proxy(owner_http_path(plan.socket_dir), HTTP_MAX_BODY_BYTES)
-    proxy[UPLOADS] = settings.uploads
-    runner = web.AppRunner(proxy, access_log=None)
+    runner = web.AppRunner(
+        build_proxy(owner_http_path(plan.socket_dir), HTTP_MAX_BODY_BYTES), access_log=None
+    )
     await runner.setup()
     entry = Entry(
         ForwardedOperations(owner),
@@ -333,6 +332,7 @@ async def _serve_http(
         observe=metrics.observe,
         guard=settings.http_guard or HttpGuard.for_listener(plan.http_address),
         calls=calls,
+        uploads=settings.uploads,
         client_disconnected=metrics.http_client_disconnects.inc,
     )
     assert runner.server is not None
