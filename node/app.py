@@ -353,6 +353,7 @@ class Node:
             queues=engine.gossip.queues,
             vectors=lambda: engine.membership.vectors,
         )
+        metrics.count_uploads(wiring.uploads)
         if wiring.owner is not None:
             socket_dir = wiring.owner.socket_dir
             metrics.worker_expositions = lambda: worker.worker_expositions(socket_dir)

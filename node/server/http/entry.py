@@ -57,6 +57,7 @@ from rumor.node.server.http.request import (
     connection_closed,
     drain_or_close,
     failure,
+    refuse,
 )
 from rumor.node.server.http.values import answer_delete, answer_get, answer_put
 from rumor.node.server.log_throttle import LogThrottle
@@ -83,16 +84,6 @@ RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 _log = structlog.get_logger(__name__)
 _throttled = LogThrottle(_log)
-
-
-def close_if_body_unread(request: web.BaseRequest) -> None:
-    """Refused before its body was read: close the connection after the answer.
-
-    aiohttp would otherwise read and discard the rest for up to 10 s ("lingering
-    close"), gigabytes on a fast link, for a request already refused.
-    """
-    if not request.content.is_eof() and request.protocol is not None:
-        request.protocol.force_close()
 
 
 def audited_namespace(request: web.Request, match: Match) -> str | None:
@@ -289,21 +280,19 @@ class Entry:
             return response
         except PermissionDenied as error:
             await drain_or_close(request)
-            close_if_body_unread(request)
             if binding:
-                return workers_binding.failure(HTTP_FORBIDDEN, str(error))
+                return await refuse(request, workers_binding.failure(HTTP_FORBIDDEN, str(error)))
             # Cloudflare's words for a token without the permission (wrangler shows them as is).
-            return failure(HTTP_FORBIDDEN, CODE_AUTH, DENIED_MESSAGE)
+            return await refuse(request, failure(HTTP_FORBIDDEN, CODE_AUTH, DENIED_MESSAGE))
         except RumorError as error:
             status = status_of(error)
             if audited:
                 self._ended(request, route, match, status.http_status)
             await drain_or_close(request)
-            close_if_body_unread(request)
             refused = failure(status.http_status, status.cloudflare_code, str(error))
             if status.http_status == 503:
                 refused.headers["Retry-After"] = "1"  # a lagging or busy node: soon
-            return refused
+            return await refuse(request, refused)
         except web.HTTPException as error:
             if door is Door.PUBLIC:
                 raise

@@ -95,6 +95,25 @@ async def drain_or_close(request: web.Request) -> None:
                 remaining -= len(chunk)
 
 
+async def refuse(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Answer a refused request with ``response``; when its body is left unread, send the
+    answer at once and close the connection rather than read the rest.
+
+    aiohttp would otherwise read and discard the rest for up to 10 s ("lingering
+    close"), gigabytes on a fast link, for a request already refused; and closing
+    before the answer is written loses it (the client sees only a reset).
+    """
+    protocol = request.protocol
+    if request.content.is_eof() or protocol is None:
+        return response
+    response.force_close()
+    with contextlib.suppress(ConnectionError):
+        await response.prepare(request)
+        await response.write_eof()
+    protocol.force_close()
+    return response
+
+
 def connection_closed(request: web.BaseRequest) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()

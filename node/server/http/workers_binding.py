@@ -43,7 +43,7 @@ from rumor.node.server.admission import ByteBudget
 from rumor.node.server.errors import status_of
 from rumor.node.server.http.body import read_body
 from rumor.node.server.http.bulk_get import bulk_get_values
-from rumor.node.server.http.request import client_gone, decode_key, drain_or_close
+from rumor.node.server.http.request import client_gone, decode_key, drain_or_close, refuse
 from rumor.node.server.http.values import INLINE_VALUE_BYTES, read_found
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations, PutItem
@@ -92,11 +92,6 @@ def failure(status: int, message: str) -> web.Response:
     )
 
 
-def close_if_unread(request: web.Request) -> None:
-    if not request.content.is_eof() and request.protocol is not None:
-        request.protocol.force_close()  # refused: do not read the rest of the body
-
-
 async def answer(
     request: web.Request,
     operations: Operations,
@@ -114,11 +109,10 @@ async def answer(
         return await _dispatch(request, operations, reads or ByteBudget(2**62, 0))
     except RumorError as error:
         await drain_or_close(request)
-        close_if_unread(request)
         refused = failure(status_of(error).http_status, str(error))
         if refused.status == 503:
             refused.headers["Retry-After"] = "1"  # a busy node: soon
-        return refused
+        return await refuse(request, refused)
     except web.HTTPException as error:
         return failure(error.status, error.reason)
     except Exception as error:

@@ -257,6 +257,7 @@ async def serve(plan: WorkerPlan, settings: WorkerSettings) -> int:
     loop.add_signal_handler(signal.SIGHUP, security.reload, "SIGHUP")
     owner = OwnerLink(plan.socket_dir)
     metrics = RequestMetrics()
+    metrics.count_uploads(settings.uploads)
     calls = CallBudget(settings.max_calls)
     titles = _owner_titles(owner, read_worker_key(plan.socket_dir))
     server = await _serve_grpc(plan, settings, owner, titles, metrics, calls)
