@@ -141,9 +141,26 @@ class Upload:
     ``await upload.declare(size)`` before reading a body of a known size,
     ``await upload.received(size, kept)`` for each chunk as it arrives. Leaving the
     block releases the room; a deadline passed inside it raises ``UploadTimedOut``.
+
+    The clock is one timer per upload, not one per chunk: a chunk only notes when it
+    came, and the timer, when it fires, sleeps again until the upload's next due
+    time or cancels the task that receives it (as ``asyncio.timeout`` would).
     """
 
-    __slots__ = ("_budget", "_deadline", "_end", "_loop", "connection", "held", "kept", "total")
+    __slots__ = (
+        "_budget",
+        "_cancelling",
+        "_end",
+        "_expired",
+        "_last",
+        "_loop",
+        "_task",
+        "_timer",
+        "connection",
+        "held",
+        "kept",
+        "total",
+    )
 
     def __init__(self, budget: UploadBudget, connection: str) -> None:
         self._budget = budget
@@ -152,17 +169,33 @@ class Upload:
         self.total = 0  # bytes received so far
         self.kept = 0  # of which buffered
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._deadline: asyncio.Timeout | None = None
-        self._end = 0.0
+        self._task: asyncio.Task[object] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._end = self._last = 0.0
+        self._expired = False
+        self._cancelling = 0
 
     async def __aenter__(self) -> Upload:
         loop = self._loop = asyncio.get_running_loop()
+        task = self._task = asyncio.current_task()
+        assert task is not None, "an upload is received by a task"
+        self._cancelling = task.cancelling()
         budget = self._budget
-        now = loop.time()
+        now = self._last = loop.time()
         self._end = now + budget.total_timeout_s
-        self._deadline = asyncio.timeout(min(now + budget.idle_timeout_s, self._end))
-        await self._deadline.__aenter__()
+        self._timer = loop.call_at(min(now + budget.idle_timeout_s, self._end), self._due)
         return self
+
+    def _due(self) -> None:
+        assert self._loop is not None and self._task is not None
+        now = self._loop.time()
+        due = min(self._last + self._budget.idle_timeout_s, self._end)
+        if now < due:
+            self._timer = self._loop.call_at(due, self._due)
+            return
+        self._timer = None
+        self._expired = True
+        self._task.cancel()
 
     async def __aexit__(
         self,
@@ -173,20 +206,25 @@ class Upload:
         budget = self._budget
         if self.held:
             budget._give_back(self)
-        assert self._deadline is not None and self._loop is not None
-        try:
-            await self._deadline.__aexit__(kind, error, traceback)
-        except TimeoutError:
-            budget.timed_out += 1
-            if self._loop.time() >= self._end:
-                raise UploadTimedOut(
-                    f"the upload was not complete after {budget.total_timeout_s:g} s (after"
-                    f" {self.total} bytes); nothing was written"
-                ) from None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._expired:
+            return
+        assert self._task is not None and self._loop is not None
+        # Our cancel, not another's (the client gone, the node stopping): say why.
+        if self._task.uncancel() > self._cancelling or kind is not asyncio.CancelledError:
+            return
+        budget.timed_out += 1
+        if self._loop.time() >= self._end:
             raise UploadTimedOut(
-                f"the upload sent nothing for {budget.idle_timeout_s:g} s (after {self.total}"
-                " bytes); nothing was written"
+                f"the upload was not complete after {budget.total_timeout_s:g} s (after"
+                f" {self.total} bytes); nothing was written"
             ) from None
+        raise UploadTimedOut(
+            f"the upload sent nothing for {budget.idle_timeout_s:g} s (after {self.total}"
+            " bytes); nothing was written"
+        ) from None
 
     async def declare(self, size: int) -> None:
         """Take room for ``size`` bytes in all before reading them (waits for room)."""
@@ -201,8 +239,8 @@ class Upload:
         self.kept += kept
         if self.kept > self.held:
             await self._room(self.kept - self.held)
-        assert self._deadline is not None and self._loop is not None
-        self._deadline.reschedule(min(self._loop.time() + self._budget.idle_timeout_s, self._end))
+        assert self._loop is not None
+        self._last = self._loop.time()
 
     async def _room(self, extra: int) -> None:
         budget = self._budget
