@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from rumor.client.errors import ReplicationTimeoutError, UploadTimeoutError, from_rpc_error
@@ -17,7 +19,7 @@ class _Failed(grpc.RpcError):
     def details(self) -> str:
         return self._details
 
-    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+    def trailing_metadata(self) -> Any:
         return (("rumor-http-status", self._status),)
 
 
