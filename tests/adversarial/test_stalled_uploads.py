@@ -67,24 +67,24 @@ def ns(cluster: Cluster) -> str:
 
 
 class StalledPut(threading.Thread):
-    """An HTTP PUT of a 25 MiB value that sends all of it but its last byte, then waits
-    for the answer: the status it got, or how its connection ended."""
+    """An HTTP PUT that sends ``head`` and ``body`` and no more, then waits for the
+    answer: the status it got, or how its connection ended. By default a 25 MiB value
+    of which all but the last byte is sent."""
 
-    def __init__(self, address: str, path: str) -> None:
+    def __init__(self, address: str, path: str, head: str = "", body: bytes | None = None) -> None:
         super().__init__(daemon=True)
         self.address, self.path = address, path
+        self.head = head or f"Content-Length: {25 * MIB}\r\n"
+        self.body = b"x" * (25 * MIB - 1) if body is None else body
         self.outcome = ""
         self.answer = b""
 
     def run(self) -> None:
         host, _, port = self.address.rpartition(":")
-        head = (
-            f"PUT {self.path} HTTP/1.1\r\nHost: {self.address}\r\n"
-            f"Content-Length: {25 * MIB}\r\n\r\n"
-        ).encode()
+        head = f"PUT {self.path} HTTP/1.1\r\nHost: {self.address}\r\n{self.head}\r\n".encode()
         with socket.create_connection((host, int(port)), timeout=60) as sock:
             with contextlib.suppress(OSError):  # refused and closed before the whole body
-                sock.sendall(head + b"x" * (25 * MIB - 1))
+                sock.sendall(head + self.body)
             received = bytearray()
             try:
                 while chunk := sock.recv(65536):
@@ -94,6 +94,10 @@ class StalledPut(threading.Thread):
         self.answer = bytes(received)
         if received.startswith(b"HTTP/1.1 "):
             self.outcome = received[9:12].decode()
+
+
+def _chunked(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def _stalled_stream(
@@ -170,20 +174,37 @@ def test_forty_stalled_uploads_hold_at_most_the_budget_and_time_out(
 
 
 def test_a_stalled_upload_alone_is_admitted_then_cut_when_idle(cluster: Cluster, ns: str) -> None:
-    """Room for both: each is read until it stalls, then cut 3 s later with the reason."""
+    """Room for all four (a value's PUT, a chunked multipart PUT, a bulk PUT, a
+    PutStream): each is read until it stalls, then cut 3 s later with the reason."""
     n1 = cluster.nodes[0]
     before = digest(n1)
     release = threading.Event()
-    put = StalledPut(n1.http, f"/client/v4/accounts/a/storage/kv/namespaces/{ns}/values/alone")
+    base = f"/client/v4/accounts/a/storage/kv/namespaces/{ns}"
+    put = StalledPut(n1.http, f"{base}/values/alone")
+    part = b'--b\r\nContent-Disposition: form-data; name="value"\r\n\r\n' + b"m" * (4 * MIB)
+    multipart = StalledPut(  # chunked: no length declared, room taken as it arrives
+        n1.http,
+        f"{base}/values/multipart",
+        "Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n",
+        _chunked(part),
+    )
+    bulk = StalledPut(
+        n1.http,
+        f"{base}/bulk",
+        f"Content-Type: application/json\r\nContent-Length: {8 * MIB}\r\n",
+        b'[{"key": "k", "value": "' + b"j" * (4 * MIB),
+    )
     with _connection(n1.address) as channel:
         stream = kv_pb2_grpc.KVStub(channel).PutStream.future(
             _stalled_stream(ns, b"alone", release), timeout=60
         )
-        put.start()
+        for stalled in (put, multipart, bulk):
+            stalled.start()
         try:
             with pytest.raises(grpc.RpcError) as cut:
                 stream.result(timeout=60)
-            put.join(60)
+            for stalled in (put, multipart, bulk):
+                stalled.join(60)
         finally:
             release.set()
     assert cut.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -193,6 +214,9 @@ def test_a_stalled_upload_alone_is_admitted_then_cut_when_idle(cluster: Cluster,
     assert put.outcome == "408", put.answer[:300]
     assert b"the upload sent nothing for 3 s (after 26214399 bytes)" in put.answer
     assert b"connection: close" in put.answer.lower()
+    for stalled in (multipart, bulk):
+        assert stalled.outcome == "408", stalled.answer[:300]
+        assert b"the upload sent nothing for 3 s" in stalled.answer
     assert digest(n1) == before
 
 
