@@ -27,7 +27,7 @@ from rumor.v1 import kv_pb2, kv_pb2_grpc
 from tests.adversarial.node_health import Watchdog, digest, rss_bytes
 from tests.adversarial.raw_http import request
 from tests.support.cluster import Cluster
-from tests.support.nodes import NodeProcess, create_namespace
+from tests.support.nodes import NodeProcess, create_namespace, poll
 
 MIB = 1024 * 1024
 BUDGET = 64 * MIB
@@ -218,6 +218,32 @@ def test_a_stalled_upload_alone_is_admitted_then_cut_when_idle(cluster: Cluster,
         assert stalled.outcome == "408", stalled.answer[:300]
         assert b"the upload sent nothing for 3 s" in stalled.answer
     assert digest(n1) == before
+
+
+def test_a_client_that_goes_away_frees_its_room_at_once(cluster: Cluster, ns: str) -> None:
+    """Before any deadline: the room comes back when the connection or the call ends."""
+    n1 = cluster.nodes[0]
+    timeouts = _metric(n1, "rumor_upload_timeouts_total")
+    host, _, port = n1.http.rpartition(":")
+    release = threading.Event()
+    path = f"/client/v4/accounts/a/storage/kv/namespaces/{ns}/values/gone"
+    with _connection(n1.address) as channel:
+        stream = kv_pb2_grpc.KVStub(channel).PutStream.future(
+            _stalled_stream(ns, b"gone", release), timeout=60
+        )
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            head = f"PUT {path} HTTP/1.1\r\nHost: {n1.http}\r\nContent-Length: {25 * MIB}\r\n\r\n"
+            sock.sendall(head.encode())
+            sock.sendall(b"g" * (10 * MIB))
+            # Both held: the PUT its declared 25 MiB, the stream its 24 chunks.
+            poll(
+                lambda: _metric(n1, "rumor_upload_bytes_in_flight") >= 49 * MIB,
+                timeout=IDLE_S * 0.8,
+            )
+        stream.cancel()
+        release.set()
+        poll(lambda: _metric(n1, "rumor_upload_bytes_in_flight") == 0, timeout=30)
+    assert _metric(n1, "rumor_upload_timeouts_total") == timeouts  # not cut: let go
 
 
 def _metric(node: NodeProcess, name: str) -> float:
