@@ -25,17 +25,16 @@ the node does with it afterwards (decode it, write it) waits on no client.
 
 A body that had arrived whole before its handler ran (a small PUT comes in one
 segment with its headers) waits on nobody: the HTTP reader takes it without an
-``Upload``, so the hot path pays nothing for either bound.
+``Upload``, so the hot path pays for neither bound.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import deque
 from types import TracebackType
 
 from rumor.node.core.errors import Overloaded, UploadTimedOut
+from rumor.node.server.admission import Waiters
 
 
 class UploadBudget:
@@ -60,7 +59,7 @@ class UploadBudget:
         self.by_connection: dict[str, int] = {}
         self.refused = 0
         self.timed_out = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters = Waiters()
 
     @classmethod
     def unbounded(cls) -> UploadBudget:
@@ -84,21 +83,11 @@ class UploadBudget:
         return True
 
     async def _wait_for_room(self, upload: Upload, extra: int) -> None:
-        deadline = time.monotonic() + self.admission_timeout_s
-        while not self._fits(upload, extra):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.refused += 1
-                raise Overloaded(self._refusal(upload, extra))
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await asyncio.wait_for(waiter, remaining)
-            except TimeoutError:
-                pass
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+        if not await self._waiters.wait_until(
+            lambda: self._fits(upload, extra), self.admission_timeout_s
+        ):
+            self.refused += 1
+            raise Overloaded(self._refusal(upload, extra))
 
     def _refusal(self, upload: Upload, extra: int) -> str:
         on_connection = self.by_connection.get(upload.connection, 0)
@@ -128,11 +117,7 @@ class UploadBudget:
             left = self.by_connection.pop(connection) - held
             if left:
                 self.by_connection[connection] = left
-        # Every waiter looks again: what was freed may fit a small upload, not a large one.
-        waiters, self._waiters = self._waiters, deque()
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._waiters.wake_all()
 
 
 class Upload:
