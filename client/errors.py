@@ -15,7 +15,11 @@ answer (``error.status``: 400, 404, 413, 414, ...).
 - ``PermissionDeniedError`` (an ``AuthenticationError``, status 403): the token
   is known but lacks the scope (read, write, admin) or the namespace the call
   needs; the message says which.
-- ``RumorError``: the base of all of them, and what any other failure raises.
+- ``ReplicationTimeoutError``: a put with min_replicas was not confirmed in time.
+- ``UploadTimeoutError`` (status 408): the node cut a streamed upload that sent
+  nothing for too long or took too long in all; nothing of it was written.
+- ``RumorError``: the base of all of them, and what any other failure raises
+  (RESOURCE_EXHAUSTED: the node is busy, try again).
 """
 
 from __future__ import annotations
@@ -66,6 +70,11 @@ class ReplicationTimeoutError(RumorError):
     """A put with min_replicas was applied locally but not confirmed by enough nodes in time."""
 
 
+class UploadTimeoutError(RumorError):
+    """The node cut a streamed upload that sent nothing for too long, or took too long in
+    all (status 408); nothing of it was written."""
+
+
 _BY_CODE: dict[grpc.StatusCode, type[RumorError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequestError,
     grpc.StatusCode.NOT_FOUND: NamespaceNotFoundError,
@@ -97,6 +106,7 @@ _OPERATIONS = {
     "Listeners": "LISTENERS",
 }
 _HTTP_STATUS_HEADER = "rumor-http-status"
+UPLOAD_TIMEOUT_STATUS = 408  # a DEADLINE_EXCEEDED that is an upload cut, not a replication wait
 _HTTP_STATUS_BY_CODE = {
     grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.PERMISSION_DENIED: 403,
@@ -123,4 +133,6 @@ def from_rpc_error(error: grpc.RpcError, endpoint: str, method: str = "") -> Rum
         return UnavailableError(f"{endpoint} is unavailable: {details}")
     operation = _OPERATIONS.get(method)
     status = _http_status(error)
+    if kind is ReplicationTimeoutError and status == UPLOAD_TIMEOUT_STATUS:
+        kind = UploadTimeoutError
     return kind(details, operation=operation, status=status)

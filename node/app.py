@@ -81,6 +81,7 @@ from rumor.node.server.operations import Operations
 from rumor.node.server.snapshot import swap as snapshot_swap
 from rumor.node.server.snapshot.client import download, grpc_stream
 from rumor.node.server.snapshot.server import SnapshotServer, remove_all
+from rumor.node.server.upload_budget import UploadBudget
 from rumor.node.server.watch import WatchHub
 from rumor.node.server.workers import worker
 from rumor.node.server.workers.owner import OwnerListeners
@@ -118,6 +119,7 @@ class Wiring:
     driver: EngineDriver
     reads: ByteBudget
     client_calls: CallBudget
+    uploads: UploadBudget  # request bodies and PutStreams being received
     owner: OwnerListeners | None  # with workers: the private sockets and the ports held
 
 
@@ -255,6 +257,7 @@ class Node:
                 config.max_read_bytes_in_flight, config.read_admission_timeout_ms / 1000
             ),
             client_calls=CallBudget(config.max_client_calls),
+            uploads=config.upload_budget(),
             owner=owner,
         )
         return wiring, self._build_services(wiring, faults, stack)
@@ -331,7 +334,7 @@ class Node:
         )
         metrics = self._metrics(wiring)
         loop_lag = LoopLag(metrics.observe_loop_lag)
-        kv_service = KVService(operations, wiring.watches, wiring.reads)
+        kv_service = KVService(operations, wiring.watches, wiring.reads, wiring.uploads)
         admin_service = AdminService(
             driver,
             checkpoint=wiring.store.checkpoint,
@@ -380,6 +383,7 @@ class Node:
             vectors=lambda: engine.membership.vectors,
             conditions=lambda: Conditions(driver.ready, driver.fenced, driver.disk_full),
         )
+        metrics.count_uploads(wiring.uploads)
         if wiring.owner is not None:
             socket_dir = wiring.owner.socket_dir
             metrics.worker_expositions = lambda: worker.worker_expositions(socket_dir)
@@ -531,6 +535,7 @@ class Node:
             guard=guard,
             reads=wiring.reads,
             calls=wiring.client_calls,
+            uploads=wiring.uploads,
             client_disconnected=services.metrics.http_client_disconnects.inc,
         )
         console.add_routes(
@@ -687,6 +692,7 @@ def run_worker(plan: WorkerPlan) -> int:
         max_calls=config.max_client_calls,
         read_bytes_in_flight=config.max_read_bytes_in_flight,
         read_admission_timeout_s=config.read_admission_timeout_ms / 1000,
+        uploads=config.upload_budget(),
     )
     with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
         return runner.run(worker.serve(plan, settings))

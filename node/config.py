@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
+from rumor.node.server.upload_budget import UploadBudget
 
 
 class ConfigError(ValueError):
@@ -149,6 +150,31 @@ class Config:
         5000,
         "How long a read waits for room under max_read_bytes_in_flight before it is"
         " answered RESOURCE_EXHAUSTED (HTTP 503).",
+    )
+    max_upload_bytes_in_flight: int = _setting(
+        256 * 1024 * 1024,
+        "Bytes of request bodies and PutStreams being received, node-wide; an upload waits"
+        " for room (one alone on the node is always admitted).",
+    )
+    max_upload_bytes_per_connection: int = _setting(
+        128 * 1024 * 1024,
+        "Bytes of uploads being received on one client connection (gRPC carries many"
+        " on one); one alone on its connection is always admitted.",
+    )
+    upload_admission_timeout_ms: int = _setting(
+        5000,
+        "How long an upload waits for room under the upload budgets before it is answered"
+        " RESOURCE_EXHAUSTED (HTTP 503 with Retry-After).",
+    )
+    upload_idle_timeout_ms: int = _setting(
+        30_000,
+        "An upload that sends nothing for this long is refused DEADLINE_EXCEEDED (HTTP 408)"
+        " and its bytes let go.",
+    )
+    upload_timeout_ms: int = _setting(
+        300_000,
+        "An upload not received whole this long after it started is refused DEADLINE_EXCEEDED"
+        " (HTTP 408): 128 MiB at 450 KB/s.",
     )
     max_client_calls: int = _setting(
         512,
@@ -268,6 +294,16 @@ class Config:
                 )
         return cls(**values)
 
+    def upload_budget(self) -> UploadBudget:
+        """The upload budget and clocks these settings ask for (one per serving process)."""
+        return UploadBudget(
+            self.max_upload_bytes_in_flight,
+            self.max_upload_bytes_per_connection,
+            admission_timeout_s=self.upload_admission_timeout_ms / 1000,
+            idle_timeout_s=self.upload_idle_timeout_ms / 1000,
+            total_timeout_s=self.upload_timeout_ms / 1000,
+        )
+
     @classmethod
     def load(
         cls,
@@ -321,13 +357,18 @@ class Config:
             "max_watch_buffer",
             "max_read_bytes_in_flight",
             "max_client_calls",
+            "max_upload_bytes_in_flight",
+            "max_upload_bytes_per_connection",
+            "upload_idle_timeout_ms",
+            "upload_timeout_ms",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
         if self.workers != "auto" and not (self.workers.isdigit() and int(self.workers) <= 256):
             problems.append(f"workers must be auto or a number from 0 to 256; got {self.workers!r}")
-        if self.read_admission_timeout_ms < 0:
-            problems.append("read_admission_timeout_ms must be at least 0")
+        for name in ("read_admission_timeout_ms", "upload_admission_timeout_ms"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be at least 0")
         if self.disk_reserve_mb < 0:
             problems.append("disk_reserve_mb must be at least 0")
         if self.min_expiration_ttl < 1:

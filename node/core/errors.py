@@ -69,6 +69,11 @@ class Overloaded(RumorError):
     """A bounded resource is full and did not free up in time (RESOURCE_EXHAUSTED, HTTP 503)."""
 
 
+class UploadTimedOut(RumorError):
+    """A client sent nothing for too long, or took too long to send a whole upload
+    (gRPC DEADLINE_EXCEEDED, HTTP 408); nothing of it was written."""
+
+
 class UnsupportedMediaType(InvalidRequest):
     """A body in a format the route does not take, e.g. JSON not sent as application/json (415)."""
 

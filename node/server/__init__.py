@@ -8,7 +8,8 @@ binding, on aiohttp), ``console/`` (the web console, built on the HTTP room),
 operations to the owner process) and ``driver/`` (the engine's driver: the
 EngineDriver, peer transport and codec, group commit, clock and injected
 faults). Beside the rooms, the pieces every transport shares: ``operations``
-(the KV operations behind every API), ``watch``, ``admission``, ``auth``
+(the KV operations behind every API), ``watch``, ``admission`` (the read and
+call budgets), ``upload_budget`` (room and clocks for uploads), ``auth``
 (tokens and their grants), ``access`` (what each call needs, the checks),
 ``audit`` (the audit trail), ``security``, ``admin_token`` (who may stop a node
 without a cluster secret), ``exposure``, ``errors``,

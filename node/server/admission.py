@@ -15,6 +15,9 @@ health calls never take from them, so a client flood cannot starve peers):
   it reads, then ``hold``s what it read (nothing else ran in between).
 - ``CallBudget``: client calls served at once (KV over gRPC, HTTP requests).
   A call beyond it is refused at once: queueing would only hold more memory.
+
+What clients send the node (request bodies, PutStreams) has its own budget,
+built on the same ``Waiters``: ``upload_budget``.
 """
 
 from __future__ import annotations
@@ -22,8 +25,41 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 
 from rumor.node.core.errors import Overloaded
+
+
+class Waiters:
+    """Tasks waiting for room in a budget; each looks again whenever room is given back
+    (a small release may fit a small request, not a large one)."""
+
+    def __init__(self) -> None:
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    async def wait_until(self, fits: Callable[[], bool], timeout_s: float) -> bool:
+        """Whether ``fits()`` came true within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while not fits():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                pass
+            finally:
+                if waiter in self._waiting:
+                    self._waiting.remove(waiter)
+        return True
+
+    def wake_all(self) -> None:
+        waiting, self._waiting = self._waiting, deque()
+        for waiter in waiting:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class Reservation:
@@ -55,7 +91,7 @@ class ByteBudget:
         self.timeout_s = timeout_s
         self.in_flight = 0
         self.refused = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters = Waiters()
 
     def _fits(self, size: int) -> bool:
         return size == 0 or self.in_flight == 0 or self.in_flight + size <= self.capacity
@@ -71,34 +107,18 @@ class ByteBudget:
 
     async def reserve(self, size: int) -> Reservation:
         """Room for ``size`` bytes, waiting at most ``timeout_s`` (Overloaded after)."""
-        deadline = time.monotonic() + self.timeout_s
-        while not self._fits(size):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.refused += 1
-                raise Overloaded(
-                    f"the node is sending {self.in_flight} bytes of values to clients (limit"
-                    f" {self.capacity}); try again later"
-                )
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await asyncio.wait_for(waiter, remaining)
-            except TimeoutError:
-                pass
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+        if not await self._waiters.wait_until(lambda: self._fits(size), self.timeout_s):
+            self.refused += 1
+            raise Overloaded(
+                f"the node is sending {self.in_flight} bytes of values to clients (limit"
+                f" {self.capacity}); try again later"
+            )
         self.in_flight += size
         return Reservation(self, size)
 
     def _give_back(self, size: int) -> None:
         self.in_flight -= size
-        # Every waiter looks again: a small release may fit a small read, not a large one.
-        waiters, self._waiters = self._waiters, deque()
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._waiters.wake_all()
 
 
 class CallBudget:

@@ -20,6 +20,7 @@ from rumor.node.core.errors import (
     RumorError,
     Unavailable,
     UnsupportedMediaType,
+    UploadTimedOut,
     ValueTooLarge,
 )
 
@@ -48,6 +49,7 @@ _STATUSES: tuple[tuple[type[RumorError], Status], ...] = (
     (MemberRemoved, Status(grpc.StatusCode.FAILED_PRECONDITION, 409, 10000)),
     (IncompatiblePeer, Status(grpc.StatusCode.FAILED_PRECONDITION, 409, 10000)),
     (ReplicationTimeout, Status(grpc.StatusCode.DEADLINE_EXCEEDED, 504, 10000)),
+    (UploadTimedOut, Status(grpc.StatusCode.DEADLINE_EXCEEDED, 408, 10000)),
 )
 _INTERNAL = Status(grpc.StatusCode.INTERNAL, 500, 10000)
 

@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from rumor.node.replication.engine.components import ReplicationStats
 from rumor.node.server.metrics_merge import merged_exposition
+from rumor.node.server.upload_budget import UploadBudget
 
 Vectors = Callable[[], Mapping[int, Mapping[int, int]]]
 
@@ -236,6 +237,31 @@ def _lag(replica: ReplicaCounters, vectors: Vectors | None) -> Metric:
     return lag
 
 
+class _UploadCollector(Collector):
+    """Reads an upload budget at scrape time (``upload_budget``)."""
+
+    def __init__(self, budget: UploadBudget) -> None:
+        self.budget = budget
+
+    def collect(self) -> Iterable[Metric]:
+        budget = self.budget
+        yield GaugeMetricFamily(
+            "rumor_upload_bytes_in_flight",
+            "Bytes of request bodies and PutStreams being received (the upload budget's use).",
+            value=budget.in_flight,
+        )
+        yield CounterMetricFamily(
+            "rumor_upload_refusals",
+            "Uploads refused for want of room in the upload budget (RESOURCE_EXHAUSTED, 503).",
+            value=budget.refused,
+        )
+        yield CounterMetricFamily(
+            "rumor_upload_timeouts",
+            "Uploads cut for sending nothing too long or taking too long (DEADLINE_EXCEEDED, 408).",
+            value=budget.timed_out,
+        )
+
+
 class RequestMetrics:
     """The per-request series alone: what a worker process counts."""
 
@@ -281,6 +307,10 @@ class RequestMetrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(max(seconds, 0.0))
+
+    def count_uploads(self, budget: UploadBudget) -> None:
+        """Report ``budget``'s bytes in flight, refusals and timeouts at each scrape."""
+        self.registry.register(_UploadCollector(budget))
 
     def observe_loop_lag(self, seconds: float) -> None:
         self._loop_lag.observe(seconds)

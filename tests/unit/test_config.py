@@ -36,11 +36,27 @@ def test_environment_values_are_converted() -> None:
         ({"durability": "sometimes"}, "durability must be one of fsync, wal"),
         ({"listen": "nowhere"}, "listen must be HOST:PORT"),
         ({"min_expiration_ttl": 0}, "min_expiration_ttl must be at least 1"),
+        ({"max_upload_bytes_in_flight": 0}, "max_upload_bytes_in_flight must be at least 1"),
+        ({"upload_idle_timeout_ms": 0}, "upload_idle_timeout_ms must be at least 1"),
+        ({"upload_admission_timeout_ms": -1}, "upload_admission_timeout_ms must be at least 0"),
     ],
 )
 def test_bad_values_are_named(flags: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Config.load(flags, env={})
+
+
+def test_the_upload_budget_is_made_from_its_settings(tmp_path: Path) -> None:
+    toml = tmp_path / "rumor.toml"
+    toml.write_text("upload-idle-timeout-ms = 1500\n")
+    env = {"RUMOR_MAX_UPLOAD_BYTES_IN_FLIGHT": "1048576"}
+    flags = {"max_upload_bytes_per_connection": 4096, "upload_timeout_ms": 60_000}
+    budget = Config.load(flags, env=env, config_file=toml).upload_budget()
+    assert (budget.capacity, budget.per_connection) == (1048576, 4096)
+    assert (budget.idle_timeout_s, budget.total_timeout_s) == (1.5, 60.0)
+    assert budget.admission_timeout_s == 5.0  # the default
+    defaults = Config.load({}, env={}).upload_budget()
+    assert (defaults.capacity, defaults.idle_timeout_s) == (256 * 1024 * 1024, 30.0)
 
 
 def test_bad_integer_in_environment() -> None:

@@ -45,13 +45,14 @@ from rumor.node.server import auth
 from rumor.node.server.access import HttpAccess, require_title, visible
 from rumor.node.server.console import experiments as console_experiments
 from rumor.node.server.console.feed import ClusterView, stream
+from rumor.node.server.http.body import json_body
 from rumor.node.server.http.entry import (
     AUDIT_NAMESPACE,
     AUDIT_TITLE,
     CONSOLE_ROOT,
     audited_namespace,
 )
-from rumor.node.server.http.request import CODE_AUTH, envelope, failure, json_body
+from rumor.node.server.http.request import CODE_AUTH, envelope, failure
 from rumor.node.server.http.values import read_value
 from rumor.node.server.operations import Operations, PutItem
 

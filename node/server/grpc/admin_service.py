@@ -28,9 +28,8 @@ from rumor.node.server.audit import OPEN_CALLER
 from rumor.node.server.auth import Metadata
 from rumor.node.server.driver.codec import member_to_pb
 from rumor.node.server.driver.engine_driver import EngineDriver
-from rumor.node.server.grpc.rpc import Context
+from rumor.node.server.grpc.rpc import CLIENT_PEER_HEADER, Context
 from rumor.node.server.loop_lag import LoopLag
-from rumor.node.server.workers.forwarding import CLIENT_PEER_HEADER
 from rumor.node.storage import layout
 from rumor.node.storage.store import KV, prefix_end
 from rumor.v1 import admin_pb2 as pb

@@ -25,10 +25,11 @@ from rumor.node.server.grpc.kv_messages import (
     put_response,
     type_name,
 )
-from rumor.node.server.grpc.rpc import Context
+from rumor.node.server.grpc.rpc import CLIENT_PEER_HEADER, Context
 from rumor.node.server.operations import Operations
 from rumor.node.server.release import METADATA
 from rumor.node.server.sessions import LAG_BOUND_KEY, answer_token, write_token
+from rumor.node.server.upload_budget import UploadBudget
 from rumor.node.server.watch import ANY_NAMESPACE, WatchHub
 from rumor.v1 import kv_pb2
 
@@ -56,19 +57,31 @@ def _max_staleness(request: Any) -> int | None:
 
 
 def _connection(context: Context) -> str:
+    """The client's connection: the caller's, or the one a worker forwarded the call from
+    (a worker calls over the owner's private Unix socket and names its client's)."""
     try:
-        return str(context.peer())
+        peer = str(context.peer())
     except (AttributeError, NotImplementedError):
         return ""
+    if peer.startswith("unix:"):
+        for key, value in context.invocation_metadata() or ():
+            if key == CLIENT_PEER_HEADER:
+                return f"{peer} {value!s}"
+    return peer
 
 
 class KVService:
     def __init__(
-        self, operations: Operations, watches: WatchHub, reads: ByteBudget | None = None
+        self,
+        operations: Operations,
+        watches: WatchHub,
+        reads: ByteBudget | None = None,
+        uploads: UploadBudget | None = None,
     ) -> None:
         self.ops = operations
         self.watches = watches
         self.reads = reads or ByteBudget(2**62, 0)
+        self.uploads = uploads or UploadBudget.unbounded()
         # Filled in once the listeners are bound (the HTTP one may be absent).
         self.grpc_address = ""
         self.http_address = ""
@@ -123,38 +136,50 @@ class KVService:
     async def PutStream(
         self, requests: AsyncIterator[kv_pb2.PutStreamRequest], context: Context
     ) -> kv_pb2.PutResponse:
-        header: kv_pb2.PutRequest | None = None
-        value = bytearray()
-        length = 0
-        finished = False
-        async for message in requests:
-            if header is None:
-                if not message.HasField("header"):
-                    raise InvalidRequest("The first PutStream message must carry the header.")
-                header = message.header
-            elif message.HasField("header"):
-                # Its bytes would go to the first header's key: refuse rather than guess.
-                raise InvalidRequest(
-                    "Only the first PutStream message carries a header; nothing was written."
-                )
-            if finished:
-                raise InvalidRequest("PutStream received a message after the last one.")
-            length += len(message.chunk)
-            if length <= validation.MAX_VALUE_BYTES:
-                value += message.chunk
-            # Past the limit, keep reading only to report the whole length.
-            finished = message.last
-        if header is None:
-            raise InvalidRequest("PutStream received no messages.")
-        if not finished:
-            # grpc.aio ends the stream the same way when the client cancels it.
-            raise InvalidRequest("PutStream ended without its last message; nothing was written.")
+        header, value, length = await self._receive_stream(requests, _connection(context))
         validation.value_length(length)
         after = await self.ops.sessions.after(header.after, _time_remaining(context))
         applied = await self.ops.put(
             header.namespace_id, put_item(header, bytes(value)), header.min_replicas
         )
         return put_response(applied, after)
+
+    async def _receive_stream(
+        self, requests: AsyncIterator[kv_pb2.PutStreamRequest], connection: str
+    ) -> tuple[kv_pb2.PutRequest, bytearray, int]:
+        """A PutStream's header, its value (buffered up to the value limit) and its length,
+        received under the upload budget and its clocks (``upload_budget``)."""
+        header: kv_pb2.PutRequest | None = None
+        value = bytearray()
+        length = 0
+        finished = False
+        async with self.uploads.upload(connection) as upload:
+            async for message in requests:
+                if header is None:
+                    if not message.HasField("header"):
+                        raise InvalidRequest("The first PutStream message must carry the header.")
+                    header = message.header
+                elif message.HasField("header"):
+                    # Its bytes would go to the first header's key: refuse rather than guess.
+                    raise InvalidRequest(
+                        "Only the first PutStream message carries a header; nothing was written."
+                    )
+                if finished:
+                    raise InvalidRequest("PutStream received a message after the last one.")
+                size = len(message.chunk)
+                length += size
+                # Past the limit, keep reading only to report the whole length.
+                kept = size if length <= validation.MAX_VALUE_BYTES else 0
+                if kept:
+                    value += message.chunk
+                await upload.received(size, kept)
+                finished = message.last
+        if header is None:
+            raise InvalidRequest("PutStream received no messages.")
+        if not finished:
+            # grpc.aio ends the stream the same way when the client cancels it.
+            raise InvalidRequest("PutStream ended without its last message; nothing was written.")
+        return header, value, length
 
     async def Get(self, request: kv_pb2.GetRequest, context: Context) -> kv_pb2.GetResponse:
         value_type = checked_type(request.type)

@@ -6,7 +6,9 @@ the API token and the route against its scopes and namespaces
 (``access.HttpAccess``: 401/403, outside ``/healthz``, ``/metrics`` and the
 console, which checks its own session; a refused scope is 403 with code 10000
 "Authentication error"), then its handler, whose ``core.errors`` are mapped by
-``errors.status_of`` onto Cloudflare's envelope (a 503 with Retry-After).
+``errors.status_of`` onto Cloudflare's envelope (a 503 with Retry-After). A
+body the handler reads takes room in the listener's upload budget, under its
+idle and total deadlines (``body``).
 Namespace changes go to the audit trail (``HttpAccess.ended``). ``observe`` is
 told the route, the status and the time taken.
 
@@ -46,6 +48,7 @@ from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.auth import DENIED_MESSAGE
 from rumor.node.server.errors import status_of
 from rumor.node.server.http import workers_binding
+from rumor.node.server.http.body import UPLOADS
 from rumor.node.server.http.guard import HTTP_FORBIDDEN, HttpGuard
 from rumor.node.server.http.request import (
     CODE_AUTH,
@@ -54,10 +57,12 @@ from rumor.node.server.http.request import (
     connection_closed,
     drain_or_close,
     failure,
+    refuse,
 )
 from rumor.node.server.http.values import answer_delete, answer_get, answer_put
 from rumor.node.server.log_throttle import LogThrottle
 from rumor.node.server.operations import Operations
+from rumor.node.server.upload_budget import UploadBudget
 
 PUBLIC_PATHS = ("/healthz", "/metrics")
 CONSOLE_ROOT = "/ui"
@@ -79,16 +84,6 @@ RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 _log = structlog.get_logger(__name__)
 _throttled = LogThrottle(_log)
-
-
-def close_if_body_unread(request: web.BaseRequest) -> None:
-    """Refused before its body was read: close the connection after the answer.
-
-    aiohttp would otherwise read and discard the rest for up to 10 s ("lingering
-    close"), gigabytes on a fast link, for a request already refused.
-    """
-    if not request.content.is_eof() and request.protocol is not None:
-        request.protocol.force_close()
 
 
 def audited_namespace(request: web.Request, match: Match) -> str | None:
@@ -146,6 +141,7 @@ class Entry:
         observe: Observe | None,
         guard: HttpGuard,
         calls: CallBudget,
+        uploads: UploadBudget | None = None,
         client_disconnected: Callable[[], object] | None = None,
     ) -> None:
         self.operations = operations
@@ -154,6 +150,7 @@ class Entry:
         self.observe = observe
         self.guard = guard
         self.calls = calls
+        self.uploads = uploads or UploadBudget.unbounded()
         self.client_disconnected = client_disconnected
         # The guard asks the same checker as the authorization (one call answers both).
         self._one_check = guard.token_status is None or (
@@ -219,6 +216,7 @@ class Entry:
         """
         started = time.perf_counter()
         status = 500
+        request[UPLOADS] = self.uploads  # whatever reads its body (``body``) takes room here
         try:
             response = await self._checked(request, route, door, handler, match)
             status = response.status
@@ -282,21 +280,19 @@ class Entry:
             return response
         except PermissionDenied as error:
             await drain_or_close(request)
-            close_if_body_unread(request)
             if binding:
-                return workers_binding.failure(HTTP_FORBIDDEN, str(error))
+                return await refuse(request, workers_binding.failure(HTTP_FORBIDDEN, str(error)))
             # Cloudflare's words for a token without the permission (wrangler shows them as is).
-            return failure(HTTP_FORBIDDEN, CODE_AUTH, DENIED_MESSAGE)
+            return await refuse(request, failure(HTTP_FORBIDDEN, CODE_AUTH, DENIED_MESSAGE))
         except RumorError as error:
             status = status_of(error)
             if audited:
                 self._ended(request, route, match, status.http_status)
             await drain_or_close(request)
-            close_if_body_unread(request)
             refused = failure(status.http_status, status.cloudflare_code, str(error))
             if status.http_status == 503:
                 refused.headers["Retry-After"] = "1"  # a lagging or busy node: soon
-            return refused
+            return await refuse(request, refused)
         except web.HTTPException as error:
             if door is Door.PUBLIC:
                 raise

@@ -33,6 +33,7 @@ from rumor.node.core.errors import InvalidRequest
 from rumor.node.server import access, auth
 from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.health import Health
+from rumor.node.server.http.body import json_body
 from rumor.node.server.http.entry import (
     AUDIT_NAMESPACE,
     AUDIT_TITLE,
@@ -50,7 +51,6 @@ from rumor.node.server.http.request import (
     READS,
     envelope,
     int_param,
-    json_body,
     namespace_id_of,
     operations_of,
 )
@@ -66,6 +66,7 @@ from rumor.node.server.http.values import (
 )
 from rumor.node.server.operations import NamespaceInfo, Operations
 from rumor.node.server.release import healthz_fields
+from rumor.node.server.upload_budget import UploadBudget
 
 __all__ = ["CONSOLE_ROOT", "PUBLIC_PATHS", "Authorize", "Observe", "build_app", "serve"]
 
@@ -183,9 +184,11 @@ def build_app(
     guard: HttpGuard | None = None,
     reads: ByteBudget | None = None,
     calls: CallBudget | None = None,
+    uploads: UploadBudget | None = None,
     client_disconnected: Callable[[], object] | None = None,
 ) -> web.Application:
-    """The gateway; without ``guard`` it answers as a loopback listener would.
+    """The gateway; without ``guard`` it answers as a loopback listener would. Every
+    body it reads is received under ``uploads`` (``body``).
 
     ``client_disconnected()`` is called for each request whose client went
     away before its answer was written.
@@ -198,6 +201,7 @@ def build_app(
         observe=observe,
         guard=guard or HttpGuard.for_listener("127.0.0.1:0"),
         calls=calls or CallBudget(2**31),
+        uploads=uploads,
         client_disconnected=client_disconnected,
     )
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[entry.middleware()])

@@ -2,8 +2,8 @@
 
 Responses are Cloudflare's envelope ``{success, errors: [{code, message}],
 messages, result, result_info}``. Keys are taken from the raw path and
-percent-decoded to bytes, so ``a%2Fb`` is the key ``a/b``; JSON bodies are
-taken only as ``application/json`` (415 otherwise).
+percent-decoded to bytes, so ``a%2Fb`` is the key ``a/b``. Bodies are read
+in ``body``.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from urllib.parse import unquote_to_bytes
 from aiohttp import web
 
 from rumor.node.core import validation
-from rumor.node.core.errors import InvalidRequest, UnsupportedMediaType
+from rumor.node.core.errors import InvalidRequest
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.operations import Operations
 
 MAX_BODY_BYTES = 128 * 1024 * 1024
 SEND_CHUNK_BYTES = 256 * 1024  # a value is written in chunks, each awaiting the socket
 DRAIN_BYTES = 1024 * 1024  # a refused request's body read rather than cut off
+DRAIN_TIMEOUT_S = 1.0  # ...unless its client stalls: then the connection is closed
 CODE_AUTH = 10000
 CODE_INTERNAL = 10000
 CODE_KEY_NOT_FOUND = 10009
@@ -78,16 +79,39 @@ async def drain_or_close(request: web.Request) -> None:
     """Read the rest of a refused request's body when it is small (up to
     ``DRAIN_BYTES``): closing a socket with unread data resets the connection and
     the client (or a worker's proxy) loses the answer. A larger body is left
-    unread; the caller closes the connection after the answer."""
+    unread, and so is the rest of one whose client sends nothing for
+    ``DRAIN_TIMEOUT_S``; the caller closes the connection after the answer."""
+    if request.content.is_eof():
+        return
     if request.content_length is not None and request.content_length > DRAIN_BYTES:
         return
     remaining = DRAIN_BYTES
-    with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-        while remaining > 0 and not request.content.is_eof():
-            chunk = await request.content.read(min(remaining, SEND_CHUNK_BYTES))
-            if not chunk:
-                break
-            remaining -= len(chunk)
+    with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            while remaining > 0 and not request.content.is_eof():
+                chunk = await request.content.read(min(remaining, SEND_CHUNK_BYTES))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+
+
+async def refuse(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Answer a refused request with ``response``; when its body is left unread, send the
+    answer at once and close the connection rather than read the rest.
+
+    aiohttp would otherwise read and discard the rest for up to 10 s ("lingering
+    close"), gigabytes on a fast link, for a request already refused; and closing
+    before the answer is written loses it (the client sees only a reset).
+    """
+    protocol = request.protocol
+    if request.content.is_eof() or protocol is None:
+        return response
+    response.force_close()
+    with contextlib.suppress(ConnectionError):
+        await response.prepare(request)
+        await response.write_eof()
+    protocol.force_close()
+    return response
 
 
 def connection_closed(request: web.BaseRequest) -> bool:
@@ -143,12 +167,3 @@ def int_param(request: web.Request, name: str) -> int | None:
     if raw is None or raw == "":
         return None
     return validation.integer(raw, name)
-
-
-async def json_body(request: web.Request) -> Any:
-    if request.content_type != "application/json":
-        raise UnsupportedMediaType(
-            "The request body must be JSON sent as Content-Type: application/json;"
-            f" got {request.content_type!r}."
-        )
-    return validation.json_body(await request.read())

@@ -7,7 +7,8 @@ write with the headers (the transport takes it without waiting). While the
 budget has room for the largest value, a read is admitted without first
 reading the key's header for an estimate (``read_found``).
 
-A multipart body is counted against the body limit as it streams (aiohttp's
+Bodies are read under the upload budget and its clocks (``body``). A
+multipart body is counted against the body limit as it streams (aiohttp's
 ``client_max_size`` does not see multipart parts): a part beyond it is refused
 when the limit is crossed, and a value part is buffered only up to the value
 limit.
@@ -26,11 +27,16 @@ from rumor.node.core import validation
 from rumor.node.core.errors import InvalidRequest, RumorError, ValueTooLarge
 from rumor.node.core.record import RecordHeader
 from rumor.node.server.admission import ByteBudget, Reservation
+from rumor.node.server.http.body import (
+    count_part_chunk,
+    json_body,
+    multipart_upload,
+    read_body,
+)
 from rumor.node.server.http.bulk_get import bulk_get_values
 from rumor.node.server.http.request import (
     CODE_KEY_NOT_FOUND,
     EMPTY_SUCCESS,
-    MAX_BODY_BYTES,
     READS,
     SEND_CHUNK_BYTES,
     dumps,
@@ -38,7 +44,6 @@ from rumor.node.server.http.request import (
     failure,
     int_param,
     json_answer,
-    json_body,
     namespace_id_of,
     operations_of,
     raw_key_of,
@@ -51,6 +56,7 @@ from rumor.node.server.http.session_header import (
     write_session,
 )
 from rumor.node.server.operations import Found, Operations, PutItem
+from rumor.node.server.upload_budget import Upload
 
 OCTET_STREAM = "application/octet-stream"
 # A value up to this size is sent in one write with its headers: below the transport's
@@ -200,33 +206,27 @@ def _part_metadata(raw: bytes, content_type: str) -> bytes:
     return raw
 
 
-class _BodyCounter:
-    """The bytes of a multipart body read so far, refused past ``MAX_BODY_BYTES``."""
-
-    def __init__(self) -> None:
-        self.read = 0
-
-    def add(self, size: int) -> None:
-        self.read += size
-        if self.read > MAX_BODY_BYTES:
-            raise ValueTooLarge(f"The request body exceeds the limit of {MAX_BODY_BYTES} bytes.")
-
-
-async def _read_part(part: BodyPartReader, counter: _BodyCounter, keep: int) -> tuple[bytes, int]:
+async def _read_part(part: BodyPartReader, upload: Upload, keep: int) -> tuple[bytes, int]:
     """The first ``keep`` bytes of ``part`` and its whole length (counted, not buffered)."""
     chunks = bytearray()
     length = 0
     while chunk := await part.read_chunk():
-        counter.add(len(chunk))
-        length += len(chunk)
-        if length <= keep:
+        size = len(chunk)
+        length += size
+        kept = size if length <= keep else 0
+        if kept:
             chunks += chunk
+        await count_part_chunk(upload, size, kept)
     return bytes(chunks), length
 
 
 async def _multipart_value(request: web.Request) -> tuple[bytes, int, bytes | None]:
     """The ``value`` part (buffered up to the value limit), its length and ``metadata``."""
-    counter = _BodyCounter()
+    async with multipart_upload(request) as upload:
+        return await _multipart_parts(request, upload)
+
+
+async def _multipart_parts(request: web.Request, upload: Upload) -> tuple[bytes, int, bytes | None]:
     value: bytes | None = None
     length = 0
     metadata: bytes | None = None
@@ -236,9 +236,9 @@ async def _multipart_value(request: web.Request) -> tuple[bytes, int, bytes | No
             if not isinstance(part, BodyPartReader):
                 raise InvalidRequest("Nested multipart bodies are not supported.")
             if part.name == "value":
-                value, length = await _read_part(part, counter, validation.MAX_VALUE_BYTES)
+                value, length = await _read_part(part, upload, validation.MAX_VALUE_BYTES)
             elif part.name == "metadata":
-                raw, size = await _read_part(part, counter, validation.MAX_METADATA_BYTES * 8)
+                raw, size = await _read_part(part, upload, validation.MAX_METADATA_BYTES * 8)
                 if size > len(raw):
                     raise ValueTooLarge(
                         f"Metadata length of {size} exceeds limit of"
@@ -247,7 +247,7 @@ async def _multipart_value(request: web.Request) -> tuple[bytes, int, bytes | No
                 content_type = part.headers.get("Content-Type", "application/json")
                 metadata = _part_metadata(raw, content_type)
             else:
-                await _read_part(part, counter, 0)
+                await _read_part(part, upload, 0)
     except (ValueError, AssertionError, LookupError, TypeError) as exc:
         if isinstance(exc, RumorError):
             raise
@@ -273,10 +273,9 @@ async def answer_put(
     metadata: bytes | None = None
     if request.content_type.startswith("multipart/"):
         value, length, metadata = await _multipart_value(request)
-        validation.value_length(length)
     else:
-        value = await request.read()
-    validation.value_length(len(value))
+        value, length = await read_body(request, validation.MAX_VALUE_BYTES)
+    validation.value_length(length)
     if request.query_string:
         expiration = validation.query_seconds(request.query.get("expiration"), "expiration")
         expiration_ttl = validation.query_seconds(

@@ -45,13 +45,14 @@ import structlog
 from aiohttp import web
 
 from rumor.node.core import validation
-from rumor.node.core.errors import RumorError, ValueTooLarge
+from rumor.node.core.errors import RumorError
 from rumor.node.core.record import RecordHeader
 from rumor.node.server import auth
 from rumor.node.server.admission import ByteBudget
 from rumor.node.server.errors import status_of
+from rumor.node.server.http.body import read_body
 from rumor.node.server.http.bulk_get import bulk_get_values
-from rumor.node.server.http.request import client_gone, decode_key, drain_or_close
+from rumor.node.server.http.request import client_gone, decode_key, drain_or_close, refuse
 from rumor.node.server.http.session_header import (
     list_session,
     read_session,
@@ -67,9 +68,7 @@ NAMESPACE_HEADER = "Rumor-Namespace"
 METADATA_HEADER = "CF-KV-Metadata"
 EXPIRATION_HEADER = "CF-Expiration"
 BULK_GET_PATH = "/bulk/get"
-READ_CHUNK_BYTES = 1024 * 1024
 SEND_CHUNK_BYTES = 256 * 1024
-MAX_BODY_BYTES = 128 * 1024 * 1024  # as the REST API's (a streamed body is counted)
 
 _log = structlog.get_logger(__name__)
 _throttled = LogThrottle(_log)
@@ -112,11 +111,6 @@ def failure(status: int, message: str) -> web.Response:
     return response
 
 
-def close_if_unread(request: web.Request) -> None:
-    if not request.content.is_eof() and request.protocol is not None:
-        request.protocol.force_close()  # refused: do not read the rest of the body
-
-
 async def answer(
     request: web.Request,
     operations: Operations,
@@ -134,8 +128,10 @@ async def answer(
         return await _dispatch(request, operations, reads or ByteBudget(2**62, 0))
     except RumorError as error:
         await drain_or_close(request)
-        close_if_unread(request)
-        return failure(status_of(error).http_status, str(error))
+        refused = failure(status_of(error).http_status, str(error))
+        if refused.status == 503:
+            refused.headers["Retry-After"] = "1"  # a busy node: soon
+        return await refuse(request, refused)
     except web.HTTPException as error:
         return failure(error.status, error.reason)
     except Exception as error:
@@ -217,16 +213,9 @@ async def _get(
 
 async def _read_value(request: web.Request) -> bytes:
     """The body, counted to the end when it is too large so the error gives its length."""
-    value = bytearray()
-    length = 0
-    async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
-        length += len(chunk)
-        if length > MAX_BODY_BYTES:
-            raise ValueTooLarge(f"The request body exceeds the limit of {MAX_BODY_BYTES} bytes.")
-        if length <= validation.MAX_VALUE_BYTES:
-            value += chunk
+    value, length = await read_body(request, validation.MAX_VALUE_BYTES)
     validation.value_length(length)
-    return bytes(value)
+    return value
 
 
 async def _put(
@@ -282,7 +271,8 @@ async def _list(
 async def _bulk_get(
     request: web.Request, operations: Operations, namespace_id: str, reads: ByteBudget
 ) -> web.StreamResponse:
-    body = validation.json_body(await request.read())
+    raw, _ = await read_body(request)
+    body = validation.json_body(raw)
     keys = body.get("keys") if isinstance(body, dict) else None
     names = [k.encode() for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
     after = await read_session_of(operations, request)

@@ -17,7 +17,8 @@ import grpc
 import grpc.aio
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
-CLIENT_PEER_HEADER = "rumor-client-peer"
+from rumor.node.server.grpc.rpc import CLIENT_PEER_HEADER
+
 # Headers gRPC sets by itself on each hop.
 _HOP_HEADERS = frozenset(
     {"user-agent", "grpc-timeout", "te", "content-type", "grpc-accept-encoding"}

@@ -58,6 +58,7 @@ from rumor.node.server.http.guard import HttpGuard
 from rumor.node.server.http.session_header import carries_session
 from rumor.node.server.loop_lag import LoopLag
 from rumor.node.server.metrics import RequestMetrics
+from rumor.node.server.upload_budget import UploadBudget
 from rumor.node.server.workers import forwarding
 from rumor.node.server.workers.forwarded_operations import ForwardedOperations
 from rumor.node.server.workers.http_proxy import build_proxy
@@ -241,6 +242,7 @@ class WorkerSettings:
     max_calls: int
     read_bytes_in_flight: int
     read_admission_timeout_s: float
+    uploads: UploadBudget  # the bodies this worker reads itself (its own budget)
 
 
 async def serve(plan: WorkerPlan, settings: WorkerSettings) -> int:
@@ -255,6 +257,7 @@ async def serve(plan: WorkerPlan, settings: WorkerSettings) -> int:
     loop.add_signal_handler(signal.SIGHUP, security.reload, "SIGHUP")
     owner = OwnerLink(plan.socket_dir)
     metrics = RequestMetrics()
+    metrics.count_uploads(settings.uploads)
     calls = CallBudget(settings.max_calls)
     titles = _owner_titles(owner, read_worker_key(plan.socket_dir))
     server = await _serve_grpc(plan, settings, owner, titles, metrics, calls)
@@ -330,6 +333,7 @@ async def _serve_http(
         observe=metrics.observe,
         guard=settings.http_guard or HttpGuard.for_listener(plan.http_address),
         calls=calls,
+        uploads=settings.uploads,
         client_disconnected=metrics.http_client_disconnects.inc,
     )
     assert runner.server is not None
