@@ -98,7 +98,8 @@ async def read_after_write(addresses: list[str], count: int) -> dict[str, float]
     reader_channel = grpc.aio.insecure_channel(addresses[1])
     writer = kv_pb2_grpc.KVStub(writer_channel)  # type: ignore[no-untyped-call]
     reader = kv_pb2_grpc.KVStub(reader_channel)  # type: ignore[no-untyped-call]
-    namespace = (await writer.CreateNamespace(kv_pb2.CreateNamespaceRequest(title="raw"))).id
+    title = f"raw-{os.urandom(4).hex()}"  # a run of its own on a cluster the runs share
+    namespace = (await writer.CreateNamespace(kv_pb2.CreateNamespaceRequest(title=title))).id
     value = os.urandom(VALUE_BYTES)
     waits: list[float] = []
     plain: list[float] = []
