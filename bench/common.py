@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ CLIENT_CORE = 1
 DEFAULT_RUNS = 5
 BULK_PAIRS = 10_000  # the most a BulkPut takes
 RESULTS_DIR = Path("bench/results")
+DATA_ROOT = Path(".rumor/bench-data")  # data directories built once, reused by every run
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -285,3 +286,22 @@ def _show(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def built_once(name: str, write: Callable[[NodeProcess, str], None]) -> tuple[Path, str]:
+    """A node's data directory under ``DATA_ROOT/name``, built once: a node started on it,
+    a namespace created, ``write(node, namespace)``, the node stopped. Later calls reuse
+    it. Returns the directory and the namespace."""
+    root = DATA_ROOT / name
+    done = root / "namespace.json"
+    if done.exists():
+        return root / "data", json.loads(done.read_text())["namespace"]
+    shutil.rmtree(root, ignore_errors=True)
+    node = start_node(root / "data", *node_flags())
+    try:
+        namespace: str = node.kv.CreateNamespace(kv_pb2.CreateNamespaceRequest(title=name)).id
+        write(node, namespace)
+    finally:
+        node.stop(timeout=300)
+    done.write_text(json.dumps({"namespace": namespace}))
+    return root / "data", namespace

@@ -18,7 +18,6 @@ for ``LOAD_S`` seconds, the body proven to answer the written value first.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import time
@@ -26,8 +25,10 @@ from pathlib import Path
 
 from rumor.bench.common import (
     CLIENT_CORE,
+    DATA_ROOT,
     Result,
     Target,
+    built_once,
     cpu_seconds,
     medians,
     node_flags,
@@ -37,7 +38,6 @@ from rumor.bench.common import (
     scratch_dir,
     start_node,
 )
-from rumor.bench.join import DATA_ROOT
 from rumor.bench.load_generators import GRPC_HEADERS, grpc_frame, h2load
 from rumor.bench.peers_servers import grpc_unary
 from rumor.experiments.lab.processes import NodeProcess
@@ -68,19 +68,8 @@ def _write_rounds(node: NodeProcess, namespace: str, rounds: int) -> None:
 def dataset(overwrites: int) -> tuple[Path, str]:
     """A data directory whose live keys were overwritten ``overwrites`` times in all
     (built once, then reused) and its namespace."""
-    root = DATA_ROOT / f"history-{overwrites}"
-    done = root / "namespace.json"
-    if done.exists():
-        return root / "data", json.loads(done.read_text())["namespace"]
-    shutil.rmtree(root, ignore_errors=True)
-    node = start_node(root / "data", *node_flags())
-    try:
-        namespace: str = node.kv.CreateNamespace(kv_pb2.CreateNamespaceRequest(title="h")).id
-        _write_rounds(node, namespace, max(1, overwrites // LIVE_KEYS))
-    finally:
-        node.stop(timeout=300)
-    done.write_text(json.dumps({"namespace": namespace}))
-    return root / "data", namespace
+    rounds = max(1, overwrites // LIVE_KEYS)
+    return built_once(f"history-{overwrites}", lambda node, ns: _write_rounds(node, ns, rounds))
 
 
 def measure(node: NodeProcess, namespace: str, *, idle_s: float, load_s: float) -> dict[str, float]:

@@ -25,8 +25,10 @@ import grpc
 
 from rumor.bench.common import (
     CLIENT_CORE,
+    DATA_ROOT,
     Result,
     Target,
+    built_once,
     bulk_put,
     can_pin,
     median,
@@ -42,25 +44,16 @@ from rumor.experiments.lab.processes import NodeProcess
 from rumor.v1 import kv_pb2
 
 VALUE_BYTES = 100
-DATA_ROOT = Path(".rumor/bench-data")
 IDLE_S = 3.0
 
 
 def dataset(keys: int) -> tuple[Path, str]:
     """The serving node's data directory with ``keys`` keys (built once) and its namespace."""
-    root = DATA_ROOT / f"join-{keys}"
-    done = root / "namespace.json"
-    if done.exists():
-        return root / "data", json.loads(done.read_text())["namespace"]
-    shutil.rmtree(root, ignore_errors=True)
-    node = start_node(root / "data", *node_flags())
-    try:
-        namespace: str = node.kv.CreateNamespace(kv_pb2.CreateNamespaceRequest(title="join")).id
+
+    def write(node: NodeProcess, namespace: str) -> None:
         bulk_put(node, namespace, [_key(i) for i in range(keys)], os.urandom(VALUE_BYTES))
-    finally:
-        node.stop(timeout=120)
-    done.write_text(json.dumps({"namespace": namespace}))
-    return root / "data", namespace
+
+    return built_once(f"join-{keys}", write)
 
 
 def _key(index: int) -> bytes:

@@ -11,8 +11,8 @@ by the node) and its largest resident set (from /proc, every 50 ms).
 
 from __future__ import annotations
 
-from rumor.bench.common import CLIENT_CORE, Result, Target, pin_self, scratch_dir
-from rumor.bench.join import DATA_ROOT, VALUE_BYTES, one_join
+from rumor.bench.common import CLIENT_CORE, DATA_ROOT, Result, Target, pin_self, scratch_dir
+from rumor.bench.join import VALUE_BYTES, one_join
 
 KEYS = 10_000_000
 QUICK_KEYS = 20_000
