@@ -1,4 +1,12 @@
-"""The Admin gRPC service: status for `rumor cluster status`, checkpoints, drain, removal.
+"""The Admin gRPC service: status for `rumor cluster status`, checkpoints, backups,
+drain, removal.
+
+A backup (``Backup``) is streamed to the caller, never written on the node's
+host by this call: a checkpoint served by the snapshot room's server (files
+listed with their CRC-32, chunks checksummed, read off the loop), preceded by
+what it is of (``BackupInfo``: the watermarks are read before the checkpoint
+is made, so the copy holds at least them). Files the caller names as held are
+listed but not sent.
 
 A checkpoint is written only under the node's ``--checkpoint-dir``: the
 directory asked for is taken relative to it (an absolute path must lie inside
@@ -17,13 +25,16 @@ from rumor.node.core import audit
 from rumor.node.core.errors import InvalidRequest, NamespaceNotFound
 from rumor.node.core.namespaces import id_bytes
 from rumor.node.core.record import RecordHeader
+from rumor.node.server.backup.describe import backup_info
 from rumor.node.server.driver.codec import member_to_pb
 from rumor.node.server.driver.engine_driver import EngineDriver
 from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.loop_lag import LoopLag
+from rumor.node.server.snapshot.server import SnapshotServer
 from rumor.node.storage import layout
 from rumor.node.storage.store import KV, prefix_end
 from rumor.v1 import admin_pb2 as pb
+from rumor.v1 import replication_pb2
 
 
 def checkpoint_target(root: str | None, asked: str) -> Path:
@@ -58,8 +69,10 @@ class AdminService:
         checkpoint_dir: str | None = None,
         drain: Callable[[], None] | None = None,
         loop_lag: LoopLag | None = None,
+        backups: SnapshotServer | None = None,
     ) -> None:
         self.driver = driver
+        self._backups = backups
         self._checkpoint = checkpoint
         self._checkpoint_dir = checkpoint_dir
         self._drain = drain
@@ -81,6 +94,18 @@ class AdminService:
         except OSError as exc:
             raise InvalidRequest(f"cannot write a checkpoint to {target}: {exc}") from None
         return pb.CheckpointResponse(directory=str(target))
+
+    async def Backup(
+        self, request: pb.BackupRequest, context: Context
+    ) -> AsyncIterator[pb.BackupChunk]:
+        if self._backups is None:
+            raise InvalidRequest("This node's store cannot make backups.")
+        info = backup_info(self.driver)
+        held = frozenset((f.name, f.size, f.crc32) for f in request.have)
+        first = True
+        async for chunk in self._backups.stream(replication_pb2.SnapshotRequest(), held):
+            yield pb.BackupChunk(info=info, chunk=chunk) if first else pb.BackupChunk(chunk=chunk)
+            first = False
 
     async def Drain(self, request: pb.DrainRequest, context: Context) -> pb.DrainResponse:
         if self._drain is not None:

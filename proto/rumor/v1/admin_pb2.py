@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from rumor.v1 import replication_pb2 as rumor_dot_v1_dot_replication__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rumor/v1/admin.proto\x12\x08rumor.v1\x1a\x1arumor/v1/replication.proto\"\x0f\n\rStatusRequest\"\xb8\x01\n\x0cMemberStatus\x12 \n\x06member\x18\x01 \x01(\x0b\x32\x10.rumor.v1.Member\x12:\n\nwatermarks\x18\x02 \x03(\x0b\x32&.rumor.v1.MemberStatus.WatermarksEntry\x12\x17\n\x0f\x63lock_offset_ms\x18\x03 \x01(\x01\x1a\x31\n\x0fWatermarksEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xd8\x04\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0b\n\x03hlc\x18\x04 \x01(\x04\x12<\n\nwatermarks\x18\x05 \x03(\x0b\x32(.rumor.v1.StatusResponse.WatermarksEntry\x12\'\n\x07members\x18\x06 \x03(\x0b\x32\x16.rumor.v1.MemberStatus\x12\x15\n\raudit_buckets\x18\x07 \x01(\x0c\x12\x14\n\x0c\x61udit_digest\x18\x08 \x01(\x04\x12\x14\n\x0crecords_held\x18\t \x01(\x04\x12\x17\n\x0ftombstones_held\x18\n \x01(\x04\x12\r\n\x05ready\x18\x0b \x01(\x08\x12\x0e\n\x06\x66\x65nced\x18\x0c \x01(\x08\x12\x1b\n\x13\x61udit_repairs_total\x18\r \x01(\x04\x12\x18\n\x10\x64\x65\x66\x65rred_records\x18\x0e \x01(\x04\x12\x18\n\x10push_queue_drops\x18\x0f \x01(\x04\x12\x13\n\x0bpushes_sent\x18\x10 \x01(\x04\x12\x1b\n\x13push_bytes_received\x18\x11 \x01(\x04\x12\x11\n\texchanges\x18\x12 \x01(\x04\x12\x1f\n\x17\x65xchange_bytes_received\x18\x13 \x01(\x04\x12\x1e\n\x16records_applied_remote\x18\x14 \x01(\x04\x12\x1d\n\x15max_event_loop_lag_ms\x18\x15 \x01(\x01\x1a\x31\n\x0fWatermarksEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"&\n\x0eRecordsRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\"j\n\nRecordInfo\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x0b\n\x03hlc\x18\x02 \x01(\x04\x12\x0e\n\x06origin\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x11\n\ttombstone\x18\x05 \x01(\x08\x12\x12\n\nexpiration\x18\x06 \x01(\x03\"&\n\x11\x43heckpointRequest\x12\x11\n\tdirectory\x18\x01 \x01(\t\"\'\n\x12\x43heckpointResponse\x12\x11\n\tdirectory\x18\x01 \x01(\t\"\x0e\n\x0c\x44rainRequest\"\x0f\n\rDrainResponse\"$\n\x11RemoveNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"\x14\n\x12RemoveNodeResponse2\xcd\x02\n\x05\x41\x64min\x12;\n\x06Status\x12\x17.rumor.v1.StatusRequest\x1a\x18.rumor.v1.StatusResponse\x12G\n\nRemoveNode\x12\x1b.rumor.v1.RemoveNodeRequest\x1a\x1c.rumor.v1.RemoveNodeResponse\x12;\n\x07Records\x12\x18.rumor.v1.RecordsRequest\x1a\x14.rumor.v1.RecordInfo0\x01\x12G\n\nCheckpoint\x12\x1b.rumor.v1.CheckpointRequest\x1a\x1c.rumor.v1.CheckpointResponse\x12\x38\n\x05\x44rain\x12\x16.rumor.v1.DrainRequest\x1a\x17.rumor.v1.DrainResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rumor/v1/admin.proto\x12\x08rumor.v1\x1a\x1arumor/v1/replication.proto\"\x0f\n\rStatusRequest\"\xb8\x01\n\x0cMemberStatus\x12 \n\x06member\x18\x01 \x01(\x0b\x32\x10.rumor.v1.Member\x12:\n\nwatermarks\x18\x02 \x03(\x0b\x32&.rumor.v1.MemberStatus.WatermarksEntry\x12\x17\n\x0f\x63lock_offset_ms\x18\x03 \x01(\x01\x1a\x31\n\x0fWatermarksEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xd8\x04\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0b\n\x03hlc\x18\x04 \x01(\x04\x12<\n\nwatermarks\x18\x05 \x03(\x0b\x32(.rumor.v1.StatusResponse.WatermarksEntry\x12\'\n\x07members\x18\x06 \x03(\x0b\x32\x16.rumor.v1.MemberStatus\x12\x15\n\raudit_buckets\x18\x07 \x01(\x0c\x12\x14\n\x0c\x61udit_digest\x18\x08 \x01(\x04\x12\x14\n\x0crecords_held\x18\t \x01(\x04\x12\x17\n\x0ftombstones_held\x18\n \x01(\x04\x12\r\n\x05ready\x18\x0b \x01(\x08\x12\x0e\n\x06\x66\x65nced\x18\x0c \x01(\x08\x12\x1b\n\x13\x61udit_repairs_total\x18\r \x01(\x04\x12\x18\n\x10\x64\x65\x66\x65rred_records\x18\x0e \x01(\x04\x12\x18\n\x10push_queue_drops\x18\x0f \x01(\x04\x12\x13\n\x0bpushes_sent\x18\x10 \x01(\x04\x12\x1b\n\x13push_bytes_received\x18\x11 \x01(\x04\x12\x11\n\texchanges\x18\x12 \x01(\x04\x12\x1f\n\x17\x65xchange_bytes_received\x18\x13 \x01(\x04\x12\x1e\n\x16records_applied_remote\x18\x14 \x01(\x04\x12\x1d\n\x15max_event_loop_lag_ms\x18\x15 \x01(\x01\x1a\x31\n\x0fWatermarksEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"&\n\x0eRecordsRequest\x12\x14\n\x0cnamespace_id\x18\x01 \x01(\t\"j\n\nRecordInfo\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x0b\n\x03hlc\x18\x02 \x01(\x04\x12\x0e\n\x06origin\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x11\n\ttombstone\x18\x05 \x01(\x08\x12\x12\n\nexpiration\x18\x06 \x01(\x03\"&\n\x11\x43heckpointRequest\x12\x11\n\tdirectory\x18\x01 \x01(\t\"\'\n\x12\x43heckpointResponse\x12\x11\n\tdirectory\x18\x01 \x01(\t\"\x0e\n\x0c\x44rainRequest\"\x0f\n\rDrainResponse\"5\n\rBackupRequest\x12$\n\x04have\x18\x01 \x03(\x0b\x32\x16.rumor.v1.SnapshotFile\"\xd9\x01\n\nBackupInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0b\n\x03hlc\x18\x04 \x01(\x04\x12\x38\n\nwatermarks\x18\x05 \x03(\x0b\x32$.rumor.v1.BackupInfo.WatermarksEntry\x12\x0f\n\x07members\x18\x06 \x03(\x04\x12\x10\n\x08taken_ms\x18\x07 \x01(\x04\x1a\x31\n\x0fWatermarksEntry\x12\x0b\n\x03key\x18\x01 \x01(\x04\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"Y\n\x0b\x42\x61\x63kupChunk\x12\"\n\x04info\x18\x01 \x01(\x0b\x32\x14.rumor.v1.BackupInfo\x12&\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x17.rumor.v1.SnapshotChunk\"$\n\x11RemoveNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"\x14\n\x12RemoveNodeResponse2\x89\x03\n\x05\x41\x64min\x12;\n\x06Status\x12\x17.rumor.v1.StatusRequest\x1a\x18.rumor.v1.StatusResponse\x12G\n\nRemoveNode\x12\x1b.rumor.v1.RemoveNodeRequest\x1a\x1c.rumor.v1.RemoveNodeResponse\x12;\n\x07Records\x12\x18.rumor.v1.RecordsRequest\x1a\x14.rumor.v1.RecordInfo0\x01\x12G\n\nCheckpoint\x12\x1b.rumor.v1.CheckpointRequest\x1a\x1c.rumor.v1.CheckpointResponse\x12\x38\n\x05\x44rain\x12\x16.rumor.v1.DrainRequest\x1a\x17.rumor.v1.DrainResponse\x12:\n\x06\x42\x61\x63kup\x12\x17.rumor.v1.BackupRequest\x1a\x15.rumor.v1.BackupChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEMBERSTATUS_WATERMARKSENTRY']._serialized_options = b'8\001'
   _globals['_STATUSRESPONSE_WATERMARKSENTRY']._loaded_options = None
   _globals['_STATUSRESPONSE_WATERMARKSENTRY']._serialized_options = b'8\001'
+  _globals['_BACKUPINFO_WATERMARKSENTRY']._loaded_options = None
+  _globals['_BACKUPINFO_WATERMARKSENTRY']._serialized_options = b'8\001'
   _globals['_STATUSREQUEST']._serialized_start=62
   _globals['_STATUSREQUEST']._serialized_end=77
   _globals['_MEMBERSTATUS']._serialized_start=80
@@ -58,10 +60,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DRAINREQUEST']._serialized_end=1112
   _globals['_DRAINRESPONSE']._serialized_start=1114
   _globals['_DRAINRESPONSE']._serialized_end=1129
-  _globals['_REMOVENODEREQUEST']._serialized_start=1131
-  _globals['_REMOVENODEREQUEST']._serialized_end=1167
-  _globals['_REMOVENODERESPONSE']._serialized_start=1169
-  _globals['_REMOVENODERESPONSE']._serialized_end=1189
-  _globals['_ADMIN']._serialized_start=1192
-  _globals['_ADMIN']._serialized_end=1525
+  _globals['_BACKUPREQUEST']._serialized_start=1131
+  _globals['_BACKUPREQUEST']._serialized_end=1184
+  _globals['_BACKUPINFO']._serialized_start=1187
+  _globals['_BACKUPINFO']._serialized_end=1404
+  _globals['_BACKUPINFO_WATERMARKSENTRY']._serialized_start=215
+  _globals['_BACKUPINFO_WATERMARKSENTRY']._serialized_end=264
+  _globals['_BACKUPCHUNK']._serialized_start=1406
+  _globals['_BACKUPCHUNK']._serialized_end=1495
+  _globals['_REMOVENODEREQUEST']._serialized_start=1497
+  _globals['_REMOVENODEREQUEST']._serialized_end=1533
+  _globals['_REMOVENODERESPONSE']._serialized_start=1535
+  _globals['_REMOVENODERESPONSE']._serialized_end=1555
+  _globals['_ADMIN']._serialized_start=1558
+  _globals['_ADMIN']._serialized_end=1951
 # @@protoc_insertion_point(module_scope)
