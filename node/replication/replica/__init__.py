@@ -4,4 +4,5 @@ and how it opens), ``staging`` (a batch of store writes), ``local_writes`` and
 deltas and pulls), ``auditing``, ``reads``, ``session_coverage`` (what a session
 token names that is not readable here yet), ``sweeping`` (expiry and tombstone
 GC), ``reserved_records``, ``snapshot_install``, ``backup_restore`` (a restored
-backup starts a new cluster) and ``delta`` (records on the wire). No module here imports the engine."""
+backup starts a new cluster) and ``delta`` (records on the wire). No module here
+imports the engine."""
