@@ -123,7 +123,7 @@ def read_stream(source: BinaryIO) -> tuple[Manifest, Iterator[tuple[BackupFile, 
                 seen.add(name)
                 body = archive.extractfile(member)
                 assert body is not None
-                yield listed[name], iter(lambda body=body: body.read(BLOCK_BYTES), b"")  # type: ignore[misc]
+                yield listed[name], _blocks(body)
         except (tarfile.TarError, EOFError) as exc:
             raise BackupError(f"the backup stream is cut short or damaged: {exc}") from None
         missing = sorted(set(listed) - seen)
@@ -131,3 +131,12 @@ def read_stream(source: BinaryIO) -> tuple[Manifest, Iterator[tuple[BackupFile, 
             raise BackupError(f"the backup stream ended without files: {', '.join(missing)}")
 
     return manifest, files()
+
+
+def _blocks(body: BinaryIO) -> Iterator[bytes]:
+    """A member's bytes, block by block; a stream cut short is a BackupError."""
+    try:
+        while block := body.read(BLOCK_BYTES):
+            yield block
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise BackupError(f"the backup stream is cut short or damaged: {exc}") from None
