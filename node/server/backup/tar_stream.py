@@ -15,7 +15,7 @@ import tarfile
 import time
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from rumor.node.server.backup.archive import (
     BLOCK_BYTES,
@@ -133,7 +133,7 @@ def read_stream(source: BinaryIO) -> tuple[Manifest, Iterator[tuple[BackupFile, 
     return manifest, files()
 
 
-def _blocks(body: BinaryIO) -> Iterator[bytes]:
+def _blocks(body: IO[bytes]) -> Iterator[bytes]:
     """A member's bytes, block by block; a stream cut short is a BackupError."""
     try:
         while block := body.read(BLOCK_BYTES):
