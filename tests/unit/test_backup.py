@@ -119,7 +119,7 @@ def _served(
 
     async def collect() -> list[admin_pb2.BackupChunk]:
         server = SnapshotServer(source.parent / "node", checkpoint, lambda _: True, prefix="b-")
-        chunks = []
+        chunks: list[admin_pb2.BackupChunk] = []
         async for chunk in server.stream(replication_pb2.SnapshotRequest(), frozenset(held)):
             first = not chunks
             chunks.append(admin_pb2.BackupChunk(info=info, chunk=chunk) if first else
