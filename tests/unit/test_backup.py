@@ -80,8 +80,11 @@ def test_a_restored_copy_becomes_a_new_origin_without_the_old_members(
     assert store.get(META, layout.META_INCARNATION) is None
     forgotten = backup_restore.FORGOTTEN_PREFIXES
     assert not [key for key, _ in store.scan(META, b"") if key.startswith(forgotten)]
+    high = layout.unpack_high_seqs(store.get(META, layout.META_HIGH_SEQS))
     for origin, mark in marks.items():  # the watermarks vouch for the records kept
         assert layout.unpack_u64(store.get(META, layout.watermark_key(origin)) or b"") == mark
+        assert high[origin] >= mark  # and no joiner clamps them away
+    assert high[old_id] >= seq  # the old node's own writes: an origin nobody vouches for
     assert dict(store.scan(VAL, b"")) == records
 
 

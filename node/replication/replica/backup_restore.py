@@ -20,6 +20,10 @@ Rules (``begin_new_cluster``, run once, at the first start of a restored copy):
   members that join it.
 - The data families and the watermarks, seen ranges, audit buckets and
   counters stay as they are: they describe exactly the records the copy holds.
+- Each origin's high seq (the ceiling peers clamp watermark claims to) is at
+  least what the copy has seen of it, the old node's own writes included: no
+  member of the new cluster will ever vouch for the old origins, and a joiner
+  that clamped the restored node's claims to zero would never catch up.
 
 ``refusal``: a restored copy started with seeds is refused, and nothing is
 changed — the seeds are the old cluster's, or the operator means to add it to
@@ -53,12 +57,25 @@ def begin_new_cluster(store: Store, new_node_id: int) -> int | None:
     """Make the restored copy in ``store`` the first node of a new cluster (rules above);
     returns the node id the backup was taken of."""
     old = store.get(META, layout.META_NODE_ID)
-    _, hlc = layout.unpack_marks(store.get(META, layout.META_MARKS))
+    old_seq, hlc = layout.unpack_marks(store.get(META, layout.META_MARKS))
     batch = store.batch()
     batch.put(META, layout.META_NODE_ID, layout.pack_u64(new_node_id))
     batch.put(META, layout.META_MARKS, layout.pack_marks(0, hlc))
     batch.delete(META, layout.META_RESERVED)
     batch.delete(META, layout.META_INCARNATION)
+    high = layout.unpack_high_seqs(store.get(META, layout.META_HIGH_SEQS))
+    seen = {
+        layout.suffix_u64(key, layout.META_WATERMARK_PREFIX): layout.unpack_u64(value)
+        for key, value in store.scan(
+            META, layout.META_WATERMARK_PREFIX, prefix_end(layout.META_WATERMARK_PREFIX)
+        )
+    }
+    if old is not None:
+        old_id = layout.unpack_u64(old)
+        seen[old_id] = max(seen.get(old_id, 0), old_seq)
+    for origin, seq in seen.items():
+        high[origin] = max(high.get(origin, 0), seq)
+    batch.put(META, layout.META_HIGH_SEQS, layout.pack_high_seqs(high))
     for prefix in FORGOTTEN_PREFIXES:
         for key, _ in list(store.scan(META, prefix, prefix_end(prefix))):
             batch.delete(META, key)
