@@ -25,12 +25,14 @@ from tests.support.cluster import FAST_TIMERS, Cluster
 from tests.support.nodes import NodeProcess, poll
 
 BIN = Path(sys.executable).parent
-KEYS = 5000
+KEYS = 20_000
 
 
-def _rumor(*args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(  # type: ignore[call-overload, no-any-return]
-        [str(BIN / "rumor"), *args], capture_output=True, timeout=300, **kwargs
+def _rumor(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    """Run the ``rumor`` CLI; stdout captured unless given, stderr always."""
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    return subprocess.run(
+        [str(BIN / "rumor"), *args], stderr=subprocess.PIPE, timeout=300, check=False, **kwargs
     )
 
 
