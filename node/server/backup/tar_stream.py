@@ -28,6 +28,7 @@ from rumor.node.server.backup.archive import (
 MANIFEST_MEMBER = "backup.json"
 FILES_PREFIX = "files/"
 _BLOCK = tarfile.BLOCKSIZE
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024  # a manifest lists files: kilobytes, never this
 
 
 class TarWriter:
@@ -101,6 +102,8 @@ def read_stream(source: BinaryIO) -> tuple[Manifest, Iterator[tuple[BackupFile, 
         raise BackupError(
             f"the input is not a Rumor backup stream: it must start with {MANIFEST_MEMBER}"
         )
+    if first.size > MAX_MANIFEST_BYTES:
+        raise BackupError(f"the stream's {MANIFEST_MEMBER} is {first.size} bytes: not a manifest")
     handle = archive.extractfile(first)
     assert handle is not None
     manifest = Manifest.from_json(handle.read().decode(errors="replace"), "the stream's manifest")
