@@ -27,7 +27,7 @@ from rumor.v1 import admin_pb2
 
 @click.group("admin")
 def admin() -> None:
-    """Operator commands on a running node."""
+    """Operator commands on a running node; restore of a backup into a new data directory."""
 
 
 def _endpoint_option(command: Any) -> Any:
