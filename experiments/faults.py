@@ -35,6 +35,7 @@ class FaultKind(StrEnum):
     DUPLICATE = "duplicate"  # a copy of a live node's disk started elsewhere
     FORGE = "forge"  # a forged message claims every seq of an origin
     SNAPJOIN = "snapjoin"  # a fresh node joins by snapshot while deletes go on
+    STALE_BACKUP = "stale_backup"  # a node's disk lost, a stale backup of it restored
 
     @classmethod
     def parse(cls, text: str) -> FaultKind:
@@ -68,5 +69,11 @@ NETWORK: frozenset[FaultKind] = frozenset(
 
 #: Faults that take a node's data down or away (its process, its disk, its membership).
 DATA: frozenset[FaultKind] = frozenset(
-    {FaultKind.CRASH, FaultKind.POWER, FaultKind.RESTORE, FaultKind.REMOVE}
+    {
+        FaultKind.CRASH,
+        FaultKind.POWER,
+        FaultKind.RESTORE,
+        FaultKind.REMOVE,
+        FaultKind.STALE_BACKUP,
+    }
 )

@@ -1,5 +1,6 @@
-"""``rumor admin``: operator commands on one running node (checkpoint, drain,
-status, remove-node), over its Admin service with the cluster secret.
+"""``rumor admin``: operator commands on one running node (checkpoint, backup, drain,
+status, remove-node), over its Admin service with the cluster secret; and restore,
+which makes a data directory from a backup.
 
 On a node without a cluster secret, drain and remove-node carry its admin
 token instead: read from ``--admin-token-file``, else from the file the node
@@ -10,6 +11,7 @@ works when run on the node's host as the node's user.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,15 @@ from rumor.node.cluster_cli import (
     read_secret,
     secret_option,
 )
+from rumor.node.server.backup import fetch as backup_fetch
+from rumor.node.server.backup import restore as backup_restore
+from rumor.node.server.backup.archive import BackupError
 from rumor.v1 import admin_pb2
 
 
 @click.group("admin")
 def admin() -> None:
-    """Operator commands on a running node."""
+    """Operator commands on a running node; restore of a backup into a new data directory."""
 
 
 def _endpoint_option(command: Any) -> Any:
@@ -206,3 +211,77 @@ def remove_node(
     except grpc.RpcError as error:
         raise ClusterError(f"{endpoint}: {error.details()}") from None
     click.echo(f"Removed node {member:016x}.", err=True)
+
+
+@admin.command("backup")
+@click.argument("dest")
+@_endpoint_option
+@secret_option
+def backup(dest: str, endpoint: str, secret_file: str | None) -> None:
+    """Back up the node's data, streamed off its host, to DEST.
+
+    DEST is a directory on this machine (made if absent): a backup to a
+    directory that holds earlier ones copies only the files they lack. DEST
+    `-` writes the whole backup as a tar stream to standard output, for
+    `| ssh HOST 'cat > backup.tar'` or `| aws s3 cp - s3://BUCKET/backup.tar`.
+    Every file is checked (size and CRC-32) as it arrives.
+    """
+    secret = read_secret(secret_file)
+
+    def chunks(held: set[tuple[str, int, int]]) -> Any:
+        return backup_fetch.call_backup(endpoint, secret, held)
+
+    try:
+        if dest == "-":
+            taken = backup_fetch.to_stream(chunks, sys.stdout.buffer)
+        else:
+            taken = backup_fetch.to_directory(chunks, dest)
+    except BackupError as error:
+        raise ClusterError(f"backup of {endpoint} failed: {error}") from None
+    manifest = taken.manifest
+    click.echo(
+        f"Backup {manifest.backup_id} of node {manifest.node_id}: {len(manifest.files)} files,"
+        f" {manifest.total_bytes} bytes; {taken.files_sent} files ({taken.bytes_sent} bytes)"
+        f" copied to {taken.where}.",
+        err=True,
+    )
+
+
+@admin.command("restore")
+@click.argument("source")
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The new node's data directory: absent or empty.",
+)
+@click.option(
+    "--backup",
+    "backup_id",
+    default=None,
+    help="Which backup of SOURCE (a directory) to restore; default: the newest.",
+)
+def restore(source: str, data_dir: str, backup_id: str | None) -> None:
+    """Restore a backup into a new data directory, for the first node of a new cluster.
+
+    SOURCE is a backup directory or `-` (a backup stream on standard input).
+    Every file is checked against the backup's manifest; a corrupt or missing
+    one is refused and the data directory is left as it was. Start the node
+    on DATA_DIR without --seeds: it takes a new id and starts a new cluster,
+    which other nodes join with empty data directories.
+    """
+    try:
+        if source == "-":
+            if backup_id is not None:
+                raise ClusterError("--backup names a backup in a directory, not in a stream")
+            manifest = backup_restore.restore_from_stream(sys.stdin.buffer, data_dir)
+        else:
+            manifest = backup_restore.restore_from_directory(source, data_dir, backup_id)
+    except BackupError as error:
+        raise ClusterError(f"restore refused: {error}") from None
+    click.echo(
+        f"Restored backup {manifest.backup_id} of node {manifest.node_id}"
+        f" ({len(manifest.files)} files, {manifest.total_bytes} bytes) into {data_dir}."
+        f" Start it without --seeds: rumor node --data-dir {data_dir}",
+        err=True,
+    )

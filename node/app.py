@@ -17,7 +17,10 @@
 A failed WAL sync stops the node with exit status 70. A full disk does not
 stop it (``disk_space``): it serves reads, refuses writes until space
 returns, and stops cleanly on SIGTERM; a store that cannot even open for lack
-of space exits with status 74.
+of space exits with status 74. A data directory restored from a backup
+(``rumor admin restore``) starts a new cluster: at its first start it takes a
+new id and forgets the old members, or, given ``--seeds``, is refused with
+exit status 78 and left as it was.
 """
 
 from __future__ import annotations
@@ -46,10 +49,14 @@ from rumor.node.replication import Durability, Replica
 from rumor.node.replication.engine.build import Identity, build
 from rumor.node.replication.engine.engine import Engine
 from rumor.node.replication.engine.messages import NoticeKind, Now
+from rumor.node.replication.replica import backup_restore
 from rumor.node.server import release
 from rumor.node.server.access import HttpAccess, titles_of
 from rumor.node.server.admin_token import AdminToken
 from rumor.node.server.admission import ByteBudget, CallBudget
+from rumor.node.server.backup import restore as backup_restore_files
+from rumor.node.server.backup.describe import backup_info, manifest_of
+from rumor.node.server.backup.scheduled import ScheduledBackups
 from rumor.node.server.console import app as console
 from rumor.node.server.console.feed import ClusterView
 from rumor.node.server.console.peers import PeerAccess, PeerFeeds
@@ -104,6 +111,7 @@ EXIT_SYNC_FAILED = 70
 EXIT_REMOVED = 78  # EX_CONFIG: this id was removed; the data directory must be wiped
 EXIT_DUPLICATE_ID = 76  # another live process holds this node's id (a copied data directory)
 EXIT_DISK_FULL = 74  # EX_IOERR: no room even to open the store
+EXIT_RESTORED_WITH_SEEDS = 78  # EX_CONFIG: a restored backup starts a new cluster, alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +167,11 @@ class Node:
 
     async def run(self) -> int:
         data_dir = self.config.data_dir
+        if backup_restore_files.restored_from(data_dir) is not None:
+            refused = backup_restore.refusal(self.config.seed_list())
+            if refused is not None:
+                print(f"rumor node: {refused}", file=sys.stderr, flush=True)
+                return EXIT_RESTORED_WITH_SEEDS
         remove_all(data_dir)  # checkpoints served by an earlier process
         if snapshot_swap.resume(data_dir):
             log.info("snapshot.installed", message="an interrupted install was finished")
@@ -172,6 +185,7 @@ class Node:
                 return EXIT_DISK_FULL
             try:
                 self._take_new_id_if_restored(store)
+                self._begin_cluster_if_restored_from_backup(store)
                 await self._serve(store)
                 if self._install and self._replica is not None:
                     self._install = self._prepare_install(self._replica)
@@ -324,6 +338,11 @@ class Node:
             config.data_dir, wiring.store.snapshot_files, engine.snapshots.may_serve
         )
         _on_stop(stack, "snapshots", snapshots.close)
+        # Backups are streamed by a server of their own: Admin's authorisation admits.
+        backups = SnapshotServer(
+            config.data_dir, wiring.store.snapshot_files, lambda _: True, prefix="backup-"
+        )
+        _on_stop(stack, "backups", backups.close)
         _on_stop(stack, "driver", driver.stop)
         operations = Operations(
             replica,
@@ -343,6 +362,7 @@ class Node:
             loop_lag=loop_lag,
             # Without a cluster secret, stopping the node takes the token in its data dir.
             admin_token=None if security.secret is not None else AdminToken.create(config.data_dir),
+            backups=backups,
         )
         services: list[tuple[ServiceDescriptor, object]] = [
             (KV_SERVICE, kv_service),
@@ -444,6 +464,17 @@ class Node:
         replica = driver.replica
         structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
         driver.start()
+        if config.backup_dir:
+            scheduled = ScheduledBackups(
+                config.data_dir,
+                config.backup_dir,
+                config.backup_interval,
+                config.backup_keep,
+                wiring.store.snapshot_files,
+                lambda: manifest_of(backup_info(driver), ()),
+            )
+            scheduled.start()
+            _on_stop(stack, "scheduled backups", scheduled.stop)
         self._install_signal_handlers()
         self._reload_security_on_change(wiring, services, stack)
         self._announce_ready(wiring.listen, wiring.advertise, http_address, replica)
@@ -600,6 +631,19 @@ class Node:
         log.info(
             "node.restored",
             previous_id=None if old is None else f"{layout.unpack_u64(old):016x}",
+        )
+
+    def _begin_cluster_if_restored_from_backup(self, store: RocksStore) -> None:
+        """A restored backup's first start: the first node of a new cluster."""
+        described = backup_restore_files.restored_from(store.path)
+        if described is None:
+            return
+        previous = backup_restore.begin_new_cluster(store, new_node_id())
+        backup_restore_files.clear_marker(store.path)
+        log.info(
+            "node.restored_from_backup",
+            previous_id=None if previous is None else f"{previous:016x}",
+            backup_taken_ms=described.get("taken_ms"),
         )
 
     def _refused(self, message: str, kind: NoticeKind) -> None:

@@ -116,6 +116,17 @@ class Config:
         "The only directory Admin.Checkpoint may write under (a new subdirectory per"
         " checkpoint); empty: checkpoints are refused.",
     )
+    backup_dir: str = _setting(
+        "",
+        "Where the node writes its own scheduled backups (the format of `rumor admin backup"
+        " DEST`, incremental); empty: no scheduled backups.",
+    )
+    backup_interval: int = _setting(
+        3600, "Seconds between scheduled backups into --backup-dir (an hour: cheap, incremental)."
+    )
+    backup_keep: int = _setting(
+        24, "Scheduled backups kept in --backup-dir; older ones and their unshared files go."
+    )
     no_snapshot_bootstrap: bool = _setting(
         False,
         "Never bootstrap by snapshot: a fresh node (never served, holding nothing) pulls"
@@ -373,6 +384,10 @@ class Config:
             problems.append("disk_reserve_mb must be at least 0")
         if self.min_expiration_ttl < 1:
             problems.append("min_expiration_ttl must be at least 1")
+        if self.backup_interval < 1:
+            problems.append("backup_interval must be at least 1 (seconds)")
+        if self.backup_keep < 1:
+            problems.append("backup_keep must be at least 1")
         if self.protocol_profile in ("lan", "local", "wan"):
             problems.extend(self.protocol().problems())
         for seed in self.seed_list():

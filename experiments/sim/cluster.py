@@ -4,7 +4,9 @@ A *slot* is an address (``node-3:7400``) with a disk. The process on a slot
 can crash (the disk keeps everything written), lose power (the disk keeps
 what was synced), restart on the same disk (same id, new boot nonce), on an
 empty one (a new id) or on a copy of another disk (a backup of this node, or
-a clone of a live one on a new address: a duplicate id). Removal is the
+a clone of a live one on a new address: a duplicate id), or have its disk
+replaced by a restored backup, which ``rumor admin restore``'s rules refuse
+to start with seeds (``restore_backup``). Removal is the
 operator's ``remove-node``: one live node's engine retires the victim's id.
 A fresh node that bootstraps by snapshot fetches a peer's copy through
 ``snapshot_transfer`` and, once it installed it, restarts on the copy with
@@ -29,7 +31,9 @@ from rumor.experiments.sim.snapshot_transfer import SNAPSHOT_BYTES_PER_MS, Snaps
 from rumor.experiments.sim.trace import Birth, Trace
 from rumor.node.core.errors import Unavailable
 from rumor.node.core.version import Version
+from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.messages import Now
+from rumor.node.replication.replica import backup_restore
 from rumor.node.replication.replica.replica import Write
 
 
@@ -77,6 +81,7 @@ class Cluster:
         self.every_process: list[SimulatedProcess] = []
         self.removed_ms: dict[int, float] = {}
         self.restored_ms: list[float] = []  # when a node restarted on a stale copy
+        self.refused_restores = 0  # restored backups refused for being started with seeds
         self.duplicates: dict[int, tuple[int, float]] = {}  # slot -> (the copied slot, when)
         self._ids: set[int] = set()
 
@@ -164,6 +169,23 @@ class Cluster:
         self.history.setdefault(slot, SlotHistory()).replaced_ms.append(self.loop.now_ms)
         self.restored_ms.append(self.loop.now_ms)
         return self.start(slot, self.seeds.get(slot, ()), disk=copy)
+
+    def restore_backup(self, slot: int, backup: SimulatedDisk) -> SimulatedProcess:
+        """``slot``'s disk is lost; a stale backup of it is restored as ``rumor admin
+        restore`` does and started with the slot's seeds. The node refuses that (a
+        restored backup starts a new cluster), so the operator starts the slot on an
+        empty disk: a new node that joins and takes the cluster's data."""
+        self.crash(slot)
+        self.history.setdefault(slot, SlotHistory()).replaced_ms.append(self.loop.now_ms)
+        seeds = self.seeds.get(slot, ())
+        refused = backup_restore.refusal(tuple(address_of(seed) for seed in seeds))
+        if refused is not None and Canary.RESTORED_REJOINS not in self.settings.process.canaries:
+            self.refused_restores += 1
+            self.disks[slot] = SimulatedDisk(track_sync=self.settings.track_sync)
+            return self.start(slot, seeds)
+        copy = backup.copy()
+        backup_restore.begin_new_cluster(copy, self._new_id())
+        return self.start(slot, seeds, disk=copy)
 
     def remove(self, victim: int, by: int) -> bool:
         """``rumor admin remove-node``, run on ``by``: True if it was carried out."""

@@ -292,6 +292,20 @@ def _restore(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, A
     return begin, end
 
 
+def _stale_backup(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    slot, backups = fault.slots[0], []
+
+    def begin() -> None:
+        if slot in cluster.disks:
+            backups.append(cluster.disks[slot].copy())
+
+    def end() -> None:
+        if backups and not _gone(cluster, slot):
+            cluster.restore_backup(slot, backups[0])
+
+    return begin, end
+
+
 def _remove(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
     """``slots[1]`` removes ``slots[0]``; ``style`` dead: crashed first, removed at the end."""
     victim, remover = fault.slots[0], fault.slots[1]
@@ -344,6 +358,7 @@ PLANNERS: dict[FaultKind, Callable[[Cluster, FaultPlan, set[int]], tuple[Action,
     FaultKind.SNAPJOIN: _snapjoin,
     FaultKind.JOIN: _join,
     FaultKind.RESTORE: _restore,
+    FaultKind.STALE_BACKUP: _stale_backup,
     FaultKind.REMOVE: _remove,
     FaultKind.DUPLICATE: _duplicate,
     FaultKind.FORGE: _forge_fault,

@@ -32,7 +32,12 @@ Faults (``FaultPlan.kind``), each from ``at_ms`` for ``duration_ms``:
 - ``snapjoin``: a fresh node ``slots[0]`` (empty data directory) joins with seeds
   ``slots[1:]`` once the cluster holds enough records to serve it a snapshot,
   while a burst of deletes (and puts) goes on for ``duration_ms`` and GC purges
-  their tombstones: the join by snapshot under deletes and purges.
+  their tombstones: the join by snapshot under deletes and purges;
+- ``stale_backup``: a backup of ``slots[0]`` is taken; at the end its disk is
+  lost and the backup restored as ``rumor admin restore`` does, started with
+  the node's seeds: refused (a restored backup starts a new cluster), so the
+  operator starts the node on an empty disk (never the founding node: it has
+  no seeds to be refused with, see ``_stale_backup``).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ FAULTS_UNTIL_MS = 3200
 SNAPJOIN_FROM_MS = 1700  # the cluster holds enough records to serve a snapshot by then
 SNAPJOIN_UNTIL_MS = 3000
 WRITES_DURING_SNAPJOIN = 12
+STALE_RESTORE_FROM_MS = 3300  # a stale backup is restored near the end of the writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +388,19 @@ def _snapjoin(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
     return replace(plan, at_ms=at, slots=slots)
 
 
+def _stale_backup(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    # Never the founding node: the simulator starts it without seeds, and a restored
+    # backup started without seeds at an address the rest of the cluster still names
+    # as a seed is the misuse the operations guide forbids (restore only when no node
+    # of the old cluster runs), not something the node can refuse.
+    # Restored late, when most writes are made: what the backup misses is then not
+    # overwritten again, and a purged delete it holds the value of would show.
+    victim = d.rng.choice(d.slots[1:]) if len(d.slots) > 1 else plan.slots[0]
+    restored = d.rng.randint(max(plan.at_ms + 300, STALE_RESTORE_FROM_MS),
+                             max(plan.at_ms + 300, STALE_RESTORE_FROM_MS) + 500)  # fmt: skip
+    return replace(plan, slots=(victim,), duration_ms=restored - plan.at_ms)
+
+
 def _forge(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
     origin = d.rng.choice(d.slots)
     return replace(
@@ -404,6 +423,7 @@ DRAWS: dict[FaultKind, Callable[[_Drawing, FaultPlan, int], FaultPlan]] = {
     FaultKind.DUPLICATE: _duplicate,
     FaultKind.FORGE: _forge,
     FaultKind.SNAPJOIN: _snapjoin,
+    FaultKind.STALE_BACKUP: _stale_backup,
 }
 
 

@@ -4,6 +4,7 @@ Rooms: ``grpc/`` (the grpc.aio server and its services: KV, Admin, Faults,
 Replication), ``http/`` (the Cloudflare-compatible REST API and the Workers
 binding, on aiohttp), ``console/`` (the web console, built on the HTTP room),
 ``snapshot/`` (sending, fetching and swapping in a snapshot of the store),
+``backup/`` (backups streamed off the host, scheduled backups, restore),
 ``workers/`` (worker processes that share the client listeners and batch their
 operations to the owner process) and ``driver/`` (the engine's driver: the
 EngineDriver, peer transport and codec, group commit, clock and injected

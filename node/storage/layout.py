@@ -28,6 +28,8 @@ META_WATERMARK_PREFIX = b"wm/"  # + origin u64 -> seq u64
 META_RANGES_PREFIX = b"ranges/"  # + origin u64 -> packed (start, end) u64 pairs
 META_AUDIT_PREFIX = b"audit/"  # + bucket u16 -> u64
 META_MEMBER_PREFIX = b"member/"  # + id u64 -> encoded member
+META_JOINED_PREFIX = b"joined-seed:"  # + a seed's address: it answered a Join once
+META_HIGH_SEQS = b"high-seqs"  # each origin's highest seq known: packed (origin, seq) pairs
 _U16 = struct.Struct(">H")
 _DEFERRED_KEY = struct.Struct(">QQQ")  # hlc, origin, seq: applied in hlc order
 
@@ -116,3 +118,11 @@ def suffix_u16(stored: bytes, prefix: bytes) -> int:
 
 def deferred_key(hlc: int, origin: int, seq: int) -> bytes:
     return _DEFERRED_KEY.pack(hlc, origin, seq)
+
+
+def pack_high_seqs(high_seqs: dict[int, int]) -> bytes:
+    return b"".join(_LOG_KEY.pack(origin, seq) for origin, seq in high_seqs.items())
+
+
+def unpack_high_seqs(stored: bytes | None) -> dict[int, int]:
+    return {origin: seq for origin, seq in _LOG_KEY.iter_unpack(stored or b"")}

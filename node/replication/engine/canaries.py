@@ -21,3 +21,6 @@ class Canary(enum.Enum):
     GC_ALONE = "gc_alone"
     # snapshot_join: the copy is served to a joiner the GC does not wait for.
     SNAPSHOT_UNADMITTED = "snapshot_unadmitted"
+    # backup_restore: a restored backup started with seeds is not refused; it joins the
+    # cluster it was taken of (the simulator's ``stale_backup`` fault).
+    RESTORED_REJOINS = "restored_rejoins"

@@ -33,7 +33,6 @@ clamped to zero; high seqs survive restarts in the store.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable, Mapping
 
 from rumor.node.core.compatibility import Speaks
@@ -61,10 +60,9 @@ from rumor.node.replication.engine.messages import (
 from rumor.node.replication.engine.staleness import Staleness
 from rumor.node.replication.engine.versions import MEETINGS
 from rumor.node.replication.replica.delta import Coverage
+from rumor.node.storage.layout import META_HIGH_SEQS, pack_high_seqs, unpack_high_seqs
 from rumor.node.storage.store import META
 
-META_HIGH_SEQS = b"high-seqs"
-_PAIR = struct.Struct(">QQ")
 MAX_SEQ = (1 << 63) - 1
 # No node issues this many writes (2^62: 146,000 years at a million a second); a claim
 # to have seen more of this node is a lie, not a stale disk.
@@ -97,7 +95,7 @@ class Envelopes:
         # A peer has seen own seqs this node lacks: (seen, peer, now).
         self._behind_on_own_writes = behind_on_own_writes
         self._removed = removed  # this node was removed from the cluster
-        self.high_seqs: dict[int, int] = _load_high_seqs(
+        self.high_seqs: dict[int, int] = unpack_high_seqs(
             services.replica.store.get(META, META_HIGH_SEQS)
         )
         self._high_dirty = False
@@ -266,14 +264,6 @@ class Envelopes:
             return
         store = self.services.replica.store
         batch = store.batch()
-        batch.put(
-            META, META_HIGH_SEQS, b"".join(_PAIR.pack(o, s) for o, s in self.high_seqs.items())
-        )
+        batch.put(META, META_HIGH_SEQS, pack_high_seqs(self.high_seqs))
         store.write(batch)
         self._high_dirty = False
-
-
-def _load_high_seqs(raw: bytes | None) -> dict[int, int]:
-    if not raw:
-        return {}
-    return {origin: seq for origin, seq in _PAIR.iter_unpack(raw)}

@@ -62,9 +62,9 @@ from rumor.node.replication.engine.messages import (
     RefusalCode,
     Response,
 )
+from rumor.node.storage.layout import META_JOINED_PREFIX
 from rumor.node.storage.store import META
 
-META_JOINED_PREFIX = b"joined-seed:"  # + the seed's address: it answered a Join once
 _NO_TIMER = 1 << 62
 
 

@@ -28,6 +28,8 @@ Rules:
   ``snapshot_min_records`` (fewer come quicker by anti-entropy), only counted
   members, and at most ``MAX_SERVED_AT_ONCE`` at a time.
 - The yes goes out only after the admission is durable.
+- A copy that arrives when the joiner holds data of its own after all (it
+  became ready meanwhile and took writes) is not installed: anti-entropy.
 """
 
 from __future__ import annotations
@@ -117,6 +119,11 @@ class SnapshotJoin:
     def fetched(self, now: Now) -> None:
         """The driver downloaded and verified the copy: stop and install it."""
         if not self.fetching:
+            return
+        if not may_bootstrap_by_snapshot(self.services.replica.state):
+            # It took writes or records while the copy travelled (it became ready through
+            # a peer's exchange): installing would throw them away, acknowledged or not.
+            self.fall_back("this node holds data of its own now: it keeps it", now)
             return
         self.services.notice(
             NoticeKind.INSTALL_SNAPSHOT,

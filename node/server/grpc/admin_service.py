@@ -1,4 +1,12 @@
-"""The Admin gRPC service: status for `rumor cluster status`, checkpoints, drain, removal.
+"""The Admin gRPC service: status for `rumor cluster status`, checkpoints, backups,
+drain, removal.
+
+A backup (``Backup``) is streamed to the caller, never written on the node's
+host by this call: a checkpoint served by the snapshot room's server (files
+listed with their CRC-32, chunks checksummed, read off the loop), preceded by
+what it is of (``BackupInfo``: the watermarks are read before the checkpoint
+is made, so the copy holds at least them). Files the caller names as held are
+listed but not sent.
 
 A checkpoint is written only under the node's ``--checkpoint-dir``: the
 directory asked for is taken relative to it (an absolute path must lie inside
@@ -26,13 +34,16 @@ from rumor.node.server import security
 from rumor.node.server.admin_token import ADMIN_TOKEN_CALLER, REFUSED, AdminToken
 from rumor.node.server.audit import OPEN_CALLER
 from rumor.node.server.auth import Metadata
+from rumor.node.server.backup.describe import backup_info
 from rumor.node.server.driver.codec import member_to_pb
 from rumor.node.server.driver.engine_driver import EngineDriver
 from rumor.node.server.grpc.rpc import CLIENT_PEER_HEADER, Context
 from rumor.node.server.loop_lag import LoopLag
+from rumor.node.server.snapshot.server import SnapshotServer
 from rumor.node.storage import layout
 from rumor.node.storage.store import KV, prefix_end
 from rumor.v1 import admin_pb2 as pb
+from rumor.v1 import replication_pb2
 
 
 def checkpoint_target(root: str | None, asked: str) -> Path:
@@ -77,9 +88,11 @@ class AdminService:
         drain: Callable[[], None] | None = None,
         loop_lag: LoopLag | None = None,
         admin_token: AdminToken | None = None,
+        backups: SnapshotServer | None = None,
     ) -> None:
         self.driver = driver
         self._admin_token = admin_token  # None: the cluster secret guards every call
+        self._backups = backups
         self._checkpoint = checkpoint
         self._checkpoint_dir = checkpoint_dir
         self._drain = drain
@@ -112,6 +125,18 @@ class AdminService:
         if not token.allows(metadata, _client_peer(context.peer(), metadata)):
             raise PermissionDenied(REFUSED)
         security.set_admin_caller(ADMIN_TOKEN_CALLER)
+
+    async def Backup(
+        self, request: pb.BackupRequest, context: Context
+    ) -> AsyncIterator[pb.BackupChunk]:
+        if self._backups is None:
+            raise InvalidRequest("This node's store cannot make backups.")
+        info = backup_info(self.driver)
+        held = frozenset((f.name, f.size, f.crc32) for f in request.have)
+        first = True
+        async for chunk in self._backups.stream(replication_pb2.SnapshotRequest(), held):
+            yield pb.BackupChunk(info=info, chunk=chunk) if first else pb.BackupChunk(chunk=chunk)
+            first = False
 
     async def Drain(self, request: pb.DrainRequest, context: Context) -> pb.DrainResponse:
         self._may_stop(context)

@@ -9,6 +9,11 @@ size, CRC-32), then come chunks of ``CHUNK_BYTES`` with their CRC-32. The
 checkpoint, the checksums and every read run in a worker thread, so the
 event loop only forwards bytes.
 
+``Admin.Backup`` streams backups through a server of its own (``prefix``
+"backup-", every caller admitted: the Admin service's authorisation is the
+gate), and names the files the caller holds already (``skip``): they are
+listed, and their chunks are not sent.
+
 Rules:
 - At most ``MAX_SERVED_AT_ONCE`` checkpoints exist at once (each pins files).
 - A checkpoint is removed when its stream has sent the last chunk, when no
@@ -64,14 +69,22 @@ class SnapshotServer:
         data_dir: str | os.PathLike[str],
         make_checkpoint: Callable[[str], object],
         may_serve: Callable[[int], bool],
+        *,
+        prefix: str = "",
     ) -> None:
         self.root = Path(data_dir) / SNAPSHOTS
+        self.prefix = prefix
         self.make_checkpoint = make_checkpoint
         self.may_serve = may_serve
         self.served: dict[str, _Served] = {}
         self._lock = asyncio.Lock()
 
-    async def stream(self, request: pb.SnapshotRequest) -> AsyncIterator[pb.SnapshotChunk]:
+    async def stream(
+        self,
+        request: pb.SnapshotRequest,
+        skip: frozenset[tuple[str, int, int]] = frozenset(),
+    ) -> AsyncIterator[pb.SnapshotChunk]:
+        """The file list, then the chunks of every file not in ``skip`` (name, size, CRC-32)."""
         if not self.may_serve(request.sender):
             raise Unavailable("not admitted for a snapshot: send Admit first")
         await self._expire()
@@ -88,6 +101,8 @@ class SnapshotServer:
             while index < len(served.files):
                 entry = served.files[index]
                 path = served.directory / entry.name
+                if (entry.name, entry.size, entry.crc32) in skip:
+                    offset = entry.size
                 while offset < entry.size:
                     data = await asyncio.to_thread(_read, path, offset)
                     if not data:
@@ -109,7 +124,7 @@ class SnapshotServer:
         async with self._lock:
             if len(self.served) >= MAX_SERVED_AT_ONCE:
                 raise Unavailable(f"already serving {MAX_SERVED_AT_ONCE} snapshots: retry later")
-            snapshot_id = f"{time.time_ns():x}"
+            snapshot_id = f"{self.prefix}{time.time_ns():x}"
             directory = self.root / snapshot_id
             self.root.mkdir(parents=True, exist_ok=True)
             files = await asyncio.to_thread(self._checkpoint, directory)

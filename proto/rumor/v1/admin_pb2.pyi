@@ -133,6 +133,45 @@ class DrainResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class BackupRequest(_message.Message):
+    __slots__ = ("have",)
+    HAVE_FIELD_NUMBER: _ClassVar[int]
+    have: _containers.RepeatedCompositeFieldContainer[_replication_pb2.SnapshotFile]
+    def __init__(self, have: _Optional[_Iterable[_Union[_replication_pb2.SnapshotFile, _Mapping]]] = ...) -> None: ...
+
+class BackupInfo(_message.Message):
+    __slots__ = ("node_id", "name", "address", "hlc", "watermarks", "members", "taken_ms")
+    class WatermarksEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HLC_FIELD_NUMBER: _ClassVar[int]
+    WATERMARKS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    TAKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    name: str
+    address: str
+    hlc: int
+    watermarks: _containers.ScalarMap[int, int]
+    members: _containers.RepeatedScalarFieldContainer[int]
+    taken_ms: int
+    def __init__(self, node_id: _Optional[int] = ..., name: _Optional[str] = ..., address: _Optional[str] = ..., hlc: _Optional[int] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., members: _Optional[_Iterable[int]] = ..., taken_ms: _Optional[int] = ...) -> None: ...
+
+class BackupChunk(_message.Message):
+    __slots__ = ("info", "chunk")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    info: BackupInfo
+    chunk: _replication_pb2.SnapshotChunk
+    def __init__(self, info: _Optional[_Union[BackupInfo, _Mapping]] = ..., chunk: _Optional[_Union[_replication_pb2.SnapshotChunk, _Mapping]] = ...) -> None: ...
+
 class RemoveNodeRequest(_message.Message):
     __slots__ = ("node_id",)
     NODE_ID_FIELD_NUMBER: _ClassVar[int]

@@ -59,6 +59,11 @@ class AdminStub:
                 request_serializer=rumor_dot_v1_dot_admin__pb2.DrainRequest.SerializeToString,
                 response_deserializer=rumor_dot_v1_dot_admin__pb2.DrainResponse.FromString,
                 _registered_method=True)
+        self.Backup = channel.unary_stream(
+                '/rumor.v1.Admin/Backup',
+                request_serializer=rumor_dot_v1_dot_admin__pb2.BackupRequest.SerializeToString,
+                response_deserializer=rumor_dot_v1_dot_admin__pb2.BackupChunk.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -96,6 +101,14 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Backup(self, request, context):
+        """A consistent backup streamed off the node: what it is of, then its files, only
+        the chunks of those the caller does not hold already (an incremental backup).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +136,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Drain,
                     request_deserializer=rumor_dot_v1_dot_admin__pb2.DrainRequest.FromString,
                     response_serializer=rumor_dot_v1_dot_admin__pb2.DrainResponse.SerializeToString,
+            ),
+            'Backup': grpc.unary_stream_rpc_method_handler(
+                    servicer.Backup,
+                    request_deserializer=rumor_dot_v1_dot_admin__pb2.BackupRequest.FromString,
+                    response_serializer=rumor_dot_v1_dot_admin__pb2.BackupChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -260,6 +278,33 @@ class Admin:
             '/rumor.v1.Admin/Drain',
             rumor_dot_v1_dot_admin__pb2.DrainRequest.SerializeToString,
             rumor_dot_v1_dot_admin__pb2.DrainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Backup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/rumor.v1.Admin/Backup',
+            rumor_dot_v1_dot_admin__pb2.BackupRequest.SerializeToString,
+            rumor_dot_v1_dot_admin__pb2.BackupChunk.FromString,
             options,
             channel_credentials,
             insecure,
