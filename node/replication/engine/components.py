@@ -75,6 +75,11 @@ class ReplicationStats:
     audit_rounds: int = 0
     malformed_messages: int = 0
     claims_clamped: int = 0
+    # Probes answered under another id than the probed one (a new process at the old
+    # address): not a sign of life of the probed member.
+    probe_mismatches: int = 0
+    # Requests naming another node as their recipient (the sender's table is stale).
+    misaddressed: int = 0
     calls_failed: int = 0
 
 

@@ -253,7 +253,8 @@ class Engine:
         self._scale_with_cluster(now)
         self.joining.tick(now)
         self.probing.tick(now)
-        for member_id in self.membership.tick(now.mono_ms):
+        wrote = self.replica.watermarks.get
+        for member_id in self.membership.tick(now.mono_ms, lambda member: wrote(member) > 0):
             self.notice(NoticeKind.MEMBER_TIMED_OUT, "", member=f"{member_id:016x}")
             self.remove_member(member_id, now)
         self.gossip.tick(now)

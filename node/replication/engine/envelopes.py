@@ -121,6 +121,7 @@ class Envelopes:
             watermarks=watermarks,
             high_seqs=high,
             issued_seq=replica.seq,
+            recipient=to,
         )
 
     # ---- incoming -------------------------------------------------------------
@@ -138,6 +139,16 @@ class Envelopes:
                 RefusalCode.REMOVED,
                 f"node {sender:016x} was removed from the cluster; wipe its data directory"
                 " and start it again to join as a new node",
+            )
+        if envelope.recipient not in (0, services.node_id):
+            # The sender's table has another id at this address (this process replaced
+            # an old one): it is answered all the same, and its probes will tell.
+            services.stats.misaddressed += 1
+            services.notice(
+                NoticeKind.MISADDRESSED,
+                "a peer's message was meant for another node id at this address",
+                peer=f"{sender:016x}",
+                recipient=f"{envelope.recipient:016x}",
             )
         replica.observe_clock(envelope.hlc, now.wall_ms)
         was = membership.state_of(sender)

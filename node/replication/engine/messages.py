@@ -36,6 +36,10 @@ class Envelope:
     high_seqs: Mapping[int, int] = field(default_factory=dict)
     # The sender's last own seq issued, durable or not (GC's phase 2 waits for it).
     issued_seq: int = 0
+    # The member the sender meant to reach (0: a seed known only by its address). A
+    # process answering under another id is not that member (a new process at its
+    # old address): probes compare, and a receiver counts requests meant for another.
+    recipient: int = 0
 
 
 # ---- requests and their replies -----------------------------------------------------
@@ -224,6 +228,8 @@ class NoticeKind(enum.Enum):
     CLOCK_OFFSET = "clock_offset"  # this node's clock is off from the majority
     MALFORMED = "malformed"  # a peer sent a malformed message; it was rejected whole
     CLAMPED = "clamped"  # a watermark claim above its origin's known high seq was clamped
+    PROBE_MISMATCH = "probe_mismatch"  # a probe was answered under another id: not alive
+    MISADDRESSED = "misaddressed"  # a request named another node as its recipient
     SEED_UNREACHABLE = "seed_unreachable"  # no seed answered; retrying with backoff
     SNAPSHOT = "snapshot"  # bootstrap by snapshot: admitted, fetching, or falling back
     INSTALL_SNAPSHOT = "install_snapshot"  # a verified copy is downloaded: stop, install it

@@ -111,6 +111,7 @@ def envelope_to_pb(envelope: Envelope) -> pb.Envelope:
         name=envelope.name,
         high_seqs=envelope.high_seqs,
         issued_seq=envelope.issued_seq,
+        recipient=envelope.recipient,
     )
 
 
@@ -125,6 +126,7 @@ def envelope_from_pb(message: pb.Envelope) -> Envelope:
         watermarks=dict(message.watermarks),
         high_seqs=dict(message.high_seqs),
         issued_seq=message.issued_seq,
+        recipient=message.recipient,
     )
 
 

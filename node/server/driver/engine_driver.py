@@ -320,8 +320,13 @@ class EngineDriver:
             log.info("snapshot.join", message=message, **fields)
         elif kind is NoticeKind.MEMBER_STATE:
             log.info("member.state", **fields)
-        elif kind in (NoticeKind.MALFORMED, NoticeKind.CLAMPED):
-            cause = fields.get("peer") or fields.get("origin")
+        elif kind in (
+            NoticeKind.MALFORMED,
+            NoticeKind.CLAMPED,
+            NoticeKind.PROBE_MISMATCH,
+            NoticeKind.MISADDRESSED,
+        ):
+            cause = fields.get("peer") or fields.get("origin") or fields.get("member")
             self.throttle.warning(f"replication.{kind.value}", cause, message=message, **fields)
         else:
             log.warning(

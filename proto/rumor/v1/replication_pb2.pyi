@@ -61,7 +61,7 @@ class Coverage(_message.Message):
     def __init__(self, origin: _Optional[int] = ..., base: _Optional[int] = ..., last: _Optional[int] = ..., complete: _Optional[bool] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("sender", "boot_nonce", "hlc", "members", "watermarks", "address", "name", "high_seqs", "issued_seq")
+    __slots__ = ("sender", "boot_nonce", "hlc", "members", "watermarks", "address", "name", "high_seqs", "issued_seq", "recipient")
     class WatermarksEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,7 @@ class Envelope(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     HIGH_SEQS_FIELD_NUMBER: _ClassVar[int]
     ISSUED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     sender: int
     boot_nonce: int
     hlc: int
@@ -94,7 +95,8 @@ class Envelope(_message.Message):
     name: str
     high_seqs: _containers.ScalarMap[int, int]
     issued_seq: int
-    def __init__(self, sender: _Optional[int] = ..., boot_nonce: _Optional[int] = ..., hlc: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., address: _Optional[str] = ..., name: _Optional[str] = ..., high_seqs: _Optional[_Mapping[int, int]] = ..., issued_seq: _Optional[int] = ...) -> None: ...
+    recipient: int
+    def __init__(self, sender: _Optional[int] = ..., boot_nonce: _Optional[int] = ..., hlc: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., address: _Optional[str] = ..., name: _Optional[str] = ..., high_seqs: _Optional[_Mapping[int, int]] = ..., issued_seq: _Optional[int] = ..., recipient: _Optional[int] = ...) -> None: ...
 
 class RecordId(_message.Message):
     __slots__ = ("origin", "seq", "record_key")
