@@ -35,6 +35,8 @@ class FaultKind(StrEnum):
     DUPLICATE = "duplicate"  # a copy of a live node's disk started elsewhere
     FORGE = "forge"  # a forged message claims every seq of an origin
     SNAPJOIN = "snapjoin"  # a fresh node joins by snapshot while deletes go on
+    REPLACE = "replace"  # a fresh process (new id, empty disk) takes a node's address at once
+    RETURN = "return"  # a node down past the member timeout comes back on its old disk
 
     @classmethod
     def parse(cls, text: str) -> FaultKind:
@@ -68,5 +70,12 @@ NETWORK: frozenset[FaultKind] = frozenset(
 
 #: Faults that take a node's data down or away (its process, its disk, its membership).
 DATA: frozenset[FaultKind] = frozenset(
-    {FaultKind.CRASH, FaultKind.POWER, FaultKind.RESTORE, FaultKind.REMOVE}
+    {
+        FaultKind.CRASH,
+        FaultKind.POWER,
+        FaultKind.RESTORE,
+        FaultKind.REMOVE,
+        FaultKind.REPLACE,
+        FaultKind.RETURN,
+    }
 )

@@ -5,7 +5,10 @@ can crash (the disk keeps everything written), lose power (the disk keeps
 what was synced), restart on the same disk (same id, new boot nonce), on an
 empty one (a new id) or on a copy of another disk (a backup of this node, or
 a clone of a live one on a new address: a duplicate id). Removal is the
-operator's ``remove-node``: one live node's engine retires the victim's id.
+operator's ``remove-node``: one live node's engine retires the victim's id
+(or the member timeout does). A slot in ``rejoining`` runs as ``rumor node
+--rejoin-as-new`` does: refused as removed, it wipes its disk and starts again
+with a new id.
 A fresh node that bootstraps by snapshot fetches a peer's copy through
 ``snapshot_transfer`` and, once it installed it, restarts on the copy with
 its own id (a new boot nonce), as ``rumor node`` restarts in place.
@@ -29,7 +32,7 @@ from rumor.experiments.sim.snapshot_transfer import SNAPSHOT_BYTES_PER_MS, Snaps
 from rumor.experiments.sim.trace import Birth, Trace
 from rumor.node.core.errors import Unavailable
 from rumor.node.core.version import Version
-from rumor.node.replication.engine.messages import Now
+from rumor.node.replication.engine.messages import NoticeKind, Now
 from rumor.node.replication.replica.replica import Write
 
 
@@ -78,6 +81,8 @@ class Cluster:
         self.removed_ms: dict[int, float] = {}
         self.restored_ms: list[float] = []  # when a node restarted on a stale copy
         self.duplicates: dict[int, tuple[int, float]] = {}  # slot -> (the copied slot, when)
+        self.rejoining: set[int] = set()  # slots whose process runs with --rejoin-as-new
+        self.rejoined_ms: dict[int, list[float]] = {}  # slot -> when it rejoined as new
         self._ids: set[int] = set()
 
     # ---- clocks ---------------------------------------------------------------------
@@ -126,6 +131,7 @@ class Cluster:
             trace=self.trace,
             on_snapshot_fetch=self.snapshots.fetch,
             on_installed=lambda old, copy: self._installed(slot, old, copy),
+            on_refused=lambda old, kind: self._refused(slot, old, kind),
         )
         self.processes[slot] = process
         self.every_process.append(process)
@@ -137,6 +143,20 @@ class Cluster:
             return
         self.installed_ms.setdefault(slot, []).append(self.loop.now_ms)
         self.start(slot, self.seeds.get(slot, ()), disk=copy)
+
+    def _refused(self, slot: int, old: SimulatedProcess, kind: NoticeKind) -> None:
+        """The cluster refused the process on ``slot``. Retired while it ran (it was cut
+        off past the member timeout), what only it held is gone, as for a removal; with
+        --rejoin-as-new it wipes its disk and starts again as a new node (a new id)."""
+        if kind is not NoticeKind.REMOVED or self.processes.get(slot) is not old:
+            return
+        if slot in self.rejoining:
+            self.rejoined_ms.setdefault(slot, []).append(self.loop.now_ms)
+            self.restart(slot, keep_data=False)  # its earlier writes count as wiped
+            return
+        history = self.history[slot]
+        if history.removed_ms is None:
+            history.removed_ms = self.loop.now_ms
 
     def running(self) -> list[SimulatedProcess]:
         return [p for p in self.processes.values() if p.running]

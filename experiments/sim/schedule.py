@@ -32,7 +32,14 @@ Faults (``FaultPlan.kind``), each from ``at_ms`` for ``duration_ms``:
 - ``snapjoin``: a fresh node ``slots[0]`` (empty data directory) joins with seeds
   ``slots[1:]`` once the cluster holds enough records to serve it a snapshot,
   while a burst of deletes (and puts) goes on for ``duration_ms`` and GC purges
-  their tombstones: the join by snapshot under deletes and purges.
+  their tombstones: the join by snapshot under deletes and purges;
+- ``replace``: a fresh process (a new id, an empty disk) takes ``slots[0]``'s
+  address at once, as a pod replaced with a new volume does: the old id must
+  not be kept alive by the new process's answers, and must stop holding GC back;
+- ``return``: ``slots[0]`` crashes and stays down for ``duration_ms``, past the
+  fuzz's member timeout (``DOWN_PAST_TIMEOUT_MS``), then comes back on its old
+  disk with ``--rejoin-as-new``: refused as retired, it wipes and joins as a new
+  node, and nothing it held comes back.
 """
 
 from __future__ import annotations
@@ -53,6 +60,9 @@ FAULTS_UNTIL_MS = 3200
 SNAPJOIN_FROM_MS = 1700  # the cluster holds enough records to serve a snapshot by then
 SNAPJOIN_UNTIL_MS = 3000
 WRITES_DURING_SNAPJOIN = 12
+# A ``return`` fault's downtime: past the fuzz's member timeout (execution.quick_protocol)
+# with its suspicion and a probe round or two, so the node is retired before it is back.
+DOWN_PAST_TIMEOUT_MS = 7000
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +392,10 @@ def _snapjoin(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
     return replace(plan, at_ms=at, slots=slots)
 
 
+def _return(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    return replace(plan, duration_ms=DOWN_PAST_TIMEOUT_MS)
+
+
 def _forge(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
     origin = d.rng.choice(d.slots)
     return replace(
@@ -404,6 +418,8 @@ DRAWS: dict[FaultKind, Callable[[_Drawing, FaultPlan, int], FaultPlan]] = {
     FaultKind.DUPLICATE: _duplicate,
     FaultKind.FORGE: _forge,
     FaultKind.SNAPJOIN: _snapjoin,
+    FaultKind.REPLACE: _as_drawn,
+    FaultKind.RETURN: _return,
 }
 
 

@@ -29,8 +29,9 @@ from rumor.experiments.sim.fuzz import schedule_for
 from rumor.experiments.sim.schedule import DRAWS, FaultPlan, Schedule, generate
 
 #: sha256 of the JSON of the quick fuzz's 200 schedules (seed 1) and of 50 odd-shaped ones,
-#: as the draws before the table made them (with ``oneway`` spelled ``block``).
-SCHEDULES_DIGEST = "94c131d94931c6dad08c862c1a57de1fa871436639819161c055cfd26422145a"
+#: as the draws before the table made them (with ``oneway`` spelled ``block``), since the
+#: kinds ``replace`` and ``return`` joined the table (every seed draws anew from then on).
+SCHEDULES_DIGEST = "496bf614ef1d81c739245831570890f16bee79ab95616f0db120630c3ae7574f"
 
 
 @pytest.mark.parametrize(

@@ -21,3 +21,5 @@ class Canary(enum.Enum):
     GC_ALONE = "gc_alone"
     # snapshot_join: the copy is served to a joiner the GC does not wait for.
     SNAPSHOT_UNADMITTED = "snapshot_unadmitted"
+    # probing: any answer to a probe is the probed member's sign of life, whoever sent it.
+    ANY_ANSWER_ALIVE = "any_answer_alive"

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from rumor.node.core.clock_fence import ClockFence, ntp_offset
 from rumor.node.core.membership import Member
+from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.components import Continuation, Services
 from rumor.node.replication.engine.messages import (
     Failed,
@@ -103,10 +104,10 @@ class Probing:
         """Whether ``member`` itself answered (not another process at its address); a
         mismatch is counted and noticed. A member known by address only (id 0) is
         whoever answers."""
-        answerer = answer.envelope.sender
-        if not member.id or answerer == member.id:
-            return True
         services = self.services
+        answerer = answer.envelope.sender
+        if not member.id or answerer == member.id or Canary.ANY_ANSWER_ALIVE in services.canaries:
+            return True
         services.stats.probe_mismatches += 1
         services.notice(
             NoticeKind.PROBE_MISMATCH,
