@@ -163,9 +163,9 @@ class Node:
                 snapshot_swap.begin(data_dir)
                 log.info("node.bootstrapped_by_snapshot", message="restarting on the copy")
             elif self._rejoin:
-                # The same crash-safe swap, with nothing to move in: the removed id's data
-                # goes, and the node starts empty, with a new id, and joins as new.
-                snapshot_swap.begin(data_dir)
+                # The crash-safe swap, with nothing to move in: the removed id's data goes,
+                # and the node starts empty, with a new id, and joins as new.
+                snapshot_swap.wipe(data_dir)
                 log.warning("node.rejoining_as_new", message="data directory wiped")
             elif not self._retry:
                 break

@@ -254,9 +254,13 @@ class Engine:
         self.joining.tick(now)
         self.probing.tick(now)
         wrote = self.replica.watermarks.get
-        for member_id in self.membership.tick(now.mono_ms, lambda member: wrote(member) > 0):
-            self.notice(NoticeKind.MEMBER_TIMED_OUT, "", member=f"{member_id:016x}")
-            self.remove_member(member_id, now)
+        expired = self.membership.tick(now.mono_ms, lambda member: wrote(member) > 0)
+        if self.serving and not self.snapshots.fetching:
+            # A node still joining neither knows the cluster nor may write (a copy it
+            # installs would drop the retirement): it times nobody out until it serves.
+            for member_id in expired:
+                self.notice(NoticeKind.MEMBER_TIMED_OUT, "", member=f"{member_id:016x}")
+                self.remove_member(member_id, now)
         self.gossip.tick(now)
         self.snapshots.tick(now)
         if self.snapshots.fetching:
