@@ -8,6 +8,11 @@ a new node and brings back nothing that was deleted while it was away.
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -139,3 +144,43 @@ def test_a_removed_node_restarted_with_rejoin_as_new_joins_as_new_and_brings_not
         assert member_states(n1).get(removed) == REMOVED
         assert absent_everywhere(three.nodes, ns, b"deleted-later")
         assert all(get(node, ns, b"kept").value == b"kept value" for node in three.nodes)
+
+
+def documented_commands() -> list[str]:
+    """The first ```sh block of docs/deploy.md's section on members that leave."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text()
+    start = text.index("## Members that leave and come back")
+    block = re.search(r"```sh\n(.*?)```", text[start:], re.DOTALL)
+    assert block is not None
+    return [line.split("  #")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_the_documented_removal_of_a_member_that_left_runs(tmp_path: Path) -> None:
+    commands = documented_commands()
+    assert [c.split()[:3] for c in commands] == [
+        ["rumor", "cluster", "status"],
+        ["rumor", "admin", "remove-node"],
+        ["rumor", "cluster", "status"],
+    ]
+    with running_cluster(tmp_path, 3) as three:
+        n1, n2, n3 = three.nodes
+        poll(lambda: everyone_alive(three.nodes), timeout=15)
+        left = node_id(n3)
+        assert n3.stop() == 0
+        poll(lambda: member_states(n1).get(left) == replication_pb2.MEMBER_STATE_LEFT)
+        outputs = []
+        for command in commands:
+            argv = shlex.split(command.replace("127.0.0.1:7401", n1.address))
+            argv = [f"{left:016x}" if re.fullmatch(r"[0-9a-f]{16}", a) else a for a in argv]
+            result = subprocess.run(
+                [str(Path(sys.executable).parent / "rumor"), *argv[1:]],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**os.environ, "COLUMNS": "200"},  # the table whole, as a terminal shows it
+            )
+            assert result.returncode == 0, f"{command}\n{result.stdout}{result.stderr}"
+            outputs.append(result.stdout)
+        assert f"{left:016x}" in outputs[0] and "left" in outputs[0]
+        assert "removed" in outputs[2]
+        poll(lambda: all(member_states(n).get(left) == REMOVED for n in (n1, n2)))
