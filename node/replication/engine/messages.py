@@ -223,7 +223,7 @@ class NoticeKind(enum.Enum):
     REMOVED = "removed"  # this node was removed: stop (exit 78)
     DUPLICATE_ID = "duplicate_id"  # another live process holds this node's id: stop
     MEMBER_STATE = "member_state"  # a member changed state
-    MEMBER_TIMED_OUT = "member_timed_out"  # removed after --member-timeout of dead time
+    MEMBER_TIMED_OUT = "member_timed_out"  # retired: left or dead past its timeout
     AUDIT_REPAIRED = "audit_repaired"  # a genuine divergence was repaired (a bug to report)
     CLOCK_OFFSET = "clock_offset"  # this node's clock is off from the majority
     MALFORMED = "malformed"  # a peer sent a malformed message; it was rejected whole
