@@ -24,7 +24,7 @@ from rumor.experiments.sim.process import ProcessSettings
 from rumor.node.core.membership import Member, State
 from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.membership import Membership
-from rumor.node.replication.engine.messages import Envelope, Outbound, Ping
+from rumor.node.replication.engine.messages import Envelope, NoticeKind, Outbound, Ping
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
 from rumor.node.replication.replica.replica import Durability
 from rumor.node.storage import MemoryStore
@@ -159,6 +159,42 @@ def test_a_member_back_after_the_timeout_rejoins_as_new_and_brings_nothing_back(
         header = cluster.processes[slot].replica.header(NAMESPACE, b"old")
         assert header is None or header.tombstone, f"node-{slot} brought the put back"
         assert cluster.processes[slot].running
+
+
+def test_a_node_fetching_a_snapshot_times_nobody_out() -> None:
+    """It knows the dead member only by gossip and holds none of its writes, but it
+    is still joining: a retirement it wrote would be dropped by the copy it installs
+    while its peers keep it (the fuzz found the audit digests apart for ever)."""
+    settings = ClusterSettings(
+        ProcessSettings(quick_protocol(), Durability.FSYNC),
+        LatencyDistribution.parse(QUICK_LATENCY),
+        snapshot_bytes_per_ms=1.0,  # a copy that travels for seconds
+    )
+    cluster = Cluster(settings, random.Random(7))
+    for slot in range(3):
+        cluster.start(slot, (0,) if slot else ())
+    cluster.loop.run_until(1500)
+    for key in range(40):
+        cluster.write(key % 2, b"key-%02d" % key, b"v" * 20)
+    cluster.loop.run_until(2500)
+    dead = cluster.processes[2].node_id
+    cluster.crash(2)
+    joiner = cluster.start(3, (0,))
+    assert run_until(cluster, lambda: bool(joiner.engine.snapshots.fetching), 2000)
+    assert run_until(cluster, lambda: not joiner.running, 15_000)  # it installs the copy
+    timed_out = [n for _, n in joiner.notices if n.kind is NoticeKind.MEMBER_TIMED_OUT]
+    assert not timed_out
+    # Meanwhile the dead member was retired (by the others): the joiner did not have to.
+    assert cluster.processes[0].engine.membership.state_of(dead) is State.REMOVED
+    new = cluster.processes[3]
+    assert run_until(
+        cluster,
+        lambda: (
+            cluster.processes[0].replica.audit_buckets == new.replica.audit_buckets
+            and new.engine.serving
+        ),
+        10_000,
+    )
 
 
 # ---- the timeout rules on the member table alone ---------------------------------------
