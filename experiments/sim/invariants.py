@@ -125,6 +125,7 @@ class Outcome:
     notices: dict[str, int] = field(default_factory=dict)
     snapshot_joins: int = 0  # copies installed (a join by snapshot that went through)
     snapshot_failures: int = 0  # fetches that failed (the joiner fell back to anti-entropy)
+    rejoins: int = 0  # nodes refused as removed that rejoined as new (--rejoin-as-new)
 
     @property
     def failed(self) -> bool:
@@ -315,6 +316,7 @@ def check(
         notices=notices,
         snapshot_joins=sum(len(times) for times in cluster.installed_ms.values()),
         snapshot_failures=sum(cluster.snapshots.failed.values()),
+        rejoins=sum(len(times) for times in cluster.rejoined_ms.values()),
     )
 
 
