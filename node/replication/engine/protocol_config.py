@@ -159,6 +159,7 @@ class ProtocolConfig:
         " wrote nothing held here (a forged id, a replaced address): it holds GC back"
         " only this long (0: only member_timeout_ms applies).",
         minimum=0,
+        flag=True,
     )
     reconnect_share: float = _knob(
         0.25,
