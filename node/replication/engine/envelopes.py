@@ -92,6 +92,7 @@ class Envelopes:
         self._high_dirty = False
         self._heard_directly: set[int] = set()  # origins whose own mark this process heard
         self.issued: dict[int, int] = {}  # each member's last own seq issued, as it said
+        self._vector_boots: dict[int, int] = {}  # the boot nonce each member's vector is from
         self.staleness = Staleness()  # how far behind each member this node may be
 
     # ---- outgoing -------------------------------------------------------------
@@ -171,6 +172,13 @@ class Envelopes:
         if envelope.issued_seq or sender not in self.issued:
             self.issued[sender] = envelope.issued_seq
         if envelope.watermarks:
+            if self._vector_boots.get(sender) != envelope.boot_nonce:
+                # A new process of the member: its vector starts afresh. A process
+                # restarted on a stale copy of its disk has seen less than its previous
+                # life said, and a mark merged from that life (by max) would hold GC's
+                # second phase for ever, waiting for seqs that went with the old disk.
+                self._vector_boots[sender] = envelope.boot_nonce
+                membership.vectors[sender] = {}
             vector = membership.vectors.setdefault(sender, {})
             for origin, mark in envelope.watermarks.items():
                 if mark > vector.get(origin, 0):
