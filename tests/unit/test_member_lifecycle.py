@@ -275,3 +275,26 @@ def test_the_default_member_timeout_is_hours_not_never() -> None:
     config = ProtocolConfig.lan()
     assert config.member_timeout_ms >= 3600 * 1000
     assert 0 < config.unconfirmed_member_timeout_ms < config.member_timeout_ms
+
+
+def test_a_members_vector_starts_afresh_with_each_of_its_processes() -> None:
+    """A process restarted on a stale copy of its disk has seen less than its previous
+    life said: a mark kept from that life (merged by max) would hold GC's second phase
+    for ever, waiting for seqs that went with the old disk."""
+    cluster = cluster_of(3)
+    node, peer = cluster.processes[0], cluster.processes[1]
+    envelopes, vectors = node.engine.envelopes, node.engine.membership.vectors
+    now = cluster.now_of(0)
+    later = Envelope(
+        peer.node_id, peer.boot_nonce, 0, peer.address, watermarks={peer.node_id: 10_000}
+    )
+    envelopes.absorb(later, now)
+    assert vectors[peer.node_id][peer.node_id] == 10_000
+    stale = Envelope(
+        peer.node_id, peer.boot_nonce + 1, 0, peer.address, watermarks={peer.node_id: 9}
+    )
+    envelopes.absorb(stale, now)
+    assert vectors[peer.node_id] == {peer.node_id: 9}
+    same_boot = Envelope(peer.node_id, peer.boot_nonce + 1, 0, peer.address, watermarks={7: 3})
+    envelopes.absorb(same_boot, now)
+    assert vectors[peer.node_id] == {peer.node_id: 9, 7: 3}  # merged within one process
