@@ -298,3 +298,19 @@ def test_a_members_vector_starts_afresh_with_each_of_its_processes() -> None:
     same_boot = Envelope(peer.node_id, peer.boot_nonce + 1, 0, peer.address, watermarks={7: 3})
     envelopes.absorb(same_boot, now)
     assert vectors[peer.node_id] == {peer.node_id: 9, 7: 3}  # merged within one process
+
+
+def test_the_majority_counts_real_members_only() -> None:
+    members = table()
+    for peer in (2, 3):
+        members.heard_from(peer, f"m{peer}:1", 1, 0)
+    down(members, 2, State.DEAD, 0)
+    for made_up in (10, 11, 12):
+        down(members, made_up, State.DEAD, 0)
+    # Nobody confirmed yet (just upgraded): 3 wrote, so it counts; 2 is down and wrote:
+    # me and 3 of me, 2, 3 are up, a majority; the made-up ids count for nothing.
+    wrote = {2, 3}.__contains__
+    assert members.sees_majority(wrote)
+    # In a partition that left this node alone with made-up ids, no majority.
+    down(members, 3, State.DEAD, 0)
+    assert not members.sees_majority(wrote)

@@ -14,8 +14,9 @@ The member lifecycle (what ``tick`` hands the engine to retire):
 - a member that left, or is dead, for ``member_timeout_ms`` is timed out
   (retired for ever: it stops holding GC back, and if it comes back with its
   data it is refused and must rejoin as a new node). A dead one only while
-  this node sees a majority of the confirmed members up: in a partition, only
-  one side can time the other out, never both sides each other; a member that
+  this node sees a majority of the members up (those a probe of it reached
+  once or whose writes it holds: not made-up ids): in a partition, only one
+  side can time the other out, never both sides each other; a member that
   left said so itself and needs no majority;
 - a member no probe of this node ever confirmed (answered under its own id at
   its address, directly or through a helper), that is down and of whose
@@ -348,21 +349,26 @@ class Membership:
                 continue
             if member.state is State.DEAD:
                 if majority is None:
-                    majority = self.sees_majority()
+                    majority = self.sees_majority(wrote)
                 if not majority:
                     continue
             expired.append(member_id)
         return expired
 
-    def sees_majority(self) -> bool:
-        """Whether more than half of the confirmed members (this node included) are up."""
-        confirmed = [
+    def sees_majority(self, wrote: Callable[[int], bool] = lambda _: True) -> bool:
+        """Whether more than half of the members (this node included) are up, counting
+        those a probe of this node reached once or whose writes it holds: a made-up id
+        must not dilute the majority, nor a real member a node has not probed yet (just
+        upgraded, or restarted in a partition) be left out of it."""
+        real = [
             m
             for m in self.members.values()
-            if m.id in self.confirmed and m.state is not State.REMOVED and m.id != self.me.id
+            if m.state is not State.REMOVED
+            and m.id != self.me.id
+            and (m.id in self.confirmed or wrote(m.id))
         ]
-        up = 1 + sum(1 for m in confirmed if m.up)
-        return 2 * up > 1 + len(confirmed)
+        up = 1 + sum(1 for m in real if m.up)
+        return 2 * up > 1 + len(real)
 
     def remove(self, member_id: int, now_ms: int) -> None:
         member = self.members.get(member_id) or Member(member_id, "")

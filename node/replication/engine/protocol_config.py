@@ -148,7 +148,7 @@ class ProtocolConfig:
     member_timeout_ms: int = _knob(
         4 * 3600 * 1000,
         "Retire a member after this long left or dead (dead: only while a majority of the"
-        " confirmed members is up); it then stops holding GC back, and must rejoin as a"
+        " members is up); it then stops holding GC back, and must rejoin as a"
         " new node (0: never, and a member gone for good stalls GC until remove-node).",
         minimum=0,
         flag=True,
