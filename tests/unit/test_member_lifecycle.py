@@ -278,24 +278,26 @@ def test_the_default_member_timeout_is_hours_not_never() -> None:
 
 
 def test_a_members_vector_starts_afresh_with_each_of_its_processes() -> None:
-    """A process restarted on a stale copy of its disk has seen less than its previous
-    life said: a mark kept from that life (merged by max) would hold GC's second phase
-    for ever, waiting for seqs that went with the old disk."""
+    """A process restarted on a stale copy of its disk (or after a power loss) has seen
+    and issued less than its previous life said: a mark kept from that life (a vector
+    merged by max, an issued seq) would hold GC's second phase for ever, waiting for
+    seqs that went with the old disk (the fuzz's schedules 1-179 and 22-141)."""
     cluster = cluster_of(3)
     node, peer = cluster.processes[0], cluster.processes[1]
     envelopes, vectors = node.engine.envelopes, node.engine.membership.vectors
     now = cluster.now_of(0)
+    boot, address = peer.boot_nonce, peer.address
     later = Envelope(
-        peer.node_id, peer.boot_nonce, 0, peer.address, watermarks={peer.node_id: 10_000}
+        peer.node_id, boot, 0, address, watermarks={peer.node_id: 10_000}, issued_seq=10_017
     )
     envelopes.absorb(later, now)
     assert vectors[peer.node_id][peer.node_id] == 10_000
-    stale = Envelope(
-        peer.node_id, peer.boot_nonce + 1, 0, peer.address, watermarks={peer.node_id: 9}
-    )
+    assert envelopes.issued[peer.node_id] == 10_017
+    stale = Envelope(peer.node_id, boot + 1, 0, address, watermarks={peer.node_id: 9})
     envelopes.absorb(stale, now)
     assert vectors[peer.node_id] == {peer.node_id: 9}
-    same_boot = Envelope(peer.node_id, peer.boot_nonce + 1, 0, peer.address, watermarks={7: 3})
+    assert envelopes.issued[peer.node_id] == 0  # what it issued after 9 went with its disk
+    same_boot = Envelope(peer.node_id, boot + 1, 0, address, watermarks={7: 3})
     envelopes.absorb(same_boot, now)
     assert vectors[peer.node_id] == {peer.node_id: 9, 7: 3}  # merged within one process
 

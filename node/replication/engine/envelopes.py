@@ -92,7 +92,7 @@ class Envelopes:
         self._high_dirty = False
         self._heard_directly: set[int] = set()  # origins whose own mark this process heard
         self.issued: dict[int, int] = {}  # each member's last own seq issued, as it said
-        self._vector_boots: dict[int, int] = {}  # the boot nonce each member's vector is from
+        self._boots: dict[int, int] = {}  # the boot nonce ``issued`` and vectors are from
         self.staleness = Staleness()  # how far behind each member this node may be
 
     # ---- outgoing -------------------------------------------------------------
@@ -169,16 +169,17 @@ class Envelopes:
         self._learn_high(sender, envelope)
         if sender in envelope.watermarks:
             self.staleness.heard(sender, envelope.watermarks[sender], now.mono_ms)
-        if envelope.issued_seq or sender not in self.issued:
+        if self._boots.get(sender) != envelope.boot_nonce:
+            # A new process of the member: what it has seen and issued starts afresh. One
+            # restarted on a stale copy of its disk, or after a power loss, has seen and
+            # issued less than its previous life said, and a mark kept from that life
+            # would hold GC's second phase for ever, waiting for seqs that went with it.
+            self._boots[sender] = envelope.boot_nonce
+            self.issued[sender] = envelope.issued_seq
+            membership.vectors.pop(sender, None)
+        elif envelope.issued_seq:
             self.issued[sender] = envelope.issued_seq
         if envelope.watermarks:
-            if self._vector_boots.get(sender) != envelope.boot_nonce:
-                # A new process of the member: its vector starts afresh. A process
-                # restarted on a stale copy of its disk has seen less than its previous
-                # life said, and a mark merged from that life (by max) would hold GC's
-                # second phase for ever, waiting for seqs that went with the old disk.
-                self._vector_boots[sender] = envelope.boot_nonce
-                membership.vectors[sender] = {}
             vector = membership.vectors.setdefault(sender, {})
             for origin, mark in envelope.watermarks.items():
                 if mark > vector.get(origin, 0):
