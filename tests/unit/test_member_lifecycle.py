@@ -197,6 +197,33 @@ def test_a_node_fetching_a_snapshot_times_nobody_out() -> None:
     )
 
 
+def test_a_joiner_that_serves_before_its_copy_arrives_does_not_install_it() -> None:
+    """A synchronisation already under way can complete while the copy travels (the
+    fuzz's schedule 23-29 in WAL mode: a fresh process at an old address): the node
+    then serves and takes writes, which installing the copy would drop."""
+    settings = ClusterSettings(
+        ProcessSettings(quick_protocol(), Durability.FSYNC),
+        LatencyDistribution.parse(QUICK_LATENCY),
+        snapshot_bytes_per_ms=1.0,
+    )
+    cluster = Cluster(settings, random.Random(7))
+    for slot in range(3):
+        cluster.start(slot, (0,) if slot else ())
+    cluster.loop.run_until(1500)
+    for key in range(40):
+        cluster.write(key % 2, b"key-%02d" % key, b"v" * 20)
+    cluster.loop.run_until(2500)
+    joiner = cluster.start(3, (0,))
+    assert run_until(cluster, lambda: bool(joiner.engine.snapshots.fetching), 2000)
+    joiner.engine.become_serving("a synchronisation completed meanwhile")
+    assert cluster.write(3, b"key-00", b"", tombstone=True) is not None
+    assert run_until(cluster, lambda: not joiner.engine.snapshots.fetching, 15_000)
+    assert joiner.running and cluster.processes[3] is joiner  # no restart on the copy
+    assert not [n for _, n in joiner.notices if n.kind is NoticeKind.INSTALL_SNAPSHOT]
+    header = joiner.replica.header(NAMESPACE, b"key-00")
+    assert header is not None and header.tombstone
+
+
 # ---- the timeout rules on the member table alone ---------------------------------------
 
 ME = 1

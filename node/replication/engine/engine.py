@@ -458,8 +458,11 @@ class Engine:
         return self.envelopes.clamp_coverage(coverage)
 
     def _came_back(self, member_id: int, now: Now) -> None:
-        """A member heard from again after being suspect, dead or left: catch up with it."""
-        self.anti_entropy.catch_up(member_id, now)
+        """A member heard from again after being suspect, dead or left: catch up with it
+        (not while fetching a copy: a synchronisation completing then would make this node
+        serve, and take writes, before an install that drops them)."""
+        if not self.snapshots.fetching:
+            self.anti_entropy.catch_up(member_id, now)
 
     def _catching_up(self) -> bool:
         """A synchronisation or a snapshot is under way (so not serving alone yet)."""

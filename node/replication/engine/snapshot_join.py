@@ -104,6 +104,11 @@ class SnapshotJoin:
         if isinstance(answer, Failed):
             self.fall_back(f"admission failed: {answer.cause.value}", now)
             return
+        if services.serving():
+            # A synchronisation already under way completed meanwhile: this node serves,
+            # and may have taken writes that installing a copy would drop.
+            self.fall_back("serving already", now)
+            return
         body = answer.body
         if not isinstance(body, AdmitReply) or not body.admitted:
             reason = body.reason if isinstance(body, AdmitReply) else "unexpected answer"
@@ -117,6 +122,9 @@ class SnapshotJoin:
     def fetched(self, now: Now) -> None:
         """The driver downloaded and verified the copy: stop and install it."""
         if not self.fetching:
+            return
+        if self.services.serving():
+            self.fall_back("serving already: the copy would drop what this node took", now)
             return
         self.services.notice(
             NoticeKind.INSTALL_SNAPSHOT,
