@@ -262,6 +262,11 @@ def _fuzz(
         f"joins by snapshot: {result.snapshot_joins} in {result.with_snapshot} schedules"
         f" ({result.snapshot_failures} fetches failed and fell back to anti-entropy)"
     )
+    click.echo(
+        f"member lifecycle: {result.retired} members retired by a timeout,"
+        f" {result.probe_mismatches:,} probes answered under another id,"
+        f" {result.rejoins} nodes rejoined as new"
+    )
     if result.failures:
         raise ExperimentError(f"{len(result.failures)} schedule(s) broke an invariant")
 

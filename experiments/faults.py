@@ -36,6 +36,8 @@ class FaultKind(StrEnum):
     FORGE = "forge"  # a forged message claims every seq of an origin
     SNAPJOIN = "snapjoin"  # a fresh node joins by snapshot while deletes go on
     STALE_BACKUP = "stale_backup"  # a node's disk lost, a stale backup of it restored
+    REPLACE = "replace"  # a fresh process (new id, empty disk) takes a node's address at once
+    RETURN = "return"  # a node down past the member timeout comes back on its old disk
 
     @classmethod
     def parse(cls, text: str) -> FaultKind:
@@ -75,5 +77,7 @@ DATA: frozenset[FaultKind] = frozenset(
         FaultKind.RESTORE,
         FaultKind.REMOVE,
         FaultKind.STALE_BACKUP,
+        FaultKind.REPLACE,
+        FaultKind.RETURN,
     }
 )

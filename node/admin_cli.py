@@ -191,7 +191,8 @@ def remove_node(
 
     A replicated retirement record is written; the removed id is refused from
     then on, and garbage collection stops waiting for it. To bring the machine
-    back, wipe its data directory and start it as a new node.
+    back, start it with --rejoin-as-new (it wipes its data directory and joins
+    as a new node), or wipe the data directory yourself.
     """
     try:
         member = int(node_id, 16)

@@ -152,6 +152,7 @@ class Node:
         self.exit_status = 0
         self._install = False  # a verified snapshot waits in incoming/: restart to install it
         self._retry = False  # the install failed: serve again, catching up by anti-entropy
+        self._rejoin = False  # removed, and --rejoin-as-new: wipe, start again as a new node
         self._snapshots_allowed = not config.no_snapshot_bootstrap
         self._replica: Replica | None = None
         # After a restart for an install, the same ports as before (even if given as :0).
@@ -194,9 +195,14 @@ class Node:
             if self._install:
                 snapshot_swap.begin(data_dir)
                 log.info("node.bootstrapped_by_snapshot", message="restarting on the copy")
+            elif self._rejoin:
+                # The crash-safe swap, with nothing to move in: the removed id's data goes,
+                # and the node starts empty, with a new id, and joins as new.
+                snapshot_swap.wipe(data_dir)
+                log.warning("node.rejoining_as_new", message="data directory wiped")
             elif not self._retry:
                 break
-            self._install = self._retry = False
+            self._install = self._retry = self._rejoin = False
             self.stopping = asyncio.Event()
         log.info("node.stopped", exit_status=self.exit_status)
         return self.exit_status
@@ -513,7 +519,8 @@ class Node:
     def _leaves(self) -> bool:
         """A stopping node tells its peers it left, unless the cluster refused it or it
         stops only to install a snapshot (it comes straight back)."""
-        return self.exit_status not in (EXIT_REMOVED, EXIT_DUPLICATE_ID) and not self._install
+        refused = self.exit_status in (EXIT_REMOVED, EXIT_DUPLICATE_ID) or self._rejoin
+        return not refused and not self._install
 
     async def _flush(self, commit: GroupCommit) -> None:
         """The last step of a stop: sync what is written (pointless once a sync failed)."""
@@ -651,6 +658,11 @@ class Node:
         or the engine stops it to install a downloaded snapshot."""
         if kind is NoticeKind.INSTALL_SNAPSHOT:
             self._install = True
+            self.stop()
+            return
+        if kind is NoticeKind.REMOVED and self.config.rejoin_as_new:
+            log.warning("node.removed_rejoining", message=message)
+            self._rejoin = True
             self.stop()
             return
         print(f"rumor node: {message}", file=sys.stderr, flush=True)

@@ -132,6 +132,13 @@ class Config:
         "Never bootstrap by snapshot: a fresh node (never served, holding nothing) pulls"
         " every record by anti-entropy instead of fetching a peer's consistent copy.",
     )
+    rejoin_as_new: bool = _setting(
+        False,
+        "When the cluster refuses this node as removed (it was retired while down, or by"
+        " remove-node), delete its data directory and join again as a new node that takes"
+        " its data from the cluster, instead of exiting with status 78. What only this"
+        " node held is lost.",
+    )
     experiments_dir: str = _setting(
         "",
         "The only directory whose experiment reports (report.md, plots) the web console at"

@@ -6,8 +6,11 @@ what was synced), restart on the same disk (same id, new boot nonce), on an
 empty one (a new id) or on a copy of another disk (a backup of this node, or
 a clone of a live one on a new address: a duplicate id), or have its disk
 replaced by a restored backup, which ``rumor admin restore``'s rules refuse
-to start with seeds (``restore_backup``). Removal is the
-operator's ``remove-node``: one live node's engine retires the victim's id.
+to start with seeds (``restore_backup``). Removal is the operator's
+``remove-node``: one live node's engine retires the victim's id (or the
+member timeout does). A slot in ``rejoining`` runs as ``rumor node
+--rejoin-as-new`` does: refused as removed, it wipes its disk and starts again
+with a new id.
 A fresh node that bootstraps by snapshot fetches a peer's copy through
 ``snapshot_transfer`` and, once it installed it, restarts on the copy with
 its own id (a new boot nonce), as ``rumor node`` restarts in place.
@@ -32,7 +35,7 @@ from rumor.experiments.sim.trace import Birth, Trace
 from rumor.node.core.errors import Unavailable
 from rumor.node.core.version import Version
 from rumor.node.replication.engine.canaries import Canary
-from rumor.node.replication.engine.messages import Now
+from rumor.node.replication.engine.messages import NoticeKind, Now
 from rumor.node.replication.replica import backup_restore
 from rumor.node.replication.replica.replica import Write
 
@@ -83,6 +86,8 @@ class Cluster:
         self.restored_ms: list[float] = []  # when a node restarted on a stale copy
         self.refused_restores = 0  # restored backups refused for being started with seeds
         self.duplicates: dict[int, tuple[int, float]] = {}  # slot -> (the copied slot, when)
+        self.rejoining: set[int] = set()  # slots whose process runs with --rejoin-as-new
+        self.rejoined_ms: dict[int, list[float]] = {}  # slot -> when it rejoined as new
         self._ids: set[int] = set()
 
     # ---- clocks ---------------------------------------------------------------------
@@ -131,6 +136,7 @@ class Cluster:
             trace=self.trace,
             on_snapshot_fetch=self.snapshots.fetch,
             on_installed=lambda old, copy: self._installed(slot, old, copy),
+            on_refused=lambda old, kind: self._refused(slot, old, kind),
         )
         self.processes[slot] = process
         self.every_process.append(process)
@@ -142,6 +148,20 @@ class Cluster:
             return
         self.installed_ms.setdefault(slot, []).append(self.loop.now_ms)
         self.start(slot, self.seeds.get(slot, ()), disk=copy)
+
+    def _refused(self, slot: int, old: SimulatedProcess, kind: NoticeKind) -> None:
+        """The cluster refused the process on ``slot``. Retired while it ran (it was cut
+        off past the member timeout), what only it held is gone, as for a removal; with
+        --rejoin-as-new it wipes its disk and starts again as a new node (a new id)."""
+        if kind is not NoticeKind.REMOVED or self.processes.get(slot) is not old:
+            return
+        if slot in self.rejoining:
+            self.rejoined_ms.setdefault(slot, []).append(self.loop.now_ms)
+            self.restart(slot, keep_data=False)  # its earlier writes count as wiped
+            return
+        history = self.history[slot]
+        if history.removed_ms is None:
+            history.removed_ms = self.loop.now_ms
 
     def running(self) -> list[SimulatedProcess]:
         return [p for p in self.processes.values() if p.running]

@@ -21,6 +21,7 @@ from rumor.experiments.sim.invariants import (
     Violation,
     agreed,
     check,
+    gone_members,
     writes_missing_after,
 )
 from rumor.experiments.sim.latency import LatencyDistribution
@@ -36,6 +37,7 @@ from rumor.node.replication.replica.replica import Durability
 FORGED_WATERMARK = 2**63 - 1
 QUICK_LATENCY = "uniform:0.2:2"
 SNAPSHOT_MIN_RECORDS = 12
+MEMBER_TIMEOUT_MS = 4500
 
 
 def quick_protocol() -> ProtocolConfig:
@@ -43,9 +45,14 @@ def quick_protocol() -> ProtocolConfig:
 
     A peer serves a copy once it holds ``snapshot_min_records`` (the fuzz writes
     200 records over 24 keys, so a small number); an admission slot frees a few
-    seconds after the yes, as a minute does at real timers."""
+    seconds after the yes, as a minute does at real timers. A member down for
+    ``MEMBER_TIMEOUT_MS`` is retired, as hours do at real timers: longer than
+    any other fault keeps a node down or cut off, shorter than a ``return``."""
     return ProtocolConfig.local().replace(
-        snapshot_bootstrap=True, snapshot_min_records=SNAPSHOT_MIN_RECORDS, snapshot_hold_ms=3000
+        snapshot_bootstrap=True,
+        snapshot_min_records=SNAPSHOT_MIN_RECORDS,
+        snapshot_hold_ms=3000,
+        member_timeout_ms=MEMBER_TIMEOUT_MS,
     )
 
 
@@ -101,6 +108,7 @@ def _run(schedule: Schedule, protocol: ProtocolConfig | None, trace: bool) -> Ou
         late = writes_missing_after(cluster, schedule, forged_until)
     converged = _settle(cluster, heal_ms + bounds.convergence_ms, every_ms)
     _until_removed_stop(cluster, heal_ms + bounds.convergence_ms, every_ms)
+    _until_gone_members_retire(cluster, bounds, every_ms)
     outcome = check(cluster, schedule, bounds, heal_ms, converged, time.perf_counter() - started)
     outcome.violations += late
     outcome.violations += session_violations(cluster, clients)
@@ -120,6 +128,20 @@ def _until_removed_stop(cluster: Cluster, limit_ms: float, every_ms: int) -> Non
         )
 
     while running() and loop.now_ms < limit_ms:
+        loop.run_until(min(limit_ms, loop.now_ms + max(1, every_ms // 4)))
+
+
+def _until_gone_members_retire(cluster: Cluster, bounds: Bounds, every_ms: int) -> None:
+    """Agreement can come before a member gone for good (replaced, wiped) is retired:
+    give it until its retirement bound, as the invariant says."""
+    loop = cluster.loop
+    while True:
+        gone = gone_members(cluster)
+        if not gone or not bounds.retire_ms:
+            return
+        limit_ms = max(gone.values()) + bounds.retire_ms
+        if loop.now_ms >= limit_ms:
+            return
         loop.run_until(min(limit_ms, loop.now_ms + max(1, every_ms // 4)))
 
 
@@ -335,6 +357,30 @@ def _duplicate(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action,
     return begin, _nothing
 
 
+def _replace(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    """A fresh process (new id, empty disk) takes ``slots[0]``'s address, at once."""
+    slot = fault.slots[0]
+
+    def begin() -> None:
+        if slot in cluster.processes and not _gone(cluster, slot):
+            cluster.restart(slot, keep_data=False)
+
+    return begin, _nothing
+
+
+def _return(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
+    """``slots[0]`` down past the member timeout, then back on its old disk, rejoining as
+    a new node when the cluster refuses it (``rumor node --rejoin-as-new``)."""
+    slot = fault.slots[0]
+
+    def end() -> None:
+        if slot in cluster.processes and not _gone(cluster, slot):
+            cluster.rejoining.add(slot)
+            cluster.restart(slot, keep_data=True)
+
+    return lambda: cluster.crash(slot), end
+
+
 def _forge_fault(cluster: Cluster, fault: FaultPlan, _: set[int]) -> tuple[Action, Action]:
     def end() -> None:
         # A forged answer not used by the end of the fault is never sent.
@@ -362,6 +408,8 @@ PLANNERS: dict[FaultKind, Callable[[Cluster, FaultPlan, set[int]], tuple[Action,
     FaultKind.REMOVE: _remove,
     FaultKind.DUPLICATE: _duplicate,
     FaultKind.FORGE: _forge_fault,
+    FaultKind.REPLACE: _replace,
+    FaultKind.RETURN: _return,
 }
 
 

@@ -18,6 +18,7 @@ from rumor.experiments.sim.invariants import Outcome
 from rumor.experiments.sim.schedule import Schedule, generate
 from rumor.experiments.sim.shrink import shrink
 from rumor.node.replication.engine.canaries import Canary
+from rumor.node.replication.engine.messages import NoticeKind
 
 SEED_STRIDE = 1_000_003
 
@@ -42,6 +43,9 @@ class FuzzReport:
     with_snapshot: int = 0  # schedules in which a node joined by snapshot
     snapshot_joins: int = 0
     snapshot_failures: int = 0
+    retired: int = 0  # members retired by a timeout (left, dead, or never confirmed)
+    probe_mismatches: int = 0  # probes answered under another id than the probed one
+    rejoins: int = 0  # nodes refused as removed that rejoined as new
 
 
 def schedule_for(
@@ -86,6 +90,9 @@ def fuzz(
         report.with_snapshot += outcome.snapshot_joins > 0
         report.snapshot_joins += outcome.snapshot_joins
         report.snapshot_failures += outcome.snapshot_failures
+        report.retired += outcome.notices.get(NoticeKind.MEMBER_TIMED_OUT.value, 0)
+        report.probe_mismatches += outcome.notices.get(NoticeKind.PROBE_MISMATCH.value, 0)
+        report.rejoins += outcome.rejoins
         for name, value in outcome.reported.items():
             report.reported[name] = report.reported.get(name, 0) + value
         if outcome.failed:

@@ -22,6 +22,9 @@ written, the ledger's writes, and the records held anywhere as seen):
 and the simulator's own:
 
 - **a removed node stops** (it is told so by the peers that refuse it);
+- **GC is not stalled**: a member gone for good (replaced at its address, wiped,
+  made up) is retired, and stops holding garbage collection back, within
+  ``Bounds.retire_ms``;
 - **one process per id**: a copy of a live node's disk started on another
   address gets ``DUPLICATE_ID`` and stops within ``Bounds.duplicate_ms`` of both
   being reachable, and the original keeps running.
@@ -56,6 +59,7 @@ from rumor.node.storage.store import KV
 class Bounds:
     convergence_ms: int
     duplicate_ms: int
+    retire_ms: int = 0  # a member gone for good is retired by then (0: never)
 
     @classmethod
     def of(cls, protocol: ProtocolConfig, members: int, *, forged: bool = False) -> Bounds:
@@ -85,7 +89,19 @@ class Bounds:
             + 4 * protocol.probe_interval_ms
             + 2 * protocol.probe_timeout_ms
         )
-        return cls(convergence, duplicate)
+        # Gone: found silent (a probe round), suspected, declared dead, timed out, and
+        # the retirement carried to every node (a few rounds of anti-entropy).
+        retire = (
+            protocol.member_timeout_ms
+            + (members + 2) * protocol.probe_interval_ms
+            + 3 * protocol.probe_timeout_ms
+            + protocol.suspicion_ms(members)
+            + 2 * protocol.housekeeping_interval_ms
+            + 5 * protocol.anti_entropy_interval_ms
+            if protocol.member_timeout_ms
+            else 0
+        )
+        return cls(convergence, duplicate, retire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +125,7 @@ class Outcome:
     notices: dict[str, int] = field(default_factory=dict)
     snapshot_joins: int = 0  # copies installed (a join by snapshot that went through)
     snapshot_failures: int = 0  # fetches that failed (the joiner fell back to anti-entropy)
+    rejoins: int = 0  # nodes refused as removed that rejoined as new (--rejoin-as-new)
 
     @property
     def failed(self) -> bool:
@@ -292,6 +309,7 @@ def check(
     violations += _properties(cluster, schedule, live, reported)
     violations += _duplicates(cluster, schedule, bounds)
     violations += _removed_still_running(cluster)
+    violations += _gc_held_back(cluster, bounds)
     notices: dict[str, int] = {}
     for process in cluster.every_process:
         for _, notice in process.notices:
@@ -310,6 +328,7 @@ def check(
         notices=notices,
         snapshot_joins=sum(len(times) for times in cluster.installed_ms.values()),
         snapshot_failures=sum(cluster.snapshots.failed.values()),
+        rejoins=sum(len(times) for times in cluster.rejoined_ms.values()),
     )
 
 
@@ -381,6 +400,39 @@ def _removed_still_running(cluster: Cluster) -> list[Violation]:
         )
         for slot, removed_ms in sorted(cluster.removed_ms.items())
         if cluster.processes[slot].running
+    ]
+
+
+def gone_members(cluster: Cluster) -> dict[int, float]:
+    """Ids some live node's GC still counts that no running process holds: id -> since
+    when (the last of its processes stopped; a made-up id, from the start)."""
+    running = {p.node_id for p in cluster.every_process if p.running}
+    gone: dict[int, float] = {}
+    for process in live_processes(cluster):
+        for member in process.engine.membership.counted():
+            if member in running or member in gone:
+                continue
+            stops = [p.stopped_ms or 0.0 for p in cluster.every_process if p.node_id == member]
+            gone[member] = max(stops, default=0.0)
+    return gone
+
+
+def _gc_held_back(cluster: Cluster, bounds: Bounds) -> list[Violation]:
+    """**GC is not stalled**: a member gone for good (a process replaced at its address,
+    a wiped disk, a made-up id) stops holding garbage collection back within
+    ``Bounds.retire_ms`` (the member timeout, detection and the spreading of the
+    retirement)."""
+    if not bounds.retire_ms:
+        return []
+    now_ms = cluster.loop.now_ms
+    return [
+        Violation(
+            "GC is not stalled",
+            f"member {member:016x}, gone since {since:.0f} ms, still held GC back at"
+            f" {now_ms:.0f} ms (bound {bounds.retire_ms} ms)",
+        )
+        for member, since in sorted(gone_members(cluster).items())
+        if now_ms - since > bounds.retire_ms
     ]
 
 

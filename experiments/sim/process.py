@@ -8,7 +8,9 @@ flight; it covers what was written when it started, takes ``disk_latency_ms``
 and then reports ``Done(synced_ticket)``), notices are recorded, and the
 next tick is scheduled for ``next_tick_ms``. A client write is acknowledged
 once its ticket is durable. A REMOVED or DUPLICATE_ID notice stops the
-process, as it makes the real one exit.
+process, as it makes the real one exit, and is reported to ``on_refused``
+(which restarts the slot as a new node for a process started as
+``rumor node --rejoin-as-new`` is).
 
 Bootstrap by snapshot, as the node does it: ``Ready.snapshot_fetch`` goes to
 the fetcher (``snapshot_transfer``), which reports back through
@@ -101,6 +103,7 @@ class SimulatedProcess:
         trace: Trace | None = None,
         on_snapshot_fetch: Callable[[SimulatedProcess, SnapshotFetch], None] | None = None,
         on_installed: Callable[[SimulatedProcess, SimulatedDisk], None] | None = None,
+        on_refused: Callable[[SimulatedProcess, NoticeKind], None] | None = None,
     ) -> None:
         self.serial = birth.process
         self.address = birth.address
@@ -113,10 +116,12 @@ class SimulatedProcess:
         self.trace = trace
         self.on_snapshot_fetch = on_snapshot_fetch
         self.on_installed = on_installed
+        self.on_refused = on_refused  # stopped by a REMOVED or DUPLICATE_ID notice
         self.incoming: SimulatedDisk | None = None  # a fetched copy, waiting to be installed
         self.running = True
         self.notices: list[tuple[float, Notice]] = []
         self.stopped_by: NoticeKind | None = None
+        self.stopped_ms: float | None = None  # when it stopped (crash, exit), if it did
         self._waiting: deque[tuple[int, object]] = deque()  # (ticket, client write) in order
         self._syncing = False
         self._sync_wanted = 0
@@ -227,6 +232,8 @@ class SimulatedProcess:
         if stop is not None:
             self.stopped_by = stop
             self.stop()
+            if self.on_refused is not None:
+                self.on_refused(self, stop)
             return
         self._schedule_tick(ready.next_tick_ms)
 
@@ -298,4 +305,5 @@ class SimulatedProcess:
         if not self.running:
             return
         self.running = False
+        self.stopped_ms = self.loop.now_ms
         self.network.hang_up(self)

@@ -38,6 +38,13 @@ Faults (``FaultPlan.kind``), each from ``at_ms`` for ``duration_ms``:
   the node's seeds: refused (a restored backup starts a new cluster), so the
   operator starts the node on an empty disk (never the founding node: it has
   no seeds to be refused with, see ``_stale_backup``).
+- ``replace``: a fresh process (a new id, an empty disk) takes ``slots[0]``'s
+  address at once, as a pod replaced with a new volume does: the old id must
+  not be kept alive by the new process's answers, and must stop holding GC back;
+- ``return``: ``slots[0]`` crashes and stays down for ``duration_ms``, past the
+  fuzz's member timeout (``DOWN_PAST_TIMEOUT_MS``), then comes back on its old
+  disk with ``--rejoin-as-new``: refused as retired, it wipes and joins as a new
+  node, and nothing it held comes back.
 """
 
 from __future__ import annotations
@@ -59,6 +66,9 @@ SNAPJOIN_FROM_MS = 1700  # the cluster holds enough records to serve a snapshot 
 SNAPJOIN_UNTIL_MS = 3000
 WRITES_DURING_SNAPJOIN = 12
 STALE_RESTORE_FROM_MS = 3300  # a stale backup is restored near the end of the writes
+# A ``return`` fault's downtime: past the fuzz's member timeout (execution.quick_protocol)
+# with its suspicion and a probe round or two, so the node is retired before it is back.
+DOWN_PAST_TIMEOUT_MS = 7000
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +411,10 @@ def _stale_backup(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
     return replace(plan, slots=(victim,), duration_ms=restored - plan.at_ms)
 
 
+def _return(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+    return replace(plan, duration_ms=DOWN_PAST_TIMEOUT_MS)
+
+
 def _forge(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
     origin = d.rng.choice(d.slots)
     return replace(
@@ -424,6 +438,8 @@ DRAWS: dict[FaultKind, Callable[[_Drawing, FaultPlan, int], FaultPlan]] = {
     FaultKind.FORGE: _forge,
     FaultKind.SNAPJOIN: _snapjoin,
     FaultKind.STALE_BACKUP: _stale_backup,
+    FaultKind.REPLACE: _as_drawn,
+    FaultKind.RETURN: _return,
 }
 
 

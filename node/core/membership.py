@@ -6,8 +6,8 @@ order so every node settles on the same view: a removed member stays removed;
 otherwise the higher incarnation wins, and at equal incarnation the graver
 state wins (alive < suspect < left < dead). "left" is announced by a node
 stopping cleanly: it means down, not gone; only a removal (``rumor admin
-remove-node``, or --member-timeout of dead time) takes a member out of the
-GC's count, and a removed id is refused for ever.
+remove-node``, or the member timeout of left or dead time) takes a member out
+of the GC's count, and a removed id is refused for ever.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class Event(enum.Enum):
     SUSPICION_TIMEOUT = "suspicion_timeout"  # suspected for the whole suspicion timeout
     HEARD_SAME_BOOT = "heard_same_boot"  # a message from the member itself, same process
     HEARD_NEW_BOOT = "heard_new_boot"  # a message from the member itself, a new process
-    REMOVED = "removed"  # `rumor admin remove-node`, or --member-timeout of dead time
+    REMOVED = "removed"  # `rumor admin remove-node`, or the member timeout (left or dead)
 
 
 # (state, event) -> (new state, raise the incarnation). A pair missing from the table

@@ -207,6 +207,18 @@ def _peer_input(stats: ReplicationStats) -> Iterable[Metric]:
         value=stats.claims_clamped,
     )
     yield CounterMetricFamily(
+        "rumor_probe_mismatches",
+        "Probes answered by another node id than the probed member's (not a sign of its"
+        " life: a new process at its old address).",
+        value=stats.probe_mismatches,
+    )
+    yield CounterMetricFamily(
+        "rumor_peer_messages_misaddressed",
+        "Peer requests naming another node as their recipient (the sender's member table"
+        " has an old id at this address).",
+        value=stats.misaddressed,
+    )
+    yield CounterMetricFamily(
         "rumor_peer_messages_malformed",
         "Peer messages rejected whole because a record or claim was malformed.",
         value=stats.malformed_messages,

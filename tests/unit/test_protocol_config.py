@@ -58,7 +58,8 @@ def test_the_node_settings_are_the_knobs_rumor_node_has_always_offered() -> None
     assert {knob.name for knob in ProtocolConfig.node_settings()} == {
         "gossip_interval_ms", "fanout", "lazy_fanout", "anti_entropy_interval_ms",
         "probe_interval_ms", "probe_timeout_ms", "indirect_probes", "suspicion_timeout_ms",
-        "member_timeout_ms", "join_timeout_ms", "seed_contact_interval_ms",
+        "member_timeout_ms", "unconfirmed_member_timeout_ms", "join_timeout_ms",
+        "seed_contact_interval_ms",
         "snapshot_min_records", "audit_interval_ms", "gc_grace_ms", "sweep_interval_ms",
         "max_clock_offset_ms", "min_replicas_timeout_ms",
     }  # fmt: skip

@@ -95,6 +95,7 @@ def test_a_member_refutes_suspicion_of_itself() -> None:
 
 def test_dead_members_time_out_only_with_a_member_timeout() -> None:
     table = membership()
+    table.heard_from(0xC, "127.0.0.1:3", 9, now_ms=0)  # up: a majority sees PEER dead
     table.member_timeout_ms = 500
     table.probe_failed(PEER, now_ms=0)
     table.tick(now_ms=100)  # dead

@@ -74,6 +74,7 @@ def build(
         me,
         suspicion_timeout_ms=config.suspicion_timeout_ms,
         member_timeout_ms=config.member_timeout_ms,
+        unconfirmed_timeout_ms=config.unconfirmed_member_timeout_ms,
     )
     membership.announce(identity.address)  # this boot's address, gossiped to the members
     return Engine(

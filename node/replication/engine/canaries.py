@@ -24,3 +24,5 @@ class Canary(enum.Enum):
     # backup_restore: a restored backup started with seeds is not refused; it joins the
     # cluster it was taken of (the simulator's ``stale_backup`` fault).
     RESTORED_REJOINS = "restored_rejoins"
+    # probing: any answer to a probe is the probed member's sign of life, whoever sent it.
+    ANY_ANSWER_ALIVE = "any_answer_alive"

@@ -76,6 +76,11 @@ class ReplicationStats:
     malformed_messages: int = 0
     claims_clamped: int = 0
     incompatible_messages: int = 0  # refused, or answers rejected, for their protocol version
+    # Probes answered under another id than the probed one (a new process at the old
+    # address): not a sign of life of the probed member.
+    probe_mismatches: int = 0
+    # Requests naming another node as their recipient (the sender's table is stale).
+    misaddressed: int = 0
     calls_failed: int = 0
 
 

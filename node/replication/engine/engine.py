@@ -293,9 +293,14 @@ class Engine:
         self._scale_with_cluster(now)
         self.joining.tick(now)
         self.probing.tick(now)
-        for member_id in self.membership.tick(now.mono_ms):
-            self.notice(NoticeKind.MEMBER_TIMED_OUT, "", member=f"{member_id:016x}")
-            self.remove_member(member_id, now)
+        wrote = self.replica.watermarks.get
+        expired = self.membership.tick(now.mono_ms, lambda member: wrote(member) > 0)
+        if self.serving and not self.snapshots.fetching:
+            # A node still joining neither knows the cluster nor may write (a copy it
+            # installs would drop the retirement): it times nobody out until it serves.
+            for member_id in expired:
+                self.notice(NoticeKind.MEMBER_TIMED_OUT, "", member=f"{member_id:016x}")
+                self.remove_member(member_id, now)
         self.gossip.tick(now)
         self.snapshots.tick(now)
         if self.snapshots.fetching or not writable:
@@ -506,8 +511,11 @@ class Engine:
         return self.envelopes.clamp_coverage(coverage)
 
     def _came_back(self, member_id: int, now: Now) -> None:
-        """A member heard from again after being suspect, dead or left: catch up with it."""
-        self.anti_entropy.catch_up(member_id, now)
+        """A member heard from again after being suspect, dead or left: catch up with it
+        (not while fetching a copy: a synchronisation completing then would make this node
+        serve, and take writes, before an install that drops them)."""
+        if not self.snapshots.fetching:
+            self.anti_entropy.catch_up(member_id, now)
 
     def _catching_up(self) -> bool:
         """A synchronisation or a snapshot is under way (so not serving alone yet)."""

@@ -101,6 +101,7 @@ class Envelopes:
         self._high_dirty = False
         self._heard_directly: set[int] = set()  # origins whose own mark this process heard
         self.issued: dict[int, int] = {}  # each member's last own seq issued, as it said
+        self._boots: dict[int, int] = {}  # the boot nonce ``issued`` and vectors are from
         self.staleness = Staleness()  # how far behind each member this node may be
 
     # ---- outgoing -------------------------------------------------------------
@@ -132,6 +133,7 @@ class Envelopes:
             issued_seq=replica.seq,
             protocol=self.speaks if isinstance(body, MEETINGS) else None,
             refuses_writes=self._refuses_writes(),
+            recipient=to,
         )
 
     # ---- incoming -------------------------------------------------------------
@@ -149,6 +151,16 @@ class Envelopes:
                 RefusalCode.REMOVED,
                 f"node {sender:016x} was removed from the cluster; wipe its data directory"
                 " and start it again to join as a new node",
+            )
+        if envelope.recipient not in (0, services.node_id):
+            # The sender's table has another id at this address (this process replaced
+            # an old one): it is answered all the same, and its probes will tell.
+            services.stats.misaddressed += 1
+            services.notice(
+                NoticeKind.MISADDRESSED,
+                "a peer's message was meant for another node id at this address",
+                peer=f"{sender:016x}",
+                recipient=f"{envelope.recipient:016x}",
             )
         replica.observe_clock(envelope.hlc, now.wall_ms, services.time_for_records(now).wall_ms)
         was = membership.state_of(sender)
@@ -172,7 +184,15 @@ class Envelopes:
         self._learn_high(sender, envelope)
         if sender in envelope.watermarks:
             self.staleness.heard(sender, envelope.watermarks[sender], now.mono_ms)
-        if envelope.issued_seq or sender not in self.issued:
+        if self._boots.get(sender) != envelope.boot_nonce:
+            # A new process of the member: what it has seen and issued starts afresh. One
+            # restarted on a stale copy of its disk, or after a power loss, has seen and
+            # issued less than its previous life said, and a mark kept from that life
+            # would hold GC's second phase for ever, waiting for seqs that went with it.
+            self._boots[sender] = envelope.boot_nonce
+            self.issued[sender] = envelope.issued_seq
+            membership.vectors.pop(sender, None)
+        elif envelope.issued_seq:
             self.issued[sender] = envelope.issued_seq
         if envelope.watermarks:
             vector = membership.vectors.setdefault(sender, {})

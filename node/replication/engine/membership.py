@@ -8,6 +8,22 @@ higher incarnation from the member itself) within the suspicion timeout is
 *dead*. Dead means down, not gone: only a removal takes a member out of the
 count that garbage collection waits on. The node's own incarnation and the
 table are persisted, so a restart keeps both.
+
+The member lifecycle (what ``tick`` hands the engine to retire):
+
+- a member that left, or is dead, for ``member_timeout_ms`` is timed out
+  (retired for ever: it stops holding GC back, and if it comes back with its
+  data it is refused and must rejoin as a new node). A dead one only while
+  this node sees a majority of the members up (those a probe of it reached
+  once or whose writes it holds: not made-up ids): in a partition, only one
+  side can time the other out, never both sides each other; a member that
+  left said so itself and needs no majority;
+- a member no probe of this node ever confirmed (answered under its own id at
+  its address, directly or through a helper), that is down and of whose
+  writes this node holds none, is timed out after the shorter
+  ``unconfirmed_timeout_ms``: a forged message from a made-up id, or an
+  address whose process was replaced, must not hold GC back for hours.
+  Confirmations are kept in the store, so a restart does not forget them.
 """
 
 from __future__ import annotations
@@ -15,7 +31,7 @@ from __future__ import annotations
 import random
 import struct
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,6 +41,7 @@ from rumor.node.storage import layout
 from rumor.node.storage.store import META, Store, prefix_end
 
 _MEMBER = struct.Struct(">QQBQ")  # id, incarnation, state, boot nonce
+_CONFIRMED_PREFIX = b"confirmed-member/"  # + id u64: a probe of this node reached it once
 RETRANSMITS = 6
 
 
@@ -62,11 +79,13 @@ class Membership:
         *,
         suspicion_timeout_ms: int = 5000,
         member_timeout_ms: int = 0,
+        unconfirmed_timeout_ms: int = 0,
     ) -> None:
         self.store = store
         self.retransmits = RETRANSMITS  # the engine scales it with the cluster
         self.suspicion_timeout_ms = suspicion_timeout_ms
         self.member_timeout_ms = member_timeout_ms
+        self.unconfirmed_timeout_ms = unconfirmed_timeout_ms
         self.members: dict[int, Member] = {}
         self._views: dict[str, list[Any]] = {}
         for _, raw in store.scan(
@@ -84,6 +103,15 @@ class Membership:
         self._gossip: deque[_Gossiped] = deque([_Gossiped(self.me, self.retransmits)])
         self._probe_order: list[int] = []
         self.removed_me = False
+        self._loaded_down = [
+            m.id
+            for m in self.members.values()
+            if m.state in (State.DEAD, State.LEFT) and m.id != self.me.id
+        ]
+        self.confirmed: set[int] = {
+            struct.unpack(">Q", key[len(_CONFIRMED_PREFIX) :])[0]
+            for key, _ in store.scan(META, _CONFIRMED_PREFIX, prefix_end(_CONFIRMED_PREFIX))
+        }
 
     # ---- the table ------------------------------------------------------
 
@@ -277,6 +305,16 @@ class Membership:
         member = self.members.get(member_id)
         if member is not None:
             self._apply(member, Event.PROBE_OK, now_ms)
+            self.confirm(member_id)
+
+    def confirm(self, member_id: int) -> None:
+        """A probe of this node reached ``member_id`` itself: it is a real process."""
+        if member_id in self.confirmed:
+            return
+        self.confirmed.add(member_id)
+        batch = self.store.batch()
+        batch.put(META, _CONFIRMED_PREFIX + struct.pack(">Q", member_id), b"")
+        self.store.write(batch)
 
     def probe_failed(self, member_id: int, now_ms: int) -> None:
         member = self.members.get(member_id)
@@ -290,20 +328,53 @@ class Membership:
         self._persist([self.me])
         return self.me
 
-    def tick(self, now_ms: int) -> list[int]:
-        """Advance suspicion timers; returns ids whose --member-timeout of dead time ran out."""
+    def tick(self, now_ms: int, wrote: Callable[[int], bool] = lambda _: True) -> list[int]:
+        """Advance suspicion timers; returns the ids to retire (see the module docstring).
+        ``wrote(id)``: whether this node holds writes of that member."""
+        while self._loaded_down:
+            # Down when this process loaded the table: its time starts now.
+            self.since_ms.setdefault(self._loaded_down.pop(), now_ms)
         expired: list[int] = []
+        majority: bool | None = None
         for member_id, since in list(self.since_ms.items()):
             member = self.members[member_id]
-            if member.state is State.SUSPECT and now_ms - since >= self.suspicion_timeout_ms:
+            down_ms = now_ms - since
+            if member.state is State.SUSPECT and down_ms >= self.suspicion_timeout_ms:
                 self._apply(member, Event.SUSPICION_TIMEOUT, now_ms)
-            elif (
-                member.state in (State.DEAD, State.LEFT)
-                and self.member_timeout_ms
-                and now_ms - since >= self.member_timeout_ms
-            ):
-                expired.append(member_id)
+                continue
+            if member.state not in (State.DEAD, State.LEFT):
+                continue
+            unconfirmed = (
+                self.unconfirmed_timeout_ms
+                and member_id not in self.confirmed
+                and down_ms >= self.unconfirmed_timeout_ms
+                and not wrote(member_id)
+            )
+            timed_out = self.member_timeout_ms and down_ms >= self.member_timeout_ms
+            if not (unconfirmed or timed_out):
+                continue
+            if member.state is State.DEAD:
+                if majority is None:
+                    majority = self.sees_majority(wrote)
+                if not majority:
+                    continue
+            expired.append(member_id)
         return expired
+
+    def sees_majority(self, wrote: Callable[[int], bool] = lambda _: True) -> bool:
+        """Whether more than half of the members (this node included) are up, counting
+        those a probe of this node reached once or whose writes it holds: a made-up id
+        must not dilute the majority, nor a real member a node has not probed yet (just
+        upgraded, or restarted in a partition) be left out of it."""
+        real = [
+            m
+            for m in self.members.values()
+            if m.state is not State.REMOVED
+            and m.id != self.me.id
+            and (m.id in self.confirmed or wrote(m.id))
+        ]
+        up = 1 + sum(1 for m in real if m.up)
+        return 2 * up > 1 + len(real)
 
     def remove(self, member_id: int, now_ms: int) -> None:
         member = self.members.get(member_id) or Member(member_id, "")

@@ -41,6 +41,10 @@ class Envelope:
     protocol: Speaks | None = None
     # Why the sender takes no writes now (its disk is full, its clock is fenced); "": it does.
     refuses_writes: str = ""
+    # The member the sender meant to reach (0: a seed known only by its address). A
+    # process answering under another id is not that member (a new process at its
+    # old address): probes compare, and a receiver counts requests meant for another.
+    recipient: int = 0
 
 
 # ---- requests and their replies -----------------------------------------------------
@@ -227,13 +231,15 @@ class NoticeKind(enum.Enum):
     REMOVED = "removed"  # this node was removed: stop (exit 78)
     DUPLICATE_ID = "duplicate_id"  # another live process holds this node's id: stop
     MEMBER_STATE = "member_state"  # a member changed state
-    MEMBER_TIMED_OUT = "member_timed_out"  # removed after --member-timeout of dead time
+    MEMBER_TIMED_OUT = "member_timed_out"  # retired: left or dead past its timeout
     AUDIT_REPAIRED = "audit_repaired"  # a genuine divergence was repaired (a bug to report)
     CLOCK_OFFSET = "clock_offset"  # this node's clock is off from the majority (warn only)
     CLOCK_FENCED = "clock_fenced"  # ... and fenced: no writes, not ready for reads
     CLOCK_UNFENCED = "clock_unfenced"  # back in range
     MALFORMED = "malformed"  # a peer sent a malformed message; it was rejected whole
     CLAMPED = "clamped"  # a watermark claim above its origin's known high seq was clamped
+    PROBE_MISMATCH = "probe_mismatch"  # a probe was answered under another id: not alive
+    MISADDRESSED = "misaddressed"  # a request named another node as its recipient
     SEED_UNREACHABLE = "seed_unreachable"  # no seed answered; retrying with backoff
     SNAPSHOT = "snapshot"  # bootstrap by snapshot: admitted, fetching, or falling back
     INSTALL_SNAPSHOT = "install_snapshot"  # a verified copy is downloaded: stop, install it

@@ -8,6 +8,15 @@ transition table decides the rest: dead after the suspicion timeout unless
 it refutes). Now and then a dead or departed member is pinged too, since
 partitions heal and nodes restart; its answer is proof of life.
 
+A probe is answered by the probed member or it is not an answer. Requests
+name their recipient, and a process at the member's address that answers
+under another id (a new process at an old address: a pod replaced with a
+fresh volume) is not a sign of the member's life: the mismatch is counted
+and noticed, and the probe goes on as if nobody had answered (indirect
+probes, which check the same, then suspicion). Otherwise the new process
+would keep the old id alive for ever, and with it the tombstones that
+garbage collection waits to see purged.
+
 Each direct ping also measures the member's clock offset NTP-style (the four
 timestamps, our side taken as max(wall clock, HLC), and once more as our
 wall clock alone), which the clock fence judges.
@@ -19,8 +28,17 @@ from dataclasses import dataclass
 
 from rumor.node.core.clock_fence import ClockFence, ntp_offset, round_trip
 from rumor.node.core.membership import Member
+from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.components import Continuation, Services
-from rumor.node.replication.engine.messages import Failed, Now, Ping, PingReply, Response
+from rumor.node.replication.engine.messages import (
+    Failed,
+    FailureCause,
+    NoticeKind,
+    Now,
+    Ping,
+    PingReply,
+    Response,
+)
 
 
 @dataclass(slots=True)
@@ -66,6 +84,8 @@ class Probing:
         sent_wall = now.wall_ms
 
         def measured(answer: Response | Failed, at: Now) -> None:
+            if isinstance(answer, Response) and not self._answered_by(answer, member):
+                answer = Failed(answer.message_id, FailureCause.OTHER, "answered by another id")
             if isinstance(answer, Response) and isinstance(answer.body, PingReply):
                 reply = answer.body
                 if reply.received_ms:
@@ -87,6 +107,24 @@ class Probing:
             now,
             timeout_ms=self.services.config.probe_timeout_ms,
         )
+
+    def _answered_by(self, answer: Response, member: Member) -> bool:
+        """Whether ``member`` itself answered (not another process at its address); a
+        mismatch is counted and noticed. A member known by address only (id 0) is
+        whoever answers."""
+        services = self.services
+        answerer = answer.envelope.sender
+        if not member.id or answerer == member.id or Canary.ANY_ANSWER_ALIVE in services.canaries:
+            return True
+        services.stats.probe_mismatches += 1
+        services.notice(
+            NoticeKind.PROBE_MISMATCH,
+            "a probe was answered under another node id: not a sign of the probed member's life",
+            member=f"{member.id:016x}",
+            answered_by=f"{answerer:016x}",
+            address=member.address,
+        )
+        return False
 
     def _direct_answer(self, answer: Response | Failed, now: Now) -> None:
         probe = self.probe

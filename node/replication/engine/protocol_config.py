@@ -142,9 +142,22 @@ class ProtocolConfig:
     retransmit_mult: int = _knob(
         4, "Each member update rides on mult * ceil(log10(n + 1)) messages.", minimum=1
     )
+    # Hours, not never: a member gone for good (a scaled-down pod, a lost host) held
+    # tombstone GC back for ever. Long enough for a reboot, a rolling upgrade or a
+    # volume moved to another host; a member back after it must rejoin as a new node.
     member_timeout_ms: int = _knob(
-        0,
-        "Remove a member after this much dead time (0: never; removal is for ever).",
+        4 * 3600 * 1000,
+        "Retire a member after this long left or dead (dead: only while a majority of the"
+        " members is up); it then stops holding GC back, and must rejoin as a"
+        " new node (0: never, and a member gone for good stalls GC until remove-node).",
+        minimum=0,
+        flag=True,
+    )
+    unconfirmed_member_timeout_ms: int = _knob(
+        60_000,
+        "Retire sooner a down member that no probe of this node ever reached and that"
+        " wrote nothing held here (a forged id, a replaced address): it holds GC back"
+        " only this long (0: only member_timeout_ms applies).",
         minimum=0,
         flag=True,
     )
@@ -256,6 +269,7 @@ class ProtocolConfig:
             probe_interval_ms=100,
             probe_timeout_ms=100,
             suspicion_timeout_ms=500,
+            unconfirmed_member_timeout_ms=2000,
             join_timeout_ms=1000,
             seed_retry_min_ms=50,
             seed_retry_max_ms=500,

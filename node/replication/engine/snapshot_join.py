@@ -106,6 +106,11 @@ class SnapshotJoin:
         if isinstance(answer, Failed):
             self.fall_back(f"admission failed: {answer.cause.value}", now)
             return
+        if services.serving():
+            # A synchronisation already under way completed meanwhile: this node serves,
+            # and may have taken writes that installing a copy would drop.
+            self.fall_back("serving already", now)
+            return
         body = answer.body
         if not isinstance(body, AdmitReply) or not body.admitted:
             reason = body.reason if isinstance(body, AdmitReply) else "unexpected answer"
@@ -124,6 +129,9 @@ class SnapshotJoin:
             # It took writes or records while the copy travelled (it became ready through
             # a peer's exchange): installing would throw them away, acknowledged or not.
             self.fall_back("this node holds data of its own now: it keeps it", now)
+            return
+        if self.services.serving():
+            self.fall_back("serving already: the copy would drop what this node took", now)
             return
         self.services.notice(
             NoticeKind.INSTALL_SNAPSHOT,

@@ -115,6 +115,7 @@ def envelope_to_pb(envelope: Envelope) -> pb.Envelope:
         high_seqs=envelope.high_seqs,
         issued_seq=envelope.issued_seq,
         refuses_writes=envelope.refuses_writes,
+        recipient=envelope.recipient,
     )
 
 
@@ -154,6 +155,7 @@ def envelope_from_pb(message: pb.Envelope, protocol: Speaks | None = None) -> En
         issued_seq=message.issued_seq,
         protocol=protocol,
         refuses_writes=message.refuses_writes[:MAX_REASON_CHARS],
+        recipient=message.recipient,
     )
 
 

@@ -394,8 +394,13 @@ class EngineDriver:
             log.info("peer.protocol", **fields)
         elif kind is NoticeKind.INCOMPATIBLE_PEER:
             self.throttle.warning("replication.incompatible_peer", message, message=message)
-        elif kind in (NoticeKind.MALFORMED, NoticeKind.CLAMPED):
-            cause = fields.get("peer") or fields.get("origin")
+        elif kind in (
+            NoticeKind.MALFORMED,
+            NoticeKind.CLAMPED,
+            NoticeKind.PROBE_MISMATCH,
+            NoticeKind.MISADDRESSED,
+        ):
+            cause = fields.get("peer") or fields.get("origin") or fields.get("member")
             self.throttle.warning(f"replication.{kind.value}", cause, message=message, **fields)
         else:
             log.warning(

@@ -15,6 +15,9 @@ installed across a restart of the node (in the same process):
 5. The node starts on the installed store and takes the tail by
    anti-entropy.
 
+``wipe`` runs the same steps with nothing to move in: the data directory of a
+node refused as removed is emptied, so it starts again as a new node.
+
 Crash safety. ``resume`` runs at every start-up before the store opens.
 Without a marker, incoming/ is a download or a preparation that did not
 finish: it is removed, and the node (still empty) joins afresh. With a
@@ -58,6 +61,15 @@ def begin(data_dir: str | os.PathLike[str]) -> None:
     old = sorted(p.name for p in root.iterdir() if p.is_file() and p.name not in KEEP)
     _write_marker(root, {"phase": "delete", "old": old})
     resume(root)
+
+
+def wipe(data_dir: str | os.PathLike[str]) -> None:
+    """The store is closed: delete the data directory's own files, as crash-safely as an
+    install (it is one, of nothing): a node refused as removed rejoins as a new node."""
+    root = Path(data_dir)
+    shutil.rmtree(_incoming(root), ignore_errors=True)
+    _incoming(root).mkdir()
+    begin(root)
 
 
 def resume(data_dir: str | os.PathLike[str]) -> bool:
