@@ -152,6 +152,12 @@ class FakeAdmin:
         for _ in range(3):
             yield pb.RecordInfo()
 
+    async def Backup(  # noqa: N802
+        self, request: pb.BackupRequest, context: Any
+    ) -> AsyncIterator[pb.BackupChunk]:
+        self.calls.append("Backup")
+        yield pb.BackupChunk()
+
     async def Checkpoint(  # noqa: N802
         self, request: pb.CheckpointRequest, context: Any
     ) -> pb.CheckpointResponse:
