@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rumor.experiments.faults import FaultKind
 from rumor.experiments.sim.execution import run_schedule
 from rumor.experiments.sim.invariants import Outcome
 from rumor.experiments.sim.schedule import Schedule, generate
@@ -54,12 +55,14 @@ def schedule_for(
     durability: str,
     canaries: tuple[Canary, ...],
     session_clients: int = 0,
+    kinds: frozenset[FaultKind] | None = None,
 ) -> Schedule:
     return generate(
         seed * SEED_STRIDE + index,
         durability=durability,
         canaries=canaries,
         session_clients=session_clients,
+        kinds=kinds,
     )
 
 

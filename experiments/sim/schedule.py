@@ -210,6 +210,7 @@ def generate(
     faults: int = 3,
     keys: int = 24,
     session_clients: int = 0,
+    kinds: frozenset[FaultKind] | None = None,
 ) -> Schedule:
     """A random schedule: a cluster of ``nodes`` (a range), ``writes`` writes, ``faults`` faults,
     and ``session_clients`` clients that move between nodes in a session.
@@ -217,7 +218,10 @@ def generate(
     Every draw comes from ``random.Random(seed)`` in a fixed order (the
     cluster, then each fault, then the writes), so a seed is a schedule; the
     session clients draw from their own generator, so adding them leaves the
-    rest of a seed's schedule as it was.
+    rest of a seed's schedule as it was. ``kinds`` (default: every kind of
+    ``DRAWS``) limits what the faults may be: a seed drawn with the kinds of an
+    earlier release is the schedule that release drew (regression tests pin
+    schedules that way).
     """
     rng = random.Random(seed)
     count = rng.randint(*nodes)
@@ -228,7 +232,8 @@ def generate(
         plans.append(split)
     else:
         node_plans = _one_cluster(rng, slots)
-    drawing = _Drawing(rng, slots, keys, next_slot=count)
+    drawn = tuple(kind for kind in DRAWS if kinds is None or kind in kinds)
+    drawing = _Drawing(rng, slots, keys, next_slot=count, kinds=drawn)
     plans += [drawing.fault() for _ in range(faults)]
     write_plans = [_write(rng, slots, keys) for _ in range(writes)] + drawing.burst
     write_plans.sort(key=lambda w: w.at_ms)
@@ -319,11 +324,12 @@ class _Drawing:
     slots: list[int]
     keys: int
     next_slot: int
+    kinds: tuple[FaultKind, ...]  # what a fault may be, in ``DRAWS``'s order
     burst: list[WritePlan] = field(default_factory=list)
 
     def fault(self) -> FaultPlan:
         rng = self.rng
-        kind = rng.choice(tuple(DRAWS))
+        kind = rng.choice(self.kinds)
         at = rng.randint(FAULTS_FROM_MS, FAULTS_UNTIL_MS)
         duration = rng.randint(200, 1200)
         victim = rng.choice(self.slots)

@@ -5,9 +5,11 @@ anti-entropy, with writes on one node. Over loopback a message takes well
 under a millisecond, so the simulator is given 0.2-1 ms latencies. What the
 simulator leaves out is the real node's own work per hop — the fsync of group
 commit before a record may be pushed, Python and gRPC processing, event-loop
-scheduling — a few milliseconds on this kind of machine. So we require the
-real median time to full replication to lie between half the simulated one
-and the simulated one plus 15 ms: a gossip interval and a half of slack, tight
+scheduling — a few milliseconds on this kind of machine; a real node that
+pushes a write at once may also beat the simulated interval (both medians are
+then around a millisecond: 0.9 real against 1.8 simulated was seen). So we
+require the real median time to full replication to lie between a quarter of
+the simulated one and the simulated one plus 15 ms: a gossip interval and a half of slack, tight
 enough to catch a driver that stops pushing (it would fall back to the 1 s
 anti-entropy, 50x over) or a simulator that stops modelling the interval.
 """
@@ -39,6 +41,6 @@ def test_simulated_and_real_median_replication_agree(tmp_path: Path) -> None:
             seed=3,
         )
     )
-    assert simulated.p50_ms / 2 <= real.p50_ms <= simulated.p50_ms + 15, (
+    assert simulated.p50_ms / 4 <= real.p50_ms <= simulated.p50_ms + 15, (
         f"real p50 {real.p50_ms:.1f} ms, simulated p50 {simulated.p50_ms:.1f} ms"
     )
