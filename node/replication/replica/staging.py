@@ -117,9 +117,7 @@ def stage(
         # The replaced record's log entry stays until every member has seen its seq:
         # it points at the key, so an answer covering that seq sends the record that
         # replaced it. Already seen everywhere: dropped now, as the sweeper would.
-        if held.seq <= state.purge_rule.stable.get(held.origin, 0):
-            batch.delete(LOG, layout.log_key(held.origin, held.seq))
-            pending.log_dropped += 1
+        _drop_seen_log_entry(state, batch, pending, held)
         if held.tombstone:
             pending.tombstones_held -= 1
         else:
@@ -140,6 +138,16 @@ def stage(
         _stage_rare(pending, record, header)
 
 
+def _drop_seen_log_entry(
+    state: ReplicaState, batch: Batch, pending: Pending, held: RecordHeader
+) -> None:
+    """Drop the log entry of ``held``, a record being replaced, if every member has seen
+    its seq (the sweeper's rule, applied by the write that replaces it)."""
+    if state.purge_rule.purgeable(held.origin, held.seq):
+        batch.delete(LOG, layout.log_key(held.origin, held.seq))
+        pending.log_dropped += 1
+
+
 def stage_many(
     state: ReplicaState,
     batch: Batch,
@@ -153,7 +161,6 @@ def stage_many(
     headers) or an earlier record of the batch holds for its key: the same batch and
     ``Pending``, with the store's and the audit's work done a family at a time."""
     staged = pending.staged
-    stable = state.purge_rule.stable
     values: list[bytes | None] = []
     live: tuple[list[bytes], list[int], list[int]] = ([], [], [])
     replaced: tuple[list[bytes], list[int], list[int]] = ([], [], [])
@@ -164,9 +171,7 @@ def stage_many(
         if held is None and raw is not None:
             held = RecordHeader.decode(raw)
         if held is not None:
-            if held.seq <= stable.get(held.origin, 0):  # seen everywhere: as ``stage`` does
-                batch.delete(LOG, layout.log_key(held.origin, held.seq))
-                pending.log_dropped += 1
+            _drop_seen_log_entry(state, batch, pending, held)
             if held.tombstone:
                 replaced_tombstones += 1
             else:
