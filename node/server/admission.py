@@ -100,6 +100,12 @@ class ByteBudget:
         """Whether a reservation of ``size`` bytes would be taken now, without waiting."""
         return self._fits(size)
 
+    def room_for(self, size: int) -> int:
+        """How many reads of up to ``size`` bytes each ``admits`` now, one after another
+        (one when nothing is in flight: any read is then admitted)."""
+        fit = max(0, (self.capacity - self.in_flight) // max(size, 1))
+        return max(fit, 1) if self.in_flight == 0 else fit
+
     def hold(self, size: int) -> Reservation:
         """Take ``size`` bytes now, room or not: for what was read while ``admits`` said so."""
         self.in_flight += size

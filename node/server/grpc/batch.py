@@ -111,14 +111,6 @@ def _write_result(
 _Get = tuple[int, kv_pb2.GetRequest, bytes, SessionToken | None]
 
 
-def _unestimated_reads(budget: ByteBudget) -> int:
-    """How many Gets may read now without a header read for an estimate: as many
-    values of the largest size as the read budget has room for (one when nothing is
-    in flight, as any read is then admitted)."""
-    fit = (budget.capacity - budget.in_flight) // validation.MAX_VALUE_BYTES
-    return max(fit, 1) if budget.in_flight == 0 else max(fit, 0)
-
-
 @dataclass(slots=True)
 class _Reads:
     """A frame's Gets that passed their checks, by namespace, in arrival order."""
@@ -285,7 +277,8 @@ class BatchStream:
         budget = self._reads
         results: list[kv_pb2.BatchResult] = []
         reservation = budget.hold(0)
-        while pending and (fit := _unestimated_reads(budget)):
+        # As many Gets as values of the largest size fit read without a header estimate.
+        while pending and (fit := budget.room_for(validation.MAX_VALUE_BYTES)):
             run, pending = pending[:fit], pending[fit:]
             reservation.settle(reservation.held + self._read_gets(run, results))
         if not pending:
