@@ -314,8 +314,22 @@ def test_dockerfile_installs_pinned_dependencies_and_no_plotting() -> None:
     assert "matplotlib>=3.8" in pyproject["project"]["optional-dependencies"]["lab"]
 
 
+def test_the_dockerfile_copies_every_package_pyproject_maps() -> None:
+    """The image's wheel is built from what the Dockerfile copies: every package
+    directory pyproject.toml maps, pyproject.toml and the README it names."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    package_dirs = set(pyproject["tool"]["setuptools"]["package-dir"].values())
+    copied = set()
+    for keyword, rest in dockerfile_instructions():
+        words = rest.split()
+        if keyword == "COPY" and not words[0].startswith("--from"):
+            copied |= {source.rstrip("/") for source in words[:-1]}
+    tops = {Path(directory).parts[0] for directory in package_dirs}
+    assert tops | {"pyproject.toml", pyproject["project"]["readme"]} <= copied, copied
+
+
 def test_the_build_context_holds_every_package_pyproject_maps() -> None:
-    """The Dockerfile copies the checkout; .dockerignore must not drop a package."""
+    """.dockerignore must not drop a package the Dockerfile copies."""
     ignored = [
         line.strip().rstrip("/")
         for line in (ROOT / ".dockerignore").read_text().splitlines()
