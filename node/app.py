@@ -32,8 +32,6 @@ import json
 import random
 import signal
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +39,8 @@ from typing import Any
 import structlog
 from google.protobuf.descriptor import ServiceDescriptor
 
-from rumor.node import logs
+from rumor.node import data_dir as data_dir_steps
+from rumor.node import logs, shutdown
 from rumor.node.config import Config
 from rumor.node.core.disk_space import MIB, DiskSpaceRule
 from rumor.node.core.errors import InsufficientStorage
@@ -49,12 +48,10 @@ from rumor.node.replication import Durability, Replica
 from rumor.node.replication.engine.build import Identity, build
 from rumor.node.replication.engine.engine import Engine
 from rumor.node.replication.engine.messages import NoticeKind, Now
-from rumor.node.replication.replica import backup_restore
 from rumor.node.server import release
 from rumor.node.server.access import HttpAccess, titles_of
 from rumor.node.server.admin_token import AdminToken
 from rumor.node.server.admission import ByteBudget, CallBudget
-from rumor.node.server.backup import restore as backup_restore_files
 from rumor.node.server.backup.describe import backup_info, manifest_of
 from rumor.node.server.backup.scheduled import ScheduledBackups
 from rumor.node.server.console import app as console
@@ -87,7 +84,7 @@ from rumor.node.server.metrics import Conditions, Metrics
 from rumor.node.server.operations import Operations
 from rumor.node.server.snapshot import swap as snapshot_swap
 from rumor.node.server.snapshot.client import download, grpc_stream
-from rumor.node.server.snapshot.server import SnapshotServer, remove_all
+from rumor.node.server.snapshot.server import SnapshotServer
 from rumor.node.server.upload_budget import UploadBudget
 from rumor.node.server.watch import WatchHub
 from rumor.node.server.workers import worker
@@ -101,9 +98,7 @@ from rumor.node.startup import (
     throttled_loop_errors,
     tune_garbage_collector,
 )
-from rumor.node.storage import RocksStore, layout
-from rumor.node.storage.rocks import RESTORED_MARKER
-from rumor.node.storage.store import META
+from rumor.node.storage import RocksStore
 
 log = structlog.get_logger(__name__)
 
@@ -168,25 +163,18 @@ class Node:
 
     async def run(self) -> int:
         data_dir = self.config.data_dir
-        if backup_restore_files.restored_from(data_dir) is not None:
-            refused = backup_restore.refusal(self.config.seed_list())
-            if refused is not None:
-                print(f"rumor node: {refused}", file=sys.stderr, flush=True)
-                return EXIT_RESTORED_WITH_SEEDS
-        remove_all(data_dir)  # checkpoints served by an earlier process
-        if snapshot_swap.resume(data_dir):
-            log.info("snapshot.installed", message="an interrupted install was finished")
-        rule = DiskSpaceRule(self.config.disk_reserve_mb * MIB)
+        refused = data_dir_steps.prepare(data_dir, self.config.seed_list())
+        if refused is not None:
+            print(f"rumor node: {refused}", file=sys.stderr, flush=True)
+            return EXIT_RESTORED_WITH_SEEDS
         while True:
-            disk_space.before_open(Path(data_dir), rule)
             try:
-                store = RocksStore(data_dir)
+                store = data_dir_steps.open_store(data_dir, self.config.disk_reserve_mb)
             except InsufficientStorage as error:
                 print(f"rumor node: {error}", file=sys.stderr, flush=True)
                 return EXIT_DISK_FULL
             try:
-                self._take_new_id_if_restored(store)
-                self._begin_cluster_if_restored_from_backup(store)
+                data_dir_steps.adopt_copy(store)
                 await self._serve(store)
                 if self._install and self._replica is not None:
                     self._install = self._prepare_install(self._replica)
@@ -343,13 +331,13 @@ class Node:
         snapshots = SnapshotServer(
             config.data_dir, wiring.store.snapshot_files, engine.snapshots.may_serve
         )
-        _on_stop(stack, "snapshots", snapshots.close)
+        shutdown.on_stop(stack, "snapshots", snapshots.close)
         # Backups are streamed by a server of their own: Admin's authorisation admits.
         backups = SnapshotServer(
             config.data_dir, wiring.store.snapshot_files, lambda _: True, prefix="backup-"
         )
-        _on_stop(stack, "backups", backups.close)
-        _on_stop(stack, "driver", driver.stop)
+        shutdown.on_stop(stack, "backups", backups.close)
+        shutdown.on_stop(stack, "driver", driver.stop)
         operations = Operations(
             replica,
             driver.commit,
@@ -428,7 +416,7 @@ class Node:
                 admin_metadata=security.call_metadata,
             ),
         )
-        _on_stop(stack, "console peers", peers.stop)
+        shutdown.on_stop(stack, "console peers", peers.stop)
         return ClusterView(wiring.driver, wiring.watches, loop_lag, peers)
 
     # ---- start: listen, serve, run; stop is the exit stack unwinding -------------
@@ -438,24 +426,24 @@ class Node:
     ) -> None:
         config, server, driver = self.config, wiring.server, wiring.driver
         loop_lag = asyncio.create_task(services.loop_lag.run(), name="loop-lag")
-        stack.push_async_callback(_cancelled, loop_lag)
+        stack.push_async_callback(shutdown.cancelled, loop_lag)
         if driver.disk is not None:
             guard = driver.disk
             stack.push_async_callback(guard.stop)  # after the watch: a probe may be under way
             disk_watch = asyncio.create_task(guard.watch(), name="disk-space")
-            stack.push_async_callback(_cancelled, disk_watch)
+            stack.push_async_callback(shutdown.cancelled, disk_watch)
         http_runner, http_address = await self._serve_http(wiring, services)
         if http_runner is not None:
-            _on_stop(stack, "http", http_runner.cleanup)
+            shutdown.on_stop(stack, "http", http_runner.cleanup)
         kv_service = services.kv_service
         kv_service.grpc_address, kv_service.http_address = wiring.listen, http_address or ""
         if http_address and wiring.security.http_tls is not None:
             kv_service.http_address = f"https://{http_address}"  # Listeners tells clients
         self._listen, self._http = wiring.listen, http_address or ""
         await server.start()
-        _on_stop(stack, "grpc", lambda: server.stop(config.shutdown_grace_ms / 1000))
-        _on_stop(stack, "leave", driver.leave, when=self._leaves)
-        _on_stop(stack, "health", lambda: server.set_serving(False))
+        shutdown.on_stop(stack, "grpc", lambda: server.stop(config.shutdown_grace_ms / 1000))
+        shutdown.on_stop(stack, "leave", driver.leave, when=self._leaves)
+        shutdown.on_stop(stack, "health", lambda: server.set_serving(False))
         await server.set_serving(driver.ready)
         if wiring.owner is not None:
             workers = Supervisor(
@@ -465,7 +453,7 @@ class Node:
                 http_address or "",
                 config.to_json(),
             )
-            _on_stop(stack, "workers", workers.stop)
+            shutdown.on_stop(stack, "workers", workers.stop)
             await workers.start()
         replica = driver.replica
         structlog.contextvars.bind_contextvars(node=config.name or f"{replica.node_id:016x}")
@@ -480,7 +468,7 @@ class Node:
                 lambda: manifest_of(backup_info(driver), ()),
             )
             scheduled.start()
-            _on_stop(stack, "scheduled backups", scheduled.stop)
+            shutdown.on_stop(stack, "scheduled backups", scheduled.stop)
         self._install_signal_handlers()
         self._reload_security_on_change(wiring, services, stack)
         self._announce_ready(wiring.listen, wiring.advertise, http_address, replica)
@@ -514,7 +502,7 @@ class Node:
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, "SIGHUP")
         watcher = asyncio.create_task(watch(), name="security-files")
-        stack.push_async_callback(_cancelled, watcher)
+        stack.push_async_callback(shutdown.cancelled, watcher)
 
     def _leaves(self) -> bool:
         """A stopping node tells its peers it left, unless the cluster refused it or it
@@ -620,39 +608,6 @@ class Node:
         }
         print(json.dumps(ready), flush=True)
 
-    def _take_new_id_if_restored(self, store: RocksStore) -> None:
-        """A node started on a checkpoint (or a copy) must not claim the original's id."""
-        marker = store.path / RESTORED_MARKER
-        if not marker.exists():
-            return
-        old = store.get(META, layout.META_NODE_ID)
-        _, hlc = layout.unpack_marks(store.get(META, layout.META_MARKS))
-        batch = store.batch()
-        batch.put(META, layout.META_NODE_ID, layout.pack_u64(new_node_id()))
-        batch.put(META, layout.META_MARKS, layout.pack_marks(0, hlc))  # a new origin: seq 0
-        batch.delete(META, layout.META_RESERVED)
-        batch.delete(META, layout.META_INCARNATION)
-        store.write(batch)
-        store.sync_wal()
-        marker.unlink()
-        log.info(
-            "node.restored",
-            previous_id=None if old is None else f"{layout.unpack_u64(old):016x}",
-        )
-
-    def _begin_cluster_if_restored_from_backup(self, store: RocksStore) -> None:
-        """A restored backup's first start: the first node of a new cluster."""
-        described = backup_restore_files.restored_from(store.path)
-        if described is None:
-            return
-        previous = backup_restore.begin_new_cluster(store, new_node_id())
-        backup_restore_files.clear_marker(store.path)
-        log.info(
-            "node.restored_from_backup",
-            previous_id=None if previous is None else f"{previous:016x}",
-            backup_taken_ms=described.get("taken_ms"),
-        )
-
     def _refused(self, message: str, kind: NoticeKind) -> None:
         """The cluster refuses this node: it was removed, or another process holds its id;
         or the engine stops it to install a downloaded snapshot."""
@@ -675,58 +630,7 @@ class Node:
         loop.set_exception_handler(throttled_loop_errors())
 
 
-SLOW_STOP_STEP_S = 1.0  # a shutdown step slower than this is logged, by name
 SECURITY_POLL_S = 1.0  # how often token and secret files are checked for a change
-
-
-async def _timed(step: str, work: Awaitable[object]) -> None:
-    """Await one shutdown step, saying which one is slow: once it has taken
-    ``SLOW_STOP_STEP_S`` (so a stop that hangs says where) and when it is done."""
-    started = time.monotonic()
-    warning = asyncio.get_running_loop().call_later(
-        SLOW_STOP_STEP_S,
-        lambda: log.warning("node.stop_slow", step=step, done=False, awaiting=_awaiting()),
-    )
-    try:
-        await work
-    finally:
-        warning.cancel()
-    seconds = time.monotonic() - started
-    if seconds > SLOW_STOP_STEP_S:
-        log.warning("node.stop_slow", step=step, done=True, seconds=round(seconds, 2))
-
-
-def _on_stop(
-    stack: contextlib.AsyncExitStack,
-    step: str,
-    stop: Callable[[], Awaitable[object]],
-    when: Callable[[], bool] = lambda: True,
-) -> None:
-    """Register a named, timed shutdown step; ``when`` decides at stop time whether it runs."""
-
-    async def timed() -> None:
-        if when():
-            await _timed(step, stop())
-
-    stack.push_async_callback(timed)
-
-
-async def _cancelled(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-def _awaiting() -> list[str]:
-    """Where each task of the loop waits (its innermost frame): what a hang waits on."""
-    places = []
-    for task in asyncio.all_tasks():
-        frames = task.get_stack()
-        if frames:
-            frame = frames[-1]
-            code = frame.f_code
-            places.append(f"{task.get_name()}: {code.co_qualname} line {frame.f_lineno}")
-    return sorted(places)
 
 
 def run_worker(plan: WorkerPlan) -> int:

@@ -10,16 +10,16 @@ from collections.abc import Awaitable, Callable
 import pytest
 from structlog.testing import capture_logs
 
-from rumor.node import app
+from rumor.node import shutdown
 
 
 def test_a_slow_shutdown_step_is_named_while_it_runs_and_when_done(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(app, "SLOW_STOP_STEP_S", 0.01)
+    monkeypatch.setattr(shutdown, "SLOW_STOP_STEP_S", 0.01)
     with capture_logs() as logs:
-        asyncio.run(app._timed("leave", asyncio.sleep(0.1)))
-        asyncio.run(app._timed("grpc", asyncio.sleep(0)))
+        asyncio.run(shutdown.timed("leave", asyncio.sleep(0.1)))
+        asyncio.run(shutdown.timed("grpc", asyncio.sleep(0)))
     slow = [(e["step"], e["done"]) for e in logs if e["event"] == "node.stop_slow"]
     assert slow == [("leave", False), ("leave", True)]
 
@@ -37,9 +37,9 @@ def test_stop_steps_run_in_reverse_and_decide_at_stop_time_whether_to_run() -> N
     async def serve_and_stop() -> None:
         async with contextlib.AsyncExitStack() as stack:
             for name in ("driver", "grpc"):
-                app._on_stop(stack, name, step(name))
-            app._on_stop(stack, "leave", step("leave"), when=lambda: leaves[0])
-            app._on_stop(stack, "health", step("health"))
+                shutdown.on_stop(stack, name, step(name))
+            shutdown.on_stop(stack, "leave", step("leave"), when=lambda: leaves[0])
+            shutdown.on_stop(stack, "health", step("health"))
             leaves[0] = False  # e.g. the cluster removed this node while it served
 
     asyncio.run(serve_and_stop())
