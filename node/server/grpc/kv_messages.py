@@ -51,14 +51,19 @@ def delete_response(applied: Applied, after: SessionToken | None = None) -> kv_p
 
 
 def found_header(header: RecordHeader, with_metadata: bool) -> kv_pb2.GetResponse:
-    response = kv_pb2.GetResponse(
-        found=True,
-        expiration=header.expiration,
-        version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
-    )
+    response = kv_pb2.GetResponse()
+    _fill_found(response, header, with_metadata)
+    return response
+
+
+def _fill_found(response: kv_pb2.GetResponse, header: RecordHeader, with_metadata: bool) -> None:
+    response.found = True
+    response.expiration = header.expiration
+    version = response.version
+    version.hlc = header.hlc
+    version.origin = header.origin
     if with_metadata and header.metadata is not None:
         response.metadata = header.metadata
-    return response
 
 
 TYPE_NAMES: dict[int, str] = {
@@ -85,9 +90,26 @@ def cache_ttl(request: kv_pb2.GetRequest | kv_pb2.BulkGetRequest) -> int | None:
 def get_response(
     key: bytes, found: Found | None, value_type: int, with_metadata: bool, *, bulk: bool = False
 ) -> kv_pb2.GetResponse:
+    response = kv_pb2.GetResponse()
+    fill_get_response(response, key, found, value_type, with_metadata, bulk=bulk)
+    return response
+
+
+def fill_get_response(
+    response: kv_pb2.GetResponse,
+    key: bytes,
+    found: Found | None,
+    value_type: int,
+    with_metadata: bool,
+    *,
+    bulk: bool = False,
+) -> None:
+    """Write the answer into ``response``, an empty one (a Batch result's ``get``, filled
+    where it stands: building it apart and copying it in costs twice as much)."""
     if found is None:
-        return kv_pb2.GetResponse(found=False)
-    response = found_header(found.header, with_metadata)
+        response.SetInParent()  # found=False is the default: mark the field present
+        return
+    _fill_found(response, found.header, with_metadata)
     if value_type == kv_pb2.VALUE_TYPE_TEXT:
         response.text = found.value.decode("utf-8", "replace")
     elif value_type == kv_pb2.VALUE_TYPE_JSON:
@@ -98,4 +120,3 @@ def get_response(
         )
     else:
         response.value = found.value
-    return response
