@@ -286,6 +286,9 @@ class ViewCounts(Protocol):
     @property
     def catch_ups(self) -> int: ...
 
+    @property
+    def catch_up_seconds(self) -> float: ...
+
 
 class _ViewCollector(Collector):
     """Reads a worker's view counts at scrape time."""
@@ -310,6 +313,12 @@ class _ViewCollector(Collector):
             "Catch-ups of a worker's view with the owner's writes (each shared by the reads"
             " waiting for it).",
             value=view.catch_ups,
+        )
+        yield CounterMetricFamily(
+            "rumor_worker_view_catch_up_seconds",
+            "Time reads waited for catch-ups, each counted once (the hand-off to a thread"
+            " included).",
+            value=view.catch_up_seconds,
         )
 
 

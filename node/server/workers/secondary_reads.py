@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -51,6 +52,10 @@ from rumor.node.server.workers.owner_state import OwnerState, OwnerStateView, mo
 from rumor.node.storage import RocksStore
 
 log = structlog.get_logger(__name__)
+
+# A view that no read brought up to date catches up this often, if the owner wrote
+# meanwhile: it keeps the primary's deleted table files open (compactions) until then.
+FOLLOW_INTERVAL_S = 10.0
 
 
 def secondary_dir(socket_dir: str, index: int) -> Path:
@@ -113,6 +118,7 @@ class SecondaryReads:
         )
         self.reads_answered = 0  # fresh: answered here
         self.reads_to_owner = 0
+        self.catch_up_seconds = 0.0  # from the hand-off to the thread to the namespace reset
 
     @property
     def catch_ups(self) -> int:
@@ -124,11 +130,13 @@ class SecondaryReads:
         return self._catch_ups.reached
 
     async def _catch_up(self) -> None:
+        started = time.perf_counter()
         await asyncio.get_running_loop().run_in_executor(None, self.store.catch_up_with_primary)
         state = self._replica.state
         state.namespaces.clear()  # namespaces created or deleted meanwhile read anew
         state.titles = None
         state.retired.clear()
+        self.catch_up_seconds += time.perf_counter() - started
 
     async def fresh(self) -> bool:
         """Make the view hold every write acknowledged so far; False: the owner must
@@ -147,6 +155,16 @@ class SecondaryReads:
             self._facts.covered = published
         self.reads_answered += 1
         return True
+
+    async def follow(self) -> None:
+        """Catch up now and then while reads do not (until cancelled): a view left behind
+        holds the files the primary's compactions deleted, and their disk space."""
+        while True:
+            await asyncio.sleep(FOLLOW_INTERVAL_S)
+            try:
+                await self._catch_ups.reach(self._owner.snapshot().acknowledged_seq)
+            except Exception as error:
+                log.warning("worker.catch_up_failed", error=repr(error))
 
     def lag_bound(self) -> str:
         """The lag bound a read answered here reports (``Sessions.lag_bound``)."""

@@ -284,6 +284,8 @@ async def serve(plan: WorkerPlan, settings: WorkerSettings) -> int:
         asyncio.create_task(LoopLag(metrics.observe_loop_lag).run()),
         asyncio.create_task(_publish_metrics(metrics, plan)),
     ]
+    if view is not None:
+        background.append(asyncio.create_task(view.follow()))
     await stop.wait()
     for task in background:
         task.cancel()
