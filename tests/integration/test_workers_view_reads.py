@@ -19,6 +19,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -279,3 +280,23 @@ def _children(pid: int) -> list[int]:
             return [int(child) for child in handle.read().split()]
     except OSError:
         return []
+
+
+def test_under_durability_wal_a_write_is_read_at_once_too(tmp_path: Path) -> None:
+    # No sync: the owner publishes the write's seq before ``durable`` returns.
+    wal_node = NodeProcess(
+        tmp_path / "data", "--workers", "2", "--durability", "wal", "--http", "127.0.0.1:0"
+    )
+    wal_node.start()
+    try:
+        namespace = create_namespace(wal_node, "view-wal")
+        for i in range(ROUNDS):
+            value = f"w{i}".encode()
+            with _Connection(wal_node.address) as writer:
+                writer.Put(kv_pb2.PutRequest(namespace_id=namespace, key=b"k", value=value))
+            with _Connection(wal_node.address) as reader:
+                got = reader.Get(kv_pb2.GetRequest(namespace_id=namespace, key=b"k"), timeout=10)
+                assert got.found and got.value == value, i
+        poll(lambda: _view_reads(wal_node) >= ROUNDS, timeout=20)
+    finally:
+        wal_node.stop()
