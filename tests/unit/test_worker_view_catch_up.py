@@ -139,12 +139,13 @@ def test_what_the_owner_publishes_a_worker_reads(tmp_path: Path) -> None:
         assert view.snapshot().lag_bound_at(monotonic_ms()) is None  # nothing known yet
         publisher.acknowledging(41)
         assert view.snapshot().acknowledged_seq == 41
-        publisher.publish(40, 120, refused=True, ages=True)  # an older seq never goes back
+        # An older seq never goes back.
+        publisher.publish(40, 120, monotonic_ms(), refused=True, ages=True)
         state = view.snapshot()
         assert state.acknowledged_seq == 41
         assert state.reads_refused
         assert state.lag_bound_ms == 120
-        publisher.publish(50, None, refused=False, ages=True)
+        publisher.publish(50, None, monotonic_ms(), refused=False, ages=True)
         state = view.snapshot()
         assert (state.acknowledged_seq, state.reads_refused) == (50, False)
         assert state.lag_bound_at(monotonic_ms()) is None

@@ -21,7 +21,7 @@ from typing import Protocol
 from rumor.node.core.errors import Unavailable
 from rumor.node.server.grpc.server import BindError
 from rumor.node.server.workers.owner_link import owner_grpc_target, owner_http_path
-from rumor.node.server.workers.owner_state import OwnerStatePublisher
+from rumor.node.server.workers.owner_state import OwnerStatePublisher, monotonic_ms
 from rumor.node.server.workers.ports import PortReservation
 
 # How often the lag bound and the refusal of reads are published (a worker ages the
@@ -87,13 +87,16 @@ def publish_state(
     rules: ReadRules,
     has_peers: Callable[[], bool],
 ) -> None:
-    """Publish everything a worker's read needs, as it is now."""
+    """Publish everything a worker's read needs, as it is now (one step of the loop:
+    no write comes between the seq and the bound)."""
     try:
         rules.check_readable()
         refused = False
     except Unavailable:
         refused = True
-    state.publish(latest_seq(), rules.lag_bound_ms(), refused, has_peers())
+    at_ms = monotonic_ms()
+    seq = latest_seq()
+    state.publish(seq, rules.lag_bound_ms(), at_ms, refused, has_peers())
 
 
 async def keep_publishing(

@@ -104,15 +104,18 @@ class OwnerStatePublisher(_Mapped):
             self._version += 1
             _VERSION.pack_into(memory, 0, self._version)
 
-    def publish(self, seq: int, lag_bound_ms: int | None, refused: bool, ages: bool) -> None:
-        """Everything at once, read at one moment (the owner's periodic tick)."""
+    def publish(
+        self, seq: int, lag_bound_ms: int | None, at_ms: int, refused: bool, ages: bool
+    ) -> None:
+        """Everything at once (the owner's periodic tick): ``at_ms`` was read before the
+        bound was computed, so aging from it never understates the bound."""
         memory = self.memory
         seq = max(seq, _SEQ.unpack_from(memory, _SEQ_OFFSET)[0])
         flags = (_REFUSED if refused else 0) | (_AGES if ages else 0)
         bound = UNKNOWN_LAG if lag_bound_ms is None else lag_bound_ms
         self._version += 1  # odd: a write is under way
         _VERSION.pack_into(memory, 0, self._version)
-        _FIELDS.pack_into(memory, _SEQ_OFFSET, seq, bound, monotonic_ms(), flags)
+        _FIELDS.pack_into(memory, _SEQ_OFFSET, seq, bound, at_ms, flags)
         self._version += 1
         _VERSION.pack_into(memory, 0, self._version)
 
