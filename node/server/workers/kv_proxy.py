@@ -82,7 +82,8 @@ async def _abort(context: Context, error: grpc.RpcError) -> None:
 
 
 class WorkerKV:
-    """The KV methods a worker batches to its owner (the others it forwards whole)."""
+    """The KV methods a worker answers itself (plain reads, from its view) or batches to
+    its owner (the others it forwards whole)."""
 
     def __init__(self, owner: OwnerLink, local: LocalReads | None = None) -> None:
         self._owner = owner
