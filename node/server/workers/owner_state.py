@@ -90,7 +90,7 @@ class OwnerStatePublisher(_Mapped):
         path = state_path(socket_dir)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(_LAYOUT.pack(0, 0, UNKNOWN_LAG, monotonic_ms(), 0))
+            handle.write(_LAYOUT.pack(0, 0, UNKNOWN_LAG, 0, 0))  # nothing published yet
         super().__init__(path, writable=True)
         self._version = 0
 
