@@ -153,6 +153,7 @@ def test_what_the_owner_publishes_a_worker_reads(tmp_path: Path) -> None:
         view.close()
         publisher.close()
     assert (tmp_path / "owner-state").stat().st_mode & 0o777 == 0o600
+    publisher.acknowledging(60)  # a write acknowledged while the node stops: nothing to tell
 
 
 def test_a_lag_bound_ages_from_when_it_was_computed_unless_there_is_no_member() -> None:

@@ -95,8 +95,11 @@ class OwnerStatePublisher(_Mapped):
         self._version = 0
 
     def acknowledging(self, seq: int) -> None:
-        """Writes up to ``seq`` are about to be acknowledged (the seq only grows)."""
+        """Writes up to ``seq`` are about to be acknowledged (the seq only grows). After
+        ``close`` (the node stopping, its workers gone) there is no one to tell."""
         memory = self.memory
+        if memory.closed:
+            return
         if seq > _SEQ.unpack_from(memory, _SEQ_OFFSET)[0]:
             self._version += 1
             _VERSION.pack_into(memory, 0, self._version)
