@@ -32,6 +32,7 @@ import json
 import random
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ from rumor.node.server.snapshot.server import SnapshotServer
 from rumor.node.server.upload_budget import UploadBudget
 from rumor.node.server.watch import WatchHub
 from rumor.node.server.workers import worker
-from rumor.node.server.workers.owner import OwnerListeners
+from rumor.node.server.workers.owner import OwnerListeners, keep_publishing, publish_state
 from rumor.node.server.workers.supervisor import Supervisor
 from rumor.node.server.workers.worker import WorkerPlan
 from rumor.node.startup import (
@@ -252,7 +253,9 @@ class Node:
         )
         self._replica = engine.replica
         faults = FaultRules()
-        driver = self._build_driver(engine, store, faults, security, server, stack)
+        # With workers, their reads must see every write acknowledged.
+        acknowledging = None if owner is None else owner.acknowledging(store.latest_sequence_number)
+        driver = self._build_driver(engine, store, faults, security, server, stack, acknowledging)
         wiring = Wiring(
             store=store,
             security=security,
@@ -278,6 +281,7 @@ class Node:
         security: Security,
         server: GrpcServer,
         stack: contextlib.AsyncExitStack,
+        acknowledging: Callable[[], None] | None,
     ) -> EngineDriver:
         """The engine's driver: group commit, peer transport, the disk guard, and the
         hooks it calls."""
@@ -311,6 +315,7 @@ class Node:
                 synced=synced,
                 on_failure=self._sync_failed,
                 in_thread=config.wal_sync == "thread",
+                acknowledging=acknowledging,
             ),
             self.clock,
             faults=faults,
@@ -385,6 +390,21 @@ class Node:
         cluster_view = self._cluster_view(wiring, loop_lag, stack)
         return Services(operations, metrics, loop_lag, kv_service, cluster_view)
 
+    def _publish_owner_state(self, wiring: Wiring) -> asyncio.Task[None]:
+        """What the workers' reads need, published now and then kept up to date."""
+        assert wiring.owner is not None
+        driver, store, state = wiring.driver, wiring.store, wiring.owner.state
+        engine = driver.engine
+
+        def has_peers() -> bool:
+            return bool(engine.membership.peers())
+
+        publish_state(state, store.latest_sequence_number, driver, has_peers)
+        return asyncio.create_task(
+            keep_publishing(state, store.latest_sequence_number, driver, has_peers),
+            name="owner-state",
+        )
+
     def _metrics(self, wiring: Wiring) -> Metrics:
         """The node's series; with workers, theirs added at each scrape."""
         driver = wiring.driver
@@ -446,6 +466,8 @@ class Node:
         shutdown.on_stop(stack, "health", lambda: server.set_serving(False))
         await server.set_serving(driver.ready)
         if wiring.owner is not None:
+            publishing = self._publish_owner_state(wiring)
+            stack.push_async_callback(shutdown.cancelled, publishing)
             workers = Supervisor(
                 config.worker_count(),
                 wiring.owner.socket_dir,
@@ -653,6 +675,7 @@ def run_worker(plan: WorkerPlan) -> int:
         read_bytes_in_flight=config.max_read_bytes_in_flight,
         read_admission_timeout_s=config.read_admission_timeout_ms / 1000,
         uploads=config.upload_budget(),
+        data_dir=config.data_dir,
     )
     with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
         return runner.run(worker.serve(plan, settings))

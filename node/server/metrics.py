@@ -274,6 +274,54 @@ class _UploadCollector(Collector):
         )
 
 
+class ViewCounts(Protocol):
+    """A worker's view of the owner's database (``workers.secondary_reads``)."""
+
+    @property
+    def reads_answered(self) -> int: ...
+
+    @property
+    def reads_to_owner(self) -> int: ...
+
+    @property
+    def catch_ups(self) -> int: ...
+
+    @property
+    def catch_up_seconds(self) -> float: ...
+
+
+class _ViewCollector(Collector):
+    """Reads a worker's view counts at scrape time."""
+
+    def __init__(self, view: ViewCounts) -> None:
+        self.view = view
+
+    def collect(self) -> Iterable[Metric]:
+        view = self.view
+        yield CounterMetricFamily(
+            "rumor_worker_view_reads",
+            "Plain reads a worker answered from its own view of the owner's database.",
+            value=view.reads_answered,
+        )
+        yield CounterMetricFamily(
+            "rumor_worker_view_passed_reads",
+            "Plain reads a worker passed to the owner (reads refused, or a failed catch-up).",
+            value=view.reads_to_owner,
+        )
+        yield CounterMetricFamily(
+            "rumor_worker_view_catch_ups",
+            "Catch-ups of a worker's view with the owner's writes (each shared by the reads"
+            " waiting for it).",
+            value=view.catch_ups,
+        )
+        yield CounterMetricFamily(
+            "rumor_worker_view_catch_up_seconds",
+            "Time reads waited for catch-ups, each counted once (the hand-off to a thread"
+            " included).",
+            value=view.catch_up_seconds,
+        )
+
+
 class RequestMetrics:
     """The per-request series alone: what a worker process counts."""
 
@@ -319,6 +367,10 @@ class RequestMetrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(max(seconds, 0.0))
+
+    def count_view(self, view: ViewCounts) -> None:
+        """Report a worker view's reads and catch-ups at each scrape."""
+        self.registry.register(_ViewCollector(view))
 
     def count_uploads(self, budget: UploadBudget) -> None:
         """Report ``budget``'s bytes in flight, refusals and timeouts at each scrape."""

@@ -15,7 +15,10 @@ A finished sync is reported through the ``synced`` hook given at
 construction — the driver's, which tells the engine (``advance``), the one
 place the replica is marked durable — and its writers are released only
 once the hook has returned, so a write is never acknowledged before the
-engine knows it is durable.
+engine knows it is durable. The ``acknowledging`` hook, if given, runs right
+before writers are released — after each sync, and under ``durability wal``
+(no sync) before ``durable`` returns: a node's workers learn there which
+writes their reads must see (``workers.owner_state``).
 
 Under load a sync costs far more than its fsync: the hand-off to the worker
 thread, the wake-up back on the loop, and answering its writers in small
@@ -63,8 +66,10 @@ class GroupCommit:
         on_failure: Callable[[BaseException], None],
         in_thread: bool = True,
         busy_window_s: float = BUSY_WINDOW_S,
+        acknowledging: Callable[[], None] | None = None,
     ) -> None:
         self._replica = replica
+        self._acknowledging = acknowledging
         # Every write up to this ticket is on disk: the hook has the replica marked durable.
         self._synced = synced
         self._on_failure = on_failure
@@ -82,6 +87,8 @@ class GroupCommit:
         """Return once the write with ``ticket`` (and all before it) is durable."""
         replica = self._replica
         if replica.durability is Durability.WAL:
+            if self._acknowledging is not None:
+                self._acknowledging()
             return
         if replica.is_durable(ticket):
             return
@@ -124,6 +131,8 @@ class GroupCommit:
         # The writers this sync answers and those that came during it: all wait still.
         self._expected = self._waiting
         self._synced(target)
+        if self._acknowledging is not None:
+            self._acknowledging()
 
     async def _gather_writers(self) -> None:
         """Wait until as many writers wait as the latest sync saw, or the busy window ends."""

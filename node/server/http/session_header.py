@@ -14,9 +14,9 @@ Every helper takes the ``Operations`` that serve the request, not the
 request's app: the values routes are also answered before routing, and by a
 node's workers. A worker passes a request carrying ``Rumor-Session`` or
 ``Rumor-Max-Staleness-Ms`` to its owner (``carries_session``), which waits and
-checks with its own replica; a plain read a worker answers itself has no lag
-bound to report (``Operations.lag_bound`` is None there), and a write it
-answers carries the token of the owner's version.
+checks with its own replica; a plain read a worker answers from its own view
+reports the bound the owner published, aged (``workers.secondary_reads``), and
+a write it answers carries the token of the owner's version.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""The KV operations a worker's HTTP listener calls, answered by the owner.
+"""The KV operations a worker's HTTP listener calls: writes answered by the owner.
 
 A worker serves the REST API's values routes and the Workers binding itself —
 HTTP parsing, the token, the envelope, the headers — and hands the owner each
 read and write as an operation on its batched stream (``owner_link``). The
 owner checks and answers it as it would a call of its own; its error comes
 back as the same ``RumorError`` (same HTTP status, same message), so the
-worker's answer is the one a single-process node gives.
+worker's answer is the one a single-process node gives. ``ViewedOperations``
+answers plain reads from the worker's own view instead (``secondary_reads``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rumor.node.replication import Applied
 from rumor.node.server.errors import error_from_status
 from rumor.node.server.operations import Found, KeyListing, Operations, PutItem
 from rumor.node.server.workers.owner_link import OwnerLink
+from rumor.node.server.workers.secondary_reads import SecondaryReads
 from rumor.v1 import kv_pb2
 
 _HTTP_STATUS_HEADER = "rumor-http-status"
@@ -132,3 +134,29 @@ class ForwardedOperations(Operations):
             for info in answer.keys
         ]
         return KeyListing(keys, answer.list_complete, answer.cursor)
+
+
+class ViewedOperations(ForwardedOperations):
+    """``ForwardedOperations`` whose plain reads the worker's own view answers, with the
+    owner's code (``secondary_reads``); a read it cannot answer still goes to the owner.
+    (A request with a session token or a staleness bound never reaches it: the worker
+    passes the whole request to the owner, ``session_header``.)"""
+
+    def __init__(self, owner: OwnerLink, view: SecondaryReads) -> None:
+        super().__init__(owner)
+        self._view = view
+
+    async def read(self, namespace_id: str, key: bytes, cache_ttl: object = None) -> Found | None:
+        if await self._view.fresh():
+            return self._view.operations.get(namespace_id, key, cache_ttl)
+        return await super().read(namespace_id, key, cache_ttl)
+
+    async def read_many(
+        self, namespace_id: str, keys: Sequence[bytes], cache_ttl: object = None
+    ) -> list[Found | None]:
+        if await self._view.fresh():
+            return self._view.operations.get_many(namespace_id, keys, cache_ttl)
+        return await super().read_many(namespace_id, keys, cache_ttl)
+
+    def lag_bound(self) -> str | None:
+        return self._view.lag_bound()

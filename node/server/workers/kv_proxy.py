@@ -1,13 +1,15 @@
-"""A worker's KV calls: each read and write rides the worker's batched stream to the owner.
+"""A worker's KV calls: plain reads from its own view, the rest batched to the owner.
 
-Get, BulkGet, Put, Delete and List — unary or inside a client's Batch frames —
-become operations on the worker's one Batch stream to its owner, coalesced
-with every other connection's: the owner serves a frame in one step (one
-multi-get, one sync) however many clients it came from. The answer, or the
-error with its code, message and HTTP status, is the owner's, so it is what
-the unary call on a single-process node gives, the lag bound of a read in its
-trailers included. Reads are served by the owner too, so a read that starts
-after any worker acknowledged a write sees it.
+A plain Get or BulkGet — unary or inside a client's Batch frames, with no
+session token and no staleness bound — is answered by the owner's own
+``KVService`` code over the worker's secondary view of the database
+(``secondary_reads``), once the view holds every write the node acknowledged.
+Put, Delete, List, and reads the view cannot answer, become operations on the
+worker's one Batch stream to its owner, coalesced with every other
+connection's: the owner serves a frame in one step (one multi-get, one sync)
+however many clients it came from. Either way the answer, or the error with
+its code, message and HTTP status, is what the unary call on a
+single-process node gives, the lag bound of a read in its trailers included.
 """
 
 from __future__ import annotations
@@ -23,11 +25,55 @@ from rumor.client.batch import response_of
 from rumor.node.core.errors import InvalidRequest, RumorError
 from rumor.node.server import access
 from rumor.node.server.grpc.batch import error_result, refusal
+from rumor.node.server.grpc.kv_service import KVService
 from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.release import METADATA
 from rumor.node.server.sessions import LAG_BOUND_KEY
 from rumor.node.server.workers.owner_link import OwnerLink
+from rumor.node.server.workers.secondary_reads import SecondaryReads
 from rumor.v1 import kv_pb2
+
+LOCAL_READS = ("get", "bulk_get")
+
+
+class LocalReads:
+    """The owner's KV service code over a worker's view: plain reads answered here."""
+
+    def __init__(self, view: SecondaryReads, service: KVService) -> None:
+        self.view = view
+        self.service = service
+
+    async def serves(self, field: str, request: Any) -> bool:
+        """``request`` is answered here: a plain read, and the view is fresh for it."""
+        return (
+            field in LOCAL_READS
+            and not request.after
+            and not request.HasField("max_staleness_ms")
+            and await self.view.fresh()
+        )
+
+    async def answer(self, field: str, request: Any, context: Any) -> Any:
+        if field == "get":
+            return await self.service.Get(request, context)
+        return await self.service.BulkGet(request, context)
+
+
+class _OpContext:
+    """What a Batch operation answered here gives the unary code for a context: its
+    deadline, and the trailers it sets (the lag bound goes in the result)."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadline = None if timeout_s is None else loop.time() + timeout_s
+        self.lag_bound = ""
+
+    def time_remaining(self) -> float | None:
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - asyncio.get_running_loop().time())
+
+    def set_trailing_metadata(self, trailers: Any) -> None:
+        self.lag_bound = str(dict(trailers).get(LAG_BOUND_KEY, ""))
 
 
 async def _abort(context: Context, error: grpc.RpcError) -> None:
@@ -36,10 +82,12 @@ async def _abort(context: Context, error: grpc.RpcError) -> None:
 
 
 class WorkerKV:
-    """The KV methods a worker batches to its owner (the others it forwards whole)."""
+    """The KV methods a worker answers itself (plain reads, from its view) or batches to
+    its owner (the others it forwards whole)."""
 
-    def __init__(self, owner: OwnerLink) -> None:
+    def __init__(self, owner: OwnerLink, local: LocalReads | None = None) -> None:
         self._owner = owner
+        self._local = local  # None: every read goes to the owner
 
     async def _call(self, field: str, request: Any, context: Context) -> Any:
         try:
@@ -61,9 +109,15 @@ class WorkerKV:
             raise
 
     async def Get(self, request: kv_pb2.GetRequest, context: Context) -> Any:  # noqa: N802
+        local = self._local
+        if local is not None and await local.serves("get", request):
+            return await local.service.Get(request, context)
         return await self._read("get", request, context)
 
     async def BulkGet(self, request: kv_pb2.BulkGetRequest, context: Context) -> Any:  # noqa: N802
+        local = self._local
+        if local is not None and await local.serves("bulk_get", request):
+            return await local.service.BulkGet(request, context)
         return await self._read("bulk_get", request, context)
 
     async def Put(self, request: kv_pb2.PutRequest, context: Context) -> Any:  # noqa: N802
@@ -80,7 +134,7 @@ class WorkerKV:
     ) -> AsyncIterator[kv_pb2.BatchResponse]:
         # A scoped token's operations are checked one by one, as the owner would.
         permit = access.batch_op_check()
-        async for response in _ProxiedBatch(self._owner, permit).serve(requests):
+        async for response in _ProxiedBatch(self._owner, permit, self._local).serve(requests):
             yield response
 
 
@@ -88,9 +142,12 @@ class _ProxiedBatch:
     """A client's Batch stream through a worker: each operation becomes one on the
     worker's own stream to the owner; answers go back as they come, in any order."""
 
-    def __init__(self, owner: OwnerLink, permit: access.BatchOpCheck | None) -> None:
+    def __init__(
+        self, owner: OwnerLink, permit: access.BatchOpCheck | None, local: LocalReads | None
+    ) -> None:
         self._owner = owner
         self._permit = permit  # None: every operation is allowed
+        self._local = local
         self._results: asyncio.Queue[kv_pb2.BatchResult | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._by_id: dict[int, asyncio.Task[None]] = {}  # for cancellation: the latest
@@ -147,9 +204,17 @@ class _ProxiedBatch:
                     await self._permit(field, getattr(op, field))
                 # The client's deadline goes on to the owner, as a unary call's would.
                 timeout = op.timeout_ms / 1000 if op.timeout_ms else None
-                answered = await self._owner.result(field, getattr(op, field), timeout)
-                response = response_of(field, answered)
-                result = kv_pb2.BatchResult(id=op.id, lag_bound_ms=answered.lag_bound_ms)
+                request = getattr(op, field)
+                local = self._local
+                if local is not None and await local.serves(field, request):
+                    context = _OpContext(timeout)
+                    response = await local.answer(field, request, context)
+                    lag_bound = context.lag_bound
+                else:
+                    answered = await self._owner.result(field, request, timeout)
+                    response = response_of(field, answered)
+                    lag_bound = answered.lag_bound_ms
+                result = kv_pb2.BatchResult(id=op.id, lag_bound_ms=lag_bound)
                 getattr(result, field).CopyFrom(response)
             except RumorError as error:
                 result = error_result(op.id, error)

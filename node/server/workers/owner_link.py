@@ -1,9 +1,10 @@
 """A worker's link to its owner: one channel on the owner's private socket, one Batch stream.
 
-Every read and write a worker serves goes to the owner as an operation on one
-Batch stream (``rumor.client.batch_aio.AsyncBatcher``: calls made before the
-loop turns share a frame), so the owner pays one step per frame, not one
-call per client request. Other calls go over the same channel as they are
+Every write a worker serves (and every read its own view does not answer,
+``secondary_reads``) goes to the owner as an operation on one Batch stream
+(``rumor.client.batch_aio.AsyncBatcher``: calls made before the loop turns
+share a frame), so the owner pays one step per frame, not one call per client
+request. Other calls go over the same channel as they are
 (``forwarding``).
 """
 

@@ -5,12 +5,13 @@ The owner starts it with the node's configuration and the addresses to share
 addresses with SO_REUSEPORT and checks the token and its scopes on what it
 answers itself, exactly as the owner would: the KV calls it batches (each
 operation of a client's Batch too) and the REST API's values routes and the
-Workers binding, which it serves with its own ``http.entry.Entry``. Their reads
-and writes go through its batched stream to the owner (``kv_proxy``,
-``forwarded_operations``); everything else is forwarded (``forwarding``,
-``http_proxy``) with the client's credentials, which the owner checks — a
-values request carrying a session token or a staleness bound too, since only
-the owner's replica can wait for the one or check the other. A token
+Workers binding, which it serves with its own ``http.entry.Entry``. Their plain
+reads are answered from its own secondary view of the owner's database
+(``secondary_reads``), their writes go through its batched stream to the owner
+(``kv_proxy``, ``forwarded_operations``); everything else is forwarded
+(``forwarding``, ``http_proxy``) with the client's credentials, which the
+owner checks — a read carrying a session token or a staleness bound too,
+since only the owner's replica can wait for the one or check the other. A token
 limited to namespaces by title needs their titles: the worker asks the owner,
 presenting the key the owner wrote into its private socket directory
 (``WORKER_KEY_FILE``). It follows the node's token and secret files as the
@@ -45,6 +46,7 @@ from rumor.node.server import access, auth
 from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.audit import AuditLog
 from rumor.node.server.grpc import rpc
+from rumor.node.server.grpc.kv_service import KVService
 from rumor.node.server.grpc.server import (
     ADMIN_SERVICE,
     FAULTS_SERVICE,
@@ -59,11 +61,14 @@ from rumor.node.server.http.session_header import carries_session
 from rumor.node.server.loop_lag import LoopLag
 from rumor.node.server.metrics import RequestMetrics
 from rumor.node.server.upload_budget import UploadBudget
+from rumor.node.server.watch import WatchHub
 from rumor.node.server.workers import forwarding
-from rumor.node.server.workers.forwarded_operations import ForwardedOperations
+from rumor.node.server.workers.forwarded_operations import ForwardedOperations, ViewedOperations
 from rumor.node.server.workers.http_proxy import build_proxy
-from rumor.node.server.workers.kv_proxy import WorkerKV
+from rumor.node.server.workers.kv_proxy import LocalReads, WorkerKV
 from rumor.node.server.workers.owner_link import OwnerLink, owner_http_path
+from rumor.node.server.workers.owner_state import OwnerStateView
+from rumor.node.server.workers.secondary_reads import SecondaryReads, secondary_dir
 from rumor.v1 import kv_pb2
 
 log = structlog.get_logger(__name__)
@@ -140,11 +145,12 @@ def _owner_titles(owner: OwnerLink, key: str) -> access.Titles:
 
 def _kv_handlers(
     owner: OwnerLink,
+    local: LocalReads | None,
     authorize: rpc.Authorize | None,
     budget: CallBudget,
     observe: rpc.Observe,
 ) -> grpc.GenericRpcHandler[Any, Any]:
-    batched = WorkerKV(owner)
+    batched = WorkerKV(owner, local)
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in KV_SERVICE.methods:
         if method.name in BATCHED_KV_METHODS:
@@ -243,6 +249,7 @@ class WorkerSettings:
     read_bytes_in_flight: int
     read_admission_timeout_s: float
     uploads: UploadBudget  # the bodies this worker reads itself (its own budget)
+    data_dir: str  # the owner's database, which the worker reads as a secondary
 
 
 async def serve(plan: WorkerPlan, settings: WorkerSettings) -> int:
@@ -260,8 +267,15 @@ async def serve(plan: WorkerPlan, settings: WorkerSettings) -> int:
     metrics.count_uploads(settings.uploads)
     calls = CallBudget(settings.max_calls)
     titles = _owner_titles(owner, read_worker_key(plan.socket_dir))
-    server = await _serve_grpc(plan, settings, owner, titles, metrics, calls)
-    runner = await _serve_http(plan, settings, owner, titles, metrics, calls)
+    reads = ByteBudget(settings.read_bytes_in_flight, settings.read_admission_timeout_s)
+    view = _open_view(plan, settings)
+    if view is not None:
+        metrics.count_view(view)
+    local = None
+    if view is not None:
+        local = LocalReads(view, KVService(view.operations, _NO_WATCHES, reads))
+    server = await _serve_grpc(plan, settings, owner, local, titles, metrics, calls)
+    runner = await _serve_http(plan, settings, owner, view, reads, titles, metrics, calls)
     print(json.dumps({"event": "worker.ready", "worker": plan.index}), flush=True)
     log.info("worker.serving", grpc=plan.grpc_address, http=plan.http_address or None)
     background = [
@@ -270,6 +284,8 @@ async def serve(plan: WorkerPlan, settings: WorkerSettings) -> int:
         asyncio.create_task(LoopLag(metrics.observe_loop_lag).run()),
         asyncio.create_task(_publish_metrics(metrics, plan)),
     ]
+    if view is not None:
+        background.append(asyncio.create_task(view.follow()))
     await stop.wait()
     for task in background:
         task.cancel()
@@ -277,14 +293,34 @@ async def serve(plan: WorkerPlan, settings: WorkerSettings) -> int:
     if runner is not None:
         await runner.cleanup()
     await owner.close()
+    if view is not None:
+        view.close()
     log.info("worker.stopped")
     return 0
+
+
+# Watch goes to the owner whole: the view's KV service serves only reads.
+_NO_WATCHES = WatchHub(lambda: 0, max_watchers=0)
+
+
+def _open_view(plan: WorkerPlan, settings: WorkerSettings) -> SecondaryReads | None:
+    """The worker's view of the owner's database (None: every read goes to the owner,
+    as when the owner publishes no state for it)."""
+    try:
+        owner_state = OwnerStateView(plan.socket_dir)
+    except OSError:
+        return None
+    directory = secondary_dir(plan.socket_dir, plan.index)
+    view = SecondaryReads(settings.data_dir, directory, owner_state)
+    log.info("worker.view_opened", seq=view.seq)
+    return view
 
 
 async def _serve_grpc(
     plan: WorkerPlan,
     settings: WorkerSettings,
     owner: OwnerLink,
+    local: LocalReads | None,
     titles: access.Titles,
     metrics: RequestMetrics,
     calls: CallBudget,
@@ -293,7 +329,7 @@ async def _serve_grpc(
     kv_authorize = access.KvAccess(security.tokens, titles, security.audit)
     server = GrpcServer(reuse_port=True, health=False)  # the owner's health is the node's
     server.server.add_generic_rpc_handlers(
-        (_kv_handlers(owner, kv_authorize, calls, metrics.observe),)
+        (_kv_handlers(owner, local, kv_authorize, calls, metrics.observe),)
     )
     for descriptor in (REPLICATION_SERVICE, ADMIN_SERVICE, FAULTS_SERVICE, HEALTH_SERVICE):
         handlers = forwarding.service_handler(owner.channel, descriptor)
@@ -312,13 +348,16 @@ async def _serve_http(
     plan: WorkerPlan,
     settings: WorkerSettings,
     owner: OwnerLink,
+    view: SecondaryReads | None,
+    reads: ByteBudget,
     titles: access.Titles,
     metrics: RequestMetrics,
     calls: CallBudget,
 ) -> web.AppRunner | None:
-    """The values routes and the Workers binding answered here (through the owner's
-    operations, the token and its scopes checked here as the owner would); every
-    other request passed to the owner's HTTP listener as it is."""
+    """The values routes and the Workers binding answered here (plain reads from the
+    view, the rest through the owner's operations, the token and its scopes checked
+    here as the owner would); every other request passed to the owner's HTTP
+    listener as it is."""
     if not plan.http_address:
         return None
     security = settings.security
@@ -327,8 +366,8 @@ async def _serve_http(
     )
     await runner.setup()
     entry = Entry(
-        ForwardedOperations(owner),
-        ByteBudget(settings.read_bytes_in_flight, settings.read_admission_timeout_s),
+        ForwardedOperations(owner) if view is None else ViewedOperations(owner, view),
+        reads,
         authorize=access.HttpAccess(security.tokens, titles, security.audit),
         observe=metrics.observe,
         guard=settings.http_guard or HttpGuard.for_listener(plan.http_address),
