@@ -50,6 +50,9 @@ VALUE_BYTES = 100
 IDLE_S = 10.0
 LOAD_S = 10.0
 IN_FLIGHT = 64
+# Raised when a node leaves different data behind the same writes (version 2: a node
+# alone drops each overwritten record's log entry as it writes, no backlog to drain).
+DATASET_VERSION = 2
 
 
 def _keys() -> list[bytes]:
@@ -69,7 +72,8 @@ def dataset(overwrites: int) -> tuple[Path, str]:
     """A data directory whose live keys were overwritten ``overwrites`` times in all
     (built once, then reused) and its namespace."""
     rounds = max(1, overwrites // LIVE_KEYS)
-    return built_once(f"history-{overwrites}", lambda node, ns: _write_rounds(node, ns, rounds))
+    name = f"history-{overwrites}-v{DATASET_VERSION}"
+    return built_once(name, lambda node, ns: _write_rounds(node, ns, rounds))
 
 
 def measure(node: NodeProcess, namespace: str, *, idle_s: float, load_s: float) -> dict[str, float]:

@@ -171,6 +171,24 @@ def test_a_write_after_idling_starts_a_pass_that_drops_the_replaced_entry() -> N
     assert engine.replica.value(NS, b"k000") == b"new"
 
 
+def test_a_lone_node_overwriting_faster_than_housekeeping_leaves_no_log_backlog() -> None:
+    # Every key rewritten every 20 ms, well inside one housekeeping interval: each write
+    # finds the entry it replaces already covered by the purge rule and drops it.
+    store = CountingStore()
+    engine = lone_engine(store)
+    _, mono_ms = run(engine, 0, 100)  # the first housekeeping round: it is alone
+    started_ms = mono_ms
+    for round_index in range(50):
+        engine.propose(
+            [Write(NS, b"k%03d" % index, b"v%d" % round_index) for index in range(KEYS)],
+            at(mono_ms),
+        )
+        mono_ms += 20
+    assert mono_ms - started_ms <= CONFIG.housekeeping_interval_ms
+    assert log_entries(store) <= 2 * KEYS  # not 50 * KEYS for the sweeper to drain
+    assert engine.replica.value(NS, b"k000") == b"v49"
+
+
 def test_an_idle_sweeper_wakes_for_the_earliest_expiration_and_purges_it() -> None:
     store = CountingStore()
     engine = lone_engine(store)

@@ -109,6 +109,9 @@ from rumor.node.replication.engine.versions import Versions
 from rumor.node.replication.replica.delta import Coverage
 from rumor.node.replication.replica.replica import Applied, Replica, Write
 
+# How often a node alone brings its purge rule up to date as it writes.
+LONE_GC_REFRESH_MS = 10
+
 
 class Engine:
     """One node's replication protocol. See the module docstring for the contract."""
@@ -210,6 +213,7 @@ class Engine:
         self._removed = False
         self._warned_clock = False
         self._next_housekeeping_ms = 0
+        self._next_lone_gc_ms = 0
         self._next_gc_ms = 0
         self._own_writes_missing_until = 0  # own seqs peers hold that this node must take back
         if self.serving:
@@ -314,13 +318,30 @@ class Engine:
     def propose(self, writes: Sequence[Write], now: Now) -> list[Applied]:
         """Apply client writes; the driver waits for their tickets to be durable."""
         self.check_writable()
+        self._keep_lone_gc_current(now)
         return self.replica.write_many(writes, now.wall_ms)
 
     def propose_all(self, writes: Sequence[Write], now: Now) -> int:
         """``propose`` for a caller that waits for all the writes at once (a bulk write):
         returns only the ticket of the last (0 for none)."""
         self.check_writable()
+        self._keep_lone_gc_current(now)
         return self.replica.write_all(writes, now.wall_ms)
+
+    def _keep_lone_gc_current(self, now: Now) -> None:
+        """A node alone may purge whatever it has made durable (``SafeGc``): between
+        housekeeping rounds its rule is brought up to date before it writes (at most
+        every ``LONE_GC_REFRESH_MS``), so a write drops the log entry of the record it
+        replaces at once instead of leaving it to the sweeper. Overwriting keys faster
+        than the housekeeping interval otherwise left one entry per overwrite behind:
+        10,000,000 overwrites of 1,000 keys by BulkPut, a backlog of millions of entries
+        the sweeper then drained for a quarter of an hour."""
+        in_force = self.gc.in_force
+        alone = len(in_force) == 1 and self.node_id in in_force
+        if not alone or now.mono_ms < self._next_lone_gc_ms:
+            return
+        self._next_lone_gc_ms = now.mono_ms + LONE_GC_REFRESH_MS
+        self._collect_garbage(now)
 
     def ready(self) -> Ready:
         out, self._out = self._out, Ready()
