@@ -297,19 +297,11 @@ class Operations:
         return applied
 
     def propose_each(self, writes: Sequence[Write]) -> list[Applied]:
-        """Propose ``writes`` as that many single writes in this order would be, in as
-        few batches as that allows: a key written again starts the next batch."""
-        applied: list[Applied] = []
-        start = 0
-        while start < len(writes):
-            seen: set[tuple[bytes, bytes]] = set()
-            end = start
-            while end < len(writes) and (writes[end][0], writes[end][1]) not in seen:
-                seen.add((writes[end][0], writes[end][1]))
-                end += 1
-            applied += self.replication.propose(writes[start:end])
-            start = end
-        return applied
+        """Propose ``writes`` as that many single writes in this order would be: in one
+        batch, each with its own seq and HLC tick in order, a key written again
+        replacing what the batch staged for it (the later write wins, as it would for
+        two calls in turn; the replaced record's log entry stays for the sweeper)."""
+        return self.replication.propose(writes)
 
     async def bulk_put(self, namespace_id: str, items: Sequence[PutItem]) -> BulkWritten:
         """Validate every item, then write them all; a key given twice keeps its last item."""
