@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from rumor.node.replication.engine.components import ReplicationStats
 from rumor.node.server.metrics_merge import merged_exposition
+from rumor.node.server.request_series import RequestSeries
 from rumor.node.server.upload_budget import UploadBudget
 
 Vectors = Callable[[], Mapping[int, Mapping[int, int]]]
@@ -279,20 +280,21 @@ class RequestMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self._requests = Counter(
-            "rumor_requests",
-            "Requests handled, by API (grpc or http), method and status "
-            "(gRPC status code name or HTTP status).",
-            ["api", "method", "status"],
-            registry=self.registry,
+        # rumor_requests_total and rumor_request_seconds, as a Counter and a Histogram
+        # would expose them, without their locks on every call.
+        self._requests = RequestSeries(
+            (
+                "rumor_requests",
+                "Requests handled, by API (grpc or http), method and status "
+                "(gRPC status code name or HTTP status).",
+            ),
+            (
+                "rumor_request_seconds",
+                "Time to handle a request (for a stream: until it ends), by API and method.",
+            ),
+            LATENCY_BUCKETS,
         )
-        self._seconds = Histogram(
-            "rumor_request_seconds",
-            "Time to handle a request (for a stream: until it ends), by API and method.",
-            ["api", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self.registry.register(self._requests)
         self.http_client_disconnects = Counter(
             "rumor_http_client_disconnects",
             "HTTP requests whose client went away before the answer was written (no error).",
@@ -304,21 +306,10 @@ class RequestMetrics:
             buckets=LOOP_LAG_BUCKETS,
             registry=self.registry,
         )
-        # ``labels()`` takes a lock and rebuilds its key on every call; each request
-        # would pay it twice, so the children are looked up once per label set.
-        self._children: dict[tuple[str, str, str | int], tuple[Counter, Histogram]] = {}
 
     def observe(self, api: str, method: str, status: str | int, seconds: float) -> None:
-        key = (api, method, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self._requests.labels(api, method, str(status)),
-                self._seconds.labels(api, method),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(max(seconds, 0.0))
+        """One request's outcome (a gRPC status name, an HTTP status) and duration."""
+        self._requests.observe(api, method, status, seconds)
 
     def count_uploads(self, budget: UploadBudget) -> None:
         """Report ``budget``'s bytes in flight, refusals and timeouts at each scrape."""

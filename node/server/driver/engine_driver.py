@@ -482,7 +482,9 @@ class EngineDriver:
 
     def lag_bound_ms(self) -> int | None:
         """The most this node may lag any alive member (None: it cannot say)."""
-        return self.engine.lag_bound_ms(self.now())
+        # Every read asks: the monotonic clock alone (the bound needs no wall time).
+        mono_ms = now_monotonic_ms() if self._now is None else self._now().mono_ms
+        return self.engine.lag_bound_ms(mono_ms)
 
     async def wait_for_coverage(self, wanted: Mapping[int, int], timeout_s: float) -> None:
         """Return once this node can read every write ``wanted`` names (origin -> seq),
