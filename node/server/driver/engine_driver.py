@@ -370,7 +370,8 @@ class EngineDriver:
         self.engine.advance(Done(synced_ticket=ticket), self.now())
         if not self._stopped:  # a flush at shutdown: mark durable, send nothing
             self.pump()
-        self._wake.set()  # records just became durable: push them
+        if self.engine.membership.peers():  # records just became durable: push them
+            self._wake.set()
 
     def _notice(self, kind: NoticeKind, message: str, fields: dict[str, object]) -> None:
         if kind is NoticeKind.READY:
