@@ -189,7 +189,11 @@ class KVService:
     @own_trailers  # _before_read
     async def Get(self, request: kv_pb2.GetRequest, context: Context) -> kv_pb2.GetResponse:
         value_type = checked_type(request.type)
-        after = await self._before_read(request, context)
+        if request.after:
+            after = await self._before_read(request, context)
+        else:  # no session: nothing to wait for (and no coroutine to run)
+            after = None
+            self._read_checks(request, context)
         reads = self.reads
         if reads.admits(validation.MAX_VALUE_BYTES):
             # Any one value would be admitted: read it, then hold what was read (no
@@ -357,14 +361,19 @@ class KVService:
 
     async def _before_read(self, request: Any, context: Context) -> SessionToken | None:
         """A read's session wait and staleness check; its lag bound goes in the trailers."""
+        after = request.after
+        token = await self.ops.sessions.after(after, _time_remaining(context, after))
+        self._read_checks(request, context)
+        return token
+
+    def _read_checks(self, request: Any, context: Context) -> None:
+        """``_before_read`` once the session's writes are readable (at once without one)."""
         sessions = self.ops.sessions
-        after = await sessions.after(request.after, _time_remaining(context, request.after))
         sessions.check_staleness(_max_staleness(request))
         set_trailers = getattr(context, "set_trailing_metadata", None)
         if set_trailers is not None:
-            # Replaces the trailers the call began with: the release goes again.
+            # Replaces any trailers the call began with: the release goes again.
             set_trailers(((LAG_BOUND_KEY, sessions.lag_bound()), *METADATA))
-        return after
 
     def _bulk_token(self, after: SessionToken | None, seq: int) -> str:
         if not seq:  # nothing written (no keys)
