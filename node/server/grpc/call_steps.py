@@ -7,6 +7,7 @@ with these steps; the servicers import ``Context`` and ``own_trailers`` from her
 
 from __future__ import annotations
 
+import contextvars
 import random
 import traceback
 from collections.abc import Callable
@@ -120,6 +121,24 @@ def bind(name: str, context: Any, release_trailers: bool = True) -> None:
     # 12 hex digits: the id only tells one call's log lines from another's, so the
     # Mersenne Twister does (os.urandom is a system call on every request).
     structlog.contextvars.bind_contextvars(rpc=name, request_id=f"{random.getrandbits(48):012x}")
+
+
+# The invocation metadata grpc.aio handed the method lookup (``remember_metadata``), in
+# the call's own task: asking the context again would build the same tuple again.
+_LOOKED_UP_METADATA: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "looked_up_metadata", default=None
+)
+
+
+def remember_metadata(metadata: Any) -> None:
+    """Keep the metadata a method lookup was given for the call it looked up."""
+    _LOOKED_UP_METADATA.set(metadata)
+
+
+def invocation_metadata(context: Any) -> Any:
+    """The call's invocation metadata: what its lookup was given, else the context's."""
+    metadata = _LOOKED_UP_METADATA.get()
+    return context.invocation_metadata() if metadata is None else metadata
 
 
 _OWN_TRAILERS = "_rumor_sets_own_trailers"

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
@@ -51,6 +51,7 @@ from rumor.node.server.grpc.call_steps import (
     deserializer,
     fail,
     own_trailers,
+    remember_metadata,
     serialize,
 )
 from rumor.node.server.grpc.unary_call import unary_call
@@ -322,4 +323,30 @@ def service_handler(
         )
         for method in service.methods
     }
-    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+    return _ServiceHandlers(service.full_name, handlers)
+
+
+if TYPE_CHECKING:  # generic in the stubs only
+    _ServiceRpcHandler = grpc.ServiceRpcHandler[Any, Any]
+else:
+    _ServiceRpcHandler = grpc.ServiceRpcHandler
+
+
+class _ServiceHandlers(_ServiceRpcHandler):
+    """A service's method handlers by path (``grpc.method_handlers_generic_handler``'s
+    lookup) that keep, for the call, the invocation metadata the lookup is given."""
+
+    def __init__(self, name: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]) -> None:
+        self._name = name
+        self._by_path = {f"/{name}/{method}": handler for method, handler in handlers.items()}
+
+    def service_name(self) -> str:
+        return self._name
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = self._by_path.get(handler_call_details.method)
+        if handler is not None:
+            remember_metadata(handler_call_details.invocation_metadata)
+        return handler

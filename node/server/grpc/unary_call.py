@@ -24,6 +24,7 @@ from rumor.node.server.grpc.call_steps import (
     bind,
     code_name,
     fail,
+    invocation_metadata,
     sets_own_trailers,
 )
 from rumor.node.server.release import METADATA
@@ -50,7 +51,7 @@ def unary_call(
         response = None
         try:
             if authorize is not None:
-                if not authorize.authenticate(name, context.invocation_metadata()):
+                if not authorize.authenticate(name, invocation_metadata(context)):
                     await context.abort(
                         grpc.StatusCode.UNAUTHENTICATED,
                         authorize.refusal,
