@@ -32,7 +32,7 @@ def test_the_exposition_is_the_counter_and_histogram_one() -> None:
     for _ in range(3000):
         api = draw.choice(["grpc", "http"])
         method = draw.choice(["Get", "Put", "values.get"])
-        status = draw.choice(["OK", "NOT_FOUND", 200, "200", 404])
+        status: str | int = draw.choice(["OK", "NOT_FOUND", 200, "200", 404])
         seconds = draw.choice([draw.random() / 100, draw.random() * 40, -0.001, 0.0005, 0.001])
         counter.labels(api, method, str(status)).inc()
         histogram.labels(api, method).observe(max(seconds, 0.0))
