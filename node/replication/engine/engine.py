@@ -322,16 +322,13 @@ class Engine:
         self.check_writable()
         return self.replica.write_all(writes, now.wall_ms)
 
-    def ready(self, next_tick: bool = True) -> Ready:
-        """What is ready to be done; ``next_tick``: with the time the next timer is due
-        (left 0 for a caller that does not tick: a write's pump)."""
+    def ready(self) -> Ready:
         out, self._out = self._out, Ready()
         out.sync_ticket = max(self._sync_ticket, out.sync_ticket)
         self._sync_ticket = 0
         if out.sync_ticket and self.replica.is_durable(out.sync_ticket):
             out.sync_ticket = 0
-        if next_tick:
-            out.next_tick_ms = self._next_tick_ms()
+        out.next_tick_ms = self._next_tick_ms()
         return out
 
     def advance(self, done: Done, now: Now) -> None:

@@ -275,7 +275,7 @@ class EngineDriver:
         """Let the engine's timers run, then do what it has ready; returns its next due time."""
         self._report_disk()
         self.engine.tick(self.now())
-        return self.pump(next_tick=True)
+        return self.pump()
 
     def _report_disk(self) -> None:
         """Tell the engine when the disk filled up or has room again."""
@@ -294,10 +294,9 @@ class EngineDriver:
         except InsufficientStorage:
             log.warning("wal.sync_unwritten", reason="disk full again")
 
-    def pump(self, next_tick: bool = False) -> int:
-        """Do what the engine has ready; with ``next_tick`` (the loop's tick), returns when
-        its next timer is due (else 0: every write pumps, and only the loop ticks)."""
-        ready = self.engine.ready(next_tick)
+    def pump(self) -> int:
+        """Do what the engine has ready; returns when its next timer is due."""
+        ready = self.engine.ready()
         for message in ready.messages:
             self._spawn(self._send(message))
         for reply in ready.replies:
