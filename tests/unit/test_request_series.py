@@ -11,6 +11,8 @@ from rumor.node.server.request_series import RequestSeries
 
 COUNTER = ("rumor_requests", "Requests handled.")
 HISTOGRAM = ("rumor_request_seconds", "Time to handle a request.")
+# gRPC status names and HTTP statuses, an HTTP status as a number and as text (one series).
+STATUSES: list[str | int] = ["OK", "NOT_FOUND", 200, "200", 404]
 
 
 def _without_created(text: str) -> list[str]:
@@ -32,7 +34,7 @@ def test_the_exposition_is_the_counter_and_histogram_one() -> None:
     for _ in range(3000):
         api = draw.choice(["grpc", "http"])
         method = draw.choice(["Get", "Put", "values.get"])
-        status: str | int = draw.choice(["OK", "NOT_FOUND", 200, "200", 404])
+        status = draw.choice(STATUSES)
         seconds = draw.choice([draw.random() / 100, draw.random() * 40, -0.001, 0.0005, 0.001])
         counter.labels(api, method, str(status)).inc()
         histogram.labels(api, method).observe(max(seconds, 0.0))
