@@ -6,7 +6,8 @@ process-global one, so several nodes in one process — as in tests — stay apa
 - per-request series fed by ``Metrics.observe``, called by the gRPC wrapper
   (``rpc.service_handler(observe=...)``) and the HTTP gateway:
   ``rumor_requests_total{api,method,status}`` and the
-  ``rumor_request_seconds{api,method}`` histogram;
+  ``rumor_request_seconds{api,method}`` histogram (plain numbers per call, written
+  out at scrape time: ``request_series``);
 - node state read at scrape time by a custom collector from counters the node
   already keeps (the replica's stored counters, ``ReplicationStats``, the push
   queues, the watermark vectors), so nothing extra is done on the write path.

@@ -1,7 +1,9 @@
 """Registering a servicer with grpc.aio: safe decoding, request ids, error mapping.
 
 Handlers are built from the service's descriptor rather than the generated
-``add_*_to_server`` so that every method gets the same treatment:
+``add_*_to_server`` so that every method gets the same treatment (a unary-unary
+method in one coroutine, ``unary_call``; the steps all shapes share are
+``call_steps``'s):
 - a request that fails to decode is answered INVALID_ARGUMENT (grpc.aio
   itself would answer UNKNOWN) and never reaches the servicer;
 - a request id is bound into the structlog context for the call;
