@@ -9,6 +9,7 @@ never purged, so an id is never reused.
 
 from __future__ import annotations
 
+import functools
 import re
 
 RESERVED_NAMESPACE = bytes(16)  # the namespaces themselves
@@ -27,6 +28,12 @@ def id_bytes(namespace_id: str) -> bytes | None:
         return None
     raw = bytes.fromhex(namespace_id)
     return None if is_reserved(raw) else raw
+
+
+@functools.lru_cache(maxsize=1024)
+def cached_id_bytes(namespace_id: str) -> bytes | None:
+    """``id_bytes``, remembered for the ids seen last: every request names its namespace."""
+    return id_bytes(namespace_id)
 
 
 def id_text(raw: bytes) -> str:

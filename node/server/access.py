@@ -354,6 +354,17 @@ class KvAccess:
             audit_refusal(self.audit, "grpc", method, error)
             raise
 
+    def permits_at_once(self, method: str) -> bool:
+        """Whether ``permit`` would let any ``method`` call through, known from the grant
+        alone: no rule, an open API, or every namespace reached with the scope needed."""
+        rule = KV_RULES.get(method)
+        if rule is None:
+            return True
+        grant = caller()
+        return grant is None or (
+            not grant.limited and (rule.scope is None or grant.has(rule.scope))
+        )
+
     async def permit_batch_op(self, field: str, request: Any) -> None:
         """One operation of a Batch frame (``field``: its oneof name), as its unary call."""
         rule = BATCH_OP_RULES.get(field)

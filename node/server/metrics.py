@@ -6,7 +6,8 @@ process-global one, so several nodes in one process — as in tests — stay apa
 - per-request series fed by ``Metrics.observe``, called by the gRPC wrapper
   (``rpc.service_handler(observe=...)``) and the HTTP gateway:
   ``rumor_requests_total{api,method,status}`` and the
-  ``rumor_request_seconds{api,method}`` histogram;
+  ``rumor_request_seconds{api,method}`` histogram (plain numbers per call, written
+  out at scrape time: ``request_series``);
 - node state read at scrape time by a custom collector from counters the node
   already keeps (the replica's stored counters, ``ReplicationStats``, the push
   queues, the watermark vectors), so nothing extra is done on the write path.
@@ -29,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from rumor.node.replication.engine.components import ReplicationStats
 from rumor.node.server.metrics_merge import merged_exposition
+from rumor.node.server.request_series import RequestSeries
 from rumor.node.server.upload_budget import UploadBudget
 
 Vectors = Callable[[], Mapping[int, Mapping[int, int]]]
@@ -327,20 +329,21 @@ class RequestMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self._requests = Counter(
-            "rumor_requests",
-            "Requests handled, by API (grpc or http), method and status "
-            "(gRPC status code name or HTTP status).",
-            ["api", "method", "status"],
-            registry=self.registry,
+        # rumor_requests_total and rumor_request_seconds, as a Counter and a Histogram
+        # would expose them, without their locks on every call.
+        self._requests = RequestSeries(
+            (
+                "rumor_requests",
+                "Requests handled, by API (grpc or http), method and status "
+                "(gRPC status code name or HTTP status).",
+            ),
+            (
+                "rumor_request_seconds",
+                "Time to handle a request (for a stream: until it ends), by API and method.",
+            ),
+            LATENCY_BUCKETS,
         )
-        self._seconds = Histogram(
-            "rumor_request_seconds",
-            "Time to handle a request (for a stream: until it ends), by API and method.",
-            ["api", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self.registry.register(self._requests)
         self.http_client_disconnects = Counter(
             "rumor_http_client_disconnects",
             "HTTP requests whose client went away before the answer was written (no error).",
@@ -352,21 +355,10 @@ class RequestMetrics:
             buckets=LOOP_LAG_BUCKETS,
             registry=self.registry,
         )
-        # ``labels()`` takes a lock and rebuilds its key on every call; each request
-        # would pay it twice, so the children are looked up once per label set.
-        self._children: dict[tuple[str, str, str | int], tuple[Counter, Histogram]] = {}
 
     def observe(self, api: str, method: str, status: str | int, seconds: float) -> None:
-        key = (api, method, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self._requests.labels(api, method, str(status)),
-                self._seconds.labels(api, method),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(max(seconds, 0.0))
+        """One request's outcome (a gRPC status name, an HTTP status) and duration."""
+        self._requests.observe(api, method, status, seconds)
 
     def count_view(self, view: ViewCounts) -> None:
         """Report a worker view's reads and catch-ups at each scrape."""

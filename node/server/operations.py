@@ -25,7 +25,7 @@ from rumor.node.core.errors import (
     ReplicationTimeout,
     Unavailable,
 )
-from rumor.node.core.namespaces import RESERVED_NAMESPACE, id_bytes
+from rumor.node.core.namespaces import RESERVED_NAMESPACE, cached_id_bytes, id_bytes
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication import Applied, Replica
 from rumor.node.replication.replica import reads
@@ -256,7 +256,7 @@ class Operations:
         return self._namespace(namespace_id)
 
     def _namespace(self, namespace_id: str) -> bytes:
-        raw = id_bytes(namespace_id)
+        raw = cached_id_bytes(namespace_id)
         if raw is None or not self.replica.namespace_live(raw):
             raise NamespaceNotFound()
         return raw

@@ -474,18 +474,21 @@ class Engine:
         if not self._stopped and not self.snapshots.fetching:
             self.anti_entropy.catch_up_origins(wanted, now)
 
-    def lag_bound_ms(self, now: Now) -> int | None:
+    def lag_bound_ms(self, mono_ms: int) -> int | None:
         """The most this node may lag any member that may be alive (None: it cannot say);
         see staleness. A member this node thinks dead counts: it cannot tell a crashed
         member from one behind a partition, still taking writes. One that left or was
         removed does not."""
+        peers = self.membership.peers()
+        if not peers:  # every read asks: a node alone answers at once
+            return self.envelopes.staleness.bound_ms(mono_ms, (), self.replica.watermarks.get)
         me = self.node_id
         members = [
             member.id
-            for member in self.membership.peers()
+            for member in peers
             if member.id != me and member.state not in (State.LEFT, State.REMOVED)
         ]
-        return self.envelopes.staleness.bound_ms(now.mono_ms, members, self.replica.watermarks.get)
+        return self.envelopes.staleness.bound_ms(mono_ms, members, self.replica.watermarks.get)
 
     def replicas_holding(self, seq: int) -> int:
         """How many nodes (this one included) hold own write ``seq`` or something newer."""

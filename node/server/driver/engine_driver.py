@@ -370,7 +370,8 @@ class EngineDriver:
         self.engine.advance(Done(synced_ticket=ticket), self.now())
         if not self._stopped:  # a flush at shutdown: mark durable, send nothing
             self.pump()
-        self._wake.set()  # records just became durable: push them
+        if self.engine.membership.peers():  # records just became durable: push them
+            self._wake.set()
 
     def _notice(self, kind: NoticeKind, message: str, fields: dict[str, object]) -> None:
         if kind is NoticeKind.READY:
@@ -482,7 +483,9 @@ class EngineDriver:
 
     def lag_bound_ms(self) -> int | None:
         """The most this node may lag any alive member (None: it cannot say)."""
-        return self.engine.lag_bound_ms(self.now())
+        # Every read asks: the monotonic clock alone (the bound needs no wall time).
+        mono_ms = now_monotonic_ms() if self._now is None else self._now().mono_ms
+        return self.engine.lag_bound_ms(mono_ms)
 
     async def wait_for_coverage(self, wanted: Mapping[int, int], timeout_s: float) -> None:
         """Return once this node can read every write ``wanted`` names (origin -> seq),

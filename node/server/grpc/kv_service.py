@@ -25,7 +25,7 @@ from rumor.node.server.grpc.kv_messages import (
     put_response,
     type_name,
 )
-from rumor.node.server.grpc.rpc import CLIENT_PEER_HEADER, Context
+from rumor.node.server.grpc.rpc import CLIENT_PEER_HEADER, Context, own_trailers
 from rumor.node.server.operations import Operations
 from rumor.node.server.release import METADATA
 from rumor.node.server.sessions import LAG_BOUND_KEY, answer_token, write_token
@@ -45,8 +45,11 @@ def _release_when_done(context: Context, release: Any) -> None:
         add_done_callback(lambda _: release())
 
 
-def _time_remaining(context: Context) -> float | None:
-    """The seconds left before the call's deadline (None: no deadline)."""
+def _time_remaining(context: Context, after: str) -> float | None:
+    """The seconds left before the call's deadline (None: no deadline), for a request
+    with the session token ``after``: without one nothing waits, so None."""
+    if not after:
+        return None
     time_remaining = getattr(context, "time_remaining", None)
     remaining = None if time_remaining is None else time_remaining()
     return None if remaining is None else float(remaining)
@@ -129,7 +132,9 @@ class KVService:
     # ---- keys -----------------------------------------------------------
 
     async def Put(self, request: kv_pb2.PutRequest, context: Context) -> kv_pb2.PutResponse:
-        after = await self.ops.sessions.after(request.after, _time_remaining(context))
+        after = await self.ops.sessions.after(
+            request.after, _time_remaining(context, request.after)
+        )
         applied = await self.ops.put(request.namespace_id, put_item(request), request.min_replicas)
         return put_response(applied, after)
 
@@ -138,7 +143,7 @@ class KVService:
     ) -> kv_pb2.PutResponse:
         header, value, length = await self._receive_stream(requests, _connection(context))
         validation.value_length(length)
-        after = await self.ops.sessions.after(header.after, _time_remaining(context))
+        after = await self.ops.sessions.after(header.after, _time_remaining(context, header.after))
         applied = await self.ops.put(
             header.namespace_id, put_item(header, bytes(value)), header.min_replicas
         )
@@ -181,9 +186,14 @@ class KVService:
             raise InvalidRequest("PutStream ended without its last message; nothing was written.")
         return header, value, length
 
+    @own_trailers  # _before_read
     async def Get(self, request: kv_pb2.GetRequest, context: Context) -> kv_pb2.GetResponse:
         value_type = checked_type(request.type)
-        after = await self._before_read(request, context)
+        if request.after:
+            after = await self._before_read(request, context)
+        else:  # no session: nothing to wait for (and no coroutine to run)
+            after = None
+            self._read_checks(request, context)
         reads = self.reads
         if reads.admits(validation.MAX_VALUE_BYTES):
             # Any one value would be admitted: read it, then hold what was read (no
@@ -250,6 +260,7 @@ class KVService:
         finally:
             reservation.release()
 
+    @own_trailers  # _before_read
     async def BulkGet(
         self, request: kv_pb2.BulkGetRequest, context: Context
     ) -> kv_pb2.BulkGetResponse:
@@ -291,10 +302,13 @@ class KVService:
     async def Delete(
         self, request: kv_pb2.DeleteRequest, context: Context
     ) -> kv_pb2.DeleteResponse:
-        after = await self.ops.sessions.after(request.after, _time_remaining(context))
+        after = await self.ops.sessions.after(
+            request.after, _time_remaining(context, request.after)
+        )
         applied = await self.ops.delete(request.namespace_id, request.key)
         return delete_response(applied, after)
 
+    @own_trailers  # _before_read
     async def List(self, request: kv_pb2.ListRequest, context: Context) -> kv_pb2.ListResponse:
         after = await self._before_read(request, context)
         listing = await self.ops.list_keys(
@@ -321,7 +335,9 @@ class KVService:
     async def BulkPut(
         self, request: kv_pb2.BulkPutRequest, context: Context
     ) -> kv_pb2.BulkPutResponse:
-        after = await self.ops.sessions.after(request.after, _time_remaining(context))
+        after = await self.ops.sessions.after(
+            request.after, _time_remaining(context, request.after)
+        )
         columns = plain_columns(request)
         if columns is None:
             items = [put_item(item) for item in request.items]
@@ -335,7 +351,9 @@ class KVService:
     async def BulkDelete(
         self, request: kv_pb2.BulkDeleteRequest, context: Context
     ) -> kv_pb2.BulkDeleteResponse:
-        after = await self.ops.sessions.after(request.after, _time_remaining(context))
+        after = await self.ops.sessions.after(
+            request.after, _time_remaining(context, request.after)
+        )
         written = await self.ops.bulk_delete(request.namespace_id, list(request.keys))
         return kv_pb2.BulkDeleteResponse(
             successful_key_count=written.key_count, session=self._bulk_token(after, written.seq)
@@ -343,14 +361,19 @@ class KVService:
 
     async def _before_read(self, request: Any, context: Context) -> SessionToken | None:
         """A read's session wait and staleness check; its lag bound goes in the trailers."""
+        after = request.after
+        token = await self.ops.sessions.after(after, _time_remaining(context, after))
+        self._read_checks(request, context)
+        return token
+
+    def _read_checks(self, request: Any, context: Context) -> None:
+        """``_before_read`` once the session's writes are readable (at once without one)."""
         sessions = self.ops.sessions
-        after = await sessions.after(request.after, _time_remaining(context))
         sessions.check_staleness(_max_staleness(request))
         set_trailers = getattr(context, "set_trailing_metadata", None)
         if set_trailers is not None:
-            # Replaces the trailers the call began with: the release goes again.
+            # Replaces any trailers the call began with: the release goes again.
             set_trailers(((LAG_BOUND_KEY, sessions.lag_bound()), *METADATA))
-        return after
 
     def _bulk_token(self, after: SessionToken | None, seq: int) -> str:
         if not seq:  # nothing written (no keys)
