@@ -259,7 +259,7 @@ def run(*, quick: bool, runs: int) -> Result:
         ensure_programs()
     except RuntimeError as error:  # not root: the message names the packages to install
         raise SystemExit(str(error)) from None
-    load = Load(2.0, 0.5, IN_FLIGHT) if quick else Load(5.0, 1.0, IN_FLIGHT)
+    load = Load(1.0, 0.25, IN_FLIGHT) if quick else Load(5.0, 1.0, IN_FLIGHT)
     rounds = 1 if quick else ROUNDS if runs == DEFAULT_RUNS else runs
     pin_self(CLIENT_CORE)
     load_average_before = os.getloadavg()[0]

@@ -142,7 +142,7 @@ def one_node(root: Path, workers: int, seconds: float) -> dict[str, float]:
 def run(*, quick: bool, runs: int) -> Result:
     ensure_programs()
     rounds = 1 if quick else min(runs, 3)
-    seconds = 2.0 if quick else 8.0
+    seconds = 1.0 if quick else 8.0
     samples: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="rumor-bench-workers-") as scratch:
         for index in range(rounds):

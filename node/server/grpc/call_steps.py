@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import random
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -155,6 +156,23 @@ def own_trailers(method: _Method) -> _Method:
 def sets_own_trailers(implementation: Callable[..., Any]) -> bool:
     """Whether ``implementation`` (a function or a bound method) is marked ``own_trailers``."""
     return bool(getattr(implementation, _OWN_TRAILERS, False))
+
+
+def report_end(
+    authorize: Authorize | None,
+    observe: Observe | None,
+    name: str,
+    request: Any,
+    response: Any,
+    status: str,
+    start: float,
+) -> None:
+    """Tell the hooks how a call ended: ``authorize.ended`` (the audit trail), then
+    ``observe`` with the time since ``start`` (``time.perf_counter()``)."""
+    if authorize is not None:
+        authorize.ended(name, request, response, status)
+    if observe is not None:
+        observe("grpc", name, status, time.perf_counter() - start)
 
 
 def code_name(context: Any, default: str) -> str:

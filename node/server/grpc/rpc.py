@@ -54,6 +54,7 @@ from rumor.node.server.grpc.call_steps import (
     fail,
     own_trailers,
     remember_metadata,
+    report_end,
     serialize,
 )
 from rumor.node.server.grpc.unary_call import unary_call
@@ -139,10 +140,7 @@ def _guard_stream_unary(
             status = "CANCELLED"
             raise
         finally:
-            if authorize is not None:
-                authorize.ended(name, None, response, status)
-            if observe is not None:
-                observe("grpc", name, status, time.perf_counter() - start)
+            report_end(authorize, observe, name, None, response, status, start)
 
     return guarded
 
@@ -176,10 +174,7 @@ def _guard_stream(
             status = "CANCELLED"
             raise
         finally:
-            if authorize is not None:
-                authorize.ended(name, None if streamed else request, None, status)
-            if observe is not None:
-                observe("grpc", name, status, time.perf_counter() - start)
+            report_end(authorize, observe, name, None if streamed else request, None, status, start)
 
     return guarded
 

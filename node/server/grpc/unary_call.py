@@ -25,6 +25,7 @@ from rumor.node.server.grpc.call_steps import (
     code_name,
     fail,
     invocation_metadata,
+    report_end,
     sets_own_trailers,
 )
 from rumor.node.server.release import METADATA
@@ -89,9 +90,6 @@ def unary_call(
             status = "CANCELLED"
             raise
         finally:
-            if authorize is not None:
-                authorize.ended(name, request, response, status)
-            if observe is not None:
-                observe("grpc", name, status, time.perf_counter() - start)
+            report_end(authorize, observe, name, request, response, status, start)
 
     return call
