@@ -61,7 +61,6 @@ from typing import Never
 from rumor.node.core.clock_fence import ClockFence, FenceVerdict
 from rumor.node.core.compatibility import Feature, Speaks, this_node
 from rumor.node.core.errors import Unavailable
-from rumor.node.core.gc import SafeGc
 from rumor.node.core.membership import Member, State
 from rumor.node.replication.engine.anti_entropy import AntiEntropy
 from rumor.node.replication.engine.audit_rounds import AuditRounds
@@ -73,6 +72,7 @@ from rumor.node.replication.engine.components import (
     Services,
 )
 from rumor.node.replication.engine.envelopes import Envelopes
+from rumor.node.replication.engine.garbage_collection import GarbageCollection
 from rumor.node.replication.engine.gossip import Gossip
 from rumor.node.replication.engine.joining import Joining
 from rumor.node.replication.engine.membership import Membership
@@ -109,9 +109,6 @@ from rumor.node.replication.engine.versions import Versions
 from rumor.node.replication.replica.delta import Coverage
 from rumor.node.replication.replica.replica import Applied, Replica, Write
 
-# How often a node alone brings its purge rule up to date as it writes.
-LONE_GC_REFRESH_MS = 10
-
 
 class Engine:
     """One node's replication protocol. See the module docstring for the contract."""
@@ -142,7 +139,9 @@ class Engine:
         self.stats = ReplicationStats()
         self.fence = ClockFence(config.max_clock_offset_ms, enforce=config.fence_clock)
         self.readiness = Readiness(self.fence)
-        self.gc = SafeGc(config.gc_grace_ms)
+        self.gc = GarbageCollection(
+            config.gc_grace_ms, config.housekeeping_interval_ms, lambda: self.node_id
+        )
         replica.purge_rule = self.gc.rule
         services = Services(
             replica,
@@ -213,8 +212,6 @@ class Engine:
         self._removed = False
         self._warned_clock = False
         self._next_housekeeping_ms = 0
-        self._next_lone_gc_ms = 0
-        self._next_gc_ms = 0
         self._own_writes_missing_until = 0  # own seqs peers hold that this node must take back
         if self.serving:
             self.notice(NoticeKind.READY, "no seeds and no known members: a new cluster")
@@ -318,30 +315,15 @@ class Engine:
     def propose(self, writes: Sequence[Write], now: Now) -> list[Applied]:
         """Apply client writes; the driver waits for their tickets to be durable."""
         self.check_writable()
-        self._keep_lone_gc_current(now)
+        self.gc.before_write(now.mono_ms, self._gc_inputs)
         return self.replica.write_many(writes, now.wall_ms)
 
     def propose_all(self, writes: Sequence[Write], now: Now) -> int:
         """``propose`` for a caller that waits for all the writes at once (a bulk write):
         returns only the ticket of the last (0 for none)."""
         self.check_writable()
-        self._keep_lone_gc_current(now)
+        self.gc.before_write(now.mono_ms, self._gc_inputs)
         return self.replica.write_all(writes, now.wall_ms)
-
-    def _keep_lone_gc_current(self, now: Now) -> None:
-        """A node alone may purge whatever it has made durable (``SafeGc``): between
-        housekeeping rounds its rule is brought up to date before it writes (at most
-        every ``LONE_GC_REFRESH_MS``), so a write drops the log entry of the record it
-        replaces at once instead of leaving it to the sweeper. Overwriting keys faster
-        than the housekeeping interval otherwise left one entry per overwrite behind:
-        10,000,000 overwrites of 1,000 keys by BulkPut, a backlog of millions of entries
-        the sweeper then drained for a quarter of an hour."""
-        in_force = self.gc.in_force
-        alone = len(in_force) == 1 and self.node_id in in_force
-        if not alone or now.mono_ms < self._next_lone_gc_ms:
-            return
-        self._next_lone_gc_ms = now.mono_ms + LONE_GC_REFRESH_MS
-        self._collect_garbage(now)
 
     def ready(self) -> Ready:
         out, self._out = self._out, Ready()
@@ -573,27 +555,20 @@ class Engine:
         self.membership.retransmits = self.config.retransmits(members)
         if not self.readiness.disk_full:
             self.envelopes.persist_high_seqs()
-        # GC's vectors are O(members^2) to combine: at scale, less often (every
-        # housekeeping interval per hundred members), so a node's cost stays O(members).
-        if now.mono_ms >= self._next_gc_ms:
-            self._next_gc_ms = now.mono_ms + self.config.housekeeping_interval_ms * max(
-                1, members // 100
-            )
-            self._collect_garbage(now)
+        self.gc.housekeeping(now.mono_ms, members, self._gc_inputs)
         self._check_clock()
 
-    def _collect_garbage(self, now: Now) -> None:
+    def _gc_inputs(self) -> tuple[dict[int, Mapping[int, int]], dict[int, int]] | None:
+        """The vectors of the members GC counts and what each issued (None: not now)."""
         if not self.joining.may_collect_garbage() and Canary.GC_ALONE not in self.canaries:
-            self.gc.rule.stable = {}
-            return
+            return None
         membership = self.membership
-        vectors = {
+        vectors: dict[int, Mapping[int, int]] = {
             member_id: self.envelopes.clamped(membership.vectors.get(member_id, {}))
             for member_id in self.snapshots.counted_by_gc(membership.counted())
         }
         vectors[self.node_id] = self.replica.own_watermarks()
-        issued = {**self.envelopes.issued, self.node_id: self.replica.seq}
-        self.gc.update(vectors, now.mono_ms, issued)
+        return vectors, {**self.envelopes.issued, self.node_id: self.replica.seq}
 
     def _check_clock(self) -> None:
         was = self.readiness.verdict
