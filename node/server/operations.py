@@ -13,17 +13,15 @@ import asyncio
 import gc
 import operator
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from rumor.node.core import validation
 from rumor.node.core.errors import (
     NamespaceExists,
     NamespaceNotFound,
-    ReplicationTimeout,
-    Unavailable,
 )
 from rumor.node.core.namespaces import RESERVED_NAMESPACE, cached_id_bytes, id_bytes
 from rumor.node.core.record import RecordHeader
@@ -32,80 +30,12 @@ from rumor.node.replication.replica import reads
 from rumor.node.replication.replica.replica import Write
 from rumor.node.server.driver.clock import WallClock
 from rumor.node.server.driver.group_commit import GroupCommit
+from rumor.node.server.replication_hooks import ReplicationHooks, Standalone
 from rumor.node.server.sessions import Sessions
 
 # Headers one slice of a list reads before yielding to the loop (~2 ms): a page over many
 # tombstones takes several slices instead of one long stall.
 LIST_SCAN_SLICE = 2000
-
-
-class ReplicationHooks(Protocol):
-    """What client writes need from replication."""
-
-    def check_clock(self) -> None:
-        """Raise while client writes are refused: the clock fenced (Unavailable), the
-        disk full (InsufficientStorage)."""
-        ...
-
-    def check_readable(self) -> None:
-        """Raise Unavailable while reads are refused (the clock is fenced)."""
-        ...
-
-    async def wait_for_replicas(self, seq: int, wanted: int) -> None:
-        """Return once ``wanted`` nodes hold own write ``seq``; ReplicationTimeout if not."""
-        ...
-
-    def propose(self, writes: Sequence[Write]) -> list[Applied]:
-        """Apply client writes through the protocol engine (seq, HLC, the write itself)."""
-        ...
-
-    def propose_all(self, writes: Sequence[Write]) -> int:
-        """``propose``, returning only the durability ticket of the last write (0: none)."""
-        ...
-
-    async def wait_for_coverage(self, wanted: Mapping[int, int], timeout_s: float) -> None:
-        """Return once every write ``wanted`` names (origin -> seq) is readable here,
-        pulling it from peers at once; Unavailable naming the lag if not in time."""
-        ...
-
-    def lag_bound_ms(self) -> int | None:
-        """The most this node may lag any alive member (None: it cannot say)."""
-        ...
-
-
-class Standalone:
-    """No peers: the clock is never fenced and only this node can hold a write."""
-
-    def __init__(self, replica: Replica, clock: WallClock) -> None:
-        self.replica = replica
-        self.clock = clock
-
-    def propose(self, writes: Sequence[Write]) -> list[Applied]:
-        return self.replica.write_many(writes, self.clock.wall_ms())
-
-    def propose_all(self, writes: Sequence[Write]) -> int:
-        return self.replica.write_all(writes, self.clock.wall_ms())
-
-    def check_clock(self) -> None:
-        return None
-
-    def check_readable(self) -> None:
-        return None
-
-    def lag_bound_ms(self) -> int | None:
-        return 0  # no other member to lag
-
-    async def wait_for_coverage(self, wanted: Mapping[int, int], timeout_s: float) -> None:
-        raise Unavailable(
-            "this node has not seen the session's writes and has no peers to take them from"
-        )
-
-    async def wait_for_replicas(self, seq: int, wanted: int) -> None:
-        if wanted > 1:
-            raise ReplicationTimeout(
-                f"the write is applied locally, but this node has no peers to reach"
-                f" min_replicas={wanted}"
-            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,13 +225,6 @@ class Operations:
         applied = self.replication.propose([write])[0]
         await self.commit.durable(applied.ticket)
         return applied
-
-    def propose_each(self, writes: Sequence[Write]) -> list[Applied]:
-        """Propose ``writes`` as that many single writes in this order would be: in one
-        batch, each with its own seq and HLC tick in order, a key written again
-        replacing what the batch staged for it (the later write wins, as it would for
-        two calls in turn; the replaced record's log entry stays for the sweeper)."""
-        return self.replication.propose(writes)
 
     async def bulk_put(self, namespace_id: str, items: Sequence[PutItem]) -> BulkWritten:
         """Validate every item, then write them all; a key given twice keeps its last item."""

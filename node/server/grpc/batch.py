@@ -352,7 +352,10 @@ class BatchStream:
     def _propose(self, writes: _Writes) -> None:
         try:
             self._ops.replication.check_clock()
-            applied = self._ops.propose_each([write for _, _, write, _ in writes.ops])
+            # One propose even when a key is written twice: each write takes its own seq
+            # and HLC tick in frame order, and the later replaces what the batch staged
+            # for the key, so it wins as it would for two calls in turn.
+            applied = self._ops.replication.propose([write for _, _, write, _ in writes.ops])
         except Exception as error:
             self._send([error_result(op_id, error) for op_id, _, _, _ in writes.ops])
             return
