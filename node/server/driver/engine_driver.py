@@ -68,6 +68,7 @@ from rumor.node.server.driver.codec import reply_to_pb, request_from_pb
 from rumor.node.server.driver.disk_space import DiskGuard
 from rumor.node.server.driver.faults import FaultRules
 from rumor.node.server.driver.group_commit import GroupCommit
+from rumor.node.server.driver.notice_log import STOPPING, log_notice
 from rumor.node.server.driver.peer_transport import Transport
 from rumor.node.server.log_throttle import LogThrottle
 
@@ -374,39 +375,11 @@ class EngineDriver:
             self._wake.set()
 
     def _notice(self, kind: NoticeKind, message: str, fields: dict[str, object]) -> None:
-        if kind is NoticeKind.READY:
-            log.info("node.serving", reason=message)
+        log_notice(kind, message, fields, self.throttle)
+        if kind in (NoticeKind.READY, NoticeKind.CLOCK_FENCED, NoticeKind.CLOCK_UNFENCED):
             self._readiness_changed()
-        elif kind in (NoticeKind.CLOCK_FENCED, NoticeKind.CLOCK_UNFENCED):
-            event = "clock.fenced" if kind is NoticeKind.CLOCK_FENCED else "clock.back_in_range"
-            log.warning(event, message=message, **fields)
-            self._readiness_changed()
-        elif kind in (NoticeKind.REMOVED, NoticeKind.DUPLICATE_ID):
-            log.error(f"node.{kind.value}", message=message)
+        elif kind in STOPPING:
             self.on_stop(message, kind)
-        elif kind is NoticeKind.INSTALL_SNAPSHOT:
-            log.info("snapshot.install", message=message, **fields)
-            self.on_stop(message, kind)
-        elif kind is NoticeKind.SNAPSHOT:
-            log.info("snapshot.join", message=message, **fields)
-        elif kind is NoticeKind.MEMBER_STATE:
-            log.info("member.state", **fields)
-        elif kind is NoticeKind.PEER_PROTOCOL:
-            log.info("peer.protocol", **fields)
-        elif kind is NoticeKind.INCOMPATIBLE_PEER:
-            self.throttle.warning("replication.incompatible_peer", message, message=message)
-        elif kind in (
-            NoticeKind.MALFORMED,
-            NoticeKind.CLAMPED,
-            NoticeKind.PROBE_MISMATCH,
-            NoticeKind.MISADDRESSED,
-        ):
-            cause = fields.get("peer") or fields.get("origin") or fields.get("member")
-            self.throttle.warning(f"replication.{kind.value}", cause, message=message, **fields)
-        else:
-            log.warning(
-                _LOG_EVENTS.get(kind, f"replication.{kind.value}"), message=message, **fields
-            )
 
     # ---- inbound RPCs ---------------------------------------------------------
 
@@ -523,14 +496,6 @@ def behind_message(wanted: Mapping[int, int], lacking: Mapping[int, int], waited
         f"this node has not yet seen the session's writes after {round(waited_s * 1000)} ms:"
         f" {parts}; retry, or read from another node"
     )
-
-
-_LOG_EVENTS = {
-    NoticeKind.CLOCK_OFFSET: "clock.offset_large",
-    NoticeKind.MEMBER_TIMED_OUT: "member.timed_out",
-    NoticeKind.AUDIT_REPAIRED: "audit.repaired",
-    NoticeKind.SEED_UNREACHABLE: "join.seed_unreachable",
-}
 
 
 def _refusal_error(refusal: Refusal) -> Exception:
