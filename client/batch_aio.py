@@ -15,8 +15,9 @@ in the order they fall due, watched by one timer (calls of a client share its
 timeout, so a new call's deadline is the latest), rather than a timer per call.
 When the stream breaks (the node went away), every call waiting on it fails
 with the stream's error — UNAVAILABLE fails over as a unary call would — and
-the next call opens a new stream. A node without Batch answers UNIMPLEMENTED: the batcher says so
-once (``unsupported``) and the client speaks to that node in unary.
+the next call opens a new stream. A node without Batch answers UNIMPLEMENTED:
+the batcher says so once (``unsupported``) and the client speaks to that node
+in unary.
 """
 
 from __future__ import annotations
@@ -90,9 +91,13 @@ class AsyncBatcher:
             self._forget(op_id)
             raise
         finally:
-            deadlines = self._deadlines
-            while deadlines and deadlines[0][1] not in self._waiting:
-                deadlines.popleft()  # answered: its deadline no longer matters
+            self._drop_answered_deadlines()
+
+    def _drop_answered_deadlines(self) -> None:
+        """Forget the deadlines at the front of the queue whose calls were answered."""
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][1] not in self._waiting:
+            deadlines.popleft()
 
     def _expire_at(self, loop: asyncio.AbstractEventLoop, when: float, op_id: int) -> None:
         deadlines = self._deadlines
@@ -112,8 +117,7 @@ class AsyncBatcher:
         now = loop.time()
         while deadlines and deadlines[0][0] <= now:
             self._expire(deadlines.popleft()[1])
-        while deadlines and deadlines[0][1] not in self._waiting:
-            deadlines.popleft()
+        self._drop_answered_deadlines()
         if deadlines:
             self._deadline_timer = loop.call_at(deadlines[0][0], self._expire_due)
 
