@@ -4,7 +4,8 @@
 waits for its ``node.ready`` line (with a deadline, never a sleep), and stops
 it with SIGTERM (or SIGKILL). ``python`` runs another installation (an older
 release in its own virtualenv) instead of this one. Given a ``cluster_secret``, every call on its
-``channel`` carries it (as admin tools do). Its stderr goes to ``<data_dir>.log``. An
+``channel`` carries it (as admin tools do); a call on it with one answer and no
+deadline of its own gets ``DEFAULT_CALL_TIMEOUT_S``. Its stderr goes to ``<data_dir>.log``. An
 optional command prefix (e.g. ``faketime``) wraps the node. Used by the
 experiment harness and by the integration tests.
 """
@@ -33,6 +34,9 @@ CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 ]
 SECRET_HEADER = "x-rumor-cluster-secret"
+# A call of the harness that names no deadline gets this one: a node that never
+# answers fails the experiment or the test that called it, it does not hang it.
+DEFAULT_CALL_TIMEOUT_S = 60.0
 T = TypeVar("T")
 
 
@@ -53,6 +57,26 @@ class _WithMetadata(
         return continuation(self._details(details), request)
 
     def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
+class _Bounded(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+):
+    """Gives every call with one answer that names no deadline ``DEFAULT_CALL_TIMEOUT_S``
+    (streamed answers, Watch, keep theirs: they may rightly last)."""
+
+    @staticmethod
+    def _details(details: Any) -> Any:
+        if details.timeout is not None:
+            return details
+        return details._replace(timeout=DEFAULT_CALL_TIMEOUT_S)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return continuation(self._details(details), request)
 
     def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
@@ -144,7 +168,9 @@ class NodeProcess:
     @property
     def channel(self) -> grpc.Channel:
         if self._channel is None:
-            channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+            channel = grpc.intercept_channel(
+                grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS), _Bounded()
+            )
             if self.cluster_secret:
                 secret = _WithMetadata(((SECRET_HEADER, self.cluster_secret),))
                 channel = grpc.intercept_channel(channel, secret)

@@ -37,6 +37,7 @@ from tests.support.nodes import create_namespace, poll
 
 MAX_GET_S = 2.0  # another client's Get under attack (2 shared cores; typically < 50 ms)
 MAX_RSS = 600 * 1024 * 1024  # node 1's RSS under attack (about 130 MiB idle)
+WATCH_S = 120.0  # the longest a watcher of the first attack is held (its deadline)
 BIG = 25 * 1024 * 1024
 LIMITS = (
     "--http", "127.0.0.1:0",
@@ -90,15 +91,18 @@ def test_watchers_are_bounded_per_connection_per_node_and_in_buffer(
             for channel in channels[:4]:
                 kv = kv_pb2_grpc.KVStub(channel)
                 for _ in range(10):
-                    streams.append(kv.Watch(request_))
-            # The streams start on the server asynchronously: the 11th on a connection
-            # and the 41st on the node are refused, whichever arrives last.
-            over = kv_pb2_grpc.KVStub(channels[0]).Watch(request_)
+                    streams.append(kv.Watch(request_, timeout=WATCH_S))
+            # The streams start on the server asynchronously, each connection's in its
+            # own order: a watcher's initial metadata says it is registered. Once all
+            # 40 are, the 11th on a connection and the 41st on the node are refused.
+            for stream in streams:
+                stream.initial_metadata()
+            over = kv_pb2_grpc.KVStub(channels[0]).Watch(request_, timeout=10)
             with pytest.raises(grpc.RpcError) as refused:
                 next(over)
             assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "maximum of" in (refused.value.details() or "")
-            node_wide = kv_pb2_grpc.KVStub(channels[4]).Watch(request_)
+            node_wide = kv_pb2_grpc.KVStub(channels[4]).Watch(request_, timeout=10)
             with pytest.raises(grpc.RpcError) as full:
                 next(node_wide)
             assert full.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -158,7 +162,8 @@ def test_slow_readers_hold_at_most_the_in_flight_budget(cluster: Cluster, ns: st
             readers = _slow_http_readers(n1.http, path, 12)
             for index in range(12):
                 kv = kv_pb2_grpc.KVStub(channels[index % 4])
-                streams.append(kv.GetStream(kv_pb2.GetRequest(namespace_id=ns, key=b"big")))
+                request_ = kv_pb2.GetRequest(namespace_id=ns, key=b"big")
+                streams.append(kv.GetStream(request_, timeout=30))
             for stream in streams:
                 try:
                     next(stream)  # the header: admitted; or the refusal, after 1 s
@@ -195,7 +200,8 @@ def test_a_client_flood_never_starves_replication(cluster: Cluster, ns: str) -> 
             kv = kv_pb2_grpc.KVStub(channel)
             while not stop.is_set():
                 try:
-                    stream = kv.GetStream(kv_pb2.GetRequest(namespace_id=ns, key=b"big"))
+                    request_ = kv_pb2.GetRequest(namespace_id=ns, key=b"big")
+                    stream = kv.GetStream(request_, timeout=30)
                     next(stream)  # admitted: hold the value without reading it
                     codes["OK"] += 1
                     stop.wait(0.5)
