@@ -21,77 +21,54 @@ of space exits with status 74. A data directory restored from a backup
 (``rumor admin restore``) starts a new cluster: at its first start it takes a
 new id and forgets the old members, or, given ``--seeds``, is refused with
 exit status 78 and left as it was.
+
+The parts the build and start phases assemble have modules of their own:
+``services`` (the wiring and the services over it), ``listeners`` (the gRPC
+bind, the HTTP gateway), ``security_reload`` (secrets read again on SIGHUP or
+a change); a worker process (``--workers``) runs ``worker_process``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import random
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
-from google.protobuf.descriptor import ServiceDescriptor
 
 from rumor.node import data_dir as data_dir_steps
-from rumor.node import logs, shutdown
+from rumor.node import shutdown
 from rumor.node.config import Config
 from rumor.node.core.disk_space import MIB, DiskSpaceRule
 from rumor.node.core.errors import InsufficientStorage
+from rumor.node.listeners import bind_grpc, serve_http
 from rumor.node.replication import Durability, Replica
 from rumor.node.replication.engine.build import Identity, build
 from rumor.node.replication.engine.engine import Engine
 from rumor.node.replication.engine.messages import NoticeKind, Now
+from rumor.node.security_reload import reload_security_on_change
 from rumor.node.server import release
-from rumor.node.server.access import HttpAccess, titles_of
-from rumor.node.server.admin_token import AdminToken
 from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.backup.describe import backup_info, manifest_of
 from rumor.node.server.backup.scheduled import ScheduledBackups
-from rumor.node.server.console import app as console
-from rumor.node.server.console.feed import ClusterView
-from rumor.node.server.console.peers import PeerAccess, PeerFeeds
 from rumor.node.server.driver import disk_space
 from rumor.node.server.driver.clock import WallClock
 from rumor.node.server.driver.engine_driver import EngineDriver, new_boot_nonce, now_monotonic_ms
 from rumor.node.server.driver.faults import FaultRules
 from rumor.node.server.driver.group_commit import GroupCommit
 from rumor.node.server.driver.peer_transport import GrpcTransport
-from rumor.node.server.exposure import is_loopback
-from rumor.node.server.grpc.admin_service import AdminService
-from rumor.node.server.grpc.faults_service import FaultsService
-from rumor.node.server.grpc.kv_service import KVService
-from rumor.node.server.grpc.replication_service import ReplicationService
-from rumor.node.server.grpc.server import (
-    ADMIN_SERVICE,
-    FAULTS_SERVICE,
-    KV_SERVICE,
-    REPLICATION_SERVICE,
-    BindError,
-    GrpcServer,
-)
-from rumor.node.server.health import Health
-from rumor.node.server.http.gateway import build_app, serve, serve_unix
-from rumor.node.server.http.guard import HttpGuard
-from rumor.node.server.loop_lag import LoopLag
-from rumor.node.server.metrics import Conditions, Metrics
-from rumor.node.server.operations import Operations
+from rumor.node.server.grpc.server import GrpcServer
 from rumor.node.server.snapshot import swap as snapshot_swap
 from rumor.node.server.snapshot.client import download, grpc_stream
-from rumor.node.server.snapshot.server import SnapshotServer
-from rumor.node.server.upload_budget import UploadBudget
 from rumor.node.server.watch import WatchHub
-from rumor.node.server.workers import worker
 from rumor.node.server.workers.owner import OwnerListeners, keep_publishing, publish_state
 from rumor.node.server.workers.supervisor import Supervisor
-from rumor.node.server.workers.worker import WorkerPlan
+from rumor.node.services import Services, Wiring, build_services
 from rumor.node.startup import (
     Security,
     event_loop_factory,
@@ -108,34 +85,6 @@ EXIT_REMOVED = 78  # EX_CONFIG: this id was removed; the data directory must be 
 EXIT_DUPLICATE_ID = 76  # another live process holds this node's id (a copied data directory)
 EXIT_DISK_FULL = 74  # EX_IOERR: no room even to open the store
 EXIT_RESTORED_WITH_SEEDS = 78  # EX_CONFIG: a restored backup starts a new cluster, alone
-
-
-@dataclass(frozen=True, slots=True)
-class Wiring:
-    """What the build phase made first: bound, holding the engine's driver, not serving."""
-
-    store: RocksStore
-    security: Security
-    server: GrpcServer
-    listen: str  # the bound gRPC address
-    advertise: str  # what peers are told to call
-    watches: WatchHub
-    driver: EngineDriver
-    reads: ByteBudget
-    client_calls: CallBudget
-    uploads: UploadBudget  # request bodies and PutStreams being received
-    owner: OwnerListeners | None  # with workers: the private sockets and the ports held
-
-
-@dataclass(frozen=True, slots=True)
-class Services:
-    """What serves clients and the console, over the wiring."""
-
-    operations: Operations
-    metrics: Metrics
-    loop_lag: LoopLag
-    kv_service: KVService
-    cluster_view: ClusterView
 
 
 class Node:
@@ -227,7 +176,7 @@ class Node:
         if config.worker_count() > 0:
             owner = OwnerListeners(self._listen or config.listen, self._http or config.http)
             stack.callback(owner.close)
-        server, listen = self._bind(security, owner)
+        server, listen = bind_grpc(self._listen or config.listen, security, owner)
         advertise = config.advertise or listen
         watches = WatchHub(
             self.clock.wall_ms,
@@ -271,7 +220,8 @@ class Node:
             uploads=config.upload_budget(),
             owner=owner,
         )
-        return wiring, self._build_services(wiring, faults, stack)
+        services = build_services(config, self.clock, wiring, faults, stack, drain=self.stop)
+        return wiring, services
 
     def _build_driver(
         self,
@@ -327,69 +277,6 @@ class Node:
         stack.push_async_callback(self._flush, driver.commit)
         return driver
 
-    def _build_services(
-        self, wiring: Wiring, faults: FaultRules, stack: contextlib.AsyncExitStack
-    ) -> Services:
-        """The client and peer services on the bound gRPC server; the console's feeds."""
-        config, driver, security = self.config, wiring.driver, wiring.security
-        engine, replica = driver.engine, driver.replica
-        snapshots = SnapshotServer(
-            config.data_dir, wiring.store.snapshot_files, engine.snapshots.may_serve
-        )
-        shutdown.on_stop(stack, "snapshots", snapshots.close)
-        # Backups are streamed by a server of their own: Admin's authorisation admits.
-        backups = SnapshotServer(
-            config.data_dir, wiring.store.snapshot_files, lambda _: True, prefix="backup-"
-        )
-        shutdown.on_stop(stack, "backups", backups.close)
-        shutdown.on_stop(stack, "driver", driver.stop)
-        operations = Operations(
-            replica,
-            driver.commit,
-            self.clock,
-            min_expiration_ttl=config.min_expiration_ttl,
-            replication=driver,
-        )
-        metrics = self._metrics(wiring)
-        loop_lag = LoopLag(metrics.observe_loop_lag)
-        kv_service = KVService(operations, wiring.watches, wiring.reads, wiring.uploads)
-        admin_service = AdminService(
-            driver,
-            checkpoint=wiring.store.checkpoint,
-            checkpoint_dir=config.checkpoint_dir or None,
-            drain=self.stop,
-            loop_lag=loop_lag,
-            # Without a cluster secret, stopping the node takes the token in its data dir.
-            admin_token=None if security.secret is not None else AdminToken.create(config.data_dir),
-            backups=backups,
-        )
-        services: list[tuple[ServiceDescriptor, object]] = [
-            (KV_SERVICE, kv_service),
-            (REPLICATION_SERVICE, ReplicationService(driver, snapshots)),
-            (ADMIN_SERVICE, admin_service),
-        ]
-        if config.enable_fault_injection:
-            services.append((FAULTS_SERVICE, FaultsService(faults, self.clock, driver)))
-        # Workers check clients' tokens on the operations they batch; their Batch
-        # stream (on the owner's private socket) carries none.
-        trusted, worker_key = frozenset[str](), ""
-        if wiring.owner is not None:
-            trusted, worker_key = (
-                frozenset({"Batch"}),
-                worker.new_worker_key(wiring.owner.socket_dir),
-            )
-        checks = security.grpc_checks(
-            titles_of(operations.get_namespace), trusted=trusted, worker_key=worker_key
-        )
-        wiring.server.add_services(
-            services,
-            authorize=checks,
-            observe=metrics.observe,
-            budgets={KV_SERVICE.full_name: wiring.client_calls},
-        )
-        cluster_view = self._cluster_view(wiring, loop_lag, stack)
-        return Services(operations, metrics, loop_lag, kv_service, cluster_view)
-
     def _publish_owner_state(self, wiring: Wiring) -> asyncio.Task[None]:
         """What the workers' reads need, published now and then kept up to date."""
         assert wiring.owner is not None
@@ -405,40 +292,6 @@ class Node:
             name="owner-state",
         )
 
-    def _metrics(self, wiring: Wiring) -> Metrics:
-        """The node's series; with workers, theirs added at each scrape."""
-        driver = wiring.driver
-        engine = driver.engine
-        metrics = Metrics(
-            node_id=engine.replica.node_id,
-            replica=engine.replica,
-            stats=engine.stats,
-            queues=engine.gossip.queues,
-            vectors=lambda: engine.membership.vectors,
-            conditions=lambda: Conditions(driver.ready, driver.fenced, driver.disk_full),
-        )
-        metrics.count_uploads(wiring.uploads)
-        if wiring.owner is not None:
-            socket_dir = wiring.owner.socket_dir
-            metrics.worker_expositions = lambda: worker.worker_expositions(socket_dir)
-        return metrics
-
-    def _cluster_view(
-        self, wiring: Wiring, loop_lag: LoopLag, stack: contextlib.AsyncExitStack
-    ) -> ClusterView:
-        """What the web console shows, with the other members' feeds."""
-        security = wiring.security
-        peers = PeerFeeds(
-            wiring.driver,
-            PeerAccess(
-                credentials=security.tls.channel_credentials() if security.tls else None,
-                api_token=security.api_token,
-                admin_metadata=security.call_metadata,
-            ),
-        )
-        shutdown.on_stop(stack, "console peers", peers.stop)
-        return ClusterView(wiring.driver, wiring.watches, loop_lag, peers)
-
     # ---- start: listen, serve, run; stop is the exit stack unwinding -------------
 
     async def _start(
@@ -452,7 +305,9 @@ class Node:
             stack.push_async_callback(guard.stop)  # after the watch: a probe may be under way
             disk_watch = asyncio.create_task(guard.watch(), name="disk-space")
             stack.push_async_callback(shutdown.cancelled, disk_watch)
-        http_runner, http_address = await self._serve_http(wiring, services)
+        http_runner, http_address = await serve_http(
+            config, self._http or config.http, wiring, services
+        )
         if http_runner is not None:
             shutdown.on_stop(stack, "http", http_runner.cleanup)
         kv_service = services.kv_service
@@ -492,39 +347,8 @@ class Node:
             scheduled.start()
             shutdown.on_stop(stack, "scheduled backups", scheduled.stop)
         self._install_signal_handlers()
-        self._reload_security_on_change(wiring, services, stack)
+        reload_security_on_change(wiring, services, stack)
         self._announce_ready(wiring.listen, wiring.advertise, http_address, replica)
-
-    def _reload_security_on_change(
-        self, wiring: Wiring, services: Services, stack: contextlib.AsyncExitStack
-    ) -> None:
-        """Token and cluster secret files are read again on SIGHUP and when they change
-        (checked every ``SECURITY_POLL_S``); a node's workers watch them too."""
-
-        def reload(reason: str) -> None:
-            security = wiring.security
-            if not security.reload(reason):
-                return
-            transport = wiring.driver.transport
-            if isinstance(transport, GrpcTransport):
-                transport.metadata = security.call_metadata  # what it sends from now on
-            peers = services.cluster_view.peers
-            if peers is not None:
-                peers.access = dataclasses.replace(
-                    peers.access,
-                    api_token=security.api_token,
-                    admin_metadata=security.call_metadata,
-                )
-
-        async def watch() -> None:
-            while True:
-                await asyncio.sleep(SECURITY_POLL_S)
-                if wiring.security.files_changed():
-                    reload("file changed")
-
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload, "SIGHUP")
-        watcher = asyncio.create_task(watch(), name="security-files")
-        stack.push_async_callback(shutdown.cancelled, watcher)
 
     def _leaves(self) -> bool:
         """A stopping node tells its peers it left, unless the cluster refused it or it
@@ -541,68 +365,6 @@ class Node:
         except InsufficientStorage:
             # Not acknowledged, so nothing is lost: RocksDB recovers what its WAL holds.
             log.warning("node.stop_unsynced", reason="disk full")
-
-    def _bind(self, security: Security, owner: OwnerListeners | None) -> tuple[GrpcServer, str]:
-        server = GrpcServer()
-        if owner is not None:  # workers listen for clients; the owner, for its workers
-            server.bind(owner.grpc_target)
-            listen = owner.grpc.address
-        else:
-            listen = server.bind(
-                self._listen or self.config.listen,
-                security.tls.server_credentials() if security.tls is not None else None,
-            )
-        if security.tls is None and not is_loopback(listen):
-            log.warning(
-                "listener.exposed",
-                listen=listen,
-                reason="not on loopback and without TLS: traffic is readable on the network",
-            )
-        return server, listen
-
-    async def _serve_http(self, wiring: Wiring, services: Services) -> tuple[Any, str | None]:
-        config = self.config
-        if not config.http:
-            return None, None
-        security = wiring.security
-        tokens = security.tokens
-        access = HttpAccess(tokens, titles_of(services.operations.get_namespace), security.audit)
-        guard = HttpGuard.for_listener(
-            config.http,
-            advertise=wiring.advertise,
-            allowed_hosts=config.http_allowed_hosts,
-            token_valid=tokens.http_status if tokens.enabled else None,
-        )
-        driver = wiring.driver
-        gateway = build_app(
-            services.operations,
-            authorize=access,
-            health=lambda: Health(driver.ready, driver.not_ready, driver.writes_refused),
-            metrics_text=services.metrics.render,
-            observe=services.metrics.observe,
-            guard=guard,
-            reads=wiring.reads,
-            calls=wiring.client_calls,
-            uploads=wiring.uploads,
-            client_disconnected=services.metrics.http_client_disconnects.inc,
-        )
-        console.add_routes(
-            gateway,
-            console.Console(
-                services.operations,
-                services.cluster_view,
-                access=access,
-                experiments_dir=config.experiments_dir,
-            ),
-        )
-        if wiring.owner is not None and wiring.owner.http is not None:
-            runner = await serve_unix(gateway, wiring.owner.http_path)
-            return runner, wiring.owner.http.address
-        host, _, port = (self._http or config.http).rpartition(":")
-        try:
-            return await serve(gateway, host, int(port), wiring.security.http_tls)
-        except OSError as exc:
-            raise BindError(f"cannot listen on {config.http}: {exc.strerror}") from exc
 
     def _announce_ready(
         self, listen: str, advertise: str, http_address: str | None, replica: Replica
@@ -650,35 +412,6 @@ class Node:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
         loop.set_exception_handler(throttled_loop_errors())
-
-
-SECURITY_POLL_S = 1.0  # how often token and secret files are checked for a change
-
-
-def run_worker(plan: WorkerPlan) -> int:
-    """Serve as one of a node's workers (see ``rumor.node.server.workers``)."""
-    config = Config.from_json(plan.config)
-    logs.configure(config.log_level, config.log_format)
-    security = Security.load(config)
-    tokens = security.tokens
-    settings = worker.WorkerSettings(
-        security=security,
-        http_guard=HttpGuard.for_listener(
-            config.http,
-            advertise=config.advertise or plan.grpc_address,
-            allowed_hosts=config.http_allowed_hosts,
-            token_valid=tokens.http_status if tokens.enabled else None,
-        )
-        if config.http
-        else None,
-        max_calls=config.max_client_calls,
-        read_bytes_in_flight=config.max_read_bytes_in_flight,
-        read_admission_timeout_s=config.read_admission_timeout_ms / 1000,
-        uploads=config.upload_budget(),
-        data_dir=config.data_dir,
-    )
-    with asyncio.Runner(loop_factory=event_loop_factory(config.event_loop)) as runner:
-        return runner.run(worker.serve(plan, settings))
 
 
 def run(config: Config) -> int:
