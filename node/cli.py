@@ -15,10 +15,11 @@ import structlog
 
 from rumor.node import logs
 from rumor.node.app import run
-from rumor.node.config import Config, ConfigError
+from rumor.node.config import Config
 from rumor.node.server.grpc.server import BindError
 from rumor.node.server.security import SecurityError
 from rumor.node.server.workers.worker import plan_from_environment
+from rumor.node.settings import ConfigError
 from rumor.node.storage import StoreLocked
 from rumor.node.worker_process import run_worker
 

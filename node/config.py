@@ -17,7 +17,8 @@ Two kinds of setting, each declared once:
   (``protocol()``); the others follow the profile.
 
 ``Config.check`` reports every problem at once, the protocol knobs' through
-``ProtocolConfig.problems``.
+``ProtocolConfig.problems``. What one setting is, and how a value given as
+text or TOML becomes its kind, is ``rumor.node.settings``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,22 +33,7 @@ from typing import Any
 
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
 from rumor.node.server.upload_budget import UploadBudget
-
-
-class ConfigError(ValueError):
-    """A setting that cannot be used; the message names it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One setting of `rumor node`: a flag, a RUMOR_* variable and a TOML key."""
-
-    name: str
-    kind: Any  # str, int, bool or tuple[str, ...]
-    default: Any
-    help: str
-    choices: tuple[str, ...] = ()
-    protocol: bool = False  # a ProtocolConfig knob: unless given, the profile's value
+from rumor.node.settings import ConfigError, Setting, convert, read_toml
 
 
 def _setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
@@ -333,7 +318,7 @@ class Config:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         if config_file is not None:
-            values.update(_read_toml(Path(config_file)))
+            values.update(read_toml(Path(config_file), _SETTINGS))
         for setting in _SETTINGS.values():
             env_name = "RUMOR_" + setting.name.upper()
             if env_name in env:
@@ -344,7 +329,7 @@ class Config:
         own: dict[str, Any] = {}
         knobs: list[tuple[str, int]] = []
         for name, value in values.items():
-            converted = _convert(name, value)
+            converted = convert(_SETTINGS[name], value)
             if _SETTINGS[name].protocol:
                 knobs.append((name, converted))
             else:
@@ -419,47 +404,6 @@ class Config:
 # A field's type as written (annotations are strings here) -> what its values are.
 _KINDS: dict[str, Any] = {"str": str, "int": int, "bool": bool, "tuple[str, ...]": tuple}
 _SETTINGS = {setting.name: setting for setting in Config.settings()}
-
-
-def _convert(name: str, value: Any) -> Any:
-    kind = _SETTINGS[name].kind
-    if kind is tuple:
-        items = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(str(item).strip() for item in items if str(item).strip())
-    if kind is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{name} must be an integer; got {value!r}")
-        try:
-            return int(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{name} must be an integer; got {value!r}") from exc
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{name} must be true or false; got {value!r}")
-    return str(value)
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    values = {}
-    for key, value in raw.items():
-        name = key.replace("-", "_")
-        if name not in _SETTINGS:
-            raise ConfigError(f"config file {path}: unknown setting {key!r}")
-        values[name] = value
-    return values
 
 
 def usable_cores() -> int:

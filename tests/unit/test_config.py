@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from rumor.node.config import Config, ConfigError
+from rumor.node.config import Config
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
+from rumor.node.settings import ConfigError
 
 
 def test_defaults() -> None:
