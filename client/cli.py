@@ -10,54 +10,29 @@
 Any of them takes --session TOKEN (served only by a node that has seen what the
 token names) and --print-session (the session's new token, last on stderr).
 
-Every error is one line on stderr and a non-zero exit status; never a traceback.
+Every error is one line on stderr and a non-zero exit status; never a traceback
+(rumor.client.cli_output). The bulk commands' JSON files are checked whole before
+anything is sent (rumor.client.bulk_files).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from rumor.client.cli_options import GlobalOptionsGroup, Settings, connection_options
-from rumor.client.errors import RumorError
+from rumor.client.bulk_files import checked_delete_keys, checked_put_items, read_json_file
+from rumor.client.cli_options import Settings, connection_options
+from rumor.client.cli_output import KVGroup, fail, stderr
 from rumor.client.sync import Client, KVNamespace
 
 BATCH_SIZE = 1000
 F = TypeVar("F", bound=Callable[..., Any])
-# No markup: keys and titles are printed literally, whatever brackets they hold.
-stderr = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
-
-
-class CommandError(click.ClickException):
-    """One line on stderr, exit status 1."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"✘ {self.format_message()}", err=True)
-
-
-def fail(message: str) -> NoReturn:
-    raise CommandError(message)
-
-
-class KVGroup(GlobalOptionsGroup):
-    """Turns every SDK, file and JSON error into one clear line (the node's message)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except RumorError as exc:
-            raise CommandError(exc.message) from None
-        except (TypeError, ValueError, OSError) as exc:
-            raise CommandError(str(exc)) from None
 
 
 @click.group("kv", cls=KVGroup)
@@ -302,81 +277,6 @@ def key_delete(
 
 
 # ---- bulk ---------------------------------------------------------------------
-
-PUT_SHAPE = (
-    '[{"key": "...", "value": "...", "expiration"?, "expiration_ttl"?, "metadata"?, "base64"?}]'
-)
-PUT_PROPERTIES = {"key", "value", "expiration", "expiration_ttl", "metadata", "base64"}
-
-
-def read_json_file(path: str) -> Any:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        fail(f'Cannot read "{path}": {exc.strerror}')
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        fail(f'"{path}" is not valid JSON: {exc}')
-
-
-def checked_put_items(path: str, data: Any) -> list[dict[str, Any]]:
-    if not isinstance(data, list):
-        fail(
-            f'Unexpected JSON input from "{path}": expected an array of key-value objects '
-            f"shaped {PUT_SHAPE}, got {type(data).__name__}."
-        )
-    items = []
-    unexpected: set[str] = set()
-    for index, item in enumerate(data):
-        if (
-            not isinstance(item, dict)
-            or not isinstance(item.get("key"), str)
-            or not isinstance(item.get("value"), str)
-            or not isinstance(item.get("expiration", 0), int)
-            or not isinstance(item.get("expiration_ttl", 0), int)
-            or not isinstance(item.get("base64", False), bool)
-        ):
-            shown = json.dumps(item, ensure_ascii=False)[:200]
-            fail(
-                f'Item {index} of "{path}" is not a key-value object shaped {PUT_SHAPE}: '
-                f"{shown}. Nothing was written."
-            )
-        unexpected |= set(item) - PUT_PROPERTIES
-        if item.get("base64"):
-            try:
-                base64.b64decode(item["value"], validate=True)
-            except (binascii.Error, ValueError):
-                fail(
-                    f'Item {index} of "{path}" has "base64": true but its value is not valid '
-                    f"base64 (expected {PUT_SHAPE}). Nothing was written."
-                )
-        items.append({k: v for k, v in item.items() if k in PUT_PROPERTIES})
-    if unexpected:
-        stderr.print(
-            f'Unexpected key-value properties in "{path}": '
-            f"{', '.join(sorted(unexpected))} (ignored)",
-            style="yellow",
-        )
-    return items
-
-
-def checked_delete_keys(path: str, data: Any) -> list[str]:
-    shape = '["key", ...] or [{"name": "key"}, ...]'
-    if not isinstance(data, list):
-        fail(f'Unexpected JSON input from "{path}": expected an array shaped {shape}.')
-    keys = []
-    for index, item in enumerate(data):
-        if isinstance(item, str):
-            keys.append(item)
-        elif isinstance(item, dict) and isinstance(item.get("name"), str):
-            keys.append(item["name"])
-        else:
-            fail(
-                f'Item {index} of "{path}" is not a key name or {{"name": ...}}: '
-                f"{json.dumps(item)[:200]}. Nothing was deleted."
-            )
-    return keys
 
 
 def batches(items: Sequence[Any]) -> Iterator[Sequence[Any]]:

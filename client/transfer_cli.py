@@ -22,8 +22,9 @@ from typing import IO, Any
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-from rumor.client.cli import fail, kv, namespace_options, resolve_namespace, stderr
+from rumor.client.cli import kv, namespace_options, resolve_namespace
 from rumor.client.cli_options import Settings
+from rumor.client.cli_output import fail, stderr
 from rumor.client.cloudflare_api import CloudflareCredentials, CloudflareError, CloudflareKV
 from rumor.client.export import (
     ProgressFile,

@@ -26,8 +26,8 @@ from typing import Any
 import click
 
 from rumor.client import workerd_config, workerd_install, wrangler_project
-from rumor.client.cli import KVGroup, fail, stderr
 from rumor.client.cli_options import Settings, connection_options
+from rumor.client.cli_output import KVGroup, fail, stderr
 from rumor.client.models import NamespaceInfo
 from rumor.client.sync import Client
 
