@@ -13,6 +13,9 @@ With ``network = "netns"`` every node runs in its own network namespace
 reaches them through the bridge, and ``isolate``/``reconnect`` cut a node off
 for real. Without root or ``ip netns`` the run falls back to loopback and the
 Faults service, and says so in ``skipped``.
+
+The faults are applied, healed and recorded by ``fault_injector.FaultInjector``
+(``Harness.faults``).
 """
 
 from __future__ import annotations
@@ -22,11 +25,9 @@ import contextlib
 import os
 import random
 import secrets
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import grpc
 import grpc.aio
@@ -34,13 +35,13 @@ import structlog
 
 from rumor.client import AsyncClient
 from rumor.client.errors import RumorError
-from rumor.experiments.faults import FaultKind
 from rumor.experiments.lab import netns
-from rumor.experiments.lab.history import Ack, Applied, Attempt, FaultWindow, Held, History
+from rumor.experiments.lab.fault_injector import FaultInjector
+from rumor.experiments.lab.history import Ack, Applied, Attempt, Held, History
 from rumor.experiments.lab.moving_clients import MovingClients
-from rumor.experiments.lab.processes import NodeProcess, poll
-from rumor.experiments.lab.scenario import Action, FaultStep, Recovery, Scenario
-from rumor.v1 import admin_pb2, faults_pb2
+from rumor.experiments.lab.processes import NodeProcess, poll, unary
+from rumor.experiments.lab.scenario import Scenario
+from rumor.v1 import admin_pb2
 
 log = structlog.get_logger(__name__)
 
@@ -66,19 +67,6 @@ EXPERIMENT_NODE_ARGS = (
     "warning",
 )
 MAX_IN_FLIGHT = 64
-DIRECTIONS = {
-    "both": faults_pb2.DIRECTION_BOTH,
-    "outbound": faults_pb2.DIRECTION_OUTBOUND,
-    "inbound": faults_pb2.DIRECTION_INBOUND,
-}
-
-
-def _unary(channel: grpc.Channel, service: str, method: str, response: Any) -> Any:
-    return channel.unary_unary(
-        f"/rumor.v1.{service}/{method}",
-        request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=response.FromString,
-    )
 
 
 class Harness:
@@ -99,21 +87,12 @@ class Harness:
         self.nodes: list[NodeProcess] = []
         self.names: list[str] = []
         self.ids: list[int] = []
-        self._killed: set[int] = set()
-        self._paused: set[int] = set()
-        self._open_faults: dict[str, tuple[int, str]] = {}
         self._op = 0
         self.skipped: list[str] = []
         self.network: netns.NamespaceNetwork | None = None
-        self._isolated: set[int] = set()
-
-    def _skip(self, message: str) -> None:
-        if message not in self.skipped:
-            self.skipped.append(message)
-        self.say(f"  skipped: {message}")
-
-    def _prefix(self, index: int) -> list[str]:
-        return self.network.prefix(index) if self.network is not None else []
+        self.faults = FaultInjector(
+            self.nodes, self.ids, self.history, skipped=self.skipped, say=say
+        )
 
     # ---- nodes ----------------------------------------------------------
 
@@ -145,7 +124,7 @@ class Harness:
                 name,
                 *advertise,
                 *seeds,
-                prefix=self._prefix(index),
+                prefix=self.faults.prefix(index),
                 cluster_secret=secret,
             )
             if self.network is not None:
@@ -156,174 +135,20 @@ class Harness:
             self.ids.append(int(node.node_id, 16))
         self.history.nodes = list(self.names)
 
-    def _faults_call(self, index: int, method: str, request: Any) -> None:
-        call = _unary(self.nodes[index].channel, "Faults", method, faults_pb2.FaultState)
-        call(request, timeout=5)
-
     def _status(self, index: int) -> admin_pb2.StatusResponse | None:
-        call = _unary(self.nodes[index].channel, "Admin", "Status", admin_pb2.StatusResponse)
+        call = unary(self.nodes[index].channel, "Admin", "Status", admin_pb2.StatusResponse)
         try:
             response: admin_pb2.StatusResponse = call(admin_pb2.StatusRequest(), timeout=5)
         except grpc.RpcError:
             return None
         return response
 
-    # ---- faults ---------------------------------------------------------
-
-    def _open(self, kind: str, detail: str) -> None:
-        self._open_faults[f"{kind}:{detail}"] = (time.monotonic_ns(), detail)
-
-    def _close(self, kind: str, detail: str) -> None:
-        opened = self._open_faults.pop(f"{kind}:{detail}", None)
-        if opened is not None:
-            self.history.faults.append(FaultWindow(kind, opened[0], time.monotonic_ns(), opened[1]))
-
-    def _close_all(self) -> None:
-        now = time.monotonic_ns()
-        for name, (start, detail) in self._open_faults.items():
-            self.history.faults.append(FaultWindow(name.split(":")[0], start, now, detail))
-        self._open_faults.clear()
-
-    def apply(self, step: FaultStep) -> None:
-        self.say(f"  t={step.at_s:>5.1f}s fault: {step.action} {step.params or ''}")
-        self.appliers()[step.action](int(step.params.get("node", 0)), step.params)
-
-    def appliers(self) -> dict[Action, Callable[[int, dict[str, Any]], None]]:
-        """Per scenario action, what applies it (given the node and the step's parameters)."""
-        return {
-            FaultKind.PARTITION: self._partition,
-            FaultKind.BLOCK: self._block,
-            FaultKind.LOSS: self._loss,
-            FaultKind.SKEW: self._skew,
-            FaultKind.CRASH: self._crash,
-            FaultKind.PAUSE: self._pause,
-            FaultKind.FAKETIME: lambda n, p: self._faketime(n, float(p.get("offset_s", 5))),
-            FaultKind.ISOLATE: lambda n, _: self._isolate(n),
-            Recovery.RESTART: self._restart_crashed,
-            Recovery.RESUME: self._resume,
-            Recovery.RECONNECT: lambda n, _: self._reconnect(n),
-            Recovery.HEAL: lambda _n, _p: self.heal(),
-        }
-
-    def _partition(self, _: int, p: dict[str, Any]) -> None:
-        groups = [list(map(int, g)) for g in p["groups"]]
-        for group in groups:
-            others = [self.ids[i] for i in range(len(self.nodes)) if i not in group]
-            for member in group:
-                self._faults_call(member, "Block", faults_pb2.BlockRequest(peers=others))
-        self._open(FaultKind.PARTITION, str(groups))
-
-    def _block(self, node: int, p: dict[str, Any]) -> None:
-        direction = DIRECTIONS[str(p.get("direction", "both"))]
-        peers = [self.ids[int(i)] for i in p.get("peers", [])]
-        self._faults_call(node, "Block", faults_pb2.BlockRequest(peers=peers, direction=direction))
-        self._open(FaultKind.BLOCK, f"n{node + 1} {p.get('direction', 'both')}")
-
-    def _loss(self, _: int, p: dict[str, Any]) -> None:
-        request = faults_pb2.LossRequest(
-            drop_fraction=float(p.get("drop", 0)),
-            delay_fraction=float(p.get("delay_fraction", 0)),
-            delay_ms=int(p.get("delay_ms", 0)),
-        )
-        for index in range(len(self.nodes)):
-            if index not in self._killed:
-                self._faults_call(index, "SetLoss", request)
-        self._open(FaultKind.LOSS, f"drop {p.get('drop', 0)}")
-
-    def _skew(self, node: int, p: dict[str, Any]) -> None:
-        for name in [
-            n for n in self._open_faults if n.startswith(f"{FaultKind.SKEW}:n{node + 1} ")
-        ]:
-            kind, _, detail = name.partition(":")
-            self._close(kind, detail)
-        offset_ms = int(p["offset_ms"])
-        if offset_ms == 0:
-            self._faults_call(node, "SetClockOffset", faults_pb2.ClockOffsetRequest())
-            return
-        self._faults_call(
-            node, "SetClockOffset", faults_pb2.ClockOffsetRequest(offset_ms=offset_ms)
-        )
-        self._open(FaultKind.SKEW, f"n{node + 1} {p['offset_ms']} ms")
-
-    def _crash(self, node: int, _: dict[str, Any]) -> None:
-        self.nodes[node].kill()
-        self._killed.add(node)
-        self._open(FaultKind.CRASH, f"n{node + 1}")
-
-    def _restart_crashed(self, node: int, _: dict[str, Any]) -> None:
-        self._restart(node)
-        self._close(FaultKind.CRASH, f"n{node + 1}")
-
-    def _pause(self, node: int, _: dict[str, Any]) -> None:
-        self.nodes[node].pause()
-        self._paused.add(node)
-        self._open(FaultKind.PAUSE, f"n{node + 1}")
-
-    def _resume(self, node: int, _: dict[str, Any]) -> None:
-        self.nodes[node].resume()
-        self._paused.discard(node)
-        self._close(FaultKind.PAUSE, f"n{node + 1}")
-
-    def _isolate(self, node: int) -> None:
-        if node in self._isolated:
-            return
-        if self.network is not None:
-            self.network.isolate(node)
-        else:
-            self._skip("isolate without network namespaces: Faults Block of the node instead")
-            others = [self.ids[i] for i in range(len(self.nodes)) if i != node]
-            self._faults_call(node, "Block", faults_pb2.BlockRequest(peers=others))
-        self._isolated.add(node)
-        self._open(FaultKind.ISOLATE, f"n{node + 1}")
-
-    def _reconnect(self, node: int) -> None:
-        if node not in self._isolated:
-            return
-        self._isolated.discard(node)
-        if self.network is not None:
-            self.network.restore(node)
-        else:
-            with contextlib.suppress(grpc.RpcError):
-                self._faults_call(node, "Clear", faults_pb2.Empty())
-        self._close(FaultKind.ISOLATE, f"n{node + 1}")
-
-    def _restart(self, node: int) -> None:
-        if node in self._killed:
-            self.nodes[node].start()
-            self._killed.discard(node)
-
-    def _faketime(self, node: int, offset_s: float) -> None:
-        if shutil.which("faketime") is None:
-            message = "faketime is not installed (apt-get install faketime): real skew skipped"
-            self.skipped.append(message)
-            self.say(f"  skipped: {message}")
-            return
-        process = self.nodes[node]
-        process.stop()
-        process.prefix = [*self._prefix(node), "faketime", "-f", f"{offset_s:+g}s"]
-        process.start()
-        self._open(FaultKind.FAKETIME, f"n{node + 1} {offset_s:+g} s")
-
-    def heal(self) -> None:
-        for node in sorted(self._paused):
-            self.nodes[node].resume()
-        self._paused.clear()
-        for node in sorted(self._killed):
-            self._restart(node)
-        if self.network is not None:
-            self.network.restore_all()
-        self._isolated.clear()
-        for index in range(len(self.nodes)):
-            with contextlib.suppress(grpc.RpcError):
-                self._faults_call(index, "Clear", faults_pb2.Empty())
-        self._close_all()
-
     # ---- workload and watches -------------------------------------------
 
     async def _watch(self, index: int, namespace: str, stop: asyncio.Event) -> None:
         name = self.names[index]
         while not stop.is_set():
-            if index in self._killed or not self.nodes[index].alive():
+            if index in self.faults.killed or not self.nodes[index].alive():
                 await asyncio.sleep(0.05)
                 continue
             try:
@@ -395,9 +220,7 @@ class Harness:
         )
 
     def _live_nodes(self) -> list[int]:
-        return [
-            i for i in range(len(self.nodes)) if i not in self._killed and i not in self._paused
-        ]
+        return [i for i in range(len(self.nodes)) if self.faults.serving(i)]
 
     def _next_op(self) -> int:
         self._op += 1
@@ -422,7 +245,7 @@ class Harness:
                 else "delete"
             )
             candidates = writers if kind != "read" else list(range(len(self.nodes)))
-            live = [c for c in candidates if c not in self._killed and c not in self._paused]
+            live = [c for c in candidates if self.faults.serving(c)]
             if not live:
                 continue
             index = self.rng.choice(live)
@@ -440,7 +263,7 @@ class Harness:
             delay = started + step.at_s - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await asyncio.to_thread(self.apply, step)
+            await asyncio.to_thread(self.faults.apply, step)
 
     async def _run(self) -> None:
         clients = [AsyncClient(node.address, timeout=5) for node in self.nodes]
@@ -471,7 +294,7 @@ class Harness:
             self._workload(clients, info.id, started), self._faults(started), *moving
         )
         self.say("  workload done; healing")
-        await asyncio.to_thread(self.heal)
+        await asyncio.to_thread(self.faults.heal)
         self.history.healed_ns = time.monotonic_ns()
         await asyncio.to_thread(self._await_convergence)
         await asyncio.sleep(0.5)  # the watches catch the last applies
@@ -539,10 +362,11 @@ class Harness:
             if self.scenario.network == "netns":
                 reason = netns.available()
                 if reason is not None:
-                    self._skip(f"real partitions need network namespaces: {reason}")
+                    self.faults.skip(f"real partitions need network namespaces: {reason}")
                 else:
                     netns.cleanup_leftovers()
-                    self.network = stack.enter_context(netns.NamespaceNetwork(self.scenario.nodes))
+                    network = stack.enter_context(netns.NamespaceNetwork(self.scenario.nodes))
+                    self.network = self.faults.network = network
             return self._run_nodes()
 
     def _run_nodes(self) -> History:

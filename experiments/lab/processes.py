@@ -243,6 +243,16 @@ class NodeProcess:
         self.stop()
 
 
+def unary(channel: grpc.Channel, service: str, method: str, response: Any) -> Any:
+    """The unary method ``method`` of the node's ``rumor.v1`` service ``service``, on
+    ``channel``, answering ``response`` messages."""
+    return channel.unary_unary(
+        f"/rumor.v1.{service}/{method}",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=response.FromString,
+    )
+
+
 def poll(check: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02) -> T:
     """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

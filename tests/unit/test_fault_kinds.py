@@ -87,7 +87,7 @@ def test_every_bundled_scenario_loads_with_its_faults_in_the_vocabulary() -> Non
 
 def test_the_harness_applies_every_scenario_action(tmp_path: Path) -> None:
     harness = Harness(Scenario.from_toml('name = "x"'), tmp_path, say=lambda _: None)
-    assert set(harness.appliers()) == set(ACTIONS)
+    assert set(harness.faults.appliers()) == set(ACTIONS)
 
 
 def test_every_kind_a_schedule_has_a_planner() -> None:
