@@ -4,7 +4,8 @@ Messages follow Workers KV's wording, with the configured minimum TTL where it
 appears. Nothing else in Rumor words a validation error: the gRPC service and
 the HTTP gateway both call these functions, and raise what they raise.
 Each function either returns the normalised input or raises InvalidRequest
-(or a subclass that tells the HTTP gateway to answer 413 or 414).
+(or a subclass that tells the HTTP gateway to answer 413 or 414). The limits of a
+list page (its size, its cursor, the HTTP namespace list's page) are ``paging``'s.
 
 Time is whole seconds, ``now = floor(wall clock)``, as Miniflare counts it:
 ``expiration = floor(now) + 60`` is accepted and a TTL gives ``floor(now) + ttl``.
@@ -14,8 +15,6 @@ Expirations, TTLs and cache TTLs must fit the Workers binding's 32-bit integers
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import re
@@ -28,8 +27,6 @@ from rumor.node.core.errors import InvalidRequest, KeyTooLong, ValueTooLarge
 MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 26_214_400  # 25 MiB
 MAX_METADATA_BYTES = 1024
-MAX_LIST_LIMIT = 1000
-DEFAULT_LIST_LIMIT = 1000
 MAX_BULK_WRITE_PAIRS = 10_000
 MAX_BULK_WRITE_BYTES = 100_000_000  # 100 MB: keys, values and metadata together
 MAX_BULK_DELETE_KEYS = 10_000
@@ -40,7 +37,6 @@ MAX_SECONDS = 2**31  # exclusive: the Workers binding passes these as 32-bit int
 MAX_TITLE_BYTES = 512
 DEFAULT_MIN_EXPIRATION_TTL = 60
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,30}")  # ASCII digits only; longer is refused
-CURSOR_FORMAT = b"\x01"
 
 
 def key(raw: bytes) -> bytes:
@@ -262,58 +258,6 @@ def cache_ttl(raw: object) -> int | None:
     return ttl
 
 
-def list_limit(limit: int | None) -> int:
-    """A list page size: 1..1000; absent, 0 or negative means the default (1000).
-
-    workerd drops a limit of 0 or less rather than sending it, so the node
-    reads it the same way from every API.
-    """
-    if limit is None or limit <= 0:
-        return DEFAULT_LIST_LIMIT
-    if limit > MAX_LIST_LIMIT:
-        raise InvalidRequest(
-            f"Invalid key_count_limit of {limit}. Please specify an integer less than"
-            f" {MAX_LIST_LIMIT}."
-        )
-    return limit
-
-
-def namespace_list_limit(limit: int) -> int | None:
-    """A gRPC ListNamespaces page size: 1..1000; 0 (what a client that does not page
-    sends) means every namespace in one answer, as before paging existed."""
-    if limit == 0:
-        return None
-    return list_limit(limit)
-
-
-def encode_cursor(last_key: bytes) -> bytes:
-    """An opaque cursor meaning "start after ``last_key``"."""
-    return base64.urlsafe_b64encode(CURSOR_FORMAT + last_key).rstrip(b"=")
-
-
-def cursor(raw: bytes) -> bytes | None:
-    """The key a cursor starts after, or None for an empty cursor."""
-    if not raw:
-        return None
-    try:
-        decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
-    except (binascii.Error, ValueError):
-        decoded = b""
-    last_key = decoded[1:]
-    if decoded[:1] != CURSOR_FORMAT or not last_key or len(last_key) > MAX_KEY_BYTES:
-        raise InvalidRequest(_invalid_cursor(raw))
-    try:
-        last_key.decode()
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(_invalid_cursor(raw)) from exc
-    return last_key
-
-
-def _invalid_cursor(raw: bytes) -> str:
-    shown = raw[:64].decode("utf-8", "replace")
-    return f'Invalid cursor "{shown}". Pass the cursor returned by the previous list call.'
-
-
 def bulk_write_size(pairs: int, total_bytes: int) -> None:
     if pairs > MAX_BULK_WRITE_PAIRS:
         raise InvalidRequest(
@@ -434,41 +378,3 @@ def _utf8(raw: bytes, message: str) -> None:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-HTTP_MIN_LIST_LIMIT = 10
-
-
-def http_list_limit(limit: int | None) -> int:
-    """The list limit of the Cloudflare-compatible HTTP API: 10..1000 (default 1000;
-    0 or less also means the default, as everywhere)."""
-    if limit is not None and 0 < limit < HTTP_MIN_LIST_LIMIT:
-        raise InvalidRequest(
-            f"Invalid key_count_limit of {limit}. Please specify an integer greater than or"
-            f" equal to {HTTP_MIN_LIST_LIMIT}."
-        )
-    return list_limit(limit)
-
-
-MAX_PER_PAGE = 1000
-DEFAULT_PER_PAGE = 20
-
-
-def page(raw: int | None) -> int:
-    """A page number of the HTTP namespace list: 1 or more (default 1)."""
-    if raw is None:
-        return 1
-    if raw < 1:
-        raise InvalidRequest(f"Invalid page of {raw}. Please specify an integer greater than 0.")
-    return raw
-
-
-def per_page(raw: int | None) -> int:
-    """Namespaces per page of the HTTP list: 1..1000 (default 20; wrangler asks for 1000)."""
-    if raw is None:
-        return DEFAULT_PER_PAGE
-    if not 1 <= raw <= MAX_PER_PAGE:
-        raise InvalidRequest(
-            f"Invalid per_page of {raw}. Please specify an integer from 1 to {MAX_PER_PAGE}."
-        )
-    return raw

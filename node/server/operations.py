@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from rumor.node.core import validation
+from rumor.node.core import paging, validation
 from rumor.node.core.errors import (
     NamespaceExists,
     NamespaceNotFound,
@@ -147,13 +147,13 @@ class Operations:
     ) -> tuple[list[NamespaceInfo], bytes]:
         """Up to ``limit`` (0: every one) namespaces ``visible`` lets through, in id
         order after ``cursor``, and the cursor of the next page (empty: none)."""
-        size = validation.namespace_list_limit(limit)
+        size = paging.namespace_list_limit(limit)
         page: list[NamespaceInfo] = []
-        for info in self.namespaces_after(validation.cursor(cursor)):
+        for info in self.namespaces_after(paging.cursor(cursor)):
             if not visible(info):
                 continue
             if len(page) == size:
-                return page, validation.encode_cursor(page[-1].id.encode())
+                return page, paging.encode_cursor(page[-1].id.encode())
             page.append(info)
         return page, b""
 
@@ -354,8 +354,8 @@ class Operations:
         self.replication.check_readable()
         namespace = self._namespace(namespace_id)
         prefix = validation.prefix(prefix)
-        limit = validation.list_limit(limit)
-        start_after = validation.cursor(cursor)
+        limit = paging.list_limit(limit)
+        start_after = paging.cursor(cursor)
         keys: list[tuple[bytes, RecordHeader]] = []
         resume_from: bytes | None = None
         while True:
@@ -373,5 +373,5 @@ class Operations:
                 break
             resume_from = page.resume_from
             await asyncio.sleep(0)
-        next_cursor = b"" if page.complete else validation.encode_cursor(keys[-1][0])
+        next_cursor = b"" if page.complete else paging.encode_cursor(keys[-1][0])
         return KeyListing(keys, page.complete, next_cursor)

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rumor.node.core import hlc as hlc_bits
-from rumor.node.core import validation
+from rumor.node.core import paging
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.core.namespaces import MEMBERS_NAMESPACE, RESERVED_NAMESPACE
 from rumor.node.core.record import RecordHeader
@@ -103,12 +103,12 @@ def list_all(
     pages: list[ListPage] = []
     cursor = b""
     while True:
-        page = replica.list_page(namespace, prefix, validation.cursor(cursor), limit, now_s)
+        page = replica.list_page(namespace, prefix, paging.cursor(cursor), limit, now_s)
         pages.append(page)
         if page.complete:
             return pages
         assert len(page.keys) == limit
-        cursor = validation.encode_cursor(page.keys[-1][0])
+        cursor = paging.encode_cursor(page.keys[-1][0])
         assert len(pages) < 10_000
 
 
@@ -507,7 +507,7 @@ def test_paging_continues_correctly_after_inserts_between_pages(replica: Replica
     assert names(first) == [b"a", b"c"]
     replica.write_many([put(b"b"), put(b"c0"), put(b"d"), put(b"z")], WALL_MS)
     replica.write(delete(b"e"), WALL_MS)
-    cursor = validation.cursor(validation.encode_cursor(names(first)[-1]))
+    cursor = paging.cursor(paging.encode_cursor(names(first)[-1]))
     second = replica.list_page(NS, b"", cursor, 2, NOW_S)
     assert names(second) == [b"c0", b"d"]
     third = replica.list_page(NS, b"", names(second)[-1], 2, NOW_S)

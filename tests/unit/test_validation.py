@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rumor.node.core import validation
+from rumor.node.core import paging, validation
 from rumor.node.core.errors import InvalidRequest, KeyTooLong, RumorError, ValueTooLarge
 
 NOW = 1_700_000_000.0
@@ -452,30 +452,30 @@ def test_invalid_ttl_is_reported_even_with_a_valid_absolute_expiration() -> None
 
 
 def test_list_limit_defaults_to_1000() -> None:
-    assert validation.list_limit(None) == 1000
+    assert paging.list_limit(None) == 1000
 
 
 @pytest.mark.parametrize("limit", [1, 2, 999, 1000])
 def test_list_limits_in_range_are_accepted(limit: int) -> None:
-    assert validation.list_limit(limit) == limit
+    assert paging.list_limit(limit) == limit
 
 
 @pytest.mark.parametrize("limit", [0, -1, -1000])
 def test_list_limit_of_zero_or_less_means_the_default(limit: int) -> None:
     """workerd drops such a limit instead of sending it; every API reads it the same way."""
-    assert validation.list_limit(limit) == 1000
-    assert validation.http_list_limit(limit) == 1000
+    assert paging.list_limit(limit) == 1000
+    assert paging.http_list_limit(limit) == 1000
 
 
 def test_http_list_limit_below_ten_is_rejected() -> None:
     with pytest.raises(InvalidRequest) as caught:
-        validation.http_list_limit(9)
+        paging.http_list_limit(9)
     assert "Invalid key_count_limit of 9." in str(caught.value)
 
 
 def test_list_limit_above_1000_is_rejected() -> None:
     with pytest.raises(InvalidRequest) as caught:
-        validation.list_limit(1001)
+        paging.list_limit(1001)
     assert str(caught.value) == (
         "Invalid key_count_limit of 1001. Please specify an integer less than 1000."
     )
@@ -534,13 +534,13 @@ def test_bulk_json_value_words_its_error_as_miniflare() -> None:
 
 @pytest.mark.parametrize("per_page", [1, 20, 100, 1000])
 def test_per_page_up_to_1000_is_accepted(per_page: int) -> None:
-    assert validation.per_page(per_page) == per_page
+    assert paging.per_page(per_page) == per_page
 
 
 @pytest.mark.parametrize("per_page", [0, 1001])
 def test_per_page_outside_1_to_1000_is_rejected(per_page: int) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        validation.per_page(per_page)
+        paging.per_page(per_page)
     assert str(caught.value) == (
         f"Invalid per_page of {per_page}. Please specify an integer from 1 to 1000."
     )
@@ -583,25 +583,25 @@ def test_bulk_delete_of_10001_keys_is_rejected() -> None:
 
 
 def test_empty_cursor_means_from_the_start() -> None:
-    assert validation.cursor(b"") is None
+    assert paging.cursor(b"") is None
 
 
 @given(valid_keys)
 def test_cursor_round_trips_every_key(raw: bytes) -> None:
-    encoded = validation.encode_cursor(raw)
-    assert validation.cursor(encoded) == raw
+    encoded = paging.encode_cursor(raw)
+    assert paging.cursor(encoded) == raw
 
 
 @given(valid_keys)
 def test_cursor_is_url_safe_text(raw: bytes) -> None:
-    encoded = validation.encode_cursor(raw)
+    encoded = paging.encode_cursor(raw)
     assert encoded
     assert set(encoded) <= URL_SAFE
 
 
 def test_cursor_of_a_512_byte_key_round_trips() -> None:
     raw = b"z" * 512
-    assert validation.cursor(validation.encode_cursor(raw)) == raw
+    assert paging.cursor(paging.encode_cursor(raw)) == raw
 
 
 def _b64(raw: bytes) -> bytes:
@@ -635,7 +635,7 @@ def _b64(raw: bytes) -> bytes:
 )
 def test_garbage_cursor_is_rejected_with_a_clear_message(garbage: bytes) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        validation.cursor(garbage)
+        paging.cursor(garbage)
     message = str(caught.value)
     assert message.startswith('Invalid cursor "')
     assert message.endswith("Pass the cursor returned by the previous list call.")
@@ -644,7 +644,7 @@ def test_garbage_cursor_is_rejected_with_a_clear_message(garbage: bytes) -> None
 def test_garbage_cursor_message_shows_at_most_64_characters() -> None:
     garbage = b"!" * 500
     with pytest.raises(InvalidRequest) as caught:
-        validation.cursor(garbage)
+        paging.cursor(garbage)
     assert f'"{"!" * 64}"' in str(caught.value)
     assert "!" * 65 not in str(caught.value)
 
@@ -653,7 +653,7 @@ def test_garbage_cursor_message_shows_at_most_64_characters() -> None:
 @given(st.binary(max_size=80))
 def test_any_cursor_bytes_give_a_valid_key_or_invalid_request(raw: bytes) -> None:
     try:
-        result = validation.cursor(raw)
+        result = paging.cursor(raw)
     except InvalidRequest as exc:
         assert str(exc).startswith('Invalid cursor "')
         return

@@ -39,7 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rumor.node.core import validation
+from rumor.node.core import paging, validation
 from rumor.node.core.errors import InvalidRequest, PermissionDenied
 from rumor.node.server import auth
 from rumor.node.server.access import HttpAccess, require_title, visible
@@ -298,7 +298,7 @@ async def _delete_namespace(request: web.Request) -> web.StreamResponse:
 
 async def _list_keys(request: web.Request) -> web.StreamResponse:
     raw_limit = request.query.get("limit")
-    limit = validation.http_list_limit(
+    limit = paging.http_list_limit(
         None if not raw_limit else validation.integer(raw_limit, "limit")
     )
     listing = await _console(request).operations.list_keys(

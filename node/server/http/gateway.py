@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rumor.node.core import validation
+from rumor.node.core import paging
 from rumor.node.core.errors import InvalidRequest
 from rumor.node.server import access, auth
 from rumor.node.server.admission import ByteBudget, CallBudget
@@ -102,8 +102,8 @@ async def create_namespace(request: web.Request) -> web.StreamResponse:
 
 
 async def list_namespaces(request: web.Request) -> web.StreamResponse:
-    page = validation.page(int_param(request, "page"))
-    per_page = validation.per_page(int_param(request, "per_page"))
+    page = paging.page(int_param(request, "page"))
+    per_page = paging.per_page(int_param(request, "per_page"))
     order = request.query.get("order", "id")
     direction = request.query.get("direction", "asc")
     if order not in ("id", "title"):

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from rumor.node.core import validation
+from rumor.node.core import paging, validation
 from rumor.node.core.errors import InvalidRequest, RumorError, ValueTooLarge
 from rumor.node.core.record import RecordHeader
 from rumor.node.server.admission import ByteBudget, Reservation
@@ -121,7 +121,7 @@ def _key_json(name: bytes, header: RecordHeader) -> dict[str, Any]:
 
 
 async def list_keys(request: web.Request) -> web.StreamResponse:
-    limit = validation.http_list_limit(int_param(request, "limit"))
+    limit = paging.http_list_limit(int_param(request, "limit"))
     operations = operations_of(request)
     after = await read_session_of(operations, request)
     listing = await operations.list_keys(

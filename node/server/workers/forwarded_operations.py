@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 
-from rumor.node.core import validation
+from rumor.node.core import paging, validation
 from rumor.node.core.errors import InvalidRequest, RumorError
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication import Applied
@@ -117,7 +117,7 @@ class ForwardedOperations(Operations):
     ) -> KeyListing:
         request = kv_pb2.ListRequest(namespace_id=namespace_id, prefix=prefix, cursor=cursor)
         if limit is not None:
-            request.limit = validation.list_limit(limit)  # fits the message's uint32
+            request.limit = paging.list_limit(limit)  # fits the message's uint32
         answer = await self._call("list", request)
         keys = [
             (
