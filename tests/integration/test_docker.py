@@ -65,6 +65,8 @@ def _docker_answers() -> bool:
 REASON = _unavailable()
 pytestmark = [
     pytest.mark.slow,
+    # A first run builds the base image (mmdebstrap) and the image: its shell allows 15 min.
+    pytest.mark.timeout(1800),
     pytest.mark.skipif(REASON is not None, reason=f"Docker test: {REASON}"),
 ]
 
