@@ -156,7 +156,8 @@ def skip_seqs_past(state: ReplicaState, seq: int) -> None:
 
 
 def skipped_seqs(state: ReplicaState) -> int:
-    """How many own seqs issued or skipped lie above the own watermark (not held here)."""
+    """How many own seqs issued or skipped lie above the own watermark (not covered: some
+    may be held, taken back out of order)."""
     return max(0, state.seq - state.watermarks.get(state.node_id))
 
 
