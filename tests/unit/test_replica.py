@@ -27,6 +27,7 @@ from rumor.node.core.namespaces import MEMBERS_NAMESPACE, RESERVED_NAMESPACE
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication.replica.replica import (
     MAX_BATCH_RECORDS,
+    SEQ_BLOCK,
     Applied,
     Durability,
     ListPage,
@@ -967,6 +968,120 @@ def test_restart_from_rocks_changes_nothing(rocks_path: Path) -> None:
         assert snapshot(new_replica(reopened, node_id=OTHER_NODE_ID), keys) == before
     finally:
         reopened.close()
+
+
+# ---- own seqs this store does not hold ------------------------------------------------------
+# A node's own watermark covers only own writes its store holds (docs/ALGORITHM.md,
+# Membership): the seqs a stale copy skips for its peers, and under durability wal the
+# tail of the reserved block, stay uncovered until the engine has taken them back.
+
+
+def held_own_seqs(replica: Replica) -> set[int]:
+    return {
+        seq
+        for origin, seq in (layout.split_log_key(key) for key, _ in replica.store.scan(LOG, b""))
+        if origin == replica.node_id
+    }
+
+
+def own_claims(replica: Replica) -> int:
+    """The most this replica says of its own writes: in memory and as advertised."""
+    me = replica.node_id
+    return max(replica.watermarks.get(me), replica.own_watermarks()[me])
+
+
+def test_seqs_skipped_before_any_own_write_are_not_claimed() -> None:
+    replica = new_replica()
+    replica.skip_seqs_past(6)
+    make_durable(replica)
+    assert replica.own_watermarks() == {NODE_ID: 0}  # a missing own mark is 0, not the seq
+    assert replica.skipped_seqs == 6
+    replica.mark_durable(replica.cover_skipped_seqs())
+    assert replica.own_watermarks() == {NODE_ID: 6}
+    assert replica.skipped_seqs == 0
+    assert replica.write(put(b"k"), WALL_MS).header.seq == 7
+
+
+def test_seqs_skipped_after_own_writes_are_not_claimed() -> None:
+    replica = new_replica()
+    replica.write_many([put(b"a"), put(b"b")], WALL_MS)
+    replica.skip_seqs_past(9)
+    make_durable(replica)
+    assert replica.own_watermarks() == {NODE_ID: 2}
+    assert replica.skipped_seqs == 7
+
+
+def test_a_wal_restart_claims_the_writes_its_disk_holds_not_its_reserved_block() -> None:
+    store = MemoryStore()
+    replica = new_replica(store, durability=Durability.WAL)
+    replica.write_many([put(b"a"), put(b"b"), put(b"c")], WALL_MS)
+    restarted = new_replica(store, durability=Durability.WAL)
+    assert restarted.own_watermarks() == {NODE_ID: 3}
+    assert restarted.skipped_seqs >= SEQ_BLOCK  # issued by no one, or by a lost life
+    restarted.cover_skipped_seqs()
+    assert restarted.skipped_seqs == 0
+    covered = restarted.own_watermarks()[NODE_ID]
+    assert covered > 3
+    assert restarted.write(put(b"d"), WALL_MS).header.seq == covered + 1
+    again = new_replica(store, durability=Durability.WAL)  # the cover is kept
+    assert again.own_watermarks()[NODE_ID] >= covered + 1
+
+
+stale_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), st.integers(min_value=1, max_value=30)),
+        st.tuples(st.just("restart"), st.just(0)),
+        st.tuples(st.just("copy"), st.just(0)),
+        st.tuples(st.just("restore"), st.just(0)),
+        st.tuples(st.just("power loss"), st.just(0)),
+        st.tuples(st.just("skip"), st.integers(min_value=0, max_value=40)),
+    ),
+    max_size=14,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([Durability.FSYNC, Durability.WAL]), stale_steps)
+def test_the_own_watermark_never_claims_an_issued_write_the_store_does_not_hold(
+    durability: Durability, steps: list[tuple[str, int]]
+) -> None:
+    """Over own writes, restarts, power losses, stale copies of the store restored and
+    peers' claims (skips): every own seq some life issued that the watermark claims is
+    held (each write has its own key, so every issued seq held is in the log), but
+    those the node gave up on. As the engine does, a write waits until the skipped
+    seqs are covered; with no peer to take them back from, the node covers them: the
+    ones issued then are given up (lost with a disk)."""
+    store = PowerLossStore()
+    replica = new_replica(store, durability=durability)
+    issued: set[int] = set()
+    given_up: set[int] = set()
+    copies: list[PowerLossStore] = []
+    written = 0
+    for kind, amount in steps:
+        if kind == "write":
+            if replica.skipped_seqs:
+                held = held_own_seqs(replica)
+                given_up |= {seq for seq in issued if seq <= replica.state.seq} - held
+                replica.cover_skipped_seqs()
+            writes = [put(b"k%d" % (written + index)) for index in range(amount)]
+            written += amount
+            issued.update(item.header.seq for item in replica.write_many(writes, WALL_MS))
+            if durability is Durability.FSYNC:  # under wal a power loss may take them
+                make_durable(replica)
+        elif kind == "skip":
+            replica.skip_seqs_past(max(issued, default=0) - amount)
+            if durability is Durability.FSYNC:
+                make_durable(replica)
+        elif kind == "copy":
+            copies.append(store.after_power_loss())  # a copy of what is synced
+        else:
+            if kind == "restore" and copies:
+                store = copies.pop()
+            elif kind == "power loss":
+                store = store.after_power_loss()
+            replica = new_replica(store, durability=durability)
+        claimed = own_claims(replica)
+        assert {seq for seq in issued - given_up if seq <= claimed} <= held_own_seqs(replica)
 
 
 # ---- power loss ---------------------------------------------------------------------------

@@ -47,7 +47,9 @@ Beside them: ``Envelopes`` (``envelopes``: what every message says about its
 sender, the clamp of claims, and from it ``Staleness`` (``staleness``): how far
 behind the alive members this node may be), ``Readiness`` (``readiness``: whether
 this node takes writes and serves reads — the clock fence, a full disk — and the
-time records are judged by), ``Membership`` (``membership``: the member
+time records are judged by), ``OwnWrites`` (``own_writes``: own writes this
+node does not hold, after a stale copy of its disk or a reserved block's tail,
+taken back before it writes or covers them), ``Membership`` (``membership``: the member
 table), ``Canary`` (``canaries``: test-only switches) and ``ProtocolConfig``
 (``protocol_config``: every knob).
 """
@@ -100,6 +102,7 @@ from rumor.node.replication.engine.messages import (
     Response,
     SnapshotFetch,
 )
+from rumor.node.replication.engine.own_writes import OwnWrites
 from rumor.node.replication.engine.probing import Probing
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
 from rumor.node.replication.engine.readiness import DISK_FULL_REASON, Readiness
@@ -162,18 +165,19 @@ class Engine:
         )
         # What this node speaks to its peers (protocol versions, features).
         self.versions = Versions(services, speaks or this_node())
+        self.anti_entropy = AntiEntropy(services)
+        self.own_writes = OwnWrites(services, self.anti_entropy.catch_up)
         self.envelopes = Envelopes(
             services,
             advertise=advertise,
             name=name,
             speaks=self.versions.speaks,
             came_back=self._came_back,
-            behind_on_own_writes=self.behind_on_own_writes,
+            behind_on_own_writes=self.own_writes.behind,
             removed=self.removed,
             refuses_writes=lambda: self.readiness.refuses_writes,
         )
         self.gossip = Gossip(services, fetching_snapshot=lambda: bool(self.snapshots.fetching))
-        self.anti_entropy = AntiEntropy(services)
         self.probing = Probing(services, self.fence)
         self.joining = Joining(
             services,
@@ -212,7 +216,6 @@ class Engine:
         self._removed = False
         self._warned_clock = False
         self._next_housekeeping_ms = 0
-        self._own_writes_missing_until = 0  # own seqs peers hold that this node must take back
         if self.serving:
             self.notice(NoticeKind.READY, "no seeds and no known members: a new cluster")
 
@@ -308,6 +311,7 @@ class Engine:
             # A copy replaces whatever this node would take meanwhile; a full disk takes
             # nothing (anti-entropy catches up once it has room).
             return
+        self.own_writes.caught_up()
         self.anti_entropy.tick(now)
         self.audits.tick(now)
         self.sweeps.tick(for_records)
@@ -430,26 +434,13 @@ class Engine:
         """Refuse client writes while the clock is fenced or the disk is full, while this
         node catches up on its own writes (a stale copy of its disk), or while it stops."""
         self.readiness.check_writable()
-        if self._own_writes_missing_until:
-            if self.replica.watermarks.get(self.node_id) < self._own_writes_missing_until:
-                raise Unavailable(
-                    "this node's data directory is older than what its peers have seen of"
-                    " it: it is taking its own writes back from them first"
-                )
-            self._own_writes_missing_until = 0
         if self._stopped:
             raise Unavailable("this node is stopping")
+        self.own_writes.check_writable()
 
     def check_readable(self) -> None:
         """Refuse client reads while the clock is fenced (clients read elsewhere)."""
         self.readiness.check_readable()
-
-    def behind_on_own_writes(self, seen: int, peer: int, now: Now) -> None:
-        """A peer has seen own seqs up to ``seen``, beyond what this node holds (a stale
-        copy of its disk): never issue them again, and take them back from the peer."""
-        self.replica.skip_seqs_past(seen)
-        self._own_writes_missing_until = max(self._own_writes_missing_until, seen)
-        self.anti_entropy.catch_up(peer, now)
 
     def catch_up_with(self, wanted: Mapping[int, int], now: Now) -> None:
         """A session read waits for these writes (origin -> seq): pull them now."""

@@ -117,10 +117,14 @@ class Envelopes:
         if isinstance(body, _FULL) or all_members:
             watermarks = replica.own_watermarks()
             high = {**self.high_seqs, services.node_id: own}
-        elif isinstance(body, PushReply) and to:
-            watermarks = {services.node_id: own, to: replica.own_watermark(to)}
         else:
-            watermarks = {services.node_id: own}
+            # The own watermark, as in the full vector: a node that has not taken back its
+            # own writes yet (a stale copy) must not tell its peers' GC it has seen them.
+            mark = replica.own_watermark(services.node_id)
+            if isinstance(body, PushReply) and to:
+                watermarks = {services.node_id: mark, to: replica.own_watermark(to)}
+            else:
+                watermarks = {services.node_id: mark}
         return Envelope(
             sender=services.node_id,
             boot_nonce=self.boot_nonce,
@@ -200,11 +204,14 @@ class Envelopes:
                 if mark > vector.get(origin, 0):
                     vector[origin] = mark
             seen_of_me = envelope.watermarks.get(services.node_id, 0)
-            if seen_of_me > replica.durable_seq:
+            # Compared with what this node holds of its own writes, not with its seq: a
+            # stale copy under durability wal is past its reserved block already.
+            held = replica.own_watermark(services.node_id)
+            if seen_of_me > held:
                 if was is None or seen_of_me > MAX_CREDIBLE_SEQ:
                     # A member this very message introduced (a made-up id), or a seq no
                     # node issues: not a reason to skip seqs and stop writing.
-                    self._clamped(services.node_id, seen_of_me, replica.durable_seq)
+                    self._clamped(services.node_id, seen_of_me, held)
                 else:
                     self._behind_on_own_writes(seen_of_me, sender, now)
         if membership.removed_me:

@@ -13,7 +13,11 @@ Rules:
 - Under ``Durability.WAL`` seqs and HLCs are reserved in blocks by a synced
   write before a batch that would pass the reservation is written: a restart
   continues past the block, so nothing issued before a power loss is issued
-  again. The gaps this leaves are covered by the origin's own watermark.
+  again. The gap this leaves (the block past the last own write the disk
+  holds) is skipped like the seqs a peer has seen of a stale copy, not
+  covered: a later life of the disk (a stale copy restored, a power loss) may
+  have issued seqs in it that peers hold. The engine covers it once it has
+  taken back what its peers hold (``cover_skipped_seqs``).
 """
 
 from __future__ import annotations
@@ -149,3 +153,26 @@ def skip_seqs_past(state: ReplicaState, seq: int) -> None:
     if seq <= state.seq:
         return
     staging.commit(state, state.store.batch(), Pending(skip_seq=seq))
+
+
+def skipped_seqs(state: ReplicaState) -> int:
+    """How many own seqs issued or skipped lie above the own watermark (not covered: some
+    may be held, taken back out of order)."""
+    return max(0, state.seq - state.watermarks.get(state.node_id))
+
+
+def cover_skipped_seqs(state: ReplicaState) -> int:
+    """Cover every own seq up to the last one issued or skipped; returns the ticket (0:
+    nothing to cover).
+
+    Called once the engine has taken back from its peers the skipped seqs they hold:
+    the rest were never issued (a reserved block's tail), or went with the old disk to
+    no peer this node can reach. Own writes must wait for it: a write covers its seq and
+    everything below it.
+    """
+    own = state.node_id
+    if state.watermarks.get(own) >= state.seq:
+        return 0
+    pending = Pending()
+    staging.touch(state, pending, own).cover(own, state.seq)
+    return staging.commit(state, state.store.batch(), pending)

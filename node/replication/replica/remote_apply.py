@@ -199,7 +199,7 @@ def own_watermarks(state: ReplicaState) -> dict[int, int]:
 def _own_mark(state: ReplicaState) -> int:
     """The own watermark: durable own seqs, short of any own writes not held (a stale
     copy of this node's disk still catching up on them)."""
-    return min(state.durable_seq, state.durable_watermarks.get(state.node_id, state.durable_seq))
+    return min(state.durable_seq, state.durable_watermarks.get(state.node_id, 0))
 
 
 def own_watermark(state: ReplicaState, origin: int) -> int:

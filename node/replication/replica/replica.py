@@ -164,6 +164,15 @@ class Replica:
         """Issue no own seq <= ``seq`` from now on (see ``local_writes.skip_seqs_past``)."""
         local_writes.skip_seqs_past(self.state, seq)
 
+    @property
+    def skipped_seqs(self) -> int:
+        """Own seqs issued or skipped that the own watermark does not cover yet."""
+        return local_writes.skipped_seqs(self.state)
+
+    def cover_skipped_seqs(self) -> int:
+        """Cover them all; the ticket (see ``local_writes.cover_skipped_seqs``)."""
+        return local_writes.cover_skipped_seqs(self.state)
+
     # ---- durability -----------------------------------------------------
 
     @property

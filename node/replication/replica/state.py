@@ -117,8 +117,9 @@ def open_state(
     clock.tick(wall_ms)
     records, tombstones = layout.unpack_counters(store.get(META, layout.META_COUNTERS))
     deferred = store.get(META, layout.META_DEFERRED_COUNT)
+    # The own watermark is what the disk holds of its own writes: the seqs a stale copy
+    # skipped, and the tail of a reserved block, stay uncovered (see local_writes).
     watermarks = _stored_watermarks(store)
-    watermarks.cover(node_id, seq)
     return ReplicaState(
         store=store,
         node_id=node_id,
