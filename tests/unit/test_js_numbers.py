@@ -22,6 +22,8 @@ from rumor.node.core.validation import parse_int
 def test_parse_int_reads_the_leading_integer(number: int, rest: str) -> None:
     if rest[:1].isdigit():
         return
+    if number == 0 and rest.startswith(("x", "X")):
+        return  # a hex prefix: "0xa" is 10, and "0x" alone NaN (test_parse_int_nan)
     assert parse_int(f"  {number}{rest}") == number
 
 
