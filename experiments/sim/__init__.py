@@ -5,8 +5,9 @@ One concept per module: ``loop`` (virtual time), ``latency`` (delay draws),
 timeouts and link faults), ``process`` (the driver of one engine, as the
 server drives it), ``trace`` (the inputs and outputs of engines, for replay),
 ``cluster`` (processes on addresses: start, crash, power loss, restore),
-``ledger`` (what clients were told), ``schedule`` (a run as data, drawn from a
-seed; faults named by the shared ``FaultKind``, drawn from a table),
+``ledger`` (what clients were told), ``schedule`` (a run as data; faults named
+by the shared ``FaultKind``, each kind's shape drawn from a table),
+``random_schedule`` (a whole schedule drawn from a seed),
 ``execution`` (running a schedule; a planner per fault kind), ``invariants``
 (what must hold at the end, and convergence), ``write_checks`` (what became
 of the writes: the cluster adapted to ``rumor.experiments.properties``),
