@@ -9,7 +9,9 @@ moves the bounds with it; a run that needs longer breaks the invariant the
 bound belongs to:
 
 - ``convergence_ms``: every node holds the same records (**convergence**,
-  and the removed nodes stop within it);
+  and the removed nodes stop within it); two audit intervals longer after a
+  forged claim or a write made while serving alone, which leave what only the
+  audit repairs;
 - ``duplicate_ms``: a copy of a live node's disk started elsewhere is refused
   as a duplicate id (**one process per id**), counted from when both are
   reachable;

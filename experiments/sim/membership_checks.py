@@ -12,10 +12,10 @@ members retire, and an id runs in one process.
 - **one process per id** (``duplicate_ids``): a copy of a live node's disk
   started on another address gets ``DUPLICATE_ID`` and stops within
   ``Bounds.duplicate_ms`` of both being reachable (the last network fault
-  after the copy started healed), and the original keeps running. A copy of a
-  removed node's disk must stop too (refused as removed); one whose original
-  was disturbed by a data fault after the copy started (crashed, wiped,
-  restored...) may be taken in without proof, and is not judged.
+  after the copy started healed), and the original keeps running. A copy of
+  a node removed before it started must stop too (refused as removed); one
+  whose original had a data fault not over when the copy started (a crash, a
+  power loss, a restore...) may be taken in without proof, and is not judged.
 """
 
 from __future__ import annotations

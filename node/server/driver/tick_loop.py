@@ -4,9 +4,10 @@ The engine says when its next timer is due (``tick_once`` returns it); the
 loop sleeps until then — never longer than ``tick_interval_ms``, the regular
 check — or until something wakes it early (``wake``: records just became
 durable and peers should get them, a client waits for its write to spread or
-for a session's writes to arrive). A tick that fails is logged and the next
-one comes half a second later; one that could not write (the disk is full)
-likewise, said as such, since the disk guard reports that state.
+for a session's writes to arrive). A tick that fails is logged and its next
+timer taken as half a second away (so the next tick comes then, or at the
+regular check if that is sooner); one that could not write (the disk is full)
+likewise, logged as a warning only, since the disk guard reports that state.
 
 Two things keep it from spinning: a timer still due at the very time the
 tick ran was not moved by it, so waiting 1 ms for it would tick again for
