@@ -57,8 +57,8 @@ from rumor.node.server.admission import ByteBudget, CallBudget
 from rumor.node.server.backup.describe import backup_info, manifest_of
 from rumor.node.server.backup.scheduled import ScheduledBackups
 from rumor.node.server.driver import disk_space
-from rumor.node.server.driver.clock import WallClock
-from rumor.node.server.driver.engine_driver import EngineDriver, new_boot_nonce, now_monotonic_ms
+from rumor.node.server.driver.clock import WallClock, new_boot_nonce, now_monotonic_ms
+from rumor.node.server.driver.engine_driver import EngineDriver
 from rumor.node.server.driver.faults import FaultRules
 from rumor.node.server.driver.group_commit import GroupCommit
 from rumor.node.server.driver.peer_transport import GrpcTransport

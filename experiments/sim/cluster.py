@@ -254,3 +254,10 @@ class Cluster:
 
     def _acknowledge(self, writes: list[object]) -> None:
         self.ledger.acknowledge(writes, self.loop.now_ms, self.removed_ms)
+
+
+def live_processes(cluster: Cluster) -> list[SimulatedProcess]:
+    """The processes still running on slots not removed from the cluster."""
+    return [
+        p for slot, p in cluster.processes.items() if p.running and slot not in cluster.removed_ms
+    ]

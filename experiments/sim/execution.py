@@ -14,21 +14,17 @@ import time
 from collections.abc import Callable
 
 from rumor.experiments.faults import FaultKind
+from rumor.experiments.sim.bounds import Bounds
 from rumor.experiments.sim.cluster import Cluster, ClusterSettings, address_of
-from rumor.experiments.sim.invariants import (
-    Bounds,
-    Outcome,
-    Violation,
-    agreed,
-    check,
-    gone_members,
-    writes_missing_after,
-)
+from rumor.experiments.sim.invariants import Outcome, agreed, check
 from rumor.experiments.sim.latency import LatencyDistribution
+from rumor.experiments.sim.membership_checks import gone_members
 from rumor.experiments.sim.network import DROP, REFUSE
 from rumor.experiments.sim.process import ProcessSettings
 from rumor.experiments.sim.schedule import FaultPlan, Schedule
 from rumor.experiments.sim.session_clients import SessionClients, session_violations
+from rumor.experiments.sim.violation import Violation
+from rumor.experiments.sim.write_checks import writes_missing_after
 from rumor.node.replication.engine.messages import Envelope, Outbound, Push
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
 from rumor.node.replication.replica.delta import Coverage
@@ -96,7 +92,7 @@ def _run(schedule: Schedule, protocol: ProtocolConfig | None, trace: bool) -> Ou
     loop.run_until(heal_ms)
     forged_until = schedule.forged_until_ms
     # A forged claim, or a write made while serving alone, can leave what only the audit
-    # repairs (see the exemptions in invariants.py): allow it its interval.
+    # repairs (see the exemptions in write_checks.py): allow it its interval.
     alone = any(write.alone for write in cluster.ledger.writes)
     bounds = Bounds.of(protocol, len(cluster.processes), forged=forged_until is not None or alone)
     every_ms = protocol.anti_entropy_interval_ms

@@ -16,7 +16,8 @@ from pathlib import Path
 from rumor.experiments.faults import FaultKind
 from rumor.experiments.sim.execution import run_schedule
 from rumor.experiments.sim.invariants import Outcome
-from rumor.experiments.sim.schedule import Schedule, generate
+from rumor.experiments.sim.random_schedule import generate
+from rumor.experiments.sim.schedule import Schedule
 from rumor.experiments.sim.shrink import shrink
 from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.messages import NoticeKind

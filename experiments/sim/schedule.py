@@ -6,8 +6,9 @@ from ``random.Random(seed)``), the durability mode, the canaries, when each
 node starts and with which seeds, every client write and every fault, and
 the calls of session clients that move between nodes (``session_clients``). It is
 written to JSON when it fails, shrunk by dropping parts, and replayed from
-the file. Slots are addresses: the first ``len(nodes)`` start the cluster,
-faults that start new processes (joins, duplicates) use slots above them.
+the file; ``random_schedule`` draws one from a seed. Slots are addresses: the
+first ``len(nodes)`` start the cluster, faults that start new processes
+(joins, duplicates) use slots above them.
 
 Faults (``FaultPlan.kind``), each from ``at_ms`` for ``duration_ms``:
 
@@ -45,6 +46,12 @@ Faults (``FaultPlan.kind``), each from ``at_ms`` for ``duration_ms``:
   fuzz's member timeout (``DOWN_PAST_TIMEOUT_MS``), then comes back on its old
   disk with ``--rejoin-as-new``: refused as retired, it wipes and joins as a new
   node, and nothing it held comes back.
+
+``DRAWS`` is the fault kinds table: per kind, what a fault of that kind draws
+besides what every fault draws (``FaultDrawing.fault``: the kind, a start, a
+duration, a victim and another node), so that it has the shape above; its
+order is the order the draw sees, and a kind added to it changes what a seed
+draws.
 """
 
 from __future__ import annotations
@@ -58,8 +65,6 @@ from pathlib import Path
 from rumor.experiments.faults import FaultKind
 from rumor.node.replication.engine.canaries import Canary
 
-WRITES_FROM_MS = 1200  # after the join timeout: every node is serving
-WRITES_UNTIL_MS = 3700
 FAULTS_FROM_MS = 300
 FAULTS_UNTIL_MS = 3200
 SNAPJOIN_FROM_MS = 1700  # the cluster holds enough records to serve a snapshot by then
@@ -197,123 +202,11 @@ class Schedule:
         return max(ends) if ends else None
 
 
-# ---- drawing a schedule ---------------------------------------------------------------
-
-
-def generate(
-    seed: int,
-    *,
-    durability: str = "fsync",
-    canaries: tuple[Canary, ...] = (),
-    nodes: tuple[int, int] = (5, 7),
-    writes: int = 200,
-    faults: int = 3,
-    keys: int = 24,
-    session_clients: int = 0,
-    kinds: frozenset[FaultKind] | None = None,
-) -> Schedule:
-    """A random schedule: a cluster of ``nodes`` (a range), ``writes`` writes, ``faults`` faults,
-    and ``session_clients`` clients that move between nodes in a session.
-
-    Every draw comes from ``random.Random(seed)`` in a fixed order (the
-    cluster, then each fault, then the writes), so a seed is a schedule; the
-    session clients draw from their own generator, so adding them leaves the
-    rest of a seed's schedule as it was. ``kinds`` (default: every kind of
-    ``DRAWS``) limits what the faults may be: a seed drawn with the kinds of an
-    earlier release is the schedule that release drew (regression tests pin
-    schedules that way).
-    """
-    rng = random.Random(seed)
-    count = rng.randint(*nodes)
-    slots = list(range(count))
-    plans: list[FaultPlan] = []
-    if rng.random() < 0.3:
-        split, node_plans = _split_cluster(rng, slots)
-        plans.append(split)
-    else:
-        node_plans = _one_cluster(rng, slots)
-    drawn = tuple(kind for kind in DRAWS if kinds is None or kind in kinds)
-    drawing = _Drawing(rng, slots, keys, next_slot=count, kinds=drawn)
-    plans += [drawing.fault() for _ in range(faults)]
-    write_plans = [_write(rng, slots, keys) for _ in range(writes)] + drawing.burst
-    write_plans.sort(key=lambda w: w.at_ms)
-    return Schedule(
-        seed=rng.getrandbits(63),
-        durability=durability,
-        canaries=tuple(sorted(canaries, key=lambda canary: canary.value)),
-        nodes=tuple(node_plans),
-        writes=tuple(write_plans),
-        faults=tuple(sorted(plans, key=lambda f: f.at_ms)),
-        sessions=_sessions(random.Random(seed * 7919 + 17), slots, session_clients),
-    )
-
-
-SESSION_CALLS = 40
-SESSION_KEYS = 4
-
-
-def _sessions(rng: random.Random, slots: list[int], clients: int) -> tuple[SessionPlan, ...]:
-    """Each client: calls on random nodes over a few keys of its own kind (session-key-N)."""
-    plans = []
-    for client in range(clients):
-        calls = tuple(
-            (
-                rng.choice(slots),
-                rng.randrange(SESSION_KEYS),
-                rng.choices(("read", "put", "delete"), weights=(50, 40, 10))[0],
-            )
-            for _ in range(SESSION_CALLS)
-        )
-        plans.append(SessionPlan(client, rng.randint(WRITES_FROM_MS, WRITES_FROM_MS + 500), calls))
-    return tuple(plans)
-
-
-def _one_cluster(rng: random.Random, slots: list[int]) -> list[NodePlan]:
-    """Node 0 founds the cluster; each other node seeds it and one node started before it."""
-    return [NodePlan(0, 0, ())] + [
-        NodePlan(slot, rng.randint(0, 200), tuple(sorted({0, rng.choice(slots[:slot])})))
-        for slot in slots[1:]
-    ]
-
-
-def _split_cluster(rng: random.Random, slots: list[int]) -> tuple[FaultPlan, list[NodePlan]]:
-    """Two groups that start apart (the ``split`` fault) and must merge once it heals.
-
-    The first node of each group seeds the other's; every other node seeds both
-    first nodes, so the groups still meet if one of the two is gone.
-    """
-    side = tuple(slots[len(slots) // 2 :])
-    split = FaultPlan(
-        FaultKind.SPLIT, 0, rng.randint(1500, 3000), side, rng.choice(("drop", "refuse"))
-    )
-    first_b = side[0]
-
-    def seeds(slot: int) -> tuple[int, ...]:
-        if slot == 0:
-            return (first_b,)
-        if slot == first_b:
-            return (0,)
-        return (0, first_b) if slot < first_b else (first_b, 0)
-
-    node_plans = [
-        NodePlan(slot, 0 if slot < first_b else rng.randint(0, 400), seeds(slot)) for slot in slots
-    ]
-    return split, node_plans
-
-
-def _write(rng: random.Random, slots: list[int], keys: int) -> WritePlan:
-    op = rng.choices(("put", "delete", "ttl"), weights=(60, 25, 15))[0]
-    return WritePlan(
-        rng.randint(WRITES_FROM_MS, WRITES_UNTIL_MS),
-        rng.choice(slots),
-        rng.randrange(keys),
-        op,
-        rng.randint(1, 3) if op == "ttl" else 0,
-    )
+# ---- drawing each kind of fault -------------------------------------------------------
 
 
 @dataclass(slots=True)
-class _Drawing:
+class FaultDrawing:
     """Faults being drawn: the draws every fault makes, then its kind's own (``DRAWS``).
 
     Faults that start new processes take slots from ``next_slot`` up; a
@@ -342,12 +235,12 @@ class _Drawing:
         return taken
 
 
-def _partition(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _partition(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     side = d.rng.sample(d.slots, d.rng.randint(1, len(d.slots) // 2))
     return replace(plan, slots=tuple(sorted(side)), style=d.rng.choice(("drop", "refuse")))
 
 
-def _block(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _block(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     victim = plan.slots[0]
     others = [s for s in d.slots if s != victim]
     return replace(
@@ -355,27 +248,27 @@ def _block(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
     )
 
 
-def _loss(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _loss(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     return replace(plan, value=d.rng.choice((0.2, 0.5, 0.9)))
 
 
-def _delay(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _delay(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     return replace(plan, value=float(d.rng.choice((30, 150, 600))))
 
 
-def _skew(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _skew(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     return replace(plan, value=float(d.rng.choice((-1, 1)) * d.rng.choice((100, 400, 1500))))
 
 
-def _crash(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _crash(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     return replace(plan, style=d.rng.choice(("keep", "keep", "wipe")))
 
 
-def _as_drawn(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _as_drawn(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     return plan
 
 
-def _join(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _join(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     # A joiner names two seeds, as a deployment does: one gone for good (removed)
     # must not leave it alone for ever.
     style = d.rng.choice(("", "late"))
@@ -384,7 +277,7 @@ def _join(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
     return replace(plan, slots=(*d.new_slots(1), plan.slots[0], other), style=style)
 
 
-def _remove(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _remove(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     # Never the founding node: every node names it as a seed, some only it, and
     # removing a cluster's only seed for ever is an operator's mistake that
     # leaves nodes that cannot find each other again, not a protocol fault.
@@ -393,18 +286,18 @@ def _remove(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
     return replace(plan, slots=(victim, other), style=d.rng.choice(("dead", "live")))
 
 
-def _duplicate(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _duplicate(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     return replace(plan, slots=(plan.slots[0], *d.new_slots(1)))
 
 
-def _snapjoin(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _snapjoin(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     at = d.rng.randint(SNAPJOIN_FROM_MS, SNAPJOIN_UNTIL_MS)
     slots = (*d.new_slots(1), plan.slots[0], other)
     d.burst += _deletes_during(d.rng, at, plan.duration_ms, d.slots, d.keys)
     return replace(plan, at_ms=at, slots=slots)
 
 
-def _stale_backup(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _stale_backup(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     # Never the founding node: the simulator starts it without seeds, and a restored
     # backup started without seeds at an address the rest of the cluster still names
     # as a seed is the misuse the operations guide forbids (restore only when no node
@@ -417,11 +310,11 @@ def _stale_backup(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
     return replace(plan, slots=(victim,), duration_ms=restored - plan.at_ms)
 
 
-def _return(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _return(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     return replace(plan, duration_ms=DOWN_PAST_TIMEOUT_MS)
 
 
-def _forge(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
+def _forge(d: FaultDrawing, plan: FaultPlan, other: int) -> FaultPlan:
     origin = d.rng.choice(d.slots)
     return replace(
         plan, slots=(plan.slots[0], other, origin), style=d.rng.choice(("push", "exchange"))
@@ -429,7 +322,7 @@ def _forge(d: _Drawing, plan: FaultPlan, other: int) -> FaultPlan:
 
 
 #: Per kind a schedule draws, what else it draws; the order is the order ``choice`` sees.
-DRAWS: dict[FaultKind, Callable[[_Drawing, FaultPlan, int], FaultPlan]] = {
+DRAWS: dict[FaultKind, Callable[[FaultDrawing, FaultPlan, int], FaultPlan]] = {
     FaultKind.PARTITION: _partition,
     FaultKind.BLOCK: _block,
     FaultKind.LOSS: _loss,

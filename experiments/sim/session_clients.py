@@ -29,9 +29,9 @@ from rumor.experiments.properties import session_guarantees
 from rumor.experiments.properties.observation import Version
 from rumor.experiments.properties.session_guarantees import ClientCall, Kind
 from rumor.experiments.sim.cluster import Cluster
-from rumor.experiments.sim.invariants import Violation
 from rumor.experiments.sim.ledger import NAMESPACE, ClientWrite
 from rumor.experiments.sim.schedule import SessionPlan
+from rumor.experiments.sim.violation import Violation
 
 WAIT_MS = 1000  # as a node waits for a session read
 RETRY_MS = 5
@@ -157,7 +157,7 @@ def _lost_to_replaced_disks(cluster: Cluster) -> set[Version]:
     """Versions written through a node whose disk was later wiped or restored from a stale
     copy: what only it held is gone, and it may issue those seqs again (peers never saw
     them), so a token naming them is covered by other writes. As for lost writes
-    (``invariants``), such a write is not judged."""
+    (``write_checks``), such a write is not judged."""
     return {
         (write.version.hlc, write.version.origin)
         for write in cluster.ledger.writes

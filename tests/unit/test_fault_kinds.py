@@ -26,7 +26,8 @@ from rumor.experiments.lab.scenario import (
 )
 from rumor.experiments.sim.execution import PLANNERS
 from rumor.experiments.sim.fuzz import schedule_for
-from rumor.experiments.sim.schedule import DRAWS, FaultPlan, Schedule, generate
+from rumor.experiments.sim.random_schedule import generate
+from rumor.experiments.sim.schedule import DRAWS, FaultPlan, Schedule
 
 #: sha256 of the JSON of the quick fuzz's 200 schedules (seed 1) and of 50 odd-shaped ones,
 #: as the draws before the table made them (with ``oneway`` spelled ``block``), since the

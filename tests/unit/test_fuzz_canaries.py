@@ -11,7 +11,8 @@ import json
 import pytest
 
 from rumor.experiments.sim.fuzz import fuzz
-from rumor.experiments.sim.schedule import Schedule, generate
+from rumor.experiments.sim.random_schedule import generate
+from rumor.experiments.sim.schedule import Schedule
 from rumor.node.replication.engine.canaries import Canary
 
 QUICK = 200  # schedules of the quick fuzz (``make chaos`` runs 10,000)

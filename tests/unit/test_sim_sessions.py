@@ -7,7 +7,8 @@ import pytest
 
 from rumor.experiments.sim import session_clients
 from rumor.experiments.sim.execution import run_schedule
-from rumor.experiments.sim.schedule import Schedule, generate
+from rumor.experiments.sim.random_schedule import generate
+from rumor.experiments.sim.schedule import Schedule
 from rumor.node.replication.replica.replica import Replica
 
 SCHEDULES = range(8)

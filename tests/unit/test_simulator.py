@@ -15,6 +15,7 @@ import pytest
 
 from rumor.experiments.faults import FaultKind
 from rumor.experiments.sim.execution import run_schedule
+from rumor.experiments.sim.random_schedule import generate
 from rumor.experiments.sim.scale import (
     LatencyDistribution,
     SimulationConfig,
@@ -26,7 +27,7 @@ from rumor.experiments.sim.scale import (
     run,
     sweep,
 )
-from rumor.experiments.sim.schedule import FaultPlan, NodePlan, Schedule, WritePlan, generate
+from rumor.experiments.sim.schedule import FaultPlan, NodePlan, Schedule, WritePlan
 
 SMALL = SimulationConfig(nodes=12, writes=15, write_interval_ms=5, seed=7)
 

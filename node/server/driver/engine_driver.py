@@ -3,18 +3,22 @@
 It does what the engine's ``ready()`` says and reports back through
 ``step`` and ``advance``:
 
-- a loop calls ``engine.tick`` whenever a timer is due (at least every
-  ``tick_interval_ms``) and pumps ``ready()``: each outbound request becomes a
-  task on the transport whose answer is stepped in (or whose failure is
-  advanced), each reply resolves the RPC waiting for it, a sync ticket goes
-  to the group commit, each notice is logged or acted on (serving, stopping
-  when removed or when another process holds this node's id);
+- a loop (``tick_loop``) calls ``engine.tick`` whenever a timer is due (at
+  least every ``tick_interval_ms``), and the driver pumps ``ready()`` after
+  it and after every input: each outbound request becomes a task on the
+  transport whose answer is stepped in (or whose failure is advanced), each
+  reply resolves the RPC waiting for it, a sync ticket goes to the group
+  commit, each notice is logged or acted on (serving, stopping when removed
+  or when another process holds this node's id);
 - the group commit reports every finished sync, whoever asked for it (the
   engine or a client write), through the hook the driver built it with: the
   driver calls ``advance(synced)`` — the one place the replica is marked
   durable — and pumps, before the sync's writers are released;
 - an inbound RPC is converted, stepped in with a token, and answered when
   its reply comes out of ``ready()``;
+- a client request that waits for replication — a write for ``min_replicas``,
+  a session read for its token's writes — waits in ``client_waits``, re-reading
+  the engine's counts each time the driver has pumped;
 - the disk guard says whether the disk is full (``disk_space``): each tick
   reports a change through ``advance``, and once the disk has room again
   every write so far is synced (a sync that failed for lack of space left
@@ -29,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -42,7 +45,6 @@ from rumor.node.core.errors import (
     InvalidRequest,
     MalformedPeerMessage,
     MemberRemoved,
-    ReplicationTimeout,
     Unavailable,
 )
 from rumor.node.replication import Applied, Replica
@@ -63,25 +65,18 @@ from rumor.node.replication.engine.messages import (
 )
 from rumor.node.replication.engine.push_queues import PushQueues
 from rumor.node.replication.replica.replica import Write
-from rumor.node.server.driver.clock import WallClock
+from rumor.node.server.driver.client_waits import ClientWaits
+from rumor.node.server.driver.clock import WallClock, now_monotonic_ms
 from rumor.node.server.driver.codec import reply_to_pb, request_from_pb
 from rumor.node.server.driver.disk_space import DiskGuard
 from rumor.node.server.driver.faults import FaultRules
 from rumor.node.server.driver.group_commit import GroupCommit
 from rumor.node.server.driver.notice_log import STOPPING, log_notice
 from rumor.node.server.driver.peer_transport import Transport
+from rumor.node.server.driver.tick_loop import TickLoop
 from rumor.node.server.log_throttle import LogThrottle
 
 log = structlog.get_logger(__name__)
-
-
-def now_monotonic_ms() -> int:
-    return time.monotonic_ns() // 1_000_000
-
-
-def new_boot_nonce(wall_ms: int) -> int:
-    """Boot time in the high bits, so a later boot of the same id compares greater."""
-    return (wall_ms << 16) | int.from_bytes(os.urandom(2), "big")
 
 
 class Refused(Exception):
@@ -119,9 +114,8 @@ class EngineDriver:
         self._tokens = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Reply]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._vectors_changed = asyncio.Event()
+        self.tick_loop = TickLoop(self.tick_once, engine.config.tick_interval_ms, self._mono_ms)
+        self.waits = ClientWaits(engine, self.now, self.pump, self.tick_loop.wake)
         self._sync_requested = 0  # the highest ticket a sync was started for
         self._stopped = False  # stop() ran: nothing is sent any more
         # The group commit, built around the hook it reports each finished sync to.
@@ -184,6 +178,9 @@ class EngineDriver:
         """``member_id``'s clock offset from this node's, as the probes measured it."""
         return self.engine.fence.offsets.get(member_id, 0.0)
 
+    def _mono_ms(self) -> int:
+        return now_monotonic_ms() if self._now is None else self._now().mono_ms
+
     def now(self) -> Now:
         if self._now is not None:
             return self._now()
@@ -192,39 +189,11 @@ class EngineDriver:
     # ---- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._run(), name="replication")
-
-    async def _run(self) -> None:
-        tick_s = self.engine.config.tick_interval_ms / 1000
-        while True:
-            ticked_at_ms = self.now().mono_ms
-            try:
-                next_ms = self.tick_once()
-            except InsufficientStorage:
-                log.warning("replication.tick_unwritten", reason="disk full")
-                next_ms = now_monotonic_ms() + 500
-            except Exception:
-                log.exception("replication.tick_failed")
-                next_ms = now_monotonic_ms() + 500
-            # A timer still due at the very time the tick ran was not moved by it: waiting
-            # 1 ms for it would spin, so it waits for the next regular check.
-            floor_s = tick_s if next_ms <= ticked_at_ms else 0.001
-            # next_ms == 0: work in hand (an answer applied in slices): yield, then go on.
-            wait_s = (
-                0.0
-                if next_ms == 0
-                else min(tick_s, max(floor_s, (next_ms - now_monotonic_ms()) / 1000))
-            )
-            self._wake.clear()
-            if wait_s > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait_s)
-            else:
-                await asyncio.sleep(0)
+        self.tick_loop.start()
 
     async def stop(self) -> None:
         self._stopped = True
-        await self._stop_loop()
+        await self.tick_loop.stop()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -235,7 +204,7 @@ class EngineDriver:
     async def leave(self) -> None:
         """Stop the loop, then announce "left" to the live peers: best effort, and never
         longer than the leave timeout (and a second), whatever a call does."""
-        await self._stop_loop()
+        await self.tick_loop.stop()
         try:
             messages = self.engine.leave(self.now())
         except InsufficientStorage:
@@ -251,24 +220,6 @@ class EngineDriver:
             for call in pending:
                 call.cancel()
             await asyncio.wait(pending, timeout=1)
-
-    async def _stop_loop(self) -> None:
-        """Cancel the replication loop and wait for it, boundedly: a cancellation it
-        swallowed (it is always awaiting a timer) is repeated, and said."""
-        task, self._loop_task = self._loop_task, None
-        if task is None:
-            return
-        for attempt in range(1, 4):
-            task.cancel()
-            done, _ = await asyncio.wait({task}, timeout=1)
-            if done:
-                return
-            frames = task.get_stack()
-            log.warning(
-                "replication.loop_not_stopping",
-                attempt=attempt,
-                at=f"{frames[-1].f_code.co_qualname} line {frames[-1].f_lineno}" if frames else "",
-            )
 
     # ---- pumping ready() ------------------------------------------------------
 
@@ -312,7 +263,7 @@ class EngineDriver:
             self._spawn(self._fetch_snapshot(ready.snapshot_fetch))
         for notice in ready.notices:
             self._notice(notice.kind, notice.message, dict(notice.fields))
-        self._vectors_changed.set()
+        self.waits.progressed()
         return ready.next_tick_ms
 
     def _readiness_changed(self) -> None:
@@ -372,7 +323,7 @@ class EngineDriver:
         if not self._stopped:  # a flush at shutdown: mark durable, send nothing
             self.pump()
         if self.engine.membership.peers():  # records just became durable: push them
-            self._wake.set()
+            self.tick_loop.wake()
 
     def _notice(self, kind: NoticeKind, message: str, fields: dict[str, object]) -> None:
         log_notice(kind, message, fields, self.throttle)
@@ -434,68 +385,17 @@ class EngineDriver:
 
     async def wait_for_replicas(self, seq: int, wanted: int) -> None:
         """Wait until ``wanted`` nodes (this one included) hold own write ``seq``."""
-        members = self.engine.counted_members()
-        if members < wanted:
-            raise ReplicationTimeout(
-                f"the write is applied locally, but the cluster has {members} member(s),"
-                f" fewer than min_replicas={wanted}"
-            )
-        timeout_ms = self.engine.config.min_replicas_timeout_ms
-        deadline = time.monotonic() + timeout_ms / 1000
-        while (held := self.engine.replicas_holding(seq)) < wanted:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ReplicationTimeout(
-                    f"the write is applied locally and still spreading: {held} of {wanted}"
-                    f" replicas confirmed it within {timeout_ms} ms"
-                )
-            self._vectors_changed.clear()
-            self._wake.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._vectors_changed.wait(), min(remaining, 0.05))
+        await self.waits.replicas(seq, wanted)
 
     def lag_bound_ms(self) -> int | None:
         """The most this node may lag any alive member (None: it cannot say)."""
         # Every read asks: the monotonic clock alone (the bound needs no wall time).
-        mono_ms = now_monotonic_ms() if self._now is None else self._now().mono_ms
-        return self.engine.lag_bound_ms(mono_ms)
+        return self.engine.lag_bound_ms(self._mono_ms())
 
     async def wait_for_coverage(self, wanted: Mapping[int, int], timeout_s: float) -> None:
-        """Return once this node can read every write ``wanted`` names (origin -> seq),
-        having asked the engine to pull them at once; Unavailable naming the lag if not
-        within ``timeout_s``."""
-        deadline = time.monotonic() + max(0.0, timeout_s)
-        asked_at = -1.0
-        while lacking := self.replica.lacking(wanted):
-            moment = time.monotonic()
-            if moment >= deadline:
-                raise Unavailable(behind_message(wanted, lacking, timeout_s))
-            if moment - asked_at >= CATCH_UP_REPEAT_S:  # a pull that found nothing: again
-                asked_at = moment
-                self.engine.catch_up_with({o: wanted[o] for o in lacking}, self.now())
-                self.pump()
-                self._wake.set()
-            self._vectors_changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._vectors_changed.wait(), min(deadline - moment, CATCH_UP_REPEAT_S)
-                )
-
-
-# How often a session read still waiting asks again for what it lacks.
-CATCH_UP_REPEAT_S = 0.1
-
-
-def behind_message(wanted: Mapping[int, int], lacking: Mapping[int, int], waited_s: float) -> str:
-    """How far behind the session this node is, origin by origin."""
-    parts = ", ".join(
-        f"origin {origin:016x} at seq {have} of {wanted[origin]} ({wanted[origin] - have} behind)"
-        for origin, have in sorted(lacking.items())
-    )
-    return (
-        f"this node has not yet seen the session's writes after {round(waited_s * 1000)} ms:"
-        f" {parts}; retry, or read from another node"
-    )
+        """Return once this node can read every write ``wanted`` names (origin -> seq);
+        Unavailable naming the lag if not within ``timeout_s`` (``client_waits``)."""
+        await self.waits.coverage(wanted, timeout_s)
 
 
 def _refusal_error(refusal: Refusal) -> Exception:
