@@ -16,7 +16,10 @@ from rumor.v1 import kv_pb2 as pb
 from tests.support.nodes import NodeProcess, create_namespace
 
 WINDOW_S = 5.0
-MAX_CPU_S = 0.25  # 5% of a core over the window
+# 8% of a core over the window: idle it uses 0.13-0.23 s here (grpc's and RocksDB's own
+# threads, mostly), and a loaded machine stretches that; the 1 ms spin this guards
+# against used 0.6 s.
+MAX_CPU_S = 0.4
 
 
 def cpu_seconds(pid: int) -> float:
