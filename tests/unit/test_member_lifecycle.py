@@ -415,3 +415,15 @@ def test_a_node_says_it_was_away_only_past_the_timeout_until_a_member_lists_it()
     # member, the node stops saying it was away.
     assert run_until(cluster, lambda: not back.engine.envelopes.away, 5000)
     assert back.running and not cluster.rejoined_ms.get(1)
+
+
+def test_a_seed_that_is_also_a_members_address_and_just_failed_leaves_a_contact() -> None:
+    # Node 1's only seed is node 0, also a member's address: with node 0 down, its
+    # failed Join made the retry drop that address twice and choose from nobody.
+    cluster = cluster_of(2)
+    cluster.crash(1)
+    cluster.loop.run_until(cluster.loop.now_ms + TIMEOUT_MS // 2)
+    cluster.restart(1, keep_data=True)
+    cluster.crash(0)
+    cluster.loop.run_until(cluster.loop.now_ms + 2 * TIMEOUT_MS)
+    assert cluster.processes[1].running
