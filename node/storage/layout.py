@@ -29,6 +29,7 @@ META_RANGES_PREFIX = b"ranges/"  # + origin u64 -> packed (start, end) u64 pairs
 META_AUDIT_PREFIX = b"audit/"  # + bucket u16 -> u64
 META_MEMBER_PREFIX = b"member/"  # + id u64 -> encoded member
 META_JOINED_PREFIX = b"joined-seed:"  # + a seed's address: it answered a Join once
+META_ALIVE = b"alive-at"  # wall ms this node last knew itself up (a housekeeping beat)
 META_HIGH_SEQS = b"high-seqs"  # each origin's highest seq known: packed (origin, seq) pairs
 _U16 = struct.Struct(">H")
 _DEFERRED_KEY = struct.Struct(">QQQ")  # hlc, origin, seq: applied in hlc order

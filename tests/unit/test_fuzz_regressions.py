@@ -24,9 +24,24 @@ watermark as the seq it skipped for its peers, and a ``wal`` copy covered its wh
 reserved seq block at start. A protocol bug, fixed by the rule that a node's own
 watermark covers only own writes it holds (``engine/own_writes.py``;
 ``tests/unit/test_stale_copy.py``).
+
+Later, with every kind of ``KINDS_ORPHANED`` (``replace`` and ``return``
+together): seed 1 schedule 111 under durability ``wal`` lost 59 acknowledged
+writes (shrunk: 5 writes, one delete lost). Nodes 0 and 1 formed a group apart
+from 2, 3 and 4 (a split); node 1 went down past the member timeout and node 0
+was replaced at its address by a new, empty process that joined the others.
+So no member left knew node 1: nobody retired it, their GC never counted it,
+and they purged a tombstone newer than a put node 1 held. Back on its old disk,
+node 1 was an unknown id, taken in, and its put came back everywhere. A
+protocol bug, fixed by the rule that a node back past the member timeout says
+so and is refused as removed by a member that does not know it
+(``engine/envelopes.py``, "Back past the member timeout";
+``tests/unit/test_member_lifecycle.py``).
 """
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -34,7 +49,8 @@ from rumor.experiments.faults import FaultKind
 from rumor.experiments.sim import invariants, session_clients
 from rumor.experiments.sim.execution import run_schedule
 from rumor.experiments.sim.fuzz import schedule_for
-from rumor.experiments.sim.schedule import DRAWS
+from rumor.experiments.sim.schedule import DRAWS, Schedule
+from rumor.node.replication.engine.envelopes import Envelopes
 
 # The fault kinds the fuzz drew from when these schedules failed: the kinds added
 # since would draw other schedules from the same seed.
@@ -108,3 +124,88 @@ def test_a_stale_copy_of_a_disk_takes_its_own_writes_back_and_converges(
     assert FaultKind.RESTORE in {fault.kind for fault in schedule.faults}
     outcome = run_schedule(schedule)
     assert not outcome.failed, outcome.summary()
+
+
+# The fault kinds the fuzz drew from when seed 1 schedule 111 (wal) failed.
+KINDS_ORPHANED = frozenset(DRAWS)
+
+# Seed 1 schedule 111 (wal), shrunk: the put of key 10 by node 1 (apart with node 0)
+# came back over node 4's later delete.
+ORPHANED_SHRUNK = Schedule.from_json(
+    json.dumps(
+        {
+            "seed": 5930514040094391559,
+            "durability": "wal",
+            "canaries": [],
+            "nodes": [
+                {"slot": 0, "start_ms": 0, "seeds": [2]},
+                {"slot": 1, "start_ms": 0, "seeds": [0, 2]},
+                {"slot": 2, "start_ms": 357, "seeds": [0]},
+                {"slot": 3, "start_ms": 153, "seeds": [2, 0]},
+                {"slot": 4, "start_ms": 380, "seeds": [2, 0]},
+            ],
+            "writes": [
+                {"at_ms": 1213, "slot": 2, "key": 7, "op": "put", "ttl_s": 0},
+                {"at_ms": 1251, "slot": 4, "key": 4, "op": "ttl", "ttl_s": 2},
+                {"at_ms": 1273, "slot": 2, "key": 15, "op": "put", "ttl_s": 0},
+                {"at_ms": 1572, "slot": 1, "key": 10, "op": "put", "ttl_s": 0},
+                {"at_ms": 1764, "slot": 4, "key": 10, "op": "delete", "ttl_s": 0},
+            ],
+            "faults": [
+                {
+                    "kind": "split",
+                    "at_ms": 0,
+                    "duration_ms": 2099,
+                    "slots": [2, 3, 4],
+                    "style": "refuse",
+                    "value": 0.0,
+                },
+                {
+                    "kind": "partition",
+                    "at_ms": 1300,
+                    "duration_ms": 248,
+                    "slots": [0],
+                    "style": "drop",
+                    "value": 0.0,
+                },
+                {
+                    "kind": "return",
+                    "at_ms": 2125,
+                    "duration_ms": 7000,
+                    "slots": [1],
+                    "style": "",
+                    "value": 0.0,
+                },
+                {
+                    "kind": "replace",
+                    "at_ms": 2214,
+                    "duration_ms": 918,
+                    "slots": [0],
+                    "style": "",
+                    "value": 0.0,
+                },
+            ],
+        }
+    )
+)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [schedule_for(1, 111, "wal", (), kinds=KINDS_ORPHANED), ORPHANED_SHRUNK],
+    ids=["1-111", "1-111.min"],
+)
+def test_a_member_only_a_replaced_node_knew_does_not_bring_old_writes_back(
+    schedule: Schedule,
+) -> None:
+    assert {FaultKind.REPLACE, FaultKind.RETURN} <= {fault.kind for fault in schedule.faults}
+    outcome = run_schedule(schedule)
+    assert not outcome.failed, outcome.summary()
+    assert outcome.rejoins >= 1
+
+
+def test_without_the_rule_the_shrunk_schedule_loses_the_delete(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(Envelopes, "_was_away", lambda self, now: False)
+    assert "lost-writes" in run_schedule(ORPHANED_SHRUNK).invariants_broken

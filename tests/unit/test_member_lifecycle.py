@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ from rumor.experiments.sim.ledger import NAMESPACE
 from rumor.experiments.sim.process import ProcessSettings
 from rumor.node.core.membership import Member, State
 from rumor.node.replication.engine.canaries import Canary
+from rumor.node.replication.engine.envelopes import Envelopes
 from rumor.node.replication.engine.membership import Membership
 from rumor.node.replication.engine.messages import Envelope, NoticeKind, Outbound, Ping
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
@@ -343,3 +345,85 @@ def test_the_majority_counts_real_members_only() -> None:
     # In a partition that left this node alone with made-up ids, no majority.
     down(members, 3, State.DEAD, 0)
     assert not members.sees_majority(wrote)
+
+
+def _orphaned_member_comes_back(cluster: Cluster) -> tuple[int, int]:
+    """A group {5, 6} forms apart from the cluster {0, 1, 2}; 6 writes a put and goes
+    down; 5 is replaced at its address by a new empty process that joins the cluster,
+    which never heard of 6 and deletes the key, then purges the tombstone; 6 comes back
+    on its old disk, past the member timeout (--rejoin-as-new). Its old id and the
+    new slot-6 id."""
+    cluster.start(5)
+    cluster.start(6, (5,))
+    assert run_until(cluster, lambda: cluster.processes[6].engine.serving, 5000)
+    cluster.write(6, b"k", b"put apart")
+    cluster.loop.run_until(cluster.loop.now_ms + 100)
+    old = cluster.processes[6].node_id
+    cluster.crash(6)
+    down_at = cluster.loop.now_ms
+    cluster.write(0, b"k", b"", tombstone=True)  # newer than 6's put
+    cluster.seeds[5] = (0,)
+    cluster.restart(5, keep_data=False)  # a new process at 5's address joins the cluster
+    assert run_until(
+        cluster,
+        lambda: all(cluster.processes[s].replica.header(NAMESPACE, b"k") is None for s in (0, 5)),
+        15_000,
+    )
+    assert all(cluster.processes[s].engine.membership.state_of(old) is None for s in (0, 1, 2))
+    cluster.loop.run_until(max(cluster.loop.now_ms, down_at + TIMEOUT_MS + 500))
+    cluster.rejoining.add(6)
+    cluster.restart(6, keep_data=True)
+    return old, cluster.processes[6].node_id
+
+
+def test_a_member_back_past_the_timeout_that_the_cluster_never_knew_rejoins_as_new() -> None:
+    cluster = cluster_of(3)
+    old, _ = _orphaned_member_comes_back(cluster)
+    assert cluster.processes[6].engine.envelopes.away
+    assert run_until(cluster, lambda: cluster.processes[6].node_id != old, 5000)
+    assert cluster.rejoined_ms[6]
+    cluster.loop.run_until(cluster.loop.now_ms + 3000)
+    for slot in (0, 1, 2, 5, 6):
+        header = cluster.processes[slot].replica.header(NAMESPACE, b"k")
+        assert header is None or header.tombstone, f"node-{slot} brought the put back"
+
+
+def test_without_the_rule_its_older_put_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Envelopes, "_was_away", lambda self, now: False)
+    cluster = cluster_of(3)
+    _orphaned_member_comes_back(cluster)
+    cluster.loop.run_until(cluster.loop.now_ms + 5000)
+    assert not cluster.rejoined_ms.get(6)
+    assert any(
+        (header := cluster.processes[slot].replica.header(NAMESPACE, b"k")) is not None
+        and not header.tombstone
+        for slot in (0, 1, 2)
+    )
+
+
+def test_a_node_says_it_was_away_only_past_the_timeout_until_a_member_lists_it() -> None:
+    cluster = cluster_of(2)  # two members: neither is a majority that times the other out
+    cluster.crash(1)
+    cluster.loop.run_until(cluster.loop.now_ms + TIMEOUT_MS // 2)
+    assert not cluster.restart(1, keep_data=True).engine.envelopes.away  # not long enough
+    cluster.loop.run_until(cluster.loop.now_ms + 1500)
+    cluster.crash(1)
+    cluster.loop.run_until(cluster.loop.now_ms + 2 * TIMEOUT_MS)
+    back = cluster.restart(1, keep_data=True)
+    assert back.engine.envelopes.away
+    # Node 0 knows it (down, not retired): it takes it in, and once it lists it as a
+    # member, the node stops saying it was away.
+    assert run_until(cluster, lambda: not back.engine.envelopes.away, 5000)
+    assert back.running and not cluster.rejoined_ms.get(1)
+
+
+def test_a_seed_that_is_also_a_members_address_and_just_failed_leaves_a_contact() -> None:
+    # Node 1's only seed is node 0, also a member's address: with node 0 down, its
+    # failed Join made the retry drop that address twice and choose from nobody.
+    cluster = cluster_of(2)
+    cluster.crash(1)
+    cluster.loop.run_until(cluster.loop.now_ms + TIMEOUT_MS // 2)
+    cluster.restart(1, keep_data=True)
+    cluster.crash(0)
+    cluster.loop.run_until(cluster.loop.now_ms + 2 * TIMEOUT_MS)
+    assert cluster.processes[1].running

@@ -176,6 +176,7 @@ class Engine:
             behind_on_own_writes=self.own_writes.behind,
             removed=self.removed,
             refuses_writes=lambda: self.readiness.refuses_writes,
+            started=now,
         )
         self.gossip = Gossip(services, fetching_snapshot=lambda: bool(self.snapshots.fetching))
         self.probing = Probing(services, self.fence)
@@ -546,6 +547,7 @@ class Engine:
         self.membership.retransmits = self.config.retransmits(members)
         if not self.readiness.disk_full:
             self.envelopes.persist_high_seqs()
+            self.envelopes.beat(now)
         self.gc.housekeeping(now.mono_ms, members, self._gc_inputs)
         self._check_clock()
 

@@ -29,6 +29,23 @@ node's own seqs than it holds (a stale copy of its disk) makes it skip past
 them and take them back first, but not from a member that very message
 introduced, nor beyond ``MAX_CREDIBLE_SEQ``. An origin whose high seq is unknown is
 clamped to zero; high seqs survive restarts in the store.
+
+Back past the member timeout. A member down longer than ``member_timeout_ms``
+is retired by the nodes that saw it down, and refused when it comes back, so
+that what it holds cannot outlive the tombstones GC purged without counting
+it. That works only for a member some node knows: one known to nobody else —
+its group formed apart from the cluster (a split, seeds unreachable) and every
+other member of the group is gone (replaced at its address by a new process
+with an empty disk) — is retired by nobody, the cluster's GC never counted it,
+and when it came back its older puts won over the deletes the cluster had
+purged. So a node beats in the store (``META_ALIVE``, each housekeeping round),
+and a node that starts more than the member timeout after its last beat, with
+peers in its table, says ``away`` in every envelope; a member that does not
+know its id refuses it as removed (it rejoins as new, or stops), before
+anything it sends is read, as for a retired id. One that knows it (not
+retired) counted it in GC all along and takes it in; once a peer's envelope
+lists this node as a member, it is known and stops saying so. Until then it
+does not beat, so a restart does not forget that it was away.
 """
 
 from __future__ import annotations
@@ -60,7 +77,14 @@ from rumor.node.replication.engine.messages import (
 from rumor.node.replication.engine.staleness import Staleness
 from rumor.node.replication.engine.versions import MEETINGS
 from rumor.node.replication.replica.delta import Coverage
-from rumor.node.storage.layout import META_HIGH_SEQS, pack_high_seqs, unpack_high_seqs
+from rumor.node.storage.layout import (
+    META_ALIVE,
+    META_HIGH_SEQS,
+    pack_high_seqs,
+    pack_u64,
+    unpack_high_seqs,
+    unpack_u64,
+)
 from rumor.node.storage.store import META
 
 MAX_SEQ = (1 << 63) - 1
@@ -81,6 +105,7 @@ class Envelopes:
         came_back: Callable[[int, Now], None],
         behind_on_own_writes: Callable[[int, int, Now], None],
         removed: Callable[[str], None],
+        started: Now,
         refuses_writes: Callable[[], str],
     ) -> None:
         self.services = services
@@ -95,6 +120,7 @@ class Envelopes:
         # A peer has seen own seqs this node lacks: (seen, peer, now).
         self._behind_on_own_writes = behind_on_own_writes
         self._removed = removed  # this node was removed from the cluster
+        self.away = self._was_away(started)  # back past the member timeout, not known yet
         self.high_seqs: dict[int, int] = unpack_high_seqs(
             services.replica.store.get(META, META_HIGH_SEQS)
         )
@@ -103,6 +129,26 @@ class Envelopes:
         self.issued: dict[int, int] = {}  # each member's last own seq issued, as it said
         self._boots: dict[int, int] = {}  # the boot nonce ``issued`` and vectors are from
         self.staleness = Staleness()  # how far behind each member this node may be
+
+    # ---- back past the member timeout ---------------------------------------------
+
+    def _was_away(self, now: Now) -> bool:
+        """This node starts more than the member timeout after its last beat, with peers."""
+        services = self.services
+        timeout_ms = services.config.member_timeout_ms
+        stored = services.replica.store.get(META, META_ALIVE)
+        if not timeout_ms or stored is None or now.wall_ms - unpack_u64(stored) <= timeout_ms:
+            return False
+        return any(m.state is not State.REMOVED for m in services.membership.peers())
+
+    def beat(self, now: Now) -> None:
+        """Say in the store that this node is up (not while it is away and unknown)."""
+        if self.away:
+            return
+        store = self.services.replica.store
+        batch = store.batch()
+        batch.put(META, META_ALIVE, pack_u64(max(0, now.wall_ms)))
+        store.write(batch)
 
     # ---- outgoing -------------------------------------------------------------
 
@@ -138,6 +184,7 @@ class Envelopes:
             protocol=self.speaks if isinstance(body, MEETINGS) else None,
             refuses_writes=self._refuses_writes(),
             recipient=to,
+            away=self.away,
         )
 
     # ---- incoming -------------------------------------------------------------
@@ -156,6 +203,19 @@ class Envelopes:
                 f"node {sender:016x} was removed from the cluster; wipe its data directory"
                 " and start it again to join as a new node",
             )
+        if envelope.away and membership.state_of(sender) is None:
+            # Back past the member timeout, and never known here: the GC of this cluster
+            # never counted it, so what it holds may be older than what was purged.
+            return Refusal(
+                RefusalCode.REMOVED,
+                f"node {sender:016x} was down longer than the member timeout and this"
+                " cluster does not know it; wipe its data directory and start it again to"
+                " join as a new node",
+            )
+        if self.away and any(
+            m.id == services.node_id and m.state is not State.REMOVED for m in envelope.members
+        ):
+            self.away = False  # a member that knows this node: it was counted all along
         if envelope.recipient not in (0, services.node_id):
             # The sender's table has another id at this address (this process replaced
             # an old one): it is answered all the same, and its probes will tell.

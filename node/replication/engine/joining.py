@@ -200,6 +200,9 @@ class Joining:
         services = self.services
         if not services.serving() or not contacts:
             contacts = contacts + [m.address for m in services.membership.peers() if m.address]
+        # Each address once: a seed is often a member's address too, and dropping the seed
+        # that just failed below must not leave nobody (it used to raise IndexError).
+        contacts = list(dict.fromkeys(contacts))
         if not contacts:
             # Nobody to try (no seed, no known member): back off rather than stay due, or
             # a lone node would wake at once, again and again, to find nobody.

@@ -45,6 +45,9 @@ class Envelope:
     # process answering under another id is not that member (a new process at its
     # old address): probes compare, and a receiver counts requests meant for another.
     recipient: int = 0
+    # The sender is back from being down longer than the member timeout: a member that
+    # does not know its id refuses it as removed (see envelopes, "Back past the timeout").
+    away: bool = False
 
 
 # ---- requests and their replies -----------------------------------------------------

@@ -37,7 +37,9 @@ from collections.abc import Sequence
 from rumor.node.storage import layout
 from rumor.node.storage.store import META, Store, prefix_end
 
-FORGOTTEN_PREFIXES = (layout.META_MEMBER_PREFIX, layout.META_JOINED_PREFIX)
+# The old cluster's members, the seeds joined through, and the last beat: the first
+# node of a new cluster was not away from it (see engine/envelopes.py).
+FORGOTTEN_PREFIXES = (layout.META_MEMBER_PREFIX, layout.META_JOINED_PREFIX, layout.META_ALIVE)
 
 
 def refusal(seeds: Sequence[str]) -> str | None:

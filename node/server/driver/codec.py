@@ -116,6 +116,7 @@ def envelope_to_pb(envelope: Envelope) -> pb.Envelope:
         issued_seq=envelope.issued_seq,
         refuses_writes=envelope.refuses_writes,
         recipient=envelope.recipient,
+        away=envelope.away,
     )
 
 
@@ -156,6 +157,7 @@ def envelope_from_pb(message: pb.Envelope, protocol: Speaks | None = None) -> En
         protocol=protocol,
         refuses_writes=message.refuses_writes[:MAX_REASON_CHARS],
         recipient=message.recipient,
+        away=message.away,
     )
 
 

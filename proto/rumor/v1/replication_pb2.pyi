@@ -61,7 +61,7 @@ class Coverage(_message.Message):
     def __init__(self, origin: _Optional[int] = ..., base: _Optional[int] = ..., last: _Optional[int] = ..., complete: _Optional[bool] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("sender", "boot_nonce", "hlc", "members", "watermarks", "address", "name", "high_seqs", "issued_seq", "refuses_writes", "recipient")
+    __slots__ = ("sender", "boot_nonce", "hlc", "members", "watermarks", "address", "name", "high_seqs", "issued_seq", "refuses_writes", "recipient", "away")
     class WatermarksEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,7 @@ class Envelope(_message.Message):
     ISSUED_SEQ_FIELD_NUMBER: _ClassVar[int]
     REFUSES_WRITES_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    AWAY_FIELD_NUMBER: _ClassVar[int]
     sender: int
     boot_nonce: int
     hlc: int
@@ -98,7 +99,8 @@ class Envelope(_message.Message):
     issued_seq: int
     refuses_writes: str
     recipient: int
-    def __init__(self, sender: _Optional[int] = ..., boot_nonce: _Optional[int] = ..., hlc: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., address: _Optional[str] = ..., name: _Optional[str] = ..., high_seqs: _Optional[_Mapping[int, int]] = ..., issued_seq: _Optional[int] = ..., refuses_writes: _Optional[str] = ..., recipient: _Optional[int] = ...) -> None: ...
+    away: bool
+    def __init__(self, sender: _Optional[int] = ..., boot_nonce: _Optional[int] = ..., hlc: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., watermarks: _Optional[_Mapping[int, int]] = ..., address: _Optional[str] = ..., name: _Optional[str] = ..., high_seqs: _Optional[_Mapping[int, int]] = ..., issued_seq: _Optional[int] = ..., refuses_writes: _Optional[str] = ..., recipient: _Optional[int] = ..., away: _Optional[bool] = ...) -> None: ...
 
 class ProtocolOffer(_message.Message):
     __slots__ = ("version", "oldest", "features", "release")
