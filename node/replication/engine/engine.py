@@ -26,32 +26,10 @@ simulator replays a schedule exactly, and a trace-equivalence test holds the
 gRPC driver to it. ``advance`` is the one door to durability: nothing else
 marks the replica durable.
 
-Components, one concept each, hold the rest. Each implements ``Component``
-(``components``: ``due_ms``, ``tick``, ``answer``) and is built from
-``Services``, never from the Engine; a decision that starts a sibling's work
-goes through a hook the engine routes:
-
-- ``Gossip`` (``gossip``, with ``push_queues``): push;
-- ``AntiEntropy`` (``anti_entropy``): push-pull synchronisations, catch-ups;
-- ``Probing`` (``probing``): SWIM, and the clock offsets the fence judges;
-- ``Joining`` (``joining``): seeds, the join timeout, duplicate ids;
-- ``AuditRounds`` (``audit_rounds``): the backstop;
-- ``SnapshotJoin`` (``snapshot_join``): bootstrap by snapshot;
-- ``SweepRounds`` (``sweep_rounds``): purges (timers only: it answers nothing).
-
-Before any of them, ``Versions`` (``versions``) screens every message: a peer
-whose protocol versions do not overlap this node's is refused, naming both,
-and a feature is used with a peer only when both offer it.
-
-Beside them: ``Envelopes`` (``envelopes``: what every message says about its
-sender, the clamp of claims, and from it ``Staleness`` (``staleness``): how far
-behind the alive members this node may be), ``Readiness`` (``readiness``: whether
-this node takes writes and serves reads — the clock fence, a full disk — and the
-time records are judged by), ``OwnWrites`` (``own_writes``: own writes this
-node does not hold, after a stale copy of its disk or a reserved block's tail,
-taken back before it writes or covers them), ``Membership`` (``membership``: the member
-table), ``Canary`` (``canaries``: test-only switches) and ``ProtocolConfig``
-(``protocol_config``: every knob).
+Components, one concept each, hold the rest (the package docstring lists them):
+each is built from ``Services``, never from the Engine, and a decision that
+starts a sibling's work goes through a hook the engine routes. ``Outbox``
+gathers what ``ready()`` hands out.
 """
 
 from __future__ import annotations
@@ -63,7 +41,7 @@ from typing import Never
 from rumor.node.core.clock_fence import ClockFence, FenceVerdict
 from rumor.node.core.compatibility import Feature, Speaks, this_node
 from rumor.node.core.errors import Unavailable
-from rumor.node.core.membership import Member, State
+from rumor.node.core.membership import Member
 from rumor.node.replication.engine.anti_entropy import AntiEntropy
 from rumor.node.replication.engine.audit_rounds import AuditRounds
 from rumor.node.replication.engine.canaries import Canary
@@ -87,7 +65,6 @@ from rumor.node.replication.engine.messages import (
     FailureCause,
     Inbound,
     Join,
-    Notice,
     NoticeKind,
     Now,
     Outbound,
@@ -96,12 +73,12 @@ from rumor.node.replication.engine.messages import (
     Ready,
     Refusal,
     RefusalCode,
-    Reply,
     ReplyBody,
     Request,
     Response,
-    SnapshotFetch,
+    failure_cause,
 )
+from rumor.node.replication.engine.outbox import Outbox
 from rumor.node.replication.engine.own_writes import OwnWrites
 from rumor.node.replication.engine.probing import Probing
 from rumor.node.replication.engine.protocol_config import ProtocolConfig
@@ -178,6 +155,8 @@ class Engine:
             refuses_writes=lambda: self.readiness.refuses_writes,
             started=now,
         )
+        # What the driver gets from ``ready()``; every message with this node's envelope.
+        self.outbox = Outbox(self.envelopes.make, config.rpc_timeout_ms)
         self.gossip = Gossip(services, fetching_snapshot=lambda: bool(self.snapshots.fetching))
         self.probing = Probing(services, self.fence)
         self.joining = Joining(
@@ -209,13 +188,8 @@ class Engine:
             self.snapshots,
         )
         self.serving = self.joining.alone_from_start()
-        self._out = Ready()
-        self._expect: dict[int, Continuation] = {}
-        self._next_message_id = 0
-        self._sync_ticket = 0
         self._stopped = False
         self._removed = False
-        self._warned_clock = False
         self._next_housekeeping_ms = 0
         if self.serving:
             self.notice(NoticeKind.READY, "no seeds and no known members: a new cluster")
@@ -238,14 +212,14 @@ class Engine:
 
     def step(self, message: Inbound | Response, now: Now) -> None:
         if isinstance(message, Response):
-            continuation = self._expect.pop(message.message_id, None)
+            continuation = self.outbox.answered(message.message_id)
             if continuation is None:
                 return  # an answer after its call was reported failed: ignore it
             refusal = self.versions.screen(message.envelope, message.body)
             if refusal is None:
                 refusal = self.envelopes.absorb(message.envelope, now)
             if refusal is not None:
-                failed = Failed(message.message_id, _cause_of(refusal), refusal.message)
+                failed = Failed(message.message_id, failure_cause(refusal), refusal.message)
                 continuation(failed, now)
                 return
             continuation(message, now)
@@ -331,13 +305,7 @@ class Engine:
         return self.replica.write_all(writes, now.wall_ms)
 
     def ready(self) -> Ready:
-        out, self._out = self._out, Ready()
-        out.sync_ticket = max(self._sync_ticket, out.sync_ticket)
-        self._sync_ticket = 0
-        if out.sync_ticket and self.replica.is_durable(out.sync_ticket):
-            out.sync_ticket = 0
-        out.next_tick_ms = self._next_tick_ms()
-        return out
+        return self.outbox.take(self.replica.is_durable, self._next_tick_ms())
 
     def advance(self, done: Done, now: Now) -> None:
         if done.synced_ticket:
@@ -354,7 +322,7 @@ class Engine:
         elif done.snapshot_failed:
             self.snapshots.fall_back(done.snapshot_failed, now)
         for failure in done.failed:
-            continuation = self._expect.pop(failure.message_id, None)
+            continuation = self.outbox.answered(failure.message_id)
             if continuation is None:
                 continue
             self.stats.calls_failed += 1
@@ -379,32 +347,18 @@ class Engine:
         all_members: bool = False,
     ) -> int:
         """Queue a request to ``member`` (id 0: a seed known by address only)."""
-        self._next_message_id += 1
-        message_id = self._next_message_id
-        self._expect[message_id] = then
-        self._out.messages.append(
-            Outbound(
-                message_id,
-                member.id,
-                member.address,
-                self.envelopes.make(body, all_members=all_members, to=member.id),
-                body,
-                self.config.rpc_timeout_ms if timeout_ms is None else timeout_ms,
-            )
-        )
-        return message_id
+        return self.outbox.send(member, body, then, timeout_ms=timeout_ms, all_members=all_members)
 
     def reply(
         self, token: int, body: ReplyBody | Refusal, *, to: int, all_members: bool = False
     ) -> None:
-        envelope = self.envelopes.make(body, all_members=all_members, to=to)
-        self._out.replies.append(Reply(token, envelope, body))
+        self.outbox.reply(token, body, to=to, all_members=all_members)
 
     def want_durable(self, ticket: int) -> None:
-        self._sync_ticket = max(self._sync_ticket, ticket)
+        self.outbox.want_durable(ticket)
 
     def notice(self, kind: NoticeKind, message: str = "", **fields: object) -> None:
-        self._out.notices.append(Notice(kind, message, fields))
+        self.outbox.notice(kind, message, **fields)
 
     def become_serving(self, reason: str) -> None:
         if not self.serving:
@@ -418,7 +372,7 @@ class Engine:
             self.notice(NoticeKind.REMOVED, message)
 
     def fetch_snapshot(self, peer: Member) -> None:
-        self._out.snapshot_fetch = SnapshotFetch(peer.id, peer.address)
+        self.outbox.fetch_snapshot(peer)
 
     def stop_for_install(self) -> None:
         self._stopped = True
@@ -450,31 +404,13 @@ class Engine:
 
     def lag_bound_ms(self, mono_ms: int) -> int | None:
         """The most this node may lag any member that may be alive (None: it cannot say);
-        see staleness. A member this node thinks dead counts: it cannot tell a crashed
-        member from one behind a partition, still taking writes. One that left or was
-        removed does not."""
-        peers = self.membership.peers()
-        if not peers:  # every read asks: a node alone answers at once
-            return self.envelopes.staleness.bound_ms(mono_ms, (), self.replica.watermarks.get)
-        me = self.node_id
-        members = [
-            member.id
-            for member in peers
-            if member.id != me and member.state not in (State.LEFT, State.REMOVED)
-        ]
+        see staleness and ``Membership.may_be_alive``."""
+        members = self.membership.may_be_alive()
         return self.envelopes.staleness.bound_ms(mono_ms, members, self.replica.watermarks.get)
 
     def replicas_holding(self, seq: int) -> int:
         """How many nodes (this one included) hold own write ``seq`` or something newer."""
-        me = self.node_id
-        membership = self.membership
-        return 1 + sum(
-            1
-            for member_id, vector in membership.vectors.items()
-            if member_id != me
-            and vector.get(me, 0) >= seq
-            and membership.state_of(member_id) is not State.REMOVED
-        )
+        return self.membership.replicas_holding(seq)
 
     def counted_members(self) -> int:
         return len(self.membership.counted())
@@ -549,7 +485,7 @@ class Engine:
             self.envelopes.persist_high_seqs()
             self.envelopes.beat(now)
         self.gc.housekeeping(now.mono_ms, members, self._gc_inputs)
-        self._check_clock()
+        self.readiness.judge_clock([p.id for p in self.membership.up_peers()], self.notice)
 
     def _gc_inputs(self) -> tuple[dict[int, Mapping[int, int]], dict[int, int]] | None:
         """The vectors of the members GC counts and what each issued (None: not now)."""
@@ -563,29 +499,5 @@ class Engine:
         vectors[self.node_id] = self.replica.own_watermarks()
         return vectors, {**self.envelopes.issued, self.node_id: self.replica.seq}
 
-    def _check_clock(self) -> None:
-        was = self.readiness.verdict
-        verdict = self.readiness.judge_clock([p.id for p in self.membership.up_peers()])
-        if verdict.warn and not self._warned_clock:
-            self.notice(NoticeKind.CLOCK_OFFSET, "", offset_ms=round(verdict.offset_ms))
-        if (verdict.fenced, verdict.wall_fenced) != (was.fenced, was.wall_fenced):
-            self.notice(
-                NoticeKind.CLOCK_FENCED if verdict.fenced else NoticeKind.CLOCK_UNFENCED,
-                verdict.reason(),
-                reads_refused=verdict.wall_fenced,
-                wall_offset_ms=round(verdict.wall_offset_ms),
-            )
-        self._warned_clock = verdict.warn or verdict.fenced
-
     def _next_tick_ms(self) -> int:
         return min(self.sweeps.due_ms(), *(component.due_ms() for component in self.components))
-
-
-def _cause_of(refusal: Refusal) -> FailureCause:
-    return {
-        RefusalCode.REMOVED: FailureCause.REMOVED,
-        RefusalCode.DUPLICATE_ID: FailureCause.DUPLICATE_ID,
-        RefusalCode.MALFORMED: FailureCause.MALFORMED,
-        RefusalCode.UNAVAILABLE: FailureCause.REFUSED,
-        RefusalCode.INCOMPATIBLE: FailureCause.INCOMPATIBLE,
-    }[refusal.code]

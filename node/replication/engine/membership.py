@@ -281,6 +281,27 @@ class Membership:
         member = self.members.get(member_id)
         return None if member is None else member.state
 
+    def may_be_alive(self) -> list[int]:
+        """The peers that may be alive, taking writes: those thought dead count (a crashed
+        member looks like one behind a partition); those that left or were removed do not."""
+        view = self._views.get("may_be_alive")
+        if view is None:
+            view = [m.id for m in self.peers() if m.state not in (State.LEFT, State.REMOVED)]
+            self._views["may_be_alive"] = view
+        return view
+
+    def replicas_holding(self, seq: int) -> int:
+        """How many nodes (this one included) hold this node's write ``seq`` or something
+        newer, by the vectors its peers reported."""
+        me = self.me.id
+        return 1 + sum(
+            1
+            for member_id, vector in self.vectors.items()
+            if member_id != me
+            and vector.get(me, 0) >= seq
+            and self.state_of(member_id) is not State.REMOVED
+        )
+
     # ---- SWIM -----------------------------------------------------------
 
     def next_probe_target(self, rng: random.Random) -> Member | None:

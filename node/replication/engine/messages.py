@@ -227,6 +227,21 @@ class Failed:
     detail: str = ""
 
 
+def failure_cause(refusal: Refusal) -> FailureCause:
+    """The cause a call fails with when its answer is refused on arrival (as the peer's
+    refusal of the request would be)."""
+    return _REFUSAL_CAUSES[refusal.code]
+
+
+_REFUSAL_CAUSES = {
+    RefusalCode.REMOVED: FailureCause.REMOVED,
+    RefusalCode.DUPLICATE_ID: FailureCause.DUPLICATE_ID,
+    RefusalCode.MALFORMED: FailureCause.MALFORMED,
+    RefusalCode.UNAVAILABLE: FailureCause.REFUSED,
+    RefusalCode.INCOMPATIBLE: FailureCause.INCOMPATIBLE,
+}
+
+
 class NoticeKind(enum.Enum):
     """Things the host must act on or log; the engine itself does no I/O."""
 

@@ -23,12 +23,19 @@ and the wall clock not fenced.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from rumor.node.core.clock_fence import ClockFence, FenceVerdict
 from rumor.node.core.errors import DISK_FULL, InsufficientStorage, Unavailable
-from rumor.node.replication.engine.messages import Now
+from rumor.node.replication.engine.messages import NoticeKind, Now
 
 DISK_FULL_REASON = "disk full"
+
+
+class Notify(Protocol):
+    """How a notice is queued for the driver (``Outbox.notice``)."""
+
+    def __call__(self, kind: NoticeKind, message: str = "", **fields: object) -> None: ...
 
 
 @dataclass(slots=True)
@@ -37,10 +44,23 @@ class Readiness:
     verdict: FenceVerdict = field(default_factory=lambda: FenceVerdict(False, False, 0.0))
     disk_full: bool = False
 
-    def judge_clock(self, live_peers: list[int]) -> FenceVerdict:
-        """Judge the clock anew (every housekeeping interval); returns the verdict."""
-        self.verdict = self.fence.verdict(live_peers)
-        return self.verdict
+    warned: bool = False  # the last verdict warned or fenced (said once, until it clears)
+
+    def judge_clock(self, live_peers: list[int], notice: Notify) -> None:
+        """Judge the clock anew (every housekeeping interval), with a notice when it starts
+        to warn, and when it is fenced or no longer."""
+        was = self.verdict
+        verdict = self.verdict = self.fence.verdict(live_peers)
+        if verdict.warn and not self.warned:
+            notice(NoticeKind.CLOCK_OFFSET, "", offset_ms=round(verdict.offset_ms))
+        if (verdict.fenced, verdict.wall_fenced) != (was.fenced, was.wall_fenced):
+            notice(
+                NoticeKind.CLOCK_FENCED if verdict.fenced else NoticeKind.CLOCK_UNFENCED,
+                verdict.reason(),
+                reads_refused=verdict.wall_fenced,
+                wall_offset_ms=round(verdict.wall_offset_ms),
+            )
+        self.warned = verdict.warn or verdict.fenced
 
     @property
     def refuses_writes(self) -> str:
