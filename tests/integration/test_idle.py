@@ -15,11 +15,13 @@ from pathlib import Path
 from rumor.v1 import kv_pb2 as pb
 from tests.support.nodes import NodeProcess, create_namespace
 
-WINDOW_S = 5.0
-# 8% of a core over the window: idle it uses 0.13-0.23 s here (grpc's and RocksDB's own
-# threads, mostly), and a loaded machine stretches that; the 1 ms spin this guards
-# against used 0.6 s.
-MAX_CPU_S = 0.4
+WINDOWS = 3
+WINDOW_S = 3.0
+# 8% of a core over a window. Idle it uses 3-4% here (grpc's and RocksDB's own threads,
+# mostly); now and then a burst of background work (a flush, a collector pass) doubles
+# one window, so the quietest of three is judged: the 1 ms spin this guards against
+# (12% of a core) shows in every window.
+MAX_CPU_S = 0.08 * WINDOW_S
 
 
 def cpu_seconds(pid: int) -> float:
@@ -35,11 +37,13 @@ def test_an_idle_lone_node_uses_little_cpu(tmp_path: Path) -> None:
         ns = create_namespace(node, "idle")
         for i in range(300):  # overwrites: the sweeper has replaced entries to drop
             node.kv.Put(pb.PutRequest(namespace_id=ns, key=b"k%d" % (i % 5), value=b"v"))
-        before = cpu_seconds(node.process.pid)
-        time.sleep(WINDOW_S)  # the measurement window, not a wait for anything
-        used = cpu_seconds(node.process.pid) - before
+        used = []
+        for _ in range(WINDOWS):
+            before = cpu_seconds(node.process.pid)
+            time.sleep(WINDOW_S)  # the measurement window, not a wait for anything
+            used.append(cpu_seconds(node.process.pid) - before)
         assert node.alive()
-        assert used < MAX_CPU_S, f"an idle lone node used {used:.2f} s of CPU in {WINDOW_S} s"
+        assert min(used) < MAX_CPU_S, f"an idle lone node used {used} s of CPU per {WINDOW_S} s"
         got = node.kv.Get(pb.GetRequest(namespace_id=ns, key=b"k4"))
         assert got.found and got.value == b"v"
     finally:
