@@ -21,7 +21,7 @@ Every random choice comes from the cluster's one ``random.Random``.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rumor.experiments.sim.disk import SimulatedDisk
@@ -162,6 +162,16 @@ class Cluster:
         history = self.history[slot]
         if history.removed_ms is None:
             history.removed_ms = self.loop.now_ms
+
+    def run_until_done(self, done: Callable[[], bool], within_ms: int, step_ms: int = 50) -> bool:
+        """Run virtual time until ``done`` or ``within_ms`` have passed; whether it was done.
+        ``done`` is asked every ``step_ms`` (it may act: try a write, say)."""
+        deadline = self.loop.now_ms + within_ms
+        while not done():
+            if self.loop.now_ms >= deadline:
+                return False
+            self.loop.run_until(self.loop.now_ms + step_ms)
+        return True
 
     def running(self) -> list[SimulatedProcess]:
         return [p for p in self.processes.values() if p.running]

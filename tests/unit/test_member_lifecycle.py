@@ -11,7 +11,6 @@ member table alone, with hypothesis for the majority rule.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -50,16 +49,6 @@ def cluster_of(
     return cluster
 
 
-def run_until(cluster: Cluster, done: Callable[[], bool], within_ms: int) -> bool:
-    """Run virtual time until ``done`` or ``within_ms`` have passed; whether it was done."""
-    deadline = cluster.loop.now_ms + within_ms
-    while not done():
-        if cluster.loop.now_ms >= deadline:
-            return False
-        cluster.loop.run_until(cluster.loop.now_ms + 50)
-    return True
-
-
 def state_everywhere(cluster: Cluster, member: int, slots: range) -> set[State | None]:
     return {cluster.processes[s].engine.membership.state_of(member) for s in slots}
 
@@ -70,15 +59,15 @@ def test_a_new_process_at_an_old_address_does_not_keep_the_old_id_alive() -> Non
     cluster.restart(2, keep_data=False)  # a pod replaced with a fresh volume
     new = cluster.processes[2].node_id
     assert new != old
-    assert run_until(
-        cluster, lambda: state_everywhere(cluster, old, range(2)) <= {State.DEAD}, 5000
+    assert cluster.run_until_done(
+        lambda: state_everywhere(cluster, old, range(2)) <= {State.DEAD}, 5000
     )
     assert cluster.processes[0].engine.stats.probe_mismatches > 0
     assert cluster.processes[2].engine.stats.misaddressed > 0
     # The new process is a member in its own right, and the old id is retired after the
     # member timeout: it no longer holds GC back anywhere.
-    assert run_until(
-        cluster, lambda: state_everywhere(cluster, old, range(3)) == {State.REMOVED}, 15_000
+    assert cluster.run_until_done(
+        lambda: state_everywhere(cluster, old, range(3)) == {State.REMOVED}, 15_000
     )
     for slot in range(3):
         assert old not in cluster.processes[slot].engine.membership.counted()
@@ -106,7 +95,7 @@ def test_a_tombstone_is_purged_once_a_replaced_member_is_retired() -> None:
             cluster.processes[s].replica.header(NAMESPACE, b"doomed") is None for s in (0, 1)
         )
 
-    assert run_until(cluster, purged, 20_000)
+    assert cluster.run_until_done(purged, 20_000)
 
 
 def test_a_forged_ping_from_a_made_up_id_does_not_hold_gc_back() -> None:
@@ -124,12 +113,11 @@ def test_a_forged_ping_from_a_made_up_id_does_not_hold_gc_back() -> None:
     cluster.network.call(
         None, Outbound(0, victim.node_id, address_of(0), envelope, Ping(), 1000), source="forger:1"
     )
-    assert run_until(cluster, lambda: MADE_UP in victim.engine.membership.counted(), 1000)
+    assert cluster.run_until_done(lambda: MADE_UP in victim.engine.membership.counted(), 1000)
     # Never confirmed by a probe, and it wrote nothing: retired after the shorter bound,
     # well before the member timeout, on every node.
     unconfirmed = quick_protocol().unconfirmed_member_timeout_ms
-    assert run_until(
-        cluster,
+    assert cluster.run_until_done(
         lambda: state_everywhere(cluster, MADE_UP, range(3)) <= {State.REMOVED, None},
         unconfirmed + 2500,
     )
@@ -143,19 +131,18 @@ def test_a_member_back_after_the_timeout_rejoins_as_new_and_brings_nothing_back(
     old = cluster.processes[2].node_id
     cluster.crash(2)
     cluster.write(0, b"old", b"", tombstone=True)  # deleted while it is away
-    assert run_until(
-        cluster, lambda: state_everywhere(cluster, old, range(2)) == {State.REMOVED}, 15_000
+    assert cluster.run_until_done(
+        lambda: state_everywhere(cluster, old, range(2)) == {State.REMOVED}, 15_000
     )
-    assert run_until(
-        cluster,
+    assert cluster.run_until_done(
         lambda: all(cluster.processes[s].replica.header(NAMESPACE, b"old") is None for s in (0, 1)),
         10_000,
     )
     cluster.rejoining.add(2)
     cluster.restart(2, keep_data=True)  # its old disk still holds the put
-    assert run_until(cluster, lambda: cluster.processes[2].node_id != old, 5000)
+    assert cluster.run_until_done(lambda: cluster.processes[2].node_id != old, 5000)
     assert cluster.rejoined_ms[2]
-    assert run_until(cluster, lambda: cluster.processes[2].engine.serving, 5000)
+    assert cluster.run_until_done(lambda: cluster.processes[2].engine.serving, 5000)
     cluster.loop.run_until(cluster.loop.now_ms + 2000)
     for slot in range(3):
         header = cluster.processes[slot].replica.header(NAMESPACE, b"old")
@@ -182,15 +169,14 @@ def test_a_node_fetching_a_snapshot_times_nobody_out() -> None:
     dead = cluster.processes[2].node_id
     cluster.crash(2)
     joiner = cluster.start(3, (0,))
-    assert run_until(cluster, lambda: bool(joiner.engine.snapshots.fetching), 2000)
-    assert run_until(cluster, lambda: not joiner.running, 15_000)  # it installs the copy
+    assert cluster.run_until_done(lambda: bool(joiner.engine.snapshots.fetching), 2000)
+    assert cluster.run_until_done(lambda: not joiner.running, 15_000)  # it installs the copy
     timed_out = [n for _, n in joiner.notices if n.kind is NoticeKind.MEMBER_TIMED_OUT]
     assert not timed_out
     # Meanwhile the dead member was retired (by the others): the joiner did not have to.
     assert cluster.processes[0].engine.membership.state_of(dead) is State.REMOVED
     new = cluster.processes[3]
-    assert run_until(
-        cluster,
+    assert cluster.run_until_done(
         lambda: (
             cluster.processes[0].replica.audit_buckets == new.replica.audit_buckets
             and new.engine.serving
@@ -216,10 +202,10 @@ def test_a_joiner_that_serves_before_its_copy_arrives_does_not_install_it() -> N
         cluster.write(key % 2, b"key-%02d" % key, b"v" * 20)
     cluster.loop.run_until(2500)
     joiner = cluster.start(3, (0,))
-    assert run_until(cluster, lambda: bool(joiner.engine.snapshots.fetching), 2000)
+    assert cluster.run_until_done(lambda: bool(joiner.engine.snapshots.fetching), 2000)
     joiner.engine.become_serving("a synchronisation completed meanwhile")
     assert cluster.write(3, b"key-00", b"", tombstone=True) is not None
-    assert run_until(cluster, lambda: not joiner.engine.snapshots.fetching, 15_000)
+    assert cluster.run_until_done(lambda: not joiner.engine.snapshots.fetching, 15_000)
     assert joiner.running and cluster.processes[3] is joiner  # no restart on the copy
     assert not [n for _, n in joiner.notices if n.kind is NoticeKind.INSTALL_SNAPSHOT]
     header = joiner.replica.header(NAMESPACE, b"key-00")
@@ -355,7 +341,7 @@ def _orphaned_member_comes_back(cluster: Cluster) -> tuple[int, int]:
     new slot-6 id."""
     cluster.start(5)
     cluster.start(6, (5,))
-    assert run_until(cluster, lambda: cluster.processes[6].engine.serving, 5000)
+    assert cluster.run_until_done(lambda: cluster.processes[6].engine.serving, 5000)
     cluster.write(6, b"k", b"put apart")
     cluster.loop.run_until(cluster.loop.now_ms + 100)
     old = cluster.processes[6].node_id
@@ -364,8 +350,7 @@ def _orphaned_member_comes_back(cluster: Cluster) -> tuple[int, int]:
     cluster.write(0, b"k", b"", tombstone=True)  # newer than 6's put
     cluster.seeds[5] = (0,)
     cluster.restart(5, keep_data=False)  # a new process at 5's address joins the cluster
-    assert run_until(
-        cluster,
+    assert cluster.run_until_done(
         lambda: all(cluster.processes[s].replica.header(NAMESPACE, b"k") is None for s in (0, 5)),
         15_000,
     )
@@ -380,7 +365,7 @@ def test_a_member_back_past_the_timeout_that_the_cluster_never_knew_rejoins_as_n
     cluster = cluster_of(3)
     old, _ = _orphaned_member_comes_back(cluster)
     assert cluster.processes[6].engine.envelopes.away
-    assert run_until(cluster, lambda: cluster.processes[6].node_id != old, 5000)
+    assert cluster.run_until_done(lambda: cluster.processes[6].node_id != old, 5000)
     assert cluster.rejoined_ms[6]
     cluster.loop.run_until(cluster.loop.now_ms + 3000)
     for slot in (0, 1, 2, 5, 6):
@@ -413,7 +398,7 @@ def test_a_node_says_it_was_away_only_past_the_timeout_until_a_member_lists_it()
     assert back.engine.envelopes.away
     # Node 0 knows it (down, not retired): it takes it in, and once it lists it as a
     # member, the node stops saying it was away.
-    assert run_until(cluster, lambda: not back.engine.envelopes.away, 5000)
+    assert cluster.run_until_done(lambda: not back.engine.envelopes.away, 5000)
     assert back.running and not cluster.rejoined_ms.get(1)
 
 

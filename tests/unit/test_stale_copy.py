@@ -18,7 +18,6 @@ restarted on the copy.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
 import pytest
 
@@ -45,16 +44,6 @@ def cluster_of(nodes: int, durability: Durability) -> Cluster:
     return cluster
 
 
-def run_until(cluster: Cluster, done: Callable[[], bool], within_ms: int) -> bool:
-    """Run virtual time until ``done`` or ``within_ms`` have passed; whether it was done."""
-    deadline = cluster.loop.now_ms + within_ms
-    while not done():
-        if cluster.loop.now_ms >= deadline:
-            return False
-        cluster.loop.run_until(cluster.loop.now_ms + 50)
-    return True
-
-
 def restored_after_a_write(
     durability: Durability, *, wrote_before_copy: bool
 ) -> tuple[Cluster, int]:
@@ -68,8 +57,8 @@ def restored_after_a_write(
     written = cluster.write(1, b"later", b"not in the copy")
     assert written is not None
     holders = cluster.processes.values()
-    assert run_until(
-        cluster, lambda: all(p.replica.header(NAMESPACE, b"later") for p in holders), 2000
+    assert cluster.run_until_done(
+        lambda: all(p.replica.header(NAMESPACE, b"later") for p in holders), 2000
     )
     seq = cluster.processes[1].replica.header(NAMESPACE, b"later")
     assert seq is not None
@@ -85,8 +74,8 @@ def test_a_stale_copy_takes_its_own_later_writes_back(
     cluster, seq = restored_after_a_write(durability, wrote_before_copy=wrote_before_copy)
     restored = cluster.processes[1]
     assert restored.replica.header(NAMESPACE, b"later") is None
-    assert run_until(
-        cluster, lambda: restored.replica.header(NAMESPACE, b"later") is not None, 5000
+    assert cluster.run_until_done(
+        lambda: restored.replica.header(NAMESPACE, b"later") is not None, 5000
     )
     assert restored.replica.own_watermark(restored.node_id) >= seq
     # Taken back by anti-entropy, not by the audit (the backstop: its repairs must be 0).
@@ -95,7 +84,7 @@ def test_a_stale_copy_takes_its_own_later_writes_back(
     buckets = [p.replica.audit_buckets for p in cluster.processes.values()]
     assert buckets[0] == buckets[1] == buckets[2]
     # And it writes again, past every seq its earlier life issued.
-    assert run_until(cluster, lambda: cluster.write(1, b"after", b"new") is not None, 5000)
+    assert cluster.run_until_done(lambda: cluster.write(1, b"after", b"new") is not None, 5000)
     after = restored.replica.header(NAMESPACE, b"after")
     assert after is not None and after.seq > seq
 
@@ -133,6 +122,6 @@ def test_under_wal_a_restart_takes_no_write_until_it_has_caught_up() -> None:
     assert restored.replica.skipped_seqs > 0
     with pytest.raises(Unavailable, match="taking its own writes back"):
         restored.engine.check_writable()
-    assert run_until(cluster, lambda: restored.engine.serving, 5000)
-    assert run_until(cluster, lambda: not restored.replica.skipped_seqs, 5000)
+    assert cluster.run_until_done(lambda: restored.engine.serving, 5000)
+    assert cluster.run_until_done(lambda: not restored.replica.skipped_seqs, 5000)
     restored.engine.check_writable()
