@@ -258,7 +258,7 @@ def test_join_and_exchange_say_what_the_node_speaks_and_a_push_does_not() -> Non
     (reply,) = ready.replies
     assert isinstance(reply.body, JoinReply) and reply.envelope.protocol == this_node()
     assert joiner.versions.agreement(1) == Agreement(PROTOCOL, FEATURES)
-    seed.reply(0, PushReply(), to=2)
+    seed.outbox.reply(0, PushReply(), to=2)
     assert [r.envelope.protocol for r in seed.ready().replies] == [None]
 
 

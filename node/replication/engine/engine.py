@@ -47,7 +47,6 @@ from rumor.node.replication.engine.audit_rounds import AuditRounds
 from rumor.node.replication.engine.canaries import Canary
 from rumor.node.replication.engine.components import (
     Component,
-    Continuation,
     ReplicationStats,
     Services,
 )
@@ -73,8 +72,6 @@ from rumor.node.replication.engine.messages import (
     Ready,
     Refusal,
     RefusalCode,
-    ReplyBody,
-    Request,
     Response,
     failure_cause,
 )
@@ -117,6 +114,8 @@ class Engine:
         # Test-only switches that bring back fixed bugs, so the fuzzer can prove it finds them.
         self.canaries = canaries
         self.stats = ReplicationStats()
+        # What the driver gets from ``ready()``: the components' outputs (``Services``).
+        self.outbox = Outbox(config.rpc_timeout_ms)
         self.fence = ClockFence(config.max_clock_offset_ms, enforce=config.fence_clock)
         self.readiness = Readiness(self.fence)
         self.gc = GarbageCollection(
@@ -130,10 +129,10 @@ class Engine:
             rng,
             self.stats,
             canaries,
-            send=self.send,
-            reply=self.reply,
-            want_durable=self.want_durable,
-            notice=self.notice,
+            send=self.outbox.send,
+            reply=self.outbox.reply,
+            want_durable=self.outbox.want_durable,
+            notice=self.outbox.notice,
             serving=lambda: self.serving,
             become_serving=self.become_serving,
             clamp_coverage=self._clamp_coverage,
@@ -155,8 +154,7 @@ class Engine:
             refuses_writes=lambda: self.readiness.refuses_writes,
             started=now,
         )
-        # What the driver gets from ``ready()``; every message with this node's envelope.
-        self.outbox = Outbox(self.envelopes.make, config.rpc_timeout_ms)
+        self.outbox.make_envelope = self.envelopes.make
         self.gossip = Gossip(services, fetching_snapshot=lambda: bool(self.snapshots.fetching))
         self.probing = Probing(services, self.fence)
         self.joining = Joining(
@@ -173,7 +171,7 @@ class Engine:
         self.sweeps = SweepRounds(services)
         self.snapshots = SnapshotJoin(
             services,
-            fetch=self.fetch_snapshot,
+            fetch=self.outbox.fetch_snapshot,
             stop_for_install=self.stop_for_install,
             fall_back_to=self._fall_back_to,
         )
@@ -192,7 +190,7 @@ class Engine:
         self._removed = False
         self._next_housekeeping_ms = 0
         if self.serving:
-            self.notice(NoticeKind.READY, "no seeds and no known members: a new cluster")
+            self.outbox.notice(NoticeKind.READY, "no seeds and no known members: a new cluster")
 
     @property
     def node_id(self) -> int:
@@ -225,13 +223,13 @@ class Engine:
             continuation(message, now)
             return
         if self._stopped:
-            self.reply(
+            self.outbox.reply(
                 message.token, Refusal(RefusalCode.UNAVAILABLE, "this node is stopping"), to=0
             )
             return
         refusal = self.versions.screen(message.envelope, message.body)
         if refusal is not None:
-            self.reply(message.token, refusal, to=0)
+            self.outbox.reply(message.token, refusal, to=0)
             return
         self.joining.receive(message, now)
 
@@ -239,13 +237,13 @@ class Engine:
         """Handle a request whose sender passed the duplicate-id check (see Joining)."""
         refusal = self.envelopes.absorb(message.envelope, now)
         if refusal is not None:
-            self.reply(message.token, refusal, to=message.envelope.sender)
+            self.outbox.reply(message.token, refusal, to=message.envelope.sender)
             return
         body = message.body
         token, sender = message.token, message.envelope.sender
         if self.readiness.disk_full and isinstance(body, Push) and (body.records or body.coverage):
             # The pusher queues them again; anti-entropy brings what it drops.
-            self.reply(token, Refusal(RefusalCode.UNAVAILABLE, DISK_FULL_REASON), to=sender)
+            self.outbox.reply(token, Refusal(RefusalCode.UNAVAILABLE, DISK_FULL_REASON), to=sender)
             return
         if isinstance(body, Push):
             self.gossip.answer(token, sender, body, now)
@@ -278,7 +276,7 @@ class Engine:
             # A node still joining neither knows the cluster nor may write (a copy it
             # installs would drop the retirement): it times nobody out until it serves.
             for member_id in expired:
-                self.notice(NoticeKind.MEMBER_TIMED_OUT, "", member=f"{member_id:016x}")
+                self.outbox.notice(NoticeKind.MEMBER_TIMED_OUT, "", member=f"{member_id:016x}")
                 self.remove_member(member_id, now)
         self.gossip.tick(now)
         self.snapshots.tick(now)
@@ -336,43 +334,16 @@ class Engine:
 
     # ---- services for the components -------------------------------------
 
-    def send(
-        self,
-        member: Member,
-        body: Request,
-        then: Continuation,
-        now: Now,
-        *,
-        timeout_ms: int | None = None,
-        all_members: bool = False,
-    ) -> int:
-        """Queue a request to ``member`` (id 0: a seed known by address only)."""
-        return self.outbox.send(member, body, then, timeout_ms=timeout_ms, all_members=all_members)
-
-    def reply(
-        self, token: int, body: ReplyBody | Refusal, *, to: int, all_members: bool = False
-    ) -> None:
-        self.outbox.reply(token, body, to=to, all_members=all_members)
-
-    def want_durable(self, ticket: int) -> None:
-        self.outbox.want_durable(ticket)
-
-    def notice(self, kind: NoticeKind, message: str = "", **fields: object) -> None:
-        self.outbox.notice(kind, message, **fields)
-
     def become_serving(self, reason: str) -> None:
         if not self.serving:
             self.serving = True
-            self.notice(NoticeKind.READY, reason)
+            self.outbox.notice(NoticeKind.READY, reason)
 
     def removed(self, message: str) -> None:
         if not self._removed:
             self._removed = True
             self._stopped = True
-            self.notice(NoticeKind.REMOVED, message)
-
-    def fetch_snapshot(self, peer: Member) -> None:
-        self.outbox.fetch_snapshot(peer)
+            self.outbox.notice(NoticeKind.REMOVED, message)
 
     def stop_for_install(self) -> None:
         self._stopped = True
@@ -381,7 +352,7 @@ class Engine:
     def stop_for_duplicate(self, message: str) -> None:
         if not self._stopped:
             self._stopped = True
-            self.notice(NoticeKind.DUPLICATE_ID, message)
+            self.outbox.notice(NoticeKind.DUPLICATE_ID, message)
 
     # ---- client-facing decisions -----------------------------------------
 
@@ -408,20 +379,13 @@ class Engine:
         members = self.membership.may_be_alive()
         return self.envelopes.staleness.bound_ms(mono_ms, members, self.replica.watermarks.get)
 
-    def replicas_holding(self, seq: int) -> int:
-        """How many nodes (this one included) hold own write ``seq`` or something newer."""
-        return self.membership.replicas_holding(seq)
-
-    def counted_members(self) -> int:
-        return len(self.membership.counted())
-
     def remove_member(self, member_id: int, now: Now) -> Applied:
         """Retire ``member_id`` for ever: a replicated record, then the member table."""
         applied = self.replica.retire(member_id, now.wall_ms)
         self.membership.remove(member_id, now.mono_ms)
         self.gossip.forget(member_id)
         self.versions.forget(member_id)
-        self.want_durable(applied.ticket)
+        self.outbox.want_durable(applied.ticket)
         return applied
 
     def leave(self, now: Now) -> list[Outbound]:
@@ -429,7 +393,7 @@ class Engine:
         self._stopped = True
         self.membership.leave()
         for peer in self.membership.up_peers():
-            self.send(
+            self.outbox.send(
                 peer,
                 Push(),
                 lambda _answer, _now: None,
@@ -485,7 +449,7 @@ class Engine:
             self.envelopes.persist_high_seqs()
             self.envelopes.beat(now)
         self.gc.housekeeping(now.mono_ms, members, self._gc_inputs)
-        self.readiness.judge_clock([p.id for p in self.membership.up_peers()], self.notice)
+        self.readiness.judge_clock([p.id for p in self.membership.up_peers()], self.outbox.notice)
 
     def _gc_inputs(self) -> tuple[dict[int, Mapping[int, int]], dict[int, int]] | None:
         """The vectors of the members GC counts and what each issued (None: not now)."""

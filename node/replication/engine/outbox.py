@@ -8,8 +8,10 @@ to; ``reply`` queues the answer to a peer's request under its token;
 driver logs or acts on; ``fetch_snapshot`` asks for a copy. ``take`` hands
 all of it out once, as one ``Ready``, and starts a new one.
 
-Every message leaves with an envelope (``Envelopes.make``): what this node
-says of itself, built when the message is queued.
+Every message leaves with an envelope (``Envelopes.make``, given once the
+engine has made its ``Envelopes``): what this node says of itself, built when
+the message is queued. ``send``, ``reply``, ``want_durable`` and ``notice`` are
+the outputs ``Services`` hands every component.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rumor.node.replication.engine.messages import (
     Envelope,
     Notice,
     NoticeKind,
+    Now,
     Outbound,
     Ready,
     Refusal,
@@ -42,8 +45,8 @@ class MakeEnvelope(Protocol):
 
 
 class Outbox:
-    def __init__(self, make_envelope: MakeEnvelope, rpc_timeout_ms: int) -> None:
-        self._make_envelope = make_envelope
+    def __init__(self, rpc_timeout_ms: int) -> None:
+        self.make_envelope: MakeEnvelope | None = None  # Envelopes.make, set by the engine
         self._rpc_timeout_ms = rpc_timeout_ms
         self._out = Ready()
         self._expect: dict[int, Continuation] = {}
@@ -55,12 +58,14 @@ class Outbox:
         member: Member,
         body: Request,
         then: Continuation,
+        now: Now | None = None,
         *,
         timeout_ms: int | None = None,
         all_members: bool = False,
     ) -> int:
         """Queue a request to ``member`` (id 0: a seed known by address only); its answer
-        or failure goes to ``then``. Returns the message id."""
+        or failure goes to ``then`` (``now`` is the components' ``Send`` signature's).
+        Returns the message id."""
         self._next_message_id += 1
         message_id = self._next_message_id
         self._expect[message_id] = then
@@ -69,12 +74,18 @@ class Outbox:
                 message_id,
                 member.id,
                 member.address,
-                self._make_envelope(body, all_members=all_members, to=member.id),
+                self._envelope(body, all_members=all_members, to=member.id),
                 body,
                 self._rpc_timeout_ms if timeout_ms is None else timeout_ms,
             )
         )
         return message_id
+
+    def _envelope(
+        self, body: Request | ReplyBody | Refusal, *, all_members: bool, to: int
+    ) -> Envelope:
+        assert self.make_envelope is not None, "the engine gives Envelopes.make first"
+        return self.make_envelope(body, all_members=all_members, to=to)
 
     def answered(self, message_id: int) -> Continuation | None:
         """The continuation waiting for ``message_id``, once (None: it was reported failed
@@ -84,7 +95,7 @@ class Outbox:
     def reply(
         self, token: int, body: ReplyBody | Refusal, *, to: int, all_members: bool = False
     ) -> None:
-        envelope = self._make_envelope(body, all_members=all_members, to=to)
+        envelope = self._envelope(body, all_members=all_members, to=to)
         self._out.replies.append(Reply(token, envelope, body))
 
     def want_durable(self, ticket: int) -> None:

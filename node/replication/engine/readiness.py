@@ -23,19 +23,13 @@ and the wall clock not fenced.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from rumor.node.core.clock_fence import ClockFence, FenceVerdict
 from rumor.node.core.errors import DISK_FULL, InsufficientStorage, Unavailable
+from rumor.node.replication.engine.components import Notify
 from rumor.node.replication.engine.messages import NoticeKind, Now
 
 DISK_FULL_REASON = "disk full"
-
-
-class Notify(Protocol):
-    """How a notice is queued for the driver (``Outbox.notice``)."""
-
-    def __call__(self, kind: NoticeKind, message: str = "", **fields: object) -> None: ...
 
 
 @dataclass(slots=True)

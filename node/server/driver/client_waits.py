@@ -54,7 +54,7 @@ class ClientWaits:
 
     async def replicas(self, seq: int, wanted: int) -> None:
         """Wait until ``wanted`` nodes (this one included) hold own write ``seq``."""
-        members = self.engine.counted_members()
+        members = len(self.engine.membership.counted())
         if members < wanted:
             raise ReplicationTimeout(
                 f"the write is applied locally, but the cluster has {members} member(s),"
@@ -62,7 +62,7 @@ class ClientWaits:
             )
         timeout_ms = self.engine.config.min_replicas_timeout_ms
         deadline = time.monotonic() + timeout_ms / 1000
-        while (held := self.engine.replicas_holding(seq)) < wanted:
+        while (held := self.engine.membership.replicas_holding(seq)) < wanted:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ReplicationTimeout(
