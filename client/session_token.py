@@ -69,17 +69,12 @@ class SessionToken:
         return all(self.marks.get(origin, 0) >= seq for origin, seq in other.marks.items())
 
     def encode(self) -> str:
-        out = bytearray()
-        for origin in sorted(self.marks):
-            seq = self.marks[origin]
-            if seq <= 0:
-                continue
-            out += origin.to_bytes(_ORIGIN_BYTES, "big")
-            while seq >= 0x80:
-                out.append((seq & 0x7F) | 0x80)
-                seq >>= 7
-            out.append(seq)
-        return FORMAT_V1 + base64.urlsafe_b64encode(bytes(out)).rstrip(b"=").decode("ascii")
+        entries = b"".join(
+            _entry(origin, self.marks[origin])
+            for origin in sorted(self.marks)
+            if self.marks[origin] > 0
+        )
+        return _text(entries)
 
     @classmethod
     def decode(cls, text: str) -> SessionToken:
@@ -92,6 +87,25 @@ class SessionToken:
         if reader is None:
             raise InvalidToken("not a session token this node reads (unknown format)")
         return cls(reader(text[1:]))
+
+
+def encode_one(origin: int, seq: int) -> str:
+    """``SessionToken({origin: seq}).encode()``, without building the token (every write
+    answers one)."""
+    return _text(_entry(origin, seq) if seq > 0 else b"")
+
+
+def _entry(origin: int, seq: int) -> bytes:
+    out = bytearray(origin.to_bytes(_ORIGIN_BYTES, "big"))
+    while seq >= 0x80:
+        out.append((seq & 0x7F) | 0x80)
+        seq >>= 7
+    out.append(seq)
+    return bytes(out)
+
+
+def _text(entries: bytes) -> str:
+    return FORMAT_V1 + base64.urlsafe_b64encode(entries).rstrip(b"=").decode("ascii")
 
 
 def _read_v1(body: str) -> dict[int, int]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from rumor.client.session_token import EMPTY, InvalidToken, SessionToken
+from rumor.client.session_token import EMPTY, InvalidToken, SessionToken, encode_one
 from rumor.node.core.errors import InvalidRequest, Unavailable
 from rumor.node.core.record import RecordHeader
 from rumor.node.replication import Replica
@@ -146,4 +146,6 @@ def answer_token(token: SessionToken | None, headers: Iterable[RecordHeader | No
 
 def write_token(token: SessionToken | None, origin: int, seq: int) -> str:
     """The token a write answers: its own version, with the request's ``after``."""
-    return (token or EMPTY).merge(SessionToken({origin: seq})).encode()
+    if token is None or not token.marks:
+        return encode_one(origin, seq)
+    return token.merge(SessionToken({origin: seq})).encode()

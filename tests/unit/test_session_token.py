@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rumor.client.session_token import EMPTY, InvalidToken, SessionToken
+from rumor.client.session_token import EMPTY, InvalidToken, SessionToken, encode_one
 
 origins = st.integers(min_value=1, max_value=(1 << 64) - 1)
 seqs = st.integers(min_value=1, max_value=(1 << 64) - 1)
@@ -23,6 +23,13 @@ def test_merge_is_commutative(a: SessionToken, b: SessionToken) -> None:
 @given(tokens, tokens, tokens)
 def test_merge_is_associative(a: SessionToken, b: SessionToken, c: SessionToken) -> None:
     assert a.merge(b).merge(c) == a.merge(b.merge(c))
+
+
+@given(origins, st.integers(min_value=0, max_value=(1 << 64) - 1))
+def test_a_write_token_is_the_token_of_its_one_version(origin: int, seq: int) -> None:
+    # The node answers every write with ``encode_one``, without building the token.
+    assert encode_one(origin, seq) == SessionToken({origin: seq}).encode()
+    assert SessionToken.decode(encode_one(origin, seq)).covers(SessionToken({origin: seq}))
 
 
 @given(tokens)

@@ -45,10 +45,10 @@ from rumor.node.server.admission import ByteBudget, Reservation
 from rumor.node.server.errors import status_of
 from rumor.node.server.grpc.kv_messages import (
     checked_type,
-    delete_response,
+    fill_delete_response,
     fill_get_response,
+    fill_put_response,
     put_item,
-    put_response,
 )
 from rumor.node.server.grpc.rpc import Context
 from rumor.node.server.log_throttle import LogThrottle
@@ -102,10 +102,16 @@ def refusal(index: int, frame_ops: int, in_flight: int) -> Overloaded | None:
 def _write_result(
     op_id: int, applied: Applied, kind: str, after: SessionToken | None
 ) -> kv_pb2.BatchResult:
+    result = kv_pb2.BatchResult(id=op_id)
     if kind == "put":
-        return kv_pb2.BatchResult(id=op_id, put=put_response(applied, after))
-    return kv_pb2.BatchResult(id=op_id, delete=delete_response(applied, after))
+        fill_put_response(result.put, applied, after)
+    else:
+        fill_delete_response(result.delete, applied, after)
+    return result
 
+
+# Answers ready to send, and the read budget their values hold until sent.
+_Answers = tuple[list[kv_pb2.BatchResult], Reservation | None]
 
 # A Get that passed its checks: its op id, request, key and session token.
 _Get = tuple[int, kv_pb2.GetRequest, bytes, SessionToken | None]
@@ -125,6 +131,8 @@ class _Writes:
     """A frame's Puts and Deletes that passed their checks, in arrival order."""
 
     ops: list[tuple[int, str, Write, SessionToken | None]] = field(default_factory=list)
+    # Namespace ids this frame found live (a frame is one step: none can go meanwhile).
+    live: dict[str, bytes] = field(default_factory=dict)
 
 
 class BatchStream:
@@ -141,9 +149,7 @@ class BatchStream:
         self._reads = reads
         self._unary = unary
         self._context = context
-        self._out: asyncio.Queue[tuple[kv_pb2.BatchResponse, Reservation | None] | None] = (
-            asyncio.Queue()
-        )
+        self._out: asyncio.Queue[_Answers | None] = asyncio.Queue()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         # The task serving an operation that can be cancelled, by the client's id (ids
@@ -164,9 +170,9 @@ class BatchStream:
                 item = await self._out.get()
                 if item is None:
                     break
-                response, reservation = item
+                results, reservation = item
                 try:
-                    yield response
+                    yield kv_pb2.BatchResponse(results=results)
                 finally:
                     if reservation is not None:
                         reservation.release()
@@ -199,7 +205,7 @@ class BatchStream:
     ) -> None:
         if results:
             self._in_flight -= len(results)
-            self._out.put_nowait((kv_pb2.BatchResponse(results=results), reservation))
+            self._out.put_nowait((results, reservation))
         elif reservation is not None:
             reservation.release()
 
@@ -235,7 +241,8 @@ class BatchStream:
                     self._check_get(op.id, op.get, reads)
                 elif kind in ("put", "delete"):
                     after = self._session(kind, getattr(op, kind))
-                    writes.ops.append((op.id, kind, self._checked_write(op, kind, now_s), after))
+                    write = self._checked_write(op, kind, now_s, writes.live)
+                    writes.ops.append((op.id, kind, write, after))
                 elif kind in ("bulk_get", "list"):
                     self._spawn(op.id, kind, getattr(op, kind), deadline)
                 else:
@@ -267,11 +274,7 @@ class BatchStream:
         after = self._session("get", request)
         if request.HasField("max_staleness_ms"):
             self._ops.sessions.check_staleness(request.max_staleness_ms)
-        namespace = reads.live.get(request.namespace_id)
-        if namespace is None:
-            namespace = reads.live[request.namespace_id] = self._ops.namespace_bytes(
-                request.namespace_id
-            )
+        namespace = self._live(request.namespace_id, reads.live)
         key = validation.key(request.key)
         validation.cache_ttl(request.cache_ttl if request.HasField("cache_ttl") else None)
         reads.by_namespace.setdefault(namespace, []).append((op_id, request, key, after))
@@ -337,17 +340,25 @@ class BatchStream:
 
     # ---- writes -----------------------------------------------------------
 
-    def _checked_write(self, op: kv_pb2.BatchOp, kind: str, now_s: float) -> Write:
-        ops = self._ops
+    def _checked_write(
+        self, op: kv_pb2.BatchOp, kind: str, now_s: float, live: dict[str, bytes]
+    ) -> Write:
         if kind == "put":
-            request = op.put
-            if request.min_replicas > 1:
-                raise _Slow("put", request)  # waits for other nodes: as the unary call does
-            namespace = ops.namespace_bytes(request.namespace_id)
-            return ops.validated(namespace, put_item(request), now_s)
-        request_delete = op.delete
-        namespace = ops.namespace_bytes(request_delete.namespace_id)
-        return Write(namespace, validation.key(request_delete.key), tombstone=True)
+            put = op.put
+            if put.min_replicas > 1:
+                raise _Slow("put", put)  # waits for other nodes: as the unary call does
+            return self._ops.validated(self._live(put.namespace_id, live), put_item(put), now_s)
+        delete = op.delete
+        return Write(
+            self._live(delete.namespace_id, live), validation.key(delete.key), tombstone=True
+        )
+
+    def _live(self, namespace_id: str, live: dict[str, bytes]) -> bytes:
+        """The raw id of a live namespace, looked up once per frame."""
+        namespace = live.get(namespace_id)
+        if namespace is None:
+            namespace = live[namespace_id] = self._ops.namespace_bytes(namespace_id)
+        return namespace
 
     def _propose(self, writes: _Writes) -> None:
         try:

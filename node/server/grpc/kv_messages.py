@@ -32,22 +32,39 @@ def put_item(request: kv_pb2.PutRequest, value: bytes | None = None) -> PutItem:
 
 
 def put_response(applied: Applied, after: SessionToken | None = None) -> kv_pb2.PutResponse:
+    response = kv_pb2.PutResponse()
+    fill_put_response(response, applied, after)
+    return response
+
+
+def fill_put_response(
+    response: kv_pb2.PutResponse, applied: Applied, after: SessionToken | None = None
+) -> None:
+    """Fill ``response`` in place (a Batch result's own field: no message built and copied)."""
     header = applied.header
-    return kv_pb2.PutResponse(
-        version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
-        seq=header.seq,
-        expiration=header.expiration,
-        session=write_token(after, header.origin, header.seq),
-    )
+    version = response.version
+    version.hlc = header.hlc
+    version.origin = header.origin
+    response.seq = header.seq
+    response.expiration = header.expiration
+    response.session = write_token(after, header.origin, header.seq)
 
 
 def delete_response(applied: Applied, after: SessionToken | None = None) -> kv_pb2.DeleteResponse:
+    response = kv_pb2.DeleteResponse()
+    fill_delete_response(response, applied, after)
+    return response
+
+
+def fill_delete_response(
+    response: kv_pb2.DeleteResponse, applied: Applied, after: SessionToken | None = None
+) -> None:
     header = applied.header
-    return kv_pb2.DeleteResponse(
-        version=kv_pb2.Version(hlc=header.hlc, origin=header.origin),
-        seq=header.seq,
-        session=write_token(after, header.origin, header.seq),
-    )
+    version = response.version
+    version.hlc = header.hlc
+    version.origin = header.origin
+    response.seq = header.seq
+    response.session = write_token(after, header.origin, header.seq)
 
 
 def found_header(header: RecordHeader, with_metadata: bool) -> kv_pb2.GetResponse:
