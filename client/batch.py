@@ -37,6 +37,8 @@ MAX_TIMEOUT_MS = 2**32 - 1  # BatchOp.timeout_ms is a uint32
 
 # gRPC method -> the BatchOp field that carries its request.
 _FIELDS = {"Get": "get", "BulkGet": "bulk_get", "Put": "put", "Delete": "delete", "List": "list"}
+# The operations that write: a frame of these only is not split (``frame_limit``).
+WRITE_FIELDS = frozenset({"put", "delete"})
 _HTTP_STATUS_HEADER = "rumor-http-status"
 
 
@@ -79,7 +81,7 @@ def field_of(call: Call[Any]) -> str | None:
     return name
 
 
-def frame_limit(outstanding: int) -> int:
+def frame_limit(outstanding: int, writes_only: bool = False) -> int:
     """How many operations the next frame may take when ``outstanding`` calls wait.
 
     Half of them, so that two frames are in flight: the node serves one while the
@@ -87,8 +89,15 @@ def frame_limit(outstanding: int) -> int:
     call makes the two take turns — the node idle while the client works, then the
     other way round — which measured 29,600 Gets/s from 64 concurrent calls against
     40,000 to 47,700 with frames of 32 (node and client each on a core of their own).
+
+    A frame of writes only (``writes_only``) takes them all: its answers wait for
+    the node's WAL sync whichever frame they came in, so splitting overlaps
+    nothing, and each frame costs the node a message each way. 64 concurrent Puts
+    measured the same Puts/s either way, with 26 µs of node CPU per Put in whole
+    frames against 41 µs in halves.
     """
-    return min(MAX_FRAME_OPS, max(MIN_FRAME_OPS, outstanding // 2))
+    share = outstanding if writes_only else outstanding // 2
+    return min(MAX_FRAME_OPS, max(MIN_FRAME_OPS, share))
 
 
 def op(op_id: int, field: str, request: Message, timeout: float | None = None) -> kv_pb2.BatchOp:

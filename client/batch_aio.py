@@ -5,7 +5,8 @@ to the open frame and wakes the writer task, which runs on the loop's next
 turn: every call made meanwhile rides in the same frame, and a lone call goes
 at once (never held back waiting for company). A frame takes at most half the
 calls waiting (``batch.frame_limit``), so two are in flight and the node works
-on one while the client answers the other. While a frame is being written,
+on one while the client answers the other; a frame of writes only takes them
+all (their answers wait for the node's WAL sync either way). While a frame is being written,
 new calls gather for the next one (client-go's batching loop). A reader task
 hands each answer to its call by id.
 
@@ -52,6 +53,7 @@ class AsyncBatcher:
         self._ids = itertools.count(1)
         # Frames not yet written, in order; calls add their operation to the last.
         self._frames: collections.deque[kv_pb2.BatchRequest] = collections.deque()
+        self._writes_only = True  # the last frame carries writes only (Put, Delete)
         self._cancelled: list[int] = []
         self._waiting: dict[int, asyncio.Future[kv_pb2.BatchResult]] = {}
         self._stream: Any = None
@@ -79,8 +81,12 @@ class AsyncBatcher:
         future: asyncio.Future[kv_pb2.BatchResult] = loop.create_future()
         self._waiting[op_id] = future
         frames = self._frames
-        if not frames or len(frames[-1].ops) >= batch.frame_limit(len(self._waiting)):
+        write = field in batch.WRITE_FIELDS
+        limit = batch.frame_limit(len(self._waiting), write and self._writes_only)
+        if not frames or len(frames[-1].ops) >= limit:
             frames.append(kv_pb2.BatchRequest())
+            self._writes_only = True
+        self._writes_only = self._writes_only and write
         batch.fill_op(frames[-1].ops.add(), op_id, field, request, timeout)
         self._ready.set()
         if timeout is not None:

@@ -30,3 +30,13 @@ def test_a_frame_takes_half_the_waiting_calls_within_its_bounds(outstanding: int
     if outstanding >= 2 * batch.MIN_FRAME_OPS:
         # Two frames in flight at least, until a frame is as large as the node wants.
         assert limit == min(batch.MAX_FRAME_OPS, outstanding // 2)
+
+
+@given(st.integers(min_value=0, max_value=100_000))
+def test_a_frame_of_writes_only_takes_every_waiting_call_within_its_bounds(
+    outstanding: int,
+) -> None:
+    # Its answers wait for the node's WAL sync whichever frame they came in.
+    limit = batch.frame_limit(outstanding, writes_only=True)
+    assert limit == min(batch.MAX_FRAME_OPS, max(batch.MIN_FRAME_OPS, outstanding))
+    assert limit >= batch.frame_limit(outstanding)
