@@ -28,6 +28,7 @@ BENCHMARKS = {
     "watchers": "rumor.bench.watchers",
     "history": "rumor.bench.history",
     "sessions": "rumor.bench.sessions",
+    "frames": "rumor.bench.frames",
 }
 
 
