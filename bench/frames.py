@@ -8,7 +8,9 @@ each size timed after a warm-up, the kinds and sizes taking turns within a run.
 The node's CPU (user + system of its process tree, /proc) divided by the frames
 it answered gives the CPU per frame; a least-squares line through the sizes
 splits it into a cost per frame, whatever it carries, and a cost per operation.
-The baseline is the Gets': what a frame of reads costs, in the same run.
+The baseline is the Gets': what a frame of reads costs, in the same run. The
+target is what Batch is for: a Put among 64 in a frame costs the node at most
+a tenth of a Put alone in its frame.
 
 With one frame in flight the node idles while the client works, so these are
 the costs of a node that is not saturated (each frame finds its caches cooler);
@@ -30,6 +32,7 @@ from grpc.aio import EOF  # type: ignore[attr-defined]  # missing from grpc-stub
 from rumor.bench.common import (
     CLIENT_CORE,
     Result,
+    Target,
     medians,
     pin_self,
     quiet,
@@ -145,6 +148,11 @@ def run(*, quick: bool, runs: int) -> Result:
     figures = medians(samples)
     puts = {k: v for k, v in figures.items() if k.startswith("put_")}
     gets = {k: v for k, v in figures.items() if k.startswith("get_")}
+    # What Batch is for: a Put among 64 costs the node a small share of a Put alone.
+    amortized = round(
+        puts["put_64_node_cpu_us_per_frame"] / 64 / max(0.1, puts["put_1_node_cpu_us_per_frame"]),
+        3,
+    )
     return Result(
         name="frames",
         quick=quick,
@@ -160,7 +168,9 @@ def run(*, quick: bool, runs: int) -> Result:
             "put per op / get per op": round(
                 puts["put_node_cpu_us_per_op"] / max(0.01, gets["get_node_cpu_us_per_op"]), 2
             ),
+            "a put in a frame of 64 / a frame of one put": amortized,
         },
+        targets=[Target("a Put in a frame of 64 / a frame of one Put", amortized, "<=", 0.1)],
         notes=[
             f"one frame in flight; frames of {', '.join(map(str, SIZES))} operations;"
             f" {seconds} s per size after {seconds / 5} s of warm-up; median of {runs} run(s)",
