@@ -9,6 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: run test test-tools unit integration lint format proto chaos power bench clean screenshots
 SEEDS ?= 1 2 3
 FUZZ_SCHEDULES ?= 10000
+FUZZ_JOBS ?= $(shell nproc)
 POWER_CUTS ?= 500
 SCENARIOS ?= steady partition oneway crash_restart skew_fence skew_warn loss sessions
 
@@ -73,7 +74,7 @@ chaos: $(BIN)/rumor
 			--out experiments-out/chaos/$$scenario-$$seed || status=1; \
 	done; done; \
 	for durability in fsync wal; do \
-		$(BIN)/rumor simulate --fuzz $(FUZZ_SCHEDULES) --seed 1 --durability $$durability \
+		$(BIN)/rumor simulate --fuzz $(FUZZ_SCHEDULES) --seed 1 --durability $$durability --jobs $(FUZZ_JOBS) \
 			--out experiments-out/chaos/fuzz-$$durability || status=1; \
 	done; \
 	$(MAKE) power || status=1; exit $$status

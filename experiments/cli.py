@@ -154,6 +154,14 @@ def _sweep_spec(text: str) -> tuple[str, list[int | float]]:
 )
 @click.option("--no-shrink", is_flag=True, help="With --fuzz: do not shrink failing schedules.")
 @click.option(
+    "--jobs",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="With --fuzz: processes to share the schedules (the same schedules and failures"
+    " with any number; failures are told at the end).",
+)
+@click.option(
     "--session-clients",
     type=int,
     default=0,
@@ -184,6 +192,7 @@ def simulate(
     durability: str,
     canaries: tuple[str, ...],
     no_shrink: bool,
+    jobs: int,
     session_clients: int,
     replay_file: str | None,
 ) -> None:
@@ -200,6 +209,7 @@ def simulate(
             Path(out or "simulation-failures"),
             no_shrink,
             session_clients,
+            jobs,
         )
         return
     try:
@@ -241,10 +251,12 @@ def _fuzz(
     out: Path,
     no_shrink: bool,
     session_clients: int = 0,
+    jobs: int = 1,
 ) -> None:
-    result = fuzz.fuzz(
+    result = fuzz.fuzz_in_parallel(
         count,
         seed,
+        jobs,
         durability=durability,
         canaries=tuple(Canary(name) for name in canaries),
         out=out,

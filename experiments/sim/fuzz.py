@@ -4,14 +4,21 @@ Schedule ``i`` of ``fuzz(count, seed)`` is ``generate(seed * 1_000_003 + i)``:
 the same command finds the same failures. A failing schedule is written to
 ``<out>/<seed>-<i>.json`` and its shrunk form to ``<seed>-<i>.min.json``;
 ``rumor simulate --replay FILE`` runs either again, exactly.
+
+``fuzz_in_parallel`` splits the schedules among processes: schedule ``i`` is
+the same schedule whichever process runs it, so the same command finds the
+same failures with any number of jobs.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from rumor.experiments.faults import FaultKind
 from rumor.experiments.sim.execution import run_schedule
@@ -76,6 +83,7 @@ def fuzz(
     count: int,
     seed: int,
     *,
+    first: int = 0,
     durability: str = "fsync",
     canaries: tuple[Canary, ...] = (),
     out: Path | None = None,
@@ -84,9 +92,10 @@ def fuzz(
     session_clients: int = 0,
     say: Callable[[str], None] = lambda _: None,
 ) -> FuzzReport:
+    """Run schedules ``first`` to ``count - 1`` of ``seed``."""
     report = FuzzReport()
     started = time.perf_counter()
-    for index in range(count):
+    for index in range(first, count):
         schedule = schedule_for(seed, index, durability, canaries, session_clients)
         outcome = run_schedule(schedule)
         report.schedules += 1
@@ -102,25 +111,67 @@ def fuzz(
         if outcome.failed:
             failure = Failure(index, schedule, outcome)
             report.failures.append(failure)
-            say(f"schedule {index} failed: {outcome.summary()}")
             if out is not None:
                 failure.path = schedule.save(out / f"{seed}-{index}.json")
-                say(f"  wrote {failure.path}")
             if shrink_failures:
                 failure.shrunk = shrink(schedule, breaks(outcome.invariants_broken))
-                say(
-                    f"  shrunk to {len(failure.shrunk.nodes)} nodes,"
-                    f" {len(failure.shrunk.faults)} faults, {len(failure.shrunk.writes)} writes"
-                )
                 if out is not None:
                     failure.shrunk_path = failure.shrunk.save(out / f"{seed}-{index}.min.json")
-                    say(f"  replay: rumor simulate --replay {failure.shrunk_path}")
-            elif failure.path is not None:
-                say(f"  replay: rumor simulate --replay {failure.path}")
+            tell(failure, say)
             if stop_at_first:
                 break
     report.wall_s = time.perf_counter() - started
     return report
+
+
+def tell(failure: Failure, say: Callable[[str], None]) -> None:
+    """What a failed schedule broke, and where to replay it from."""
+    say(f"schedule {failure.index} failed: {failure.outcome.summary()}")
+    if failure.path is not None:
+        say(f"  wrote {failure.path}")
+    if failure.shrunk is not None:
+        shrunk = failure.shrunk
+        say(
+            f"  shrunk to {len(shrunk.nodes)} nodes,"
+            f" {len(shrunk.faults)} faults, {len(shrunk.writes)} writes"
+        )
+    replay_from = failure.shrunk_path or failure.path
+    if replay_from is not None:
+        say(f"  replay: rumor simulate --replay {replay_from}")
+
+
+def fuzz_in_parallel(
+    count: int, seed: int, jobs: int, say: Callable[[str], None] = lambda _: None, **options: Any
+) -> FuzzReport:
+    """``fuzz`` with the schedules split among ``jobs`` processes (``options`` as
+    ``fuzz`` takes them); failures are told once every process is done."""
+    if jobs <= 1 or count < 2:
+        return fuzz(count, seed, say=say, **options)
+    started = time.perf_counter()
+    bounds = [count * part // jobs for part in range(jobs + 1)]
+    parts = [(seed, bounds[i], bounds[i + 1], options) for i in range(jobs)]
+    # spawn: the caller may have threads (grpc's) that a fork would copy mid-step.
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        reports = list(pool.map(_fuzz_part, parts))
+    report = FuzzReport()
+    for part in reports:
+        for each in fields(FuzzReport):
+            mine, theirs = getattr(report, each.name), getattr(part, each.name)
+            if isinstance(mine, dict):
+                for name, value in theirs.items():
+                    mine[name] = mine.get(name, 0) + value
+            else:
+                setattr(report, each.name, mine + theirs)
+    report.failures.sort(key=lambda failure: failure.index)
+    for failure in report.failures:
+        tell(failure, say)
+    report.wall_s = time.perf_counter() - started
+    return report
+
+
+def _fuzz_part(part: tuple[int, int, int, dict[str, Any]]) -> FuzzReport:
+    seed, first, end, options = part
+    return fuzz(end, seed, first=first, **options)
 
 
 def replay(path: Path) -> tuple[Schedule, Outcome]:

@@ -7,15 +7,17 @@ tell the difference would not catch the bug coming back.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from rumor.experiments.sim.fuzz import fuzz
+from rumor.experiments.sim.fuzz import fuzz, fuzz_in_parallel
 from rumor.experiments.sim.random_schedule import generate
 from rumor.experiments.sim.schedule import Schedule
 from rumor.node.replication.engine.canaries import Canary
 
 QUICK = 200  # schedules of the quick fuzz (``make chaos`` runs 10,000)
+JOBS = 2  # processes sharing them (the same schedules and failures as one)
 # The quick fuzz's seed for a canary whose fault seed 1's 200 schedules draw too
 # rarely since the kinds ``stale_backup``, ``replace`` and ``return`` joined the table
 # (seed 2 finds gc_alone at schedule 9, restored_rejoins at 25).
@@ -30,11 +32,24 @@ def test_the_quick_fuzz_finds_each_canary(canary: Canary) -> None:
 
 
 def test_the_quick_fuzz_finds_nothing_without_canaries() -> None:
-    report = fuzz(QUICK, 1, shrink_failures=False)
+    report = fuzz_in_parallel(QUICK, 1, JOBS, shrink_failures=False)
     assert report.schedules == QUICK
     assert report.acknowledged > QUICK * 100  # the schedules did write
     assert not report.failures, "\n".join(
         f"schedule {f.index}: {f.outcome.summary()}" for f in report.failures[:5]
+    )
+
+
+def test_a_fuzz_in_parallel_runs_the_same_schedules_and_finds_the_same_failures() -> None:
+    options: dict[str, Any] = {"canaries": (Canary.GC_ALONE,), "shrink_failures": False}
+    alone = fuzz(13, 2, **options)  # seed 2 finds gc_alone at schedule 9
+    shared = fuzz_in_parallel(13, 2, 3, **options)  # 4, 4 and 5 schedules
+    assert alone.failures, "the canary makes schedules fail to compare"
+    assert [f.index for f in shared.failures] == [f.index for f in alone.failures]
+    assert (shared.schedules, shared.acknowledged, shared.reported) == (
+        alone.schedules,
+        alone.acknowledged,
+        alone.reported,
     )
 
 

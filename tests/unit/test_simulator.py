@@ -294,3 +294,22 @@ def test_a_saved_schedule_replays_from_its_file(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "4 nodes, 0 faults, 60 writes (fsync)" in result.output
     assert "converged" in result.output
+
+
+def test_the_cli_fuzz_shares_its_schedules_among_jobs(tmp_path: Path) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from rumor.experiments.cli import simulate  # noqa: PLC0415
+
+    arguments = ["--fuzz", "11", "--seed", "2", "--canary", "gc_alone", "--no-shrink"]
+    runs = [
+        CliRunner().invoke(simulate, [*arguments, "--out", str(tmp_path / str(jobs)), *extra])
+        for jobs, extra in ((1, []), (2, ["--jobs", "2"]))
+    ]
+    for result in runs:
+        assert result.exit_code != 0, "the canary's schedule broke an invariant"
+        assert "11 schedules (fsync)" in result.output
+        assert "schedule 9 failed" in result.output  # seed 2 finds gc_alone at schedule 9
+    assert sorted(p.name for p in (tmp_path / "1").iterdir()) == sorted(
+        p.name for p in (tmp_path / "2").iterdir()
+    )
