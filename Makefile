@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 PROTOS := $(wildcard proto/rumor/v1/*.proto)
 DATA_ROOT ?= .rumor
 PYTEST_ARGS ?=
+UNIT_JOBS ?= $(shell nproc)
 
 .PHONY: run test test-tools unit integration lint format proto chaos power bench clean screenshots
 SEEDS ?= 1 2 3
@@ -28,9 +29,10 @@ run: $(BIN)/rumor
 	@echo "  RUMOR_CLUSTER_SECRET_FILE=$(DATA_ROOT)/cluster/cluster-secret .venv/bin/rumor cluster status"
 	$(BIN)/rumor cluster up --nodes 3 --data-root $(DATA_ROOT)/cluster --base-port 7401
 
-## test: lint, then every test (unit, integration) with durations
+## test: lint, then every test with durations: the unit tests (pure, no I/O) on every core, then the rest (real nodes, timings) one at a time
 test: $(BIN)/rumor lint test-tools
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit -n $(UNIT_JOBS) $(PYTEST_ARGS)
+	$(BIN)/pytest --ignore=tests/unit $(PYTEST_ARGS)
 
 # What the tests drive besides Python: Debian's Chromium (the console's browser
 # tests), Node.js and npm (workerd, wrangler, the TypeScript SDK), gcc (the
@@ -50,7 +52,7 @@ test-tools:
 	fi
 
 unit: $(BIN)/rumor
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit -n $(UNIT_JOBS) $(PYTEST_ARGS)
 
 integration: $(BIN)/rumor
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
