@@ -41,13 +41,8 @@ def fill_put_response(
     response: kv_pb2.PutResponse, applied: Applied, after: SessionToken | None = None
 ) -> None:
     """Fill ``response`` in place (a Batch result's own field: no message built and copied)."""
-    header = applied.header
-    version = response.version
-    version.hlc = header.hlc
-    version.origin = header.origin
-    response.seq = header.seq
-    response.expiration = header.expiration
-    response.session = write_token(after, header.origin, header.seq)
+    _fill_write(response, applied, after)
+    response.expiration = applied.header.expiration
 
 
 def delete_response(applied: Applied, after: SessionToken | None = None) -> kv_pb2.DeleteResponse:
@@ -59,6 +54,15 @@ def delete_response(applied: Applied, after: SessionToken | None = None) -> kv_p
 def fill_delete_response(
     response: kv_pb2.DeleteResponse, applied: Applied, after: SessionToken | None = None
 ) -> None:
+    _fill_write(response, applied, after)
+
+
+def _fill_write(
+    response: kv_pb2.PutResponse | kv_pb2.DeleteResponse,
+    applied: Applied,
+    after: SessionToken | None,
+) -> None:
+    """What a Put's and a Delete's answers share: the version, the seq, the session."""
     header = applied.header
     version = response.version
     version.hlc = header.hlc
