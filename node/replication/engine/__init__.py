@@ -30,7 +30,8 @@ the clock fence, a full disk — and the time records are judged by),
 ``OwnWrites`` (``own_writes``: own writes this node does not hold, after a
 stale copy of its disk or a reserved block's tail, taken back before it writes
 or covers them), ``GarbageCollection`` (``garbage_collection``: when the purge
-rule is fed), ``Membership`` (``membership``: the member table), ``Canary``
-(``canaries``: test-only switches) and ``ProtocolConfig`` (``protocol_config``:
-every knob).
+rule is fed), ``Housekeeping`` (``housekeeping``: the O(members) round once per
+interval, and what the purge rule is fed with), ``Membership`` (``membership``:
+the member table), ``Canary`` (``canaries``: test-only switches) and
+``ProtocolConfig`` (``protocol_config``: every knob).
 """

@@ -53,6 +53,7 @@ from rumor.node.replication.engine.components import (
 from rumor.node.replication.engine.envelopes import Envelopes
 from rumor.node.replication.engine.garbage_collection import GarbageCollection
 from rumor.node.replication.engine.gossip import Gossip
+from rumor.node.replication.engine.housekeeping import Housekeeping
 from rumor.node.replication.engine.joining import Joining
 from rumor.node.replication.engine.membership import Membership
 from rumor.node.replication.engine.messages import (
@@ -185,10 +186,21 @@ class Engine:
             self.audits,
             self.snapshots,
         )
+        self.housekeeping = Housekeeping(
+            config,
+            replica,
+            membership,
+            self.envelopes,
+            self.gc,
+            self.readiness,
+            self.outbox,
+            joining=self.joining,
+            snapshots=self.snapshots,
+            canaries=canaries,
+        )
         self.serving = self.joining.alone_from_start()
         self._stopped = False
         self._removed = False
-        self._next_housekeeping_ms = 0
         if self.serving:
             self.outbox.notice(NoticeKind.READY, "no seeds and no known members: a new cluster")
 
@@ -267,7 +279,7 @@ class Engine:
         for_records = self.readiness.time_for_records(now)
         while writable and replica.apply_deferred(for_records.wall_ms):
             pass
-        self._scale_with_cluster(now)
+        self.housekeeping.tick(now)
         self.joining.tick(now)
         self.probing.tick(now)
         wrote = self.replica.watermarks.get
@@ -292,14 +304,14 @@ class Engine:
     def propose(self, writes: Sequence[Write], now: Now) -> list[Applied]:
         """Apply client writes; the driver waits for their tickets to be durable."""
         self.check_writable()
-        self.gc.before_write(now.mono_ms, self._gc_inputs)
+        self.gc.before_write(now.mono_ms, self.housekeeping.gc_inputs)
         return self.replica.write_many(writes, now.wall_ms)
 
     def propose_all(self, writes: Sequence[Write], now: Now) -> int:
         """``propose`` for a caller that waits for all the writes at once (a bulk write):
         returns only the ticket of the last (0 for none)."""
         self.check_writable()
-        self.gc.before_write(now.mono_ms, self._gc_inputs)
+        self.gc.before_write(now.mono_ms, self.housekeeping.gc_inputs)
         return self.replica.write_all(writes, now.wall_ms)
 
     def ready(self) -> Ready:
@@ -432,36 +444,6 @@ class Engine:
         """No snapshot after all: synchronise with ``peer`` instead, unless serving."""
         if not self.serving and self.anti_entropy.session is None:
             self.anti_entropy.start(peer, now, push_back=True)
-
-    # ---- timers -----------------------------------------------------------
-
-    def _scale_with_cluster(self, now: Now) -> None:
-        """The O(members) work, once per housekeeping interval: suspicion and retransmits
-        grow with log(cluster size), the GC rule and the clock fence are recomputed,
-        high seqs are kept."""
-        if now.mono_ms < self._next_housekeeping_ms:
-            return
-        self._next_housekeeping_ms = now.mono_ms + self.config.housekeeping_interval_ms
-        members = len(self.membership.members)
-        self.membership.suspicion_timeout_ms = self.config.suspicion_ms(members)
-        self.membership.retransmits = self.config.retransmits(members)
-        if not self.readiness.disk_full:
-            self.envelopes.persist_high_seqs()
-            self.envelopes.beat(now)
-        self.gc.housekeeping(now.mono_ms, members, self._gc_inputs)
-        self.readiness.judge_clock([p.id for p in self.membership.up_peers()], self.outbox.notice)
-
-    def _gc_inputs(self) -> tuple[dict[int, Mapping[int, int]], dict[int, int]] | None:
-        """The vectors of the members GC counts and what each issued (None: not now)."""
-        if not self.joining.may_collect_garbage() and Canary.GC_ALONE not in self.canaries:
-            return None
-        membership = self.membership
-        vectors: dict[int, Mapping[int, int]] = {
-            member_id: self.envelopes.clamped(membership.vectors.get(member_id, {}))
-            for member_id in self.snapshots.counted_by_gc(membership.counted())
-        }
-        vectors[self.node_id] = self.replica.own_watermarks()
-        return vectors, {**self.envelopes.issued, self.node_id: self.replica.seq}
 
     def _next_tick_ms(self) -> int:
         return min(self.sweeps.due_ms(), *(component.due_ms() for component in self.components))
