@@ -6,9 +6,9 @@ turn: every call made meanwhile rides in the same frame, and a lone call goes
 at once (never held back waiting for company). A frame takes at most half the
 calls waiting (``batch.frame_limit``), so two are in flight and the node works
 on one while the client answers the other; a frame of writes only takes them
-all (their answers wait for the node's WAL sync either way). While a frame is being written,
-new calls gather for the next one (client-go's batching loop). A reader task
-hands each answer to its call by id.
+all (their answers wait for the node's WAL sync either way). While a frame is
+being written, new calls gather for the next one (client-go's batching loop).
+A reader task hands each answer to its call by id.
 
 Each call keeps its own deadline and cancellation: it stops waiting, and the
 node is told to skip the work it has not started. Deadlines wait in one queue

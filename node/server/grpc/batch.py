@@ -110,9 +110,6 @@ def _write_result(
     return result
 
 
-# Answers ready to send, and the read budget their values hold until sent.
-_Answers = tuple[list[kv_pb2.BatchResult], Reservation | None]
-
 # A Get that passed its checks: its op id, request, key and session token.
 _Get = tuple[int, kv_pb2.GetRequest, bytes, SessionToken | None]
 
@@ -122,8 +119,6 @@ class _Reads:
     """A frame's Gets that passed their checks, by namespace, in arrival order."""
 
     by_namespace: dict[bytes, list[_Get]] = field(default_factory=dict)
-    # Namespace ids this frame found live (a frame is one step: none can go meanwhile).
-    live: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -131,8 +126,6 @@ class _Writes:
     """A frame's Puts and Deletes that passed their checks, in arrival order."""
 
     ops: list[tuple[int, str, Write, SessionToken | None]] = field(default_factory=list)
-    # Namespace ids this frame found live (a frame is one step: none can go meanwhile).
-    live: dict[str, bytes] = field(default_factory=dict)
 
 
 class BatchStream:
@@ -149,7 +142,9 @@ class BatchStream:
         self._reads = reads
         self._unary = unary
         self._context = context
-        self._out: asyncio.Queue[_Answers | None] = asyncio.Queue()
+        self._out: asyncio.Queue[tuple[kv_pb2.BatchResponse, Reservation | None] | None] = (
+            asyncio.Queue()
+        )
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         # The task serving an operation that can be cancelled, by the client's id (ids
@@ -170,9 +165,9 @@ class BatchStream:
                 item = await self._out.get()
                 if item is None:
                     break
-                results, reservation = item
+                response, reservation = item
                 try:
-                    yield kv_pb2.BatchResponse(results=results)
+                    yield response
                 finally:
                     if reservation is not None:
                         reservation.release()
@@ -205,7 +200,7 @@ class BatchStream:
     ) -> None:
         if results:
             self._in_flight -= len(results)
-            self._out.put_nowait((results, reservation))
+            self._out.put_nowait((kv_pb2.BatchResponse(results=results), reservation))
         elif reservation is not None:
             reservation.release()
 
@@ -227,6 +222,8 @@ class BatchStream:
         self._send(refused)
         reads = _Reads()
         writes = _Writes()
+        # Namespace ids this frame found live (a frame is one step: none can go meanwhile).
+        live: dict[str, bytes] = {}
         early: list[kv_pb2.BatchResult] = []
         now_s = self._ops.clock.now_s()
         permit = access.batch_op_check()
@@ -238,10 +235,10 @@ class BatchStream:
                 if permit is not None and kind is not None:
                     await permit(kind, getattr(op, kind))  # a scoped token: each op as its call
                 if kind == "get":
-                    self._check_get(op.id, op.get, reads)
+                    self._check_get(op.id, op.get, reads, live)
                 elif kind in ("put", "delete"):
                     after = self._session(kind, getattr(op, kind))
-                    write = self._checked_write(op, kind, now_s, writes.live)
+                    write = self._checked_write(op, kind, now_s, live)
                     writes.ops.append((op.id, kind, write, after))
                 elif kind in ("bulk_get", "list"):
                     self._spawn(op.id, kind, getattr(op, kind), deadline)
@@ -266,7 +263,9 @@ class BatchStream:
             raise _Slow(kind, request)  # waits for this node to catch up: as the unary call does
         return after
 
-    def _check_get(self, op_id: int, request: kv_pb2.GetRequest, reads: _Reads) -> None:
+    def _check_get(
+        self, op_id: int, request: kv_pb2.GetRequest, reads: _Reads, live: dict[str, bytes]
+    ) -> None:
         # The unary Get's checks, in its order: type, session, staleness, namespace, key,
         # cache_ttl. (Its lag bound goes in its result, ``lag_bound_ms``.)
         checked_type(request.type)
@@ -274,7 +273,7 @@ class BatchStream:
         after = self._session("get", request)
         if request.HasField("max_staleness_ms"):
             self._ops.sessions.check_staleness(request.max_staleness_ms)
-        namespace = self._live(request.namespace_id, reads.live)
+        namespace = self._live(request.namespace_id, live)
         key = validation.key(request.key)
         validation.cache_ttl(request.cache_ttl if request.HasField("cache_ttl") else None)
         reads.by_namespace.setdefault(namespace, []).append((op_id, request, key, after))
