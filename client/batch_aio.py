@@ -157,7 +157,17 @@ class AsyncBatcher:
         ]
 
     async def _write(self, stream: Any) -> None:
-        confirmed = False  # the node serves the stream: it sent its initial metadata
+        # A node serving Batch sends its initial metadata as the stream opens; one
+        # without Batch ends the call instead. Nothing is written before that is
+        # known: a frame written as the call ends fails in grpc.aio, and its INTERNAL
+        # replaces the node's UNIMPLEMENTED (grpc/grpc#36066).
+        try:
+            await stream.initial_metadata()
+        except Exception as error:
+            self._broken(stream, error)
+            return
+        if stream.done():
+            return  # the reader hears why
         while True:
             await self._ready.wait()
             frames = self._frames
@@ -171,13 +181,6 @@ class AsyncBatcher:
                     self._cancelled = []
                 try:
                     await stream.write(frame)
-                    if not confirmed:
-                        # A node without Batch ends the call at its first frame: a frame
-                        # written after that would turn its UNIMPLEMENTED into INTERNAL.
-                        await stream.initial_metadata()
-                        confirmed = True
-                        if stream.done():
-                            return  # the reader hears why
                 except Exception as error:
                     if not stream.done():
                         self._broken(stream, error)

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rumor.client import AsyncClient, Client
+from rumor.client.batch import BatchUnsupported
 from rumor.client.batch_aio import AsyncBatcher
 from rumor.client.errors import InvalidRequestError
 from rumor.node.server.grpc.batch import MAX_FRAME_OPS
@@ -328,6 +329,34 @@ async def test_the_sdk_speaks_unary_to_a_node_without_batch(
         assert batcher.unsupported
         with pytest.raises(InvalidRequestError, match="Key name cannot be empty"):
             await space.get("")
+
+
+async def test_a_server_without_batch_is_told_apart_on_every_new_stream() -> None:
+    # grpc.aio reports INTERNAL, not the server's UNIMPLEMENTED, when a frame is written
+    # as the server ends the call (grpc/grpc#36066): the batcher writes nothing before
+    # the node has answered the stream's opening. Many fresh streams, each a chance.
+    server = grpc.aio.server()
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    outcomes: dict[str, int] = {}
+    try:
+        for _ in range(300):
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                batcher = AsyncBatcher(channel, ())
+                puts = [kv_pb2.PutRequest(key=b"k%d" % i, value=b"v") for i in range(20)]
+                answers = await asyncio.gather(
+                    *(batcher.result("put", put, 5.0) for put in puts), return_exceptions=True
+                )
+                await batcher.close()
+                assert batcher.unsupported
+                for answer in answers:
+                    kind = type(answer).__name__
+                    if isinstance(answer, grpc.RpcError):
+                        kind = f"{kind} {answer.code().name}"
+                    outcomes[kind] = outcomes.get(kind, 0) + 1
+    finally:
+        await server.stop(None)
+    assert outcomes == {BatchUnsupported.__name__: 300 * 20}
 
 
 def test_a_batched_call_past_its_deadline_fails_as_a_unary_call_does(
