@@ -27,7 +27,7 @@ from rumor.node.server.upload_budget import Upload, UploadBudget
 
 # Where a request finds its listener's upload budget (``entry.Entry`` puts it there: a
 # request answered before routing has no app to ask).
-UPLOADS = "rumor.uploads"
+UPLOADS = web.RequestKey("uploads", UploadBudget)
 
 
 def too_large() -> ValueTooLarge:
@@ -35,8 +35,7 @@ def too_large() -> ValueTooLarge:
 
 
 def uploads_of(request: web.Request) -> UploadBudget:
-    budget: UploadBudget = request[UPLOADS]
-    return budget
+    return request[UPLOADS]
 
 
 async def read_body(request: web.Request, keep: int = MAX_BODY_BYTES) -> tuple[bytes, int]:

@@ -74,8 +74,8 @@ _PLAIN_VALUES_PATH = re.compile(
 )
 Authorize = access.HttpAccess
 # What a namespace route leaves for the audit trail: the namespace's id and title.
-AUDIT_NAMESPACE = "rumor.audit_namespace"
-AUDIT_TITLE = "rumor.audit_title"
+AUDIT_NAMESPACE = web.RequestKey("audit_namespace", str)
+AUDIT_TITLE = web.RequestKey("audit_title", str)
 # What a route's rule reads to find its namespace (a routed request's match info).
 Match = Mapping[str, str]
 Observe = Callable[[str, str, int, float], None]
