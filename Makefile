@@ -6,6 +6,9 @@ PROTOS := $(wildcard proto/rumor/v1/*.proto)
 DATA_ROOT ?= .rumor
 PYTEST_ARGS ?=
 UNIT_JOBS ?= $(shell nproc)
+# The tests that run real nodes: modules on this many processes, each module whole in one
+# (its shared cluster starts once); they mostly wait on their nodes, so two share two cores.
+INTEGRATION_JOBS ?= 2
 
 .PHONY: run test test-tools unit integration lint format proto chaos power bench clean screenshots
 SEEDS ?= 1 2 3
@@ -29,10 +32,10 @@ run: $(BIN)/rumor
 	@echo "  RUMOR_CLUSTER_SECRET_FILE=$(DATA_ROOT)/cluster/cluster-secret .venv/bin/rumor cluster status"
 	$(BIN)/rumor cluster up --nodes 3 --data-root $(DATA_ROOT)/cluster --base-port 7401
 
-## test: lint, then every test with durations: the unit tests (pure, no I/O) on every core, then the rest (real nodes, timings) one at a time
+## test: lint, then every test with durations: the unit tests (pure, no I/O) on every core, then the rest (real nodes), a module per process
 test: $(BIN)/rumor lint test-tools
 	$(BIN)/pytest tests/unit -n $(UNIT_JOBS) $(PYTEST_ARGS)
-	$(BIN)/pytest --ignore=tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest --ignore=tests/unit -n $(INTEGRATION_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 # What the tests drive besides Python: Debian's Chromium (the console's browser
 # tests), Node.js and npm (workerd, wrangler, the TypeScript SDK), gcc (the
@@ -55,7 +58,7 @@ unit: $(BIN)/rumor
 	$(BIN)/pytest tests/unit -n $(UNIT_JOBS) $(PYTEST_ARGS)
 
 integration: $(BIN)/rumor
-	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+	$(BIN)/pytest tests/integration -n $(INTEGRATION_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 ## lint: ruff, mypy --strict and the import-linter layer contracts
 lint: $(BIN)/rumor

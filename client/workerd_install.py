@@ -3,11 +3,13 @@
 The version is pinned. It is installed with ``npm install`` into
 ``<cache>/workerd/<version>/`` (the cache is ``.rumor/`` of the current directory
 unless ``RUMOR_CACHE_DIR`` says otherwise) and used from there afterwards;
-``RUMOR_WORKERD`` names a workerd binary to use instead.
+``RUMOR_WORKERD`` names a workerd binary to use instead. Commands started at
+once on an empty cache install it once: the others wait on a lock file beside it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import platform
 import shutil
@@ -60,6 +62,14 @@ def ensure_workerd(cache: Path | None = None) -> Path:
             " (e.g. `apt-get install -y nodejs npm`), or set RUMOR_WORKERD to a workerd binary."
         )
     root.mkdir(parents=True, exist_ok=True)
+    with (root.parent / f"{WORKERD_VERSION}.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+        if not binary.is_file():  # or another command installed it meanwhile
+            _npm_install(npm, root, binary)
+    return binary
+
+
+def _npm_install(npm: str, root: Path, binary: Path) -> None:
     (root / "package.json").write_text('{"private": true}\n')
     result = subprocess.run(
         [
@@ -80,4 +90,3 @@ def ensure_workerd(cache: Path | None = None) -> Path:
         raise WorkerdUnavailable(
             f"npm could not install workerd@{WORKERD_VERSION} into {root}: " + " / ".join(tail)
         )
-    return binary

@@ -2,12 +2,14 @@
 
 Their versions are pinned in tests/js/package.json and package-lock.json;
 ``install()`` runs ``npm ci`` into ``.rumor/npm/`` (never into the tracked tree)
-once per lockfile. Without node and npm the tests fail with a message saying
-what to install: nothing is skipped silently.
+once per lockfile, under a file lock (test modules run in parallel). Without
+node and npm the tests fail with a message saying what to install: nothing is
+skipped silently.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -48,20 +50,27 @@ def install() -> JsClients:
     lock = (PACKAGE_DIR / "package-lock.json").read_bytes()
     stamp = INSTALL_DIR / ".installed"
     digest = hashlib.sha256(lock + (PACKAGE_DIR / "package.json").read_bytes()).hexdigest()
-    if not (stamp.is_file() and stamp.read_text() == digest):
-        INSTALL_DIR.mkdir(parents=True, exist_ok=True)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copyfile(PACKAGE_DIR / name, INSTALL_DIR / name)
-        result = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=INSTALL_DIR,
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT_S,
-            env={**os.environ, "npm_config_update_notifier": "false"},
-            check=False,
-        )
-        if result.returncode != 0:
-            pytest.fail(f"npm ci in {INSTALL_DIR} failed:\n{result.stderr[-3000:]}", pytrace=False)
-        stamp.write_text(digest)
+    INSTALL_DIR.mkdir(parents=True, exist_ok=True)
+    with (INSTALL_DIR.parent / "npm.lock").open("w") as held:
+        # Test modules run in parallel: one installs, the others wait for it.
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if not (stamp.is_file() and stamp.read_text() == digest):
+            _npm_ci(npm, digest, stamp)
     return JsClients(node, INSTALL_DIR)
+
+
+def _npm_ci(npm: str, digest: str, stamp: Path) -> None:
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(PACKAGE_DIR / name, INSTALL_DIR / name)
+    result = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund"],
+        cwd=INSTALL_DIR,
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT_S,
+        env={**os.environ, "npm_config_update_notifier": "false"},
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"npm ci in {INSTALL_DIR} failed:\n{result.stderr[-3000:]}", pytrace=False)
+    stamp.write_text(digest)
