@@ -188,8 +188,18 @@ def test_scheduled_backups_auth_streams_and_what_restore_refuses(tmp_path: Path)
         assert bad.returncode == 1 and b"restore refused" in bad.stderr, bad.stderr
         assert not (tmp_path / "d2").exists()
 
-        # A corrupt file in a backup directory is refused, naming it.
-        sst = max((scheduled / "files").glob("*.sst.*"), key=lambda p: p.stat().st_size)
+        # A corrupt file of the backup a restore takes (the newest) is refused, naming it.
+        # The node stops first, so that no newer backup leaves the file out.
+        node.stop()
+        newest = max(_manifests(scheduled), key=lambda manifest: manifest["taken_ms"])
+        sst = max(
+            (
+                scheduled / "files" / f"{f['name']}.{f['size']}.{f['crc32']:08x}"
+                for f in newest["files"]
+                if ".sst" in f["name"]
+            ),
+            key=lambda path: path.stat().st_size,
+        )
         data = bytearray(sst.read_bytes())
         data[len(data) // 2] ^= 0xFF
         sst.write_bytes(bytes(data))
