@@ -7,6 +7,8 @@
    replication time is the last node's apply time minus the time node 1 applied
    it (both from the nodes' monotonic clocks, comparable on one host). The
    baseline is the client's own Put latency (acknowledgement) in the same run.
+   The same windows run again on three nodes started with ``--workers 2``: the
+   writes and the Watch streams then go through a worker to each node's owner.
 2. Apply cost. One node (pinned to core 0) receives Push calls from this
    process acting as a peer, with batches of 1 to 1,000 records; its CPU time
    per applied record is compared with its CPU time per served Put (64 in
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 
 import grpc
 
@@ -42,6 +45,8 @@ from rumor.v1 import kv_pb2, kv_pb2_grpc, replication_pb2, replication_pb2_grpc
 
 RATE_PER_S = 500
 VALUE_BYTES = 100
+# Worker processes per node in the convergence windows run with workers.
+WORKERS = 2
 BATCH_SIZES = (1, 10, 30, 100, 300, 1000)
 FAKE_PEER = 0x0BE1_C4A7_0000_0001
 QUIET_TIMERS = (
@@ -132,6 +137,22 @@ async def convergence(addresses: list[str], windows: int, seconds: float) -> lis
     return [await convergence_window(addresses, namespace, w, seconds) for w in range(windows)]
 
 
+def _converge(root: Path, runs: int, seconds: float, *flags: str) -> list[dict[str, float]]:
+    """``runs`` convergence windows on a fresh 3-node cluster started with ``flags``."""
+    nodes = start_cluster(root, 3, *node_flags(), *flags, cores=[None])
+    try:
+        return asyncio.run(convergence([n.address for n in nodes], runs, seconds))
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def _medians(windows: list[dict[str, float]]) -> dict[str, float]:
+    return {
+        key: round(median([w[key] for w in windows]), 2) for key in windows[0] if key != "writes"
+    }
+
+
 # ---- 2. apply cost --------------------------------------------------------------
 
 
@@ -201,12 +222,8 @@ def run(*, quick: bool, runs: int) -> Result:
     seconds = 1.0 if quick else 10.0
     pin_self(None)
     with scratch_dir("replication") as root:
-        nodes = start_cluster(root / "cluster", 3, *node_flags(), cores=[None])
-        try:
-            windows = asyncio.run(convergence([n.address for n in nodes], runs, seconds))
-        finally:
-            for node in nodes:
-                node.stop()
+        windows = _converge(root / "cluster", runs, seconds)
+        with_workers = _converge(root / "workers", runs, seconds, "--workers", str(WORKERS))
         # The cluster and its client share both cores; the apply cost is measured
         # with the node on core 0 and this process, its peer, on core 1.
         pin_self(CLIENT_CORE)
@@ -226,8 +243,9 @@ def run(*, quick: bool, runs: int) -> Result:
                 )
             finally:
                 node.stop()
-    convergence_figures = {
-        key: round(median([w[key] for w in windows]), 2) for key in windows[0] if key != "writes"
+    convergence_figures = _medians(windows)
+    workers_figures = {
+        f"workers{WORKERS}_{key}": value for key, value in _medians(with_workers).items()
     }
     cost = {key: round(median([c[key] for c in costs]), 1) for key in costs[0]}
     put_cpu = cost.pop("put_server_cpu_us")
@@ -246,7 +264,7 @@ def run(*, quick: bool, runs: int) -> Result:
         name="replication",
         quick=quick,
         runs=runs,
-        figures={**convergence_figures, **cost},
+        figures={**convergence_figures, **workers_figures, **cost},
         baseline={**ack, "put_server_cpu_us": put_cpu},
         ratios={
             "replication p50 / ack p50": round(replication_p50 / max(0.001, ack["ack_p50_ms"]), 3),
@@ -267,10 +285,26 @@ def run(*, quick: bool, runs: int) -> Result:
                 100,
                 "ms",
             ),
+            Target(
+                f"the same, nodes with {WORKERS} workers each, p50",
+                workers_figures[f"workers{WORKERS}_replication_p50_ms"],
+                "<=",
+                30,
+                "ms",
+            ),
+            Target(
+                f"the same, nodes with {WORKERS} workers each, p99",
+                workers_figures[f"workers{WORKERS}_replication_p99_ms"],
+                "<=",
+                100,
+                "ms",
+            ),
             Target("apply CPU / served Put CPU at >= 30 per batch", worst_from_30, "<=", 0.10),
         ],
         notes=[
             f"{RATE_PER_S} writes/s for {seconds} s per window, {runs} windows, 3 nodes"
             f" unpinned on {os.cpu_count()} cores; apply cost: one node on core 0",
+            f"workers{WORKERS}_*: the same windows on 3 nodes started with --workers"
+            f" {WORKERS} (writes and Watch through a worker, {3 * (WORKERS + 1)} processes)",
         ],
     )
