@@ -87,20 +87,20 @@ def grpc_body(
     return h2load_body(pid, url, load, body=grpc_frame(message), headers=headers)
 
 
-async def sdk_body(call: Callable[[], Awaitable[object]], pid: int, load: Load) -> Measurement:
-    """``in_flight`` concurrent callers of ``call`` (one client), back to back."""
+async def sdk_body(call: Callable[[int], Awaitable[object]], pid: int, load: Load) -> Measurement:
+    """``in_flight`` concurrent callers, each calling ``call(its index)`` back to back."""
 
     async def calls_for(seconds: float) -> int:
         stop_at = time.perf_counter() + seconds
         completed = 0
 
-        async def caller() -> None:
+        async def caller(index: int) -> None:
             nonlocal completed
             while time.perf_counter() < stop_at:
-                await call()
+                await call(index)
                 completed += 1
 
-        await asyncio.gather(*(caller() for _ in range(load.in_flight)))
+        await asyncio.gather(*(caller(index) for index in range(load.in_flight)))
         return completed
 
     await calls_for(load.warmup)

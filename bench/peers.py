@@ -175,10 +175,10 @@ def rumor_sdk_rows(node: RumorServer, load: Load) -> dict[str, Measurement]:
             await namespace.put(KEY, VALUE)
             _expect(await namespace.get(KEY, "bytes") == VALUE, "Rumor SDK put read back by get")
 
-            async def put() -> object:
+            async def put(_caller: int) -> object:
                 return await namespace.put(KEY, VALUE)
 
-            async def get() -> object:
+            async def get(_caller: int) -> object:
                 return await namespace.get(KEY, "bytes")
 
             return {

@@ -189,13 +189,7 @@ def rumor_node(root: Path) -> Iterator[RumorServer]:
     )
     try:
         token = (("authorization", f"Bearer {API_TOKEN}"),)
-        created = grpc_unary(
-            node.address,
-            "/rumor.v1.KV/CreateNamespace",
-            kv_pb2.CreateNamespaceRequest(title="bench-peers").SerializeToString(),
-            token,
-        )
-        namespace = kv_pb2.Namespace.FromString(created).id
+        namespace = create_namespace(node.address, token, "bench-peers")
         yield RumorServer(node.address, node.http, pid_of(node), namespace)
     finally:
         node.stop()
@@ -264,6 +258,17 @@ def redis_cli(port: int, *arguments: str) -> str:
         timeout=30,
     )
     return finished.stdout.rstrip("\n") if finished.returncode == 0 else ""
+
+
+def create_namespace(address: str, metadata: tuple[tuple[str, str], ...], title: str) -> str:
+    """The id of a namespace made on the node at ``address``."""
+    created = grpc_unary(
+        address,
+        "/rumor.v1.KV/CreateNamespace",
+        kv_pb2.CreateNamespaceRequest(title=title).SerializeToString(),
+        metadata,
+    )
+    return kv_pb2.Namespace.FromString(created).id
 
 
 @contextmanager

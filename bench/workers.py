@@ -24,7 +24,6 @@ import asyncio
 import os
 import resource
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,7 +41,13 @@ from rumor.bench.common import (
     start_node,
 )
 from rumor.bench.load_generators import GRPC_HEADERS, LoadRun, grpc_frame, h2load
-from rumor.bench.peers_servers import ensure_programs, grpc_unary, tree_cpu_seconds
+from rumor.bench.measured_load import Load, sdk_body
+from rumor.bench.peers_servers import (
+    create_namespace,
+    ensure_programs,
+    grpc_unary,
+    tree_cpu_seconds,
+)
 from rumor.client.batch_aio import AsyncBatcher
 from rumor.node.server.workers.owner_link import GATHER_S
 from rumor.v1 import kv_pb2
@@ -99,57 +104,32 @@ def _measure(
     }
 
 
-def _namespace(address: str, metadata: tuple[tuple[str, str], ...]) -> str:
-    created = grpc_unary(
-        address,
-        "/rumor.v1.KV/CreateNamespace",
-        kv_pb2.CreateNamespaceRequest(title="bench-workers").SerializeToString(),
-        metadata,
-    )
-    return kv_pb2.Namespace.FromString(created).id
-
-
 async def _fed_puts(
-    address: str, pid: int, namespace: str, workers: int, warmup: float, seconds: float
+    address: str, pid: int, namespace: str, workers: int, load: Load
 ) -> dict[str, float]:
     """The owner's rate and CPU per Put, fed by ``workers`` Batch streams as workers feed it."""
     metadata = (("authorization", f"Bearer {API_TOKEN}"),)
     channels = [grpc.aio.insecure_channel(address) for _ in range(workers)]
     links = [AsyncBatcher(channel, metadata, gather_s=GATHER_S) for channel in channels]
-    completed = 0
+    puts = [
+        kv_pb2.PutRequest(namespace_id=namespace, key=b"w%d" % caller, value=VALUE)
+        for caller in range(load.in_flight)
+    ]
 
-    async def writer(link: AsyncBatcher, key: bytes, stop_at: float) -> None:
-        nonlocal completed
-        put = kv_pb2.PutRequest(namespace_id=namespace, key=key, value=VALUE)
-        while time.perf_counter() < stop_at:
-            await link.call("put", put, 10.0)  # an error fails the benchmark
-            completed += 1
-
-    async def run_for(duration: float) -> None:
-        stop_at = time.perf_counter() + duration
-        await asyncio.gather(
-            *(
-                writer(links[caller % workers], b"w%d" % caller, stop_at)
-                for caller in range(IN_FLIGHT)
-            )
-        )
+    async def put(caller: int) -> object:  # a caller keeps to one link; an error fails the run
+        return await links[caller % workers].call("put", puts[caller], 10.0)
 
     try:
-        await run_for(warmup)
-        completed = 0
-        cpu_before, started = tree_cpu_seconds(pid), time.perf_counter()
-        await run_for(seconds)
-        elapsed, cpu = time.perf_counter() - started, tree_cpu_seconds(pid) - cpu_before
+        measured = await sdk_body(put, pid, load)
     finally:
-        for link in links:
-            await link.close()
+        for each in links:
+            await each.close()
         for channel in channels:
             await channel.close(None)
-    cpu_us = cpu / completed * 1e6
     return {
-        f"owner_fed_by_{workers}_put_ops_per_s": round(completed / elapsed, 1),
-        f"owner_fed_by_{workers}_cpu_us_per_put": round(cpu_us, 1),
-        f"owner_fed_by_{workers}_write_ceiling_ops_per_s": round(1e6 / cpu_us),
+        f"owner_fed_by_{workers}_put_ops_per_s": round(measured.ops_per_s, 1),
+        f"owner_fed_by_{workers}_cpu_us_per_put": round(measured.cpu_us_per_op, 1),
+        f"owner_fed_by_{workers}_write_ceiling_ops_per_s": round(1e6 / measured.cpu_us_per_op),
     }
 
 
@@ -160,15 +140,13 @@ def owner_fed(root: Path, seconds: float) -> dict[str, float]:
     )
     affinity = os.sched_getaffinity(0)
     try:
-        namespace = _namespace(node.address, (("authorization", f"Bearer {API_TOKEN}"),))
+        metadata = (("authorization", f"Bearer {API_TOKEN}"),)
+        namespace = create_namespace(node.address, metadata, "bench-workers")
         pin_self(CLIENT_CORE)
+        load = Load(seconds=seconds, warmup=min(1.0, seconds), in_flight=IN_FLIGHT)
         figures: dict[str, float] = {}
         for workers in FED_BY:
-            figures |= asyncio.run(
-                _fed_puts(
-                    node.address, pid_of(node), namespace, workers, min(1.0, seconds), seconds
-                )
-            )
+            figures |= asyncio.run(_fed_puts(node.address, pid_of(node), namespace, workers, load))
         return figures
     finally:
         os.sched_setaffinity(0, affinity)
@@ -189,7 +167,7 @@ def one_node(root: Path, workers: int, seconds: float) -> dict[str, float]:
     )
     try:
         metadata = (("authorization", f"Bearer {API_TOKEN}"),)
-        namespace = _namespace(node.address, metadata)
+        namespace = create_namespace(node.address, metadata, "bench-workers")
         put = kv_pb2.PutRequest(namespace_id=namespace, key=KEY, value=VALUE).SerializeToString()
         get = kv_pb2.GetRequest(namespace_id=namespace, key=KEY).SerializeToString()
         grpc_unary(node.address, "/rumor.v1.KV/Put", put, metadata)

@@ -56,6 +56,17 @@ class FuzzReport:
     probe_mismatches: int = 0  # probes answered under another id than the probed one
     rejoins: int = 0  # nodes refused as removed that rejoined as new
 
+    def absorb(self, other: FuzzReport) -> None:
+        """Add ``other``'s counts and failures to this report's (failures kept in index order)."""
+        for each in fields(self):
+            mine, theirs = getattr(self, each.name), getattr(other, each.name)
+            if isinstance(mine, dict):
+                for name, value in theirs.items():
+                    mine[name] = mine.get(name, 0) + value
+            else:
+                setattr(self, each.name, mine + theirs)
+        self.failures.sort(key=lambda failure: failure.index)
+
 
 def schedule_for(
     seed: int,
@@ -155,14 +166,7 @@ def fuzz_in_parallel(
         reports = list(pool.map(_fuzz_part, parts))
     report = FuzzReport()
     for part in reports:
-        for each in fields(FuzzReport):
-            mine, theirs = getattr(report, each.name), getattr(part, each.name)
-            if isinstance(mine, dict):
-                for name, value in theirs.items():
-                    mine[name] = mine.get(name, 0) + value
-            else:
-                setattr(report, each.name, mine + theirs)
-    report.failures.sort(key=lambda failure: failure.index)
+        report.absorb(part)
     for failure in report.failures:
         tell(failure, say)
     report.wall_s = time.perf_counter() - started
