@@ -29,7 +29,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("RUMOR_CACHE_DIR") or ".rumor").resolve()
 
 
-def _package() -> str:
+def package_name() -> str:
     system = _SYSTEMS.get(platform.system().lower())
     arch = _ARCHES.get(platform.machine().lower())
     if system is None or arch is None:
@@ -41,7 +41,7 @@ def _package() -> str:
 
 
 def installed_binary(root: Path) -> Path:
-    return root / "node_modules" / _package() / "bin" / "workerd"
+    return root / "node_modules" / package_name() / "bin" / "workerd"
 
 
 def ensure_workerd(cache: Path | None = None) -> Path:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rumor.client.workerd_install import _package
+from rumor.client.workerd_install import package_name
 
 FAKE_NPM = """#!/bin/sh
 echo "$*" >> "$NPM_RUNS"
@@ -43,7 +43,7 @@ def test_commands_started_at_once_install_workerd_once(tmp_path: Path) -> None:
         **os.environ,
         "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
         "NPM_RUNS": str(runs),
-        "WORKERD_PACKAGE": _package(),
+        "WORKERD_PACKAGE": package_name(),
     }
     env.pop("RUMOR_WORKERD", None)
     cache = tmp_path / "cache"
