@@ -30,6 +30,7 @@ from rumor.node.replication.replica import reads
 from rumor.node.replication.replica.replica import Write
 from rumor.node.server.driver.clock import WallClock
 from rumor.node.server.driver.group_commit import GroupCommit
+from rumor.node.server.gathered_writes import GatheredWrites
 from rumor.node.server.replication_hooks import ReplicationHooks, Standalone
 from rumor.node.server.sessions import Sessions
 
@@ -119,6 +120,7 @@ class Operations:
         self.min_expiration_ttl = min_expiration_ttl
         self.replication: ReplicationHooks = replication or Standalone(replica, clock)
         self.sessions = Sessions(replica, self.replication)
+        self.gathered = GatheredWrites(self._propose_checked)
 
     # ---- namespaces -----------------------------------------------------
 
@@ -210,21 +212,32 @@ class Operations:
         )
         return Write(namespace, key, item.value, metadata, expiration)
 
-    async def put(self, namespace_id: str, item: PutItem, min_replicas: int = 0) -> Applied:
+    async def put(
+        self, namespace_id: str, item: PutItem, min_replicas: int = 0, *, gather: bool = False
+    ) -> Applied:
+        """Write ``item``; with ``gather``, proposed with the other writes of this turn of
+        the event loop (``gathered_writes``: the HTTP API's writes come together)."""
         write = self.validated(self._namespace(namespace_id), item, self.clock.now_s())
-        self.replication.check_clock()
-        applied = self.replication.propose([write])[0]
-        await self.commit.durable(applied.ticket)
+        applied = await self._write(write, gather)
         if min_replicas > 1:
             await self.replication.wait_for_replicas(applied.header.seq, min_replicas)
         return applied
 
-    async def delete(self, namespace_id: str, key: bytes) -> Applied:
+    async def delete(self, namespace_id: str, key: bytes, *, gather: bool = False) -> Applied:
         write = Write(self._namespace(namespace_id), validation.key(key), tombstone=True)
-        self.replication.check_clock()
-        applied = self.replication.propose([write])[0]
+        return await self._write(write, gather)
+
+    async def _write(self, write: Write, gather: bool) -> Applied:
+        if gather:
+            applied = await self.gathered.write(write)
+        else:
+            applied = self._propose_checked([write])[0]
         await self.commit.durable(applied.ticket)
         return applied
+
+    def _propose_checked(self, writes: Sequence[Write]) -> list[Applied]:
+        self.replication.check_clock()
+        return self.replication.propose(writes)
 
     async def bulk_put(self, namespace_id: str, items: Sequence[PutItem]) -> BulkWritten:
         """Validate every item, then write them all; a key given twice keeps its last item."""

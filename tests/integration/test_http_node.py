@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -133,3 +135,42 @@ def test_metrics_move_with_traffic(secured: NodeProcess) -> None:
     )
     assert _metric(after, "rumor_records_held") >= _metric(before, "rumor_records_held") + 5
     assert _metric(after, "rumor_request_seconds_count", *puts) >= 5
+
+
+def test_concurrent_writes_each_get_their_own_answer(secured: NodeProcess) -> None:
+    """HTTP writes that arrive together are proposed together (one per turn of the node's
+    loop): each still gets what it would alone, and a bad one fails alone."""
+    base = f"http://{secured.http}/client/v4/accounts/acct/storage/kv/namespaces"
+    title = json.dumps({"title": "together"}).encode()
+    namespace = json.loads(_request(base, TOKEN, "POST", title, "application/json")[1])["result"][
+        "id"
+    ]
+    values = f"{base}/{namespace}/values"
+    for i in range(8):
+        assert _request(f"{values}/old{i}", TOKEN, "PUT", b"old")[0] == 200
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def burst() -> list[tuple[str, int]]:
+        async with aiohttp.ClientSession(headers=headers) as session:
+
+            async def call(method: str, path: str, body: bytes | None = None) -> tuple[str, int]:
+                async with session.request(method, f"{values}/{path}", data=body) as answer:
+                    await answer.read()
+                    return path, answer.status
+
+            calls = [call("PUT", f"k{i}", b"v%d" % i) for i in range(40)]
+            calls += [call("PUT", "shared", b"s%d" % i) for i in range(16)]
+            calls += [call("DELETE", f"old{i}") for i in range(8)]
+            calls.append(call("PUT", "bad?expiration_ttl=soon", b"never"))
+            return await asyncio.gather(*calls)
+
+    answers = asyncio.run(burst())
+    assert [status for path, status in answers if not path.startswith("bad")] == [200] * 64
+    assert dict(answers)["bad?expiration_ttl=soon"] == 400
+    for i in range(40):
+        assert _request(f"{values}/k{i}", TOKEN) == (200, b"v%d" % i)
+    status, shared = _request(f"{values}/shared", TOKEN)
+    assert status == 200 and shared in {b"s%d" % i for i in range(16)}
+    for i in range(8):
+        assert _request(f"{values}/old{i}", TOKEN)[0] == 404
+    assert _request(f"{values}/bad", TOKEN)[0] == 404

@@ -285,7 +285,7 @@ async def answer_put(
         expiration = expiration_ttl = None
     item = PutItem(key, value, expiration, expiration_ttl, metadata)
     after = await session_of(operations, request)
-    applied = await operations.put(namespace_id, item)
+    applied = await operations.put(namespace_id, item, gather=True)
     answer = json_answer(EMPTY_SUCCESS)
     answer.headers.update(write_session(after, applied.header.origin, applied.header.seq))
     return answer
@@ -305,7 +305,7 @@ async def answer_delete(
     operations: Operations, reads: ByteBudget, namespace_id: str, key: bytes, request: web.Request
 ) -> web.StreamResponse:
     after = await session_of(operations, request)
-    applied = await operations.delete(namespace_id, key)
+    applied = await operations.delete(namespace_id, key, gather=True)
     answer = json_answer(EMPTY_SUCCESS)
     answer.headers.update(write_session(after, applied.header.origin, applied.header.seq))
     return answer

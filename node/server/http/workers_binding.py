@@ -161,7 +161,7 @@ async def _dispatch(
         return await _put(request, operations, namespace_id, key)
     if method == "DELETE":
         after = await session_of(operations, request)
-        applied = await operations.delete(namespace_id, key)
+        applied = await operations.delete(namespace_id, key, gather=True)
         return web.Response(headers=write_session(after, applied.header.origin, applied.header.seq))
     raise web.HTTPMethodNotAllowed(method, ["GET", "PUT", "DELETE"])
 
@@ -235,7 +235,7 @@ async def _put(
         metadata=None if raw_metadata is None else raw_metadata.encode("utf-8", "surrogateescape"),
     )
     after = await session_of(operations, request)
-    applied = await operations.put(namespace_id, item)
+    applied = await operations.put(namespace_id, item, gather=True)
     return web.Response(headers=write_session(after, applied.header.origin, applied.header.seq))
 
 

@@ -88,7 +88,10 @@ class ForwardedOperations(Operations):
     def lag_bound(self) -> str | None:
         return None  # the owner's replica knows it; a session read goes there (session_header)
 
-    async def put(self, namespace_id: str, item: PutItem, min_replicas: int = 0) -> Applied:
+    async def put(
+        self, namespace_id: str, item: PutItem, min_replicas: int = 0, *, gather: bool = False
+    ) -> Applied:
+        # Gathered or not, the write joins the owner link's next frame with every other.
         request = kv_pb2.PutRequest(
             namespace_id=namespace_id, key=item.key, value=item.value, min_replicas=min_replicas
         )
@@ -107,7 +110,7 @@ class ForwardedOperations(Operations):
         answer = await self._call("put", request)
         return Applied(_header(answer.version, answer.expiration, item.metadata, answer.seq), 0)
 
-    async def delete(self, namespace_id: str, key: bytes) -> Applied:
+    async def delete(self, namespace_id: str, key: bytes, *, gather: bool = False) -> Applied:
         request = kv_pb2.DeleteRequest(namespace_id=namespace_id, key=key)
         answer = await self._call("delete", request)
         return Applied(_header(answer.version, 0, None, answer.seq), 0)
