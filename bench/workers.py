@@ -53,6 +53,7 @@ from rumor.node.server.workers.owner_link import GATHER_S
 from rumor.v1 import kv_pb2
 
 API_TOKEN = "bench-workers-token"
+AUTHORIZATION = (("authorization", f"Bearer {API_TOKEN}"),)
 VALUE = b"v" * 100
 KEY = b"bench-key"
 WORKER_COUNTS = (0, 1, 2)
@@ -108,9 +109,8 @@ async def _fed_puts(
     address: str, pid: int, namespace: str, workers: int, load: Load
 ) -> dict[str, float]:
     """The owner's rate and CPU per Put, fed by ``workers`` Batch streams as workers feed it."""
-    metadata = (("authorization", f"Bearer {API_TOKEN}"),)
     channels = [grpc.aio.insecure_channel(address) for _ in range(workers)]
-    links = [AsyncBatcher(channel, metadata, gather_s=GATHER_S) for channel in channels]
+    links = [AsyncBatcher(channel, AUTHORIZATION, gather_s=GATHER_S) for channel in channels]
     puts = [
         kv_pb2.PutRequest(namespace_id=namespace, key=b"w%d" % caller, value=VALUE)
         for caller in range(load.in_flight)
@@ -140,8 +140,7 @@ def owner_fed(root: Path, seconds: float) -> dict[str, float]:
     )
     affinity = os.sched_getaffinity(0)
     try:
-        metadata = (("authorization", f"Bearer {API_TOKEN}"),)
-        namespace = create_namespace(node.address, metadata, "bench-workers")
+        namespace = create_namespace(node.address, AUTHORIZATION, "bench-workers")
         pin_self(CLIENT_CORE)
         load = Load(seconds=seconds, warmup=min(1.0, seconds), in_flight=IN_FLIGHT)
         figures: dict[str, float] = {}
@@ -166,13 +165,12 @@ def one_node(root: Path, workers: int, seconds: float) -> dict[str, float]:
         core=None,
     )
     try:
-        metadata = (("authorization", f"Bearer {API_TOKEN}"),)
-        namespace = create_namespace(node.address, metadata, "bench-workers")
+        namespace = create_namespace(node.address, AUTHORIZATION, "bench-workers")
         put = kv_pb2.PutRequest(namespace_id=namespace, key=KEY, value=VALUE).SerializeToString()
         get = kv_pb2.GetRequest(namespace_id=namespace, key=KEY).SerializeToString()
-        grpc_unary(node.address, "/rumor.v1.KV/Put", put, metadata)
+        grpc_unary(node.address, "/rumor.v1.KV/Put", put, AUTHORIZATION)
         answer = kv_pb2.GetResponse.FromString(
-            grpc_unary(node.address, "/rumor.v1.KV/Get", get, metadata)
+            grpc_unary(node.address, "/rumor.v1.KV/Get", get, AUTHORIZATION)
         )
         if answer.value != VALUE:
             raise RuntimeError("the benchmark's Put did not read back")

@@ -38,9 +38,10 @@ class GatheredWrites:
 
     async def write(self, write: Write) -> Applied:
         """``write`` proposed with the others of this turn; its ``Applied``."""
-        future: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
-        if not self._pending:
-            future.get_loop().call_soon(self._flush)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Applied] = loop.create_future()
+        if not self._pending:  # the turn's first write: the proposal comes once it ends
+            loop.call_soon(self._flush)
         self._pending.append((write, future))
         return await future
 

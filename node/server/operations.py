@@ -120,7 +120,7 @@ class Operations:
         self.min_expiration_ttl = min_expiration_ttl
         self.replication: ReplicationHooks = replication or Standalone(replica, clock)
         self.sessions = Sessions(replica, self.replication)
-        self.gathered = GatheredWrites(self._propose_checked)
+        self._gathered = GatheredWrites(self._propose_checked)
 
     # ---- namespaces -----------------------------------------------------
 
@@ -218,20 +218,15 @@ class Operations:
         """Write ``item``; with ``gather``, proposed with the other writes of this turn of
         the event loop (``gathered_writes``: the HTTP API's writes come together)."""
         write = self.validated(self._namespace(namespace_id), item, self.clock.now_s())
-        applied = await self._write(write, gather)
+        applied = await self._gathered.write(write) if gather else self._propose_checked([write])[0]
+        await self.commit.durable(applied.ticket)
         if min_replicas > 1:
             await self.replication.wait_for_replicas(applied.header.seq, min_replicas)
         return applied
 
     async def delete(self, namespace_id: str, key: bytes, *, gather: bool = False) -> Applied:
         write = Write(self._namespace(namespace_id), validation.key(key), tombstone=True)
-        return await self._write(write, gather)
-
-    async def _write(self, write: Write, gather: bool) -> Applied:
-        if gather:
-            applied = await self.gathered.write(write)
-        else:
-            applied = self._propose_checked([write])[0]
+        applied = await self._gathered.write(write) if gather else self._propose_checked([write])[0]
         await self.commit.durable(applied.ticket)
         return applied
 
